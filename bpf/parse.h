@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Packet parsing: Ethernet (one 802.1Q/802.1ad tag), IPv4 (with options),
+ * TCP and UDP ports. */
+#ifndef XLB_PARSE_H
+#define XLB_PARSE_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+struct vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+enum parse_result {
+	PARSE_OK = 0,
+	PARSE_NOT_IPV4,   /* not ours: pass */
+	PARSE_BAD_IP,     /* IP header cut short or invalid: pass, the kernel drops it */
+	PARSE_FRAGMENT,   /* IP fragment: ports unknown */
+	PARSE_TRUNCATED,  /* TCP/UDP header cut short */
+	PARSE_OTHER_L4,   /* not TCP or UDP */
+};
+
+struct packet {
+	__be32 src;
+	__be32 dst;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 tcp_flags; /* byte 13 of the TCP header */
+	__u16 pad;
+	struct ethhdr *eth;
+};
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
+static __always_inline int parse_packet(void *data, void *data_end, struct packet *p)
+{
+	struct ethhdr *eth = data;
+	void *cur = eth + 1;
+	if (cur > data_end)
+		return PARSE_NOT_IPV4;
+	p->eth = eth;
+
+	__be16 proto = eth->h_proto;
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+		struct vlan_hdr *vh = cur;
+		if ((void *)(vh + 1) > data_end)
+			return PARSE_NOT_IPV4;
+		proto = vh->proto;
+		cur = vh + 1;
+	}
+	if (proto != bpf_htons(ETH_P_IP))
+		return PARSE_NOT_IPV4;
+
+	struct iphdr *iph = cur;
+	if ((void *)(iph + 1) > data_end)
+		return PARSE_BAD_IP;
+	if (iph->version != 4 || iph->ihl < 5)
+		return PARSE_BAD_IP;
+	__u32 ihl = iph->ihl * 4;
+	p->src = iph->saddr;
+	p->dst = iph->daddr;
+	p->proto = iph->protocol;
+	/* MF set or a non-zero offset: a fragment (ports unknown or absent). */
+	if (iph->frag_off & bpf_htons(0x3fff))
+		return PARSE_FRAGMENT;
+
+	cur = (void *)iph + ihl;
+	if (iph->protocol == IPPROTO_TCP) {
+		struct tcphdr *th = cur;
+		if ((void *)(th + 1) > data_end)
+			return PARSE_TRUNCATED;
+		p->sport = th->source;
+		p->dport = th->dest;
+		p->tcp_flags = ((__u8 *)th)[13];
+		return PARSE_OK;
+	}
+	if (iph->protocol == IPPROTO_UDP) {
+		struct udphdr *uh = cur;
+		if ((void *)(uh + 1) > data_end)
+			return PARSE_TRUNCATED;
+		p->sport = uh->source;
+		p->dport = uh->dest;
+		return PARSE_OK;
+	}
+	return PARSE_OTHER_L4;
+}
+
+#endif /* XLB_PARSE_H */

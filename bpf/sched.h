@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Choosing a real for a new flow, exactly as IPVS would.
+ *
+ * The control plane (pkg/sched) precomputes every table: rr/wrr as the
+ * sequence of picks IPVS would make from its current state (a prefix, then a
+ * cycle repeated forever), sh/dh as the 256 hash buckets. The program only
+ * indexes them. */
+#ifndef XLB_SCHED_H
+#define XLB_SCHED_H
+
+#include "xlb_maps.h"
+#include "parse.h"
+
+/* include/linux/hash.h hash_32() with GOLDEN_RATIO_32. */
+static __always_inline __u32 hash_32(__u32 val, __u32 bits)
+{
+	return (val * 0x61C88647u) >> (32 - bits);
+}
+
+static __always_inline struct real *real_if_available(__u32 slot)
+{
+	if (slot == XLB_NO_REAL)
+		return 0;
+	struct real *r = bpf_map_lookup_elem(&reals, &slot);
+	if (!r || !(r->flags & XLB_REAL_F_AVAILABLE))
+		return 0;
+	return r;
+}
+
+static __always_inline __u32 sched_tab_get(__u32 svc_slot, __u32 i)
+{
+	__u32 key = svc_slot * XLB_SCHED_SLOTS + (i & (XLB_SCHED_SLOTS - 1));
+	__u32 *v = bpf_map_lookup_elem(&sched_tab, &key);
+	return v ? *v : XLB_NO_REAL;
+}
+
+/* rr and wrr: take the next pick of the sequence. */
+static __always_inline __u32 sched_sequence(const struct svc *s, __u32 svc_slot)
+{
+	if (s->seq_len == 0 || s->seq_loop >= s->seq_len)
+		return XLB_NO_REAL;
+	__u64 *cursor = bpf_map_lookup_elem(&sched_cursor, &svc_slot);
+	if (!cursor)
+		return XLB_NO_REAL;
+	__u64 n = __sync_fetch_and_add(cursor, 1);
+	__u64 pos = n;
+	if (n >= s->seq_len)
+		pos = s->seq_loop + (n - s->seq_loop) % (s->seq_len - s->seq_loop);
+	return sched_tab_get(svc_slot, (__u32)pos);
+}
+
+/* sh (ip_vs_sh.c): bucket of ntohl(saddr) [+ sport with sh-port]; with
+ * sh-fallback, probe (2*ih + offset) & 255 until a usable real or an empty
+ * bucket. */
+static __always_inline __u32 sched_sh(const struct svc *s, __u32 svc_slot, const struct packet *p)
+{
+	__u32 key = bpf_ntohl(p->src);
+	if (s->flags & XLB_SVC_F_SH_PORT)
+		key += bpf_ntohs(p->sport);
+	__u32 ih = hash_32(key, XLB_HASH_TAB_BITS);
+	__u32 slot = sched_tab_get(svc_slot, ih);
+	if (real_if_available(slot))
+		return slot;
+	if (!(s->flags & XLB_SVC_F_SH_FALLBACK))
+		return XLB_NO_REAL;
+	for (__u32 offset = 0; offset < XLB_HASH_TAB_SIZE; offset++) {
+		slot = sched_tab_get(svc_slot, (2 * ih + offset) & (XLB_HASH_TAB_SIZE - 1));
+		if (slot == XLB_NO_REAL)
+			return XLB_NO_REAL;
+		if (real_if_available(slot))
+			return slot;
+	}
+	return XLB_NO_REAL;
+}
+
+/* dh (ip_vs_dh.c): bucket of ntohl(daddr), no fallback. */
+static __always_inline __u32 sched_dh(__u32 svc_slot, const struct packet *p)
+{
+	__u32 slot = sched_tab_get(svc_slot, hash_32(bpf_ntohl(p->dst), XLB_HASH_TAB_BITS));
+	return real_if_available(slot) ? slot : XLB_NO_REAL;
+}
+
+/* Returns a real slot that is available for a new flow, or XLB_NO_REAL. */
+static __always_inline __u32 schedule(const struct svc *s, __u32 svc_slot, const struct packet *p)
+{
+	__u32 slot;
+	switch (s->sched) {
+	case XLB_SCHED_RR:
+	case XLB_SCHED_WRR:
+		slot = sched_sequence(s, svc_slot);
+		/* The table never holds an unavailable real; checking again
+		 * covers a weight change racing with this packet. */
+		return real_if_available(slot) ? slot : XLB_NO_REAL;
+	case XLB_SCHED_SH:
+		return sched_sh(s, svc_slot, p);
+	case XLB_SCHED_DH:
+		return sched_dh(svc_slot, p);
+	}
+	return XLB_NO_REAL;
+}
+
+#endif /* XLB_SCHED_H */

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Every tunable of the data plane. Each can be overridden at build time with
+ * -DNAME=value; the loader can also resize maps (MaxEntries) without a rebuild. */
+#ifndef XLB_CONSTS_H
+#define XLB_CONSTS_H
+
+/* Services (VIP, port, protocol). Each service owns two slots (double
+ * buffering: the control plane fills the idle slot, then flips the service
+ * map to it, so a reader never sees a half-written scheduler table). */
+#ifndef XLB_MAX_SERVICES
+#define XLB_MAX_SERVICES 256
+#endif
+#define XLB_MAX_SVC_SLOTS (XLB_MAX_SERVICES * 2)
+
+/* Real servers, counted per (service, real) pair as IPVS counts dests. */
+#ifndef XLB_MAX_REALS
+#define XLB_MAX_REALS 4096
+#endif
+
+/* Entries of one scheduler table: the rr/wrr pick sequence (prefix + cycle)
+ * or the 256 sh/dh buckets. A wrr cycle is sum(weights)/gcd(weights) long. */
+#ifndef XLB_SCHED_SLOTS
+#define XLB_SCHED_SLOTS 4096
+#endif
+
+/* sh/dh buckets: IP_VS_SH_TAB_BITS / IP_VS_DH_TAB_BITS default 8. */
+#define XLB_HASH_TAB_BITS 8
+#define XLB_HASH_TAB_SIZE (1 << XLB_HASH_TAB_BITS)
+
+/* Connection table (LRU). The loader sizes it; this is the default. */
+#ifndef XLB_MAX_CONNS
+#define XLB_MAX_CONNS (1 << 18)
+#endif
+
+/* Addresses that are VIPs of any service: consulted only for packets whose
+ * ports cannot be read (fragments, truncated L4 headers). */
+#ifndef XLB_MAX_VIPS
+#define XLB_MAX_VIPS 1024
+#endif
+
+/* Egress interfaces for devmap redirects. */
+#ifndef XLB_MAX_IFACES
+#define XLB_MAX_IFACES 64
+#endif
+
+/* A flow's last-seen time is written back only when it has moved by this
+ * much, to keep stores to a shared cache line off the per-packet path. */
+#ifndef XLB_LAST_SEEN_STEP_NS
+#define XLB_LAST_SEEN_STEP_NS 1000000000ULL
+#endif
+
+/* IPVS default timeouts (seconds): established TCP and UDP. */
+#ifndef XLB_TCP_TIMEOUT_S
+#define XLB_TCP_TIMEOUT_S 900
+#endif
+#ifndef XLB_UDP_TIMEOUT_S
+#define XLB_UDP_TIMEOUT_S 300
+#endif
+
+#define XLB_NO_REAL 0xffffffffu
+
+#endif /* XLB_CONSTS_H */

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Map definitions. All maps are pinned by name under the loader's pin path
+ * (/sys/fs/bpf/xlb), so a restarted control plane finds the same flows,
+ * services and counters.
+ *
+ * Control-plane maps (written by Go, read by the program) come first; the
+ * hot-path maps the program writes per packet or per new flow follow. */
+#ifndef XLB_MAPS_H
+#define XLB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "xlb_consts.h"
+#include "xlb_structs.h"
+
+/* ---- written by the control plane ---- */
+
+/* (VIP, port, protocol) -> live slot in svcs. Updating a hash element swaps
+ * it whole, which is what makes the slot flip atomic. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct svc_key);
+	__type(value, __u32);
+	__uint(max_entries, XLB_MAX_SERVICES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} svc_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct svc);
+	__uint(max_entries, XLB_MAX_SVC_SLOTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} svcs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct real);
+	__uint(max_entries, XLB_MAX_REALS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} reals SEC(".maps");
+
+/* Scheduler tables, XLB_SCHED_SLOTS entries per service slot: real slots in
+ * rr/wrr pick order, or the 256 sh/dh buckets. XLB_NO_REAL marks none. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, XLB_MAX_SVC_SLOTS * XLB_SCHED_SLOTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sched_tab SEC(".maps");
+
+/* Every address that is the VIP of some service. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __be32);
+	__type(value, __u32);
+	__uint(max_entries, XLB_MAX_VIPS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vips SEC(".maps");
+
+/* Egress interfaces for reals that are not on the ingress link. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, XLB_MAX_IFACES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tx_ports SEC(".maps");
+
+/* ---- written by the program ---- */
+
+/* rr/wrr: picks consumed from a service slot's sequence. Shared across CPUs
+ * (one atomic add per new flow, never per packet) so that the order of picks
+ * is one global order, as under IPVS's scheduler lock. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, XLB_MAX_SVC_SLOTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sched_cursor SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct conn_key);
+	__type(value, struct conn);
+	__uint(max_entries, XLB_MAX_CONNS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct counters);
+	__uint(max_entries, XLB_MAX_SERVICES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} svc_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct counters);
+	__uint(max_entries, XLB_MAX_REALS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} real_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, enum xlb_stat);
+	__type(value, __u64);
+	__uint(max_entries, XLB_STAT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} stats SEC(".maps");
+
+#endif /* XLB_MAPS_H */

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Map keys and values. Every struct is explicitly padded: Go types are
+ * generated from these by bpf2go (-type), never written by hand. */
+#ifndef XLB_STRUCTS_H
+#define XLB_STRUCTS_H
+
+#include <linux/types.h>
+
+enum xlb_sched {
+	XLB_SCHED_NONE = 0,
+	XLB_SCHED_RR = 1,
+	XLB_SCHED_WRR = 2,
+	XLB_SCHED_SH = 3,
+	XLB_SCHED_DH = 4,
+};
+
+enum xlb_forward {
+	XLB_FWD_DR = 0,
+};
+
+/* IP_VS_SVC_F_SCHED1/2: sh-fallback, sh-port (ipvsadm -b). */
+enum xlb_svc_flags {
+	XLB_SVC_F_SH_FALLBACK = 0x0008,
+	XLB_SVC_F_SH_PORT = 0x0010,
+};
+
+enum xlb_real_flags {
+	/* weight > 0, next hop resolved: may take new flows. */
+	XLB_REAL_F_AVAILABLE = 1 << 0,
+	/* the slot holds a real (possibly quiesced or unresolved). */
+	XLB_REAL_F_PRESENT = 1 << 1,
+};
+
+/* Why a packet to a VIP was dropped or passed; per-CPU counters. */
+enum xlb_stat {
+	XLB_STAT_FRAGMENT = 0,    /* IP fragment to a VIP: dropped */
+	XLB_STAT_TRUNCATED = 1,   /* L4 header cut short, to a VIP: dropped */
+	XLB_STAT_NO_DEST = 2,     /* scheduler found no real: dropped (IPVS: port unreachable) */
+	XLB_STAT_DEST_GONE = 3,   /* flow's real was removed: dropped (expire_nodest_conn=0) */
+	XLB_STAT_NOT_SYN = 4,     /* TCP without SYN and no flow: passed to the kernel */
+	XLB_STAT_REDIRECT = 5,    /* frames redirected to another interface */
+	XLB_STAT_TX = 6,          /* frames sent back out of the ingress interface */
+	XLB_STAT_MAX = 7,
+};
+
+struct svc_key {
+	__be32 vip;
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+/* One service slot. The service map points a key at the live slot. */
+struct svc {
+	__u32 id;        /* service index (slot / 2) + 1; 0 = unused */
+	__u8 sched;      /* enum xlb_sched */
+	__u8 forward;    /* enum xlb_forward */
+	__u16 flags;     /* enum xlb_svc_flags */
+	__u32 seq_len;   /* rr/wrr: picks in the table; 0 = no destination */
+	__u32 seq_loop;  /* rr/wrr: index where the repeating cycle starts */
+	/* rr/wrr state the sequence was generated from, so that a restarted
+	 * control plane can regenerate it and know where IPVS would be. */
+	__s32 start_cursor;
+	__s32 start_cw;
+};
+
+struct real {
+	__be32 addr;
+	__be16 port;
+	__u8 dst_mac[6];
+	__u8 src_mac[6];
+	__u16 pad;
+	__u32 ifindex;   /* egress interface */
+	__u32 svc;       /* service index */
+	__u32 gen;       /* bumped when the slot is freed or reused */
+	__u32 flags;     /* enum xlb_real_flags */
+	__s32 weight;    /* configured weight */
+	__u32 order;     /* position in the service's dest list (IPVS insertion order) */
+};
+
+struct conn_key {
+	__be32 src;
+	__be32 dst;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct conn {
+	__u32 real;      /* real slot */
+	__u32 gen;       /* real slot generation when the flow was made */
+	__u64 last_seen; /* bpf_ktime_get_ns, coarse */
+	__u32 svc;       /* service index */
+	__u32 timeout_s;
+};
+
+struct counters {
+	__u64 packets;
+	__u64 bytes;
+	__u64 conns;
+};
+
+#endif /* XLB_STRUCTS_H */

@@ -1,0 +1,232 @@
+package testutil
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+)
+
+// DR is a one-LAN direct-routing topology: a client, a director and N
+// reals, each in its own namespace, on a bridge in a switch namespace.
+//
+//	client 10.77.0.1 ─┐
+//	director 10.77.0.2 ┼─ br0 (switch ns)
+//	real i 10.77.0.(11+i) ┘   VIP 10.77.1.100 on each real's lo
+//
+// The client routes the VIP via the director (as an upstream router sends a
+// VIP to the VRRP master). Reals answer the client directly.
+type DR struct {
+	Switch, Client, Director *NS
+	Reals                    []*NS
+	VIP                      netip.Addr
+	ClientAddr               netip.Addr
+	DirectorAddr             netip.Addr
+	RealAddrs                []netip.Addr
+	// DirectorIf is the director's interface, where xlb attaches.
+	DirectorIf string
+
+	closers []func() error
+}
+
+// DROptions shape a DR topology.
+type DROptions struct {
+	Reals int
+	// Native prepares the switch side for native XDP on the director:
+	// XDP_TX to a veth needs an XDP program on its peer.
+	Native bool
+}
+
+// NewDR builds the topology. Close removes all of it.
+func NewDR(opts DROptions) (_ *DR, err error) {
+	id := Suffix()
+	t := &DR{
+		VIP:          netip.MustParseAddr("10.77.1.100"),
+		ClientAddr:   netip.MustParseAddr("10.77.0.1"),
+		DirectorAddr: netip.MustParseAddr("10.77.0.2"),
+		DirectorIf:   "eth0",
+	}
+	defer func() {
+		if err != nil {
+			t.Close()
+		}
+	}()
+	mk := func(role string) (*NS, error) {
+		ns, err := NewNS("xlb-" + id + "-" + role)
+		if err != nil {
+			return nil, err
+		}
+		t.closers = append(t.closers, ns.Close)
+		_ = ns.Sysctl("net.ipv6.conf.all.disable_ipv6", "1")
+		return ns, nil
+	}
+	if t.Switch, err = mk("sw"); err != nil {
+		return nil, err
+	}
+	if err = t.Switch.IP("link", "add", "br0", "type", "bridge"); err != nil {
+		return nil, err
+	}
+	if err = t.Switch.IP("link", "set", "br0", "up"); err != nil {
+		return nil, err
+	}
+	plug := func(ns *NS, port string, addr netip.Addr) error {
+		if err := ns.IP("link", "add", "eth0", "type", "veth", "peer", "name", port, "netns", t.Switch.Name); err != nil {
+			return err
+		}
+		if err := t.Switch.IP("link", "set", port, "master", "br0", "up"); err != nil {
+			return err
+		}
+		if err := ns.IP("addr", "add", addr.String()+"/24", "dev", "eth0"); err != nil {
+			return err
+		}
+		return ns.IP("link", "set", "eth0", "up")
+	}
+	if t.Client, err = mk("client"); err != nil {
+		return nil, err
+	}
+	if err = plug(t.Client, "p-client", t.ClientAddr); err != nil {
+		return nil, err
+	}
+	if err = t.Client.IP("route", "add", t.VIP.String()+"/32", "via", t.DirectorAddr.String()); err != nil {
+		return nil, err
+	}
+	// Frames the client sends cross XDP on the director: no checksum or
+	// segmentation offload, which XDP cannot carry through a redirect.
+	if err = t.Client.Exec("ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off"); err != nil {
+		return nil, err
+	}
+	if t.Director, err = mk("director"); err != nil {
+		return nil, err
+	}
+	if err = plug(t.Director, "p-director", t.DirectorAddr); err != nil {
+		return nil, err
+	}
+	if opts.Native {
+		if err = t.attachPass(t.Switch, "p-director"); err != nil {
+			return nil, err
+		}
+	}
+	for i := range opts.Reals {
+		ns, err := mk(fmt.Sprintf("r%d", i+1))
+		if err != nil {
+			return nil, err
+		}
+		addr := netip.AddrFrom4([4]byte{10, 77, 0, byte(11 + i)})
+		if err := plug(ns, fmt.Sprintf("p-r%d", i+1), addr); err != nil {
+			return nil, err
+		}
+		// The DR real: VIP on lo, never answering ARP for it.
+		if err := ns.IP("addr", "add", t.VIP.String()+"/32", "dev", "lo"); err != nil {
+			return nil, err
+		}
+		for _, kv := range [][2]string{
+			{"net.ipv4.conf.all.arp_ignore", "1"}, {"net.ipv4.conf.all.arp_announce", "2"},
+			{"net.ipv4.conf.eth0.arp_ignore", "1"}, {"net.ipv4.conf.eth0.arp_announce", "2"},
+		} {
+			if err := ns.Sysctl(kv[0], kv[1]); err != nil {
+				return nil, err
+			}
+		}
+		t.Reals = append(t.Reals, ns)
+		t.RealAddrs = append(t.RealAddrs, addr)
+	}
+	return t, nil
+}
+
+// attachPass attaches an XDP_PASS program in native mode to ifname in ns.
+func (t *DR) attachPass(ns *NS, ifname string) error {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:         ebpf.XDP,
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()},
+	})
+	if err != nil {
+		return fmt.Errorf("load xdp pass program: %w", err)
+	}
+	defer prog.Close()
+	return ns.Do(func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifi.Index, Flags: link.XDPDriverMode})
+		if err != nil {
+			return fmt.Errorf("attach xdp pass to %s: %w", ifname, err)
+		}
+		t.closers = append(t.closers, l.Close)
+		return nil
+	})
+}
+
+// Close removes every namespace, program and server of the topology.
+func (t *DR) Close() error {
+	var errs []error
+	for i := len(t.closers) - 1; i >= 0; i-- {
+		errs = append(errs, t.closers[i]())
+	}
+	t.closers = nil
+	return errors.Join(errs...)
+}
+
+// ServeHTTP starts an HTTP server on port in each real. Each answers with
+// its own name ("r1", "r2", ...) so a client can tell who served it.
+func (t *DR) ServeHTTP(port int) error {
+	for i, ns := range t.Reals {
+		l, err := ns.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", port))
+		if err != nil {
+			return err
+		}
+		name := fmt.Sprintf("r%d", i+1)
+		srv := &http.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, name)
+			}),
+			ReadHeaderTimeout: 5 * time.Second,
+		}
+		go srv.Serve(l)
+		t.closers = append(t.closers, srv.Close)
+	}
+	return nil
+}
+
+// HTTPClient makes one new TCP connection per request, from the client
+// namespace.
+func (t *DR) HTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: 5 * time.Second,
+		Transport: &http.Transport{
+			DialContext:       t.Client.DialContext,
+			DisableKeepAlives: true,
+		},
+	}
+}
+
+// Get fetches http://VIP:port/ and returns the body (the real's name).
+func Get(ctx context.Context, c *http.Client, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return strings.TrimSpace(string(b)), nil
+}

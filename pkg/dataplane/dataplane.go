@@ -1,0 +1,133 @@
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Protocol is an IP protocol number of a service (ipvsadm -t / -u).
+type Protocol uint8
+
+const (
+	TCP Protocol = 6
+	UDP Protocol = 17
+)
+
+func (p Protocol) String() string {
+	switch p {
+	case TCP:
+		return "TCP"
+	case UDP:
+		return "UDP"
+	}
+	return fmt.Sprintf("proto-%d", uint8(p))
+}
+
+// Forward is a real's packet-forwarding method (ipvsadm -g / -m / -i).
+type Forward uint8
+
+const (
+	// DR is direct routing (ipvsadm -g, keepalived lb_kind DR): only the
+	// destination MAC changes; the real holds the VIP on lo.
+	DR Forward = iota
+)
+
+func (f Forward) String() string {
+	switch f {
+	case DR:
+		return "Route"
+	}
+	return fmt.Sprintf("forward-%d", uint8(f))
+}
+
+// SchedFlags are ipvsadm's -b scheduler flags.
+type SchedFlags uint16
+
+const (
+	SHFallback SchedFlags = 0x0008 // IP_VS_SVC_F_SCHED1
+	SHPort     SchedFlags = 0x0010 // IP_VS_SVC_F_SCHED2
+)
+
+// ServiceKey names a virtual service: VIP, port, protocol.
+type ServiceKey struct {
+	Addr     netip.Addr
+	Port     uint16
+	Protocol Protocol
+}
+
+func (k ServiceKey) String() string {
+	return fmt.Sprintf("%s %s", k.Protocol, netip.AddrPortFrom(k.Addr, k.Port))
+}
+
+// Service is a virtual service and its reals, in IPVS dest-list order.
+type Service struct {
+	ServiceKey
+	Scheduler string // rr, wrr, sh, dh
+	Flags     SchedFlags
+	Reals     []Real
+}
+
+// Real is a real server of a service. Weight 0 quiesces it: no new flows,
+// existing flows continue.
+type Real struct {
+	Addr    netip.Addr
+	Port    uint16
+	Weight  int32
+	Forward Forward
+}
+
+func (r Real) String() string { return netip.AddrPortFrom(r.Addr, r.Port).String() }
+
+// Counters are cumulative packet, byte and new-connection counts.
+type Counters struct {
+	Packets uint64
+	Bytes   uint64
+	Conns   uint64
+}
+
+// ServiceStats are a service's counters and its reals'.
+type ServiceStats struct {
+	ServiceKey
+	Counters
+	Reals []RealStats
+}
+
+// RealStats are a real's counters and next-hop state.
+type RealStats struct {
+	Real
+	Counters
+	// Resolved is false while the real's MAC is unknown: it gets no new
+	// flows until the neighbour table resolves it.
+	Resolved bool
+}
+
+// Stats is a snapshot of the data plane's counters.
+type Stats struct {
+	Services []ServiceStats
+	// Drops and passes of packets to VIPs by reason (see bpf/xdp_lb.bpf.c).
+	Reasons map[string]uint64
+}
+
+// Conn is one entry of the connection table.
+type Conn struct {
+	Protocol Protocol
+	Client   netip.AddrPort
+	Virtual  netip.AddrPort
+	Real     netip.AddrPort
+	// Expires is how long the entry lives without more packets.
+	Expires time.Duration
+}
+
+// Dataplane is what the director drives: it makes the kernel forward the
+// desired services.
+type Dataplane interface {
+	// Apply makes the data plane forward exactly these services. It
+	// validates everything before changing anything: on error nothing is
+	// applied. Established flows keep their reals.
+	Apply(services []Service) error
+	Stats() (Stats, error)
+	Conns() ([]Conn, error)
+	// Close removes everything the data plane made.
+	Close() error
+}

@@ -1,0 +1,107 @@
+package dataplane
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/internal/testutil"
+)
+
+// requireRoot skips when the test cannot load BPF at all; once root, a
+// missing feature is a failure, not a skip.
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load BPF programs")
+	}
+}
+
+// staticResolver is a fake next-hop table for tests of map contents.
+type staticResolver map[netip.Addr]NextHop
+
+func (s staticResolver) Resolve(a netip.Addr) (NextHop, error) {
+	nh, ok := s[a]
+	if !ok {
+		return NextHop{}, fmt.Errorf("%w: %s", ErrUnresolved, a)
+	}
+	return nh, nil
+}
+
+var (
+	srcMAC = net.HardwareAddr{0x02, 0xd1, 0, 0, 0, 0x01}
+)
+
+func realMAC(i int) net.HardwareAddr { return net.HardwareAddr{0x02, 0xee, 0, 0, 0, byte(i)} }
+
+// testNS makes a namespace with a spare veth (dummy0), for the devmap, and
+// returns the dummy's ifindex.
+func testNS(t testing.TB) (*testutil.NS, int) {
+	t.Helper()
+	ns, err := testutil.NewNS("xlb-t-" + testutil.Suffix())
+	require.NoError(t, err)
+	t.Cleanup(func() { ns.Close() })
+	require.NoError(t, ns.IP("link", "add", "dummy0", "type", "veth", "peer", "name", "dummy1"))
+	require.NoError(t, ns.IP("link", "set", "dummy0", "up"))
+	var idx int
+	require.NoError(t, ns.Do(func() error {
+		ifi, err := net.InterfaceByName("dummy0")
+		if err != nil {
+			return err
+		}
+		idx = ifi.Index
+		return nil
+	}))
+	return ns, idx
+}
+
+// openTest loads the data plane (no interfaces) pinned in a private
+// directory, inside ns, and closes it with the test.
+func openTest(t testing.TB, ns *testutil.NS, res Resolver) *XDP {
+	t.Helper()
+	requireRoot(t)
+	var x *XDP
+	require.NoError(t, ns.Do(func() (err error) {
+		x, err = OpenXDP(Config{
+			PinDir:   "/sys/fs/bpf/xlb-test-" + testutil.Suffix(),
+			Resolver: res,
+			MaxConns: 4096,
+			Logger:   slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		})
+		return err
+	}))
+	t.Cleanup(func() { require.NoError(t, x.Close()) })
+	return x
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", p)
+	return len(p), nil
+}
+
+func apply(t testing.TB, ns *testutil.NS, x *XDP, svcs ...Service) {
+	t.Helper()
+	require.NoError(t, ns.Do(func() error { return x.Apply(svcs) }))
+}
+
+// run sends one frame through the program (inside ns, so that the ingress
+// interface is ns's loopback, ifindex 1).
+func run(t testing.TB, ns *testutil.NS, x *XDP, frame []byte) (uint32, []byte) {
+	t.Helper()
+	var ret uint32
+	out := make([]byte, len(frame)+64)
+	opts := &ebpf.RunOptions{Data: frame, DataOut: out}
+	require.NoError(t, ns.Do(func() (err error) {
+		ret, err = x.objs.XlbXdp.Run(opts)
+		return err
+	}))
+	return ret, opts.DataOut
+}

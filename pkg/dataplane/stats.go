@@ -1,0 +1,136 @@
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+func sumCounters(m *ebpf.Map, idx uint32) (Counters, error) {
+	var per []xlbCounters
+	if err := m.Lookup(&idx, &per); err != nil {
+		return Counters{}, fmt.Errorf("read counters %d: %w", idx, err)
+	}
+	var c Counters
+	for _, p := range per {
+		c.Packets += p.Packets
+		c.Bytes += p.Bytes
+		c.Conns += p.Conns
+	}
+	return c, nil
+}
+
+// Stats implements Dataplane. Services are sorted by key, reals are in
+// dest-list order.
+func (x *XDP) Stats() (Stats, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := Stats{Reasons: map[string]uint64{}}
+	for _, s := range x.state.services {
+		c, err := sumCounters(x.objs.SvcStats, s.idx)
+		if err != nil {
+			return Stats{}, err
+		}
+		ss := ServiceStats{ServiceKey: s.key, Counters: c}
+		for _, r := range s.reals {
+			rc, err := sumCounters(x.objs.RealStats, r.slot)
+			if err != nil {
+				return Stats{}, err
+			}
+			ss.Reals = append(ss.Reals, RealStats{Real: r.Real, Counters: rc, Resolved: r.resolved})
+		}
+		out.Services = append(out.Services, ss)
+	}
+	slices.SortFunc(out.Services, func(a, b ServiceStats) int { return compareKeys(a.ServiceKey, b.ServiceKey) })
+	for i := xlbXlbStat(0); i < xlbXlbStatXLB_STAT_MAX; i++ {
+		var per []uint64
+		if err := x.objs.Stats.Lookup(&i, &per); err != nil {
+			return Stats{}, fmt.Errorf("read stat %d: %w", i, err)
+		}
+		var n uint64
+		for _, v := range per {
+			n += v
+		}
+		out.Reasons[statName(i)] = n
+	}
+	return out, nil
+}
+
+func statName(s xlbXlbStat) string {
+	switch s {
+	case xlbXlbStatXLB_STAT_FRAGMENT:
+		return "fragment"
+	case xlbXlbStatXLB_STAT_TRUNCATED:
+		return "truncated"
+	case xlbXlbStatXLB_STAT_NO_DEST:
+		return "no_dest"
+	case xlbXlbStatXLB_STAT_DEST_GONE:
+		return "dest_gone"
+	case xlbXlbStatXLB_STAT_NOT_SYN:
+		return "not_syn"
+	case xlbXlbStatXLB_STAT_REDIRECT:
+		return "redirect"
+	case xlbXlbStatXLB_STAT_TX:
+		return "tx"
+	}
+	return fmt.Sprintf("stat_%d", s)
+}
+
+func compareKeys(a, b ServiceKey) int {
+	if c := a.Addr.Compare(b.Addr); c != 0 {
+		return c
+	}
+	if a.Port != b.Port {
+		return int(a.Port) - int(b.Port)
+	}
+	return int(a.Protocol) - int(b.Protocol)
+}
+
+// monotonicNow is bpf_ktime_get_ns's clock.
+func monotonicNow() uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}
+
+// Conns implements Dataplane: the live entries of the connection table.
+func (x *XDP) Conns() ([]Conn, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	now := monotonicNow()
+	var out []Conn
+	var k xlbConnKey
+	var v xlbConn
+	it := x.objs.Conns.Iterate()
+	for it.Next(&k, &v) {
+		age := time.Duration(now - v.LastSeen)
+		ttl := time.Duration(v.TimeoutS) * time.Second
+		if now < v.LastSeen {
+			age = 0
+		}
+		if age > ttl {
+			continue
+		}
+		var r xlbReal
+		if err := x.objs.Reals.Lookup(&v.Real, &r); err != nil || r.Gen != v.Gen || r.Flags&realPresent == 0 {
+			continue
+		}
+		out = append(out, Conn{
+			Protocol: Protocol(k.Proto),
+			Client:   netip.AddrPortFrom(addrOf(k.Src), portOf(k.Sport)),
+			Virtual:  netip.AddrPortFrom(addrOf(k.Dst), portOf(k.Dport)),
+			Real:     netip.AddrPortFrom(addrOf(r.Addr), portOf(r.Port)),
+			Expires:  (ttl - age).Truncate(time.Second),
+		})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read connections: %w", err)
+	}
+	slices.SortFunc(out, func(a, b Conn) int { return strings.Compare(a.Client.String(), b.Client.String()) })
+	return out, nil
+}

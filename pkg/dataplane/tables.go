@@ -1,0 +1,663 @@
+package dataplane
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/xlbproject/xlb/pkg/sched"
+)
+
+// Sizes compiled into the BPF object (bpf/xlb_consts.h). The map specs are
+// the source of truth; a test checks these against them.
+const (
+	maxServices = 256
+	maxReals    = 4096
+	schedSlots  = 4096
+	noReal      = 0xffffffff
+)
+
+// Values of enum xlb_sched and enum xlb_real_flags (bpf/xlb_structs.h).
+const (
+	schedRR  = 1
+	schedWRR = 2
+	schedSH  = 3
+	schedDH  = 4
+
+	realAvailable = 1 << 0
+	realPresent   = 1 << 1
+)
+
+var schedulers = map[string]uint8{"rr": schedRR, "wrr": schedWRR, "sh": schedSH, "dh": schedDH}
+
+// tables is the control plane's picture of what is in the maps.
+type tables struct {
+	services map[ServiceKey]*svcState
+	svcUsed  [maxServices]bool
+	realUsed [maxReals]bool
+	realGen  [maxReals]uint32
+	desired  []Service
+}
+
+type svcState struct {
+	key   ServiceKey
+	idx   uint32
+	half  uint32
+	sched string
+	flags SchedFlags
+	reals []*realState
+
+	// The live rr/wrr sequence, for finding where IPVS's state is now.
+	dests  []sched.Dest
+	seq    []int
+	rr     []sched.RR
+	wrr    []sched.WRR
+	loop   int
+	tabLen uint32
+}
+
+func (s *svcState) slot() uint32 { return s.idx*2 + s.half }
+
+type realState struct {
+	Real
+	slot     uint32
+	nh       NextHop
+	resolved bool
+}
+
+func (r *realState) effectiveWeight() int32 {
+	if !r.resolved {
+		return 0
+	}
+	return r.Weight
+}
+
+func (t *tables) unresolved() bool {
+	for _, s := range t.services {
+		for _, r := range s.reals {
+			if !r.resolved {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func validate(services []Service) error {
+	seen := map[ServiceKey]bool{}
+	for _, s := range services {
+		if !s.Addr.Is4() {
+			return fmt.Errorf("service %s: only IPv4 VIPs are supported", s.ServiceKey)
+		}
+		if s.Protocol != TCP && s.Protocol != UDP {
+			return fmt.Errorf("service %s: protocol must be TCP or UDP", s.ServiceKey)
+		}
+		if seen[s.ServiceKey] {
+			return fmt.Errorf("service %s: listed twice", s.ServiceKey)
+		}
+		seen[s.ServiceKey] = true
+		if _, ok := schedulers[s.Scheduler]; !ok {
+			return fmt.Errorf("service %s: scheduler %q is not supported by the XDP data plane (rr, wrr, sh, dh)", s.ServiceKey, s.Scheduler)
+		}
+		if s.Flags&^(SHFallback|SHPort) != 0 {
+			return fmt.Errorf("service %s: unknown scheduler flags %#x", s.ServiceKey, uint16(s.Flags))
+		}
+		reals := map[netip.AddrPort]bool{}
+		for _, r := range s.Reals {
+			ap := netip.AddrPortFrom(r.Addr, r.Port)
+			if !r.Addr.Is4() {
+				return fmt.Errorf("service %s: real %s: only IPv4 reals are supported", s.ServiceKey, r)
+			}
+			if reals[ap] {
+				return fmt.Errorf("service %s: real %s listed twice", s.ServiceKey, r)
+			}
+			reals[ap] = true
+			if r.Weight < 0 {
+				return fmt.Errorf("service %s: real %s: weight %d is negative", s.ServiceKey, r, r.Weight)
+			}
+			if r.Forward != DR {
+				return fmt.Errorf("service %s: real %s: forwarding method %s is not supported yet (DR only)", s.ServiceKey, r, r.Forward)
+			}
+			if r.Port != s.Port {
+				return fmt.Errorf("service %s: real %s: DR cannot map ports; the real's port must be %d", s.ServiceKey, r, s.Port)
+			}
+		}
+	}
+	return nil
+}
+
+// plan is what Apply will write for one service.
+type plan struct {
+	st      *svcState // new state (replaces the old on success)
+	old     *svcState
+	removed []*realState
+	rewrite bool // scheduler table must be rewritten (else reals only)
+	table   []uint32
+	svc     xlbSvc
+}
+
+func (x *XDP) applyLocked(services []Service) error {
+	if err := validate(services); err != nil {
+		return err
+	}
+	t := x.state
+	// Work on copies of the allocation bitmaps so that nothing is taken
+	// before everything is known to fit.
+	svcUsed, realUsed := t.svcUsed, t.realUsed
+	var plans []*plan
+	for _, want := range services {
+		p, err := x.planService(t.services[want.ServiceKey], want, &svcUsed, &realUsed)
+		if err != nil {
+			return err
+		}
+		plans = append(plans, p)
+	}
+	var gone []*svcState
+	for k, s := range t.services {
+		if !slices.ContainsFunc(services, func(w Service) bool { return w.ServiceKey == k }) {
+			gone = append(gone, s)
+		}
+	}
+
+	for _, p := range plans {
+		if err := x.writePlan(p); err != nil {
+			return fmt.Errorf("service %s: %w (the data plane may hold part of this change; apply again)", p.st.key, err)
+		}
+		t.services[p.st.key] = p.st
+		for _, r := range p.removed {
+			t.realGen[r.slot]++
+		}
+	}
+	for _, s := range gone {
+		if err := x.removeService(s); err != nil {
+			return fmt.Errorf("remove service %s: %w", s.key, err)
+		}
+		delete(t.services, s.key)
+		for _, r := range s.reals {
+			t.realGen[r.slot]++
+		}
+	}
+	t.svcUsed, t.realUsed = svcUsed, realUsed
+	for _, s := range gone {
+		t.svcUsed[s.idx] = false
+		for _, r := range s.reals {
+			t.realUsed[r.slot] = false
+		}
+	}
+	for _, p := range plans {
+		for _, r := range p.removed {
+			t.realUsed[r.slot] = false
+		}
+	}
+	t.desired = slices.Clone(services)
+	return x.syncVIPs()
+}
+
+func (x *XDP) planService(old *svcState, want Service, svcUsed *[maxServices]bool, realUsed *[maxReals]bool) (*plan, error) {
+	st := &svcState{key: want.ServiceKey, sched: want.Scheduler, flags: want.Flags}
+	p := &plan{st: st, old: old}
+	if old != nil {
+		st.idx, st.half = old.idx, old.half
+	} else {
+		i := slices.Index(svcUsed[:], false)
+		if i < 0 {
+			return nil, fmt.Errorf("service %s: no room: the data plane holds %d services", want.ServiceKey, maxServices)
+		}
+		svcUsed[i] = true
+		st.idx = uint32(i)
+	}
+
+	// IPVS dest-list order: existing reals keep their places, new ones are
+	// appended in the order given.
+	byAddr := map[netip.AddrPort]Real{}
+	for _, r := range want.Reals {
+		byAddr[netip.AddrPortFrom(r.Addr, r.Port)] = r
+	}
+	var deletedIdx []int
+	if old != nil {
+		for i, r := range old.reals {
+			w, ok := byAddr[netip.AddrPortFrom(r.Addr, r.Port)]
+			if !ok {
+				p.removed = append(p.removed, r)
+				deletedIdx = append(deletedIdx, i)
+				continue
+			}
+			nr := *r
+			nr.Real = w
+			st.reals = append(st.reals, &nr)
+			delete(byAddr, netip.AddrPortFrom(r.Addr, r.Port))
+		}
+	}
+	for _, r := range want.Reals {
+		if _, ok := byAddr[netip.AddrPortFrom(r.Addr, r.Port)]; !ok {
+			continue
+		}
+		i := slices.Index(realUsed[:], false)
+		if i < 0 {
+			return nil, fmt.Errorf("service %s: real %s: no room: the data plane holds %d reals", want.ServiceKey, r, maxReals)
+		}
+		realUsed[i] = true
+		st.reals = append(st.reals, &realState{Real: r, slot: uint32(i)})
+	}
+
+	for _, r := range st.reals {
+		x.resolve(st.key, r)
+	}
+	for _, r := range st.reals {
+		st.dests = append(st.dests, sched.Dest{Weight: r.effectiveWeight()})
+	}
+
+	p.rewrite = old == nil || old.sched != st.sched || old.flags != st.flags || len(p.removed) > 0 ||
+		!slices.Equal(old.dests, st.dests) || len(old.reals) != len(st.reals)
+	if !p.rewrite {
+		st.seq, st.rr, st.wrr, st.loop, st.tabLen = old.seq, old.rr, old.wrr, old.loop, old.tabLen
+		p.svc = x.svcEntry(st)
+		return p, nil
+	}
+	if old != nil {
+		st.half = old.half ^ 1
+	}
+	if err := x.buildTable(p, deletedIdx); err != nil {
+		return nil, fmt.Errorf("service %s: %w", want.ServiceKey, err)
+	}
+	p.svc = x.svcEntry(st)
+	return p, nil
+}
+
+// resolve finds a real's next hop, logging only changes.
+func (x *XDP) resolve(key ServiceKey, r *realState) {
+	was := r.resolved
+	nh, err := x.cfg.Resolver.Resolve(r.Addr)
+	if err != nil {
+		r.resolved = false
+		if was || r.nh.Ifindex == 0 {
+			x.log.Warn("real has no next hop; it gets no new flows until it resolves", "service", key.String(), "real", r.String(), "reason", err)
+		}
+		if nh.Ifindex != 0 {
+			r.nh = nh
+		}
+		r.nh.Ifindex = max(r.nh.Ifindex, -1) // remember that we tried
+		return
+	}
+	if !was || !bytes.Equal(nh.MAC, r.nh.MAC) {
+		x.log.Info("real resolved", "service", key.String(), "real", r.String(), "mac", nh.MAC.String(), "ifindex", nh.Ifindex)
+	}
+	r.nh, r.resolved = nh, true
+}
+
+// buildTable computes the scheduler table IPVS's state implies: rr/wrr
+// continue from where the live sequence has got to, as IPVS's cursor would.
+func (x *XDP) buildTable(p *plan, deletedIdx []int) error {
+	st, old := p.st, p.old
+	var picks []int
+	switch st.sched {
+	case "rr":
+		start := sched.RR{Cursor: -1}
+		if old != nil && old.sched == "rr" && len(old.seq) > 0 {
+			n, err := x.cursor(old.slot())
+			if err != nil {
+				return err
+			}
+			start = sched.RRStateAt(old.seq, old.rr, old.loop, n, old.dests)
+			for _, i := range slices.Backward(deletedIdx) {
+				start.Deleted(i)
+			}
+		}
+		seq, states, loop, err := sched.RRSequence(start, st.dests, schedSlots)
+		if err != nil {
+			return err
+		}
+		picks, st.seq, st.rr, st.loop = seq, seq, states, loop
+	case "wrr":
+		start := sched.NewWRR(st.dests)
+		if old != nil && old.sched == "wrr" && len(old.seq) > 0 {
+			n, err := x.cursor(old.slot())
+			if err != nil {
+				return err
+			}
+			start = sched.WRRStateAt(old.seq, old.wrr, old.loop, n, old.dests)
+			start.Changed(st.dests)
+		}
+		seq, states, loop, err := sched.WRRSequence(start, st.dests, schedSlots)
+		if err != nil {
+			return fmt.Errorf("wrr: %w (the table holds %d picks: make the weights' ratio smaller)", err, schedSlots)
+		}
+		picks, st.seq, st.wrr, st.loop = seq, seq, states, loop
+	case "sh":
+		ds := make([]sched.Dest, len(st.reals))
+		for i, r := range st.reals {
+			// The buckets follow configured weights, as IPVS fills them;
+			// an unresolved real's buckets are skipped at lookup.
+			ds[i] = sched.Dest{Weight: r.Weight}
+		}
+		tab := sched.SHTable(ds)
+		picks = tab[:]
+	case "dh":
+		tab := sched.DHTable(st.dests)
+		picks = tab[:]
+	}
+	p.table = make([]uint32, len(picks))
+	for i, d := range picks {
+		if d < 0 {
+			p.table[i] = noReal
+		} else {
+			p.table[i] = st.reals[d].slot
+		}
+	}
+	st.tabLen = uint32(len(picks))
+	return nil
+}
+
+func (x *XDP) svcEntry(st *svcState) xlbSvc {
+	e := xlbSvc{Id: st.idx + 1, Sched: schedulers[st.sched], Flags: uint16(st.flags)}
+	switch st.sched {
+	case "rr", "wrr":
+		e.SeqLen, e.SeqLoop = uint32(len(st.seq)), uint32(st.loop)
+		if len(st.seq) > 0 {
+			switch st.sched {
+			case "rr":
+				e.StartCursor = int32(st.rr[0].Cursor)
+			case "wrr":
+				e.StartCursor, e.StartCw = int32(st.wrr[0].Cursor), st.wrr[0].CW
+			}
+		}
+	}
+	return e
+}
+
+func (x *XDP) cursor(slot uint32) (uint64, error) {
+	var n uint64
+	if err := x.objs.SchedCursor.Lookup(&slot, &n); err != nil {
+		return 0, fmt.Errorf("read scheduler cursor: %w", err)
+	}
+	return n, nil
+}
+
+func ip4(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.NativeEndian.Uint32(b[:]) // network order in memory
+}
+
+func port16(p uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], p)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+func addrOf(v uint32) netip.Addr {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
+
+func portOf(v uint16) uint16 {
+	var b [2]byte
+	binary.NativeEndian.PutUint16(b[:], v)
+	return binary.BigEndian.Uint16(b[:])
+}
+
+func (k ServiceKey) bpf() xlbSvcKey {
+	return xlbSvcKey{Vip: ip4(k.Addr), Port: port16(k.Port), Proto: uint8(k.Protocol)}
+}
+
+func (x *XDP) realEntry(st *svcState, i int, r *realState) xlbReal {
+	e := xlbReal{
+		Addr:   ip4(r.Addr),
+		Port:   port16(r.Port),
+		Svc:    st.idx,
+		Gen:    x.state.realGen[r.slot],
+		Flags:  realPresent,
+		Weight: r.Weight,
+		Order:  uint32(i),
+	}
+	if r.nh.Ifindex > 0 {
+		e.Ifindex = uint32(r.nh.Ifindex)
+	}
+	copy(e.DstMac[:], r.nh.MAC)
+	copy(e.SrcMac[:], r.nh.SrcMAC)
+	if r.effectiveWeight() > 0 {
+		e.Flags |= realAvailable
+	}
+	return e
+}
+
+func (x *XDP) writePlan(p *plan) error {
+	st, m := p.st, &x.objs.xlbMaps
+	for i, r := range st.reals {
+		isNew := p.old == nil || !slices.ContainsFunc(p.old.reals, func(o *realState) bool { return o.slot == r.slot })
+		if isNew {
+			if err := zeroCounters(m.RealStats, r.slot); err != nil {
+				return err
+			}
+		}
+		e := x.realEntry(st, i, r)
+		if err := m.Reals.Update(&r.slot, &e, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("write real %s: %w", r, err)
+		}
+		if r.nh.Ifindex > 0 {
+			if err := x.addTxPort(r.nh.Ifindex); err != nil {
+				return err
+			}
+		}
+	}
+	slot := st.slot()
+	if p.rewrite {
+		if err := writeTable(m.SchedTab, slot, p.table); err != nil {
+			return err
+		}
+		var zero uint64
+		if err := m.SchedCursor.Update(&slot, &zero, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("reset scheduler cursor: %w", err)
+		}
+	}
+	if p.old == nil {
+		if err := zeroCounters(m.SvcStats, st.idx); err != nil {
+			return err
+		}
+	}
+	if err := m.Svcs.Update(&slot, &p.svc, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("write service slot: %w", err)
+	}
+	key := st.key.bpf()
+	if err := m.SvcMap.Update(&key, &slot, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("write service map: %w", err)
+	}
+	for _, r := range p.removed {
+		if err := x.freeReal(r.slot); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeTable(m *ebpf.Map, slot uint32, table []uint32) error {
+	keys := make([]uint32, len(table))
+	for i := range table {
+		keys[i] = slot*schedSlots + uint32(i)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if _, err := m.BatchUpdate(keys, table, nil); err != nil {
+		if !errors.Is(err, ebpf.ErrNotSupported) {
+			return fmt.Errorf("write scheduler table: %w", err)
+		}
+		for i := range keys {
+			if err := m.Update(&keys[i], &table[i], ebpf.UpdateAny); err != nil {
+				return fmt.Errorf("write scheduler table: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func zeroCounters(m *ebpf.Map, idx uint32) error {
+	zero := make([]xlbCounters, ebpf.MustPossibleCPU())
+	if err := m.Update(&idx, zero, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("reset counters %d: %w", idx, err)
+	}
+	return nil
+}
+
+// freeReal marks a real slot empty. Flows still pointing at it see a
+// different generation and are dropped (IPVS expire_nodest_conn=0).
+func (x *XDP) freeReal(slot uint32) error {
+	e := xlbReal{Gen: x.state.realGen[slot] + 1}
+	if err := x.objs.Reals.Update(&slot, &e, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("free real slot %d: %w", slot, err)
+	}
+	return nil
+}
+
+func (x *XDP) removeService(s *svcState) error {
+	key := s.key.bpf()
+	if err := x.objs.SvcMap.Delete(&key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	for half := range uint32(2) {
+		slot, zero := s.idx*2+half, xlbSvc{}
+		if err := x.objs.Svcs.Update(&slot, &zero, ebpf.UpdateAny); err != nil {
+			return err
+		}
+	}
+	for _, r := range s.reals {
+		if err := x.freeReal(r.slot); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (x *XDP) syncVIPs() error {
+	want := map[uint32]bool{}
+	for k := range x.state.services {
+		want[ip4(k.Addr)] = true
+	}
+	var k, v uint32
+	var stale []uint32
+	it := x.objs.Vips.Iterate()
+	for it.Next(&k, &v) {
+		if !want[k] {
+			stale = append(stale, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read vips: %w", err)
+	}
+	for _, k := range stale {
+		if err := x.objs.Vips.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("remove vip: %w", err)
+		}
+	}
+	one := uint32(1)
+	for k := range want {
+		if err := x.objs.Vips.Update(&k, &one, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("add vip: %w", err)
+		}
+	}
+	return nil
+}
+
+// recoverTables rebuilds the control plane's picture from pinned maps, so
+// that a restarted process continues where the last one stopped.
+func recoverTables(objs *xlbObjects, log *slog.Logger) (*tables, error) {
+	t := &tables{services: map[ServiceKey]*svcState{}}
+	var slot uint32
+	var e xlbReal
+	for i := range uint32(maxReals) {
+		if err := objs.Reals.Lookup(&i, &e); err != nil {
+			return nil, fmt.Errorf("read real %d: %w", i, err)
+		}
+		t.realGen[i] = e.Gen
+	}
+	var key xlbSvcKey
+	it := objs.SvcMap.Iterate()
+	for it.Next(&key, &slot) {
+		var s xlbSvc
+		if err := objs.Svcs.Lookup(&slot, &s); err != nil {
+			return nil, fmt.Errorf("read service slot %d: %w", slot, err)
+		}
+		if s.Id == 0 {
+			continue
+		}
+		st := &svcState{
+			key:  ServiceKey{Addr: addrOf(key.Vip), Port: portOf(key.Port), Protocol: Protocol(key.Proto)},
+			idx:  s.Id - 1,
+			half: slot & 1,
+		}
+		for name, v := range schedulers {
+			if v == s.Sched {
+				st.sched = name
+			}
+		}
+		st.flags = SchedFlags(s.Flags)
+		t.svcUsed[st.idx] = true
+		for i := range uint32(maxReals) {
+			if err := objs.Reals.Lookup(&i, &e); err != nil {
+				return nil, err
+			}
+			if e.Flags&realPresent == 0 || e.Svc != st.idx {
+				continue
+			}
+			t.realUsed[i] = true
+			r := &realState{
+				Real: Real{Addr: addrOf(e.Addr), Port: portOf(e.Port), Weight: e.Weight},
+				slot: i,
+				nh:   NextHop{Ifindex: int(e.Ifindex), MAC: net.HardwareAddr(e.DstMac[:]), SrcMAC: net.HardwareAddr(e.SrcMac[:])},
+			}
+			r.resolved = e.DstMac != [6]byte{}
+			st.reals = append(st.reals, r)
+			st.dests = append(st.dests, sched.Dest{})
+		}
+		slices.SortFunc(st.reals, func(a, b *realState) int {
+			var ea, eb xlbReal
+			_ = objs.Reals.Lookup(&a.slot, &ea)
+			_ = objs.Reals.Lookup(&b.slot, &eb)
+			return int(ea.Order) - int(eb.Order)
+		})
+		for i, r := range st.reals {
+			st.dests[i] = sched.Dest{Weight: r.effectiveWeight()}
+		}
+		if err := regenerate(st, s); err != nil {
+			log.Warn("cannot continue the pinned scheduler state; the next change restarts its sequence", "service", st.key.String(), "reason", err)
+			st.seq = nil
+		}
+		t.services[st.key] = st
+		log.Info("took over pinned service", "service", st.key.String(), "reals", len(st.reals))
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read services: %w", err)
+	}
+	return t, nil
+}
+
+// regenerate recomputes the live rr/wrr sequence from the start state
+// stored with it.
+func regenerate(st *svcState, s xlbSvc) error {
+	var err error
+	switch st.sched {
+	case "rr":
+		st.seq, st.rr, st.loop, err = sched.RRSequence(sched.RR{Cursor: int(s.StartCursor)}, st.dests, schedSlots)
+	case "wrr":
+		w := sched.NewWRR(st.dests)
+		w.Cursor, w.CW = int(s.StartCursor), s.StartCw
+		st.seq, st.wrr, st.loop, err = sched.WRRSequence(w, st.dests, schedSlots)
+	default:
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if uint32(len(st.seq)) != s.SeqLen || uint32(st.loop) != s.SeqLoop {
+		return fmt.Errorf("regenerated sequence has %d picks (loop %d), the map has %d (loop %d)", len(st.seq), st.loop, s.SeqLen, s.SeqLoop)
+	}
+	st.tabLen = s.SeqLen
+	return nil
+}

@@ -1,0 +1,322 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultPinDir is where maps and links are pinned.
+const DefaultPinDir = "/sys/fs/bpf/xlb"
+
+// XDPMode selects how the program attaches.
+type XDPMode int
+
+const (
+	// ModeAuto tries native (driver) XDP and falls back to generic.
+	ModeAuto XDPMode = iota
+	ModeNative
+	ModeGeneric
+)
+
+func (m XDPMode) String() string {
+	switch m {
+	case ModeNative:
+		return "native"
+	case ModeGeneric:
+		return "generic"
+	}
+	return "auto"
+}
+
+// Config configures the XDP data plane.
+type Config struct {
+	// Interfaces to attach to (where VIP traffic arrives).
+	Interfaces []string
+	// PinDir is a directory on bpffs; DefaultPinDir if empty.
+	PinDir string
+	Mode   XDPMode
+	// MaxConns sizes the connection table; 0 keeps the built-in default.
+	// A restarted process must use the same size to take over the table.
+	MaxConns uint32
+	// Resolver finds reals' MACs; NeighResolver if nil.
+	Resolver Resolver
+	// ResolveInterval is how often unresolved reals are retried (1 s).
+	ResolveInterval time.Duration
+	Logger          *slog.Logger
+}
+
+// XDP is the XDP implementation of Dataplane.
+type XDP struct {
+	cfg   Config
+	log   *slog.Logger
+	objs  xlbObjects
+	links []attached
+
+	mu    sync.Mutex
+	state *tables
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type attached struct {
+	ifname string
+	mode   XDPMode // ModeAuto when taken over from a pinned link
+	link   link.Link
+}
+
+var _ Dataplane = (*XDP)(nil)
+
+// OpenXDP loads the program and its maps (reusing pinned ones), attaches to
+// the configured interfaces and takes over any state a previous process
+// left pinned.
+func OpenXDP(cfg Config) (*XDP, error) {
+	if cfg.PinDir == "" {
+		cfg.PinDir = DefaultPinDir
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = NeighResolver{}
+	}
+	if cfg.ResolveInterval == 0 {
+		cfg.ResolveInterval = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	x := &XDP{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{})}
+	if err := x.load(); err != nil {
+		return nil, err
+	}
+	st, err := recoverTables(&x.objs, x.log)
+	if err != nil {
+		x.objs.Close()
+		return nil, fmt.Errorf("take over pinned state in %s: %w", cfg.PinDir, err)
+	}
+	x.state = st
+	for _, name := range cfg.Interfaces {
+		if err := x.attach(name); err != nil {
+			x.closeLinks(false)
+			x.objs.Close()
+			return nil, err
+		}
+	}
+	go x.resolveLoop()
+	return x, nil
+}
+
+func (x *XDP) load() error {
+	if err := ensureBPFFS(x.cfg.PinDir); err != nil {
+		return err
+	}
+	spec, err := loadXlb()
+	if err != nil {
+		return fmt.Errorf("load bpf spec: %w", err)
+	}
+	if x.cfg.MaxConns != 0 {
+		spec.Maps[xlbMapConns].MaxEntries = x.cfg.MaxConns
+	}
+	err = spec.LoadAndAssign(&x.objs, &ebpf.CollectionOptions{
+		Maps: ebpf.MapOptions{PinPath: x.cfg.PinDir},
+	})
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return fmt.Errorf("load xdp program: %+v", ve)
+		}
+		if errors.Is(err, ebpf.ErrMapIncompatible) {
+			return fmt.Errorf("load maps pinned in %s: %w (they were made by a different xlb build or map size; detach first with Close, or remove the directory)", x.cfg.PinDir, err)
+		}
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("load xdp program: %w (xlb needs root, or CAP_BPF and CAP_NET_ADMIN)", err)
+		}
+		return fmt.Errorf("load xdp program: %w", err)
+	}
+	return nil
+}
+
+// ensureBPFFS makes sure dir's parent is on a mounted bpffs.
+func ensureBPFFS(dir string) error {
+	parent := filepath.Dir(dir)
+	var st unix.Statfs_t
+	if err := unix.Statfs(parent, &st); err != nil {
+		return fmt.Errorf("pin directory %s: %w", parent, err)
+	}
+	if st.Type != unix.BPF_FS_MAGIC {
+		if parent != "/sys/fs/bpf" {
+			return fmt.Errorf("pin directory %s is not on bpffs", parent)
+		}
+		if err := unix.Mount("bpf", parent, "bpf", 0, "mode=0700"); err != nil {
+			return fmt.Errorf("mount bpffs on %s: %w", parent, err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("pin directory: %w", err)
+	}
+	return nil
+}
+
+func (x *XDP) linkPin(ifname string) string {
+	return filepath.Join(x.cfg.PinDir, "link_"+ifname)
+}
+
+func (x *XDP) attach(name string) error {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return fmt.Errorf("attach xdp %s: %w", name, err)
+	}
+	pin := x.linkPin(name)
+	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
+		if err := l.Update(x.objs.XlbXdp); err != nil {
+			l.Close()
+			return fmt.Errorf("replace program on pinned link %s: %w", pin, err)
+		}
+		x.log.Info("took over xdp link", "interface", name, "pin", pin)
+		x.links = append(x.links, attached{ifname: name, mode: ModeAuto, link: l})
+		return x.addTxPort(ifi.Index)
+	}
+
+	try := []XDPMode{ModeNative, ModeGeneric}
+	switch x.cfg.Mode {
+	case ModeNative:
+		try = try[:1]
+	case ModeGeneric:
+		try = try[1:]
+	}
+	var l link.Link
+	var mode XDPMode
+	for _, m := range try {
+		flags := link.XDPDriverMode
+		if m == ModeGeneric {
+			flags = link.XDPGenericMode
+		}
+		l, err = link.AttachXDP(link.XDPOptions{Program: x.objs.XlbXdp, Interface: ifi.Index, Flags: flags})
+		if err == nil {
+			mode = m
+			break
+		}
+		if m == ModeNative && len(try) > 1 {
+			x.log.Warn("native xdp refused, falling back to generic mode", "interface", name, "reason", err)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("attach xdp %s: %w", name, err)
+	}
+	if err := l.Pin(pin); err != nil {
+		l.Close()
+		return fmt.Errorf("pin xdp link %s: %w", pin, err)
+	}
+	x.log.Info("attached xdp", "interface", name, "mode", mode.String())
+	x.links = append(x.links, attached{ifname: name, mode: mode, link: l})
+	return x.addTxPort(ifi.Index)
+}
+
+func (x *XDP) addTxPort(ifindex int) error {
+	k := uint32(ifindex)
+	if err := x.objs.TxPorts.Update(&k, &k, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("add interface %d to tx_ports: %w", ifindex, err)
+	}
+	return nil
+}
+
+// Modes reports how each interface is attached.
+func (x *XDP) Modes() map[string]XDPMode {
+	m := make(map[string]XDPMode, len(x.links))
+	for _, a := range x.links {
+		m[a.ifname] = a.mode
+	}
+	return m
+}
+
+// Close detaches from every interface and removes every map, pin and link
+// the data plane made.
+func (x *XDP) Close() error {
+	x.shutdown()
+	x.closeLinks(true)
+	var errs []error
+	for _, m := range x.maps() {
+		if err := m.Unpin(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, x.objs.Close())
+	if err := os.Remove(x.cfg.PinDir); err != nil && !os.IsNotExist(err) {
+		errs = append(errs, fmt.Errorf("remove %s: %w", x.cfg.PinDir, err))
+	}
+	return errors.Join(errs...)
+}
+
+// Release lets go of the data plane and leaves it running: the links and
+// maps stay pinned for the next process to take over.
+func (x *XDP) Release() error {
+	x.shutdown()
+	x.closeLinks(false)
+	return x.objs.Close()
+}
+
+func (x *XDP) shutdown() {
+	select {
+	case <-x.stop:
+		return
+	default:
+	}
+	close(x.stop)
+	<-x.done
+}
+
+func (x *XDP) closeLinks(detach bool) {
+	for _, a := range x.links {
+		if detach {
+			if err := a.link.Unpin(); err != nil {
+				x.log.Warn("unpin xdp link", "interface", a.ifname, "error", err)
+			}
+		}
+		a.link.Close()
+		if detach {
+			x.log.Info("detached xdp", "interface", a.ifname)
+		}
+	}
+	x.links = nil
+}
+
+func (x *XDP) maps() []*ebpf.Map {
+	m := &x.objs.xlbMaps
+	return []*ebpf.Map{m.Conns, m.RealStats, m.Reals, m.SchedCursor, m.SchedTab, m.Stats, m.SvcMap, m.SvcStats, m.Svcs, m.TxPorts, m.Vips}
+}
+
+// resolveLoop retries reals whose MAC is unknown.
+func (x *XDP) resolveLoop() {
+	defer close(x.done)
+	t := time.NewTicker(x.cfg.ResolveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-x.stop:
+			return
+		case <-t.C:
+		}
+		x.mu.Lock()
+		if x.state.unresolved() {
+			if err := x.applyLocked(x.state.desired); err != nil {
+				x.log.Warn("re-resolving reals", "error", err)
+			}
+		}
+		x.mu.Unlock()
+	}
+}
+
+// Apply implements Dataplane.
+func (x *XDP) Apply(services []Service) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.applyLocked(services)
+}
