@@ -1,0 +1,84 @@
+package sched
+
+// The connection-count schedulers read each dest's counters afresh for
+// every new connection, so they keep no state: each is one function of the
+// dest list. Loads are compared by cross-multiplying in 64 bits, as the
+// kernel does, so h1/w1 < h2/w2 needs no division; ties keep the earlier
+// dest.
+
+// LC is ip_vs_lc_schedule: the dest with the smallest Overhead (compared as
+// unsigned 32-bit, as the kernel's unsigned int), skipping dests that are
+// overloaded or have Weight 0. The weight's size plays no part.
+func LC(ds []Dest) int {
+	least, loh := -1, uint32(0)
+	for i, d := range ds {
+		if d.Overloaded || d.Weight == 0 {
+			continue
+		}
+		if doh := uint32(d.Overhead()); least < 0 || doh < loh {
+			least, loh = i, doh
+		}
+	}
+	return least
+}
+
+// WLC is ip_vs_wlc_schedule, keepalived's default: the dest with the
+// smallest Overhead/Weight. The first dest not overloaded with Weight > 0
+// starts as the least; after it only overloaded dests are skipped, a
+// weight-0 dest being unable to win.
+func WLC(ds []Dest) int {
+	return weightedLeast(ds, Dest.Overhead)
+}
+
+// SED is ip_vs_sed_schedule (shortest expected delay): as WLC with
+// SEDOverhead, Active+1, in place of Overhead; inactive connections don't
+// count.
+func SED(ds []Dest) int {
+	return weightedLeast(ds, Dest.SEDOverhead)
+}
+
+// weightedLeast is the scan wlc and sed share.
+func weightedLeast(ds []Dest, overhead func(Dest) int32) int {
+	least := -1
+	for i, d := range ds {
+		if !d.Overloaded && d.Weight > 0 {
+			least = i
+			break
+		}
+	}
+	if least < 0 {
+		return -1
+	}
+	loh := overhead(ds[least])
+	for i := least + 1; i < len(ds); i++ {
+		d := ds[i]
+		if d.Overloaded {
+			continue
+		}
+		doh := overhead(d)
+		if int64(loh)*int64(d.Weight) > int64(doh)*int64(ds[least].Weight) {
+			least, loh = i, doh
+		}
+	}
+	return least
+}
+
+// NQ is ip_vs_nq_schedule (never queue): skipping dests that are overloaded
+// or have Weight 0, the first idle dest (Active == 0) is taken whatever its
+// weight; with none idle, the SED rule decides.
+func NQ(ds []Dest) int {
+	least, loh := -1, int32(0)
+	for i, d := range ds {
+		if d.Overloaded || d.Weight == 0 {
+			continue
+		}
+		doh := d.SEDOverhead()
+		if d.Active == 0 {
+			return i
+		}
+		if least < 0 || int64(loh)*int64(d.Weight) > int64(doh)*int64(ds[least].Weight) {
+			least, loh = i, doh
+		}
+	}
+	return least
+}
