@@ -6,6 +6,19 @@
 #include "xlb_maps.h"
 #include "parse.h"
 
+/* Set by the loader: the kernel has bpf_ktime_get_coarse_ns (5.11+). The
+ * verifier prunes the branch not taken, so older kernels never see the
+ * helper. A flow's times need no more than jiffy resolution, and the fine
+ * clock costs tens of ns per packet under a paravirtual clocksource. */
+volatile const __u8 have_coarse_clock = 0;
+
+static __always_inline __u64 xlb_now(void)
+{
+	if (have_coarse_clock)
+		return bpf_ktime_get_coarse_ns();
+	return bpf_ktime_get_ns();
+}
+
 static __always_inline void conn_key_of(const struct packet *p, struct conn_key *k)
 {
 	k->src = p->src;

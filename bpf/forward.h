@@ -18,11 +18,8 @@ static __always_inline int forward_dr(struct xdp_md *ctx, struct ethhdr *eth, co
 {
 	__builtin_memcpy(eth->h_dest, r->dst_mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, r->src_mac, ETH_ALEN);
-	if (r->ifindex == ctx->ingress_ifindex) {
-		stat_inc(XLB_STAT_TX);
+	if (r->ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
-	}
-	stat_inc(XLB_STAT_REDIRECT);
 	return bpf_redirect_map(&tx_ports, r->ifindex, 0);
 }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* xlb's XDP ingress program.
  *
- * parse -> flow lookup -> (new flow: service lookup, scheduler) -> DR -> stats
+ * parse -> flow lookup -> (no flow: service lookup, scheduler) -> DR -> stats
  *
  * What happens to each kind of packet (tested in pkg/dataplane):
  *   not IPv4, bad IPv4 header        XDP_PASS (not ours; the kernel decides)
@@ -68,22 +68,13 @@ int xlb_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	struct svc_key sk = { .vip = p.dst, .port = p.dport, .proto = p.proto };
-	__u32 *slotp = bpf_map_lookup_elem(&svc_map, &sk);
-	if (!slotp)
-		return XDP_PASS;
-	__u32 svc_slot = *slotp;
-	struct svc *s = bpf_map_lookup_elem(&svcs, &svc_slot);
-	if (!s || !s->id)
-		return XDP_PASS;
-	__u32 svc_idx = s->id - 1;
-
-	__u64 now = bpf_ktime_get_ns();
+	/* Established flows first: one LRU lookup says where to send it. */
 	struct conn_key ck;
 	conn_key_of(&p, &ck);
 	struct conn *c = bpf_map_lookup_elem(&conns, &ck);
 	struct real *r;
-	if (c && !conn_expired(c, now)) {
+	__u64 now = 0;
+	if (c && !conn_expired(c, (now = xlb_now()))) {
 		__u32 real_slot = c->real;
 		r = bpf_map_lookup_elem(&reals, &real_slot);
 		if (!r || r->gen != c->gen || !(r->flags & XLB_REAL_F_PRESENT)) {
@@ -93,10 +84,20 @@ int xlb_xdp(struct xdp_md *ctx)
 			return XDP_DROP;
 		}
 		conn_touch(c, now);
-		count(&svc_stats, svc_idx, bytes, 0);
+		count(&svc_stats, c->svc, bytes, 0);
 		count(&real_stats, real_slot, bytes, 0);
 		return forward_dr(ctx, p.eth, r);
 	}
+
+	struct svc_key sk = { .vip = p.dst, .port = p.dport, .proto = p.proto };
+	__u32 *slotp = bpf_map_lookup_elem(&svc_map, &sk);
+	if (!slotp)
+		return XDP_PASS;
+	__u32 svc_slot = *slotp;
+	struct svc *s = bpf_map_lookup_elem(&svcs, &svc_slot);
+	if (!s || !s->id)
+		return XDP_PASS;
+	__u32 svc_idx = s->id - 1;
 
 	if (p.proto == IPPROTO_TCP &&
 	    (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) != TCP_FLAG_SYN) {
@@ -110,7 +111,7 @@ int xlb_xdp(struct xdp_md *ctx)
 		stat_inc(XLB_STAT_NO_DEST);
 		return XDP_DROP;
 	}
-	conn_create(&ck, real_slot, r->gen, svc_idx, p.proto, now);
+	conn_create(&ck, real_slot, r->gen, svc_idx, p.proto, now ? now : xlb_now());
 	count(&svc_stats, svc_idx, bytes, 1);
 	count(&real_stats, real_slot, bytes, 1);
 	return forward_dr(ctx, p.eth, r);

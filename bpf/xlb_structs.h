@@ -38,9 +38,7 @@ enum xlb_stat {
 	XLB_STAT_NO_DEST = 2,     /* scheduler found no real: dropped (IPVS: port unreachable) */
 	XLB_STAT_DEST_GONE = 3,   /* flow's real was removed: dropped (expire_nodest_conn=0) */
 	XLB_STAT_NOT_SYN = 4,     /* TCP without SYN and no flow: passed to the kernel */
-	XLB_STAT_REDIRECT = 5,    /* frames redirected to another interface */
-	XLB_STAT_TX = 6,          /* frames sent back out of the ingress interface */
-	XLB_STAT_MAX = 7,
+	XLB_STAT_MAX = 5,
 };
 
 struct svc_key {

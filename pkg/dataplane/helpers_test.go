@@ -31,6 +31,9 @@ func (s staticResolver) Resolve(a netip.Addr) (NextHop, error) {
 	if !ok {
 		return NextHop{}, fmt.Errorf("%w: %s", ErrUnresolved, a)
 	}
+	if nh.Ifindex == 0 {
+		return NextHop{}, fmt.Errorf("route to real %s: no route", a)
+	}
 	return nh, nil
 }
 

@@ -73,10 +73,6 @@ func statName(s xlbXlbStat) string {
 		return "dest_gone"
 	case xlbXlbStatXLB_STAT_NOT_SYN:
 		return "not_syn"
-	case xlbXlbStatXLB_STAT_REDIRECT:
-		return "redirect"
-	case xlbXlbStatXLB_STAT_TX:
-		return "tx"
 	}
 	return fmt.Sprintf("stat_%d", s)
 }

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -70,6 +70,7 @@ type realState struct {
 	slot     uint32
 	nh       NextHop
 	resolved bool
+	warned   bool // logged as unresolved
 }
 
 func (r *realState) effectiveWeight() int32 {
@@ -143,7 +144,7 @@ type plan struct {
 	svc     xlbSvc
 }
 
-func (x *XDP) applyLocked(services []Service) error {
+func (x *XDP) applyLocked(services []Service, wait time.Duration) error {
 	if err := validate(services); err != nil {
 		return err
 	}
@@ -153,7 +154,7 @@ func (x *XDP) applyLocked(services []Service) error {
 	svcUsed, realUsed := t.svcUsed, t.realUsed
 	var plans []*plan
 	for _, want := range services {
-		p, err := x.planService(t.services[want.ServiceKey], want, &svcUsed, &realUsed)
+		p, err := x.planService(t.services[want.ServiceKey], want, &svcUsed, &realUsed, wait)
 		if err != nil {
 			return err
 		}
@@ -200,7 +201,7 @@ func (x *XDP) applyLocked(services []Service) error {
 	return x.syncVIPs()
 }
 
-func (x *XDP) planService(old *svcState, want Service, svcUsed *[maxServices]bool, realUsed *[maxReals]bool) (*plan, error) {
+func (x *XDP) planService(old *svcState, want Service, svcUsed *[maxServices]bool, realUsed *[maxReals]bool, wait time.Duration) (*plan, error) {
 	st := &svcState{key: want.ServiceKey, sched: want.Scheduler, flags: want.Flags}
 	p := &plan{st: st, old: old}
 	if old != nil {
@@ -247,9 +248,7 @@ func (x *XDP) planService(old *svcState, want Service, svcUsed *[maxServices]boo
 		st.reals = append(st.reals, &realState{Real: r, slot: uint32(i)})
 	}
 
-	for _, r := range st.reals {
-		x.resolve(st.key, r)
-	}
+	x.resolveAll(st, wait)
 	for _, r := range st.reals {
 		st.dests = append(st.dests, sched.Dest{Weight: r.effectiveWeight()})
 	}
@@ -271,21 +270,53 @@ func (x *XDP) planService(old *svcState, want Service, svcUsed *[maxServices]boo
 	return p, nil
 }
 
-// resolve finds a real's next hop, logging only changes.
-func (x *XDP) resolve(key ServiceKey, r *realState) {
+// resolveAll resolves a service's reals. Resolution of a new neighbour takes
+// an ARP round trip: wait a little for it before calling a real unresolved.
+func (x *XDP) resolveAll(st *svcState, wait time.Duration) {
+	for _, r := range st.reals {
+		x.resolve(st.key, r, wait == 0)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		pending := false
+		for _, r := range st.reals {
+			if !r.resolved {
+				x.resolve(st.key, r, !time.Now().Before(deadline))
+				pending = pending || !r.resolved
+			}
+		}
+		if !pending || !time.Now().Before(deadline) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// resolve finds a real's next hop, logging only changes. A real that had a
+// MAC keeps it while the neighbour entry is merely missing (XDP traffic does
+// not keep the kernel's entry fresh, and it has been asked to re-resolve);
+// it loses it when its route goes away or stops being on-link.
+func (x *XDP) resolve(key ServiceKey, r *realState, final bool) {
 	was := r.resolved
 	nh, err := x.cfg.Resolver.Resolve(r.Addr)
 	if err != nil {
+		if was && errors.Is(err, ErrUnresolved) && nh.Ifindex == r.nh.Ifindex {
+			return
+		}
 		r.resolved = false
-		if was || r.nh.Ifindex == 0 {
+		if !final {
+			return
+		}
+		if was || !r.warned {
 			x.log.Warn("real has no next hop; it gets no new flows until it resolves", "service", key.String(), "real", r.String(), "reason", err)
+			r.warned = true
 		}
 		if nh.Ifindex != 0 {
 			r.nh = nh
 		}
-		r.nh.Ifindex = max(r.nh.Ifindex, -1) // remember that we tried
 		return
 	}
+	r.warned = false
 	if !was || !bytes.Equal(nh.MAC, r.nh.MAC) {
 		x.log.Info("real resolved", "service", key.String(), "real", r.String(), "mac", nh.MAC.String(), "ifindex", nh.Ifindex)
 	}
@@ -610,7 +641,7 @@ func recoverTables(objs *xlbObjects, log *slog.Logger) (*tables, error) {
 			r := &realState{
 				Real: Real{Addr: addrOf(e.Addr), Port: portOf(e.Port), Weight: e.Weight},
 				slot: i,
-				nh:   NextHop{Ifindex: int(e.Ifindex), MAC: net.HardwareAddr(e.DstMac[:]), SrcMAC: net.HardwareAddr(e.SrcMac[:])},
+				nh:   NextHop{Ifindex: int(e.Ifindex), MAC: slices.Clone(e.DstMac[:]), SrcMAC: slices.Clone(e.SrcMac[:])},
 			}
 			r.resolved = e.DstMac != [6]byte{}
 			st.reals = append(st.reals, r)

@@ -11,7 +11,11 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,6 +56,9 @@ type Config struct {
 	Resolver Resolver
 	// ResolveInterval is how often unresolved reals are retried (1 s).
 	ResolveInterval time.Duration
+	// ResolveWait is how long Apply waits for a new real's ARP reply
+	// before applying it as unresolved (500 ms).
+	ResolveWait time.Duration
 	Logger          *slog.Logger
 }
 
@@ -90,6 +97,9 @@ func OpenXDP(cfg Config) (*XDP, error) {
 	if cfg.ResolveInterval == 0 {
 		cfg.ResolveInterval = time.Second
 	}
+	if cfg.ResolveWait == 0 {
+		cfg.ResolveWait = 500 * time.Millisecond
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -124,6 +134,11 @@ func (x *XDP) load() error {
 	}
 	if x.cfg.MaxConns != 0 {
 		spec.Maps[xlbMapConns].MaxEntries = x.cfg.MaxConns
+	}
+	if features.HaveProgramHelper(ebpf.XDP, asm.FnKtimeGetCoarseNs) == nil {
+		if err := spec.Variables["have_coarse_clock"].Set(uint8(1)); err != nil {
+			return fmt.Errorf("configure bpf clock: %w", err)
+		}
 	}
 	err = spec.LoadAndAssign(&x.objs, &ebpf.CollectionOptions{
 		Maps: ebpf.MapOptions{PinPath: x.cfg.PinDir},
@@ -180,8 +195,9 @@ func (x *XDP) attach(name string) error {
 			l.Close()
 			return fmt.Errorf("replace program on pinned link %s: %w", pin, err)
 		}
-		x.log.Info("took over xdp link", "interface", name, "pin", pin)
-		x.links = append(x.links, attached{ifname: name, mode: ModeAuto, link: l})
+		mode := attachedMode(name)
+		x.log.Info("took over xdp link", "interface", name, "pin", pin, "mode", mode.String())
+		x.links = append(x.links, attached{ifname: name, mode: mode, link: l})
 		return x.addTxPort(ifi.Index)
 	}
 
@@ -218,6 +234,21 @@ func (x *XDP) attach(name string) error {
 	x.log.Info("attached xdp", "interface", name, "mode", mode.String())
 	x.links = append(x.links, attached{ifname: name, mode: mode, link: l})
 	return x.addTxPort(ifi.Index)
+}
+
+// attachedMode asks the kernel how XDP is attached to ifname.
+func attachedMode(ifname string) XDPMode {
+	l, err := netlink.LinkByName(ifname)
+	if err != nil || l.Attrs().Xdp == nil {
+		return ModeAuto
+	}
+	switch l.Attrs().Xdp.AttachMode {
+	case nl.XDP_ATTACHED_DRV:
+		return ModeNative
+	case nl.XDP_ATTACHED_SKB:
+		return ModeGeneric
+	}
+	return ModeAuto
 }
 
 func (x *XDP) addTxPort(ifindex int) error {
@@ -293,20 +324,22 @@ func (x *XDP) maps() []*ebpf.Map {
 	return []*ebpf.Map{m.Conns, m.RealStats, m.Reals, m.SchedCursor, m.SchedTab, m.Stats, m.SvcMap, m.SvcStats, m.Svcs, m.TxPorts, m.Vips}
 }
 
-// resolveLoop retries reals whose MAC is unknown.
+// resolveLoop retries reals whose MAC is unknown, and refreshes the rest.
 func (x *XDP) resolveLoop() {
 	defer close(x.done)
 	t := time.NewTicker(x.cfg.ResolveInterval)
 	defer t.Stop()
-	for {
+	for tick := 1; ; tick++ {
 		select {
 		case <-x.stop:
 			return
 		case <-t.C:
 		}
 		x.mu.Lock()
-		if x.state.unresolved() {
-			if err := x.applyLocked(x.state.desired); err != nil {
+		// Every 30 intervals, re-check resolved reals too (a real that
+		// changed its MAC, or whose route went away).
+		if x.state.unresolved() || tick%30 == 0 {
+			if err := x.applyLocked(x.state.desired, 0); err != nil {
 				x.log.Warn("re-resolving reals", "error", err)
 			}
 		}
@@ -318,5 +351,5 @@ func (x *XDP) resolveLoop() {
 func (x *XDP) Apply(services []Service) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return x.applyLocked(services)
+	return x.applyLocked(services, x.cfg.ResolveWait)
 }

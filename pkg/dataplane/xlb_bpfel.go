@@ -82,27 +82,26 @@ const (
 	xlbXlbStatXLB_STAT_NO_DEST   xlbXlbStat = 2
 	xlbXlbStatXLB_STAT_DEST_GONE xlbXlbStat = 3
 	xlbXlbStatXLB_STAT_NOT_SYN   xlbXlbStat = 4
-	xlbXlbStatXLB_STAT_REDIRECT  xlbXlbStat = 5
-	xlbXlbStatXLB_STAT_TX        xlbXlbStat = 6
-	xlbXlbStatXLB_STAT_MAX       xlbXlbStat = 7
+	xlbXlbStatXLB_STAT_MAX       xlbXlbStat = 5
 )
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	xlbMapConns       = "conns"
-	xlbMapRealStats   = "real_stats"
-	xlbMapReals       = "reals"
-	xlbMapSchedCursor = "sched_cursor"
-	xlbMapSchedTab    = "sched_tab"
-	xlbMapStats       = "stats"
-	xlbMapSvcMap      = "svc_map"
-	xlbMapSvcStats    = "svc_stats"
-	xlbMapSvcs        = "svcs"
-	xlbMapTxPorts     = "tx_ports"
-	xlbMapVips        = "vips"
-	xlbProgXlbXdp     = "xlb_xdp"
+	xlbMapConns           = "conns"
+	xlbMapRealStats       = "real_stats"
+	xlbMapReals           = "reals"
+	xlbMapSchedCursor     = "sched_cursor"
+	xlbMapSchedTab        = "sched_tab"
+	xlbMapStats           = "stats"
+	xlbMapSvcMap          = "svc_map"
+	xlbMapSvcStats        = "svc_stats"
+	xlbMapSvcs            = "svcs"
+	xlbMapTxPorts         = "tx_ports"
+	xlbMapVips            = "vips"
+	xlbProgXlbXdp         = "xlb_xdp"
+	xlbVarHaveCoarseClock = "have_coarse_clock"
 )
 
 // loadXlb returns the embedded CollectionSpec for xlb.
@@ -171,6 +170,7 @@ type xlbMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbVariableSpecs struct {
+	HaveCoarseClock *ebpf.VariableSpec `ebpf:"have_coarse_clock"`
 }
 
 // xlbObjects contains all objects after they have been loaded into the kernel.
@@ -226,6 +226,7 @@ func (m *xlbMaps) Close() error {
 //
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbVariables struct {
+	HaveCoarseClock *ebpf.Variable `ebpf:"have_coarse_clock"`
 }
 
 // xlbPrograms contains all programs after they have been loaded into the kernel.

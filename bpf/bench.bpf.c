@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Benchmark helpers (tests only, never attached by xlb).
+ *
+ * BPF_PROG_TEST_RUN repeats a program on one buffer and does not restore it
+ * between repeats. bench_harness rewrites the frame from a template on every
+ * repeat, optionally gives it a different flow (source port/address from a
+ * counter), then tail-calls the program under test. bench_macswap is the
+ * baseline every figure is a ratio to; bench_redirect and bench_drop are
+ * the generator and the sink of live-frame forwarding runs. */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <bpf/bpf_helpers.h>
+
+#define TMPL_LEN 64
+
+struct bench_tmpl {
+	__u8 data[TMPL_LEN];
+	/* Flows to cycle through: 0 = the template's flow only. Each repeat
+	 * takes flow hash(counter) % flows, written as source port (low 16
+	 * bits) and the source address's last two bytes. */
+	__u32 flows;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct bench_tmpl);
+	__uint(max_entries, 1);
+} bench_tmpls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 1);
+} bench_counter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} bench_target SEC(".maps");
+
+SEC("xdp")
+int bench_harness(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct bench_tmpl *t = bpf_map_lookup_elem(&bench_tmpls, &zero);
+	__u64 *n = bpf_map_lookup_elem(&bench_counter, &zero);
+	if (!t || !n || data + TMPL_LEN > data_end)
+		return XDP_ABORTED;
+	__builtin_memcpy(data, t->data, TMPL_LEN);
+	if (t->flows) {
+		/* Fibonacci hashing spreads consecutive counters over the flows. */
+		__u32 f = (__u32)((*n)++ * 0x9E3779B97F4A7C15ULL >> 32) % t->flows;
+		__u8 *p = data;
+		/* Ethernet 14 + IPv4 20: saddr at 26, sport at 34. */
+		p[28] = (f >> 24) & 0xff;
+		p[29] = (f >> 16) & 0xff;
+		p[34] = (f >> 8) & 0xff;
+		p[35] = f & 0xff;
+	}
+	bpf_tail_call(ctx, &bench_target, 0);
+	return XDP_ABORTED;
+}
+
+SEC("xdp")
+int bench_macswap(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return XDP_ABORTED;
+	__u8 tmp[ETH_ALEN];
+	__builtin_memcpy(tmp, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, tmp, ETH_ALEN);
+	return XDP_TX;
+}
+
+SEC("xdp")
+int bench_pass(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 1);
+} bench_sunk SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} bench_out SEC(".maps");
+
+/* The generator: every injected frame goes out of the device in bench_out
+ * (a veth whose peer is the director's ingress). */
+SEC("xdp")
+int bench_redirect(struct xdp_md *ctx)
+{
+	return bpf_redirect_map(&bench_out, 0, 0);
+}
+
+/* The sink on the real's side: counts what arrived, then drops it. */
+SEC("xdp")
+int bench_drop(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&bench_sunk, &zero);
+	if (n)
+		*n += 1;
+	return XDP_DROP;
+}
+
+char _license[] SEC("license") = "Dual BSD/GPL";

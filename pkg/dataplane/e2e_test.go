@@ -1,0 +1,246 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/internal/testutil"
+	"github.com/xlbproject/xlb/pkg/sched"
+)
+
+// drRig is a DR topology with xlb attached to the director.
+type drRig struct {
+	topo *testutil.DR
+	x    *XDP
+	pin  string
+	mode XDPMode
+	url  string
+	svc  ServiceKey
+	log  *slog.Logger
+}
+
+func newDRRig(t *testing.T, reals int, mode XDPMode) *drRig {
+	t.Helper()
+	requireRoot(t)
+	topo, err := testutil.NewDR(testutil.DROptions{Reals: reals, Native: mode == ModeNative})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, topo.Close()) })
+	require.NoError(t, topo.ServeHTTP(80))
+	r := &drRig{
+		topo: topo,
+		pin:  "/sys/fs/bpf/xlb-e2e-" + testutil.Suffix(),
+		mode: mode,
+		url:  fmt.Sprintf("http://%s:80/", topo.VIP),
+		svc:  ServiceKey{Addr: topo.VIP, Port: 80, Protocol: TCP},
+		log:  slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	}
+	r.x = r.open(t)
+	t.Cleanup(func() {
+		if r.x != nil {
+			assert.NoError(t, r.x.Close())
+		}
+	})
+	return r
+}
+
+// open starts a data plane on the director, as a (re)started process does.
+func (r *drRig) open(t *testing.T) *XDP {
+	t.Helper()
+	h, err := r.topo.Director.Netlink()
+	require.NoError(t, err)
+	var x *XDP
+	require.NoError(t, r.topo.Director.Do(func() (err error) {
+		x, err = OpenXDP(Config{
+			Interfaces:      []string{r.topo.DirectorIf},
+			PinDir:          r.pin,
+			Mode:            r.mode,
+			MaxConns:        4096,
+			Resolver:        NeighResolver{Handle: h},
+			ResolveInterval: 50 * time.Millisecond,
+			Logger:          r.log,
+		})
+		return err
+	}))
+	if r.mode != ModeAuto {
+		require.Equal(t, map[string]XDPMode{r.topo.DirectorIf: r.mode}, x.Modes())
+	}
+	return x
+}
+
+func (r *drRig) service(schedName string, weights ...int32) Service {
+	s := Service{ServiceKey: r.svc, Scheduler: schedName}
+	for i, w := range weights {
+		s.Reals = append(s.Reals, Real{Addr: r.topo.RealAddrs[i], Port: 80, Weight: w})
+	}
+	return s
+}
+
+func (r *drRig) apply(t *testing.T, svcs ...Service) {
+	t.Helper()
+	require.NoError(t, r.topo.Director.Do(func() error { return r.x.Apply(svcs) }))
+}
+
+// waitResolved waits until every real's MAC is known.
+func (r *drRig) waitResolved(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		st, err := r.x.Stats()
+		require.NoError(t, err)
+		for _, s := range st.Services {
+			for _, rs := range s.Reals {
+				if !rs.Resolved {
+					return false
+				}
+			}
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+// get makes n sequential requests, each on a new TCP connection, and
+// returns the answering real's name for each.
+func (r *drRig) get(t *testing.T, n int) []string {
+	t.Helper()
+	c := r.topo.HTTPClient()
+	var names []string
+	for i := range n {
+		name, err := testutil.Get(context.Background(), c, r.url)
+		require.NoError(t, err, "request %d", i)
+		names = append(names, name)
+	}
+	return names
+}
+
+func (r *drRig) realConns(t *testing.T) []uint64 {
+	t.Helper()
+	st, err := r.x.Stats()
+	require.NoError(t, err)
+	require.Len(t, st.Services, 1)
+	var out []uint64
+	for _, rs := range st.Services[0].Reals {
+		out = append(out, rs.Conns)
+	}
+	return out
+}
+
+func names(idx []int) []string {
+	out := make([]string, len(idx))
+	for i, d := range idx {
+		out[i] = fmt.Sprintf("r%d", d+1)
+	}
+	return out
+}
+
+func TestDRHTTP(t *testing.T) {
+	for _, mode := range []XDPMode{ModeGeneric, ModeNative} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newDRRig(t, 3, mode)
+
+			// rr: every new connection goes to the next real, in order.
+			r.apply(t, r.service("rr", 1, 1, 1))
+			r.waitResolved(t)
+			got := r.get(t, 9)
+			assert.Equal(t, []string{"r1", "r2", "r3", "r1", "r2", "r3", "r1", "r2", "r3"}, got)
+			assert.Equal(t, []uint64{3, 3, 3}, r.realConns(t))
+
+			// wrr 3,2,1: IPVS's sequence, from a fresh scheduler.
+			r.apply(t, r.service("wrr", 3, 2, 1))
+			w := sched.NewWRR([]sched.Dest{{Weight: 3}, {Weight: 2}, {Weight: 1}})
+			var want []int
+			for range 12 {
+				want = append(want, w.Pick([]sched.Dest{{Weight: 3}, {Weight: 2}, {Weight: 1}}))
+			}
+			got = r.get(t, 12)
+			assert.Equal(t, names(want), got)
+			assert.Equal(t, []uint64{3 + 6, 3 + 4, 3 + 2}, r.realConns(t))
+		})
+	}
+}
+
+// An established connection keeps its real when weights change, including
+// to 0; new connections follow the new weights.
+func TestDREstablishedSurvivesWeightChange(t *testing.T) {
+	r := newDRRig(t, 2, ModeGeneric)
+	r.apply(t, r.service("wrr", 1, 1))
+	r.waitResolved(t)
+
+	keep := &http.Client{Transport: &http.Transport{DialContext: r.topo.Client.DialContext, MaxConnsPerHost: 1}}
+	defer keep.CloseIdleConnections()
+	first, err := testutil.Get(context.Background(), keep, r.url)
+	require.NoError(t, err)
+	require.Equal(t, "r1", first)
+
+	r.apply(t, r.service("wrr", 0, 5)) // quiesce r1
+	for range 5 {
+		name, err := testutil.Get(context.Background(), keep, r.url)
+		require.NoError(t, err)
+		assert.Equal(t, "r1", name, "the kept-alive connection moved")
+	}
+	assert.Equal(t, []string{"r2", "r2", "r2", "r2"}, r.get(t, 4), "new connections must avoid the quiesced real")
+
+	r.apply(t, r.service("wrr", 3, 1))
+	name, err := testutil.Get(context.Background(), keep, r.url)
+	require.NoError(t, err)
+	assert.Equal(t, "r1", name)
+}
+
+// The director's process is replaced while a client makes sequential
+// requests: no request fails, and flows and counters carry over.
+func TestDRRestartKeepsTraffic(t *testing.T) {
+	r := newDRRig(t, 3, ModeGeneric)
+	svc := r.service("rr", 1, 1, 1)
+	r.apply(t, svc)
+	r.waitResolved(t)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ok int
+	var failures []error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c := r.topo.HTTPClient()
+		for i := 0; i < 2000 && ctx.Err() == nil; i++ {
+			_, err := testutil.Get(context.Background(), c, r.url)
+			mu.Lock()
+			if err != nil {
+				failures = append(failures, err)
+			} else {
+				ok++
+			}
+			mu.Unlock()
+		}
+	}()
+
+	for range 5 {
+		time.Sleep(100 * time.Millisecond)
+		require.NoError(t, r.x.Release())
+		r.x = r.open(t)
+		r.apply(t, svc)
+	}
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	assert.Empty(t, failures)
+	assert.Greater(t, ok, 20)
+
+	// rr continued where it was across restarts: the counts differ by at most one.
+	conns := r.realConns(t)
+	var total uint64
+	for _, c := range conns {
+		total += c
+	}
+	assert.EqualValues(t, ok, total)
+	for _, c := range conns {
+		assert.InDelta(t, float64(total)/3, float64(c), 1)
+	}
+}
