@@ -1,0 +1,60 @@
+# xlb: see README.md. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+export PATH := /usr/local/go/bin:$(PATH)
+export GOTOOLCHAIN ?= auto
+
+.PHONY: help demo test unit generate check-generate lint bench fuzz build deps clean
+
+## help: list the targets
+help:
+	@awk '/^## /{ sub(/^## /, ""); n = index($$0, ":"); printf "  %-15s %s\n", substr($$0, 1, n-1), substr($$0, n+2) }' $(MAKEFILE_LIST)
+
+## build: build bin/xlb
+build:
+	$(GO) build -o bin/xlb ./cmd/xlb
+
+## demo: forward real HTTP through xlb on a built-in namespace topology (root)
+demo: build
+	@tools/deps.sh run
+	./bin/xlb demo
+
+## test: everything CI runs: stale-BPF check, vet, the whole test suite (root)
+test:
+	@tools/deps.sh test
+	tools/check-generate.sh
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+## unit: the tests that need no root and no kernel features
+unit:
+	$(GO) test -count=1 ./pkg/sched/... ./pkg/config/... ./pkg/vrrp/...
+
+## generate: rebuild the BPF objects with Debian's clang 14 (bpf2go)
+generate:
+	@tools/deps.sh test
+	cd pkg/dataplane && $(GO) generate ./...
+
+## check-generate: fail if the committed BPF objects are stale
+check-generate:
+	tools/check-generate.sh
+
+## lint: go vet
+lint:
+	$(GO) vet ./...
+
+## bench: ns/packet of the DR path as a ratio to a MAC-swap XDP_TX baseline (root)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2000000x ./pkg/dataplane/
+
+## fuzz: run each fuzz target for 20 s
+fuzz:
+	@for p in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
+	    echo "fuzz $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s $$p || exit 1; \
+	  done; \
+	done
+
+## clean: remove built binaries
+clean:
+	rm -rf bin

@@ -1,0 +1,58 @@
+// Command xlb is the xlb director: a layer-4 load balancer whose data plane
+// is XDP. `xlb demo` runs it on a built-in topology.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// env is what a subcommand may touch, injected so tests run in-process.
+type env struct {
+	stdout, stderr io.Writer
+}
+
+type command struct {
+	name, summary string
+	run           func(e env, args []string) int
+}
+
+var commands = []command{
+	{"demo", "forward real HTTP through xlb on a built-in topology of network namespaces", runDemo},
+	{"version", "print the version", runVersion},
+}
+
+var version = "dev"
+
+func main() {
+	os.Exit(run(env{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
+}
+
+func run(e env, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(e.stdout)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(e, args[1:])
+		}
+	}
+	fmt.Fprintf(e.stderr, "xlb: unknown command %q\n", args[0])
+	usage(e.stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: xlb COMMAND [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nxlb COMMAND --help shows a command's flags.")
+}
+
+func runVersion(e env, _ []string) int {
+	fmt.Fprintln(e.stdout, "xlb", version)
+	return 0
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what xlb's build, demo and tests need on Debian, and only what is
+# missing, so running it again is cheap. Needs root (apt-get).
+#   tools/deps.sh run      what `make demo` needs: iproute2, ethtool, util-linux, procps, Go
+#   tools/deps.sh test     plus clang 14, llvm, libbpf-dev (regenerating BPF objects)
+set -euo pipefail
+what=${1:-run}
+
+pkgs=(iproute2 ethtool util-linux procps make git)
+if [[ $what == test ]]; then
+	pkgs+=(clang-14 llvm libbpf-dev linux-libc-dev)
+fi
+if ! command -v go >/dev/null && [[ ! -x /usr/local/go/bin/go ]]; then
+	# Debian's Go is older than go.mod asks for; with GOTOOLCHAIN=auto it
+	# fetches the right toolchain from the Go module proxy.
+	pkgs+=(golang-go)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	if [[ $(id -u) != 0 ]]; then
+		echo "deps: missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+		exit 1
+	fi
+	echo "deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
