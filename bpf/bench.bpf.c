@@ -68,6 +68,20 @@ int bench_harness(struct xdp_md *ctx)
 	return XDP_ABORTED;
 }
 
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} bench_fwd_port SEC(".maps");
+
+/* The ceiling of a forwarding run: redirect every frame, no lookup. */
+SEC("xdp")
+int bench_fwd(struct xdp_md *ctx)
+{
+	return bpf_redirect_map(&bench_fwd_port, 0, 0);
+}
+
 SEC("xdp")
 int bench_macswap(struct xdp_md *ctx)
 {
@@ -103,11 +117,21 @@ struct {
 	__uint(max_entries, 1);
 } bench_out SEC(".maps");
 
-/* The generator: every injected frame goes out of the device in bench_out
- * (a veth whose peer is the director's ingress). */
+/* The generator: every injected frame is rewritten from the template and
+ * sent out of the device in bench_out (a veth whose peer is the director's
+ * ingress). Live-frame pages are recycled without being reset, and the
+ * kernel's forwarding decrements the TTL in place: without the rewrite,
+ * frames would die of TTL after a few hundred trips through the pool. */
 SEC("xdp")
 int bench_redirect(struct xdp_md *ctx)
 {
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct bench_tmpl *t = bpf_map_lookup_elem(&bench_tmpls, &zero);
+	if (!t || data + TMPL_LEN > data_end)
+		return XDP_ABORTED;
+	__builtin_memcpy(data, t->data, TMPL_LEN);
 	return bpf_redirect_map(&bench_out, 0, 0);
 }
 

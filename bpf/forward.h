@@ -20,7 +20,7 @@ static __always_inline int forward_dr(struct xdp_md *ctx, struct ethhdr *eth, co
 	__builtin_memcpy(eth->h_source, r->src_mac, ETH_ALEN);
 	if (r->ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
-	return bpf_redirect_map(&tx_ports, r->ifindex, 0);
+	return bpf_redirect_map(&tx_ports, r->tx_port, 0);
 }
 
 #endif /* XLB_FORWARD_H */

@@ -84,7 +84,6 @@ int xlb_xdp(struct xdp_md *ctx)
 			return XDP_DROP;
 		}
 		conn_touch(c, now);
-		count(&svc_stats, c->svc, bytes, 0);
 		count(&real_stats, real_slot, bytes, 0);
 		return forward_dr(ctx, p.eth, r);
 	}
@@ -112,7 +111,6 @@ int xlb_xdp(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 	conn_create(&ck, real_slot, r->gen, svc_idx, p.proto, now ? now : xlb_now());
-	count(&svc_stats, svc_idx, bytes, 1);
 	count(&real_stats, real_slot, bytes, 1);
 	return forward_dr(ctx, p.eth, r);
 }

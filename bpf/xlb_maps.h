@@ -61,14 +61,27 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vips SEC(".maps");
 
-/* Egress interfaces for reals that are not on the ingress link. */
+/* Egress interfaces for reals that are not on the ingress link, by a slot
+ * the control plane gives each interface (an array: cheaper than a hash
+ * keyed by ifindex on every redirected packet). */
 struct {
-	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
 	__type(key, __u32);
 	__type(value, __u32);
 	__uint(max_entries, XLB_MAX_IFACES);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tx_ports SEC(".maps");
+
+/* A service's counters are the sum of its reals' (one counter update per
+ * packet, not two) plus what reals removed from it had counted, which the
+ * control plane moves here when it frees them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct counters);
+	__uint(max_entries, XLB_MAX_SERVICES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} svc_retired SEC(".maps");
 
 /* ---- written by the program ---- */
 
@@ -90,14 +103,6 @@ struct {
 	__uint(max_entries, XLB_MAX_CONNS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } conns SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, struct counters);
-	__uint(max_entries, XLB_MAX_SERVICES);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} svc_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

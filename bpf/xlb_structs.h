@@ -67,7 +67,7 @@ struct real {
 	__be16 port;
 	__u8 dst_mac[6];
 	__u8 src_mac[6];
-	__u16 pad;
+	__u16 tx_port;   /* egress interface's slot in tx_ports */
 	__u32 ifindex;   /* egress interface */
 	__u32 svc;       /* service index */
 	__u32 gen;       /* bumped when the slot is freed or reused */

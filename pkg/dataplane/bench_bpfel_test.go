@@ -25,11 +25,13 @@ type benchBenchTmpl struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	benchMapBenchCounter   = "bench_counter"
+	benchMapBenchFwdPort   = "bench_fwd_port"
 	benchMapBenchOut       = "bench_out"
 	benchMapBenchSunk      = "bench_sunk"
 	benchMapBenchTarget    = "bench_target"
 	benchMapBenchTmpls     = "bench_tmpls"
 	benchProgBenchDrop     = "bench_drop"
+	benchProgBenchFwd      = "bench_fwd"
 	benchProgBenchHarness  = "bench_harness"
 	benchProgBenchMacswap  = "bench_macswap"
 	benchProgBenchPass     = "bench_pass"
@@ -79,6 +81,7 @@ type benchSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type benchProgramSpecs struct {
 	BenchDrop     *ebpf.ProgramSpec `ebpf:"bench_drop"`
+	BenchFwd      *ebpf.ProgramSpec `ebpf:"bench_fwd"`
 	BenchHarness  *ebpf.ProgramSpec `ebpf:"bench_harness"`
 	BenchMacswap  *ebpf.ProgramSpec `ebpf:"bench_macswap"`
 	BenchPass     *ebpf.ProgramSpec `ebpf:"bench_pass"`
@@ -90,6 +93,7 @@ type benchProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type benchMapSpecs struct {
 	BenchCounter *ebpf.MapSpec `ebpf:"bench_counter"`
+	BenchFwdPort *ebpf.MapSpec `ebpf:"bench_fwd_port"`
 	BenchOut     *ebpf.MapSpec `ebpf:"bench_out"`
 	BenchSunk    *ebpf.MapSpec `ebpf:"bench_sunk"`
 	BenchTarget  *ebpf.MapSpec `ebpf:"bench_target"`
@@ -123,6 +127,7 @@ func (o *benchObjects) Close() error {
 // It can be passed to loadBenchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type benchMaps struct {
 	BenchCounter *ebpf.Map `ebpf:"bench_counter"`
+	BenchFwdPort *ebpf.Map `ebpf:"bench_fwd_port"`
 	BenchOut     *ebpf.Map `ebpf:"bench_out"`
 	BenchSunk    *ebpf.Map `ebpf:"bench_sunk"`
 	BenchTarget  *ebpf.Map `ebpf:"bench_target"`
@@ -132,6 +137,7 @@ type benchMaps struct {
 func (m *benchMaps) Close() error {
 	return _BenchClose(
 		m.BenchCounter,
+		m.BenchFwdPort,
 		m.BenchOut,
 		m.BenchSunk,
 		m.BenchTarget,
@@ -150,6 +156,7 @@ type benchVariables struct {
 // It can be passed to loadBenchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type benchPrograms struct {
 	BenchDrop     *ebpf.Program `ebpf:"bench_drop"`
+	BenchFwd      *ebpf.Program `ebpf:"bench_fwd"`
 	BenchHarness  *ebpf.Program `ebpf:"bench_harness"`
 	BenchMacswap  *ebpf.Program `ebpf:"bench_macswap"`
 	BenchPass     *ebpf.Program `ebpf:"bench_pass"`
@@ -159,6 +166,7 @@ type benchPrograms struct {
 func (p *benchPrograms) Close() error {
 	return _BenchClose(
 		p.BenchDrop,
+		p.BenchFwd,
 		p.BenchHarness,
 		p.BenchMacswap,
 		p.BenchPass,

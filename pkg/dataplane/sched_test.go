@@ -195,3 +195,34 @@ func TestSchedulersMatchIPVS(t *testing.T) {
 		}
 	})
 }
+
+// A service's counters are its reals' plus what removed reals had counted:
+// they never go down when a real leaves (as IPVS's service stats).
+func TestServiceCountersKeepRemovedReals(t *testing.T) {
+	r := newSchedRig(t, "rr", 0, 1, 1)
+	for range 4 {
+		require.GreaterOrEqual(t, r.pick(newFlow()), 0)
+	}
+	st, err := r.x.Stats()
+	require.NoError(t, err)
+	require.EqualValues(t, 4, st.Services[0].Conns)
+	require.EqualValues(t, 2, st.Services[0].Reals[1].Conns)
+
+	r.svc.Reals = r.svc.Reals[:1]
+	apply(t, r.ns, r.x, r.svc)
+	st, err = r.x.Stats()
+	require.NoError(t, err)
+	assert.EqualValues(t, 4, st.Services[0].Conns)
+	assert.EqualValues(t, 4, st.Services[0].Packets)
+	require.Len(t, st.Services[0].Reals, 1)
+	assert.EqualValues(t, 2, st.Services[0].Reals[0].Conns)
+
+	// The removed real's slot is reused with fresh counters.
+	r.svc.Reals = append(r.svc.Reals, Real{Addr: realAddr(3), Port: 80, Weight: 1})
+	r.x.cfg.Resolver.(staticResolver)[realAddr(3)] = NextHop{Ifindex: 1, MAC: realMAC(3), SrcMAC: srcMAC}
+	apply(t, r.ns, r.x, r.svc)
+	st, err = r.x.Stats()
+	require.NoError(t, err)
+	assert.Zero(t, st.Services[0].Reals[1].Conns)
+	assert.EqualValues(t, 4, st.Services[0].Conns)
+}

@@ -21,7 +21,7 @@ func TestGeneratedTypesMatchMaps(t *testing.T) {
 		{xlbMapSvcs, 4, unsafe.Sizeof(xlbSvc{})},
 		{xlbMapReals, 4, unsafe.Sizeof(xlbReal{})},
 		{xlbMapConns, unsafe.Sizeof(xlbConnKey{}), unsafe.Sizeof(xlbConn{})},
-		{xlbMapSvcStats, 4, unsafe.Sizeof(xlbCounters{})},
+		{xlbMapSvcRetired, 4, unsafe.Sizeof(xlbCounters{})},
 		{xlbMapRealStats, 4, unsafe.Sizeof(xlbCounters{})},
 		{xlbMapStats, unsafe.Sizeof(xlbXlbStat(0)), 8},
 		{xlbMapSchedTab, 4, 4},
@@ -32,7 +32,7 @@ func TestGeneratedTypesMatchMaps(t *testing.T) {
 		assert.EqualValues(t, c.key, m.KeySize, "%s key", c.m)
 		assert.EqualValues(t, c.value, m.ValueSize, "%s value", c.m)
 	}
-	assert.EqualValues(t, maxServices, spec.Maps[xlbMapSvcStats].MaxEntries)
+	assert.EqualValues(t, maxServices, spec.Maps[xlbMapSvcRetired].MaxEntries)
 	assert.EqualValues(t, 2*maxServices, spec.Maps[xlbMapSvcs].MaxEntries)
 	assert.EqualValues(t, maxReals, spec.Maps[xlbMapReals].MaxEntries)
 	assert.EqualValues(t, 2*maxServices*schedSlots, spec.Maps[xlbMapSchedTab].MaxEntries)

@@ -11,6 +11,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+func (c Counters) add(o Counters) Counters {
+	return Counters{Packets: c.Packets + o.Packets, Bytes: c.Bytes + o.Bytes, Conns: c.Conns + o.Conns}
+}
+
+func countersOf(c xlbCounters) Counters {
+	return Counters{Packets: c.Packets, Bytes: c.Bytes, Conns: c.Conns}
+}
+
+// sumCounters adds up a per-CPU counter slot.
 func sumCounters(m *ebpf.Map, idx uint32) (Counters, error) {
 	var per []xlbCounters
 	if err := m.Lookup(&idx, &per); err != nil {
@@ -18,9 +27,7 @@ func sumCounters(m *ebpf.Map, idx uint32) (Counters, error) {
 	}
 	var c Counters
 	for _, p := range per {
-		c.Packets += p.Packets
-		c.Bytes += p.Bytes
-		c.Conns += p.Conns
+		c = c.add(countersOf(p))
 	}
 	return c, nil
 }
@@ -32,16 +39,17 @@ func (x *XDP) Stats() (Stats, error) {
 	defer x.mu.Unlock()
 	out := Stats{Reasons: map[string]uint64{}}
 	for _, s := range x.state.services {
-		c, err := sumCounters(x.objs.SvcStats, s.idx)
-		if err != nil {
-			return Stats{}, err
+		var retired xlbCounters
+		if err := x.objs.SvcRetired.Lookup(&s.idx, &retired); err != nil {
+			return Stats{}, fmt.Errorf("read service counters: %w", err)
 		}
-		ss := ServiceStats{ServiceKey: s.key, Counters: c}
+		ss := ServiceStats{ServiceKey: s.key, Counters: countersOf(retired)}
 		for _, r := range s.reals {
 			rc, err := sumCounters(x.objs.RealStats, r.slot)
 			if err != nil {
 				return Stats{}, err
 			}
+			ss.Counters = ss.Counters.add(rc)
 			ss.Reals = append(ss.Reals, RealStats{Real: r.Real, Counters: rc, Resolved: r.resolved})
 		}
 		out.Services = append(out.Services, ss)

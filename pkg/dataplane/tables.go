@@ -20,6 +20,7 @@ import (
 const (
 	maxServices = 256
 	maxReals    = 4096
+	maxIfaces   = 64
 	schedSlots  = 4096
 	noReal      = 0xffffffff
 )
@@ -438,7 +439,7 @@ func (k ServiceKey) bpf() xlbSvcKey {
 	return xlbSvcKey{Vip: ip4(k.Addr), Port: port16(k.Port), Proto: uint8(k.Protocol)}
 }
 
-func (x *XDP) realEntry(st *svcState, i int, r *realState) xlbReal {
+func (x *XDP) realEntry(st *svcState, i int, r *realState) (xlbReal, error) {
 	e := xlbReal{
 		Addr:   ip4(r.Addr),
 		Port:   port16(r.Port),
@@ -450,13 +451,18 @@ func (x *XDP) realEntry(st *svcState, i int, r *realState) xlbReal {
 	}
 	if r.nh.Ifindex > 0 {
 		e.Ifindex = uint32(r.nh.Ifindex)
+		port, err := x.txPort(r.nh.Ifindex)
+		if err != nil {
+			return e, err
+		}
+		e.TxPort = port
 	}
 	copy(e.DstMac[:], r.nh.MAC)
 	copy(e.SrcMac[:], r.nh.SrcMAC)
 	if r.effectiveWeight() > 0 {
 		e.Flags |= realAvailable
 	}
-	return e
+	return e, nil
 }
 
 func (x *XDP) writePlan(p *plan) error {
@@ -468,14 +474,12 @@ func (x *XDP) writePlan(p *plan) error {
 				return err
 			}
 		}
-		e := x.realEntry(st, i, r)
+		e, err := x.realEntry(st, i, r)
+		if err != nil {
+			return err
+		}
 		if err := m.Reals.Update(&r.slot, &e, ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("write real %s: %w", r, err)
-		}
-		if r.nh.Ifindex > 0 {
-			if err := x.addTxPort(r.nh.Ifindex); err != nil {
-				return err
-			}
 		}
 	}
 	slot := st.slot()
@@ -489,8 +493,9 @@ func (x *XDP) writePlan(p *plan) error {
 		}
 	}
 	if p.old == nil {
-		if err := zeroCounters(m.SvcStats, st.idx); err != nil {
-			return err
+		var zero xlbCounters
+		if err := m.SvcRetired.Update(&st.idx, &zero, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("reset service counters: %w", err)
 		}
 	}
 	if err := m.Svcs.Update(&slot, &p.svc, ebpf.UpdateAny); err != nil {
@@ -501,9 +506,31 @@ func (x *XDP) writePlan(p *plan) error {
 		return fmt.Errorf("write service map: %w", err)
 	}
 	for _, r := range p.removed {
+		if err := x.retire(st.idx, r.slot); err != nil {
+			return err
+		}
 		if err := x.freeReal(r.slot); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// retire moves a removed real's counters into its service's, so that the
+// service's totals do not go down when a real leaves.
+func (x *XDP) retire(svcIdx, slot uint32) error {
+	rc, err := sumCounters(x.objs.RealStats, slot)
+	if err != nil {
+		return err
+	}
+	var c xlbCounters
+	if err := x.objs.SvcRetired.Lookup(&svcIdx, &c); err != nil {
+		return fmt.Errorf("read service counters: %w", err)
+	}
+	sum := countersOf(c).add(rc)
+	c.Packets, c.Bytes, c.Conns = sum.Packets, sum.Bytes, sum.Conns
+	if err := x.objs.SvcRetired.Update(&svcIdx, &c, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("write service counters: %w", err)
 	}
 	return nil
 }

@@ -251,12 +251,36 @@ func attachedMode(ifname string) XDPMode {
 	return ModeAuto
 }
 
-func (x *XDP) addTxPort(ifindex int) error {
-	k := uint32(ifindex)
-	if err := x.objs.TxPorts.Update(&k, &k, ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("add interface %d to tx_ports: %w", ifindex, err)
+// txPort returns the tx_ports slot of an egress interface, adding it.
+func (x *XDP) txPort(ifindex int) (uint16, error) {
+	free := -1
+	for i := range uint32(maxIfaces) {
+		var v uint32
+		err := x.objs.TxPorts.Lookup(&i, &v)
+		switch {
+		case err == nil && v == uint32(ifindex):
+			return uint16(i), nil
+		case errors.Is(err, ebpf.ErrKeyNotExist) || (err == nil && v == 0):
+			if free < 0 {
+				free = int(i)
+			}
+		case err != nil:
+			return 0, fmt.Errorf("read tx_ports: %w", err)
+		}
 	}
-	return nil
+	if free < 0 {
+		return 0, fmt.Errorf("interface %d: no room in tx_ports (%d interfaces)", ifindex, maxIfaces)
+	}
+	k, v := uint32(free), uint32(ifindex)
+	if err := x.objs.TxPorts.Update(&k, &v, ebpf.UpdateAny); err != nil {
+		return 0, fmt.Errorf("add interface %d to tx_ports: %w", ifindex, err)
+	}
+	return uint16(free), nil
+}
+
+func (x *XDP) addTxPort(ifindex int) error {
+	_, err := x.txPort(ifindex)
+	return err
 }
 
 // Modes reports how each interface is attached.
@@ -321,7 +345,7 @@ func (x *XDP) closeLinks(detach bool) {
 
 func (x *XDP) maps() []*ebpf.Map {
 	m := &x.objs.xlbMaps
-	return []*ebpf.Map{m.Conns, m.RealStats, m.Reals, m.SchedCursor, m.SchedTab, m.Stats, m.SvcMap, m.SvcStats, m.Svcs, m.TxPorts, m.Vips}
+	return []*ebpf.Map{m.Conns, m.RealStats, m.Reals, m.SchedCursor, m.SchedTab, m.Stats, m.SvcMap, m.SvcRetired, m.Svcs, m.TxPorts, m.Vips}
 }
 
 // resolveLoop retries reals whose MAC is unknown, and refreshes the rest.

@@ -45,7 +45,7 @@ type xlbReal struct {
 	Port    uint16
 	DstMac  [6]uint8
 	SrcMac  [6]uint8
-	Pad     uint16
+	TxPort  uint16
 	Ifindex uint32
 	Svc     uint32
 	Gen     uint32
@@ -96,7 +96,7 @@ const (
 	xlbMapSchedTab        = "sched_tab"
 	xlbMapStats           = "stats"
 	xlbMapSvcMap          = "svc_map"
-	xlbMapSvcStats        = "svc_stats"
+	xlbMapSvcRetired      = "svc_retired"
 	xlbMapSvcs            = "svcs"
 	xlbMapTxPorts         = "tx_ports"
 	xlbMapVips            = "vips"
@@ -160,7 +160,7 @@ type xlbMapSpecs struct {
 	SchedTab    *ebpf.MapSpec `ebpf:"sched_tab"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
 	SvcMap      *ebpf.MapSpec `ebpf:"svc_map"`
-	SvcStats    *ebpf.MapSpec `ebpf:"svc_stats"`
+	SvcRetired  *ebpf.MapSpec `ebpf:"svc_retired"`
 	Svcs        *ebpf.MapSpec `ebpf:"svcs"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
 	Vips        *ebpf.MapSpec `ebpf:"vips"`
@@ -200,7 +200,7 @@ type xlbMaps struct {
 	SchedTab    *ebpf.Map `ebpf:"sched_tab"`
 	Stats       *ebpf.Map `ebpf:"stats"`
 	SvcMap      *ebpf.Map `ebpf:"svc_map"`
-	SvcStats    *ebpf.Map `ebpf:"svc_stats"`
+	SvcRetired  *ebpf.Map `ebpf:"svc_retired"`
 	Svcs        *ebpf.Map `ebpf:"svcs"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
 	Vips        *ebpf.Map `ebpf:"vips"`
@@ -215,7 +215,7 @@ func (m *xlbMaps) Close() error {
 		m.SchedTab,
 		m.Stats,
 		m.SvcMap,
-		m.SvcStats,
+		m.SvcRetired,
 		m.Svcs,
 		m.TxPorts,
 		m.Vips,
