@@ -68,6 +68,13 @@ int xlb_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
+	/* Most traffic that is not for a VIP leaves here, after one array
+	 * lookup. */
+	__u32 fk = hash_32(bpf_ntohl(p.dst), XLB_VIP_FILTER_BITS);
+	__u32 *maybe_vip = bpf_map_lookup_elem(&vip_filter, &fk);
+	if (!maybe_vip || !*maybe_vip)
+		return XDP_PASS;
+
 	/* Established flows first: one LRU lookup says where to send it. */
 	struct conn_key ck;
 	conn_key_of(&p, &ck);

@@ -38,6 +38,12 @@
 #define XLB_MAX_VIPS 1024
 #endif
 
+/* Bits of the VIP filter: packets whose destination hashes to an empty
+ * slot are not for any service and pass without a hash-map lookup. */
+#ifndef XLB_VIP_FILTER_BITS
+#define XLB_VIP_FILTER_BITS 12
+#endif
+
 /* Egress interfaces for devmap redirects. */
 #ifndef XLB_MAX_IFACES
 #define XLB_MAX_IFACES 64

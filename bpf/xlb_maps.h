@@ -61,6 +61,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vips SEC(".maps");
 
+/* One slot per hash_32(VIP, XLB_VIP_FILTER_BITS): non-zero when some VIP
+ * hashes there. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1 << XLB_VIP_FILTER_BITS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vip_filter SEC(".maps");
+
 /* Egress interfaces for reals that are not on the ingress link, by a slot
  * the control plane gives each interface (an array: cheaper than a hash
  * keyed by ifindex on every redirected packet). */
@@ -98,6 +108,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct conn_key);
 	__type(value, struct conn);
 	__uint(max_entries, XLB_MAX_CONNS);

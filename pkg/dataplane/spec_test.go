@@ -37,4 +37,6 @@ func TestGeneratedTypesMatchMaps(t *testing.T) {
 	assert.EqualValues(t, maxReals, spec.Maps[xlbMapReals].MaxEntries)
 	assert.EqualValues(t, 2*maxServices*schedSlots, spec.Maps[xlbMapSchedTab].MaxEntries)
 	assert.EqualValues(t, xlbXlbStatXLB_STAT_MAX, spec.Maps[xlbMapStats].MaxEntries)
+	assert.EqualValues(t, vipFilterSize, spec.Maps[xlbMapVipFilter].MaxEntries)
+	assert.EqualValues(t, maxIfaces, spec.Maps[xlbMapTxPorts].MaxEntries)
 }

@@ -21,6 +21,9 @@ const (
 	maxServices = 256
 	maxReals    = 4096
 	maxIfaces   = 64
+
+	vipFilterBits = 12
+	vipFilterSize = 1 << vipFilterBits
 	schedSlots  = 4096
 	noReal      = 0xffffffff
 )
@@ -615,9 +618,31 @@ func (x *XDP) syncVIPs() error {
 		}
 	}
 	one := uint32(1)
+	filter := make([]uint32, vipFilterSize)
 	for k := range want {
 		if err := x.objs.Vips.Update(&k, &one, ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("add vip: %w", err)
+		}
+		filter[sched.Hash32(binary.BigEndian.Uint32(addrOf(k).AsSlice()), vipFilterBits)] = 1
+	}
+	// Set the new VIPs' slots before clearing old ones, so a VIP never
+	// reads as absent while the filter changes.
+	for i, v := range filter {
+		if v == 0 {
+			continue
+		}
+		k := uint32(i)
+		if err := x.objs.VipFilter.Update(&k, &v, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("write vip filter: %w", err)
+		}
+	}
+	for i, v := range filter {
+		if v != 0 {
+			continue
+		}
+		k := uint32(i)
+		if err := x.objs.VipFilter.Update(&k, &v, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("write vip filter: %w", err)
 		}
 	}
 	return nil

@@ -345,7 +345,7 @@ func (x *XDP) closeLinks(detach bool) {
 
 func (x *XDP) maps() []*ebpf.Map {
 	m := &x.objs.xlbMaps
-	return []*ebpf.Map{m.Conns, m.RealStats, m.Reals, m.SchedCursor, m.SchedTab, m.Stats, m.SvcMap, m.SvcRetired, m.Svcs, m.TxPorts, m.Vips}
+	return []*ebpf.Map{m.Conns, m.RealStats, m.Reals, m.SchedCursor, m.SchedTab, m.Stats, m.SvcMap, m.SvcRetired, m.Svcs, m.TxPorts, m.Vips, m.VipFilter}
 }
 
 // resolveLoop retries reals whose MAC is unknown, and refreshes the rest.

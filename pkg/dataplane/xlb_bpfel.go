@@ -99,6 +99,7 @@ const (
 	xlbMapSvcRetired      = "svc_retired"
 	xlbMapSvcs            = "svcs"
 	xlbMapTxPorts         = "tx_ports"
+	xlbMapVipFilter       = "vip_filter"
 	xlbMapVips            = "vips"
 	xlbProgXlbXdp         = "xlb_xdp"
 	xlbVarHaveCoarseClock = "have_coarse_clock"
@@ -163,6 +164,7 @@ type xlbMapSpecs struct {
 	SvcRetired  *ebpf.MapSpec `ebpf:"svc_retired"`
 	Svcs        *ebpf.MapSpec `ebpf:"svcs"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
+	VipFilter   *ebpf.MapSpec `ebpf:"vip_filter"`
 	Vips        *ebpf.MapSpec `ebpf:"vips"`
 }
 
@@ -203,6 +205,7 @@ type xlbMaps struct {
 	SvcRetired  *ebpf.Map `ebpf:"svc_retired"`
 	Svcs        *ebpf.Map `ebpf:"svcs"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
+	VipFilter   *ebpf.Map `ebpf:"vip_filter"`
 	Vips        *ebpf.Map `ebpf:"vips"`
 }
 
@@ -218,6 +221,7 @@ func (m *xlbMaps) Close() error {
 		m.SvcRetired,
 		m.Svcs,
 		m.TxPorts,
+		m.VipFilter,
 		m.Vips,
 	)
 }
