@@ -31,6 +31,7 @@ func runDemo(e env, args []string) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintf(e.stderr, "xlb demo: %v\n", err)
 		return 2
 	}
 	o := demo.Options{Requests: *requests, Out: e.stdout}
