@@ -168,6 +168,10 @@ func Run(ctx context.Context, o Options) (_ *Result, err error) {
 			return nil, ctx.Err()
 		}
 		name, err := testutil.Get(ctx, client, url)
+		if ctx.Err() != nil {
+			progress.done()
+			return nil, ctx.Err()
+		}
 		if err != nil {
 			res.Failed++
 			o.Log.Warn("request failed", "n", i, "error", err)
