@@ -19,10 +19,11 @@ demo: build
 	@tools/deps.sh run
 	./bin/xlb demo
 
-## test: everything CI runs: stale-BPF check, vet, the whole test suite (root)
+## test: everything CI runs: stale-BPF check, gofmt, vet, the whole test suite (root)
 test:
 	@tools/deps.sh test
 	tools/check-generate.sh
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
@@ -39,8 +40,9 @@ generate:
 check-generate:
 	tools/check-generate.sh
 
-## lint: go vet
+## lint: gofmt and go vet
 lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
 ## bench: ns/packet of the DR path as a ratio to a MAC-swap XDP_TX baseline (root)

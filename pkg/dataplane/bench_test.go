@@ -289,4 +289,5 @@ func BenchmarkForwardRate(b *testing.B) {
 type xdpMd struct {
 	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
 }
+
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -3,11 +3,11 @@ package dataplane
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/exec"
 	"sync"
 	"testing"
 	"time"

@@ -24,8 +24,8 @@ const (
 
 	vipFilterBits = 12
 	vipFilterSize = 1 << vipFilterBits
-	schedSlots  = 4096
-	noReal      = 0xffffffff
+	schedSlots    = 4096
+	noReal        = 0xffffffff
 )
 
 // Values of enum xlb_sched and enum xlb_real_flags (bpf/xlb_structs.h).

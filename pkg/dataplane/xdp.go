@@ -59,7 +59,7 @@ type Config struct {
 	// ResolveWait is how long Apply waits for a new real's ARP reply
 	// before applying it as unresolved (500 ms).
 	ResolveWait time.Duration
-	Logger          *slog.Logger
+	Logger      *slog.Logger
 }
 
 // XDP is the XDP implementation of Dataplane.
@@ -69,8 +69,9 @@ type XDP struct {
 	objs  xlbObjects
 	links []attached
 
-	mu    sync.Mutex
-	state *tables
+	mu       sync.Mutex
+	state    *tables
+	tookOver bool // a pinned link was found
 
 	stop chan struct{}
 	done chan struct{}
@@ -115,7 +116,16 @@ func OpenXDP(cfg Config) (*XDP, error) {
 	x.state = st
 	for _, name := range cfg.Interfaces {
 		if err := x.attach(name); err != nil {
-			x.closeLinks(false)
+			// Leave a running data plane as it was; remove what this
+			// call made from nothing.
+			fresh := len(st.services) == 0 && !x.tookOver
+			x.closeLinks(fresh)
+			if fresh {
+				for _, m := range x.maps() {
+					_ = m.Unpin()
+				}
+				_ = os.Remove(cfg.PinDir)
+			}
 			x.objs.Close()
 			return nil, err
 		}
@@ -195,6 +205,7 @@ func (x *XDP) attach(name string) error {
 			l.Close()
 			return fmt.Errorf("replace program on pinned link %s: %w", pin, err)
 		}
+		x.tookOver = true
 		mode := attachedMode(name)
 		x.log.Info("took over xdp link", "interface", name, "pin", pin, "mode", mode.String())
 		x.links = append(x.links, attached{ifname: name, mode: mode, link: l})
