@@ -43,17 +43,29 @@ struct {
 	__uint(max_entries, 1);
 } bench_target SEC(".maps");
 
-SEC("xdp")
-int bench_harness(struct xdp_md *ctx)
+/* Rewrites the frame's first TMPL_LEN bytes from the template. */
+static __always_inline struct bench_tmpl *restore(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 zero = 0;
 	struct bench_tmpl *t = bpf_map_lookup_elem(&bench_tmpls, &zero);
+	if (!t || data + TMPL_LEN > data_end)
+		return 0;
+	__builtin_memcpy(data, t->data, TMPL_LEN);
+	return t;
+}
+
+SEC("xdp")
+int bench_harness(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct bench_tmpl *t = restore(ctx);
 	__u64 *n = bpf_map_lookup_elem(&bench_counter, &zero);
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
 	if (!t || !n || data + TMPL_LEN > data_end)
 		return XDP_ABORTED;
-	__builtin_memcpy(data, t->data, TMPL_LEN);
 	if (t->flows) {
 		/* Fibonacci hashing spreads consecutive counters over the flows. */
 		__u32 f = (__u32)((*n)++ * 0x9E3779B97F4A7C15ULL >> 32) % t->flows;
@@ -125,13 +137,8 @@ struct {
 SEC("xdp")
 int bench_redirect(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u32 zero = 0;
-	struct bench_tmpl *t = bpf_map_lookup_elem(&bench_tmpls, &zero);
-	if (!t || data + TMPL_LEN > data_end)
+	if (!restore(ctx))
 		return XDP_ABORTED;
-	__builtin_memcpy(data, t->data, TMPL_LEN);
 	return bpf_redirect_map(&bench_out, 0, 0);
 }
 
