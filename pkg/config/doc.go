@@ -1,0 +1,37 @@
+// Package config reads keepalived.conf the way keepalived 2.2 reads it, so
+// that a site running LVS/IPVS + keepalived can start xlb on its existing
+// configuration.
+//
+// [Parse] returns a [Config]: the global_defs, vrrp_script, vrrp_instance,
+// vrrp_sync_group and virtual_server blocks, with real servers and their
+// TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK and DNS_CHECK checkers. Every
+// default keepalived applies and every value a block inherits from its
+// parent (delay_loop, retry, connect_timeout, ... from virtual_server to
+// real_server to checker) is already filled in, so the rest of xlb never
+// needs keepalived's rules. [Format] writes a Config back as a
+// keepalived.conf.
+//
+// The reading follows keepalived's parser: '#' and '!' start comments
+// outside double quotes, a brace ends a line, scripts are split with
+// keepalived's shell-like quoting, "include GLOB" is resolved against the
+// including file's directory (with the includer/includem/includew/includeb/
+// includea variants), $NAME=value definitions are substituted. The
+// deprecated aliases lb_algo, lb_kind and nb_get_retry mean lvs_sched,
+// lvs_method and retry.
+//
+// Problems come in two kinds, both naming file:line and the offending word:
+//
+//   - errors ([ErrorList] of [ParseError]): anything keepalived would reject
+//     ("keepalived -t" fails), values out of range, unknown keywords, and
+//     what xlb cannot do without changing which services exist
+//     (virtual_server fwmark and group, [ErrNotSupported]). Parse returns no
+//     Config then.
+//   - warnings ([Config].Warnings): keywords keepalived knows but xlb does
+//     not implement (they are listed, never silently dropped), deprecated
+//     aliases, and the settings keepalived corrects on load, corrected the
+//     same way (nopreempt with state MASTER, hysteresis >= quorum, a missing
+//     protocol taken as UDP, ...).
+//
+// The package does no I/O beyond reading the configuration files, and keeps
+// no state between calls.
+package config

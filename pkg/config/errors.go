@@ -1,0 +1,85 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrNotSupported is wrapped by a [ParseError] for configuration that
+// keepalived accepts but xlb refuses, because ignoring it would change which
+// services exist (virtual_server fwmark, virtual_server group, ...).
+var ErrNotSupported = errors.New("not supported by xlb")
+
+// ErrIncludeLoop is wrapped by the [ParseError] of an include that would read
+// a file already being read.
+var ErrIncludeLoop = errors.New("include loop")
+
+// ParseError is one problem in a configuration file: where it is, the word it
+// is about (a keyword or a value) and what is wrong. Err, if set, is the
+// cause: [ErrNotSupported], [ErrIncludeLoop] or an I/O error.
+type ParseError struct {
+	File string
+	Line int
+	Word string
+	Msg  string
+	Err  error
+}
+
+// Error reads `file:line: msg "word"`.
+func (e *ParseError) Error() string {
+	return formatProblem(e.File, e.Line, e.Msg, e.Word)
+}
+
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// ErrorList is what Parse and ParseBytes return when a file has errors: every
+// error found, in the order found. errors.As(err, &pe) with pe a *ParseError
+// yields the first.
+type ErrorList []*ParseError
+
+func (l ErrorList) Error() string {
+	s := make([]string, len(l))
+	for i, e := range l {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+func (l ErrorList) Unwrap() []error {
+	errs := make([]error, len(l))
+	for i, e := range l {
+		errs[i] = e
+	}
+	return errs
+}
+
+// Warning is a problem keepalived would log and carry on from: a keyword xlb
+// does not implement, a deprecated alias, or a setting keepalived corrects
+// (such as nopreempt with state MASTER). Warnings never stop a parse.
+type Warning struct {
+	File string
+	Line int
+	Word string
+	Msg  string
+}
+
+// String reads `file:line: msg "word"`, like ParseError.
+func (w Warning) String() string {
+	return formatProblem(w.File, w.Line, w.Msg, w.Word)
+}
+
+func formatProblem(file string, line int, msg, word string) string {
+	if word == "" {
+		return fmt.Sprintf("%s:%d: %s", file, line, msg)
+	}
+	return fmt.Sprintf("%s:%d: %s %q", file, line, msg, word)
+}
+
+// Pos is where something was defined: the file and line of its keyword.
+type Pos struct {
+	File string
+	Line int
+}
+
+func (p Pos) String() string { return fmt.Sprintf("%s:%d", p.File, p.Line) }

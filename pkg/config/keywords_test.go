@@ -1,0 +1,91 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// contextWrap puts a line in each block the keyword table covers.
+var contextWrap = map[string][2]string{
+	ctxTop:           {"", ""},
+	ctxGlobal:        {"global_defs {\n", "}\n"},
+	ctxScript:        {"vrrp_script s {\n", "}\n"},
+	ctxInstance:      {"vrrp_instance V {\n", "}\n"},
+	ctxAuth:          {"vrrp_instance V {\n authentication {\n", "}\n}\n"},
+	ctxSyncGroup:     {"vrrp_sync_group G {\n", "}\n"},
+	ctxVirtualServer: {"virtual_server 10.0.0.1 80 {\n", "}\n"},
+	ctxRealServer:    {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n", "}\n}\n"},
+	ctxURL:           {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n HTTP_GET {\n url {\n", "}\n}\n}\n}\n"},
+	ctxTCPCheck:      {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n TCP_CHECK {\n", "}\n}\n}\n"},
+	ctxHTTPGet:       {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n HTTP_GET {\n", "}\n}\n}\n"},
+	ctxSSLGet:        {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n SSL_GET {\n", "}\n}\n}\n"},
+	ctxMiscCheck:     {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n MISC_CHECK {\n", "}\n}\n}\n"},
+	ctxDNSCheck:      {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n DNS_CHECK {\n", "}\n}\n}\n"},
+}
+
+// TestKeepalivedKeywordsNeverUnknown: every keyword keepalived accepts in a
+// block is either implemented or warned about there, never rejected as
+// unknown, with or without a value or a block.
+func TestKeepalivedKeywordsNeverUnknown(t *testing.T) {
+	require.Len(t, keepalivedKeywords, len(contextWrap))
+	for ctx, words := range keepalivedKeywords {
+		wrap, ok := contextWrap[ctx]
+		require.True(t, ok, ctx)
+		for _, kw := range words {
+			for _, form := range []string{kw, kw + " 1", kw + " {\n}"} {
+				_, err := parseFiles(map[string]string{"keepalived.conf": wrap[0] + form + "\n" + wrap[1]})
+				var list ErrorList
+				if errors.As(err, &list) {
+					for _, e := range list {
+						assert.NotContains(t, e.Msg, "unknown keyword", "%s in %s: %v", form, ctx, e)
+						assert.NotContains(t, e.Msg, "unknown top-level", "%s in %s: %v", form, ctx, e)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestSupportedKeywordsAreKeepalivedKeywords guards against xlb accepting
+// a keyword keepalived would reject: each keyword the parser implements
+// must be in keepalived's table for that block. nb_get_retry is the one
+// deliberate extension (keepalived 2.2 takes it only in HTTP_GET/SSL_GET).
+func TestSupportedKeywordsAreKeepalivedKeywords(t *testing.T) {
+	for ctx, wrap := range contextWrap {
+		for _, kw := range candidateKeywords() {
+			if keepalivedKnows(ctx, kw) || (kw == "nb_get_retry" && isChecker(ctx)) {
+				continue
+			}
+			_, err := parseFiles(map[string]string{"keepalived.conf": wrap[0] + kw + " 1\n" + wrap[1]})
+			require.Error(t, err, "%s is accepted in %s but keepalived does not know it there", kw, ctx)
+			var list ErrorList
+			require.True(t, errors.As(err, &list))
+			found := false
+			for _, e := range list {
+				if e.Word == kw && (strings.Contains(e.Msg, "unknown") || strings.Contains(e.Msg, "outside a virtual_server") || strings.Contains(e.Msg, "include")) {
+					found = true
+				}
+			}
+			assert.True(t, found, "%s in %s: %v", kw, ctx, err)
+		}
+	}
+}
+
+// candidateKeywords are all the keywords of all blocks.
+func candidateKeywords() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, words := range keepalivedKeywords {
+		for _, w := range words {
+			if !seen[w] {
+				seen[w] = true
+				out = append(out, w)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,630 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// keepalived reads its configuration a line at a time. After comments are
+// stripped, a line is cut at its first '{' or '}' outside double quotes, and
+// the brace and whatever follows it are read as further lines. A "logical
+// line" here is one of those pieces: a brace on its own, or a keyword and its
+// arguments. Line numbers stay those of the physical line.
+type line struct {
+	pos   Pos
+	brace byte     // '{' or '}' for a brace line, else 0
+	words []string // keyword and arguments (double quotes removed)
+	raw   string   // the text the words came from, re-read for scripts
+}
+
+// source is the file system includes are read from. Parse uses the real one;
+// tests and the fuzzer use a map so that they never touch the disk.
+type source interface {
+	ReadFile(name string) ([]byte, error)
+	// Glob returns the sorted names matching pattern (filepath.Match syntax).
+	Glob(pattern string) ([]string, error)
+	Stat(name string) (fs.FileInfo, error)
+	// Key names a file uniquely, for include loop detection.
+	Key(name string) string
+}
+
+type osSource struct{}
+
+func (osSource) ReadFile(name string) ([]byte, error)  { return os.ReadFile(name) }
+func (osSource) Glob(pattern string) ([]string, error) { return filepath.Glob(pattern) }
+func (osSource) Stat(name string) (fs.FileInfo, error) { return os.Stat(name) }
+
+func (osSource) Key(name string) string {
+	if abs, err := filepath.Abs(name); err == nil {
+		name = abs
+	}
+	if real, err := filepath.EvalSymlinks(name); err == nil {
+		name = real
+	}
+	return name
+}
+
+// memSource is an in-memory file system: name -> contents. Every file is a
+// regular, non-executable file.
+type memSource map[string]string
+
+func (m memSource) ReadFile(name string) ([]byte, error) {
+	if s, ok := m[name]; ok {
+		return []byte(s), nil
+	}
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+}
+
+func (m memSource) Glob(pattern string) ([]string, error) {
+	if _, err := path.Match(pattern, ""); err != nil {
+		return nil, err
+	}
+	var out []string
+	for name := range m {
+		if ok, _ := path.Match(pattern, name); ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (memSource) Key(name string) string { return path.Clean(name) }
+
+func (m memSource) Stat(name string) (fs.FileInfo, error) {
+	if _, ok := m[name]; ok {
+		return nil, nil
+	}
+	return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+}
+
+// maxLineLength bounds a line after parameter substitution (keepalived's
+// own buffer is far smaller).
+const maxLineLength = 64 << 10
+
+// maxIncludeDepth bounds nesting even without a loop (a glob can match
+// ever-new names only on a changing disk, but be safe).
+const maxIncludeDepth = 32
+
+// The include keyword and its checking variants (keepalived 2.2: includer,
+// includem, includew, includeb, includea). Plain include only logs problems.
+var includeKeywords = map[string]bool{
+	"include": true, "includer": true, "includem": true,
+	"includew": true, "includeb": true, "includea": true,
+}
+
+type lexer struct {
+	src   source
+	p     *problems
+	defs  map[string]string // $NAME=value parameter definitions
+	stack []string          // files being read, outermost first
+	keys  []string          // src.Key of each file in stack
+	lines []line
+}
+
+// lexFile appends the logical lines of one file, with its includes expanded
+// in place. Braces must balance within each file.
+func (lx *lexer) lexFile(name string, data []byte) {
+	lx.stack = append(lx.stack, name)
+	lx.keys = append(lx.keys, lx.src.Key(name))
+	defer func() {
+		lx.stack = lx.stack[:len(lx.stack)-1]
+		lx.keys = lx.keys[:len(lx.keys)-1]
+	}()
+
+	type opener struct {
+		pos Pos
+		kw  string
+	}
+	var open []opener
+	// The keyword of the last words line, if it was the last line, and
+	// where it was: a block is reported by its keyword.
+	prevKW, prevPos := "", Pos{}
+
+	emitWords := func(pos Pos, text string) {
+		words, err := splitWords(text)
+		if err != nil {
+			lx.p.errorf(pos, text, "%v in", err)
+			prevKW = ""
+			return
+		}
+		if len(words) == 0 {
+			return
+		}
+		lx.lines = append(lx.lines, line{pos: pos, words: words, raw: text})
+		prevKW, prevPos = words[0], pos
+	}
+	emitBrace := func(pos Pos, b byte) {
+		if b == '{' {
+			if prevKW == "" {
+				open = append(open, opener{pos, "{"})
+			} else {
+				open = append(open, opener{prevPos, prevKW})
+			}
+		} else {
+			if len(open) == 0 {
+				if len(lx.stack) > 1 {
+					lx.p.errorf(pos, "}", "closes no block opened in this file:")
+				} else {
+					lx.p.errorf(pos, "}", "closes no block:")
+				}
+				prevKW = ""
+				return
+			}
+			open = open[:len(open)-1]
+		}
+		lx.lines = append(lx.lines, line{pos: pos, brace: b})
+		prevKW = ""
+	}
+
+	text := strings.ReplaceAll(string(data), "\r\n", "\n")
+	for i, phys := range strings.Split(text, "\n") {
+		pos := Pos{File: name, Line: i + 1}
+		s, err := decomment(phys)
+		if err != nil {
+			lx.p.errorf(pos, strings.TrimSpace(phys), "%v in", err)
+			continue
+		}
+		if s == "" {
+			continue
+		}
+		s, ok := lx.preprocess(pos, s)
+		if !ok || s == "" {
+			continue
+		}
+		if lx.include(pos, s) {
+			prevKW = ""
+			continue
+		}
+		// Cut at braces outside double quotes; each brace is its own line.
+		for s != "" {
+			j := indexBrace(s)
+			if j < 0 {
+				emitWords(pos, s)
+				break
+			}
+			if j > 0 {
+				emitWords(pos, strings.TrimSpace(s[:j]))
+			}
+			emitBrace(pos, s[j])
+			s = strings.TrimSpace(s[j+1:])
+		}
+	}
+	for _, o := range open {
+		lx.p.errorf(o.pos, o.kw, `missing "}" for the block of`)
+	}
+	// Close what was left open so that the tree can still be built and
+	// checked for further errors.
+	for range open {
+		lx.lines = append(lx.lines, line{pos: Pos{File: name, Line: strings.Count(text, "\n") + 1}, brace: '}'})
+	}
+}
+
+// preprocess applies keepalived's line-level features before tokenising:
+// conditional lines (@id), parameter definitions ($NAME=...) and their
+// substitution. It reports whether the line should be read.
+func (lx *lexer) preprocess(pos Pos, s string) (string, bool) {
+	if s[0] == '@' {
+		// "@id rest" is read only when keepalived runs with config id "id";
+		// "@^id rest" only when it does not. xlb has no config id.
+		k := strings.IndexAny(s, " \t")
+		if k < 0 {
+			return "", false // nothing after the id: keepalived drops it too
+		}
+		id, rest := s[:k], strings.TrimSpace(s[k:])
+		if strings.HasPrefix(id, "@^") {
+			lx.p.warnf(pos, id, "xlb has no config id; reading the line guarded by")
+			return rest, rest != ""
+		}
+		lx.p.warnf(pos, id, "xlb has no config id; skipping the line guarded by")
+		return "", false
+	}
+	if strings.HasPrefix(s, "~SEQ") {
+		lx.p.errorf(pos, "~SEQ", "sequence blocks are not supported:")
+		return "", false
+	}
+	if s[0] == '$' {
+		if name, value, ok := parseDefinition(s); ok {
+			if strings.HasSuffix(value, `\`) {
+				lx.p.errorf(pos, "$"+name, "multi-line parameter definitions are not supported:")
+				return "", false
+			}
+			if lx.defs == nil {
+				lx.defs = map[string]string{}
+			}
+			lx.defs[name] = value
+			return "", false
+		}
+	}
+	if len(lx.defs) > 0 && strings.Contains(s, "$") {
+		// keepalived substitutes again while the result still has a
+		// defined $NAME in it; bound that for self-referencing definitions.
+		for range 16 {
+			t, changed := substitute(s, lx.defs)
+			if !changed {
+				return s, true
+			}
+			if len(t) > maxLineLength {
+				break
+			}
+			s = t
+		}
+		lx.p.errorf(pos, s, "parameter substitution does not terminate in")
+		return "", false
+	}
+	return s, true
+}
+
+// include expands an include line. It reports whether s was one.
+func (lx *lexer) include(pos Pos, s string) bool {
+	first, _, _ := strings.Cut(s, " ")
+	first, _, _ = strings.Cut(first, "\t")
+	if !includeKeywords[first] {
+		return false
+	}
+	words, err := splitWords(s)
+	if err != nil || len(words) != 2 {
+		// keepalived reads only "include NAME" as an include; anything else
+		// goes to the keyword parser.
+		return false
+	}
+	kw, pattern := words[0], words[1]
+	// Variants turn include problems into errors (keepalived's include_check).
+	report := lx.p.warnf
+	if kw != "include" {
+		report = lx.p.errorf
+	}
+	if !filepath.IsAbs(pattern) {
+		// keepalived chdirs to the including file's directory.
+		pattern = filepath.Join(filepath.Dir(pos.File), pattern)
+	}
+	pats := expandBraces(pattern)
+	if len(pats) > maxBraceExpansion {
+		lx.p.errorf(pos, words[1], "brace expansion gives more than %d names:", maxBraceExpansion)
+		return true
+	}
+	var matches []string
+	for _, pat := range pats {
+		m, err := lx.src.Glob(pat)
+		if err != nil {
+			lx.p.errorf(pos, words[1], "bad glob: %v:", err)
+			return true
+		}
+		if len(m) == 0 && (kw == "includeb" || kw == "includea") && pat != pattern {
+			lx.p.errorf(pos, words[1], "brace alternative %q matches no file in", pat)
+		}
+		matches = append(matches, m...)
+	}
+	if len(matches) == 0 {
+		wild := strings.ContainsAny(words[1], "*?[")
+		if kw == "includew" || kw == "includea" || (kw == "includem" && !wild) {
+			lx.p.errorf(pos, words[1], "no file matches")
+		} else {
+			lx.p.warnf(pos, words[1], "no file matches")
+		}
+		return true
+	}
+	for _, m := range matches {
+		fi, err := lx.src.Stat(m)
+		if err != nil {
+			report(pos, m, "cannot read included file: %v:", err)
+			continue
+		}
+		if fi != nil {
+			if fi.IsDir() {
+				continue
+			}
+			// keepalived reads only regular, non-executable files.
+			if !fi.Mode().IsRegular() || fi.Mode()&0o111 != 0 {
+				report(pos, m, "skipping an included file that is not a regular non-executable file:")
+				continue
+			}
+		}
+		if slices.Contains(lx.keys, lx.src.Key(m)) {
+			chain := strings.Join(append(slices.Clone(lx.stack), m), " -> ")
+			lx.p.add(&ParseError{File: pos.File, Line: pos.Line, Word: words[1],
+				Msg: "include loop (" + chain + ") at", Err: ErrIncludeLoop})
+			continue
+		}
+		if len(lx.stack) >= maxIncludeDepth {
+			lx.p.errorf(pos, words[1], "includes nested more than %d deep at", maxIncludeDepth)
+			continue
+		}
+		data, err := lx.src.ReadFile(m)
+		if err != nil {
+			if kw == "include" {
+				lx.p.warnf(pos, m, "cannot read included file: %v:", err)
+			} else {
+				lx.p.add(&ParseError{File: pos.File, Line: pos.Line, Word: m,
+					Msg: fmt.Sprintf("cannot read included file: %v:", err), Err: err})
+			}
+			continue
+		}
+		lx.lexFile(m, data)
+	}
+	return true
+}
+
+// decomment strips a comment (from '#' or '!' outside double quotes) and
+// surrounding blanks. A backslash outside quotes makes the next '#' or '!'
+// literal.
+func decomment(s string) (string, error) {
+	var b strings.Builder
+	inQuote := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			inQuote = !inQuote
+		case c == '\\' && i+1 < len(s):
+			if !inQuote && (s[i+1] == '#' || s[i+1] == '!') {
+				b.WriteByte(s[i+1])
+			} else {
+				b.WriteByte(c)
+				b.WriteByte(s[i+1])
+			}
+			i++
+			continue
+		case !inQuote && (c == '#' || c == '!'):
+			return strings.TrimSpace(b.String()), nil
+		}
+		b.WriteByte(c)
+	}
+	if inQuote {
+		return "", errors.New("unterminated quote")
+	}
+	return strings.TrimSpace(b.String()), nil
+}
+
+// indexBrace returns the index of the first '{' or '}' outside double quotes.
+func indexBrace(s string) int {
+	inQuote := false
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			inQuote = !inQuote
+		case '{', '}':
+			if !inQuote {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+func isBlank(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\f' || c == '\v' || c == '\r' || c == '\n'
+}
+
+// splitWords splits a line the way keepalived splits every configuration
+// line: at blanks, with a word that starts with '"' running to the next '"'
+// (blanks kept, quotes dropped). An unquoted word also ends at a '"'.
+func splitWords(s string) ([]string, error) {
+	var words []string
+	for i := 0; i < len(s); {
+		if isBlank(s[i]) {
+			i++
+			continue
+		}
+		if s[i] == '"' {
+			j := strings.IndexByte(s[i+1:], '"')
+			if j < 0 {
+				return nil, errors.New("unterminated quote")
+			}
+			words = append(words, s[i+1:i+1+j])
+			i += j + 2
+			continue
+		}
+		j := i
+		for j < len(s) && !isBlank(s[j]) && s[j] != '"' {
+			j++
+		}
+		words = append(words, s[i:j])
+		i = j
+	}
+	return words, nil
+}
+
+// splitShell splits a script command line the way keepalived does for
+// scripts: blanks separate words; '...' and "..." quote (and may be glued to
+// unquoted text); backslash escapes work everywhere (\a \b \E \f \n \r \t \v,
+// \NNN octal, \xHH hex, \cC control characters, \C for any other C).
+func splitShell(s string) ([]string, error) {
+	var words []string
+	for i := 0; i < len(s); {
+		if isBlank(s[i]) {
+			i++
+			continue
+		}
+		var b []byte
+		var quote byte
+		for i < len(s) {
+			c := s[i]
+			switch {
+			case c == '\\':
+				i++
+				if i >= len(s) {
+					return nil, errors.New("backslash at end of script")
+				}
+				var r byte
+				r, i = unescape(s, i)
+				b = append(b, r)
+				continue
+			case quote != 0 && c == quote:
+				quote = 0
+			case quote == 0 && (c == '"' || c == '\''):
+				quote = c
+			case quote == 0 && isBlank(c):
+				goto done
+			default:
+				b = append(b, c)
+			}
+			i++
+		}
+	done:
+		if quote != 0 {
+			return nil, fmt.Errorf("unterminated %c quote", quote)
+		}
+		words = append(words, string(b))
+	}
+	return words, nil
+}
+
+// unescape decodes the escape whose first character (after the backslash) is
+// s[i]; it returns the byte and the index after the escape.
+func unescape(s string, i int) (byte, int) {
+	c := s[i]
+	switch {
+	case c == 'x' && i+1 < len(s) && isHex(s[i+1]):
+		var v byte
+		i++
+		for i < len(s) && isHex(s[i]) {
+			v = v<<4 | hexVal(s[i])
+			i++
+		}
+		return v, i
+	case c == 'c' && i+1 < len(s):
+		return s[i+1] & 0x1f, i + 2
+	case c >= '0' && c <= '7':
+		v := c - '0'
+		i++
+		for n := 0; n < 2 && i < len(s) && s[i] >= '0' && s[i] <= '7'; n++ {
+			v = v<<3 + (s[i] - '0')
+			i++
+		}
+		return v, i
+	}
+	switch c {
+	case 'a':
+		c = '\a'
+	case 'b':
+		c = '\b'
+	case 'E':
+		c = 0x1b
+	case 'f':
+		c = '\f'
+	case 'n':
+		c = '\n'
+	case 'r':
+		c = '\r'
+	case 't':
+		c = '\t'
+	case 'v':
+		c = '\v'
+	}
+	return c, i + 1
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+func hexVal(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
+}
+
+// maxBraceExpansion bounds the names one include can expand to.
+const maxBraceExpansion = 1024
+
+// expandBraces expands csh-style alternatives, "a{b,c}d" -> "abd", "acd",
+// as keepalived's glob(GLOB_BRACE) does. It stops early, returning more
+// than maxBraceExpansion names, rather than expanding without bound.
+func expandBraces(p string) []string {
+	open := strings.IndexByte(p, '{')
+	if open < 0 {
+		return []string{p}
+	}
+	depth, parts, start := 0, []string(nil), open+1
+	for i := open; i < len(p); i++ {
+		switch p[i] {
+		case '{':
+			depth++
+		case ',':
+			if depth == 1 {
+				parts = append(parts, p[start:i])
+				start = i + 1
+			}
+		case '}':
+			depth--
+			if depth == 0 {
+				parts = append(parts, p[start:i])
+				var out []string
+				for _, alt := range parts {
+					out = append(out, expandBraces(p[:open]+alt+p[i+1:])...)
+					if len(out) > maxBraceExpansion {
+						break
+					}
+				}
+				return out
+			}
+		}
+	}
+	return []string{p} // unbalanced: literal
+}
+
+func isNameStart(c byte) bool { return c == '_' || (c|0x20 >= 'a' && c|0x20 <= 'z') }
+func isNameChar(c byte) bool  { return isNameStart(c) || (c >= '0' && c <= '9') }
+
+// parseDefinition reads "$NAME=value" (blanks allowed around '=').
+func parseDefinition(s string) (name, value string, ok bool) {
+	if len(s) < 2 || !isNameStart(s[1]) {
+		return "", "", false
+	}
+	i := 2
+	for i < len(s) && isNameChar(s[i]) {
+		i++
+	}
+	name = s[1:i]
+	rest := strings.TrimLeft(s[i:], " \t")
+	if !strings.HasPrefix(rest, "=") {
+		return "", "", false
+	}
+	return name, strings.TrimSpace(rest[1:]), true
+}
+
+// substitute replaces $NAME and ${NAME} for defined names; undefined ones are
+// left as they are, as keepalived does.
+func substitute(s string, defs map[string]string) (string, bool) {
+	var b strings.Builder
+	changed := false
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		j, braced := i+1, false
+		if s[j] == '{' {
+			braced = true
+			j++
+		}
+		k := j
+		for k < len(s) && isNameChar(s[k]) {
+			k++
+		}
+		name := s[j:k]
+		v, ok := defs[name]
+		if name == "" || !ok || !isNameStart(name[0]) || (braced && (k >= len(s) || s[k] != '}')) {
+			b.WriteByte(s[i])
+			continue
+		}
+		if braced {
+			k++
+		}
+		b.WriteString(v)
+		changed = true
+		i = k - 1
+	}
+	return b.String(), changed
+}

@@ -1,0 +1,807 @@
+package config
+
+import (
+	"errors"
+	"math"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The defaults of keepalived's check_data.c and the checkers.
+const (
+	defaultDelayLoop          = 60 * time.Second
+	defaultConnectTimeout     = 5 * time.Second
+	defaultPersistenceTimeout = 360 * time.Second // IPVS_SVC_PERSISTENT_TIMEOUT
+	maxWeight                 = math.MaxInt32
+)
+
+// opt is a setting that may be inherited: virtual server -> real server ->
+// checker.
+type opt[T any] struct {
+	v   T
+	set bool
+}
+
+func (o *opt[T]) put(v T) { o.v, o.set = v, true }
+
+// or returns the value if set, else the fallback.
+func (o opt[T]) or(fallback T) T {
+	if o.set {
+		return o.v
+	}
+	return fallback
+}
+
+// inherited are the settings a real server takes from its virtual server and
+// a checker from its real server.
+type inherited struct {
+	connectTimeout   opt[time.Duration]
+	retry            opt[int]
+	delayBeforeRetry opt[time.Duration]
+	delayLoop        opt[time.Duration]
+	warmup           opt[time.Duration]
+	alpha            opt[bool]
+	inhibit          opt[bool]
+	virtualhost      opt[string]
+}
+
+type vsDraft struct {
+	vs          VirtualServer
+	inh         inherited
+	weight      opt[int]
+	protocol    opt[Protocol]
+	scheduler   opt[string]
+	forward     opt[Forward]
+	persistence opt[time.Duration]
+	granularity opt[int]
+	sorryFwd    opt[Forward]
+	sorryPos    Pos
+	flagWords   []*node // sh-port, mh-fallback, ...: checked against the scheduler
+	reals       []*rsDraft
+}
+
+type rsDraft struct {
+	rs       RealServer
+	inh      inherited
+	weight   opt[int]
+	forward  opt[Forward]
+	checkers []*checkerDraft
+}
+
+type checkerDraft struct {
+	c           Checker
+	inh         inherited
+	connectIP   opt[netip.Addr]
+	connectPort opt[uint16]
+	miscTimeout opt[time.Duration]
+	miscUser    string
+	miscGroup   string
+	hasURL      bool
+}
+
+func (ps *parser) virtualServer(b *node) {
+	if !ps.needBlock(b) {
+		return
+	}
+	if len(b.args) == 0 {
+		ps.p.errorf(b.pos, b.kw, "missing address after")
+		return
+	}
+	switch b.args[0] {
+	case "fwmark", "group":
+		ps.p.add(&ParseError{File: b.pos.File, Line: b.pos.Line, Word: b.args[0],
+			Msg: "virtual_server by " + b.args[0] + " is not supported by xlb yet:", Err: ErrNotSupported})
+		return
+	}
+	d := &vsDraft{vs: VirtualServer{Pos: b.pos}}
+	vs := &d.vs
+	addr, err := netip.ParseAddr(b.args[0])
+	if err != nil {
+		ps.p.errorf(b.pos, b.args[0], "virtual_server: not an IP address:")
+		return
+	}
+	vs.Addr = addr
+	if len(b.args) > 1 {
+		p, ok := ps.portArg(b, 1, 0)
+		if !ok {
+			return
+		}
+		vs.Port = p
+	}
+	if len(b.args) > 2 {
+		ps.p.warnf(b.pos, b.args[2], "extra words after virtual_server address and port ignored, from")
+	}
+
+	for _, n := range b.children {
+		if ps.inheritedKeyword(n, &d.inh, ctxVirtualServer) {
+			continue
+		}
+		switch n.kw {
+		case "lvs_sched", "lb_algo":
+			if s, ok := ps.stringArg(n); ok {
+				if !slices.Contains(Schedulers, s) {
+					ps.p.errorf(n.pos, s, "unknown scheduler (want one of %s):", strings.Join(Schedulers, " "))
+				} else {
+					d.scheduler.put(s)
+				}
+			}
+		case "lvs_method", "lb_kind":
+			if f, ok := ps.forwardArg(n); ok {
+				d.forward.put(f)
+			}
+		case "protocol":
+			if s, ok := ps.stringArg(n); ok {
+				switch strings.ToUpper(s) {
+				case "TCP":
+					d.protocol.put(ProtoTCP)
+				case "UDP":
+					d.protocol.put(ProtoUDP)
+				case "SCTP":
+					d.protocol.put(ProtoSCTP)
+				default:
+					ps.p.errorf(n.pos, s, "protocol must be TCP, UDP or SCTP, got")
+				}
+			}
+		case "persistence_timeout":
+			if !ps.args(n, 0, 1) {
+				continue
+			}
+			if len(n.args) == 0 {
+				d.persistence.put(defaultPersistenceTimeout)
+			} else if t, ok := ps.secondsArg(n, 1, 2678400); ok {
+				d.persistence.put(t)
+			}
+		case "persistence_granularity":
+			if s, ok := ps.stringArg(n); ok {
+				if bits, ok := ps.granularity(n, s, vs.Addr); ok {
+					d.granularity.put(bits)
+				}
+			}
+		case "quorum":
+			if v, ok := ps.one(n, 1, math.MaxUint32); ok {
+				vs.Quorum = uint32(v)
+			}
+		case "hysteresis":
+			if v, ok := ps.one(n, 0, math.MaxUint32); ok {
+				vs.Hysteresis = uint32(v)
+			}
+		case "omega":
+			vs.Omega = ps.flag(n)
+		case "quorum_up":
+			vs.QuorumUp = ps.scriptArg(n, true)
+		case "quorum_down":
+			vs.QuorumDown = ps.scriptArg(n, true)
+		case "weight":
+			if v, ok := ps.one(n, 0, maxWeight); ok {
+				d.weight.put(int(v))
+			}
+		case "sorry_server":
+			if ps.args(n, 1, 2) {
+				a, ok := ps.addrArg(n, 0)
+				if !ok {
+					continue
+				}
+				ss := &SorryServer{Addr: a}
+				if len(n.args) > 1 {
+					if ss.Port, ok = ps.portArg(n, 1, 0); !ok {
+						continue
+					}
+				}
+				if vs.SorryServer != nil {
+					ss.InhibitOnFailure = vs.SorryServer.InhibitOnFailure
+				}
+				vs.SorryServer = ss
+				d.sorryPos = n.pos
+			}
+		case "sorry_server_inhibit":
+			if vs.SorryServer == nil {
+				ps.p.warnf(n.pos, n.kw, "ignoring, no sorry_server before it:")
+				continue
+			}
+			vs.SorryServer.InhibitOnFailure = ps.flag(n)
+		case "sorry_server_lvs_method":
+			if f, ok := ps.forwardArg(n); ok {
+				if vs.SorryServer == nil {
+					ps.p.warnf(n.pos, n.kw, "ignoring, no sorry_server before it:")
+					continue
+				}
+				d.sorryFwd.put(f)
+			}
+		case "sh-port", "sh-fallback", "mh-port", "mh-fallback", "ops":
+			if ps.args(n, 0, 0) {
+				d.flagWords = append(d.flagWords, n)
+			}
+		case "real_server":
+			if rs := ps.realServer(n); rs != nil {
+				d.reals = append(d.reals, rs)
+			}
+		default:
+			ps.unknown(n, ctxVirtualServer)
+		}
+	}
+	ps.vss = append(ps.vss, d)
+}
+
+// inheritedKeyword handles the settings virtual servers, real servers and
+// checkers share, reporting whether n was one.
+func (ps *parser) inheritedKeyword(n *node, inh *inherited, ctx string) bool {
+	switch n.kw {
+	case "connect_timeout":
+		if ctx == ctxMiscCheck {
+			return false
+		}
+		if t, ok := ps.timerArg(n, time.Microsecond, 4294967295*time.Microsecond); ok {
+			inh.connectTimeout.put(t)
+		}
+	case "retry", "nb_get_retry":
+		if n.kw == "nb_get_retry" {
+			if !isChecker(ctx) {
+				return false
+			}
+			ps.p.warnf(n.pos, n.kw, "deprecated, use retry:")
+		}
+		// keepalived refuses 0 above the checkers.
+		min := uint64(1)
+		if isChecker(ctx) {
+			min = 0
+		}
+		if v, ok := ps.one(n, min, math.MaxUint32); ok {
+			inh.retry.put(int(v))
+		}
+	case "delay_before_retry":
+		if t, ok := ps.timerArg(n, 0, maxTimer); ok {
+			inh.delayBeforeRetry.put(t)
+		}
+	case "delay_loop":
+		if t, ok := ps.timerArg(n, time.Microsecond, maxTimer); ok {
+			inh.delayLoop.put(t)
+		}
+	case "warmup":
+		if t, ok := ps.timerArg(n, 0, maxTimer); ok {
+			inh.warmup.put(t)
+		}
+	case "alpha":
+		inh.alpha.put(ps.flag(n))
+	case "inhibit_on_failure":
+		if isChecker(ctx) {
+			return false
+		}
+		inh.inhibit.put(ps.flag(n))
+	case "virtualhost":
+		if ctx == ctxMiscCheck || ctx == ctxTCPCheck || ctx == ctxDNSCheck {
+			return false
+		}
+		if s, ok := ps.stringArg(n); ok {
+			inh.virtualhost.put(s)
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+func isChecker(ctx string) bool {
+	switch ctx {
+	case ctxTCPCheck, ctxHTTPGet, ctxSSLGet, ctxMiscCheck, ctxDNSCheck:
+		return true
+	}
+	return false
+}
+
+func (ps *parser) forwardArg(n *node) (Forward, bool) {
+	if !ps.args(n, 1, -1) {
+		return 0, false
+	}
+	var f Forward
+	switch n.args[0] {
+	case "NAT":
+		f = ForwardNAT
+	case "DR":
+		f = ForwardDR
+	case "TUN":
+		f = ForwardTUN
+	default:
+		ps.p.errorf(n.pos, n.args[0], "%s must be NAT, DR or TUN, got", n.kw)
+		return 0, false
+	}
+	if len(n.args) > 1 {
+		if f == ForwardTUN {
+			ps.p.warnf(n.pos, n.args[1], "tunnel options not implemented by xlb (IPIP is used), ignored from")
+		} else {
+			ps.p.warnf(n.pos, n.args[1], "extra words after %s ignored, from", n.kw)
+		}
+	}
+	return f, true
+}
+
+// granularity reads persistence_granularity: a solid IPv4 netmask, or an
+// IPv6 prefix length. It returns the prefix length.
+func (ps *parser) granularity(n *node, s string, vsAddr netip.Addr) (int, bool) {
+	if vsAddr.Is6() {
+		v, ok := parseInt(s)
+		if !ok || v < 1 || v > 128 {
+			ps.p.errorf(n.pos, s, "IPv6 persistence_granularity must be a prefix length in [1, 128], got")
+			return 0, false
+		}
+		return v, true
+	}
+	m, err := netip.ParseAddr(s)
+	if err != nil || !m.Is4() {
+		ps.p.errorf(n.pos, s, "IPv4 persistence_granularity must be a netmask, got")
+		return 0, false
+	}
+	b := m.As4()
+	mask := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	bits := 0
+	for bits < 32 && mask&(1<<(31-bits)) != 0 {
+		bits++
+	}
+	if bits < 32 && mask<<bits != 0 {
+		ps.p.errorf(n.pos, s, "persistence_granularity netmask is not contiguous:")
+		return 0, false
+	}
+	return bits, true
+}
+
+func (ps *parser) realServer(b *node) *rsDraft {
+	if !ps.needBlock(b) {
+		return nil
+	}
+	if len(b.args) == 0 {
+		ps.p.errorf(b.pos, b.kw, "missing address after")
+		return nil
+	}
+	d := &rsDraft{rs: RealServer{Pos: b.pos}}
+	a, err := netip.ParseAddr(b.args[0])
+	if err != nil {
+		ps.p.errorf(b.pos, b.args[0], "real_server: not an IP address:")
+		return nil
+	}
+	d.rs.Addr = a
+	if len(b.args) > 1 {
+		p, ok := ps.portArg(b, 1, 0)
+		if !ok {
+			return nil
+		}
+		d.rs.Port = p
+	}
+	if len(b.args) > 2 {
+		ps.p.warnf(b.pos, b.args[2], "extra words after real_server address and port ignored, from")
+	}
+	rs := &d.rs
+	for _, n := range b.children {
+		if ps.inheritedKeyword(n, &d.inh, ctxRealServer) {
+			continue
+		}
+		switch n.kw {
+		case "weight":
+			if v, ok := ps.one(n, 0, maxWeight); ok {
+				d.weight.put(int(v))
+			}
+		case "lvs_method":
+			if f, ok := ps.forwardArg(n); ok {
+				d.forward.put(f)
+			}
+		case "uthreshold":
+			if v, ok := ps.one(n, 0, math.MaxUint32); ok {
+				rs.UThreshold = uint32(v)
+			}
+		case "lthreshold":
+			if v, ok := ps.one(n, 0, math.MaxUint32); ok {
+				rs.LThreshold = uint32(v)
+			}
+		case "notify_up":
+			rs.NotifyUp = ps.scriptArg(n, true)
+		case "notify_down":
+			rs.NotifyDown = ps.scriptArg(n, true)
+		case "TCP_CHECK", "HTTP_GET", "SSL_GET", "MISC_CHECK", "DNS_CHECK":
+			if c := ps.checker(n); c != nil {
+				d.checkers = append(d.checkers, c)
+			}
+		default:
+			if strings.HasSuffix(n.kw, "_CHECK") && keepalivedKnows(ctxRealServer, n.kw) {
+				ps.p.warnf(n.pos, n.kw, "checker not implemented by xlb, ignored (it will not take the real server down):")
+				continue
+			}
+			ps.unknown(n, ctxRealServer)
+		}
+	}
+	return d
+}
+
+var checkerKinds = map[string]CheckerKind{
+	"TCP_CHECK": TCPCheck, "HTTP_GET": HTTPGet, "SSL_GET": SSLGet,
+	"MISC_CHECK": MiscCheck, "DNS_CHECK": DNSCheck,
+}
+
+// DNS query types DNS_CHECK knows.
+var dnsTypes = []string{"A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"}
+
+func (ps *parser) checker(b *node) *checkerDraft {
+	if !ps.needBlock(b) {
+		return nil
+	}
+	if len(b.args) > 0 {
+		ps.p.warnf(b.pos, b.args[0], "extra words after %s ignored, from", b.kw)
+	}
+	kind := checkerKinds[b.kw]
+	ctx := b.kw
+	d := &checkerDraft{c: Checker{Kind: kind, Pos: b.pos}}
+	c := &d.c
+	http := kind == HTTPGet || kind == SSLGet
+	for _, n := range b.children {
+		if ps.inheritedKeyword(n, &d.inh, ctx) {
+			continue
+		}
+		switch {
+		case kind != MiscCheck && n.kw == "connect_ip":
+			if a, ok := ps.addrArg(n, 0); ok && ps.args(n, 1, 1) {
+				d.connectIP.put(a)
+			}
+		case kind != MiscCheck && n.kw == "connect_port":
+			if ps.args(n, 1, 1) {
+				if p, ok := ps.portArg(n, 0, 1); ok {
+					d.connectPort.put(p)
+				}
+			}
+		case kind != MiscCheck && n.kw == "bindto":
+			if a, ok := ps.addrArg(n, 0); ok && ps.args(n, 1, 1) {
+				c.BindTo = a
+			}
+		case kind != MiscCheck && n.kw == "bind_port":
+			if ps.args(n, 1, 1) {
+				if p, ok := ps.portArg(n, 0, 1); ok {
+					c.BindPort = p
+				}
+			}
+		case kind != MiscCheck && n.kw == "bind_if":
+			if s, ok := ps.stringArg(n); ok {
+				c.BindIf = s
+			}
+		case http && n.kw == "url":
+			d.hasURL = true
+			if u, ok := ps.url(n); ok {
+				c.URLs = append(c.URLs, u)
+			}
+		case http && n.kw == "http_protocol":
+			if s, ok := ps.stringArg(n); ok {
+				switch s {
+				case "1.0", "1.0C", "1.1":
+					c.HTTPProtocol = s
+				case "1.0c":
+					c.HTTPProtocol = "1.0C"
+				default:
+					ps.p.errorf(n.pos, s, "http_protocol must be 1.0, 1.0C or 1.1, got")
+				}
+			}
+		case http && n.kw == "fast_recovery":
+			c.FastRecovery = ps.flag(n)
+		case http && n.kw == "enable_sni":
+			c.EnableSNI = ps.flag(n)
+		case kind == MiscCheck && n.kw == "misc_path":
+			c.Misc = ps.scriptArg(n, false)
+		case kind == MiscCheck && n.kw == "misc_timeout":
+			if t, ok := ps.secondsArg(n, 0, math.MaxUint32/1_000_000); ok && t > 0 {
+				d.miscTimeout.put(t)
+			}
+		case kind == MiscCheck && n.kw == "misc_dynamic":
+			c.MiscDynamic = ps.flag(n)
+		case kind == MiscCheck && n.kw == "user":
+			if ps.args(n, 1, 2) {
+				d.miscUser = n.args[0]
+				d.miscGroup = ""
+				if len(n.args) > 1 {
+					d.miscGroup = n.args[1]
+				}
+			}
+		case kind == DNSCheck && n.kw == "type":
+			if s, ok := ps.stringArg(n); ok {
+				if t := strings.ToUpper(s); slices.Contains(dnsTypes, t) {
+					c.DNSType = t
+				} else {
+					ps.p.errorf(n.pos, s, "DNS_CHECK type must be one of %s, got", strings.Join(dnsTypes, " "))
+				}
+			}
+		case kind == DNSCheck && n.kw == "name":
+			if s, ok := ps.stringArg(n); ok {
+				c.DNSName = s
+			}
+		default:
+			ps.unknown(n, ctx)
+		}
+	}
+	if http && !d.hasURL {
+		ps.p.errorf(b.pos, b.kw, "no url block in")
+		return nil
+	}
+	if kind == MiscCheck {
+		if c.Misc == nil {
+			ps.p.errorf(b.pos, b.kw, "no misc_path in")
+			return nil
+		}
+		c.Misc.User, c.Misc.Group = d.miscUser, d.miscGroup
+	}
+	return d
+}
+
+func (ps *parser) url(b *node) (URL, bool) {
+	var u URL
+	if !ps.needBlock(b) {
+		return u, false
+	}
+	ok := true
+	for _, n := range b.children {
+		switch n.kw {
+		case "path":
+			if s, good := ps.stringArg(n); good {
+				u.Path = s
+			}
+		case "digest":
+			if s, good := ps.stringArg(n); good {
+				if len(s) != 32 || !isHexString(s) {
+					ps.p.errorf(n.pos, s, "digest must be 32 hex digits (an MD5 sum), got")
+					ok = false
+				} else {
+					u.Digest = strings.ToLower(s)
+				}
+			}
+		case "status_code":
+			if ps.args(n, 1, -1) {
+				for _, a := range n.args {
+					r, err := parseStatusRange(a)
+					if err != nil {
+						ps.p.errorf(n.pos, a, "status_code: %v:", err)
+						ok = false
+						continue
+					}
+					u.StatusCodes = append(u.StatusCodes, r)
+				}
+			}
+		case "virtualhost":
+			if s, good := ps.stringArg(n); good {
+				u.Virtualhost = s
+			}
+		default:
+			ps.unknown(n, ctxURL)
+		}
+	}
+	if u.Path == "" {
+		ps.p.errorf(b.pos, b.kw, "no path in")
+		ok = false
+	}
+	if len(u.StatusCodes) == 0 {
+		u.StatusCodes = []StatusRange{{200, 299}}
+	}
+	return u, ok
+}
+
+func isHexString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isHex(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// parseStatusRange reads "200" or "200-299" (codes 100..599).
+func parseStatusRange(s string) (StatusRange, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	if !isRange {
+		hi = lo
+	}
+	min, ok1 := parseInt(lo)
+	max, ok2 := parseInt(hi)
+	switch {
+	case !ok1 || !ok2 || !isDigits(lo) || !isDigits(hi):
+		return StatusRange{}, errors.New("not a code or range of codes")
+	case min < 100 || max > 599:
+		return StatusRange{}, errors.New("codes must be in [100, 599]")
+	case min > max:
+		return StatusRange{}, errors.New("range runs backwards")
+	}
+	return StatusRange{min, max}, nil
+}
+
+// finishVirtualServers applies inheritance and keepalived's corrections
+// (validate_check_config in keepalived's check_data.c).
+func (ps *parser) finishVirtualServers() {
+	type key struct {
+		addr  netip.Addr
+		port  uint16
+		proto Protocol
+	}
+	seen := map[key]Pos{}
+	for _, d := range ps.vss {
+		vs := &d.vs
+		w := func(format string, args ...any) { ps.p.warnf(vs.Pos, vs.Addr.String(), format, args...) }
+		if len(d.reals) == 0 {
+			w("virtual server has no real_server; ignoring")
+			continue
+		}
+		vs.Protocol = d.protocol.or(0)
+		if vs.Protocol == 0 {
+			// The kernel takes protocol 0 as UDP; keepalived says so.
+			w("no protocol set, defaulting to UDP for")
+			vs.Protocol = ProtoUDP
+		}
+		vs.Scheduler = d.scheduler.or("")
+		if vs.Scheduler == "" {
+			w("no lvs_sched set, defaulting to wlc for")
+			vs.Scheduler = "wlc"
+		}
+		for _, n := range d.flagWords {
+			switch {
+			case n.kw == "ops":
+				if vs.Protocol != ProtoUDP {
+					ps.p.warnf(n.pos, n.kw, "one-packet scheduling needs UDP; ignoring")
+					continue
+				}
+				vs.SchedFlags |= FlagOnePacket
+			case strings.HasPrefix(n.kw, vs.Scheduler+"-"):
+				if strings.HasSuffix(n.kw, "-port") {
+					vs.SchedFlags |= FlagSched2
+				} else {
+					vs.SchedFlags |= FlagSched1
+				}
+			default:
+				ps.p.warnf(n.pos, n.kw, "only applies to the %s scheduler, not %s; ignoring", n.kw[:2], vs.Scheduler)
+			}
+		}
+		vs.Forward = d.forward.or(0)
+		if vs.Forward == 0 {
+			w("no lvs_method set, defaulting to NAT for")
+			vs.Forward = ForwardNAT
+		}
+		vs.PersistenceTimeout = d.persistence.or(0)
+		if d.granularity.set && vs.PersistenceTimeout == 0 {
+			vs.PersistenceTimeout = defaultPersistenceTimeout
+		}
+		if vs.Port == 0 && vs.PersistenceTimeout == 0 {
+			w("port 0 is only valid for a persistent service; setting persistence_timeout %v for", defaultPersistenceTimeout)
+			vs.PersistenceTimeout = defaultPersistenceTimeout
+		}
+		vs.PersistenceGranularity = d.granularity.or(vs.Addr.BitLen())
+		vs.DelayLoop = d.inh.delayLoop.or(defaultDelayLoop)
+		vs.Alpha = d.inh.alpha.or(false)
+		vs.InhibitOnFailure = d.inh.inhibit.or(false)
+		if vs.Quorum == 0 {
+			vs.Quorum = 1
+		}
+
+		k := key{vs.Addr, vs.Port, vs.Protocol}
+		if first, dup := seen[k]; dup {
+			ps.p.errorf(vs.Pos, vs.Addr.String(), "virtual_server %s port %d %s is already defined at %s:", vs.Addr, vs.Port, vs.Protocol, first)
+			continue
+		}
+		seen[k] = vs.Pos
+
+		var weightSum uint64
+		for _, rd := range d.reals {
+			rs := &rd.rs
+			dup := false
+			for _, o := range vs.Reals {
+				if o.Addr == rs.Addr && o.Port == rs.Port {
+					dup = true
+				}
+			}
+			if dup {
+				ps.p.warnf(rs.Pos, rs.Addr.String(), "real_server duplicated in the same virtual_server; ignoring the second")
+				continue
+			}
+			rs.Forward = rd.forward.or(vs.Forward)
+			rs.Weight = rd.weight.or(d.weight.or(1))
+			rs.Alpha = rd.inh.alpha.or(vs.Alpha)
+			rs.InhibitOnFailure = rd.inh.inhibit.or(vs.InhibitOnFailure)
+			// IPVS uses the service port except with NAT; keepalived fills
+			// in a missing port and corrects a different one.
+			if rs.Port == 0 {
+				rs.Port = vs.Port
+			} else if rs.Forward != ForwardNAT && rs.Port != vs.Port {
+				ps.p.warnf(rs.Pos, rs.Addr.String(), "only NAT can change the port; using port %d for real_server", vs.Port)
+				rs.Port = vs.Port
+			}
+			for _, cd := range rd.checkers {
+				rs.Checkers = append(rs.Checkers, resolveChecker(cd, rd, d))
+			}
+			weightSum += uint64(rs.Weight)
+			vs.Reals = append(vs.Reals, *rs)
+		}
+
+		if ss := vs.SorryServer; ss != nil {
+			ss.Forward = d.sorryFwd.or(vs.Forward)
+			if ss.Port == 0 {
+				ss.Port = vs.Port
+			} else if ss.Forward != ForwardNAT && ss.Port != vs.Port {
+				ps.p.warnf(d.sorryPos, ss.Addr.String(), "only NAT can change the port; using port %d for sorry_server", vs.Port)
+				ss.Port = vs.Port
+			}
+			if ss.Addr.Is4() != vs.Addr.Is4() && ss.Forward != ForwardTUN {
+				ps.p.warnf(d.sorryPos, ss.Addr.String(), "sorry_server address family differs from the virtual server's; ignoring")
+				vs.SorryServer = nil
+			}
+		}
+		for i := len(vs.Reals) - 1; i >= 0; i-- {
+			rs := vs.Reals[i]
+			if rs.Addr.Is4() != vs.Addr.Is4() && rs.Forward != ForwardTUN {
+				ps.p.warnf(rs.Pos, rs.Addr.String(), "real_server address family differs from the virtual server's; ignoring")
+				weightSum -= uint64(rs.Weight)
+				vs.Reals = slices.Delete(vs.Reals, i, i+1)
+			}
+		}
+
+		if uint64(vs.Quorum) > weightSum {
+			w("quorum %d exceeds the total weight %d of the real servers; using %d for", vs.Quorum, weightSum, weightSum)
+			vs.Quorum = uint32(weightSum)
+		}
+		if vs.Quorum > 0 && vs.Hysteresis >= vs.Quorum {
+			w("hysteresis %d must be below quorum %d; using %d for", vs.Hysteresis, vs.Quorum, vs.Quorum-1)
+			vs.Hysteresis = vs.Quorum - 1
+		} else if vs.Quorum == 0 {
+			vs.Hysteresis = 0
+		}
+		ps.cfg.VirtualServers = append(ps.cfg.VirtualServers, *vs)
+	}
+}
+
+// resolveChecker fills a checker's unset settings from its real server,
+// then its virtual server, then keepalived's default for the checker kind.
+func resolveChecker(cd *checkerDraft, rd *rsDraft, vd *vsDraft) Checker {
+	c := cd.c
+	rs := &rd.rs
+	pick := func(c, r, v opt[time.Duration]) opt[time.Duration] {
+		if c.set {
+			return c
+		}
+		if r.set {
+			return r
+		}
+		return v
+	}
+	c.DelayLoop = pick(cd.inh.delayLoop, rd.inh.delayLoop, vd.inh.delayLoop).or(defaultDelayLoop)
+	c.ConnectTimeout = pick(cd.inh.connectTimeout, rd.inh.connectTimeout, vd.inh.connectTimeout).or(defaultConnectTimeout)
+	c.Warmup = pick(cd.inh.warmup, rd.inh.warmup, vd.inh.warmup).or(c.DelayLoop)
+
+	defaultRetry, defaultDelay := 1, time.Second
+	switch c.Kind {
+	case HTTPGet, SSLGet:
+		defaultDelay = 3 * time.Second
+	case MiscCheck:
+		defaultRetry = 0
+	case DNSCheck:
+		defaultRetry, defaultDelay = 3, c.DelayLoop
+	}
+	c.Retry = cd.inh.retry.or(rd.inh.retry.or(vd.inh.retry.or(defaultRetry)))
+	c.DelayBeforeRetry = pick(cd.inh.delayBeforeRetry, rd.inh.delayBeforeRetry, vd.inh.delayBeforeRetry).or(defaultDelay)
+	c.Alpha = cd.inh.alpha.or(rs.Alpha)
+
+	if c.Kind == MiscCheck {
+		c.MiscTimeout = cd.miscTimeout.or(vd.vs.DelayLoop)
+		c.ConnectTimeout = 0
+		return c
+	}
+	c.ConnectIP = cd.connectIP.or(rs.Addr)
+	c.ConnectPort = cd.connectPort.or(rs.Port)
+	if c.Kind == HTTPGet || c.Kind == SSLGet {
+		if c.HTTPProtocol == "" {
+			c.HTTPProtocol = "1.0"
+		}
+		host := cd.inh.virtualhost.or(rd.inh.virtualhost.or(vd.inh.virtualhost.or("")))
+		for i := range c.URLs {
+			if c.URLs[i].Virtualhost == "" {
+				c.URLs[i].Virtualhost = host
+			}
+		}
+	}
+	if c.Kind == DNSCheck {
+		if c.DNSType == "" {
+			c.DNSType = "SOA"
+		}
+		if c.DNSName == "" {
+			c.DNSName = "."
+		}
+	}
+	return c
+}

@@ -1,0 +1,436 @@
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is a keepalived.conf as xlb reads it, with keepalived's defaults
+// and inheritance already applied: every field holds the value the daemon
+// should use, so nothing downstream needs to know keepalived's rules.
+type Config struct {
+	Global         GlobalDefs
+	Scripts        []VRRPScript // vrrp_script blocks, in file order
+	Instances      []VRRPInstance
+	SyncGroups     []SyncGroup
+	VirtualServers []VirtualServer
+	// Warnings are the problems keepalived would log and carry on from,
+	// in the order found (line-level ones first). Callers should show them
+	// to the operator.
+	Warnings []Warning
+}
+
+// Script returns the vrrp_script called name, or nil.
+func (c *Config) Script(name string) *VRRPScript {
+	for i := range c.Scripts {
+		if c.Scripts[i].Name == name {
+			return &c.Scripts[i]
+		}
+	}
+	return nil
+}
+
+// Instance returns the vrrp_instance called name, or nil.
+func (c *Config) Instance(name string) *VRRPInstance {
+	for i := range c.Instances {
+		if c.Instances[i].Name == name {
+			return &c.Instances[i]
+		}
+	}
+	return nil
+}
+
+// GlobalDefs is the global_defs block.
+type GlobalDefs struct {
+	RouterID              string
+	NotificationEmail     []string
+	NotificationEmailFrom string
+	SMTPServer            string // address or host name; "" if not set
+	SMTPPort              uint16 // 25 unless given
+	SMTPConnectTimeout    time.Duration
+
+	VRRPVersion          int           // default version for instances: 2 unless set
+	VRRPGarpMasterDelay  time.Duration // default garp_master_delay: 5s
+	VRRPGarpMasterRepeat int           // default garp_master_repeat: 5
+	VRRPStrict           bool
+	VRRPMcastGroup4      netip.Addr // 224.0.0.18 unless set
+	VRRPMcastGroup6      netip.Addr // ff02::12 unless set
+
+	EnableScriptSecurity bool
+	ScriptUser           string // "" means keepalived's default (keepalived_script, else root)
+	ScriptGroup          string
+
+	LVSTimeouts LVSTimeouts
+	Pos         Pos // of the first global_defs block; zero if there is none
+}
+
+// LVSTimeouts are the IPVS connection timeouts (ipvsadm --set). Zero means
+// "leave the kernel's value", as with keepalived.
+type LVSTimeouts struct {
+	TCP    time.Duration
+	TCPFin time.Duration
+	UDP    time.Duration
+}
+
+// Script is a command keepalived would run: notify scripts, vrrp_script,
+// misc_path, quorum_up/down. Args is the argument vector, split the way
+// keepalived splits it (shell-like quoting, no shell). User and Group are ""
+// when the script runs as the global script_user.
+type Script struct {
+	Args  []string
+	User  string
+	Group string
+}
+
+// VRRPScript is a vrrp_script block.
+type VRRPScript struct {
+	Name     string
+	Script   Script
+	Interval time.Duration // 1s unless set
+	Timeout  time.Duration // the interval unless set
+	Weight   int           // -253..253, 0 unless set
+	Reverse  bool
+	Rise     int // 1 unless set
+	Fall     int // 1 unless set
+	InitFail bool
+	Pos      Pos
+}
+
+// State is the initial VRRP state an instance wants.
+type State int
+
+const (
+	StateBackup State = iota + 1
+	StateMaster
+)
+
+func (s State) String() string {
+	switch s {
+	case StateBackup:
+		return "BACKUP"
+	case StateMaster:
+		return "MASTER"
+	}
+	return "invalid"
+}
+
+// AuthType is VRRPv2 authentication (RFC 2338; removed by RFC 3768).
+type AuthType int
+
+const (
+	AuthNone AuthType = iota
+	AuthPass          // simple password
+	AuthAH            // IPsec AH
+)
+
+func (a AuthType) String() string {
+	switch a {
+	case AuthNone:
+		return "none"
+	case AuthPass:
+		return "PASS"
+	case AuthAH:
+		return "AH"
+	}
+	return "invalid"
+}
+
+// VRRPInstance is a vrrp_instance block: one virtual router.
+type VRRPInstance struct {
+	Name            string
+	State           State // derived from the priority when not set
+	Interface       string
+	VirtualRouterID uint8 // 1..255, required
+	// Priority is 1..255. Without a priority keyword, state MASTER gives 255
+	// (address owner) and otherwise 100.
+	Priority uint8
+	// AdvertInterval is 1s unless set, rounded as keepalived rounds it:
+	// to whole seconds for version 2, to 10ms for version 3.
+	AdvertInterval time.Duration
+	Version        int // 2 or 3: global vrrp_version unless set; 3 for IPv6
+	Strict         bool
+	AuthType       AuthType // AuthNone for version 3
+	AuthPass       string   // at most 8 characters
+
+	VirtualIPs         []VirtualIP
+	ExcludedVirtualIPs []VirtualIP // virtual_ipaddress_excluded: not advertised
+	TrackScripts       []TrackScript
+	TrackInterfaces    []TrackInterface
+
+	Nopreempt    bool
+	PreemptDelay time.Duration // 0..1000s
+
+	UnicastSrcIP netip.Addr // also set by mcast_src_ip
+	UnicastPeers []UnicastPeer
+
+	NotifyMaster *Script
+	NotifyBackup *Script
+	NotifyFault  *Script
+	NotifyStop   *Script
+	Notify       *Script // gets INSTANCE, name, state and priority appended
+
+	GarpMasterDelay  time.Duration // from vrrp_garp_master_delay unless set
+	GarpMasterRepeat int           // from vrrp_garp_master_repeat unless set
+
+	UseVMAC       bool
+	VMACInterface string // "" for keepalived's default name (vrrp.VRID)
+
+	Pos Pos
+}
+
+// IsIPv6 reports whether the instance is an IPv6 one (its VIPs are IPv6).
+func (v *VRRPInstance) IsIPv6() bool {
+	return len(v.VirtualIPs) > 0 && v.VirtualIPs[0].Prefix.Addr().Is6()
+}
+
+// VirtualIP is one virtual_ipaddress line.
+type VirtualIP struct {
+	Prefix netip.Prefix // a /32 or /128 when no length was given
+	Dev    string       // "" for the instance's interface
+	Label  string
+}
+
+// TrackScript is a track_script entry with its weight resolved: the
+// entry's weight if given, else the vrrp_script's.
+type TrackScript struct {
+	Name    string
+	Weight  int
+	Reverse bool
+}
+
+// TrackInterface is a track_interface entry.
+type TrackInterface struct {
+	Name    string
+	Weight  int
+	Reverse bool
+}
+
+// UnicastPeer is a unicast_peer entry. A received advert's TTL must be in
+// [MinTTL, MaxTTL]; the defaults 0 and 255 accept any.
+type UnicastPeer struct {
+	Addr   netip.Addr
+	MinTTL int
+	MaxTTL int
+}
+
+// SyncGroup is a vrrp_sync_group block: instances that change state
+// together.
+type SyncGroup struct {
+	Name            string
+	Instances       []string // names of existing vrrp_instances
+	TrackScripts    []TrackScript
+	TrackInterfaces []TrackInterface
+	NotifyMaster    *Script
+	NotifyBackup    *Script
+	NotifyFault     *Script
+	NotifyStop      *Script
+	Notify          *Script
+	// TrackingWeight is sync_group_tracking_weight: keep the tracking
+	// weights of member instances instead of zeroing them.
+	TrackingWeight bool
+	Pos            Pos
+}
+
+// Protocol is a virtual service's layer-4 protocol, by IP protocol number.
+type Protocol uint8
+
+const (
+	ProtoTCP  Protocol = 6
+	ProtoUDP  Protocol = 17
+	ProtoSCTP Protocol = 132
+)
+
+func (p Protocol) String() string {
+	switch p {
+	case ProtoTCP:
+		return "TCP"
+	case ProtoUDP:
+		return "UDP"
+	case ProtoSCTP:
+		return "SCTP"
+	}
+	return "invalid"
+}
+
+// Forward is an LVS forwarding method (lvs_method, lb_kind).
+type Forward int
+
+const (
+	ForwardNAT Forward = iota + 1 // masquerading, ipvsadm -m
+	ForwardDR                     // direct routing, ipvsadm -g
+	ForwardTUN                    // IP-in-IP tunnelling, ipvsadm -i
+)
+
+func (f Forward) String() string {
+	switch f {
+	case ForwardNAT:
+		return "NAT"
+	case ForwardDR:
+		return "DR"
+	case ForwardTUN:
+		return "TUN"
+	}
+	return "invalid"
+}
+
+// SchedFlags are IPVS service flags, with the kernel's bit values
+// (IP_VS_SVC_F_*), so they can be handed to the data plane as they are.
+type SchedFlags uint32
+
+const (
+	FlagOnePacket  SchedFlags = 0x0004 // ops: one-packet scheduling (UDP)
+	FlagSched1     SchedFlags = 0x0008 // flag-1
+	FlagSched2     SchedFlags = 0x0010 // flag-2
+	FlagSched3     SchedFlags = 0x0020 // flag-3
+	FlagSHFallback            = FlagSched1
+	FlagSHPort                = FlagSched2
+	FlagMHFallback            = FlagSched1
+	FlagMHPort                = FlagSched2
+)
+
+// Schedulers are the IPVS scheduler names keepalived accepts.
+var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
+
+// VirtualServer is a virtual_server block: one IPVS service.
+type VirtualServer struct {
+	Addr     netip.Addr
+	Port     uint16 // 0 only for a persistent service
+	Protocol Protocol
+	// Scheduler is an IPVS scheduler name (see Schedulers); wlc unless set.
+	Scheduler  string
+	SchedFlags SchedFlags
+	Forward    Forward // the default for its real servers; NAT unless set
+
+	// PersistenceTimeout is 0 for a service without persistence. A
+	// persistence_timeout without a value, or a persistence_granularity
+	// alone, gives keepalived's 360s.
+	PersistenceTimeout time.Duration
+	// PersistenceGranularity is the client netmask of persistence
+	// templates as a prefix length: 32 (IPv4) or 128 (IPv6) unless set.
+	PersistenceGranularity int
+
+	DelayLoop        time.Duration // 60s unless set; the default for checkers
+	Quorum           uint32        // 1 unless set
+	Hysteresis       uint32        // 0 unless set; always < Quorum
+	Alpha            bool
+	Omega            bool
+	QuorumUp         *Script
+	QuorumDown       *Script
+	InhibitOnFailure bool
+	SorryServer      *SorryServer
+	Reals            []RealServer
+	Pos              Pos
+}
+
+// SorryServer is the server IPVS gets instead of the real servers while the
+// quorum is lost.
+type SorryServer struct {
+	Addr             netip.Addr
+	Port             uint16
+	Forward          Forward
+	InhibitOnFailure bool
+}
+
+// RealServer is a real_server block.
+type RealServer struct {
+	Addr             netip.Addr
+	Port             uint16  // the virtual server's port unless set (always, unless NAT)
+	Weight           int     // 0..2147483647; the virtual server's weight (1) unless set
+	Forward          Forward // the virtual server's method unless set
+	InhibitOnFailure bool    // set weight 0 instead of removing the server when down
+	Alpha            bool    // start as down until the checkers pass
+	UThreshold       uint32  // 0: no upper connection threshold
+	LThreshold       uint32
+	NotifyUp         *Script
+	NotifyDown       *Script
+	// Checkers must all pass for the server to be up. None means always up.
+	Checkers []Checker
+	Pos      Pos
+}
+
+// CheckerKind is the type of a health checker block.
+type CheckerKind int
+
+const (
+	TCPCheck CheckerKind = iota + 1
+	HTTPGet
+	SSLGet
+	MiscCheck
+	DNSCheck
+)
+
+func (k CheckerKind) String() string {
+	switch k {
+	case TCPCheck:
+		return "TCP_CHECK"
+	case HTTPGet:
+		return "HTTP_GET"
+	case SSLGet:
+		return "SSL_GET"
+	case MiscCheck:
+		return "MISC_CHECK"
+	case DNSCheck:
+		return "DNS_CHECK"
+	}
+	return "invalid"
+}
+
+// Checker is a health checker block. The timing fields hold the values
+// inherited from the real and virtual server where the checker sets none,
+// and keepalived's per-kind defaults otherwise:
+//
+//	             retry  delay_before_retry  connect_timeout  delay_loop
+//	TCP_CHECK    1      1s                  5s               60s
+//	HTTP_GET     1      3s                  5s               60s
+//	SSL_GET      1      3s                  5s               60s
+//	MISC_CHECK   0      1s                  -                60s
+//	DNS_CHECK    3      delay_loop          5s               60s
+type Checker struct {
+	Kind CheckerKind
+
+	// Connection options (not MISC_CHECK). ConnectIP and ConnectPort are
+	// the real server's unless set.
+	ConnectIP   netip.Addr
+	ConnectPort uint16
+	BindTo      netip.Addr // zero: let the kernel choose
+	BindPort    uint16
+	BindIf      string
+
+	ConnectTimeout   time.Duration
+	Retry            int
+	DelayBeforeRetry time.Duration
+	DelayLoop        time.Duration
+	Warmup           time.Duration // random initial delay up to this; delay_loop unless set
+	Alpha            bool
+
+	// HTTP_GET and SSL_GET.
+	URLs         []URL
+	HTTPProtocol string // "1.0" (default), "1.0C" or "1.1"
+	FastRecovery bool
+	EnableSNI    bool
+
+	// MISC_CHECK.
+	Misc        *Script
+	MiscTimeout time.Duration // the virtual server's delay_loop unless set
+	MiscDynamic bool          // exit code 2..255 sets the weight to code-2
+
+	// DNS_CHECK.
+	DNSType string // A, NS, CNAME, SOA (default), MX, TXT or AAAA
+	DNSName string // "." unless set
+
+	Pos Pos
+}
+
+// URL is a url block of HTTP_GET or SSL_GET. A check passes when the status
+// is in one of StatusCodes and, if Digest is set, the body's MD5 matches.
+type URL struct {
+	Path        string
+	Digest      string        // 32 lower-case hex digits, or ""
+	StatusCodes []StatusRange // 200-299 unless set
+	Virtualhost string        // Host header; from the checker, real or virtual server unless set
+}
+
+// StatusRange is an inclusive range of HTTP status codes.
+type StatusRange struct {
+	Min, Max int
+}

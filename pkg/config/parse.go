@@ -1,0 +1,591 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Parse reads the keepalived.conf at path, and the files it includes.
+//
+// On success the Config holds every supported setting with defaults and
+// inheritance applied, and Config.Warnings what xlb ignored or corrected.
+// Otherwise the error is an ErrorList of every problem found, each naming
+// file:line and the offending word; only a path that cannot be read at all
+// gives a plain error wrapping the os error.
+func Parse(path string) (*Config, error) {
+	data, err := osSource{}.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read keepalived config: %w", err)
+	}
+	return parse(osSource{}, filepath.Clean(path), data)
+}
+
+// ParseBytes parses data as the keepalived.conf called name. name is used in
+// messages, and relative includes are resolved against its directory on the
+// local file system.
+func ParseBytes(name string, data []byte) (*Config, error) {
+	return parse(osSource{}, filepath.Clean(name), data)
+}
+
+// maxErrors stops a hopeless file from producing a flood of errors.
+const maxErrors = 100
+
+// problems collects the errors and warnings of one parse.
+type problems struct {
+	errs  ErrorList
+	warns []Warning
+}
+
+func (p *problems) add(e *ParseError) {
+	if len(p.errs) < maxErrors {
+		p.errs = append(p.errs, e)
+	}
+}
+
+// errorf records an error about word; the message should read well
+// followed by the quoted word.
+func (p *problems) errorf(pos Pos, word, format string, args ...any) {
+	p.add(&ParseError{File: pos.File, Line: pos.Line, Word: word, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *problems) warnf(pos Pos, word, format string, args ...any) {
+	p.warns = append(p.warns, Warning{File: pos.File, Line: pos.Line, Word: word, Msg: fmt.Sprintf(format, args...)})
+}
+
+// node is a keyword line with its block, if it has one.
+type node struct {
+	line
+	kw       string
+	args     []string
+	block    bool
+	children []*node
+	anon     bool // a block with no keyword line: reported, then ignored
+}
+
+// buildTree nests the logical lines by their braces. The lexer has already
+// balanced the braces of each file.
+func buildTree(lines []line, p *problems) []*node {
+	root := &node{block: true}
+	stack := []*node{root}
+	var prev *node // the words line just before, if it was the last line
+	for _, l := range lines {
+		cur := stack[len(stack)-1]
+		switch l.brace {
+		case '{':
+			if prev == nil || prev.block {
+				p.errorf(l.pos, "{", "block with no keyword:")
+				// Keep the block so its braces pair up, but ignore it.
+				prev = &node{line: l, anon: true}
+				cur.children = append(cur.children, prev)
+			}
+			prev.block = true
+			stack = append(stack, prev)
+			prev = nil
+		case '}':
+			if len(stack) > 1 {
+				stack = stack[:len(stack)-1]
+			}
+			prev = nil
+		default:
+			n := &node{line: l, kw: l.words[0], args: l.words[1:]}
+			cur.children = append(cur.children, n)
+			prev = n
+		}
+	}
+	return root.children
+}
+
+func parse(src source, name string, data []byte) (*Config, error) {
+	p := &problems{}
+	lx := &lexer{src: src, p: p}
+	lx.lexFile(name, data)
+	tree := buildTree(lx.lines, p)
+
+	ps := &parser{p: p, cfg: &Config{Global: defaultGlobal()}}
+	ps.top(tree)
+	ps.finish()
+
+	if len(p.errs) > 0 {
+		return nil, p.errs
+	}
+	ps.cfg.Warnings = p.warns
+	return ps.cfg, nil
+}
+
+func defaultGlobal() GlobalDefs {
+	return GlobalDefs{
+		SMTPPort:             25,
+		SMTPConnectTimeout:   30 * time.Second,
+		VRRPVersion:          2,
+		VRRPGarpMasterDelay:  5 * time.Second,
+		VRRPGarpMasterRepeat: 5,
+		VRRPMcastGroup4:      netip.MustParseAddr("224.0.0.18"),
+		VRRPMcastGroup6:      netip.MustParseAddr("ff02::12"),
+	}
+}
+
+// parser turns the node tree into a Config.
+type parser struct {
+	p   *problems
+	cfg *Config
+
+	instances   []*instanceDraft
+	syncGroups  []*syncGroupDraft
+	vss         []*vsDraft
+	seenGlobals bool
+}
+
+// Contexts, for the table of keywords keepalived knows (keywords.go).
+const (
+	ctxTop           = "top"
+	ctxGlobal        = "global_defs"
+	ctxScript        = "vrrp_script"
+	ctxInstance      = "vrrp_instance"
+	ctxAuth          = "authentication"
+	ctxSyncGroup     = "vrrp_sync_group"
+	ctxVirtualServer = "virtual_server"
+	ctxRealServer    = "real_server"
+	ctxURL           = "url"
+	ctxTCPCheck      = "TCP_CHECK"
+	ctxHTTPGet       = "HTTP_GET"
+	ctxSSLGet        = "SSL_GET"
+	ctxMiscCheck     = "MISC_CHECK"
+	ctxDNSCheck      = "DNS_CHECK"
+)
+
+// unknown handles a keyword that the context's switch does not implement:
+// a warning if keepalived knows it there, an error if not.
+func (ps *parser) unknown(n *node, ctx string) {
+	if n.anon {
+		return // already reported
+	}
+	if keepalivedKnows(ctx, n.kw) {
+		what := "keyword"
+		if n.block {
+			what = "block"
+		}
+		ps.p.warnf(n.pos, n.kw, "keepalived %s not implemented by xlb, ignored:", what)
+		return
+	}
+	if includeKeywords[n.kw] {
+		ps.p.errorf(n.pos, n.kw, "include takes exactly one file name (a glob):")
+		return
+	}
+	if ctx == ctxTop {
+		ps.p.errorf(n.pos, n.kw, "unknown top-level keyword")
+		return
+	}
+	ps.p.errorf(n.pos, n.kw, "unknown keyword in %s:", ctx)
+}
+
+func (ps *parser) top(nodes []*node) {
+	for _, n := range nodes {
+		switch n.kw {
+		case "global_defs":
+			if ps.needBlock(n) {
+				if !ps.seenGlobals {
+					ps.cfg.Global.Pos = n.pos
+					ps.seenGlobals = true
+				}
+				ps.global(n)
+			}
+		case "vrrp_script":
+			ps.vrrpScript(n)
+		case "vrrp_instance":
+			ps.vrrpInstance(n)
+		case "vrrp_sync_group":
+			ps.syncGroup(n)
+		case "virtual_server":
+			ps.virtualServer(n)
+		case "real_server":
+			ps.p.errorf(n.pos, n.kw, "outside a virtual_server:")
+		default:
+			ps.unknown(n, ctxTop)
+		}
+	}
+}
+
+func (ps *parser) finish() {
+	ps.finishInstances()
+	ps.finishSyncGroups()
+	ps.finishVirtualServers()
+}
+
+func (ps *parser) global(b *node) {
+	g := &ps.cfg.Global
+	for _, n := range b.children {
+		switch n.kw {
+		case "router_id":
+			if s, ok := ps.stringArg(n); ok {
+				g.RouterID = s
+			}
+		case "notification_email":
+			if ps.needBlock(n) {
+				for _, e := range n.children {
+					if ps.valueLine(e) {
+						g.NotificationEmail = append(g.NotificationEmail, e.words...)
+					}
+				}
+			}
+		case "notification_email_from":
+			if s, ok := ps.stringArg(n); ok {
+				g.NotificationEmailFrom = s
+			}
+		case "smtp_server":
+			if ps.args(n, 1, 2) {
+				g.SMTPServer = n.args[0]
+				if len(n.args) == 2 {
+					if p, ok := ps.portArg(n, 1, 1); ok {
+						g.SMTPPort = p
+					}
+				}
+			}
+		case "smtp_connect_timeout":
+			if v, ok := ps.uintArg(n, 0, 1, 1<<31-1); ok {
+				g.SMTPConnectTimeout = time.Duration(v) * time.Second
+			}
+		case "vrrp_version":
+			if v, ok := ps.uintArg(n, 0, 2, 3); ok {
+				g.VRRPVersion = int(v)
+			}
+		case "vrrp_garp_master_delay":
+			if v, ok := ps.uintArg(n, 0, 0, 1<<31-1); ok {
+				g.VRRPGarpMasterDelay = time.Duration(v) * time.Second
+			}
+		case "vrrp_garp_master_repeat":
+			if v, ok := ps.uintArg(n, 0, 0, 1<<31-1); ok {
+				g.VRRPGarpMasterRepeat = ps.atLeastOne(n, int(v))
+			}
+		case "vrrp_strict":
+			g.VRRPStrict = ps.flag(n)
+		case "enable_script_security":
+			g.EnableScriptSecurity = ps.flag(n)
+		case "script_user":
+			if ps.args(n, 1, 2) {
+				g.ScriptUser = n.args[0]
+				if len(n.args) == 2 {
+					g.ScriptGroup = n.args[1]
+				}
+			}
+		case "vrrp_mcast_group4":
+			if a, ok := ps.addrArg(n, 0); ok {
+				if !a.Is4() || !a.IsMulticast() {
+					ps.p.errorf(n.pos, n.args[0], "vrrp_mcast_group4 must be an IPv4 multicast address, got")
+				} else {
+					g.VRRPMcastGroup4 = a
+				}
+			}
+		case "vrrp_mcast_group6":
+			if a, ok := ps.addrArg(n, 0); ok {
+				if !a.Is6() || !a.IsMulticast() {
+					ps.p.errorf(n.pos, n.args[0], "vrrp_mcast_group6 must be an IPv6 multicast address, got")
+				} else {
+					g.VRRPMcastGroup6 = a
+				}
+			}
+		case "lvs_timeouts":
+			ps.lvsTimeouts(n, &g.LVSTimeouts)
+		default:
+			ps.unknown(n, ctxGlobal)
+		}
+	}
+}
+
+// lvsTimeouts reads "lvs_timeouts [tcp N] [tcpfin N] [udp N]".
+func (ps *parser) lvsTimeouts(n *node, t *LVSTimeouts) {
+	if !ps.leaf(n) {
+		return
+	}
+	if len(n.args) == 0 {
+		ps.p.errorf(n.pos, n.kw, "needs at least one of tcp, tcpfin, udp:")
+		return
+	}
+	for i := 0; i < len(n.args); i += 2 {
+		var dst *time.Duration
+		switch n.args[i] {
+		case "tcp":
+			dst = &t.TCP
+		case "tcpfin":
+			dst = &t.TCPFin
+		case "udp":
+			dst = &t.UDP
+		default:
+			ps.p.errorf(n.pos, n.args[i], "lvs_timeouts takes tcp, tcpfin or udp, got")
+			return
+		}
+		if i+1 >= len(n.args) {
+			ps.p.errorf(n.pos, n.args[i], "lvs_timeouts: missing seconds after")
+			return
+		}
+		v, err := strconv.ParseUint(n.args[i+1], 10, 32)
+		if err != nil || v == 0 || v > 86400*31 {
+			ps.p.errorf(n.pos, n.args[i+1], "lvs_timeouts: seconds must be 1-2678400, got")
+			return
+		}
+		*dst = time.Duration(v) * time.Second
+	}
+}
+
+// --- argument helpers ---
+//
+// Each reports a problem itself and returns ok=false when the value is not
+// usable, so callers just skip the assignment.
+
+// leaf checks that n has no block.
+func (ps *parser) leaf(n *node) bool {
+	if n.block {
+		ps.p.errorf(n.pos, n.kw, `unexpected "{" after`)
+		return false
+	}
+	return true
+}
+
+// needBlock checks that n has a block.
+func (ps *parser) needBlock(n *node) bool {
+	if !n.block {
+		ps.p.errorf(n.pos, n.kw, `missing "{" after`)
+		return false
+	}
+	return true
+}
+
+// args checks that n is a leaf with min..max arguments (max < 0: any).
+// Extra arguments are ignored with a warning, as keepalived ignores them.
+func (ps *parser) args(n *node, min, max int) bool {
+	if !ps.leaf(n) {
+		return false
+	}
+	if len(n.args) < min {
+		ps.p.errorf(n.pos, n.kw, "missing value after")
+		return false
+	}
+	if max >= 0 && len(n.args) > max {
+		ps.p.warnf(n.pos, n.args[max], "extra words after %s ignored, from", n.kw)
+	}
+	return true
+}
+
+// valueLine checks a line of a value block (notification_email, group, ...).
+func (ps *parser) valueLine(n *node) bool {
+	if n.anon {
+		return false
+	}
+	return ps.leaf(n)
+}
+
+func (ps *parser) stringArg(n *node) (string, bool) {
+	if !ps.args(n, 1, 1) {
+		return "", false
+	}
+	return n.args[0], true
+}
+
+// flag reads a keyword with an optional <BOOL>; no value means true.
+func (ps *parser) flag(n *node) bool {
+	if !ps.args(n, 0, 1) {
+		return false
+	}
+	if len(n.args) == 0 {
+		return true
+	}
+	b, ok := parseBool(n.args[0])
+	if !ok {
+		ps.p.errorf(n.pos, n.args[0], "%s takes on|off|true|false|yes|no, got", n.kw)
+		return false
+	}
+	return b
+}
+
+func parseBool(s string) (bool, bool) {
+	switch s {
+	case "on", "true", "yes":
+		return true, true
+	case "off", "false", "no":
+		return false, true
+	}
+	return false, false
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// have checks that n has at least count arguments. Unlike args it allows a
+// block: block keywords have arguments too.
+func (ps *parser) have(n *node, count int) bool {
+	if len(n.args) < count {
+		ps.p.errorf(n.pos, n.kw, "missing value after")
+		return false
+	}
+	return true
+}
+
+// uintArg reads argument i as a decimal integer in [min, max].
+func (ps *parser) uintArg(n *node, i int, min, max uint64) (uint64, bool) {
+	return ps.uintArgNamed(n, i, min, max, n.kw)
+}
+
+// uintArgNamed is uintArg with the value called what in messages.
+func (ps *parser) uintArgNamed(n *node, i int, min, max uint64, what string) (uint64, bool) {
+	if !ps.have(n, i+1) {
+		return 0, false
+	}
+	s := n.args[i]
+	v, err := strconv.ParseUint(s, 10, 64)
+	if !isDigits(s) || err != nil || v < min || v > max {
+		ps.p.errorf(n.pos, s, "%s must be an integer in [%d, %d], got", what, min, max)
+		return 0, false
+	}
+	return v, true
+}
+
+// intArg reads argument i as a decimal integer, possibly negative, in
+// [min, max].
+func (ps *parser) intArg(n *node, i int, min, max int64) (int64, bool) {
+	if !ps.have(n, i+1) {
+		return 0, false
+	}
+	s := n.args[i]
+	digits := strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
+	v, err := strconv.ParseInt(s, 10, 64)
+	if !isDigits(digits) || err != nil || v < min || v > max {
+		ps.p.errorf(n.pos, s, "%s must be an integer in [%d, %d], got", n.kw, min, max)
+		return 0, false
+	}
+	return v, true
+}
+
+// one reads the only argument of a one-value keyword as an integer.
+func (ps *parser) one(n *node, min, max uint64) (uint64, bool) {
+	if !ps.args(n, 1, 1) {
+		return 0, false
+	}
+	return ps.uintArg(n, 0, min, max)
+}
+
+// maxTimer bounds every TIMER value; keepalived's own bound is larger than
+// time.Duration can hold.
+const maxTimer = 1_000_000_000 * time.Second
+
+// parseTimer reads keepalived's <TIMER>: decimal seconds, microsecond
+// resolution (further digits are truncated, as keepalived truncates).
+func parseTimer(s string) (time.Duration, bool) {
+	intPart, frac, hasDot := strings.Cut(s, ".")
+	if (intPart == "" && frac == "") || (intPart != "" && !isDigits(intPart)) || (hasDot && frac != "" && !isDigits(frac)) {
+		return 0, false
+	}
+	if len(intPart) > 10 {
+		return 0, false
+	}
+	sec, _ := strconv.ParseUint("0"+intPart, 10, 64)
+	if len(frac) > 6 {
+		frac = frac[:6]
+	}
+	us, _ := strconv.ParseUint((frac + "000000")[:6], 10, 64)
+	d := time.Duration(sec)*time.Second + time.Duration(us)*time.Microsecond
+	if d > maxTimer {
+		return 0, false
+	}
+	return d, true
+}
+
+// timerArg reads the only argument as a <TIMER> in [min, max].
+func (ps *parser) timerArg(n *node, min, max time.Duration) (time.Duration, bool) {
+	if !ps.args(n, 1, 1) {
+		return 0, false
+	}
+	d, ok := parseTimer(n.args[0])
+	if !ok || d < min || d > max {
+		ps.p.errorf(n.pos, n.args[0], "%s must be seconds in [%s, %s], got", n.kw, seconds(min), seconds(max))
+		return 0, false
+	}
+	return d, true
+}
+
+// secondsArg reads the only argument as whole seconds in [min, max].
+func (ps *parser) secondsArg(n *node, min, max uint64) (time.Duration, bool) {
+	v, ok := ps.one(n, min, max)
+	return time.Duration(v) * time.Second, ok
+}
+
+func (ps *parser) addrArg(n *node, i int) (netip.Addr, bool) {
+	if !ps.have(n, i+1) {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(n.args[i])
+	if err != nil {
+		ps.p.errorf(n.pos, n.args[i], "%s: not an IP address:", n.kw)
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+// portArg reads argument i as a port in [min, 65535].
+func (ps *parser) portArg(n *node, i int, min uint64) (uint16, bool) {
+	what := n.kw
+	if !strings.HasSuffix(what, "_port") {
+		what += " port"
+	}
+	v, ok := ps.uintArgNamed(n, i, min, 65535, what)
+	return uint16(v), ok
+}
+
+// atLeastOne applies keepalived's "must be greater than 0, setting to 1".
+func (ps *parser) atLeastOne(n *node, v int) int {
+	if v < 1 {
+		ps.p.warnf(n.pos, n.args[0], "%s must be at least 1; using 1 instead of", n.kw)
+		return 1
+	}
+	return v
+}
+
+// scriptArg reads "kw <STRING>|<QUOTED-STRING> [username [groupname]]".
+// keepalived re-reads such lines with shell-like quoting, then splits the
+// command itself the same way.
+func (ps *parser) scriptArg(n *node, withUser bool) *Script {
+	if !ps.args(n, 1, -1) {
+		return nil
+	}
+	words, err := splitShell(n.raw)
+	if err != nil || len(words) < 2 {
+		ps.p.errorf(n.pos, n.args[0], "%s: cannot read the command (%v):", n.kw, err)
+		return nil
+	}
+	args, err := splitShell(words[1])
+	if err != nil {
+		ps.p.errorf(n.pos, words[1], "%s: cannot split the command (%v):", n.kw, err)
+		return nil
+	}
+	if len(args) == 0 {
+		ps.p.errorf(n.pos, n.kw, "empty command for")
+		return nil
+	}
+	s := &Script{Args: args}
+	rest := words[2:]
+	if withUser {
+		if len(rest) > 0 {
+			s.User = rest[0]
+		}
+		if len(rest) > 1 {
+			s.Group = rest[1]
+		}
+		if len(rest) > 2 {
+			ps.p.warnf(n.pos, rest[2], "extra words after %s user and group ignored, from", n.kw)
+		}
+	} else if len(rest) > 0 {
+		ps.p.warnf(n.pos, rest[0], "%s takes one command (quote it to pass arguments); ignored words from", n.kw)
+	}
+	return s
+}

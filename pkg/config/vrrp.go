@@ -1,0 +1,812 @@
+package config
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// blockName reads the one name of "vrrp_instance NAME {" and the like.
+func (ps *parser) blockName(n *node) (string, bool) {
+	if !ps.needBlock(n) {
+		return "", false
+	}
+	if len(n.args) == 0 {
+		ps.p.errorf(n.pos, n.kw, "missing name after")
+		return "", false
+	}
+	if len(n.args) > 1 {
+		ps.p.warnf(n.pos, n.args[1], "extra words after %s name ignored, from", n.kw)
+	}
+	return n.args[0], true
+}
+
+func (ps *parser) vrrpScript(b *node) {
+	name, ok := ps.blockName(b)
+	if !ok {
+		return
+	}
+	s := VRRPScript{Name: name, Interval: time.Second, Rise: 1, Fall: 1, Pos: b.pos}
+	var haveScript, haveTimeout bool
+	for _, n := range b.children {
+		switch n.kw {
+		case "script":
+			if sc := ps.scriptArg(n, false); sc != nil {
+				s.Script.Args = sc.Args
+				haveScript = true
+			}
+		case "interval":
+			if d, ok := ps.secondsArg(n, 1, 4294); ok {
+				s.Interval = d
+			}
+		case "timeout":
+			if v, ok := ps.one(n, 0, 4294); ok {
+				s.Timeout = time.Duration(ps.atLeastOne(n, int(v))) * time.Second
+				haveTimeout = true
+			}
+		case "weight":
+			if ps.args(n, 1, 2) {
+				if w, ok := ps.intArg(n, 0, -253, 253); ok {
+					s.Weight = int(w)
+				}
+				if len(n.args) == 2 {
+					s.Reverse, _ = ps.reverseArg(n, n.args[1])
+				}
+			}
+		case "rise":
+			if v, ok := ps.one(n, 1, 1<<31-1); ok {
+				s.Rise = int(v)
+			}
+		case "fall":
+			if v, ok := ps.one(n, 1, 1<<31-1); ok {
+				s.Fall = int(v)
+			}
+		case "user":
+			if ps.args(n, 1, 2) {
+				s.Script.User = n.args[0]
+				if len(n.args) == 2 {
+					s.Script.Group = n.args[1]
+				}
+			}
+		case "init_fail":
+			s.InitFail = ps.flag(n)
+		default:
+			ps.unknown(n, ctxScript)
+		}
+	}
+	if !haveTimeout {
+		s.Timeout = s.Interval
+	}
+	if ps.cfg.Script(name) != nil {
+		ps.p.errorf(b.pos, name, "vrrp_script defined twice:")
+		return
+	}
+	if !haveScript {
+		ps.p.warnf(b.pos, name, "no script set, removing vrrp_script")
+		return
+	}
+	ps.cfg.Scripts = append(ps.cfg.Scripts, s)
+}
+
+// reverseArg reads the reverse|noreverse|no_reverse after a weight.
+func (ps *parser) reverseArg(n *node, s string) (rev, ok bool) {
+	switch s {
+	case "reverse":
+		return true, true
+	case "noreverse", "no_reverse":
+		return false, true
+	}
+	ps.p.errorf(n.pos, s, "expected reverse or noreverse after the weight, got")
+	return false, false
+}
+
+// trackDraft is a track_script or track_interface entry as written.
+type trackDraft struct {
+	pos       Pos
+	name      string
+	weight    int
+	weightSet bool
+	reverse   bool
+}
+
+// trackBlock reads the lines of track_script or track_interface:
+// "NAME [weight N [reverse|noreverse]]".
+func (ps *parser) trackBlock(b *node) []trackDraft {
+	if !ps.needBlock(b) {
+		return nil
+	}
+	var out []trackDraft
+	for _, n := range b.children {
+		if !ps.valueLine(n) {
+			continue
+		}
+		t := trackDraft{pos: n.pos, name: n.kw}
+		a := n.args
+		if len(a) > 0 {
+			if a[0] != "weight" || len(a) < 2 {
+				ps.p.errorf(n.pos, a[0], "%s entry: expected \"weight N\" after the name, got", b.kw)
+				continue
+			}
+			w, ok := ps.trackWeight(n, a[1])
+			if !ok {
+				continue
+			}
+			t.weight, t.weightSet = w, true
+			if len(a) > 2 {
+				if t.reverse, ok = ps.reverseArg(n, a[2]); !ok {
+					continue
+				}
+			}
+			if len(a) > 3 {
+				ps.p.warnf(n.pos, a[3], "extra words in %s entry ignored, from", b.kw)
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// trackWeight reads a tracking weight: -253..253, with ±254 clamped to ±253
+// as keepalived does.
+func (ps *parser) trackWeight(n *node, s string) (int, bool) {
+	w, ok := parseInt(s)
+	if !ok || w < -254 || w > 254 {
+		ps.p.errorf(n.pos, s, "tracking weight must be an integer in [-253, 253], got")
+		return 0, false
+	}
+	if w == 254 || w == -254 {
+		ps.p.warnf(n.pos, s, "tracking weight cannot be ±254, using ±253 instead of")
+		w = w / 254 * 253
+	}
+	return w, true
+}
+
+func parseInt(s string) (int, bool) {
+	neg := strings.HasPrefix(s, "-")
+	d := strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
+	if !isDigits(d) || len(d) > 9 {
+		return 0, false
+	}
+	v := 0
+	for i := 0; i < len(d); i++ {
+		v = v*10 + int(d[i]-'0')
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
+}
+
+// instanceDraft is a vrrp_instance being read: the settings whose defaults
+// depend on others are kept apart until the end.
+type instanceDraft struct {
+	v          VRRPInstance
+	priority   int // 0: not set
+	state      State
+	version    int
+	advert     time.Duration
+	strictSet  bool
+	garpDelay  *time.Duration
+	garpRepeat int
+	scripts    []trackDraft
+	interfaces []trackDraft
+}
+
+func (ps *parser) vrrpInstance(b *node) {
+	name, ok := ps.blockName(b)
+	if !ok {
+		return
+	}
+	d := &instanceDraft{v: VRRPInstance{Name: name, Pos: b.pos}}
+	v := &d.v
+	for _, n := range b.children {
+		switch n.kw {
+		case "state":
+			if s, ok := ps.stringArg(n); ok {
+				switch s {
+				case "MASTER":
+					d.state = StateMaster
+				case "BACKUP":
+					d.state = StateBackup
+				default:
+					ps.p.errorf(n.pos, s, "state must be MASTER or BACKUP, got")
+				}
+			}
+		case "interface":
+			if s, ok := ps.stringArg(n); ok {
+				v.Interface = s
+			}
+		case "virtual_router_id":
+			if x, ok := ps.one(n, 1, 255); ok {
+				v.VirtualRouterID = uint8(x)
+			}
+		case "priority":
+			if x, ok := ps.one(n, 1, 255); ok {
+				d.priority = int(x)
+			}
+		case "advert_int":
+			if t, ok := ps.timerArg(n, 10*time.Millisecond, 255*time.Second); ok {
+				d.advert = t
+			}
+		case "version":
+			if x, ok := ps.one(n, 2, 3); ok {
+				d.version = int(x)
+			}
+		case "strict_mode":
+			v.Strict = ps.flag(n)
+			d.strictSet = true
+		case "authentication":
+			ps.authentication(n, d)
+		case "virtual_ipaddress":
+			v.VirtualIPs = ps.vipBlock(n, v.VirtualIPs)
+		case "virtual_ipaddress_excluded":
+			v.ExcludedVirtualIPs = ps.vipBlock(n, v.ExcludedVirtualIPs)
+		case "track_script":
+			d.scripts = append(d.scripts, ps.trackBlock(n)...)
+		case "track_interface":
+			d.interfaces = append(d.interfaces, ps.trackBlock(n)...)
+		case "nopreempt":
+			v.Nopreempt = ps.flag(n)
+		case "preempt":
+			if ps.args(n, 0, 0) {
+				v.Nopreempt = false
+			}
+		case "preempt_delay":
+			if t, ok := ps.timerArg(n, 0, 1000*time.Second); ok {
+				v.PreemptDelay = t
+			}
+		case "unicast_src_ip", "mcast_src_ip":
+			if ps.args(n, 1, 1) {
+				if a, ok := ps.addrArg(n, 0); ok {
+					v.UnicastSrcIP = a
+				}
+			}
+		case "unicast_peer":
+			ps.unicastPeers(n, v)
+		case "notify_master":
+			v.NotifyMaster = ps.scriptArg(n, true)
+		case "notify_backup":
+			v.NotifyBackup = ps.scriptArg(n, true)
+		case "notify_fault":
+			v.NotifyFault = ps.scriptArg(n, true)
+		case "notify_stop":
+			v.NotifyStop = ps.scriptArg(n, true)
+		case "notify":
+			v.Notify = ps.scriptArg(n, true)
+		case "garp_master_delay":
+			if t, ok := ps.secondsArg(n, 0, 1<<31-1); ok {
+				d.garpDelay = &t
+			}
+		case "garp_master_repeat":
+			if x, ok := ps.one(n, 0, 1<<31-1); ok {
+				d.garpRepeat = ps.atLeastOne(n, int(x))
+			}
+		case "use_vmac":
+			if ps.args(n, 0, 2) {
+				v.UseVMAC = true
+				if len(n.args) > 0 {
+					v.VMACInterface = n.args[0]
+				}
+				if len(n.args) > 1 {
+					ps.p.warnf(n.pos, n.args[1], "use_vmac MAC address not implemented by xlb, ignored:")
+				}
+			}
+		default:
+			ps.unknown(n, ctxInstance)
+		}
+	}
+	for _, o := range ps.instances {
+		if o.v.Name == name {
+			ps.p.errorf(b.pos, name, "vrrp_instance defined twice:")
+			return
+		}
+	}
+	ps.instances = append(ps.instances, d)
+}
+
+func (ps *parser) authentication(b *node, d *instanceDraft) {
+	if !ps.needBlock(b) {
+		return
+	}
+	for _, n := range b.children {
+		switch n.kw {
+		case "auth_type":
+			if s, ok := ps.stringArg(n); ok {
+				switch s {
+				case "PASS":
+					d.v.AuthType = AuthPass
+				case "AH":
+					d.v.AuthType = AuthAH
+				default:
+					ps.p.errorf(n.pos, s, "auth_type must be PASS or AH, got")
+				}
+			}
+		case "auth_pass":
+			if s, ok := ps.stringArg(n); ok {
+				if len(s) > 8 {
+					ps.p.warnf(n.pos, s, "auth_pass is truncated to 8 characters:")
+					s = s[:8]
+				}
+				d.v.AuthPass = s
+			}
+		default:
+			ps.unknown(n, ctxAuth)
+		}
+	}
+}
+
+// VIP options keepalived accepts that xlb ignores; true if they take a value.
+var vipIgnoredOptions = map[string]bool{
+	"brd": true, "broadcast": true, "scope": true, "peer": true, "preferred_lft": true,
+	"use_vmac": false, "home": false, "-nodad": false, "nodad": false, "mngtmpaddr": false,
+	"noprefixroute": false, "autojoin": false, "no_track": false,
+}
+
+// vipBlock reads virtual_ipaddress lines:
+// "ADDR[/LEN] [dev IF] [label LABEL] [other ip-addr options]".
+func (ps *parser) vipBlock(b *node, vips []VirtualIP) []VirtualIP {
+	if !ps.needBlock(b) {
+		return vips
+	}
+	for _, n := range b.children {
+		if !ps.valueLine(n) {
+			continue
+		}
+		pfx, ok := parseHostOrPrefix(n.kw)
+		if !ok {
+			ps.p.errorf(n.pos, n.kw, "%s: not an address or prefix:", b.kw)
+			continue
+		}
+		vip := VirtualIP{Prefix: pfx}
+		for i := 0; i < len(n.args); i++ {
+			opt := n.args[i]
+			switch opt {
+			case "dev", "label":
+				if i+1 >= len(n.args) {
+					ps.p.errorf(n.pos, opt, "missing value after")
+					ok = false
+					break
+				}
+				if opt == "dev" {
+					vip.Dev = n.args[i+1]
+				} else {
+					vip.Label = n.args[i+1]
+				}
+				i++
+			default:
+				takesValue, known := vipIgnoredOptions[opt]
+				if !known {
+					ps.p.errorf(n.pos, opt, "unknown virtual_ipaddress option")
+					ok = false
+					break
+				}
+				ps.p.warnf(n.pos, opt, "virtual_ipaddress option not implemented by xlb, ignored:")
+				if takesValue {
+					i++
+				}
+			}
+			if !ok {
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		if len(vips) > 0 && vips[0].Prefix.Addr().Is4() != pfx.Addr().Is4() {
+			ps.p.warnf(n.pos, n.kw, "address family differs from the instance's first address; ignoring")
+			continue
+		}
+		vips = append(vips, vip)
+	}
+	return vips
+}
+
+// parseHostOrPrefix reads "ADDR" (a host prefix) or "ADDR/LEN". The
+// address keeps its host bits: 10.0.0.100/24 is the address 10.0.0.100 on a
+// /24.
+func parseHostOrPrefix(s string) (netip.Prefix, bool) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p, err == nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, a.BitLen()), true
+}
+
+// unicastPeers reads "IP [min_ttl N] [max_ttl N]" lines.
+func (ps *parser) unicastPeers(b *node, v *VRRPInstance) {
+	if !ps.needBlock(b) {
+		return
+	}
+	for _, n := range b.children {
+		if !ps.valueLine(n) {
+			continue
+		}
+		a, err := netip.ParseAddr(n.kw)
+		if err != nil {
+			ps.p.errorf(n.pos, n.kw, "unicast_peer: not an IP address:")
+			continue
+		}
+		peer := UnicastPeer{Addr: a, MinTTL: 0, MaxTTL: 255}
+		ok := true
+		for i := 0; i < len(n.args) && ok; i += 2 {
+			opt := n.args[i]
+			if opt != "min_ttl" && opt != "max_ttl" {
+				ps.p.errorf(n.pos, opt, "unicast_peer takes min_ttl or max_ttl, got")
+				ok = false
+				break
+			}
+			if i+1 >= len(n.args) {
+				ps.p.errorf(n.pos, opt, "missing value after")
+				ok = false
+				break
+			}
+			t, good := parseInt(n.args[i+1])
+			if !good || t < 0 || t > 255 {
+				ps.p.errorf(n.pos, n.args[i+1], "%s must be an integer in [0, 255], got", opt)
+				ok = false
+				break
+			}
+			if opt == "min_ttl" {
+				peer.MinTTL = t
+			} else {
+				peer.MaxTTL = t
+			}
+		}
+		if ok {
+			v.UnicastPeers = append(v.UnicastPeers, peer)
+		}
+	}
+}
+
+type syncGroupDraft struct {
+	g          SyncGroup
+	members    []trackDraft // names with their positions
+	scripts    []trackDraft
+	interfaces []trackDraft
+}
+
+func (ps *parser) syncGroup(b *node) {
+	name, ok := ps.blockName(b)
+	if !ok {
+		return
+	}
+	d := &syncGroupDraft{g: SyncGroup{Name: name, Pos: b.pos}}
+	for _, n := range b.children {
+		switch n.kw {
+		case "group":
+			if ps.needBlock(n) {
+				for _, m := range n.children {
+					if ps.valueLine(m) {
+						for _, w := range m.words {
+							d.members = append(d.members, trackDraft{pos: m.pos, name: w})
+						}
+					}
+				}
+			}
+		case "track_script":
+			d.scripts = append(d.scripts, ps.trackBlock(n)...)
+		case "track_interface":
+			d.interfaces = append(d.interfaces, ps.trackBlock(n)...)
+		case "notify_master":
+			d.g.NotifyMaster = ps.scriptArg(n, true)
+		case "notify_backup":
+			d.g.NotifyBackup = ps.scriptArg(n, true)
+		case "notify_fault":
+			d.g.NotifyFault = ps.scriptArg(n, true)
+		case "notify_stop":
+			d.g.NotifyStop = ps.scriptArg(n, true)
+		case "notify":
+			d.g.Notify = ps.scriptArg(n, true)
+		case "sync_group_tracking_weight":
+			d.g.TrackingWeight = ps.flag(n)
+		default:
+			ps.unknown(n, ctxSyncGroup)
+		}
+	}
+	for _, o := range ps.syncGroups {
+		if o.g.Name == name {
+			ps.p.errorf(b.pos, name, "vrrp_sync_group defined twice:")
+			return
+		}
+	}
+	ps.syncGroups = append(ps.syncGroups, d)
+}
+
+// dedupTracks drops repeated names, keeping the first, as keepalived does.
+func (ps *parser) dedupTracks(owner, kw string, ts []trackDraft) []trackDraft {
+	seen := map[string]bool{}
+	var out []trackDraft
+	for _, t := range ts {
+		if seen[t.name] {
+			ps.p.warnf(t.pos, t.name, "(%s) duplicate %s, ignoring:", owner, kw)
+			continue
+		}
+		seen[t.name] = true
+		out = append(out, t)
+	}
+	return out
+}
+
+// resolveTracks turns track_script entries into TrackScripts, taking the
+// weight from the vrrp_script when the entry has none.
+func (ps *parser) resolveTracks(owner string, ts []trackDraft) []TrackScript {
+	var out []TrackScript
+	for _, t := range ps.dedupTracks(owner, "track_script", ts) {
+		s := ps.cfg.Script(t.name)
+		if s == nil {
+			ps.p.warnf(t.pos, t.name, "(%s) track_script not found, ignoring:", owner)
+			continue
+		}
+		tr := TrackScript{Name: t.name, Weight: s.Weight, Reverse: s.Reverse}
+		if t.weightSet {
+			tr.Weight, tr.Reverse = t.weight, t.reverse
+		}
+		out = append(out, tr)
+	}
+	return out
+}
+
+func (ps *parser) trackInterfaces(owner string, ts []trackDraft) []TrackInterface {
+	var out []TrackInterface
+	for _, t := range ps.dedupTracks(owner, "track_interface", ts) {
+		out = append(out, TrackInterface{Name: t.name, Weight: t.weight, Reverse: t.reverse})
+	}
+	return out
+}
+
+// finishInstances applies keepalived's defaults and consistency rules
+// (vrrp_complete_instance in keepalived's vrrp.c), in keepalived's order.
+func (ps *parser) finishInstances() {
+	g := &ps.cfg.Global
+	for _, d := range ps.instances {
+		v := &d.v
+		w := func(format string, args ...any) { ps.p.warnf(v.Pos, v.Name, format, args...) }
+
+		if !d.strictSet {
+			v.Strict = g.VRRPStrict
+		}
+		ipv6 := v.IsIPv6()
+		v.Version = d.version
+		if v.Version == 0 {
+			v.Version = g.VRRPVersion
+		}
+		if ipv6 && v.Version == 2 {
+			if d.version == 2 {
+				w("IPv6 needs VRRP version 3; using version 3 for")
+			}
+			v.Version = 3
+		}
+		if len(v.VirtualIPs) == 0 && (v.Version == 3 || v.Strict) {
+			ps.p.errorf(v.Pos, v.Name, "no virtual_ipaddress (at least one is required for VRRPv3 and strict mode) in")
+			continue
+		}
+		if v.VirtualRouterID == 0 {
+			ps.p.errorf(v.Pos, v.Name, "virtual_router_id must be set in")
+			continue
+		}
+		if v.Interface == "" && len(v.UnicastPeers) == 0 {
+			ps.p.errorf(v.Pos, v.Name, "interface must be set (it may only be left out with unicast peers) in")
+			continue
+		}
+		if v.Strict && len(v.UnicastPeers) > 0 {
+			ps.p.errorf(v.Pos, v.Name, "unicast peers are not allowed in strict mode, in")
+			continue
+		}
+		if v.UnicastSrcIP.IsValid() && len(v.VirtualIPs) > 0 && v.UnicastSrcIP.Is6() != ipv6 {
+			ps.p.errorf(v.Pos, v.UnicastSrcIP.String(), "unicast_src_ip family differs from the instance's addresses:")
+			continue
+		}
+
+		// Priority from the state, or the state from the priority.
+		v.Priority = uint8(d.priority)
+		v.State = d.state
+		if d.priority == 0 {
+			v.Priority = 100
+			if d.state == StateMaster {
+				v.Priority = 255
+			}
+		}
+		if v.State == 0 {
+			v.State = StateBackup
+			if v.Priority == 255 {
+				v.State = StateMaster
+			}
+		} else if v.Strict && (v.State == StateMaster) != (v.Priority == 255) {
+			w("strict mode: state MASTER must match priority 255; correcting the state of")
+			v.State = StateBackup
+			if v.Priority == 255 {
+				v.State = StateMaster
+			}
+		}
+
+		// Authentication is VRRPv2 only, and keepalived drops it otherwise.
+		if v.AuthType != AuthNone {
+			switch {
+			case v.Strict:
+				w("strict mode does not allow authentication; ignoring it in")
+				v.AuthType, v.AuthPass = AuthNone, ""
+			case v.Version == 3:
+				w("VRRP version 3 has no authentication; ignoring it in")
+				v.AuthType, v.AuthPass = AuthNone, ""
+			case v.AuthPass == "":
+				w("authentication without auth_pass; ignoring it in")
+				v.AuthType = AuthNone
+			case ipv6 && v.AuthType == AuthAH:
+				w("AH authentication cannot be used with IPv6; ignoring it in")
+				v.AuthType, v.AuthPass = AuthNone, ""
+			case v.AuthType == AuthAH && v.State == StateMaster && v.Priority != 255:
+				w("initial state MASTER is incompatible with AH authentication; using BACKUP for")
+				v.State = StateBackup
+			}
+		} else if v.AuthPass != "" {
+			w("auth_pass without auth_type; ignoring it in")
+			v.AuthPass = ""
+		}
+
+		if v.Priority == 255 && v.Nopreempt {
+			w("nopreempt is incompatible with priority 255; clearing it in")
+			v.Nopreempt = false
+		}
+		if v.State == StateMaster {
+			if v.Nopreempt {
+				w("nopreempt does not work with initial state MASTER; clearing it in")
+				v.Nopreempt = false
+			}
+			if v.PreemptDelay != 0 {
+				w("preempt_delay does not work with initial state MASTER; clearing it in")
+				v.PreemptDelay = 0
+			}
+		}
+		if v.PreemptDelay != 0 && v.Strict {
+			w("preempt_delay is incompatible with strict mode; clearing it in")
+			v.PreemptDelay = 0
+		}
+		if v.PreemptDelay != 0 && v.Nopreempt {
+			w("preempt_delay is incompatible with nopreempt; clearing it in")
+			v.PreemptDelay = 0
+		}
+
+		// The advert interval must fit the version's field.
+		v.AdvertInterval = d.advert
+		if v.AdvertInterval == 0 {
+			v.AdvertInterval = time.Second
+		}
+		if v.Version == 2 {
+			if r := v.AdvertInterval.Round(time.Second); r != v.AdvertInterval {
+				if r == 0 {
+					r = time.Second
+				}
+				w("VRRPv2 advert_int must be whole seconds; using %s for", r)
+				v.AdvertInterval = r
+			}
+		} else {
+			const maxV3 = 4095 * 10 * time.Millisecond
+			if v.AdvertInterval > maxV3 {
+				w("VRRPv3 advert_int must be below 40.96s; using 40.95s for")
+				v.AdvertInterval = maxV3
+			} else if r := v.AdvertInterval.Round(10 * time.Millisecond); r != v.AdvertInterval {
+				if r == 0 {
+					r = 10 * time.Millisecond
+				}
+				w("VRRPv3 advert_int must be in units of 10ms; using %s for", r)
+				v.AdvertInterval = r
+			}
+		}
+
+		v.GarpMasterDelay = g.VRRPGarpMasterDelay
+		if d.garpDelay != nil {
+			v.GarpMasterDelay = *d.garpDelay
+		}
+		v.GarpMasterRepeat = g.VRRPGarpMasterRepeat
+		if d.garpRepeat != 0 {
+			v.GarpMasterRepeat = d.garpRepeat
+		}
+
+		v.TrackScripts = ps.resolveTracks(v.Name, d.scripts)
+		v.TrackInterfaces = ps.trackInterfaces(v.Name, d.interfaces)
+		ps.cfg.Instances = append(ps.cfg.Instances, *v)
+	}
+
+	// One VRID per interface and family, unless unicast peers keep the
+	// instances apart.
+	type key struct {
+		ifname string
+		v6     bool
+		vrid   uint8
+	}
+	seen := map[key]string{}
+	for _, v := range ps.cfg.Instances {
+		if len(v.UnicastPeers) > 0 {
+			continue
+		}
+		k := key{v.Interface, v.IsIPv6(), v.VirtualRouterID}
+		if other, dup := seen[k]; dup {
+			ps.p.errorf(v.Pos, v.Name, "virtual_router_id %d on %s is already used by vrrp_instance %s; duplicate in", v.VirtualRouterID, v.Interface, other)
+			continue
+		}
+		seen[k] = v.Name
+	}
+}
+
+// finishSyncGroups checks membership and applies the tracking rules of sync
+// groups and address owners.
+func (ps *parser) finishSyncGroups() {
+	memberOf := map[string]string{}
+	for _, d := range ps.syncGroups {
+		g := &d.g
+		for _, m := range d.members {
+			switch {
+			case ps.cfg.Instance(m.name) == nil:
+				ps.p.warnf(m.pos, m.name, "(%s) sync group member is not a vrrp_instance; ignoring", g.Name)
+			case memberOf[m.name] != "":
+				ps.p.warnf(m.pos, m.name, "(%s) vrrp_instance is already in sync group %s; ignoring", g.Name, memberOf[m.name])
+			default:
+				memberOf[m.name] = g.Name
+				g.Instances = append(g.Instances, m.name)
+			}
+		}
+		switch len(g.Instances) {
+		case 0:
+			ps.p.warnf(g.Pos, g.Name, "sync group has no vrrp_instance; removing")
+			continue
+		case 1:
+			ps.p.warnf(g.Pos, g.Name, "sync group has only one vrrp_instance (probably not what you want):")
+		}
+		g.TrackScripts = ps.resolveTracks(g.Name, d.scripts)
+		g.TrackInterfaces = ps.trackInterfaces(g.Name, d.interfaces)
+		ps.cfg.SyncGroups = append(ps.cfg.SyncGroups, *g)
+	}
+
+	for i := range ps.cfg.Instances {
+		v := &ps.cfg.Instances[i]
+		// Members of a sync group track with weight 0 (the group goes to
+		// FAULT instead), unless the group keeps the weights.
+		if gname := memberOf[v.Name]; gname != "" {
+			var keep bool
+			for _, g := range ps.cfg.SyncGroups {
+				if g.Name == gname {
+					keep = g.TrackingWeight
+				}
+			}
+			if !keep {
+				zeroed := false
+				for j := range v.TrackScripts {
+					zeroed = zeroed || v.TrackScripts[j].Weight != 0
+					v.TrackScripts[j].Weight, v.TrackScripts[j].Reverse = 0, false
+				}
+				for j := range v.TrackInterfaces {
+					zeroed = zeroed || v.TrackInterfaces[j].Weight != 0
+					v.TrackInterfaces[j].Weight, v.TrackInterfaces[j].Reverse = 0, false
+				}
+				if zeroed {
+					ps.p.warnf(v.Pos, v.Name, "member of sync group %s (without sync_group_tracking_weight): tracking weights set to 0 in", gname)
+				}
+			}
+		}
+		// An address owner's priority cannot move: weighted trackers go.
+		if v.Priority == 255 {
+			var ts []TrackScript
+			for _, t := range v.TrackScripts {
+				if t.Weight != 0 {
+					ps.p.warnf(v.Pos, t.Name, "(%s) priority 255 cannot change; ignoring weighted track_script", v.Name)
+					continue
+				}
+				ts = append(ts, t)
+			}
+			v.TrackScripts = ts
+			var ti []TrackInterface
+			for _, t := range v.TrackInterfaces {
+				if t.Weight != 0 {
+					ps.p.warnf(v.Pos, t.Name, "(%s) priority 255 cannot change; ignoring weighted track_interface", v.Name)
+					continue
+				}
+				ti = append(ti, t)
+			}
+			v.TrackInterfaces = ti
+		}
+	}
+}
