@@ -1,0 +1,3 @@
+#!/bin/sh
+# exit.sh CODE: exits with CODE.
+exit "$1"

@@ -1,0 +1,3 @@
+#!/bin/sh
+# suicide.sh: dies of SIGKILL.
+kill -9 $$
