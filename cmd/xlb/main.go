@@ -1,5 +1,6 @@
 // Command xlb is the xlb director: a layer-4 load balancer whose data plane
-// is XDP. `xlb demo` runs it on a built-in topology.
+// is XDP. `xlb run` runs it on a keepalived.conf; `xlb demo` on a built-in
+// topology.
 package main
 
 import (
@@ -19,6 +20,9 @@ type command struct {
 }
 
 var commands = []command{
+	{"run", "run the director on a keepalived.conf", runRun},
+	{"check", "check a keepalived.conf like keepalived -t", runCheck},
+	{"status", "show the running director's services, reals and VRRP state", runStatus},
 	{"demo", "forward real HTTP through xlb on a built-in topology of network namespaces", runDemo},
 	{"version", "print the version", runVersion},
 }

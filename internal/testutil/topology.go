@@ -36,6 +36,7 @@ type DR struct {
 	DirectorIf string
 
 	closers []func() error
+	servers []*http.Server
 }
 
 // DROptions shape a DR topology.
@@ -194,8 +195,15 @@ func (t *DR) ServeHTTP(port int) error {
 		}
 		go srv.Serve(l)
 		t.closers = append(t.closers, srv.Close)
+		t.servers = append(t.servers, srv)
 	}
 	return nil
+}
+
+// StopHTTP stops real i's HTTP server (0-based): its port then refuses
+// connections.
+func (t *DR) StopHTTP(i int) error {
+	return t.servers[i].Close()
 }
 
 // HTTPClient makes one new TCP connection per request, from the client

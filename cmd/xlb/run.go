@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"os/user"
+	"slices"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/xlbproject/xlb/pkg/config"
+	"github.com/xlbproject/xlb/pkg/control"
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/director"
+)
+
+type runFlags struct {
+	file       string
+	interfaces []string
+	pinDir     string
+	socket     string
+	mode       string
+	keep       bool
+	logLevel   string
+	logFormat  string
+	maxConns   uint32
+}
+
+func runRun(e env, args []string) int {
+	var f runFlags
+	fs := pflag.NewFlagSet("xlb run", pflag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.StringVarP(&f.file, "config", "f", "/etc/keepalived/keepalived.conf", "keepalived.conf to run")
+	fs.StringArrayVarP(&f.interfaces, "interface", "i", nil, "interface where VIP traffic arrives (repeatable); default: the vrrp_instance interfaces")
+	fs.StringVar(&f.pinDir, "pin-dir", dataplane.DefaultPinDir, "bpffs directory for the pinned maps and links")
+	fs.StringVar(&f.socket, "socket", control.DefaultSocket, "control socket")
+	fs.StringVar(&f.mode, "xdp-mode", "auto", "XDP attach mode: auto (native, else generic), native, generic")
+	fs.BoolVar(&f.keep, "keep-dataplane", false, "on SIGTERM, leave the data plane forwarding (pinned) for the next xlb to take over")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fs.Uint32Var(&f.maxConns, "max-conns", 0, "connection table size (0: the built-in 262144); keep it across restarts")
+	fs.Usage = func() {
+		fmt.Fprintln(e.stderr, "usage: xlb run [-f FILE] [--interface IF]... [flags]\n\nRuns the director: reads keepalived.conf, attaches the XDP data plane, applies\nevery virtual_server, runs the health checks and applies their results.\nSIGHUP reloads the file (an invalid one changes nothing); SIGTERM detaches.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(e.stderr, "xlb run: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(e, f.logLevel, f.logFormat)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "xlb run: %v\n", err)
+		return 2
+	}
+	mode, err := parseMode(f.mode)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "xlb run: --xdp-mode: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := runDaemon(ctx, e, log, f, mode); err != nil {
+		fmt.Fprintf(e.stderr, "xlb run: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(e env, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+}
+
+func parseMode(s string) (dataplane.XDPMode, error) {
+	switch s {
+	case "auto":
+		return dataplane.ModeAuto, nil
+	case "native":
+		return dataplane.ModeNative, nil
+	case "generic":
+		return dataplane.ModeGeneric, nil
+	}
+	return 0, fmt.Errorf("%q is not auto, native or generic", s)
+}
+
+// loadConfig parses and validates, logging keepalived-style warnings.
+func loadConfig(path string, log *slog.Logger) (*config.Config, error) {
+	cfg, err := config.Parse(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config: " + w.String())
+	}
+	if err := director.Validate(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// scriptUser is keepalived's default: script_user, else keepalived_script
+// if that user exists, else root.
+func scriptUser(cfg *config.Config) string {
+	if cfg.Global.ScriptUser != "" {
+		return cfg.Global.ScriptUser
+	}
+	if _, err := user.Lookup("keepalived_script"); err == nil {
+		return "keepalived_script"
+	}
+	return ""
+}
+
+func runDaemon(ctx context.Context, e env, log *slog.Logger, f runFlags, mode dataplane.XDPMode) error {
+	cfg, err := loadConfig(f.file, log)
+	if err != nil {
+		return err
+	}
+	ifaces := f.interfaces
+	if len(ifaces) == 0 {
+		for _, in := range cfg.Instances {
+			if in.Interface != "" && !slices.Contains(ifaces, in.Interface) {
+				ifaces = append(ifaces, in.Interface)
+			}
+		}
+	}
+	if len(ifaces) == 0 {
+		return fmt.Errorf("no interface to attach to: give --interface IF, or name one in a vrrp_instance of %s", f.file)
+	}
+	x, err := dataplane.OpenXDP(dataplane.Config{
+		Interfaces: ifaces, PinDir: f.pinDir, Mode: mode, MaxConns: f.maxConns, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	keep := f.keep
+	defer func() {
+		if keep {
+			if err := x.Release(); err != nil {
+				log.Error("release data plane", "error", err)
+			}
+			log.Info("data plane left running", "pin_dir", f.pinDir)
+			return
+		}
+		if err := x.Close(); err != nil {
+			log.Error("detach data plane", "error", err)
+		}
+	}()
+
+	d := director.New(ctx, director.Options{
+		Dataplane: x,
+		Logger:    log,
+		Checks:    director.HealthChecks(log, scriptUser(cfg)),
+		Scripts:   director.ExecScripts(log, scriptUser(cfg)),
+	})
+	defer d.Close()
+	if err := d.Load(cfg); err != nil {
+		return err
+	}
+	for _, in := range cfg.Instances {
+		log.Warn("vrrp_instance not active: VRRP is not implemented in xlb yet; the VIPs are not managed by xlb",
+			"instance", in.Name, "interface", in.Interface, "vrid", in.VirtualRouterID)
+	}
+	srv, err := control.Listen(f.socket, &statusBackend{d: d, x: x, file: f.file}, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	log.Info("xlb running", "config", f.file, "interfaces", ifaces, "virtual_servers", len(cfg.VirtualServers), "socket", f.socket)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping", "keep_dataplane", keep)
+			return nil
+		case <-hup:
+			log.Info("reloading", "config", f.file)
+			next, err := loadConfig(f.file, log)
+			if err == nil {
+				err = d.Load(next)
+			}
+			if err != nil {
+				log.Error("reload refused; the running configuration is unchanged", "config", f.file, "error", err)
+				continue
+			}
+			log.Info("reloaded", "config", f.file, "virtual_servers", len(next.VirtualServers))
+		}
+	}
+}
+
+// statusBackend adds the data plane's attach state to the director's.
+type statusBackend struct {
+	d    *director.Director
+	x    *dataplane.XDP
+	file string
+}
+
+func (b *statusBackend) Status() (control.Status, error) {
+	st, err := b.d.Status()
+	if err != nil {
+		return st, err
+	}
+	st.Dataplane = "xdp"
+	st.ConfigFile = b.file
+	st.Interfaces = map[string]string{}
+	for name, m := range b.x.Modes() {
+		st.Interfaces[name] = m.String()
+	}
+	return st, nil
+}

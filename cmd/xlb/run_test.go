@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/internal/testutil"
+	"github.com/xlbproject/xlb/pkg/control"
+)
+
+// TestMain lets the test binary be xlb itself, so the daemon runs as its
+// own process (inside the director's namespace) in the end-to-end tests.
+func TestMain(m *testing.M) {
+	if os.Getenv("XLB_TEST_MAIN") == "1" {
+		os.Exit(run(env{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+const drConfig = `! written by TestRunDaemon
+global_defs {
+    router_id xlb-test
+}
+
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    virtual_ipaddress {
+        10.77.1.100/32
+    }
+}
+
+virtual_server 10.77.1.100 80 {
+    delay_loop 1
+    lb_algo wrr
+    lb_kind DR
+    protocol TCP
+%s
+}
+`
+
+func realBlock(addr string, weight int) string {
+	return fmt.Sprintf(`    real_server %s 80 {
+        weight %d
+        HTTP_GET {
+            url {
+                path /
+                status_code 200
+            }
+            connect_timeout 1
+            retry 1
+            delay_before_retry 1
+        }
+    }
+`, addr, weight)
+}
+
+// daemon is xlb run in the director's namespace.
+type daemon struct {
+	cmd    *exec.Cmd
+	socket string
+	mu     sync.Mutex
+	log    strings.Builder
+	done   chan error
+}
+
+func startDaemon(t *testing.T, ns *testutil.NS, cfgPath string, extra ...string) *daemon {
+	dir := t.TempDir()
+	d := &daemon{socket: filepath.Join(dir, "xlb.sock"), done: make(chan error, 1)}
+	args := append([]string{"--net=/run/netns/" + ns.Name, os.Args[0], "run", "-f", cfgPath,
+		"--socket", d.socket, "--pin-dir", "/sys/fs/bpf/xlb-run-" + testutil.Suffix()}, extra...)
+	d.cmd = exec.Command("nsenter", args...)
+	d.cmd.Env = append(os.Environ(), "XLB_TEST_MAIN=1")
+	stderr, err := d.cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, d.cmd.Start())
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			d.mu.Lock()
+			d.log.WriteString(sc.Text() + "\n")
+			d.mu.Unlock()
+		}
+	}()
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			_ = d.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-d.done:
+			case <-time.After(10 * time.Second):
+				_ = d.cmd.Process.Kill()
+			}
+		}
+		t.Logf("daemon log:\n%s", d.logs())
+	})
+	require.Eventually(t, func() bool {
+		_, err := control.NewClient(d.socket).Status()
+		return err == nil
+	}, 15*time.Second, 50*time.Millisecond, "daemon did not start: %s", d.logs())
+	return d
+}
+
+func (d *daemon) logs() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.log.String()
+}
+
+func (d *daemon) status(t *testing.T) control.Status {
+	st, err := control.NewClient(d.socket).Status()
+	require.NoError(t, err)
+	return st
+}
+
+// healthy waits until the reals' health and next hops are as wanted.
+func (d *daemon) waitReals(t *testing.T, want map[string]bool) {
+	require.Eventually(t, func() bool {
+		st := d.status(t)
+		if len(st.Services) != 1 {
+			return false
+		}
+		got := map[string]bool{}
+		for _, r := range st.Services[0].Reals {
+			got[r.Addr] = r.Healthy && r.InService && r.Resolved
+		}
+		return assert.ObjectsAreEqual(want, got)
+	}, 15*time.Second, 50*time.Millisecond, "reals never became %v", want)
+}
+
+func count(names []string) map[string]int {
+	out := map[string]int{}
+	for _, n := range names {
+		out[n]++
+	}
+	return out
+}
+
+func getN(t *testing.T, topo *testutil.DR, n int) []string {
+	c := topo.HTTPClient()
+	var out []string
+	for i := range n {
+		name, err := testutil.Get(context.Background(), c, "http://10.77.1.100/")
+		require.NoError(t, err, "request %d", i)
+		out = append(out, name)
+	}
+	return out
+}
+
+func TestRunDaemon(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	topo, err := testutil.NewDR(testutil.DROptions{Reals: 3, Native: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { topo.Close() })
+	require.NoError(t, topo.ServeHTTP(80))
+
+	cfgPath := filepath.Join(t.TempDir(), "keepalived.conf")
+	write := func(body string) {
+		require.NoError(t, os.WriteFile(cfgPath, []byte(body), 0o644))
+	}
+	write(fmt.Sprintf(drConfig, realBlock("10.77.0.11", 3)+realBlock("10.77.0.12", 2)+realBlock("10.77.0.13", 1)))
+	d := startDaemon(t, topo.Director, cfgPath)
+	d.waitReals(t, map[string]bool{"10.77.0.11": true, "10.77.0.12": true, "10.77.0.13": true})
+	assert.Contains(t, d.logs(), "vrrp_instance not active")
+
+	assert.Equal(t, map[string]int{"r1": 30, "r2": 20, "r3": 10}, count(getN(t, topo, 60)))
+
+	// xlb status, as an operator runs it.
+	var out, errOut strings.Builder
+	code := run(env{stdout: &out, stderr: &errOut}, []string{"status", "--socket", d.socket})
+	require.Equal(t, 0, code, errOut.String())
+	assert.Contains(t, out.String(), "TCP 10.77.1.100:80 wrr")
+	assert.Contains(t, out.String(), "-> 10.77.0.11:80")
+	assert.Contains(t, out.String(), "VI_1 on eth0, vrid 51, priority 100: INACTIVE")
+
+	// r1's server dies: its HTTP_GET fails, it leaves the pool.
+	require.NoError(t, topo.StopHTTP(0))
+	d.waitReals(t, map[string]bool{"10.77.0.11": false, "10.77.0.12": true, "10.77.0.13": true})
+	assert.Equal(t, map[string]int{"r2": 20, "r3": 10}, count(getN(t, topo, 30)))
+	assert.Contains(t, d.logs(), "real down")
+
+	// SIGHUP with new weights, while a client keeps making requests:
+	// nothing fails.
+	var failed []error
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c := topo.HTTPClient()
+		for i := 0; i < 2000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := testutil.Get(context.Background(), c, "http://10.77.1.100/"); err != nil {
+				failed = append(failed, err)
+			}
+		}
+	}()
+	write(fmt.Sprintf(drConfig, realBlock("10.77.0.11", 3)+realBlock("10.77.0.12", 1)+realBlock("10.77.0.13", 1)))
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(d.logs(), "reloaded") }, 5*time.Second, 20*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	assert.Empty(t, failed, "requests failed during the reload")
+	st := d.status(t)
+	assert.Equal(t, 1, st.Services[0].Reals[1].Weight)
+	assert.False(t, st.Services[0].Reals[0].Healthy, "r1's health carried over the reload")
+
+	// An invalid file: refused, the running state unchanged.
+	write(fmt.Sprintf(drConfig, "    real_server 10.77.0.12 80 {\n        weight -4\n    }\n"))
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(d.logs(), "reload refused") }, 5*time.Second, 20*time.Millisecond)
+	assert.Contains(t, d.logs(), "keepalived.conf:")
+	assert.Equal(t, map[string]int{"r2": 10, "r3": 10}, count(getN(t, topo, 20)))
+
+	// SIGTERM: the daemon exits 0 and detaches.
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-d.done:
+		require.NoError(t, err, d.logs())
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+	assert.Contains(t, d.logs(), "detached xdp")
+	_, err = testutil.Get(context.Background(), topo.HTTPClient(), "http://10.77.1.100/")
+	assert.Error(t, err, "no director: the VIP is not served")
+}
+
+func TestCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.conf")
+	require.NoError(t, os.WriteFile(good, []byte(fmt.Sprintf(drConfig, realBlock("10.77.0.11", 3))), 0o644))
+	var out, errOut strings.Builder
+	assert.Equal(t, 0, run(env{stdout: &out, stderr: &errOut}, []string{"check", "-f", good}), errOut.String())
+	assert.Contains(t, out.String(), "OK: 1 virtual servers, 1 vrrp instances")
+
+	bad := filepath.Join(dir, "bad.conf")
+	require.NoError(t, os.WriteFile(bad, []byte("virtual_server 10.0.0.1 80 {\n    lb_algo wrr\n    lb_kind NAT\n    protocol TCP\n    real_server 10.0.0.2 80 {\n        weigth 3\n    }\n}\n"), 0o644))
+	out.Reset()
+	errOut.Reset()
+	assert.Equal(t, 1, run(env{stdout: &out, stderr: &errOut}, []string{"check", "-f", bad}))
+	assert.Contains(t, errOut.String(), "bad.conf:6:")
+	assert.Contains(t, errOut.String(), "weigth")
+
+	nat := filepath.Join(dir, "nat.conf")
+	require.NoError(t, os.WriteFile(nat, []byte("virtual_server 10.0.0.1 80 {\n    lb_algo wrr\n    lb_kind NAT\n    protocol TCP\n    real_server 10.0.0.2 8080 {\n        weight 3\n    }\n}\n"), 0o644))
+	errOut.Reset()
+	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", nat}))
+	assert.Contains(t, errOut.String(), "nat.conf:5: real_server 10.0.0.2 8080: lvs_method NAT is not supported yet")
+}
+
+func TestStatusWithoutDaemon(t *testing.T) {
+	var errOut strings.Builder
+	code := run(env{stdout: io.Discard, stderr: &errOut}, []string{"status", "--socket", filepath.Join(t.TempDir(), "none.sock")})
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut.String(), "the xlb daemon is not running")
+}

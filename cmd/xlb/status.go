@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/pflag"
+
+	"github.com/xlbproject/xlb/pkg/control"
+)
+
+// runStatus prints the running daemon's services, reals, health, weights
+// and VRRP state.
+func runStatus(e env, args []string) int {
+	fs := pflag.NewFlagSet("xlb status", pflag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	socket := fs.String("socket", control.DefaultSocket, "control socket of the daemon")
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(e.stderr, "usage: xlb status [--json]\n\nShows the running daemon's services, reals (health, weights, counters) and VRRP state.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(e.stderr, "xlb status: %v\n", err)
+		return 2
+	}
+	st, err := control.NewClient(*socket).Status()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "xlb status: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(st)
+		return 0
+	}
+	printStatus(e.stdout, st)
+	return 0
+}
+
+func printStatus(w io.Writer, st control.Status) {
+	var ifs []string
+	for name, mode := range st.Interfaces {
+		ifs = append(ifs, name+" "+mode)
+	}
+	slices.Sort(ifs)
+	fmt.Fprintf(w, "Data plane: %s (%s)  config: %s\n", st.Dataplane, strings.Join(ifs, ", "), st.ConfigFile)
+	if st.LastError != "" {
+		fmt.Fprintf(w, "LAST APPLY FAILED: %s\n", st.LastError)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nService / Real\tForward\tWeight\tHealth\tState\tConns\tPackets\tBytes")
+	for _, s := range st.Services {
+		state := "quorum up"
+		if !s.QuorumUp {
+			state = fmt.Sprintf("QUORUM LOST (%d)", s.Quorum)
+			if s.SorryServer != "" {
+				state += ", sorry server " + s.SorryServer
+			}
+		}
+		sched := s.Scheduler
+		if s.Flags != "" {
+			sched += " " + s.Flags
+		}
+		fmt.Fprintf(tw, "%s %s:%d %s\t\t\t\t%s\t%d\t%d\t%d\n", s.Protocol, s.Addr, s.Port, sched, state, s.Counters.Conns, s.Counters.Packets, s.Counters.Bytes)
+		for _, r := range s.Reals {
+			health := "up"
+			if !r.Healthy {
+				health = "DOWN"
+			}
+			state := "in service"
+			switch {
+			case !r.InService:
+				state = "out"
+			case !r.Resolved:
+				state = "no MAC yet"
+			case r.EffectiveWeight == 0:
+				state = "quiesced"
+			}
+			weight := fmt.Sprint(r.Weight)
+			if r.InService && r.EffectiveWeight != r.Weight {
+				weight = fmt.Sprintf("%d (now %d)", r.Weight, r.EffectiveWeight)
+			}
+			fmt.Fprintf(tw, "  -> %s:%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", r.Addr, r.Port, r.Forward, weight, health, state, r.Counters.Conns, r.Counters.Packets, r.Counters.Bytes)
+		}
+	}
+	tw.Flush()
+	if len(st.VRRP) > 0 {
+		fmt.Fprintln(w, "\nVRRP:")
+		for _, v := range st.VRRP {
+			fmt.Fprintf(w, "  %s on %s, vrid %d, priority %d: %s", v.Name, v.Interface, v.VRID, v.Priority, v.State)
+			if v.Note != "" {
+				fmt.Fprintf(w, " (%s)", v.Note)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"syscall"
+	"time"
+)
+
+// ErrNotRunning means no daemon listens on the socket.
+var ErrNotRunning = errors.New("the xlb daemon is not running")
+
+// Client talks to the daemon.
+type Client struct {
+	path string
+	http *http.Client
+}
+
+// NewClient returns a client of the daemon listening on path.
+func NewClient(path string) *Client {
+	return &Client{path: path, http: &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}},
+	}}
+}
+
+func (c *Client) get(path string, v any) error {
+	resp, err := c.http.Get("http://xlb" + path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+			return fmt.Errorf("%w (no daemon on %s; start it with: xlb run -f /etc/keepalived/keepalived.conf)", ErrNotRunning, c.path)
+		}
+		if errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("control socket %s: permission denied (it is root's)", c.path)
+		}
+		return fmt.Errorf("control socket %s: %w", c.path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e apiError
+		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("control socket: %s", resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// Status asks the daemon for its state.
+func (c *Client) Status() (Status, error) {
+	var st Status
+	err := c.get("/v1/status", &st)
+	return st, err
+}

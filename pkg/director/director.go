@@ -1,0 +1,386 @@
+package director
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/xlbproject/xlb/pkg/config"
+	"github.com/xlbproject/xlb/pkg/control"
+	"github.com/xlbproject/xlb/pkg/dataplane"
+)
+
+// Health is a real's state as its checkers report it.
+type Health struct {
+	Up bool
+	// Weight is set by a misc_dynamic MISC_CHECK: the real's new weight.
+	Weight *int
+	Reason string
+}
+
+// CheckStarter starts a real's health checks and calls report on each
+// transition, until ctx ends. Reals with no checker are always up and are
+// never passed to it.
+type CheckStarter func(ctx context.Context, vs *config.VirtualServer, rs *config.RealServer, report func(Health))
+
+// ScriptRunner runs a notify or quorum script; the director calls it
+// without holding its lock.
+type ScriptRunner func(s *config.Script, why string)
+
+// Options configure a Director.
+type Options struct {
+	Dataplane dataplane.Dataplane
+	Logger    *slog.Logger
+	Checks    CheckStarter
+	Scripts   ScriptRunner
+}
+
+// Director owns the wanted state of the data plane.
+type Director struct {
+	opts Options
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	ctx      context.Context
+	cfg      *config.Config
+	services []*vsState
+	lastErr  error
+}
+
+type vsState struct {
+	cfg      config.VirtualServer
+	key      dataplane.ServiceKey
+	quorumUp bool
+	reals    []*realState
+}
+
+type realState struct {
+	cfg    config.RealServer
+	health Health
+	cancel context.CancelFunc
+}
+
+func (r *realState) addr() netip.AddrPort { return netip.AddrPortFrom(r.cfg.Addr, r.cfg.Port) }
+
+// weight is the real's weight while up: misc_dynamic's, else configured.
+func (r *realState) weight() int {
+	if r.health.Weight != nil {
+		return *r.health.Weight
+	}
+	return r.cfg.Weight
+}
+
+// New makes a director; Load gives it a configuration. Checks started by
+// it end when ctx does.
+func New(ctx context.Context, opts Options) *Director {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Scripts == nil {
+		opts.Scripts = func(*config.Script, string) {}
+	}
+	return &Director{opts: opts, log: opts.Logger, ctx: ctx}
+}
+
+func keyOf(vs *config.VirtualServer) dataplane.ServiceKey {
+	return dataplane.ServiceKey{Addr: vs.Addr, Port: vs.Port, Protocol: dataplane.Protocol(vs.Protocol)}
+}
+
+// Load makes cfg the wanted state. It is validated first: an invalid one
+// changes nothing. A valid one is applied as a diff: reals whose checks did
+// not change keep their health state and their flows.
+func (d *Director) Load(cfg *config.Config) error {
+	if err := Validate(cfg); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := map[dataplane.ServiceKey]*vsState{}
+	for _, s := range d.services {
+		old[s.key] = s
+	}
+	var next []*vsState
+	var scripts []func()
+	for i := range cfg.VirtualServers {
+		vcfg := cfg.VirtualServers[i]
+		vs := &vsState{cfg: vcfg, key: keyOf(&vcfg), quorumUp: true}
+		prev := old[vs.key]
+		if prev != nil {
+			vs.quorumUp = prev.quorumUp
+			delete(old, vs.key)
+		}
+		for j := range vcfg.Reals {
+			rcfg := vcfg.Reals[j]
+			var kept *realState
+			if prev != nil {
+				idx := slices.IndexFunc(prev.reals, func(r *realState) bool {
+					return r.addr() == netip.AddrPortFrom(rcfg.Addr, rcfg.Port)
+				})
+				if idx >= 0 && sameChecks(&prev.cfg, &prev.reals[idx].cfg, &vcfg, &rcfg) {
+					kept = prev.reals[idx]
+					prev.reals = slices.Delete(prev.reals, idx, idx+1)
+				}
+			}
+			if kept == nil {
+				kept = d.startReal(&vs.cfg, &vs.cfg.Reals[j])
+			}
+			kept.cfg = rcfg
+			vs.reals = append(vs.reals, kept)
+		}
+		if prev != nil {
+			for _, r := range prev.reals {
+				r.stop()
+			}
+		}
+		next = append(next, vs)
+	}
+	for _, s := range old {
+		for _, r := range s.reals {
+			r.stop()
+		}
+		d.log.Info("virtual server removed", "service", s.key.String())
+	}
+	d.cfg, d.services = cfg, next
+	for _, vs := range d.services {
+		scripts = append(scripts, d.updateQuorum(vs)...)
+	}
+	d.applyLocked()
+	go runAll(scripts)
+	return nil
+}
+
+// sameChecks reports whether a real's health checking is unchanged, so its
+// health state carries over a reload.
+func sameChecks(ovs *config.VirtualServer, ors *config.RealServer, nvs *config.VirtualServer, nrs *config.RealServer) bool {
+	return reflect.DeepEqual(withoutPos(ors.Checkers), withoutPos(nrs.Checkers)) && ovs.DelayLoop == nvs.DelayLoop &&
+		ors.Alpha == nrs.Alpha && ovs.Alpha == nvs.Alpha
+}
+
+// withoutPos drops where checkers were written: moving a block in the file
+// does not change it.
+func withoutPos(cs []config.Checker) []config.Checker {
+	out := slices.Clone(cs)
+	for i := range out {
+		out[i].Pos = config.Pos{}
+	}
+	return out
+}
+
+func (d *Director) startReal(vs *config.VirtualServer, rs *config.RealServer) *realState {
+	r := &realState{cfg: *rs, health: Health{Up: !rs.Alpha && !vs.Alpha, Reason: "not checked yet"}}
+	if len(rs.Checkers) == 0 {
+		r.health = Health{Up: true, Reason: "no checker: always up"}
+		return r
+	}
+	if rs.Alpha || vs.Alpha {
+		r.health.Reason = "alpha: down until its checkers pass"
+	}
+	if d.opts.Checks == nil {
+		return r
+	}
+	ctx, cancel := context.WithCancel(d.ctx)
+	r.cancel = cancel
+	vsCopy, rsCopy := *vs, *rs
+	key := keyOf(vs)
+	d.opts.Checks(ctx, &vsCopy, &rsCopy, func(h Health) { d.report(ctx, key, r, h) })
+	return r
+}
+
+func (r *realState) stop() {
+	if r.cancel != nil {
+		r.cancel()
+	}
+}
+
+// report takes a health transition of one real.
+func (d *Director) report(ctx context.Context, key dataplane.ServiceKey, r *realState, h Health) {
+	d.mu.Lock()
+	if ctx.Err() != nil { // the real left the configuration
+		d.mu.Unlock()
+		return
+	}
+	was := r.health
+	r.health = h
+	var scripts []func()
+	if was.Up != h.Up {
+		state := "down"
+		s := r.cfg.NotifyDown
+		if h.Up {
+			state, s = "up", r.cfg.NotifyUp
+		}
+		d.log.Info("real "+state, "service", key.String(), "real", r.addr().String(), "reason", h.Reason)
+		if s != nil {
+			scripts = append(scripts, func() { d.opts.Scripts(s, "notify_"+state+" "+r.addr().String()) })
+		}
+	} else if !reflect.DeepEqual(was.Weight, h.Weight) && h.Weight != nil {
+		d.log.Info("real weight set by its check", "service", key.String(), "real", r.addr().String(), "weight", *h.Weight)
+	}
+	for _, vs := range d.services {
+		if vs.key == key {
+			scripts = append(scripts, d.updateQuorum(vs)...)
+		}
+	}
+	d.applyLocked()
+	d.mu.Unlock()
+	runAll(scripts)
+}
+
+func runAll(fs []func()) {
+	for _, f := range fs {
+		f()
+	}
+}
+
+// liveWeight is the sum of the weights of the reals that are up.
+func (vs *vsState) liveWeight() uint64 {
+	var sum uint64
+	for _, r := range vs.reals {
+		if r.health.Up {
+			sum += uint64(max(r.weight(), 0))
+		}
+	}
+	return sum
+}
+
+// updateQuorum applies keepalived's quorum rule with hysteresis and
+// returns the scripts to run for a change.
+func (d *Director) updateQuorum(vs *vsState) []func() {
+	w, q, h := vs.liveWeight(), uint64(vs.cfg.Quorum), uint64(vs.cfg.Hysteresis)
+	var s *config.Script
+	switch {
+	case vs.quorumUp && w+h < q:
+		vs.quorumUp = false
+		s = vs.cfg.QuorumDown
+		d.log.Warn("quorum lost", "service", vs.key.String(), "live_weight", w, "quorum", q, "hysteresis", h, "sorry_server", vs.cfg.SorryServer != nil)
+	case !vs.quorumUp && w >= q+h:
+		vs.quorumUp = true
+		s = vs.cfg.QuorumUp
+		d.log.Info("quorum regained", "service", vs.key.String(), "live_weight", w, "quorum", q)
+	default:
+		return nil
+	}
+	if s == nil {
+		return nil
+	}
+	return []func(){func() { d.opts.Scripts(s, "quorum "+vs.key.String()) }}
+}
+
+// wanted is the data plane's state the configuration and health imply.
+func (d *Director) wanted() []dataplane.Service {
+	var out []dataplane.Service
+	for _, vs := range d.services {
+		svc := dataplane.Service{ServiceKey: vs.key, Scheduler: vs.cfg.Scheduler, Flags: dataplane.SchedFlags(vs.cfg.SchedFlags)}
+		if !vs.quorumUp && vs.cfg.SorryServer != nil {
+			// keepalived: the live reals leave the pool, the sorry
+			// server takes their place.
+			s := vs.cfg.SorryServer
+			svc.Reals = []dataplane.Real{{Addr: s.Addr, Port: s.Port, Weight: 1, Forward: dataplane.DR}}
+		} else {
+			for _, r := range vs.reals {
+				switch {
+				case r.health.Up:
+					svc.Reals = append(svc.Reals, dataplane.Real{Addr: r.cfg.Addr, Port: r.cfg.Port, Weight: int32(r.weight()), Forward: dataplane.DR})
+				case r.cfg.InhibitOnFailure || vs.cfg.InhibitOnFailure:
+					svc.Reals = append(svc.Reals, dataplane.Real{Addr: r.cfg.Addr, Port: r.cfg.Port, Weight: 0, Forward: dataplane.DR})
+				}
+			}
+		}
+		out = append(out, svc)
+	}
+	return out
+}
+
+func (d *Director) applyLocked() {
+	err := d.opts.Dataplane.Apply(d.wanted())
+	if err != nil {
+		d.log.Error("applying to the data plane", "error", err)
+	} else if d.lastErr != nil {
+		d.log.Info("data plane in step again")
+	}
+	d.lastErr = err
+}
+
+// Close stops every health check. The data plane is the caller's.
+func (d *Director) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, vs := range d.services {
+		for _, r := range vs.reals {
+			r.stop()
+		}
+	}
+}
+
+// Status reports services, reals, health and counters.
+func (d *Director) Status() (control.Status, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	stats, err := d.opts.Dataplane.Stats()
+	if err != nil {
+		return control.Status{}, fmt.Errorf("read data plane counters: %w", err)
+	}
+	byKey := map[dataplane.ServiceKey]dataplane.ServiceStats{}
+	for _, s := range stats.Services {
+		byKey[s.ServiceKey] = s
+	}
+	var st control.Status
+	if d.lastErr != nil {
+		st.LastError = d.lastErr.Error()
+	}
+	inService := map[netip.AddrPort]dataplane.RealStats{}
+	for _, vs := range d.services {
+		ss := byKey[vs.key]
+		clear(inService)
+		for _, rs := range ss.Reals {
+			inService[netip.AddrPortFrom(rs.Addr, rs.Port)] = rs
+		}
+		out := control.Service{
+			Protocol: vs.key.Protocol.String(), Addr: vs.key.Addr.String(), Port: vs.key.Port,
+			Scheduler: vs.cfg.Scheduler, Flags: schedFlags(vs.cfg.SchedFlags),
+			Quorum: vs.cfg.Quorum, QuorumUp: vs.quorumUp,
+			Counters: control.Counters(ss.Counters),
+		}
+		if !vs.quorumUp && vs.cfg.SorryServer != nil {
+			out.SorryServer = netip.AddrPortFrom(vs.cfg.SorryServer.Addr, vs.cfg.SorryServer.Port).String()
+		}
+		for _, r := range vs.reals {
+			rs, in := inService[r.addr()]
+			cr := control.Real{
+				Addr: r.cfg.Addr.String(), Port: r.cfg.Port, Forward: r.cfg.Forward.String(),
+				Weight: r.cfg.Weight, Healthy: r.health.Up, InService: in, Reason: r.health.Reason,
+				Resolved: rs.Resolved, Counters: control.Counters(rs.Counters),
+			}
+			if in {
+				cr.EffectiveWeight = int(rs.Weight)
+			}
+			out.Reals = append(out.Reals, cr)
+		}
+		st.Services = append(st.Services, out)
+	}
+	if d.cfg == nil {
+		return st, nil
+	}
+	for _, in := range d.cfg.Instances {
+		st.VRRP = append(st.VRRP, control.VRRPInstance{
+			Name: in.Name, Interface: in.Interface, VRID: in.VirtualRouterID, Priority: in.Priority,
+			State: "INACTIVE", Note: "VRRP is not implemented in xlb yet: the VIPs are not managed by xlb",
+		})
+	}
+	return st, nil
+}
+
+func schedFlags(f config.SchedFlags) string {
+	var out []string
+	if f&config.FlagSHFallback != 0 {
+		out = append(out, "sh-fallback")
+	}
+	if f&config.FlagSHPort != 0 {
+		out = append(out, "sh-port")
+	}
+	return strings.Join(out, ",")
+}

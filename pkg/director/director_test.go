@@ -1,0 +1,218 @@
+package director
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/pkg/config"
+	"github.com/xlbproject/xlb/pkg/dataplane"
+)
+
+// fakeDataplane records what the director applies (a fake for the logic
+// only; the real data plane is exercised in cmd/xlb's end-to-end tests).
+type fakeDataplane struct {
+	mu      sync.Mutex
+	applied [][]dataplane.Service
+}
+
+func (f *fakeDataplane) Apply(s []dataplane.Service) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied = append(f.applied, s)
+	return nil
+}
+
+func (f *fakeDataplane) last() []dataplane.Service {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied[len(f.applied)-1]
+}
+
+func (f *fakeDataplane) Stats() (dataplane.Stats, error)  { return dataplane.Stats{}, nil }
+func (f *fakeDataplane) Conns() ([]dataplane.Conn, error) { return nil, nil }
+func (f *fakeDataplane) Close() error                     { return nil }
+
+// checks hands each started real's report function to the test.
+type checks struct {
+	mu      sync.Mutex
+	reports map[string]func(Health)
+	started map[string]int
+}
+
+func (c *checks) start(ctx context.Context, vs *config.VirtualServer, rs *config.RealServer, report func(Health)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := netip.AddrPortFrom(rs.Addr, rs.Port).String()
+	c.reports[k] = report
+	c.started[k]++
+}
+
+func (c *checks) report(t *testing.T, real string, h Health) {
+	c.mu.Lock()
+	f := c.reports[real]
+	c.mu.Unlock()
+	require.NotNil(t, f, real)
+	f(h)
+}
+
+func parse(t *testing.T, text string) *config.Config {
+	t.Helper()
+	cfg, err := config.ParseBytes("keepalived.conf", []byte(text))
+	require.NoError(t, err)
+	return cfg
+}
+
+const base = `
+virtual_server 10.0.0.100 80 {
+    lb_algo wrr
+    lb_kind DR
+    protocol TCP
+    quorum 3
+    hysteresis 1
+    sorry_server 10.0.0.50 80
+    real_server 10.0.0.11 80 {
+        weight 2
+        TCP_CHECK { connect_timeout 1 }
+    }
+    real_server 10.0.0.12 80 {
+        weight 2
+        inhibit_on_failure
+        TCP_CHECK { connect_timeout 1 }
+    }
+    real_server 10.0.0.13 80 {
+        weight 1
+    }
+}
+`
+
+func newTest(t *testing.T) (*Director, *fakeDataplane, *checks, *[]string) {
+	dp := &fakeDataplane{}
+	c := &checks{reports: map[string]func(Health){}, started: map[string]int{}}
+	var mu sync.Mutex
+	var ran []string
+	d := New(t.Context(), Options{Dataplane: dp, Checks: c.start, Scripts: func(s *config.Script, why string) {
+		mu.Lock()
+		defer mu.Unlock()
+		ran = append(ran, s.Args[0]+" "+why)
+	}})
+	return d, dp, c, &ran
+}
+
+func weights(svc dataplane.Service) map[string]int32 {
+	out := map[string]int32{}
+	for _, r := range svc.Reals {
+		out[r.String()] = r.Weight
+	}
+	return out
+}
+
+func TestHealthDrivesReals(t *testing.T) {
+	d, dp, c, _ := newTest(t)
+	require.NoError(t, d.Load(parse(t, base)))
+	require.Len(t, dp.last(), 1)
+	assert.Equal(t, map[string]int32{"10.0.0.11:80": 2, "10.0.0.12:80": 2, "10.0.0.13:80": 1}, weights(dp.last()[0]))
+	assert.Equal(t, "wrr", dp.last()[0].Scheduler)
+
+	c.report(t, "10.0.0.11:80", Health{Up: false, Reason: "connection refused"})
+	assert.Equal(t, map[string]int32{"10.0.0.12:80": 2, "10.0.0.13:80": 1}, weights(dp.last()[0]), "a down real is removed")
+
+	c.report(t, "10.0.0.12:80", Health{Up: false})
+	// live weight 1 < quorum 3 - hysteresis 1: the sorry server replaces the reals.
+	assert.Equal(t, map[string]int32{"10.0.0.50:80": 1}, weights(dp.last()[0]))
+
+	c.report(t, "10.0.0.11:80", Health{Up: true})
+	// live 3 < quorum + hysteresis 4: still lost.
+	assert.Equal(t, map[string]int32{"10.0.0.50:80": 1}, weights(dp.last()[0]))
+	c.report(t, "10.0.0.12:80", Health{Up: true})
+	assert.Equal(t, map[string]int32{"10.0.0.11:80": 2, "10.0.0.12:80": 2, "10.0.0.13:80": 1}, weights(dp.last()[0]))
+
+	c.report(t, "10.0.0.12:80", Health{Up: false})
+	assert.Equal(t, map[string]int32{"10.0.0.11:80": 2, "10.0.0.12:80": 0, "10.0.0.13:80": 1}, weights(dp.last()[0]),
+		"inhibit_on_failure keeps the real with weight 0 (live weight 3 keeps the quorum: 3 >= 3-1)")
+
+	seven := 7
+	c.report(t, "10.0.0.12:80", Health{Up: true, Weight: &seven})
+	assert.EqualValues(t, 7, weights(dp.last()[0])["10.0.0.12:80"], "misc_dynamic sets the weight")
+}
+
+func TestNotifyAndQuorumScripts(t *testing.T) {
+	d, _, c, ran := newTest(t)
+	cfg := parse(t, `
+virtual_server 10.0.0.100 80 {
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    quorum 2
+    quorum_down "/bin/qdown"
+    quorum_up "/bin/qup"
+    real_server 10.0.0.11 80 {
+        notify_up "/bin/up arg"
+        notify_down "/bin/down"
+        TCP_CHECK { connect_timeout 1 }
+    }
+    real_server 10.0.0.12 80 {
+        TCP_CHECK { connect_timeout 1 }
+    }
+}`)
+	require.NoError(t, d.Load(cfg))
+	c.report(t, "10.0.0.11:80", Health{Up: false})
+	c.report(t, "10.0.0.11:80", Health{Up: true})
+	assert.Equal(t, []string{
+		"/bin/down notify_down 10.0.0.11:80",
+		"/bin/qdown quorum TCP 10.0.0.100:80",
+		"/bin/up notify_up 10.0.0.11:80",
+		"/bin/qup quorum TCP 10.0.0.100:80",
+	}, *ran)
+}
+
+func TestReloadKeepsUnchangedHealth(t *testing.T) {
+	d, dp, c, _ := newTest(t)
+	require.NoError(t, d.Load(parse(t, base)))
+	c.report(t, "10.0.0.11:80", Health{Up: false})
+
+	// Weights change, checks do not: 10.0.0.11 stays down, no new checker.
+	changed := parse(t, `
+virtual_server 10.0.0.100 80 {
+    lb_algo wrr
+    lb_kind DR
+    protocol TCP
+    real_server 10.0.0.11 80 {
+        weight 5
+        TCP_CHECK { connect_timeout 1 }
+    }
+    real_server 10.0.0.12 80 {
+        weight 3
+        TCP_CHECK { connect_timeout 2 }
+    }
+}`)
+	require.NoError(t, d.Load(changed))
+	assert.Equal(t, map[string]int32{"10.0.0.12:80": 3}, weights(dp.last()[0]))
+	assert.Equal(t, 1, c.started["10.0.0.11:80"], "unchanged checks are not restarted")
+	assert.Equal(t, 2, c.started["10.0.0.12:80"], "changed checks restart")
+}
+
+func TestInvalidConfigChangesNothing(t *testing.T) {
+	d, dp, _, _ := newTest(t)
+	require.NoError(t, d.Load(parse(t, base)))
+	n := len(dp.applied)
+	err := d.Load(parse(t, `
+virtual_server 10.0.0.100 80 {
+    lb_algo lblc
+    lb_kind NAT
+    protocol TCP
+    real_server 10.0.0.11 8080 {
+    }
+}`))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "keepalived.conf:2: virtual_server 10.0.0.100 80: lvs_sched lblc is not supported")
+	assert.Contains(t, err.Error(), "keepalived.conf:6: real_server 10.0.0.11 8080: lvs_method NAT is not supported yet")
+	assert.Len(t, dp.applied, n, "nothing applied")
+	st, err := d.Status()
+	require.NoError(t, err)
+	assert.Len(t, st.Services[0].Reals, 3)
+}
