@@ -12,7 +12,8 @@
  *   IPv4 options                     parsed past; forwarded like any packet
  *   TCP without SYN, no flow         XDP_PASS, stat NOT_SYN (IPVS schedules only SYN)
  *   new flow, no available real      XDP_DROP, stat NO_DEST
- *   flow whose real was removed      XDP_DROP, stat DEST_GONE (expire_nodest_conn=0)
+ *   flow whose real was removed      XDP_DROP, stat DEST_GONE (expire_nodest_conn=0);
+ *                                    a SYN reusing its port is scheduled afresh
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -84,15 +85,21 @@ int xlb_xdp(struct xdp_md *ctx)
 	if (c && !conn_expired(c, (now = xlb_now()))) {
 		__u32 real_slot = c->real;
 		r = bpf_map_lookup_elem(&reals, &real_slot);
-		if (!r || r->gen != c->gen || !(r->flags & XLB_REAL_F_PRESENT)) {
-			/* IPVS default (expire_nodest_conn=0): drop silently and
-			 * let the entry time out without refreshing it. */
+		if (r && r->gen == c->gen && (r->flags & XLB_REAL_F_PRESENT)) {
+			conn_touch(c, now);
+			count(&real_stats, real_slot, bytes, 0);
+			return forward_dr(ctx, p.eth, r);
+		}
+		/* The flow's real was removed. A SYN starts a new connection
+		 * that reuses the port (its old one cannot go on): schedule it
+		 * afresh, as IPVS's conn_reuse_mode does for a reused port.
+		 * Anything else is dropped silently and the entry left to time
+		 * out, as IPVS does by default (expire_nodest_conn=0). */
+		if (p.proto != IPPROTO_TCP ||
+		    (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST | TCP_FLAG_ACK)) != TCP_FLAG_SYN) {
 			stat_inc(XLB_STAT_DEST_GONE);
 			return XDP_DROP;
 		}
-		conn_touch(c, now);
-		count(&real_stats, real_slot, bytes, 0);
-		return forward_dr(ctx, p.eth, r);
 	}
 
 	struct svc_key sk = { .vip = p.dst, .port = p.dport, .proto = p.proto };

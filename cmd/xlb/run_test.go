@@ -162,11 +162,76 @@ func getN(t *testing.T, topo *testutil.DR, n int) []string {
 	return out
 }
 
+// loader is a client making sequential HTTP requests, each on a new
+// connection, recording who answered and what failed, and when.
+type loader struct {
+	mu      sync.Mutex
+	results []result
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+type result struct {
+	at   time.Time
+	name string
+	err  error
+}
+
+func startLoad(topo *testutil.DR) *loader {
+	l := &loader{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		c := topo.HTTPClient()
+		c.Timeout = 2 * time.Second
+		for i := 0; i < 20000; i++ {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			name, err := testutil.Get(context.Background(), c, "http://10.77.1.100/")
+			l.mu.Lock()
+			l.results = append(l.results, result{time.Now(), name, err})
+			l.mu.Unlock()
+		}
+	}()
+	return l
+}
+
+func (l *loader) end() []result {
+	close(l.stop)
+	<-l.done
+	return l.results
+}
+
+func (l *loader) since(t0 time.Time) []result {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []result
+	for _, r := range l.results {
+		if r.at.After(t0) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func failures(rs []result) []error {
+	var out []error
+	for _, r := range rs {
+		if r.err != nil {
+			out = append(out, r.err)
+		}
+	}
+	return out
+}
+
 func TestRunDaemon(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	topo, err := testutil.NewDR(testutil.DROptions{Reals: 3, Native: true})
+	// Three reals and a fourth host as the sorry server.
+	topo, err := testutil.NewDR(testutil.DROptions{Reals: 4, Native: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { topo.Close() })
 	require.NoError(t, topo.ServeHTTP(80))
@@ -175,9 +240,13 @@ func TestRunDaemon(t *testing.T) {
 	write := func(body string) {
 		require.NoError(t, os.WriteFile(cfgPath, []byte(body), 0o644))
 	}
-	write(fmt.Sprintf(drConfig, realBlock("10.77.0.11", 3)+realBlock("10.77.0.12", 2)+realBlock("10.77.0.13", 1)))
+	reals := func(w1, w2, w3 int) string {
+		return "    sorry_server 10.77.0.14 80\n" + realBlock("10.77.0.11", w1) + realBlock("10.77.0.12", w2) + realBlock("10.77.0.13", w3)
+	}
+	write(fmt.Sprintf(drConfig, reals(3, 2, 1)))
 	d := startDaemon(t, topo.Director, cfgPath)
-	d.waitReals(t, map[string]bool{"10.77.0.11": true, "10.77.0.12": true, "10.77.0.13": true})
+	all := map[string]bool{"10.77.0.11": true, "10.77.0.12": true, "10.77.0.13": true}
+	d.waitReals(t, all)
 	assert.Contains(t, d.logs(), "vrrp_instance not active")
 
 	assert.Equal(t, map[string]int{"r1": 30, "r2": 20, "r3": 10}, count(getN(t, topo, 60)))
@@ -190,49 +259,62 @@ func TestRunDaemon(t *testing.T) {
 	assert.Contains(t, out.String(), "-> 10.77.0.11:80")
 	assert.Contains(t, out.String(), "VI_1 on eth0, vrid 51, priority 100: INACTIVE")
 
-	// r1's server dies: its HTTP_GET fails, it leaves the pool.
+	// r1's server dies under load. Its HTTP_GET (delay_loop 1, retry 1,
+	// delay_before_retry 1) takes it out within about 2 s; after that no
+	// request goes to it and none fails.
+	load := startLoad(topo)
+	time.Sleep(300 * time.Millisecond)
 	require.NoError(t, topo.StopHTTP(0))
+	stopped := time.Now()
 	d.waitReals(t, map[string]bool{"10.77.0.11": false, "10.77.0.12": true, "10.77.0.13": true})
-	assert.Equal(t, map[string]int{"r2": 20, "r3": 10}, count(getN(t, topo, 30)))
+	detected := time.Now()
+	t.Logf("detected after %v", detected.Sub(stopped))
+	time.Sleep(time.Second)
+	after := load.since(detected)
+	assert.NotEmpty(t, after)
+	assert.Empty(t, failures(after), "requests failed after the down real left the pool")
+	for _, r := range after {
+		assert.NotEqual(t, "r1", r.name)
+	}
 	assert.Contains(t, d.logs(), "real down")
 
-	// SIGHUP with new weights, while a client keeps making requests:
-	// nothing fails.
-	var failed []error
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c := topo.HTTPClient()
-		for i := 0; i < 2000; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := testutil.Get(context.Background(), c, "http://10.77.1.100/"); err != nil {
-				failed = append(failed, err)
-			}
-		}
-	}()
-	write(fmt.Sprintf(drConfig, realBlock("10.77.0.11", 3)+realBlock("10.77.0.12", 1)+realBlock("10.77.0.13", 1)))
+	// It comes back and is re-added.
+	require.NoError(t, topo.RestartHTTP(0))
+	d.waitReals(t, all)
+	back := time.Now()
+	time.Sleep(500 * time.Millisecond)
+	assert.Contains(t, count(names(load.since(back))), "r1", "the recovered real gets requests again")
+	assert.Empty(t, failures(load.since(back)))
+
+	// SIGHUP with changed weights, under load: nothing fails.
+	hup := time.Now()
+	write(fmt.Sprintf(drConfig, reals(3, 1, 1)))
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return strings.Contains(d.logs(), "reloaded") }, 5*time.Second, 20*time.Millisecond)
-	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	assert.Empty(t, failed, "requests failed during the reload")
+	time.Sleep(300 * time.Millisecond)
+	assert.Empty(t, failures(load.since(hup)), "requests failed across the reload")
 	st := d.status(t)
 	assert.Equal(t, 1, st.Services[0].Reals[1].Weight)
-	assert.False(t, st.Services[0].Reals[0].Healthy, "r1's health carried over the reload")
 
-	// An invalid file: refused, the running state unchanged.
+	// An invalid file, under load: refused, the running state unchanged.
+	bad := time.Now()
 	write(fmt.Sprintf(drConfig, "    real_server 10.77.0.12 80 {\n        weight -4\n    }\n"))
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return strings.Contains(d.logs(), "reload refused") }, 5*time.Second, 20*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	assert.Empty(t, failures(load.since(bad)))
 	assert.Contains(t, d.logs(), "keepalived.conf:")
-	assert.Equal(t, map[string]int{"r2": 10, "r3": 10}, count(getN(t, topo, 20)))
+	assert.Len(t, d.status(t).Services[0].Reals, 3)
+	load.end()
+
+	// All reals down: the sorry server takes over.
+	for i := range 3 {
+		require.NoError(t, topo.StopHTTP(i))
+	}
+	require.Eventually(t, func() bool { return d.status(t).Services[0].SorryServer == "10.77.0.14:80" }, 15*time.Second, 50*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	assert.Equal(t, map[string]int{"r4": 5}, count(getN(t, topo, 5)))
+	assert.Contains(t, d.logs(), "quorum lost")
 
 	// SIGTERM: the daemon exits 0 and detaches.
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
@@ -245,6 +327,16 @@ func TestRunDaemon(t *testing.T) {
 	assert.Contains(t, d.logs(), "detached xdp")
 	_, err = testutil.Get(context.Background(), topo.HTTPClient(), "http://10.77.1.100/")
 	assert.Error(t, err, "no director: the VIP is not served")
+}
+
+func names(rs []result) []string {
+	var out []string
+	for _, r := range rs {
+		if r.err == nil {
+			out = append(out, r.name)
+		}
+	}
+	return out
 }
 
 func TestCheckCommand(t *testing.T) {

@@ -37,6 +37,7 @@ type DR struct {
 
 	closers []func() error
 	servers []*http.Server
+	ports   []int
 }
 
 // DROptions shape a DR topology.
@@ -181,29 +182,48 @@ func (t *DR) Close() error {
 // ServeHTTP starts an HTTP server on port in each real. Each answers with
 // its own name ("r1", "r2", ...) so a client can tell who served it.
 func (t *DR) ServeHTTP(port int) error {
-	for i, ns := range t.Reals {
-		l, err := ns.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", port))
-		if err != nil {
+	for i := range t.Reals {
+		t.servers = append(t.servers, nil)
+		t.ports = append(t.ports, port)
+		if err := t.RestartHTTP(i); err != nil {
 			return err
 		}
-		name := fmt.Sprintf("r%d", i+1)
-		srv := &http.Server{
-			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, name)
-			}),
-			ReadHeaderTimeout: 5 * time.Second,
-		}
-		go srv.Serve(l)
-		t.closers = append(t.closers, srv.Close)
-		t.servers = append(t.servers, srv)
 	}
+	t.closers = append(t.closers, func() error {
+		for _, s := range t.servers {
+			if s != nil {
+				s.Close()
+			}
+		}
+		return nil
+	})
 	return nil
 }
 
 // StopHTTP stops real i's HTTP server (0-based): its port then refuses
 // connections.
 func (t *DR) StopHTTP(i int) error {
-	return t.servers[i].Close()
+	err := t.servers[i].Close()
+	t.servers[i] = nil
+	return err
+}
+
+// RestartHTTP starts real i's HTTP server again (0-based).
+func (t *DR) RestartHTTP(i int) error {
+	l, err := t.Reals[i].Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", t.ports[i]))
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf("r%d", i+1)
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, name)
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go srv.Serve(l)
+	t.servers[i] = srv
+	return nil
 }
 
 // HTTPClient makes one new TCP connection per request, from the client

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"testing"
 
@@ -225,4 +226,30 @@ func TestServiceCountersKeepRemovedReals(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, st.Services[0].Reals[1].Conns)
 	assert.EqualValues(t, 4, st.Services[0].Conns)
+}
+
+// A removed real's flows: their packets are dropped (IPVS's default,
+// expire_nodest_conn=0), but a SYN reusing the flow's ports starts a new
+// connection and is scheduled afresh.
+func TestRemovedRealFlows(t *testing.T) {
+	r := newSchedRig(t, "rr", 0, 1, 1)
+	f := newFlow()
+	require.Equal(t, 0, r.pick(f), "the flow goes to the first real")
+
+	r.svc.Reals = r.svc.Reals[1:]
+	apply(t, r.ns, r.x, r.svc)
+
+	before := reasons(t, r.x)
+	ack := f
+	ack.TCPFlags = testutil.TCPAck
+	v, _ := run(t, r.ns, r.x, ack.Bytes())
+	assert.EqualValues(t, xdpDrop, v, "a packet of the removed real's flow is dropped")
+	assert.EqualValues(t, 1, reasons(t, r.x)["dest_gone"]-before["dest_gone"])
+
+	v, out := run(t, r.ns, r.x, f.Bytes())
+	require.EqualValues(t, xdpTX, v, "a SYN on the same ports is a new connection")
+	assert.Equal(t, realMAC(2), net.HardwareAddr(out[0:6]))
+	v, out = run(t, r.ns, r.x, ack.Bytes())
+	require.EqualValues(t, xdpTX, v)
+	assert.Equal(t, realMAC(2), net.HardwareAddr(out[0:6]), "and its flow now follows the new real")
 }
