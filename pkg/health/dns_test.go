@@ -14,16 +14,23 @@ import (
 )
 
 // dnsServer is a UDP DNS responder on loopback. For each query it sends what
-// answer returns, in order, and records the query.
+// answer returns, in order, and records the query and where it came from.
 type dnsServer struct {
 	addr    netip.AddrPort
 	mu      sync.Mutex
 	queries [][]byte
+	from    []netip.AddrPort
 }
 
 func startDNS(t *testing.T, answer func(q []byte) [][]byte) *dnsServer {
 	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return startDNSOn(t, netip.MustParseAddr("127.0.0.1"), answer)
+}
+
+// startDNSOn is startDNS on the loopback address ip.
+func startDNSOn(t *testing.T, ip netip.Addr, answer func(q []byte) [][]byte) *dnsServer {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 	require.NoError(t, err)
 	s := &dnsServer{addr: addrPort(t, conn.LocalAddr())}
 	done := make(chan struct{})
@@ -38,6 +45,7 @@ func startDNS(t *testing.T, answer func(q []byte) [][]byte) *dnsServer {
 			q := append([]byte(nil), buf[:n]...)
 			s.mu.Lock()
 			s.queries = append(s.queries, q)
+			s.from = append(s.from, from.AddrPort())
 			s.mu.Unlock()
 			for _, msg := range answer(q) {
 				_, _ = conn.WriteToUDP(msg, from)
@@ -49,6 +57,15 @@ func startDNS(t *testing.T, answer func(q []byte) [][]byte) *dnsServer {
 		<-done
 	})
 	return s
+}
+
+// lastFrom is the address the last query came from.
+func (s *dnsServer) lastFrom(t *testing.T) netip.AddrPort {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	require.NotEmpty(t, s.from)
+	return s.from[len(s.from)-1]
 }
 
 func (s *dnsServer) lastQuery(t *testing.T) []byte {
