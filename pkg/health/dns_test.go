@@ -193,6 +193,7 @@ func TestDNSCheckBindTo(t *testing.T) {
 	s := startDNS(t, answers(0, 1))
 	r := (&DNSCheck{Addr: s.addr, Bind: src, BindPort: 0, Timeout: time.Second}).Check(context.Background())
 	assert.True(t, r.Up, "%v", r.Err)
+	assert.Equal(t, src, s.lastFrom(t).Addr().Unmap())
 }
 
 func TestDNSCheckBadConfig(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -397,4 +398,128 @@ func TestParseStatusLine(t *testing.T) {
 		assert.NoError(t, err, line)
 		assert.Equal(t, want, got, line)
 	}
+}
+
+// TestHTTPCheckDown is every way a url goes down, for HTTP_GET and SSL_GET
+// alike, with the sentinel error each is reported with.
+func TestHTTPCheckDown(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	const late = 2 * time.Second // far beyond timeout; the check must not wait for it
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/late": // answers, but after the checker's timeout
+			select {
+			case <-time.After(late):
+				_, _ = io.WriteString(w, "too late")
+			case <-r.Context().Done():
+			}
+		case "/trickle": // headers at once, the body after the timeout
+			w.Header().Set("Content-Length", "10")
+			_, _ = io.WriteString(w, "12345")
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(late):
+				_, _ = io.WriteString(w, "67890")
+			case <-r.Context().Done():
+			}
+		default:
+			webServer(&seen{}).ServeHTTP(w, r)
+		}
+	})
+	for _, scheme := range []struct {
+		name string
+		tls  bool
+	}{{"HTTP_GET", false}, {"SSL_GET", true}} {
+		t.Run(scheme.name, func(t *testing.T) {
+			srv := httptest.NewUnstartedServer(handler)
+			srv.Config.ErrorLog = log.New(io.Discard, "", 0) // clients that hang up mid-answer
+			if scheme.tls {
+				srv.StartTLS()
+			} else {
+				srv.Start()
+			}
+			t.Cleanup(srv.Close)
+			addr := addrPort(t, srv.Listener.Addr())
+			check := func(addr netip.AddrPort, u URL) (Result, time.Duration) {
+				start := time.Now()
+				r := (&HTTPCheck{Addr: addr, TLS: scheme.tls, Timeout: timeout, URLs: []URL{u}}).Check(context.Background())
+				return r, time.Since(start)
+			}
+
+			r, _ := check(addr, URL{Path: "/body/fine", Digest: md5hex("fine")})
+			require.True(t, r.Up, "the server is fine otherwise: %v", r.Err)
+
+			for _, path := range []string{"/late", "/trickle"} {
+				r, took := check(addr, URL{Path: path})
+				assert.False(t, r.Up, path)
+				assert.ErrorIs(t, r.Err, ErrTimeout, path)
+				assert.Contains(t, r.Err.Error(), "after "+timeout.String(), path)
+				assert.GreaterOrEqual(t, took, timeout, path)
+				assert.Less(t, took, late/2, path)
+			}
+
+			r, took := check(silentServer(t), URL{Path: "/"})
+			assert.False(t, r.Up)
+			assert.ErrorIs(t, r.Err, ErrTimeout, "connected, then no byte back")
+			assert.Less(t, took, late/2)
+			if scheme.tls {
+				assert.Contains(t, r.Err.Error(), "tls handshake")
+			}
+
+			r, _ = check(closedPort(t), URL{Path: "/"})
+			assert.False(t, r.Up)
+			assert.ErrorIs(t, r.Err, syscall.ECONNREFUSED)
+			assert.NotErrorIs(t, r.Err, ErrTimeout)
+
+			for _, u := range []URL{
+				{Path: "/status/500"},
+				{Path: "/status/200", StatusCodes: []StatusRange{{201, 299}}},
+				{Path: "/status/404", StatusCodes: []StatusRange{{200, 299}, {401, 403}}},
+			} {
+				r, _ = check(addr, u)
+				assert.False(t, r.Up, "%+v", u)
+				assert.ErrorIs(t, r.Err, ErrStatusCode, "%+v", u)
+				assert.NotErrorIs(t, r.Err, ErrDigest, "%+v", u)
+			}
+
+			r, _ = check(addr, URL{Path: "/body/fine", Digest: md5hex("different")})
+			assert.False(t, r.Up)
+			assert.ErrorIs(t, r.Err, ErrDigest)
+			assert.Contains(t, r.Err.Error(), md5hex("fine"), "the digest got")
+			assert.NotErrorIs(t, r.Err, ErrStatusCode)
+
+			// Wrong status and a digest: the status is the reason, as it is
+			// checked first.
+			r, _ = check(addr, URL{Path: "/status/503", Digest: md5hex("")})
+			assert.ErrorIs(t, r.Err, ErrStatusCode)
+		})
+	}
+}
+
+// silentServer accepts connections and never writes or reads on them: a
+// server hung after accept, or a TLS port whose handshake never completes.
+func silentServer(t *testing.T) netip.AddrPort {
+	t.Helper()
+	ln := listenTCP(t)
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return addrPort(t, ln.Addr())
 }
