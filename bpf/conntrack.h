@@ -42,17 +42,118 @@ static __always_inline void conn_touch(struct conn *c, __u64 now)
 		c->last_seen = now;
 }
 
+static __always_inline __u32 state_timeout(__u32 state)
+{
+	__u32 *t = bpf_map_lookup_elem(&timeouts, &state);
+	return t ? *t : 0;
+}
+
+/* ESTABLISHED, SYN_SENT, SYN_RECV and SYNACK count in ActiveConn, every
+ * other state in InActConn (ip_vs_proto_tcp.c set_tcp_state). */
+static __always_inline int state_active(__u8 state)
+{
+	return state == XLB_CT_ESTABLISHED || state == XLB_CT_SYN_SENT ||
+	       state == XLB_CT_SYN_RECV || state == XLB_CT_SYNACK;
+}
+
+static __always_inline void conns_add(__u32 real_slot, __u8 state, __s64 n)
+{
+	struct conn_counts *rc = bpf_map_lookup_elem(&real_conns, &real_slot);
+	if (!rc)
+		return;
+	if (state_active(state))
+		__sync_fetch_and_add(&rc->active, n);
+	else
+		__sync_fetch_and_add(&rc->inactive, n);
+}
+
+/* IPVS's event of a TCP segment: RST, then SYN, FIN, ACK; -1 for none. */
+static __always_inline int tcp_event(__u8 flags)
+{
+	if (flags & TCP_FLAG_RST)
+		return 3;
+	if (flags & TCP_FLAG_SYN)
+		return 0;
+	if (flags & TCP_FLAG_FIN)
+		return 1;
+	if (flags & TCP_FLAG_ACK)
+		return 2;
+	return -1;
+}
+
+/* IPVS's INPUT-ONLY TCP state table (tcp_states[], the rows used when the
+ * director sees only the client's side: DR and TUN), [event][state]. */
+#define sNO XLB_CT_NONE
+#define sES XLB_CT_ESTABLISHED
+#define sSS XLB_CT_SYN_SENT
+#define sSR XLB_CT_SYN_RECV
+#define sFW XLB_CT_FIN_WAIT
+#define sTW XLB_CT_TIME_WAIT
+#define sCL XLB_CT_CLOSE
+#define sCW XLB_CT_CLOSE_WAIT
+#define sLA XLB_CT_LAST_ACK
+#define sLI XLB_CT_LISTEN
+#define sSA XLB_CT_SYNACK
+static const __u8 tcp_input_only[4][11] = {
+	/*         sNO  sES  sSS  sSR  sFW  sTW  sCL  sCW  sLA  sLI  sSA */
+	/*syn*/ { sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR },
+	/*fin*/ { sCL, sFW, sSS, sTW, sFW, sTW, sCL, sCW, sLA, sLI, sTW },
+	/*ack*/ { sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES },
+	/*rst*/ { sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sSR },
+};
+
+/* Moves a TCP flow through the table, moving its count between ActiveConn
+ * and InActConn when it changes side. */
+static __always_inline void conn_tcp_transition(struct conn *c, __u8 tcp_flags)
+{
+	int ev = tcp_event(tcp_flags);
+	__u8 old = c->state;
+	if (ev < 0 || old > XLB_CT_SYNACK)
+		return;
+	__u8 next = tcp_input_only[ev & 3][old];
+	if (next == old)
+		return;
+	c->state = next;
+	if (state_active(next) != state_active(old)) {
+		conns_add(c->real, old, -1);
+		conns_add(c->real, next, 1);
+	}
+}
+
+/* Every packet re-arms the flow's timer with its state's timeout. */
+static __always_inline void conn_rearm(struct conn *c, __u64 now)
+{
+	__u32 t = state_timeout(c->state);
+	if (c->timeout_s != t)
+		c->timeout_s = t;
+	conn_touch(c, now);
+}
+
+/* Claims an entry's end; returns whether this caller won. */
+static __always_inline int conn_claim(struct conn *c)
+{
+	return __sync_lock_test_and_set(&c->retired, 1) == 0;
+}
+
+/* A new flow. A TCP flow starts with its SYN: NONE -> SYN_RECV, counted
+ * active (IPVS counts it inactive at birth and moves it at once). A UDP
+ * flow is inactive for its whole life. */
 static __always_inline int conn_create(const struct conn_key *k, __u32 real_slot, __u32 gen,
 				       __u32 svc_idx, __u8 proto, __u64 now)
 {
+	__u8 state = proto == IPPROTO_UDP ? XLB_CT_UDP : XLB_CT_SYN_RECV;
 	struct conn c = {
 		.real = real_slot,
 		.gen = gen,
 		.last_seen = now,
 		.svc = svc_idx,
-		.timeout_s = proto == IPPROTO_UDP ? XLB_UDP_TIMEOUT_S : XLB_TCP_TIMEOUT_S,
+		.timeout_s = state_timeout(state),
+		.state = state,
 	};
-	return bpf_map_update_elem(&conns, k, &c, BPF_ANY);
+	int err = bpf_map_update_elem(&conns, k, &c, BPF_ANY);
+	if (!err)
+		conns_add(real_slot, state, 1);
+	return err;
 }
 
 #endif /* XLB_CONNTRACK_H */

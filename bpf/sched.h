@@ -80,6 +80,59 @@ static __always_inline __u32 sched_dh(__u32 svc_slot, const struct packet *p)
 	return real_if_available(slot) ? slot : XLB_NO_REAL;
 }
 
+/* lc, wlc, sed, nq (ip_vs_lc.c, ip_vs_wlc.c, ip_vs_sed.c, ip_vs_nq.c): a
+ * scan of the dest list (the service's table, seq_len entries) reading each
+ * real's ActiveConn/InActConn. Overheads are 32-bit as in the kernel, loads
+ * compared by 64-bit cross-multiplication, ties keep the earlier dest.
+ * Unavailable reals (weight 0, no next hop) are skipped, as IPVS skips
+ * weight 0 and overloaded dests. */
+static __always_inline __u32 sched_least(const struct svc *s, __u32 svc_slot)
+{
+	__u32 n = s->seq_len;
+	__u32 least = XLB_NO_REAL;
+	__s32 loh = 0, lw = 0;
+	for (__u32 i = 0; i < XLB_MAX_SCAN; i++) {
+		if (i >= n)
+			break;
+		__u32 slot = sched_tab_get(svc_slot, i);
+		struct real *r = real_if_available(slot);
+		if (!r)
+			continue;
+		struct conn_counts *rc = bpf_map_lookup_elem(&real_conns, &slot);
+		if (!rc)
+			continue;
+		__s32 a = (__s32)rc->active, in = (__s32)rc->inactive;
+		__s32 w = r->weight;
+		__s32 doh;
+		switch (s->sched) {
+		case XLB_SCHED_LC:
+			doh = (a << 8) + in;
+			if (least == XLB_NO_REAL || (__u32)doh < (__u32)loh) {
+				least = slot;
+				loh = doh;
+			}
+			continue;
+		case XLB_SCHED_NQ:
+			if (a == 0)
+				return slot;
+			doh = a + 1;
+			break;
+		case XLB_SCHED_SED:
+			doh = a + 1;
+			break;
+		default: /* wlc */
+			doh = (a << 8) + in;
+			break;
+		}
+		if (least == XLB_NO_REAL || (__s64)loh * w > (__s64)doh * lw) {
+			least = slot;
+			loh = doh;
+			lw = w;
+		}
+	}
+	return least;
+}
+
 /* Returns a real slot that is available for a new flow, or XLB_NO_REAL. */
 static __always_inline __u32 schedule(const struct svc *s, __u32 svc_slot, const struct packet *p)
 {
@@ -95,6 +148,11 @@ static __always_inline __u32 schedule(const struct svc *s, __u32 svc_slot, const
 		return sched_sh(s, svc_slot, p);
 	case XLB_SCHED_DH:
 		return sched_dh(svc_slot, p);
+	case XLB_SCHED_LC:
+	case XLB_SCHED_WLC:
+	case XLB_SCHED_SED:
+	case XLB_SCHED_NQ:
+		return sched_least(s, svc_slot);
 	}
 	return XLB_NO_REAL;
 }

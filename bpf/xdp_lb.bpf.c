@@ -14,6 +14,7 @@
  *   new flow, no available real      XDP_DROP, stat NO_DEST
  *   flow whose real was removed      XDP_DROP, stat DEST_GONE (expire_nodest_conn=0);
  *                                    a SYN reusing its port is scheduled afresh
+ *   SYN on a TIME_WAIT/CLOSE flow    scheduled afresh (conn_reuse_mode 1)
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -81,25 +82,47 @@ int xlb_xdp(struct xdp_md *ctx)
 	conn_key_of(&p, &ck);
 	struct conn *c = bpf_map_lookup_elem(&conns, &ck);
 	struct real *r;
-	__u64 now = 0;
-	if (c && !conn_expired(c, (now = xlb_now()))) {
+	__u64 now = xlb_now();
+	int pure_syn = p.proto == IPPROTO_TCP &&
+		       (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+	if (c) {
 		__u32 real_slot = c->real;
 		r = bpf_map_lookup_elem(&reals, &real_slot);
-		if (r && r->gen == c->gen && (r->flags & XLB_REAL_F_PRESENT)) {
-			conn_touch(c, now);
-			count(&real_stats, real_slot, bytes, 0);
-			return forward_dr(ctx, p.eth, r);
+		int live = r && r->gen == c->gen && (r->flags & XLB_REAL_F_PRESENT);
+		if (!conn_expired(c, now) && !c->retired) {
+			/* A SYN on the ports of a flow that cannot go on (in
+			 * TIME_WAIT or CLOSE, as IPVS's conn_reuse_mode, or whose
+			 * real was removed) starts a new connection. */
+			int reuse = pure_syn && (!live || c->state == XLB_CT_TIME_WAIT || c->state == XLB_CT_CLOSE);
+			if (live && !reuse) {
+				if (p.proto == IPPROTO_TCP)
+					conn_tcp_transition(c, p.tcp_flags);
+				conn_rearm(c, now);
+				count(&real_stats, real_slot, bytes, 0);
+				return forward_dr(ctx, p.eth, r);
+			}
+			if (!reuse) {
+				/* The real was removed: drop silently and let the
+				 * entry time out, as IPVS does by default
+				 * (expire_nodest_conn=0). */
+				stat_inc(XLB_STAT_DEST_GONE);
+				return XDP_DROP;
+			}
 		}
-		/* The flow's real was removed. A SYN starts a new connection
-		 * that reuses the port (its old one cannot go on): schedule it
-		 * afresh, as IPVS's conn_reuse_mode does for a reused port.
-		 * Anything else is dropped silently and the entry left to time
-		 * out, as IPVS does by default (expire_nodest_conn=0). */
-		if (p.proto != IPPROTO_TCP ||
-		    (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST | TCP_FLAG_ACK)) != TCP_FLAG_SYN) {
-			stat_inc(XLB_STAT_DEST_GONE);
+		/* The entry ends here (expired, or its ports reused) if this
+		 * packet may start a flow; else the sweeper will end it. */
+		if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) != TCP_FLAG_SYN) {
+			stat_inc(XLB_STAT_NOT_SYN);
+			return XDP_PASS;
+		}
+		if (!conn_claim(c)) {
+			/* The sweeper is ending it this very moment: the client
+			 * will send its SYN again. */
+			stat_inc(XLB_STAT_RETIRING);
 			return XDP_DROP;
 		}
+		if (live)
+			conns_add(real_slot, c->state, -1);
 	}
 
 	struct svc_key sk = { .vip = p.dst, .port = p.dport, .proto = p.proto };
@@ -124,9 +147,90 @@ int xlb_xdp(struct xdp_md *ctx)
 		stat_inc(XLB_STAT_NO_DEST);
 		return XDP_DROP;
 	}
-	conn_create(&ck, real_slot, r->gen, svc_idx, p.proto, now ? now : xlb_now());
+	conn_create(&ck, real_slot, r->gen, svc_idx, p.proto, now);
 	count(&real_stats, real_slot, bytes, 1);
 	return forward_dr(ctx, p.eth, r);
+}
+
+/* ---- programs the control plane runs with BPF_PROG_TEST_RUN ---- */
+
+struct bpf_map;
+
+struct sweep_ctx {
+	__u64 now;
+};
+
+static __always_inline struct sweep_count *sweep_slot(__u32 slot)
+{
+	return bpf_map_lookup_elem(&sweep_counts, &slot);
+}
+
+static long sweep_one(struct bpf_map *map, struct conn_key *k, struct conn *c, struct sweep_ctx *sc)
+{
+	__u32 slot = c->real;
+	struct real *r = bpf_map_lookup_elem(&reals, &slot);
+	int live = r && r->gen == c->gen && (r->flags & XLB_REAL_F_PRESENT);
+	if (c->retired) {
+		bpf_map_delete_elem(&conns, k);
+		return 0;
+	}
+	struct sweep_count *sw = sweep_slot(slot);
+	if (conn_expired(c, sc->now)) {
+		if (conn_claim(c)) {
+			if (live) {
+				conns_add(slot, c->state, -1);
+				if (sw) {
+					if (state_active(c->state))
+						sw->dec_active++;
+					else
+						sw->dec_inactive++;
+				}
+			}
+		}
+		bpf_map_delete_elem(&conns, k);
+		return 0;
+	}
+	if (live && sw) {
+		if (state_active(c->state))
+			sw->active++;
+		else
+			sw->inactive++;
+	}
+	return 0;
+}
+
+/* xlb_sweep ends expired flows, taking them off their real's counters as
+ * IPVS does when a connection expires, and counts the live ones per real
+ * so the control plane can correct what LRU evictions left counted. */
+SEC("xdp")
+int xlb_sweep(struct xdp_md *ctx)
+{
+	struct sweep_ctx sc = { .now = xlb_now() };
+	bpf_for_each_map_elem(&conns, sweep_one, &sc, 0);
+	return XDP_PASS;
+}
+
+static long adjust_one(struct bpf_map *map, __u32 *k, struct conn_counts *d, void *unused)
+{
+	if (!d->active && !d->inactive)
+		return 0;
+	__u32 slot = *k;
+	struct conn_counts *rc = bpf_map_lookup_elem(&real_conns, &slot);
+	if (rc) {
+		__sync_fetch_and_add(&rc->active, d->active);
+		__sync_fetch_and_add(&rc->inactive, d->inactive);
+	}
+	d->active = 0;
+	d->inactive = 0;
+	return 0;
+}
+
+/* xlb_adjust applies conn_adjust to real_conns atomically and zeroes it. */
+SEC("xdp")
+int xlb_adjust(struct xdp_md *ctx)
+{
+	bpf_for_each_map_elem(&conn_adjust, adjust_one, 0, 0);
+	return XDP_PASS;
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

@@ -55,12 +55,10 @@
 #define XLB_LAST_SEEN_STEP_NS 1000000000ULL
 #endif
 
-/* IPVS default timeouts (seconds): established TCP and UDP. */
-#ifndef XLB_TCP_TIMEOUT_S
-#define XLB_TCP_TIMEOUT_S 900
-#endif
-#ifndef XLB_UDP_TIMEOUT_S
-#define XLB_UDP_TIMEOUT_S 300
+/* Reals an lc/wlc/sed/nq scan reads at most: the scan runs once per new
+ * flow and costs two array lookups per real. */
+#ifndef XLB_MAX_SCAN
+#define XLB_MAX_SCAN 256
 #endif
 
 #define XLB_NO_REAL 0xffffffffu

@@ -93,7 +93,45 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } svc_retired SEC(".maps");
 
+/* Timeouts in seconds by enum xlb_ct_state (ipvsadm --set changes
+ * ESTABLISHED, FIN_WAIT and UDP). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, enum xlb_ct_state);
+	__type(value, __u32);
+	__uint(max_entries, XLB_CT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} timeouts SEC(".maps");
+
+/* Corrections of real_conns the control plane asks for (the sweeper
+ * finding that evicted flows were still counted): applied atomically by
+ * xlb_adjust, then zeroed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct conn_counts);
+	__uint(max_entries, XLB_MAX_REALS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conn_adjust SEC(".maps");
+
 /* ---- written by the program ---- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct conn_counts);
+	__uint(max_entries, XLB_MAX_REALS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} real_conns SEC(".maps");
+
+/* Scratch of xlb_sweep, zeroed by the control plane before each sweep. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct sweep_count);
+	__uint(max_entries, XLB_MAX_REALS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sweep_counts SEC(".maps");
 
 /* rr/wrr: picks consumed from a service slot's sequence. Shared across CPUs
  * (one atomic add per new flow, never per packet) so that the order of picks

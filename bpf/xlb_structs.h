@@ -12,6 +12,28 @@ enum xlb_sched {
 	XLB_SCHED_WRR = 2,
 	XLB_SCHED_SH = 3,
 	XLB_SCHED_DH = 4,
+	XLB_SCHED_LC = 5,
+	XLB_SCHED_WLC = 6,
+	XLB_SCHED_SED = 7,
+	XLB_SCHED_NQ = 8,
+};
+
+/* IPVS's TCP connection states (include/net/ip_vs.h), then UDP: the index
+ * into the timeouts map. */
+enum xlb_ct_state {
+	XLB_CT_NONE = 0,
+	XLB_CT_ESTABLISHED = 1,
+	XLB_CT_SYN_SENT = 2,
+	XLB_CT_SYN_RECV = 3,
+	XLB_CT_FIN_WAIT = 4,
+	XLB_CT_TIME_WAIT = 5,
+	XLB_CT_CLOSE = 6,
+	XLB_CT_CLOSE_WAIT = 7,
+	XLB_CT_LAST_ACK = 8,
+	XLB_CT_LISTEN = 9,
+	XLB_CT_SYNACK = 10,
+	XLB_CT_UDP = 11,
+	XLB_CT_MAX = 12,
 };
 
 enum xlb_forward {
@@ -38,7 +60,8 @@ enum xlb_stat {
 	XLB_STAT_NO_DEST = 2,     /* scheduler found no real: dropped (IPVS: port unreachable) */
 	XLB_STAT_DEST_GONE = 3,   /* flow's real was removed: dropped (expire_nodest_conn=0) */
 	XLB_STAT_NOT_SYN = 4,     /* TCP without SYN and no flow: passed to the kernel */
-	XLB_STAT_MAX = 5,
+	XLB_STAT_RETIRING = 5,    /* SYN racing the sweeper ending its old flow: dropped */
+	XLB_STAT_MAX = 6,
 };
 
 struct svc_key {
@@ -90,7 +113,29 @@ struct conn {
 	__u32 gen;       /* real slot generation when the flow was made */
 	__u64 last_seen; /* bpf_ktime_get_ns, coarse */
 	__u32 svc;       /* service index */
-	__u32 timeout_s;
+	__u32 timeout_s; /* armed at the last packet, from the timeouts map */
+	__u8 state;      /* enum xlb_ct_state */
+	__u8 pad[3];
+	/* Set (atomically) by whoever ends the entry, the program replacing
+	 * it or the sweeper expiring it, so its counts go once. */
+	__u32 retired;
+};
+
+/* ActiveConn / InActConn of a real, as IPVS counts them. Shared by all
+ * CPUs and changed atomically, only when a flow starts, changes between
+ * active and inactive, or ends: lc/wlc read them exactly. */
+struct conn_counts {
+	__s64 active;
+	__s64 inactive;
+};
+
+/* What one sweep saw of a real: its live flows, and what the sweep itself
+ * took off its counters. */
+struct sweep_count {
+	__s64 active;
+	__s64 inactive;
+	__s64 dec_active;
+	__s64 dec_inactive;
 };
 
 struct counters {

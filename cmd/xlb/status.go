@@ -58,7 +58,7 @@ func printStatus(w io.Writer, st control.Status) {
 		fmt.Fprintf(w, "LAST APPLY FAILED: %s\n", st.LastError)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nService / Real\tForward\tWeight\tHealth\tState\tConns\tPackets\tBytes")
+	fmt.Fprintln(tw, "\nService / Real\tForward\tWeight\tHealth\tState\tActiveConn\tInActConn\tConns\tPackets\tBytes")
 	for _, s := range st.Services {
 		state := "quorum up"
 		if !s.QuorumUp {
@@ -71,7 +71,7 @@ func printStatus(w io.Writer, st control.Status) {
 		if s.Flags != "" {
 			sched += " " + s.Flags
 		}
-		fmt.Fprintf(tw, "%s %s:%d %s\t\t\t\t%s\t%d\t%d\t%d\n", s.Protocol, s.Addr, s.Port, sched, state, s.Counters.Conns, s.Counters.Packets, s.Counters.Bytes)
+		fmt.Fprintf(tw, "%s %s:%d %s\t\t\t\t%s\t\t\t%d\t%d\t%d\n", s.Protocol, s.Addr, s.Port, sched, state, s.Counters.Conns, s.Counters.Packets, s.Counters.Bytes)
 		for _, r := range s.Reals {
 			health := "up"
 			if !r.Healthy {
@@ -90,7 +90,7 @@ func printStatus(w io.Writer, st control.Status) {
 			if r.InService && r.EffectiveWeight != r.Weight {
 				weight = fmt.Sprintf("%d (now %d)", r.Weight, r.EffectiveWeight)
 			}
-			fmt.Fprintf(tw, "  -> %s:%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", r.Addr, r.Port, r.Forward, weight, health, state, r.Counters.Conns, r.Counters.Packets, r.Counters.Bytes)
+			fmt.Fprintf(tw, "  -> %s:%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", r.Addr, r.Port, r.Forward, weight, health, state, r.ActiveConns, r.InactConns, r.Counters.Conns, r.Counters.Packets, r.Counters.Bytes)
 		}
 	}
 	tw.Flush()

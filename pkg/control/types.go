@@ -48,9 +48,12 @@ type Real struct {
 	Healthy         bool `json:"healthy"`
 	InService       bool `json:"in_service"`
 	// Reason is the last health check's explanation.
-	Reason   string   `json:"reason,omitempty"`
-	Resolved bool     `json:"resolved"`
-	Counters Counters `json:"counters"`
+	Reason   string `json:"reason,omitempty"`
+	Resolved bool   `json:"resolved"`
+	// ActiveConns and InactConns are IPVS's ActiveConn and InActConn.
+	ActiveConns int64    `json:"active_conns"`
+	InactConns  int64    `json:"inact_conns"`
+	Counters    Counters `json:"counters"`
 }
 
 // VRRPInstance is a vrrp_instance of the configuration.

@@ -63,7 +63,7 @@ func (k ServiceKey) String() string {
 // Service is a virtual service and its reals, in IPVS dest-list order.
 type Service struct {
 	ServiceKey
-	Scheduler string // rr, wrr, sh, dh
+	Scheduler string // rr, wrr, sh, dh, lc, wlc, sed, nq
 	Flags     SchedFlags
 	Reals     []Real
 }
@@ -100,6 +100,9 @@ type RealStats struct {
 	// Resolved is false while the real's MAC is unknown: it gets no new
 	// flows until the neighbour table resolves it.
 	Resolved bool
+	// ActiveConns and InactConns are IPVS's ActiveConn and InActConn.
+	ActiveConns int64
+	InactConns  int64
 }
 
 // Stats is a snapshot of the data plane's counters.
@@ -111,12 +114,21 @@ type Stats struct {
 
 // Conn is one entry of the connection table.
 type Conn struct {
+	// State is IPVS's name of the connection's state (ESTABLISHED, ...).
+	State    string
 	Protocol Protocol
 	Client   netip.AddrPort
 	Virtual  netip.AddrPort
 	Real     netip.AddrPort
 	// Expires is how long the entry lives without more packets.
 	Expires time.Duration
+}
+
+// Timeouts are the timeouts ipvsadm --set and --timeout show.
+type Timeouts struct {
+	TCP    time.Duration
+	TCPFin time.Duration
+	UDP    time.Duration
 }
 
 // Dataplane is what the director drives: it makes the kernel forward the
@@ -128,6 +140,10 @@ type Dataplane interface {
 	Apply(services []Service) error
 	Stats() (Stats, error)
 	Conns() ([]Conn, error)
+	// SetTimeouts changes IPVS's TCP established, TCP FIN_WAIT and UDP
+	// timeouts (ipvsadm --set); a zero leaves that one as it is.
+	SetTimeouts(Timeouts) error
+	Timeouts() (Timeouts, error)
 	// Close removes everything the data plane made.
 	Close() error
 }

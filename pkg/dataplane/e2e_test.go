@@ -255,3 +255,83 @@ func TestDRRestartKeepsTraffic(t *testing.T) {
 		assert.InDelta(t, float64(total)/3, float64(c), 1)
 	}
 }
+
+// heldConn is a keep-alive HTTP connection held open through the director.
+type heldConn struct {
+	c    *http.Client
+	real string
+}
+
+// wlc and lc over real TCP: connections held open count as active on
+// their reals, the next connections go where the reference picker says
+// for the counters read from the data plane, and closed connections move
+// to InActConn (the client's FIN: FIN_WAIT).
+func TestLeastConnHTTP(t *testing.T) {
+	for _, name := range []string{"wlc", "lc"} {
+		t.Run(name, func(t *testing.T) {
+			r := newDRRig(t, 3, ModeGeneric)
+			weights := []int32{1, 2, 3}
+			r.apply(t, r.service(name, weights...))
+			r.waitResolved(t)
+			ref := map[string]func([]sched.Dest) int{"wlc": sched.WLC, "lc": sched.LC}[name]
+			counts := func() []sched.Dest {
+				st, err := r.x.Stats()
+				require.NoError(t, err)
+				var ds []sched.Dest
+				for i, rs := range st.Services[0].Reals {
+					ds = append(ds, sched.Dest{Weight: weights[i], Active: uint32(rs.ActiveConns), Inactive: uint32(rs.InactConns)})
+				}
+				return ds
+			}
+			var held []heldConn
+			closed := make([]uint32, 3)
+			for i := range 12 {
+				want := ref(counts())
+				if i%3 == 2 {
+					// A short connection: request, close.
+					got := r.get(t, 1)[0]
+					assert.Equal(t, fmt.Sprintf("r%d", want+1), got, "connection %d", i)
+					closed[want]++
+				} else {
+					c := &http.Client{Transport: &http.Transport{DialContext: r.topo.Client.DialContext, MaxConnsPerHost: 1}}
+					t.Cleanup(c.CloseIdleConnections)
+					got, err := testutil.Get(context.Background(), c, r.url)
+					require.NoError(t, err)
+					assert.Equal(t, fmt.Sprintf("r%d", want+1), got, "connection %d", i)
+					held = append(held, heldConn{c, got})
+				}
+				// The closed connections' FINs reach the director
+				// asynchronously: wait for the counts to settle.
+				require.Eventually(t, func() bool {
+					ds := counts()
+					var inact uint32
+					for _, d := range ds {
+						inact += d.Inactive
+					}
+					var want uint32
+					for _, n := range closed {
+						want += n
+					}
+					return inact == want
+				}, 5*time.Second, 10*time.Millisecond)
+			}
+			ds := counts()
+			for i := range 3 {
+				var h uint32
+				for _, c := range held {
+					if c.real == fmt.Sprintf("r%d", i+1) {
+						h++
+					}
+				}
+				assert.Equal(t, h, ds[i].Active, "ActiveConn of r%d: its held connections", i+1)
+				assert.Equal(t, closed[i], ds[i].Inactive, "InActConn of r%d: its closed connections", i+1)
+			}
+			// Held connections still work and stay on their reals.
+			for _, c := range held {
+				got, err := testutil.Get(context.Background(), c.c, r.url)
+				require.NoError(t, err)
+				assert.Equal(t, c.real, got)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/require"
@@ -76,6 +77,8 @@ func openTest(t testing.TB, ns *testutil.NS, res Resolver) *XDP {
 			Resolver: res,
 			MaxConns: 4096,
 			Logger:   slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+			// Tests of the table sweep it themselves.
+			SweepInterval: time.Hour,
 		})
 		return err
 	}))

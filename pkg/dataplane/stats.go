@@ -50,7 +50,12 @@ func (x *XDP) Stats() (Stats, error) {
 				return Stats{}, err
 			}
 			ss.Counters = ss.Counters.add(rc)
-			ss.Reals = append(ss.Reals, RealStats{Real: r.Real, Counters: rc, Resolved: r.resolved})
+			var cc xlbConnCounts
+			if err := x.objs.RealConns.Lookup(&r.slot, &cc); err != nil {
+				return Stats{}, fmt.Errorf("read connection counts: %w", err)
+			}
+			ss.Reals = append(ss.Reals, RealStats{Real: r.Real, Counters: rc, Resolved: r.resolved,
+				ActiveConns: max(cc.Active, 0), InactConns: max(cc.Inactive, 0)})
 		}
 		out.Services = append(out.Services, ss)
 	}
@@ -81,6 +86,8 @@ func statName(s xlbXlbStat) string {
 		return "dest_gone"
 	case xlbXlbStatXLB_STAT_NOT_SYN:
 		return "not_syn"
+	case xlbXlbStatXLB_STAT_RETIRING:
+		return "retiring"
 	}
 	return fmt.Sprintf("stat_%d", s)
 }
@@ -117,7 +124,7 @@ func (x *XDP) Conns() ([]Conn, error) {
 		if now < v.LastSeen {
 			age = 0
 		}
-		if age > ttl {
+		if age > ttl || v.Retired != 0 {
 			continue
 		}
 		var r xlbReal
@@ -125,6 +132,7 @@ func (x *XDP) Conns() ([]Conn, error) {
 			continue
 		}
 		out = append(out, Conn{
+			State:    stateName(v.State),
 			Protocol: Protocol(k.Proto),
 			Client:   netip.AddrPortFrom(addrOf(k.Src), portOf(k.Sport)),
 			Virtual:  netip.AddrPortFrom(addrOf(k.Dst), portOf(k.Dport)),
@@ -137,4 +145,14 @@ func (x *XDP) Conns() ([]Conn, error) {
 	}
 	slices.SortFunc(out, func(a, b Conn) int { return strings.Compare(a.Client.String(), b.Client.String()) })
 	return out, nil
+}
+
+// stateName is IPVS's name of a connection state, as ipvsadm -Lc shows it.
+func stateName(s uint8) string {
+	names := [...]string{"NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT", "TIME_WAIT",
+		"CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "SYNACK", "UDP"}
+	if int(s) < len(names) {
+		return names[s]
+	}
+	return fmt.Sprintf("STATE_%d", s)
 }

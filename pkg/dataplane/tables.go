@@ -21,6 +21,7 @@ const (
 	maxServices = 256
 	maxReals    = 4096
 	maxIfaces   = 64
+	maxScan     = 256
 
 	vipFilterBits = 12
 	vipFilterSize = 1 << vipFilterBits
@@ -34,12 +35,19 @@ const (
 	schedWRR = 2
 	schedSH  = 3
 	schedDH  = 4
+	schedLC  = 5
+	schedWLC = 6
+	schedSED = 7
+	schedNQ  = 8
 
 	realAvailable = 1 << 0
 	realPresent   = 1 << 1
 )
 
-var schedulers = map[string]uint8{"rr": schedRR, "wrr": schedWRR, "sh": schedSH, "dh": schedDH}
+var schedulers = map[string]uint8{
+	"rr": schedRR, "wrr": schedWRR, "sh": schedSH, "dh": schedDH,
+	"lc": schedLC, "wlc": schedWLC, "sed": schedSED, "nq": schedNQ,
+}
 
 // tables is the control plane's picture of what is in the maps.
 type tables struct {
@@ -109,7 +117,7 @@ func validate(services []Service) error {
 		}
 		seen[s.ServiceKey] = true
 		if _, ok := schedulers[s.Scheduler]; !ok {
-			return fmt.Errorf("service %s: scheduler %q is not supported by the XDP data plane (rr, wrr, sh, dh)", s.ServiceKey, s.Scheduler)
+			return fmt.Errorf("service %s: scheduler %q is not supported by the XDP data plane (rr, wrr, sh, dh, lc, wlc, sed, nq)", s.ServiceKey, s.Scheduler)
 		}
 		if s.Flags&^(SHFallback|SHPort) != 0 {
 			return fmt.Errorf("service %s: unknown scheduler flags %#x", s.ServiceKey, uint16(s.Flags))
@@ -377,6 +385,13 @@ func (x *XDP) buildTable(p *plan, deletedIdx []int) error {
 	case "dh":
 		tab := sched.DHTable(st.dests)
 		picks = tab[:]
+	default: // lc, wlc, sed, nq scan the dest list in order
+		if len(st.reals) > maxScan {
+			return fmt.Errorf("%s scans at most %d reals; the service has %d", st.sched, maxScan, len(st.reals))
+		}
+		for i := range st.reals {
+			picks = append(picks, i)
+		}
 	}
 	p.table = make([]uint32, len(picks))
 	for i, d := range picks {
@@ -393,6 +408,8 @@ func (x *XDP) buildTable(p *plan, deletedIdx []int) error {
 func (x *XDP) svcEntry(st *svcState) xlbSvc {
 	e := xlbSvc{Id: st.idx + 1, Sched: schedulers[st.sched], Flags: uint16(st.flags)}
 	switch st.sched {
+	case "lc", "wlc", "sed", "nq":
+		e.SeqLen = uint32(len(st.reals))
 	case "rr", "wrr":
 		e.SeqLen, e.SeqLoop = uint32(len(st.seq)), uint32(st.loop)
 		if len(st.seq) > 0 {
@@ -475,6 +492,10 @@ func (x *XDP) writePlan(p *plan) error {
 		if isNew {
 			if err := zeroCounters(m.RealStats, r.slot); err != nil {
 				return err
+			}
+			var zero xlbConnCounts
+			if err := m.RealConns.Update(&r.slot, &zero, ebpf.UpdateAny); err != nil {
+				return fmt.Errorf("reset connection counts: %w", err)
 			}
 		}
 		e, err := x.realEntry(st, i, r)

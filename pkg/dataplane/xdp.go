@@ -56,6 +56,9 @@ type Config struct {
 	Resolver Resolver
 	// ResolveInterval is how often unresolved reals are retried (1 s).
 	ResolveInterval time.Duration
+	// SweepInterval is how often expired flows are ended and connection
+	// counts corrected (1 s).
+	SweepInterval time.Duration
 	// ResolveWait is how long Apply waits for a new real's ARP reply
 	// before applying it as unresolved (500 ms).
 	ResolveWait time.Duration
@@ -73,8 +76,9 @@ type XDP struct {
 	state    *tables
 	tookOver bool // a pinned link was found
 
-	stop chan struct{}
-	done chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	swept chan struct{}
 }
 
 type attached struct {
@@ -98,13 +102,16 @@ func OpenXDP(cfg Config) (*XDP, error) {
 	if cfg.ResolveInterval == 0 {
 		cfg.ResolveInterval = time.Second
 	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = time.Second
+	}
 	if cfg.ResolveWait == 0 {
 		cfg.ResolveWait = 500 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	x := &XDP{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{})}
+	x := &XDP{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), swept: make(chan struct{})}
 	if err := x.load(); err != nil {
 		return nil, err
 	}
@@ -114,6 +121,10 @@ func OpenXDP(cfg Config) (*XDP, error) {
 		return nil, fmt.Errorf("take over pinned state in %s: %w", cfg.PinDir, err)
 	}
 	x.state = st
+	if err := x.initTimeouts(); err != nil {
+		x.objs.Close()
+		return nil, err
+	}
 	for _, name := range cfg.Interfaces {
 		if err := x.attach(name); err != nil {
 			// Leave a running data plane as it was; remove what this
@@ -131,6 +142,7 @@ func OpenXDP(cfg Config) (*XDP, error) {
 		}
 	}
 	go x.resolveLoop()
+	go x.sweepLoop()
 	return x, nil
 }
 
@@ -337,6 +349,24 @@ func (x *XDP) shutdown() {
 	}
 	close(x.stop)
 	<-x.done
+	<-x.swept
+}
+
+// sweepLoop expires flows and corrects connection counts.
+func (x *XDP) sweepLoop() {
+	defer close(x.swept)
+	t := time.NewTicker(x.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-x.stop:
+			return
+		case <-t.C:
+		}
+		if err := x.Sweep(); err != nil {
+			x.log.Warn("sweeping the connection table", "error", err)
+		}
+	}
 }
 
 func (x *XDP) closeLinks(detach bool) {
@@ -356,7 +386,7 @@ func (x *XDP) closeLinks(detach bool) {
 
 func (x *XDP) maps() []*ebpf.Map {
 	m := &x.objs.xlbMaps
-	return []*ebpf.Map{m.Conns, m.RealStats, m.Reals, m.SchedCursor, m.SchedTab, m.Stats, m.SvcMap, m.SvcRetired, m.Svcs, m.TxPorts, m.Vips, m.VipFilter}
+	return []*ebpf.Map{m.Conns, m.RealStats, m.Reals, m.SchedCursor, m.SchedTab, m.Stats, m.SvcMap, m.SvcRetired, m.Svcs, m.TxPorts, m.Vips, m.VipFilter, m.Timeouts, m.ConnAdjust, m.RealConns, m.SweepCounts}
 }
 
 // resolveLoop retries reals whose MAC is unknown, and refreshes the rest.

@@ -20,6 +20,15 @@ type xlbConn struct {
 	LastSeen uint64
 	Svc      uint32
 	TimeoutS uint32
+	State    uint8
+	Pad      [3]uint8
+	Retired  uint32
+}
+
+type xlbConnCounts struct {
+	_        structs.HostLayout
+	Active   int64
+	Inactive int64
 }
 
 type xlbConnKey struct {
@@ -74,6 +83,32 @@ type xlbSvcKey struct {
 	Pad   uint8
 }
 
+type xlbSweepCount struct {
+	_           structs.HostLayout
+	Active      int64
+	Inactive    int64
+	DecActive   int64
+	DecInactive int64
+}
+
+type xlbXlbCtState uint32
+
+const (
+	xlbXlbCtStateXLB_CT_NONE        xlbXlbCtState = 0
+	xlbXlbCtStateXLB_CT_ESTABLISHED xlbXlbCtState = 1
+	xlbXlbCtStateXLB_CT_SYN_SENT    xlbXlbCtState = 2
+	xlbXlbCtStateXLB_CT_SYN_RECV    xlbXlbCtState = 3
+	xlbXlbCtStateXLB_CT_FIN_WAIT    xlbXlbCtState = 4
+	xlbXlbCtStateXLB_CT_TIME_WAIT   xlbXlbCtState = 5
+	xlbXlbCtStateXLB_CT_CLOSE       xlbXlbCtState = 6
+	xlbXlbCtStateXLB_CT_CLOSE_WAIT  xlbXlbCtState = 7
+	xlbXlbCtStateXLB_CT_LAST_ACK    xlbXlbCtState = 8
+	xlbXlbCtStateXLB_CT_LISTEN      xlbXlbCtState = 9
+	xlbXlbCtStateXLB_CT_SYNACK      xlbXlbCtState = 10
+	xlbXlbCtStateXLB_CT_UDP         xlbXlbCtState = 11
+	xlbXlbCtStateXLB_CT_MAX         xlbXlbCtState = 12
+)
+
 type xlbXlbStat uint32
 
 const (
@@ -82,14 +117,17 @@ const (
 	xlbXlbStatXLB_STAT_NO_DEST   xlbXlbStat = 2
 	xlbXlbStatXLB_STAT_DEST_GONE xlbXlbStat = 3
 	xlbXlbStatXLB_STAT_NOT_SYN   xlbXlbStat = 4
-	xlbXlbStatXLB_STAT_MAX       xlbXlbStat = 5
+	xlbXlbStatXLB_STAT_RETIRING  xlbXlbStat = 5
+	xlbXlbStatXLB_STAT_MAX       xlbXlbStat = 6
 )
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	xlbMapConnAdjust      = "conn_adjust"
 	xlbMapConns           = "conns"
+	xlbMapRealConns       = "real_conns"
 	xlbMapRealStats       = "real_stats"
 	xlbMapReals           = "reals"
 	xlbMapSchedCursor     = "sched_cursor"
@@ -98,9 +136,13 @@ const (
 	xlbMapSvcMap          = "svc_map"
 	xlbMapSvcRetired      = "svc_retired"
 	xlbMapSvcs            = "svcs"
+	xlbMapSweepCounts     = "sweep_counts"
+	xlbMapTimeouts        = "timeouts"
 	xlbMapTxPorts         = "tx_ports"
 	xlbMapVipFilter       = "vip_filter"
 	xlbMapVips            = "vips"
+	xlbProgXlbAdjust      = "xlb_adjust"
+	xlbProgXlbSweep       = "xlb_sweep"
 	xlbProgXlbXdp         = "xlb_xdp"
 	xlbVarHaveCoarseClock = "have_coarse_clock"
 )
@@ -147,14 +189,18 @@ type xlbSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbProgramSpecs struct {
-	XlbXdp *ebpf.ProgramSpec `ebpf:"xlb_xdp"`
+	XlbAdjust *ebpf.ProgramSpec `ebpf:"xlb_adjust"`
+	XlbSweep  *ebpf.ProgramSpec `ebpf:"xlb_sweep"`
+	XlbXdp    *ebpf.ProgramSpec `ebpf:"xlb_xdp"`
 }
 
 // xlbMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbMapSpecs struct {
+	ConnAdjust  *ebpf.MapSpec `ebpf:"conn_adjust"`
 	Conns       *ebpf.MapSpec `ebpf:"conns"`
+	RealConns   *ebpf.MapSpec `ebpf:"real_conns"`
 	RealStats   *ebpf.MapSpec `ebpf:"real_stats"`
 	Reals       *ebpf.MapSpec `ebpf:"reals"`
 	SchedCursor *ebpf.MapSpec `ebpf:"sched_cursor"`
@@ -163,6 +209,8 @@ type xlbMapSpecs struct {
 	SvcMap      *ebpf.MapSpec `ebpf:"svc_map"`
 	SvcRetired  *ebpf.MapSpec `ebpf:"svc_retired"`
 	Svcs        *ebpf.MapSpec `ebpf:"svcs"`
+	SweepCounts *ebpf.MapSpec `ebpf:"sweep_counts"`
+	Timeouts    *ebpf.MapSpec `ebpf:"timeouts"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
 	VipFilter   *ebpf.MapSpec `ebpf:"vip_filter"`
 	Vips        *ebpf.MapSpec `ebpf:"vips"`
@@ -195,7 +243,9 @@ func (o *xlbObjects) Close() error {
 //
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbMaps struct {
+	ConnAdjust  *ebpf.Map `ebpf:"conn_adjust"`
 	Conns       *ebpf.Map `ebpf:"conns"`
+	RealConns   *ebpf.Map `ebpf:"real_conns"`
 	RealStats   *ebpf.Map `ebpf:"real_stats"`
 	Reals       *ebpf.Map `ebpf:"reals"`
 	SchedCursor *ebpf.Map `ebpf:"sched_cursor"`
@@ -204,6 +254,8 @@ type xlbMaps struct {
 	SvcMap      *ebpf.Map `ebpf:"svc_map"`
 	SvcRetired  *ebpf.Map `ebpf:"svc_retired"`
 	Svcs        *ebpf.Map `ebpf:"svcs"`
+	SweepCounts *ebpf.Map `ebpf:"sweep_counts"`
+	Timeouts    *ebpf.Map `ebpf:"timeouts"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
 	VipFilter   *ebpf.Map `ebpf:"vip_filter"`
 	Vips        *ebpf.Map `ebpf:"vips"`
@@ -211,7 +263,9 @@ type xlbMaps struct {
 
 func (m *xlbMaps) Close() error {
 	return _XlbClose(
+		m.ConnAdjust,
 		m.Conns,
+		m.RealConns,
 		m.RealStats,
 		m.Reals,
 		m.SchedCursor,
@@ -220,6 +274,8 @@ func (m *xlbMaps) Close() error {
 		m.SvcMap,
 		m.SvcRetired,
 		m.Svcs,
+		m.SweepCounts,
+		m.Timeouts,
 		m.TxPorts,
 		m.VipFilter,
 		m.Vips,
@@ -237,11 +293,15 @@ type xlbVariables struct {
 //
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbPrograms struct {
-	XlbXdp *ebpf.Program `ebpf:"xlb_xdp"`
+	XlbAdjust *ebpf.Program `ebpf:"xlb_adjust"`
+	XlbSweep  *ebpf.Program `ebpf:"xlb_sweep"`
+	XlbXdp    *ebpf.Program `ebpf:"xlb_xdp"`
 }
 
 func (p *xlbPrograms) Close() error {
 	return _XlbClose(
+		p.XlbAdjust,
+		p.XlbSweep,
 		p.XlbXdp,
 	)
 }

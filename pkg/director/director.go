@@ -146,6 +146,12 @@ func (d *Director) Load(cfg *config.Config) error {
 		d.log.Info("virtual server removed", "service", s.key.String())
 	}
 	d.cfg, d.services = cfg, next
+	if t := cfg.Global.LVSTimeouts; t != (config.LVSTimeouts{}) {
+		err := d.opts.Dataplane.SetTimeouts(dataplane.Timeouts{TCP: t.TCP, TCPFin: t.TCPFin, UDP: t.UDP})
+		if err != nil {
+			d.log.Error("lvs_timeouts", "error", err)
+		}
+	}
 	for _, vs := range d.services {
 		scripts = append(scripts, d.updateQuorum(vs)...)
 	}
@@ -354,6 +360,7 @@ func (d *Director) Status() (control.Status, error) {
 				Addr: r.cfg.Addr.String(), Port: r.cfg.Port, Forward: r.cfg.Forward.String(),
 				Weight: r.cfg.Weight, Healthy: r.health.Up, InService: in, Reason: r.health.Reason,
 				Resolved: rs.Resolved, Counters: control.Counters(rs.Counters),
+				ActiveConns: rs.ActiveConns, InactConns: rs.InactConns,
 			}
 			if in {
 				cr.EffectiveWeight = int(rs.Weight)

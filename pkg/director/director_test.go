@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -16,8 +17,9 @@ import (
 // fakeDataplane records what the director applies (a fake for the logic
 // only; the real data plane is exercised in cmd/xlb's end-to-end tests).
 type fakeDataplane struct {
-	mu      sync.Mutex
-	applied [][]dataplane.Service
+	mu       sync.Mutex
+	applied  [][]dataplane.Service
+	timeouts dataplane.Timeouts
 }
 
 func (f *fakeDataplane) Apply(s []dataplane.Service) error {
@@ -36,6 +38,13 @@ func (f *fakeDataplane) last() []dataplane.Service {
 func (f *fakeDataplane) Stats() (dataplane.Stats, error)  { return dataplane.Stats{}, nil }
 func (f *fakeDataplane) Conns() ([]dataplane.Conn, error) { return nil, nil }
 func (f *fakeDataplane) Close() error                     { return nil }
+func (f *fakeDataplane) SetTimeouts(t dataplane.Timeouts) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.timeouts = t
+	return nil
+}
+func (f *fakeDataplane) Timeouts() (dataplane.Timeouts, error) { return f.timeouts, nil }
 
 // checks hands each started real's report function to the test.
 type checks struct {
@@ -202,17 +211,24 @@ func TestInvalidConfigChangesNothing(t *testing.T) {
 	n := len(dp.applied)
 	err := d.Load(parse(t, `
 virtual_server 10.0.0.100 80 {
-    lb_algo lblc
+    lb_algo lblcr
     lb_kind NAT
     protocol TCP
     real_server 10.0.0.11 8080 {
     }
 }`))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "keepalived.conf:2: virtual_server 10.0.0.100 80: lvs_sched lblc is not supported")
+	assert.Contains(t, err.Error(), "keepalived.conf:2: virtual_server 10.0.0.100 80: lvs_sched lblcr is not supported")
 	assert.Contains(t, err.Error(), "keepalived.conf:6: real_server 10.0.0.11 8080: lvs_method NAT is not supported yet")
 	assert.Len(t, dp.applied, n, "nothing applied")
 	st, err := d.Status()
 	require.NoError(t, err)
 	assert.Len(t, st.Services[0].Reals, 3)
+}
+
+func TestLVSTimeoutsApplied(t *testing.T) {
+	d, dp, _, _ := newTest(t)
+	cfg := parse(t, "global_defs {\n    lvs_timeouts tcp 7200 tcpfin 30 udp 60\n}\n"+base)
+	require.NoError(t, d.Load(cfg))
+	assert.Equal(t, dataplane.Timeouts{TCP: 7200 * time.Second, TCPFin: 30 * time.Second, UDP: time.Minute}, dp.timeouts)
 }

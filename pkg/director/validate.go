@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/xlbproject/xlb/pkg/config"
 )
@@ -18,7 +19,7 @@ type Error struct {
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Pos, e.Msg) }
 
 // Supported are the schedulers the XDP data plane computes today.
-var Supported = []string{"rr", "wrr", "sh", "dh"}
+var Supported = []string{"rr", "wrr", "sh", "dh", "lc", "wlc", "sed", "nq"}
 
 // Validate says what in cfg the data plane cannot do, naming file:line for
 // each. A nil error means Load will accept it.
@@ -45,7 +46,7 @@ func Validate(cfg *config.Config) error {
 			bad(vs.Pos, "%s: port 0 (all ports) is not supported", name)
 		}
 		if !slices.Contains(Supported, vs.Scheduler) {
-			bad(vs.Pos, "%s: lvs_sched %s is not supported by the XDP data plane yet (supported: rr, wrr, sh, dh)", name, vs.Scheduler)
+			bad(vs.Pos, "%s: lvs_sched %s is not supported by the XDP data plane yet (supported: %s)", name, vs.Scheduler, strings.Join(Supported, ", "))
 		}
 		if vs.PersistenceTimeout != 0 {
 			bad(vs.Pos, "%s: persistence_timeout is not supported yet", name)
