@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -26,17 +27,21 @@ type benchRig struct {
 }
 
 func newBenchRig(b *testing.B, maxConns uint32) *benchRig {
+	return newBenchRigWith(b, maxConns, "wrr", 16)
+}
+
+func newBenchRigWith(b *testing.B, maxConns uint32, schedName string, reals int) *benchRig {
 	requireRoot(b)
 	ns, _ := testNS(b)
 	res := staticResolver{}
-	svc := Service{ServiceKey: ServiceKey{Addr: vip, Port: 80, Protocol: TCP}, Scheduler: "wrr"}
-	for i := 1; i <= 16; i++ {
+	svc := Service{ServiceKey: ServiceKey{Addr: vip, Port: 80, Protocol: TCP}, Scheduler: schedName}
+	for i := 1; i <= reals; i++ {
 		res[realAddr(i)] = NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC}
 		svc.Reals = append(svc.Reals, Real{Addr: realAddr(i), Port: 80, Weight: int32(1 + i%3)})
 	}
 	var x *XDP
 	require.NoError(b, ns.Do(func() (err error) {
-		x, err = OpenXDP(Config{PinDir: "/sys/fs/bpf/xlb-bench-" + testutil.Suffix(), Resolver: res, MaxConns: maxConns, Logger: quiet})
+		x, err = OpenXDP(Config{PinDir: "/sys/fs/bpf/xlb-bench-" + testutil.Suffix(), Resolver: res, MaxConns: maxConns, Logger: quiet, SweepInterval: time.Hour})
 		return err
 	}))
 	b.Cleanup(func() { x.Close() })
@@ -107,6 +112,15 @@ func BenchmarkDR(b *testing.B) {
 		ns := r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 1<<30, b.N)
 		report(b, ns, base, harness)
 	})
+	for _, n := range []int{16, 64} {
+		b.Run(fmt.Sprintf("new-flow-wlc-%d-reals", n), func(b *testing.B) {
+			r := newBenchRigWith(b, 1<<18, "wlc", n)
+			base := r.measure(b, r.bench.BenchMacswap, synFrame.Bytes(), b.N)
+			harness := r.viaHarness(b, r.bench.BenchPass, synFrame.Bytes(), 1<<30, b.N) - r.measure(b, r.bench.BenchPass, synFrame.Bytes(), b.N)
+			ns := r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 1<<30, b.N)
+			report(b, ns, base, harness)
+		})
+	}
 	b.Run("established-1M-flows-random", func(b *testing.B) {
 		const flows = 1 << 20
 		r := newBenchRig(b, 2*flows)
