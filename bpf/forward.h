@@ -1,11 +1,20 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Forwarding methods. DR: the IP packet is left untouched; the frame is
- * re-addressed to the real's MAC from the egress interface's MAC. */
+ * re-addressed to the real's MAC from the egress interface's MAC. NAT
+ * (masquerading): the destination becomes the real's address and port on
+ * the way in, the source the VIP's on the way back; checksums are updated
+ * incrementally. */
 #ifndef XLB_FORWARD_H
 #define XLB_FORWARD_H
 
+#include <linux/if_ether.h>
 #include "xlb_maps.h"
 #include "parse.h"
+#include "csum.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
 
 static __always_inline void stat_inc(__u32 which)
 {
@@ -21,6 +30,76 @@ static __always_inline int forward_dr(struct xdp_md *ctx, struct ethhdr *eth, co
 	if (r->ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
 	return bpf_redirect_map(&tx_ports, r->tx_port, 0);
+}
+
+/* Rewrites the packet's destination (dst) or source address and port,
+ * with both checksums. Returns -1 if the headers are not there. */
+static __always_inline int nat_rewrite(struct packet *p, void *data_end, int dst, __be32 addr, __be16 port)
+{
+	struct iphdr *ip = p->ip;
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	__be32 old = dst ? ip->daddr : ip->saddr;
+	__u16 *l4sum = 0;
+	__be16 *pp;
+	if (p->proto == IPPROTO_TCP) {
+		struct tcphdr *th = p->l4;
+		if ((void *)(th + 1) > data_end)
+			return -1;
+		l4sum = (__u16 *)&th->check;
+		pp = dst ? &th->dest : &th->source;
+	} else {
+		struct udphdr *uh = p->l4;
+		if ((void *)(uh + 1) > data_end)
+			return -1;
+		if (uh->check) /* 0: the sender computed no UDP checksum */
+			l4sum = (__u16 *)&uh->check;
+		pp = dst ? &uh->dest : &uh->source;
+	}
+	if (l4sum) {
+		/* The pseudo-header's address, then the port. */
+		csum_replace4(l4sum, old, addr);
+		csum_replace2(l4sum, *pp, port);
+		if (p->proto == IPPROTO_UDP && *l4sum == 0)
+			*l4sum = 0xffff;
+	}
+	*pp = port;
+	csum_replace4((__u16 *)&ip->check, old, addr);
+	if (dst)
+		ip->daddr = addr;
+	else
+		ip->saddr = addr;
+	return 0;
+}
+
+/* Sends a packet on to its destination as the kernel's forwarding would:
+ * FIB and neighbour lookup, TTL decremented. Without a neighbour entry
+ * (or anything else the fast path cannot do) the packet goes to the
+ * kernel, which forwards it (the director needs ip_forward=1 for NAT). */
+static __always_inline int forward_routed(struct xdp_md *ctx, struct packet *p, void *data_end, int *to_kernel)
+{
+	struct iphdr *ip = p->ip;
+	*to_kernel = 1;
+	if ((void *)(ip + 1) > data_end || ip->ttl <= 1)
+		return XDP_PASS;
+	struct bpf_fib_lookup fib = {};
+	fib.family = AF_INET;
+	fib.tos = ip->tos;
+	fib.l4_protocol = ip->protocol;
+	fib.tot_len = bpf_ntohs(ip->tot_len);
+	fib.ipv4_src = ip->saddr;
+	fib.ipv4_dst = ip->daddr;
+	fib.ifindex = ctx->ingress_ifindex;
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return XDP_PASS;
+	*to_kernel = 0;
+	csum_replace2((__u16 *)&ip->check, bpf_htons((__u16)ip->ttl << 8), bpf_htons((__u16)(ip->ttl - 1) << 8));
+	ip->ttl--;
+	__builtin_memcpy(p->eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(p->eth->h_source, fib.smac, ETH_ALEN);
+	if (fib.ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect(fib.ifindex, 0);
 }
 
 #endif /* XLB_FORWARD_H */

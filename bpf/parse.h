@@ -36,6 +36,8 @@ struct packet {
 	__u8 tcp_flags; /* byte 13 of the TCP header */
 	__u16 pad;
 	struct ethhdr *eth;
+	struct iphdr *ip;
+	void *l4;
 };
 
 #define TCP_FLAG_FIN 0x01
@@ -68,6 +70,7 @@ static __always_inline int parse_packet(void *data, void *data_end, struct packe
 	if (iph->version != 4 || iph->ihl < 5)
 		return PARSE_BAD_IP;
 	__u32 ihl = iph->ihl * 4;
+	p->ip = iph;
 	p->src = iph->saddr;
 	p->dst = iph->daddr;
 	p->proto = iph->protocol;
@@ -76,6 +79,7 @@ static __always_inline int parse_packet(void *data, void *data_end, struct packe
 		return PARSE_FRAGMENT;
 
 	cur = (void *)iph + ihl;
+	p->l4 = cur;
 	if (iph->protocol == IPPROTO_TCP) {
 		struct tcphdr *th = cur;
 		if ((void *)(th + 1) > data_end)

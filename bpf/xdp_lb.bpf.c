@@ -40,6 +40,14 @@ static __always_inline void count(void *map, __u32 idx, __u64 bytes, __u64 new_c
 	}
 }
 
+/* DR or NAT to the chosen real. */
+static __always_inline int forward(struct xdp_md *ctx, struct packet *p, void *data_end, const struct real *r)
+{
+	if ((r->flags & XLB_REAL_F_NAT) && nat_rewrite(p, data_end, 1, r->addr, r->port) < 0)
+		return XDP_DROP;
+	return forward_dr(ctx, p->eth, r);
+}
+
 static __always_inline int to_vip(__be32 addr)
 {
 	return bpf_map_lookup_elem(&vips, &addr) != 0;
@@ -68,6 +76,25 @@ int xlb_xdp(struct xdp_md *ctx)
 		return XDP_DROP;
 	default:
 		return XDP_PASS;
+	}
+
+	/* A NAT real's reply on its way back to the client. */
+	__u32 sk_ = hash_32(bpf_ntohl(p.src), XLB_VIP_FILTER_BITS);
+	__u32 *maybe_nat = bpf_map_lookup_elem(&nat_src_filter, &sk_);
+	if (maybe_nat && *maybe_nat) {
+		struct conn_key rk;
+		conn_key_of(&p, &rk);
+		struct nat_reply *nr = bpf_map_lookup_elem(&nat_replies, &rk);
+		if (nr) {
+			if (nat_rewrite(&p, data_end, 0, nr->vip, nr->vport) < 0)
+				return XDP_DROP;
+			stat_inc(XLB_STAT_NAT_REPLY);
+			int to_kernel;
+			int act = forward_routed(ctx, &p, data_end, &to_kernel);
+			if (to_kernel)
+				stat_inc(XLB_STAT_NAT_REPLY_KERNEL);
+			return act;
+		}
 	}
 
 	/* Most traffic that is not for a VIP leaves here, after one array
@@ -99,7 +126,7 @@ int xlb_xdp(struct xdp_md *ctx)
 					conn_tcp_transition(c, p.tcp_flags);
 				conn_rearm(c, now);
 				count(&real_stats, real_slot, bytes, 0);
-				return forward_dr(ctx, p.eth, r);
+				return forward(ctx, &p, data_end, r);
 			}
 			if (!reuse) {
 				/* The real was removed: drop silently and let the
@@ -148,8 +175,15 @@ int xlb_xdp(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 	conn_create(&ck, real_slot, r->gen, svc_idx, p.proto, now);
+	if (r->flags & XLB_REAL_F_NAT) {
+		struct conn_key rk = {
+			.src = r->addr, .dst = p.src, .sport = r->port, .dport = p.sport, .proto = p.proto,
+		};
+		struct nat_reply nr = { .vip = p.dst, .vport = p.dport };
+		bpf_map_update_elem(&nat_replies, &rk, &nr, BPF_ANY);
+	}
 	count(&real_stats, real_slot, bytes, 1);
-	return forward_dr(ctx, p.eth, r);
+	return forward(ctx, &p, data_end, r);
 }
 
 /* ---- programs the control plane runs with BPF_PROG_TEST_RUN ---- */

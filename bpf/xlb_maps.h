@@ -71,6 +71,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vip_filter SEC(".maps");
 
+/* As vip_filter, for the addresses of NAT reals: a packet whose source
+ * hashes to an empty slot is not a NAT reply. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1 << XLB_VIP_FILTER_BITS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nat_src_filter SEC(".maps");
+
 /* Egress interfaces for reals that are not on the ingress link, by a slot
  * the control plane gives each interface (an array: cheaper than a hash
  * keyed by ifindex on every redirected packet). */
@@ -123,6 +133,17 @@ struct {
 	__uint(max_entries, XLB_MAX_REALS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } real_conns SEC(".maps");
+
+/* Reverse flows of NAT connections (real -> client) to the VIP:port the
+ * client used; written when the flow is made. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct conn_key);
+	__type(value, struct nat_reply);
+	__uint(max_entries, XLB_MAX_CONNS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nat_replies SEC(".maps");
 
 /* Scratch of xlb_sweep, zeroed by the control plane before each sweep. */
 struct {

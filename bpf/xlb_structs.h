@@ -51,6 +51,8 @@ enum xlb_real_flags {
 	XLB_REAL_F_AVAILABLE = 1 << 0,
 	/* the slot holds a real (possibly quiesced or unresolved). */
 	XLB_REAL_F_PRESENT = 1 << 1,
+	/* forwarded by NAT (masquerading): rewrite to addr:port */
+	XLB_REAL_F_NAT = 1 << 2,
 };
 
 /* Why a packet to a VIP was dropped or passed; per-CPU counters. */
@@ -61,7 +63,9 @@ enum xlb_stat {
 	XLB_STAT_DEST_GONE = 3,   /* flow's real was removed: dropped (expire_nodest_conn=0) */
 	XLB_STAT_NOT_SYN = 4,     /* TCP without SYN and no flow: passed to the kernel */
 	XLB_STAT_RETIRING = 5,    /* SYN racing the sweeper ending its old flow: dropped */
-	XLB_STAT_MAX = 6,
+	XLB_STAT_NAT_REPLY = 6,   /* NAT replies translated back to the VIP */
+	XLB_STAT_NAT_REPLY_KERNEL = 7, /* of those, left to the kernel to forward (no neighbour yet) */
+	XLB_STAT_MAX = 8,
 };
 
 struct svc_key {
@@ -136,6 +140,14 @@ struct sweep_count {
 	__s64 inactive;
 	__s64 dec_active;
 	__s64 dec_inactive;
+};
+
+/* Where a NAT real's reply goes back from: the reverse flow (real ->
+ * client) maps to the VIP and port the client spoke to. */
+struct nat_reply {
+	__be32 vip;
+	__be16 vport;
+	__u16 pad;
 };
 
 struct counters {

@@ -355,11 +355,11 @@ func TestCheckCommand(t *testing.T) {
 	assert.Contains(t, errOut.String(), "bad.conf:6:")
 	assert.Contains(t, errOut.String(), "weigth")
 
-	nat := filepath.Join(dir, "nat.conf")
-	require.NoError(t, os.WriteFile(nat, []byte("virtual_server 10.0.0.1 80 {\n    lb_algo wrr\n    lb_kind NAT\n    protocol TCP\n    real_server 10.0.0.2 8080 {\n        weight 3\n    }\n}\n"), 0o644))
+	tun := filepath.Join(dir, "tun.conf")
+	require.NoError(t, os.WriteFile(tun, []byte("virtual_server 10.0.0.1 80 {\n    lb_algo wrr\n    lb_kind TUN\n    protocol TCP\n    real_server 10.0.0.2 80 {\n        weight 3\n    }\n}\n"), 0o644))
 	errOut.Reset()
-	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", nat}))
-	assert.Contains(t, errOut.String(), "nat.conf:5: real_server 10.0.0.2 8080: lvs_method NAT is not supported yet")
+	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", tun}))
+	assert.Contains(t, errOut.String(), "tun.conf:5: real_server 10.0.0.2 80: lvs_method TUN is not supported yet")
 }
 
 func TestStatusWithoutDaemon(t *testing.T) {

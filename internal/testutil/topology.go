@@ -46,6 +46,11 @@ type DROptions struct {
 	// Native prepares the switch side for native XDP on the director:
 	// XDP_TX to a veth needs an XDP program on its peer.
 	Native bool
+	// NAT makes the reals NAT reals: no VIP on lo, default route via the
+	// director (which forwards), and the client in another subnet
+	// (10.77.5.1, via the director's 10.77.5.2) so that replies must
+	// cross the director.
+	NAT bool
 }
 
 // NewDR builds the topology. Close removes all of it.
@@ -95,10 +100,14 @@ func NewDR(opts DROptions) (_ *DR, err error) {
 	if t.Client, err = mk("client"); err != nil {
 		return nil, err
 	}
+	gw := t.DirectorAddr
+	if opts.NAT {
+		t.ClientAddr, gw = netip.MustParseAddr("10.77.5.1"), netip.MustParseAddr("10.77.5.2")
+	}
 	if err = plug(t.Client, "p-client", t.ClientAddr); err != nil {
 		return nil, err
 	}
-	if err = t.Client.IP("route", "add", t.VIP.String()+"/32", "via", t.DirectorAddr.String()); err != nil {
+	if err = t.Client.IP("route", "add", t.VIP.String()+"/32", "via", gw.String()); err != nil {
 		return nil, err
 	}
 	// Frames the client sends cross XDP on the director: no checksum or
@@ -111,6 +120,16 @@ func NewDR(opts DROptions) (_ *DR, err error) {
 	}
 	if err = plug(t.Director, "p-director", t.DirectorAddr); err != nil {
 		return nil, err
+	}
+	if opts.NAT {
+		if err = t.Director.IP("addr", "add", gw.String()+"/24", "dev", "eth0"); err != nil {
+			return nil, err
+		}
+		for _, kv := range [][2]string{{"net.ipv4.ip_forward", "1"}, {"net.ipv4.conf.all.send_redirects", "0"}, {"net.ipv4.conf.eth0.send_redirects", "0"}} {
+			if err = t.Director.Sysctl(kv[0], kv[1]); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if opts.Native {
 		if err = t.attachPass(t.Switch, "p-director"); err != nil {
@@ -125,6 +144,19 @@ func NewDR(opts DROptions) (_ *DR, err error) {
 		addr := netip.AddrFrom4([4]byte{10, 77, 0, byte(11 + i)})
 		if err := plug(ns, fmt.Sprintf("p-r%d", i+1), addr); err != nil {
 			return nil, err
+		}
+		if opts.NAT {
+			// The NAT real: replies go back through the director,
+			// whole (no offloads: they cross XDP).
+			if err := ns.IP("route", "add", "default", "via", t.DirectorAddr.String()); err != nil {
+				return nil, err
+			}
+			if err := ns.Exec("ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off"); err != nil {
+				return nil, err
+			}
+			t.Reals = append(t.Reals, ns)
+			t.RealAddrs = append(t.RealAddrs, addr)
+			continue
 		}
 		// The DR real: VIP on lo, never answering ARP for it.
 		if err := ns.IP("addr", "add", t.VIP.String()+"/32", "dev", "lo"); err != nil {
@@ -217,6 +249,13 @@ func (t *DR) RestartHTTP(i int) error {
 	name := fmt.Sprintf("r%d", i+1)
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var n int
+			if _, err := fmt.Sscanf(r.URL.Path, "/bytes/%d", &n); err == nil {
+				// n bytes of a pattern the client can check.
+				w.Header().Set("Content-Length", fmt.Sprint(n))
+				_, _ = io.Copy(w, io.LimitReader(Pattern(), int64(n)))
+				return
+			}
 			io.WriteString(w, name)
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -257,4 +296,41 @@ func Get(ctx context.Context, c *http.Client, url string) (string, error) {
 		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// Pattern is an endless deterministic byte stream, what /bytes/N serves.
+func Pattern() io.Reader { return &pattern{} }
+
+type pattern struct{ n uint64 }
+
+func (p *pattern) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = byte(p.n*2654435761>>13) ^ byte(p.n)
+		p.n++
+	}
+	return len(b), nil
+}
+
+// ServeUDP starts a UDP responder on port in each real: it answers each
+// datagram with "rN:" and the datagram.
+func (t *DR) ServeUDP(port int) error {
+	for i, ns := range t.Reals {
+		c, err := ns.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", port))
+		if err != nil {
+			return err
+		}
+		t.closers = append(t.closers, c.Close)
+		name := fmt.Sprintf("r%d:", i+1)
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				n, from, err := c.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				_, _ = c.WriteTo(append([]byte(name), buf[:n]...), from)
+			}
+		}()
+	}
+	return nil
 }

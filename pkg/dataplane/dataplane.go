@@ -31,12 +31,18 @@ const (
 	// DR is direct routing (ipvsadm -g, keepalived lb_kind DR): only the
 	// destination MAC changes; the real holds the VIP on lo.
 	DR Forward = iota
+	// NAT is masquerading (ipvsadm -m, keepalived lb_kind NAT): the
+	// destination becomes the real's address and port; the real routes
+	// its replies through the director, which puts the VIP back.
+	NAT
 )
 
 func (f Forward) String() string {
 	switch f {
 	case DR:
 		return "Route"
+	case NAT:
+		return "Masq"
 	}
 	return fmt.Sprintf("forward-%d", uint8(f))
 }

@@ -88,6 +88,10 @@ func statName(s xlbXlbStat) string {
 		return "not_syn"
 	case xlbXlbStatXLB_STAT_RETIRING:
 		return "retiring"
+	case xlbXlbStatXLB_STAT_NAT_REPLY:
+		return "nat_reply"
+	case xlbXlbStatXLB_STAT_NAT_REPLY_KERNEL:
+		return "nat_reply_kernel"
 	}
 	return fmt.Sprintf("stat_%d", s)
 }

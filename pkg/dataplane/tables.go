@@ -42,6 +42,7 @@ const (
 
 	realAvailable = 1 << 0
 	realPresent   = 1 << 1
+	realNAT       = 1 << 2
 )
 
 var schedulers = map[string]uint8{
@@ -135,11 +136,14 @@ func validate(services []Service) error {
 			if r.Weight < 0 {
 				return fmt.Errorf("service %s: real %s: weight %d is negative", s.ServiceKey, r, r.Weight)
 			}
-			if r.Forward != DR {
-				return fmt.Errorf("service %s: real %s: forwarding method %s is not supported yet (DR only)", s.ServiceKey, r, r.Forward)
+			if r.Forward != DR && r.Forward != NAT {
+				return fmt.Errorf("service %s: real %s: forwarding method %s is not supported yet (DR and NAT are)", s.ServiceKey, r, r.Forward)
 			}
-			if r.Port != s.Port {
+			if r.Forward == DR && r.Port != s.Port {
 				return fmt.Errorf("service %s: real %s: DR cannot map ports; the real's port must be %d", s.ServiceKey, r, s.Port)
+			}
+			if r.Port == 0 {
+				return fmt.Errorf("service %s: real %s: port 0", s.ServiceKey, r)
 			}
 		}
 	}
@@ -482,6 +486,9 @@ func (x *XDP) realEntry(st *svcState, i int, r *realState) (xlbReal, error) {
 	if r.effectiveWeight() > 0 {
 		e.Flags |= realAvailable
 	}
+	if r.Forward == NAT {
+		e.Flags |= realNAT
+	}
 	return e, nil
 }
 
@@ -646,15 +653,30 @@ func (x *XDP) syncVIPs() error {
 		}
 		filter[sched.Hash32(binary.BigEndian.Uint32(addrOf(k).AsSlice()), vipFilterBits)] = 1
 	}
-	// Set the new VIPs' slots before clearing old ones, so a VIP never
-	// reads as absent while the filter changes.
+	if err := writeFilter(x.objs.VipFilter, filter); err != nil {
+		return err
+	}
+	nat := make([]uint32, vipFilterSize)
+	for _, s := range x.state.services {
+		for _, r := range s.reals {
+			if r.Forward == NAT {
+				nat[sched.Hash32(binary.BigEndian.Uint32(r.Addr.AsSlice()), vipFilterBits)] = 1
+			}
+		}
+	}
+	return writeFilter(x.objs.NatSrcFilter, nat)
+}
+
+// writeFilter sets the new slots of an address filter before clearing old
+// ones, so an address never reads as absent while the filter changes.
+func writeFilter(m *ebpf.Map, filter []uint32) error {
 	for i, v := range filter {
 		if v == 0 {
 			continue
 		}
 		k := uint32(i)
-		if err := x.objs.VipFilter.Update(&k, &v, ebpf.UpdateAny); err != nil {
-			return fmt.Errorf("write vip filter: %w", err)
+		if err := m.Update(&k, &v, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("write address filter: %w", err)
 		}
 	}
 	for i, v := range filter {
@@ -662,8 +684,8 @@ func (x *XDP) syncVIPs() error {
 			continue
 		}
 		k := uint32(i)
-		if err := x.objs.VipFilter.Update(&k, &v, ebpf.UpdateAny); err != nil {
-			return fmt.Errorf("write vip filter: %w", err)
+		if err := m.Update(&k, &v, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("write address filter: %w", err)
 		}
 	}
 	return nil
@@ -712,11 +734,14 @@ func recoverTables(objs *xlbObjects, log *slog.Logger) (*tables, error) {
 			}
 			t.realUsed[i] = true
 			r := &realState{
-				Real: Real{Addr: addrOf(e.Addr), Port: portOf(e.Port), Weight: e.Weight},
+				Real: Real{Addr: addrOf(e.Addr), Port: portOf(e.Port), Weight: e.Weight, Forward: DR},
 				slot: i,
 				nh:   NextHop{Ifindex: int(e.Ifindex), MAC: slices.Clone(e.DstMac[:]), SrcMAC: slices.Clone(e.SrcMac[:])},
 			}
 			r.resolved = e.DstMac != [6]byte{}
+			if e.Flags&realNAT != 0 {
+				r.Forward = NAT
+			}
 			st.reals = append(st.reals, r)
 			st.dests = append(st.dests, sched.Dest{})
 		}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
 
@@ -384,9 +385,16 @@ func (x *XDP) closeLinks(detach bool) {
 	x.links = nil
 }
 
+// maps lists every map of the program (all are pinned).
 func (x *XDP) maps() []*ebpf.Map {
-	m := &x.objs.xlbMaps
-	return []*ebpf.Map{m.Conns, m.RealStats, m.Reals, m.SchedCursor, m.SchedTab, m.Stats, m.SvcMap, m.SvcRetired, m.Svcs, m.TxPorts, m.Vips, m.VipFilter, m.Timeouts, m.ConnAdjust, m.RealConns, m.SweepCounts}
+	var out []*ebpf.Map
+	v := reflect.ValueOf(x.objs.xlbMaps)
+	for i := range v.NumField() {
+		if m, ok := v.Field(i).Interface().(*ebpf.Map); ok && m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // resolveLoop retries reals whose MAC is unknown, and refreshes the rest.

@@ -48,6 +48,13 @@ type xlbCounters struct {
 	Conns   uint64
 }
 
+type xlbNatReply struct {
+	_     structs.HostLayout
+	Vip   uint32
+	Vport uint16
+	Pad   uint16
+}
+
 type xlbReal struct {
 	_       structs.HostLayout
 	Addr    uint32
@@ -112,13 +119,15 @@ const (
 type xlbXlbStat uint32
 
 const (
-	xlbXlbStatXLB_STAT_FRAGMENT  xlbXlbStat = 0
-	xlbXlbStatXLB_STAT_TRUNCATED xlbXlbStat = 1
-	xlbXlbStatXLB_STAT_NO_DEST   xlbXlbStat = 2
-	xlbXlbStatXLB_STAT_DEST_GONE xlbXlbStat = 3
-	xlbXlbStatXLB_STAT_NOT_SYN   xlbXlbStat = 4
-	xlbXlbStatXLB_STAT_RETIRING  xlbXlbStat = 5
-	xlbXlbStatXLB_STAT_MAX       xlbXlbStat = 6
+	xlbXlbStatXLB_STAT_FRAGMENT         xlbXlbStat = 0
+	xlbXlbStatXLB_STAT_TRUNCATED        xlbXlbStat = 1
+	xlbXlbStatXLB_STAT_NO_DEST          xlbXlbStat = 2
+	xlbXlbStatXLB_STAT_DEST_GONE        xlbXlbStat = 3
+	xlbXlbStatXLB_STAT_NOT_SYN          xlbXlbStat = 4
+	xlbXlbStatXLB_STAT_RETIRING         xlbXlbStat = 5
+	xlbXlbStatXLB_STAT_NAT_REPLY        xlbXlbStat = 6
+	xlbXlbStatXLB_STAT_NAT_REPLY_KERNEL xlbXlbStat = 7
+	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 8
 )
 
 // Names of all BPF objects in the ELF.
@@ -127,6 +136,8 @@ const (
 const (
 	xlbMapConnAdjust      = "conn_adjust"
 	xlbMapConns           = "conns"
+	xlbMapNatReplies      = "nat_replies"
+	xlbMapNatSrcFilter    = "nat_src_filter"
 	xlbMapRealConns       = "real_conns"
 	xlbMapRealStats       = "real_stats"
 	xlbMapReals           = "reals"
@@ -198,22 +209,24 @@ type xlbProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbMapSpecs struct {
-	ConnAdjust  *ebpf.MapSpec `ebpf:"conn_adjust"`
-	Conns       *ebpf.MapSpec `ebpf:"conns"`
-	RealConns   *ebpf.MapSpec `ebpf:"real_conns"`
-	RealStats   *ebpf.MapSpec `ebpf:"real_stats"`
-	Reals       *ebpf.MapSpec `ebpf:"reals"`
-	SchedCursor *ebpf.MapSpec `ebpf:"sched_cursor"`
-	SchedTab    *ebpf.MapSpec `ebpf:"sched_tab"`
-	Stats       *ebpf.MapSpec `ebpf:"stats"`
-	SvcMap      *ebpf.MapSpec `ebpf:"svc_map"`
-	SvcRetired  *ebpf.MapSpec `ebpf:"svc_retired"`
-	Svcs        *ebpf.MapSpec `ebpf:"svcs"`
-	SweepCounts *ebpf.MapSpec `ebpf:"sweep_counts"`
-	Timeouts    *ebpf.MapSpec `ebpf:"timeouts"`
-	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
-	VipFilter   *ebpf.MapSpec `ebpf:"vip_filter"`
-	Vips        *ebpf.MapSpec `ebpf:"vips"`
+	ConnAdjust   *ebpf.MapSpec `ebpf:"conn_adjust"`
+	Conns        *ebpf.MapSpec `ebpf:"conns"`
+	NatReplies   *ebpf.MapSpec `ebpf:"nat_replies"`
+	NatSrcFilter *ebpf.MapSpec `ebpf:"nat_src_filter"`
+	RealConns    *ebpf.MapSpec `ebpf:"real_conns"`
+	RealStats    *ebpf.MapSpec `ebpf:"real_stats"`
+	Reals        *ebpf.MapSpec `ebpf:"reals"`
+	SchedCursor  *ebpf.MapSpec `ebpf:"sched_cursor"`
+	SchedTab     *ebpf.MapSpec `ebpf:"sched_tab"`
+	Stats        *ebpf.MapSpec `ebpf:"stats"`
+	SvcMap       *ebpf.MapSpec `ebpf:"svc_map"`
+	SvcRetired   *ebpf.MapSpec `ebpf:"svc_retired"`
+	Svcs         *ebpf.MapSpec `ebpf:"svcs"`
+	SweepCounts  *ebpf.MapSpec `ebpf:"sweep_counts"`
+	Timeouts     *ebpf.MapSpec `ebpf:"timeouts"`
+	TxPorts      *ebpf.MapSpec `ebpf:"tx_ports"`
+	VipFilter    *ebpf.MapSpec `ebpf:"vip_filter"`
+	Vips         *ebpf.MapSpec `ebpf:"vips"`
 }
 
 // xlbVariableSpecs contains global variables before they are loaded into the kernel.
@@ -243,28 +256,32 @@ func (o *xlbObjects) Close() error {
 //
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbMaps struct {
-	ConnAdjust  *ebpf.Map `ebpf:"conn_adjust"`
-	Conns       *ebpf.Map `ebpf:"conns"`
-	RealConns   *ebpf.Map `ebpf:"real_conns"`
-	RealStats   *ebpf.Map `ebpf:"real_stats"`
-	Reals       *ebpf.Map `ebpf:"reals"`
-	SchedCursor *ebpf.Map `ebpf:"sched_cursor"`
-	SchedTab    *ebpf.Map `ebpf:"sched_tab"`
-	Stats       *ebpf.Map `ebpf:"stats"`
-	SvcMap      *ebpf.Map `ebpf:"svc_map"`
-	SvcRetired  *ebpf.Map `ebpf:"svc_retired"`
-	Svcs        *ebpf.Map `ebpf:"svcs"`
-	SweepCounts *ebpf.Map `ebpf:"sweep_counts"`
-	Timeouts    *ebpf.Map `ebpf:"timeouts"`
-	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
-	VipFilter   *ebpf.Map `ebpf:"vip_filter"`
-	Vips        *ebpf.Map `ebpf:"vips"`
+	ConnAdjust   *ebpf.Map `ebpf:"conn_adjust"`
+	Conns        *ebpf.Map `ebpf:"conns"`
+	NatReplies   *ebpf.Map `ebpf:"nat_replies"`
+	NatSrcFilter *ebpf.Map `ebpf:"nat_src_filter"`
+	RealConns    *ebpf.Map `ebpf:"real_conns"`
+	RealStats    *ebpf.Map `ebpf:"real_stats"`
+	Reals        *ebpf.Map `ebpf:"reals"`
+	SchedCursor  *ebpf.Map `ebpf:"sched_cursor"`
+	SchedTab     *ebpf.Map `ebpf:"sched_tab"`
+	Stats        *ebpf.Map `ebpf:"stats"`
+	SvcMap       *ebpf.Map `ebpf:"svc_map"`
+	SvcRetired   *ebpf.Map `ebpf:"svc_retired"`
+	Svcs         *ebpf.Map `ebpf:"svcs"`
+	SweepCounts  *ebpf.Map `ebpf:"sweep_counts"`
+	Timeouts     *ebpf.Map `ebpf:"timeouts"`
+	TxPorts      *ebpf.Map `ebpf:"tx_ports"`
+	VipFilter    *ebpf.Map `ebpf:"vip_filter"`
+	Vips         *ebpf.Map `ebpf:"vips"`
 }
 
 func (m *xlbMaps) Close() error {
 	return _XlbClose(
 		m.ConnAdjust,
 		m.Conns,
+		m.NatReplies,
+		m.NatSrcFilter,
 		m.RealConns,
 		m.RealStats,
 		m.Reals,

@@ -285,20 +285,27 @@ func (d *Director) wanted() []dataplane.Service {
 			// keepalived: the live reals leave the pool, the sorry
 			// server takes their place.
 			s := vs.cfg.SorryServer
-			svc.Reals = []dataplane.Real{{Addr: s.Addr, Port: s.Port, Weight: 1, Forward: dataplane.DR}}
+			svc.Reals = []dataplane.Real{{Addr: s.Addr, Port: s.Port, Weight: 1, Forward: forwardOf(s.Forward)}}
 		} else {
 			for _, r := range vs.reals {
 				switch {
 				case r.health.Up:
-					svc.Reals = append(svc.Reals, dataplane.Real{Addr: r.cfg.Addr, Port: r.cfg.Port, Weight: int32(r.weight()), Forward: dataplane.DR})
+					svc.Reals = append(svc.Reals, dataplane.Real{Addr: r.cfg.Addr, Port: r.cfg.Port, Weight: int32(r.weight()), Forward: forwardOf(r.cfg.Forward)})
 				case r.cfg.InhibitOnFailure || vs.cfg.InhibitOnFailure:
-					svc.Reals = append(svc.Reals, dataplane.Real{Addr: r.cfg.Addr, Port: r.cfg.Port, Weight: 0, Forward: dataplane.DR})
+					svc.Reals = append(svc.Reals, dataplane.Real{Addr: r.cfg.Addr, Port: r.cfg.Port, Weight: 0, Forward: forwardOf(r.cfg.Forward)})
 				}
 			}
 		}
 		out = append(out, svc)
 	}
 	return out
+}
+
+func forwardOf(f config.Forward) dataplane.Forward {
+	if f == config.ForwardNAT {
+		return dataplane.NAT
+	}
+	return dataplane.DR
 }
 
 func (d *Director) applyLocked() {

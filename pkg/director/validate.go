@@ -56,8 +56,8 @@ func Validate(cfg *config.Config) error {
 		}
 		for _, rs := range vs.Reals {
 			rname := fmt.Sprintf("real_server %s %d", rs.Addr, rs.Port)
-			if rs.Forward != config.ForwardDR {
-				bad(rs.Pos, "%s: lvs_method %s is not supported yet (DR is)", rname, rs.Forward)
+			if rs.Forward != config.ForwardDR && rs.Forward != config.ForwardNAT {
+				bad(rs.Pos, "%s: lvs_method %s is not supported yet (DR and NAT are)", rname, rs.Forward)
 			}
 			if !rs.Addr.Is4() {
 				bad(rs.Pos, "%s: only IPv4 real servers are supported so far", rname)
@@ -70,8 +70,8 @@ func Validate(cfg *config.Config) error {
 			}
 		}
 		if s := vs.SorryServer; s != nil {
-			if s.Forward != config.ForwardDR {
-				bad(vs.Pos, "%s: sorry_server %s: lvs_method %s is not supported yet (DR is)", name, s.Addr, s.Forward)
+			if s.Forward != config.ForwardDR && s.Forward != config.ForwardNAT {
+				bad(vs.Pos, "%s: sorry_server %s: lvs_method %s is not supported yet (DR and NAT are)", name, s.Addr, s.Forward)
 			}
 			if s.Port != vs.Port && s.Forward == config.ForwardDR {
 				bad(vs.Pos, "%s: sorry_server %s %d: DR cannot change the port", name, s.Addr, s.Port)

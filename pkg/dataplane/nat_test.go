@@ -1,0 +1,119 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/internal/testutil"
+)
+
+// verifyChecksums recomputes the IPv4 header and TCP/UDP checksums of an
+// Ethernet frame with testutil's own routine (RFC 1071), independent of
+// the program's incremental updates. A correct checksum sums to zero.
+func verifyChecksums(t *testing.T, frame []byte) {
+	t.Helper()
+	ip := frame[14:]
+	ihl := int(ip[0]&0xf) * 4
+	assert.Zero(t, testutil.Checksum(ip[:ihl], 0), "IPv4 header checksum")
+	total := int(binary.BigEndian.Uint16(ip[2:]))
+	l4 := ip[ihl:total]
+	var pseudo uint32
+	for i := 12; i < 20; i += 2 {
+		pseudo += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	pseudo += uint32(ip[9]) + uint32(len(l4))
+	if ip[9] == 17 && binary.BigEndian.Uint16(l4[6:]) == 0 {
+		return
+	}
+	assert.Zero(t, testutil.Checksum(l4, pseudo), "L4 checksum")
+}
+
+func TestNATGoldenPackets(t *testing.T) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	require.NoError(t, ns.Sysctl("net.ipv4.ip_forward", "1"))
+	res := staticResolver{realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
+	x := openTest(t, ns, res)
+	apply(t, ns, x,
+		Service{ServiceKey: ServiceKey{Addr: vip, Port: 80, Protocol: TCP}, Scheduler: "rr",
+			Reals: []Real{{Addr: realAddr(1), Port: 8080, Weight: 1, Forward: NAT}}},
+		Service{ServiceKey: ServiceKey{Addr: vip, Port: 53, Protocol: UDP}, Scheduler: "rr",
+			Reals: []Real{{Addr: realAddr(1), Port: 5353, Weight: 1, Forward: NAT}}},
+	)
+
+	in := syn(41000)
+	in.Payload = []byte("GET / HTTP/1.0\r\n\r\n")
+	v, out := run(t, ns, x, in.Bytes())
+	require.EqualValues(t, xdpTX, v)
+	want := in
+	want.Dst, want.DstPort = realAddr(1), 8080
+	want.DstMAC, want.SrcMAC = realMAC(1), srcMAC
+	assert.Equal(t, want.Bytes(), out, "DNAT 10.0.0.100:80 -> 10.0.0.11:8080, checksums recomputed")
+	verifyChecksums(t, out)
+
+	// The reply, real -> client: the source becomes the VIP:80 again. No
+	// neighbour entry for the client here: the kernel forwards it.
+	reply := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: client,
+		Proto: 6, SrcPort: 8080, DstPort: 41000, TCPFlags: testutil.TCPSyn | testutil.TCPAck, Payload: []byte("hello")}
+	before := reasons(t, x)
+	v, out = run(t, ns, x, reply.Bytes())
+	assert.EqualValues(t, xdpPass, v)
+	wantReply := reply
+	wantReply.Src, wantReply.SrcPort = vip, 80
+	assert.Equal(t, wantReply.Bytes(), out, "SNAT back to the VIP, left to the kernel to route")
+	verifyChecksums(t, out)
+	after := reasons(t, x)
+	assert.EqualValues(t, 1, after["nat_reply"]-before["nat_reply"])
+	assert.EqualValues(t, 1, after["nat_reply_kernel"]-before["nat_reply_kernel"])
+
+	// A reply of no NAT flow passes untouched.
+	stray := reply
+	stray.DstPort = 41999
+	v, out = run(t, ns, x, stray.Bytes())
+	assert.EqualValues(t, xdpPass, v)
+	assert.Equal(t, stray.Bytes(), out)
+
+	// UDP with a checksum, and without one (0 stays 0).
+	q := testutil.Frame{SrcMAC: clientMC, DstMAC: dirMAC, Src: client, Dst: vip, Proto: 17, SrcPort: 5000, DstPort: 53, Payload: []byte("query")}
+	v, out = run(t, ns, x, q.Bytes())
+	require.EqualValues(t, xdpTX, v)
+	wq := q
+	wq.Dst, wq.DstPort, wq.DstMAC, wq.SrcMAC = realAddr(1), 5353, realMAC(1), srcMAC
+	assert.Equal(t, wq.Bytes(), out)
+	verifyChecksums(t, out)
+	noSum := q.Bytes()
+	binary.BigEndian.PutUint16(noSum[14+20+6:], 0)
+	v, out = run(t, ns, x, noSum)
+	require.EqualValues(t, xdpTX, v)
+	assert.Zero(t, binary.BigEndian.Uint16(out[14+20+6:]), "a UDP datagram without checksum keeps none")
+	assert.Equal(t, net.IP(realAddr(1).AsSlice()).To4(), net.IP(out[14+16:14+20]))
+	verifyChecksums(t, out)
+}
+
+// DR and NAT services on one director.
+func TestDRAndNATCoexist(t *testing.T) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	res := staticResolver{realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}, realAddr(2): {Ifindex: 1, MAC: realMAC(2), SrcMAC: srcMAC}}
+	x := openTest(t, ns, res)
+	vip2 := netip.MustParseAddr("10.0.0.101")
+	apply(t, ns, x,
+		Service{ServiceKey: ServiceKey{Addr: vip, Port: 80, Protocol: TCP}, Scheduler: "rr", Reals: []Real{{Addr: realAddr(1), Port: 80, Weight: 1, Forward: DR}}},
+		Service{ServiceKey: ServiceKey{Addr: vip2, Port: 80, Protocol: TCP}, Scheduler: "rr", Reals: []Real{{Addr: realAddr(2), Port: 80, Weight: 1, Forward: NAT}}},
+	)
+	dr := syn(42000)
+	v, out := run(t, ns, x, dr.Bytes())
+	require.EqualValues(t, xdpTX, v)
+	assert.Equal(t, rewritten(dr.Bytes(), realMAC(1), srcMAC), out, "DR: only MACs")
+	nat := syn(42001)
+	nat.Dst = vip2
+	v, out = run(t, ns, x, nat.Bytes())
+	require.EqualValues(t, xdpTX, v)
+	assert.Equal(t, net.IP(realAddr(2).AsSlice()).To4(), net.IP(out[14+16:14+20]), "NAT: destination rewritten")
+	verifyChecksums(t, out)
+}
