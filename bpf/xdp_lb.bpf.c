@@ -8,6 +8,8 @@
  *   not for a service (VIP, port)    XDP_PASS, untouched
  *   fragment to a VIP                XDP_DROP, stat FRAGMENT (no ports to find the flow)
  *   TCP/UDP header cut short, to VIP XDP_DROP, stat TRUNCATED
+ *   ICMP error about a flow          to the flow's real; NAT: translated inside and out
+ *   ICMP error from a NAT real       back to the client as from the VIP
  *   other protocol (ICMP...) to VIP  XDP_PASS (as IPVS: not a service)
  *   IPv4 options                     parsed past; forwarded like any packet
  *   TCP without SYN, no flow         XDP_PASS, stat NOT_SYN (IPVS schedules only SYN)
@@ -26,6 +28,7 @@
 #include "sched.h"
 #include "conntrack.h"
 #include "forward.h"
+#include "icmp.h"
 
 _Static_assert((XLB_SCHED_SLOTS & (XLB_SCHED_SLOTS - 1)) == 0, "XLB_SCHED_SLOTS must be a power of two");
 _Static_assert(XLB_SCHED_SLOTS >= XLB_HASH_TAB_SIZE, "a scheduler table must hold the sh/dh buckets");
@@ -74,6 +77,22 @@ int xlb_xdp(struct xdp_md *ctx)
 			return XDP_PASS;
 		stat_inc(XLB_STAT_TRUNCATED);
 		return XDP_DROP;
+	case PARSE_OTHER_L4:
+		if (p.proto != IPPROTO_ICMP)
+			return XDP_PASS;
+		if (to_vip(p.dst)) {
+			int act = icmp_to_vip(ctx, &p, data_end);
+			return act < 0 ? XDP_PASS : act;
+		}
+		{
+			__u32 sk_ = hash_32(bpf_ntohl(p.src), XLB_VIP_FILTER_BITS);
+			__u32 *maybe_nat = bpf_map_lookup_elem(&nat_src_filter, &sk_);
+			if (maybe_nat && *maybe_nat) {
+				int act = icmp_from_nat_real(ctx, &p, data_end);
+				return act < 0 ? XDP_PASS : act;
+			}
+		}
+		return XDP_PASS;
 	default:
 		return XDP_PASS;
 	}

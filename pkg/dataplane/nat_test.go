@@ -110,10 +110,98 @@ func TestDRAndNATCoexist(t *testing.T) {
 	v, out := run(t, ns, x, dr.Bytes())
 	require.EqualValues(t, xdpTX, v)
 	assert.Equal(t, rewritten(dr.Bytes(), realMAC(1), srcMAC), out, "DR: only MACs")
+	// An ICMP error about the DR flow reaches the flow's real, untouched.
+	seen := testutil.Frame{SrcMAC: dirMAC, DstMAC: clientMC, Src: vip, Dst: client, Proto: 6, SrcPort: 80, DstPort: 42000, Payload: make([]byte, 100)}
+	icmp := testutil.Frame{SrcMAC: clientMC, DstMAC: dirMAC, Src: netip.MustParseAddr("192.0.2.254"), Dst: vip, Proto: 1,
+		Payload: icmpError(3, 4, 1300, ipOf(seen.Bytes()))}
+	v, out = run(t, ns, x, icmp.Bytes())
+	require.EqualValues(t, xdpTX, v)
+	assert.Equal(t, rewritten(icmp.Bytes(), realMAC(1), srcMAC), out)
+
 	nat := syn(42001)
 	nat.Dst = vip2
 	v, out = run(t, ns, x, nat.Bytes())
 	require.EqualValues(t, xdpTX, v)
 	assert.Equal(t, net.IP(realAddr(2).AsSlice()).To4(), net.IP(out[14+16:14+20]), "NAT: destination rewritten")
 	verifyChecksums(t, out)
+}
+
+// icmpError is an ICMP error message quoting inner (an IPv4 packet,
+// truncated to its header and 8 bytes of L4, as routers quote).
+func icmpError(typ, code uint8, rest uint32, inner []byte) []byte {
+	msg := make([]byte, 8, 8+28)
+	msg[0], msg[1] = typ, code
+	binary.BigEndian.PutUint32(msg[4:], rest)
+	msg = append(msg, inner[:28]...)
+	binary.BigEndian.PutUint16(msg[2:], testutil.Checksum(msg, 0))
+	return msg
+}
+
+// ipOf is the IPv4 packet of an Ethernet frame.
+func ipOf(frame []byte) []byte { return frame[14:] }
+
+// PMTU discovery through NAT: a router's "fragmentation needed" about the
+// VIP's packet to the client goes to the real, with the quoted packet
+// translated to what the real sent; and a NAT real's "port unreachable"
+// about a client's datagram goes back as the VIP's.
+func TestNATICMPErrors(t *testing.T) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	require.NoError(t, ns.Sysctl("net.ipv4.ip_forward", "1"))
+	res := staticResolver{realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
+	x := openTest(t, ns, res)
+	apply(t, ns, x,
+		Service{ServiceKey: ServiceKey{Addr: vip, Port: 80, Protocol: TCP}, Scheduler: "rr",
+			Reals: []Real{{Addr: realAddr(1), Port: 8080, Weight: 1, Forward: NAT}}},
+		Service{ServiceKey: ServiceKey{Addr: vip, Port: 53, Protocol: UDP}, Scheduler: "rr",
+			Reals: []Real{{Addr: realAddr(1), Port: 5353, Weight: 1, Forward: NAT}}},
+	)
+	v, _ := run(t, ns, x, syn(43000).Bytes())
+	require.EqualValues(t, xdpTX, v)
+
+	// What the client saw: VIP:80 -> client:43000, too big for a router.
+	seen := testutil.Frame{SrcMAC: dirMAC, DstMAC: clientMC, Src: vip, Dst: client, Proto: 6, SrcPort: 80, DstPort: 43000,
+		TCPFlags: testutil.TCPAck, Payload: make([]byte, 1400)}
+	router := netip.MustParseAddr("192.0.2.254")
+	fragNeeded := testutil.Frame{SrcMAC: clientMC, DstMAC: dirMAC, Src: router, Dst: vip, Proto: 1,
+		Payload: icmpError(3, 4, 1300, ipOf(seen.Bytes()))}
+	v, out := run(t, ns, x, fragNeeded.Bytes())
+	require.EqualValues(t, xdpTX, v, "to the flow's real")
+
+	// What the real sent: real:8080 -> client:43000.
+	sent := seen
+	sent.Src, sent.SrcPort = realAddr(1), 8080
+	want := fragNeeded
+	want.Dst, want.DstMAC, want.SrcMAC = realAddr(1), realMAC(1), srcMAC
+	want.Payload = icmpError(3, 4, 1300, ipOf(sent.Bytes()))
+	assert.Equal(t, want.Bytes(), out)
+	ip := ipOf(out)
+	assert.Zero(t, testutil.Checksum(ip[:20], 0), "outer IP checksum")
+	assert.Zero(t, testutil.Checksum(ip[20:], 0), "ICMP checksum")
+	assert.Zero(t, testutil.Checksum(ip[28:48], 0), "quoted IP header checksum")
+	assert.Equal(t, uint16(1300), binary.BigEndian.Uint16(ip[26:]), "next-hop MTU kept")
+
+	// An ICMP error about no flow of ours passes untouched.
+	other := seen
+	other.DstPort = 43999
+	stray := fragNeeded
+	stray.Payload = icmpError(3, 4, 1300, ipOf(other.Bytes()))
+	v, out = run(t, ns, x, stray.Bytes())
+	assert.EqualValues(t, xdpPass, v)
+	assert.Equal(t, stray.Bytes(), out)
+
+	// Port unreachable from the real about a client's datagram.
+	q := testutil.Frame{SrcMAC: clientMC, DstMAC: dirMAC, Src: client, Dst: vip, Proto: 17, SrcPort: 5001, DstPort: 53, Payload: []byte("query")}
+	v, _ = run(t, ns, x, q.Bytes())
+	require.EqualValues(t, xdpTX, v)
+	arrived := q
+	arrived.Dst, arrived.DstPort = realAddr(1), 5353
+	unreach := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: client, Proto: 1,
+		Payload: icmpError(3, 3, 0, ipOf(arrived.Bytes()))}
+	v, out = run(t, ns, x, unreach.Bytes())
+	assert.EqualValues(t, xdpPass, v, "no neighbour for the client here: the kernel forwards it")
+	wantU := unreach
+	wantU.Src = vip
+	wantU.Payload = icmpError(3, 3, 0, ipOf(q.Bytes()))
+	assert.Equal(t, wantU.Bytes(), out, "from the VIP, quoting the datagram as the client sent it")
 }

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* ICMP errors about a flow: they go to the same real as the flow, and for
+ * NAT their addresses and ports are translated inside and out, so that
+ * path MTU discovery (fragmentation needed) and port unreachable work
+ * through the director, as ip_vs_in_icmp/ip_vs_out_icmp do. */
+#ifndef XLB_ICMP_H
+#define XLB_ICMP_H
+
+#include "xlb_maps.h"
+#include "parse.h"
+#include "csum.h"
+#include "forward.h"
+
+/* RFC 792 (linux/icmp.h pulls in libc headers). */
+struct icmphdr {
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+	__be32 rest;
+};
+#define ICMP_DEST_UNREACH 3
+#define ICMP_TIME_EXCEEDED 11
+
+struct icmp_err {
+	struct icmphdr *icmp;
+	struct iphdr *inner;
+	__be16 *sport; /* the inner packet's ports */
+	__be16 *dport;
+	__u16 *udp_sum;
+};
+
+/* Finds an ICMP error's inner packet (IPv4 without options, TCP/UDP). */
+static __always_inline int icmp_inner(struct packet *p, void *data_end, struct icmp_err *e)
+{
+	struct icmphdr *icmp = p->l4;
+	if ((void *)(icmp + 1) > data_end)
+		return -1;
+	if (icmp->type != ICMP_DEST_UNREACH && icmp->type != ICMP_TIME_EXCEEDED)
+		return -1;
+	struct iphdr *in = (void *)(icmp + 1);
+	if ((void *)(in + 1) + 8 > data_end)
+		return -1;
+	if (in->ihl != 5 || (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP))
+		return -1;
+	e->icmp = icmp;
+	e->inner = in;
+	e->sport = (void *)(in + 1);
+	e->dport = (void *)(in + 1) + 2;
+	/* A quoted UDP header is whole (8 bytes): its checksum is there. */
+	e->udp_sum = in->protocol == IPPROTO_UDP ? (void *)(in + 1) + 6 : 0;
+	return 0;
+}
+
+/* Rewrites the inner packet's source (src) or destination address and
+ * port, fixing the inner IP checksum and the ICMP checksum over both. */
+static __always_inline void icmp_inner_rewrite(struct icmp_err *e, int src, __be32 addr, __be16 port)
+{
+	struct iphdr *in = e->inner;
+	__be32 old = src ? in->saddr : in->daddr;
+	__u16 old_sum = in->check;
+	csum_replace4((__u16 *)&in->check, old, addr);
+	__be16 *pp = src ? e->sport : e->dport;
+	csum_replace4((__u16 *)&e->icmp->checksum, old, addr);
+	csum_replace2((__u16 *)&e->icmp->checksum, old_sum, in->check);
+	csum_replace2((__u16 *)&e->icmp->checksum, *pp, port);
+	if (e->udp_sum && *e->udp_sum) {
+		/* Undo what the NAT did to the quoted datagram's checksum
+		 * too, so the quote is what its sender sent. */
+		__u16 old_udp = *e->udp_sum;
+		csum_replace4(e->udp_sum, old, addr);
+		csum_replace2(e->udp_sum, *pp, port);
+		if (*e->udp_sum == 0)
+			*e->udp_sum = 0xffff;
+		csum_replace2((__u16 *)&e->icmp->checksum, old_udp, *e->udp_sum);
+	}
+	*pp = port;
+	if (src)
+		in->saddr = addr;
+	else
+		in->daddr = addr;
+}
+
+/* An ICMP error to a VIP about one of its flows (the inner packet went
+ * VIP:vport -> client): to the flow's real, translated for NAT. Returns -1
+ * when it is about no flow. */
+static __always_inline int icmp_to_vip(struct xdp_md *ctx, struct packet *p, void *data_end)
+{
+	struct icmp_err e;
+	if (icmp_inner(p, data_end, &e) < 0)
+		return -1;
+	struct conn_key k = {
+		.src = e.inner->daddr, .dst = e.inner->saddr,
+		.sport = *e.dport, .dport = *e.sport, .proto = e.inner->protocol,
+	};
+	struct conn *c = bpf_map_lookup_elem(&conns, &k);
+	if (!c)
+		return -1;
+	__u32 slot = c->real;
+	struct real *r = bpf_map_lookup_elem(&reals, &slot);
+	if (!r || r->gen != c->gen || !(r->flags & XLB_REAL_F_PRESENT))
+		return -1;
+	if (r->flags & XLB_REAL_F_NAT) {
+		struct iphdr *ip = p->ip;
+		if ((void *)(ip + 1) > data_end)
+			return -1;
+		icmp_inner_rewrite(&e, 1, r->addr, r->port);
+		csum_replace4((__u16 *)&ip->check, ip->daddr, r->addr);
+		ip->daddr = r->addr;
+	}
+	return forward_dr(ctx, p->eth, r);
+}
+
+/* An ICMP error from a NAT real about a client's packet (inner: client ->
+ * real:rport): back to the client as from VIP:vport. */
+static __always_inline int icmp_from_nat_real(struct xdp_md *ctx, struct packet *p, void *data_end)
+{
+	struct icmp_err e;
+	if (icmp_inner(p, data_end, &e) < 0)
+		return -1;
+	struct conn_key k = {
+		.src = e.inner->daddr, .dst = e.inner->saddr,
+		.sport = *e.dport, .dport = *e.sport, .proto = e.inner->protocol,
+	};
+	struct nat_reply *nr = bpf_map_lookup_elem(&nat_replies, &k);
+	if (!nr)
+		return -1;
+	struct iphdr *ip = p->ip;
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	icmp_inner_rewrite(&e, 0, nr->vip, nr->vport);
+	csum_replace4((__u16 *)&ip->check, ip->saddr, nr->vip);
+	ip->saddr = nr->vip;
+	int to_kernel;
+	return forward_routed(ctx, p, data_end, &to_kernel);
+}
+
+#endif /* XLB_ICMP_H */
