@@ -135,11 +135,40 @@ static __always_inline int conn_claim(struct conn *c)
 	return __sync_lock_test_and_set(&c->retired, 1) == 0;
 }
 
+/* The template key of a persistent flow (ip_vs_sched_persist): port 0
+ * for FTP's port 21. */
+static __always_inline void tmpl_key_of(struct tmpl_key *tk, __u8 proto, __be32 client, __be32 mask,
+					__be32 vip, __be16 vport)
+{
+	tk->client = client & mask;
+	tk->vip = vip;
+	tk->vport = vport == bpf_htons(21) ? 0 : vport;
+	tk->proto = proto;
+	tk->pad = 0;
+}
+
+/* A flow under a template ended: one control fewer. */
+static __always_inline void tmpl_release(const struct conn_key *k, const struct conn *c)
+{
+	if (!(c->flags & XLB_CONN_F_PERSIST))
+		return;
+	struct tmpl_key tk;
+	tmpl_key_of(&tk, k->proto, k->src, c->tmpl_mask, k->dst, (c->flags & XLB_CONN_F_TMPL_NOPORT) ? 0 : k->dport);
+	struct tmpl *t = bpf_map_lookup_elem(&templates, &tk);
+	if (t)
+		__sync_fetch_and_add(&t->controls, -1);
+}
+
+static __always_inline int tmpl_expired(const struct tmpl *t, __u64 now)
+{
+	return now - t->last_seen > (__u64)t->timeout_s * 1000000000ULL;
+}
+
 /* A new flow. A TCP flow starts with its SYN: NONE -> SYN_RECV, counted
  * active (IPVS counts it inactive at birth and moves it at once). A UDP
  * flow is inactive for its whole life. */
 static __always_inline int conn_create(const struct conn_key *k, __u32 real_slot, __u32 gen,
-				       __u32 svc_idx, __u8 proto, __u64 now)
+				       __u32 svc_idx, __u8 proto, __u64 now, __u8 flags, __be32 tmpl_mask)
 {
 	__u8 state = proto == IPPROTO_UDP ? XLB_CT_UDP : XLB_CT_SYN_RECV;
 	struct conn c = {
@@ -149,6 +178,8 @@ static __always_inline int conn_create(const struct conn_key *k, __u32 real_slot
 		.svc = svc_idx,
 		.timeout_s = state_timeout(state),
 		.state = state,
+		.flags = flags,
+		.tmpl_mask = tmpl_mask,
 	};
 	int err = bpf_map_update_elem(&conns, k, &c, BPF_ANY);
 	if (!err)

@@ -133,9 +133,15 @@ static __always_inline __u32 sched_least(const struct svc *s, __u32 svc_slot)
 	return least;
 }
 
-/* Returns a real slot that is available for a new flow, or XLB_NO_REAL. */
-static __always_inline __u32 schedule(const struct svc *s, __u32 svc_slot, const struct packet *p)
+/* Returns a real slot that is available for a new flow, or XLB_NO_REAL.
+ * A global function: the verifier checks it once, on its own, instead of
+ * once per path through the caller (the scans make many). */
+__attribute__((noinline)) __u32 xlb_schedule(__u32 svc_slot, __be32 src, __be32 dst, __be16 sport)
 {
+	struct svc *s = bpf_map_lookup_elem(&svcs, &svc_slot);
+	if (!s)
+		return XLB_NO_REAL;
+	struct packet p = { .src = src, .dst = dst, .sport = sport };
 	__u32 slot;
 	switch (s->sched) {
 	case XLB_SCHED_RR:
@@ -145,9 +151,9 @@ static __always_inline __u32 schedule(const struct svc *s, __u32 svc_slot, const
 		 * covers a weight change racing with this packet. */
 		return real_if_available(slot) ? slot : XLB_NO_REAL;
 	case XLB_SCHED_SH:
-		return sched_sh(s, svc_slot, p);
+		return sched_sh(s, svc_slot, &p);
 	case XLB_SCHED_DH:
-		return sched_dh(svc_slot, p);
+		return sched_dh(svc_slot, &p);
 	case XLB_SCHED_LC:
 	case XLB_SCHED_WLC:
 	case XLB_SCHED_SED:

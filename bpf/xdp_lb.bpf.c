@@ -169,6 +169,7 @@ int xlb_xdp(struct xdp_md *ctx)
 		}
 		if (live)
 			conns_add(real_slot, c->state, -1);
+		tmpl_release(&ck, c);
 	}
 
 	struct svc_key sk = { .vip = p.dst, .port = p.dport, .proto = p.proto };
@@ -187,13 +188,51 @@ int xlb_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	__u32 real_slot = schedule(s, svc_slot, &p);
-	r = real_if_available(real_slot);
+	__u32 real_slot = XLB_NO_REAL;
+	__u8 cflags = 0;
+	struct tmpl_key tk;
+	struct tmpl *t = 0;
+	if (s->persist_timeout_s) {
+		/* ip_vs_sched_persist: a valid template decides; it is valid
+		 * while its real is in the service (weight 0 included, as
+		 * IPVS's default) and it has not expired, or still controls
+		 * flows. */
+		tmpl_key_of(&tk, p.proto, p.src, s->persist_mask, p.dst, p.dport);
+		cflags = XLB_CONN_F_PERSIST | (tk.vport ? 0 : XLB_CONN_F_TMPL_NOPORT);
+		t = bpf_map_lookup_elem(&templates, &tk);
+		if (t && (!tmpl_expired(t, now) || t->controls > 0)) {
+			__u32 ts = t->real;
+			struct real *tr = bpf_map_lookup_elem(&reals, &ts);
+			if (tr && tr->gen == t->gen && (tr->flags & XLB_REAL_F_PRESENT)) {
+				real_slot = ts;
+				t->last_seen = now;
+				t->timeout_s = s->persist_timeout_s;
+			}
+		}
+	}
+	if (real_slot == XLB_NO_REAL) {
+		real_slot = xlb_schedule(svc_slot, p.src, p.dst, p.sport);
+		r = real_if_available(real_slot);
+		if (r && s->persist_timeout_s) {
+			struct tmpl nt = { .real = real_slot, .gen = r->gen, .last_seen = now,
+					   .timeout_s = s->persist_timeout_s };
+			bpf_map_update_elem(&templates, &tk, &nt, BPF_ANY);
+		}
+	} else {
+		r = bpf_map_lookup_elem(&reals, &real_slot);
+	}
 	if (!r) {
 		stat_inc(XLB_STAT_NO_DEST);
 		return XDP_DROP;
 	}
-	conn_create(&ck, real_slot, r->gen, svc_idx, p.proto, now);
+	if (s->persist_timeout_s) {
+		t = bpf_map_lookup_elem(&templates, &tk);
+		if (t)
+			__sync_fetch_and_add(&t->controls, 1);
+		else
+			cflags = 0;
+	}
+	conn_create(&ck, real_slot, r->gen, svc_idx, p.proto, now, cflags, s->persist_mask);
 	if (r->flags & XLB_REAL_F_NAT) {
 		struct conn_key rk = {
 			.src = r->addr, .dst = p.src, .sport = r->port, .dport = p.sport, .proto = p.proto,
@@ -230,6 +269,7 @@ static long sweep_one(struct bpf_map *map, struct conn_key *k, struct conn *c, s
 	struct sweep_count *sw = sweep_slot(slot);
 	if (conn_expired(c, sc->now)) {
 		if (conn_claim(c)) {
+			tmpl_release(k, c);
 			if (live) {
 				conns_add(slot, c->state, -1);
 				if (sw) {
@@ -252,6 +292,14 @@ static long sweep_one(struct bpf_map *map, struct conn_key *k, struct conn *c, s
 	return 0;
 }
 
+/* A template goes when it has expired and controls no flow. */
+static long sweep_tmpl(struct bpf_map *map, struct tmpl_key *k, struct tmpl *t, struct sweep_ctx *sc)
+{
+	if (tmpl_expired(t, sc->now) && t->controls <= 0)
+		bpf_map_delete_elem(&templates, k);
+	return 0;
+}
+
 /* xlb_sweep ends expired flows, taking them off their real's counters as
  * IPVS does when a connection expires, and counts the live ones per real
  * so the control plane can correct what LRU evictions left counted. */
@@ -260,6 +308,7 @@ int xlb_sweep(struct xdp_md *ctx)
 {
 	struct sweep_ctx sc = { .now = xlb_now() };
 	bpf_for_each_map_elem(&conns, sweep_one, &sc, 0);
+	bpf_for_each_map_elem(&templates, sweep_tmpl, &sc, 0);
 	return XDP_PASS;
 }
 

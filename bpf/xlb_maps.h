@@ -134,6 +134,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } real_conns SEC(".maps");
 
+/* Persistence templates. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tmpl_key);
+	__type(value, struct tmpl);
+	__uint(max_entries, XLB_MAX_CONNS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} templates SEC(".maps");
+
 /* Reverse flows of NAT connections (real -> client) to the VIP:port the
  * client used; written when the flow is made. */
 struct {

@@ -87,6 +87,9 @@ struct svc {
 	 * control plane can regenerate it and know where IPVS would be. */
 	__s32 start_cursor;
 	__s32 start_cw;
+	/* Persistence (ipvsadm -p/-M): 0 = none. */
+	__u32 persist_timeout_s;
+	__be32 persist_mask;
 };
 
 struct real {
@@ -119,10 +122,40 @@ struct conn {
 	__u32 svc;       /* service index */
 	__u32 timeout_s; /* armed at the last packet, from the timeouts map */
 	__u8 state;      /* enum xlb_ct_state */
-	__u8 pad[3];
+	__u8 flags;      /* enum xlb_conn_flags */
+	__u8 pad[2];
 	/* Set (atomically) by whoever ends the entry, the program replacing
 	 * it or the sweeper expiring it, so its counts go once. */
 	__u32 retired;
+	/* A persistent flow's template is (proto, src & tmpl_mask, dst,
+	 * dport or 0): the flow counts among the template's controls. */
+	__be32 tmpl_mask;
+	__u32 pad2;
+};
+
+enum xlb_conn_flags {
+	XLB_CONN_F_PERSIST = 1 << 0,     /* controlled by a persistence template */
+	XLB_CONN_F_TMPL_NOPORT = 1 << 1, /* its template has port 0 (FTP, port 21) */
+};
+
+/* A persistence template (IPVS's template connection): the client's
+ * masked address keeps its real. */
+struct tmpl_key {
+	__be32 client;
+	__be32 vip;
+	__be16 vport;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct tmpl {
+	__u32 real;
+	__u32 gen;
+	__u64 last_seen;
+	__u32 timeout_s;
+	__u32 pad;
+	/* Live flows it controls: while any, it does not expire. */
+	__s64 controls;
 };
 
 /* ActiveConn / InActConn of a real, as IPVS counts them. Shared by all

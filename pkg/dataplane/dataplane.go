@@ -71,7 +71,14 @@ type Service struct {
 	ServiceKey
 	Scheduler string // rr, wrr, sh, dh, lc, wlc, sed, nq
 	Flags     SchedFlags
-	Reals     []Real
+	// Persistence (ipvsadm -p, keepalived persistence_timeout): a
+	// client's connections keep their real until the template has been
+	// unused this long and controls no connection. 0 = none.
+	Persistence time.Duration
+	// PersistenceMask is the prefix length that groups clients
+	// (ipvsadm -M, persistence_granularity); 0 means /32.
+	PersistenceMask int
+	Reals           []Real
 }
 
 // Real is a real server of a service. Weight 0 quiesces it: no new flows,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"time"
@@ -63,9 +64,11 @@ type svcState struct {
 	key   ServiceKey
 	idx   uint32
 	half  uint32
-	sched string
-	flags SchedFlags
-	reals []*realState
+	sched       string
+	flags       SchedFlags
+	persist     time.Duration
+	persistMask int
+	reals       []*realState
 
 	// The live rr/wrr sequence, for finding where IPVS's state is now.
 	dests  []sched.Dest
@@ -119,6 +122,9 @@ func validate(services []Service) error {
 		seen[s.ServiceKey] = true
 		if _, ok := schedulers[s.Scheduler]; !ok {
 			return fmt.Errorf("service %s: scheduler %q is not supported by the XDP data plane (rr, wrr, sh, dh, lc, wlc, sed, nq)", s.ServiceKey, s.Scheduler)
+		}
+		if s.Persistence < 0 || (s.Persistence > 0 && s.Persistence < time.Second) || s.PersistenceMask < 0 || s.PersistenceMask > 32 {
+			return fmt.Errorf("service %s: persistence %v /%d out of range", s.ServiceKey, s.Persistence, s.PersistenceMask)
 		}
 		if s.Flags&^(SHFallback|SHPort) != 0 {
 			return fmt.Errorf("service %s: unknown scheduler flags %#x", s.ServiceKey, uint16(s.Flags))
@@ -218,7 +224,8 @@ func (x *XDP) applyLocked(services []Service, wait time.Duration) error {
 }
 
 func (x *XDP) planService(old *svcState, want Service, svcUsed *[maxServices]bool, realUsed *[maxReals]bool, wait time.Duration) (*plan, error) {
-	st := &svcState{key: want.ServiceKey, sched: want.Scheduler, flags: want.Flags}
+	st := &svcState{key: want.ServiceKey, sched: want.Scheduler, flags: want.Flags,
+		persist: want.Persistence, persistMask: want.PersistenceMask}
 	p := &plan{st: st, old: old}
 	if old != nil {
 		st.idx, st.half = old.idx, old.half
@@ -411,6 +418,14 @@ func (x *XDP) buildTable(p *plan, deletedIdx []int) error {
 
 func (x *XDP) svcEntry(st *svcState) xlbSvc {
 	e := xlbSvc{Id: st.idx + 1, Sched: schedulers[st.sched], Flags: uint16(st.flags)}
+	if st.persist > 0 {
+		n := st.persistMask
+		if n == 0 {
+			n = 32
+		}
+		e.PersistTimeoutS = uint32(st.persist / time.Second)
+		e.PersistMask = ip4(netip.PrefixFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), n).Masked().Addr())
+	}
 	switch st.sched {
 	case "lc", "wlc", "sed", "nq":
 		e.SeqLen = uint32(len(st.reals))
@@ -724,6 +739,10 @@ func recoverTables(objs *xlbObjects, log *slog.Logger) (*tables, error) {
 			}
 		}
 		st.flags = SchedFlags(s.Flags)
+		if s.PersistTimeoutS != 0 {
+			st.persist = time.Duration(s.PersistTimeoutS) * time.Second
+			st.persistMask = bits.OnesCount32(s.PersistMask)
+		}
 		t.svcUsed[st.idx] = true
 		for i := range uint32(maxReals) {
 			if err := objs.Reals.Lookup(&i, &e); err != nil {

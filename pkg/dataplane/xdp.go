@@ -148,9 +148,21 @@ func OpenXDP(cfg Config) (*XDP, error) {
 }
 
 func (x *XDP) load() error {
+	_, statErr := os.Stat(x.cfg.PinDir)
+	fresh := os.IsNotExist(statErr)
 	if err := ensureBPFFS(x.cfg.PinDir); err != nil {
 		return err
 	}
+	err := x.loadObjects()
+	if err != nil && fresh {
+		// Maps are pinned before the program is verified: a load that
+		// fails leaves nothing behind it made.
+		_ = os.RemoveAll(x.cfg.PinDir)
+	}
+	return err
+}
+
+func (x *XDP) loadObjects() error {
 	spec, err := loadXlb()
 	if err != nil {
 		return fmt.Errorf("load bpf spec: %w", err)

@@ -21,8 +21,11 @@ type xlbConn struct {
 	Svc      uint32
 	TimeoutS uint32
 	State    uint8
-	Pad      [3]uint8
+	Flags    uint8
+	Pad      [2]uint8
 	Retired  uint32
+	TmplMask uint32
+	Pad2     uint32
 }
 
 type xlbConnCounts struct {
@@ -71,15 +74,17 @@ type xlbReal struct {
 }
 
 type xlbSvc struct {
-	_           structs.HostLayout
-	Id          uint32
-	Sched       uint8
-	Forward     uint8
-	Flags       uint16
-	SeqLen      uint32
-	SeqLoop     uint32
-	StartCursor int32
-	StartCw     int32
+	_               structs.HostLayout
+	Id              uint32
+	Sched           uint8
+	Forward         uint8
+	Flags           uint16
+	SeqLen          uint32
+	SeqLoop         uint32
+	StartCursor     int32
+	StartCw         int32
+	PersistTimeoutS uint32
+	PersistMask     uint32
 }
 
 type xlbSvcKey struct {
@@ -96,6 +101,25 @@ type xlbSweepCount struct {
 	Inactive    int64
 	DecActive   int64
 	DecInactive int64
+}
+
+type xlbTmpl struct {
+	_        structs.HostLayout
+	Real     uint32
+	Gen      uint32
+	LastSeen uint64
+	TimeoutS uint32
+	Pad      uint32
+	Controls int64
+}
+
+type xlbTmplKey struct {
+	_      structs.HostLayout
+	Client uint32
+	Vip    uint32
+	Vport  uint16
+	Proto  uint8
+	Pad    uint8
 }
 
 type xlbXlbCtState uint32
@@ -148,6 +172,7 @@ const (
 	xlbMapSvcRetired      = "svc_retired"
 	xlbMapSvcs            = "svcs"
 	xlbMapSweepCounts     = "sweep_counts"
+	xlbMapTemplates       = "templates"
 	xlbMapTimeouts        = "timeouts"
 	xlbMapTxPorts         = "tx_ports"
 	xlbMapVipFilter       = "vip_filter"
@@ -223,6 +248,7 @@ type xlbMapSpecs struct {
 	SvcRetired   *ebpf.MapSpec `ebpf:"svc_retired"`
 	Svcs         *ebpf.MapSpec `ebpf:"svcs"`
 	SweepCounts  *ebpf.MapSpec `ebpf:"sweep_counts"`
+	Templates    *ebpf.MapSpec `ebpf:"templates"`
 	Timeouts     *ebpf.MapSpec `ebpf:"timeouts"`
 	TxPorts      *ebpf.MapSpec `ebpf:"tx_ports"`
 	VipFilter    *ebpf.MapSpec `ebpf:"vip_filter"`
@@ -270,6 +296,7 @@ type xlbMaps struct {
 	SvcRetired   *ebpf.Map `ebpf:"svc_retired"`
 	Svcs         *ebpf.Map `ebpf:"svcs"`
 	SweepCounts  *ebpf.Map `ebpf:"sweep_counts"`
+	Templates    *ebpf.Map `ebpf:"templates"`
 	Timeouts     *ebpf.Map `ebpf:"timeouts"`
 	TxPorts      *ebpf.Map `ebpf:"tx_ports"`
 	VipFilter    *ebpf.Map `ebpf:"vip_filter"`
@@ -292,6 +319,7 @@ func (m *xlbMaps) Close() error {
 		m.SvcRetired,
 		m.Svcs,
 		m.SweepCounts,
+		m.Templates,
 		m.Timeouts,
 		m.TxPorts,
 		m.VipFilter,

@@ -280,7 +280,8 @@ func (d *Director) updateQuorum(vs *vsState) []func() {
 func (d *Director) wanted() []dataplane.Service {
 	var out []dataplane.Service
 	for _, vs := range d.services {
-		svc := dataplane.Service{ServiceKey: vs.key, Scheduler: vs.cfg.Scheduler, Flags: dataplane.SchedFlags(vs.cfg.SchedFlags)}
+		svc := dataplane.Service{ServiceKey: vs.key, Scheduler: vs.cfg.Scheduler, Flags: dataplane.SchedFlags(vs.cfg.SchedFlags),
+			Persistence: vs.cfg.PersistenceTimeout, PersistenceMask: vs.cfg.PersistenceGranularity}
 		if !vs.quorumUp && vs.cfg.SorryServer != nil {
 			// keepalived: the live reals leave the pool, the sorry
 			// server takes their place.

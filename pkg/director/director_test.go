@@ -232,3 +232,23 @@ func TestLVSTimeoutsApplied(t *testing.T) {
 	require.NoError(t, d.Load(cfg))
 	assert.Equal(t, dataplane.Timeouts{TCP: 7200 * time.Second, TCPFin: 30 * time.Second, UDP: time.Minute}, dp.timeouts)
 }
+
+func TestPersistenceConfig(t *testing.T) {
+	d, dp, _, _ := newTest(t)
+	cfg := parse(t, `
+virtual_server 10.0.0.100 80 {
+    lb_algo wlc
+    lb_kind NAT
+    protocol TCP
+    persistence_timeout 300
+    persistence_granularity 255.255.255.0
+    real_server 10.0.0.11 8080 {
+    }
+}`)
+	require.NoError(t, d.Load(cfg))
+	svc := dp.last()[0]
+	assert.Equal(t, 300*time.Second, svc.Persistence)
+	assert.Equal(t, 24, svc.PersistenceMask)
+	assert.Equal(t, dataplane.NAT, svc.Reals[0].Forward)
+	assert.EqualValues(t, 8080, svc.Reals[0].Port)
+}

@@ -48,9 +48,6 @@ func Validate(cfg *config.Config) error {
 		if !slices.Contains(Supported, vs.Scheduler) {
 			bad(vs.Pos, "%s: lvs_sched %s is not supported by the XDP data plane yet (supported: %s)", name, vs.Scheduler, strings.Join(Supported, ", "))
 		}
-		if vs.PersistenceTimeout != 0 {
-			bad(vs.Pos, "%s: persistence_timeout is not supported yet", name)
-		}
 		if vs.SchedFlags&^(config.FlagSHFallback|config.FlagSHPort) != 0 {
 			bad(vs.Pos, "%s: scheduler flags %#x are not supported (sh-port and sh-fallback are)", name, uint32(vs.SchedFlags&^(config.FlagSHFallback|config.FlagSHPort)))
 		}

@@ -73,8 +73,8 @@ func (s *State) Apply(cmd Command) error {
 			return kernelErr(ErrNoService)
 		}
 		if cmd.Kind == CmdDeleteService {
-			i := svc - &s.Services[0]
-			s.Services = slices.Delete(s.Services, int(i), int(i)+1)
+			i := slices.IndexFunc(s.Services, func(x Service) bool { return SameService(&x, &cmd.Service) })
+			s.Services = slices.Delete(s.Services, i, i+1)
 			return nil
 		}
 		if err := checkService(&cmd.Service); err != nil {

@@ -259,7 +259,7 @@ func inetNtop(a netip.Addr) string {
 		if i != 0 {
 			sb.WriteByte(':')
 		}
-		if i == 6 && best == 0 && (bestLen == 6 || (bestLen == 7 && w[7] != 1) || (bestLen == 5 && w[5] == 0xffff)) {
+		if i == 6 && best == 0 && (bestLen == 6 || (bestLen == 5 && w[5] == 0xffff)) {
 			sb.WriteString(netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}).String())
 			break
 		}

@@ -28,7 +28,9 @@ var (
 	ErrSchedulerNotFound = errors.New("Scheduler or persistence engine not found")
 	ErrInvalid           = errors.New("Invalid operation.  Possibly wrong module version, address not unicast, ...")
 	ErrRange             = errors.New("Numerical result out of range")
-	ErrNotSupported      = errors.New("Operation not supported with specified address family")
+	// ErrNotSupported is xlb's answer to --start-daemon and
+	// --stop-daemon: it has no connection sync daemon.
+	ErrNotSupported = errors.New("Operation not supported")
 )
 
 // Exit statuses ipvsadm uses.
@@ -62,10 +64,14 @@ func (e *Error) Message(prog string) string {
 }
 
 // ExitCode is the exit status ipvsadm would end with after err: 0 for nil,
-// the Code of an [*Error], 255 for anything else.
+// the Code of an [*Error] or a [*RestoreError], 255 for anything else.
 func ExitCode(err error) int {
 	if err == nil {
 		return ExitOK
+	}
+	var re *RestoreError
+	if errors.As(err, &re) {
+		return re.Code
 	}
 	var e *Error
 	if errors.As(err, &e) {

@@ -116,7 +116,7 @@ type Command struct {
 // /etc/services, a name is refused with ipvsadm's message for a bad
 // address. Set the lookups to accept names.
 type Parser struct {
-	LookupHost func(name string) (netip.Addr, bool)                  // IPv4 only, as gethostbyname
+	LookupHost func(name string) (netip.Addr, bool)                 // IPv4 only, as gethostbyname
 	LookupPort func(name string, p Protocol) (port uint16, ok bool) // getservbyname
 }
 
@@ -345,12 +345,13 @@ func (p Parser) Parse(args []string) (Command, error) {
 		if !ok1 || !ok2 || !ok3 {
 			return Command{}, usageErr("--set option requires 3 timeout values")
 		}
+		dst := []*int{&ps.timeout.TCP, &ps.timeout.TCPFin, &ps.timeout.UDP}
 		for i, s := range []string{a, b, c} {
 			v, err := parseTimeout(s, 0, maxTimeout)
 			if err != nil {
 				return Command{}, err
 			}
-			*[]*int{&ps.timeout.TCP, &ps.timeout.TCPFin, &ps.timeout.UDP}[i] = int(v)
+			*dst[i] = int(v)
 		}
 	}
 	if w, ok := pp.leftover(); ok {
@@ -470,7 +471,14 @@ func (ps *parseState) option(r poptResult, pp *poptState) error {
 		if err := ps.setOption(optForward); err != nil {
 			return err
 		}
-		ps.dest.Forward = map[int]Forward{'i': ForwardTunnel, 'g': ForwardRoute, 'm': ForwardMasq}[r.opt.tag]
+		switch r.opt.tag {
+		case 'i':
+			ps.dest.Forward = ForwardTunnel
+		case 'g':
+			ps.dest.Forward = ForwardRoute
+		default:
+			ps.dest.Forward = ForwardMasq
+		}
 	case 'w':
 		if err := ps.setOption(optWeight); err != nil {
 			return err
