@@ -61,9 +61,9 @@ type tables struct {
 }
 
 type svcState struct {
-	key   ServiceKey
-	idx   uint32
-	half  uint32
+	key         ServiceKey
+	idx         uint32
+	half        uint32
 	sched       string
 	flags       SchedFlags
 	persist     time.Duration
