@@ -27,17 +27,17 @@ type benchRig struct {
 }
 
 func newBenchRig(b *testing.B, maxConns uint32) *benchRig {
-	return newBenchRigWith(b, maxConns, "wrr", 16)
+	return newBenchRigWith(b, maxConns, "wrr", 16, DR)
 }
 
-func newBenchRigWith(b *testing.B, maxConns uint32, schedName string, reals int) *benchRig {
+func newBenchRigWith(b *testing.B, maxConns uint32, schedName string, reals int, fwd Forward) *benchRig {
 	requireRoot(b)
 	ns, _ := testNS(b)
 	res := staticResolver{}
 	svc := Service{ServiceKey: ServiceKey{Addr: vip, Port: 80, Protocol: TCP}, Scheduler: schedName}
 	for i := 1; i <= reals; i++ {
 		res[realAddr(i)] = NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC}
-		svc.Reals = append(svc.Reals, Real{Addr: realAddr(i), Port: 80, Weight: int32(1 + i%3)})
+		svc.Reals = append(svc.Reals, Real{Addr: realAddr(i), Port: 80, Weight: int32(1 + i%3), Forward: fwd})
 	}
 	var x *XDP
 	require.NoError(b, ns.Do(func() (err error) {
@@ -112,15 +112,27 @@ func BenchmarkDR(b *testing.B) {
 		ns := r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 1<<30, b.N)
 		report(b, ns, base, harness)
 	})
-	for _, n := range []int{16, 64} {
-		b.Run(fmt.Sprintf("new-flow-wlc-%d-reals", n), func(b *testing.B) {
-			r := newBenchRigWith(b, 1<<18, "wlc", n)
+	for _, c := range []struct {
+		fwd Forward
+		n   int
+	}{{DR, 16}, {DR, 64}, {NAT, 16}, {NAT, 64}} {
+		b.Run(fmt.Sprintf("%s-new-flow-wlc-%d-reals", map[Forward]string{DR: "dr", NAT: "nat"}[c.fwd], c.n), func(b *testing.B) {
+			r := newBenchRigWith(b, 1<<18, "wlc", c.n, c.fwd)
 			base := r.measure(b, r.bench.BenchMacswap, synFrame.Bytes(), b.N)
 			harness := r.viaHarness(b, r.bench.BenchPass, synFrame.Bytes(), 1<<30, b.N) - r.measure(b, r.bench.BenchPass, synFrame.Bytes(), b.N)
 			ns := r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 1<<30, b.N)
 			report(b, ns, base, harness)
 		})
 	}
+	b.Run("nat-established-one-flow", func(b *testing.B) {
+		// NAT rewrites the packet: the harness restores it each repeat.
+		r := newBenchRigWith(b, 4096, "wlc", 16, NAT)
+		r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 0, 1)
+		base := r.measure(b, r.bench.BenchMacswap, ack.Bytes(), b.N)
+		harness := r.viaHarness(b, r.bench.BenchPass, ack.Bytes(), 0, b.N) - r.measure(b, r.bench.BenchPass, ack.Bytes(), b.N)
+		ns := r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), 0, b.N)
+		report(b, ns, base, harness)
+	})
 	b.Run("established-1M-flows-random", func(b *testing.B) {
 		const flows = 1 << 20
 		r := newBenchRig(b, 2*flows)
