@@ -59,7 +59,7 @@ func Preflight() error {
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()},
 	})
 	if err != nil {
-		return fmt.Errorf("this kernel does not let xlb load an XDP program (%v): it needs a kernel built with BPF and XDP, 5.9 or newer", err)
+		return fmt.Errorf("this kernel does not let xlb load an XDP program (%v): it needs a kernel built with BPF and XDP, 5.15 or newer", err)
 	}
 	prog.Close()
 	for _, tool := range []string{"ip", "nsenter", "ethtool", "sysctl"} {
