@@ -10,9 +10,10 @@ export GOTOOLCHAIN ?= auto
 help:
 	@awk '/^## /{ sub(/^## /, ""); n = index($$0, ":"); printf "  %-15s %s\n", substr($$0, 1, n-1), substr($$0, n+2) }' $(MAKEFILE_LIST)
 
-## build: build bin/xlb
+## build: build bin/xlb and bin/xlbadm
 build:
 	$(GO) build -o bin/xlb ./cmd/xlb
+	$(GO) build -o bin/xlbadm ./cmd/xlbadm
 
 ## demo: forward real HTTP through xlb on a built-in namespace topology (root)
 demo: build
@@ -29,7 +30,7 @@ test:
 
 ## unit: the tests that need no root and no kernel features
 unit:
-	$(GO) test -count=1 ./pkg/sched/... ./pkg/config/... ./pkg/vrrp/...
+	$(GO) test -count=1 ./pkg/sched/... ./pkg/config/... ./pkg/vrrp/... ./pkg/health/... ./pkg/ipvsadm/...
 
 ## generate: rebuild the BPF objects with Debian's clang 14 (bpf2go)
 generate:

@@ -29,6 +29,7 @@ type runFlags struct {
 	logLevel   string
 	logFormat  string
 	maxConns   uint32
+	noConfig   bool
 }
 
 func runRun(e env, args []string) int {
@@ -44,6 +45,7 @@ func runRun(e env, args []string) int {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.Uint32Var(&f.maxConns, "max-conns", 0, "connection table size (0: the built-in 262144); keep it across restarts")
+	fs.BoolVar(&f.noConfig, "no-config", false, "start with no keepalived.conf: services come from xlbadm (ipvsadm commands) only")
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: xlb run [-f FILE] [--interface IF]... [flags]\n\nRuns the director: reads keepalived.conf, attaches the XDP data plane, applies\nevery virtual_server, runs the health checks and applies their results.\nSIGHUP reloads the file (an invalid one changes nothing); SIGTERM detaches.\n\nflags:")
 		fs.PrintDefaults()
@@ -129,8 +131,10 @@ func scriptUser(cfg *config.Config) string {
 }
 
 func runDaemon(ctx context.Context, e env, log *slog.Logger, f runFlags, mode dataplane.XDPMode) error {
-	cfg, err := loadConfig(f.file, log)
-	if err != nil {
+	cfg, err := &config.Config{}, error(nil)
+	if f.noConfig {
+		f.file = ""
+	} else if cfg, err = loadConfig(f.file, log); err != nil {
 		return err
 	}
 	ifaces := f.interfaces
@@ -194,6 +198,10 @@ func runDaemon(ctx context.Context, e env, log *slog.Logger, f runFlags, mode da
 			log.Info("stopping", "keep_dataplane", keep)
 			return nil
 		case <-hup:
+			if f.file == "" {
+				log.Info("SIGHUP: no configuration file to reload (--no-config)")
+				continue
+			}
 			log.Info("reloading", "config", f.file)
 			next, err := loadConfig(f.file, log)
 			if err == nil {
@@ -213,6 +221,10 @@ type statusBackend struct {
 	d    *director.Director
 	x    *dataplane.XDP
 	file string
+}
+
+func (b *statusBackend) Ipvsadm(args []string, stdin string) (string, string, int) {
+	return b.d.Ipvsadm(args, stdin)
 }
 
 func (b *statusBackend) Status() (control.Status, error) {

@@ -1,10 +1,12 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -33,7 +35,23 @@ func NewClient(path string) *Client {
 }
 
 func (c *Client) get(path string, v any) error {
-	resp, err := c.http.Get("http://xlb" + path)
+	return c.do(http.MethodGet, path, nil, v)
+}
+
+func (c *Client) do(method, path string, body any, v any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://xlb"+path, rd)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
 			return fmt.Errorf("%w (no daemon on %s; start it with: xlb run -f /etc/keepalived/keepalived.conf)", ErrNotRunning, c.path)
@@ -52,6 +70,13 @@ func (c *Client) get(path string, v any) error {
 		return fmt.Errorf("control socket: %s", resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// Ipvsadm runs an ipvsadm command line in the daemon.
+func (c *Client) Ipvsadm(args []string, stdin string) (IpvsadmResponse, error) {
+	var r IpvsadmResponse
+	err := c.do(http.MethodPost, "/v1/ipvsadm", IpvsadmRequest{Args: args, Stdin: stdin}, &r)
+	return r, err
 }
 
 // Status asks the daemon for its state.

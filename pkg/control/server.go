@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +20,22 @@ const DefaultSocket = "/run/xlb/xlb.sock"
 // Backend is what the API serves.
 type Backend interface {
 	Status() (Status, error)
+	// Ipvsadm runs an ipvsadm command line; it returns what ipvsadm would
+	// print and its exit code.
+	Ipvsadm(args []string, stdin string) (stdout, stderr string, code int)
+}
+
+// IpvsadmRequest is one xlbadm invocation.
+type IpvsadmRequest struct {
+	Args  []string `json:"args"`
+	Stdin string   `json:"stdin,omitempty"`
+}
+
+// IpvsadmResponse is what it printed and its exit code.
+type IpvsadmResponse struct {
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
+	Code   int    `json:"code"`
 }
 
 // Server serves the API on a unix socket.
@@ -56,6 +73,15 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 			return
 		}
 		writeJSON(w, st)
+	})
+	mux.HandleFunc("POST /v1/ipvsadm", func(w http.ResponseWriter, r *http.Request) {
+		var req IpvsadmRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		out, errOut, code := b.Ipvsadm(req.Args, req.Stdin)
+		writeJSON(w, IpvsadmResponse{Stdout: out, Stderr: errOut, Code: code})
 	})
 	s := &Server{path: path, l: l, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	go func() {

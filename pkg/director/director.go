@@ -13,6 +13,7 @@ import (
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/control"
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/ipvsadm"
 )
 
 // Health is a real's state as its checkers report it.
@@ -50,6 +51,8 @@ type Director struct {
 	cfg      *config.Config
 	services []*vsState
 	lastErr  error
+	// manual are the services ipvsadm commands (xlbadm) made.
+	manual *ipvsadm.State
 }
 
 type vsState struct {
@@ -299,7 +302,11 @@ func (d *Director) wanted() []dataplane.Service {
 		}
 		out = append(out, svc)
 	}
-	return out
+	extra, err := manualServices(d.manual)
+	if err != nil {
+		d.log.Error("services made by xlbadm", "error", err)
+	}
+	return append(out, extra...)
 }
 
 func forwardOf(f config.Forward) dataplane.Forward {
@@ -310,6 +317,12 @@ func forwardOf(f config.Forward) dataplane.Forward {
 }
 
 func (d *Director) applyLocked() {
+	_ = d.applyAndCheck()
+}
+
+// applyAndCheck applies the wanted state and returns the data plane's
+// refusal, if any.
+func (d *Director) applyAndCheck() error {
 	err := d.opts.Dataplane.Apply(d.wanted())
 	if err != nil {
 		d.log.Error("applying to the data plane", "error", err)
@@ -317,6 +330,7 @@ func (d *Director) applyLocked() {
 		d.log.Info("data plane in step again")
 	}
 	d.lastErr = err
+	return err
 }
 
 // Close stops every health check. The data plane is the caller's.
@@ -372,6 +386,26 @@ func (d *Director) Status() (control.Status, error) {
 			}
 			if in {
 				cr.EffectiveWeight = int(rs.Weight)
+			}
+			out.Reals = append(out.Reals, cr)
+		}
+		st.Services = append(st.Services, out)
+	}
+	manual, _ := manualServices(d.manual)
+	for _, svc := range manual {
+		ss := byKey[svc.ServiceKey]
+		out := control.Service{
+			Protocol: svc.Protocol.String(), Addr: svc.Addr.String(), Port: svc.Port,
+			Scheduler: svc.Scheduler, Quorum: 0, QuorumUp: true, Counters: control.Counters(ss.Counters),
+		}
+		for _, r := range svc.Reals {
+			cr := control.Real{Addr: r.Addr.String(), Port: r.Port, Forward: r.Forward.String(), Weight: int(r.Weight),
+				Healthy: true, Reason: "added by xlbadm: not health-checked"}
+			for _, rs := range ss.Reals {
+				if rs.Addr == r.Addr && rs.Port == r.Port {
+					cr.InService, cr.EffectiveWeight, cr.Resolved = true, int(rs.Weight), rs.Resolved
+					cr.ActiveConns, cr.InactConns, cr.Counters = rs.ActiveConns, rs.InactConns, control.Counters(rs.Counters)
+				}
 			}
 			out.Reals = append(out.Reals, cr)
 		}

@@ -252,3 +252,51 @@ virtual_server 10.0.0.100 80 {
 	assert.Equal(t, dataplane.NAT, svc.Reals[0].Forward)
 	assert.EqualValues(t, 8080, svc.Reals[0].Port)
 }
+
+func TestIpvsadmCommands(t *testing.T) {
+	d, dp, _, _ := newTest(t)
+	require.NoError(t, d.Load(parse(t, base)))
+	run := func(args ...string) (string, string, int) { return d.Ipvsadm(args, "") }
+
+	_, errOut, code := run("-A", "-t", "10.0.0.200:80", "-s", "rr")
+	require.Equal(t, 0, code, errOut)
+	_, errOut, code = run("-a", "-t", "10.0.0.200:80", "-r", "10.0.0.21:8080", "-m", "-w", "3")
+	require.Equal(t, 0, code, errOut)
+	_, errOut, code = run("-a", "-t", "10.0.0.200:80", "-r", "10.0.0.22", "-g")
+	require.Equal(t, 0, code, errOut)
+	last := dp.last()
+	require.Len(t, last, 2, "the configured service and the added one")
+	assert.Equal(t, "rr", last[1].Scheduler)
+	assert.Equal(t, []dataplane.Real{
+		{Addr: netip.MustParseAddr("10.0.0.21"), Port: 8080, Weight: 3, Forward: dataplane.NAT},
+		{Addr: netip.MustParseAddr("10.0.0.22"), Port: 80, Weight: 1, Forward: dataplane.DR},
+	}, last[1].Reals)
+
+	out, _, code := run("-Ln")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "TCP  10.0.0.100:80 wrr")
+	assert.Contains(t, out, "TCP  10.0.0.200:80 rr")
+	assert.Contains(t, out, "  -> 10.0.0.21:8080               Masq    3      0          0")
+
+	_, errOut, code = run("-A", "-t", "10.0.0.200:80", "-s", "rr")
+	assert.NotZero(t, code)
+	assert.Contains(t, errOut, "Service already exists")
+
+	_, errOut, code = run("-e", "-t", "10.0.0.100:80", "-r", "10.0.0.11:80", "-w", "9")
+	assert.Equal(t, 255, code)
+	assert.Contains(t, errOut, "is defined in keepalived.conf:2")
+
+	_, errOut, code = run("-A", "-t", "10.0.0.201:80", "-s", "lblc")
+	assert.NotZero(t, code, "a scheduler the data plane lacks is refused")
+	assert.Contains(t, errOut, "lblc")
+	out, _, _ = run("-Ln")
+	assert.NotContains(t, out, "10.0.0.201", "nothing half-applied")
+
+	_, errOut, code = run("-D", "-t", "10.0.0.200:80")
+	require.Equal(t, 0, code, errOut)
+	assert.Len(t, dp.last(), 1)
+
+	_, errOut, code = run("--set", "100", "20", "30")
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, dataplane.Timeouts{TCP: 100 * time.Second, TCPFin: 20 * time.Second, UDP: 30 * time.Second}, dp.timeouts)
+}

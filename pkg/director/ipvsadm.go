@@ -1,0 +1,212 @@
+package director
+
+import (
+	"bytes"
+	"fmt"
+	"math/bits"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/ipvsadm"
+)
+
+// Ipvsadm runs an ipvsadm command line against the running director, as
+// ipvsadm runs against the kernel: listings show every service (from the
+// configuration and from earlier commands) with the data plane's counters;
+// changes apply to the services made by commands, and are validated and
+// applied like a configuration change. Services from keepalived.conf are
+// changed in the file (and SIGHUP), not here. It returns what ipvsadm
+// would print on stdout and stderr, and its exit code.
+func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, code int) {
+	cmd, err := ipvsadm.Parse(args)
+	if err != nil {
+		return "", message(err), ipvsadm.ExitCode(err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out bytes.Buffer
+	switch cmd.Kind {
+	case ipvsadm.CmdList, ipvsadm.CmdSave, ipvsadm.CmdHelp, ipvsadm.CmdVersion:
+		st, err := d.ipvsState()
+		if err != nil {
+			return "", err.Error(), 1
+		}
+		err = st.Exec(&out, cmd)
+		return out.String(), message(err), ipvsadm.ExitCode(err)
+	case ipvsadm.CmdSetTimeout:
+		t := cmd.Timeouts
+		err := d.opts.Dataplane.SetTimeouts(dataplane.Timeouts{
+			TCP: time.Duration(t.TCP) * time.Second, TCPFin: time.Duration(t.TCPFin) * time.Second, UDP: time.Duration(t.UDP) * time.Second})
+		if err != nil {
+			return "", err.Error(), 255
+		}
+		return "", "", 0
+	case ipvsadm.CmdZero, ipvsadm.CmdStartDaemon, ipvsadm.CmdStopDaemon:
+		return "", "Operation not supported by xlb", 255
+	}
+
+	if cmd.HasService {
+		if vs := d.configService(&cmd.Service); vs != nil && cmd.Kind != ipvsadm.CmdAddService {
+			return "", fmt.Sprintf("%s %s:%d is defined in %s: change it there and reload (SIGHUP)",
+				cmd.Service.Protocol, cmd.Service.Addr, cmd.Service.Port, vs.cfg.Pos), 255
+		}
+	}
+	next := d.manualCopy()
+	if cmd.Kind == ipvsadm.CmdRestore {
+		err = next.Restore(&out, strings.NewReader(stdin), ipvsadm.Parser{})
+	} else {
+		err = next.Apply(cmd)
+	}
+	if err == nil {
+		for _, s := range next.Services {
+			if d.configService(&s) != nil {
+				err = fmt.Errorf("%s %s:%d is defined in the configuration", s.Protocol, s.Addr, s.Port)
+				break
+			}
+		}
+	}
+	if err == nil {
+		_, err = manualServices(next)
+	}
+	if err != nil {
+		return out.String(), message(err), max(ipvsadm.ExitCode(err), 1)
+	}
+	prev := d.manual
+	d.manual = next
+	if aerr := d.applyAndCheck(); aerr != nil {
+		d.manual = prev
+		d.applyLocked()
+		return out.String(), aerr.Error(), 255
+	}
+	return out.String(), "", 0
+}
+
+func message(err error) string {
+	if err == nil {
+		return ""
+	}
+	if e, ok := err.(*ipvsadm.Error); ok {
+		return e.Message("ipvsadm")
+	}
+	return err.Error()
+}
+
+func (d *Director) manualCopy() *ipvsadm.State {
+	next := ipvsadm.NewState()
+	if d.manual != nil {
+		next.Services = slices.Clone(d.manual.Services)
+		for i := range next.Services {
+			next.Services[i].Dests = slices.Clone(next.Services[i].Dests)
+		}
+	}
+	return next
+}
+
+// configService is the configured virtual server with s's identity.
+func (d *Director) configService(s *ipvsadm.Service) *vsState {
+	for _, vs := range d.services {
+		if vs.key.Addr == s.Addr && vs.key.Port == s.Port && uint8(vs.key.Protocol) == uint8(s.Protocol) && s.FWMark == 0 {
+			return vs
+		}
+	}
+	return nil
+}
+
+// manualServices turns the commands' table into data plane services.
+func manualServices(st *ipvsadm.State) ([]dataplane.Service, error) {
+	var out []dataplane.Service
+	if st == nil {
+		return nil, nil
+	}
+	for _, s := range st.Services {
+		if s.FWMark != 0 || s.Protocol != ipvsadm.ProtoTCP && s.Protocol != ipvsadm.ProtoUDP {
+			return nil, fmt.Errorf("%s service: only TCP and UDP services are supported", s.Protocol)
+		}
+		if !slices.Contains(Supported, s.Scheduler) {
+			return nil, fmt.Errorf("scheduler %s is not supported by xlb's data plane yet (supported: %s)", s.Scheduler, strings.Join(Supported, ", "))
+		}
+		if !s.Addr.Is4() {
+			return nil, fmt.Errorf("%s: only IPv4 services are supported so far", s.Addr)
+		}
+		svc := dataplane.Service{
+			ServiceKey: dataplane.ServiceKey{Addr: s.Addr, Port: s.Port, Protocol: dataplane.Protocol(s.Protocol)},
+			Scheduler:  s.Scheduler,
+			Flags:      dataplane.SchedFlags(uint32(s.Flags)) & (dataplane.SHFallback | dataplane.SHPort),
+		}
+		if s.Persistent {
+			svc.Persistence = time.Duration(s.Timeout) * time.Second
+			svc.PersistenceMask = bits.OnesCount32(s.Netmask)
+		}
+		for _, dst := range s.Dests {
+			var f dataplane.Forward
+			switch dst.Forward {
+			case ipvsadm.ForwardRoute:
+				f = dataplane.DR
+			case ipvsadm.ForwardMasq:
+				f = dataplane.NAT
+			default:
+				return nil, fmt.Errorf("real %s: forwarding method %s is not supported yet (-g and -m are)", dst.AddrPort(), dst.Forward)
+			}
+			svc.Reals = append(svc.Reals, dataplane.Real{Addr: dst.Addr, Port: dst.Port, Weight: dst.Weight, Forward: f})
+		}
+		out = append(out, svc)
+	}
+	return out, nil
+}
+
+// ipvsState is the whole table as ipvsadm lists it, with counters.
+func (d *Director) ipvsState() (*ipvsadm.State, error) {
+	stats, err := d.opts.Dataplane.Stats()
+	if err != nil {
+		return nil, err
+	}
+	byKey := map[dataplane.ServiceKey]dataplane.ServiceStats{}
+	for _, s := range stats.Services {
+		byKey[s.ServiceKey] = s
+	}
+	st := ipvsadm.NewState()
+	for _, svc := range d.wanted() {
+		ss := byKey[svc.ServiceKey]
+		is := ipvsadm.Service{
+			Protocol: ipvsadm.Protocol(svc.Protocol), Addr: svc.Addr, Port: svc.Port,
+			Scheduler: svc.Scheduler, Flags: ipvsadm.ServiceFlags(svc.Flags),
+			Stats: ipvsadm.Stats{Conns: ss.Conns, InPkts: ss.Packets, InBytes: ss.Bytes},
+		}
+		if svc.Persistence > 0 {
+			is.Persistent, is.Timeout = true, uint32(svc.Persistence/time.Second)
+			n := svc.PersistenceMask
+			if n == 0 {
+				n = 32
+			}
+			is.Netmask = ^uint32(0) << (32 - n)
+		}
+		for _, r := range svc.Reals {
+			dst := ipvsadm.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: ipvsadm.ForwardRoute}
+			if r.Forward == dataplane.NAT {
+				dst.Forward = ipvsadm.ForwardMasq
+			}
+			for _, rs := range ss.Reals {
+				if rs.Addr == r.Addr && rs.Port == r.Port {
+					dst.ActiveConns, dst.InactConns = uint32(rs.ActiveConns), uint32(rs.InactConns)
+					dst.Stats = ipvsadm.Stats{Conns: rs.Conns, InPkts: rs.Packets, InBytes: rs.Bytes}
+				}
+			}
+			is.Dests = append(is.Dests, dst)
+		}
+		st.Services = append(st.Services, is)
+	}
+	if t, err := d.opts.Dataplane.Timeouts(); err == nil {
+		st.Timeouts = ipvsadm.Timeouts{TCP: int(t.TCP / time.Second), TCPFin: int(t.TCPFin / time.Second), UDP: int(t.UDP / time.Second)}
+	}
+	conns, err := d.opts.Dataplane.Conns()
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range conns {
+		st.Conns = append(st.Conns, ipvsadm.Conn{Protocol: ipvsadm.Protocol(c.Protocol), Expires: c.Expires, State: c.State,
+			Client: c.Client, Virtual: c.Virtual, Dest: c.Real})
+	}
+	return st, nil
+}
