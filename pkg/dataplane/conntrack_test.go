@@ -201,3 +201,34 @@ func TestEvictedFlowsLeaveTheCounts(t *testing.T) {
 	assert.EqualValues(t, live, st.Services[0].Reals[0].ActiveConns)
 	assert.Zero(t, st.Services[0].Reals[0].InactConns)
 }
+
+// UDP flows count as inactive for their whole life and expire on the UDP
+// timeout (--set ... udp).
+func TestUDPFlowCounts(t *testing.T) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	res := staticResolver{realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
+	x := openTest(t, ns, res)
+	apply(t, ns, x, Service{ServiceKey: ServiceKey{Addr: vip, Port: 53, Protocol: UDP}, Scheduler: "wlc",
+		Reals: []Real{{Addr: realAddr(1), Port: 53, Weight: 1}}})
+	require.NoError(t, x.SetTimeouts(Timeouts{UDP: time.Second}))
+	q := testutil.Frame{SrcMAC: clientMC, DstMAC: dirMAC, Src: client, Dst: vip, Proto: 17, SrcPort: 6000, DstPort: 53, Payload: []byte("q")}
+	for range 3 {
+		v, _ := run(t, ns, x, q.Bytes())
+		require.EqualValues(t, xdpTX, v)
+	}
+	st, err := x.Stats()
+	require.NoError(t, err)
+	assert.Zero(t, st.Services[0].Reals[0].ActiveConns)
+	assert.EqualValues(t, 1, st.Services[0].Reals[0].InactConns)
+	conns, err := x.Conns()
+	require.NoError(t, err)
+	require.Len(t, conns, 1)
+	assert.Equal(t, "UDP", conns[0].State)
+
+	time.Sleep(1100 * time.Millisecond)
+	require.NoError(t, x.Sweep())
+	st, err = x.Stats()
+	require.NoError(t, err)
+	assert.Zero(t, st.Services[0].Reals[0].InactConns, "expired after the UDP timeout")
+}
