@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"os/user"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/xlbproject/xlb/pkg/control"
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/director"
+	"github.com/xlbproject/xlb/pkg/metrics"
 )
 
 type runFlags struct {
@@ -30,6 +34,7 @@ type runFlags struct {
 	logFormat  string
 	maxConns   uint32
 	noConfig   bool
+	metrics    string
 }
 
 func runRun(e env, args []string) int {
@@ -45,6 +50,7 @@ func runRun(e env, args []string) int {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.Uint32Var(&f.maxConns, "max-conns", 0, "connection table size (0: the built-in 262144); keep it across restarts")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on this address (e.g. :9610), at /metrics")
 	fs.BoolVar(&f.noConfig, "no-config", false, "start with no keepalived.conf: services come from xlbadm (ipvsadm commands) only")
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: xlb run [-f FILE] [--interface IF]... [flags]\n\nRuns the director: reads keepalived.conf, attaches the XDP data plane, applies\nevery virtual_server, runs the health checks and applies their results.\nSIGHUP reloads the file (an invalid one changes nothing); SIGTERM detaches.\n\nflags:")
@@ -182,11 +188,24 @@ func runDaemon(ctx context.Context, e env, log *slog.Logger, f runFlags, mode da
 		log.Warn("vrrp_instance not active: VRRP is not implemented in xlb yet; the VIPs are not managed by xlb",
 			"instance", in.Name, "interface", in.Interface, "vrid", in.VirtualRouterID)
 	}
-	srv, err := control.Listen(f.socket, &statusBackend{d: d, x: x, file: f.file}, log)
+	backend := &statusBackend{d: d, x: x, file: f.file}
+	srv, err := control.Listen(f.socket, backend, log)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
+	if f.metrics != "" {
+		l, err := net.Listen("tcp", f.metrics)
+		if err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics.Handler(&metrics.Collector{Status: backend.Status}, log))
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go ms.Serve(l)
+		defer ms.Close()
+		log.Info("serving metrics", "address", l.Addr().String())
+	}
 	log.Info("xlb running", "config", f.file, "interfaces", ifaces, "virtual_servers", len(cfg.VirtualServers), "socket", f.socket)
 
 	hup := make(chan os.Signal, 1)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -380,7 +383,7 @@ func TestXlbadmDrivesDaemon(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { topo.Close() })
 	require.NoError(t, topo.ServeHTTP(80))
-	d := startDaemon(t, topo.Director, "/nonexistent", "--no-config", "--interface", "eth0")
+	d := startDaemon(t, topo.Director, "/nonexistent", "--no-config", "--interface", "eth0", "--metrics", "127.0.0.1:9610")
 	c := control.NewClient(d.socket)
 	adm := func(stdin string, args ...string) (string, string) {
 		r, err := c.Ipvsadm(args, stdin)
@@ -409,6 +412,45 @@ TCP  10.77.1.100:80 rr
 	// Conns counted by the data plane (packet counts depend on TCP).
 	assert.Regexp(t, `(?m)^TCP  10\.77\.1\.100:80 +10 +\d+ +0 +\d+ +0$`, out)
 	assert.Regexp(t, `(?m)^  -> 10\.77\.0\.11:80 +5 +\d+ +0 +\d+ +0$`, out)
+
+	// The metrics endpoint, read with Prometheus' own text parser.
+	mc := &http.Client{Transport: &http.Transport{DialContext: topo.Director.DialContext}, Timeout: 5 * time.Second}
+	resp, err := mc.Get("http://127.0.0.1:9610/metrics")
+	require.NoError(t, err)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	metric := func(name, real string) float64 {
+		f := families[name]
+		require.NotNil(t, f, name)
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "real" && l.GetValue() == real {
+					if m.GetCounter() != nil {
+						return m.GetCounter().GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+		t.Fatalf("%s{real=%q} not found", name, real)
+		return 0
+	}
+	assert.EqualValues(t, 5, metric("xlb_real_connections_total", "10.77.0.11:80"))
+	assert.EqualValues(t, 5, metric("xlb_real_inactive_connections", "10.77.0.12:80"))
+	assert.EqualValues(t, 1, metric("xlb_real_healthy", "10.77.0.11:80"))
+	assert.EqualValues(t, 1, metric("xlb_real_weight", "10.77.0.12:80"))
+	assert.NotNil(t, families["xlb_dataplane_info"])
+	for _, l := range families["xlb_dataplane_info"].GetMetric()[0].GetLabel() {
+		if l.GetName() == "mode" {
+			assert.Equal(t, "native", l.GetValue())
+		}
+	}
+
+	adm("", "-Z")
+	out, _ = adm("", "-Ln", "--stats")
+	assert.Regexp(t, `(?m)^TCP  10\.77\.1\.100:80 +0 +0 +0 +0 +0$`, out, "-Z zeroes the listed counters")
 
 	adm("", "-e", "-t", "10.77.1.100:80", "-r", "10.77.0.12:80", "-g", "-w", "0")
 	assert.Equal(t, map[string]int{"r1": 4}, count(getN(t, topo, 4)), "weight 0 quiesces")

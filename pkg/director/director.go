@@ -53,6 +53,8 @@ type Director struct {
 	lastErr  error
 	// manual are the services ipvsadm commands (xlbadm) made.
 	manual *ipvsadm.State
+	// zeroed are the counters at the last ipvsadm -Z, by service/real.
+	zeroed map[string]ipvsadm.Stats
 }
 
 type vsState struct {

@@ -33,6 +33,13 @@ func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, 
 		if err != nil {
 			return "", err.Error(), 1
 		}
+		for i := range st.Services {
+			s := &st.Services[i]
+			s.Stats = sub(s.Stats, d.zeroed[statKey(s, nil)])
+			for j := range s.Dests {
+				s.Dests[j].Stats = sub(s.Dests[j].Stats, d.zeroed[statKey(s, &s.Dests[j])])
+			}
+		}
 		err = st.Exec(&out, cmd)
 		return out.String(), message(err), ipvsadm.ExitCode(err)
 	case ipvsadm.CmdSetTimeout:
@@ -43,8 +50,10 @@ func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, 
 			return "", err.Error(), 255
 		}
 		return "", "", 0
-	case ipvsadm.CmdZero, ipvsadm.CmdStartDaemon, ipvsadm.CmdStopDaemon:
-		return "", "Operation not supported by xlb", 255
+	case ipvsadm.CmdZero:
+		return d.zero(cmd)
+	case ipvsadm.CmdStartDaemon, ipvsadm.CmdStopDaemon:
+		return "", "Operation not supported by xlb (no connection sync daemon)", 255
 	}
 
 	if cmd.HasService {
@@ -154,6 +163,58 @@ func manualServices(st *ipvsadm.State) ([]dataplane.Service, error) {
 		out = append(out, svc)
 	}
 	return out, nil
+}
+
+// zero is ipvsadm -Z: the listed counters of one service (or all) start
+// again from zero. The data plane's counters (and Prometheus') go on; the
+// listing subtracts what they were at -Z.
+func (d *Director) zero(cmd ipvsadm.Command) (string, string, int) {
+	st, err := d.ipvsState()
+	if err != nil {
+		return "", err.Error(), 1
+	}
+	if cmd.HasService && st.Find(&cmd.Service) == nil {
+		return "", "No such service", 255
+	}
+	if d.zeroed == nil {
+		d.zeroed = map[string]ipvsadm.Stats{}
+	}
+	for _, s := range st.Services {
+		if cmd.HasService && !ipvsadm.SameService(&s, &cmd.Service) {
+			continue
+		}
+		sk := statKey(&s, nil)
+		d.zeroed[sk] = add(d.zeroed[sk], s.Stats)
+		for i := range s.Dests {
+			dk := statKey(&s, &s.Dests[i])
+			d.zeroed[dk] = add(d.zeroed[dk], s.Dests[i].Stats)
+		}
+	}
+	return "", "", 0
+}
+
+func statKey(s *ipvsadm.Service, dst *ipvsadm.Dest) string {
+	k := fmt.Sprintf("%s %s:%d", s.Protocol, s.Addr, s.Port)
+	if dst != nil {
+		k += " " + dst.AddrPort().String()
+	}
+	return k
+}
+
+func add(a, b ipvsadm.Stats) ipvsadm.Stats {
+	return ipvsadm.Stats{Conns: a.Conns + b.Conns, InPkts: a.InPkts + b.InPkts, OutPkts: a.OutPkts + b.OutPkts,
+		InBytes: a.InBytes + b.InBytes, OutBytes: a.OutBytes + b.OutBytes}
+}
+
+func sub(a, b ipvsadm.Stats) ipvsadm.Stats {
+	d := func(x, y uint64) uint64 {
+		if y > x {
+			return 0
+		}
+		return x - y
+	}
+	return ipvsadm.Stats{Conns: d(a.Conns, b.Conns), InPkts: d(a.InPkts, b.InPkts), OutPkts: d(a.OutPkts, b.OutPkts),
+		InBytes: d(a.InBytes, b.InBytes), OutBytes: d(a.OutBytes, b.OutBytes)}
 }
 
 // ipvsState is the whole table as ipvsadm lists it, with counters.

@@ -1,0 +1,101 @@
+// Package metrics exports the director's state as Prometheus metrics: per
+// service and per real, the data plane's counters, ActiveConn/InActConn,
+// health and weights, and how the data plane is attached. Values are read
+// at scrape time from the same status the control API serves.
+package metrics
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/xlbproject/xlb/pkg/control"
+)
+
+var (
+	svcLabels  = []string{"protocol", "vip", "port"}
+	realLabels = []string{"protocol", "vip", "port", "real"}
+
+	svcPackets = prometheus.NewDesc("xlb_service_packets_total", "Packets from clients to the virtual service.", svcLabels, nil)
+	svcBytes   = prometheus.NewDesc("xlb_service_bytes_total", "Bytes from clients to the virtual service.", svcLabels, nil)
+	svcConns   = prometheus.NewDesc("xlb_service_connections_total", "Connections scheduled to the virtual service.", svcLabels, nil)
+	svcQuorum  = prometheus.NewDesc("xlb_service_quorum_up", "1 while the service has its quorum of live weight, 0 while the sorry server (if any) serves.", svcLabels, nil)
+
+	realPackets  = prometheus.NewDesc("xlb_real_packets_total", "Packets from clients forwarded to the real server.", realLabels, nil)
+	realBytes    = prometheus.NewDesc("xlb_real_bytes_total", "Bytes from clients forwarded to the real server.", realLabels, nil)
+	realConns    = prometheus.NewDesc("xlb_real_connections_total", "Connections scheduled to the real server.", realLabels, nil)
+	realActive   = prometheus.NewDesc("xlb_real_active_connections", "IPVS ActiveConn of the real server.", realLabels, nil)
+	realInactive = prometheus.NewDesc("xlb_real_inactive_connections", "IPVS InActConn of the real server.", realLabels, nil)
+	realHealthy  = prometheus.NewDesc("xlb_real_healthy", "1 when all the real server's checkers are up.", realLabels, nil)
+	realWeight   = prometheus.NewDesc("xlb_real_weight", "Configured weight of the real server.", realLabels, nil)
+	realEffWt    = prometheus.NewDesc("xlb_real_effective_weight", "Weight the data plane uses now (0: quiesced or out of the pool).", realLabels, nil)
+
+	dpInfo    = prometheus.NewDesc("xlb_dataplane_info", "How the data plane forwards: 1 per interface, with its mode.", []string{"dataplane", "interface", "mode"}, nil)
+	dpApplyOK = prometheus.NewDesc("xlb_dataplane_apply_ok", "0 when the last change could not be applied to the data plane.", nil, nil)
+	vrrpState = prometheus.NewDesc("xlb_vrrp_instance_active", "1 when xlb runs the VRRP instance (not yet implemented: 0).", []string{"instance", "interface", "vrid"}, nil)
+	scrapeErr = prometheus.NewDesc("xlb_scrape_error", "1 when the director's state could not be read for this scrape.", nil, nil)
+)
+
+// Collector reads the director's status on each scrape.
+type Collector struct {
+	Status func() (control.Status, error)
+}
+
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{svcPackets, svcBytes, svcConns, svcQuorum, realPackets, realBytes, realConns,
+		realActive, realInactive, realHealthy, realWeight, realEffWt, dpInfo, dpApplyOK, vrrpState, scrapeErr} {
+		ch <- d
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	st, err := c.Status()
+	ch <- prometheus.MustNewConstMetric(scrapeErr, prometheus.GaugeValue, b2f(err != nil))
+	if err != nil {
+		return
+	}
+	for name, mode := range st.Interfaces {
+		ch <- prometheus.MustNewConstMetric(dpInfo, prometheus.GaugeValue, 1, st.Dataplane, name, mode)
+	}
+	ch <- prometheus.MustNewConstMetric(dpApplyOK, prometheus.GaugeValue, b2f(st.LastError == ""))
+	for _, s := range st.Services {
+		sl := []string{s.Protocol, s.Addr, strconv.Itoa(int(s.Port))}
+		ch <- prometheus.MustNewConstMetric(svcPackets, prometheus.CounterValue, float64(s.Counters.Packets), sl...)
+		ch <- prometheus.MustNewConstMetric(svcBytes, prometheus.CounterValue, float64(s.Counters.Bytes), sl...)
+		ch <- prometheus.MustNewConstMetric(svcConns, prometheus.CounterValue, float64(s.Counters.Conns), sl...)
+		ch <- prometheus.MustNewConstMetric(svcQuorum, prometheus.GaugeValue, b2f(s.QuorumUp), sl...)
+		for _, r := range s.Reals {
+			rl := append(sl[:3:3], fmt.Sprintf("%s:%d", r.Addr, r.Port))
+			ch <- prometheus.MustNewConstMetric(realPackets, prometheus.CounterValue, float64(r.Counters.Packets), rl...)
+			ch <- prometheus.MustNewConstMetric(realBytes, prometheus.CounterValue, float64(r.Counters.Bytes), rl...)
+			ch <- prometheus.MustNewConstMetric(realConns, prometheus.CounterValue, float64(r.Counters.Conns), rl...)
+			ch <- prometheus.MustNewConstMetric(realActive, prometheus.GaugeValue, float64(r.ActiveConns), rl...)
+			ch <- prometheus.MustNewConstMetric(realInactive, prometheus.GaugeValue, float64(r.InactConns), rl...)
+			ch <- prometheus.MustNewConstMetric(realHealthy, prometheus.GaugeValue, b2f(r.Healthy), rl...)
+			ch <- prometheus.MustNewConstMetric(realWeight, prometheus.GaugeValue, float64(r.Weight), rl...)
+			ch <- prometheus.MustNewConstMetric(realEffWt, prometheus.GaugeValue, float64(r.EffectiveWeight), rl...)
+		}
+	}
+	for _, v := range st.VRRP {
+		ch <- prometheus.MustNewConstMetric(vrrpState, prometheus.GaugeValue, 0, v.Name, v.Interface, strconv.Itoa(int(v.VRID)))
+	}
+}
+
+// Handler serves the collector (and Go's process metrics) in the
+// Prometheus text format.
+func Handler(c *Collector, log *slog.Logger) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
+}
