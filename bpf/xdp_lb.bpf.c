@@ -105,16 +105,21 @@ int xlb_xdp(struct xdp_md *ctx)
 		conn_key_of(&p, &rk);
 		struct nat_reply *nr = bpf_map_lookup_elem(&nat_replies, &rk);
 		if (nr) {
-			if (p.proto == IPPROTO_TCP) {
-				/* The reply moves the flow through IPVS's OUTPUT
-				 * table and re-arms its timer. */
-				struct conn_key fk = {
-					.src = p.dst, .dst = nr->vip, .sport = p.dport, .dport = nr->vport, .proto = p.proto,
-				};
-				struct conn *fc = bpf_map_lookup_elem(&conns, &fk);
-				if (fc && !fc->retired) {
+			/* The reply moves a TCP flow through IPVS's OUTPUT table,
+			 * re-arms its timer, and counts as the real's output. */
+			struct conn_key fk = {
+				.src = p.dst, .dst = nr->vip, .sport = p.dport, .dport = nr->vport, .proto = p.proto,
+			};
+			struct conn *fc = bpf_map_lookup_elem(&conns, &fk);
+			if (fc && !fc->retired) {
+				if (p.proto == IPPROTO_TCP)
 					conn_tcp_transition(fc, p.tcp_flags, CT_DIR_OUTPUT);
-					conn_rearm(fc, xlb_now());
+				conn_rearm(fc, xlb_now());
+				__u32 rs = fc->real;
+				struct counters *rc = bpf_map_lookup_elem(&real_stats, &rs);
+				if (rc) {
+					rc->out_packets++;
+					rc->out_bytes += bytes;
 				}
 			}
 			if (nat_rewrite(&p, data_end, 0, nr->vip, nr->vport) < 0)

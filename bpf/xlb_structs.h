@@ -185,9 +185,11 @@ struct nat_reply {
 };
 
 struct counters {
-	__u64 packets;
+	__u64 packets;   /* client -> real */
 	__u64 bytes;
 	__u64 conns;
+	__u64 out_packets; /* real -> client, seen for NAT only (DR replies bypass us) */
+	__u64 out_bytes;
 };
 
 #endif /* XLB_STRUCTS_H */

@@ -2,9 +2,11 @@ package control
 
 // Counters are cumulative counts from the data plane.
 type Counters struct {
-	Packets uint64 `json:"packets"`
-	Bytes   uint64 `json:"bytes"`
-	Conns   uint64 `json:"conns"`
+	Packets    uint64 `json:"packets"`
+	Bytes      uint64 `json:"bytes"`
+	Conns      uint64 `json:"conns"`
+	OutPackets uint64 `json:"out_packets"`
+	OutBytes   uint64 `json:"out_bytes"`
 }
 
 // Status is what `xlb status` shows.

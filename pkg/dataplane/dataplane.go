@@ -92,11 +92,15 @@ type Real struct {
 
 func (r Real) String() string { return netip.AddrPortFrom(r.Addr, r.Port).String() }
 
-// Counters are cumulative packet, byte and new-connection counts.
+// Counters are cumulative counts: packets and bytes from clients, new
+// connections, and packets and bytes of replies (NAT only: DR replies go
+// from the real to the client directly).
 type Counters struct {
-	Packets uint64
-	Bytes   uint64
-	Conns   uint64
+	Packets    uint64
+	Bytes      uint64
+	Conns      uint64
+	OutPackets uint64
+	OutBytes   uint64
 }
 
 // ServiceStats are a service's counters and its reals'.

@@ -81,6 +81,11 @@ func TestNATEndToEnd(t *testing.T) {
 			st, err := r.x.Stats()
 			require.NoError(t, err)
 			assert.NotZero(t, st.Reasons["nat_reply"], "replies were translated by XDP")
+			var out uint64
+			for _, s := range st.Services {
+				out += s.OutBytes
+			}
+			assert.Greater(t, out, uint64(size), "the download counts as the reals' output")
 		})
 	}
 }

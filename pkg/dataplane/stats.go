@@ -12,11 +12,12 @@ import (
 )
 
 func (c Counters) add(o Counters) Counters {
-	return Counters{Packets: c.Packets + o.Packets, Bytes: c.Bytes + o.Bytes, Conns: c.Conns + o.Conns}
+	return Counters{Packets: c.Packets + o.Packets, Bytes: c.Bytes + o.Bytes, Conns: c.Conns + o.Conns,
+		OutPackets: c.OutPackets + o.OutPackets, OutBytes: c.OutBytes + o.OutBytes}
 }
 
 func countersOf(c xlbCounters) Counters {
-	return Counters{Packets: c.Packets, Bytes: c.Bytes, Conns: c.Conns}
+	return Counters{Packets: c.Packets, Bytes: c.Bytes, Conns: c.Conns, OutPackets: c.OutPackets, OutBytes: c.OutBytes}
 }
 
 // sumCounters adds up a per-CPU counter slot.

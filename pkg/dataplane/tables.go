@@ -577,7 +577,7 @@ func (x *XDP) retire(svcIdx, slot uint32) error {
 		return fmt.Errorf("read service counters: %w", err)
 	}
 	sum := countersOf(c).add(rc)
-	c.Packets, c.Bytes, c.Conns = sum.Packets, sum.Bytes, sum.Conns
+	c.Packets, c.Bytes, c.Conns, c.OutPackets, c.OutBytes = sum.Packets, sum.Bytes, sum.Conns, sum.OutPackets, sum.OutBytes
 	if err := x.objs.SvcRetired.Update(&svcIdx, &c, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("write service counters: %w", err)
 	}

@@ -45,10 +45,12 @@ type xlbConnKey struct {
 }
 
 type xlbCounters struct {
-	_       structs.HostLayout
-	Packets uint64
-	Bytes   uint64
-	Conns   uint64
+	_          structs.HostLayout
+	Packets    uint64
+	Bytes      uint64
+	Conns      uint64
+	OutPackets uint64
+	OutBytes   uint64
 }
 
 type xlbNatReply struct {

@@ -233,7 +233,7 @@ func (d *Director) ipvsState() (*ipvsadm.State, error) {
 		is := ipvsadm.Service{
 			Protocol: ipvsadm.Protocol(svc.Protocol), Addr: svc.Addr, Port: svc.Port,
 			Scheduler: svc.Scheduler, Flags: ipvsadm.ServiceFlags(svc.Flags),
-			Stats: ipvsadm.Stats{Conns: ss.Conns, InPkts: ss.Packets, InBytes: ss.Bytes},
+			Stats: ipvsadm.Stats{Conns: ss.Conns, InPkts: ss.Packets, InBytes: ss.Bytes, OutPkts: ss.OutPackets, OutBytes: ss.OutBytes},
 		}
 		if svc.Persistence > 0 {
 			is.Persistent, is.Timeout = true, uint32(svc.Persistence/time.Second)
@@ -251,7 +251,7 @@ func (d *Director) ipvsState() (*ipvsadm.State, error) {
 			for _, rs := range ss.Reals {
 				if rs.Addr == r.Addr && rs.Port == r.Port {
 					dst.ActiveConns, dst.InactConns = uint32(rs.ActiveConns), uint32(rs.InactConns)
-					dst.Stats = ipvsadm.Stats{Conns: rs.Conns, InPkts: rs.Packets, InBytes: rs.Bytes}
+					dst.Stats = ipvsadm.Stats{Conns: rs.Conns, InPkts: rs.Packets, InBytes: rs.Bytes, OutPkts: rs.OutPackets, OutBytes: rs.OutBytes}
 				}
 			}
 			is.Dests = append(is.Dests, dst)

@@ -28,6 +28,8 @@ var (
 	realPackets  = prometheus.NewDesc("xlb_real_packets_total", "Packets from clients forwarded to the real server.", realLabels, nil)
 	realBytes    = prometheus.NewDesc("xlb_real_bytes_total", "Bytes from clients forwarded to the real server.", realLabels, nil)
 	realConns    = prometheus.NewDesc("xlb_real_connections_total", "Connections scheduled to the real server.", realLabels, nil)
+	realOutPkts  = prometheus.NewDesc("xlb_real_reply_packets_total", "Reply packets from the real server translated back (NAT).", realLabels, nil)
+	realOutBytes = prometheus.NewDesc("xlb_real_reply_bytes_total", "Reply bytes from the real server translated back (NAT).", realLabels, nil)
 	realActive   = prometheus.NewDesc("xlb_real_active_connections", "IPVS ActiveConn of the real server.", realLabels, nil)
 	realInactive = prometheus.NewDesc("xlb_real_inactive_connections", "IPVS InActConn of the real server.", realLabels, nil)
 	realHealthy  = prometheus.NewDesc("xlb_real_healthy", "1 when all the real server's checkers are up.", realLabels, nil)
@@ -47,7 +49,7 @@ type Collector struct {
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{svcPackets, svcBytes, svcConns, svcQuorum, realPackets, realBytes, realConns,
-		realActive, realInactive, realHealthy, realWeight, realEffWt, dpInfo, dpApplyOK, vrrpState, scrapeErr} {
+		realOutPkts, realOutBytes, realActive, realInactive, realHealthy, realWeight, realEffWt, dpInfo, dpApplyOK, vrrpState, scrapeErr} {
 		ch <- d
 	}
 }
@@ -80,6 +82,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(realPackets, prometheus.CounterValue, float64(r.Counters.Packets), rl...)
 			ch <- prometheus.MustNewConstMetric(realBytes, prometheus.CounterValue, float64(r.Counters.Bytes), rl...)
 			ch <- prometheus.MustNewConstMetric(realConns, prometheus.CounterValue, float64(r.Counters.Conns), rl...)
+			ch <- prometheus.MustNewConstMetric(realOutPkts, prometheus.CounterValue, float64(r.Counters.OutPackets), rl...)
+			ch <- prometheus.MustNewConstMetric(realOutBytes, prometheus.CounterValue, float64(r.Counters.OutBytes), rl...)
 			ch <- prometheus.MustNewConstMetric(realActive, prometheus.GaugeValue, float64(r.ActiveConns), rl...)
 			ch <- prometheus.MustNewConstMetric(realInactive, prometheus.GaugeValue, float64(r.InactConns), rl...)
 			ch <- prometheus.MustNewConstMetric(realHealthy, prometheus.GaugeValue, b2f(r.Healthy), rl...)
