@@ -181,6 +181,7 @@ func runDaemon(ctx context.Context, e env, log *slog.Logger, f runFlags, mode da
 		Scripts:   director.ExecScripts(log, scriptUser(cfg)),
 	})
 	defer d.Close()
+	go d.RunEstimator(ctx)
 	if err := d.Load(cfg); err != nil {
 		return err
 	}

@@ -55,6 +55,8 @@ type Director struct {
 	manual *ipvsadm.State
 	// zeroed are the counters at the last ipvsadm -Z, by service/real.
 	zeroed map[string]ipvsadm.Stats
+	// est are the rate estimators, by service/real.
+	est map[string]*estimator
 }
 
 type vsState struct {

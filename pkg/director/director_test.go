@@ -12,6 +12,7 @@ import (
 
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/ipvsadm"
 )
 
 // fakeDataplane records what the director applies (a fake for the logic
@@ -299,4 +300,25 @@ func TestIpvsadmCommands(t *testing.T) {
 	_, errOut, code = run("--set", "100", "20", "30")
 	require.Equal(t, 0, code, errOut)
 	assert.Equal(t, dataplane.Timeouts{TCP: 100 * time.Second, TCPFin: 20 * time.Second, UDP: 30 * time.Second}, dp.timeouts)
+}
+
+// IPVS's estimator: 20 connections and 100 packets of 60 bytes in each
+// 2 s period settle at 10 conn/s, 50 packets/s, 3000 bytes/s.
+func TestRateEstimator(t *testing.T) {
+	var e estimator
+	var c dataplane.Counters
+	e.update(c)
+	for range 40 {
+		c.Conns += 20
+		c.Packets += 100
+		c.Bytes += 6000
+		e.update(c)
+	}
+	assert.Equal(t, ipvsadm.Rates{CPS: 10, InPPS: 50, InBPS: 3000}, e.rates())
+
+	// The first period moves the average a quarter of the way.
+	var f estimator
+	f.update(dataplane.Counters{})
+	f.update(dataplane.Counters{Conns: 20})
+	assert.EqualValues(t, 2, f.rates().CPS, "(20<<9)>>2 = 2560 -> (2560+511)>>10 = 2")
 }

@@ -234,6 +234,7 @@ func (d *Director) ipvsState() (*ipvsadm.State, error) {
 			Protocol: ipvsadm.Protocol(svc.Protocol), Addr: svc.Addr, Port: svc.Port,
 			Scheduler: svc.Scheduler, Flags: ipvsadm.ServiceFlags(svc.Flags),
 			Stats: ipvsadm.Stats{Conns: ss.Conns, InPkts: ss.Packets, InBytes: ss.Bytes, OutPkts: ss.OutPackets, OutBytes: ss.OutBytes},
+			Rates: d.rateOf(svc.ServiceKey, nil),
 		}
 		if svc.Persistence > 0 {
 			is.Persistent, is.Timeout = true, uint32(svc.Persistence/time.Second)
@@ -244,7 +245,7 @@ func (d *Director) ipvsState() (*ipvsadm.State, error) {
 			is.Netmask = ^uint32(0) << (32 - n)
 		}
 		for _, r := range svc.Reals {
-			dst := ipvsadm.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: ipvsadm.ForwardRoute}
+			dst := ipvsadm.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: ipvsadm.ForwardRoute, Rates: d.rateOf(svc.ServiceKey, &r)}
 			if r.Forward == dataplane.NAT {
 				dst.Forward = ipvsadm.ForwardMasq
 			}
