@@ -51,6 +51,18 @@ static __always_inline int icmp_inner(struct packet *p, void *data_end, struct i
 	return 0;
 }
 
+/* The flow the quoted packet belongs to, seen from the other side (the
+ * quote is the packet the error's sender got: its reverse is our key). */
+static __always_inline void icmp_flow_key(const struct icmp_err *e, struct conn_key *k)
+{
+	k->src = e->inner->daddr;
+	k->dst = e->inner->saddr;
+	k->sport = *e->dport;
+	k->dport = *e->sport;
+	k->proto = e->inner->protocol;
+	k->pad[0] = k->pad[1] = k->pad[2] = 0;
+}
+
 /* Rewrites the inner packet's source (src) or destination address and
  * port, fixing the inner IP checksum and the ICMP checksum over both. */
 static __always_inline void icmp_inner_rewrite(struct icmp_err *e, int src, __be32 addr, __be16 port)
@@ -88,10 +100,8 @@ static __always_inline int icmp_to_vip(struct xdp_md *ctx, struct packet *p, voi
 	struct icmp_err e;
 	if (icmp_inner(p, data_end, &e) < 0)
 		return -1;
-	struct conn_key k = {
-		.src = e.inner->daddr, .dst = e.inner->saddr,
-		.sport = *e.dport, .dport = *e.sport, .proto = e.inner->protocol,
-	};
+	struct conn_key k;
+	icmp_flow_key(&e, &k);
 	struct conn *c = bpf_map_lookup_elem(&conns, &k);
 	if (!c)
 		return -1;
@@ -117,10 +127,8 @@ static __always_inline int icmp_from_nat_real(struct xdp_md *ctx, struct packet 
 	struct icmp_err e;
 	if (icmp_inner(p, data_end, &e) < 0)
 		return -1;
-	struct conn_key k = {
-		.src = e.inner->daddr, .dst = e.inner->saddr,
-		.sport = *e.dport, .dport = *e.sport, .proto = e.inner->protocol,
-	};
+	struct conn_key k;
+	icmp_flow_key(&e, &k);
 	struct nat_reply *nr = bpf_map_lookup_elem(&nat_replies, &k);
 	if (!nr)
 		return -1;

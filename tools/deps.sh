@@ -8,7 +8,7 @@ what=${1:-run}
 
 pkgs=(iproute2 ethtool util-linux procps make git)
 if [[ $what == test ]]; then
-	pkgs+=(clang-14 llvm libbpf-dev linux-libc-dev)
+	pkgs+=(clang-14 llvm libbpf-dev linux-libc-dev keepalived)
 fi
 if ! command -v go >/dev/null && [[ ! -x /usr/local/go/bin/go ]]; then
 	# Debian's Go is older than go.mod asks for; with GOTOOLCHAIN=auto it

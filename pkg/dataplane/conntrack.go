@@ -48,21 +48,16 @@ func (x *XDP) initTimeouts() error {
 
 // SetTimeouts implements Dataplane (ipvsadm --set tcp tcpfin udp).
 func (x *XDP) SetTimeouts(t Timeouts) error {
-	for _, c := range []struct {
+	set := []struct {
 		d time.Duration
 		s xlbXlbCtState
-	}{{t.TCP, xlbXlbCtStateXLB_CT_ESTABLISHED}, {t.TCPFin, xlbXlbCtStateXLB_CT_FIN_WAIT}, {t.UDP, xlbXlbCtStateXLB_CT_UDP}} {
-		if c.d == 0 {
-			continue
-		}
-		if c.d < time.Second || c.d > 100*24*time.Hour {
+	}{{t.TCP, xlbXlbCtStateXLB_CT_ESTABLISHED}, {t.TCPFin, xlbXlbCtStateXLB_CT_FIN_WAIT}, {t.UDP, xlbXlbCtStateXLB_CT_UDP}}
+	for _, c := range set {
+		if c.d != 0 && (c.d < time.Second || c.d > 100*24*time.Hour) {
 			return fmt.Errorf("timeout %v out of range (1 s to 100 days)", c.d)
 		}
 	}
-	for _, c := range []struct {
-		d time.Duration
-		s xlbXlbCtState
-	}{{t.TCP, xlbXlbCtStateXLB_CT_ESTABLISHED}, {t.TCPFin, xlbXlbCtStateXLB_CT_FIN_WAIT}, {t.UDP, xlbXlbCtStateXLB_CT_UDP}} {
+	for _, c := range set {
 		if c.d == 0 {
 			continue
 		}

@@ -33,7 +33,9 @@ func verifyChecksums(t *testing.T, frame []byte) {
 	assert.Zero(t, testutil.Checksum(l4, pseudo), "L4 checksum")
 }
 
-func TestNATGoldenPackets(t *testing.T) {
+// newNATTest is a director forwarding VIP:80/TCP to 10.0.0.11:8080 and
+// VIP:53/UDP to 10.0.0.11:5353 by NAT.
+func newNATTest(t *testing.T) (*testutil.NS, *XDP) {
 	requireRoot(t)
 	ns, _ := testNS(t)
 	require.NoError(t, ns.Sysctl("net.ipv4.ip_forward", "1"))
@@ -45,6 +47,11 @@ func TestNATGoldenPackets(t *testing.T) {
 		Service{ServiceKey: ServiceKey{Addr: vip, Port: 53, Protocol: UDP}, Scheduler: "rr",
 			Reals: []Real{{Addr: realAddr(1), Port: 5353, Weight: 1, Forward: NAT}}},
 	)
+	return ns, x
+}
+
+func TestNATGoldenPackets(t *testing.T) {
+	ns, x := newNATTest(t)
 
 	in := syn(41000)
 	in.Payload = []byte("GET / HTTP/1.0\r\n\r\n")
@@ -145,17 +152,7 @@ func ipOf(frame []byte) []byte { return frame[14:] }
 // translated to what the real sent; and a NAT real's "port unreachable"
 // about a client's datagram goes back as the VIP's.
 func TestNATICMPErrors(t *testing.T) {
-	requireRoot(t)
-	ns, _ := testNS(t)
-	require.NoError(t, ns.Sysctl("net.ipv4.ip_forward", "1"))
-	res := staticResolver{realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
-	x := openTest(t, ns, res)
-	apply(t, ns, x,
-		Service{ServiceKey: ServiceKey{Addr: vip, Port: 80, Protocol: TCP}, Scheduler: "rr",
-			Reals: []Real{{Addr: realAddr(1), Port: 8080, Weight: 1, Forward: NAT}}},
-		Service{ServiceKey: ServiceKey{Addr: vip, Port: 53, Protocol: UDP}, Scheduler: "rr",
-			Reals: []Real{{Addr: realAddr(1), Port: 5353, Weight: 1, Forward: NAT}}},
-	)
+	ns, x := newNATTest(t)
 	v, _ := run(t, ns, x, syn(43000).Bytes())
 	require.EqualValues(t, xdpTX, v)
 
