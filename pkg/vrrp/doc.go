@@ -17,6 +17,17 @@
 //     for the caller to carry out.
 //   - track.go: effective priority from tracked scripts and interfaces.
 //
-// Sockets, gratuitous ARP/NA and the daemon loop live elsewhere. No kernel
-// feature is needed by this package.
+// The I/O around the state machine, IPv4 only so far:
+//
+//   - conn.go: Conn, VRRP over a raw IPv4 socket (protocol 112) bound to one
+//     interface, multicast to 224.0.0.18 or unicast to peers, TTL 255,
+//     returning each advert with the PacketInfo Validate needs.
+//   - garp.go: gratuitous ARP for the VIPs through an AF_PACKET socket.
+//   - runner.go: Runner, the loop that feeds a Machine from a PacketConn and
+//     a clock and carries out its actions (adverts, GARPs, VIPs via netlink,
+//     notifications).
+//
+// Everything but conn.go, garp.go and NetlinkVIPs is pure; those need
+// CAP_NET_RAW and CAP_NET_ADMIN. The root-only interop test runs the Runner
+// against a real keepalived across two network namespaces.
 package vrrp

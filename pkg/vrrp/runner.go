@@ -1,0 +1,423 @@
+package vrrp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// VIPManager configures the virtual addresses. Both calls are idempotent:
+// adding a present address or removing an absent one is not an error.
+// NetlinkVIPs is the real one.
+type VIPManager interface {
+	AddVIPs(vips []netip.Prefix) error
+	RemoveVIPs(vips []netip.Prefix) error
+}
+
+// NetlinkVIPs adds and removes VIPs on one interface through netlink.
+type NetlinkVIPs struct {
+	// Handle is the netlink handle to use, e.g. netlink.NewHandleAt for
+	// another namespace. Nil means the package-level netlink functions.
+	Handle *netlink.Handle
+	Link   string
+}
+
+var _ VIPManager = NetlinkVIPs{}
+
+func (n NetlinkVIPs) h() *netlink.Handle {
+	if n.Handle != nil {
+		return n.Handle
+	}
+	return &netlink.Handle{}
+}
+
+func vipAddr(p netip.Prefix) *netlink.Addr {
+	return &netlink.Addr{IPNet: &net.IPNet{
+		IP:   net.IP(p.Addr().AsSlice()),
+		Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+	}}
+}
+
+// AddVIPs implements VIPManager.
+func (n NetlinkVIPs) AddVIPs(vips []netip.Prefix) error {
+	h := n.h()
+	link, err := h.LinkByName(n.Link)
+	if err != nil {
+		return fmt.Errorf("add vips: link %s: %w", n.Link, err)
+	}
+	var errs []error
+	for _, p := range vips {
+		if err := h.AddrAdd(link, vipAddr(p)); err != nil && !errors.Is(err, syscall.EEXIST) {
+			errs = append(errs, fmt.Errorf("add vip %s to %s: %w", p, n.Link, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveVIPs implements VIPManager.
+func (n NetlinkVIPs) RemoveVIPs(vips []netip.Prefix) error {
+	h := n.h()
+	link, err := h.LinkByName(n.Link)
+	if err != nil {
+		return fmt.Errorf("remove vips: link %s: %w", n.Link, err)
+	}
+	var errs []error
+	for _, p := range vips {
+		if err := h.AddrDel(link, vipAddr(p)); err != nil && !errors.Is(err, syscall.EADDRNOTAVAIL) {
+			errs = append(errs, fmt.Errorf("remove vip %s from %s: %w", p, n.Link, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Clock is the Runner's time source.
+type Clock interface {
+	Now() time.Time
+	NewTimer(d time.Duration) *time.Timer
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                       { return time.Now() }
+func (realClock) NewTimer(d time.Duration) *time.Timer { return time.NewTimer(d) }
+
+// RunnerConfig is one vrrp_instance with the means to run it.
+type RunnerConfig struct {
+	// Instance is the state machine configuration. A zero PrimaryIP is
+	// filled in from Conn.Source.
+	Instance Config
+	// VIPs are the virtual_ipaddress entries; a /32 for a bare address.
+	VIPs []netip.Prefix
+
+	AuthType         AuthType // VRRPv2
+	AuthPass         string
+	SkipCheckAdvAddr bool
+	V3ChecksumAsV2   bool
+	CheckUnicastSrc  bool
+	// Peers bound unicast TTLs when CheckUnicastSrc is set. Unicast mode
+	// itself follows from Conn.Destinations.
+	Peers []UnicastPeer
+
+	Conn  PacketConn // required
+	ARP   ARPSender  // nil: no gratuitous ARPs
+	Addrs VIPManager // nil: VIPs are not configured
+	Clock Clock      // nil: the real clock
+	// OnNotify is called, from the Runner's goroutine, on every transition.
+	OnNotify func(Notify)
+	// Logf reports I/O errors and dropped adverts; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// Runner runs one VRRP instance: it owns a Machine, a PacketConn and a clock
+// and carries out the Machine's actions.
+type Runner struct {
+	cfg   RunnerConfig
+	m     *Machine
+	local Local
+	vips  []netip.Addr
+
+	state, prio atomic.Uint32
+	rxDropped   atomic.Uint64
+
+	rx     chan rxPacket
+	events chan runnerEvent
+	stop   chan struct{}
+	done   chan struct{}
+	start  sync.Once
+	halt   sync.Once
+}
+
+type runnerEvent struct {
+	f       func(time.Time) []Action
+	handled chan struct{}
+}
+
+type rxPacket struct {
+	b    []byte
+	info PacketInfo
+}
+
+// NewRunner checks the configuration; Start runs it.
+func NewRunner(cfg RunnerConfig) (*Runner, error) {
+	if cfg.Conn == nil {
+		return nil, fmt.Errorf("%w: no conn", ErrConfig)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	if !cfg.Instance.PrimaryIP.IsValid() {
+		cfg.Instance.PrimaryIP = cfg.Conn.Source()
+	}
+	m, err := NewMachine(cfg.Instance)
+	if err != nil {
+		return nil, err
+	}
+	mc := m.Config()
+	r := &Runner{
+		cfg: cfg,
+		m:   m,
+		rx:  make(chan rxPacket, 16),
+		// Unbuffered: a sent event has been handled or the runner stopped.
+		events: make(chan runnerEvent),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	for _, p := range cfg.VIPs {
+		if mc.Version == Version2 && !p.Addr().Is4() {
+			return nil, fmt.Errorf("%w: VRRPv2 VIP %s is not IPv4", ErrConfig, p)
+		}
+		r.vips = append(r.vips, p.Addr())
+	}
+	unicast := false
+	for _, d := range cfg.Conn.Destinations() {
+		unicast = unicast || !d.IsMulticast()
+	}
+	r.local = Local{
+		Version:          mc.Version,
+		VRID:             mc.VRID,
+		AdverInt:         mc.AdverInt,
+		AuthType:         cfg.AuthType,
+		AuthPass:         Password(cfg.AuthPass),
+		VIPs:             r.vips,
+		SkipCheckAdvAddr: cfg.SkipCheckAdvAddr,
+		Unicast:          unicast,
+		CheckUnicastSrc:  cfg.CheckUnicastSrc,
+		Peers:            cfg.Peers,
+		V3ChecksumAsV2:   cfg.V3ChecksumAsV2,
+	}
+	// Catch an unencodable advert (too many VIPs, bad interval) now.
+	if _, err := r.advert(mc.Priority).MarshalBinary(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	r.publish()
+	return r, nil
+}
+
+// State is the instance's current state, safe to call at any time.
+func (r *Runner) State() State { return State(r.state.Load()) }
+
+// Priority is the effective priority adverts carry.
+func (r *Runner) Priority() uint8 { return uint8(r.prio.Load()) }
+
+// Dropped counts received adverts that failed validation.
+func (r *Runner) Dropped() uint64 { return r.rxDropped.Load() }
+
+// Done is closed when the Runner has stopped.
+func (r *Runner) Done() <-chan struct{} { return r.done }
+
+// Start starts the instance in its own goroutines. It can be called once.
+func (r *Runner) Start() {
+	r.start.Do(func() {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); r.read() }()
+		go func() {
+			r.loop()
+			r.cfg.Conn.Close()
+			wg.Wait()
+			close(r.done)
+		}()
+	})
+}
+
+// Stop shuts the instance down: a master sends a priority-0 advert; the VIPs
+// are removed in any state. It waits for the goroutines to end and closes the
+// Conn. A Runner cannot be restarted.
+func (r *Runner) Stop() {
+	r.start.Do(func() { close(r.done) }) // never started
+	r.halt.Do(func() { close(r.stop) })
+	<-r.done
+}
+
+// SetEffectivePriority feeds a new effective priority (see EffectivePriority).
+func (r *Runner) SetEffectivePriority(p uint8) {
+	r.event(func(now time.Time) []Action { return r.m.SetEffectivePriority(now, p) })
+}
+
+// Fault enters FAULT; Recover leaves it.
+func (r *Runner) Fault() { r.event(r.m.Fault) }
+
+// Recover leaves FAULT.
+func (r *Runner) Recover() { r.event(r.m.Recover) }
+
+// event runs f in the Runner's goroutine and waits until its actions are
+// carried out.
+func (r *Runner) event(f func(time.Time) []Action) {
+	ev := runnerEvent{f: f, handled: make(chan struct{})}
+	select {
+	case r.events <- ev:
+	case <-r.done:
+		return
+	}
+	<-ev.handled
+}
+
+func (r *Runner) publish() {
+	r.state.Store(uint32(r.m.State()))
+	r.prio.Store(uint32(r.m.Priority()))
+}
+
+func (r *Runner) read() {
+	buf := make([]byte, 1500)
+	for {
+		b, info, err := r.cfg.Conn.ReadAdvert(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			r.cfg.Logf("vrrp vrid %d: read: %v", r.local.VRID, err)
+			select {
+			case <-r.stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		p := rxPacket{b: append([]byte(nil), b...), info: info}
+		select {
+		case r.rx <- p:
+		case <-r.stop:
+			return
+		}
+	}
+}
+
+func (r *Runner) loop() {
+	clk := r.cfg.Clock
+	r.exec(r.m.Start(clk.Now()))
+	for {
+		var timerC <-chan time.Time
+		var t *time.Timer
+		if dl := r.m.NextDeadline(); !dl.IsZero() {
+			t = clk.NewTimer(max(dl.Sub(clk.Now()), 0))
+			timerC = t.C
+		}
+		select {
+		case <-r.stop:
+			if t != nil {
+				t.Stop()
+			}
+			r.exec(r.m.Shutdown(clk.Now()))
+			if r.cfg.Addrs != nil {
+				if err := r.cfg.Addrs.RemoveVIPs(r.cfg.VIPs); err != nil {
+					r.cfg.Logf("vrrp vrid %d: %v", r.local.VRID, err)
+				}
+			}
+			return
+		case p := <-r.rx:
+			r.receive(clk.Now(), p)
+		case ev := <-r.events:
+			r.exec(ev.f(clk.Now()))
+			close(ev.handled)
+		case <-timerC:
+			r.exec(r.m.Timer(clk.Now()))
+		}
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+func (r *Runner) receive(now time.Time, p rxPacket) {
+	local := r.local
+	if r.m.State() == StateBackup {
+		local.MasterAddr = r.m.MasterAddr()
+	}
+	adv, err := Validate(p.b, p.info, local)
+	if err != nil {
+		r.rxDropped.Add(1)
+		r.cfg.Logf("vrrp vrid %d: drop: %v", r.local.VRID, err)
+		return
+	}
+	r.exec(r.m.Advert(now, p.info.Src, adv))
+}
+
+func (r *Runner) advert(prio uint8) Advertisement {
+	mc := r.m.Config()
+	f, _ := AdverIntField(mc.Version, mc.AdverInt) // checked by NewMachine
+	a := Advertisement{
+		Version:   mc.Version,
+		Type:      TypeAdvertisement,
+		VRID:      mc.VRID,
+		Priority:  prio,
+		AdverInt:  f,
+		Addresses: r.vips,
+	}
+	if mc.Version == Version2 {
+		a.AuthType = r.local.AuthType
+		if a.AuthType == AuthPass {
+			a.AuthData = r.local.AuthPass
+		}
+	}
+	return a
+}
+
+func (r *Runner) sendAdvert(prio uint8) {
+	src := r.cfg.Conn.Source()
+	for _, dst := range r.cfg.Conn.Destinations() {
+		a := r.advert(prio)
+		if err := a.SetChecksum(src, dst, r.cfg.V3ChecksumAsV2); err != nil {
+			r.cfg.Logf("vrrp vrid %d: %v", a.VRID, err)
+			return
+		}
+		b, err := a.MarshalBinary()
+		if err != nil {
+			r.cfg.Logf("vrrp vrid %d: %v", a.VRID, err)
+			return
+		}
+		if err := r.cfg.Conn.WriteAdvert(b, dst); err != nil {
+			r.cfg.Logf("vrrp vrid %d: %v", a.VRID, err)
+		}
+	}
+}
+
+func (r *Runner) exec(acts []Action) {
+	defer r.publish()
+	for _, act := range acts {
+		switch a := act.(type) {
+		case SendAdvert:
+			r.sendAdvert(a.Priority)
+		case SendGARP:
+			if r.cfg.ARP == nil {
+				continue
+			}
+			for range a.Repeat {
+				for _, vip := range r.vips {
+					if !vip.Is4() {
+						continue // unsolicited NA is not done here
+					}
+					if err := r.cfg.ARP.SendGARP(vip); err != nil {
+						r.cfg.Logf("vrrp vrid %d: %v", r.local.VRID, err)
+					}
+				}
+			}
+		case AddVIPs:
+			if r.cfg.Addrs != nil {
+				if err := r.cfg.Addrs.AddVIPs(r.cfg.VIPs); err != nil {
+					r.cfg.Logf("vrrp vrid %d: %v", r.local.VRID, err)
+				}
+			}
+		case RemoveVIPs:
+			if r.cfg.Addrs != nil {
+				if err := r.cfg.Addrs.RemoveVIPs(r.cfg.VIPs); err != nil {
+					r.cfg.Logf("vrrp vrid %d: %v", r.local.VRID, err)
+				}
+			}
+		case Notify:
+			r.publish()
+			if r.cfg.OnNotify != nil {
+				r.cfg.OnNotify(a)
+			}
+		}
+	}
+}
