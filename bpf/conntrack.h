@@ -29,16 +29,20 @@ static __always_inline void conn_key_of(const struct packet *p, struct conn_key 
 	k->pad[0] = k->pad[1] = k->pad[2] = 0;
 }
 
+/* Whether a flow's timer has run out at now. A flow seen after now (the
+ * sweeper takes now once, then walks the table while packets keep
+ * refreshing it) has not. */
 static __always_inline int conn_expired(const struct conn *c, __u64 now)
 {
-	return now - c->last_seen > (__u64)c->timeout_s * 1000000000ULL;
+	__u64 seen = c->last_seen;
+	return now > seen && now - seen > (__u64)c->timeout_s * 1000000000ULL;
 }
 
 /* Refresh last_seen only when it moved by a coarse step: most packets of a
  * busy flow then write nothing to the shared entry. */
 static __always_inline void conn_touch(struct conn *c, __u64 now)
 {
-	if (now - c->last_seen > XLB_LAST_SEEN_STEP_NS)
+	if (now > c->last_seen && now - c->last_seen > XLB_LAST_SEEN_STEP_NS)
 		c->last_seen = now;
 }
 
@@ -173,7 +177,8 @@ static __always_inline void tmpl_release(const struct conn_key *k, const struct 
 
 static __always_inline int tmpl_expired(const struct tmpl *t, __u64 now)
 {
-	return now - t->last_seen > (__u64)t->timeout_s * 1000000000ULL;
+	__u64 seen = t->last_seen;
+	return now > seen && now - seen > (__u64)t->timeout_s * 1000000000ULL;
 }
 
 /* A new flow. A TCP flow starts with its SYN: NONE -> SYN_RECV, counted

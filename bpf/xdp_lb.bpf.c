@@ -277,13 +277,22 @@ static __always_inline struct sweep_count *sweep_slot(__u32 slot)
 	return bpf_map_lookup_elem(&sweep_counts, &slot);
 }
 
+/* Deletes k only while it still holds the entry the sweep is looking at:
+ * a packet may have replaced it (same key, new flow) since. */
+static __always_inline void sweep_delete(struct conn_key *k, struct conn *c)
+{
+	struct conn *cur = bpf_map_lookup_elem(&conns, k);
+	if (cur == c)
+		bpf_map_delete_elem(&conns, k);
+}
+
 static long sweep_one(struct bpf_map *map, struct conn_key *k, struct conn *c, struct sweep_ctx *sc)
 {
 	__u32 slot = c->real;
 	struct real *r = bpf_map_lookup_elem(&reals, &slot);
 	int live = r && r->gen == c->gen && (r->flags & XLB_REAL_F_PRESENT);
 	if (c->retired) {
-		bpf_map_delete_elem(&conns, k);
+		sweep_delete(k, c);
 		return 0;
 	}
 	struct sweep_count *sw = sweep_slot(slot);
@@ -300,7 +309,7 @@ static long sweep_one(struct bpf_map *map, struct conn_key *k, struct conn *c, s
 				}
 			}
 		}
-		bpf_map_delete_elem(&conns, k);
+		sweep_delete(k, c);
 		return 0;
 	}
 	if (live && sw) {

@@ -232,3 +232,21 @@ func TestUDPFlowCounts(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, st.Services[0].Reals[0].InactConns, "expired after the UDP timeout")
 }
+
+// A flow refreshed after the sweep took its time (packets keep coming while
+// the sweep walks the table) is not expired: the daemon test caught the
+// sweeper deleting new flows whose last-seen time was after its own now.
+func TestSweepKeepsFlowsNewerThanItsClock(t *testing.T) {
+	r := newSchedRig(t, "rr", 0, 1)
+	f := newFlow()
+	require.Equal(t, 0, r.pick(f))
+	k := xlbConnKey{Src: ip4(f.Src), Dst: ip4(f.Dst), Sport: port16(f.SrcPort), Dport: port16(f.DstPort), Proto: 6}
+	var c xlbConn
+	require.NoError(t, r.x.objs.Conns.Lookup(&k, &c))
+	c.LastSeen = monotonicNow() + uint64(5*time.Second)
+	require.NoError(t, r.x.objs.Conns.Update(&k, &c, ebpf.UpdateExist))
+	require.NoError(t, r.x.Sweep())
+	require.NoError(t, r.x.objs.Conns.Lookup(&k, &c), "the flow must survive the sweep")
+	act, _ := r.counts()
+	assert.Equal(t, []int64{1}, act)
+}
