@@ -185,11 +185,10 @@ func runDaemon(ctx context.Context, e env, log *slog.Logger, f runFlags, mode da
 	if err := d.Load(cfg); err != nil {
 		return err
 	}
-	for _, in := range cfg.Instances {
-		log.Warn("vrrp_instance not active: VRRP is not implemented in xlb yet; the VIPs are not managed by xlb",
-			"instance", in.Name, "interface", in.Interface, "vrid", in.VirtualRouterID)
-	}
-	backend := &statusBackend{d: d, x: x, file: f.file}
+	vr := director.NewVRRP(log, director.ExecScripts(log, scriptUser(cfg)), nil)
+	vr.Load(cfg)
+	defer vr.Stop()
+	backend := &statusBackend{d: d, x: x, vrrp: vr, file: f.file}
 	srv, err := control.Listen(f.socket, backend, log)
 	if err != nil {
 		return err
@@ -231,6 +230,7 @@ func runDaemon(ctx context.Context, e env, log *slog.Logger, f runFlags, mode da
 				log.Error("reload refused; the running configuration is unchanged", "config", f.file, "error", err)
 				continue
 			}
+			vr.Load(next)
 			log.Info("reloaded", "config", f.file, "virtual_servers", len(next.VirtualServers))
 		}
 	}
@@ -240,6 +240,7 @@ func runDaemon(ctx context.Context, e env, log *slog.Logger, f runFlags, mode da
 type statusBackend struct {
 	d    *director.Director
 	x    *dataplane.XDP
+	vrrp *director.VRRP
 	file string
 }
 
@@ -252,6 +253,7 @@ func (b *statusBackend) Status() (control.Status, error) {
 	if err != nil {
 		return st, err
 	}
+	st.VRRP = b.vrrp.Status()
 	st.Dataplane = "xdp"
 	st.ConfigFile = b.file
 	st.Interfaces = map[string]string{}

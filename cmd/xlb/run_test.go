@@ -175,7 +175,7 @@ type loader struct {
 }
 
 type result struct {
-	at   time.Time
+	at   time.Time // when the request was sent
 	name string
 	err  error
 }
@@ -192,9 +192,10 @@ func startLoad(topo *testutil.DR) *loader {
 				return
 			default:
 			}
+			start := time.Now()
 			name, err := testutil.Get(context.Background(), c, "http://10.77.1.100/")
 			l.mu.Lock()
-			l.results = append(l.results, result{time.Now(), name, err})
+			l.results = append(l.results, result{start, name, err})
 			l.mu.Unlock()
 		}
 	}()
@@ -250,7 +251,18 @@ func TestRunDaemon(t *testing.T) {
 	d := startDaemon(t, topo.Director, cfgPath)
 	all := map[string]bool{"10.77.0.11": true, "10.77.0.12": true, "10.77.0.13": true}
 	d.waitReals(t, all)
-	assert.Contains(t, d.logs(), "vrrp_instance not active")
+	// VI_1 is alone on its link: after the master-down interval it is
+	// MASTER and the VIP is on the director's eth0.
+	require.Eventually(t, func() bool {
+		st := d.status(t)
+		return len(st.VRRP) == 1 && st.VRRP[0].State == "MASTER"
+	}, 10*time.Second, 50*time.Millisecond)
+	vipOnDirector := func() bool {
+		out, err := exec.Command("ip", "-n", topo.Director.Name, "-o", "addr", "show", "dev", "eth0").CombinedOutput()
+		require.NoError(t, err)
+		return strings.Contains(string(out), "10.77.1.100/32")
+	}
+	assert.True(t, vipOnDirector(), "the MASTER holds the VIP")
 
 	assert.Equal(t, map[string]int{"r1": 30, "r2": 20, "r3": 10}, count(getN(t, topo, 60)))
 
@@ -260,7 +272,7 @@ func TestRunDaemon(t *testing.T) {
 	require.Equal(t, 0, code, errOut.String())
 	assert.Contains(t, out.String(), "TCP 10.77.1.100:80 wrr")
 	assert.Contains(t, out.String(), "-> 10.77.0.11:80")
-	assert.Contains(t, out.String(), "VI_1 on eth0, vrid 51, priority 100: INACTIVE")
+	assert.Contains(t, out.String(), "VI_1 on eth0, vrid 51, priority 100: MASTER")
 
 	// r1's server dies under load. Its HTTP_GET (delay_loop 1, retry 1,
 	// delay_before_retry 1) takes it out within about 2 s; after that no
@@ -275,7 +287,12 @@ func TestRunDaemon(t *testing.T) {
 	time.Sleep(time.Second)
 	after := load.since(detected)
 	assert.NotEmpty(t, after)
-	assert.Empty(t, failures(after), "requests failed after the down real left the pool")
+	if !assert.Empty(t, failures(after), "requests failed after the down real left the pool") {
+		t.Logf("data plane reasons: %v; detected %v", d.status(t).Reasons, detected)
+		for _, r := range load.since(stopped.Add(-time.Second)) {
+			t.Logf("%s %s %v", r.at.Format("15:04:05.000"), r.name, r.err)
+		}
+	}
 	for _, r := range after {
 		assert.NotEqual(t, "r1", r.name)
 	}
@@ -328,6 +345,7 @@ func TestRunDaemon(t *testing.T) {
 		t.Fatal("daemon did not stop")
 	}
 	assert.Contains(t, d.logs(), "detached xdp")
+	assert.False(t, vipOnDirector(), "stopping gives the VIP up")
 	_, err = testutil.Get(context.Background(), topo.HTTPClient(), "http://10.77.1.100/")
 	assert.Error(t, err, "no director: the VIP is not served")
 }

@@ -18,6 +18,9 @@ type Status struct {
 	ConfigFile string            `json:"config_file"`
 	Services   []Service         `json:"services"`
 	VRRP       []VRRPInstance    `json:"vrrp"`
+	// Reasons counts what the data plane did with packets to VIPs it did
+	// not forward (drops and passes by reason).
+	Reasons map[string]uint64 `json:"reasons,omitempty"`
 	// LastError is the last failure to apply the wanted state, if the
 	// data plane still differs from it.
 	LastError string `json:"last_error,omitempty"`

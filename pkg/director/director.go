@@ -360,7 +360,7 @@ func (d *Director) Status() (control.Status, error) {
 	for _, s := range stats.Services {
 		byKey[s.ServiceKey] = s
 	}
-	var st control.Status
+	st := control.Status{Reasons: stats.Reasons}
 	if d.lastErr != nil {
 		st.LastError = d.lastErr.Error()
 	}
@@ -414,15 +414,6 @@ func (d *Director) Status() (control.Status, error) {
 			out.Reals = append(out.Reals, cr)
 		}
 		st.Services = append(st.Services, out)
-	}
-	if d.cfg == nil {
-		return st, nil
-	}
-	for _, in := range d.cfg.Instances {
-		st.VRRP = append(st.VRRP, control.VRRPInstance{
-			Name: in.Name, Interface: in.Interface, VRID: in.VirtualRouterID, Priority: in.Priority,
-			State: "INACTIVE", Note: "VRRP is not implemented in xlb yet: the VIPs are not managed by xlb",
-		})
 	}
 	return st, nil
 }
