@@ -38,7 +38,8 @@ var (
 
 	dpInfo    = prometheus.NewDesc("xlb_dataplane_info", "How the data plane forwards: 1 per interface, with its mode.", []string{"dataplane", "interface", "mode"}, nil)
 	dpApplyOK = prometheus.NewDesc("xlb_dataplane_apply_ok", "0 when the last change could not be applied to the data plane.", nil, nil)
-	vrrpState = prometheus.NewDesc("xlb_vrrp_instance_active", "1 when xlb runs the VRRP instance (not yet implemented: 0).", []string{"instance", "interface", "vrid"}, nil)
+	vrrpState = prometheus.NewDesc("xlb_vrrp_state", "1 for the VRRP instance's current state (MASTER, BACKUP, FAULT, INIT).", []string{"instance", "interface", "vrid", "state"}, nil)
+	vrrpPrio  = prometheus.NewDesc("xlb_vrrp_effective_priority", "The VRRP instance's effective priority.", []string{"instance", "interface", "vrid"}, nil)
 	scrapeErr = prometheus.NewDesc("xlb_scrape_error", "1 when the director's state could not be read for this scrape.", nil, nil)
 )
 
@@ -49,7 +50,7 @@ type Collector struct {
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{svcPackets, svcBytes, svcConns, svcQuorum, realPackets, realBytes, realConns,
-		realOutPkts, realOutBytes, realActive, realInactive, realHealthy, realWeight, realEffWt, dpInfo, dpApplyOK, vrrpState, scrapeErr} {
+		realOutPkts, realOutBytes, realActive, realInactive, realHealthy, realWeight, realEffWt, dpInfo, dpApplyOK, vrrpState, vrrpPrio, scrapeErr} {
 		ch <- d
 	}
 }
@@ -92,7 +93,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for _, v := range st.VRRP {
-		ch <- prometheus.MustNewConstMetric(vrrpState, prometheus.GaugeValue, 0, v.Name, v.Interface, strconv.Itoa(int(v.VRID)))
+		vrid := strconv.Itoa(int(v.VRID))
+		for _, state := range []string{"MASTER", "BACKUP", "FAULT", "INIT"} {
+			ch <- prometheus.MustNewConstMetric(vrrpState, prometheus.GaugeValue, b2f(v.State == state), v.Name, v.Interface, vrid, state)
+		}
+		ch <- prometheus.MustNewConstMetric(vrrpPrio, prometheus.GaugeValue, float64(v.Priority), v.Name, v.Interface, vrid)
 	}
 }
 
