@@ -153,55 +153,102 @@ func killIfKeepalived(pid int) {
 	}
 }
 
-const keepalivedConf = `global_defs {
-    router_id xlb_interop
+// interopCase parameterises one keepalived/Runner pair.
+type interopCase struct {
+	name       string
+	version    uint8         // 2 or 3
+	unicast    bool          // unicast_src_ip/unicast_peer on both sides
+	advInt     time.Duration // advert_int on both sides
+	kaPrio     uint8         // keepalived's priority
+	xPrio      uint8         // the Runner's priority
+	xNoPreempt bool          // the Runner is nopreempt
 }
-vrrp_instance VI_XLB {
-    state BACKUP
-    interface %s
-    virtual_router_id %d
-    priority 200
-    advert_int 1
-    virtual_ipaddress {
-        %s
-    }
+
+// interopEnv is a running keepalived and Runner on the two ends of a veth.
+type interopEnv struct {
+	c         interopCase
+	nsKA, nsX string
+	kaH, xH   *netlink.Handle
+	vrrpPid   int
+	r         *Runner
+	notes     chan Notify
 }
-`
 
-func TestInteropKeepalived(t *testing.T) {
-	interopPrereqs(t)
+const (
+	interopKAIf, interopXIf = "vka", "vxlb"
+	interopVRID             = 51
+)
 
+var (
+	interopKAIP = netip.MustParseAddr("10.99.0.1")
+	interopXIP  = netip.MustParseAddr("10.99.0.2")
+	interopVIP  = netip.MustParsePrefix("10.99.0.100/24")
+)
+
+// keepalivedConf is keepalived.conf for c.
+func keepalivedConf(c interopCase) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global_defs {\n    router_id xlb_interop\n}\n")
+	fmt.Fprintf(&b, "vrrp_instance VI_XLB {\n")
+	fmt.Fprintf(&b, "    state BACKUP\n")
+	fmt.Fprintf(&b, "    interface %s\n", interopKAIf)
+	fmt.Fprintf(&b, "    version %d\n", c.version)
+	fmt.Fprintf(&b, "    virtual_router_id %d\n", interopVRID)
+	fmt.Fprintf(&b, "    priority %d\n", c.kaPrio)
+	fmt.Fprintf(&b, "    advert_int %s\n", strconv.FormatFloat(c.advInt.Seconds(), 'f', -1, 64))
+	if c.unicast {
+		fmt.Fprintf(&b, "    unicast_src_ip %s\n", interopKAIP)
+		fmt.Fprintf(&b, "    unicast_peer {\n        %s\n    }\n", interopXIP)
+	}
+	fmt.Fprintf(&b, "    virtual_ipaddress {\n        %s\n    }\n}\n", interopVIP)
+	return b.String()
+}
+
+// nsHasAddr reports whether `ip -n ns -o addr show` lists addr.
+func nsHasAddr(t *testing.T, ns string, addr netip.Addr) bool {
+	t.Helper()
+	out := runCmd(t, "ip", "-n", ns, "-o", "addr", "show")
+	for _, f := range strings.Fields(out) {
+		if p, err := netip.ParsePrefix(f); err == nil && p.Addr() == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// startInterop builds two namespaces joined by a veth, starts keepalived in
+// one (VRRP only, -P -R, not respawning its VRRP child), waits for it to be
+// MASTER, then starts a Runner in the other and waits for it to be BACKUP.
+// Everything is torn down in t.Cleanup.
+func startInterop(t *testing.T, c interopCase) *interopEnv {
+	t.Helper()
 	var rnd [3]byte
 	_, _ = rand.Read(rnd[:])
 	suffix := hex.EncodeToString(rnd[:])
-	nsKA, nsX := "xlbka-"+suffix, "xlbx-"+suffix
-	kaNS := newNetNS(t, nsKA)
-	xNS := newNetNS(t, nsX)
-	_ = kaNS
+	e := &interopEnv{c: c, nsKA: "xlbka-" + suffix, nsX: "xlbx-" + suffix, notes: make(chan Notify, 32)}
+	kaNS := newNetNS(t, e.nsKA)
+	xNS := newNetNS(t, e.nsX)
 
-	const kaIf, xIf = "vka", "vxlb"
-	const vrid = 51
-	vip := netip.MustParsePrefix("10.99.0.100/24")
-	runCmd(t, "ip", "-n", nsKA, "link", "add", kaIf, "type", "veth", "peer", "name", xIf, "netns", nsX)
-	runCmd(t, "ip", "-n", nsKA, "addr", "add", "10.99.0.1/24", "dev", kaIf)
-	runCmd(t, "ip", "-n", nsX, "addr", "add", "10.99.0.2/24", "dev", xIf)
-	for _, c := range [][]string{{nsKA, kaIf}, {nsKA, "lo"}, {nsX, xIf}, {nsX, "lo"}} {
-		runCmd(t, "ip", "-n", c[0], "link", "set", c[1], "up")
+	runCmd(t, "ip", "-n", e.nsKA, "link", "add", interopKAIf, "type", "veth", "peer", "name", interopXIf, "netns", e.nsX)
+	runCmd(t, "ip", "-n", e.nsKA, "addr", "add", interopKAIP.String()+"/24", "dev", interopKAIf)
+	runCmd(t, "ip", "-n", e.nsX, "addr", "add", interopXIP.String()+"/24", "dev", interopXIf)
+	for _, l := range [][]string{{e.nsKA, interopKAIf}, {e.nsKA, "lo"}, {e.nsX, interopXIf}, {e.nsX, "lo"}} {
+		runCmd(t, "ip", "-n", l[0], "link", "set", l[1], "up")
 	}
-	kaH, err := netlink.NewHandleAt(kaNS)
+	var err error
+	e.kaH, err = netlink.NewHandleAt(kaNS)
 	require.NoError(t, err)
-	t.Cleanup(kaH.Close)
-	xH, err := netlink.NewHandleAt(xNS)
+	t.Cleanup(e.kaH.Close)
+	e.xH, err = netlink.NewHandleAt(xNS)
 	require.NoError(t, err)
-	t.Cleanup(xH.Close)
+	t.Cleanup(e.xH.Close)
 
-	// keepalived, VRRP subsystem only, not respawning its VRRP child.
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "keepalived.conf")
-	require.NoError(t, os.WriteFile(conf, fmt.Appendf(nil, keepalivedConf, kaIf, vrid, vip), 0o644))
+	require.NoError(t, os.WriteFile(conf, []byte(keepalivedConf(c)), 0o644))
 	pidFile, vrrpPidFile := filepath.Join(dir, "keepalived.pid"), filepath.Join(dir, "vrrp.pid")
 	kaLog := &lockedBuffer{}
-	ka := exec.Command("ip", "netns", "exec", nsKA, "keepalived",
+	ka := exec.Command("ip", "netns", "exec", e.nsKA, "keepalived",
 		"-n", "-l", "-D", "-P", "-R", "-f", conf, "-p", pidFile, "-r", vrrpPidFile)
 	ka.Stdout, ka.Stderr = kaLog, kaLog
 	require.NoError(t, ka.Start())
@@ -220,72 +267,146 @@ func TestInteropKeepalived(t *testing.T) {
 			killIfKeepalived(vpid)
 		}
 		if t.Failed() {
-			t.Logf("keepalived output:\n%s", kaLog.String())
+			t.Logf("keepalived.conf:\n%skeepalived output:\n%s", keepalivedConf(c), kaLog.String())
 		}
 	})
 
-	var vrrpPid int
 	waitFor(t, 5*time.Second, "keepalived's VRRP pid file", func() bool {
-		vrrpPid, err = readPid(vrrpPidFile)
-		return err == nil && vrrpPid > 0
+		e.vrrpPid, err = readPid(vrrpPidFile)
+		return err == nil && e.vrrpPid > 0
 	})
-	// keepalived at priority 200 is master after its down interval, ~3.2 s.
-	waitFor(t, 8*time.Second, "keepalived to become MASTER (VIP on its interface)", func() bool {
-		return hasAddr(t, kaH, kaIf, vip.Addr())
+	// Alone, keepalived is master after its down interval (~3.6 s at most
+	// for v2).
+	kaDown := MasterDownInterval(c.version, c.kaPrio, c.advInt, DefaultDownTimerAdverts)
+	waitFor(t, kaDown+5*time.Second, "keepalived to become MASTER (VIP on its interface)", func() bool {
+		return hasAddr(t, e.kaH, interopKAIf, interopVIP.Addr())
 	})
 
-	// The xlb Runner at priority 100.
 	var conn *Conn
 	var garp *GARP
+	var cc ConnConfig
+	if c.unicast {
+		cc.SourceIP = interopXIP
+		cc.Peers = []netip.Addr{interopKAIP}
+	}
 	inNetNS(t, xNS, func() {
-		conn, err = New(xIf, ConnConfig{})
+		conn, err = New(interopXIf, cc)
 		if err == nil {
-			garp, err = NewGARP(xIf)
+			garp, err = NewGARP(interopXIf)
 		}
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { garp.Close() })
-	require.Equal(t, netip.MustParseAddr("10.99.0.2"), conn.Source())
+	require.Equal(t, interopXIP, conn.Source())
 
-	notes := make(chan Notify, 32)
-	r, err := NewRunner(RunnerConfig{
-		Instance: Config{VRID: vrid, Priority: 100, AdverInt: time.Second},
-		VIPs:     []netip.Prefix{vip},
+	rc := RunnerConfig{
+		Instance: Config{VRID: interopVRID, Version: c.version, Priority: c.xPrio, AdverInt: c.advInt, NoPreempt: c.xNoPreempt},
+		VIPs:     []netip.Prefix{interopVIP},
 		Conn:     conn,
 		ARP:      garp,
-		Addrs:    NetlinkVIPs{Handle: xH, Link: xIf},
-		OnNotify: func(n Notify) { notes <- n },
+		Addrs:    NetlinkVIPs{Handle: e.xH, Link: interopXIf},
+		OnNotify: func(n Notify) { e.notes <- n },
 		Logf:     t.Logf,
-	})
-	require.NoError(t, err)
-	r.Start()
-	t.Cleanup(r.Stop)
-
-	waitState(t, notes, StateBackup, time.Second)
-	// Hearing keepalived's adverts keeps it BACKUP past its own
-	// Master_Down_Interval.
-	downInt := MasterDownInterval(Version2, 100, time.Second, DefaultDownTimerAdverts)
-	select {
-	case n := <-notes:
-		t.Fatalf("runner left BACKUP while keepalived is master: %v", n.State)
-	case <-time.After(downInt + time.Second):
 	}
-	require.Equal(t, StateBackup, r.State())
-	require.Zero(t, r.Dropped(), "keepalived's adverts must validate")
-	require.False(t, hasAddr(t, xH, xIf, vip.Addr()))
+	if c.unicast {
+		rc.CheckUnicastSrc = true
+		rc.Peers = []UnicastPeer{{Addr: interopKAIP}}
+	}
+	e.r, err = NewRunner(rc)
+	if err != nil {
+		conn.Close()
+	}
+	require.NoError(t, err)
+	e.r.Start()
+	t.Cleanup(e.r.Stop)
+	waitState(t, e.notes, StateBackup, time.Second)
+	return e
+}
 
-	// keepalived's VRRP process dies without a priority-0 advert.
-	require.NoError(t, syscall.Kill(vrrpPid, syscall.SIGKILL))
+// xDownInterval is the Runner's Master_Down_Interval.
+func (e *interopEnv) xDownInterval() time.Duration {
+	return MasterDownInterval(e.c.version, e.c.xPrio, e.c.advInt, DefaultDownTimerAdverts)
+}
+
+// stayBackup checks the Runner stays BACKUP, without the VIP, for d.
+func (e *interopEnv) stayBackup(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case n := <-e.notes:
+		t.Fatalf("runner left BACKUP while keepalived is master: %v", n.State)
+	case <-time.After(d):
+	}
+	require.Equal(t, StateBackup, e.r.State())
+	require.Zero(t, e.r.Dropped(), "keepalived's adverts must validate")
+	require.False(t, hasAddr(t, e.xH, interopXIf, interopVIP.Addr()))
+}
+
+// Failover: keepalived, at the higher priority, is master; the Runner stays
+// backup until keepalived's VRRP process dies without a priority-0 advert,
+// then takes over within its Master_Down_Interval.
+func testInteropFailover(t *testing.T, e *interopEnv) {
+	downInt := e.xDownInterval()
+	e.stayBackup(t, downInt+time.Second)
+
+	require.NoError(t, syscall.Kill(e.vrrpPid, syscall.SIGKILL))
 	killed := time.Now()
-	waitState(t, notes, StateMaster, downInt+500*time.Millisecond)
-	took := time.Since(killed)
-	t.Logf("runner became MASTER %v after keepalived was killed (Master_Down_Interval %v)", took, downInt)
-	require.Equal(t, StateMaster, r.State())
-	require.True(t, hasAddr(t, xH, xIf, vip.Addr()), "VIP on the runner's interface")
+	waitState(t, e.notes, StateMaster, downInt+500*time.Millisecond)
+	t.Logf("runner became MASTER %v after keepalived was killed (Master_Down_Interval %v)", time.Since(killed), downInt)
+	require.Equal(t, StateMaster, e.r.State())
+	require.True(t, hasAddr(t, e.xH, interopXIf, interopVIP.Addr()), "VIP on the runner's interface")
+	require.True(t, nsHasAddr(t, e.nsX, interopVIP.Addr()))
 
 	// Stop sends priority 0 and removes the VIP.
-	r.Stop()
-	require.False(t, hasAddr(t, xH, xIf, vip.Addr()))
+	e.r.Stop()
+	require.False(t, hasAddr(t, e.xH, interopXIf, interopVIP.Addr()))
+}
+
+// Preemption: the Runner, at the higher priority, ignores keepalived's
+// adverts, becomes master after its down interval, and keepalived yields.
+func testInteropPreempt(t *testing.T, e *interopEnv) {
+	downInt := e.xDownInterval()
+	waitState(t, e.notes, StateMaster, downInt+500*time.Millisecond)
+	waitFor(t, 3*time.Second, "keepalived to yield (VIP gone from its namespace)", func() bool {
+		return !nsHasAddr(t, e.nsKA, interopVIP.Addr())
+	})
+	// It stays that way: keepalived does not take the VIP back.
+	time.Sleep(2 * e.c.advInt)
+	require.Equal(t, StateMaster, e.r.State())
+	require.True(t, nsHasAddr(t, e.nsX, interopVIP.Addr()), "VIP on the runner's side")
+	require.False(t, nsHasAddr(t, e.nsKA, interopVIP.Addr()), "VIP not on keepalived's side")
+	require.Zero(t, e.r.Dropped(), "keepalived's adverts must validate")
+	select {
+	case n := <-e.notes:
+		t.Fatalf("runner left MASTER: %v", n.State)
+	default:
+	}
+}
+
+// nopreempt: the Runner, at the higher priority but nopreempt, accepts the
+// lower-priority master keepalived already is.
+func testInteropNoPreempt(t *testing.T, e *interopEnv) {
+	e.stayBackup(t, 4*time.Second)
+	require.True(t, nsHasAddr(t, e.nsKA, interopVIP.Addr()), "VIP still on keepalived's side")
+	require.False(t, nsHasAddr(t, e.nsX, interopVIP.Addr()))
+}
+
+func TestInteropKeepalived(t *testing.T) {
+	interopPrereqs(t)
+	for _, tc := range []struct {
+		interopCase
+		run func(*testing.T, *interopEnv)
+	}{
+		{interopCase{name: "v2-multicast-failover", version: Version2, advInt: time.Second, kaPrio: 200, xPrio: 100}, testInteropFailover},
+		{interopCase{name: "v3-multicast-failover", version: Version3, advInt: 100 * time.Millisecond, kaPrio: 200, xPrio: 100}, testInteropFailover},
+		{interopCase{name: "v2-unicast-failover", version: Version2, unicast: true, advInt: time.Second, kaPrio: 200, xPrio: 100}, testInteropFailover},
+		{interopCase{name: "v2-preempt", version: Version2, advInt: time.Second, kaPrio: 100, xPrio: 200}, testInteropPreempt},
+		{interopCase{name: "v3-unicast-preempt", version: Version3, unicast: true, advInt: 100 * time.Millisecond, kaPrio: 100, xPrio: 200}, testInteropPreempt},
+		{interopCase{name: "v2-nopreempt", version: Version2, advInt: time.Second, kaPrio: 100, xPrio: 200, xNoPreempt: true}, testInteropNoPreempt},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(t, startInterop(t, tc.interopCase))
+		})
+	}
 }
 
 // TestConnVeth sends an advert from one Conn to another across a veth
