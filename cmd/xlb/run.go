@@ -185,7 +185,7 @@ func runDaemon(ctx context.Context, e env, log *slog.Logger, f runFlags, mode da
 	if err := d.Load(cfg); err != nil {
 		return err
 	}
-	vr := director.NewVRRP(log, director.ExecScripts(log, scriptUser(cfg)), nil)
+	vr := director.NewVRRP(log, director.ExecScripts(log, scriptUser(cfg)), nil, scriptUser(cfg))
 	vr.Load(cfg)
 	defer vr.Stop()
 	backend := &statusBackend{d: d, x: x, vrrp: vr, file: f.file}

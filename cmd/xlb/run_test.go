@@ -490,3 +490,54 @@ TCP  10.77.1.100:80 rr
 	assert.NotZero(t, r.Code)
 	assert.Contains(t, r.Stderr, "Service already exists")
 }
+
+// A vrrp_script's weight moves the instance's effective priority as its
+// script succeeds and fails (keepalived's rules), shown by xlb status.
+func TestVRRPTrackScript(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	topo, err := testutil.NewDR(testutil.DROptions{Reals: 1, Native: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { topo.Close() })
+	dir := t.TempDir()
+	flag := filepath.Join(dir, "healthy")
+	require.NoError(t, os.WriteFile(flag, nil, 0o644))
+	cfgPath := filepath.Join(dir, "keepalived.conf")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+global_defs {
+    script_user root
+}
+vrrp_script chk_flag {
+    script "/usr/bin/test -f %s"
+    interval 1
+    weight -60
+    fall 1
+    rise 1
+}
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 52
+    priority 150
+    advert_int 1
+    virtual_ipaddress {
+        10.77.1.100/32
+    }
+    track_script {
+        chk_flag
+    }
+}
+`, flag)), 0o644))
+	d := startDaemon(t, topo.Director, cfgPath)
+	prio := func() uint8 {
+		st := d.status(t)
+		require.Len(t, st.VRRP, 1)
+		return st.VRRP[0].Priority
+	}
+	require.Eventually(t, func() bool { return prio() == 150 }, 5*time.Second, 50*time.Millisecond)
+	require.NoError(t, os.Remove(flag))
+	require.Eventually(t, func() bool { return prio() == 90 }, 5*time.Second, 50*time.Millisecond, "150 - 60 while the script fails")
+	require.NoError(t, os.WriteFile(flag, nil, 0o644))
+	require.Eventually(t, func() bool { return prio() == 150 }, 5*time.Second, 50*time.Millisecond)
+}

@@ -33,10 +33,16 @@ func ExecScripts(log *slog.Logger, defaultUser string) ScriptRunner {
 }
 
 func runScript(s *config.Script, defaultUser string) error {
+	return runScriptTimeout(context.Background(), s, defaultUser, ScriptTimeout)
+}
+
+// runScriptTimeout runs s directly (no shell) as its user, killing its
+// process group at the timeout; a non-zero exit is an error.
+func runScriptTimeout(ctx context.Context, s *config.Script, defaultUser string, timeout time.Duration) error {
 	if len(s.Args) == 0 {
 		return fmt.Errorf("empty script")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), ScriptTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s.Args[0], s.Args[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -1,12 +1,14 @@
 package director
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"reflect"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -19,29 +21,40 @@ import (
 // on the instance's interface, the VIPs added while MASTER (with gratuitous
 // ARPs) and removed otherwise, notify scripts on transitions.
 type VRRP struct {
-	log     *slog.Logger
-	scripts ScriptRunner
-	handle  *netlink.Handle
+	log        *slog.Logger
+	scripts    ScriptRunner
+	handle     *netlink.Handle
+	scriptUser string
 
 	mu        sync.Mutex
 	instances []config.VRRPInstance
 	runners   []*vrrpRunner
+	// vrrp_script results by name, and the loop running them.
+	tracks     map[string]*trackState
+	stopTracks context.CancelFunc
+}
+
+// trackState is one vrrp_script's status with keepalived's rise/fall.
+type trackState struct {
+	status    vrrp.TrackStatus
+	ok, fails int
 }
 
 type vrrpRunner struct {
-	cfg    config.VRRPInstance
-	runner *vrrp.Runner
-	garp   *vrrp.GARP
-	err    error
+	cfg     config.VRRPInstance
+	runner  *vrrp.Runner
+	garp    *vrrp.GARP
+	err     error
+	faulted bool
 }
 
 // NewVRRP prepares to run instances; handle is the netlink socket for the
 // VIPs (nil: the calling namespace's).
-func NewVRRP(log *slog.Logger, scripts ScriptRunner, handle *netlink.Handle) *VRRP {
+func NewVRRP(log *slog.Logger, scripts ScriptRunner, handle *netlink.Handle, scriptUser string) *VRRP {
 	if scripts == nil {
 		scripts = func(*config.Script, string) {}
 	}
-	return &VRRP{log: log, scripts: scripts, handle: handle}
+	return &VRRP{log: log, scripts: scripts, handle: handle, scriptUser: scriptUser}
 }
 
 // Load runs cfg's instances. Instances are restarted only when their
@@ -56,6 +69,95 @@ func (v *VRRP) Load(cfg *config.Config) {
 	v.instances = cfg.Instances
 	for _, in := range cfg.Instances {
 		v.runners = append(v.runners, v.start(in))
+	}
+	v.startTracks(cfg)
+}
+
+// startTracks runs every vrrp_script an instance tracks, every interval,
+// and applies the effective priority (or FAULT) its results imply.
+func (v *VRRP) startTracks(cfg *config.Config) {
+	ctx, cancel := context.WithCancel(context.Background())
+	v.stopTracks = cancel
+	v.tracks = map[string]*trackState{}
+	for _, in := range cfg.Instances {
+		for _, ts := range in.TrackScripts {
+			if _, ok := v.tracks[ts.Name]; ok {
+				continue
+			}
+			sc := cfg.Script(ts.Name)
+			if sc == nil {
+				continue
+			}
+			st := &trackState{status: vrrp.TrackInit}
+			if sc.InitFail {
+				st.status = vrrp.TrackFailed
+			}
+			v.tracks[ts.Name] = st
+			go v.runTrack(ctx, *sc, st)
+		}
+	}
+	v.applyTracksLocked()
+}
+
+func (v *VRRP) runTrack(ctx context.Context, sc config.VRRPScript, st *trackState) {
+	for {
+		err := runScriptTimeout(ctx, &sc.Script, v.scriptUser, sc.Timeout)
+		if ctx.Err() != nil {
+			return
+		}
+		v.mu.Lock()
+		was := st.status
+		if err == nil {
+			st.ok, st.fails = st.ok+1, 0
+			if st.ok >= sc.Rise {
+				st.status = vrrp.TrackOK
+			}
+		} else {
+			st.ok, st.fails = 0, st.fails+1
+			if st.fails >= sc.Fall {
+				st.status = vrrp.TrackFailed
+			}
+		}
+		if st.status != was {
+			v.log.Info("vrrp_script changed", "script", sc.Name, "ok", st.status == vrrp.TrackOK, "error", err)
+			v.applyTracksLocked()
+		}
+		v.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(sc.Interval):
+		}
+	}
+}
+
+// applyTracksLocked sets each instance's effective priority from its
+// trackers, or puts it in FAULT (keepalived's rules: vrrp.EffectivePriority).
+func (v *VRRP) applyTracksLocked() {
+	for _, r := range v.runners {
+		if r.runner == nil || len(r.cfg.TrackScripts) == 0 {
+			continue
+		}
+		var ts []vrrp.Tracker
+		for _, t := range r.cfg.TrackScripts {
+			st := v.tracks[t.Name]
+			if st == nil {
+				continue
+			}
+			ts = append(ts, vrrp.Tracker{Weight: t.Weight, Reverse: t.Reverse, Status: st.status})
+		}
+		prio, fault := vrrp.EffectivePriority(r.cfg.Priority, ts)
+		switch {
+		case fault && !r.faulted:
+			r.faulted = true
+			r.runner.Fault()
+		case !fault && r.faulted:
+			r.faulted = false
+			r.runner.Recover()
+		}
+		if !fault {
+			r.runner.SetEffectivePriority(prio)
+		}
 	}
 }
 
@@ -81,8 +183,8 @@ func (v *VRRP) start(in config.VRRPInstance) *vrrpRunner {
 	if in.UseVMAC {
 		return fail(fmt.Errorf("use_vmac is not supported yet"))
 	}
-	if len(in.TrackScripts) > 0 || len(in.TrackInterfaces) > 0 {
-		v.log.Warn("track_script/track_interface are not applied yet: the instance runs at its base priority", "instance", in.Name)
+	if len(in.TrackInterfaces) > 0 {
+		v.log.Warn("track_interface is not applied yet", "instance", in.Name)
 	}
 	var peers []netip.Addr
 	var upeers []vrrp.UnicastPeer
@@ -170,6 +272,9 @@ func (v *VRRP) Stop() {
 }
 
 func (v *VRRP) stopLocked() {
+	if v.stopTracks != nil {
+		v.stopTracks()
+	}
 	for _, r := range v.runners {
 		if r.runner != nil {
 			r.runner.Stop()
