@@ -162,6 +162,8 @@ type interopCase struct {
 	kaPrio     uint8         // keepalived's priority
 	xPrio      uint8         // the Runner's priority
 	xNoPreempt bool          // the Runner is nopreempt
+	kaAuthPass string        // v2: auth_type PASS with this auth_pass on keepalived
+	xAuthPass  string        // v2: AuthPass with this password on the Runner
 }
 
 // interopEnv is a running keepalived and Runner on the two ends of a veth.
@@ -172,6 +174,8 @@ type interopEnv struct {
 	vrrpPid   int
 	r         *Runner
 	notes     chan Notify
+	kaLog     *lockedBuffer // keepalived's console log
+	xLog      *lockedBuffer // the Runner's Logf output
 }
 
 const (
@@ -196,6 +200,9 @@ func keepalivedConf(c interopCase) string {
 	fmt.Fprintf(&b, "    virtual_router_id %d\n", interopVRID)
 	fmt.Fprintf(&b, "    priority %d\n", c.kaPrio)
 	fmt.Fprintf(&b, "    advert_int %s\n", strconv.FormatFloat(c.advInt.Seconds(), 'f', -1, 64))
+	if c.kaAuthPass != "" {
+		fmt.Fprintf(&b, "    authentication {\n        auth_type PASS\n        auth_pass %s\n    }\n", c.kaAuthPass)
+	}
 	if c.unicast {
 		fmt.Fprintf(&b, "    unicast_src_ip %s\n", interopKAIP)
 		fmt.Fprintf(&b, "    unicast_peer {\n        %s\n    }\n", interopXIP)
@@ -225,7 +232,7 @@ func startInterop(t *testing.T, c interopCase) *interopEnv {
 	var rnd [3]byte
 	_, _ = rand.Read(rnd[:])
 	suffix := hex.EncodeToString(rnd[:])
-	e := &interopEnv{c: c, nsKA: "xlbka-" + suffix, nsX: "xlbx-" + suffix, notes: make(chan Notify, 32)}
+	e := &interopEnv{c: c, nsKA: "xlbka-" + suffix, nsX: "xlbx-" + suffix, notes: make(chan Notify, 32), xLog: &lockedBuffer{}}
 	kaNS := newNetNS(t, e.nsKA)
 	xNS := newNetNS(t, e.nsX)
 
@@ -248,6 +255,7 @@ func startInterop(t *testing.T, c interopCase) *interopEnv {
 	require.NoError(t, os.WriteFile(conf, []byte(keepalivedConf(c)), 0o644))
 	pidFile, vrrpPidFile := filepath.Join(dir, "keepalived.pid"), filepath.Join(dir, "vrrp.pid")
 	kaLog := &lockedBuffer{}
+	e.kaLog = kaLog
 	ka := exec.Command("ip", "netns", "exec", e.nsKA, "keepalived",
 		"-n", "-l", "-D", "-P", "-R", "-f", conf, "-p", pidFile, "-r", vrrpPidFile)
 	ka.Stdout, ka.Stderr = kaLog, kaLog
@@ -306,7 +314,13 @@ func startInterop(t *testing.T, c interopCase) *interopEnv {
 		ARP:      garp,
 		Addrs:    NetlinkVIPs{Handle: e.xH, Link: interopXIf},
 		OnNotify: func(n Notify) { e.notes <- n },
-		Logf:     t.Logf,
+		Logf: func(format string, args ...any) {
+			t.Logf(format, args...)
+			fmt.Fprintf(e.xLog, format+"\n", args...)
+		},
+	}
+	if c.xAuthPass != "" {
+		rc.AuthType, rc.AuthPass = AuthPass, c.xAuthPass
 	}
 	if c.unicast {
 		rc.CheckUnicastSrc = true
@@ -390,6 +404,48 @@ func testInteropNoPreempt(t *testing.T, e *interopEnv) {
 	require.False(t, nsHasAddr(t, e.nsX, interopVIP.Addr()))
 }
 
+// Clean stop: the Runner, at the higher priority, is master; Stop sends a
+// priority-0 advert, and keepalived takes over after its Skew_Time rather than
+// its full Master_Down_Interval.
+func testInteropCleanStop(t *testing.T, e *interopEnv) {
+	waitState(t, e.notes, StateMaster, e.xDownInterval()+500*time.Millisecond)
+	waitFor(t, 3*time.Second, "keepalived to yield (VIP gone from its namespace)", func() bool {
+		return !nsHasAddr(t, e.nsKA, interopVIP.Addr())
+	})
+	time.Sleep(2 * e.c.advInt) // keepalived settles in BACKUP
+	require.Equal(t, StateMaster, e.r.State())
+
+	e.r.Stop()
+	stopped := time.Now()
+	within := SkewTime(e.c.version, e.c.kaPrio, e.c.advInt) + 500*time.Millisecond
+	for !nsHasAddr(t, e.nsKA, interopVIP.Addr()) {
+		if time.Since(stopped) > within {
+			t.Fatalf("keepalived not MASTER (VIP on its interface) within %v of Stop", within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("keepalived became MASTER %v after Stop returned (bound %v)", time.Since(stopped), within)
+	require.False(t, nsHasAddr(t, e.nsX, interopVIP.Addr()), "VIP gone from the runner's side")
+}
+
+// Wrong auth_pass: each side drops the other's adverts, so both end up
+// master. The Runner, at the higher priority, would not yield anyway, so
+// its side is checked by its Dropped count while it is BACKUP; keepalived
+// would yield to it if it accepted its adverts. (keepalived 2.2.7 as master
+// stops sending adverts while it receives ones with a bad password, so
+// Dropped need not grow once both are master.)
+func testInteropAuthMismatch(t *testing.T, e *interopEnv) {
+	dropped := e.r.Dropped()
+	waitState(t, e.notes, StateMaster, e.xDownInterval()+500*time.Millisecond)
+	require.Greater(t, e.r.Dropped(), dropped, "the runner drops keepalived's adverts")
+	require.Contains(t, e.xLog.String(), ErrAuthPass.Error())
+	time.Sleep(2 * e.c.advInt)
+	require.Equal(t, StateMaster, e.r.State())
+	require.True(t, nsHasAddr(t, e.nsX, interopVIP.Addr()), "VIP on the runner's side")
+	require.True(t, nsHasAddr(t, e.nsKA, interopVIP.Addr()), "VIP still on keepalived's side")
+	require.Contains(t, e.kaLog.String(), "received an invalid passwd", "keepalived drops the runner's adverts")
+}
+
 func TestInteropKeepalived(t *testing.T) {
 	interopPrereqs(t)
 	for _, tc := range []struct {
@@ -402,6 +458,8 @@ func TestInteropKeepalived(t *testing.T) {
 		{interopCase{name: "v2-preempt", version: Version2, advInt: time.Second, kaPrio: 100, xPrio: 200}, testInteropPreempt},
 		{interopCase{name: "v3-unicast-preempt", version: Version3, unicast: true, advInt: 100 * time.Millisecond, kaPrio: 100, xPrio: 200}, testInteropPreempt},
 		{interopCase{name: "v2-nopreempt", version: Version2, advInt: time.Second, kaPrio: 100, xPrio: 200, xNoPreempt: true}, testInteropNoPreempt},
+		{interopCase{name: "v3-clean-stop", version: Version3, advInt: 100 * time.Millisecond, kaPrio: 100, xPrio: 200}, testInteropCleanStop},
+		{interopCase{name: "v2-auth-mismatch", version: Version2, advInt: time.Second, kaPrio: 100, xPrio: 200, kaAuthPass: "kapass", xAuthPass: "xlbpass"}, testInteropAuthMismatch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.run(t, startInterop(t, tc.interopCase))
