@@ -277,7 +277,7 @@ func (x *XDP) planService(old *svcState, want Service, svcUsed *[maxServices]boo
 	}
 
 	p.rewrite = old == nil || old.sched != st.sched || old.flags != st.flags || len(p.removed) > 0 ||
-		!slices.Equal(old.dests, st.dests) || len(old.reals) != len(st.reals)
+		!slices.Equal(old.dests, st.dests)
 	if !p.rewrite {
 		st.seq, st.rr, st.wrr, st.loop, st.tabLen = old.seq, old.rr, old.wrr, old.loop, old.tabLen
 		p.svc = x.svcEntry(st)
@@ -714,12 +714,13 @@ func writeFilter(m *ebpf.Map, filter []uint32) error {
 func recoverTables(objs *xlbObjects, log *slog.Logger) (*tables, error) {
 	t := &tables{services: map[ServiceKey]*svcState{}}
 	var slot uint32
-	var e xlbReal
+	// Read every real slot once; services pick theirs from this.
+	entries := make([]xlbReal, maxReals)
 	for i := range uint32(maxReals) {
-		if err := objs.Reals.Lookup(&i, &e); err != nil {
+		if err := objs.Reals.Lookup(&i, &entries[i]); err != nil {
 			return nil, fmt.Errorf("read real %d: %w", i, err)
 		}
-		t.realGen[i] = e.Gen
+		t.realGen[i] = entries[i].Gen
 	}
 	var key xlbSvcKey
 	it := objs.SvcMap.Iterate()
@@ -748,9 +749,7 @@ func recoverTables(objs *xlbObjects, log *slog.Logger) (*tables, error) {
 		}
 		t.svcUsed[st.idx] = true
 		for i := range uint32(maxReals) {
-			if err := objs.Reals.Lookup(&i, &e); err != nil {
-				return nil, err
-			}
+			e := &entries[i]
 			if e.Flags&realPresent == 0 || e.Svc != st.idx {
 				continue
 			}
@@ -765,16 +764,12 @@ func recoverTables(objs *xlbObjects, log *slog.Logger) (*tables, error) {
 				r.Forward = NAT
 			}
 			st.reals = append(st.reals, r)
-			st.dests = append(st.dests, sched.Dest{})
 		}
 		slices.SortFunc(st.reals, func(a, b *realState) int {
-			var ea, eb xlbReal
-			_ = objs.Reals.Lookup(&a.slot, &ea)
-			_ = objs.Reals.Lookup(&b.slot, &eb)
-			return int(ea.Order) - int(eb.Order)
+			return int(entries[a.slot].Order) - int(entries[b.slot].Order)
 		})
-		for i, r := range st.reals {
-			st.dests[i] = sched.Dest{Weight: r.effectiveWeight()}
+		for _, r := range st.reals {
+			st.dests = append(st.dests, sched.Dest{Weight: r.effectiveWeight()})
 		}
 		if err := regenerate(st, s); err != nil {
 			log.Warn("cannot continue the pinned scheduler state; the next change restarts its sequence", "service", st.key.String(), "reason", err)
