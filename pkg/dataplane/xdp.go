@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -76,6 +77,8 @@ type XDP struct {
 	mu       sync.Mutex
 	state    *tables
 	tookOver bool // a pinned link was found
+	// ports are tx_ports' slots by ifindex (a cache of the map).
+	ports map[int]uint16
 
 	stop  chan struct{}
 	done  chan struct{}
@@ -287,23 +290,31 @@ func attachedMode(ifname string) XDPMode {
 	return ModeAuto
 }
 
-// txPort returns the tx_ports slot of an egress interface, adding it.
+// txPort returns the tx_ports slot of an egress interface, adding it. The
+// slots in use are read from the (possibly pinned) map once, then kept.
 func (x *XDP) txPort(ifindex int) (uint16, error) {
-	free := -1
-	for i := range uint32(maxIfaces) {
-		var v uint32
-		err := x.objs.TxPorts.Lookup(&i, &v)
-		switch {
-		case err == nil && v == uint32(ifindex):
-			return uint16(i), nil
-		case errors.Is(err, ebpf.ErrKeyNotExist) || (err == nil && v == 0):
-			if free < 0 {
-				free = int(i)
+	if x.ports == nil {
+		x.ports = map[int]uint16{}
+		for i := range uint32(maxIfaces) {
+			var v uint32
+			err := x.objs.TxPorts.Lookup(&i, &v)
+			switch {
+			case err == nil && v != 0:
+				x.ports[int(v)] = uint16(i)
+			case err != nil && !errors.Is(err, ebpf.ErrKeyNotExist):
+				x.ports = nil
+				return 0, fmt.Errorf("read tx_ports: %w", err)
 			}
-		case err != nil:
-			return 0, fmt.Errorf("read tx_ports: %w", err)
 		}
 	}
+	if slot, ok := x.ports[ifindex]; ok {
+		return slot, nil
+	}
+	used := make([]bool, maxIfaces)
+	for _, slot := range x.ports {
+		used[slot] = true
+	}
+	free := slices.Index(used, false)
 	if free < 0 {
 		return 0, fmt.Errorf("interface %d: no room in tx_ports (%d interfaces)", ifindex, maxIfaces)
 	}
@@ -311,6 +322,7 @@ func (x *XDP) txPort(ifindex int) (uint16, error) {
 	if err := x.objs.TxPorts.Update(&k, &v, ebpf.UpdateAny); err != nil {
 		return 0, fmt.Errorf("add interface %d to tx_ports: %w", ifindex, err)
 	}
+	x.ports[ifindex] = uint16(free)
 	return uint16(free), nil
 }
 
