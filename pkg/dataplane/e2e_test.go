@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -212,7 +213,22 @@ func TestDRRestartKeepsTraffic(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		// Each request from a port of its own: the client's stack may
+		// otherwise reuse a port whose flow is still in FIN_WAIT, and
+		// IPVS (as xlb) counts that SYN as the same connection, not a
+		// new one.
 		c := r.topo.HTTPClient()
+		port := 20000
+		c.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			port++
+			var conn net.Conn
+			err := r.topo.Client.Do(func() (err error) {
+				d := net.Dialer{LocalAddr: &net.TCPAddr{Port: port}}
+				conn, err = d.DialContext(ctx, network, addr)
+				return err
+			})
+			return conn, err
+		}
 		for i := 0; i < 2000 && ctx.Err() == nil; i++ {
 			_, err := testutil.Get(context.Background(), c, r.url)
 			mu.Lock()
