@@ -35,6 +35,10 @@ const (
 	// destination becomes the real's address and port; the real routes
 	// its replies through the director, which puts the VIP back.
 	NAT
+	// Tunnel is IP-in-IP (ipvsadm -i, keepalived lb_kind TUN): the
+	// packet is encapsulated to the real, which holds the VIP. The IPVS
+	// data plane has it; the XDP data plane refuses it.
+	Tunnel
 )
 
 func (f Forward) String() string {
@@ -43,6 +47,8 @@ func (f Forward) String() string {
 		return "Route"
 	case NAT:
 		return "Masq"
+	case Tunnel:
+		return "Tunnel"
 	}
 	return fmt.Sprintf("forward-%d", uint8(f))
 }

@@ -314,8 +314,11 @@ func (d *Director) wanted() []dataplane.Service {
 }
 
 func forwardOf(f config.Forward) dataplane.Forward {
-	if f == config.ForwardNAT {
+	switch f {
+	case config.ForwardNAT:
 		return dataplane.NAT
+	case config.ForwardTUN:
+		return dataplane.Tunnel
 	}
 	return dataplane.DR
 }
