@@ -107,7 +107,7 @@ static __always_inline int icmp_to_vip(struct xdp_md *ctx, struct packet *p, voi
 		return -1;
 	__u32 slot = c->real;
 	struct real *r = bpf_map_lookup_elem(&reals, &slot);
-	if (!r || r->gen != c->gen || !(r->flags & XLB_REAL_F_PRESENT))
+	if (!r || r->gen != c->gen || !(r->flags & XLB_REAL_F_PRESENT) || (r->flags & XLB_REAL_F_STANDBY))
 		return -1;
 	if (r->flags & XLB_REAL_F_NAT) {
 		struct iphdr *ip = p->ip;

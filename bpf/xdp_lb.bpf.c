@@ -17,6 +17,9 @@
  *   flow whose real was removed      XDP_DROP, stat DEST_GONE (expire_nodest_conn=0);
  *                                    a SYN reusing its port is scheduled afresh
  *   SYN on a TIME_WAIT/CLOSE flow    scheduled afresh (conn_reuse_mode 1)
+ *   to a service on standby          XDP_PASS, stat STANDBY (its VRRP instance
+ *   (VRRP BACKUP/FAULT here)         is not MASTER: the kernel, without the VIP,
+ *                                    does what an IPVS backup's would)
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -112,6 +115,12 @@ int xlb_xdp(struct xdp_md *ctx)
 			};
 			struct conn *fc = bpf_map_lookup_elem(&conns, &fk);
 			if (fc && !fc->retired) {
+				__u32 frs = fc->real;
+				struct real *fr = bpf_map_lookup_elem(&reals, &frs);
+				if (fr && (fr->flags & XLB_REAL_F_STANDBY)) {
+					stat_inc(XLB_STAT_STANDBY);
+					return XDP_PASS;
+				}
 				if (p.proto == IPPROTO_TCP)
 					conn_tcp_transition(fc, p.tcp_flags, CT_DIR_OUTPUT);
 				conn_rearm(fc, xlb_now());
@@ -152,6 +161,10 @@ int xlb_xdp(struct xdp_md *ctx)
 		__u32 real_slot = c->real;
 		r = bpf_map_lookup_elem(&reals, &real_slot);
 		int live = r && r->gen == c->gen && (r->flags & XLB_REAL_F_PRESENT);
+		if (live && (r->flags & XLB_REAL_F_STANDBY)) {
+			stat_inc(XLB_STAT_STANDBY);
+			return XDP_PASS;
+		}
 		if (!conn_expired(c, now) && !c->retired) {
 			/* A SYN on the ports of a flow that cannot go on (in
 			 * TIME_WAIT or CLOSE, as IPVS's conn_reuse_mode, or whose
@@ -198,6 +211,10 @@ int xlb_xdp(struct xdp_md *ctx)
 	struct svc *s = bpf_map_lookup_elem(&svcs, &svc_slot);
 	if (!s || !s->id)
 		return XDP_PASS;
+	if (s->flags & XLB_SVC_F_STANDBY) {
+		stat_inc(XLB_STAT_STANDBY);
+		return XDP_PASS;
+	}
 	__u32 svc_idx = s->id - 1;
 
 	if (p.proto == IPPROTO_TCP &&

@@ -44,6 +44,9 @@ enum xlb_forward {
 enum xlb_svc_flags {
 	XLB_SVC_F_SH_FALLBACK = 0x0008,
 	XLB_SVC_F_SH_PORT = 0x0010,
+	/* The VIP's VRRP instance is not MASTER here: new flows go to the
+	 * kernel (which does not hold the VIP), as on an IPVS backup. */
+	XLB_SVC_F_STANDBY = 0x8000,
 };
 
 enum xlb_real_flags {
@@ -53,6 +56,9 @@ enum xlb_real_flags {
 	XLB_REAL_F_PRESENT = 1 << 1,
 	/* forwarded by NAT (masquerading): rewrite to addr:port */
 	XLB_REAL_F_NAT = 1 << 2,
+	/* its service is on standby (XLB_SVC_F_STANDBY): established flows
+	 * go to the kernel too. */
+	XLB_REAL_F_STANDBY = 1 << 3,
 };
 
 /* Why a packet to a VIP was dropped or passed; per-CPU counters. */
@@ -65,7 +71,8 @@ enum xlb_stat {
 	XLB_STAT_RETIRING = 5,    /* SYN racing the sweeper ending its old flow: dropped */
 	XLB_STAT_NAT_REPLY = 6,   /* NAT replies translated back to the VIP */
 	XLB_STAT_NAT_REPLY_KERNEL = 7, /* of those, left to the kernel to forward (no neighbour yet) */
-	XLB_STAT_MAX = 8,
+	XLB_STAT_STANDBY = 8,     /* to a VIP whose VRRP instance is not MASTER here: passed */
+	XLB_STAT_MAX = 9,
 };
 
 struct svc_key {

@@ -84,7 +84,13 @@ type Service struct {
 	// PersistenceMask is the prefix length that groups clients
 	// (ipvsadm -M, persistence_granularity); 0 means /32.
 	PersistenceMask int
-	Reals           []Real
+	// Standby keeps the service ready but not forwarding: packets to it,
+	// new flows and established ones, go to the kernel, which does not
+	// hold the VIP. It is the VRRP BACKUP (or FAULT) role of the VIP's
+	// instance; clearing it is one map write per service and real, so a
+	// takeover forwards at once.
+	Standby bool
+	Reals   []Real
 }
 
 // Real is a real server of a service. Weight 0 quiesces it: no new flows,

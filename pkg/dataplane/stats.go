@@ -93,6 +93,8 @@ func statName(s xlbXlbStat) string {
 		return "nat_reply"
 	case xlbXlbStatXLB_STAT_NAT_REPLY_KERNEL:
 		return "nat_reply_kernel"
+	case xlbXlbStatXLB_STAT_STANDBY:
+		return "standby"
 	}
 	return fmt.Sprintf("stat_%d", s)
 }

@@ -44,6 +44,8 @@ const (
 	realAvailable = 1 << 0
 	realPresent   = 1 << 1
 	realNAT       = 1 << 2
+	realStandby   = 1 << 3
+	svcStandby    = 0x8000 // XLB_SVC_F_STANDBY, beside the SchedFlags
 )
 
 var schedulers = map[string]uint8{
@@ -68,6 +70,7 @@ type svcState struct {
 	flags       SchedFlags
 	persist     time.Duration
 	persistMask int
+	standby     bool
 	reals       []*realState
 
 	// The live rr/wrr sequence, for finding where IPVS's state is now.
@@ -225,7 +228,7 @@ func (x *XDP) applyLocked(services []Service, wait time.Duration) error {
 
 func (x *XDP) planService(old *svcState, want Service, svcUsed *[maxServices]bool, realUsed *[maxReals]bool, wait time.Duration) (*plan, error) {
 	st := &svcState{key: want.ServiceKey, sched: want.Scheduler, flags: want.Flags,
-		persist: want.Persistence, persistMask: want.PersistenceMask}
+		persist: want.Persistence, persistMask: want.PersistenceMask, standby: want.Standby}
 	p := &plan{st: st, old: old}
 	if old != nil {
 		st.idx, st.half = old.idx, old.half
@@ -421,6 +424,9 @@ func (x *XDP) buildTable(p *plan, deletedIdx []int) error {
 
 func (x *XDP) svcEntry(st *svcState) xlbSvc {
 	e := xlbSvc{Id: st.idx + 1, Sched: schedulers[st.sched], Flags: uint16(st.flags)}
+	if st.standby {
+		e.Flags |= svcStandby
+	}
 	if st.persist > 0 {
 		n := st.persistMask
 		if n == 0 {
@@ -506,6 +512,9 @@ func (x *XDP) realEntry(st *svcState, i int, r *realState) (xlbReal, error) {
 	}
 	if r.Forward == NAT {
 		e.Flags |= realNAT
+	}
+	if st.standby {
+		e.Flags |= realStandby
 	}
 	return e, nil
 }
@@ -643,9 +652,16 @@ func (x *XDP) removeService(s *svcState) error {
 }
 
 func (x *XDP) syncVIPs() error {
+	// The filter passes standby VIPs too, so that what reaches a BACKUP
+	// is counted (stat standby) before it goes to the kernel; the vips
+	// map, which claims fragments and ICMP, holds only active ones.
 	want := map[uint32]bool{}
-	for k := range x.state.services {
-		want[ip4(k.Addr)] = true
+	filter := make([]uint32, vipFilterSize)
+	for k, s := range x.state.services {
+		if !s.standby {
+			want[ip4(k.Addr)] = true
+		}
+		filter[sched.Hash32(binary.BigEndian.Uint32(k.Addr.AsSlice()), vipFilterBits)] = 1
 	}
 	var k, v uint32
 	var stale []uint32
@@ -664,12 +680,10 @@ func (x *XDP) syncVIPs() error {
 		}
 	}
 	one := uint32(1)
-	filter := make([]uint32, vipFilterSize)
 	for k := range want {
 		if err := x.objs.Vips.Update(&k, &one, ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("add vip: %w", err)
 		}
-		filter[sched.Hash32(binary.BigEndian.Uint32(addrOf(k).AsSlice()), vipFilterBits)] = 1
 	}
 	if err := writeFilter(x.objs.VipFilter, filter); err != nil {
 		return err
@@ -677,7 +691,7 @@ func (x *XDP) syncVIPs() error {
 	nat := make([]uint32, vipFilterSize)
 	for _, s := range x.state.services {
 		for _, r := range s.reals {
-			if r.Forward == NAT {
+			if r.Forward == NAT && !s.standby {
 				nat[sched.Hash32(binary.BigEndian.Uint32(r.Addr.AsSlice()), vipFilterBits)] = 1
 			}
 		}
@@ -742,7 +756,8 @@ func recoverTables(objs *xlbObjects, log *slog.Logger) (*tables, error) {
 				st.sched = name
 			}
 		}
-		st.flags = SchedFlags(s.Flags)
+		st.flags = SchedFlags(s.Flags &^ svcStandby)
+		st.standby = s.Flags&svcStandby != 0
 		if s.PersistTimeoutS != 0 {
 			st.persist = time.Duration(s.PersistTimeoutS) * time.Second
 			st.persistMask = bits.OnesCount32(s.PersistMask)

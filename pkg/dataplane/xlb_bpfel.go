@@ -153,7 +153,8 @@ const (
 	xlbXlbStatXLB_STAT_RETIRING         xlbXlbStat = 5
 	xlbXlbStatXLB_STAT_NAT_REPLY        xlbXlbStat = 6
 	xlbXlbStatXLB_STAT_NAT_REPLY_KERNEL xlbXlbStat = 7
-	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 8
+	xlbXlbStatXLB_STAT_STANDBY          xlbXlbStat = 8
+	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 9
 )
 
 // Names of all BPF objects in the ELF.
