@@ -2,22 +2,22 @@
 // that a site running LVS/IPVS + keepalived can start xlb on its existing
 // configuration.
 //
-// [Parse] returns a [Config]: the global_defs, vrrp_script, vrrp_instance,
-// vrrp_sync_group and virtual_server blocks, with real servers and their
-// TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK and DNS_CHECK checkers. Every
-// default keepalived applies and every value a block inherits from its
-// parent (delay_loop, retry, connect_timeout, ... from virtual_server to
-// real_server to checker) is already filled in, so the rest of xlb never
-// needs keepalived's rules. [Format] writes a Config back as a
-// keepalived.conf.
+// [Parse] returns a [Config]: the global_defs, vrrp_script, track_file,
+// vrrp_instance, vrrp_sync_group and virtual_server blocks, with real
+// servers and their TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK and DNS_CHECK
+// checkers. Every default keepalived applies and every value a block
+// inherits from its parent (delay_loop, retry, connect_timeout, ... from
+// virtual_server to real_server to checker) is already filled in, so the
+// rest of xlb never needs keepalived's rules. [Format] writes a Config back
+// as a keepalived.conf.
 //
 // The reading follows keepalived's parser: '#' and '!' start comments
 // outside double quotes, a brace ends a line, scripts are split with
 // keepalived's shell-like quoting, "include GLOB" is resolved against the
 // including file's directory (with the includer/includem/includew/includeb/
 // includea variants), $NAME=value definitions are substituted. The
-// deprecated aliases lb_algo, lb_kind and nb_get_retry mean lvs_sched,
-// lvs_method and retry.
+// deprecated aliases lb_algo, lb_kind, nb_get_retry and vrrp_track_file mean
+// lvs_sched, lvs_method, retry and track_file.
 //
 // Problems come in two kinds, both naming file:line and the offending word:
 //

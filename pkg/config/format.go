@@ -14,10 +14,15 @@ import (
 // it the same way. Comments, includes and the keywords xlb ignores are not
 // part of a Config, so they are not written.
 func Format(c *Config) []byte {
-	f := &formatter{}
+	f := &formatter{cfg: c}
 	f.global(&c.Global)
 	for i := range c.Scripts {
 		f.script(&c.Scripts[i])
+	}
+	// Before the instances and sync groups: keepalived only finds a
+	// track_file defined above the entry that tracks it.
+	for i := range c.TrackFiles {
+		f.trackFile(&c.TrackFiles[i])
 	}
 	for i := range c.Instances {
 		f.instance(&c.Instances[i])
@@ -32,6 +37,7 @@ func Format(c *Config) []byte {
 }
 
 type formatter struct {
+	cfg   *Config
 	b     strings.Builder
 	depth int
 }
@@ -121,6 +127,20 @@ func (f *formatter) script(s *VRRPScript) {
 	f.close()
 }
 
+func (f *formatter) trackFile(t *TrackFile) {
+	f.open("track_file", word(t.Name))
+	f.line("file", word(t.Path))
+	f.line(appendReverse([]string{"weight", strconv.Itoa(t.Weight)}, t.Reverse)...)
+	if t.InitFile {
+		w := []string{"init_file", strconv.FormatInt(t.InitValue, 10)}
+		if t.Overwrite {
+			w = append(w, "overwrite")
+		}
+		f.line(w...)
+	}
+	f.close()
+}
+
 // userGroup writes "kw USER [GROUP]".
 func userGroup(kw, user, group string) []string {
 	w := []string{kw, word(user)}
@@ -157,6 +177,7 @@ func (f *formatter) instance(v *VRRPInstance) {
 	f.vips("virtual_ipaddress", v.VirtualIPs)
 	f.vips("virtual_ipaddress_excluded", v.ExcludedVirtualIPs)
 	f.tracks(v.TrackScripts, v.TrackInterfaces)
+	f.trackFileRefs(v.TrackFiles)
 	if v.Nopreempt {
 		f.line("nopreempt")
 	}
@@ -221,6 +242,30 @@ func (f *formatter) tracks(ts []TrackScript, ti []TrackInterface) {
 	}
 }
 
+// trackFileRefs writes track_file entries, with the weight and reverse flag
+// only where they differ from the block's, which an entry inherits
+// separately.
+func (f *formatter) trackFileRefs(refs []TrackFileRef) {
+	if len(refs) == 0 {
+		return
+	}
+	f.open("track_file")
+	for _, r := range refs {
+		w := []string{word(r.Name)}
+		if tf := f.cfg.TrackFile(r.Name); tf == nil || tf.Weight != r.Weight || tf.Reverse != r.Reverse {
+			w = append(w, "weight", strconv.Itoa(r.Weight))
+			switch {
+			case r.Reverse:
+				w = append(w, "reverse")
+			case tf != nil && tf.Reverse:
+				w = append(w, "noreverse")
+			}
+		}
+		f.line(w...)
+	}
+	f.close()
+}
+
 func (f *formatter) notifies(master, backup, fault, stop, any *Script) {
 	for _, n := range []struct {
 		kw string
@@ -253,6 +298,7 @@ func (f *formatter) syncGroup(g *SyncGroup) {
 	}
 	f.close()
 	f.tracks(g.TrackScripts, g.TrackInterfaces)
+	f.trackFileRefs(g.TrackFiles)
 	f.notifies(g.NotifyMaster, g.NotifyBackup, g.NotifyFault, g.NotifyStop, g.Notify)
 	if g.TrackingWeight {
 		f.line("sync_group_tracking_weight")

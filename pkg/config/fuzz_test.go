@@ -54,6 +54,14 @@ func TestFormatRoundTrip(t *testing.T) {
 		vs1(" quorum 3\n hysteresis 5\n real_server 10.0.0.2 80 {\n  weight 0\n }"),
 		"virtual_server ::ffff:10.0.0.1 0 {\n protocol SCTP\n persistence_granularity 96\n real_server ::ffff:10.0.0.2 {\n  MISC_CHECK {\n   misc_timeout 3\n   user root\n   misc_path \"x 'y z'\"\n  }\n }\n}\n",
 		vs1(" delay_loop 2.5\n real_server 10.0.0.2 0 {\n  MISC_CHECK {\n   misc_path /x\n  }\n  DNS_CHECK {\n   type txt\n   name \"\"\n  }\n }"),
+		// Entries inherit weight and reverse from the block separately.
+		"track_file \"f 1\" {\n file \"/run/a b\"\n weight -7 reverse\n init_file -3 overwrite\n}\ntrack_file g {\n file /g\n init_file\n}\n" +
+			"vrrp_track_file h {\n file /h\n weight 0\n}\n" +
+			vrrp1(" track_file {\n  \"f 1\" weight 2\n  g weight 254 reverse\n }\n track_file {\n  h\n }"),
+		"track_file f {\n file /f\n weight 3 reverse\n}\n" + vrrp1(" priority 255\n track_file {\n  f weight 0 noreverse\n }"),
+		// Sync group members keep the reverse flag at weight 0.
+		"track_file f {\n file /f\n weight 3 reverse\n}\n" + vrrp1(" track_file {\n  f\n }") +
+			"vrrp_instance VI_2 {\n interface eth0\n virtual_router_id 52\n}\nvrrp_sync_group G {\n group {\n  VI_1\n  VI_2\n }\n track_file {\n  f weight -2 noreverse\n }\n}\n",
 	} {
 		t.Run("", func(t *testing.T) {
 			_, err := parseFiles(map[string]string{"keepalived.conf": src})

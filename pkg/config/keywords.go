@@ -61,6 +61,9 @@ var keepalivedKeywords = map[string][]string{
 	"vrrp_script": {
 		"fall", "init_fail", "interval", "rise", "script", "timeout", "user", "weight",
 	},
+	"track_file": {
+		"file", "init_file", "weight",
+	},
 	"vrrp_instance": {
 		"accept", "advert_int", "authentication", "check_unicast_src", "debug",
 		"dont_track_primary", "down_timer_adverts", "garp_extra_if", "garp_lower_prio_delay",

@@ -14,6 +14,7 @@ var contextWrap = map[string][2]string{
 	ctxTop:           {"", ""},
 	ctxGlobal:        {"global_defs {\n", "}\n"},
 	ctxScript:        {"vrrp_script s {\n", "}\n"},
+	ctxTrackFile:     {"track_file f {\n file /f\n", "}\n"},
 	ctxInstance:      {"vrrp_instance V {\n", "}\n"},
 	ctxAuth:          {"vrrp_instance V {\n authentication {\n", "}\n}\n"},
 	ctxSyncGroup:     {"vrrp_sync_group G {\n", "}\n"},

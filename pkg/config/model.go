@@ -11,6 +11,7 @@ import (
 type Config struct {
 	Global         GlobalDefs
 	Scripts        []VRRPScript // vrrp_script blocks, in file order
+	TrackFiles     []TrackFile  // track_file / vrrp_track_file blocks, in file order
 	Instances      []VRRPInstance
 	SyncGroups     []SyncGroup
 	VirtualServers []VirtualServer
@@ -28,6 +29,11 @@ func (c *Config) Script(name string) *VRRPScript {
 		}
 	}
 	return nil
+}
+
+// TrackFile returns the track_file called name, or nil.
+func (c *Config) TrackFile(name string) *TrackFile {
+	return findTrackFile(c.TrackFiles, name)
 }
 
 // Instance returns the vrrp_instance called name, or nil.
@@ -96,6 +102,32 @@ type VRRPScript struct {
 	Pos      Pos
 }
 
+// TrackFile is a track_file block (vrrp_track_file is keepalived's
+// deprecated synonym): a file holding a number, which the director reads
+// whenever it changes and applies to the instances and sync groups that
+// track it, each with its own weight (see TrackFileRef):
+//
+//   - weight 0: a non-zero value is a failure (FAULT) and zero is OK; with
+//     Reverse the other way round.
+//   - otherwise value*weight is added to the priority (subtracted with
+//     Reverse); a result below -253 means FAULT.
+type TrackFile struct {
+	Name string
+	Path string
+	// Weight is the default for the entries that track the file: 1 unless
+	// set. keepalived 2.2.7 takes -254..254 here, though its manual says
+	// -2147483647..2147483647.
+	Weight  int
+	Reverse bool
+	// InitFile is init_file: at startup, write InitValue (-254..254, 0
+	// unless given) to Path if there is no file there, or, with Overwrite,
+	// over whatever is there (not on a reload).
+	InitFile  bool
+	InitValue int64
+	Overwrite bool
+	Pos       Pos
+}
+
 // State is the initial VRRP state an instance wants.
 type State int
 
@@ -156,6 +188,7 @@ type VRRPInstance struct {
 	ExcludedVirtualIPs []VirtualIP // virtual_ipaddress_excluded: not advertised
 	TrackScripts       []TrackScript
 	TrackInterfaces    []TrackInterface
+	TrackFiles         []TrackFileRef
 
 	Nopreempt    bool
 	PreemptDelay time.Duration // 0..1000s
@@ -205,6 +238,20 @@ type TrackInterface struct {
 	Reverse bool
 }
 
+// TrackFileRef is a track_file entry of a vrrp_instance or vrrp_sync_group,
+// naming a TrackFile (see there for what Weight and Reverse do). Weight
+// (-254..254) is the entry's if given, else the TrackFile's; Reverse
+// likewise, separately. An instance whose priority must not move (a member
+// of a sync group without sync_group_tracking_weight, or the address owner)
+// has only entries of Weight 0: as keepalived does, a weight of 1 (the
+// default) is set to 0 and an entry with any other weight is dropped.
+// Reverse is kept: at weight 0 it says which values are failures.
+type TrackFileRef struct {
+	Name    string
+	Weight  int
+	Reverse bool
+}
+
 // UnicastPeer is a unicast_peer entry. A received advert's TTL must be in
 // [MinTTL, MaxTTL]; the defaults 0 and 255 accept any.
 type UnicastPeer struct {
@@ -220,6 +267,7 @@ type SyncGroup struct {
 	Instances       []string // names of existing vrrp_instances
 	TrackScripts    []TrackScript
 	TrackInterfaces []TrackInterface
+	TrackFiles      []TrackFileRef
 	NotifyMaster    *Script
 	NotifyBackup    *Script
 	NotifyFault     *Script

@@ -144,6 +144,7 @@ const (
 	ctxTop           = "top"
 	ctxGlobal        = "global_defs"
 	ctxScript        = "vrrp_script"
+	ctxTrackFile     = "track_file"
 	ctxInstance      = "vrrp_instance"
 	ctxAuth          = "authentication"
 	ctxSyncGroup     = "vrrp_sync_group"
@@ -195,6 +196,8 @@ func (ps *parser) top(nodes []*node) {
 			}
 		case "vrrp_script":
 			ps.vrrpScript(n)
+		case "track_file", "vrrp_track_file":
+			ps.trackFile(n)
 		case "vrrp_instance":
 			ps.vrrpInstance(n)
 		case "vrrp_sync_group":

@@ -100,18 +100,24 @@ func (ps *parser) reverseArg(n *node, s string) (rev, ok bool) {
 	return false, false
 }
 
-// trackDraft is a track_script or track_interface entry as written.
+// trackDraft is a track_script, track_interface or track_file entry as
+// written.
 type trackDraft struct {
-	pos       Pos
-	name      string
-	weight    int
-	weightSet bool
-	reverse   bool
+	pos        Pos
+	name       string
+	weight     int
+	weightSet  bool
+	reverse    bool
+	reverseSet bool
+	// filesBefore is, for a track_file entry, how many track_file blocks
+	// precede it: keepalived looks the name up as it reads the entry.
+	filesBefore int
 }
 
-// trackBlock reads the lines of track_script or track_interface:
-// "NAME [weight N [reverse|noreverse]]".
-func (ps *parser) trackBlock(b *node) []trackDraft {
+// trackBlock reads the lines of track_script, track_interface or
+// track_file: "NAME [weight N [reverse|noreverse]]", with weights up to
+// ±maxWeight (see trackWeight).
+func (ps *parser) trackBlock(b *node, maxWeight int) []trackDraft {
 	if !ps.needBlock(b) {
 		return nil
 	}
@@ -127,7 +133,7 @@ func (ps *parser) trackBlock(b *node) []trackDraft {
 				ps.p.errorf(n.pos, a[0], "%s entry: expected \"weight N\" after the name, got", b.kw)
 				continue
 			}
-			w, ok := ps.trackWeight(n, a[1])
+			w, ok := ps.trackWeight(n, a[1], maxWeight)
 			if !ok {
 				continue
 			}
@@ -136,6 +142,7 @@ func (ps *parser) trackBlock(b *node) []trackDraft {
 				if t.reverse, ok = ps.reverseArg(n, a[2]); !ok {
 					continue
 				}
+				t.reverseSet = true
 			}
 			if len(a) > 3 {
 				ps.p.warnf(n.pos, a[3], "extra words in %s entry ignored, from", b.kw)
@@ -146,17 +153,22 @@ func (ps *parser) trackBlock(b *node) []trackDraft {
 	return out
 }
 
-// trackWeight reads a tracking weight: -253..253, with ±254 clamped to ±253
-// as keepalived does.
-func (ps *parser) trackWeight(n *node, s string) (int, bool) {
+// trackWeight reads a tracking weight. keepalived reads every one as
+// -254..254 and clamps it to ±max: 253 for scripts and interfaces, 254 for
+// files (whose value can be negative).
+func (ps *parser) trackWeight(n *node, s string, max int) (int, bool) {
 	w, ok := parseInt(s)
 	if !ok || w < -254 || w > 254 {
-		ps.p.errorf(n.pos, s, "tracking weight must be an integer in [-253, 253], got")
+		ps.p.errorf(n.pos, s, "tracking weight must be an integer in [-%d, %d], got", max, max)
 		return 0, false
 	}
-	if w == 254 || w == -254 {
-		ps.p.warnf(n.pos, s, "tracking weight cannot be ±254, using ±253 instead of")
-		w = w / 254 * 253
+	if w > max || w < -max {
+		ps.p.warnf(n.pos, s, "tracking weight cannot be ±%d, using ±%d instead of", max+1, max)
+		if w > 0 {
+			w = max
+		} else {
+			w = -max
+		}
 	}
 	return w, true
 }
@@ -190,6 +202,7 @@ type instanceDraft struct {
 	garpRepeat int
 	scripts    []trackDraft
 	interfaces []trackDraft
+	files      []trackDraft
 }
 
 func (ps *parser) vrrpInstance(b *node) {
@@ -242,9 +255,11 @@ func (ps *parser) vrrpInstance(b *node) {
 		case "virtual_ipaddress_excluded":
 			v.ExcludedVirtualIPs = ps.vipBlock(n, v.ExcludedVirtualIPs)
 		case "track_script":
-			d.scripts = append(d.scripts, ps.trackBlock(n)...)
+			d.scripts = append(d.scripts, ps.trackBlock(n, 253)...)
 		case "track_interface":
-			d.interfaces = append(d.interfaces, ps.trackBlock(n)...)
+			d.interfaces = append(d.interfaces, ps.trackBlock(n, 253)...)
+		case "track_file":
+			d.files = append(d.files, ps.trackFileEntries(n)...)
 		case "nopreempt":
 			v.Nopreempt = ps.flag(n)
 		case "preempt":
@@ -467,6 +482,7 @@ type syncGroupDraft struct {
 	members    []trackDraft // names with their positions
 	scripts    []trackDraft
 	interfaces []trackDraft
+	files      []trackDraft
 }
 
 func (ps *parser) syncGroup(b *node) {
@@ -488,9 +504,11 @@ func (ps *parser) syncGroup(b *node) {
 				}
 			}
 		case "track_script":
-			d.scripts = append(d.scripts, ps.trackBlock(n)...)
+			d.scripts = append(d.scripts, ps.trackBlock(n, 253)...)
 		case "track_interface":
-			d.interfaces = append(d.interfaces, ps.trackBlock(n)...)
+			d.interfaces = append(d.interfaces, ps.trackBlock(n, 253)...)
+		case "track_file":
+			d.files = append(d.files, ps.trackFileEntries(n)...)
 		case "notify_master":
 			d.g.NotifyMaster = ps.scriptArg(n, true)
 		case "notify_backup":
@@ -708,6 +726,7 @@ func (ps *parser) finishInstances() {
 
 		v.TrackScripts = ps.resolveTracks(v.Name, d.scripts)
 		v.TrackInterfaces = ps.trackInterfaces(v.Name, d.interfaces)
+		v.TrackFiles = ps.resolveFiles(v.Name, d.files)
 		ps.cfg.Instances = append(ps.cfg.Instances, *v)
 	}
 
@@ -758,13 +777,15 @@ func (ps *parser) finishSyncGroups() {
 		}
 		g.TrackScripts = ps.resolveTracks(g.Name, d.scripts)
 		g.TrackInterfaces = ps.trackInterfaces(g.Name, d.interfaces)
+		g.TrackFiles = ps.resolveFiles(g.Name, d.files)
 		ps.cfg.SyncGroups = append(ps.cfg.SyncGroups, *g)
 	}
 
 	for i := range ps.cfg.Instances {
 		v := &ps.cfg.Instances[i]
 		// Members of a sync group track with weight 0 (the group goes to
-		// FAULT instead), unless the group keeps the weights.
+		// FAULT instead), unless the group keeps the weights. keepalived
+		// has its own rule for track_file entries: see unweightFiles.
 		if gname := memberOf[v.Name]; gname != "" {
 			var keep bool
 			for _, g := range ps.cfg.SyncGroups {
@@ -782,6 +803,11 @@ func (ps *parser) finishSyncGroups() {
 					zeroed = zeroed || v.TrackInterfaces[j].Weight != 0
 					v.TrackInterfaces[j].Weight, v.TrackInterfaces[j].Reverse = 0, false
 				}
+				var files bool
+				v.TrackFiles, files = unweightFiles(v.TrackFiles, func(t TrackFileRef) {
+					ps.p.warnf(v.Pos, t.Name, "(%s) member of sync group %s (without sync_group_tracking_weight): ignoring weighted track_file", v.Name, gname)
+				})
+				zeroed = zeroed || files
 				if zeroed {
 					ps.p.warnf(v.Pos, v.Name, "member of sync group %s (without sync_group_tracking_weight): tracking weights set to 0 in", gname)
 				}
@@ -807,6 +833,13 @@ func (ps *parser) finishSyncGroups() {
 				ti = append(ti, t)
 			}
 			v.TrackInterfaces = ti
+			var zeroed bool
+			v.TrackFiles, zeroed = unweightFiles(v.TrackFiles, func(t TrackFileRef) {
+				ps.p.warnf(v.Pos, t.Name, "(%s) priority 255 cannot change; ignoring weighted track_file", v.Name)
+			})
+			if zeroed {
+				ps.p.warnf(v.Pos, v.Name, "priority 255 cannot change: track_file weight 1 (the default) set to 0 in")
+			}
 		}
 	}
 }
