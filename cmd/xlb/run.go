@@ -186,6 +186,7 @@ func runDaemon(ctx context.Context, e env, log *slog.Logger, f runFlags, mode da
 		return err
 	}
 	vr := director.NewVRRP(log, director.ExecScripts(log, scriptUser(cfg)), nil, scriptUser(cfg))
+	vr.FollowRoles(d.SetMasterVIPs)
 	vr.Load(cfg)
 	defer vr.Stop()
 	backend := &statusBackend{d: d, x: x, vrrp: vr, file: f.file}

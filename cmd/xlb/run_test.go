@@ -541,3 +541,120 @@ vrrp_instance VI_1 {
 	require.NoError(t, os.WriteFile(flag, nil, 0o644))
 	require.Eventually(t, func() bool { return prio() == 150 }, 5*time.Second, 50*time.Millisecond)
 }
+
+// track_file, track_interface and a vrrp_sync_group in the daemon: a
+// file's number times its weight moves the priority, a tracked interface
+// going down takes its weight off, and a member of a sync group in FAULT
+// takes the other member to FAULT with it.
+func TestVRRPTrackFileInterfaceSyncGroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	topo, err := testutil.NewDR(testutil.DROptions{Reals: 1, Native: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { topo.Close() })
+	require.NoError(t, topo.Director.IP("link", "add", "trk0", "type", "veth", "peer", "name", "trk1"))
+	require.NoError(t, topo.Director.IP("link", "set", "trk1", "up"))
+	require.NoError(t, topo.Director.IP("link", "set", "trk0", "up"))
+	dir := t.TempDir()
+	bonus, stop := filepath.Join(dir, "bonus"), filepath.Join(dir, "stop")
+	cfgPath := filepath.Join(dir, "keepalived.conf")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+track_file bonus {
+    file "%s"
+    weight 2
+    init_file 5
+}
+vrrp_track_file stop {
+    file "%s"
+    weight 0
+    init_file 0 overwrite
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 61
+    priority 100
+    advert_int 1
+    virtual_ipaddress {
+        10.77.1.101/32
+    }
+    track_file {
+        bonus
+    }
+    track_interface {
+        trk0 weight -50
+    }
+}
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 62
+    priority 100
+    advert_int 1
+    virtual_ipaddress {
+        10.77.1.102/32
+    }
+}
+vrrp_instance VI_3 {
+    interface eth0
+    virtual_router_id 63
+    priority 100
+    advert_int 1
+    virtual_ipaddress {
+        10.77.1.103/32
+    }
+    track_file {
+        stop
+    }
+}
+vrrp_sync_group G {
+    group {
+        VI_2
+        VI_3
+    }
+}
+`, bonus, stop)), 0o644))
+	require.NoError(t, os.WriteFile(stop, []byte("7\n"), 0o644)) // overwritten by init_file
+	d := startDaemon(t, topo.Director, cfgPath)
+	inst := func() map[string]string {
+		out := map[string]string{}
+		for _, in := range d.status(t).VRRP {
+			out[in.Name] = fmt.Sprintf("%s %d", in.State, in.Priority)
+		}
+		return out
+	}
+	// init_file wrote 5 (5 x 2 = +10) and 0; with no peer all become MASTER.
+	require.Eventually(t, func() bool {
+		return assert.ObjectsAreEqual(map[string]string{"VI_1": "MASTER 110", "VI_2": "MASTER 100", "VI_3": "MASTER 100"}, inst())
+	}, 10*time.Second, 50*time.Millisecond, "got %v", inst)
+	b, err := os.ReadFile(stop)
+	require.NoError(t, err)
+	assert.Equal(t, "0\n", string(b), "init_file ... overwrite")
+
+	require.NoError(t, os.WriteFile(bonus, []byte("-20\n"), 0o644))
+	require.Eventually(t, func() bool { return inst()["VI_1"] == "MASTER 60" }, 5*time.Second, 50*time.Millisecond, "100 + (-20 x 2)")
+	require.NoError(t, topo.Director.IP("link", "set", "trk0", "down"))
+	require.Eventually(t, func() bool { return inst()["VI_1"] == "MASTER 10" }, 5*time.Second, 50*time.Millisecond, "60 - 50 with trk0 down")
+	require.NoError(t, topo.Director.IP("link", "set", "trk0", "up"))
+	require.Eventually(t, func() bool { return inst()["VI_1"] == "MASTER 60" }, 5*time.Second, 50*time.Millisecond)
+
+	// VI_3's unweighted file fails: VI_3 and, through the group, VI_2
+	// go to FAULT and drop their VIPs; VI_1 is not in the group.
+	require.NoError(t, os.WriteFile(stop, []byte("1\n"), 0o644))
+	require.Eventually(t, func() bool {
+		st := inst()
+		return strings.HasPrefix(st["VI_2"], "FAULT") && strings.HasPrefix(st["VI_3"], "FAULT") && st["VI_1"] == "MASTER 60"
+	}, 5*time.Second, 50*time.Millisecond, "got %v", inst)
+	addrs := func() string {
+		out, err := exec.Command("ip", "-n", topo.Director.Name, "-o", "addr", "show", "dev", "eth0").CombinedOutput()
+		require.NoError(t, err)
+		return string(out)
+	}
+	assert.NotContains(t, addrs(), "10.77.1.102")
+	assert.NotContains(t, addrs(), "10.77.1.103")
+	assert.Contains(t, addrs(), "10.77.1.101")
+	require.NoError(t, os.WriteFile(stop, []byte("0\n"), 0o644))
+	require.Eventually(t, func() bool {
+		st := inst()
+		return st["VI_2"] == "MASTER 100" && st["VI_3"] == "MASTER 100"
+	}, 10*time.Second, 50*time.Millisecond, "got %v", inst)
+}

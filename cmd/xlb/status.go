@@ -67,6 +67,9 @@ func printStatus(w io.Writer, st control.Status) {
 				state += ", sorry server " + s.SorryServer
 			}
 		}
+		if s.Standby {
+			state += ", standby (VRRP not MASTER)"
+		}
 		sched := s.Scheduler
 		if s.Flags != "" {
 			sched += " " + s.Flags

@@ -27,11 +27,13 @@ import (
 // VIP to the VRRP master). Reals answer the client directly.
 type DR struct {
 	Switch, Client, Director *NS
-	Reals                    []*NS
-	VIP                      netip.Addr
-	ClientAddr               netip.Addr
-	DirectorAddr             netip.Addr
-	RealAddrs                []netip.Addr
+	// Backup is the second director (DROptions.Backup), 10.77.0.3.
+	Backup       *NS
+	Reals        []*NS
+	VIP          netip.Addr
+	ClientAddr   netip.Addr
+	DirectorAddr netip.Addr
+	RealAddrs    []netip.Addr
 	// DirectorIf is the director's interface, where xlb attaches.
 	DirectorIf string
 
@@ -51,6 +53,10 @@ type DROptions struct {
 	// (10.77.5.1, via the director's 10.77.5.2) so that replies must
 	// cross the director.
 	NAT bool
+	// Backup adds a second director (10.77.0.3) for VRRP, and the client
+	// reaches the VIP on its LAN by ARP, as it would through an upstream
+	// router: whichever director holds the VIP answers. DR only.
+	Backup bool
 }
 
 // NewDR builds the topology. Close removes all of it.
@@ -107,7 +113,12 @@ func NewDR(opts DROptions) (_ *DR, err error) {
 	if err = plug(t.Client, "p-client", t.ClientAddr); err != nil {
 		return nil, err
 	}
-	if err = t.Client.IP("route", "add", t.VIP.String()+"/32", "via", gw.String()); err != nil {
+	if opts.Backup {
+		err = t.Client.IP("route", "add", t.VIP.String()+"/32", "dev", "eth0")
+	} else {
+		err = t.Client.IP("route", "add", t.VIP.String()+"/32", "via", gw.String())
+	}
+	if err != nil {
 		return nil, err
 	}
 	// Frames the client sends cross XDP on the director: no checksum or
@@ -131,9 +142,22 @@ func NewDR(opts DROptions) (_ *DR, err error) {
 			}
 		}
 	}
+	if opts.Backup {
+		if t.Backup, err = mk("backup"); err != nil {
+			return nil, err
+		}
+		if err = plug(t.Backup, "p-backup", netip.MustParseAddr("10.77.0.3")); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Native {
 		if err = t.attachPass(t.Switch, "p-director"); err != nil {
 			return nil, err
+		}
+		if opts.Backup {
+			if err = t.attachPass(t.Switch, "p-backup"); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for i := range opts.Reals {

@@ -36,9 +36,12 @@ type Service struct {
 	Quorum    uint32 `json:"quorum"`
 	QuorumUp  bool   `json:"quorum_up"`
 	// SorryServer is the sorry server's address when it is in service.
-	SorryServer string   `json:"sorry_server,omitempty"`
-	Counters    Counters `json:"counters"`
-	Reals       []Real   `json:"reals"`
+	SorryServer string `json:"sorry_server,omitempty"`
+	// Standby is true while the VIP's vrrp_instance is not MASTER here:
+	// the service is loaded but forwards nothing.
+	Standby  bool     `json:"standby,omitempty"`
+	Counters Counters `json:"counters"`
+	Reals    []Real   `json:"reals"`
 }
 
 // Real is one real server of a service.

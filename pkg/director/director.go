@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -57,6 +58,10 @@ type Director struct {
 	zeroed map[string]ipvsadm.Stats
 	// est are the rate estimators, by service/real.
 	est map[string]*estimator
+	// masters are the VIPs whose VRRP instance is MASTER here. A VIP that
+	// a vrrp_instance holds and that is not here is on standby: its
+	// services forward nothing (an IPVS backup does not own the VIP).
+	masters map[netip.Addr]bool
 }
 
 type vsState struct {
@@ -286,6 +291,7 @@ func (d *Director) updateQuorum(vs *vsState) []func() {
 // wanted is the data plane's state the configuration and health imply.
 func (d *Director) wanted() []dataplane.Service {
 	var out []dataplane.Service
+	governed := governedVIPs(d.cfg)
 	for _, vs := range d.services {
 		svc := dataplane.Service{ServiceKey: vs.key, Scheduler: vs.cfg.Scheduler, Flags: dataplane.SchedFlags(vs.cfg.SchedFlags),
 			Persistence: vs.cfg.PersistenceTimeout, PersistenceMask: vs.cfg.PersistenceGranularity}
@@ -310,7 +316,40 @@ func (d *Director) wanted() []dataplane.Service {
 	if err != nil {
 		d.log.Error("services made by xlbadm", "error", err)
 	}
-	return append(out, extra...)
+	out = append(out, extra...)
+	for i := range out {
+		out[i].Standby = governed[out[i].Addr] && !d.masters[out[i].Addr]
+	}
+	return out
+}
+
+// governedVIPs are the addresses some vrrp_instance moves between
+// directors.
+func governedVIPs(cfg *config.Config) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	if cfg == nil {
+		return out
+	}
+	for _, in := range cfg.Instances {
+		for _, ip := range slices.Concat(in.VirtualIPs, in.ExcludedVirtualIPs) {
+			out[ip.Prefix.Addr()] = true
+		}
+	}
+	return out
+}
+
+// SetMasterVIPs tells the director which VRRP-held VIPs are MASTER here;
+// services of the others stay loaded but forward nothing. It applies at
+// once: the VRRP side calls it before adding the VIPs when it becomes
+// MASTER and after removing them when it stops being MASTER.
+func (d *Director) SetMasterVIPs(vips map[netip.Addr]bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if maps.Equal(d.masters, vips) {
+		return nil
+	}
+	d.masters = maps.Clone(vips)
+	return d.applyAndCheck()
 }
 
 func forwardOf(f config.Forward) dataplane.Forward {
@@ -368,6 +407,7 @@ func (d *Director) Status() (control.Status, error) {
 		st.LastError = d.lastErr.Error()
 	}
 	inService := map[netip.AddrPort]dataplane.RealStats{}
+	governed := governedVIPs(d.cfg)
 	for _, vs := range d.services {
 		ss := byKey[vs.key]
 		clear(inService)
@@ -378,6 +418,7 @@ func (d *Director) Status() (control.Status, error) {
 			Protocol: vs.key.Protocol.String(), Addr: vs.key.Addr.String(), Port: vs.key.Port,
 			Scheduler: vs.cfg.Scheduler, Flags: schedFlags(vs.cfg.SchedFlags),
 			Quorum: vs.cfg.Quorum, QuorumUp: vs.quorumUp,
+			Standby:  governed[vs.key.Addr] && !d.masters[vs.key.Addr],
 			Counters: control.Counters(ss.Counters),
 		}
 		if !vs.quorumUp && vs.cfg.SorryServer != nil {

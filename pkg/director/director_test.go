@@ -322,3 +322,44 @@ func TestRateEstimator(t *testing.T) {
 	f.update(dataplane.Counters{Conns: 20})
 	assert.EqualValues(t, 2, f.rates().CPS, "(20<<9)>>2 = 2560 -> (2560+511)>>10 = 2")
 }
+
+// A VIP that a vrrp_instance holds is on standby until that instance is
+// MASTER here; a VIP no instance holds always forwards.
+func TestServicesFollowTheVRRPRole(t *testing.T) {
+	d, dp, _, _ := newTest(t)
+	cfg := parse(t, base+`
+virtual_server 10.0.0.200 80 {
+    lb_kind DR
+    protocol TCP
+    real_server 10.0.0.13 80 { weight 1 }
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    virtual_ipaddress { 10.0.0.100/24 }
+}
+`)
+	require.NoError(t, d.Load(cfg))
+	standby := func() map[string]bool {
+		out := map[string]bool{}
+		for _, s := range dp.last() {
+			out[s.Addr.String()] = s.Standby
+		}
+		return out
+	}
+	assert.Equal(t, map[string]bool{"10.0.0.100": true, "10.0.0.200": false}, standby())
+	st, err := d.Status()
+	require.NoError(t, err)
+	assert.True(t, st.Services[0].Standby)
+
+	vip := netip.MustParseAddr("10.0.0.100")
+	require.NoError(t, d.SetMasterVIPs(map[netip.Addr]bool{vip: true}))
+	assert.Equal(t, map[string]bool{"10.0.0.100": false, "10.0.0.200": false}, standby())
+	n := len(dp.applied)
+	require.NoError(t, d.SetMasterVIPs(map[netip.Addr]bool{vip: true}))
+	assert.Len(t, dp.applied, n, "the same roles again change nothing")
+
+	require.NoError(t, d.SetMasterVIPs(nil))
+	assert.Equal(t, map[string]bool{"10.0.0.100": true, "10.0.0.200": false}, standby())
+}

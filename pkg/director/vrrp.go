@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -29,15 +29,15 @@ type VRRP struct {
 	mu        sync.Mutex
 	instances []config.VRRPInstance
 	runners   []*vrrpRunner
-	// vrrp_script results by name, and the loop running them.
+	// tracked objects' states by key (trackKey), and what runs them.
 	tracks     map[string]*trackState
 	stopTracks context.CancelFunc
-}
+	syncGroups []config.SyncGroup
 
-// trackState is one vrrp_script's status with keepalived's rise/fall.
-type trackState struct {
-	status    vrrp.TrackStatus
-	ok, fails int
+	// roles is told the VIPs held as MASTER whenever they change.
+	roles   func(map[netip.Addr]bool) error
+	roleMu  sync.Mutex
+	holding map[string][]netip.Prefix // by instance
 }
 
 type vrrpRunner struct {
@@ -57,6 +57,61 @@ func NewVRRP(log *slog.Logger, scripts ScriptRunner, handle *netlink.Handle, scr
 	return &VRRP{log: log, scripts: scripts, handle: handle, scriptUser: scriptUser}
 }
 
+// FollowRoles makes the data plane follow the instances' roles: f is
+// called with the VIPs held as MASTER, before they are added when an
+// instance becomes MASTER and after they are removed when it stops being
+// MASTER, so that a VIP is never on this host while its services are on
+// standby (the kernel would answer its clients with resets). Call it
+// before Load.
+func (v *VRRP) FollowRoles(f func(map[netip.Addr]bool) error) { v.roles = f }
+
+// roleVIPs is the VIPManager of one instance: it adds and removes the
+// instance's addresses (virtual_ipaddress_excluded too, as keepalived
+// does) and keeps the data plane's roles in step.
+type roleVIPs struct {
+	v        *VRRP
+	name     string
+	inner    vrrp.VIPManager
+	excluded []netip.Prefix
+}
+
+func (r roleVIPs) AddVIPs(vips []netip.Prefix) error {
+	all := slices.Concat(vips, r.excluded)
+	r.v.setHolding(r.name, all)
+	return r.inner.AddVIPs(all)
+}
+
+func (r roleVIPs) RemoveVIPs(vips []netip.Prefix) error {
+	err := r.inner.RemoveVIPs(slices.Concat(vips, r.excluded))
+	r.v.setHolding(r.name, nil)
+	return err
+}
+
+func (v *VRRP) setHolding(name string, vips []netip.Prefix) {
+	v.roleMu.Lock()
+	defer v.roleMu.Unlock()
+	if v.holding == nil {
+		v.holding = map[string][]netip.Prefix{}
+	}
+	if vips == nil {
+		delete(v.holding, name)
+	} else {
+		v.holding[name] = vips
+	}
+	if v.roles == nil {
+		return
+	}
+	set := map[netip.Addr]bool{}
+	for _, ps := range v.holding {
+		for _, p := range ps {
+			set[p.Addr()] = true
+		}
+	}
+	if err := v.roles(set); err != nil {
+		v.log.Error("data plane did not follow the VRRP role", "instance", name, "error", err)
+	}
+}
+
 // Load runs cfg's instances. Instances are restarted only when their
 // configuration changed (a restart goes through BACKUP).
 func (v *VRRP) Load(cfg *config.Config) {
@@ -71,94 +126,6 @@ func (v *VRRP) Load(cfg *config.Config) {
 		v.runners = append(v.runners, v.start(in))
 	}
 	v.startTracks(cfg)
-}
-
-// startTracks runs every vrrp_script an instance tracks, every interval,
-// and applies the effective priority (or FAULT) its results imply.
-func (v *VRRP) startTracks(cfg *config.Config) {
-	ctx, cancel := context.WithCancel(context.Background())
-	v.stopTracks = cancel
-	v.tracks = map[string]*trackState{}
-	for _, in := range cfg.Instances {
-		for _, ts := range in.TrackScripts {
-			if _, ok := v.tracks[ts.Name]; ok {
-				continue
-			}
-			sc := cfg.Script(ts.Name)
-			if sc == nil {
-				continue
-			}
-			st := &trackState{status: vrrp.TrackInit}
-			if sc.InitFail {
-				st.status = vrrp.TrackFailed
-			}
-			v.tracks[ts.Name] = st
-			go v.runTrack(ctx, *sc, st)
-		}
-	}
-	v.applyTracksLocked()
-}
-
-func (v *VRRP) runTrack(ctx context.Context, sc config.VRRPScript, st *trackState) {
-	for {
-		err := runScriptTimeout(ctx, &sc.Script, v.scriptUser, sc.Timeout)
-		if ctx.Err() != nil {
-			return
-		}
-		v.mu.Lock()
-		was := st.status
-		if err == nil {
-			st.ok, st.fails = st.ok+1, 0
-			if st.ok >= sc.Rise {
-				st.status = vrrp.TrackOK
-			}
-		} else {
-			st.ok, st.fails = 0, st.fails+1
-			if st.fails >= sc.Fall {
-				st.status = vrrp.TrackFailed
-			}
-		}
-		if st.status != was {
-			v.log.Info("vrrp_script changed", "script", sc.Name, "ok", st.status == vrrp.TrackOK, "error", err)
-			v.applyTracksLocked()
-		}
-		v.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(sc.Interval):
-		}
-	}
-}
-
-// applyTracksLocked sets each instance's effective priority from its
-// trackers, or puts it in FAULT (keepalived's rules: vrrp.EffectivePriority).
-func (v *VRRP) applyTracksLocked() {
-	for _, r := range v.runners {
-		if r.runner == nil || len(r.cfg.TrackScripts) == 0 {
-			continue
-		}
-		var ts []vrrp.Tracker
-		for _, t := range r.cfg.TrackScripts {
-			st := v.tracks[t.Name]
-			if st == nil {
-				continue
-			}
-			ts = append(ts, vrrp.Tracker{Weight: t.Weight, Reverse: t.Reverse, Status: st.status})
-		}
-		prio, fault := vrrp.EffectivePriority(r.cfg.Priority, ts)
-		switch {
-		case fault && !r.faulted:
-			r.faulted = true
-			r.runner.Fault()
-		case !fault && r.faulted:
-			r.faulted = false
-			r.runner.Recover()
-		}
-		if !fault {
-			r.runner.SetEffectivePriority(prio)
-		}
-	}
 }
 
 func withoutInstancePos(ins []config.VRRPInstance) []config.VRRPInstance {
@@ -182,9 +149,6 @@ func (v *VRRP) start(in config.VRRPInstance) *vrrpRunner {
 	}
 	if in.UseVMAC {
 		return fail(fmt.Errorf("use_vmac is not supported yet"))
-	}
-	if len(in.TrackInterfaces) > 0 {
-		v.log.Warn("track_interface is not applied yet", "instance", in.Name)
 	}
 	var peers []netip.Addr
 	var upeers []vrrp.UnicastPeer
@@ -222,7 +186,7 @@ func (v *VRRP) start(in config.VRRPInstance) *vrrpRunner {
 		Peers: upeers,
 		Conn:  conn,
 		ARP:   garp,
-		Addrs: vrrp.NetlinkVIPs{Handle: v.handle, Link: in.Interface},
+		Addrs: roleVIPs{v: v, name: name, inner: vrrp.NetlinkVIPs{Handle: v.handle, Link: in.Interface}, excluded: excludedOf(in)},
 		OnNotify: func(n vrrp.Notify) {
 			v.log.Info("vrrp transition", "instance", name, "state", n.State.String(), "priority", n.Priority)
 			go v.notify(in, n)
@@ -235,9 +199,24 @@ func (v *VRRP) start(in config.VRRPInstance) *vrrpRunner {
 		return fail(err)
 	}
 	vr.runner = r
+	// A VIP left on the interface by an earlier life (xlb killed, the
+	// address kept by the kernel) must go until this instance is MASTER
+	// again: otherwise two directors answer ARP for it.
+	stale := vrrp.NetlinkVIPs{Handle: v.handle, Link: in.Interface}
+	if err := stale.RemoveVIPs(slices.Concat(vips, excludedOf(in))); err != nil {
+		v.log.Warn("removing VIPs left from before", "instance", name, "error", err)
+	}
 	r.Start()
 	v.log.Info("vrrp_instance started", "instance", name, "interface", in.Interface, "vrid", in.VirtualRouterID, "priority", in.Priority)
 	return vr
+}
+
+func excludedOf(in config.VRRPInstance) []netip.Prefix {
+	var out []netip.Prefix
+	for _, ip := range in.ExcludedVirtualIPs {
+		out = append(out, ip.Prefix)
+	}
+	return out
 }
 
 // notify runs keepalived's notify scripts for a transition.
