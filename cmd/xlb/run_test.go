@@ -558,8 +558,13 @@ func TestVRRPTrackFileInterfaceSyncGroup(t *testing.T) {
 	require.NoError(t, topo.Director.IP("link", "set", "trk0", "up"))
 	dir := t.TempDir()
 	bonus, stop := filepath.Join(dir, "bonus"), filepath.Join(dir, "stop")
+	notifyLog, notifySh := filepath.Join(dir, "notify.log"), filepath.Join(dir, "notify.sh")
+	require.NoError(t, os.WriteFile(notifySh, []byte("#!/bin/sh\necho \"$@\" >> "+notifyLog+"\n"), 0o755))
 	cfgPath := filepath.Join(dir, "keepalived.conf")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+global_defs {
+    script_user root
+}
 track_file bonus {
     file "%s"
     weight 2
@@ -611,8 +616,9 @@ vrrp_sync_group G {
         VI_2
         VI_3
     }
+    notify %s
 }
-`, bonus, stop)), 0o644))
+`, bonus, stop, notifySh)), 0o644))
 	require.NoError(t, os.WriteFile(stop, []byte("7\n"), 0o644)) // overwritten by init_file
 	d := startDaemon(t, topo.Director, cfgPath)
 	inst := func() map[string]string {
@@ -657,4 +663,12 @@ vrrp_sync_group G {
 		st := inst()
 		return st["VI_2"] == "MASTER 100" && st["VI_3"] == "MASTER 100"
 	}, 10*time.Second, 50*time.Millisecond, "got %v", inst)
+	// The group's notify saw it go MASTER, FAULT, BACKUP, MASTER.
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(notifyLog)
+		return strings.Count(string(b), "GROUP G MASTER 0") == 2
+	}, 5*time.Second, 50*time.Millisecond)
+	b, err = os.ReadFile(notifyLog)
+	require.NoError(t, err)
+	assert.Equal(t, "GROUP G BACKUP 0\nGROUP G MASTER 0\nGROUP G FAULT 0\nGROUP G BACKUP 0\nGROUP G MASTER 0\n", string(b))
 }

@@ -30,9 +30,10 @@ type VRRP struct {
 	instances []config.VRRPInstance
 	runners   []*vrrpRunner
 	// tracked objects' states by key (trackKey), and what runs them.
-	tracks     map[string]*trackState
-	stopTracks context.CancelFunc
-	syncGroups []config.SyncGroup
+	tracks      map[string]*trackState
+	stopTracks  context.CancelFunc
+	syncGroups  []config.SyncGroup
+	groupStates map[string]string
 
 	// roles is told the VIPs held as MASTER whenever they change.
 	roles   func(map[netip.Addr]bool) error
@@ -240,6 +241,82 @@ func (v *VRRP) notify(in config.VRRPInstance, n vrrp.Notify) {
 		g := *in.Notify
 		g.Args = append(append([]string{}, g.Args...), "INSTANCE", in.Name, state, strconv.Itoa(int(n.Priority)))
 		v.scripts(&g, "notify "+in.Name+" "+state)
+	}
+	v.groupNotify(in.Name)
+}
+
+// groupNotify runs a sync group's notify scripts when the group's state
+// changes: FAULT if a member is in FAULT, MASTER when all members are,
+// else BACKUP; STOP when its members stop. The generic notify gets
+// "GROUP name STATE 0", as keepalived's.
+func (v *VRRP) groupNotify(member string) {
+	v.mu.Lock()
+	var g *config.SyncGroup
+	for i := range v.syncGroups {
+		if slices.Contains(v.syncGroups[i].Instances, member) {
+			g = &v.syncGroups[i]
+		}
+	}
+	if g == nil {
+		v.mu.Unlock()
+		return
+	}
+	masters, faults, stopped, n := 0, 0, 0, 0
+	for _, r := range v.runners {
+		if r.runner == nil || !slices.Contains(g.Instances, r.cfg.Name) {
+			continue
+		}
+		n++
+		switch r.runner.State() {
+		case vrrp.StateMaster:
+			masters++
+		case vrrp.StateFault:
+			faults++
+		case vrrp.StateInit:
+			stopped++
+		}
+	}
+	state := "BACKUP"
+	switch {
+	case n == 0:
+		v.mu.Unlock()
+		return
+	case stopped == n:
+		state = "STOP"
+	case faults > 0:
+		state = "FAULT"
+	case masters == n:
+		state = "MASTER"
+	}
+	if v.groupStates == nil {
+		v.groupStates = map[string]string{}
+	}
+	if v.groupStates[g.Name] == state {
+		v.mu.Unlock()
+		return
+	}
+	v.groupStates[g.Name] = state
+	grp := *g
+	v.mu.Unlock()
+	v.log.Info("vrrp_sync_group transition", "group", grp.Name, "state", state)
+	var s *config.Script
+	switch state {
+	case "MASTER":
+		s = grp.NotifyMaster
+	case "BACKUP":
+		s = grp.NotifyBackup
+	case "FAULT":
+		s = grp.NotifyFault
+	case "STOP":
+		s = grp.NotifyStop
+	}
+	if s != nil {
+		v.scripts(s, "notify group "+grp.Name+" "+state)
+	}
+	if grp.Notify != nil {
+		sc := *grp.Notify
+		sc.Args = append(append([]string{}, sc.Args...), "GROUP", grp.Name, state, "0")
+		v.scripts(&sc, "notify group "+grp.Name+" "+state)
 	}
 }
 
