@@ -33,27 +33,51 @@ type PacketConn interface {
 
 // ConnConfig configures a Conn.
 type ConnConfig struct {
+	// IPv6 selects VRRP over IPv6: VRRPv3 to ff02::12 from the interface's
+	// link-local address. An IPv6 SourceIP or IPv6 Peers imply it.
+	IPv6 bool
 	// SourceIP is keepalived's mcast_src_ip/unicast_src_ip. Invalid means
-	// the interface's primary IPv4 address.
+	// the interface's primary IPv4 address or, for IPv6, its link-local
+	// address (keepalived's source for IPv6 instances).
 	SourceIP netip.Addr
 	// Peers are keepalived's unicast_peer addresses. None means multicast
-	// to 224.0.0.18.
+	// to 224.0.0.18 or ff02::12.
 	Peers []netip.Addr
 }
 
-// Conn is IPv4 VRRP over a raw IP socket (protocol 112) bound to one
-// interface. Raw IPv4 sockets deliver the IP header, so the TTL, the
-// destination and the payload length come from it; sends go out with TTL 255
-// from the source address (IP_PKTINFO), multicast loopback off.
+// ErrNoSource is wrapped when an interface has no usable source address for
+// adverts: no primary IPv4 address, or no IPv6 link-local address that has
+// finished duplicate address detection. keepalived holds such an instance
+// in FAULT until an address appears; a caller can retry New.
+var ErrNoSource = errors.New("no usable vrrp source address")
+
+// Conn is VRRP over a raw IP socket (protocol 112) bound to one interface,
+// IPv4 or IPv6. Adverts go out with TTL/hop limit 255 and TOS/traffic class
+// 0xc0 (network control, as keepalived sends them) from the source address,
+// multicast loopback off.
+//
+// Raw IPv4 sockets deliver the IP header, so the TTL, the destination and
+// the payload length come from it. Raw IPv6 sockets deliver the payload
+// only: the hop limit comes from IPV6_HOPLIMIT and the destination from
+// IPV6_PKTINFO ancillary data. In both families the checksum, pseudo-header
+// included, is left to Advertisement and Validate: unlike keepalived this
+// does not set IPV6_CHECKSUM, so the kernel neither fills it in nor checks
+// it, and an advert with a bad one is counted and logged instead of being
+// dropped silently.
 type Conn struct {
 	f       *os.File
 	closed  atomic.Bool
 	ifindex int
+	v6      bool
 	src     netip.Addr
 	dsts    []netip.Addr
 }
 
 var _ PacketConn = (*Conn)(nil)
+
+// tosNetworkControl is IPTOS_PREC_INTERNETCONTROL, the IPv4 TOS and IPv6
+// traffic class of keepalived's adverts.
+const tosNetworkControl = 0xc0
 
 // New opens a Conn on the interface ifname in the calling thread's network
 // namespace.
@@ -62,49 +86,99 @@ func New(ifname string, cfg ConnConfig) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vrrp conn: %w", err)
 	}
-	src := cfg.SourceIP
+	v6 := cfg.IPv6 || (cfg.SourceIP.IsValid() && !cfg.SourceIP.Is4())
+	for _, p := range cfg.Peers {
+		v6 = v6 || !p.Is4()
+	}
+	family := "IPv4"
+	if v6 {
+		family = "IPv6"
+	}
+	isFamily := func(a netip.Addr) bool {
+		if v6 {
+			return a.Is6() && !a.Is4In6()
+		}
+		return a.Is4()
+	}
+
+	src := cfg.SourceIP.WithZone("")
 	if !src.IsValid() {
-		if src, err = PrimaryIPv4(ifname); err != nil {
+		if v6 {
+			src, err = LinkLocalIPv6(ifname)
+		} else {
+			src, err = PrimaryIPv4(ifname)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("vrrp conn: %w", err)
 		}
 	}
-	if !src.Is4() {
-		return nil, fmt.Errorf("vrrp conn %s: source %s is not IPv4", ifname, src)
+	if !isFamily(src) {
+		return nil, fmt.Errorf("vrrp conn %s: source %s is not %s", ifname, src, family)
 	}
 	dsts := []netip.Addr{MulticastGroup4}
+	if v6 {
+		dsts = []netip.Addr{MulticastGroup6}
+	}
 	if len(cfg.Peers) > 0 {
 		dsts = nil
 		for _, p := range cfg.Peers {
-			if !p.Is4() || p.IsMulticast() {
-				return nil, fmt.Errorf("vrrp conn %s: bad unicast peer %s", ifname, p)
+			p = p.WithZone("") // the interface is the zone
+			if !isFamily(p) || p.IsMulticast() {
+				return nil, fmt.Errorf("vrrp conn %s: bad %s unicast peer %s", ifname, family, p)
 			}
 			dsts = append(dsts, p)
 		}
 	}
 
+	var fd int
+	if v6 {
+		fd, err = openRaw6(ifi, len(cfg.Peers) == 0)
+	} else {
+		fd, err = openRaw4(ifi, src, len(cfg.Peers) == 0)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vrrp conn %s: %w", ifname, err)
+	}
+	f := os.NewFile(uintptr(fd), "vrrp:"+ifname)
+	if f == nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("vrrp conn %s: os.NewFile: invalid fd", ifname)
+	}
+	return &Conn{f: f, ifindex: ifi.Index, v6: v6, src: src, dsts: dsts}, nil
+}
+
+// sockopt is one setsockopt call, named for the error message.
+type sockopt struct {
+	name  string
+	level int
+	opt   int
+	value int
+}
+
+// openRaw4 opens the IPv4 socket; multicast joins 224.0.0.18.
+func openRaw4(ifi *net.Interface, src netip.Addr, multicast bool) (int, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, IPProtocol)
 	if err != nil {
-		return nil, fmt.Errorf("vrrp conn %s: raw socket: %w", ifname, err)
+		return -1, fmt.Errorf("raw socket: %w", err)
 	}
-	fail := func(what string, err error) (*Conn, error) {
+	fail := func(what string, err error) (int, error) {
 		unix.Close(fd)
-		return nil, fmt.Errorf("vrrp conn %s: %s: %w", ifname, what, err)
+		return -1, fmt.Errorf("%s: %w", what, err)
 	}
-	if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname); err != nil {
+	if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifi.Name); err != nil {
 		return fail("SO_BINDTODEVICE", err)
 	}
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TTL, TTL); err != nil {
-		return fail("IP_TTL", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, TTL); err != nil {
-		return fail("IP_MULTICAST_TTL", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0); err != nil {
-		return fail("IP_MULTICAST_LOOP", err)
-	}
-	// Only the groups joined on this socket, not every group of the host.
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0); err != nil {
-		return fail("IP_MULTICAST_ALL", err)
+	for _, o := range []sockopt{
+		{"IP_TTL", unix.IPPROTO_IP, unix.IP_TTL, TTL},
+		{"IP_MULTICAST_TTL", unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, TTL},
+		{"IP_TOS", unix.IPPROTO_IP, unix.IP_TOS, tosNetworkControl},
+		{"IP_MULTICAST_LOOP", unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0},
+		// Only the groups joined on this socket, not every group of the host.
+		{"IP_MULTICAST_ALL", unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0},
+	} {
+		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.value); err != nil {
+			return fail(o.name, err)
+		}
 	}
 	mreq := &unix.IPMreqn{Address: src.As4(), Ifindex: int32(ifi.Index)}
 	if err := unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, mreq); err != nil {
@@ -112,17 +186,13 @@ func New(ifname string, cfg ConnConfig) (*Conn, error) {
 	}
 	// Joined even in unicast mode it would do no harm, but keepalived only
 	// joins for multicast instances.
-	if len(cfg.Peers) == 0 {
+	if multicast {
 		join := &unix.IPMreqn{Multiaddr: MulticastGroup4.As4(), Ifindex: int32(ifi.Index)}
 		if err := unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, join); err != nil {
 			return fail("IP_ADD_MEMBERSHIP", err)
 		}
 	}
-	f := os.NewFile(uintptr(fd), "vrrp:"+ifname)
-	if f == nil {
-		return fail("os.NewFile", errors.New("invalid fd"))
-	}
-	return &Conn{f: f, ifindex: ifi.Index, src: src, dsts: dsts}, nil
+	return fd, nil
 }
 
 // PrimaryIPv4 returns the first non-secondary IPv4 address of ifname, as
@@ -144,7 +214,7 @@ func PrimaryIPv4(ifname string) (netip.Addr, error) {
 			return ip, nil
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("%s has no primary IPv4 address", ifname)
+	return netip.Addr{}, fmt.Errorf("%w: %s has no primary IPv4 address", ErrNoSource, ifname)
 }
 
 // Source implements PacketConn.
@@ -162,18 +232,27 @@ func (c *Conn) Close() error {
 	return c.f.Close()
 }
 
-// ReadAdvert implements PacketConn. Packets that are not well-formed IPv4
+// ReadAdvert implements PacketConn. IPv4 packets that are not well-formed
 // protocol 112 are skipped.
 func (c *Conn) ReadAdvert(buf []byte) ([]byte, PacketInfo, error) {
 	rc, err := c.f.SyscallConn()
 	if err != nil {
 		return nil, PacketInfo{}, c.closedErr(err)
 	}
+	var oob []byte
+	if c.v6 {
+		oob = make([]byte, oobSize6)
+	}
 	for {
-		var n int
+		var n, oobn int
+		var from unix.Sockaddr
 		var rerr error
 		err := rc.Read(func(fd uintptr) bool {
-			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
+			if c.v6 {
+				n, oobn, _, from, rerr = unix.Recvmsg(int(fd), buf, oob, 0)
+			} else {
+				n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
+			}
 			return rerr != unix.EAGAIN && rerr != unix.EWOULDBLOCK
 		})
 		if err != nil {
@@ -185,8 +264,13 @@ func (c *Conn) ReadAdvert(buf []byte) ([]byte, PacketInfo, error) {
 			}
 			return nil, PacketInfo{}, fmt.Errorf("vrrp read: %w", rerr)
 		}
-		payload, info, ok := parseIPv4(buf[:n])
-		if ok {
+		if c.v6 {
+			if payload, info, ok := parseIPv6(buf[:n], from, oob[:oobn]); ok {
+				return payload, info, nil
+			}
+			continue
+		}
+		if payload, info, ok := parseIPv4(buf[:n]); ok {
 			return payload, info, nil
 		}
 	}
@@ -224,15 +308,22 @@ func parseIPv4(b []byte) ([]byte, PacketInfo, bool) {
 
 // WriteAdvert implements PacketConn.
 func (c *Conn) WriteAdvert(b []byte, dst netip.Addr) error {
-	if !dst.Is4() {
-		return fmt.Errorf("vrrp write: destination %s is not IPv4", dst)
+	var oob []byte
+	var sa unix.Sockaddr
+	switch {
+	case c.v6 && dst.Is6() && !dst.Is4In6():
+		oob = unix.PktInfo6(&unix.Inet6Pktinfo{Addr: c.src.As16(), Ifindex: uint32(c.ifindex)})
+		sa = &unix.SockaddrInet6{Addr: dst.As16(), ZoneId: uint32(c.ifindex)}
+	case !c.v6 && dst.Is4():
+		oob = unix.PktInfo4(&unix.Inet4Pktinfo{Ifindex: int32(c.ifindex), Spec_dst: c.src.As4()})
+		sa = &unix.SockaddrInet4{Addr: dst.As4()}
+	default:
+		return fmt.Errorf("vrrp write: destination %s is not of the conn's family (source %s)", dst, c.src)
 	}
 	rc, err := c.f.SyscallConn()
 	if err != nil {
 		return err
 	}
-	oob := unix.PktInfo4(&unix.Inet4Pktinfo{Ifindex: int32(c.ifindex), Spec_dst: c.src.As4()})
-	sa := &unix.SockaddrInet4{Addr: dst.As4()}
 	var werr error
 	err = rc.Write(func(fd uintptr) bool {
 		werr = unix.Sendmsg(int(fd), b, oob, sa, 0)

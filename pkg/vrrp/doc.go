@@ -17,17 +17,23 @@
 //     for the caller to carry out.
 //   - track.go: effective priority from tracked scripts and interfaces.
 //
-// The I/O around the state machine, IPv4 only so far:
+// The I/O around the state machine, IPv4 and IPv6 (one family per instance,
+// IPv6 as VRRPv3 only, as keepalived runs them):
 //
-//   - conn.go: Conn, VRRP over a raw IPv4 socket (protocol 112) bound to one
-//     interface, multicast to 224.0.0.18 or unicast to peers, TTL 255,
-//     returning each advert with the PacketInfo Validate needs.
-//   - garp.go: gratuitous ARP for the VIPs through an AF_PACKET socket.
+//   - conn.go, conn6.go: Conn, VRRP over a raw IP socket (protocol 112)
+//     bound to one interface, multicast to 224.0.0.18 / ff02::12 or unicast
+//     to peers, TTL/hop limit 255, from the primary IPv4 address or the IPv6
+//     link-local address, returning each advert with the PacketInfo Validate
+//     needs (for IPv6 from IPV6_PKTINFO and IPV6_HOPLIMIT).
+//   - garp.go: gratuitous ARP for IPv4 VIPs through an AF_PACKET socket.
+//   - ndisc.go: unsolicited neighbour advertisements for IPv6 VIPs, the
+//     same way.
 //   - runner.go: Runner, the loop that feeds a Machine from a PacketConn and
-//     a clock and carries out its actions (adverts, GARPs, VIPs via netlink,
-//     notifications).
+//     a clock and carries out its actions (adverts, GARPs and NAs, VIPs via
+//     netlink, notifications).
 //
-// Everything but conn.go, garp.go and NetlinkVIPs is pure; those need
-// CAP_NET_RAW and CAP_NET_ADMIN. The root-only interop test runs the Runner
-// against a real keepalived across two network namespaces.
+// Everything but conn.go, conn6.go, garp.go, ndisc.go and NetlinkVIPs is
+// pure; those need CAP_NET_RAW and CAP_NET_ADMIN. The root-only interop test
+// runs the Runner against a real keepalived across two network namespaces,
+// over IPv4 and IPv6.
 package vrrp

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // VIPManager configures the virtual addresses. Both calls are idempotent:
@@ -22,6 +23,8 @@ type VIPManager interface {
 }
 
 // NetlinkVIPs adds and removes VIPs on one interface through netlink.
+// IPv6 VIPs are added as keepalived adds them (see vipAddrToAdd): nodad,
+// and deprecated if /128.
 type NetlinkVIPs struct {
 	// Handle is the netlink handle to use, e.g. netlink.NewHandleAt for
 	// another namespace. Nil means the package-level netlink functions.
@@ -38,11 +41,29 @@ func (n NetlinkVIPs) h() *netlink.Handle {
 	return &netlink.Handle{}
 }
 
+// lifetimeForever is the infinite address lifetime, INFINITY_LIFE_TIME.
+var lifetimeForever uint32 = 0xffffffff
+
 func vipAddr(p netip.Prefix) *netlink.Addr {
 	return &netlink.Addr{IPNet: &net.IPNet{
 		IP:   net.IP(p.Addr().AsSlice()),
 		Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
 	}}
+}
+
+// vipAddrToAdd is vipAddr with the flags keepalived's netlink_ipaddress adds
+// IPv6 VIPs with: nodad, so the address is usable at once and a split brain
+// cannot leave it dadfailed; and, for a /128, preferred_lft 0 (deprecated,
+// RFC 3484) so the kernel does not pick the VIP as a source address.
+func vipAddrToAdd(p netip.Prefix) *netlink.Addr {
+	a := vipAddr(p)
+	if p.Addr().Is6() {
+		a.Flags |= unix.IFA_F_NODAD
+		if p.Bits() == 128 {
+			a.PreferedLft, a.ValidLft = 0, int(lifetimeForever)
+		}
+	}
+	return a
 }
 
 // AddVIPs implements VIPManager.
@@ -54,7 +75,7 @@ func (n NetlinkVIPs) AddVIPs(vips []netip.Prefix) error {
 	}
 	var errs []error
 	for _, p := range vips {
-		if err := h.AddrAdd(link, vipAddr(p)); err != nil && !errors.Is(err, syscall.EEXIST) {
+		if err := h.AddrAdd(link, vipAddrToAdd(p)); err != nil && !errors.Is(err, syscall.EEXIST) {
 			errs = append(errs, fmt.Errorf("add vip %s to %s: %w", p, n.Link, err))
 		}
 	}
@@ -93,7 +114,9 @@ type RunnerConfig struct {
 	// Instance is the state machine configuration. A zero PrimaryIP is
 	// filled in from Conn.Source.
 	Instance Config
-	// VIPs are the virtual_ipaddress entries; a /32 for a bare address.
+	// VIPs are the virtual_ipaddress entries: a /32 for a bare IPv4
+	// address, a /128 for a bare IPv6 one (keepalived's defaults). All of
+	// one family, that of Conn.Source; IPv6 needs Instance.Version 3.
 	VIPs []netip.Prefix
 
 	AuthType         AuthType // VRRPv2
@@ -105,8 +128,11 @@ type RunnerConfig struct {
 	// itself follows from Conn.Destinations.
 	Peers []UnicastPeer
 
-	Conn  PacketConn // required
-	ARP   ARPSender  // nil: no gratuitous ARPs
+	Conn PacketConn // required
+	ARP  ARPSender  // nil: no gratuitous ARPs for IPv4 VIPs
+	// NA sends the unsolicited neighbour advertisements that stand in for
+	// gratuitous ARPs with IPv6 VIPs, with the same garp_* timing. Nil: none.
+	NA    NASender
 	Addrs VIPManager // nil: VIPs are not configured
 	Clock Clock      // nil: the real clock
 	// OnNotify is called, from the Runner's goroutine, on every transition.
@@ -172,11 +198,27 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
+	// keepalived runs one address family per instance, and IPv6 only as
+	// VRRPv3; the adverts go out in the family of the source address.
+	src := cfg.Conn.Source()
 	for _, p := range cfg.VIPs {
-		if mc.Version == Version2 && !p.Addr().Is4() {
-			return nil, fmt.Errorf("%w: VRRPv2 VIP %s is not IPv4", ErrConfig, p)
+		switch {
+		case mc.Version == Version2 && !p.Addr().Is4():
+			return nil, fmt.Errorf("%w: VRRPv2 VIP %s is not IPv4 (IPv6 needs VRRPv3)", ErrConfig, p)
+		case p.Addr().Is4In6():
+			return nil, fmt.Errorf("%w: VIP %s is an IPv4-mapped IPv6 address", ErrConfig, p)
+		case p.Addr().Is4() != cfg.VIPs[0].Addr().Is4():
+			return nil, fmt.Errorf("%w: VIPs %s and %s mix address families in one instance", ErrConfig, cfg.VIPs[0], p)
+		case src.IsValid() && p.Addr().Is4() != src.Is4():
+			return nil, fmt.Errorf("%w: VIP %s is not of the family of the source address %s", ErrConfig, p, src)
 		}
 		r.vips = append(r.vips, p.Addr())
+	}
+	// Received sources carry no zone; a configured fe80::1%eth0 must match.
+	peers := make([]UnicastPeer, len(cfg.Peers))
+	for i, p := range cfg.Peers {
+		peers[i] = p
+		peers[i].Addr = p.Addr.WithZone("")
 	}
 	unicast := false
 	for _, d := range cfg.Conn.Destinations() {
@@ -192,7 +234,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 		SkipCheckAdvAddr: cfg.SkipCheckAdvAddr,
 		Unicast:          unicast,
 		CheckUnicastSrc:  cfg.CheckUnicastSrc,
-		Peers:            cfg.Peers,
+		Peers:            peers,
 		V3ChecksumAsV2:   cfg.V3ChecksumAsV2,
 	}
 	// Catch an unencodable advert (too many VIPs, bad interval) now.
@@ -381,6 +423,25 @@ func (r *Runner) sendAdvert(prio uint8) {
 	}
 }
 
+// sendGARPs sends repeat rounds of a gratuitous ARP or unsolicited
+// neighbour advertisement for every VIP, keepalived's vrrp_send_link_update.
+func (r *Runner) sendGARPs(repeat int) {
+	for range repeat {
+		for _, vip := range r.vips {
+			var err error
+			switch {
+			case vip.Is4() && r.cfg.ARP != nil:
+				err = r.cfg.ARP.SendGARP(vip)
+			case vip.Is6() && r.cfg.NA != nil:
+				err = r.cfg.NA.SendNA(vip)
+			}
+			if err != nil {
+				r.cfg.Logf("vrrp vrid %d: %v", r.local.VRID, err)
+			}
+		}
+	}
+}
+
 func (r *Runner) exec(acts []Action) {
 	defer r.publish()
 	for _, act := range acts {
@@ -388,19 +449,7 @@ func (r *Runner) exec(acts []Action) {
 		case SendAdvert:
 			r.sendAdvert(a.Priority)
 		case SendGARP:
-			if r.cfg.ARP == nil {
-				continue
-			}
-			for range a.Repeat {
-				for _, vip := range r.vips {
-					if !vip.Is4() {
-						continue // unsolicited NA is not done here
-					}
-					if err := r.cfg.ARP.SendGARP(vip); err != nil {
-						r.cfg.Logf("vrrp vrid %d: %v", r.local.VRID, err)
-					}
-				}
-			}
+			r.sendGARPs(a.Repeat)
 		case AddVIPs:
 			if r.cfg.Addrs != nil {
 				if err := r.cfg.Addrs.AddVIPs(r.cfg.VIPs); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 type sentAdvert struct {
@@ -284,4 +285,125 @@ func TestParseIPv4(t *testing.T) {
 	assert.Equal(t, uint8(100), got.Priority)
 	_, _, ok = parseIPv4(pkt[:10])
 	assert.False(t, ok)
+}
+
+type fakeNA struct {
+	mu   sync.Mutex
+	sent []netip.Addr
+}
+
+func (n *fakeNA) SendNA(vip netip.Addr) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.sent = append(n.sent, vip)
+	return nil
+}
+func (n *fakeNA) Close() error { return nil }
+func (n *fakeNA) addrs() []netip.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.sent)
+}
+
+// An IPv6 instance runs as an IPv4 one does, with unsolicited NAs in place
+// of gratuitous ARPs and the checksum over the IPv6 pseudo-header.
+func TestRunnerIPv6(t *testing.T) {
+	conn, arp, na, vips := newFakeConn(), &fakeARP{}, &fakeNA{}, &fakeVIPs{}
+	conn.src, conn.dst = netip.MustParseAddr("fe80::2"), MulticastGroup6
+	v6 := []netip.Prefix{netip.MustParsePrefix("2001:db8::100/64"), netip.MustParsePrefix("2001:db8::101/128")}
+	notes := make(chan Notify, 32)
+	r, err := NewRunner(RunnerConfig{
+		Instance: Config{VRID: 51, Version: Version3, AdverInt: 50 * time.Millisecond, GARPMasterDelay: -1, GARPMasterRepeat: 2},
+		VIPs:     v6,
+		Conn:     conn, ARP: arp, NA: na, Addrs: vips,
+		OnNotify: func(n Notify) { notes <- n },
+		Logf:     t.Logf,
+	})
+	require.NoError(t, err)
+	t.Cleanup(r.Stop)
+	r.Start()
+	waitState(t, notes, StateMaster, 2*time.Second)
+	assert.True(t, vips.has(v6[0]) && vips.has(v6[1]))
+	assert.Zero(t, arp.count())
+	assert.Equal(t, []netip.Addr{v6[0].Addr(), v6[1].Addr(), v6[0].Addr(), v6[1].Addr()}, na.addrs(),
+		"GARPMasterRepeat rounds over the VIPs")
+
+	// What it sends validates at an IPv6 peer, checksum included.
+	local := Local{Version: Version3, VRID: 51, VIPs: []netip.Addr{v6[0].Addr(), v6[1].Addr()}}
+	advs := conn.adverts(t, local)
+	require.NotEmpty(t, advs)
+	assert.Equal(t, uint8(100), advs[0].Priority)
+
+	// A higher-priority IPv6 master takes over.
+	adv := Advertisement{Version: Version3, Type: TypeAdvertisement, VRID: 51, Priority: 200, AdverInt: 5, Addresses: local.VIPs}
+	conn.inject(t, netip.MustParseAddr("fe80::1"), adv)
+	waitState(t, notes, StateBackup, time.Second)
+	assert.False(t, vips.has(v6[0]))
+	assert.Zero(t, r.Dropped())
+}
+
+func TestNewRunnerRejectsFamilies(t *testing.T) {
+	v4, v6 := netip.MustParsePrefix("10.0.0.100/24"), netip.MustParsePrefix("2001:db8::100/64")
+	conn6 := newFakeConn()
+	conn6.src, conn6.dst = netip.MustParseAddr("fe80::2"), MulticastGroup6
+	for _, tc := range []struct {
+		name string
+		cfg  RunnerConfig
+	}{
+		{"mixed families", RunnerConfig{Instance: Config{VRID: 1, Version: Version3}, VIPs: []netip.Prefix{v4, v6}, Conn: newFakeConn()}},
+		{"IPv6 VIP, IPv4 source", RunnerConfig{Instance: Config{VRID: 1, Version: Version3}, VIPs: []netip.Prefix{v6}, Conn: newFakeConn()}},
+		{"IPv4 VIP, IPv6 source", RunnerConfig{Instance: Config{VRID: 1, Version: Version3}, VIPs: []netip.Prefix{v4}, Conn: conn6}},
+		{"IPv6 with VRRPv2", RunnerConfig{Instance: Config{VRID: 1, Version: Version2}, VIPs: []netip.Prefix{v6}, Conn: conn6}},
+		{"IPv4-mapped", RunnerConfig{Instance: Config{VRID: 1, Version: Version3}, VIPs: []netip.Prefix{netip.MustParsePrefix("::ffff:10.0.0.1/128")}, Conn: conn6}},
+	} {
+		_, err := NewRunner(tc.cfg)
+		assert.ErrorIs(t, err, ErrConfig, tc.name)
+	}
+}
+
+// IPv6 VIPs are added as keepalived's netlink_ipaddress adds them.
+func TestVIPAddrFlags(t *testing.T) {
+	a := vipAddrToAdd(netip.MustParsePrefix("10.0.0.100/24"))
+	assert.Zero(t, a.Flags)
+	assert.Zero(t, a.ValidLft)
+
+	a = vipAddrToAdd(netip.MustParsePrefix("2001:db8::100/64"))
+	assert.Equal(t, unix.IFA_F_NODAD, a.Flags)
+	assert.Zero(t, a.ValidLft, "default lifetimes")
+	assert.Zero(t, a.PreferedLft)
+
+	a = vipAddrToAdd(netip.MustParsePrefix("2001:db8::100/128"))
+	assert.Equal(t, unix.IFA_F_NODAD, a.Flags)
+	assert.Equal(t, int(lifetimeForever), a.ValidLft)
+	assert.Zero(t, a.PreferedLft, "deprecated")
+}
+
+// A zoned unicast_peer (fe80::1%eth0) matches adverts from fe80::1: the
+// kernel's source addresses carry no zone.
+func TestRunnerZonedPeer(t *testing.T) {
+	conn := newFakeConn()
+	conn.src, conn.dst = netip.MustParseAddr("fe80::2"), netip.MustParseAddr("fe80::1")
+	vip := netip.MustParsePrefix("2001:db8::100/64")
+	notes := make(chan Notify, 32)
+	r, err := NewRunner(RunnerConfig{
+		Instance:        Config{VRID: 51, Version: Version3, AdverInt: 50 * time.Millisecond},
+		VIPs:            []netip.Prefix{vip},
+		CheckUnicastSrc: true,
+		Peers:           []UnicastPeer{{Addr: netip.MustParseAddr("fe80::1%eth0")}},
+		Conn:            conn,
+		OnNotify:        func(n Notify) { notes <- n },
+		Logf:            t.Logf,
+	})
+	require.NoError(t, err)
+	t.Cleanup(r.Stop)
+	r.Start()
+	waitState(t, notes, StateBackup, time.Second)
+	adv := Advertisement{Version: Version3, Type: TypeAdvertisement, VRID: 51, Priority: 200, AdverInt: 5,
+		Addresses: []netip.Addr{vip.Addr()}}
+	for range 6 { // 300 ms, past the 170 ms down interval
+		conn.inject(t, netip.MustParseAddr("fe80::1"), adv)
+		time.Sleep(50 * time.Millisecond)
+	}
+	assert.Zero(t, r.Dropped())
+	assert.Equal(t, StateBackup, r.State())
 }
