@@ -15,8 +15,9 @@ func runCheck(e env, args []string) int {
 	fs := pflag.NewFlagSet("xlb check", pflag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	file := fs.StringP("config", "f", "/etc/keepalived/keepalived.conf", "keepalived.conf to check")
+	dp := fs.String("dataplane", "xdp", "the data plane to check for: xdp or ipvs (IPVS also has TUN and IPv6)")
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: xlb check [-f FILE]\n\nChecks a keepalived.conf as xlb run would load it, like keepalived -t: prints\nwarnings and errors with file:line, exits 0 when xlb can run it.\n\nflags:")
+		fmt.Fprintln(e.stderr, "usage: xlb check [-f FILE] [--dataplane xdp|ipvs]\n\nChecks a keepalived.conf as xlb run would load it, like keepalived -t: prints\nwarnings and errors with file:line, exits 0 when xlb can run it.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -24,6 +25,16 @@ func runCheck(e env, args []string) int {
 			return 0
 		}
 		fmt.Fprintf(e.stderr, "xlb check: %v\n", err)
+		return 2
+	}
+	var caps director.Caps
+	switch *dp {
+	case "xdp":
+		caps = director.XDPCaps
+	case "ipvs":
+		caps = director.IPVSCaps
+	default:
+		fmt.Fprintf(e.stderr, "xlb check: --dataplane: %q is not xdp or ipvs\n", *dp)
 		return 2
 	}
 	cfg, err := config.Parse(*file)
@@ -34,7 +45,7 @@ func runCheck(e env, args []string) int {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(e.stderr, "warning: %s\n", w.String())
 	}
-	if err := director.Validate(cfg); err != nil {
+	if err := director.ValidateFor(cfg, caps); err != nil {
 		printErrors(e, err)
 		return 1
 	}

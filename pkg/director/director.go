@@ -40,6 +40,9 @@ type Options struct {
 	Logger    *slog.Logger
 	Checks    CheckStarter
 	Scripts   ScriptRunner
+	// Caps is what the data plane can do, for validating configurations
+	// (zero: XDPCaps).
+	Caps Caps
 }
 
 // Director owns the wanted state of the data plane.
@@ -107,7 +110,7 @@ func keyOf(vs *config.VirtualServer) dataplane.ServiceKey {
 // changes nothing. A valid one is applied as a diff: reals whose checks did
 // not change keep their health state and their flows.
 func (d *Director) Load(cfg *config.Config) error {
-	if err := Validate(cfg); err != nil {
+	if err := ValidateFor(cfg, d.opts.Caps); err != nil {
 		return err
 	}
 	d.mu.Lock()

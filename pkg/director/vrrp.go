@@ -2,6 +2,7 @@ package director
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -44,7 +46,8 @@ type VRRP struct {
 type vrrpRunner struct {
 	cfg     config.VRRPInstance
 	runner  *vrrp.Runner
-	garp    *vrrp.GARP
+	// closeAnnounce closes the gratuitous ARP or unsolicited NA sender.
+	closeAnnounce func() error
 	err     error
 	faulted bool
 }
@@ -145,9 +148,6 @@ func (v *VRRP) start(in config.VRRPInstance) *vrrpRunner {
 		v.log.Error("vrrp_instance not started", "instance", in.Name, "error", err)
 		return vr
 	}
-	if in.IsIPv6() {
-		return fail(fmt.Errorf("IPv6 instances are not supported yet"))
-	}
 	if in.UseVMAC {
 		return fail(fmt.Errorf("use_vmac is not supported yet"))
 	}
@@ -157,16 +157,38 @@ func (v *VRRP) start(in config.VRRPInstance) *vrrpRunner {
 		peers = append(peers, p.Addr)
 		upeers = append(upeers, vrrp.UnicastPeer{Addr: p.Addr, MinTTL: uint8(p.MinTTL), MaxTTL: uint8(p.MaxTTL)})
 	}
-	conn, err := vrrp.New(in.Interface, vrrp.ConnConfig{SourceIP: in.UnicastSrcIP, Peers: peers})
+	// An IPv6 instance speaks from the link-local address, which is
+	// tentative for about a second after the link comes up (DAD): wait
+	// for it a little, as keepalived waits in FAULT.
+	var conn *vrrp.Conn
+	var err error
+	for try := 0; ; try++ {
+		conn, err = vrrp.New(in.Interface, vrrp.ConnConfig{IPv6: in.IsIPv6(), SourceIP: in.UnicastSrcIP, Peers: peers})
+		if err == nil || !errors.Is(err, vrrp.ErrNoSource) || try == 30 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		return fail(err)
 	}
-	garp, err := vrrp.NewGARP(in.Interface)
-	if err != nil {
-		conn.Close()
-		return fail(err)
+	var arp vrrp.ARPSender
+	var na vrrp.NASender
+	if in.IsIPv6() {
+		u, err := vrrp.NewUnsolicitedNA(in.Interface)
+		if err != nil {
+			conn.Close()
+			return fail(err)
+		}
+		na, vr.closeAnnounce = u, u.Close
+	} else {
+		garp, err := vrrp.NewGARP(in.Interface)
+		if err != nil {
+			conn.Close()
+			return fail(err)
+		}
+		arp, vr.closeAnnounce = garp, garp.Close
 	}
-	vr.garp = garp
 	var vips []netip.Prefix
 	for _, ip := range in.VirtualIPs {
 		vips = append(vips, ip.Prefix)
@@ -186,7 +208,8 @@ func (v *VRRP) start(in config.VRRPInstance) *vrrpRunner {
 		AuthType: auth, AuthPass: in.AuthPass,
 		Peers: upeers,
 		Conn:  conn,
-		ARP:   garp,
+		ARP:   arp,
+		NA:    na,
 		Addrs: roleVIPs{v: v, name: name, inner: vrrp.NetlinkVIPs{Handle: v.handle, Link: in.Interface}, excluded: excludedOf(in)},
 		OnNotify: func(n vrrp.Notify) {
 			v.log.Info("vrrp transition", "instance", name, "state", n.State.String(), "priority", n.Priority)
@@ -196,7 +219,7 @@ func (v *VRRP) start(in config.VRRPInstance) *vrrpRunner {
 	})
 	if err != nil {
 		conn.Close()
-		garp.Close()
+		vr.closeAnnounce()
 		return fail(err)
 	}
 	vr.runner = r
@@ -335,8 +358,8 @@ func (v *VRRP) stopLocked() {
 		if r.runner != nil {
 			r.runner.Stop()
 		}
-		if r.garp != nil {
-			r.garp.Close()
+		if r.closeAnnounce != nil {
+			r.closeAnnounce()
 		}
 	}
 	v.runners = nil
