@@ -24,6 +24,7 @@ var (
 	svcBytes   = prometheus.NewDesc("xlb_service_bytes_total", "Bytes from clients to the virtual service.", svcLabels, nil)
 	svcConns   = prometheus.NewDesc("xlb_service_connections_total", "Connections scheduled to the virtual service.", svcLabels, nil)
 	svcQuorum  = prometheus.NewDesc("xlb_service_quorum_up", "1 while the service has its quorum of live weight, 0 while the sorry server (if any) serves.", svcLabels, nil)
+	svcStandby = prometheus.NewDesc("xlb_service_standby", "1 while the VIP's VRRP instance is not MASTER here: the service forwards nothing.", svcLabels, nil)
 
 	realPackets  = prometheus.NewDesc("xlb_real_packets_total", "Packets from clients forwarded to the real server.", realLabels, nil)
 	realBytes    = prometheus.NewDesc("xlb_real_bytes_total", "Bytes from clients forwarded to the real server.", realLabels, nil)
@@ -49,7 +50,7 @@ type Collector struct {
 }
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{svcPackets, svcBytes, svcConns, svcQuorum, realPackets, realBytes, realConns,
+	for _, d := range []*prometheus.Desc{svcPackets, svcBytes, svcConns, svcQuorum, svcStandby, realPackets, realBytes, realConns,
 		realOutPkts, realOutBytes, realActive, realInactive, realHealthy, realWeight, realEffWt, dpInfo, dpApplyOK, vrrpState, vrrpPrio, scrapeErr} {
 		ch <- d
 	}
@@ -78,6 +79,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(svcBytes, prometheus.CounterValue, float64(s.Counters.Bytes), sl...)
 		ch <- prometheus.MustNewConstMetric(svcConns, prometheus.CounterValue, float64(s.Counters.Conns), sl...)
 		ch <- prometheus.MustNewConstMetric(svcQuorum, prometheus.GaugeValue, b2f(s.QuorumUp), sl...)
+		ch <- prometheus.MustNewConstMetric(svcStandby, prometheus.GaugeValue, b2f(s.Standby), sl...)
 		for _, r := range s.Reals {
 			rl := append(sl[:3:3], fmt.Sprintf("%s:%d", r.Addr, r.Port))
 			ch <- prometheus.MustNewConstMetric(realPackets, prometheus.CounterValue, float64(r.Counters.Packets), rl...)
