@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -136,10 +137,8 @@ func Run(ctx context.Context, o Options) (_ *Result, err error) {
 		ServiceKey: dataplane.ServiceKey{Addr: topo.VIP, Port: 80, Protocol: dataplane.TCP},
 		Scheduler:  "wrr",
 	}
-	var ds []sched.Dest
 	for i, w := range o.Weights {
 		svc.Reals = append(svc.Reals, dataplane.Real{Addr: topo.RealAddrs[i], Port: 80, Weight: w, Forward: dataplane.DR})
-		ds = append(ds, sched.Dest{Weight: w})
 	}
 	if err := topo.Director.Do(func() error { return x.Apply([]dataplane.Service{svc}) }); err != nil {
 		return nil, fmt.Errorf("apply service: %w", err)
@@ -149,7 +148,17 @@ func Run(ctx context.Context, o Options) (_ *Result, err error) {
 	}
 	step(fmt.Sprintf("xlb attached to the director's %s (%s XDP), service %s, wrr, DR", topo.DirectorIf, res.Mode, svc.ServiceKey))
 
-	// What IPVS's wrr would pick for the same sequence of new connections.
+	// What IPVS's wrr would pick for the same sequence of new connections,
+	// over the dest list as the data plane holds it (as the kernel does,
+	// newest first).
+	st0, err := x.Stats()
+	if err != nil {
+		return nil, err
+	}
+	var ds []sched.Dest
+	for _, rs := range st0.Services[0].Reals {
+		ds = append(ds, sched.Dest{Weight: rs.Weight})
+	}
 	ref := sched.NewWRR(ds)
 	expected := make([]int, len(ds))
 	for range o.Requests {
@@ -194,11 +203,12 @@ func Run(ctx context.Context, o Options) (_ *Result, err error) {
 			Weight:   rs.Weight,
 			Expected: expected[i],
 			Counted:  rs.Conns,
-			Answered: answered[fmt.Sprintf("r%d", i+1)],
+			Answered: answered[fmt.Sprintf("r%d", slices.Index(topo.RealAddrs, rs.Addr)+1)],
 		}
 		res.Matches = res.Matches && rr.Counted == uint64(rr.Expected) && rr.Answered == rr.Expected
 		res.Reals = append(res.Reals, rr)
 	}
+	slices.SortFunc(res.Reals, func(a, b RealResult) int { return strings.Compare(a.Addr, b.Addr) })
 	report(o.Out, res)
 	return res, nil
 }

@@ -89,7 +89,7 @@ func (r *drRig) service(schedName string, weights ...int32) Service {
 
 func (r *drRig) apply(t *testing.T, svcs ...Service) {
 	t.Helper()
-	require.NoError(t, r.topo.Director.Do(func() error { return r.x.Apply(svcs) }))
+	require.NoError(t, r.topo.Director.Do(func() error { return r.x.Apply(inListOrder(svcs)) }))
 }
 
 // waitResolved waits until every real's MAC is known.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -95,7 +96,21 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func apply(t testing.TB, ns *testutil.NS, x *XDP, svcs ...Service) {
 	t.Helper()
-	require.NoError(t, ns.Do(func() error { return x.Apply(svcs) }))
+	require.NoError(t, ns.Do(func() error { return x.Apply(inListOrder(svcs)) }))
+}
+
+// inListOrder lets a test give reals in the dest-list order it wants: the
+// kernel puts each new dest at the head of the list, so reals added in
+// one Apply end up in reverse; giving them reversed puts them in the order
+// written. (The tests' expectations, from pkg/sched, index that list.)
+func inListOrder(svcs []Service) []Service {
+	out := make([]Service, len(svcs))
+	for i, s := range svcs {
+		s.Reals = slices.Clone(s.Reals)
+		slices.Reverse(s.Reals)
+		out[i] = s
+	}
+	return out
 }
 
 // run sends one frame through the program (inside ns, so that the ingress

@@ -62,7 +62,7 @@ func runHelper(v string) error {
 	if err != nil {
 		return err
 	}
-	if err := x.Apply(job.Services); err != nil {
+	if err := x.Apply(inListOrder(job.Services)); err != nil {
 		return err
 	}
 	return x.Release()

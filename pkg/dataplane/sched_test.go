@@ -218,13 +218,15 @@ func TestServiceCountersKeepRemovedReals(t *testing.T) {
 	require.Len(t, st.Services[0].Reals, 1)
 	assert.EqualValues(t, 2, st.Services[0].Reals[0].Conns)
 
-	// The removed real's slot is reused with fresh counters.
+	// The removed real's slot is reused with fresh counters; the new real
+	// heads the dest list, as the kernel puts it.
 	r.svc.Reals = append(r.svc.Reals, Real{Addr: realAddr(3), Port: 80, Weight: 1})
 	r.x.cfg.Resolver.(staticResolver)[realAddr(3)] = NextHop{Ifindex: 1, MAC: realMAC(3), SrcMAC: srcMAC}
 	apply(t, r.ns, r.x, r.svc)
 	st, err = r.x.Stats()
 	require.NoError(t, err)
-	assert.Zero(t, st.Services[0].Reals[1].Conns)
+	require.Equal(t, realAddr(3), st.Services[0].Reals[0].Addr)
+	assert.Zero(t, st.Services[0].Reals[0].Conns)
 	assert.EqualValues(t, 4, st.Services[0].Conns)
 }
 

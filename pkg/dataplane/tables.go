@@ -164,6 +164,7 @@ type plan struct {
 	st      *svcState // new state (replaces the old on success)
 	old     *svcState
 	removed []*realState
+	added   int  // new reals, at the head of the dest list
 	rewrite bool // scheduler table must be rewritten (else reals only)
 	table   []uint32
 	svc     xlbSvc
@@ -241,8 +242,8 @@ func (x *XDP) planService(old *svcState, want Service, svcUsed *[maxServices]boo
 		st.idx = uint32(i)
 	}
 
-	// IPVS dest-list order: existing reals keep their places, new ones are
-	// appended in the order given.
+	// IPVS dest-list order: existing reals keep their places, new ones go
+	// in front of them (below).
 	byAddr := map[netip.AddrPort]Real{}
 	for _, r := range want.Reals {
 		byAddr[netip.AddrPortFrom(r.Addr, r.Port)] = r
@@ -262,6 +263,7 @@ func (x *XDP) planService(old *svcState, want Service, svcUsed *[maxServices]boo
 			delete(byAddr, netip.AddrPortFrom(r.Addr, r.Port))
 		}
 	}
+	var added []*realState
 	for _, r := range want.Reals {
 		if _, ok := byAddr[netip.AddrPortFrom(r.Addr, r.Port)]; !ok {
 			continue
@@ -271,8 +273,13 @@ func (x *XDP) planService(old *svcState, want Service, svcUsed *[maxServices]boo
 			return nil, fmt.Errorf("service %s: real %s: no room: the data plane holds %d reals", want.ServiceKey, r, maxReals)
 		}
 		realUsed[i] = true
-		st.reals = append(st.reals, &realState{Real: r, slot: uint32(i)})
+		added = append(added, &realState{Real: r, slot: uint32(i)})
 	}
+	// The kernel adds a dest at the head of the list (list_add_rcu in
+	// __ip_vs_update_dest): new reals go in front, the last added first.
+	slices.Reverse(added)
+	st.reals = append(added, st.reals...)
+	p.added = len(added)
 
 	x.resolveAll(st, wait)
 	for _, r := range st.reals {
@@ -368,6 +375,9 @@ func (x *XDP) buildTable(p *plan, deletedIdx []int) error {
 			start = sched.RRStateAt(old.seq, old.rr, old.loop, n, old.dests)
 			for _, i := range slices.Backward(deletedIdx) {
 				start.Deleted(i)
+			}
+			for range p.added {
+				start.Inserted(0)
 			}
 		}
 		seq, states, loop, err := sched.RRSequence(start, st.dests, schedSlots)

@@ -1,7 +1,8 @@
 package sched
 
-// Dest is one real server as a scheduler sees it, in IPVS dest-list order
-// (insertion order).
+// Dest is one real server as a scheduler sees it, in IPVS dest-list order:
+// the kernel adds each new dest at the head of the list, so the list is
+// newest first.
 //
 // Weight must not be negative: IPVS refuses negative weights with ERANGE.
 // Given one anyway, each picker applies the kernel's own test for its

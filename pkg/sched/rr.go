@@ -29,9 +29,18 @@ func (r *RR) Pick(ds []Dest) int {
 // Deleted is ip_vs_rr_del_dest, called after dest i has been removed from
 // the list: a cursor on i moves to its predecessor (the head if i was first),
 // and the cursor follows the dests after i as their indices drop by one.
-// Adding a dest needs no call: IPVS appends it and leaves the cursor alone.
+// Adding a dest moves no cursor either (see Inserted for its index).
 func (r *RR) Deleted(i int) {
 	if r.Cursor >= i {
 		r.Cursor--
+	}
+}
+
+// Inserted keeps the cursor on its dest when a dest is inserted at index i
+// (the kernel inserts new dests at the head, i = 0). IPVS's cursor is a
+// list pointer, so it does not move; only its index does.
+func (r *RR) Inserted(i int) {
+	if r.Cursor >= i {
+		r.Cursor++
 	}
 }
