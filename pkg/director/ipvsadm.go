@@ -155,8 +155,10 @@ func manualServices(st *ipvsadm.State) ([]dataplane.Service, error) {
 				f = dataplane.DR
 			case ipvsadm.ForwardMasq:
 				f = dataplane.NAT
+			case ipvsadm.ForwardTunnel:
+				f = dataplane.Tunnel // the XDP data plane refuses it by name
 			default:
-				return nil, fmt.Errorf("real %s: forwarding method %s is not supported yet (-g and -m are)", dst.AddrPort(), dst.Forward)
+				return nil, fmt.Errorf("real %s: forwarding method %s is not supported (-g, -m and -i are)", dst.AddrPort(), dst.Forward)
 			}
 			svc.Reals = append(svc.Reals, dataplane.Real{Addr: dst.Addr, Port: dst.Port, Weight: dst.Weight, Forward: f})
 		}
@@ -246,8 +248,11 @@ func (d *Director) ipvsState() (*ipvsadm.State, error) {
 		}
 		for _, r := range svc.Reals {
 			dst := ipvsadm.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: ipvsadm.ForwardRoute, Rates: d.rateOf(svc.ServiceKey, &r)}
-			if r.Forward == dataplane.NAT {
+			switch r.Forward {
+			case dataplane.NAT:
 				dst.Forward = ipvsadm.ForwardMasq
+			case dataplane.Tunnel:
+				dst.Forward = ipvsadm.ForwardTunnel
 			}
 			for _, rs := range ss.Reals {
 				if rs.Addr == r.Addr && rs.Port == r.Port {
