@@ -19,7 +19,8 @@ import (
 // (keepalived's rules, reference B.4): track_script (vrrp_script run every
 // interval with rise/fall), track_interface (link up and running), and
 // track_file (a number in a file). A vrrp_sync_group's trackers count for
-// every member, and a member in FAULT takes the whole group to FAULT.
+// every member, and a member in FAULT takes the whole group to FAULT (the
+// MASTER/BACKUP coupling of a group is syncGroup, in vrrp.go).
 
 // trackState is one tracked object's state.
 type trackState struct {

@@ -36,6 +36,9 @@ type VRRP struct {
 	stopTracks  context.CancelFunc
 	syncGroups  []config.SyncGroup
 	groupStates map[string]string
+	// sync couples the members of each vrrp_sync_group, by instance name.
+	sync     map[string]*syncGroup
+	stopSync context.CancelFunc
 
 	// roles is told the VIPs held as MASTER whenever they change.
 	roles   func(map[netip.Addr]bool) error
@@ -44,12 +47,12 @@ type VRRP struct {
 }
 
 type vrrpRunner struct {
-	cfg     config.VRRPInstance
-	runner  *vrrp.Runner
+	cfg    config.VRRPInstance
+	runner *vrrp.Runner
 	// closeAnnounce closes the gratuitous ARP or unsolicited NA sender.
 	closeAnnounce func() error
-	err     error
-	faulted bool
+	err           error
+	faulted       bool
 }
 
 // NewVRRP prepares to run instances; handle is the netlink socket for the
@@ -126,10 +129,142 @@ func (v *VRRP) Load(cfg *config.Config) {
 	}
 	v.stopLocked()
 	v.instances = cfg.Instances
+	v.startSync(cfg.SyncGroups)
 	for _, in := range cfg.Instances {
 		v.runners = append(v.runners, v.start(in))
 	}
 	v.startTracks(cfg)
+}
+
+// syncGroup couples the members of one vrrp_sync_group as keepalived's
+// vrrp_sync.c does: a member goes MASTER only when every other member
+// wants MASTER or is MASTER (vrrp_sync_can_goto_master), and then all go
+// (vrrp_sync_master); one member leaving MASTER for BACKUP takes the others
+// to BACKUP (vrrp_sync_backup). FAULT spreads through applyTracksLocked.
+//
+// keepalived runs all instances in one thread; here each runs in its own
+// Runner goroutine, so: mu is held only to read and change the group's
+// state, never while waiting for a Runner; a Runner asks (CanGoMaster) and
+// reports (OnNotify) from its goroutine without waiting for any other; and
+// the other members are moved by the group's own goroutine (run), which
+// holds no lock while it waits for them.
+type syncGroup struct {
+	log     *slog.Logger
+	name    string
+	members []string // instance names, in the group's order
+
+	mu      sync.Mutex
+	runners map[string]*vrrp.Runner // the members that started
+	// master is keepalived's sgroup->state == MASTER: the group has gone
+	// MASTER and no member has left it since.
+	master bool
+	// kick wakes run to move the members to the group's state.
+	kick chan struct{}
+}
+
+// startSync prepares the coupling of groups' members; start registers
+// each member's Runner.
+func (v *VRRP) startSync(groups []config.SyncGroup) {
+	ctx, cancel := context.WithCancel(context.Background())
+	v.stopSync = cancel
+	v.sync = map[string]*syncGroup{}
+	for _, g := range groups {
+		sg := &syncGroup{log: v.log, name: g.Name, members: g.Instances,
+			runners: map[string]*vrrp.Runner{}, kick: make(chan struct{}, 1)}
+		for _, name := range g.Instances {
+			v.sync[name] = sg
+		}
+		go sg.run(ctx)
+	}
+}
+
+func (g *syncGroup) add(name string, r *vrrp.Runner) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.runners[name] = r
+}
+
+// canGoMaster is member self's CanGoMaster. Every member publishes its
+// wish before asking, and asks under mu: of two members asking at once,
+// the second sees the first's wish.
+func (g *syncGroup) canGoMaster(self string) func() bool {
+	return func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.master {
+			return true
+		}
+		for _, name := range g.members {
+			if name == self {
+				continue
+			}
+			if r := g.runners[name]; r == nil || !r.WantsMaster() {
+				return false
+			}
+		}
+		g.log.Info("vrrp_sync_group syncing instances to MASTER", "group", g.name, "by", self)
+		g.master = true
+		g.kickLocked()
+		return true
+	}
+}
+
+// notified is called with member self's transitions, from its Runner's
+// goroutine. A member leaving MASTER for BACKUP takes the group to BACKUP.
+// FAULT or STOP ends the group's MASTER too, but the others are left to
+// applyTracksLocked (FAULT, with the priority-0 advert keepalived's
+// vrrp_sync_fault sends) or to their own Stop.
+func (g *syncGroup) notified(self string, n vrrp.Notify) {
+	if n.State == vrrp.StateMaster {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.master {
+		return
+	}
+	g.master = false
+	if n.State == vrrp.StateBackup {
+		g.log.Info("vrrp_sync_group syncing instances to BACKUP", "group", g.name, "by", self)
+		g.kickLocked()
+	}
+}
+
+func (g *syncGroup) kickLocked() {
+	select {
+	case g.kick <- struct{}{}:
+	default: // a pass is pending; it reads the newest state
+	}
+}
+
+// run moves the members to the group's state after each change: all
+// MASTER (SyncMaster) or, once a member has left, all BACKUP
+// (ForceBackup). A member already there is left alone by the Runner. The
+// state is read again before each member, so a change in the middle of a
+// pass is followed at once (and by another pass).
+func (g *syncGroup) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.kick:
+		}
+		for _, name := range g.members {
+			if ctx.Err() != nil {
+				return
+			}
+			g.mu.Lock()
+			r, master := g.runners[name], g.master
+			g.mu.Unlock()
+			switch {
+			case r == nil:
+			case master:
+				r.SyncMaster()
+			default:
+				r.ForceBackup()
+			}
+		}
+	}
 }
 
 func withoutInstancePos(ins []config.VRRPInstance) []config.VRRPInstance {
@@ -198,11 +333,17 @@ func (v *VRRP) start(in config.VRRPInstance) *vrrpRunner {
 		auth = vrrp.AuthPass
 	}
 	name := in.Name
+	group := v.sync[name]
+	var canGoMaster func() bool
+	if group != nil {
+		canGoMaster = group.canGoMaster(name)
+	}
 	r, err := vrrp.NewRunner(vrrp.RunnerConfig{
 		Instance: vrrp.Config{
 			VRID: in.VirtualRouterID, Version: uint8(in.Version), Priority: in.Priority,
 			AdverInt: in.AdvertInterval, NoPreempt: in.Nopreempt, PreemptDelay: in.PreemptDelay,
 			GARPMasterDelay: in.GarpMasterDelay, GARPMasterRepeat: in.GarpMasterRepeat,
+			SyncGroup: group != nil,
 		},
 		VIPs:     vips,
 		AuthType: auth, AuthPass: in.AuthPass,
@@ -213,9 +354,13 @@ func (v *VRRP) start(in config.VRRPInstance) *vrrpRunner {
 		Addrs: roleVIPs{v: v, name: name, inner: vrrp.NetlinkVIPs{Handle: v.handle, Link: in.Interface}, excluded: excludedOf(in)},
 		OnNotify: func(n vrrp.Notify) {
 			v.log.Info("vrrp transition", "instance", name, "state", n.State.String(), "priority", n.Priority)
+			if group != nil {
+				group.notified(name, n)
+			}
 			go v.notify(in, n)
 		},
-		Logf: func(format string, args ...any) { v.log.Debug(fmt.Sprintf(format, args...), "instance", name) },
+		CanGoMaster: canGoMaster,
+		Logf:        func(format string, args ...any) { v.log.Debug(fmt.Sprintf(format, args...), "instance", name) },
 	})
 	if err != nil {
 		conn.Close()
@@ -223,6 +368,9 @@ func (v *VRRP) start(in config.VRRPInstance) *vrrpRunner {
 		return fail(err)
 	}
 	vr.runner = r
+	if group != nil {
+		group.add(name, r)
+	}
 	// A VIP left on the interface by an earlier life (xlb killed, the
 	// address kept by the kernel) must go until this instance is MASTER
 	// again: otherwise two directors answer ARP for it.
@@ -353,6 +501,9 @@ func (v *VRRP) Stop() {
 func (v *VRRP) stopLocked() {
 	if v.stopTracks != nil {
 		v.stopTracks()
+	}
+	if v.stopSync != nil {
+		v.stopSync()
 	}
 	for _, r := range v.runners {
 		if r.runner != nil {

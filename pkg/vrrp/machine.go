@@ -71,11 +71,19 @@ type Notify struct {
 	Priority uint8
 }
 
+// WantMaster reports that a sync group member would become MASTER now (its
+// down timer ran out, or an owner started) but, being held by its group,
+// stays BACKUP. The caller asks the group, keepalived's
+// vrrp_sync_can_goto_master, and calls SyncMaster if the group may go
+// MASTER. It comes again each Master_Down_Interval while the wish lasts.
+type WantMaster struct{}
+
 func (SendAdvert) action() {}
 func (SendGARP) action()   {}
 func (AddVIPs) action()    {}
 func (RemoveVIPs) action() {}
 func (Notify) action()     {}
+func (WantMaster) action() {}
 
 // Config is one keepalived vrrp_instance, as far as the state machine cares.
 // Zero values mean keepalived's defaults unless said otherwise.
@@ -125,6 +133,13 @@ type Config struct {
 	// GARPLowerPrioRepeat is garp_lower_prio_repeat: gratuitous ARPs a master
 	// sends when it hears a lower priority. Zero means none.
 	GARPLowerPrioRepeat int
+
+	// SyncGroup makes the instance a member of a vrrp_sync_group, which
+	// goes MASTER only when every member wants to. The instance never
+	// becomes MASTER on its own: where it would, it stays BACKUP wanting
+	// MASTER and returns WantMaster. SyncMaster and ForceBackup carry out
+	// the group's decisions.
+	SyncGroup bool
 }
 
 func (c *Config) normalize() error {
@@ -194,6 +209,10 @@ type Machine struct {
 
 	masterAddr netip.Addr
 	masterPrio uint8
+
+	// wantMaster is keepalived's wantstate MASTER for a sync group member
+	// held in BACKUP.
+	wantMaster bool
 }
 
 // NewMachine returns a Machine in StateInit. Start it.
@@ -217,6 +236,13 @@ func (m *Machine) State() State { return m.state }
 
 // Priority returns the effective priority, what adverts carry.
 func (m *Machine) Priority() uint8 { return m.eff }
+
+// WantsMaster is keepalived's wantstate == MASTER, what a sync group asks
+// of its members: MASTER, or BACKUP held by the group after the down timer
+// ran out with no advert accepted since.
+func (m *Machine) WantsMaster() bool {
+	return m.state == StateMaster || (m.state == StateBackup && m.wantMaster)
+}
 
 // MasterAddr is the sender of the last advert a backup accepted or discarded
 // for priority (keepalived's master_saddr), for Local.MasterAddr.
@@ -256,7 +282,8 @@ func (m *Machine) owner() bool { return m.base == PriorityOwner }
 // once, anyone else becomes backup with the down timer at
 // Master_Down_Interval. keepalived's "state MASTER" does not shorten that
 // wait for a non-owner outside a sync group, so there is no such option. If
-// Fault was reported before Start, the machine starts in FAULT.
+// Fault was reported before Start, the machine starts in FAULT. An owner in
+// a sync group starts BACKUP wanting MASTER (WantMaster).
 func (m *Machine) Start(now time.Time) []Action {
 	if m.state != StateInit {
 		return nil
@@ -268,13 +295,14 @@ func (m *Machine) Start(now time.Time) []Action {
 		return []Action{Notify{StateFault, m.eff}}
 	}
 	if m.owner() {
-		return m.becomeMaster(now)
+		return m.toMaster(now)
 	}
 	return m.enterBackup(now)
 }
 
 func (m *Machine) enterBackup(now time.Time) []Action {
 	m.state = StateBackup
+	m.wantMaster = false
 	m.preemptTime = time.Time{}
 	m.msDownTimer = m.downInterval()
 	m.sands = now.Add(m.msDownTimer)
@@ -302,6 +330,25 @@ func (m *Machine) becomeMaster(now time.Time) []Action {
 	}
 }
 
+// toMaster is every way to MASTER except SyncMaster. A sync group member
+// only records the wish and stays BACKUP, as keepalived's
+// vrrp_state_goto_master does when vrrp_sync_can_goto_master says no: the
+// down timer is re-armed with a full Master_Down_Interval, so the group is
+// asked again at each expiry.
+func (m *Machine) toMaster(now time.Time) []Action {
+	if !m.cfg.SyncGroup {
+		return m.becomeMaster(now)
+	}
+	var acts []Action
+	if m.state != StateBackup {
+		acts = m.enterBackup(now)
+	}
+	m.wantMaster = true
+	m.msDownTimer = m.downInterval()
+	m.sands = now.Add(m.msDownTimer)
+	return append(acts, WantMaster{})
+}
+
 // leaveMaster yields to a better master (keepalived's leave_master with
 // wantstate BACKUP and no priority-0 advert).
 func (m *Machine) leaveMaster(now time.Time) []Action {
@@ -310,8 +357,9 @@ func (m *Machine) leaveMaster(now time.Time) []Action {
 }
 
 // Timer handles every deadline that has passed by now: the down timer
-// expiring makes a backup master; the advert timer makes a master advertise;
-// a pending gratuitous ARP batch goes out. Calling it early does nothing.
+// expiring makes a backup master (in a sync group: WantMaster); the advert
+// timer makes a master advertise; a pending gratuitous ARP batch goes out.
+// Calling it early does nothing.
 func (m *Machine) Timer(now time.Time) []Action {
 	var acts []Action
 	for {
@@ -320,7 +368,7 @@ func (m *Machine) Timer(now time.Time) []Action {
 			if now.Before(m.sands) {
 				return acts
 			}
-			acts = append(acts, m.becomeMaster(now)...)
+			acts = append(acts, m.toMaster(now)...)
 		case StateMaster:
 			garpDue := !m.garpAt.IsZero() && !now.Before(m.garpAt)
 			advertDue := !now.Before(m.sands)
@@ -386,6 +434,9 @@ func (m *Machine) backupRx(now time.Time, from netip.Addr, adv Advertisement) {
 		}
 		m.msDownTimer = m.downInterval()
 		m.masterAddr, m.masterPrio = from, adv.Priority
+		// A sync group member held in BACKUP hears a master again: it no
+		// longer wants MASTER (keepalived's vrrp_state_backup).
+		m.wantMaster = false
 		if m.cfg.PreemptDelay > 0 {
 			if adv.Priority >= m.eff {
 				m.preemptTime = time.Time{}
@@ -484,8 +535,8 @@ func (m *Machine) Fault(now time.Time) []Action {
 	return append(acts, Notify{StateFault, m.eff})
 }
 
-// Recover leaves FAULT: an owner becomes master, anyone else backup with a
-// full Master_Down_Interval.
+// Recover leaves FAULT: an owner becomes master (in a sync group: BACKUP
+// wanting MASTER), anyone else backup with a full Master_Down_Interval.
 func (m *Machine) Recover(now time.Time) []Action {
 	if !m.fault {
 		return nil
@@ -496,9 +547,35 @@ func (m *Machine) Recover(now time.Time) []Action {
 	}
 	m.masterAdverInt = m.cfg.AdverInt
 	if m.owner() {
-		return m.becomeMaster(now)
+		return m.toMaster(now)
 	}
 	return m.enterBackup(now)
+}
+
+// SyncMaster is the sync group going MASTER, keepalived's vrrp_sync_master
+// for one member: a BACKUP becomes MASTER at once, whether or not its own
+// down timer has run out, as keepalived forces every member. A member that
+// has heard a better master since then yields to it again at its next
+// advert. Other states are left alone.
+func (m *Machine) SyncMaster(now time.Time) []Action {
+	if m.state != StateBackup {
+		return nil
+	}
+	m.wantMaster = false
+	return m.becomeMaster(now)
+}
+
+// ForceBackup is another member of the sync group leaving MASTER for
+// BACKUP, keepalived's vrrp_sync_backup for one member: a MASTER removes
+// its VIPs and becomes BACKUP with a full down timer. keepalived sends no
+// priority-0 advert here (vrrp_state_leave_master with advF false and
+// wantstate BACKUP), so a peer takes over only after its own
+// Master_Down_Interval. Other states are left alone.
+func (m *Machine) ForceBackup(now time.Time) []Action {
+	if m.state != StateMaster {
+		return nil
+	}
+	return m.leaveMaster(now)
 }
 
 // Shutdown stops the instance: a master sends a priority-0 advert and drops

@@ -137,6 +137,15 @@ type RunnerConfig struct {
 	Clock Clock      // nil: the real clock
 	// OnNotify is called, from the Runner's goroutine, on every transition.
 	OnNotify func(Notify)
+	// CanGoMaster is asked, from the Runner's goroutine, whenever a sync
+	// group member (Instance.SyncGroup) wants MASTER (WantMaster): true
+	// makes it MASTER at once. It is keepalived's vrrp_sync_can_goto_master:
+	// true when the group is MASTER or every other member WantsMaster. Nil
+	// means never; only SyncMaster then makes the instance MASTER. Like
+	// OnNotify it must not wait for a Runner: this one's methods wait for
+	// the very goroutine it runs in, and another's may be waiting for this
+	// one. Make the other members MASTER from another goroutine.
+	CanGoMaster func() bool
 	// Logf reports I/O errors and dropped adverts; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -150,6 +159,7 @@ type Runner struct {
 	vips  []netip.Addr
 
 	state, prio atomic.Uint32
+	wantsMaster atomic.Bool
 	rxDropped   atomic.Uint64
 
 	rx     chan rxPacket
@@ -251,6 +261,10 @@ func (r *Runner) State() State { return State(r.state.Load()) }
 // Priority is the effective priority adverts carry.
 func (r *Runner) Priority() uint8 { return uint8(r.prio.Load()) }
 
+// WantsMaster is the Machine's WantsMaster, safe to call at any time: what
+// another member's CanGoMaster reads.
+func (r *Runner) WantsMaster() bool { return r.wantsMaster.Load() }
+
 // Dropped counts received adverts that failed validation.
 func (r *Runner) Dropped() uint64 { return r.rxDropped.Load() }
 
@@ -292,6 +306,14 @@ func (r *Runner) Fault() { r.event(r.m.Fault) }
 // Recover leaves FAULT.
 func (r *Runner) Recover() { r.event(r.m.Recover) }
 
+// SyncMaster makes a BACKUP member of a sync group MASTER now: the group is
+// going MASTER (see Machine.SyncMaster).
+func (r *Runner) SyncMaster() { r.event(r.m.SyncMaster) }
+
+// ForceBackup makes a MASTER member of a sync group BACKUP: another member
+// left MASTER (see Machine.ForceBackup).
+func (r *Runner) ForceBackup() { r.event(r.m.ForceBackup) }
+
 // event runs f in the Runner's goroutine and waits until its actions are
 // carried out.
 func (r *Runner) event(f func(time.Time) []Action) {
@@ -307,6 +329,7 @@ func (r *Runner) event(f func(time.Time) []Action) {
 func (r *Runner) publish() {
 	r.state.Store(uint32(r.m.State()))
 	r.prio.Store(uint32(r.m.Priority()))
+	r.wantsMaster.Store(r.m.WantsMaster())
 }
 
 func (r *Runner) read() {
@@ -466,6 +489,13 @@ func (r *Runner) exec(acts []Action) {
 			r.publish()
 			if r.cfg.OnNotify != nil {
 				r.cfg.OnNotify(a)
+			}
+		case WantMaster:
+			// Published first: a member asking at the same moment then
+			// sees this one's wish, so one of the two goes MASTER.
+			r.publish()
+			if r.cfg.CanGoMaster != nil && r.cfg.CanGoMaster() {
+				r.exec(r.m.SyncMaster(r.cfg.Clock.Now()))
 			}
 		}
 	}
