@@ -58,6 +58,17 @@ fuzz:
 	  done; \
 	done
 
+## vmtest: the tests in QEMU on one pinned Debian kernel: KERNEL=6.1 (5.10 6.1 6.12 7.3) [PKGS=./pkg/probe/...] [TESTFLAGS=-test.run=XDP]
+vmtest:
+	$(GO) run ./vmtest run $(VMTEST_FLAGS) $(or $(KERNEL),6.1)
+
+## vmtest-all: vmtest on every pinned kernel, the host's probe, and the kernel x feature matrix
+vmtest-all:
+	$(GO) run ./vmtest all $(VMTEST_FLAGS)
+
+.PHONY: vmtest vmtest-all
+VMTEST_FLAGS = $(if $(PKGS),--pkgs '$(PKGS)') $(if $(TESTFLAGS),--testflags '$(TESTFLAGS)')
+
 ## clean: remove built binaries
 clean:
 	rm -rf bin

@@ -3,12 +3,23 @@
 # missing, so running it again is cheap. Needs root (apt-get).
 #   tools/deps.sh run      what `make demo` needs: iproute2, ethtool, util-linux, procps, Go
 #   tools/deps.sh test     plus clang 14, llvm, libbpf-dev (regenerating BPF objects)
+#   tools/deps.sh vmtest   plus what `make vmtest` needs: QEMU, kmod, cpio, the
+#                          archive keyring, and the binaries copied into the guest
+#                          (busybox, ipvsadm, ip, nsenter, modprobe, ethtool)
 set -euo pipefail
 what=${1:-run}
 
 pkgs=(iproute2 ethtool util-linux procps make git)
 if [[ $what == test ]]; then
 	pkgs+=(clang-14 llvm libbpf-dev linux-libc-dev keepalived)
+elif [[ $what == vmtest ]]; then
+	# vmtest/ copies the host's ip, nsenter, ipvsadm, kmod and ethtool (with
+	# their libraries) into the guest, next to busybox.
+	pkgs+=(qemu-system-x86 kmod cpio xz-utils zstd debian-archive-keyring ipvsadm)
+	# busybox and busybox-static conflict; either will do.
+	if ! dpkg-query -W -f='${Status}' busybox 2>/dev/null | grep -q "ok installed"; then
+		pkgs+=(busybox-static)
+	fi
 fi
 if ! command -v go >/dev/null && [[ ! -x /usr/local/go/bin/go ]]; then
 	# Debian's Go is older than go.mod asks for; with GOTOOLCHAIN=auto it

@@ -24,6 +24,7 @@ var commands = []command{
 	{"check", "check a keepalived.conf like keepalived -t", runCheck},
 	{"status", "show the running director's services, reals and VRRP state", runStatus},
 	{"demo", "forward real HTTP through xlb on a built-in topology of network namespaces", runDemo},
+	{"probe", "show which data-plane features (XDP, TCX, clsact, IPVS...) this kernel offers", runProbe},
 	{"version", "print the version", runVersion},
 }
 

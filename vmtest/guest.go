@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// runResult is what one kernel's run produced; saved as result.json next to
+// its logs, and read back for the matrix.
+type runResult struct {
+	Kernel         string      `json:"kernel"`            // 6.1, or host
+	Release        string      `json:"release,omitempty"` // uname -r
+	Status         string      `json:"status"`            // pass, fail, error, or - (host: tests not run)
+	Reason         string      `json:"reason,omitempty"`  // why error
+	Accel          string      `json:"accel,omitempty"`
+	BootSeconds    float64     `json:"boot_seconds,omitempty"` // QEMU start to /init, host clock
+	WallSeconds    float64     `json:"wall_seconds,omitempty"` // QEMU start to exit
+	MissingModules []string    `json:"missing_modules,omitempty"`
+	Packages       []pkgResult `json:"packages,omitempty"`
+}
+
+type pkgResult struct {
+	Name    string   `json:"name"`
+	RC      int      `json:"rc"`
+	Seconds float64  `json:"seconds"`
+	Pass    []string `json:"pass,omitempty"`
+	Fail    []string `json:"fail,omitempty"`
+	Skip    []string `json:"skip,omitempty"`
+	Note    string   `json:"note,omitempty"` // a panic or timeout line
+}
+
+// boot runs the VM to the end and fills res from its output in outDir.
+func boot(ctx context.Context, cfg *config, kt *kernelTree, initrd, outDir string, res *runResult) error {
+	console, guestOut := filepath.Join(outDir, "console.log"), filepath.Join(outDir, "guest.out")
+	accel := []string{"-accel", "tcg,thread=single", "-cpu", "max"}
+	res.Accel = "tcg (single-threaded)"
+	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
+		f.Close()
+		accel, res.Accel = []string{"-accel", "kvm", "-cpu", "host"}, "kvm"
+	}
+	args := append([]string{
+		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+		"-machine", "q35"}, accel...)
+	args = append(args,
+		"-smp", strconv.Itoa(cfg.smp), "-m", cfg.mem,
+		"-kernel", kt.Vmlinuz, "-initrd", initrd,
+		"-append", "console=ttyS0 panic=-1 oops=panic rdinit=/init loglevel=4",
+		"-serial", "file:"+console, "-serial", "file:"+guestOut,
+		"-monitor", "none", "-nic", "none")
+
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	var qemuErr bytes.Buffer
+	cmd.Stderr = &qemuErr
+	logf("booting %s (%s) with %s, %s RAM", kt.Name, kt.Release, res.Accel, cfg.mem)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start qemu: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	var stream io.Writer = &probeFilter{w: os.Stdout}
+	if cfg.quiet {
+		stream = io.Discard
+	}
+	con, out := &tail{path: console}, &tail{path: guestOut}
+	var waitErr error
+	for running := true; running; {
+		select {
+		case waitErr = <-done:
+			running = false
+		case <-time.After(200 * time.Millisecond):
+		}
+		if res.BootSeconds == 0 && bytes.Contains(con.poll(), []byte("VMTEST: booted")) {
+			res.BootSeconds = time.Since(start).Seconds()
+		}
+		stream.Write(out.poll())
+	}
+	res.WallSeconds = time.Since(start).Seconds()
+	con.close()
+	out.close()
+
+	raw, err := os.ReadFile(guestOut)
+	if err != nil {
+		return err
+	}
+	g := parseGuest(raw)
+	os.Remove(guestOut)
+	if err := os.WriteFile(filepath.Join(outDir, "test.log"), g.testLog, 0o644); err != nil {
+		return err
+	}
+	if len(g.probe) > 0 {
+		if err := os.WriteFile(filepath.Join(outDir, "probe.json"), g.probe, 0o644); err != nil {
+			return err
+		}
+	}
+	res.Packages = g.packages
+	if g.release != "" {
+		res.Release = g.release
+	}
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		res.Status, res.Reason = "error", fmt.Sprintf("VM timed out after %s (raise --timeout)", cfg.timeout)
+	case !g.haveResult && waitErr != nil:
+		res.Status, res.Reason = "error", fmt.Sprintf("qemu: %v: %s", waitErr, strings.TrimSpace(qemuErr.String()))
+	case !g.haveResult:
+		res.Status, res.Reason = "error", "the guest stopped before its result line: "+lastKernelWords(console)
+	case g.rc == 0:
+		res.Status = "pass"
+	default:
+		res.Status = "fail"
+	}
+	return nil
+}
+
+// probeFilter passes the guest's output on line by line, all but the
+// probe report, which goes to probe.json.
+type probeFilter struct {
+	w       io.Writer
+	partial []byte
+	inProbe bool
+}
+
+func (f *probeFilter) Write(b []byte) (int, error) {
+	f.partial = append(f.partial, b...)
+	for {
+		i := bytes.IndexByte(f.partial, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		line := f.partial[:i+1]
+		switch t := string(bytes.TrimSpace(line)); {
+		case t == "VMTEST-PROBE-BEGIN":
+			f.inProbe = true
+		case t == "VMTEST-PROBE-END":
+			f.inProbe = false
+			fmt.Fprintln(f.w, "(xlb probe --json: saved as probe.json)")
+		case !f.inProbe:
+			if _, err := f.w.Write(line); err != nil {
+				return len(b), err
+			}
+		}
+		f.partial = f.partial[i+1:]
+	}
+}
+
+// tail reads what QEMU appended to a file since the last poll.
+type tail struct {
+	path string
+	f    *os.File
+}
+
+func (t *tail) poll() []byte {
+	if t.f == nil {
+		f, err := os.Open(t.path)
+		if err != nil {
+			return nil
+		}
+		t.f = f
+	}
+	b, _ := io.ReadAll(t.f)
+	return b
+}
+
+func (t *tail) close() {
+	if t.f != nil {
+		t.f.Close()
+	}
+}
+
+// lastKernelWords returns the console's panic or Oops line, or its last line.
+func lastKernelWords(console string) string {
+	b, _ := os.ReadFile(console)
+	lines := strings.Split(strings.TrimSpace(strings.ReplaceAll(string(b), "\r", "")), "\n")
+	for _, l := range lines {
+		if strings.Contains(l, "Kernel panic") || strings.Contains(l, "Oops") || strings.Contains(l, "BUG:") {
+			return strings.TrimSpace(l)
+		}
+	}
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// guestOutput is the guest's ttyS1 stream taken apart.
+type guestOutput struct {
+	probe      []byte // xlb probe --json
+	testLog    []byte // everything else
+	packages   []pkgResult
+	rc         int
+	haveResult bool
+	release    string
+}
+
+var (
+	testLineRe = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+)`)
+	pkgEndRe   = regexp.MustCompile(`^VMTEST-PKG-END (\S+) rc=(\d+) secs=([0-9.e+-]+)`)
+	resultRe   = regexp.MustCompile(`^VMTEST-RESULT rc=(\d+) kernel=(\S+)`)
+)
+
+func parseGuest(raw []byte) guestOutput {
+	var g guestOutput
+	var log, probe bytes.Buffer
+	inProbe := false
+	var cur *pkgResult
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "VMTEST-PROBE-BEGIN":
+			inProbe = true
+			continue
+		case line == "VMTEST-PROBE-END":
+			inProbe = false
+			continue
+		case inProbe:
+			probe.WriteString(line + "\n")
+			continue
+		}
+		log.WriteString(line + "\n")
+		if name, ok := strings.CutPrefix(line, "VMTEST-PKG-BEGIN "); ok {
+			g.packages = append(g.packages, pkgResult{Name: name, RC: -1})
+			cur = &g.packages[len(g.packages)-1]
+			continue
+		}
+		if m := pkgEndRe.FindStringSubmatch(line); m != nil && cur != nil {
+			cur.RC, _ = strconv.Atoi(m[2])
+			cur.Seconds, _ = strconv.ParseFloat(m[3], 64)
+			cur = nil
+			continue
+		}
+		if m := resultRe.FindStringSubmatch(line); m != nil {
+			g.rc, _ = strconv.Atoi(m[1])
+			g.release, g.haveResult = m[2], true
+			continue
+		}
+		if cur == nil {
+			continue
+		}
+		if m := testLineRe.FindStringSubmatch(line); m != nil {
+			switch m[1] {
+			case "PASS":
+				cur.Pass = append(cur.Pass, m[2])
+			case "FAIL":
+				cur.Fail = append(cur.Fail, m[2])
+			case "SKIP":
+				cur.Skip = append(cur.Skip, m[2])
+			}
+		} else if cur.Note == "" && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
+			cur.Note = line
+		}
+	}
+	g.probe, g.testLog = probe.Bytes(), log.Bytes()
+	return g
+}
