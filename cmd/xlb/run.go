@@ -20,6 +20,7 @@ import (
 	"github.com/xlbproject/xlb/pkg/control"
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/director"
+	"github.com/xlbproject/xlb/pkg/ipvsdp"
 	"github.com/xlbproject/xlb/pkg/metrics"
 )
 
@@ -35,6 +36,8 @@ type runFlags struct {
 	maxConns   uint32
 	noConfig   bool
 	metrics    string
+	dataplane  string
+	ipvsState  string
 }
 
 func runRun(e env, args []string) int {
@@ -45,7 +48,9 @@ func runRun(e env, args []string) int {
 	fs.StringArrayVarP(&f.interfaces, "interface", "i", nil, "interface where VIP traffic arrives (repeatable); default: the vrrp_instance interfaces")
 	fs.StringVar(&f.pinDir, "pin-dir", dataplane.DefaultPinDir, "bpffs directory for the pinned maps and links")
 	fs.StringVar(&f.socket, "socket", control.DefaultSocket, "control socket")
+	fs.StringVar(&f.dataplane, "dataplane", "auto", "auto (probe: native XDP, generic XDP, else IPVS), xdp or ipvs")
 	fs.StringVar(&f.mode, "xdp-mode", "auto", "XDP attach mode: auto (native, else generic), native, generic")
+	fs.StringVar(&f.ipvsState, "ipvs-state", ipvsdp.DefaultStateFile, "the IPVS data plane's record of the services it made")
 	fs.BoolVar(&f.keep, "keep-dataplane", false, "on SIGTERM, leave the data plane forwarding (pinned) for the next xlb to take over")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -53,7 +58,7 @@ func runRun(e env, args []string) int {
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on this address (e.g. :9610), at /metrics")
 	fs.BoolVar(&f.noConfig, "no-config", false, "start with no keepalived.conf: services come from xlbadm (ipvsadm commands) only")
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: xlb run [-f FILE] [--interface IF]... [flags]\n\nRuns the director: reads keepalived.conf, attaches the XDP data plane, applies\nevery virtual_server, runs the health checks and applies their results.\nSIGHUP reloads the file (an invalid one changes nothing); SIGTERM detaches.\n\nflags:")
+		fmt.Fprintln(e.stderr, "usage: xlb run [-f FILE] [--interface IF]... [flags]\n\nRuns the director: reads keepalived.conf, opens the data plane (XDP, or IPVS where\nXDP cannot run), applies\nevery virtual_server, runs the health checks and applies their results.\nSIGHUP reloads the file (an invalid one changes nothing); SIGTERM detaches.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -109,7 +114,8 @@ func parseMode(s string) (dataplane.XDPMode, error) {
 	return 0, fmt.Errorf("%q is not auto, native or generic", s)
 }
 
-// loadConfig parses and validates, logging keepalived-style warnings.
+// loadConfig parses, logging keepalived-style warnings; what the data
+// plane can do is checked by the caller (director.ValidateFor).
 func loadConfig(path string, log *slog.Logger) (*config.Config, error) {
 	cfg, err := config.Parse(path)
 	if err != nil {
@@ -117,9 +123,6 @@ func loadConfig(path string, log *slog.Logger) (*config.Config, error) {
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w.String())
-	}
-	if err := director.Validate(cfg); err != nil {
-		return nil, err
 	}
 	return cfg, nil
 }
@@ -151,19 +154,30 @@ func runDaemon(ctx context.Context, e env, log *slog.Logger, f runFlags, mode da
 			}
 		}
 	}
-	if len(ifaces) == 0 {
-		return fmt.Errorf("no interface to attach to: give --interface IF, or name one in a vrrp_instance of %s", f.file)
+	if len(ifaces) == 0 && f.dataplane != "ipvs" {
+		return fmt.Errorf("no interface to attach to: give --interface IF, or name one in a vrrp_instance of %s (or run on IPVS: --dataplane ipvs)", f.file)
 	}
-	x, err := dataplane.OpenXDP(dataplane.Config{
-		Interfaces: ifaces, PinDir: f.pinDir, Mode: mode, MaxConns: f.maxConns, Logger: log,
-	})
+	if f.dataplane == "auto" && !f.noConfig {
+		if err := director.ValidateFor(cfg, director.XDPCaps); err != nil && director.ValidateFor(cfg, director.IPVSCaps) == nil {
+			log.Warn("data plane: the configuration needs IPVS", "reason", err)
+			f.dataplane = "ipvs"
+		}
+	}
+	x, err := openDataplane(log, f, mode, ifaces)
 	if err != nil {
 		return err
+	}
+	if !f.noConfig {
+		// The file was checked for XDP; IPVS can do more.
+		if err := director.ValidateFor(cfg, x.caps); err != nil {
+			x.Close()
+			return err
+		}
 	}
 	keep := f.keep
 	defer func() {
 		if keep {
-			if err := x.Release(); err != nil {
+			if err := x.release(); err != nil {
 				log.Error("release data plane", "error", err)
 			}
 			log.Info("data plane left running", "pin_dir", f.pinDir)
@@ -176,6 +190,7 @@ func runDaemon(ctx context.Context, e env, log *slog.Logger, f runFlags, mode da
 
 	d := director.New(ctx, director.Options{
 		Dataplane: x,
+		Caps:      x.caps,
 		Logger:    log,
 		Checks:    director.HealthChecks(log, scriptUser(cfg)),
 		Scripts:   director.ExecScripts(log, scriptUser(cfg)),
@@ -240,7 +255,7 @@ func runDaemon(ctx context.Context, e env, log *slog.Logger, f runFlags, mode da
 // statusBackend adds the data plane's attach state to the director's.
 type statusBackend struct {
 	d    *director.Director
-	x    *dataplane.XDP
+	x    *openedDataplane
 	vrrp *director.VRRP
 	file string
 }
@@ -255,11 +270,13 @@ func (b *statusBackend) Status() (control.Status, error) {
 		return st, err
 	}
 	st.VRRP = b.vrrp.Status()
-	st.Dataplane = "xdp"
+	st.Dataplane = b.x.kind
 	st.ConfigFile = b.file
 	st.Interfaces = map[string]string{}
-	for name, m := range b.x.Modes() {
-		st.Interfaces[name] = m.String()
+	if b.x.xdp != nil {
+		for name, m := range b.x.xdp.Modes() {
+			st.Interfaces[name] = m.String()
+		}
 	}
 	return st, nil
 }

@@ -83,12 +83,17 @@ type daemon struct {
 }
 
 func startDaemon(t *testing.T, ns *testutil.NS, cfgPath string, extra ...string) *daemon {
+	return startDaemonEnv(t, ns, cfgPath, nil, extra...)
+}
+
+// startDaemonEnv is startDaemon with more environment variables.
+func startDaemonEnv(t *testing.T, ns *testutil.NS, cfgPath string, env []string, extra ...string) *daemon {
 	dir := t.TempDir()
 	d := &daemon{socket: filepath.Join(dir, "xlb.sock"), done: make(chan error, 1)}
 	args := append([]string{"--net=/run/netns/" + ns.Name, os.Args[0], "run", "-f", cfgPath,
 		"--socket", d.socket, "--pin-dir", "/sys/fs/bpf/xlb-run-" + testutil.Suffix()}, extra...)
 	d.cmd = exec.Command("nsenter", args...)
-	d.cmd.Env = append(os.Environ(), "XLB_TEST_MAIN=1")
+	d.cmd.Env = append(append(os.Environ(), "XLB_TEST_MAIN=1"), env...)
 	stderr, err := d.cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, d.cmd.Start())
@@ -380,7 +385,10 @@ func TestCheckCommand(t *testing.T) {
 	require.NoError(t, os.WriteFile(tun, []byte("virtual_server 10.0.0.1 80 {\n    lb_algo wrr\n    lb_kind TUN\n    protocol TCP\n    real_server 10.0.0.2 80 {\n        weight 3\n    }\n}\n"), 0o644))
 	errOut.Reset()
 	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", tun}))
-	assert.Contains(t, errOut.String(), "tun.conf:5: real_server 10.0.0.2 80: lvs_method TUN is not supported yet")
+	assert.Contains(t, errOut.String(), "tun.conf:5: real_server 10.0.0.2 80: lvs_method TUN is not supported by the XDP data plane (DR, NAT are)")
+	out.Reset()
+	assert.Equal(t, 0, run(env{stdout: &out, stderr: io.Discard}, []string{"check", "-f", tun, "--dataplane", "ipvs"}))
+	assert.Contains(t, out.String(), "OK: 1 virtual servers")
 }
 
 func TestStatusWithoutDaemon(t *testing.T) {
@@ -671,4 +679,36 @@ vrrp_sync_group G {
 	b, err = os.ReadFile(notifyLog)
 	require.NoError(t, err)
 	assert.Equal(t, "GROUP G BACKUP 0\nGROUP G MASTER 0\nGROUP G FAULT 0\nGROUP G BACKUP 0\nGROUP G MASTER 0\n", string(b))
+}
+
+// An IPv6 vrrp_instance in the daemon: VRRPv3 from the link-local address,
+// MASTER alone on its link, the VIP added as keepalived adds it (nodad).
+func TestVRRPIPv6Instance(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	topo, err := testutil.NewDR(testutil.DROptions{Reals: 1, Native: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { topo.Close() })
+	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6", "net.ipv6.conf.eth0.disable_ipv6"} {
+		require.NoError(t, topo.Director.Sysctl(k, "0"))
+	}
+	cfgPath := filepath.Join(t.TempDir(), "keepalived.conf")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(`
+vrrp_instance VI_6 {
+    interface eth0
+    virtual_router_id 66
+    priority 100
+    advert_int 0.1
+    virtual_ipaddress {
+        fd00:77::100
+    }
+}
+`), 0o644))
+	d := startDaemon(t, topo.Director, cfgPath)
+	require.Eventually(t, func() bool { return d.vrrpState(t) == "MASTER" }, 10*time.Second, 20*time.Millisecond, "%s", d.logs)
+	out, err := exec.Command("ip", "-n", topo.Director.Name, "-6", "-o", "addr", "show", "dev", "eth0").CombinedOutput()
+	require.NoError(t, err)
+	assert.Contains(t, string(out), "fd00:77::100/128")
+	assert.Contains(t, string(out), "nodad")
 }

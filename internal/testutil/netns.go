@@ -93,14 +93,27 @@ func (n *NS) Sysctl(key, value string) error {
 func (n *NS) Do(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		// The thread is left locked and so is discarded when this
-		// goroutine ends, whatever namespace it is in.
+		// The thread goes back to its namespace afterwards. Were it
+		// left locked in n instead, it would be discarded when this
+		// goroutine ends — unless it is the main thread, which Go
+		// parks rather than ends, keeping n (and its links) alive
+		// after ip netns del.
 		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("read this thread's netns: %w", err)
+			return
+		}
+		defer orig.Close()
 		if err := netns.Set(n.handle); err != nil {
 			errc <- fmt.Errorf("enter netns %s: %w", n.Name, err)
 			return
 		}
-		errc <- fn()
+		err = fn()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }
