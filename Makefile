@@ -20,13 +20,14 @@ demo: build
 	@tools/deps.sh run
 	./bin/xlb demo
 
-## test: everything CI runs: stale-BPF check, gofmt, vet, the whole test suite (root)
+## test: everything CI runs: stale-BPF check, gofmt, vet, the whole test suite (root), then the 6.1 VM (vmtest-ci)
 test:
 	@tools/deps.sh test
 	tools/check-generate.sh
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) vmtest-ci
 
 ## unit: the tests that need no root and no kernel features
 unit:
@@ -62,11 +63,17 @@ fuzz:
 vmtest:
 	$(GO) run ./vmtest run $(VMTEST_FLAGS) $(or $(KERNEL),6.1)
 
+## vmtest-ci: what make test runs in a Debian 6.1 VM: IPVS (data plane, fallback, behaviour suite) and XDP there
+vmtest-ci:
+	$(GO) run ./vmtest run --quiet --pkgs './pkg/ipvsdp/ ./pkg/probe/' 6.1
+	$(GO) run ./vmtest run --quiet --no-deps --pkgs './cmd/xlb/ ./pkg/dataplane/' \
+	  --testflags '-test.run=^(TestRunOnIPVS|TestBehaviour|TestDRHTTP|TestNATEndToEnd|TestStandbyFollowsTheRole)$$ -test.timeout=20m' 6.1
+
 ## vmtest-all: vmtest on every pinned kernel, the host's probe, and the kernel x feature matrix
 vmtest-all:
 	$(GO) run ./vmtest all $(VMTEST_FLAGS)
 
-.PHONY: vmtest vmtest-all
+.PHONY: vmtest vmtest-all vmtest-ci
 VMTEST_FLAGS = $(if $(PKGS),--pkgs '$(PKGS)') $(if $(TESTFLAGS),--testflags '$(TESTFLAGS)')
 
 ## clean: remove built binaries

@@ -43,7 +43,14 @@ type pkgResult struct {
 
 // boot runs the VM to the end and fills res from its output in outDir.
 func boot(ctx context.Context, cfg *config, kt *kernelTree, initrd, outDir string, res *runResult) error {
-	console, guestOut := filepath.Join(outDir, "console.log"), filepath.Join(outDir, "guest.out")
+	// The raw serial output goes to a file of this run's own, so that two
+	// runs of one kernel cannot take each other's.
+	tmp, err := os.MkdirTemp("", "vmtest-serial-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	console, guestOut := filepath.Join(outDir, "console.log"), filepath.Join(tmp, "guest.out")
 	accel := []string{"-accel", "tcg,thread=single", "-cpu", "max"}
 	res.Accel = "tcg (single-threaded)"
 	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
