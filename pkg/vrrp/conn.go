@@ -155,30 +155,42 @@ type sockopt struct {
 	value int
 }
 
-// openRaw4 opens the IPv4 socket; multicast joins 224.0.0.18.
-func openRaw4(ifi *net.Interface, src netip.Addr, multicast bool) (int, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, IPProtocol)
+// openRaw opens a raw protocol-112 socket of the family, bound to the
+// interface, with the options given; fail closes it and names what failed.
+func openRaw(family int, ifi *net.Interface, opts []sockopt) (fd int, fail func(string, error) (int, error), err error) {
+	fd, err = unix.Socket(family, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, IPProtocol)
 	if err != nil {
-		return -1, fmt.Errorf("raw socket: %w", err)
+		return -1, nil, fmt.Errorf("raw socket: %w", err)
 	}
-	fail := func(what string, err error) (int, error) {
+	fail = func(what string, err error) (int, error) {
 		unix.Close(fd)
 		return -1, fmt.Errorf("%s: %w", what, err)
 	}
 	if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifi.Name); err != nil {
-		return fail("SO_BINDTODEVICE", err)
+		_, err = fail("SO_BINDTODEVICE", err)
+		return -1, nil, err
 	}
-	for _, o := range []sockopt{
+	for _, o := range opts {
+		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.value); err != nil {
+			_, err = fail(o.name, err)
+			return -1, nil, err
+		}
+	}
+	return fd, fail, nil
+}
+
+// openRaw4 opens the IPv4 socket; multicast joins 224.0.0.18.
+func openRaw4(ifi *net.Interface, src netip.Addr, multicast bool) (int, error) {
+	fd, fail, err := openRaw(unix.AF_INET, ifi, []sockopt{
 		{"IP_TTL", unix.IPPROTO_IP, unix.IP_TTL, TTL},
 		{"IP_MULTICAST_TTL", unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, TTL},
 		{"IP_TOS", unix.IPPROTO_IP, unix.IP_TOS, tosNetworkControl},
 		{"IP_MULTICAST_LOOP", unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0},
 		// Only the groups joined on this socket, not every group of the host.
 		{"IP_MULTICAST_ALL", unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0},
-	} {
-		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.value); err != nil {
-			return fail(o.name, err)
-		}
+	})
+	if err != nil {
+		return -1, err
 	}
 	mreq := &unix.IPMreqn{Address: src.As4(), Ifindex: int32(ifi.Index)}
 	if err := unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, mreq); err != nil {

@@ -16,18 +16,7 @@ var oobSize6 = unix.CmsgSpace(unix.SizeofInet6Pktinfo) + unix.CmsgSpace(4)
 // openRaw6 opens the IPv6 socket (RFC 9568 §5.1.2); multicast joins
 // ff02::12 on the interface.
 func openRaw6(ifi *net.Interface, multicast bool) (int, error) {
-	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, IPProtocol)
-	if err != nil {
-		return -1, fmt.Errorf("raw ipv6 socket: %w", err)
-	}
-	fail := func(what string, err error) (int, error) {
-		unix.Close(fd)
-		return -1, fmt.Errorf("%s: %w", what, err)
-	}
-	if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifi.Name); err != nil {
-		return fail("SO_BINDTODEVICE", err)
-	}
-	for _, o := range []sockopt{
+	fd, fail, err := openRaw(unix.AF_INET6, ifi, []sockopt{
 		// RFC 9568 §5.1.2.3: hop limit 255 whatever the destination.
 		{"IPV6_UNICAST_HOPS", unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, TTL},
 		{"IPV6_MULTICAST_HOPS", unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, TTL},
@@ -39,10 +28,9 @@ func openRaw6(ifi *net.Interface, multicast bool) (int, error) {
 		// or not) and the hop limit receivers must check.
 		{"IPV6_RECVPKTINFO", unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1},
 		{"IPV6_RECVHOPLIMIT", unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1},
-	} {
-		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.value); err != nil {
-			return fail(o.name, err)
-		}
+	})
+	if err != nil {
+		return -1, err
 	}
 	if multicast {
 		join := &unix.IPv6Mreq{Multiaddr: MulticastGroup6.As16(), Interface: uint32(ifi.Index)}
