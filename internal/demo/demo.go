@@ -159,7 +159,7 @@ func Run(ctx context.Context, o Options) (_ *Result, err error) {
 	for _, rs := range st0.Services[0].Reals {
 		ds = append(ds, sched.Dest{Weight: rs.Weight})
 	}
-	ref := sched.NewWRR(ds)
+	ref := sched.WRRFilled(ds) // the service was made empty, then filled
 	expected := make([]int, len(ds))
 	for range o.Requests {
 		if i := ref.Pick(ds); i >= 0 {

@@ -155,9 +155,13 @@ func TestDRHTTP(t *testing.T) {
 			assert.Equal(t, []string{"r1", "r2", "r3", "r1", "r2", "r3", "r1", "r2", "r3"}, got)
 			assert.Equal(t, []uint64{3, 3, 3}, r.realConns(t))
 
-			// wrr 3,2,1: IPVS's sequence, from a fresh scheduler.
+			// wrr 3,2,1: IPVS's sequence when the rr service becomes wrr
+			// (init_svc over weights 1,1,1) and then has r2's and r1's
+			// weights edited, one dest_changed each (r3 keeps 1).
 			r.apply(t, r.service("wrr", 3, 2, 1))
-			w := sched.NewWRR([]sched.Dest{{Weight: 3}, {Weight: 2}, {Weight: 1}})
+			w := sched.NewWRR([]sched.Dest{{Weight: 1}, {Weight: 1}, {Weight: 1}})
+			w.Changed([]sched.Dest{{Weight: 1}, {Weight: 2}, {Weight: 1}})
+			w.Changed([]sched.Dest{{Weight: 3}, {Weight: 2}, {Weight: 1}})
 			var want []int
 			for range 12 {
 				want = append(want, w.Pick([]sched.Dest{{Weight: 3}, {Weight: 2}, {Weight: 1}}))

@@ -83,7 +83,11 @@ func TestSchedulersMatchIPVS(t *testing.T) {
 	})
 
 	t.Run("wrr worked example and a mid-cycle weight change", func(t *testing.T) {
-		r := newSchedRig(t, "wrr", 0, 4, 3, 2)
+		// The reference's worked example is init_svc over the whole
+		// list: an rr service switched to wrr (ipvsadm -E -s wrr).
+		r := newSchedRig(t, "rr", 0, 4, 3, 2)
+		r.svc.Scheduler = "wrr"
+		apply(t, r.ns, r.x, r.svc)
 		var got []int
 		for range 9 {
 			got = append(got, r.pick(newFlow()))
@@ -105,15 +109,24 @@ func TestSchedulersMatchIPVS(t *testing.T) {
 	t.Run("wrr random weights and changes against the reference", func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		r := newSchedRig(t, "wrr", 0, 5, 2, 7, 1)
-		ref := sched.NewWRR(r.dests())
+		ref := sched.WRRFilled(r.dests())
 		for round := range 6 {
 			for range 40 {
 				want := ref.Pick(r.dests())
 				require.Equal(t, want, r.pick(newFlow()), "round %d", round)
 			}
+			before := r.dests()
 			ws := []int32{rng.Int32N(8), rng.Int32N(8), rng.Int32N(8), rng.Int32N(8)}
 			r.setWeights(ws...)
-			ref.Changed(r.dests())
+			// One dest_changed per edited real, in the order the rig
+			// gives them (the list's, reversed: inListOrder).
+			after := r.dests()
+			for i := len(before) - 1; i >= 0; i-- {
+				if before[i] != after[i] {
+					before[i] = after[i]
+					ref.Changed(before)
+				}
+			}
 		}
 	})
 

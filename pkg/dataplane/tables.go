@@ -160,11 +160,18 @@ func validate(services []Service) error {
 }
 
 // plan is what Apply will write for one service.
+type upsert struct {
+	r   *realState
+	add bool
+}
+
 type plan struct {
 	st      *svcState // new state (replaces the old on success)
 	old     *svcState
 	removed []*realState
-	added   int  // new reals, at the head of the dest list
+	// upserts are the new reals and the kept reals whose weight changed,
+	// in the order given: the operations IPVS sees before the removals.
+	upserts []upsert
 	rewrite bool // scheduler table must be rewritten (else reals only)
 	table   []uint32
 	svc     xlbSvc
@@ -248,13 +255,11 @@ func (x *XDP) planService(old *svcState, want Service, svcUsed *[maxServices]boo
 	for _, r := range want.Reals {
 		byAddr[netip.AddrPortFrom(r.Addr, r.Port)] = r
 	}
-	var deletedIdx []int
 	if old != nil {
-		for i, r := range old.reals {
+		for _, r := range old.reals {
 			w, ok := byAddr[netip.AddrPortFrom(r.Addr, r.Port)]
 			if !ok {
 				p.removed = append(p.removed, r)
-				deletedIdx = append(deletedIdx, i)
 				continue
 			}
 			nr := *r
@@ -277,13 +282,33 @@ func (x *XDP) planService(old *svcState, want Service, svcUsed *[maxServices]boo
 	}
 	// The kernel adds a dest at the head of the list (list_add_rcu in
 	// __ip_vs_update_dest): new reals go in front, the last added first.
+	isNew := map[*realState]bool{}
+	for _, r := range added {
+		isNew[r] = true
+	}
 	slices.Reverse(added)
 	st.reals = append(added, st.reals...)
-	p.added = len(added)
 
 	x.resolveAll(st, wait)
 	for _, r := range st.reals {
 		st.dests = append(st.dests, sched.Dest{Weight: r.effectiveWeight()})
+	}
+	was := map[netip.AddrPort]int32{}
+	if old != nil {
+		for i, r := range old.reals {
+			was[netip.AddrPortFrom(r.Addr, r.Port)] = old.dests[i].Weight
+		}
+	}
+	for _, w := range want.Reals {
+		k := netip.AddrPortFrom(w.Addr, w.Port)
+		i := slices.IndexFunc(st.reals, func(r *realState) bool { return netip.AddrPortFrom(r.Addr, r.Port) == k })
+		if i < 0 {
+			continue
+		}
+		r := st.reals[i]
+		if wt, kept := was[k]; isNew[r] || (kept && r.effectiveWeight() != wt) {
+			p.upserts = append(p.upserts, upsert{r: r, add: isNew[r]})
+		}
 	}
 
 	p.rewrite = old == nil || old.sched != st.sched || old.flags != st.flags || len(p.removed) > 0 ||
@@ -296,7 +321,7 @@ func (x *XDP) planService(old *svcState, want Service, svcUsed *[maxServices]boo
 	if old != nil {
 		st.half = old.half ^ 1
 	}
-	if err := x.buildTable(p, deletedIdx); err != nil {
+	if err := x.buildTable(p); err != nil {
 		return nil, fmt.Errorf("service %s: %w", want.ServiceKey, err)
 	}
 	p.svc = x.svcEntry(st)
@@ -360,8 +385,9 @@ func (x *XDP) resolve(key ServiceKey, r *realState, final bool) {
 }
 
 // buildTable computes the scheduler table IPVS's state implies: rr/wrr
-// continue from where the live sequence has got to, as IPVS's cursor would.
-func (x *XDP) buildTable(p *plan, deletedIdx []int) error {
+// continue from where the live sequence has got to, as IPVS's cursor would,
+// through the change applied one operation at a time (replay).
+func (x *XDP) buildTable(p *plan) error {
 	st, old := p.st, p.old
 	var picks []int
 	switch st.sched {
@@ -373,28 +399,27 @@ func (x *XDP) buildTable(p *plan, deletedIdx []int) error {
 				return err
 			}
 			start = sched.RRStateAt(old.seq, old.rr, old.loop, n, old.dests)
-			for _, i := range slices.Backward(deletedIdx) {
-				start.Deleted(i)
-			}
-			for range p.added {
-				start.Inserted(0)
-			}
 		}
+		replay(p, start.Inserted, start.Deleted, func([]sched.Dest) {})
 		seq, states, loop, err := sched.RRSequence(start, st.dests, schedSlots)
 		if err != nil {
 			return err
 		}
 		picks, st.seq, st.rr, st.loop = seq, seq, states, loop
 	case "wrr":
-		start := sched.NewWRR(st.dests)
+		var start sched.WRR
 		if old != nil && old.sched == "wrr" && len(old.seq) > 0 {
 			n, err := x.cursor(old.slot())
 			if err != nil {
 				return err
 			}
 			start = sched.WRRStateAt(old.seq, old.wrr, old.loop, n, old.dests)
-			start.Changed(st.dests)
+		} else if old != nil {
+			start = sched.NewWRR(old.dests) // the scheduler changed to wrr: init_svc
+		} else {
+			start = sched.NewWRR(nil) // the service is made empty, then filled
 		}
+		replay(p, func(int) {}, func(int) {}, start.Changed)
 		seq, states, loop, err := sched.WRRSequence(start, st.dests, schedSlots)
 		if err != nil {
 			return fmt.Errorf("wrr: %w (the table holds %d picks: make the weights' ratio smaller)", err, schedSlots)
@@ -430,6 +455,50 @@ func (x *XDP) buildTable(p *plan, deletedIdx []int) error {
 	}
 	st.tabLen = uint32(len(picks))
 	return nil
+}
+
+// replay walks the dest list through a plan's change one IPVS operation
+// at a time, in the order ipvsdp and keepalived make them: in the order
+// given, each new real added at the head and each kept real whose weight
+// changed edited; then each removed real, in list order. The kernel runs the
+// scheduler's add_dest/upd_dest/del_dest hook after each, with the list as
+// it is then: rr moves its cursor's index (inserted, deleted), wrr's
+// dest_changed sees every intermediate list (changed) — a new service's
+// first real alone sets its gcd and top level, for instance.
+func replay(p *plan, inserted, deleted func(int), changed func([]sched.Dest)) {
+	type entry struct {
+		r *realState
+		w int32
+	}
+	var cur []entry
+	if p.old != nil {
+		for i, r := range p.old.reals {
+			cur = append(cur, entry{r, p.old.dests[i].Weight})
+		}
+	}
+	dests := func() []sched.Dest {
+		ds := make([]sched.Dest, len(cur))
+		for i, e := range cur {
+			ds[i] = sched.Dest{Weight: e.w}
+		}
+		return ds
+	}
+	for _, u := range p.upserts {
+		if u.add {
+			cur = slices.Insert(cur, 0, entry{u.r, u.r.effectiveWeight()})
+			inserted(0)
+		} else {
+			i := slices.IndexFunc(cur, func(e entry) bool { return e.r.slot == u.r.slot })
+			cur[i].w = u.r.effectiveWeight()
+		}
+		changed(dests())
+	}
+	for _, r := range p.removed {
+		i := slices.IndexFunc(cur, func(e entry) bool { return e.r.slot == r.slot })
+		cur = slices.Delete(cur, i, i+1)
+		deleted(i)
+		changed(dests())
+	}
 }
 
 func (x *XDP) svcEntry(st *svcState) xlbSvc {

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/internal/testutil"
+	"github.com/xlbproject/xlb/pkg/sched"
 )
 
 // A second process opening the same pin directory sees the same services,
@@ -53,8 +54,16 @@ func TestTakeoverContinuesSchedulers(t *testing.T) {
 	for i := range 5 {
 		got = append(got, pick(x, uint16(4000+i)))
 	}
-	// IPVS: 4,3,2 gives A A B A B C A B C.
-	assert.Equal(t, []int{1, 1, 2, 1, 2, 3, 1, 2, 3}, got)
+	// IPVS: a service filled with 4,3,2 one real at a time starts at cw 1:
+	// A B C, then A A B A B C.
+	ds := []sched.Dest{{Weight: 4}, {Weight: 3}, {Weight: 2}}
+	ref := sched.WRRFilled(ds)
+	var want []int
+	for range 9 {
+		want = append(want, ref.Pick(ds)+1)
+	}
+	assert.Equal(t, []int{1, 2, 3, 1, 1, 2, 1, 2, 3}, want)
+	assert.Equal(t, want, got)
 
 	// Applying the same config changes nothing; a weight change continues
 	// from the same place as IPVS's dest_changed does.
@@ -65,7 +74,12 @@ func TestTakeoverContinuesSchedulers(t *testing.T) {
 	for i := range 9 {
 		got = append(got, pick(x, uint16(5000+i)))
 	}
-	// After 9 picks IPVS is at C with cw 1; dest_changed keeps cw 1 and
-	// restarts at the head: A B, then cw wraps to 4 with weights 4,3,0.
-	assert.Equal(t, []int{1, 2, 1, 1, 2, 1, 2, 1, 2}, got)
+	// dest_changed keeps IPVS's cw and restarts at the head.
+	ds[2].Weight = 0
+	ref.Changed(ds)
+	want = nil
+	for range 9 {
+		want = append(want, ref.Pick(ds)+1)
+	}
+	assert.Equal(t, want, got)
 }

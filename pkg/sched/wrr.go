@@ -28,6 +28,21 @@ func NewWRR(ds []Dest) WRR {
 	return w
 }
 
+// WRRFilled is the state of a wrr service made empty and then given its
+// dests one at a time, each at the head of the list, as ipvsadm -A then -a,
+// or keepalived, leave it: ds is the final list, so the dest added first is
+// the last. Every add runs dest_changed over the list as it is then, and
+// the first dest alone sets the levels the next ones keep: weights 3,2,1
+// added in that order start at cw 1 (C B A A B A ...), where NewWRR's
+// init over the whole list starts at cw 3.
+func WRRFilled(ds []Dest) WRR {
+	w := NewWRR(nil)
+	for k := len(ds) - 1; k >= 0; k-- {
+		w.Changed(ds[k:])
+	}
+	return w
+}
+
 // Changed is ip_vs_wrr_dest_changed, which IPVS calls after a dest is added,
 // deleted or has its weight edited; ds is the new list. Overload flags
 // changing is not such an event. The cursor returns to the head, DI and MW

@@ -2,6 +2,7 @@ package sched
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -228,5 +229,19 @@ func TestWRRInvalidStateDoesNotHang(t *testing.T) {
 func setOverloaded(ds []Dest, on bool) {
 	for i := range ds {
 		ds[i].Overloaded = on
+	}
+}
+
+// A service filled one dest at a time, as IPVS in a 6.1 VM showed for
+// weights 3,2,1 added in that order (list C B A): C B A A B A, repeating.
+func TestWRRFilled(t *testing.T) {
+	ds := []Dest{{Weight: 1}, {Weight: 2}, {Weight: 3}} // list order: C(1) B(2) A(3)
+	w := WRRFilled(ds)
+	var got []int
+	for range 12 {
+		got = append(got, w.Pick(ds))
+	}
+	if want := []int{0, 1, 2, 2, 1, 2, 0, 1, 2, 2, 1, 2}; !slices.Equal(got, want) {
+		t.Fatalf("picks %v, want %v", got, want)
 	}
 }

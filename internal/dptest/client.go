@@ -1,0 +1,132 @@
+package dptest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Conn is a client's TCP connection to the VIP, speaking HTTP/1.1.
+type Conn struct {
+	c  net.Conn
+	br *bufio.Reader
+	// Client is the connection's address on the client, as the data
+	// plane's connection table has it.
+	Client netip.AddrPort
+	// Real is who answered the first request ("r1"...).
+	Real string
+	// Err is why the connection or its first request failed.
+	Err error
+}
+
+// dial connects from src (the zero Addr: the client's own address).
+func (r *Rig) dial(src netip.Addr, timeout time.Duration) (*Conn, error) {
+	var c net.Conn
+	err := r.Topo.Client.Do(func() (err error) {
+		d := net.Dialer{Timeout: timeout, KeepAlive: -1}
+		if src.IsValid() && src != r.Topo.ClientAddr {
+			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+		}
+		c, err = d.Dial("tcp4", netip.AddrPortFrom(r.Topo.VIP, 80).String())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	a := c.LocalAddr().(*net.TCPAddr).AddrPort()
+	return &Conn{c: c, br: bufio.NewReader(c), Client: netip.AddrPortFrom(a.Addr().Unmap(), a.Port())}, nil
+}
+
+// Once makes one request on a new connection from src and closes it the
+// way a browser does with "Connection: close": it reads the answer and the
+// server's FIN, then closes. The director sees the client's FIN and the
+// connection goes to FIN_WAIT, inactive.
+func (r *Rig) Once(t *testing.T, src netip.Addr) *Conn {
+	t.Helper()
+	c, err := r.dial(src, waitIO)
+	if err != nil {
+		return &Conn{Err: err}
+	}
+	defer c.c.Close()
+	c.Real, c.Err = c.get(true, waitIO)
+	if c.Err != nil {
+		return c
+	}
+	// Wait for the server's FIN: closing with its FIN unread is a clean
+	// close too, but waiting keeps every close the same.
+	_ = c.c.SetReadDeadline(time.Now().Add(waitIO))
+	if _, err := io.Copy(io.Discard, c.br); err != nil {
+		c.Err = fmt.Errorf("wait for the server to close: %w", err)
+	}
+	return c
+}
+
+// Hold opens a keep-alive connection from src and makes its first request;
+// the connection is closed when the test ends.
+func (r *Rig) Hold(t *testing.T, src netip.Addr) *Conn {
+	t.Helper()
+	c, err := r.dial(src, waitIO)
+	if err != nil {
+		return &Conn{Err: err}
+	}
+	t.Cleanup(func() { c.c.Close() })
+	c.Real, c.Err = c.get(false, waitIO)
+	return c
+}
+
+// Get makes another request on a held connection and returns who
+// answered.
+func (c *Conn) Get(t *testing.T) string {
+	t.Helper()
+	name, err := c.get(false, waitIO)
+	require.NoError(t, err, "request on the connection from %s", c.Client)
+	return name
+}
+
+// TryGet makes a request and gives it wait to be answered.
+func (c *Conn) TryGet(wait time.Duration) (string, error) { return c.get(false, wait) }
+
+// Close closes the connection (the client's FIN).
+func (c *Conn) Close() error { return c.c.Close() }
+
+func (c *Conn) get(closing bool, wait time.Duration) (string, error) {
+	if err := c.c.SetDeadline(time.Now().Add(wait)); err != nil {
+		return "", err
+	}
+	req := "GET / HTTP/1.1\r\nHost: vip\r\n"
+	if closing {
+		req += "Connection: close\r\n"
+	}
+	if _, err := io.WriteString(c.c, req+"\r\n"); err != nil {
+		return "", fmt.Errorf("send request: %w", err)
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return "", fmt.Errorf("read answer: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("answer: %s", resp.Status)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// isTimeout says whether err is a deadline passing (a dropped packet), as
+// against a refusal.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
