@@ -83,6 +83,8 @@ func (f *formatter) global(g *GlobalDefs) {
 	f.line("vrrp_version", strconv.Itoa(g.VRRPVersion))
 	f.line("vrrp_garp_master_delay", wholeSeconds(g.VRRPGarpMasterDelay))
 	f.line("vrrp_garp_master_repeat", strconv.Itoa(g.VRRPGarpMasterRepeat))
+	f.line("vrrp_garp_master_refresh", wholeSeconds(g.VRRPGarpMasterRefresh))
+	f.line("vrrp_garp_master_refresh_repeat", strconv.Itoa(g.VRRPGarpMasterRefreshRepeat))
 	if g.VRRPStrict {
 		f.line("vrrp_strict")
 	}
@@ -197,6 +199,8 @@ func (f *formatter) instance(v *VRRPInstance) {
 	f.notifies(v.NotifyMaster, v.NotifyBackup, v.NotifyFault, v.NotifyStop, v.Notify)
 	f.line("garp_master_delay", wholeSeconds(v.GarpMasterDelay))
 	f.line("garp_master_repeat", strconv.Itoa(v.GarpMasterRepeat))
+	f.line("garp_master_refresh", wholeSeconds(v.GarpMasterRefresh))
+	f.line("garp_master_refresh_repeat", strconv.Itoa(v.GarpMasterRefreshRepeat))
 	if v.UseVMAC {
 		w := []string{"use_vmac"}
 		if v.VMACInterface != "" {

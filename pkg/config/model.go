@@ -58,9 +58,13 @@ type GlobalDefs struct {
 	VRRPVersion          int           // default version for instances: 2 unless set
 	VRRPGarpMasterDelay  time.Duration // default garp_master_delay: 5s
 	VRRPGarpMasterRepeat int           // default garp_master_repeat: 5
-	VRRPStrict           bool
-	VRRPMcastGroup4      netip.Addr // 224.0.0.18 unless set
-	VRRPMcastGroup6      netip.Addr // ff02::12 unless set
+	// Defaults of garp_master_refresh (0: off) and
+	// garp_master_refresh_repeat (1).
+	VRRPGarpMasterRefresh       time.Duration
+	VRRPGarpMasterRefreshRepeat int
+	VRRPStrict                  bool
+	VRRPMcastGroup4             netip.Addr // 224.0.0.18 unless set
+	VRRPMcastGroup6             netip.Addr // ff02::12 unless set
 
 	EnableScriptSecurity bool
 	ScriptUser           string // "" means keepalived's default (keepalived_script, else root)
@@ -204,6 +208,10 @@ type VRRPInstance struct {
 
 	GarpMasterDelay  time.Duration // from vrrp_garp_master_delay unless set
 	GarpMasterRepeat int           // from vrrp_garp_master_repeat unless set
+	// GarpMasterRefresh (0: off) and GarpMasterRefreshRepeat: a MASTER
+	// sends GarpMasterRefreshRepeat gratuitous ARPs / NAs this often.
+	GarpMasterRefresh       time.Duration
+	GarpMasterRefreshRepeat int
 
 	UseVMAC       bool
 	VMACInterface string // "" for keepalived's default name (vrrp.VRID)

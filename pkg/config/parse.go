@@ -118,13 +118,14 @@ func parse(src source, name string, data []byte) (*Config, error) {
 
 func defaultGlobal() GlobalDefs {
 	return GlobalDefs{
-		SMTPPort:             25,
-		SMTPConnectTimeout:   30 * time.Second,
-		VRRPVersion:          2,
-		VRRPGarpMasterDelay:  5 * time.Second,
-		VRRPGarpMasterRepeat: 5,
-		VRRPMcastGroup4:      netip.MustParseAddr("224.0.0.18"),
-		VRRPMcastGroup6:      netip.MustParseAddr("ff02::12"),
+		SMTPPort:                    25,
+		SMTPConnectTimeout:          30 * time.Second,
+		VRRPVersion:                 2,
+		VRRPGarpMasterDelay:         5 * time.Second,
+		VRRPGarpMasterRefreshRepeat: 1,
+		VRRPGarpMasterRepeat:        5,
+		VRRPMcastGroup4:             netip.MustParseAddr("224.0.0.18"),
+		VRRPMcastGroup6:             netip.MustParseAddr("ff02::12"),
 	}
 }
 
@@ -262,6 +263,14 @@ func (ps *parser) global(b *node) {
 		case "vrrp_garp_master_repeat":
 			if v, ok := ps.uintArg(n, 0, 0, 1<<31-1); ok {
 				g.VRRPGarpMasterRepeat = ps.atLeastOne(n, int(v))
+			}
+		case "vrrp_garp_master_refresh":
+			if v, ok := ps.uintArg(n, 0, 0, 1<<31-1); ok {
+				g.VRRPGarpMasterRefresh = time.Duration(v) * time.Second
+			}
+		case "vrrp_garp_master_refresh_repeat":
+			if v, ok := ps.uintArg(n, 0, 0, 1<<31-1); ok {
+				g.VRRPGarpMasterRefreshRepeat = ps.atLeastOne(n, int(v))
 			}
 		case "vrrp_strict":
 			g.VRRPStrict = ps.flag(n)

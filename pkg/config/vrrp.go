@@ -200,9 +200,12 @@ type instanceDraft struct {
 	strictSet  bool
 	garpDelay  *time.Duration
 	garpRepeat int
-	scripts    []trackDraft
-	interfaces []trackDraft
-	files      []trackDraft
+	// garp_master_refresh and _repeat, when set in the instance.
+	garpRefresh       *time.Duration
+	garpRefreshRepeat int
+	scripts           []trackDraft
+	interfaces        []trackDraft
+	files             []trackDraft
 }
 
 func (ps *parser) vrrpInstance(b *node) {
@@ -295,6 +298,14 @@ func (ps *parser) vrrpInstance(b *node) {
 		case "garp_master_repeat":
 			if x, ok := ps.one(n, 0, 1<<31-1); ok {
 				d.garpRepeat = ps.atLeastOne(n, int(x))
+			}
+		case "garp_master_refresh":
+			if t, ok := ps.secondsArg(n, 0, 1<<31-1); ok {
+				d.garpRefresh = &t
+			}
+		case "garp_master_refresh_repeat":
+			if x, ok := ps.one(n, 0, 1<<31-1); ok {
+				d.garpRefreshRepeat = ps.atLeastOne(n, int(x))
 			}
 		case "use_vmac":
 			if ps.args(n, 0, 2) {
@@ -722,6 +733,13 @@ func (ps *parser) finishInstances() {
 		v.GarpMasterRepeat = g.VRRPGarpMasterRepeat
 		if d.garpRepeat != 0 {
 			v.GarpMasterRepeat = d.garpRepeat
+		}
+		v.GarpMasterRefresh, v.GarpMasterRefreshRepeat = g.VRRPGarpMasterRefresh, g.VRRPGarpMasterRefreshRepeat
+		if d.garpRefresh != nil {
+			v.GarpMasterRefresh = *d.garpRefresh
+		}
+		if d.garpRefreshRepeat != 0 {
+			v.GarpMasterRefreshRepeat = d.garpRefreshRepeat
 		}
 
 		v.TrackScripts = ps.resolveTracks(v.Name, d.scripts)

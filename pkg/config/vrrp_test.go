@@ -13,13 +13,14 @@ import (
 func TestGlobalDefaults(t *testing.T) {
 	cfg := mustParse(t, "")
 	assert.Equal(t, GlobalDefs{
-		SMTPPort:             25,
-		SMTPConnectTimeout:   30 * time.Second,
-		VRRPVersion:          2,
-		VRRPGarpMasterDelay:  5 * time.Second,
-		VRRPGarpMasterRepeat: 5,
-		VRRPMcastGroup4:      netip.MustParseAddr("224.0.0.18"),
-		VRRPMcastGroup6:      netip.MustParseAddr("ff02::12"),
+		SMTPPort:                    25,
+		SMTPConnectTimeout:          30 * time.Second,
+		VRRPVersion:                 2,
+		VRRPGarpMasterDelay:         5 * time.Second,
+		VRRPGarpMasterRepeat:        5,
+		VRRPGarpMasterRefreshRepeat: 1,
+		VRRPMcastGroup4:             netip.MustParseAddr("224.0.0.18"),
+		VRRPMcastGroup6:             netip.MustParseAddr("ff02::12"),
 	}, cfg.Global)
 	assert.Empty(t, cfg.Warnings)
 }
@@ -47,23 +48,24 @@ func TestGlobalKeywords(t *testing.T) {
 		"}",
 	))
 	assert.Equal(t, GlobalDefs{
-		RouterID:              "LB1",
-		NotificationEmail:     []string{"ops@example.com", "noc@example.com"},
-		NotificationEmailFrom: "lb@example.com",
-		SMTPServer:            "192.0.2.25",
-		SMTPPort:              2525,
-		SMTPConnectTimeout:    10 * time.Second,
-		VRRPVersion:           3,
-		VRRPGarpMasterDelay:   2 * time.Second,
-		VRRPGarpMasterRepeat:  1,
-		VRRPStrict:            true,
-		VRRPMcastGroup4:       netip.MustParseAddr("224.0.0.19"),
-		VRRPMcastGroup6:       netip.MustParseAddr("ff02::13"),
-		EnableScriptSecurity:  true,
-		ScriptUser:            "keepalived_script",
-		ScriptGroup:           "nogroup",
-		LVSTimeouts:           LVSTimeouts{TCP: 7200 * time.Second, TCPFin: 60 * time.Second, UDP: 120 * time.Second},
-		Pos:                   Pos{"keepalived.conf", 1},
+		RouterID:                    "LB1",
+		NotificationEmail:           []string{"ops@example.com", "noc@example.com"},
+		NotificationEmailFrom:       "lb@example.com",
+		SMTPServer:                  "192.0.2.25",
+		SMTPPort:                    2525,
+		SMTPConnectTimeout:          10 * time.Second,
+		VRRPVersion:                 3,
+		VRRPGarpMasterDelay:         2 * time.Second,
+		VRRPGarpMasterRepeat:        1,
+		VRRPGarpMasterRefreshRepeat: 1,
+		VRRPStrict:                  true,
+		VRRPMcastGroup4:             netip.MustParseAddr("224.0.0.19"),
+		VRRPMcastGroup6:             netip.MustParseAddr("ff02::13"),
+		EnableScriptSecurity:        true,
+		ScriptUser:                  "keepalived_script",
+		ScriptGroup:                 "nogroup",
+		LVSTimeouts:                 LVSTimeouts{TCP: 7200 * time.Second, TCPFin: 60 * time.Second, UDP: 120 * time.Second},
+		Pos:                         Pos{"keepalived.conf", 1},
 	}, cfg.Global)
 	assert.Empty(t, cfg.Warnings)
 }
@@ -107,17 +109,18 @@ func TestVRRPInstanceDefaults(t *testing.T) {
 	cfg := mustParse(t, vrrp1(""))
 	require.Len(t, cfg.Instances, 1)
 	assert.Equal(t, VRRPInstance{
-		Name:             "VI_1",
-		State:            StateBackup,
-		Interface:        "eth0",
-		VirtualRouterID:  51,
-		Priority:         100,
-		AdvertInterval:   time.Second,
-		Version:          2,
-		VirtualIPs:       []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.100/24")}},
-		GarpMasterDelay:  5 * time.Second,
-		GarpMasterRepeat: 5,
-		Pos:              Pos{"keepalived.conf", 1},
+		Name:                    "VI_1",
+		State:                   StateBackup,
+		Interface:               "eth0",
+		VirtualRouterID:         51,
+		Priority:                100,
+		AdvertInterval:          time.Second,
+		Version:                 2,
+		VirtualIPs:              []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.100/24")}},
+		GarpMasterDelay:         5 * time.Second,
+		GarpMasterRepeat:        5,
+		GarpMasterRefreshRepeat: 1,
+		Pos:                     Pos{"keepalived.conf", 1},
 	}, cfg.Instances[0])
 	assert.Empty(t, cfg.Warnings)
 }
@@ -191,16 +194,17 @@ func TestVRRPInstanceKeywords(t *testing.T) {
 			{Addr: netip.MustParseAddr("10.0.0.12"), MinTTL: 0, MaxTTL: 255},
 			{Addr: netip.MustParseAddr("10.0.0.13"), MinTTL: 250, MaxTTL: 255},
 		},
-		NotifyMaster:     &Script{Args: []string{"/etc/keepalived/notify.sh", "master"}, User: "root"},
-		NotifyBackup:     &Script{Args: []string{"/etc/keepalived/backup.sh"}},
-		NotifyFault:      &Script{Args: []string{"/etc/keepalived/notify.sh", "fault"}, User: "root", Group: "wheel"},
-		NotifyStop:       &Script{Args: []string{"/bin/stop"}},
-		Notify:           &Script{Args: []string{"/bin/notify"}},
-		GarpMasterDelay:  time.Second,
-		GarpMasterRepeat: 3,
-		UseVMAC:          true,
-		VMACInterface:    "vrrp51",
-		Pos:              Pos{"keepalived.conf", 4},
+		NotifyMaster:            &Script{Args: []string{"/etc/keepalived/notify.sh", "master"}, User: "root"},
+		NotifyBackup:            &Script{Args: []string{"/etc/keepalived/backup.sh"}},
+		NotifyFault:             &Script{Args: []string{"/etc/keepalived/notify.sh", "fault"}, User: "root", Group: "wheel"},
+		NotifyStop:              &Script{Args: []string{"/bin/stop"}},
+		Notify:                  &Script{Args: []string{"/bin/notify"}},
+		GarpMasterDelay:         time.Second,
+		GarpMasterRepeat:        3,
+		GarpMasterRefreshRepeat: 1,
+		UseVMAC:                 true,
+		VMACInterface:           "vrrp51",
+		Pos:                     Pos{"keepalived.conf", 4},
 	}, cfg.Instances[0])
 	assert.Empty(t, cfg.Warnings)
 }
@@ -378,6 +382,13 @@ func TestVRRPIncompatibleOptions(t *testing.T) {
 		body:    "garp_master_repeat 0",
 		check:   func(t *testing.T, v VRRPInstance) { assert.Equal(t, 1, v.GarpMasterRepeat) },
 		warning: `keepalived.conf:4: garp_master_repeat must be at least 1; using 1 instead of "0"`,
+	}, {
+		name: "garp_master_refresh",
+		body: "garp_master_refresh 60\n garp_master_refresh_repeat 2",
+		check: func(t *testing.T, v VRRPInstance) {
+			assert.Equal(t, time.Minute, v.GarpMasterRefresh)
+			assert.Equal(t, 2, v.GarpMasterRefreshRepeat)
+		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := mustParse(t, vrrp1(" "+tc.body))

@@ -343,6 +343,7 @@ func (v *VRRP) start(in config.VRRPInstance) *vrrpRunner {
 			VRID: in.VirtualRouterID, Version: uint8(in.Version), Priority: in.Priority,
 			AdverInt: in.AdvertInterval, NoPreempt: in.Nopreempt, PreemptDelay: in.PreemptDelay,
 			GARPMasterDelay: in.GarpMasterDelay, GARPMasterRepeat: in.GarpMasterRepeat,
+			GARPMasterRefresh: in.GarpMasterRefresh, GARPMasterRefreshRepeat: in.GarpMasterRefreshRepeat,
 			SyncGroup: group != nil,
 		},
 		VIPs:     vips,
