@@ -239,6 +239,7 @@ func TestRunDaemon(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
+	testutil.RequireXDPKernel(t)
 	// Three reals and a fourth host as the sorry server.
 	topo, err := testutil.NewDR(testutil.DROptions{Reals: 4, Native: true})
 	require.NoError(t, err)
@@ -405,6 +406,7 @@ func TestXlbadmDrivesDaemon(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
+	testutil.RequireXDPKernel(t)
 	topo, err := testutil.NewDR(testutil.DROptions{Reals: 2, Native: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { topo.Close() })

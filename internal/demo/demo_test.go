@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/internal/testutil"
 )
 
 // The demo's own code path, as `make demo` runs it.
@@ -15,6 +17,7 @@ func TestDemo(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
+	testutil.RequireXDPKernel(t)
 	var out bytes.Buffer
 	res, err := Run(context.Background(), Options{Requests: 120, Weights: []int32{3, 2, 1}, Out: &out})
 	t.Log(out.String())

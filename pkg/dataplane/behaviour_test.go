@@ -21,6 +21,7 @@ func TestBehaviour(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to load BPF programs and make network namespaces")
 	}
+	testutil.RequireXDPKernel(t)
 	dptest.Run(t, dptest.DataPlane{Name: "xdp", Native: true, Open: openXDP})
 }
 

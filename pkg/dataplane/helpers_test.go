@@ -23,6 +23,7 @@ func requireRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to load BPF programs")
 	}
+	testutil.RequireXDPKernel(t)
 }
 
 // staticResolver is a fake next-hop table for tests of map contents.

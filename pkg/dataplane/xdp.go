@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -165,7 +166,19 @@ func (x *XDP) load() error {
 	return err
 }
 
+// memlock lifts RLIMIT_MEMLOCK, which BPF maps count against on kernels
+// before 5.11 (later ones account to the memory cgroup instead).
+var memlock = sync.OnceValue(rlimit.RemoveMemlock)
+
 func (x *XDP) loadObjects() error {
+	if err := memlock(); err != nil {
+		x.log.Warn("cannot lift RLIMIT_MEMLOCK; maps may fail to load on kernels before 5.11", "error", err)
+	}
+	// The sweeper walks the flow table with bpf_for_each_map_elem (5.13);
+	// say so plainly rather than with the verifier's words.
+	if err := features.HaveProgramHelper(ebpf.XDP, asm.FnForEachMapElem); err != nil {
+		return fmt.Errorf("kernel %s is older than the XDP data plane needs (5.15: bpf_for_each_map_elem, BPF atomics): %w; run on IPVS (--dataplane ipvs)", kernelRelease(), err)
+	}
 	spec, err := loadXlb()
 	if err != nil {
 		return fmt.Errorf("load bpf spec: %w", err)
@@ -449,4 +462,13 @@ func (x *XDP) Apply(services []Service) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.applyLocked(services, x.cfg.ResolveWait)
+}
+
+// kernelRelease is uname -r.
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "(unknown)"
+	}
+	return unix.ByteSliceToString(u.Release[:])
 }
