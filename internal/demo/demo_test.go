@@ -36,6 +36,7 @@ func TestDemoCancelled(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
+	testutil.RequireXDPKernel(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var out bytes.Buffer
