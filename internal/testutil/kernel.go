@@ -12,7 +12,8 @@ import (
 
 // XDPKernelMissing says why this kernel cannot run xlb's XDP data plane
 // (it is below the documented minimum, 5.15), or "" when it can. Call it
-// as root.
+// as root. It is probe.XDPDataPlane's check, repeated: pkg/probe's own
+// tests import this package, which therefore cannot import pkg/probe.
 func XDPKernelMissing() string {
 	if err := features.HaveProgramHelper(ebpf.XDP, asm.FnForEachMapElem); err != nil {
 		var u unix.Utsname

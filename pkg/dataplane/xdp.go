@@ -20,6 +20,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/pkg/probe"
 )
 
 // DefaultPinDir is where maps and links are pinned.
@@ -176,8 +178,8 @@ func (x *XDP) loadObjects() error {
 	}
 	// The sweeper walks the flow table with bpf_for_each_map_elem (5.13);
 	// say so plainly rather than with the verifier's words.
-	if err := features.HaveProgramHelper(ebpf.XDP, asm.FnForEachMapElem); err != nil {
-		return fmt.Errorf("kernel %s is older than the XDP data plane needs (5.15: bpf_for_each_map_elem, BPF atomics): %w; run on IPVS (--dataplane ipvs)", kernelRelease(), err)
+	if err := probe.XDPDataPlane(); err != nil {
+		return fmt.Errorf("%w; run on IPVS (--dataplane ipvs)", err)
 	}
 	spec, err := loadXlb()
 	if err != nil {
@@ -462,13 +464,4 @@ func (x *XDP) Apply(services []Service) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.applyLocked(services, x.cfg.ResolveWait)
-}
-
-// kernelRelease is uname -r.
-func kernelRelease() string {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return "(unknown)"
-	}
-	return unix.ByteSliceToString(u.Release[:])
 }

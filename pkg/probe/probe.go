@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	ebpffeatures "github.com/cilium/ebpf/features"
 	"golang.org/x/sys/unix"
 )
 
@@ -188,4 +191,15 @@ func KernelRelease() string {
 		return "unknown"
 	}
 	return unix.ByteSliceToString(u.Release[:])
+}
+
+// XDPDataPlane says whether the running kernel has what xlb's XDP data
+// plane needs beyond attaching (Linux 5.15): its sweeper walks the flow
+// table with bpf_for_each_map_elem (5.13) and counts with BPF atomics. The
+// error names the kernel.
+func XDPDataPlane() error {
+	if err := ebpffeatures.HaveProgramHelper(ebpf.XDP, asm.FnForEachMapElem); err != nil {
+		return fmt.Errorf("kernel %s is older than the XDP data plane needs (5.15: bpf_for_each_map_elem, BPF atomics): %w", KernelRelease(), err)
+	}
+	return nil
 }
