@@ -44,7 +44,6 @@ func (v *VRRP) startTracks(cfg *config.Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	v.stopTracks = cancel
 	v.tracks = map[string]*trackState{}
-	v.syncGroups = cfg.SyncGroups
 	var scripts []config.TrackScript
 	var ifaces []string
 	var files []config.TrackFileRef
@@ -312,11 +311,11 @@ func (v *VRRP) trackersOf(scripts []config.TrackScript, ifaces []config.TrackInt
 // down (keepalived tracks it unless dont_track_primary), an unweighted
 // tracker failed, or another member of its sync group is in FAULT.
 func (v *VRRP) applyTracksLocked() {
-	groupOf := map[string]*config.SyncGroup{}
-	for i := range v.syncGroups {
-		for _, name := range v.syncGroups[i].Instances {
-			groupOf[name] = &v.syncGroups[i]
+	groupOf := func(name string) *config.SyncGroup {
+		if sg := v.sync[name]; sg != nil {
+			return &sg.cfg
 		}
+		return nil
 	}
 	prios := make([]uint8, len(v.runners))
 	faults := make([]bool, len(v.runners))
@@ -326,11 +325,11 @@ func (v *VRRP) applyTracksLocked() {
 		if st := v.tracks[ifaceKey(r.cfg.Interface)]; st != nil {
 			ts = append(ts, vrrp.Tracker{Status: st.status})
 		}
-		if g := groupOf[r.cfg.Name]; g != nil {
+		if g := groupOf(r.cfg.Name); g != nil {
 			ts = append(ts, v.trackersOf(g.TrackScripts, g.TrackInterfaces, g.TrackFiles)...)
 		}
 		prios[i], faults[i] = vrrp.EffectivePriority(r.cfg.Priority, ts)
-		if g := groupOf[r.cfg.Name]; g != nil && (faults[i] || r.runner == nil) {
+		if g := groupOf(r.cfg.Name); g != nil && (faults[i] || r.runner == nil) {
 			groupFault[g.Name] = true
 		}
 	}
@@ -339,7 +338,7 @@ func (v *VRRP) applyTracksLocked() {
 			continue
 		}
 		fault := faults[i]
-		if g := groupOf[r.cfg.Name]; g != nil && groupFault[g.Name] {
+		if g := groupOf(r.cfg.Name); g != nil && groupFault[g.Name] {
 			fault = true
 		}
 		switch {

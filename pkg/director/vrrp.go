@@ -32,11 +32,11 @@ type VRRP struct {
 	instances []config.VRRPInstance
 	runners   []*vrrpRunner
 	// tracked objects' states by key (trackKey), and what runs them.
-	tracks      map[string]*trackState
-	stopTracks  context.CancelFunc
-	syncGroups  []config.SyncGroup
-	groupStates map[string]string
-	// sync couples the members of each vrrp_sync_group, by instance name.
+	tracks     map[string]*trackState
+	stopTracks context.CancelFunc
+	// sync is each vrrp_sync_group by member instance name: its
+	// configuration (trackers, notify scripts) and the coupling of its
+	// members.
 	sync     map[string]*syncGroup
 	stopSync context.CancelFunc
 
@@ -149,9 +149,11 @@ func (v *VRRP) Load(cfg *config.Config) {
 // the other members are moved by the group's own goroutine (run), which
 // holds no lock while it waits for them.
 type syncGroup struct {
-	log     *slog.Logger
-	name    string
-	members []string // instance names, in the group's order
+	log *slog.Logger
+	cfg config.SyncGroup
+	// notifyState is the group state its notify scripts were last run
+	// for; guarded by VRRP.mu (groupNotify).
+	notifyState string
 
 	mu      sync.Mutex
 	runners map[string]*vrrp.Runner // the members that started
@@ -169,7 +171,7 @@ func (v *VRRP) startSync(groups []config.SyncGroup) {
 	v.stopSync = cancel
 	v.sync = map[string]*syncGroup{}
 	for _, g := range groups {
-		sg := &syncGroup{log: v.log, name: g.Name, members: g.Instances,
+		sg := &syncGroup{log: v.log, cfg: g,
 			runners: map[string]*vrrp.Runner{}, kick: make(chan struct{}, 1)}
 		for _, name := range g.Instances {
 			v.sync[name] = sg
@@ -194,7 +196,7 @@ func (g *syncGroup) canGoMaster(self string) func() bool {
 		if g.master {
 			return true
 		}
-		for _, name := range g.members {
+		for _, name := range g.cfg.Instances {
 			if name == self {
 				continue
 			}
@@ -202,7 +204,7 @@ func (g *syncGroup) canGoMaster(self string) func() bool {
 				return false
 			}
 		}
-		g.log.Info("vrrp_sync_group syncing instances to MASTER", "group", g.name, "by", self)
+		g.log.Info("vrrp_sync_group syncing instances to MASTER", "group", g.cfg.Name, "by", self)
 		g.master = true
 		g.kickLocked()
 		return true
@@ -225,7 +227,7 @@ func (g *syncGroup) notified(self string, n vrrp.Notify) {
 	}
 	g.master = false
 	if n.State == vrrp.StateBackup {
-		g.log.Info("vrrp_sync_group syncing instances to BACKUP", "group", g.name, "by", self)
+		g.log.Info("vrrp_sync_group syncing instances to BACKUP", "group", g.cfg.Name, "by", self)
 		g.kickLocked()
 	}
 }
@@ -249,7 +251,7 @@ func (g *syncGroup) run(ctx context.Context) {
 			return
 		case <-g.kick:
 		}
-		for _, name := range g.members {
+		for _, name := range g.cfg.Instances {
 			if ctx.Err() != nil {
 				return
 			}
@@ -423,16 +425,12 @@ func (v *VRRP) notify(in config.VRRPInstance, n vrrp.Notify) {
 // "GROUP name STATE 0", as keepalived's.
 func (v *VRRP) groupNotify(member string) {
 	v.mu.Lock()
-	var g *config.SyncGroup
-	for i := range v.syncGroups {
-		if slices.Contains(v.syncGroups[i].Instances, member) {
-			g = &v.syncGroups[i]
-		}
-	}
-	if g == nil {
+	sg := v.sync[member]
+	if sg == nil {
 		v.mu.Unlock()
 		return
 	}
+	g := &sg.cfg
 	masters, faults, stopped, n := 0, 0, 0, 0
 	for _, r := range v.runners {
 		if r.runner == nil || !slices.Contains(g.Instances, r.cfg.Name) {
@@ -460,14 +458,11 @@ func (v *VRRP) groupNotify(member string) {
 	case masters == n:
 		state = "MASTER"
 	}
-	if v.groupStates == nil {
-		v.groupStates = map[string]string{}
-	}
-	if v.groupStates[g.Name] == state {
+	if sg.notifyState == state {
 		v.mu.Unlock()
 		return
 	}
-	v.groupStates[g.Name] = state
+	sg.notifyState = state
 	grp := *g
 	v.mu.Unlock()
 	v.log.Info("vrrp_sync_group transition", "group", grp.Name, "state", state)
