@@ -178,19 +178,21 @@ func (d *Director) Load(cfg *config.Config) error {
 // sameChecks reports whether a real's health checking is unchanged, so its
 // health state carries over a reload.
 func sameChecks(ovs *config.VirtualServer, ors *config.RealServer, nvs *config.VirtualServer, nrs *config.RealServer) bool {
-	return reflect.DeepEqual(withoutPos(ors.Checkers), withoutPos(nrs.Checkers)) && ovs.DelayLoop == nvs.DelayLoop &&
+	return reflect.DeepEqual(withoutPos(ors.Checkers, checkerPos), withoutPos(nrs.Checkers, checkerPos)) && ovs.DelayLoop == nvs.DelayLoop &&
 		ors.Alpha == nrs.Alpha && ovs.Alpha == nvs.Alpha
 }
 
-// withoutPos drops where checkers were written: moving a block in the file
-// does not change it.
-func withoutPos(cs []config.Checker) []config.Checker {
-	out := slices.Clone(cs)
+// withoutPos drops where blocks were written (pos gives a block's
+// position): moving a block in the file does not change it.
+func withoutPos[T any](xs []T, pos func(*T) *config.Pos) []T {
+	out := slices.Clone(xs)
 	for i := range out {
-		out[i].Pos = config.Pos{}
+		*pos(&out[i]) = config.Pos{}
 	}
 	return out
 }
+
+func checkerPos(c *config.Checker) *config.Pos { return &c.Pos }
 
 func (d *Director) startReal(vs *config.VirtualServer, rs *config.RealServer) *realState {
 	r := &realState{cfg: *rs, health: Health{Up: !rs.Alpha && !vs.Alpha, Reason: "not checked yet"}}

@@ -1,6 +1,8 @@
 package director
 
 import (
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -44,4 +46,26 @@ func TestTrackFilePriority(t *testing.T) {
 			assert.Equal(t, c.prio, prio, "%+v", c)
 		}
 	}
+}
+
+// A reload restarts the VRRP instances when anything they run from
+// changed (a sync group's notify script, a vrrp_script's interval), and
+// not when blocks only moved in the file.
+func TestVRRPReloadSeesGroupsAndScripts(t *testing.T) {
+	script := `
+vrrp_script chk {
+    script "/bin/true"
+    interval 2
+}
+`
+	conf := script + syncGroupConf + syncInstances
+	same := func(a, b string) bool {
+		return reflect.DeepEqual(vrrpViewOf(parse(t, a)), vrrpViewOf(parse(t, b)))
+	}
+	assert.True(t, same(conf, conf))
+	assert.True(t, same(conf, "\n\n"+syncInstances+syncGroupConf+script), "only positions differ")
+	assert.False(t, same(conf, script+strings.Replace(syncGroupConf, `notify_backup "/bin/true"`, `notify_backup "/bin/false"`, 1)+syncInstances),
+		"the sync group's notify_backup changed")
+	assert.False(t, same(conf, strings.Replace(script, "interval 2", "interval 3", 1)+syncGroupConf+syncInstances),
+		"the vrrp_script's interval changed")
 }

@@ -28,9 +28,9 @@ type VRRP struct {
 	handle     *netlink.Handle
 	scriptUser string
 
-	mu        sync.Mutex
-	instances []config.VRRPInstance
-	runners   []*vrrpRunner
+	mu      sync.Mutex
+	view    vrrpView // what the runners were started from
+	runners []*vrrpRunner
 	// tracked objects' states by key (trackKey), and what runs them.
 	tracks     map[string]*trackState
 	stopTracks context.CancelFunc
@@ -119,21 +119,42 @@ func (v *VRRP) setHolding(name string, vips []netip.Prefix) {
 	}
 }
 
-// Load runs cfg's instances. Instances are restarted only when their
-// configuration changed (a restart goes through BACKUP).
+// Load runs cfg's instances. They are restarted only when what VRRP
+// reads changed: the instances, the sync groups, the vrrp_scripts or the
+// track_files (a restart goes through BACKUP). Positions in the file do
+// not count: moving a block is not a change.
 func (v *VRRP) Load(cfg *config.Config) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if reflect.DeepEqual(withoutInstancePos(v.instances), withoutInstancePos(cfg.Instances)) && v.runners != nil {
+	view := vrrpViewOf(cfg)
+	if reflect.DeepEqual(v.view, view) && v.runners != nil {
 		return
 	}
 	v.stopLocked()
-	v.instances = cfg.Instances
+	v.view = view
 	v.startSync(cfg.SyncGroups)
 	for _, in := range cfg.Instances {
 		v.runners = append(v.runners, v.start(in))
 	}
 	v.startTracks(cfg)
+}
+
+// vrrpView is the part of a configuration VRRP runs from, without file
+// positions.
+type vrrpView struct {
+	instances  []config.VRRPInstance
+	groups     []config.SyncGroup
+	scripts    []config.VRRPScript
+	trackFiles []config.TrackFile
+}
+
+func vrrpViewOf(cfg *config.Config) vrrpView {
+	return vrrpView{
+		instances:  withoutPos(cfg.Instances, func(x *config.VRRPInstance) *config.Pos { return &x.Pos }),
+		groups:     withoutPos(cfg.SyncGroups, func(x *config.SyncGroup) *config.Pos { return &x.Pos }),
+		scripts:    withoutPos(cfg.Scripts, func(x *config.VRRPScript) *config.Pos { return &x.Pos }),
+		trackFiles: withoutPos(cfg.TrackFiles, func(x *config.TrackFile) *config.Pos { return &x.Pos }),
+	}
 }
 
 // syncGroup couples the members of one vrrp_sync_group as keepalived's
@@ -267,15 +288,6 @@ func (g *syncGroup) run(ctx context.Context) {
 			}
 		}
 	}
-}
-
-func withoutInstancePos(ins []config.VRRPInstance) []config.VRRPInstance {
-	out := make([]config.VRRPInstance, len(ins))
-	for i, in := range ins {
-		in.Pos = config.Pos{}
-		out[i] = in
-	}
-	return out
 }
 
 func (v *VRRP) start(in config.VRRPInstance) *vrrpRunner {
