@@ -38,7 +38,9 @@ type pkgResult struct {
 	Pass    []string `json:"pass,omitempty"`
 	Fail    []string `json:"fail,omitempty"`
 	Skip    []string `json:"skip,omitempty"`
-	Note    string   `json:"note,omitempty"` // a panic or timeout line
+	// SkipWhy is each skipped test's t.Skip message (its last log line).
+	SkipWhy map[string]string `json:"skip_why,omitempty"`
+	Note    string            `json:"note,omitempty"` // a panic or timeout line
 }
 
 // boot runs the VM to the end and fills res from its output in outDir.
@@ -215,8 +217,10 @@ type guestOutput struct {
 
 var (
 	testLineRe = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+)`)
-	pkgEndRe   = regexp.MustCompile(`^VMTEST-PKG-END (\S+) rc=(\d+) secs=([0-9.e+-]+)`)
-	resultRe   = regexp.MustCompile(`^VMTEST-RESULT rc=(\d+) kernel=(\S+)`)
+	// a t.Log / t.Skip line of go test -v: "    file_test.go:12: message"
+	testLogRe = regexp.MustCompile(`^\s+\S+\.go:\d+: (.*)$`)
+	pkgEndRe  = regexp.MustCompile(`^VMTEST-PKG-END (\S+) rc=(\d+) secs=([0-9.e+-]+)`)
+	resultRe  = regexp.MustCompile(`^VMTEST-RESULT rc=(\d+) kernel=(\S+)`)
 )
 
 func parseGuest(raw []byte) guestOutput {
@@ -224,6 +228,9 @@ func parseGuest(raw []byte) guestOutput {
 	var log, probe bytes.Buffer
 	inProbe := false
 	var cur *pkgResult
+	// lastLog is the running test's latest log line: with -v, t.Skip's
+	// message is printed before the test's "--- SKIP" line.
+	var lastLog string
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
@@ -259,6 +266,11 @@ func parseGuest(raw []byte) guestOutput {
 		if cur == nil {
 			continue
 		}
+		if strings.HasPrefix(line, "=== RUN ") {
+			lastLog = ""
+		} else if m := testLogRe.FindStringSubmatch(line); m != nil {
+			lastLog = m[1]
+		}
 		if m := testLineRe.FindStringSubmatch(line); m != nil {
 			switch m[1] {
 			case "PASS":
@@ -267,6 +279,12 @@ func parseGuest(raw []byte) guestOutput {
 				cur.Fail = append(cur.Fail, m[2])
 			case "SKIP":
 				cur.Skip = append(cur.Skip, m[2])
+				if lastLog != "" {
+					if cur.SkipWhy == nil {
+						cur.SkipWhy = map[string]string{}
+					}
+					cur.SkipWhy[m[2]] = lastLog
+				}
 			}
 		} else if cur.Note == "" && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
 			cur.Note = line

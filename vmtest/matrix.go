@@ -42,7 +42,7 @@ func loadRow(outDir, name string) row {
 // and every run that did not pass.
 func printMatrix(w io.Writer, rows []row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "kernel\trelease\t%s\ttests\n", strings.Join(probe.Features, "\t"))
+	fmt.Fprintf(tw, "kernel\trelease\t%s\tauto\ttests\n", strings.Join(probe.Features, "\t"))
 	for _, r := range rows {
 		release := "?"
 		switch {
@@ -61,16 +61,31 @@ func printMatrix(w io.Writer, rows []row) {
 			}
 			cells = append(cells, cell)
 		}
+		auto := "?"
+		if r.probe != nil && r.probe.Dataplane != "" {
+			auto = r.probe.Dataplane
+		}
 		tests := "?"
 		if r.result != nil {
 			tests = r.result.Status
+			if n := skipCount(r.result); n > 0 {
+				tests += fmt.Sprintf(" (%d skipped)", n)
+			}
 		}
-		fmt.Fprintln(tw, strings.Join(append(cells, tests), "\t"))
+		fmt.Fprintln(tw, strings.Join(append(cells, auto, tests), "\t"))
 	}
 	tw.Flush()
 
-	var reasons, tests []string
+	var reasons, tests, skips []string
 	for _, r := range rows {
+		if r.probe != nil && r.probe.DataplaneReason != "" {
+			reasons = append(reasons, fmt.Sprintf("%-5s auto: %s: %s", r.name, r.probe.Dataplane, r.probe.DataplaneReason))
+		}
+		if r.result != nil {
+			for _, s := range skipLines(r.result) {
+				skips = append(skips, fmt.Sprintf("%-5s %s", r.name, s))
+			}
+		}
 		if r.probe == nil && r.result != nil {
 			reasons = append(reasons, fmt.Sprintf("%-5s all: no probe report (%s)", r.name, orDefault(r.result.Reason, "see console.log")))
 		}
@@ -109,6 +124,12 @@ func printMatrix(w io.Writer, rows []row) {
 	if len(reasons) > 0 {
 		fmt.Fprintln(w, "\nreasons:")
 		for _, s := range reasons {
+			fmt.Fprintln(w, "  "+s)
+		}
+	}
+	if len(skips) > 0 {
+		fmt.Fprintln(w, "\nskipped tests, by reason:")
+		for _, s := range skips {
 			fmt.Fprintln(w, "  "+s)
 		}
 	}
@@ -161,4 +182,38 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+func skipCount(res *runResult) int {
+	n := 0
+	for _, p := range res.Packages {
+		n += len(p.Skip)
+	}
+	return n
+}
+
+// skipLines groups a run's skipped tests by their t.Skip message: one line
+// per reason, with how many and which (the first few).
+func skipLines(res *runResult) []string {
+	var order []string
+	byWhy := map[string][]string{}
+	for _, p := range res.Packages {
+		for _, name := range p.Skip {
+			why := orDefault(p.SkipWhy[name], "no reason given")
+			if byWhy[why] == nil {
+				order = append(order, why)
+			}
+			byWhy[why] = append(byWhy[why], name)
+		}
+	}
+	var out []string
+	for _, why := range order {
+		names := byWhy[why]
+		list := strings.Join(names[:min(3, len(names))], ", ")
+		if len(names) > 3 {
+			list += fmt.Sprintf(", and %d more", len(names)-3)
+		}
+		out = append(out, fmt.Sprintf("%d: %s (%s)", len(names), why, list))
+	}
+	return out
 }

@@ -112,6 +112,8 @@ VMTEST-PKG-BEGIN pkg_a
 === RUN   TestTwo/sub
 --- FAIL: TestTwo (0.10s)
     --- FAIL: TestTwo/sub (0.10s)
+=== RUN   TestThree
+    three_test.go:9: kernel 5.10 is too old
 --- SKIP: TestThree (0.00s)
 FAIL
 VMTEST-PKG-END pkg_a rc=1 secs=1.5
@@ -131,7 +133,8 @@ func TestParseGuest(t *testing.T) {
 	assert.Equal(t, 1, g.rc)
 	assert.Equal(t, "6.1.0-56-cloud-amd64", g.release)
 	assert.Equal(t, []pkgResult{
-		{Name: "pkg_a", RC: 1, Seconds: 1.5, Pass: []string{"TestOne"}, Fail: []string{"TestTwo", "TestTwo/sub"}, Skip: []string{"TestThree"}},
+		{Name: "pkg_a", RC: 1, Seconds: 1.5, Pass: []string{"TestOne"}, Fail: []string{"TestTwo", "TestTwo/sub"}, Skip: []string{"TestThree"},
+			SkipWhy: map[string]string{"TestThree": "kernel 5.10 is too old"}},
 		{Name: "pkg_b", RC: 2, Seconds: 1200.25, Note: "panic: test timed out after 20m0s"},
 	}, g.packages)
 
@@ -154,8 +157,17 @@ func TestPrintMatrix(t *testing.T) {
 		return r
 	}
 	ok, miss := probe.OK, probe.Missing
+	old := rep("5.10.0-46-cloud-amd64", ok, ok, miss, ok, ok, ok)
+	old.Dataplane, old.DataplaneReason = "ipvs", "kernel 5.10 is older than the XDP data plane needs"
+	host := rep("6.18.44", ok, ok, ok, ok, ok, miss)
+	host.Dataplane = "xdp-native"
 	rows := []row{
-		{name: "host", result: &runResult{Kernel: "host", Status: "-"}, probe: rep("6.18.44", ok, ok, ok, ok, ok, miss)},
+		{name: "host", result: &runResult{Kernel: "host", Status: "-"}, probe: host},
+		{name: "5.10", result: &runResult{Kernel: "5.10", Status: "pass", Packages: []pkgResult{
+			{Name: "pkg_a", Skip: []string{"TestA", "TestB", "TestC", "TestD"}, SkipWhy: map[string]string{
+				"TestA": "kernel too old", "TestB": "kernel too old", "TestC": "kernel too old", "TestD": "kernel too old"}},
+			{Name: "pkg_b", Skip: []string{"TestE"}},
+		}}, probe: old},
 		{name: "6.1", result: &runResult{Kernel: "6.1", Status: "fail", Packages: []pkgResult{
 			{Name: "pkg_a", RC: 0}, {Name: "pkg_b", RC: 1, Fail: []string{"TestX"}},
 		}}, probe: rep("6.1.0-56-cloud-amd64", ok, ok, miss, ok, ok, ok)},
@@ -163,15 +175,22 @@ func TestPrintMatrix(t *testing.T) {
 	}
 	var b bytes.Buffer
 	printMatrix(&b, rows)
-	assert.Equal(t, `kernel  release                  xdp-native  xdp-generic  tcx      clsact  prog-test-run  ipvs     tests
-host    6.18.44                  ok          ok           ok       ok      ok             missing  -
-6.1     6.1.0-56-cloud-amd64     ok          ok           missing  ok      ok             ok       fail
-7.3     7.3.4+deb13-cloud-amd64  ?           ?            ?        ?       ?              ?        error
+	assert.Equal(t, `kernel  release                  xdp-native  xdp-generic  tcx      clsact  prog-test-run  ipvs     auto        tests
+host    6.18.44                  ok          ok           ok       ok      ok             missing  xdp-native  -
+5.10    5.10.0-46-cloud-amd64    ok          ok           missing  ok      ok             ok       ipvs        pass (5 skipped)
+6.1     6.1.0-56-cloud-amd64     ok          ok           missing  ok      ok             ok       ?           fail
+7.3     7.3.4+deb13-cloud-amd64  ?           ?            ?        ?       ?              ?        ?           error
 
 reasons:
   host  ipvs: ipvs said no
+  5.10  auto: ipvs: kernel 5.10 is older than the XDP data plane needs
+  5.10  tcx: tcx said no
   6.1   tcx: tcx said no
   7.3   all: no probe report (VM timed out after 1h0m0s)
+
+skipped tests, by reason:
+  5.10  4: kernel too old (TestA, TestB, TestC, and 1 more)
+  5.10  1: no reason given (TestE)
 
 test failures:
   6.1   fail: pkg_b: TestX

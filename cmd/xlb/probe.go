@@ -65,4 +65,8 @@ func printProbe(w io.Writer, rep probe.Report) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Feature, r.Status, r.Reason)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "\nData plane (xlb run --dataplane auto): %s\n", rep.Dataplane)
+	if rep.DataplaneReason != "" {
+		fmt.Fprintf(w, "  stepped down because: %s\n", rep.DataplaneReason)
+	}
 }

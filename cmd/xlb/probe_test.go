@@ -26,6 +26,12 @@ func TestProbeJSON(t *testing.T) {
 	for _, r := range rep.Results {
 		assert.Contains(t, []probe.Status{probe.OK, probe.Missing, probe.Skip}, r.Status, r.Feature)
 	}
+	// Native XDP denied: auto would run generic XDP (on a kernel that
+	// takes it), saying why it stepped down.
+	if g, _ := rep.Get(probe.FeatureXDPGeneric); g.Status == probe.OK && probe.XDPDataPlane() == nil {
+		assert.Equal(t, "xdp-generic", rep.Dataplane)
+		assert.Equal(t, "xdp-native: denied by override (XLB_PROBE_DENY)", rep.DataplaneReason)
+	}
 }
 
 func TestProbeTable(t *testing.T) {
@@ -35,6 +41,7 @@ func TestProbeTable(t *testing.T) {
 	assert.Contains(t, out, "Kernel: "+probe.KernelRelease())
 	assert.Regexp(t, `Feature +Status +Reason`, out)
 	assert.Regexp(t, `ipvs +missing +denied by override \(XLB_PROBE_DENY\)`, out)
+	assert.Regexp(t, `Data plane \(xlb run --dataplane auto\): (xdp-native|xdp-generic|none)\n`, out)
 	for _, f := range probe.Features {
 		assert.Contains(t, out, f)
 	}

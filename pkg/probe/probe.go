@@ -62,6 +62,11 @@ type Result struct {
 type Report struct {
 	Kernel  string   `json:"kernel"` // uname -r
 	Results []Result `json:"results"`
+	// Dataplane is what `xlb run --dataplane auto` picks on the probed
+	// interface: xdp-native, xdp-generic, ipvs or none; DataplaneReason
+	// says why it stepped down from native XDP.
+	Dataplane       string `json:"dataplane"`
+	DataplaneReason string `json:"dataplane_reason,omitempty"`
 }
 
 // Get returns the result for a feature.
@@ -152,7 +157,43 @@ func Run(ctx context.Context, opts Options) Report {
 		}
 		rep.Results = append(rep.Results, result(f, err))
 	}
+	rep.Dataplane, rep.DataplaneReason = rep.choose(XDPDataPlane())
 	return rep
+}
+
+// choose steps down as the daemon does (cmd/xlb openDataplane): native
+// XDP, generic XDP, IPVS. tooOld is XDPDataPlane's verdict: a kernel
+// that attaches XDP but lacks what xlb's program needs runs IPVS. A probe
+// that could not tell (skip) counts as a refusal here; the daemon would
+// try the attach and learn then.
+func (r Report) choose(tooOld error) (string, string) {
+	var why []string
+	for _, f := range []string{FeatureXDPNative, FeatureXDPGeneric} {
+		res, _ := r.Get(f)
+		switch {
+		case res.Status != OK:
+			why = append(why, f+": "+orStatus(res))
+		case tooOld != nil:
+			return r.orIPVS(append(why, tooOld.Error()))
+		default:
+			return f, strings.Join(why, "; ")
+		}
+	}
+	return r.orIPVS(why)
+}
+
+func (r Report) orIPVS(why []string) (string, string) {
+	if res, _ := r.Get(FeatureIPVS); res.Status != OK {
+		return "none", strings.Join(append(why, FeatureIPVS+": "+orStatus(res)), "; ")
+	}
+	return FeatureIPVS, strings.Join(why, "; ")
+}
+
+func orStatus(res Result) string {
+	if res.Reason != "" {
+		return res.Reason
+	}
+	return string(res.Status)
 }
 
 func result(feature string, err error) Result {

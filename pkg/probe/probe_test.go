@@ -108,6 +108,44 @@ func TestRunDeny(t *testing.T) {
 	}
 	assertStatus(t, rep, FeatureClsact, OK)
 	assertStatus(t, rep, FeatureProgTestRun, OK)
+	if res, _ := rep.Get(FeatureIPVS); res.Status == OK {
+		assert.Equal(t, FeatureIPVS, rep.Dataplane)
+	} else {
+		assert.Equal(t, "none", rep.Dataplane)
+	}
+	assert.Contains(t, rep.DataplaneReason, "xdp-native: denied by override")
+}
+
+// The data plane a report implies steps down native XDP → generic XDP →
+// IPVS, and says why at every step.
+func TestChoose(t *testing.T) {
+	rep := func(native, generic, ipvs Status) Report {
+		r := Report{}
+		for f, st := range map[string]Status{FeatureXDPNative: native, FeatureXDPGeneric: generic, FeatureIPVS: ipvs} {
+			res := Result{Feature: f, Status: st}
+			if st != OK {
+				res.Reason = f + " refused"
+			}
+			r.Results = append(r.Results, res)
+		}
+		return r
+	}
+	old := errors.New("kernel 5.10 is older than the XDP data plane needs")
+	for _, c := range []struct {
+		r         Report
+		tooOld    error
+		want, why string
+	}{
+		{rep(OK, OK, OK), nil, "xdp-native", ""},
+		{rep(Missing, OK, Missing), nil, "xdp-generic", "xdp-native: xdp-native refused"},
+		{rep(Missing, Missing, OK), nil, "ipvs", "xdp-native: xdp-native refused; xdp-generic: xdp-generic refused"},
+		{rep(OK, OK, OK), old, "ipvs", old.Error()},
+		{rep(Missing, Skip, Missing), nil, "none", "xdp-native: xdp-native refused; xdp-generic: xdp-generic refused; ipvs: ipvs refused"},
+	} {
+		got, why := c.r.choose(c.tooOld)
+		assert.Equal(t, c.want, got)
+		assert.Equal(t, c.why, why)
+	}
 }
 
 // TestRunOnInterface probes a given interface and checks that it is left as
