@@ -355,7 +355,7 @@ func counters(t *testing.T, dp DataPlane) {
 	// IPVS folds its per-CPU counters into what it reports when its rate
 	// estimator runs, every 2 s, for the service and each real in turn;
 	// XDP's are read as they are.
-	eventually(t, waitState, "connection and packet counters", func() (bool, string) {
+	Eventually(t, waitState, "connection and packet counters", func() (bool, string) {
 		s := r.Stats(t)
 		ok := s.Conns == 8
 		var packets uint64

@@ -129,7 +129,7 @@ func (r *Rig) Apply(t *testing.T, m *Model, svc dataplane.Service) {
 	t.Helper()
 	require.NoError(t, r.DP.Apply([]dataplane.Service{svc}))
 	var s dataplane.ServiceStats
-	eventually(t, waitState, "every real resolved", func() (bool, string) {
+	Eventually(t, waitState, "every real resolved", func() (bool, string) {
 		s = r.Stats(t)
 		for _, rs := range s.Reals {
 			if !rs.Resolved {
@@ -170,7 +170,7 @@ func (r *Rig) Stats(t *testing.T) dataplane.ServiceStats {
 // client's FIN may still be on its way when the next SYN leaves.
 func (r *Rig) WaitCounts(t *testing.T, m *Model) {
 	t.Helper()
-	eventually(t, waitState, "ActiveConn/InActConn as IPVS counts them", func() (bool, string) {
+	Eventually(t, waitState, "ActiveConn/InActConn as IPVS counts them", func() (bool, string) {
 		s := r.Stats(t)
 		ok, state := true, ""
 		for _, rs := range s.Reals {
@@ -251,9 +251,9 @@ func Repeat(n int, srcs ...netip.Addr) []netip.Addr {
 	return out
 }
 
-// eventually polls cond until it holds or wait has passed; the failure
+// Eventually polls cond until it holds or wait has passed; the failure
 // says what cond last saw.
-func eventually(t *testing.T, wait time.Duration, what string, cond func() (bool, string)) {
+func Eventually(t *testing.T, wait time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for {

@@ -186,19 +186,3 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
-
-// eventually polls cond every 100 ms until it holds or wait has passed.
-func eventually(t *testing.T, wait time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still %s after %v", what, state, wait)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}

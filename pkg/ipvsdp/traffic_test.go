@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/xlbproject/xlb/internal/dptest"
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/sched"
 )
@@ -208,7 +209,7 @@ func testTraffic(t *testing.T, dr bool) {
 	for _, c := range conns {
 		c.Close()
 	}
-	eventually(t, 20*time.Second, "connections to real1 closing", func() (bool, string) {
+	dptest.Eventually(t, 20*time.Second, "connections to real1 closing", func() (bool, string) {
 		r, _ := realOf(statsOf(t, v, key), l.realAddrs[1])
 		return r.ActiveConns == 0 && r.InactConns == 3, fmt.Sprintf("ActiveConn %d InActConn %d", r.ActiveConns, r.InactConns)
 	})
