@@ -67,7 +67,7 @@ vmtest:
 vmtest-ci:
 	$(GO) run ./vmtest run --quiet --pkgs './pkg/ipvsdp/ ./pkg/probe/' 6.1
 	$(GO) run ./vmtest run --quiet --no-deps --pkgs './cmd/xlb/ ./pkg/dataplane/' \
-	  --testflags '-test.run=^(TestRunOnIPVS|TestBehaviour|TestDRHTTP|TestNATEndToEnd|TestStandbyFollowsTheRole)$$ -test.timeout=20m' 6.1
+	  --testflags '-test.run=^(TestRunOnIPVS|TestBehaviour|TestDRHTTP|TestNATEndToEnd|TestStandbyFollowsTheRole|TestXlbadmDrivesDaemon)$$ -test.timeout=20m' 6.1
 
 ## vmtest-all: vmtest on every pinned kernel, the host's probe, and the kernel x feature matrix
 vmtest-all:
