@@ -219,6 +219,7 @@ var (
 	testLineRe = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+)`)
 	// a t.Log / t.Skip line of go test -v: "    file_test.go:12: message"
 	testLogRe = regexp.MustCompile(`^\s+\S+\.go:\d+: (.*)$`)
+	runLineRe = regexp.MustCompile(`^=== (?:RUN|CONT) +(\S+)`)
 	pkgEndRe  = regexp.MustCompile(`^VMTEST-PKG-END (\S+) rc=(\d+) secs=([0-9.e+-]+)`)
 	resultRe  = regexp.MustCompile(`^VMTEST-RESULT rc=(\d+) kernel=(\S+)`)
 )
@@ -228,9 +229,14 @@ func parseGuest(raw []byte) guestOutput {
 	var log, probe bytes.Buffer
 	inProbe := false
 	var cur *pkgResult
-	// lastLog is the running test's latest log line: with -v, t.Skip's
-	// message is printed before the test's "--- SKIP" line.
-	var lastLog string
+	// why is each test's skip message as far as the log shows it: with
+	// -v, log lines stream under the "=== RUN" (or "=== CONT") of the test
+	// running, before its "--- SKIP" (which, for a subtest, comes only
+	// when its parent ends). The message is the test's last one-line log
+	// entry: a multi-line one (a daemon log dumped by a cleanup) is not it.
+	why := map[string]string{}
+	var running, prev string
+	logIndent := -1 // the indent of the log line just seen, -1 if none
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
@@ -266,10 +272,16 @@ func parseGuest(raw []byte) guestOutput {
 		if cur == nil {
 			continue
 		}
-		if strings.HasPrefix(line, "=== RUN ") {
-			lastLog = ""
-		} else if m := testLogRe.FindStringSubmatch(line); m != nil {
-			lastLog = m[1]
+		indent := len(line) - len(strings.TrimLeft(line, " "))
+		switch m := testLogRe.FindStringSubmatch(line); {
+		case runLineRe.MatchString(line):
+			running, logIndent = runLineRe.FindStringSubmatch(line)[1], -1
+		case m != nil:
+			prev, why[running], logIndent = why[running], m[1], indent
+		case logIndent >= 0 && indent > logIndent && strings.TrimSpace(line) != "":
+			why[running], logIndent = prev, -1 // a multi-line entry
+		default:
+			logIndent = -1
 		}
 		if m := testLineRe.FindStringSubmatch(line); m != nil {
 			switch m[1] {
@@ -279,11 +291,11 @@ func parseGuest(raw []byte) guestOutput {
 				cur.Fail = append(cur.Fail, m[2])
 			case "SKIP":
 				cur.Skip = append(cur.Skip, m[2])
-				if lastLog != "" {
+				if w := why[m[2]]; w != "" {
 					if cur.SkipWhy == nil {
 						cur.SkipWhy = map[string]string{}
 					}
-					cur.SkipWhy[m[2]] = lastLog
+					cur.SkipWhy[m[2]] = w
 				}
 			}
 		} else if cur.Note == "" && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {

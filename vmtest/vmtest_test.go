@@ -138,6 +138,27 @@ func TestParseGuest(t *testing.T) {
 		{Name: "pkg_b", RC: 2, Seconds: 1200.25, Note: "panic: test timed out after 20m0s"},
 	}, g.packages)
 
+	// Skip messages belong to the test that logged them, and a multi-line
+	// entry (a cleanup's dump) is not one.
+	g = parseGuest([]byte(`VMTEST-PKG-BEGIN pkg_c
+=== RUN   TestParent
+=== RUN   TestParent/xdp
+    run_test.go:416: kernel too old
+=== RUN   TestParent/ipvs
+    run_test.go:118: daemon log:
+        time=... msg=started
+--- PASS: TestParent (1.00s)
+    --- SKIP: TestParent/xdp (0.00s)
+    --- PASS: TestParent/ipvs (1.00s)
+=== RUN   TestAlone
+    alone_test.go:20: no keepalived here
+    run_test.go:118: daemon log:
+        time=... msg=started
+--- SKIP: TestAlone (0.00s)
+VMTEST-PKG-END pkg_c rc=0 secs=2
+`))
+	assert.Equal(t, map[string]string{"TestParent/xdp": "kernel too old", "TestAlone": "no keepalived here"}, g.packages[0].SkipWhy)
+
 	// A guest that died mid-package: no result, the package unfinished.
 	g = parseGuest([]byte("VMTEST-PKG-BEGIN pkg_a\n=== RUN   TestOne\n"))
 	assert.False(t, g.haveResult)
