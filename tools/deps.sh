@@ -2,7 +2,8 @@
 # Installs what xlb's build, demo and tests need on Debian, and only what is
 # missing, so running it again is cheap. Needs root (apt-get).
 #   tools/deps.sh run      what `make demo` needs: iproute2, ethtool, util-linux, procps, Go
-#   tools/deps.sh test     plus clang 14, llvm, libbpf-dev (regenerating BPF objects)
+#   tools/deps.sh test     plus clang 14, llvm, libbpf-dev (regenerating BPF objects),
+#                          keepalived (the VRRP peer), ipvsadm (its goldens' check)
 #   tools/deps.sh vmtest   plus what `make vmtest` needs: QEMU, kmod, cpio, the
 #                          archive keyring, and the binaries copied into the guest
 #                          (busybox, ipvsadm, ip, nsenter, modprobe, ethtool)
@@ -11,7 +12,7 @@ what=${1:-run}
 
 pkgs=(iproute2 ethtool util-linux procps make git)
 if [[ $what == test ]]; then
-	pkgs+=(clang-14 llvm libbpf-dev linux-libc-dev keepalived)
+	pkgs+=(clang-14 llvm libbpf-dev linux-libc-dev keepalived ipvsadm)
 elif [[ $what == vmtest ]]; then
 	# vmtest/ copies the host's ip, nsenter, ipvsadm, kmod and ethtool (with
 	# their libraries) into the guest, next to busybox.

@@ -159,13 +159,10 @@ func (testNames) PortName(port uint16, p Protocol) (string, bool) {
 	return "", false
 }
 
-// TestWriteShimState writes fixtureV4 in the stand-in kernel's formats when
-// XLB_IPVSSHIM_DIR is set; testdata/ipvsshim/check-goldens.sh uses it.
-func TestWriteShimState(t *testing.T) {
-	dir := os.Getenv("XLB_IPVSSHIM_DIR")
-	if dir == "" {
-		t.Skip("XLB_IPVSSHIM_DIR not set")
-	}
+// writeShimState writes fixtureV4 into dir in the stand-in kernel's
+// formats (testdata/ipvsshim/README.md): "state" and "conn".
+func writeShimState(t *testing.T, dir string) {
+	t.Helper()
 	st := fixtureV4()
 	var b strings.Builder
 	v := st.info()
