@@ -299,13 +299,16 @@ func (x *XDP) planService(old *svcState, want Service, svcUsed *[maxServices]boo
 			was[netip.AddrPortFrom(r.Addr, r.Port)] = old.dests[i].Weight
 		}
 	}
+	now := make(map[netip.AddrPort]*realState, len(st.reals))
+	for _, r := range st.reals {
+		now[netip.AddrPortFrom(r.Addr, r.Port)] = r
+	}
 	for _, w := range want.Reals {
 		k := netip.AddrPortFrom(w.Addr, w.Port)
-		i := slices.IndexFunc(st.reals, func(r *realState) bool { return netip.AddrPortFrom(r.Addr, r.Port) == k })
-		if i < 0 {
+		r := now[k]
+		if r == nil {
 			continue
 		}
-		r := st.reals[i]
 		if wt, kept := was[k]; isNew[r] || (kept && r.effectiveWeight() != wt) {
 			p.upserts = append(p.upserts, upsert{r: r, add: isNew[r]})
 		}
