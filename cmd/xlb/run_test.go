@@ -607,13 +607,14 @@ func TestVRRPTrackFileInterfaceSyncGroup(t *testing.T) {
 	notifyLog, notifySh := filepath.Join(dir, "notify.log"), filepath.Join(dir, "notify.sh")
 	require.NoError(t, os.WriteFile(notifySh, []byte("#!/bin/sh\necho \"$@\" >> "+notifyLog+"\n"), 0o755))
 	cfgPath := filepath.Join(dir, "keepalived.conf")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+	conf := func(bonusWeight int, notify string) []byte {
+		return []byte(fmt.Sprintf(`
 global_defs {
     script_user root
 }
 track_file bonus {
     file "%s"
-    weight 2
+    weight %d
     init_file 5
 }
 vrrp_track_file stop {
@@ -664,7 +665,9 @@ vrrp_sync_group G {
     }
     notify %s
 }
-`, bonus, stop, notifySh)), 0o644))
+`, bonus, bonusWeight, stop, notify))
+	}
+	require.NoError(t, os.WriteFile(cfgPath, conf(2, notifySh), 0o644))
 	require.NoError(t, os.WriteFile(stop, []byte("7\n"), 0o644)) // overwritten by init_file
 	d := startDaemon(t, topo.Director, cfgPath)
 	inst := func() map[string]string {
@@ -717,6 +720,36 @@ vrrp_sync_group G {
 	b, err = os.ReadFile(notifyLog)
 	require.NoError(t, err)
 	assert.Equal(t, "GROUP G BACKUP 0\nGROUP G MASTER 0\nGROUP G FAULT 0\nGROUP G BACKUP 0\nGROUP G MASTER 0\n", string(b))
+
+	// A reload that changes only a tracker's weight and the group's notify
+	// script: no instance restarts (every MASTER stays MASTER, no VIP
+	// leaves, no transition), the new weight applies, init_file overwrites
+	// nothing on a reload, and the next group event runs the new script.
+	require.NoError(t, os.WriteFile(stop, []byte("00\n"), 0o644))
+	notify2Log, notify2Sh := filepath.Join(dir, "notify2.log"), filepath.Join(dir, "notify2.sh")
+	require.NoError(t, os.WriteFile(notify2Sh, []byte("#!/bin/sh\necho \"$@\" >> "+notify2Log+"\n"), 0o755))
+	require.NoError(t, os.WriteFile(cfgPath, conf(3, notify2Sh), 0o644))
+	transitions := strings.Count(d.logs(), "vrrp transition")
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(d.logs(), "reloaded") }, 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return inst()["VI_1"] == "MASTER 40" }, 5*time.Second, 50*time.Millisecond,
+		"100 + (-20 x 3) after the reload; got %v", inst)
+	assert.Equal(t, map[string]string{"VI_1": "MASTER 40", "VI_2": "MASTER 100", "VI_3": "MASTER 100"}, inst())
+	assert.Equal(t, transitions, strings.Count(d.logs(), "vrrp transition"), "an instance went through a transition on the reload")
+	for _, vip := range []string{"10.77.1.101", "10.77.1.102", "10.77.1.103"} {
+		assert.Contains(t, addrs(), vip)
+	}
+	b, err = os.ReadFile(stop)
+	require.NoError(t, err)
+	assert.Equal(t, "00\n", string(b), "init_file ... overwrite rewrote the file on a reload")
+	require.NoError(t, os.WriteFile(stop, []byte("1\n"), 0o644))
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(notify2Log)
+		return string(b) == "GROUP G FAULT 0\n"
+	}, 5*time.Second, 50*time.Millisecond, "the reloaded group notify script did not run")
+	b, err = os.ReadFile(notifyLog)
+	require.NoError(t, err)
+	assert.Equal(t, 5, strings.Count(string(b), "GROUP G"), "the old notify script ran after the reload")
 }
 
 // An IPv6 vrrp_instance in the daemon: VRRPv3 from the link-local address,

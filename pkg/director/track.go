@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"os"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,8 +41,11 @@ func fileKey(name string) string   { return "file:" + name }
 const trackFilePoll = 100 * time.Millisecond
 
 // startTracks starts what the instances and sync groups track and applies
-// the effective priorities (or FAULT) their states imply.
-func (v *VRRP) startTracks(cfg *config.Config) {
+// the effective priorities (or FAULT) their states imply. On a reload a
+// track_file's init_file creates a missing file but overwrites none, as
+// keepalived's, and a vrrp_script in carried (unchanged by the reload)
+// starts from the result it had, not from "not run yet".
+func (v *VRRP) startTracks(cfg *config.Config, reload bool, carried map[string]trackState) {
 	ctx, cancel := context.WithCancel(context.Background())
 	v.stopTracks = cancel
 	v.tracks = map[string]*trackState{}
@@ -74,6 +79,9 @@ func (v *VRRP) startTracks(cfg *config.Config) {
 		if sc.InitFail {
 			st.status = vrrp.TrackFailed
 		}
+		if c, ok := carried[ts.Name]; ok {
+			*st = c
+		}
 		v.tracks[scriptKey(ts.Name)] = st
 		go v.runTrack(ctx, *sc, st)
 	}
@@ -93,13 +101,29 @@ func (v *VRRP) startTracks(cfg *config.Config) {
 		if tf == nil || v.tracks[fileKey(ref.Name)] != nil {
 			continue
 		}
-		initTrackFile(tf, v.log.Error)
+		initTrackFile(tf, reload, v.log.Error)
 		st := &trackState{status: vrrp.TrackOK}
 		st.value, _ = readTrackFile(tf.Path)
 		v.tracks[fileKey(ref.Name)] = st
 		go v.watchFile(ctx, *tf, st)
 	}
 	v.applyTracksLocked()
+}
+
+// unchangedScripts are the states of the vrrp_scripts that old and now
+// define alike, by name, for startTracks to carry over a reload.
+func (v *VRRP) unchangedScripts(old, now []config.VRRPScript) map[string]trackState {
+	out := map[string]trackState{}
+	for _, n := range now {
+		i := slices.IndexFunc(old, func(o config.VRRPScript) bool { return o.Name == n.Name })
+		if i < 0 || !reflect.DeepEqual(old[i], n) {
+			continue
+		}
+		if st := v.tracks[scriptKey(n.Name)]; st != nil {
+			out[n.Name] = *st
+		}
+	}
+	return out
 }
 
 func (v *VRRP) runTrack(ctx context.Context, sc config.VRRPScript, st *trackState) {
@@ -206,11 +230,11 @@ func (v *VRRP) watchLinks(ctx context.Context, names []string) {
 
 // initTrackFile writes init_file's value when the file is missing, or
 // always with overwrite.
-func initTrackFile(tf *config.TrackFile, logError func(string, ...any)) {
+func initTrackFile(tf *config.TrackFile, reload bool, logError func(string, ...any)) {
 	if !tf.InitFile {
 		return
 	}
-	if _, err := os.Stat(tf.Path); err == nil && !tf.Overwrite {
+	if _, err := os.Stat(tf.Path); err == nil && (!tf.Overwrite || reload) {
 		return
 	}
 	if err := os.WriteFile(tf.Path, []byte(strconv.FormatInt(tf.InitValue, 10)+"\n"), 0o644); err != nil {

@@ -69,3 +69,24 @@ vrrp_script chk {
 	assert.False(t, same(conf, strings.Replace(script, "interval 2", "interval 3", 1)+syncGroupConf+syncInstances),
 		"the vrrp_script's interval changed")
 }
+
+// A reload carries a vrrp_script's result over only when the script is
+// defined alike: a changed one starts again from "not run yet".
+func TestReloadCarriesUnchangedScripts(t *testing.T) {
+	script := `
+vrrp_script same {
+    script "/bin/true"
+}
+vrrp_script edited {
+    script "/bin/true"
+    interval 2
+}
+`
+	v := &VRRP{tracks: map[string]*trackState{
+		scriptKey("same"):   {status: vrrp.TrackFailed, fails: 3},
+		scriptKey("edited"): {status: vrrp.TrackFailed, fails: 3},
+	}}
+	old := vrrpViewOf(parse(t, script)).scripts
+	now := vrrpViewOf(parse(t, "\n"+strings.Replace(script, "interval 2", "interval 3", 1))).scripts
+	assert.Equal(t, map[string]trackState{"same": {status: vrrp.TrackFailed, fails: 3}}, v.unchangedScripts(old, now))
+}

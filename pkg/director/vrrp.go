@@ -127,16 +127,56 @@ func (v *VRRP) Load(cfg *config.Config) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	view := vrrpViewOf(cfg)
-	if reflect.DeepEqual(v.view, view) && v.runners != nil {
+	running := v.runners != nil
+	switch {
+	case running && reflect.DeepEqual(v.view, view):
+		return
+	case running && reflect.DeepEqual(withoutTrackers(v.view.instances), withoutTrackers(view.instances)) &&
+		sameMembers(v.view.groups, view.groups):
+		// Only trackers or group scripts changed: the instances keep
+		// their state (a MASTER stays MASTER), as keepalived's reload
+		// keeps it; the trackers start again from the new definitions.
+		carried := v.unchangedScripts(v.view.scripts, view.scripts)
+		v.stopTracks()
+		for i, r := range v.runners {
+			in := cfg.Instances[i]
+			r.cfg.TrackScripts, r.cfg.TrackInterfaces, r.cfg.TrackFiles = in.TrackScripts, in.TrackInterfaces, in.TrackFiles
+		}
+		for _, g := range cfg.SyncGroups {
+			if sg := v.sync[g.Instances[0]]; sg != nil {
+				sg.setConfig(g)
+			}
+		}
+		v.view = view
+		v.startTracks(cfg, true, carried)
 		return
 	}
+	carried := v.unchangedScripts(v.view.scripts, view.scripts)
 	v.stopLocked()
 	v.view = view
 	v.startSync(cfg.SyncGroups)
 	for _, in := range cfg.Instances {
 		v.runners = append(v.runners, v.start(in))
 	}
-	v.startTracks(cfg)
+	v.startTracks(cfg, running, carried)
+}
+
+// withoutTrackers drops what only the trackers read (applyTracksLocked,
+// from vrrpRunner.cfg): a change there needs no restart of the instance.
+func withoutTrackers(ins []config.VRRPInstance) []config.VRRPInstance {
+	out := slices.Clone(ins)
+	for i := range out {
+		out[i].TrackScripts, out[i].TrackInterfaces, out[i].TrackFiles = nil, nil, nil
+	}
+	return out
+}
+
+// sameMembers reports whether two lists of sync groups couple the same
+// instances under the same names.
+func sameMembers(a, b []config.SyncGroup) bool {
+	return slices.EqualFunc(a, b, func(x, y config.SyncGroup) bool {
+		return x.Name == y.Name && slices.Equal(x.Instances, y.Instances)
+	})
 }
 
 // vrrpView is the part of a configuration VRRP runs from, without file
@@ -199,6 +239,17 @@ func (v *VRRP) startSync(groups []config.SyncGroup) {
 		}
 		go sg.run(ctx)
 	}
+}
+
+// setConfig takes a reloaded group's trackers and scripts; its name and
+// members are the same (Load checked), and are left alone because run and
+// canGoMaster read them without VRRP.mu. Called with VRRP.mu held, which
+// guards the rest of cfg.
+func (g *syncGroup) setConfig(c config.SyncGroup) {
+	g.cfg.TrackScripts, g.cfg.TrackInterfaces, g.cfg.TrackFiles = c.TrackScripts, c.TrackInterfaces, c.TrackFiles
+	g.cfg.NotifyMaster, g.cfg.NotifyBackup, g.cfg.NotifyFault, g.cfg.NotifyStop, g.cfg.Notify =
+		c.NotifyMaster, c.NotifyBackup, c.NotifyFault, c.NotifyStop, c.Notify
+	g.cfg.TrackingWeight, g.cfg.Pos = c.TrackingWeight, c.Pos
 }
 
 func (g *syncGroup) add(name string, r *vrrp.Runner) {
