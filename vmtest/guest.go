@@ -273,9 +273,10 @@ func parseGuest(raw []byte) guestOutput {
 			continue
 		}
 		indent := len(line) - len(strings.TrimLeft(line, " "))
-		switch m := testLogRe.FindStringSubmatch(line); {
-		case runLineRe.MatchString(line):
-			running, logIndent = runLineRe.FindStringSubmatch(line)[1], -1
+		run, m := runLineRe.FindStringSubmatch(line), testLogRe.FindStringSubmatch(line)
+		switch {
+		case run != nil:
+			running, logIndent = run[1], -1
 		case m != nil:
 			prev, why[running], logIndent = why[running], m[1], indent
 		case logIndent >= 0 && indent > logIndent && strings.TrimSpace(line) != "":

@@ -128,15 +128,15 @@ func (v *VRRP) Load(cfg *config.Config) {
 	defer v.mu.Unlock()
 	view := vrrpViewOf(cfg)
 	running := v.runners != nil
-	switch {
-	case running && reflect.DeepEqual(v.view, view):
+	if running && reflect.DeepEqual(v.view, view) {
 		return
-	case running && reflect.DeepEqual(withoutTrackers(v.view.instances), withoutTrackers(view.instances)) &&
-		sameMembers(v.view.groups, view.groups):
+	}
+	carried := v.unchangedScripts(v.view.scripts, view.scripts)
+	if running && reflect.DeepEqual(withoutTrackers(v.view.instances), withoutTrackers(view.instances)) &&
+		sameMembers(v.view.groups, view.groups) {
 		// Only trackers or group scripts changed: the instances keep
 		// their state (a MASTER stays MASTER), as keepalived's reload
 		// keeps it; the trackers start again from the new definitions.
-		carried := v.unchangedScripts(v.view.scripts, view.scripts)
 		v.stopTracks()
 		for i, r := range v.runners {
 			in := cfg.Instances[i]
@@ -151,7 +151,6 @@ func (v *VRRP) Load(cfg *config.Config) {
 		v.startTracks(cfg, true, carried)
 		return
 	}
-	carried := v.unchangedScripts(v.view.scripts, view.scripts)
 	v.stopLocked()
 	v.view = view
 	v.startSync(cfg.SyncGroups)
