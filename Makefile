@@ -36,7 +36,7 @@ unit:
 ## generate: rebuild the BPF objects with Debian's clang 14 (bpf2go)
 generate:
 	@tools/deps.sh test
-	cd pkg/dataplane && $(GO) generate ./...
+	cd pkg/dataplane/xdp && $(GO) generate ./...
 
 ## check-generate: fail if the committed BPF objects are stale
 check-generate:
@@ -49,7 +49,7 @@ lint:
 
 ## bench: ns/packet of the DR path as a ratio to a MAC-swap XDP_TX baseline (root)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2000000x ./pkg/dataplane/
+	$(GO) test -run '^$$' -bench . -benchtime 2000000x ./pkg/dataplane/xdp/
 
 ## fuzz: run each fuzz target for 20 s
 fuzz:
@@ -65,8 +65,8 @@ vmtest:
 
 ## vmtest-ci: what make test runs in a Debian 6.1 VM: IPVS (data plane, fallback, behaviour suite) and XDP there
 vmtest-ci:
-	$(GO) run ./vmtest run --quiet --pkgs './pkg/ipvsdp/ ./pkg/probe/' 6.1
-	$(GO) run ./vmtest run --quiet --no-deps --pkgs './cmd/xlb/ ./pkg/dataplane/' \
+	$(GO) run ./vmtest run --quiet --pkgs './pkg/dataplane/ipvs/ ./pkg/probe/' 6.1
+	$(GO) run ./vmtest run --quiet --no-deps --pkgs './pkg/daemon/ ./pkg/dataplane/xdp/' \
 	  --testflags '-test.run=^(TestRunOnIPVS|TestBehaviour|TestDRHTTP|TestNATEndToEnd|TestStandbyFollowsTheRole|TestXlbadmDrivesDaemon)$$ -test.timeout=20m' 6.1
 
 ## vmtest-all: vmtest on every pinned kernel, the host's probe, and the kernel x feature matrix

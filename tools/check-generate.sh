@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-files=(pkg/dataplane/xlb_bpfel.go pkg/dataplane/xlb_bpfel.o pkg/dataplane/bench_bpfel_test.go pkg/dataplane/bench_bpfel_test.o)
+files=(pkg/dataplane/xdp/xlb_bpfel.go pkg/dataplane/xdp/xlb_bpfel.o pkg/dataplane/xdp/bench_bpfel_test.go pkg/dataplane/xdp/bench_bpfel_test.o)
 for f in "${files[@]}"; do cp "$f" "$tmp/"; done
-(cd pkg/dataplane && go generate ./...)
+(cd pkg/dataplane/xdp && go generate ./...)
 stale=0
 for f in "${files[@]}"; do
 	if ! cmp -s "$f" "$tmp/$(basename "$f")"; then

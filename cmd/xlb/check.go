@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/xlbproject/xlb/pkg/config"
+	"github.com/xlbproject/xlb/pkg/daemon"
 	"github.com/xlbproject/xlb/pkg/director"
 )
 
@@ -27,13 +28,8 @@ func runCheck(e env, args []string) int {
 		fmt.Fprintf(e.stderr, "xlb check: %v\n", err)
 		return 2
 	}
-	var caps director.Caps
-	switch *dp {
-	case "xdp":
-		caps = director.XDPCaps
-	case "ipvs":
-		caps = director.IPVSCaps
-	default:
+	caps, ok := daemon.Caps[*dp]
+	if !ok {
 		fmt.Fprintf(e.stderr, "xlb check: --dataplane: %q is not xdp or ipvs\n", *dp)
 		return 2
 	}
@@ -45,7 +41,7 @@ func runCheck(e env, args []string) int {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(e.stderr, "warning: %s\n", w.String())
 	}
-	if err := director.ValidateFor(cfg, caps); err != nil {
+	if err := director.Validate(cfg, caps); err != nil {
 		printErrors(e, err)
 		return 1
 	}

@@ -50,9 +50,9 @@ func runDemo(e env, args []string) int {
 	switch *mode {
 	case "auto":
 	case "native":
-		o.Mode = dataplane.ModeNative
+		o.Mode = dataplane.XDPNative
 	case "generic":
-		o.Mode = dataplane.ModeGeneric
+		o.Mode = dataplane.XDPGeneric
 	default:
 		fmt.Fprintf(e.stderr, "xlb demo: --mode: %q is not auto, native or generic\n", *mode)
 		return 2

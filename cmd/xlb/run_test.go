@@ -1,47 +1,55 @@
 package main
 
 import (
-	"bufio"
-	"context"
-	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/xlbproject/xlb/internal/testutil"
 	"github.com/xlbproject/xlb/pkg/control"
-	"github.com/xlbproject/xlb/pkg/probe"
+	"github.com/xlbproject/xlb/pkg/daemon"
+	"github.com/xlbproject/xlb/pkg/dataplane"
 )
 
-// TestMain lets the test binary be xlb itself, so the daemon runs as its
-// own process (inside the director's namespace) in the end-to-end tests.
-func TestMain(m *testing.M) {
-	if os.Getenv("XLB_TEST_MAIN") == "1" {
-		os.Exit(run(env{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
+// xlb run's flags become the daemon's Options; the daemon itself is
+// tested in pkg/daemon.
+func TestRunFlags(t *testing.T) {
+	o, code := runOptions(env{stdout: io.Discard, stderr: io.Discard}, []string{"-f", "/etc/k.conf", "-i", "eth0", "--interface", "eth1",
+		"--pin-dir", "/sys/fs/bpf/x", "--socket", "/tmp/x.sock", "--dataplane", "xdp", "--xdp-mode", "generic",
+		"--ipvs-state", "/tmp/s.json", "--keep-dataplane", "--max-conns", "1024", "--metrics", ":9610"})
+	require.Equal(t, -1, code)
+	require.NotNil(t, o.Logger)
+	o.Logger = nil
+	assert.Equal(t, daemon.Options{ConfigFile: "/etc/k.conf", Interfaces: []string{"eth0", "eth1"}, PinDir: "/sys/fs/bpf/x",
+		Socket: "/tmp/x.sock", Dataplane: "xdp", XDPMode: dataplane.XDPGeneric, IPVSState: "/tmp/s.json", KeepDataplane: true,
+		MaxConns: 1024, Metrics: ":9610"}, o)
+
+	o, code = runOptions(env{stdout: io.Discard, stderr: io.Discard}, []string{"--no-config", "-i", "eth0"})
+	require.Equal(t, -1, code)
+	assert.Empty(t, o.ConfigFile, "--no-config runs without a file")
+	assert.Equal(t, "auto", o.Dataplane)
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--dataplane", "tc"}, `--dataplane: "tc" is not auto, xdp or ipvs`},
+		{[]string{"--xdp-mode", "turbo"}, `--xdp-mode: "turbo" is not auto, native or generic`},
+		{[]string{"--log-level", "loud"}, `--log-level: "loud" is not debug, info, warn or error`},
+		{[]string{"--bogus"}, "unknown flag: --bogus"},
+	} {
+		var errOut strings.Builder
+		_, code := runOptions(env{stdout: io.Discard, stderr: &errOut}, c.args)
+		assert.Equal(t, 2, code, "%v", c.args)
+		assert.Contains(t, errOut.String(), c.want)
 	}
-	os.Exit(m.Run())
 }
 
-const drConfig = `! written by TestRunDaemon
-global_defs {
-    router_id xlb-test
-}
-
-vrrp_instance VI_1 {
-    state BACKUP
+const checkConfig = `vrrp_instance VI_1 {
     interface eth0
     virtual_router_id 51
     priority 100
@@ -49,329 +57,20 @@ vrrp_instance VI_1 {
         10.77.1.100/32
     }
 }
-
 virtual_server 10.77.1.100 80 {
-    delay_loop 1
     lb_algo wrr
     lb_kind DR
     protocol TCP
-%s
+    real_server 10.77.0.11 80 {
+        weight 3
+    }
 }
 `
-
-func realBlock(addr string, weight int) string {
-	return fmt.Sprintf(`    real_server %s 80 {
-        weight %d
-        HTTP_GET {
-            url {
-                path /
-                status_code 200
-            }
-            connect_timeout 1
-            retry 1
-            delay_before_retry 1
-        }
-    }
-`, addr, weight)
-}
-
-// daemon is xlb run in the director's namespace.
-type daemon struct {
-	cmd    *exec.Cmd
-	socket string
-	mu     sync.Mutex
-	log    strings.Builder
-	done   chan error
-}
-
-func startDaemon(t *testing.T, ns *testutil.NS, cfgPath string, extra ...string) *daemon {
-	return startDaemonEnv(t, ns, cfgPath, nil, extra...)
-}
-
-// startDaemonEnv is startDaemon with more environment variables.
-func startDaemonEnv(t *testing.T, ns *testutil.NS, cfgPath string, env []string, extra ...string) *daemon {
-	dir := t.TempDir()
-	d := &daemon{socket: filepath.Join(dir, "xlb.sock"), done: make(chan error, 1)}
-	args := append([]string{"--net=/run/netns/" + ns.Name, os.Args[0], "run", "-f", cfgPath,
-		"--socket", d.socket, "--pin-dir", "/sys/fs/bpf/xlb-run-" + testutil.Suffix()}, extra...)
-	d.cmd = exec.Command("nsenter", args...)
-	d.cmd.Env = append(append(os.Environ(), "XLB_TEST_MAIN=1"), env...)
-	stderr, err := d.cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, d.cmd.Start())
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			d.mu.Lock()
-			d.log.WriteString(sc.Text() + "\n")
-			d.mu.Unlock()
-		}
-	}()
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			_ = d.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-d.done:
-			case <-time.After(10 * time.Second):
-				_ = d.cmd.Process.Kill()
-			}
-		}
-		t.Logf("daemon log:\n%s", d.logs())
-	})
-	require.Eventually(t, func() bool {
-		_, err := control.NewClient(d.socket).Status()
-		return err == nil
-	}, 15*time.Second, 50*time.Millisecond, "daemon did not start: %s", d.logs())
-	return d
-}
-
-func (d *daemon) logs() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.log.String()
-}
-
-func (d *daemon) status(t *testing.T) control.Status {
-	st, err := control.NewClient(d.socket).Status()
-	require.NoError(t, err)
-	return st
-}
-
-// healthy waits until the reals' health and next hops are as wanted.
-func (d *daemon) waitReals(t *testing.T, want map[string]bool) {
-	require.Eventually(t, func() bool {
-		st := d.status(t)
-		if len(st.Services) != 1 {
-			return false
-		}
-		got := map[string]bool{}
-		for _, r := range st.Services[0].Reals {
-			got[r.Addr] = r.Healthy && r.InService && r.Resolved
-		}
-		return assert.ObjectsAreEqual(want, got)
-	}, 15*time.Second, 50*time.Millisecond, "reals never became %v", want)
-}
-
-func count(names []string) map[string]int {
-	out := map[string]int{}
-	for _, n := range names {
-		out[n]++
-	}
-	return out
-}
-
-func getN(t *testing.T, topo *testutil.DR, n int) []string {
-	c := topo.HTTPClient()
-	var out []string
-	for i := range n {
-		name, err := testutil.Get(context.Background(), c, "http://10.77.1.100/")
-		require.NoError(t, err, "request %d", i)
-		out = append(out, name)
-	}
-	return out
-}
-
-// loader is a client making sequential HTTP requests, each on a new
-// connection, recording who answered and what failed, and when.
-type loader struct {
-	mu      sync.Mutex
-	results []result
-	stop    chan struct{}
-	done    chan struct{}
-}
-
-type result struct {
-	at   time.Time // when the request was sent
-	name string
-	err  error
-}
-
-func startLoad(topo *testutil.DR) *loader {
-	l := &loader{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		c := topo.HTTPClient()
-		c.Timeout = 2 * time.Second
-		for i := 0; i < 20000; i++ {
-			select {
-			case <-l.stop:
-				return
-			default:
-			}
-			start := time.Now()
-			name, err := testutil.Get(context.Background(), c, "http://10.77.1.100/")
-			l.mu.Lock()
-			l.results = append(l.results, result{start, name, err})
-			l.mu.Unlock()
-		}
-	}()
-	return l
-}
-
-func (l *loader) end() []result {
-	close(l.stop)
-	<-l.done
-	return l.results
-}
-
-func (l *loader) since(t0 time.Time) []result {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []result
-	for _, r := range l.results {
-		if r.at.After(t0) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func failures(rs []result) []error {
-	var out []error
-	for _, r := range rs {
-		if r.err != nil {
-			out = append(out, r.err)
-		}
-	}
-	return out
-}
-
-func TestRunDaemon(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	testutil.RequireXDPKernel(t)
-	// Three reals and a fourth host as the sorry server.
-	topo, err := testutil.NewDR(testutil.DROptions{Reals: 4, Native: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { topo.Close() })
-	require.NoError(t, topo.ServeHTTP(80))
-
-	cfgPath := filepath.Join(t.TempDir(), "keepalived.conf")
-	write := func(body string) {
-		require.NoError(t, os.WriteFile(cfgPath, []byte(body), 0o644))
-	}
-	reals := func(w1, w2, w3 int) string {
-		return "    sorry_server 10.77.0.14 80\n" + realBlock("10.77.0.11", w1) + realBlock("10.77.0.12", w2) + realBlock("10.77.0.13", w3)
-	}
-	write(fmt.Sprintf(drConfig, reals(3, 2, 1)))
-	d := startDaemon(t, topo.Director, cfgPath)
-	all := map[string]bool{"10.77.0.11": true, "10.77.0.12": true, "10.77.0.13": true}
-	d.waitReals(t, all)
-	// VI_1 is alone on its link: after the master-down interval it is
-	// MASTER and the VIP is on the director's eth0.
-	require.Eventually(t, func() bool {
-		st := d.status(t)
-		return len(st.VRRP) == 1 && st.VRRP[0].State == "MASTER"
-	}, 10*time.Second, 50*time.Millisecond)
-	vipOnDirector := func() bool {
-		out, err := exec.Command("ip", "-n", topo.Director.Name, "-o", "addr", "show", "dev", "eth0").CombinedOutput()
-		require.NoError(t, err)
-		return strings.Contains(string(out), "10.77.1.100/32")
-	}
-	assert.True(t, vipOnDirector(), "the MASTER holds the VIP")
-
-	assert.Equal(t, map[string]int{"r1": 30, "r2": 20, "r3": 10}, count(getN(t, topo, 60)))
-
-	// xlb status, as an operator runs it.
-	var out, errOut strings.Builder
-	code := run(env{stdout: &out, stderr: &errOut}, []string{"status", "--socket", d.socket})
-	require.Equal(t, 0, code, errOut.String())
-	assert.Contains(t, out.String(), "TCP 10.77.1.100:80 wrr")
-	assert.Contains(t, out.String(), "-> 10.77.0.11:80")
-	assert.Contains(t, out.String(), "VI_1 on eth0, vrid 51, priority 100: MASTER")
-
-	// r1's server dies under load. Its HTTP_GET (delay_loop 1, retry 1,
-	// delay_before_retry 1) takes it out within about 2 s; after that no
-	// request goes to it and none fails.
-	load := startLoad(topo)
-	time.Sleep(300 * time.Millisecond)
-	require.NoError(t, topo.StopHTTP(0))
-	stopped := time.Now()
-	d.waitReals(t, map[string]bool{"10.77.0.11": false, "10.77.0.12": true, "10.77.0.13": true})
-	detected := time.Now()
-	t.Logf("detected after %v", detected.Sub(stopped))
-	time.Sleep(time.Second)
-	after := load.since(detected)
-	assert.NotEmpty(t, after)
-	if !assert.Empty(t, failures(after), "requests failed after the down real left the pool") {
-		t.Logf("data plane reasons: %v; detected %v", d.status(t).Reasons, detected)
-		for _, r := range load.since(stopped.Add(-time.Second)) {
-			t.Logf("%s %s %v", r.at.Format("15:04:05.000"), r.name, r.err)
-		}
-	}
-	for _, r := range after {
-		assert.NotEqual(t, "r1", r.name)
-	}
-	assert.Contains(t, d.logs(), "real down")
-
-	// It comes back and is re-added.
-	require.NoError(t, topo.RestartHTTP(0))
-	d.waitReals(t, all)
-	back := time.Now()
-	time.Sleep(500 * time.Millisecond)
-	assert.Contains(t, count(names(load.since(back))), "r1", "the recovered real gets requests again")
-	assert.Empty(t, failures(load.since(back)))
-
-	// SIGHUP with changed weights, under load: nothing fails.
-	hup := time.Now()
-	write(fmt.Sprintf(drConfig, reals(3, 1, 1)))
-	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
-	require.Eventually(t, func() bool { return strings.Contains(d.logs(), "reloaded") }, 5*time.Second, 20*time.Millisecond)
-	time.Sleep(300 * time.Millisecond)
-	assert.Empty(t, failures(load.since(hup)), "requests failed across the reload")
-	st := d.status(t)
-	assert.Equal(t, 1, st.Services[0].Reals[1].Weight)
-
-	// An invalid file, under load: refused, the running state unchanged.
-	bad := time.Now()
-	write(fmt.Sprintf(drConfig, "    real_server 10.77.0.12 80 {\n        weight -4\n    }\n"))
-	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
-	require.Eventually(t, func() bool { return strings.Contains(d.logs(), "reload refused") }, 5*time.Second, 20*time.Millisecond)
-	time.Sleep(300 * time.Millisecond)
-	assert.Empty(t, failures(load.since(bad)))
-	assert.Contains(t, d.logs(), "keepalived.conf:")
-	assert.Len(t, d.status(t).Services[0].Reals, 3)
-	load.end()
-
-	// All reals down: the sorry server takes over.
-	for i := range 3 {
-		require.NoError(t, topo.StopHTTP(i))
-	}
-	require.Eventually(t, func() bool { return d.status(t).Services[0].SorryServer == "10.77.0.14:80" }, 15*time.Second, 50*time.Millisecond)
-	time.Sleep(200 * time.Millisecond)
-	assert.Equal(t, map[string]int{"r4": 5}, count(getN(t, topo, 5)))
-	assert.Contains(t, d.logs(), "quorum lost")
-
-	// SIGTERM: the daemon exits 0 and detaches.
-	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-d.done:
-		require.NoError(t, err, d.logs())
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon did not stop")
-	}
-	assert.Contains(t, d.logs(), "detached xdp")
-	assert.False(t, vipOnDirector(), "stopping gives the VIP up")
-	_, err = testutil.Get(context.Background(), topo.HTTPClient(), "http://10.77.1.100/")
-	assert.Error(t, err, "no director: the VIP is not served")
-}
-
-func names(rs []result) []string {
-	var out []string
-	for _, r := range rs {
-		if r.err == nil {
-			out = append(out, r.name)
-		}
-	}
-	return out
-}
 
 func TestCheckCommand(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.conf")
-	require.NoError(t, os.WriteFile(good, []byte(fmt.Sprintf(drConfig, realBlock("10.77.0.11", 3))), 0o644))
+	require.NoError(t, os.WriteFile(good, []byte(checkConfig), 0o644))
 	var out, errOut strings.Builder
 	assert.Equal(t, 0, run(env{stdout: &out, stderr: &errOut}, []string{"check", "-f", good}), errOut.String())
 	assert.Contains(t, out.String(), "OK: 1 virtual servers, 1 vrrp instances")
@@ -401,385 +100,18 @@ func TestStatusWithoutDaemon(t *testing.T) {
 	assert.Contains(t, errOut.String(), "the xlb daemon is not running")
 }
 
-// xlbadm on a director started with no configuration: ipvsadm commands
-// from an LVS tutorial make real HTTP through the VIP work, and the
-// listings count the requests.
-//
-// It runs on each data plane the kernel has: XDP, and IPVS (in the test
-// VMs), where the director holds the VIP itself (IPVS only sees packets
-// for local addresses).
-func TestXlbadmDrivesDaemon(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	t.Run("xdp", func(t *testing.T) {
-		testutil.RequireXDPKernel(t)
-		testXlbadm(t, "xdp")
-	})
-	t.Run("ipvs", func(t *testing.T) {
-		if err := probe.IPVS(); err != nil {
-			t.Skipf("kernel has no IPVS (run: make vmtest KERNEL=6.1): %v", err)
-		}
-		testXlbadm(t, "ipvs")
-	})
-}
-
-func testXlbadm(t *testing.T, dp string) {
-	topo, err := testutil.NewDR(testutil.DROptions{Reals: 2, Native: dp == "xdp"})
-	require.NoError(t, err)
-	t.Cleanup(func() { topo.Close() })
-	require.NoError(t, topo.ServeHTTP(80))
-	args := []string{"--no-config", "--interface", "eth0", "--metrics", "127.0.0.1:9610", "--dataplane", dp}
-	if dp == "ipvs" {
-		require.NoError(t, topo.Director.IP("addr", "add", "10.77.1.100/32", "dev", "lo"))
-		args = append(args, "--ipvs-state", filepath.Join(t.TempDir(), "ipvs.json"))
-	}
-	d := startDaemon(t, topo.Director, "/nonexistent", args...)
-	c := control.NewClient(d.socket)
-	adm := func(stdin string, args ...string) (string, string) {
-		r, err := c.Ipvsadm(args, stdin)
-		require.NoError(t, err)
-		require.Equal(t, 0, r.Code, "ipvsadm %v: %s", args, r.Stderr)
-		return r.Stdout, r.Stderr
-	}
-	adm("", "-A", "-t", "10.77.1.100:80", "-s", "rr")
-	adm("", "-a", "-t", "10.77.1.100:80", "-r", "10.77.0.11:80", "-g", "-w", "1")
-	adm("", "-a", "-t", "10.77.1.100:80", "-r", "10.77.0.12:80", "-g", "-w", "1")
-	require.Eventually(t, func() bool {
-		st := d.status(t)
-		return len(st.Services) == 1 && len(st.Services[0].Reals) == 2 && st.Services[0].Reals[0].Resolved && st.Services[0].Reals[1].Resolved
-	}, 10*time.Second, 50*time.Millisecond)
-	assert.Equal(t, map[string]int{"r1": 5, "r2": 5}, count(getN(t, topo, 10)))
-
-	// Closed connections are inactive (FIN_WAIT), once the client's last
-	// FIN has crossed the director.
-	want := `IP Virtual Server version 1.2.1 (size=4096)
-Prot LocalAddress:Port Scheduler Flags
-  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
-TCP  10.77.1.100:80 rr
-  -> 10.77.0.11:80                Route   1      0          5         
-  -> 10.77.0.12:80                Route   1      0          5         
-`
-	var out string
-	assert.Eventually(t, func() bool {
-		out, _ = adm("", "-Ln")
-		return out == want
-	}, 5*time.Second, 50*time.Millisecond)
-	require.Equal(t, want, out)
-	// Conns counted by the data plane (packet counts depend on TCP);
-	// IPVS publishes its counters at its estimator's 2 s tick.
-	require.Eventually(t, func() bool {
-		out, _ = adm("", "-Ln", "--stats")
-		return regexp.MustCompile(`(?m)^TCP  10\.77\.1\.100:80 +10 +\d+ +0 +\d+ +0$`).MatchString(out)
-	}, 10*time.Second, 100*time.Millisecond)
-	assert.Regexp(t, `(?m)^  -> 10\.77\.0\.11:80 +5 +\d+ +0 +\d+ +0$`, out)
-
-	// The metrics endpoint, read with Prometheus' own text parser.
-	mc := &http.Client{Transport: &http.Transport{DialContext: topo.Director.DialContext}, Timeout: 5 * time.Second}
-	resp, err := mc.Get("http://127.0.0.1:9610/metrics")
-	require.NoError(t, err)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	resp.Body.Close()
-	require.NoError(t, err)
-	metric := func(name, real string) float64 {
-		f := families[name]
-		require.NotNil(t, f, name)
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "real" && l.GetValue() == real {
-					if m.GetCounter() != nil {
-						return m.GetCounter().GetValue()
-					}
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-		t.Fatalf("%s{real=%q} not found", name, real)
-		return 0
-	}
-	assert.EqualValues(t, 5, metric("xlb_real_connections_total", "10.77.0.11:80"))
-	assert.EqualValues(t, 5, metric("xlb_real_inactive_connections", "10.77.0.12:80"))
-	assert.EqualValues(t, 1, metric("xlb_real_healthy", "10.77.0.11:80"))
-	assert.EqualValues(t, 1, metric("xlb_real_weight", "10.77.0.12:80"))
-	if dp == "xdp" {
-		require.NotNil(t, families["xlb_dataplane_info"])
-		for _, l := range families["xlb_dataplane_info"].GetMetric()[0].GetLabel() {
-			if l.GetName() == "mode" {
-				assert.Equal(t, "native", l.GetValue())
-			}
-		}
-	}
-	assert.Equal(t, dp, d.status(t).Dataplane)
-
-	adm("", "-Z")
-	out, _ = adm("", "-Ln", "--stats")
-	assert.Regexp(t, `(?m)^TCP  10\.77\.1\.100:80 +0 +0 +0 +0 +0$`, out, "-Z zeroes the listed counters")
-
-	adm("", "-e", "-t", "10.77.1.100:80", "-r", "10.77.0.12:80", "-g", "-w", "0")
-	assert.Equal(t, map[string]int{"r1": 4}, count(getN(t, topo, 4)), "weight 0 quiesces")
-	saved, _ := adm("", "-Sn")
-	assert.Equal(t, "-A -t 10.77.1.100:80 -s rr\n-a -t 10.77.1.100:80 -r 10.77.0.11:80 -g -w 1\n-a -t 10.77.1.100:80 -r 10.77.0.12:80 -g -w 0\n", saved)
-	adm("", "-d", "-t", "10.77.1.100:80", "-r", "10.77.0.12:80")
-	adm("", "-C")
-	out, _ = adm("", "-Ln")
-	assert.NotContains(t, out, "10.77.1.100")
-	_, err = testutil.Get(context.Background(), topo.HTTPClient(), "http://10.77.1.100/")
-	assert.Error(t, err, "cleared: the VIP is not served")
-	adm(saved, "-R")
-	out, _ = adm("", "-Sn")
-	assert.Equal(t, saved, out)
-	assert.Equal(t, map[string]int{"r1": 3}, count(getN(t, topo, 3)))
-
-	r, err := c.Ipvsadm([]string{"-A", "-t", "10.77.1.100:80", "-s", "rr"}, "")
-	require.NoError(t, err)
-	assert.NotZero(t, r.Code)
-	assert.Contains(t, r.Stderr, "Service already exists")
-}
-
-// A vrrp_script's weight moves the instance's effective priority as its
-// script succeeds and fails (keepalived's rules), shown by xlb status.
-func TestVRRPTrackScript(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	topo, err := testutil.NewDR(testutil.DROptions{Reals: 1, Native: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { topo.Close() })
-	dir := t.TempDir()
-	flag := filepath.Join(dir, "healthy")
-	require.NoError(t, os.WriteFile(flag, nil, 0o644))
-	cfgPath := filepath.Join(dir, "keepalived.conf")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-global_defs {
-    script_user root
-}
-vrrp_script chk_flag {
-    script "/usr/bin/test -f %s"
-    interval 1
-    weight -60
-    fall 1
-    rise 1
-}
-vrrp_instance VI_1 {
-    state BACKUP
-    interface eth0
-    virtual_router_id 52
-    priority 150
-    advert_int 1
-    virtual_ipaddress {
-        10.77.1.100/32
-    }
-    track_script {
-        chk_flag
-    }
-}
-`, flag)), 0o644))
-	d := startDaemon(t, topo.Director, cfgPath)
-	prio := func() uint8 {
-		st := d.status(t)
-		require.Len(t, st.VRRP, 1)
-		return st.VRRP[0].Priority
-	}
-	require.Eventually(t, func() bool { return prio() == 150 }, 5*time.Second, 50*time.Millisecond)
-	require.NoError(t, os.Remove(flag))
-	require.Eventually(t, func() bool { return prio() == 90 }, 5*time.Second, 50*time.Millisecond, "150 - 60 while the script fails")
-	require.NoError(t, os.WriteFile(flag, nil, 0o644))
-	require.Eventually(t, func() bool { return prio() == 150 }, 5*time.Second, 50*time.Millisecond)
-}
-
-// track_file, track_interface and a vrrp_sync_group in the daemon: a
-// file's number times its weight moves the priority, a tracked interface
-// going down takes its weight off, and a member of a sync group in FAULT
-// takes the other member to FAULT with it.
-func TestVRRPTrackFileInterfaceSyncGroup(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	topo, err := testutil.NewDR(testutil.DROptions{Reals: 1, Native: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { topo.Close() })
-	require.NoError(t, topo.Director.IP("link", "add", "trk0", "type", "veth", "peer", "name", "trk1"))
-	require.NoError(t, topo.Director.IP("link", "set", "trk1", "up"))
-	require.NoError(t, topo.Director.IP("link", "set", "trk0", "up"))
-	dir := t.TempDir()
-	bonus, stop := filepath.Join(dir, "bonus"), filepath.Join(dir, "stop")
-	notifyLog, notifySh := filepath.Join(dir, "notify.log"), filepath.Join(dir, "notify.sh")
-	require.NoError(t, os.WriteFile(notifySh, []byte("#!/bin/sh\necho \"$@\" >> "+notifyLog+"\n"), 0o755))
-	cfgPath := filepath.Join(dir, "keepalived.conf")
-	conf := func(bonusWeight int, notify string) []byte {
-		return []byte(fmt.Sprintf(`
-global_defs {
-    script_user root
-}
-track_file bonus {
-    file "%s"
-    weight %d
-    init_file 5
-}
-vrrp_track_file stop {
-    file "%s"
-    weight 0
-    init_file 0 overwrite
-}
-vrrp_instance VI_1 {
-    interface eth0
-    virtual_router_id 61
-    priority 100
-    advert_int 1
-    virtual_ipaddress {
-        10.77.1.101/32
-    }
-    track_file {
-        bonus
-    }
-    track_interface {
-        trk0 weight -50
-    }
-}
-vrrp_instance VI_2 {
-    interface eth0
-    virtual_router_id 62
-    priority 100
-    advert_int 1
-    virtual_ipaddress {
-        10.77.1.102/32
-    }
-}
-vrrp_instance VI_3 {
-    interface eth0
-    virtual_router_id 63
-    priority 100
-    advert_int 1
-    virtual_ipaddress {
-        10.77.1.103/32
-    }
-    track_file {
-        stop
-    }
-}
-vrrp_sync_group G {
-    group {
-        VI_2
-        VI_3
-    }
-    notify %s
-}
-`, bonus, bonusWeight, stop, notify))
-	}
-	require.NoError(t, os.WriteFile(cfgPath, conf(2, notifySh), 0o644))
-	require.NoError(t, os.WriteFile(stop, []byte("7\n"), 0o644)) // overwritten by init_file
-	d := startDaemon(t, topo.Director, cfgPath)
-	inst := func() map[string]string {
-		out := map[string]string{}
-		for _, in := range d.status(t).VRRP {
-			out[in.Name] = fmt.Sprintf("%s %d", in.State, in.Priority)
-		}
-		return out
-	}
-	// init_file wrote 5 (5 x 2 = +10) and 0; with no peer all become MASTER.
-	require.Eventually(t, func() bool {
-		return assert.ObjectsAreEqual(map[string]string{"VI_1": "MASTER 110", "VI_2": "MASTER 100", "VI_3": "MASTER 100"}, inst())
-	}, 10*time.Second, 50*time.Millisecond, "got %v", inst)
-	b, err := os.ReadFile(stop)
-	require.NoError(t, err)
-	assert.Equal(t, "0\n", string(b), "init_file ... overwrite")
-
-	require.NoError(t, os.WriteFile(bonus, []byte("-20\n"), 0o644))
-	require.Eventually(t, func() bool { return inst()["VI_1"] == "MASTER 60" }, 5*time.Second, 50*time.Millisecond, "100 + (-20 x 2)")
-	require.NoError(t, topo.Director.IP("link", "set", "trk0", "down"))
-	require.Eventually(t, func() bool { return inst()["VI_1"] == "MASTER 10" }, 5*time.Second, 50*time.Millisecond, "60 - 50 with trk0 down")
-	require.NoError(t, topo.Director.IP("link", "set", "trk0", "up"))
-	require.Eventually(t, func() bool { return inst()["VI_1"] == "MASTER 60" }, 5*time.Second, 50*time.Millisecond)
-
-	// VI_3's unweighted file fails: VI_3 and, through the group, VI_2
-	// go to FAULT and drop their VIPs; VI_1 is not in the group.
-	require.NoError(t, os.WriteFile(stop, []byte("1\n"), 0o644))
-	require.Eventually(t, func() bool {
-		st := inst()
-		return strings.HasPrefix(st["VI_2"], "FAULT") && strings.HasPrefix(st["VI_3"], "FAULT") && st["VI_1"] == "MASTER 60"
-	}, 5*time.Second, 50*time.Millisecond, "got %v", inst)
-	addrs := func() string {
-		out, err := exec.Command("ip", "-n", topo.Director.Name, "-o", "addr", "show", "dev", "eth0").CombinedOutput()
-		require.NoError(t, err)
-		return string(out)
-	}
-	assert.NotContains(t, addrs(), "10.77.1.102")
-	assert.NotContains(t, addrs(), "10.77.1.103")
-	assert.Contains(t, addrs(), "10.77.1.101")
-	require.NoError(t, os.WriteFile(stop, []byte("0\n"), 0o644))
-	require.Eventually(t, func() bool {
-		st := inst()
-		return st["VI_2"] == "MASTER 100" && st["VI_3"] == "MASTER 100"
-	}, 10*time.Second, 50*time.Millisecond, "got %v", inst)
-	// The group's notify saw it go MASTER, FAULT, BACKUP, MASTER.
-	require.Eventually(t, func() bool {
-		b, _ := os.ReadFile(notifyLog)
-		return strings.Count(string(b), "GROUP G MASTER 0") == 2
-	}, 5*time.Second, 50*time.Millisecond)
-	b, err = os.ReadFile(notifyLog)
-	require.NoError(t, err)
-	assert.Equal(t, "GROUP G BACKUP 0\nGROUP G MASTER 0\nGROUP G FAULT 0\nGROUP G BACKUP 0\nGROUP G MASTER 0\n", string(b))
-
-	// A reload that changes only a tracker's weight and the group's notify
-	// script: no instance restarts (every MASTER stays MASTER, no VIP
-	// leaves, no transition), the new weight applies, init_file overwrites
-	// nothing on a reload, and the next group event runs the new script.
-	require.NoError(t, os.WriteFile(stop, []byte("00\n"), 0o644))
-	notify2Log, notify2Sh := filepath.Join(dir, "notify2.log"), filepath.Join(dir, "notify2.sh")
-	require.NoError(t, os.WriteFile(notify2Sh, []byte("#!/bin/sh\necho \"$@\" >> "+notify2Log+"\n"), 0o755))
-	require.NoError(t, os.WriteFile(cfgPath, conf(3, notify2Sh), 0o644))
-	transitions := strings.Count(d.logs(), "vrrp transition")
-	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
-	require.Eventually(t, func() bool { return strings.Contains(d.logs(), "reloaded") }, 5*time.Second, 20*time.Millisecond)
-	require.Eventually(t, func() bool { return inst()["VI_1"] == "MASTER 40" }, 5*time.Second, 50*time.Millisecond,
-		"100 + (-20 x 3) after the reload; got %v", inst)
-	assert.Equal(t, map[string]string{"VI_1": "MASTER 40", "VI_2": "MASTER 100", "VI_3": "MASTER 100"}, inst())
-	assert.Equal(t, transitions, strings.Count(d.logs(), "vrrp transition"), "an instance went through a transition on the reload")
-	for _, vip := range []string{"10.77.1.101", "10.77.1.102", "10.77.1.103"} {
-		assert.Contains(t, addrs(), vip)
-	}
-	b, err = os.ReadFile(stop)
-	require.NoError(t, err)
-	assert.Equal(t, "00\n", string(b), "init_file ... overwrite rewrote the file on a reload")
-	require.NoError(t, os.WriteFile(stop, []byte("1\n"), 0o644))
-	require.Eventually(t, func() bool {
-		b, _ := os.ReadFile(notify2Log)
-		return string(b) == "GROUP G FAULT 0\n"
-	}, 5*time.Second, 50*time.Millisecond, "the reloaded group notify script did not run")
-	b, err = os.ReadFile(notifyLog)
-	require.NoError(t, err)
-	assert.Equal(t, 5, strings.Count(string(b), "GROUP G"), "the old notify script ran after the reload")
-}
-
-// An IPv6 vrrp_instance in the daemon: VRRPv3 from the link-local address,
-// MASTER alone on its link, the VIP added as keepalived adds it (nodad).
-func TestVRRPIPv6Instance(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	topo, err := testutil.NewDR(testutil.DROptions{Reals: 1, Native: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { topo.Close() })
-	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6", "net.ipv6.conf.eth0.disable_ipv6"} {
-		require.NoError(t, topo.Director.Sysctl(k, "0"))
-	}
-	cfgPath := filepath.Join(t.TempDir(), "keepalived.conf")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(`
-vrrp_instance VI_6 {
-    interface eth0
-    virtual_router_id 66
-    priority 100
-    advert_int 0.1
-    virtual_ipaddress {
-        fd00:77::100
-    }
-}
-`), 0o644))
-	d := startDaemon(t, topo.Director, cfgPath)
-	require.Eventually(t, func() bool { return d.vrrpState(t) == "MASTER" }, 10*time.Second, 20*time.Millisecond, "%s", d.logs)
-	out, err := exec.Command("ip", "-n", topo.Director.Name, "-6", "-o", "addr", "show", "dev", "eth0").CombinedOutput()
-	require.NoError(t, err)
-	assert.Contains(t, string(out), "fd00:77::100/128")
-	assert.Contains(t, string(out), "nodad")
+// xlb status as an operator reads it: the lines that say which service,
+// which reals and which VRRP role.
+func TestPrintStatus(t *testing.T) {
+	st := control.Status{Dataplane: "xdp", Interfaces: map[string]string{"eth0": "native"}, ConfigFile: "/etc/keepalived/keepalived.conf",
+		Services: []control.Service{{Protocol: "TCP", Addr: "10.77.1.100", Port: 80, Scheduler: "sh", Flags: "sh-port", QuorumUp: true, Standby: true,
+			Reals: []control.Real{{Addr: "10.77.0.11", Port: 80, Forward: "DR", Weight: 3, EffectiveWeight: 3, Healthy: true, InService: true, Resolved: true, ActiveConns: 2}}}},
+		VRRP: []control.VRRPInstance{{Name: "VI_1", Interface: "eth0", VRID: 51, Priority: 100, State: "BACKUP"}}}
+	var b strings.Builder
+	printStatus(&b, st)
+	out := b.String()
+	assert.Contains(t, out, "Data plane: xdp (eth0 native)  config: /etc/keepalived/keepalived.conf")
+	assert.Regexp(t, `TCP 10\.77\.1\.100:80 sh sh-port +quorum up, standby \(VRRP not MASTER\)`, out)
+	assert.Regexp(t, `-> 10\.77\.0\.11:80 +DR +3 +up +in service +2 `, out)
+	assert.Contains(t, out, "VI_1 on eth0, vrid 51, priority 100: BACKUP")
 }

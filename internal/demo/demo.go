@@ -20,6 +20,8 @@ import (
 
 	"github.com/xlbproject/xlb/internal/testutil"
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/dataplane/xdp"
+	"github.com/xlbproject/xlb/pkg/lvs"
 	"github.com/xlbproject/xlb/pkg/sched"
 )
 
@@ -111,14 +113,14 @@ func Run(ctx context.Context, o Options) (_ *Result, err error) {
 		return nil, err
 	}
 	defer nl.Close()
-	var x *dataplane.XDP
+	var x *xdp.Dataplane
 	err = topo.Director.Do(func() (err error) {
-		x, err = dataplane.OpenXDP(dataplane.Config{
+		x, err = xdp.Open(xdp.Config{
 			Interfaces: []string{topo.DirectorIf},
 			PinDir:     "/sys/fs/bpf/xlb-demo-" + testutil.Suffix(),
 			Mode:       o.Mode,
 			MaxConns:   65536,
-			Resolver:   dataplane.NeighResolver{Handle: nl},
+			Resolver:   xdp.NeighResolver{Handle: nl},
 			Logger:     o.Log,
 		})
 		return err
@@ -134,11 +136,11 @@ func Run(ctx context.Context, o Options) (_ *Result, err error) {
 	res := &Result{Mode: x.Modes()[topo.DirectorIf]}
 
 	svc := dataplane.Service{
-		ServiceKey: dataplane.ServiceKey{Addr: topo.VIP, Port: 80, Protocol: dataplane.TCP},
+		ServiceKey: dataplane.ServiceKey{Addr: topo.VIP, Port: 80, Protocol: lvs.TCP},
 		Scheduler:  "wrr",
 	}
 	for i, w := range o.Weights {
-		svc.Reals = append(svc.Reals, dataplane.Real{Addr: topo.RealAddrs[i], Port: 80, Weight: w, Forward: dataplane.DR})
+		svc.Reals = append(svc.Reals, dataplane.Real{Addr: topo.RealAddrs[i], Port: 80, Weight: w, Forward: lvs.DR})
 	}
 	if err := topo.Director.Do(func() error { return x.Apply([]dataplane.Service{svc}) }); err != nil {
 		return nil, fmt.Errorf("apply service: %w", err)
@@ -213,7 +215,7 @@ func Run(ctx context.Context, o Options) (_ *Result, err error) {
 	return res, nil
 }
 
-func waitResolved(ctx context.Context, x *dataplane.XDP) error {
+func waitResolved(ctx context.Context, x *xdp.Dataplane) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st, err := x.Stats()

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // Run runs every behaviour against dp, each as a subtest on a topology and
@@ -45,7 +46,7 @@ func destListOrder(t *testing.T, dp DataPlane) {
 	first := r.names(m.Order())
 	// The kernel inserts a new dest at the head of the list (list_add_rcu
 	// in __ip_vs_update_dest): newest first, the reverse of the order
-	// keepalived or ipvsdp add them in. XDP keeps the same list.
+	// keepalived or pkg/dataplane/ipvs add them in. XDP keeps the same list.
 	assert.Equal(t, []string{"r3", "r2", "r1"}, first)
 	// So a fresh rr service's first pick is the real added last.
 	src := r.Topo.ClientAddr
@@ -131,7 +132,7 @@ func weightChange(t *testing.T, dp DataPlane) {
 		// round at cw 1 goes on from the head, then cw wraps to 3.
 		r.Apply(t, m, r.Service("wrr", 3, 1, 1))
 		step(t, r, m, Repeat(4, src...), "3,1,1")
-		// Two weights at once: ipvsdp edits r1 (3 -> 1) first, and that
+		// Two weights at once: pkg/dataplane/ipvs edits r1 (3 -> 1) first, and that
 		// dest_changed pulls cw down to the new top weight 1 before r3
 		// (1 -> 4) raises the top to 4; XDP sees one dest_changed and
 		// keeps cw at 3 (docs/DESIGN.md, known differences).
@@ -248,7 +249,7 @@ func remove(t *testing.T, dp DataPlane) {
 }
 
 // replace: one Apply removes the real rr's cursor is on and adds another.
-// ipvsdp adds before it deletes (so the service never runs out of reals),
+// pkg/dataplane/ipvs adds before it deletes (so the service never runs out of reals),
 // so when the removed real was first of the old ones, its predecessor, and
 // the cursor's new place, is the real just added: the next pick is the one
 // after it.
@@ -384,7 +385,7 @@ func counters(t *testing.T, dp DataPlane) {
 		}
 		e := table[i]
 		assert.Equal(t, state, e.State, "connection from %s", c.Client)
-		assert.Equal(t, dataplane.TCP, e.Protocol)
+		assert.Equal(t, lvs.TCP, e.Protocol)
 		assert.Equal(t, netip.AddrPortFrom(r.Topo.VIP, 80), e.Virtual)
 		assert.Equal(t, netip.AddrPortFrom(r.RealAddr(realIndex(c.Real)), 80), e.Real)
 		assert.True(t, e.Expires > lo && e.Expires <= hi, "connection from %s expires in %v, want (%v, %v]", c.Client, e.Expires, lo, hi)

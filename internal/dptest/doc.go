@@ -1,6 +1,6 @@
 // Package dptest is one behaviour suite for every implementation of
-// dataplane.Dataplane: the XDP data plane (pkg/dataplane) and the IPVS one
-// (pkg/ipvsdp) each run it from their own tests, with a Factory that opens
+// dataplane.Dataplane: the XDP data plane (pkg/dataplane/xdp) and the IPVS one
+// (pkg/dataplane/ipvs) each run it from their own tests, with a Factory that opens
 // them on a DR topology from internal/testutil.
 //
 // Each behaviour checks what an ipvsadm user would check, with real TCP
@@ -13,5 +13,5 @@
 //
 // The suite needs root, network namespaces, and for IPVS a kernel with
 // IP_VS: on a development host without it, run the IPVS side with
-// `make vmtest KERNEL=6.1 PKGS=./pkg/ipvsdp/ TESTFLAGS=-test.run=TestBehaviour`.
+// `make vmtest KERNEL=6.1 PKGS=./pkg/dataplane/ipvs/ TESTFLAGS=-test.run=TestBehaviour`.
 package dptest

@@ -24,7 +24,7 @@ import (
 //     that a wrong order shows as such (DestListOrder), not as every
 //     sequence being wrong. The order is what Stats lists.
 //   - Batched: whether one Apply is one dest_changed event (XDP) or one per
-//     real added, edited or removed (IPVS, driven as ipvsdp drives it: adds
+//     real added, edited or removed (IPVS, driven as pkg/dataplane/ipvs drives it: adds
 //     and edits in the order given, then deletions in list order).
 type Model struct {
 	Batched bool
@@ -60,7 +60,7 @@ func (m *Model) Order() []netip.Addr { return slices.Clone(m.list) }
 // at the head, the last added first) nor new reals appended in the order
 // given, or leaves out or adds a real.
 //
-// Within one Apply, IPVS (through ipvsdp) adds and edits reals before it
+// Within one Apply, IPVS (through pkg/dataplane/ipvs) adds and edits reals before it
 // deletes any, so a deleted dest's predecessor, where rr's cursor goes, may
 // be a real added by the same Apply.
 func (m *Model) Apply(svc dataplane.Service, order []netip.Addr) error {
@@ -96,7 +96,7 @@ func (m *Model) Apply(svc dataplane.Service, order []netip.Addr) error {
 		m.wrr, m.wrrAt, m.rrAt = sched.NewWRR(nil), netip.Addr{}, netip.Addr{}
 	} else if svc.Scheduler != m.svc.Scheduler {
 		// An edited scheduler is bound afresh over the dests IPVS has
-		// (ipvsdp edits the service before its reals).
+		// (pkg/dataplane/ipvs edits the service before its reals).
 		m.wrr, m.wrrAt, m.rrAt = sched.NewWRR(m.dests(m.list, m.weight)), netip.Addr{}, netip.Addr{}
 	}
 	members := slices.Clone(m.list)
@@ -201,23 +201,14 @@ func (m *Model) Pick(src netip.Addr) netip.Addr {
 		if w.Cursor >= 0 {
 			m.wrrAt = m.list[w.Cursor]
 		}
-	case "sh":
-		tab := sched.SHTable(ds)
-		port := uint16(0) // sh-port is not used by the suite
-		i = sched.SHPick(&tab, ds, sched.SHKey(src, port), m.svc.Flags&dataplane.SHFallback != 0)
-	case "dh":
-		tab := sched.DHTable(ds)
-		i = sched.DHPick(&tab, ds, m.svc.Addr)
-	case "lc":
-		i = sched.LC(ds)
-	case "wlc":
-		i = sched.WLC(ds)
-	case "sed":
-		i = sched.SED(ds)
-	case "nq":
-		i = sched.NQ(ds)
 	default:
-		panic("dptest: no model of scheduler " + m.svc.Scheduler)
+		// Schedulers with no state between picks: the registry's
+		// reference picker.
+		s, ok := sched.Lookup(m.svc.Scheduler)
+		if !ok || s.New == nil {
+			panic("dptest: no model of scheduler " + m.svc.Scheduler)
+		}
+		i = s.New(ds, m.svc.Flags).Pick(ds, sched.Conn{Src: src, Dst: m.svc.Addr})
 	}
 	if i < 0 {
 		return netip.Addr{}

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 var (
@@ -20,10 +21,10 @@ var (
 var letter = map[netip.Addr]string{ra: "A", rb: "B", rc: "C", rd: "D", {}: "-"}
 
 func svcOf(scheduler string, reals ...any) dataplane.Service {
-	s := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: netip.MustParseAddr("10.0.1.1"), Port: 80, Protocol: dataplane.TCP},
+	s := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: netip.MustParseAddr("10.0.1.1"), Port: 80, Protocol: lvs.TCP},
 		Scheduler: scheduler}
 	for i := 0; i < len(reals); i += 2 {
-		s.Reals = append(s.Reals, dataplane.Real{Addr: reals[i].(netip.Addr), Port: 80, Weight: int32(reals[i+1].(int))})
+		s.Reals = append(s.Reals, dataplane.Real{Addr: reals[i].(netip.Addr), Port: 80, Weight: int32(reals[i+1].(int)), Forward: lvs.DR})
 	}
 	return s
 }

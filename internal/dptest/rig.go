@@ -14,6 +14,7 @@ import (
 
 	"github.com/xlbproject/xlb/internal/testutil"
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // Factory opens a data plane that forwards for topo's director; it is
@@ -57,7 +58,7 @@ func newRig(t *testing.T, dp DataPlane, reals int) *Rig {
 	t.Cleanup(func() { assert.NoError(t, topo.Close()) })
 	require.NoError(t, topo.ServeHTTP(80))
 	warmNeighbours(t, topo)
-	r := &Rig{Name: dp.Name, Topo: topo, Key: dataplane.ServiceKey{Addr: topo.VIP, Port: 80, Protocol: dataplane.TCP}}
+	r := &Rig{Name: dp.Name, Topo: topo, Key: dataplane.ServiceKey{Addr: topo.VIP, Port: 80, Protocol: lvs.TCP}}
 	r.DP = dp.Open(t, topo)
 	return r
 }
@@ -80,7 +81,7 @@ func warmNeighbours(t *testing.T, topo *testutil.DR) {
 }
 
 // Batched says whether the data plane takes one Apply as one dest_changed.
-// Neither does: ipvsdp adds and edits reals one at a time as keepalived
+// Neither does: pkg/dataplane/ipvs adds and edits reals one at a time as keepalived
 // does, and the XDP data plane replays an Apply through the same
 // operations to compute its tables.
 func (r *Rig) Batched() bool { return false }
@@ -117,7 +118,7 @@ func (r *Rig) Service(scheduler string, weights ...int32) dataplane.Service {
 	s := dataplane.Service{ServiceKey: r.Key, Scheduler: scheduler}
 	for i, w := range weights {
 		if w >= 0 {
-			s.Reals = append(s.Reals, dataplane.Real{Addr: r.RealAddr(i), Port: 80, Weight: w, Forward: dataplane.DR})
+			s.Reals = append(s.Reals, dataplane.Real{Addr: r.RealAddr(i), Port: 80, Weight: w, Forward: lvs.DR})
 		}
 	}
 	return s

@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/sched"
 )
 
 // Format writes c as a keepalived.conf. Every setting is written out, the
@@ -314,16 +317,15 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	f.open("virtual_server", addr(vs.Addr), u(vs.Port))
 	f.line("protocol", vs.Protocol.String())
 	f.line("lvs_sched", vs.Scheduler)
-	f.line("lvs_method", vs.Forward.String())
-	if vs.SchedFlags&FlagOnePacket != 0 {
+	f.line("lvs_method", vs.Forward.Kind())
+	if vs.SchedFlags&lvs.OnePacket != 0 {
 		f.line("ops")
 	}
-	if vs.Scheduler == "sh" || vs.Scheduler == "mh" {
-		if vs.SchedFlags&FlagSched1 != 0 {
-			f.line(vs.Scheduler + "-fallback")
-		}
-		if vs.SchedFlags&FlagSched2 != 0 {
-			f.line(vs.Scheduler + "-port")
+	if s, ok := sched.Lookup(vs.Scheduler); ok {
+		for _, fl := range s.Flags {
+			if vs.SchedFlags&fl.Bit != 0 {
+				f.line(fl.Name)
+			}
 		}
 	}
 	if vs.PersistenceTimeout != 0 {
@@ -357,7 +359,7 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	}
 	if ss := vs.SorryServer; ss != nil {
 		f.line("sorry_server", addr(ss.Addr), u(ss.Port))
-		f.line("sorry_server_lvs_method", ss.Forward.String())
+		f.line("sorry_server_lvs_method", ss.Forward.Kind())
 		if ss.InhibitOnFailure {
 			f.line("sorry_server_inhibit")
 		}
@@ -371,7 +373,7 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 func (f *formatter) realServer(vs *VirtualServer, rs *RealServer) {
 	f.open("real_server", addr(rs.Addr), u(rs.Port))
 	f.line("weight", strconv.Itoa(rs.Weight))
-	f.line("lvs_method", rs.Forward.String())
+	f.line("lvs_method", rs.Forward.Kind())
 	f.line("inhibit_on_failure", onOff(rs.InhibitOnFailure))
 	f.line("alpha", onOff(rs.Alpha))
 	if rs.UThreshold != 0 {

@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/sched"
 )
 
 // The defaults of keepalived's check_data.c and the checkers.
@@ -51,12 +54,12 @@ type vsDraft struct {
 	vs          VirtualServer
 	inh         inherited
 	weight      opt[int]
-	protocol    opt[Protocol]
+	protocol    opt[lvs.Protocol]
 	scheduler   opt[string]
-	forward     opt[Forward]
+	forward     opt[lvs.Forward]
 	persistence opt[time.Duration]
 	granularity opt[int]
-	sorryFwd    opt[Forward]
+	sorryFwd    opt[lvs.Forward]
 	sorryPos    Pos
 	flagWords   []*node // sh-port, mh-fallback, ...: checked against the scheduler
 	reals       []*rsDraft
@@ -66,7 +69,7 @@ type rsDraft struct {
 	rs       RealServer
 	inh      inherited
 	weight   opt[int]
-	forward  opt[Forward]
+	forward  opt[lvs.Forward]
 	checkers []*checkerDraft
 }
 
@@ -121,8 +124,8 @@ func (ps *parser) virtualServer(b *node) {
 		switch n.kw {
 		case "lvs_sched", "lb_algo":
 			if s, ok := ps.stringArg(n); ok {
-				if !slices.Contains(Schedulers, s) {
-					ps.p.errorf(n.pos, s, "unknown scheduler (want one of %s):", strings.Join(Schedulers, " "))
+				if _, ok := sched.Lookup(s); !ok {
+					ps.p.errorf(n.pos, s, "unknown scheduler (want one of %s):", strings.Join(sched.Names(nil), " "))
 				} else {
 					d.scheduler.put(s)
 				}
@@ -135,11 +138,11 @@ func (ps *parser) virtualServer(b *node) {
 			if s, ok := ps.stringArg(n); ok {
 				switch strings.ToUpper(s) {
 				case "TCP":
-					d.protocol.put(ProtoTCP)
+					d.protocol.put(lvs.TCP)
 				case "UDP":
-					d.protocol.put(ProtoUDP)
+					d.protocol.put(lvs.UDP)
 				case "SCTP":
-					d.protocol.put(ProtoSCTP)
+					d.protocol.put(lvs.SCTP)
 				default:
 					ps.p.errorf(n.pos, s, "protocol must be TCP, UDP or SCTP, got")
 				}
@@ -290,24 +293,24 @@ func isChecker(ctx string) bool {
 	return false
 }
 
-func (ps *parser) forwardArg(n *node) (Forward, bool) {
+func (ps *parser) forwardArg(n *node) (lvs.Forward, bool) {
 	if !ps.args(n, 1, -1) {
 		return 0, false
 	}
-	var f Forward
+	var f lvs.Forward
 	switch n.args[0] {
 	case "NAT":
-		f = ForwardNAT
+		f = lvs.NAT
 	case "DR":
-		f = ForwardDR
+		f = lvs.DR
 	case "TUN":
-		f = ForwardTUN
+		f = lvs.TUN
 	default:
 		ps.p.errorf(n.pos, n.args[0], "%s must be NAT, DR or TUN, got", n.kw)
 		return 0, false
 	}
 	if len(n.args) > 1 {
-		if f == ForwardTUN {
+		if f == lvs.TUN {
 			ps.p.warnf(n.pos, n.args[1], "tunnel options not implemented by xlb (IPIP is used), ignored from")
 		} else {
 			ps.p.warnf(n.pos, n.args[1], "extra words after %s ignored, from", n.kw)
@@ -611,7 +614,7 @@ func (ps *parser) finishVirtualServers() {
 	type key struct {
 		addr  netip.Addr
 		port  uint16
-		proto Protocol
+		proto lvs.Protocol
 	}
 	seen := map[key]Pos{}
 	for _, d := range ps.vss {
@@ -625,7 +628,7 @@ func (ps *parser) finishVirtualServers() {
 		if vs.Protocol == 0 {
 			// The kernel takes protocol 0 as UDP; keepalived says so.
 			w("no protocol set, defaulting to UDP for")
-			vs.Protocol = ProtoUDP
+			vs.Protocol = lvs.UDP
 		}
 		vs.Scheduler = d.scheduler.or("")
 		if vs.Scheduler == "" {
@@ -635,25 +638,23 @@ func (ps *parser) finishVirtualServers() {
 		for _, n := range d.flagWords {
 			switch {
 			case n.kw == "ops":
-				if vs.Protocol != ProtoUDP {
+				if vs.Protocol != lvs.UDP {
 					ps.p.warnf(n.pos, n.kw, "one-packet scheduling needs UDP; ignoring")
 					continue
 				}
-				vs.SchedFlags |= FlagOnePacket
-			case strings.HasPrefix(n.kw, vs.Scheduler+"-"):
-				if strings.HasSuffix(n.kw, "-port") {
-					vs.SchedFlags |= FlagSched2
-				} else {
-					vs.SchedFlags |= FlagSched1
-				}
+				vs.SchedFlags |= lvs.OnePacket
 			default:
-				ps.p.warnf(n.pos, n.kw, "only applies to the %s scheduler, not %s; ignoring", n.kw[:2], vs.Scheduler)
+				bit, owner, _ := sched.FlagByName(n.kw)
+				if owner != vs.Scheduler {
+					ps.p.warnf(n.pos, n.kw, "only applies to the %s scheduler, not %s; ignoring", owner, vs.Scheduler)
+					continue
+				}
+				vs.SchedFlags |= bit
 			}
 		}
-		vs.Forward = d.forward.or(0)
-		if vs.Forward == 0 {
+		vs.Forward = d.forward.or(lvs.NAT)
+		if !d.forward.set {
 			w("no lvs_method set, defaulting to NAT for")
-			vs.Forward = ForwardNAT
 		}
 		vs.PersistenceTimeout = d.persistence.or(0)
 		if d.granularity.set && vs.PersistenceTimeout == 0 {
@@ -699,7 +700,7 @@ func (ps *parser) finishVirtualServers() {
 			// in a missing port and corrects a different one.
 			if rs.Port == 0 {
 				rs.Port = vs.Port
-			} else if rs.Forward != ForwardNAT && rs.Port != vs.Port {
+			} else if rs.Forward != lvs.NAT && rs.Port != vs.Port {
 				ps.p.warnf(rs.Pos, rs.Addr.String(), "only NAT can change the port; using port %d for real_server", vs.Port)
 				rs.Port = vs.Port
 			}
@@ -714,18 +715,18 @@ func (ps *parser) finishVirtualServers() {
 			ss.Forward = d.sorryFwd.or(vs.Forward)
 			if ss.Port == 0 {
 				ss.Port = vs.Port
-			} else if ss.Forward != ForwardNAT && ss.Port != vs.Port {
+			} else if ss.Forward != lvs.NAT && ss.Port != vs.Port {
 				ps.p.warnf(d.sorryPos, ss.Addr.String(), "only NAT can change the port; using port %d for sorry_server", vs.Port)
 				ss.Port = vs.Port
 			}
-			if ss.Addr.Is4() != vs.Addr.Is4() && ss.Forward != ForwardTUN {
+			if ss.Addr.Is4() != vs.Addr.Is4() && ss.Forward != lvs.TUN {
 				ps.p.warnf(d.sorryPos, ss.Addr.String(), "sorry_server address family differs from the virtual server's; ignoring")
 				vs.SorryServer = nil
 			}
 		}
 		for i := len(vs.Reals) - 1; i >= 0; i-- {
 			rs := vs.Reals[i]
-			if rs.Addr.Is4() != vs.Addr.Is4() && rs.Forward != ForwardTUN {
+			if rs.Addr.Is4() != vs.Addr.Is4() && rs.Forward != lvs.TUN {
 				ps.p.warnf(rs.Pos, rs.Addr.String(), "real_server address family differs from the virtual server's; ignoring")
 				weightSum -= uint64(rs.Weight)
 				vs.Reals = slices.Delete(vs.Reals, i, i+1)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 var (
@@ -24,14 +26,14 @@ func TestVirtualServerDefaults(t *testing.T) {
 	require.Len(t, cfg.VirtualServers, 1)
 	assert.Equal(t, VirtualServer{
 		Addr: vip, Port: 80,
-		Protocol:               ProtoUDP, // keepalived's default, with a warning
+		Protocol:               lvs.UDP, // keepalived's default, with a warning
 		Scheduler:              "wlc",
-		Forward:                ForwardNAT,
+		Forward:                lvs.NAT,
 		PersistenceGranularity: 32,
 		DelayLoop:              60 * time.Second,
 		Quorum:                 1,
 		Reals: []RealServer{{
-			Addr: rip2, Port: 80, Weight: 1, Forward: ForwardNAT,
+			Addr: rip2, Port: 80, Weight: 1, Forward: lvs.NAT,
 			Pos: Pos{"keepalived.conf", 2},
 		}},
 		Pos: Pos{"keepalived.conf", 1},
@@ -76,9 +78,9 @@ func TestVirtualServerKeywords(t *testing.T) {
 	))
 	vs := cfg.VirtualServers[0]
 	assert.Equal(t, VirtualServer{
-		Addr: vip, Port: 53, Protocol: ProtoUDP, Scheduler: "sh",
-		SchedFlags:             FlagSHPort | FlagSHFallback | FlagOnePacket,
-		Forward:                ForwardDR,
+		Addr: vip, Port: 53, Protocol: lvs.UDP, Scheduler: "sh",
+		SchedFlags:             lvs.Sched2 | lvs.Sched1 | lvs.OnePacket,
+		Forward:                lvs.DR,
 		PersistenceTimeout:     300 * time.Second,
 		PersistenceGranularity: 24,
 		DelayLoop:              6500 * time.Millisecond,
@@ -88,10 +90,10 @@ func TestVirtualServerKeywords(t *testing.T) {
 		QuorumDown:       &Script{Args: []string{"/bin/down"}},
 		InhibitOnFailure: true,
 		SorryServer: &SorryServer{
-			Addr: netip.MustParseAddr("10.0.0.200"), Port: 53, Forward: ForwardTUN, InhibitOnFailure: true,
+			Addr: netip.MustParseAddr("10.0.0.200"), Port: 53, Forward: lvs.TUN, InhibitOnFailure: true,
 		},
 		Reals: []RealServer{{
-			Addr: rip2, Port: 53, Weight: 3, Forward: ForwardDR,
+			Addr: rip2, Port: 53, Weight: 3, Forward: lvs.DR,
 			InhibitOnFailure: true, Alpha: true, // from the virtual server
 			UThreshold: 1000, LThreshold: 800,
 			NotifyUp:   &Script{Args: []string{"/bin/rs-up"}},
@@ -149,7 +151,7 @@ func TestSchedFlagsNeedTheirScheduler(t *testing.T) {
 	}, warningStrings(cfg))
 
 	cfg = mustParse(t, "virtual_server 10.0.0.1 80 {\n protocol TCP\n lvs_sched mh\n mh-fallback\n mh-port\n real_server 10.0.0.2 80 {\n }\n}\n")
-	assert.Equal(t, FlagMHFallback|FlagMHPort, cfg.VirtualServers[0].SchedFlags)
+	assert.Equal(t, lvs.Sched1|lvs.Sched2, cfg.VirtualServers[0].SchedFlags)
 }
 
 func TestPersistence(t *testing.T) {
@@ -221,12 +223,12 @@ func TestRealServerPorts(t *testing.T) {
 	vs := cfg.VirtualServers[0]
 	require.Len(t, vs.Reals, 3)
 	assert.Equal(t, uint16(8080), vs.Reals[0].Port)
-	assert.Equal(t, ForwardNAT, vs.Reals[0].Forward)
+	assert.Equal(t, lvs.NAT, vs.Reals[0].Forward)
 	assert.Equal(t, uint16(80), vs.Reals[1].Port)
-	assert.Equal(t, ForwardDR, vs.Reals[1].Forward)
+	assert.Equal(t, lvs.DR, vs.Reals[1].Forward)
 	assert.Equal(t, uint16(80), vs.Reals[2].Port)
-	assert.Equal(t, ForwardTUN, vs.Reals[2].Forward)
-	assert.Equal(t, &SorryServer{Addr: netip.MustParseAddr("10.0.0.9"), Port: 80, Forward: ForwardNAT}, vs.SorryServer)
+	assert.Equal(t, lvs.TUN, vs.Reals[2].Forward)
+	assert.Equal(t, &SorryServer{Addr: netip.MustParseAddr("10.0.0.9"), Port: 80, Forward: lvs.NAT}, vs.SorryServer)
 	assert.Equal(t, []string{
 		`keepalived.conf:7: only NAT can change the port; using port 80 for real_server "10.0.0.3"`,
 		`keepalived.conf:13: real_server duplicated in the same virtual_server; ignoring the second "10.0.0.2"`,

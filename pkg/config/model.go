@@ -2,7 +2,10 @@ package config
 
 import (
 	"net/netip"
+	"slices"
 	"time"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // Config is a keepalived.conf as xlb reads it, with keepalived's defaults
@@ -287,75 +290,15 @@ type SyncGroup struct {
 	Pos            Pos
 }
 
-// Protocol is a virtual service's layer-4 protocol, by IP protocol number.
-type Protocol uint8
-
-const (
-	ProtoTCP  Protocol = 6
-	ProtoUDP  Protocol = 17
-	ProtoSCTP Protocol = 132
-)
-
-func (p Protocol) String() string {
-	switch p {
-	case ProtoTCP:
-		return "TCP"
-	case ProtoUDP:
-		return "UDP"
-	case ProtoSCTP:
-		return "SCTP"
-	}
-	return "invalid"
-}
-
-// Forward is an LVS forwarding method (lvs_method, lb_kind).
-type Forward int
-
-const (
-	ForwardNAT Forward = iota + 1 // masquerading, ipvsadm -m
-	ForwardDR                     // direct routing, ipvsadm -g
-	ForwardTUN                    // IP-in-IP tunnelling, ipvsadm -i
-)
-
-func (f Forward) String() string {
-	switch f {
-	case ForwardNAT:
-		return "NAT"
-	case ForwardDR:
-		return "DR"
-	case ForwardTUN:
-		return "TUN"
-	}
-	return "invalid"
-}
-
-// SchedFlags are IPVS service flags, with the kernel's bit values
-// (IP_VS_SVC_F_*), so they can be handed to the data plane as they are.
-type SchedFlags uint32
-
-const (
-	FlagOnePacket  SchedFlags = 0x0004 // ops: one-packet scheduling (UDP)
-	FlagSched1     SchedFlags = 0x0008 // flag-1
-	FlagSched2     SchedFlags = 0x0010 // flag-2
-	FlagSched3     SchedFlags = 0x0020 // flag-3
-	FlagSHFallback            = FlagSched1
-	FlagSHPort                = FlagSched2
-	FlagMHFallback            = FlagSched1
-	FlagMHPort                = FlagSched2
-)
-
-// Schedulers are the IPVS scheduler names keepalived accepts.
-var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
-
 // VirtualServer is a virtual_server block: one IPVS service.
 type VirtualServer struct {
 	Addr     netip.Addr
 	Port     uint16 // 0 only for a persistent service
-	Protocol Protocol
-	// Scheduler is an IPVS scheduler name (see Schedulers); wlc unless set.
+	Protocol lvs.Protocol
+	// Scheduler is an IPVS scheduler name (pkg/sched's registry); wlc unless set.
 	Scheduler  string
-	SchedFlags SchedFlags
-	Forward    Forward // the default for its real servers; NAT unless set
+	SchedFlags lvs.SvcFlags // ops, and the scheduler flags (sh-port, ...)
+	Forward    lvs.Forward  // the default for its real servers; NAT unless set
 
 	// PersistenceTimeout is 0 for a service without persistence. A
 	// persistence_timeout without a value, or a persistence_granularity
@@ -383,19 +326,19 @@ type VirtualServer struct {
 type SorryServer struct {
 	Addr             netip.Addr
 	Port             uint16
-	Forward          Forward
+	Forward          lvs.Forward
 	InhibitOnFailure bool
 }
 
 // RealServer is a real_server block.
 type RealServer struct {
 	Addr             netip.Addr
-	Port             uint16  // the virtual server's port unless set (always, unless NAT)
-	Weight           int     // 0..2147483647; the virtual server's weight (1) unless set
-	Forward          Forward // the virtual server's method unless set
-	InhibitOnFailure bool    // set weight 0 instead of removing the server when down
-	Alpha            bool    // start as down until the checkers pass
-	UThreshold       uint32  // 0: no upper connection threshold
+	Port             uint16      // the virtual server's port unless set (always, unless NAT)
+	Weight           int         // 0..2147483647; the virtual server's weight (1) unless set
+	Forward          lvs.Forward // the virtual server's method unless set
+	InhibitOnFailure bool        // set weight 0 instead of removing the server when down
+	Alpha            bool        // start as down until the checkers pass
+	UThreshold       uint32      // 0: no upper connection threshold
 	LThreshold       uint32
 	NotifyUp         *Script
 	NotifyDown       *Script
@@ -489,4 +432,15 @@ type URL struct {
 // StatusRange is an inclusive range of HTTP status codes.
 type StatusRange struct {
 	Min, Max int
+}
+
+// WithoutPos returns a copy of xs with where each block was written
+// cleared (pos gives a block's position), so that comparing two
+// configurations ignores blocks that merely moved in the file.
+func WithoutPos[T any](xs []T, pos func(*T) *Pos) []T {
+	out := slices.Clone(xs)
+	for i := range out {
+		*pos(&out[i]) = Pos{}
+	}
+	return out
 }

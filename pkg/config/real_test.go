@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // realWarnings are the warnings for each file of testdata/real (see its
@@ -140,12 +142,12 @@ func TestRealWorldValues(t *testing.T) {
 		vs := cfg.VirtualServers[0]
 		assert.Equal(t, netip.MustParseAddr("10.0.0.100"), vs.Addr)
 		assert.Equal(t, uint16(80), vs.Port)
-		assert.Equal(t, ProtoTCP, vs.Protocol)
+		assert.Equal(t, lvs.TCP, vs.Protocol)
 		assert.Equal(t, "wlc", vs.Scheduler)
-		assert.Equal(t, ForwardDR, vs.Forward)
+		assert.Equal(t, lvs.DR, vs.Forward)
 		assert.Equal(t, 300*time.Second, vs.PersistenceTimeout)
 		assert.Equal(t, 6*time.Second, vs.DelayLoop)
-		assert.Equal(t, &SorryServer{Addr: netip.MustParseAddr("10.0.0.200"), Port: 80, Forward: ForwardDR}, vs.SorryServer)
+		assert.Equal(t, &SorryServer{Addr: netip.MustParseAddr("10.0.0.200"), Port: 80, Forward: lvs.DR}, vs.SorryServer)
 		require.Len(t, vs.Reals, 3)
 
 		http := vs.Reals[0].Checkers[0]
@@ -210,7 +212,7 @@ func TestRealWorldValues(t *testing.T) {
 	t.Run("inhibit and sorry server", func(t *testing.T) {
 		assert.True(t, parse("keepalived.conf.inhibit").VirtualServers[0].Reals[0].InhibitOnFailure)
 		vs := parse("keepalived.conf.sample").VirtualServers[0]
-		assert.Equal(t, &SorryServer{Addr: netip.MustParseAddr("192.168.200.200"), Port: 1358, Forward: ForwardNAT}, vs.SorryServer)
+		assert.Equal(t, &SorryServer{Addr: netip.MustParseAddr("192.168.200.200"), Port: 1358, Forward: lvs.NAT}, vs.SorryServer)
 	})
 
 	t.Run("misc check arguments", func(t *testing.T) {

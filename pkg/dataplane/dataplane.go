@@ -4,68 +4,15 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
-)
 
-// Protocol is an IP protocol number of a service (ipvsadm -t / -u).
-type Protocol uint8
-
-const (
-	TCP Protocol = 6
-	UDP Protocol = 17
-)
-
-func (p Protocol) String() string {
-	switch p {
-	case TCP:
-		return "TCP"
-	case UDP:
-		return "UDP"
-	}
-	return fmt.Sprintf("proto-%d", uint8(p))
-}
-
-// Forward is a real's packet-forwarding method (ipvsadm -g / -m / -i).
-type Forward uint8
-
-const (
-	// DR is direct routing (ipvsadm -g, keepalived lb_kind DR): only the
-	// destination MAC changes; the real holds the VIP on lo.
-	DR Forward = iota
-	// NAT is masquerading (ipvsadm -m, keepalived lb_kind NAT): the
-	// destination becomes the real's address and port; the real routes
-	// its replies through the director, which puts the VIP back.
-	NAT
-	// Tunnel is IP-in-IP (ipvsadm -i, keepalived lb_kind TUN): the
-	// packet is encapsulated to the real, which holds the VIP. The IPVS
-	// data plane has it; the XDP data plane refuses it.
-	Tunnel
-)
-
-func (f Forward) String() string {
-	switch f {
-	case DR:
-		return "Route"
-	case NAT:
-		return "Masq"
-	case Tunnel:
-		return "Tunnel"
-	}
-	return fmt.Sprintf("forward-%d", uint8(f))
-}
-
-// SchedFlags are ipvsadm's -b scheduler flags.
-type SchedFlags uint16
-
-const (
-	SHFallback SchedFlags = 0x0008 // IP_VS_SVC_F_SCHED1
-	SHPort     SchedFlags = 0x0010 // IP_VS_SVC_F_SCHED2
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // ServiceKey names a virtual service: VIP, port, protocol.
 type ServiceKey struct {
 	Addr     netip.Addr
 	Port     uint16
-	Protocol Protocol
+	Protocol lvs.Protocol
 }
 
 func (k ServiceKey) String() string {
@@ -75,8 +22,9 @@ func (k ServiceKey) String() string {
 // Service is a virtual service and its reals, in IPVS dest-list order.
 type Service struct {
 	ServiceKey
-	Scheduler string // rr, wrr, sh, dh, lc, wlc, sed, nq
-	Flags     SchedFlags
+	Scheduler string // a name in pkg/sched's registry
+	// Flags are the scheduler flags (lvs.SchedFlags bits) and OnePacket.
+	Flags lvs.SvcFlags
 	// Persistence (ipvsadm -p, keepalived persistence_timeout): a
 	// client's connections keep their real until the template has been
 	// unused this long and controls no connection. 0 = none.
@@ -84,13 +32,7 @@ type Service struct {
 	// PersistenceMask is the prefix length that groups clients
 	// (ipvsadm -M, persistence_granularity); 0 means /32.
 	PersistenceMask int
-	// Standby keeps the service ready but not forwarding: packets to it,
-	// new flows and established ones, go to the kernel, which does not
-	// hold the VIP. It is the VRRP BACKUP (or FAULT) role of the VIP's
-	// instance; clearing it is one map write per service and real, so a
-	// takeover forwards at once.
-	Standby bool
-	Reals   []Real
+	Reals           []Real
 }
 
 // Real is a real server of a service. Weight 0 quiesces it: no new flows,
@@ -99,7 +41,7 @@ type Real struct {
 	Addr    netip.Addr
 	Port    uint16
 	Weight  int32
-	Forward Forward
+	Forward lvs.Forward
 }
 
 func (r Real) String() string { return netip.AddrPortFrom(r.Addr, r.Port).String() }
@@ -113,6 +55,12 @@ type Counters struct {
 	Conns      uint64
 	OutPackets uint64
 	OutBytes   uint64
+}
+
+// Add sums two sets of counters.
+func (c Counters) Add(o Counters) Counters {
+	return Counters{Packets: c.Packets + o.Packets, Bytes: c.Bytes + o.Bytes, Conns: c.Conns + o.Conns,
+		OutPackets: c.OutPackets + o.OutPackets, OutBytes: c.OutBytes + o.OutBytes}
 }
 
 // ServiceStats are a service's counters and its reals'.
@@ -145,7 +93,7 @@ type Stats struct {
 type Conn struct {
 	// State is IPVS's name of the connection's state (ESTABLISHED, ...).
 	State    string
-	Protocol Protocol
+	Protocol lvs.Protocol
 	Client   netip.AddrPort
 	Virtual  netip.AddrPort
 	Real     netip.AddrPort
@@ -163,10 +111,21 @@ type Timeouts struct {
 // Dataplane is what the director drives: it makes the kernel forward the
 // desired services.
 type Dataplane interface {
+	// Caps says what this data plane can forward. Apply refuses what
+	// Caps.Validate refuses.
+	Caps() Caps
 	// Apply makes the data plane forward exactly these services. It
 	// validates everything before changing anything: on error nothing is
 	// applied. Established flows keep their reals.
 	Apply(services []Service) error
+	// SetStandby says which VIPs this director does not serve now (a VIP
+	// owner's decision: VRRP BACKUP or FAULT, ...). Their services, those
+	// applied already and those applied later, stay loaded (tables,
+	// reals, flows) but forward nothing: their packets go to the kernel,
+	// which does not hold the VIP, as on an IPVS backup. It changes only
+	// that, without re-planning or waiting for anything, so that a role
+	// flip forwards at once.
+	SetStandby(vips map[netip.Addr]bool) error
 	Stats() (Stats, error)
 	Conns() ([]Conn, error)
 	// SetTimeouts changes IPVS's TCP established, TCP FIN_WAIT and UDP

@@ -15,6 +15,9 @@ import (
 	"github.com/xlbproject/xlb/pkg/control"
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/ipvsadm"
+	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/sched"
+	"github.com/xlbproject/xlb/pkg/scripts"
 )
 
 // Health is a real's state as its checkers report it.
@@ -30,19 +33,14 @@ type Health struct {
 // never passed to it.
 type CheckStarter func(ctx context.Context, vs *config.VirtualServer, rs *config.RealServer, report func(Health))
 
-// ScriptRunner runs a notify or quorum script; the director calls it
-// without holding its lock.
-type ScriptRunner func(s *config.Script, why string)
-
 // Options configure a Director.
 type Options struct {
 	Dataplane dataplane.Dataplane
 	Logger    *slog.Logger
 	Checks    CheckStarter
-	Scripts   ScriptRunner
-	// Caps is what the data plane can do, for validating configurations
-	// (zero: XDPCaps).
-	Caps Caps
+	// Scripts runs notify_up/notify_down and quorum scripts; the director
+	// calls it without holding its lock.
+	Scripts scripts.Runner
 }
 
 // Director owns the wanted state of the data plane.
@@ -61,10 +59,13 @@ type Director struct {
 	zeroed map[string]ipvsadm.Stats
 	// est are the rate estimators, by service/real.
 	est map[string]*estimator
-	// masters are the VIPs whose VRRP instance is MASTER here. A VIP that
-	// a vrrp_instance holds and that is not here is on standby: its
-	// services forward nothing (an IPVS backup does not own the VIP).
-	masters map[netip.Addr]bool
+
+	// standby are the VIPs whose services stay loaded but forward
+	// nothing: some VIP owner (VRRP, ...) says this director does not
+	// serve them now. Guarded by its own lock: a role flip never waits
+	// for mu, which an Apply may hold while next hops resolve.
+	standbyMu sync.Mutex
+	standby   map[netip.Addr]bool
 }
 
 type vsState struct {
@@ -103,14 +104,24 @@ func New(ctx context.Context, opts Options) *Director {
 }
 
 func keyOf(vs *config.VirtualServer) dataplane.ServiceKey {
-	return dataplane.ServiceKey{Addr: vs.Addr, Port: vs.Port, Protocol: dataplane.Protocol(vs.Protocol)}
+	return dataplane.ServiceKey{Addr: vs.Addr, Port: vs.Port, Protocol: vs.Protocol}
+}
+
+// serviceOf is a virtual server as the data plane takes it, without reals.
+func serviceOf(vs *config.VirtualServer) dataplane.Service {
+	return dataplane.Service{ServiceKey: keyOf(vs), Scheduler: vs.Scheduler, Flags: vs.SchedFlags,
+		Persistence: vs.PersistenceTimeout, PersistenceMask: vs.PersistenceGranularity}
+}
+
+func realOf(addr netip.Addr, port uint16, weight int, fwd lvs.Forward) dataplane.Real {
+	return dataplane.Real{Addr: addr, Port: port, Weight: int32(weight), Forward: fwd}
 }
 
 // Load makes cfg the wanted state. It is validated first: an invalid one
 // changes nothing. A valid one is applied as a diff: reals whose checks did
 // not change keep their health state and their flows.
 func (d *Director) Load(cfg *config.Config) error {
-	if err := ValidateFor(cfg, d.opts.Caps); err != nil {
+	if err := Validate(cfg, d.opts.Dataplane.Caps()); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -178,18 +189,8 @@ func (d *Director) Load(cfg *config.Config) error {
 // sameChecks reports whether a real's health checking is unchanged, so its
 // health state carries over a reload.
 func sameChecks(ovs *config.VirtualServer, ors *config.RealServer, nvs *config.VirtualServer, nrs *config.RealServer) bool {
-	return reflect.DeepEqual(withoutPos(ors.Checkers, checkerPos), withoutPos(nrs.Checkers, checkerPos)) && ovs.DelayLoop == nvs.DelayLoop &&
+	return reflect.DeepEqual(config.WithoutPos(ors.Checkers, checkerPos), config.WithoutPos(nrs.Checkers, checkerPos)) && ovs.DelayLoop == nvs.DelayLoop &&
 		ors.Alpha == nrs.Alpha && ovs.Alpha == nvs.Alpha
-}
-
-// withoutPos drops where blocks were written (pos gives a block's
-// position): moving a block in the file does not change it.
-func withoutPos[T any](xs []T, pos func(*T) *config.Pos) []T {
-	out := slices.Clone(xs)
-	for i := range out {
-		*pos(&out[i]) = config.Pos{}
-	}
-	return out
 }
 
 func checkerPos(c *config.Checker) *config.Pos { return &c.Pos }
@@ -296,22 +297,20 @@ func (d *Director) updateQuorum(vs *vsState) []func() {
 // wanted is the data plane's state the configuration and health imply.
 func (d *Director) wanted() []dataplane.Service {
 	var out []dataplane.Service
-	governed := governedVIPs(d.cfg)
 	for _, vs := range d.services {
-		svc := dataplane.Service{ServiceKey: vs.key, Scheduler: vs.cfg.Scheduler, Flags: dataplane.SchedFlags(vs.cfg.SchedFlags),
-			Persistence: vs.cfg.PersistenceTimeout, PersistenceMask: vs.cfg.PersistenceGranularity}
+		svc := serviceOf(&vs.cfg)
 		if !vs.quorumUp && vs.cfg.SorryServer != nil {
 			// keepalived: the live reals leave the pool, the sorry
 			// server takes their place.
 			s := vs.cfg.SorryServer
-			svc.Reals = []dataplane.Real{{Addr: s.Addr, Port: s.Port, Weight: 1, Forward: forwardOf(s.Forward)}}
+			svc.Reals = []dataplane.Real{realOf(s.Addr, s.Port, 1, s.Forward)}
 		} else {
 			for _, r := range vs.reals {
 				switch {
 				case r.health.Up:
-					svc.Reals = append(svc.Reals, dataplane.Real{Addr: r.cfg.Addr, Port: r.cfg.Port, Weight: int32(r.weight()), Forward: forwardOf(r.cfg.Forward)})
+					svc.Reals = append(svc.Reals, realOf(r.cfg.Addr, r.cfg.Port, r.weight(), r.cfg.Forward))
 				case r.cfg.InhibitOnFailure || vs.cfg.InhibitOnFailure:
-					svc.Reals = append(svc.Reals, dataplane.Real{Addr: r.cfg.Addr, Port: r.cfg.Port, Weight: 0, Forward: forwardOf(r.cfg.Forward)})
+					svc.Reals = append(svc.Reals, realOf(r.cfg.Addr, r.cfg.Port, 0, r.cfg.Forward))
 				}
 			}
 		}
@@ -321,50 +320,32 @@ func (d *Director) wanted() []dataplane.Service {
 	if err != nil {
 		d.log.Error("services made by xlbadm", "error", err)
 	}
-	out = append(out, extra...)
-	for i := range out {
-		out[i].Standby = governed[out[i].Addr] && !d.masters[out[i].Addr]
-	}
-	return out
+	return append(out, extra...)
 }
 
-// governedVIPs are the addresses some vrrp_instance moves between
-// directors.
-func governedVIPs(cfg *config.Config) map[netip.Addr]bool {
-	out := map[netip.Addr]bool{}
-	if cfg == nil {
-		return out
-	}
-	for _, in := range cfg.Instances {
-		for _, ip := range slices.Concat(in.VirtualIPs, in.ExcludedVirtualIPs) {
-			out[ip.Prefix.Addr()] = true
-		}
-	}
-	return out
-}
-
-// SetMasterVIPs tells the director which VRRP-held VIPs are MASTER here;
-// services of the others stay loaded but forward nothing. It applies at
-// once: the VRRP side calls it before adding the VIPs when it becomes
-// MASTER and after removing them when it stops being MASTER.
-func (d *Director) SetMasterVIPs(vips map[netip.Addr]bool) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if maps.Equal(d.masters, vips) {
+// SetStandby tells the director which VIPs it does not serve now (the VIP
+// owners decide: VRRP BACKUP or FAULT, ...): their services stay loaded but
+// forward nothing. The data plane writes only flags, at once; the director
+// takes none of the locks an Apply holds, so a role flip never waits for
+// one.
+func (d *Director) SetStandby(vips map[netip.Addr]bool) error {
+	d.standbyMu.Lock()
+	defer d.standbyMu.Unlock()
+	if d.standby != nil && maps.Equal(d.standby, vips) {
 		return nil
 	}
-	d.masters = maps.Clone(vips)
-	return d.applyAndCheck()
+	d.standby = maps.Clone(vips)
+	if err := d.opts.Dataplane.SetStandby(vips); err != nil {
+		d.log.Error("setting VIPs on standby", "error", err)
+		return err
+	}
+	return nil
 }
 
-func forwardOf(f config.Forward) dataplane.Forward {
-	switch f {
-	case config.ForwardNAT:
-		return dataplane.NAT
-	case config.ForwardTUN:
-		return dataplane.Tunnel
-	}
-	return dataplane.DR
+func (d *Director) onStandby(vip netip.Addr) bool {
+	d.standbyMu.Lock()
+	defer d.standbyMu.Unlock()
+	return d.standby[vip]
 }
 
 func (d *Director) applyLocked() {
@@ -412,7 +393,6 @@ func (d *Director) Status() (control.Status, error) {
 		st.LastError = d.lastErr.Error()
 	}
 	inService := map[netip.AddrPort]dataplane.RealStats{}
-	governed := governedVIPs(d.cfg)
 	for _, vs := range d.services {
 		ss := byKey[vs.key]
 		clear(inService)
@@ -421,9 +401,9 @@ func (d *Director) Status() (control.Status, error) {
 		}
 		out := control.Service{
 			Protocol: vs.key.Protocol.String(), Addr: vs.key.Addr.String(), Port: vs.key.Port,
-			Scheduler: vs.cfg.Scheduler, Flags: schedFlags(vs.cfg.SchedFlags),
+			Scheduler: vs.cfg.Scheduler, Flags: strings.Join(sched.FlagNames(vs.cfg.Scheduler, vs.cfg.SchedFlags&lvs.SchedFlags), ","),
 			Quorum: vs.cfg.Quorum, QuorumUp: vs.quorumUp,
-			Standby:  governed[vs.key.Addr] && !d.masters[vs.key.Addr],
+			Standby:  d.onStandby(vs.key.Addr),
 			Counters: control.Counters(ss.Counters),
 		}
 		if !vs.quorumUp && vs.cfg.SorryServer != nil {
@@ -432,7 +412,7 @@ func (d *Director) Status() (control.Status, error) {
 		for _, r := range vs.reals {
 			rs, in := inService[r.addr()]
 			cr := control.Real{
-				Addr: r.cfg.Addr.String(), Port: r.cfg.Port, Forward: r.cfg.Forward.String(),
+				Addr: r.cfg.Addr.String(), Port: r.cfg.Port, Forward: r.cfg.Forward.Kind(),
 				Weight: r.cfg.Weight, Healthy: r.health.Up, InService: in, Reason: r.health.Reason,
 				Resolved: rs.Resolved, Counters: control.Counters(rs.Counters),
 				ActiveConns: rs.ActiveConns, InactConns: rs.InactConns,
@@ -450,9 +430,10 @@ func (d *Director) Status() (control.Status, error) {
 		out := control.Service{
 			Protocol: svc.Protocol.String(), Addr: svc.Addr.String(), Port: svc.Port,
 			Scheduler: svc.Scheduler, Quorum: 0, QuorumUp: true, Counters: control.Counters(ss.Counters),
+			Flags: strings.Join(sched.FlagNames(svc.Scheduler, svc.Flags&lvs.SchedFlags), ","), Standby: d.onStandby(svc.Addr),
 		}
 		for _, r := range svc.Reals {
-			cr := control.Real{Addr: r.Addr.String(), Port: r.Port, Forward: r.Forward.String(), Weight: int(r.Weight),
+			cr := control.Real{Addr: r.Addr.String(), Port: r.Port, Forward: r.Forward.Kind(), Weight: int(r.Weight),
 				Healthy: true, Reason: "added by xlbadm: not health-checked"}
 			for _, rs := range ss.Reals {
 				if rs.Addr == r.Addr && rs.Port == r.Port {
@@ -465,15 +446,4 @@ func (d *Director) Status() (control.Status, error) {
 		st.Services = append(st.Services, out)
 	}
 	return st, nil
-}
-
-func schedFlags(f config.SchedFlags) string {
-	var out []string
-	if f&config.FlagSHFallback != 0 {
-		out = append(out, "sh-fallback")
-	}
-	if f&config.FlagSHPort != 0 {
-		out = append(out, "sh-port")
-	}
-	return strings.Join(out, ",")
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/ipvsadm"
+	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/sched"
 )
 
 // fakeDataplane records what the director applies (a fake for the logic
@@ -20,7 +22,21 @@ import (
 type fakeDataplane struct {
 	mu       sync.Mutex
 	applied  [][]dataplane.Service
+	standby  []map[netip.Addr]bool
 	timeouts dataplane.Timeouts
+}
+
+// fakeCaps are the XDP data plane's, as far as these tests need.
+var fakeCaps = dataplane.Caps{Name: "the XDP data plane", Schedulers: sched.Names(sched.InXDP),
+	Forwards: []lvs.Forward{lvs.DR, lvs.NAT}, Protocols: []lvs.Protocol{lvs.TCP, lvs.UDP}, Flags: lvs.SchedFlags}
+
+func (f *fakeDataplane) Caps() dataplane.Caps { return fakeCaps }
+
+func (f *fakeDataplane) SetStandby(vips map[netip.Addr]bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.standby = append(f.standby, vips)
+	return nil
 }
 
 func (f *fakeDataplane) Apply(s []dataplane.Service) error {
@@ -219,7 +235,7 @@ virtual_server 10.0.0.100 80 {
     }
 }`))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "keepalived.conf:2: virtual_server 10.0.0.100 80: lvs_sched lblcr is not supported")
+	assert.Contains(t, err.Error(), "keepalived.conf:2: virtual_server 10.0.0.100 80: scheduler lblcr is not supported by the XDP data plane")
 	assert.NotContains(t, err.Error(), "lvs_method NAT")
 	assert.Len(t, dp.applied, n, "nothing applied")
 	st, err := d.Status()
@@ -250,7 +266,7 @@ virtual_server 10.0.0.100 80 {
 	svc := dp.last()[0]
 	assert.Equal(t, 300*time.Second, svc.Persistence)
 	assert.Equal(t, 24, svc.PersistenceMask)
-	assert.Equal(t, dataplane.NAT, svc.Reals[0].Forward)
+	assert.Equal(t, lvs.NAT, svc.Reals[0].Forward)
 	assert.EqualValues(t, 8080, svc.Reals[0].Port)
 }
 
@@ -269,8 +285,8 @@ func TestIpvsadmCommands(t *testing.T) {
 	require.Len(t, last, 2, "the configured service and the added one")
 	assert.Equal(t, "rr", last[1].Scheduler)
 	assert.Equal(t, []dataplane.Real{
-		{Addr: netip.MustParseAddr("10.0.0.21"), Port: 8080, Weight: 3, Forward: dataplane.NAT},
-		{Addr: netip.MustParseAddr("10.0.0.22"), Port: 80, Weight: 1, Forward: dataplane.DR},
+		{Addr: netip.MustParseAddr("10.0.0.21"), Port: 8080, Weight: 3, Forward: lvs.NAT},
+		{Addr: netip.MustParseAddr("10.0.0.22"), Port: 80, Weight: 1, Forward: lvs.DR},
 	}, last[1].Reals)
 
 	out, _, code := run("-Ln")
@@ -323,9 +339,11 @@ func TestRateEstimator(t *testing.T) {
 	assert.EqualValues(t, 2, f.rates().CPS, "(20<<9)>>2 = 2560 -> (2560+511)>>10 = 2")
 }
 
-// A VIP that a vrrp_instance holds is on standby until that instance is
-// MASTER here; a VIP no instance holds always forwards.
-func TestServicesFollowTheVRRPRole(t *testing.T) {
+// SetStandby reaches the data plane at once, as flags: no Apply, and the
+// same set again writes nothing. Status shows which services are on
+// standby. (Which VIPs are on standby is the VIP owners' to say: pkg/daemon
+// tests that VRRP's are until it is MASTER.)
+func TestSetStandbyWritesOnlyFlags(t *testing.T) {
 	d, dp, _, _ := newTest(t)
 	cfg := parse(t, base+`
 virtual_server 10.0.0.200 80 {
@@ -333,33 +351,29 @@ virtual_server 10.0.0.200 80 {
     protocol TCP
     real_server 10.0.0.13 80 { weight 1 }
 }
-vrrp_instance VI_1 {
-    interface eth0
-    virtual_router_id 51
-    priority 100
-    virtual_ipaddress { 10.0.0.100/24 }
-}
 `)
 	require.NoError(t, d.Load(cfg))
+	n := len(dp.applied)
+	vip := netip.MustParseAddr("10.0.0.100")
+	require.NoError(t, d.SetStandby(map[netip.Addr]bool{vip: true}))
+	assert.Len(t, dp.applied, n, "a role flip applies nothing")
+	require.Len(t, dp.standby, 1)
+	assert.Equal(t, map[netip.Addr]bool{vip: true}, dp.standby[0])
 	standby := func() map[string]bool {
+		st, err := d.Status()
+		require.NoError(t, err)
 		out := map[string]bool{}
-		for _, s := range dp.last() {
-			out[s.Addr.String()] = s.Standby
+		for _, s := range st.Services {
+			out[s.Addr] = s.Standby
 		}
 		return out
 	}
 	assert.Equal(t, map[string]bool{"10.0.0.100": true, "10.0.0.200": false}, standby())
-	st, err := d.Status()
-	require.NoError(t, err)
-	assert.True(t, st.Services[0].Standby)
 
-	vip := netip.MustParseAddr("10.0.0.100")
-	require.NoError(t, d.SetMasterVIPs(map[netip.Addr]bool{vip: true}))
+	require.NoError(t, d.SetStandby(map[netip.Addr]bool{vip: true}))
+	assert.Len(t, dp.standby, 1, "the same set again changes nothing")
+	require.NoError(t, d.SetStandby(map[netip.Addr]bool{}))
+	assert.Len(t, dp.standby, 2)
 	assert.Equal(t, map[string]bool{"10.0.0.100": false, "10.0.0.200": false}, standby())
-	n := len(dp.applied)
-	require.NoError(t, d.SetMasterVIPs(map[netip.Addr]bool{vip: true}))
-	assert.Len(t, dp.applied, n, "the same roles again change nothing")
-
-	require.NoError(t, d.SetMasterVIPs(nil))
-	assert.Equal(t, map[string]bool{"10.0.0.100": true, "10.0.0.200": false}, standby())
+	assert.Len(t, dp.applied, n)
 }

@@ -77,7 +77,10 @@ func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, 
 		}
 	}
 	if err == nil {
-		_, err = manualServices(next)
+		var svcs []dataplane.Service
+		if svcs, err = manualServices(next); err == nil {
+			err = d.opts.Dataplane.Caps().Validate(svcs)
+		}
 	}
 	if err != nil {
 		return out.String(), message(err), max(ipvsadm.ExitCode(err), 1)
@@ -116,51 +119,38 @@ func (d *Director) manualCopy() *ipvsadm.State {
 // configService is the configured virtual server with s's identity.
 func (d *Director) configService(s *ipvsadm.Service) *vsState {
 	for _, vs := range d.services {
-		if vs.key.Addr == s.Addr && vs.key.Port == s.Port && uint8(vs.key.Protocol) == uint8(s.Protocol) && s.FWMark == 0 {
+		if vs.key.Addr == s.Addr && vs.key.Port == s.Port && vs.key.Protocol == s.Protocol && s.FWMark == 0 {
 			return vs
 		}
 	}
 	return nil
 }
 
-// manualServices turns the commands' table into data plane services.
+// manualServices turns the commands' table into data plane services. What
+// the data plane cannot serve is its Caps' to say (Apply validates).
 func manualServices(st *ipvsadm.State) ([]dataplane.Service, error) {
 	var out []dataplane.Service
 	if st == nil {
 		return nil, nil
 	}
 	for _, s := range st.Services {
-		if s.FWMark != 0 || s.Protocol != ipvsadm.ProtoTCP && s.Protocol != ipvsadm.ProtoUDP {
-			return nil, fmt.Errorf("%s service: only TCP and UDP services are supported", s.Protocol)
-		}
-		if !slices.Contains(Supported, s.Scheduler) {
-			return nil, fmt.Errorf("scheduler %s is not supported by xlb's data plane yet (supported: %s)", s.Scheduler, strings.Join(Supported, ", "))
-		}
-		if !s.Addr.Is4() {
-			return nil, fmt.Errorf("%s: only IPv4 services are supported so far", s.Addr)
+		if s.FWMark != 0 {
+			return nil, fmt.Errorf("fwmark service %d: fwmark services are not supported", s.FWMark)
 		}
 		svc := dataplane.Service{
-			ServiceKey: dataplane.ServiceKey{Addr: s.Addr, Port: s.Port, Protocol: dataplane.Protocol(s.Protocol)},
+			ServiceKey: dataplane.ServiceKey{Addr: s.Addr, Port: s.Port, Protocol: s.Protocol},
 			Scheduler:  s.Scheduler,
-			Flags:      dataplane.SchedFlags(uint32(s.Flags)) & (dataplane.SHFallback | dataplane.SHPort),
+			Flags:      s.Flags,
 		}
 		if s.Persistent {
 			svc.Persistence = time.Duration(s.Timeout) * time.Second
 			svc.PersistenceMask = bits.OnesCount32(s.Netmask)
+			if s.Addr.Is6() {
+				svc.PersistenceMask = int(s.Netmask) // a prefix length for IPv6, as ipvsadm
+			}
 		}
 		for _, dst := range s.Dests {
-			var f dataplane.Forward
-			switch dst.Forward {
-			case ipvsadm.ForwardRoute:
-				f = dataplane.DR
-			case ipvsadm.ForwardMasq:
-				f = dataplane.NAT
-			case ipvsadm.ForwardTunnel:
-				f = dataplane.Tunnel // the XDP data plane refuses it by name
-			default:
-				return nil, fmt.Errorf("real %s: forwarding method %s is not supported (-g, -m and -i are)", dst.AddrPort(), dst.Forward)
-			}
-			svc.Reals = append(svc.Reals, dataplane.Real{Addr: dst.Addr, Port: dst.Port, Weight: dst.Weight, Forward: f})
+			svc.Reals = append(svc.Reals, dataplane.Real{Addr: dst.Addr, Port: dst.Port, Weight: dst.Weight, Forward: dst.Forward})
 		}
 		out = append(out, svc)
 	}
@@ -262,8 +252,8 @@ func IpvsadmTable(dp dataplane.Dataplane, services []dataplane.Service,
 	for _, svc := range services {
 		ss := byKey[svc.ServiceKey]
 		is := ipvsadm.Service{
-			Protocol: ipvsadm.Protocol(svc.Protocol), Addr: svc.Addr, Port: svc.Port,
-			Scheduler: svc.Scheduler, Flags: ipvsadm.ServiceFlags(svc.Flags),
+			Protocol: svc.Protocol, Addr: svc.Addr, Port: svc.Port,
+			Scheduler: svc.Scheduler, Flags: svc.Flags,
 			Stats: counters(ss.Counters), Rates: rates(svc.ServiceKey, nil),
 		}
 		if svc.Persistence > 0 {
@@ -279,13 +269,7 @@ func IpvsadmTable(dp dataplane.Dataplane, services []dataplane.Service,
 			}
 		}
 		for _, r := range svc.Reals {
-			dst := ipvsadm.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: ipvsadm.ForwardRoute, Rates: rates(svc.ServiceKey, &r)}
-			switch r.Forward {
-			case dataplane.NAT:
-				dst.Forward = ipvsadm.ForwardMasq
-			case dataplane.Tunnel:
-				dst.Forward = ipvsadm.ForwardTunnel
-			}
+			dst := ipvsadm.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: r.Forward, Rates: rates(svc.ServiceKey, &r)}
 			for _, rs := range ss.Reals {
 				if rs.Addr == r.Addr && rs.Port == r.Port {
 					dst.ActiveConns, dst.InactConns = uint32(rs.ActiveConns), uint32(rs.InactConns)
@@ -304,7 +288,7 @@ func IpvsadmTable(dp dataplane.Dataplane, services []dataplane.Service,
 		return nil, err
 	}
 	for _, c := range conns {
-		st.Conns = append(st.Conns, ipvsadm.Conn{Protocol: ipvsadm.Protocol(c.Protocol), Expires: c.Expires, State: c.State,
+		st.Conns = append(st.Conns, ipvsadm.Conn{Protocol: c.Protocol, Expires: c.Expires, State: c.State,
 			Client: c.Client, Virtual: c.Virtual, Dest: c.Real})
 	}
 	return st, nil

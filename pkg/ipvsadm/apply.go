@@ -3,14 +3,16 @@ package ipvsadm
 import (
 	"net/netip"
 	"slices"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/sched"
 )
 
 // Schedulers are the scheduler names the kernel knows ("none" included:
 // a service that never schedules). [State.Apply] refuses others with
 // [ErrSchedulerNotFound], as the kernel does when no ip_vs_<name> module
 // exists. A daemon that implements fewer may check further.
-var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh",
-	"sed", "nq", "fo", "ovf", "mh", "none"}
+var Schedulers = append(sched.Names(nil), "none")
 
 // PersistenceEngines are the --pe names the kernel knows.
 var PersistenceEngines = []string{"sip"}
@@ -105,7 +107,7 @@ func zeroService(svc *Service) {
 
 // checkService is what ip_vs_add_service and ip_vs_edit_service check.
 func checkService(u *Service) error {
-	if u.Protocol != ProtoTCP && u.Protocol != ProtoUDP && u.Protocol != ProtoSCTP {
+	if u.Protocol != lvs.TCP && u.Protocol != lvs.UDP && u.Protocol != lvs.SCTP {
 		return kernelErr(ErrInvalid)
 	}
 	if !slices.Contains(Schedulers, u.Scheduler) {
@@ -123,7 +125,7 @@ func checkService(u *Service) error {
 func applyDest(svc *Service, cmd Command) error {
 	u := cmd.Dest
 	// The kernel only takes a real of another family for tunnelling.
-	if u.Addr.Is6() != svc.Is6() && cmd.Kind != CmdDeleteServer && u.Forward != ForwardTunnel {
+	if u.Addr.Is6() != svc.Is6() && cmd.Kind != CmdDeleteServer && u.Forward != lvs.TUN {
 		return kernelErr(ErrInvalid)
 	}
 	i := slices.IndexFunc(svc.Dests, func(d Dest) bool { return d.Addr == u.Addr && d.Port == u.Port })
@@ -137,7 +139,7 @@ func applyDest(svc *Service, cmd Command) error {
 	if u.Weight < 0 || u.LThreshold > u.UThreshold {
 		return kernelErr(ErrRange)
 	}
-	if u.Forward == ForwardTunnel && u.Tunnel == TunnelGUE && u.TunPort == 0 {
+	if u.Forward == lvs.TUN && u.Tunnel == TunnelGUE && u.TunPort == 0 {
 		return kernelErr(ErrInvalid)
 	}
 	if cmd.Kind == CmdAddServer {

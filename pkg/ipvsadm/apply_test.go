@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // run parses and executes a script of ipvsadm lines (a leading "ipvsadm"
@@ -86,7 +88,7 @@ func TestRoundTripFixtures(t *testing.T) {
 				// TestSaveUnnamedFlag covers that.
 				svc := &src.Services[i]
 				if schedFlags(svc) == "" {
-					svc.Flags &^= flagsSched
+					svc.Flags &^= lvs.SchedFlags
 				}
 			}
 			var saved strings.Builder
@@ -167,7 +169,7 @@ func TestApplySemantics(t *testing.T) {
 	// no -p means no persistence.
 	_, err := exec(t, st, "-E -t 10.0.0.2:443 -s rr")
 	require.NoError(t, err)
-	svc := st.Find(&Service{Protocol: ProtoTCP, Addr: mustAddr("10.0.0.2"), Port: 443})
+	svc := st.Find(&Service{Protocol: lvs.TCP, Addr: mustAddr("10.0.0.2"), Port: 443})
 	require.NotNil(t, svc)
 	assert.Equal(t, "rr", svc.Scheduler)
 	assert.False(t, svc.Persistent)
@@ -177,7 +179,7 @@ func TestApplySemantics(t *testing.T) {
 	// -e sets what ipvsadm sends: the weight defaults to 1 again.
 	_, err = exec(t, st, "-e -t 10.0.0.1:80 -r 10.1.1.1:8080 -m -x 10")
 	require.NoError(t, err)
-	svc = st.Find(&Service{Protocol: ProtoTCP, Addr: mustAddr("10.0.0.1"), Port: 80})
+	svc = st.Find(&Service{Protocol: lvs.TCP, Addr: mustAddr("10.0.0.1"), Port: 80})
 	d := svc.Dests[2]
 	assert.EqualValues(t, 1, d.Weight)
 	assert.EqualValues(t, 10, d.UThreshold)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // cmdlineCase is one line of testdata/cmdline.jsonl: what the real ipvsadm
@@ -50,8 +52,8 @@ var lookupParser = Parser{
 		}
 		return netip.Addr{}, false
 	},
-	LookupPort: func(name string, p Protocol) (uint16, bool) {
-		if name == "http" && p == ProtoTCP {
+	LookupPort: func(name string, p lvs.Protocol) (uint16, bool) {
+		if name == "http" && p == lvs.TCP {
 			return 80, true
 		}
 		return 0, false
@@ -99,7 +101,7 @@ func kernelRequest(cmd Command) string {
 	}
 	flags := uint32(svc.Flags)
 	if svc.Persistent {
-		flags |= uint32(flagPersistent)
+		flags |= uint32(lvs.Persistent)
 	}
 	fl := "0"
 	if flags != 0 {
@@ -168,7 +170,7 @@ func TestParseDefaults(t *testing.T) {
 
 	cmd, err = Parse([]string{"-a", "-t", "10.0.0.1:80", "-r", "192.168.1.1"})
 	require.NoError(t, err)
-	assert.Equal(t, ForwardRoute, cmd.Dest.Forward)
+	assert.Equal(t, lvs.DR, cmd.Dest.Forward)
 	assert.EqualValues(t, 1, cmd.Dest.Weight)
 	assert.EqualValues(t, 80, cmd.Dest.Port)
 

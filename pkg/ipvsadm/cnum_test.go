@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 func TestInetNtopMatchesGlibc(t *testing.T) {
@@ -71,9 +73,9 @@ func TestStringToNumber(t *testing.T) {
 // TestSortWrapAround pins ipvsadm's comparison quirk: addresses more than
 // 2^31 apart compare by a wrapped difference.
 func TestSortWrapAround(t *testing.T) {
-	a := Service{Protocol: ProtoTCP, Addr: mustAddr("10.0.0.1"), Port: 80}
-	b := Service{Protocol: ProtoTCP, Addr: mustAddr("192.168.0.1"), Port: 80}
-	c := Service{Protocol: ProtoTCP, Addr: mustAddr("100.0.0.1"), Port: 80}
+	a := Service{Protocol: lvs.TCP, Addr: mustAddr("10.0.0.1"), Port: 80}
+	b := Service{Protocol: lvs.TCP, Addr: mustAddr("192.168.0.1"), Port: 80}
+	c := Service{Protocol: lvs.TCP, Addr: mustAddr("100.0.0.1"), Port: 80}
 	assert.Positive(t, cmpServices(&a, &b), "10/8 after 192.168/16")
 	assert.Negative(t, cmpServices(&a, &c))
 	assert.Negative(t, cmpServices(&c, &b))

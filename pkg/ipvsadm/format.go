@@ -7,6 +7,9 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/sched"
 )
 
 // ErrRestoreInput is returned by [State.Exec] for -R, which needs the
@@ -111,8 +114,8 @@ func (s *State) ListConns(w io.Writer, opt ListOptions) error {
 	for i := range s.Conns {
 		c := &s.Conns[i]
 		proto := c.Protocol
-		if proto != ProtoTCP && proto != ProtoUDP && proto != ProtoSCTP {
-			proto = ProtoIP
+		if proto != lvs.TCP && proto != lvs.UDP && proto != lvs.SCTP {
+			proto = lvs.IP
 		}
 		src := f.addrPort(c.Client.Addr(), c.Client.Port(), proto)
 		virt := f.addrPort(c.Virtual.Addr(), c.Virtual.Port(), proto)
@@ -137,13 +140,13 @@ type fmtFlags struct {
 }
 
 // addrPort is addrport_to_anyname: host:port, [v6]:port.
-func (f *fmtFlags) addrPort(a netip.Addr, port uint16, proto Protocol) string {
+func (f *fmtFlags) addrPort(a netip.Addr, port uint16, proto lvs.Protocol) string {
 	host, ps := inetNtop(a), utoa(uint64(port))
 	if !f.Numeric && f.Names != nil {
 		if n, ok := f.Names.HostName(a); ok {
 			host = n
 		}
-		if proto == ProtoTCP || proto == ProtoUDP || proto == ProtoSCTP {
+		if proto == lvs.TCP || proto == lvs.UDP || proto == lvs.SCTP {
 			if n, ok := f.Names.PortName(port, proto); ok {
 				ps = n
 			}
@@ -209,25 +212,7 @@ func (f *fmtFlags) largenum(b *strings.Builder, v uint64) {
 // schedFlags is print_sched_flags: the flag names as the scheduler knows
 // them, comma-separated.
 func schedFlags(svc *Service) string {
-	var names []string
-	add := func(bit ServiceFlags, name string) {
-		if svc.Flags&bit != 0 {
-			names = append(names, name)
-		}
-	}
-	switch svc.Scheduler {
-	case "sh":
-		add(FlagSHFallback, "sh-fallback")
-		add(FlagSHPort, "sh-port")
-	case "mh":
-		add(FlagMHFallback, "mh-fallback")
-		add(FlagMHPort, "mh-port")
-	default:
-		add(FlagSched1, "flag-1")
-		add(FlagSched2, "flag-2")
-		add(FlagSched3, "flag-3")
-	}
-	return strings.Join(names, ",")
+	return strings.Join(sched.FlagNames(svc.Scheduler, svc.Flags), ",")
 }
 
 func (f *fmtFlags) service(b *strings.Builder, svc *Service) {
@@ -245,9 +230,9 @@ func (f *fmtFlags) service(b *strings.Builder, svc *Service) {
 			name += " IPv6"
 		}
 	case f.rule:
-		name = svc.Protocol.option() + " " + f.addrPort(svc.Addr, svc.Port, svc.Protocol)
+		name = protoOption(svc.Protocol) + " " + f.addrPort(svc.Addr, svc.Port, svc.Protocol)
 	default:
-		name = fmt.Sprintf("%-4s %s", svc.Protocol.Name(), f.addrPort(svc.Addr, svc.Port, svc.Protocol))
+		name = fmt.Sprintf("%-4s %s", protoName(svc.Protocol), f.addrPort(svc.Addr, svc.Port, svc.Protocol))
 		if !v6 {
 			name = truncate(name, 33)
 		}
@@ -268,10 +253,10 @@ func (f *fmtFlags) service(b *strings.Builder, svc *Service) {
 		if svc.PE != "" {
 			b.WriteString(" --pe " + svc.PE)
 		}
-		if svc.Flags&FlagOnePacket != 0 {
+		if svc.Flags&lvs.OnePacket != 0 {
 			b.WriteString(" -o")
 		}
-		if svc.Flags&flagsSched != 0 {
+		if svc.Flags&lvs.SchedFlags != 0 {
 			b.WriteString(" -b " + schedFlags(svc))
 		}
 	case f.Stats:
@@ -288,7 +273,7 @@ func (f *fmtFlags) service(b *strings.Builder, svc *Service) {
 		}
 	default:
 		b.WriteString(name + " " + svc.Scheduler)
-		if svc.Flags&flagsSched != 0 {
+		if svc.Flags&lvs.SchedFlags != 0 {
 			b.WriteString(" (" + schedFlags(svc) + ")")
 		}
 		if svc.Persistent {
@@ -303,7 +288,7 @@ func (f *fmtFlags) service(b *strings.Builder, svc *Service) {
 				b.WriteString(" pe " + svc.PE)
 			}
 		}
-		if svc.Flags&FlagOnePacket != 0 {
+		if svc.Flags&lvs.OnePacket != 0 {
 			b.WriteString(" ops")
 		}
 	}
@@ -328,7 +313,7 @@ func tunFlag(names []string, fl TunnelFlags) string {
 
 // tunInfo is fwd_tun_info, or "n/a".
 func tunInfo(d *Dest) string {
-	if d.Forward != ForwardTunnel {
+	if d.Forward != lvs.TUN {
 		return "n/a"
 	}
 	switch d.Tunnel {
@@ -349,8 +334,8 @@ func (f *fmtFlags) dest(b *strings.Builder, svc *Service, svcName string, d *Des
 	}
 	switch {
 	case f.rule:
-		fmt.Fprintf(b, "-a %s -r %s %s -w %d", svcName, name, d.Forward.option(), d.Weight)
-		if d.Forward == ForwardTunnel {
+		fmt.Fprintf(b, "-a %s -r %s %s -w %d", svcName, name, forwardOption(d.Forward), d.Weight)
+		if d.Forward == lvs.TUN {
 			switch d.Tunnel {
 			case TunnelGRE:
 				fmt.Fprintf(b, " --tun-type %s %s", d.Tunnel, tunFlag(tunFlagOpts[:], d.TunFlags))

@@ -3,125 +3,47 @@ package ipvsadm
 import (
 	"net/netip"
 	"time"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
-// Protocol is the IP protocol number of a virtual service or a connection.
-type Protocol uint16
-
-// Protocols a virtual service can have. ProtoIP appears only on connection
-// entries (persistence templates of fwmark services).
-const (
-	ProtoIP   Protocol = 0
-	ProtoTCP  Protocol = 6
-	ProtoUDP  Protocol = 17
-	ProtoSCTP Protocol = 132
-)
-
-// Name is the protocol as the table listing shows it ("TCP", "UDP", "SCTP";
-// "?" for anything else, as ipvsadm's protocol_name).
-func (p Protocol) Name() string {
+// protoName is the protocol as the table listing shows it ("TCP", "UDP",
+// "SCTP"; "?" for anything else, as ipvsadm's protocol_name).
+func protoName(p lvs.Protocol) string {
 	switch p {
-	case ProtoTCP:
-		return "TCP"
-	case ProtoUDP:
-		return "UDP"
-	case ProtoSCTP:
-		return "SCTP"
+	case lvs.TCP, lvs.UDP, lvs.SCTP:
+		return p.String()
 	}
 	return "?"
 }
 
-// String is the protocol as the kernel's connection table names it (its
-// ip_vs_proto_name): "TCP", "UDP", "SCTP", "IP", "ICMP", "ICMPv6", "IP_<n>".
-func (p Protocol) String() string {
+// protoOption is the save-format option that names a service of this
+// protocol.
+func protoOption(p lvs.Protocol) string {
 	switch p {
-	case ProtoIP:
-		return "IP"
-	case ProtoTCP, ProtoUDP, ProtoSCTP:
-		return p.Name()
-	case 1:
-		return "ICMP"
-	case 58:
-		return "ICMPv6"
-	}
-	return "IP_" + utoa(uint64(p))
-}
-
-// option is the save-format option that names a service of this protocol.
-func (p Protocol) option() string {
-	switch p {
-	case ProtoTCP:
+	case lvs.TCP:
 		return "-t"
-	case ProtoUDP:
+	case lvs.UDP:
 		return "-u"
-	case ProtoSCTP:
+	case lvs.SCTP:
 		return "--sctp-service"
 	}
 	return "--xxx-service"
 }
 
-// Forward is a real server's packet-forwarding method. The values are the
-// kernel's IP_VS_CONN_F_* forwarding codes.
-type Forward uint32
-
-// Forwarding methods: -m, -i, -g. ForwardLocal is shown for dests the kernel
-// marked local; ipvsadm cannot ask for it.
-const (
-	ForwardMasq   Forward = 0 // -m, NAT
-	ForwardLocal  Forward = 1
-	ForwardTunnel Forward = 2 // -i, IP-in-IP (or GUE/GRE)
-	ForwardRoute  Forward = 3 // -g, direct routing (the default)
-)
-
-// String is the name the table listing uses: Masq, Local, Tunnel, Route.
-func (f Forward) String() string {
+// forwardOption is the save-format switch: -m, -i or -g (Local saves as
+// -g).
+func forwardOption(f lvs.Forward) string {
 	switch f {
-	case ForwardMasq:
-		return "Masq"
-	case ForwardLocal:
-		return "Local"
-	case ForwardTunnel:
-		return "Tunnel"
-	case ForwardRoute:
-		return "Route"
-	}
-	return "(null)"
-}
-
-// option is the save-format switch: -m, -i or -g (Local saves as -g).
-func (f Forward) option() string {
-	switch f {
-	case ForwardMasq:
+	case lvs.NAT:
 		return "-m"
-	case ForwardTunnel:
+	case lvs.TUN:
 		return "-i"
-	case ForwardRoute, ForwardLocal:
+	case lvs.DR, lvs.Local:
 		return "-g"
 	}
 	return "(null)"
 }
-
-// ServiceFlags are the kernel's IP_VS_SVC_F_* bits other than persistence,
-// which [Service.Persistent] carries.
-type ServiceFlags uint32
-
-// Service flags. The three scheduler flags mean what the scheduler makes of
-// them: for sh, Sched1 is sh-fallback and Sched2 sh-port; for mh, mh-fallback
-// and mh-port; others show them as flag-1..flag-3.
-const (
-	FlagOnePacket ServiceFlags = 0x0004 // -o, one-packet scheduling (UDP)
-	FlagSched1    ServiceFlags = 0x0008
-	FlagSched2    ServiceFlags = 0x0010
-	FlagSched3    ServiceFlags = 0x0020
-
-	FlagSHFallback = FlagSched1
-	FlagSHPort     = FlagSched2
-	FlagMHFallback = FlagSched1
-	FlagMHPort     = FlagSched2
-
-	flagPersistent ServiceFlags = 0x0001
-	flagsSched                  = FlagSched1 | FlagSched2 | FlagSched3
-)
 
 // TunnelType is the encapsulation of a tunnelling (-i) real server.
 type TunnelType uint8
@@ -168,12 +90,12 @@ type Dest struct {
 	Port uint16
 	// Forward is the forwarding method; its zero value is Masq, as in the
 	// kernel. ipvsadm's default, when no -g/-m/-i is given, is Route.
-	Forward    Forward
+	Forward    lvs.Forward
 	Weight     int32
 	UThreshold uint32 // -x; 0 = none
 	LThreshold uint32 // -y
 
-	// Tunnel settings, meaningful only with ForwardTunnel.
+	// Tunnel settings, meaningful only with lvs.TUN.
 	Tunnel   TunnelType
 	TunPort  uint16
 	TunFlags TunnelFlags
@@ -193,13 +115,13 @@ func (d *Dest) AddrPort() netip.AddrPort { return netip.AddrPortFrom(d.Addr, d.P
 // unspecified address of its family (0.0.0.0, or :: when -6 was given), its
 // Port is 0 and its Protocol TCP, as ipvsadm sends it.
 type Service struct {
-	Protocol Protocol
+	Protocol lvs.Protocol
 	Addr     netip.Addr
 	Port     uint16
 	FWMark   uint32
 
 	Scheduler  string
-	Flags      ServiceFlags
+	Flags      lvs.SvcFlags // other than Persistent, which Persistent carries
 	Persistent bool
 	Timeout    uint32 // persistence timeout in seconds
 	// Netmask is the persistence granularity. For IPv4 it is the mask with
@@ -249,7 +171,7 @@ var DefaultInfo = Info{Version: 0x010201, Size: 4096}
 
 // Conn is one entry of the connection table, as ipvsadm -Lc shows it.
 type Conn struct {
-	Protocol Protocol
+	Protocol lvs.Protocol
 	Expires  time.Duration // shown as mm:ss, whole seconds
 	State    string        // "ESTABLISHED", "FIN_WAIT", "NONE", "UDP", ...
 	Client   netip.AddrPort

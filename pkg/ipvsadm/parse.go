@@ -3,6 +3,9 @@ package ipvsadm
 import (
 	"net/netip"
 	"strings"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/sched"
 )
 
 // Kind is an ipvsadm command.
@@ -79,7 +82,7 @@ type ListOptions struct {
 // nothing returns ok false, and the number is printed.
 type Resolver interface {
 	HostName(a netip.Addr) (name string, ok bool)
-	PortName(port uint16, p Protocol) (name string, ok bool)
+	PortName(port uint16, p lvs.Protocol) (name string, ok bool)
 }
 
 // Daemon holds the --start-daemon and --stop-daemon settings.
@@ -116,8 +119,8 @@ type Command struct {
 // /etc/services, a name is refused with ipvsadm's message for a bad
 // address. Set the lookups to accept names.
 type Parser struct {
-	LookupHost func(name string) (netip.Addr, bool)                 // IPv4 only, as gethostbyname
-	LookupPort func(name string, p Protocol) (port uint16, ok bool) // getservbyname
+	LookupHost func(name string) (netip.Addr, bool)                     // IPv4 only, as gethostbyname
+	LookupPort func(name string, p lvs.Protocol) (port uint16, ok bool) // getservbyname
 }
 
 // Parse parses an ipvsadm command line (without the program name) with the
@@ -268,7 +271,7 @@ func (p Parser) Parse(args []string) (Command, error) {
 	ps := &parseState{
 		p:       p,
 		netmask: 0xffffffff,
-		dest:    Dest{Weight: DefaultWeight, Forward: ForwardRoute},
+		dest:    Dest{Weight: DefaultWeight, Forward: lvs.DR},
 	}
 	pp := &poptState{argv: args}
 
@@ -362,7 +365,7 @@ func (p Parser) Parse(args []string) (Command, error) {
 		if err != nil {
 			return Command{}, err
 		}
-		ps.svc.Flags = ps.svc.Flags&^flagsSched | f
+		ps.svc.Flags = ps.svc.Flags&^lvs.SchedFlags | f
 	}
 	return ps.finish()
 }
@@ -384,11 +387,11 @@ func (ps *parseState) option(r poptResult, pp *poptState) error {
 		}
 		switch r.opt.tag {
 		case 't':
-			ps.svc.Protocol = ProtoTCP
+			ps.svc.Protocol = lvs.TCP
 		case 'u':
-			ps.svc.Protocol = ProtoUDP
+			ps.svc.Protocol = lvs.UDP
 		default:
-			ps.svc.Protocol = ProtoSCTP
+			ps.svc.Protocol = lvs.SCTP
 		}
 		sa, ok := ps.p.parseService(arg, ps.svc.Protocol)
 		if !ok {
@@ -406,7 +409,7 @@ func (ps *parseState) option(r poptResult, pp *poptState) error {
 			return err
 		}
 		ps.svcAF = afInet
-		ps.svc.Protocol = ProtoTCP
+		ps.svc.Protocol = lvs.TCP
 		n, end, overflow := strtol10(arg)
 		if end == 0 || end != len(arg) || overflow || n <= 0 || n > 0xffffffff {
 			return usageErr("invalid fwmark value `" + arg + "' specified")
@@ -473,11 +476,11 @@ func (ps *parseState) option(r poptResult, pp *poptState) error {
 		}
 		switch r.opt.tag {
 		case 'i':
-			ps.dest.Forward = ForwardTunnel
+			ps.dest.Forward = lvs.TUN
 		case 'g':
-			ps.dest.Forward = ForwardRoute
+			ps.dest.Forward = lvs.DR
 		default:
-			ps.dest.Forward = ForwardMasq
+			ps.dest.Forward = lvs.NAT
 		}
 	case 'w':
 		if err := ps.setOption(optWeight); err != nil {
@@ -562,7 +565,7 @@ func (ps *parseState) option(r poptResult, pp *poptState) error {
 		if err := ps.setOption(optOnePacket); err != nil {
 			return err
 		}
-		ps.svc.Flags |= FlagOnePacket
+		ps.svc.Flags |= lvs.OnePacket
 	case tagPE:
 		if err := ps.setOption(optPE); err != nil {
 			return err
@@ -667,43 +670,25 @@ func truncate(s string, n int) string {
 
 // parseSchedFlags is ipvsadm's parse_sched_flags: a comma list checked
 // against the scheduler, which defaults to wlc.
-func parseSchedFlags(sched, arg string) (ServiceFlags, error) {
-	if sched == "" {
-		sched = DefaultScheduler
+func parseSchedFlags(scheduler, arg string) (lvs.SvcFlags, error) {
+	if scheduler == "" {
+		scheduler = DefaultScheduler
 	}
-	var flags ServiceFlags
+	var flags lvs.SvcFlags
 	n := 0
 	for _, f := range strings.Split(arg, ",") {
 		if f == "" {
 			continue // strtok skips empty fields
 		}
 		n++
-		need := ""
-		switch f {
-		case "flag-1":
-			flags |= FlagSched1
-		case "flag-2":
-			flags |= FlagSched2
-		case "flag-3":
-			flags |= FlagSched3
-		case "sh-fallback":
-			flags |= FlagSHFallback
-			need = "sh"
-		case "sh-port":
-			flags |= FlagSHPort
-			need = "sh"
-		case "mh-fallback":
-			flags |= FlagMHFallback
-			need = "mh"
-		case "mh-port":
-			flags |= FlagMHPort
-			need = "mh"
-		default:
+		bit, owner, ok := sched.FlagByName(f)
+		if !ok {
 			return 0, usageErr("invalid scheduler flag `" + f + "'")
 		}
-		if need != "" && sched != need {
+		if owner != "" && scheduler != owner {
 			return 0, usageErr("incompatible scheduler flag `" + f + "'")
 		}
+		flags |= bit
 	}
 	if n == 0 {
 		// ipvsadm 1.31 dereferences a null token here and dies with SIGSEGV.
@@ -724,7 +709,7 @@ func (ps *parseState) finish() (Command, error) {
 		if svc.FWMark == 0 && svc.Port == 0 && !svc.Persistent {
 			return Command{}, usageErr("Zero port specified for non-persistent service")
 		}
-		if svc.Flags&FlagOnePacket != 0 && svc.FWMark == 0 && svc.Protocol != ProtoUDP {
+		if svc.Flags&lvs.OnePacket != 0 && svc.FWMark == 0 && svc.Protocol != lvs.UDP {
 			return Command{}, usageErr("One-Packet Scheduling is only for UDP virtual services")
 		}
 		if svc.Scheduler == "" {
@@ -736,15 +721,15 @@ func (ps *parseState) finish() (Command, error) {
 		}
 	case CmdAddServer, CmdEditServer:
 		fwd := ps.dest.Forward
-		if svc.FWMark == 0 && (fwd == ForwardTunnel || fwd == ForwardRoute) {
+		if svc.FWMark == 0 && (fwd == lvs.TUN || fwd == lvs.DR) {
 			ps.dest.Port = svc.Port
 		}
-		if ps.destAF != ps.svcAF && fwd != ForwardTunnel {
+		if ps.destAF != ps.svcAF && fwd != lvs.TUN {
 			return Command{}, usageErr("Different address family is allowed only for tunneling servers")
 		}
 		tunAny := ps.has(optTunType) || ps.has(optTunPort) || ps.has(optTunNoCsum) ||
 			ps.has(optTunCsum) || ps.has(optTunRemCsum)
-		if tunAny && fwd != ForwardTunnel {
+		if tunAny && fwd != lvs.TUN {
 			return Command{}, usageErr("Tunnel options conflict with forward method")
 		}
 		if err := checkTunnel(ps.dest.Tunnel, ps.opts); err != nil {
@@ -840,7 +825,7 @@ type svcAddr struct {
 // bare IPv6 address. The quirks are ipvsadm's: an all-digit string is not
 // an address; "[1.2.3.4]:80" is 1.2.3.4 without a port; IPv4 goes through
 // inet_aton, so "10.1" is 10.0.0.1.
-func (p Parser) parseService(buf string, proto Protocol) (svcAddr, bool) {
+func (p Parser) parseService(buf string, proto lvs.Protocol) (svcAddr, bool) {
 	var r svcAddr
 	if isAllDigits(buf) {
 		return r, false
@@ -912,8 +897,8 @@ func (p Parser) lookupHost(name string) (uint32, bool) {
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), true
 }
 
-func (p Parser) lookupPort(name string, proto Protocol) (uint16, bool) {
-	if p.LookupPort == nil || (proto != ProtoTCP && proto != ProtoUDP && proto != ProtoSCTP) {
+func (p Parser) lookupPort(name string, proto lvs.Protocol) (uint16, bool) {
+	if p.LookupPort == nil || (proto != lvs.TCP && proto != lvs.UDP && proto != lvs.SCTP) {
 		return 0, false
 	}
 	return p.LookupPort(name, proto)

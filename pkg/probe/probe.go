@@ -12,6 +12,8 @@ import (
 	"github.com/cilium/ebpf/asm"
 	ebpffeatures "github.com/cilium/ebpf/features"
 	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/pkg/dataplane"
 )
 
 // Feature names, as `xlb probe` prints them and XLB_PROBE_DENY takes them.
@@ -161,32 +163,25 @@ func Run(ctx context.Context, opts Options) Report {
 	return rep
 }
 
-// choose steps down as the daemon does (cmd/xlb openDataplane): native
-// XDP, generic XDP, IPVS. tooOld is XDPDataPlane's verdict: a kernel
-// that attaches XDP but lacks what xlb's program needs runs IPVS. A probe
-// that could not tell (skip) counts as a refusal here; the daemon would
-// try the attach and learn then.
+// choose is dataplane.Choose on what the report found: the data plane
+// `xlb run --dataplane auto` picks, and why it stepped down. tooOld is
+// XDPDataPlane's verdict. A probe that could not tell (skip) counts as a
+// refusal here; the daemon would try the attach and learn then.
 func (r Report) choose(tooOld error) (string, string) {
-	var why []string
-	for _, f := range []string{FeatureXDPNative, FeatureXDPGeneric} {
+	refused := func(f string) error {
 		res, _ := r.Get(f)
-		switch {
-		case res.Status != OK:
-			why = append(why, f+": "+orStatus(res))
-		case tooOld != nil:
-			return r.orIPVS(append(why, tooOld.Error()))
-		default:
-			return f, strings.Join(why, "; ")
+		if res.Status == OK {
+			return nil
 		}
+		return errors.New(orStatus(res))
 	}
-	return r.orIPVS(why)
-}
-
-func (r Report) orIPVS(why []string) (string, string) {
-	if res, _ := r.Get(FeatureIPVS); res.Status != OK {
-		return "none", strings.Join(append(why, FeatureIPVS+": "+orStatus(res)), "; ")
-	}
-	return FeatureIPVS, strings.Join(why, "; ")
+	d := dataplane.Choose(dataplane.Evidence{
+		Native:  refused(FeatureXDPNative),
+		Generic: refused(FeatureXDPGeneric),
+		Program: tooOld,
+		IPVS:    refused(FeatureIPVS),
+	})
+	return d.String(), strings.Join(d.Why, "; ")
 }
 
 func orStatus(res Result) string {

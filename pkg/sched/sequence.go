@@ -184,3 +184,79 @@ func RRStateAt(picks []int, states []RR, loop int, n uint64, ds []Dest) RR {
 func WRRStateAt(picks []int, states []WRR, loop int, n uint64, ds []Dest) WRR {
 	return stateAt(picks, states, loop, n, func(s *WRR) { s.Pick(ds) })
 }
+
+// Sequencer is the state of a scheduler whose picks depend on nothing but
+// that state and the dest list (rr and wrr, TableSequence), which is what
+// lets the XDP data plane run its picks ahead of time. A Sequencer is a
+// value: each method returns the next state and leaves the receiver as it
+// was. Two Sequencers are equal (==) when they are the same state.
+type Sequencer interface {
+	// Next makes one pick: the state after it, and the dest's index or
+	// -1 for none.
+	Next(ds []Dest) (Sequencer, int)
+	// Inserted, Deleted and Updated are the kernel's add_dest, del_dest
+	// and upd_dest hooks, after a dest went in at index i, left index i,
+	// or had its weight edited; ds is the list after the change.
+	Inserted(i int, ds []Dest) Sequencer
+	Deleted(i int, ds []Dest) Sequencer
+	Updated(ds []Dest) Sequencer
+	// Mark is the state in two numbers, stored beside the picks so that
+	// a restarted control plane can Resume it (the scheduler's registry
+	// entry).
+	Mark() (a, b int32)
+	sequence(ds []Dest, limit int) ([]int, []Sequencer, int, error)
+}
+
+// Sequence runs picks on ds from start until they repeat, as RRSequence
+// and WRRSequence do for their own states.
+func Sequence(start Sequencer, ds []Dest, limit int) (picks []int, states []Sequencer, loop int, err error) {
+	return start.sequence(ds, limit)
+}
+
+// StateAt returns the exact state after n picks (scheduling attempts) of a
+// Sequence from states[0] on ds, as RRStateAt and WRRStateAt do.
+func StateAt(picks []int, states []Sequencer, loop int, n uint64, ds []Dest) Sequencer {
+	return stateAt(picks, states, loop, n, func(s *Sequencer) { *s, _ = (*s).Next(ds) })
+}
+
+func wrapStates[S any](states []S, wrap func(S) Sequencer) []Sequencer {
+	out := make([]Sequencer, len(states))
+	for i, s := range states {
+		out[i] = wrap(s)
+	}
+	return out
+}
+
+// rrSeq is RR as a Sequencer. rr has no upd_dest hook.
+type rrSeq RR
+
+func (r rrSeq) Next(ds []Dest) (Sequencer, int) {
+	s := RR(r)
+	i := s.Pick(ds)
+	return rrSeq(s), i
+}
+func (r rrSeq) Inserted(i int, _ []Dest) Sequencer { s := RR(r); s.Inserted(i); return rrSeq(s) }
+func (r rrSeq) Deleted(i int, _ []Dest) Sequencer  { s := RR(r); s.Deleted(i); return rrSeq(s) }
+func (r rrSeq) Updated([]Dest) Sequencer           { return r }
+func (r rrSeq) Mark() (int32, int32)               { return int32(r.Cursor), 0 }
+func (r rrSeq) sequence(ds []Dest, limit int) ([]int, []Sequencer, int, error) {
+	picks, states, loop, err := RRSequence(RR(r), ds, limit)
+	return picks, wrapStates(states, func(s RR) Sequencer { return rrSeq(s) }), loop, err
+}
+
+// wrrSeq is WRR as a Sequencer: every change to the list is dest_changed.
+type wrrSeq WRR
+
+func (w wrrSeq) Next(ds []Dest) (Sequencer, int) {
+	s := WRR(w)
+	i := s.Pick(ds)
+	return wrrSeq(s), i
+}
+func (w wrrSeq) Inserted(_ int, ds []Dest) Sequencer { return w.Updated(ds) }
+func (w wrrSeq) Deleted(_ int, ds []Dest) Sequencer  { return w.Updated(ds) }
+func (w wrrSeq) Updated(ds []Dest) Sequencer         { s := WRR(w); s.Changed(ds); return wrrSeq(s) }
+func (w wrrSeq) Mark() (int32, int32)                { return int32(w.Cursor), w.CW }
+func (w wrrSeq) sequence(ds []Dest, limit int) ([]int, []Sequencer, int, error) {
+	picks, states, loop, err := WRRSequence(WRR(w), ds, limit)
+	return picks, wrapStates(states, func(s WRR) Sequencer { return wrrSeq(s) }), loop, err
+}

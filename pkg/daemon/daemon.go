@@ -1,0 +1,258 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/xlbproject/xlb/pkg/config"
+	"github.com/xlbproject/xlb/pkg/control"
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/dataplane/xdp"
+	"github.com/xlbproject/xlb/pkg/director"
+	"github.com/xlbproject/xlb/pkg/metrics"
+	"github.com/xlbproject/xlb/pkg/scripts"
+	"github.com/xlbproject/xlb/pkg/vrrpd"
+)
+
+// Options configure a running director: what `xlb run`'s flags say.
+type Options struct {
+	// ConfigFile is the keepalived.conf to run; "" runs without one
+	// (services come from xlbadm only).
+	ConfigFile string
+	// Interfaces are where VIP traffic arrives; empty: the interfaces
+	// of the configuration's vrrp_instances.
+	Interfaces []string
+	// PinDir is the bpffs directory of the XDP data plane's maps and
+	// links (xdp.DefaultPinDir if empty).
+	PinDir string
+	// Socket is the control socket (control.DefaultSocket if empty).
+	Socket string
+	// Dataplane is "auto" (or ""), "xdp" or "ipvs".
+	Dataplane string
+	// XDPMode is how XDP attaches.
+	XDPMode dataplane.XDPMode
+	// IPVSState is the IPVS data plane's record of its services
+	// (ipvs.DefaultStateFile if empty).
+	IPVSState string
+	// KeepDataplane leaves the data plane forwarding (pinned) at the end,
+	// for the next xlb to take over.
+	KeepDataplane bool
+	// MaxConns sizes the XDP connection table (0: built in).
+	MaxConns uint32
+	// Metrics is the address to serve Prometheus metrics on ("": none).
+	Metrics string
+	Logger  *slog.Logger `json:"-"`
+}
+
+func (o Options) pinDir() string {
+	if o.PinDir == "" {
+		return xdp.DefaultPinDir
+	}
+	return o.PinDir
+}
+
+// Run is a director from start to end: it reads the configuration, opens
+// the data plane, applies every virtual_server, runs the health checks
+// and the VIP owners (VRRP), serves the control socket and metrics,
+// reloads on SIGHUP (an invalid file changes nothing) and stops when ctx
+// ends, detaching the data plane unless KeepDataplane.
+func Run(ctx context.Context, o Options) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if o.Socket == "" {
+		o.Socket = control.DefaultSocket
+	}
+	cfg := &config.Config{}
+	if o.ConfigFile != "" {
+		var err error
+		if cfg, err = loadConfig(o.ConfigFile, log); err != nil {
+			return err
+		}
+	}
+	if len(o.Interfaces) == 0 {
+		for _, in := range cfg.Instances {
+			if in.Interface != "" && !slices.Contains(o.Interfaces, in.Interface) {
+				o.Interfaces = append(o.Interfaces, in.Interface)
+			}
+		}
+	}
+	if len(o.Interfaces) == 0 && o.Dataplane != "ipvs" {
+		return fmt.Errorf("no interface to attach to: give --interface IF, or name one in a vrrp_instance of %s (or run on IPVS: --dataplane ipvs)", o.ConfigFile)
+	}
+	var forCfg *config.Config
+	if o.ConfigFile != "" {
+		forCfg = cfg
+	}
+	dp, err := openDataplane(log, o, forCfg)
+	if err != nil {
+		return err
+	}
+	if err := director.Validate(cfg, dp.Caps()); err != nil {
+		dp.Close()
+		return err
+	}
+	defer func() {
+		if o.KeepDataplane {
+			if err := dp.keep(); err != nil {
+				log.Error("release data plane", "error", err)
+			}
+			log.Info("data plane left running", "dataplane", dp.kind)
+			return
+		}
+		if err := dp.Close(); err != nil {
+			log.Error("detach data plane", "error", err)
+		}
+	}()
+
+	user := scripts.DefaultUser(cfg)
+	dir := director.New(ctx, director.Options{
+		Dataplane: dp,
+		Logger:    log,
+		Checks:    director.HealthChecks(log, user),
+		Scripts:   scripts.Exec(log, user),
+	})
+	defer dir.Close()
+	go dir.RunEstimator(ctx)
+
+	d := &daemon{log: log, dir: dir, dp: dp, file: o.ConfigFile}
+	d.seats = newSeats(1, func(standby map[netip.Addr]bool) { _ = dir.SetStandby(standby) })
+	d.owners = []VIPOwner{vrrpd.New(vrrpd.Options{Logger: log, Scripts: scripts.Exec(log, user), ScriptUser: user,
+		OnActive: d.seats.activeFunc(0)})}
+	if err := d.load(cfg); err != nil {
+		return err
+	}
+	defer func() {
+		for _, ow := range d.owners {
+			ow.Stop()
+		}
+	}()
+
+	srv, err := control.Listen(o.Socket, d, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	if o.Metrics != "" {
+		l, err := net.Listen("tcp", o.Metrics)
+		if err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics.Handler(&metrics.Collector{Status: d.Status}, log))
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go ms.Serve(l)
+		defer ms.Close()
+		log.Info("serving metrics", "address", l.Addr().String())
+	}
+	log.Info("xlb running", "config", o.ConfigFile, "interfaces", o.Interfaces, "virtual_servers", len(cfg.VirtualServers), "socket", o.Socket)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping", "keep_dataplane", o.KeepDataplane)
+			return nil
+		case <-hup:
+			if o.ConfigFile == "" {
+				log.Info("SIGHUP: no configuration file to reload (--no-config)")
+				continue
+			}
+			log.Info("reloading", "config", o.ConfigFile)
+			next, err := loadConfig(o.ConfigFile, log)
+			if err == nil {
+				err = d.load(next)
+			}
+			if err != nil {
+				log.Error("reload refused; the running configuration is unchanged", "config", o.ConfigFile, "error", err)
+				continue
+			}
+			log.Info("reloaded", "config", o.ConfigFile, "virtual_servers", len(next.VirtualServers))
+		}
+	}
+}
+
+// daemon is the running composition: the director, its data plane, and
+// the VIP owners that say which VIPs it serves.
+type daemon struct {
+	log    *slog.Logger
+	dir    *director.Director
+	dp     *opened
+	owners []VIPOwner
+	seats  *vipSeats
+	file   string
+}
+
+// load makes cfg the running configuration, or changes nothing: it is
+// validated first; then the VIPs the owners will govern go on standby
+// (those not active already), so that a service of a VIP an owner takes
+// over is never live before the owner says so; then the director and the
+// owners load it.
+func (d *daemon) load(cfg *config.Config) error {
+	if err := director.Validate(cfg, d.dp.Caps()); err != nil {
+		return err
+	}
+	governed := make([]map[netip.Addr]bool, len(d.owners))
+	for i, ow := range d.owners {
+		governed[i] = ow.Governs(cfg)
+	}
+	d.seats.govern(governed)
+	if err := d.dir.Load(cfg); err != nil {
+		return err
+	}
+	for _, ow := range d.owners {
+		ow.Load(cfg)
+	}
+	return nil
+}
+
+// loadConfig parses, logging keepalived-style warnings; what the data
+// plane can do is checked by director.Validate.
+func loadConfig(path string, log *slog.Logger) (*config.Config, error) {
+	cfg, err := config.Parse(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config: " + w.String())
+	}
+	return cfg, nil
+}
+
+// Ipvsadm implements control.Backend.
+func (d *daemon) Ipvsadm(args []string, stdin string) (string, string, int) {
+	return d.dir.Ipvsadm(args, stdin)
+}
+
+// Status implements control.Backend: the director's services, the VIP
+// owners' parts, and how the data plane is attached.
+func (d *daemon) Status() (control.Status, error) {
+	st, err := d.dir.Status()
+	if err != nil {
+		return st, err
+	}
+	for _, ow := range d.owners {
+		ow.Status(&st)
+	}
+	st.Dataplane = d.dp.kind
+	st.ConfigFile = d.file
+	st.Interfaces = map[string]string{}
+	if d.dp.xdp != nil {
+		for name, m := range d.dp.xdp.Modes() {
+			st.Interfaces[name] = m.String()
+		}
+	}
+	return st, nil
+}

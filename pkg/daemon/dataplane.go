@@ -1,0 +1,157 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/xlbproject/xlb/pkg/config"
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/dataplane/ipvs"
+	"github.com/xlbproject/xlb/pkg/dataplane/xdp"
+	"github.com/xlbproject/xlb/pkg/director"
+	"github.com/xlbproject/xlb/pkg/probe"
+)
+
+// Caps are the data planes' capabilities by the name --dataplane gives
+// them, for validating a configuration without opening one (xlb check).
+var Caps = map[string]dataplane.Caps{"xdp": xdp.Caps, "ipvs": ipvs.Caps}
+
+// opened is the data plane the daemon runs on.
+type opened struct {
+	dataplane.Dataplane
+	kind string         // "xdp" or "ipvs"
+	xdp  *xdp.Dataplane // nil on IPVS
+	keep func() error   // leaves it forwarding (--keep-dataplane)
+}
+
+// openDataplane picks and opens the data plane: "xdp" or "ipvs" forces one;
+// "auto" gathers the evidence (a pinned data plane, attach probes on the
+// interfaces, the kernel's BPF features, what cfg needs, IPVS) and opens
+// what dataplane.Choose picks, logging every step down. If XDP then fails
+// to open after all, the failure is one more piece of evidence.
+func openDataplane(log *slog.Logger, o Options, cfg *config.Config) (*opened, error) {
+	switch o.Dataplane {
+	case "xdp":
+		return openXDP(log, o, o.XDPMode)
+	case "ipvs":
+		return openIPVS(log, o)
+	case "auto", "":
+	default:
+		return nil, fmt.Errorf("--dataplane: %q is not auto, xdp or ipvs", o.Dataplane)
+	}
+	// IPVS is not probed ahead (the probe loads ip_vs): it counts as there
+	// until opening it says otherwise.
+	e := dataplane.Evidence{Want: o.XDPMode, Program: probe.XDPDataPlane()}
+	for _, name := range o.Interfaces {
+		if _, err := os.Stat(filepath.Join(o.pinDir(), xdp.LinkPin(name))); err == nil {
+			e.Pinned = true
+		}
+	}
+	if cfg != nil {
+		if err := director.Validate(cfg, xdp.Caps); err != nil && director.Validate(cfg, ipvs.Caps) == nil {
+			e.Config = err
+		}
+	}
+	if !e.Pinned && e.Config == nil {
+		e.Native, e.Generic = probeXDP(o.Interfaces, o.XDPMode)
+	}
+	for {
+		d := dataplane.Choose(e)
+		switch {
+		case d.Dataplane == "xdp" && d.Mode == dataplane.XDPAuto:
+			log.Info("data plane: XDP (taking over the pinned one)", "pin_dir", o.pinDir())
+		case d.Dataplane == "xdp" && len(d.Why) > 0:
+			log.Warn("data plane: native XDP refused; using generic XDP", "reason", strings.Join(d.Why, "; "))
+		case d.Dataplane != "xdp":
+			log.Warn("data plane: XDP cannot run here; trying IPVS", "reason", strings.Join(d.Why, "; "),
+				"tc", "xlb has no TC data plane: a kernel that refuses generic XDP on an interface refuses TC there too")
+		}
+		switch d.Dataplane {
+		case "xdp":
+			x, err := openXDP(log, o, d.Mode)
+			if err == nil {
+				return x, nil
+			}
+			// What the probes could not see: count it against XDP.
+			e.Pinned, e.Native, e.Generic = false, err, err
+			continue
+		case "ipvs":
+			v, err := openIPVS(log, o)
+			if err != nil {
+				return nil, fmt.Errorf("no data plane can run: %s; IPVS: %w", strings.Join(d.Why, "; "), err)
+			}
+			return v, nil
+		}
+		return nil, fmt.Errorf("no data plane can run: %s", strings.Join(d.Why, "; "))
+	}
+}
+
+func openXDP(log *slog.Logger, o Options, m dataplane.XDPMode) (*opened, error) {
+	x, err := xdp.Open(xdp.Config{
+		Interfaces: o.Interfaces, PinDir: o.pinDir(), Mode: m, MaxConns: o.MaxConns, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &opened{Dataplane: x, kind: "xdp", xdp: x, keep: x.Release}, nil
+}
+
+func openIPVS(log *slog.Logger, o Options) (*opened, error) {
+	state := o.IPVSState
+	if state == "" {
+		state = ipvs.DefaultStateFile
+	}
+	if err := os.MkdirAll(filepath.Dir(state), 0o755); err != nil {
+		return nil, fmt.Errorf("--ipvs-state: %w", err)
+	}
+	v, err := ipvs.Open(ipvs.Options{StateFile: state, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("data plane: IPVS", "state_file", state)
+	return &opened{Dataplane: v, kind: "ipvs", keep: v.Release}, nil
+}
+
+// probeXDP asks the kernel whether every interface takes native, and
+// generic, XDP (XLB_PROBE_DENY can refuse either, to test the fallback).
+// A probe that could not run (probe.ErrSkipped) is no refusal: opening
+// will tell.
+func probeXDP(ifaces []string, want dataplane.XDPMode) (native, generic error) {
+	var whyNative, whyGeneric []error
+	for _, name := range ifaces {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			err = fmt.Errorf("interface %s: %w", name, err)
+			return err, err
+		}
+		refused := func(err error) bool { return err != nil && !errors.Is(err, probe.ErrSkipped) }
+		if want != dataplane.XDPGeneric {
+			if err := probe.XDPNative(ifi.Index); refused(err) {
+				whyNative = append(whyNative, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+		if want != dataplane.XDPNative {
+			if err := probe.XDPGeneric(ifi.Index); refused(err) {
+				whyGeneric = append(whyGeneric, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	}
+	return joinSemi(whyNative), joinSemi(whyGeneric)
+}
+
+// joinSemi joins errors on one line.
+func joinSemi(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	s := make([]string, len(errs))
+	for i, e := range errs {
+		s[i] = e.Error()
+	}
+	return errors.New(strings.Join(s, "; "))
+}

@@ -1,0 +1,77 @@
+package daemon
+
+import (
+	"maps"
+	"net/netip"
+	"sync"
+
+	"github.com/xlbproject/xlb/pkg/config"
+	"github.com/xlbproject/xlb/pkg/control"
+)
+
+// A VIPOwner decides which of some VIPs this director serves now: VRRP
+// (pkg/vrrpd) for the addresses its instances name; later a BGP speaker or
+// a connection-sync gate. A VIP it governs is served only while it says
+// the VIP is active here; a VIP no owner governs is always served. The
+// owner reports its active set through the function the daemon gave it at
+// construction (an ActiveFunc), synchronously and in order around its own
+// actions: before it adds a VIP to the host, and after it removes one.
+type VIPOwner interface {
+	// Governs says which VIPs of cfg the owner decides about. It has no
+	// side effects: the daemon asks before loading cfg.
+	Governs(cfg *config.Config) map[netip.Addr]bool
+	// Load starts the owner on cfg, or reloads it.
+	Load(cfg *config.Config)
+	// Status adds the owner's part to a status report.
+	Status(st *control.Status)
+	// Stop withdraws every VIP the owner holds (and says so).
+	Stop()
+}
+
+// ActiveFunc is how a VIP owner says which of its VIPs are active here. It
+// returns at once: it writes flags in the data plane, nothing more.
+type ActiveFunc func(active map[netip.Addr]bool)
+
+// vipSeats keeps each owner's governed and active VIPs and turns them into
+// the standby set: governed by some owner, and not active by that owner.
+type vipSeats struct {
+	mu       sync.Mutex
+	governed []map[netip.Addr]bool // by owner index
+	active   []map[netip.Addr]bool
+	// apply is told the standby set whenever it may have changed.
+	apply func(standby map[netip.Addr]bool)
+}
+
+func newSeats(owners int, apply func(map[netip.Addr]bool)) *vipSeats {
+	return &vipSeats{governed: make([]map[netip.Addr]bool, owners), active: make([]map[netip.Addr]bool, owners), apply: apply}
+}
+
+// activeFunc is the ActiveFunc of owner i.
+func (s *vipSeats) activeFunc(i int) ActiveFunc {
+	return func(active map[netip.Addr]bool) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.active[i] = maps.Clone(active)
+		s.apply(s.standbyLocked())
+	}
+}
+
+// govern sets what each owner governs (a configuration is about to load).
+func (s *vipSeats) govern(governed []map[netip.Addr]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	copy(s.governed, governed)
+	s.apply(s.standbyLocked())
+}
+
+func (s *vipSeats) standbyLocked() map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for i, g := range s.governed {
+		for vip := range g {
+			if !s.active[i][vip] {
+				out[vip] = true
+			}
+		}
+	}
+	return out
+}

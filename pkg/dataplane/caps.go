@@ -1,0 +1,142 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
+)
+
+// Caps is what a data plane can forward. Each implementation declares its
+// own (xdp.Caps, ipvs.Caps). The same rules, CheckService and CheckReal,
+// decide both whether an Apply is accepted and what the director refuses
+// in a keepalived.conf (with file:line): what `xlb check` accepts is what
+// the data plane will take.
+type Caps struct {
+	// Name names the data plane in messages: "the XDP data plane".
+	Name string
+	// Schedulers it computes, by name (from pkg/sched's registry).
+	Schedulers []string
+	// Forwards are the forwarding methods it has, in the order messages
+	// list them.
+	Forwards  []lvs.Forward
+	Protocols []lvs.Protocol
+	// IPv6 services and reals; a real of the other family than its
+	// service is possible only by tunnel.
+	IPv6 bool
+	// Flags are the service flags it honours.
+	Flags lvs.SvcFlags
+}
+
+// MaxPersistence keeps a persistence timeout in seconds times HZ within
+// the kernel's unsigned int for HZ up to 1000.
+const MaxPersistence = time.Duration(math.MaxUint32/1000) * time.Second
+
+// CheckService says why c cannot serve s itself (its reals aside), or nil.
+func (c Caps) CheckService(s Service) error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if !plainAddr(s.Addr) {
+		bad("address %q is not a plain IPv4 or IPv6 address", s.Addr)
+	} else if !s.Addr.Is4() && !c.IPv6 {
+		bad("only IPv4 virtual servers are supported by %s so far", c.Name)
+	}
+	if !slices.Contains(c.Protocols, s.Protocol) {
+		bad("protocol %s is not supported by %s (%s are)", s.Protocol, c.Name, list(c.Protocols, lvs.Protocol.String))
+	}
+	if s.Port == 0 {
+		bad("port 0 (all-ports services) is not supported")
+	}
+	if !slices.Contains(c.Schedulers, s.Scheduler) {
+		bad("scheduler %s is not supported by %s (%s are)", s.Scheduler, c.Name, strings.Join(c.Schedulers, ", "))
+	}
+	if f := s.Flags &^ c.Flags; f != 0 {
+		what := fmt.Sprintf("service flags %#x", uint32(f))
+		if f == lvs.OnePacket {
+			what = "one-packet scheduling (ops)"
+		}
+		bad("%s: not supported by %s", what, c.Name)
+	}
+	if s.Persistence < 0 || (s.Persistence > 0 && s.Persistence < time.Second) || s.Persistence > MaxPersistence ||
+		s.PersistenceMask < 0 || s.PersistenceMask > s.Addr.BitLen() {
+		bad("persistence %v /%d out of range", s.Persistence, s.PersistenceMask)
+	}
+	return errors.Join(errs...)
+}
+
+// CheckReal says why c cannot serve r as a real of s, or nil.
+func (c Caps) CheckReal(s Service, r Real) error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if !plainAddr(r.Addr) {
+		bad("address %q is not a plain IPv4 or IPv6 address", r.Addr)
+	} else if !r.Addr.Is4() && !c.IPv6 {
+		bad("only IPv4 real servers are supported by %s so far", c.Name)
+	}
+	if r.Weight < 0 {
+		bad("weight %d is negative", r.Weight)
+	}
+	if r.Port == 0 {
+		bad("port 0")
+	}
+	switch {
+	case !slices.Contains(c.Forwards, r.Forward):
+		bad("lvs_method %s is not supported by %s (%s are)", r.Forward.Kind(), c.Name, list(c.Forwards, lvs.Forward.Kind))
+	case r.Forward != lvs.NAT && r.Port != s.Port && r.Port != 0:
+		bad("%s cannot map ports; the real's port must be %d", r.Forward.Kind(), s.Port)
+	}
+	// Only a tunnel can cross families: the packet is wrapped whole.
+	if plainAddr(r.Addr) && plainAddr(s.Addr) && r.Addr.Is4() != s.Addr.Is4() && r.Forward != lvs.TUN {
+		bad("an IPv%d real of an IPv%d service needs tunnel forwarding", ipVersion(r.Addr), ipVersion(s.Addr))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks an Apply's input: every service and real against c,
+// and none listed twice. Errors name the service and the real.
+func (c Caps) Validate(services []Service) error {
+	seen := make(map[ServiceKey]bool, len(services))
+	for _, s := range services {
+		if err := c.CheckService(s); err != nil {
+			return fmt.Errorf("service %s: %w", s.ServiceKey, err)
+		}
+		if seen[s.ServiceKey] {
+			return fmt.Errorf("service %s: listed twice", s.ServiceKey)
+		}
+		seen[s.ServiceKey] = true
+		reals := make(map[netip.AddrPort]bool, len(s.Reals))
+		for _, r := range s.Reals {
+			if err := c.CheckReal(s, r); err != nil {
+				return fmt.Errorf("service %s: real %s: %w", s.ServiceKey, r, err)
+			}
+			ap := netip.AddrPortFrom(r.Addr, r.Port)
+			if reals[ap] {
+				return fmt.Errorf("service %s: real %s listed twice", s.ServiceKey, r)
+			}
+			reals[ap] = true
+		}
+	}
+	return nil
+}
+
+func plainAddr(a netip.Addr) bool { return a.IsValid() && !a.Is4In6() && a.Zone() == "" }
+
+func ipVersion(a netip.Addr) int {
+	if a.Is4() {
+		return 4
+	}
+	return 6
+}
+
+func list[T any](xs []T, name func(T) string) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = name(x)
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,157 @@
+package ipvs
+
+import (
+	"net/netip"
+	"time"
+
+	kipvs "github.com/cloudflare/ipvs"
+	"github.com/cloudflare/ipvs/netmask"
+
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/sched"
+)
+
+// Caps is what the kernel's IPVS forwards, as xlb drives it: DR, NAT and
+// TUN (IPIP), IPv4 and IPv6 (a real of the other family by tunnel), TCP
+// and UDP, the scheduler flags and one-packet scheduling, and the
+// schedulers xlb has a model of (sched.Modelled), which its behaviour
+// suite checks against the kernel. The kernel has more (lblc, lblcr, fo,
+// ovf, mh, twos: the registry lists them), some only in newer kernels
+// (twos since 6.2), so a scheduler joins here with its model and tests.
+var Caps = dataplane.Caps{
+	Name:       "the IPVS data plane",
+	Schedulers: sched.Names(sched.Modelled),
+	Forwards:   []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN},
+	Protocols:  []lvs.Protocol{lvs.TCP, lvs.UDP},
+	IPv6:       true,
+	Flags:      lvs.SchedFlags | lvs.OnePacket,
+}
+
+// Caps implements dataplane.Dataplane.
+func (v *Dataplane) Caps() dataplane.Caps { return Caps }
+
+// SetStandby implements dataplane.Dataplane: IPVS sees only packets to
+// addresses this host holds, so a VIP's services forward nothing while its
+// owner keeps the VIP off the host (a BACKUP) without being told.
+func (v *Dataplane) SetStandby(map[netip.Addr]bool) error { return nil }
+
+// desired is a service as IPVS will hold it.
+type desired struct {
+	key   dataplane.ServiceKey
+	svc   kipvs.Service
+	dests []kipvs.Destination
+	reals []dataplane.Real // as given, for messages
+}
+
+// plan validates every service and converts it to IPVS's terms. It does not
+// touch the kernel.
+func plan(services []dataplane.Service) ([]desired, error) {
+	if err := Caps.Validate(services); err != nil {
+		return nil, err
+	}
+	out := make([]desired, 0, len(services))
+	for _, s := range services {
+		d := desired{key: s.ServiceKey, svc: kernelService(s), reals: s.Reals}
+		for _, r := range s.Reals {
+			d.dests = append(d.dests, kernelDest(r))
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func family(a netip.Addr) kipvs.AddressFamily {
+	if a.Is4() {
+		return kipvs.INET
+	}
+	return kipvs.INET6
+}
+
+// kernelService is s as IPVS stores it. A service without persistence gets
+// the full-length mask, as ipvsadm sends it.
+func kernelService(s dataplane.Service) kipvs.Service {
+	svc := kipvs.Service{
+		Address:   s.Addr,
+		Port:      s.Port,
+		Protocol:  kipvs.Protocol(s.Protocol),
+		Family:    family(s.Addr),
+		Scheduler: s.Scheduler,
+		Flags:     kipvs.Flags(s.Flags),
+	}
+	bits := s.Addr.BitLen()
+	if s.Persistence > 0 {
+		svc.Flags |= kipvs.ServicePersistent
+		svc.Timeout = uint32(s.Persistence / time.Second)
+		if s.PersistenceMask != 0 {
+			bits = s.PersistenceMask
+		}
+	}
+	svc.Netmask = netmask.MaskFrom(bits, s.Addr.BitLen())
+	return svc
+}
+
+func kernelDest(r dataplane.Real) kipvs.Destination {
+	return kipvs.Destination{
+		Address:   r.Addr,
+		Port:      r.Port,
+		Family:    family(r.Addr),
+		Weight:    uint32(r.Weight),
+		FwdMethod: forwardMethod(r.Forward),
+		// TunnelType zero is IPIP, what ipvsadm -i and keepalived
+		// lb_kind TUN make.
+	}
+}
+
+// forwardMethod is f as netlink carries it: the kernel's values, which
+// lvs.Forward has.
+func forwardMethod(f lvs.Forward) kipvs.ForwardType { return kipvs.ForwardType(f) }
+
+// forwardOf is the method a kernel dest has; a dest the kernel made Local
+// (one of this host's addresses) was asked for as DR.
+func forwardOf(m kipvs.ForwardType) lvs.Forward {
+	if m == kipvs.Local {
+		return lvs.DR
+	}
+	return lvs.Forward(m)
+}
+
+// keyOf names a kernel service in xlb's terms; ok is false for services
+// xlb cannot have made (fwmark, SCTP).
+func keyOf(s kipvs.Service) (dataplane.ServiceKey, bool) {
+	if s.FWMark != 0 || (s.Protocol != kipvs.TCP && s.Protocol != kipvs.UDP) {
+		return dataplane.ServiceKey{}, false
+	}
+	return dataplane.ServiceKey{Addr: s.Address, Port: s.Port, Protocol: lvs.Protocol(s.Protocol)}, true
+}
+
+// sameService reports whether the kernel's service already is what want
+// says. The kernel adds the HASHED flag itself; timeout and mask mean
+// nothing without persistence.
+func sameService(have, want kipvs.Service) bool {
+	const ignore = kipvs.ServiceHashed
+	if have.Scheduler != want.Scheduler || have.Flags&^ignore != want.Flags&^ignore {
+		return false
+	}
+	if want.Flags&kipvs.ServicePersistent == 0 {
+		return true
+	}
+	return have.Timeout == want.Timeout && have.Netmask == want.Netmask
+}
+
+// sameDest reports whether the kernel's dest already is what want says.
+// Thresholds xlb does not set must be 0 (someone may have set them by
+// hand); a kernel that marks a dest Local forwards it locally whatever it
+// was asked.
+func sameDest(have, want kipvs.Destination) bool {
+	if have.Weight != want.Weight || have.UpperThreshold != 0 || have.LowerThreshold != 0 {
+		return false
+	}
+	if have.FwdMethod != want.FwdMethod && have.FwdMethod != kipvs.Local {
+		return false
+	}
+	if want.FwdMethod == kipvs.Tunnel {
+		return have.TunnelType == want.TunnelType && have.TunnelPort == want.TunnelPort && have.TunnelFlags == want.TunnelFlags
+	}
+	return true
+}

@@ -1,0 +1,93 @@
+package xdp
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/internal/testutil"
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
+)
+
+// Real HTTP and UDP through NAT, with port mapping (VIP:80 -> real:8080,
+// VIP:53 -> real:5353), to reals whose default route is the director.
+func TestNATEndToEnd(t *testing.T) {
+	for _, mode := range []dataplane.XDPMode{dataplane.XDPNative, dataplane.XDPGeneric} {
+		t.Run(mode.String(), func(t *testing.T) {
+			requireRoot(t)
+			topo, err := testutil.NewDR(testutil.DROptions{Reals: 2, Native: mode == dataplane.XDPNative, NAT: true})
+			require.NoError(t, err)
+			t.Cleanup(func() { topo.Close() })
+			require.NoError(t, topo.ServeHTTP(8080))
+			require.NoError(t, topo.ServeUDP(5353))
+			r := &drRig{topo: topo, pin: "/sys/fs/bpf/xlb-e2e-" + testutil.Suffix(), mode: mode,
+				url: fmt.Sprintf("http://%s:80/", topo.VIP), svc: dataplane.ServiceKey{Addr: topo.VIP, Port: 80, Protocol: lvs.TCP}, log: quiet}
+			r.x = r.open(t)
+			t.Cleanup(func() { assert.NoError(t, r.x.Close()) })
+			var web, dns dataplane.Service
+			web = dataplane.Service{ServiceKey: r.svc, Scheduler: "rr"}
+			dns = dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: topo.VIP, Port: 53, Protocol: lvs.UDP}, Scheduler: "rr"}
+			for _, a := range topo.RealAddrs {
+				web.Reals = append(web.Reals, dataplane.Real{Addr: a, Port: 8080, Weight: 1, Forward: lvs.NAT})
+				dns.Reals = append(dns.Reals, dataplane.Real{Addr: a, Port: 5353, Weight: 1, Forward: lvs.NAT})
+			}
+			r.apply(t, web, dns)
+			r.waitResolved(t)
+
+			assert.Equal(t, []string{"r1", "r2", "r1", "r2"}, r.get(t, 4))
+
+			// A large download arrives whole.
+			const size = 8 << 20
+			c := topo.HTTPClient()
+			c.Timeout = 60 * time.Second
+			req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, fmt.Sprintf("http://%s/bytes/%d", topo.VIP, size), nil)
+			require.NoError(t, err)
+			resp, err := c.Do(req)
+			require.NoError(t, err)
+			got := sha256.New()
+			n, err := io.Copy(got, resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			require.EqualValues(t, size, n)
+			want := sha256.New()
+			_, _ = io.Copy(want, io.LimitReader(testutil.Pattern(), size))
+			assert.Equal(t, want.Sum(nil), got.Sum(nil), "body checksum")
+
+			// UDP request/response, a new flow per socket.
+			var answers []string
+			for i := range 4 {
+				conn, err := topo.Client.DialContext(context.Background(), "udp4", fmt.Sprintf("%s:53", topo.VIP))
+				require.NoError(t, err)
+				_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+				_, err = conn.Write([]byte(fmt.Sprintf("q%d", i)))
+				require.NoError(t, err)
+				buf := make([]byte, 64)
+				n, err := conn.Read(buf)
+				require.NoError(t, err, "UDP answer %d", i)
+				answers = append(answers, string(buf[:n]))
+				// The answer comes from the VIP:53, as the client asked.
+				assert.Equal(t, fmt.Sprintf("%s:53", topo.VIP), conn.RemoteAddr().(*net.UDPAddr).String())
+				conn.Close()
+			}
+			assert.Equal(t, []string{"r1:q0", "r2:q1", "r1:q2", "r2:q3"}, answers)
+
+			st, err := r.x.Stats()
+			require.NoError(t, err)
+			assert.NotZero(t, st.Reasons["nat_reply"], "replies were translated by XDP")
+			var out uint64
+			for _, s := range st.Services {
+				out += s.OutBytes
+			}
+			assert.Greater(t, out, uint64(size), "the download counts as the reals' output")
+		})
+	}
+}

@@ -1,0 +1,163 @@
+package xdp
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
+)
+
+func countersOf(c xlbCounters) dataplane.Counters {
+	return dataplane.Counters{Packets: c.Packets, Bytes: c.Bytes, Conns: c.Conns, OutPackets: c.OutPackets, OutBytes: c.OutBytes}
+}
+
+// sumCounters adds up a per-CPU counter slot.
+func sumCounters(m *ebpf.Map, idx uint32) (dataplane.Counters, error) {
+	var per []xlbCounters
+	if err := m.Lookup(&idx, &per); err != nil {
+		return dataplane.Counters{}, fmt.Errorf("read counters %d: %w", idx, err)
+	}
+	var c dataplane.Counters
+	for _, p := range per {
+		c = c.Add(countersOf(p))
+	}
+	return c, nil
+}
+
+// Stats implements Dataplane. Services are sorted by key, reals are in
+// dest-list order.
+func (x *Dataplane) Stats() (dataplane.Stats, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := dataplane.Stats{Reasons: map[string]uint64{}}
+	for _, s := range x.state.services {
+		var retired xlbCounters
+		if err := x.objs.SvcRetired.Lookup(&s.idx, &retired); err != nil {
+			return dataplane.Stats{}, fmt.Errorf("read service counters: %w", err)
+		}
+		ss := dataplane.ServiceStats{ServiceKey: s.key, Counters: countersOf(retired)}
+		for _, r := range s.reals {
+			rc, err := sumCounters(x.objs.RealStats, r.slot)
+			if err != nil {
+				return dataplane.Stats{}, err
+			}
+			ss.Counters = ss.Counters.Add(rc)
+			var cc xlbConnCounts
+			if err := x.objs.RealConns.Lookup(&r.slot, &cc); err != nil {
+				return dataplane.Stats{}, fmt.Errorf("read connection counts: %w", err)
+			}
+			ss.Reals = append(ss.Reals, dataplane.RealStats{Real: r.Real, Counters: rc, Resolved: r.resolved,
+				ActiveConns: max(cc.Active, 0), InactConns: max(cc.Inactive, 0)})
+		}
+		out.Services = append(out.Services, ss)
+	}
+	slices.SortFunc(out.Services, func(a, b dataplane.ServiceStats) int { return compareKeys(a.ServiceKey, b.ServiceKey) })
+	for i := xlbXlbStat(0); i < xlbXlbStatXLB_STAT_MAX; i++ {
+		var per []uint64
+		if err := x.objs.Stats.Lookup(&i, &per); err != nil {
+			return dataplane.Stats{}, fmt.Errorf("read stat %d: %w", i, err)
+		}
+		var n uint64
+		for _, v := range per {
+			n += v
+		}
+		out.Reasons[statName(i)] = n
+	}
+	return out, nil
+}
+
+func statName(s xlbXlbStat) string {
+	switch s {
+	case xlbXlbStatXLB_STAT_FRAGMENT:
+		return "fragment"
+	case xlbXlbStatXLB_STAT_TRUNCATED:
+		return "truncated"
+	case xlbXlbStatXLB_STAT_NO_DEST:
+		return "no_dest"
+	case xlbXlbStatXLB_STAT_DEST_GONE:
+		return "dest_gone"
+	case xlbXlbStatXLB_STAT_NOT_SYN:
+		return "not_syn"
+	case xlbXlbStatXLB_STAT_RETIRING:
+		return "retiring"
+	case xlbXlbStatXLB_STAT_NAT_REPLY:
+		return "nat_reply"
+	case xlbXlbStatXLB_STAT_NAT_REPLY_KERNEL:
+		return "nat_reply_kernel"
+	case xlbXlbStatXLB_STAT_STANDBY:
+		return "standby"
+	}
+	return fmt.Sprintf("stat_%d", s)
+}
+
+func compareKeys(a, b dataplane.ServiceKey) int {
+	if c := a.Addr.Compare(b.Addr); c != 0 {
+		return c
+	}
+	if a.Port != b.Port {
+		return int(a.Port) - int(b.Port)
+	}
+	return int(a.Protocol) - int(b.Protocol)
+}
+
+// monotonicNow is bpf_ktime_get_ns's clock.
+func monotonicNow() uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}
+
+// Conns implements Dataplane: the live entries of the connection table.
+func (x *Dataplane) Conns() ([]dataplane.Conn, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	now := monotonicNow()
+	var out []dataplane.Conn
+	var k xlbConnKey
+	var v xlbConn
+	it := x.objs.Conns.Iterate()
+	for it.Next(&k, &v) {
+		age := time.Duration(now - v.LastSeen)
+		ttl := time.Duration(v.TimeoutS) * time.Second
+		if now < v.LastSeen {
+			age = 0
+		}
+		if age > ttl || v.Retired != 0 {
+			continue
+		}
+		var r xlbReal
+		if err := x.objs.Reals.Lookup(&v.Real, &r); err != nil || r.Gen != v.Gen || r.Flags&realPresent == 0 {
+			continue
+		}
+		out = append(out, dataplane.Conn{
+			State:    stateName(v.State),
+			Protocol: lvs.Protocol(k.Proto),
+			Client:   netip.AddrPortFrom(addrOf(k.Src), portOf(k.Sport)),
+			Virtual:  netip.AddrPortFrom(addrOf(k.Dst), portOf(k.Dport)),
+			Real:     netip.AddrPortFrom(addrOf(r.Addr), portOf(r.Port)),
+			Expires:  (ttl - age).Truncate(time.Second),
+		})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read connections: %w", err)
+	}
+	slices.SortFunc(out, func(a, b dataplane.Conn) int { return strings.Compare(a.Client.String(), b.Client.String()) })
+	return out, nil
+}
+
+// stateName is IPVS's name of a connection state, as ipvsadm -Lc shows it.
+func stateName(s uint8) string {
+	names := [...]string{"NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT", "TIME_WAIT",
+		"CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "SYNACK", "UDP"}
+	if int(s) < len(names) {
+		return names[s]
+	}
+	return fmt.Sprintf("STATE_%d", s)
+}

@@ -1,0 +1,469 @@
+package xdp
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/probe"
+)
+
+// DefaultPinDir is where maps and links are pinned.
+const DefaultPinDir = "/sys/fs/bpf/xlb"
+
+// Config configures the XDP data plane.
+type Config struct {
+	// Interfaces to attach to (where VIP traffic arrives).
+	Interfaces []string
+	// PinDir is a directory on bpffs; DefaultPinDir if empty.
+	PinDir string
+	Mode   dataplane.XDPMode
+	// MaxConns sizes the connection table; 0 keeps the built-in default.
+	// A restarted process must use the same size to take over the table.
+	MaxConns uint32
+	// Resolver finds reals' MACs; NeighResolver if nil.
+	Resolver Resolver
+	// ResolveInterval is how often unresolved reals are retried (1 s).
+	ResolveInterval time.Duration
+	// SweepInterval is how often expired flows are ended and connection
+	// counts corrected (1 s).
+	SweepInterval time.Duration
+	// ResolveWait is how long Apply waits for a new real's ARP reply
+	// before applying it as unresolved (500 ms).
+	ResolveWait time.Duration
+	Logger      *slog.Logger
+}
+
+// Dataplane is the XDP implementation of dataplane.Dataplane.
+type Dataplane struct {
+	cfg   Config
+	log   *slog.Logger
+	objs  xlbObjects
+	links []attached
+
+	mu       sync.Mutex
+	state    *tables
+	standby  map[netip.Addr]bool // SetStandby's
+	tookOver bool                // a pinned link was found
+	// ports are tx_ports' slots by ifindex (a cache of the map).
+	ports map[int]uint16
+
+	stop  chan struct{}
+	done  chan struct{}
+	swept chan struct{}
+}
+
+type attached struct {
+	ifname string
+	mode   dataplane.XDPMode // dataplane.XDPAuto when taken over from a pinned link
+	link   link.Link
+}
+
+var _ dataplane.Dataplane = (*Dataplane)(nil)
+
+// Open loads the program and its maps (reusing pinned ones), attaches to
+// the configured interfaces and takes over any state a previous process
+// left pinned.
+func Open(cfg Config) (*Dataplane, error) {
+	if cfg.PinDir == "" {
+		cfg.PinDir = DefaultPinDir
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = NeighResolver{}
+	}
+	if cfg.ResolveInterval == 0 {
+		cfg.ResolveInterval = time.Second
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = time.Second
+	}
+	if cfg.ResolveWait == 0 {
+		cfg.ResolveWait = 500 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	x := &Dataplane{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), swept: make(chan struct{})}
+	if err := x.load(); err != nil {
+		return nil, err
+	}
+	st, err := recoverTables(&x.objs, x.log)
+	if err != nil {
+		x.objs.Close()
+		return nil, fmt.Errorf("take over pinned state in %s: %w", cfg.PinDir, err)
+	}
+	x.state = st
+	x.standby = map[netip.Addr]bool{}
+	for k, s := range st.services {
+		if s.standby {
+			x.standby[k.Addr] = true
+		}
+	}
+	if err := x.initTimeouts(); err != nil {
+		x.objs.Close()
+		return nil, err
+	}
+	for _, name := range cfg.Interfaces {
+		if err := x.attach(name); err != nil {
+			// Leave a running data plane as it was; remove what this
+			// call made from nothing.
+			fresh := len(st.services) == 0 && !x.tookOver
+			x.closeLinks(fresh)
+			if fresh {
+				for _, m := range x.maps() {
+					_ = m.Unpin()
+				}
+				_ = os.Remove(cfg.PinDir)
+			}
+			x.objs.Close()
+			return nil, err
+		}
+	}
+	go x.resolveLoop()
+	go x.sweepLoop()
+	return x, nil
+}
+
+func (x *Dataplane) load() error {
+	_, statErr := os.Stat(x.cfg.PinDir)
+	fresh := os.IsNotExist(statErr)
+	if err := ensureBPFFS(x.cfg.PinDir); err != nil {
+		return err
+	}
+	err := x.loadObjects()
+	if err != nil && fresh {
+		// Maps are pinned before the program is verified: a load that
+		// fails leaves nothing behind it made.
+		_ = os.RemoveAll(x.cfg.PinDir)
+	}
+	return err
+}
+
+// memlock lifts RLIMIT_MEMLOCK, which BPF maps count against on kernels
+// before 5.11 (later ones account to the memory cgroup instead).
+var memlock = sync.OnceValue(rlimit.RemoveMemlock)
+
+func (x *Dataplane) loadObjects() error {
+	if err := memlock(); err != nil {
+		x.log.Warn("cannot lift RLIMIT_MEMLOCK; maps may fail to load on kernels before 5.11", "error", err)
+	}
+	// The sweeper walks the flow table with bpf_for_each_map_elem (5.13);
+	// say so plainly rather than with the verifier's words.
+	if err := probe.XDPDataPlane(); err != nil {
+		return fmt.Errorf("%w; run on IPVS (--dataplane ipvs)", err)
+	}
+	spec, err := loadXlb()
+	if err != nil {
+		return fmt.Errorf("load bpf spec: %w", err)
+	}
+	if x.cfg.MaxConns != 0 {
+		spec.Maps[xlbMapConns].MaxEntries = x.cfg.MaxConns
+	}
+	if features.HaveProgramHelper(ebpf.XDP, asm.FnKtimeGetCoarseNs) == nil {
+		if err := spec.Variables["have_coarse_clock"].Set(uint8(1)); err != nil {
+			return fmt.Errorf("configure bpf clock: %w", err)
+		}
+	}
+	err = spec.LoadAndAssign(&x.objs, &ebpf.CollectionOptions{
+		Maps: ebpf.MapOptions{PinPath: x.cfg.PinDir},
+	})
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return fmt.Errorf("load xdp program: %+v", ve)
+		}
+		if errors.Is(err, ebpf.ErrMapIncompatible) {
+			return fmt.Errorf("load maps pinned in %s: %w (they were made by a different xlb build or map size; detach first with Close, or remove the directory)", x.cfg.PinDir, err)
+		}
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("load xdp program: %w (xlb needs root, or CAP_BPF and CAP_NET_ADMIN)", err)
+		}
+		return fmt.Errorf("load xdp program: %w", err)
+	}
+	return nil
+}
+
+// ensureBPFFS makes sure dir's parent is on a mounted bpffs.
+func ensureBPFFS(dir string) error {
+	parent := filepath.Dir(dir)
+	var st unix.Statfs_t
+	if err := unix.Statfs(parent, &st); err != nil {
+		return fmt.Errorf("pin directory %s: %w", parent, err)
+	}
+	if st.Type != unix.BPF_FS_MAGIC {
+		if parent != "/sys/fs/bpf" {
+			return fmt.Errorf("pin directory %s is not on bpffs", parent)
+		}
+		if err := unix.Mount("bpf", parent, "bpf", 0, "mode=0700"); err != nil {
+			return fmt.Errorf("mount bpffs on %s: %w", parent, err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("pin directory: %w", err)
+	}
+	return nil
+}
+
+func (x *Dataplane) linkPin(ifname string) string {
+	return filepath.Join(x.cfg.PinDir, LinkPin(ifname))
+}
+
+// LinkPin is the name, in the pin directory, of the XDP link on ifname: a
+// data plane pinned there is running on that interface.
+func LinkPin(ifname string) string { return "link_" + ifname }
+
+func (x *Dataplane) attach(name string) error {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return fmt.Errorf("attach xdp %s: %w", name, err)
+	}
+	pin := x.linkPin(name)
+	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
+		if err := l.Update(x.objs.XlbXdp); err != nil {
+			l.Close()
+			return fmt.Errorf("replace program on pinned link %s: %w", pin, err)
+		}
+		x.tookOver = true
+		mode := attachedMode(name)
+		x.log.Info("took over xdp link", "interface", name, "pin", pin, "mode", mode.String())
+		x.links = append(x.links, attached{ifname: name, mode: mode, link: l})
+		return x.addTxPort(ifi.Index)
+	}
+
+	try := []dataplane.XDPMode{dataplane.XDPNative, dataplane.XDPGeneric}
+	switch x.cfg.Mode {
+	case dataplane.XDPNative:
+		try = try[:1]
+	case dataplane.XDPGeneric:
+		try = try[1:]
+	}
+	var l link.Link
+	var mode dataplane.XDPMode
+	for _, m := range try {
+		flags := link.XDPDriverMode
+		if m == dataplane.XDPGeneric {
+			flags = link.XDPGenericMode
+		}
+		l, err = link.AttachXDP(link.XDPOptions{Program: x.objs.XlbXdp, Interface: ifi.Index, Flags: flags})
+		if err == nil {
+			mode = m
+			break
+		}
+		if m == dataplane.XDPNative && len(try) > 1 {
+			x.log.Warn("native xdp refused, falling back to generic mode", "interface", name, "reason", err)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("attach xdp %s: %w", name, err)
+	}
+	if err := l.Pin(pin); err != nil {
+		l.Close()
+		return fmt.Errorf("pin xdp link %s: %w", pin, err)
+	}
+	x.log.Info("attached xdp", "interface", name, "mode", mode.String())
+	x.links = append(x.links, attached{ifname: name, mode: mode, link: l})
+	return x.addTxPort(ifi.Index)
+}
+
+// attachedMode asks the kernel how XDP is attached to ifname.
+func attachedMode(ifname string) dataplane.XDPMode {
+	l, err := netlink.LinkByName(ifname)
+	if err != nil || l.Attrs().Xdp == nil {
+		return dataplane.XDPAuto
+	}
+	switch l.Attrs().Xdp.AttachMode {
+	case nl.XDP_ATTACHED_DRV:
+		return dataplane.XDPNative
+	case nl.XDP_ATTACHED_SKB:
+		return dataplane.XDPGeneric
+	}
+	return dataplane.XDPAuto
+}
+
+// txPort returns the tx_ports slot of an egress interface, adding it. The
+// slots in use are read from the (possibly pinned) map once, then kept.
+func (x *Dataplane) txPort(ifindex int) (uint16, error) {
+	if x.ports == nil {
+		x.ports = map[int]uint16{}
+		for i := range uint32(maxIfaces) {
+			var v uint32
+			err := x.objs.TxPorts.Lookup(&i, &v)
+			switch {
+			case err == nil && v != 0:
+				x.ports[int(v)] = uint16(i)
+			case err != nil && !errors.Is(err, ebpf.ErrKeyNotExist):
+				x.ports = nil
+				return 0, fmt.Errorf("read tx_ports: %w", err)
+			}
+		}
+	}
+	if slot, ok := x.ports[ifindex]; ok {
+		return slot, nil
+	}
+	used := make([]bool, maxIfaces)
+	for _, slot := range x.ports {
+		used[slot] = true
+	}
+	free := slices.Index(used, false)
+	if free < 0 {
+		return 0, fmt.Errorf("interface %d: no room in tx_ports (%d interfaces)", ifindex, maxIfaces)
+	}
+	k, v := uint32(free), uint32(ifindex)
+	if err := x.objs.TxPorts.Update(&k, &v, ebpf.UpdateAny); err != nil {
+		return 0, fmt.Errorf("add interface %d to tx_ports: %w", ifindex, err)
+	}
+	x.ports[ifindex] = uint16(free)
+	return uint16(free), nil
+}
+
+func (x *Dataplane) addTxPort(ifindex int) error {
+	_, err := x.txPort(ifindex)
+	return err
+}
+
+// Modes reports how each interface is attached.
+func (x *Dataplane) Modes() map[string]dataplane.XDPMode {
+	m := make(map[string]dataplane.XDPMode, len(x.links))
+	for _, a := range x.links {
+		m[a.ifname] = a.mode
+	}
+	return m
+}
+
+// Close detaches from every interface and removes every map, pin and link
+// the data plane made.
+func (x *Dataplane) Close() error {
+	x.shutdown()
+	x.closeLinks(true)
+	var errs []error
+	for _, m := range x.maps() {
+		if err := m.Unpin(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, x.objs.Close())
+	if err := os.Remove(x.cfg.PinDir); err != nil && !os.IsNotExist(err) {
+		errs = append(errs, fmt.Errorf("remove %s: %w", x.cfg.PinDir, err))
+	}
+	return errors.Join(errs...)
+}
+
+// Release lets go of the data plane and leaves it running: the links and
+// maps stay pinned for the next process to take over.
+func (x *Dataplane) Release() error {
+	x.shutdown()
+	x.closeLinks(false)
+	return x.objs.Close()
+}
+
+func (x *Dataplane) shutdown() {
+	select {
+	case <-x.stop:
+		return
+	default:
+	}
+	close(x.stop)
+	<-x.done
+	<-x.swept
+}
+
+// sweepLoop expires flows and corrects connection counts.
+func (x *Dataplane) sweepLoop() {
+	defer close(x.swept)
+	t := time.NewTicker(x.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-x.stop:
+			return
+		case <-t.C:
+		}
+		if err := x.Sweep(); err != nil {
+			x.log.Warn("sweeping the connection table", "error", err)
+		}
+	}
+}
+
+func (x *Dataplane) closeLinks(detach bool) {
+	for _, a := range x.links {
+		if detach {
+			if err := a.link.Unpin(); err != nil {
+				x.log.Warn("unpin xdp link", "interface", a.ifname, "error", err)
+			}
+		}
+		a.link.Close()
+		if detach {
+			x.log.Info("detached xdp", "interface", a.ifname)
+		}
+	}
+	x.links = nil
+}
+
+// maps lists every map of the program (all are pinned).
+func (x *Dataplane) maps() []*ebpf.Map {
+	var out []*ebpf.Map
+	v := reflect.ValueOf(x.objs.xlbMaps)
+	for i := range v.NumField() {
+		if m, ok := v.Field(i).Interface().(*ebpf.Map); ok && m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// resolveLoop retries reals whose MAC is unknown, and refreshes the rest.
+func (x *Dataplane) resolveLoop() {
+	defer close(x.done)
+	t := time.NewTicker(x.cfg.ResolveInterval)
+	defer t.Stop()
+	for tick := 1; ; tick++ {
+		select {
+		case <-x.stop:
+			return
+		case <-t.C:
+		}
+		x.mu.Lock()
+		// Every 30 intervals, re-check resolved reals too (a real that
+		// changed its MAC, or whose route went away).
+		if x.state.unresolved() || tick%30 == 0 {
+			if err := x.applyLocked(x.state.desired, 0); err != nil {
+				x.log.Warn("re-resolving reals", "error", err)
+			}
+		}
+		x.mu.Unlock()
+	}
+}
+
+// SetStandby implements dataplane.Dataplane.
+func (x *Dataplane) SetStandby(vips map[netip.Addr]bool) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.standby = maps.Clone(vips)
+	return x.applyLocked(x.state.desired, 0)
+}
+
+// Apply implements Dataplane.
+func (x *Dataplane) Apply(services []dataplane.Service) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.applyLocked(services, x.cfg.ResolveWait)
+}

@@ -1,0 +1,110 @@
+// Package lvs holds the words of LVS that every part of xlb shares, each
+// defined once and numbered as the kernel's IPVS numbers it: a service's
+// protocol, a real's forwarding method and a service's flags.
+// keepalived.conf (pkg/config), ipvsadm's command line (pkg/ipvsadm), the
+// data planes (pkg/dataplane) and the schedulers (pkg/sched) all use these
+// types, so a value passes from one to another without a conversion table.
+//
+// Scheduler names are not here: they live in pkg/sched's registry, with what
+// each scheduler reads and how the data planes compute it.
+package lvs
+
+import "strconv"
+
+// Protocol is the IP protocol number of a virtual service or of a
+// connection (IPVS_SVC_ATTR_PROTOCOL).
+type Protocol uint8
+
+// Protocols of services (TCP, UDP, SCTP) and of connection entries (IP:
+// the persistence templates of fwmark services).
+const (
+	IP   Protocol = 0
+	TCP  Protocol = 6
+	UDP  Protocol = 17
+	SCTP Protocol = 132
+)
+
+// String is the protocol as the kernel names it (ip_vs_proto_name): TCP,
+// UDP, SCTP, IP, ICMP, ICMPv6, or IP_<number>.
+func (p Protocol) String() string {
+	switch p {
+	case IP:
+		return "IP"
+	case TCP:
+		return "TCP"
+	case UDP:
+		return "UDP"
+	case SCTP:
+		return "SCTP"
+	case 1:
+		return "ICMP"
+	case 58:
+		return "ICMPv6"
+	}
+	return "IP_" + strconv.Itoa(int(p))
+}
+
+// Forward is a real's packet-forwarding method, with the values of the
+// kernel's IP_VS_CONN_F_* forwarding codes.
+type Forward uint32
+
+// Forwarding methods. NAT is 0 as in the kernel (ipvsadm's default, when no
+// -g/-m/-i is given, is DR all the same). Local is what the kernel reports
+// for a dest that is one of the director's own addresses; nobody can ask
+// for it.
+const (
+	NAT   Forward = 0 // masquerading: ipvsadm -m, keepalived lb_kind NAT
+	Local Forward = 1
+	TUN   Forward = 2 // IP-in-IP (or GUE/GRE): ipvsadm -i, lb_kind TUN
+	DR    Forward = 3 // direct routing: ipvsadm -g, lb_kind DR
+)
+
+// String is the method as ipvsadm's listing names it: Masq, Local, Tunnel,
+// Route.
+func (f Forward) String() string {
+	switch f {
+	case NAT:
+		return "Masq"
+	case Local:
+		return "Local"
+	case TUN:
+		return "Tunnel"
+	case DR:
+		return "Route"
+	}
+	return "(null)"
+}
+
+// Kind is the method as keepalived.conf's lb_kind (lvs_method) names it:
+// NAT, DR, TUN; "local" for Local, which keepalived has no word for.
+func (f Forward) Kind() string {
+	switch f {
+	case NAT:
+		return "NAT"
+	case DR:
+		return "DR"
+	case TUN:
+		return "TUN"
+	case Local:
+		return "local"
+	}
+	return "invalid"
+}
+
+// SvcFlags are a service's IP_VS_SVC_F_* bits. The three scheduler flags
+// mean what the scheduler makes of them: sh and mh read Sched1 as
+// fallback and Sched2 as port (pkg/sched names them per scheduler).
+type SvcFlags uint32
+
+// Service flags, with the kernel's values.
+const (
+	Persistent SvcFlags = 0x0001 // ipvsadm -p
+	Hashed     SvcFlags = 0x0002 // set by the kernel: the service is in its table
+	OnePacket  SvcFlags = 0x0004 // ipvsadm -o, keepalived ops
+	Sched1     SvcFlags = 0x0008 // flag-1: sh-fallback, mh-fallback
+	Sched2     SvcFlags = 0x0010 // flag-2: sh-port, mh-port
+	Sched3     SvcFlags = 0x0020 // flag-3
+
+	// SchedFlags are the bits a scheduler reads.
+	SchedFlags = Sched1 | Sched2 | Sched3
+)
