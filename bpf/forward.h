@@ -23,6 +23,13 @@ static __always_inline void stat_inc(__u32 which)
 		*v += 1;
 }
 
+/* An address that is the VIP of a service this director serves now (not
+ * on standby). */
+static __always_inline int to_vip(__be32 addr)
+{
+	return bpf_map_lookup_elem(&vips, &addr) != 0;
+}
+
 static __always_inline int forward_dr(struct xdp_md *ctx, struct ethhdr *eth, const struct real *r)
 {
 	__builtin_memcpy(eth->h_dest, r->dst_mac, ETH_ALEN);

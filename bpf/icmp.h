@@ -130,7 +130,7 @@ static __always_inline int icmp_from_nat_real(struct xdp_md *ctx, struct packet 
 	struct conn_key k;
 	icmp_flow_key(&e, &k);
 	struct nat_reply *nr = bpf_map_lookup_elem(&nat_replies, &k);
-	if (!nr)
+	if (!nr || !to_vip(nr->vip)) /* none, or its VIP on standby here */
 		return -1;
 	struct iphdr *ip = p->ip;
 	if ((void *)(ip + 1) > data_end)

@@ -34,6 +34,8 @@
 #include "icmp.h"
 
 _Static_assert((XLB_SCHED_SLOTS & (XLB_SCHED_SLOTS - 1)) == 0, "XLB_SCHED_SLOTS must be a power of two");
+
+const volatile struct xlb_enums xlb_enums __attribute__((used)) = {};
 _Static_assert(XLB_SCHED_SLOTS >= XLB_HASH_TAB_SIZE, "a scheduler table must hold the sh/dh buckets");
 
 static __always_inline void count(void *map, __u32 idx, __u64 bytes, __u64 new_conn)
@@ -52,11 +54,6 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *p, void *d
 	if ((r->flags & XLB_REAL_F_NAT) && nat_rewrite(p, data_end, 1, r->addr, r->port) < 0)
 		return XDP_DROP;
 	return forward_dr(ctx, p->eth, r);
-}
-
-static __always_inline int to_vip(__be32 addr)
-{
-	return bpf_map_lookup_elem(&vips, &addr) != 0;
 }
 
 SEC("xdp")
@@ -130,6 +127,10 @@ int xlb_xdp(struct xdp_md *ctx)
 					rc->out_packets++;
 					rc->out_bytes += bytes;
 				}
+			} else if (!to_vip(nr->vip)) {
+				/* No flow left, and the VIP is on standby here. */
+				stat_inc(XLB_STAT_STANDBY);
+				return XDP_PASS;
 			}
 			if (nat_rewrite(&p, data_end, 0, nr->vip, nr->vport) < 0)
 				return XDP_DROP;

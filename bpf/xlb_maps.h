@@ -52,7 +52,8 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sched_tab SEC(".maps");
 
-/* Every address that is the VIP of some service. */
+/* Every address that is the VIP of some service this director serves now
+ * (not on standby); a role flip adds or removes its VIPs here. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, __be32);
@@ -71,8 +72,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vip_filter SEC(".maps");
 
-/* As vip_filter, for the addresses of NAT reals: a packet whose source
- * hashes to an empty slot is not a NAT reply. */
+/* As vip_filter, for the addresses of NAT reals (of services on standby
+ * too: a role flip does not rewrite it): a packet whose source hashes to an
+ * empty slot is not a NAT reply. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);

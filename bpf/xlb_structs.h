@@ -199,4 +199,14 @@ struct counters {
 	__u64 out_bytes;
 };
 
+/* The enums the control plane reads that no map is keyed by: a struct
+ * holding one of each, in a read-only global the program never reads, keeps
+ * them in the object's BTF, whence bpf2go (-type) gives them to Go. */
+struct xlb_enums {
+	enum xlb_sched sched;
+	enum xlb_svc_flags svc_flags;
+	enum xlb_real_flags real_flags;
+	enum xlb_conn_flags conn_flags;
+};
+
 #endif /* XLB_STRUCTS_H */

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -25,6 +24,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/internal/testutil"
 )
 
 // The interop harness: two network namespaces joined by a veth pair,
@@ -466,88 +467,37 @@ func (p sniffed) announces(mac net.HardwareAddr, vip netip.Addr) bool {
 		netip.AddrFrom16([16]byte(p.Payload[8:24])) == vip
 }
 
-// sniffer is a packet capture on one interface, in Go: an AF_PACKET socket
-// with kernel receive timestamps.
+// sniffer decodes what a testutil.Capture on one interface sees.
 type sniffer struct {
-	f    *os.File
-	done chan struct{}
+	c    *testutil.Capture
 	mu   sync.Mutex
-	pkts []sniffed
+	seen int       // frames of c decoded so far
+	pkts []sniffed // the decoded ones
 }
 
 func startSniffer(t *testing.T, ns netns.NsHandle, ifname string) *sniffer {
 	t.Helper()
-	proto := int(htons(unix.ETH_P_ALL))
-	var fd int
-	var err error
-	inNetNS(t, ns, func() {
-		var ifi *net.Interface
-		if ifi, err = net.InterfaceByName(ifname); err != nil {
-			return
-		}
-		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto); err != nil {
-			return
-		}
-		if err = unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifi.Index}); err == nil {
-			err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
-		}
-		if err != nil {
-			unix.Close(fd)
-		}
-	})
+	c, err := testutil.StartCapture(func(f func() error) error {
+		var err error
+		inNetNS(t, ns, func() { err = f() })
+		return err
+	}, ifname)
 	require.NoError(t, err, "capture on %s", ifname)
-	s := &sniffer{f: os.NewFile(uintptr(fd), "sniff:"+ifname), done: make(chan struct{})}
-	go s.loop()
-	t.Cleanup(func() { s.f.Close(); <-s.done })
-	return s
-}
-
-func (s *sniffer) loop() {
-	defer close(s.done)
-	rc, err := s.f.SyscallConn()
-	if err != nil {
-		return
-	}
-	buf, oob := make([]byte, 2048), make([]byte, 128)
-	for {
-		var n, oobn int
-		var from unix.Sockaddr
-		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			n, oobn, _, from, rerr = unix.Recvmsg(int(fd), buf, oob, 0)
-			return rerr != unix.EAGAIN
-		})
-		if err != nil {
-			return // closed
-		}
-		if rerr != nil {
-			continue
-		}
-		p := sniffed{at: time.Now(), capturedPacket: capturedPacket{Frame: append([]byte(nil), buf[:n]...)}}
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok {
-			p.outgoing = ll.Pkttype == unix.PACKET_OUTGOING
-		}
-		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-			for _, m := range msgs {
-				if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= 16 {
-					// struct timespec of a 64-bit platform.
-					p.at = time.Unix(int64(binary.NativeEndian.Uint64(m.Data[0:8])), int64(binary.NativeEndian.Uint64(m.Data[8:16])))
-				}
-			}
-		}
-		if p.decodeLink(linkTypeEthernet) != nil {
-			continue
-		}
-		s.mu.Lock()
-		s.pkts = append(s.pkts, p)
-		s.mu.Unlock()
-	}
+	t.Cleanup(func() { c.Close() })
+	return &sniffer{c: c}
 }
 
 // received returns the captured frames that came in from the other end.
 func (s *sniffer) received() []sniffed {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, f := range s.c.Frames(s.seen) {
+		s.seen++
+		p := sniffed{at: f.At, outgoing: f.Outgoing, capturedPacket: capturedPacket{Frame: f.Frame}}
+		if p.decodeLink(linkTypeEthernet) == nil {
+			s.pkts = append(s.pkts, p)
+		}
+	}
 	var out []sniffed
 	for _, p := range s.pkts {
 		if !p.outgoing {

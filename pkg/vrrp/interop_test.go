@@ -146,8 +146,14 @@ func startInterop(t *testing.T, c interopCase) *interopEnv {
 	// Alone, keepalived is master after its down interval (~3.6 s at most
 	// for v2).
 	kaDown := MasterDownInterval(c.version, c.kaPrio, c.advInt, DefaultDownTimerAdverts)
-	waitFor(t, kaDown+5*time.Second, "keepalived to become MASTER (VIP on its interface)", func() bool {
-		return hasAddr(t, e.kaH, interopKAIf, e.vip())
+	// keepalived adds its VIPs one after the other: wait for all of them.
+	waitFor(t, kaDown+5*time.Second, "keepalived to become MASTER (VIPs on its interface)", func() bool {
+		for _, v := range c.vips() {
+			if !hasAddr(t, e.kaH, interopKAIf, v.Addr()) {
+				return false
+			}
+		}
+		return true
 	})
 	for _, v := range c.vips() {
 		a, ok, err := findAddr(e.kaH, interopKAIf, v.Addr())

@@ -94,14 +94,10 @@ func (x *Dataplane) Timeouts() (dataplane.Timeouts, error) {
 // then at most that stale for expiries, and evictions are corrected at the
 // first sweep during which the real's counts did not move.
 func (x *Dataplane) Sweep() error {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.sweepLocked()
-}
-
-func (x *Dataplane) sweepLocked() error {
+	x.applyMu.Lock()
+	defer x.applyMu.Unlock()
 	var used []uint32
-	for _, s := range x.state.services {
+	for _, s := range x.snapshot() {
 		for _, r := range s.reals {
 			used = append(used, r.slot)
 		}

@@ -1,13 +1,18 @@
 package xdp
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/pkg/dataplane"
 )
 
 // NextHop is where DR sends a real's frames: out of Ifindex, from SrcMAC to
@@ -84,4 +89,133 @@ func (n NeighResolver) Resolve(addr netip.Addr) (NextHop, error) {
 		return nh, fmt.Errorf("%w: real %s on %s (asking for resolution: %v)", ErrUnresolved, addr, lnk.Attrs().Name, err)
 	}
 	return nh, fmt.Errorf("%w: real %s on %s", ErrUnresolved, addr, lnk.Attrs().Name)
+}
+
+// hop is what is known of a real's next hop.
+type hop struct {
+	nh       NextHop
+	resolved bool
+	warned   bool // logged as unresolved
+}
+
+// hops caches next hops by real address. Apply fills it for new reals
+// (netlink I/O, waiting a little for ARP) before it plans; the resolve loop
+// keeps it fresh; the planner and a role flip only read it.
+type hops struct {
+	mu sync.Mutex
+	m  map[netip.Addr]*hop
+}
+
+// snapshot is the cache as the planner reads it.
+func (h *hops) snapshot() map[netip.Addr]hop {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[netip.Addr]hop, len(h.m))
+	for a, e := range h.m {
+		out[a] = *e
+	}
+	return out
+}
+
+// ensure gives every address an entry. New ones are resolved; those not
+// resolved at once are asked again until wait has passed (an ARP round
+// trip), and logged as unresolved only then.
+func (x *Dataplane) ensureHops(addrs []netip.Addr, wait time.Duration) {
+	var fresh []netip.Addr
+	x.hops.mu.Lock()
+	for _, a := range addrs {
+		if _, ok := x.hops.m[a]; !ok {
+			x.hops.m[a] = &hop{}
+			fresh = append(fresh, a)
+		}
+	}
+	x.hops.mu.Unlock()
+	if len(fresh) == 0 {
+		return
+	}
+	x.refreshHops(fresh, wait == 0)
+	deadline := time.Now().Add(wait)
+	for {
+		// Decide once per round whether this is the last, so that an
+		// unresolved real is always reported on the last round.
+		last := !time.Now().Before(deadline)
+		var pending []netip.Addr
+		snap := x.hops.snapshot()
+		for _, a := range fresh {
+			if !snap[a].resolved {
+				pending = append(pending, a)
+			}
+		}
+		if len(pending) == 0 {
+			return
+		}
+		x.refreshHops(pending, last)
+		if last {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// refreshHops asks the resolver about each address and reports whether
+// any next hop changed (resolved or not, MAC, interface). Only a final
+// round logs an address as unresolved.
+func (x *Dataplane) refreshHops(addrs []netip.Addr, final bool) (changed bool) {
+	for _, a := range addrs {
+		nh, err := x.cfg.Resolver.Resolve(a) // no lock held: netlink I/O
+		x.hops.mu.Lock()
+		e := x.hops.m[a]
+		if e != nil && x.updateHop(a, e, nh, err, final) {
+			changed = true
+		}
+		x.hops.mu.Unlock()
+	}
+	return changed
+}
+
+// updateHop applies a resolution to an entry, logging only changes. A
+// real that had a MAC keeps it while the neighbour entry is merely missing
+// (XDP traffic does not keep the kernel's entry fresh, and it has been
+// asked to re-resolve); it loses it when its route goes away or stops
+// being on-link.
+func (x *Dataplane) updateHop(a netip.Addr, e *hop, nh NextHop, err error, final bool) (changed bool) {
+	was := *e
+	if err != nil {
+		if was.resolved && errors.Is(err, ErrUnresolved) && nh.Ifindex == e.nh.Ifindex {
+			return false
+		}
+		e.resolved = false
+		if !final {
+			return was.resolved
+		}
+		if was.resolved || !e.warned {
+			x.log.Warn("real has no next hop; it gets no new flows until it resolves", "real", a.String(), "reason", err)
+			e.warned = true
+		}
+		if nh.Ifindex != 0 {
+			e.nh = nh
+		}
+		return was.resolved || e.nh.Ifindex != was.nh.Ifindex
+	}
+	e.warned = false
+	if !was.resolved || !bytes.Equal(nh.MAC, was.nh.MAC) {
+		x.log.Info("real resolved", "real", a.String(), "mac", nh.MAC.String(), "ifindex", nh.Ifindex)
+	}
+	e.nh, e.resolved = nh, true
+	return !was.resolved || !bytes.Equal(nh.MAC, was.nh.MAC) || !bytes.Equal(nh.SrcMAC, was.nh.SrcMAC) || nh.Ifindex != was.nh.Ifindex
+}
+
+// realAddrs lists the reals' addresses, once each.
+func realAddrs(services []dataplane.Service) []netip.Addr {
+	seen := map[netip.Addr]bool{}
+	var out []netip.Addr
+	for _, s := range services {
+		for _, r := range s.Reals {
+			if !seen[r.Addr] {
+				seen[r.Addr] = true
+				out = append(out, r.Addr)
+			}
+		}
+	}
+	return out
 }

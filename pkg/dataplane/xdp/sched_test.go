@@ -149,7 +149,8 @@ func TestSchedulersMatchIPVS(t *testing.T) {
 			assert.Equal(t, 0, r.pick(f), "bucket 248 is A")
 
 			r.x.cfg.Resolver.(staticResolver)[realAddr(1)] = NextHop{} // no route
-			apply(t, r.ns, r.x, r.svc)
+			// The resolver's next pass finds the route gone.
+			require.NoError(t, r.ns.Do(func() error { r.x.resolvePass(true); return nil }))
 			f = newFlow()
 			f.Src = src
 			if fallback {

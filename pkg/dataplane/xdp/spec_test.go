@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/pkg/sched"
 )
 
 // The Go types bpf2go generated must have the sizes the maps were made
@@ -32,11 +34,39 @@ func TestGeneratedTypesMatchMaps(t *testing.T) {
 		assert.EqualValues(t, c.key, m.KeySize, "%s key", c.m)
 		assert.EqualValues(t, c.value, m.ValueSize, "%s value", c.m)
 	}
-	assert.EqualValues(t, maxServices, spec.Maps[xlbMapSvcRetired].MaxEntries)
-	assert.EqualValues(t, 2*maxServices, spec.Maps[xlbMapSvcs].MaxEntries)
-	assert.EqualValues(t, maxReals, spec.Maps[xlbMapReals].MaxEntries)
-	assert.EqualValues(t, 2*maxServices*schedSlots, spec.Maps[xlbMapSchedTab].MaxEntries)
+	lim := limitsOf(spec)
+	assert.EqualValues(t, 2*lim.services, spec.Maps[xlbMapSvcs].MaxEntries)
+	assert.EqualValues(t, 2*lim.services, spec.Maps[xlbMapSchedCursor].MaxEntries)
+	assert.EqualValues(t, lim.services, spec.Maps[xlbMapSvcMap].MaxEntries)
+	assert.EqualValues(t, 2*lim.services*schedSlots, spec.Maps[xlbMapSchedTab].MaxEntries, "XLB_SCHED_SLOTS")
 	assert.EqualValues(t, xlbXlbStatXLB_STAT_MAX, spec.Maps[xlbMapStats].MaxEntries)
-	assert.EqualValues(t, vipFilterSize, spec.Maps[xlbMapVipFilter].MaxEntries)
-	assert.EqualValues(t, maxIfaces, spec.Maps[xlbMapTxPorts].MaxEntries)
+	assert.Equal(t, lim.filter, 1<<lim.filterBits, "the address filters are a power of two")
+	assert.EqualValues(t, lim.filter, spec.Maps[xlbMapNatSrcFilter].MaxEntries)
+	for _, m := range []string{xlbMapRealStats, xlbMapRealConns, xlbMapSweepCounts, xlbMapConnAdjust} {
+		assert.EqualValues(t, lim.reals, spec.Maps[m].MaxEntries, m)
+	}
+
+	// sizeServices resizes every map that holds services alike.
+	sizeServices(spec, 1000)
+	lim = limitsOf(spec)
+	assert.Equal(t, 1000, lim.services)
+	assert.EqualValues(t, 2000*schedSlots, spec.Maps[xlbMapSchedTab].MaxEntries)
+}
+
+// The program's enum xlb_sched and pkg/sched's registry name the same
+// schedulers: each one the registry says XDP computes has a picker value,
+// and each picker is a scheduler XDP is said to compute.
+func TestSchedulerEnumMatchesRegistry(t *testing.T) {
+	var inXDP []string
+	for _, s := range sched.Schedulers {
+		if sched.InXDP(&s) {
+			inXDP = append(inXDP, s.Name)
+		}
+	}
+	var ids []string
+	for name := range schedID {
+		ids = append(ids, name)
+	}
+	assert.ElementsMatch(t, inXDP, ids)
+	assert.ElementsMatch(t, inXDP, Caps.Schedulers)
 }

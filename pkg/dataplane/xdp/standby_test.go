@@ -84,14 +84,14 @@ func TestStandbySurvivesTakeover(t *testing.T) {
 		Reals: []dataplane.Real{{Addr: realAddr(1), Port: 80, Weight: 1, Forward: lvs.DR}}}
 	require.NoError(t, ns.Do(func() error { return x.SetStandby(map[netip.Addr]bool{vip: true}) }))
 	apply(t, ns, x, svc)
-	var tabs *tables
+	var rec *recovered
 	require.NoError(t, ns.Do(func() (err error) {
-		tabs, err = recoverTables(&x.objs, x.log)
+		rec, err = recoverTables(&x.objs, x.lim, x.log)
 		return err
 	}))
-	require.Len(t, tabs.services, 1)
-	for _, s := range tabs.services {
-		assert.True(t, s.standby)
+	require.Len(t, rec.t.services, 1)
+	assert.Equal(t, map[netip.Addr]bool{vip: true}, rec.standby)
+	for _, s := range rec.t.services {
 		assert.Equal(t, lvs.SvcFlags(0), s.flags)
 	}
 }

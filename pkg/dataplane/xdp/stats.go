@@ -34,10 +34,13 @@ func sumCounters(m *ebpf.Map, idx uint32) (dataplane.Counters, error) {
 // Stats implements Dataplane. Services are sorted by key, reals are in
 // dest-list order.
 func (x *Dataplane) Stats() (dataplane.Stats, error) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
+	// applyMu keeps Apply from moving counters (a removed real's go to
+	// its service) while they are read; mu is held only to copy the
+	// picture, so a role flip does not wait for the reads.
+	x.applyMu.Lock()
+	defer x.applyMu.Unlock()
 	out := dataplane.Stats{Reasons: map[string]uint64{}}
-	for _, s := range x.state.services {
+	for _, s := range x.snapshot() {
 		var retired xlbCounters
 		if err := x.objs.SvcRetired.Lookup(&s.idx, &retired); err != nil {
 			return dataplane.Stats{}, fmt.Errorf("read service counters: %w", err)
@@ -115,9 +118,9 @@ func monotonicNow() uint64 {
 }
 
 // Conns implements Dataplane: the live entries of the connection table.
+// It reads only the maps: a flow whose real an Apply is removing at the
+// same moment may be listed or not.
 func (x *Dataplane) Conns() ([]dataplane.Conn, error) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
 	now := monotonicNow()
 	var out []dataplane.Conn
 	var k xlbConnKey
@@ -160,4 +163,22 @@ func stateName(s uint8) string {
 		return names[s]
 	}
 	return fmt.Sprintf("STATE_%d", s)
+}
+
+// snapshot copies the services and their reals, for reading the maps
+// without holding mu.
+func (x *Dataplane) snapshot() []svcState {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := make([]svcState, 0, len(x.state.services))
+	for _, s := range x.state.services {
+		c := *s
+		c.reals = make([]*realState, len(s.reals))
+		for i, r := range s.reals {
+			rc := *r
+			c.reals[i] = &rc
+		}
+		out = append(out, c)
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -40,6 +39,10 @@ type Config struct {
 	// MaxConns sizes the connection table; 0 keeps the built-in default.
 	// A restarted process must use the same size to take over the table.
 	MaxConns uint32
+	// MaxServices sizes the service maps (two slots each, with their
+	// scheduler tables); 0 keeps the built-in 256. As MaxConns, it must
+	// stay the same across a takeover.
+	MaxServices uint32
 	// Resolver finds reals' MACs; NeighResolver if nil.
 	Resolver Resolver
 	// ResolveInterval is how often unresolved reals are retried (1 s).
@@ -54,17 +57,27 @@ type Config struct {
 }
 
 // Dataplane is the XDP implementation of dataplane.Dataplane.
+//
+// Two locks: applyMu serializes what changes the maps as a whole (Apply,
+// the resolve loop's re-apply, the sweep, Stats' reads), and may be held
+// while next hops resolve; mu guards the control plane's picture and the
+// standby flags, and is held only while planning and writing. A role flip
+// (SetStandby) takes mu alone, so it never waits for ARP or a sweep.
 type Dataplane struct {
 	cfg   Config
 	log   *slog.Logger
 	objs  xlbObjects
+	lim   limits
 	links []attached
+	hops  hops
+
+	applyMu sync.Mutex
 
 	mu       sync.Mutex
 	state    *tables
 	standby  map[netip.Addr]bool // SetStandby's
 	tookOver bool                // a pinned link was found
-	// ports are tx_ports' slots by ifindex (a cache of the map).
+	// ports are tx_ports' slots by ifindex (what the map holds).
 	ports map[int]uint16
 
 	stop  chan struct{}
@@ -106,18 +119,19 @@ func Open(cfg Config) (*Dataplane, error) {
 	if err := x.load(); err != nil {
 		return nil, err
 	}
-	st, err := recoverTables(&x.objs, x.log)
+	rec, err := recoverTables(&x.objs, x.lim, x.log)
 	if err != nil {
 		x.objs.Close()
 		return nil, fmt.Errorf("take over pinned state in %s: %w", cfg.PinDir, err)
 	}
-	x.state = st
-	x.standby = map[netip.Addr]bool{}
-	for k, s := range st.services {
-		if s.standby {
-			x.standby[k.Addr] = true
+	x.state, x.standby, x.ports = rec.t, rec.standby, rec.ports
+	x.hops.m = map[netip.Addr]*hop{}
+	for _, s := range rec.t.services {
+		for _, r := range s.reals {
+			x.hops.m[r.Addr] = &hop{nh: r.nh, resolved: r.resolved}
 		}
 	}
+	st := rec.t
 	if err := x.initTimeouts(); err != nil {
 		x.objs.Close()
 		return nil, err
@@ -178,6 +192,10 @@ func (x *Dataplane) loadObjects() error {
 	if x.cfg.MaxConns != 0 {
 		spec.Maps[xlbMapConns].MaxEntries = x.cfg.MaxConns
 	}
+	if x.cfg.MaxServices != 0 {
+		sizeServices(spec, x.cfg.MaxServices)
+	}
+	x.lim = limitsOf(spec)
 	if features.HaveProgramHelper(ebpf.XDP, asm.FnKtimeGetCoarseNs) == nil {
 		if err := spec.Variables["have_coarse_clock"].Set(uint8(1)); err != nil {
 			return fmt.Errorf("configure bpf clock: %w", err)
@@ -299,45 +317,23 @@ func attachedMode(ifname string) dataplane.XDPMode {
 	return dataplane.XDPAuto
 }
 
-// txPort returns the tx_ports slot of an egress interface, adding it. The
-// slots in use are read from the (possibly pinned) map once, then kept.
-func (x *Dataplane) txPort(ifindex int) (uint16, error) {
-	if x.ports == nil {
-		x.ports = map[int]uint16{}
-		for i := range uint32(maxIfaces) {
-			var v uint32
-			err := x.objs.TxPorts.Lookup(&i, &v)
-			switch {
-			case err == nil && v != 0:
-				x.ports[int(v)] = uint16(i)
-			case err != nil && !errors.Is(err, ebpf.ErrKeyNotExist):
-				x.ports = nil
-				return 0, fmt.Errorf("read tx_ports: %w", err)
-			}
-		}
+// addTxPort gives an interface a tx_ports slot, if it has none.
+func (x *Dataplane) addTxPort(ifindex int) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, ok := x.ports[ifindex]; ok {
+		return nil
 	}
-	if slot, ok := x.ports[ifindex]; ok {
-		return slot, nil
-	}
-	used := make([]bool, maxIfaces)
-	for _, slot := range x.ports {
-		used[slot] = true
-	}
-	free := slices.Index(used, false)
-	if free < 0 {
-		return 0, fmt.Errorf("interface %d: no room in tx_ports (%d interfaces)", ifindex, maxIfaces)
+	free, ok := freePort(x.ports, nil, x.lim.ifaces)
+	if !ok {
+		return fmt.Errorf("interface %d: no room in tx_ports (%d interfaces)", ifindex, x.lim.ifaces)
 	}
 	k, v := uint32(free), uint32(ifindex)
 	if err := x.objs.TxPorts.Update(&k, &v, ebpf.UpdateAny); err != nil {
-		return 0, fmt.Errorf("add interface %d to tx_ports: %w", ifindex, err)
+		return fmt.Errorf("add interface %d to tx_ports: %w", ifindex, err)
 	}
-	x.ports[ifindex] = uint16(free)
-	return uint16(free), nil
-}
-
-func (x *Dataplane) addTxPort(ifindex int) error {
-	_, err := x.txPort(ifindex)
-	return err
+	x.ports[ifindex] = free
+	return nil
 }
 
 // Modes reports how each interface is attached.
@@ -430,7 +426,9 @@ func (x *Dataplane) maps() []*ebpf.Map {
 	return out
 }
 
-// resolveLoop retries reals whose MAC is unknown, and refreshes the rest.
+// resolveLoop retries reals whose MAC is unknown every ResolveInterval,
+// and every 30 intervals all of them (a real that changed its MAC, or
+// whose route went away); a change is applied at once.
 func (x *Dataplane) resolveLoop() {
 	defer close(x.done)
 	t := time.NewTicker(x.cfg.ResolveInterval)
@@ -441,29 +439,88 @@ func (x *Dataplane) resolveLoop() {
 			return
 		case <-t.C:
 		}
-		x.mu.Lock()
-		// Every 30 intervals, re-check resolved reals too (a real that
-		// changed its MAC, or whose route went away).
-		if x.state.unresolved() || tick%30 == 0 {
-			if err := x.applyLocked(x.state.desired, 0); err != nil {
-				x.log.Warn("re-resolving reals", "error", err)
-			}
-		}
-		x.mu.Unlock()
+		x.resolvePass(tick%30 == 0)
 	}
 }
 
-// SetStandby implements dataplane.Dataplane.
-func (x *Dataplane) SetStandby(vips map[netip.Addr]bool) error {
+// resolvePass asks again about the reals whose next hop is unknown (all:
+// every real), and applies what changed.
+func (x *Dataplane) resolvePass(all bool) {
+	var addrs []netip.Addr
+	for a, h := range x.hops.snapshot() {
+		if !h.resolved || all {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	x.applyMu.Lock()
+	defer x.applyMu.Unlock()
+	if !x.refreshHops(addrs, true) {
+		return
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.standby = maps.Clone(vips)
-	return x.applyLocked(x.state.desired, 0)
+	if err := x.applyLocked(x.state.desired); err != nil {
+		x.log.Warn("re-resolving reals", "error", err)
+	}
 }
 
-// Apply implements Dataplane.
+// Apply implements dataplane.Dataplane. The reals' next hops are found
+// first, outside the plan (a new real's ARP reply is waited for up to
+// ResolveWait); then the change is planned and written.
 func (x *Dataplane) Apply(services []dataplane.Service) error {
+	if err := Caps.Validate(services); err != nil {
+		return err
+	}
+	x.applyMu.Lock()
+	defer x.applyMu.Unlock()
+	x.ensureHops(realAddrs(services), x.cfg.ResolveWait)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return x.applyLocked(services, x.cfg.ResolveWait)
+	return x.applyLocked(services)
+}
+
+// applyLocked plans services over what the maps hold and writes the plan.
+// Called with applyMu and mu held.
+func (x *Dataplane) applyLocked(services []dataplane.Service) error {
+	cursors, err := x.cursors()
+	if err != nil {
+		return err
+	}
+	p, err := plan(x.state, services, world{hops: x.hops.snapshot(), cursors: cursors, standby: x.standby, ports: x.ports, lim: x.lim})
+	if err != nil {
+		return err
+	}
+	if err := x.write(x.state, p); err != nil {
+		return err
+	}
+	x.state.desired = slices.Clone(services)
+	return nil
+}
+
+// cursors reads how many picks each service slot's sequence has given.
+func (x *Dataplane) cursors() ([]uint64, error) {
+	n := int(x.objs.SchedCursor.MaxEntries())
+	keys, vals := make([]uint32, n), make([]uint64, n)
+	var cursor ebpf.MapBatchCursor
+	count, err := x.objs.SchedCursor.BatchLookup(&cursor, keys, vals, nil)
+	switch {
+	case err == nil || errors.Is(err, ebpf.ErrKeyNotExist):
+		out := make([]uint64, n)
+		for i := range count {
+			out[keys[i]] = vals[i]
+		}
+		return out, nil
+	case errors.Is(err, ebpf.ErrNotSupported):
+		out := make([]uint64, n)
+		for i := range uint32(n) {
+			if err := x.objs.SchedCursor.Lookup(&i, &out[i]); err != nil {
+				return nil, fmt.Errorf("read scheduler cursor: %w", err)
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("read scheduler cursors: %w", err)
 }

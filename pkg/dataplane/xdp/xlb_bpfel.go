@@ -124,6 +124,14 @@ type xlbTmplKey struct {
 	Pad    uint8
 }
 
+type xlbXlbConnFlags uint32
+
+const (
+	xlbXlbConnFlagsXLB_CONN_F_PERSIST     xlbXlbConnFlags = 1
+	xlbXlbConnFlagsXLB_CONN_F_TMPL_NOPORT xlbXlbConnFlags = 2
+	xlbXlbConnFlagsXLB_CONN_F_NAT         xlbXlbConnFlags = 4
+)
+
 type xlbXlbCtState uint32
 
 const (
@@ -142,6 +150,37 @@ const (
 	xlbXlbCtStateXLB_CT_MAX         xlbXlbCtState = 12
 )
 
+type xlbXlbEnums struct {
+	_         structs.HostLayout
+	Sched     uint32
+	SvcFlags  uint32
+	RealFlags uint32
+	ConnFlags uint32
+}
+
+type xlbXlbRealFlags uint32
+
+const (
+	xlbXlbRealFlagsXLB_REAL_F_AVAILABLE xlbXlbRealFlags = 1
+	xlbXlbRealFlagsXLB_REAL_F_PRESENT   xlbXlbRealFlags = 2
+	xlbXlbRealFlagsXLB_REAL_F_NAT       xlbXlbRealFlags = 4
+	xlbXlbRealFlagsXLB_REAL_F_STANDBY   xlbXlbRealFlags = 8
+)
+
+type xlbXlbSched uint32
+
+const (
+	xlbXlbSchedXLB_SCHED_NONE xlbXlbSched = 0
+	xlbXlbSchedXLB_SCHED_RR   xlbXlbSched = 1
+	xlbXlbSchedXLB_SCHED_WRR  xlbXlbSched = 2
+	xlbXlbSchedXLB_SCHED_SH   xlbXlbSched = 3
+	xlbXlbSchedXLB_SCHED_DH   xlbXlbSched = 4
+	xlbXlbSchedXLB_SCHED_LC   xlbXlbSched = 5
+	xlbXlbSchedXLB_SCHED_WLC  xlbXlbSched = 6
+	xlbXlbSchedXLB_SCHED_SED  xlbXlbSched = 7
+	xlbXlbSchedXLB_SCHED_NQ   xlbXlbSched = 8
+)
+
 type xlbXlbStat uint32
 
 const (
@@ -155,6 +194,14 @@ const (
 	xlbXlbStatXLB_STAT_NAT_REPLY_KERNEL xlbXlbStat = 7
 	xlbXlbStatXLB_STAT_STANDBY          xlbXlbStat = 8
 	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 9
+)
+
+type xlbXlbSvcFlags uint32
+
+const (
+	xlbXlbSvcFlagsXLB_SVC_F_SH_FALLBACK xlbXlbSvcFlags = 8
+	xlbXlbSvcFlagsXLB_SVC_F_SH_PORT     xlbXlbSvcFlags = 16
+	xlbXlbSvcFlagsXLB_SVC_F_STANDBY     xlbXlbSvcFlags = 32768
 )
 
 // Names of all BPF objects in the ELF.
@@ -184,6 +231,7 @@ const (
 	xlbProgXlbSweep       = "xlb_sweep"
 	xlbProgXlbXdp         = "xlb_xdp"
 	xlbVarHaveCoarseClock = "have_coarse_clock"
+	xlbVarXlbEnums        = "xlb_enums"
 )
 
 // loadXlb returns the embedded CollectionSpec for xlb.
@@ -263,6 +311,7 @@ type xlbMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbVariableSpecs struct {
 	HaveCoarseClock *ebpf.VariableSpec `ebpf:"have_coarse_clock"`
+	XlbEnums        *ebpf.VariableSpec `ebpf:"xlb_enums"`
 }
 
 // xlbObjects contains all objects after they have been loaded into the kernel.
@@ -335,6 +384,7 @@ func (m *xlbMaps) Close() error {
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbVariables struct {
 	HaveCoarseClock *ebpf.Variable `ebpf:"have_coarse_clock"`
+	XlbEnums        *ebpf.Variable `ebpf:"xlb_enums"`
 }
 
 // xlbPrograms contains all programs after they have been loaded into the kernel.

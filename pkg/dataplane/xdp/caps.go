@@ -1,0 +1,100 @@
+package xdp
+
+import (
+	"fmt"
+	"math/bits"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/sched"
+)
+
+// Caps is what the XDP data plane forwards: the schedulers the program
+// computes (pkg/sched's registry entries with an XDP table, each with a
+// picker in bpf/sched.h), DR and NAT, IPv4 TCP and UDP.
+var Caps = dataplane.Caps{
+	Name:       "the XDP data plane",
+	Schedulers: sched.Names(sched.InXDP),
+	Forwards:   []lvs.Forward{lvs.DR, lvs.NAT},
+	Protocols:  []lvs.Protocol{lvs.TCP, lvs.UDP},
+	Flags:      lvs.SchedFlags,
+}
+
+// Caps implements dataplane.Dataplane.
+func (x *Dataplane) Caps() dataplane.Caps { return Caps }
+
+// Flags of the BPF maps' entries, from the enums bpf2go generated.
+const (
+	realAvailable = uint32(xlbXlbRealFlagsXLB_REAL_F_AVAILABLE)
+	realPresent   = uint32(xlbXlbRealFlagsXLB_REAL_F_PRESENT)
+	realNAT       = uint32(xlbXlbRealFlagsXLB_REAL_F_NAT)
+	realStandby   = uint32(xlbXlbRealFlagsXLB_REAL_F_STANDBY)
+	svcStandby    = uint16(xlbXlbSvcFlagsXLB_SVC_F_STANDBY)
+)
+
+// Sizes compiled into the program (bpf/xlb_consts.h) that no map's size
+// says; a test checks them against the object.
+const (
+	schedSlots = 4096
+	maxScan    = 256
+	noReal     = 0xffffffff
+)
+
+// schedID is each scheduler's value in the program's enum xlb_sched, by
+// name (XLB_SCHED_RR is "rr"), read from the object's BTF.
+var schedID = func() map[string]uint8 {
+	spec, err := loadXlb()
+	if err != nil {
+		panic(fmt.Sprintf("xdp: the embedded BPF object: %v", err))
+	}
+	ids, err := enumNames(spec, "xlb_sched", "XLB_SCHED_")
+	if err != nil {
+		panic(fmt.Sprintf("xdp: %v", err))
+	}
+	delete(ids, "none")
+	return ids
+}()
+
+func enumNames(spec *ebpf.CollectionSpec, name, prefix string) (map[string]uint8, error) {
+	var e *btf.Enum
+	if err := spec.Types.TypeByName(name, &e); err != nil {
+		return nil, fmt.Errorf("enum %s in the BPF object: %w", name, err)
+	}
+	out := map[string]uint8{}
+	for _, v := range e.Values {
+		out[strings.ToLower(strings.TrimPrefix(v.Name, prefix))] = uint8(v.Value)
+	}
+	return out, nil
+}
+
+// limits are the map sizes the data plane was loaded with.
+type limits struct {
+	services, reals, ifaces int
+	filter                  int  // slots of the address filters
+	filterBits              uint // log2(filter)
+}
+
+func limitsOf(spec *ebpf.CollectionSpec) limits {
+	f := int(spec.Maps[xlbMapVipFilter].MaxEntries)
+	return limits{
+		services:   int(spec.Maps[xlbMapSvcRetired].MaxEntries),
+		reals:      int(spec.Maps[xlbMapReals].MaxEntries),
+		ifaces:     int(spec.Maps[xlbMapTxPorts].MaxEntries),
+		filter:     f,
+		filterBits: uint(bits.TrailingZeros(uint(f))),
+	}
+}
+
+// sizeServices makes room for n services: two slots each in the service
+// slot, scheduler table and cursor maps.
+func sizeServices(spec *ebpf.CollectionSpec, n uint32) {
+	spec.Maps[xlbMapSvcMap].MaxEntries = n
+	spec.Maps[xlbMapSvcRetired].MaxEntries = n
+	spec.Maps[xlbMapSvcs].MaxEntries = 2 * n
+	spec.Maps[xlbMapSchedCursor].MaxEntries = 2 * n
+	spec.Maps[xlbMapSchedTab].MaxEntries = 2 * n * schedSlots
+}

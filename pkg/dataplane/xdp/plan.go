@@ -1,0 +1,487 @@
+package xdp
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/sched"
+)
+
+// The planner: from the control plane's picture of the maps (tables), the
+// services wanted and what it is told of the world (next hops, scheduler
+// cursors, the standby set, egress slots), it computes what to write. It
+// does no I/O and reads no clock: Apply gathers its inputs and write.go
+// writes its output.
+
+// tables is the control plane's picture of what is in the maps.
+type tables struct {
+	services map[dataplane.ServiceKey]*svcState
+	svcUsed  []bool   // by service index
+	realUsed []bool   // by real slot
+	realGen  []uint32 // by real slot
+	desired  []dataplane.Service
+	// The address filters as last written (nil: not yet).
+	vipFilter, natFilter []uint32
+	// vips is what the vips map holds (the active VIPs, as ip4 keys).
+	vips map[uint32]bool
+}
+
+func newTables(lim limits) *tables {
+	return &tables{
+		services: map[dataplane.ServiceKey]*svcState{},
+		svcUsed:  make([]bool, lim.services),
+		realUsed: make([]bool, lim.reals),
+		realGen:  make([]uint32, lim.reals),
+		vips:     map[uint32]bool{},
+	}
+}
+
+type svcState struct {
+	key         dataplane.ServiceKey
+	idx         uint32
+	half        uint32
+	sched       string
+	flags       lvs.SvcFlags
+	persist     time.Duration
+	persistMask int
+	reals       []*realState
+
+	// dests are the reals' weights as the table was built (0 for an
+	// unresolved real), in list order.
+	dests []sched.Dest
+	// The live rr/wrr sequence, for finding where IPVS's state is now.
+	seq    []int
+	states []sched.Sequencer
+	loop   int
+	tabLen uint32
+}
+
+func (s *svcState) slot() uint32 { return s.idx*2 + s.half }
+
+type realState struct {
+	dataplane.Real
+	slot     uint32
+	nh       NextHop
+	resolved bool
+}
+
+func (r *realState) effectiveWeight() int32 {
+	if !r.resolved {
+		return 0
+	}
+	return r.Weight
+}
+
+// world is what the planner is told: nothing in it is looked up by the
+// planner itself.
+type world struct {
+	hops    map[netip.Addr]hop
+	cursors []uint64 // picks taken, by service slot
+	standby map[netip.Addr]bool
+	ports   map[int]uint16 // tx_ports slot by ifindex
+	lim     limits
+}
+
+// upsert is a new real, or a kept one whose weight changed: the
+// operations IPVS sees before the removals.
+type upsert struct {
+	r   *realState
+	add bool
+}
+
+// svcPlan is what one service's change writes.
+type svcPlan struct {
+	st      *svcState // new state (replaces the old on success)
+	old     *svcState
+	removed []*realState
+	upserts []upsert
+	rewrite bool // the scheduler table is rewritten (else reals only)
+	table   []uint32
+	svc     xlbSvc
+	reals   []xlbReal // st.reals' entries, in order
+}
+
+// applyPlan is the whole of one Apply.
+type applyPlan struct {
+	services []*svcPlan
+	gone     []*svcState
+	// ports are egress interfaces that need a tx_ports slot.
+	ports map[int]uint16
+	// svcUsed and realUsed are the allocations after the change.
+	svcUsed, realUsed []bool
+	vipFilter         []uint32
+	natFilter         []uint32
+	vips              map[netip.Addr]bool // VIP -> active (not standby)
+}
+
+// plan computes an Apply of services (valid per Caps) over t. Nothing in t
+// changes; on error nothing is to be written.
+func plan(t *tables, services []dataplane.Service, w world) (*applyPlan, error) {
+	p := &applyPlan{svcUsed: slices.Clone(t.svcUsed), realUsed: slices.Clone(t.realUsed), ports: map[int]uint16{}}
+	for _, want := range services {
+		sp, err := planService(t.services[want.ServiceKey], want, p, w)
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range sp.st.reals {
+			sp.reals[i].Gen = t.realGen[r.slot]
+		}
+		p.services = append(p.services, sp)
+	}
+	for k, s := range t.services {
+		if !slices.ContainsFunc(services, func(w dataplane.Service) bool { return w.ServiceKey == k }) {
+			p.gone = append(p.gone, s)
+		}
+	}
+	// Slots are free for the next Apply, not this one: a flow of a
+	// removed real must never meet a new real in its slot before the
+	// generation moves on.
+	for _, s := range p.gone {
+		p.svcUsed[s.idx] = false
+		for _, r := range s.reals {
+			p.realUsed[r.slot] = false
+		}
+	}
+	for _, sp := range p.services {
+		for _, r := range sp.removed {
+			p.realUsed[r.slot] = false
+		}
+	}
+	var states []*svcState
+	for _, sp := range p.services {
+		states = append(states, sp.st)
+	}
+	p.vipFilter, p.natFilter = filters(states, w.lim)
+	p.vips = map[netip.Addr]bool{}
+	for _, s := range states {
+		p.vips[s.key.Addr] = !w.standby[s.key.Addr]
+	}
+	return p, nil
+}
+
+func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (*svcPlan, error) {
+	st := &svcState{key: want.ServiceKey, sched: want.Scheduler, flags: want.Flags,
+		persist: want.Persistence, persistMask: want.PersistenceMask}
+	sp := &svcPlan{st: st, old: old}
+	if old != nil {
+		st.idx, st.half = old.idx, old.half
+	} else {
+		i := slices.Index(p.svcUsed, false)
+		if i < 0 {
+			return nil, fmt.Errorf("service %s: no room: the data plane holds %d services", want.ServiceKey, w.lim.services)
+		}
+		p.svcUsed[i] = true
+		st.idx = uint32(i)
+	}
+
+	// IPVS dest-list order: existing reals keep their places, new ones go
+	// in front of them (below).
+	byAddr := map[netip.AddrPort]dataplane.Real{}
+	for _, r := range want.Reals {
+		byAddr[netip.AddrPortFrom(r.Addr, r.Port)] = r
+	}
+	if old != nil {
+		for _, r := range old.reals {
+			wr, ok := byAddr[netip.AddrPortFrom(r.Addr, r.Port)]
+			if !ok {
+				sp.removed = append(sp.removed, r)
+				continue
+			}
+			nr := *r
+			nr.Real = wr
+			st.reals = append(st.reals, &nr)
+			delete(byAddr, netip.AddrPortFrom(r.Addr, r.Port))
+		}
+	}
+	var added []*realState
+	for _, r := range want.Reals {
+		if _, ok := byAddr[netip.AddrPortFrom(r.Addr, r.Port)]; !ok {
+			continue
+		}
+		i := slices.Index(p.realUsed, false)
+		if i < 0 {
+			return nil, fmt.Errorf("service %s: real %s: no room: the data plane holds %d reals", want.ServiceKey, r, w.lim.reals)
+		}
+		p.realUsed[i] = true
+		added = append(added, &realState{Real: r, slot: uint32(i)})
+	}
+	// The kernel adds a dest at the head of the list (list_add_rcu in
+	// __ip_vs_update_dest): new reals go in front, the last added first.
+	isNew := map[*realState]bool{}
+	for _, r := range added {
+		isNew[r] = true
+	}
+	slices.Reverse(added)
+	st.reals = append(added, st.reals...)
+
+	for _, r := range st.reals {
+		h := w.hops[r.Addr]
+		r.nh, r.resolved = h.nh, h.resolved
+		st.dests = append(st.dests, sched.Dest{Weight: r.effectiveWeight()})
+	}
+	was := map[netip.AddrPort]int32{}
+	if old != nil {
+		for i, r := range old.reals {
+			was[netip.AddrPortFrom(r.Addr, r.Port)] = old.dests[i].Weight
+		}
+	}
+	now := make(map[netip.AddrPort]*realState, len(st.reals))
+	for _, r := range st.reals {
+		now[netip.AddrPortFrom(r.Addr, r.Port)] = r
+	}
+	for _, wr := range want.Reals {
+		k := netip.AddrPortFrom(wr.Addr, wr.Port)
+		r := now[k]
+		if r == nil {
+			continue
+		}
+		if wt, kept := was[k]; isNew[r] || (kept && r.effectiveWeight() != wt) {
+			sp.upserts = append(sp.upserts, upsert{r: r, add: isNew[r]})
+		}
+	}
+
+	sp.rewrite = old == nil || old.sched != st.sched || old.flags != st.flags || len(sp.removed) > 0 ||
+		!slices.Equal(old.dests, st.dests)
+	if !sp.rewrite {
+		st.seq, st.states, st.loop, st.tabLen = old.seq, old.states, old.loop, old.tabLen
+	} else {
+		if old != nil {
+			st.half = old.half ^ 1
+		}
+		if err := buildTable(sp, w); err != nil {
+			return nil, fmt.Errorf("service %s: %w", want.ServiceKey, err)
+		}
+	}
+	standby := w.standby[st.key.Addr]
+	sp.svc = svcEntry(st, standby)
+	for i, r := range st.reals {
+		port, ok := w.ports[r.nh.Ifindex]
+		if !ok && r.nh.Ifindex > 0 {
+			if port, ok = p.ports[r.nh.Ifindex]; !ok {
+				free, found := freePort(w.ports, p.ports, w.lim.ifaces)
+				if !found {
+					return nil, fmt.Errorf("service %s: real %s: interface %d: no room in tx_ports (%d interfaces)", want.ServiceKey, r, r.nh.Ifindex, w.lim.ifaces)
+				}
+				port = free
+				p.ports[r.nh.Ifindex] = port
+			}
+		}
+		sp.reals = append(sp.reals, realEntry(st, i, r, port, standby, 0)) // Gen: plan fills it in
+	}
+	return sp, nil
+}
+
+// freePort is the first tx_ports slot neither set of ports uses.
+func freePort(a, b map[int]uint16, n int) (uint16, bool) {
+	used := make([]bool, n)
+	for _, ports := range []map[int]uint16{a, b} {
+		for _, slot := range ports {
+			used[slot] = true
+		}
+	}
+	i := slices.Index(used, false)
+	return uint16(i), i >= 0
+}
+
+// buildTable computes the scheduler table IPVS's state implies: a
+// sequence scheduler continues from where the live sequence has got to, as
+// IPVS's would, through the change applied one operation at a time
+// (replay); a bucket scheduler's buckets follow configured weights (an
+// unresolved real keeps its buckets and is skipped at lookup); a scanning
+// scheduler reads the list in order.
+func buildTable(sp *svcPlan, w world) error {
+	st, old := sp.st, sp.old
+	s, _ := sched.Lookup(st.sched) // Caps.Validate let only InXDP names through
+	var picks []int
+	switch s.Table {
+	case sched.TableSequence:
+		var start sched.Sequencer
+		switch {
+		case old != nil && old.sched == st.sched && len(old.seq) > 0:
+			start = sched.StateAt(old.seq, old.states, old.loop, w.cursors[old.slot()], old.dests)
+		case old != nil:
+			start = s.Start(old.dests) // the scheduler changed: init_svc over the list
+		default:
+			start = s.Start(nil) // the service is made empty, then filled
+		}
+		start = replay(sp, start)
+		seq, states, loop, err := sched.Sequence(start, st.dests, schedSlots)
+		if err != nil {
+			return fmt.Errorf("%s: %w (the table holds %d picks: make the weights' ratio smaller)", st.sched, err, schedSlots)
+		}
+		picks, st.seq, st.states, st.loop = seq, seq, states, loop
+	case sched.TableBuckets:
+		ds := make([]sched.Dest, len(st.reals))
+		for i, r := range st.reals {
+			ds[i] = sched.Dest{Weight: r.Weight}
+		}
+		picks = s.Buckets(ds)
+	case sched.TableScan:
+		if len(st.reals) > maxScan {
+			return fmt.Errorf("%s scans at most %d reals; the service has %d", st.sched, maxScan, len(st.reals))
+		}
+		for i := range st.reals {
+			picks = append(picks, i)
+		}
+	default:
+		return fmt.Errorf("scheduler %s has no XDP table", st.sched)
+	}
+	sp.table = make([]uint32, len(picks))
+	for i, d := range picks {
+		if d < 0 {
+			sp.table[i] = noReal
+		} else {
+			sp.table[i] = st.reals[d].slot
+		}
+	}
+	st.tabLen = uint32(len(picks))
+	return nil
+}
+
+// replay walks the dest list through a change one IPVS operation at a
+// time, in the order pkg/dataplane/ipvs and keepalived make them: in the
+// order given, each new real added at the head and each kept real whose
+// weight changed edited; then each removed real, in list order. The
+// scheduler's add_dest/upd_dest/del_dest hook runs after each with the list
+// as it is then (a new wrr service's first real alone sets its levels, for
+// instance). It returns the state after the last.
+func replay(sp *svcPlan, s sched.Sequencer) sched.Sequencer {
+	type entry struct {
+		r *realState
+		w int32
+	}
+	var cur []entry
+	if sp.old != nil {
+		for i, r := range sp.old.reals {
+			cur = append(cur, entry{r, sp.old.dests[i].Weight})
+		}
+	}
+	dests := func() []sched.Dest {
+		ds := make([]sched.Dest, len(cur))
+		for i, e := range cur {
+			ds[i] = sched.Dest{Weight: e.w}
+		}
+		return ds
+	}
+	for _, u := range sp.upserts {
+		if u.add {
+			cur = slices.Insert(cur, 0, entry{u.r, u.r.effectiveWeight()})
+			s = s.Inserted(0, dests())
+		} else {
+			i := slices.IndexFunc(cur, func(e entry) bool { return e.r.slot == u.r.slot })
+			cur[i].w = u.r.effectiveWeight()
+			s = s.Updated(dests())
+		}
+	}
+	for _, r := range sp.removed {
+		i := slices.IndexFunc(cur, func(e entry) bool { return e.r.slot == r.slot })
+		cur = slices.Delete(cur, i, i+1)
+		s = s.Deleted(i, dests())
+	}
+	return s
+}
+
+// svcEntry is a service slot's map entry.
+func svcEntry(st *svcState, standby bool) xlbSvc {
+	s, _ := sched.Lookup(st.sched)
+	e := xlbSvc{Id: st.idx + 1, Sched: schedID[st.sched], Flags: uint16(st.flags)}
+	if standby {
+		e.Flags |= svcStandby
+	}
+	if st.persist > 0 {
+		n := st.persistMask
+		if n == 0 {
+			n = 32
+		}
+		e.PersistTimeoutS = uint32(st.persist / time.Second)
+		e.PersistMask = ip4(netip.PrefixFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), n).Masked().Addr())
+	}
+	switch s.Table {
+	case sched.TableScan:
+		e.SeqLen = uint32(len(st.reals))
+	case sched.TableSequence:
+		e.SeqLen, e.SeqLoop = uint32(len(st.seq)), uint32(st.loop)
+		if len(st.seq) > 0 {
+			e.StartCursor, e.StartCw = st.states[0].Mark()
+		}
+	}
+	return e
+}
+
+// realEntry is the map entry of real i of st, which leaves through egress
+// slot port; gen is its slot's generation.
+func realEntry(st *svcState, i int, r *realState, port uint16, standby bool, gen uint32) xlbReal {
+	e := xlbReal{
+		Addr:   ip4(r.Addr),
+		Port:   port16(r.Port),
+		Svc:    st.idx,
+		Gen:    gen,
+		Flags:  realPresent,
+		Weight: r.Weight,
+		Order:  uint32(i),
+	}
+	if r.nh.Ifindex > 0 {
+		e.Ifindex = uint32(r.nh.Ifindex)
+		e.TxPort = port
+	}
+	copy(e.DstMac[:], r.nh.MAC)
+	copy(e.SrcMac[:], r.nh.SrcMAC)
+	if r.effectiveWeight() > 0 {
+		e.Flags |= realAvailable
+	}
+	if r.Forward == lvs.NAT {
+		e.Flags |= realNAT
+	}
+	if standby {
+		e.Flags |= realStandby
+	}
+	return e
+}
+
+// filters are the VIP filter (every VIP, on standby or not: what reaches a
+// BACKUP is counted before it goes to the kernel) and the NAT source
+// filter (the addresses of NAT reals of services not on standby).
+func filters(states []*svcState, lim limits) (vip, nat []uint32) {
+	vip, nat = make([]uint32, lim.filter), make([]uint32, lim.filter)
+	for _, s := range states {
+		vip[sched.Hash32(binary.BigEndian.Uint32(s.key.Addr.AsSlice()), lim.filterBits)] = 1
+		for _, r := range s.reals {
+			if r.Forward == lvs.NAT {
+				nat[sched.Hash32(binary.BigEndian.Uint32(r.Addr.AsSlice()), lim.filterBits)] = 1
+			}
+		}
+	}
+	return vip, nat
+}
+
+func ip4(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.NativeEndian.Uint32(b[:]) // network order in memory
+}
+
+func port16(p uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], p)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+func addrOf(v uint32) netip.Addr {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
+
+func portOf(v uint16) uint16 {
+	var b [2]byte
+	binary.NativeEndian.PutUint16(b[:], v)
+	return binary.BigEndian.Uint16(b[:])
+}
+
+func svcKeyOf(k dataplane.ServiceKey) xlbSvcKey {
+	return xlbSvcKey{Vip: ip4(k.Addr), Port: port16(k.Port), Proto: uint8(k.Protocol)}
+}

@@ -1,0 +1,194 @@
+package xdp
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/sched"
+)
+
+// The planner is pure: these tests need no kernel. They check what it
+// decides to write for the cases the end-to-end tests meet only through
+// traffic.
+
+var planLim = limits{services: 4, reals: 8, ifaces: 4, filter: 4096, filterBits: 12}
+
+func planWorld(standby ...netip.Addr) world {
+	w := world{hops: map[netip.Addr]hop{}, cursors: make([]uint64, 2*planLim.services), standby: map[netip.Addr]bool{},
+		ports: map[int]uint16{1: 0}, lim: planLim}
+	for i := 1; i <= 8; i++ {
+		w.hops[realAddr(i)] = hop{nh: NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC}, resolved: true}
+	}
+	for _, a := range standby {
+		w.standby[a] = true
+	}
+	return w
+}
+
+func planSvc(scheduler string, weights ...int32) dataplane.Service {
+	s := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: scheduler}
+	for i, w := range weights {
+		s.Reals = append(s.Reals, dataplane.Real{Addr: realAddr(i + 1), Port: 80, Weight: w, Forward: lvs.DR})
+	}
+	return s
+}
+
+// commit is what write does to the picture, without the maps.
+func commit(t *tables, p *applyPlan) {
+	for _, sp := range p.services {
+		t.services[sp.st.key] = sp.st
+		for _, r := range sp.removed {
+			t.realGen[r.slot]++
+		}
+	}
+	for _, s := range p.gone {
+		delete(t.services, s.key)
+		for _, r := range s.reals {
+			t.realGen[r.slot]++
+		}
+	}
+	t.svcUsed, t.realUsed, t.vipFilter, t.natFilter = p.svcUsed, p.realUsed, p.vipFilter, p.natFilter
+}
+
+// A new wrr service filled with A 3, B 2, C 1: the list is newest first
+// (C B A) and the picks are IPVS's for a service made empty and given its
+// reals one at a time: C B A A B A.
+func TestPlanNewService(t *testing.T) {
+	tabs := newTables(planLim)
+	p, err := plan(tabs, []dataplane.Service{planSvc("wrr", 3, 2, 1)}, planWorld())
+	require.NoError(t, err)
+	require.Len(t, p.services, 1)
+	sp := p.services[0]
+	var order []netip.Addr
+	for _, r := range sp.st.reals {
+		order = append(order, r.Addr)
+	}
+	assert.Equal(t, []netip.Addr{realAddr(3), realAddr(2), realAddr(1)}, order)
+	slotOf := map[uint32]string{}
+	for _, r := range sp.st.reals {
+		slotOf[r.slot] = map[netip.Addr]string{realAddr(1): "A", realAddr(2): "B", realAddr(3): "C"}[r.Addr]
+	}
+	picks := ""
+	for _, s := range sp.table {
+		picks += slotOf[s]
+	}
+	assert.Equal(t, "CBAABA", picks)
+	assert.True(t, sp.rewrite)
+	assert.Equal(t, []bool{true, false, false, false}, p.svcUsed)
+	assert.Equal(t, []bool{true, true, true, false, false, false, false, false}, p.realUsed)
+	for i, e := range sp.reals {
+		assert.EqualValues(t, realPresent|realAvailable, e.Flags, "real %d", i)
+		assert.EqualValues(t, i, e.Order)
+	}
+	assert.Equal(t, map[netip.Addr]bool{vip: true}, p.vips)
+	assert.EqualValues(t, 1, p.vipFilter[sched.Hash32(binary.BigEndian.Uint32(vip.AsSlice()), 12)])
+
+	// Planning the same again writes no table and replays nothing.
+	commit(tabs, p)
+	p, err = plan(tabs, []dataplane.Service{planSvc("wrr", 3, 2, 1)}, planWorld())
+	require.NoError(t, err)
+	assert.False(t, p.services[0].rewrite)
+	assert.Empty(t, p.services[0].upserts)
+	assert.Nil(t, p.services[0].table)
+}
+
+// A real whose next hop is unknown is in the list but out of the picks,
+// and is not available; it keeps its sh buckets (skipped at lookup).
+func TestPlanUnresolvedReal(t *testing.T) {
+	w := planWorld()
+	w.hops[realAddr(2)] = hop{nh: NextHop{Ifindex: 1}}
+	p, err := plan(newTables(planLim), []dataplane.Service{planSvc("rr", 1, 1)}, w)
+	require.NoError(t, err)
+	sp := p.services[0]
+	require.Len(t, sp.table, 1)
+	for i, r := range sp.st.reals {
+		if r.Addr == realAddr(2) {
+			assert.EqualValues(t, realPresent, sp.reals[i].Flags)
+			assert.NotContains(t, sp.table, r.slot)
+		}
+	}
+
+	p, err = plan(newTables(planLim), []dataplane.Service{planSvc("sh", 1, 1)}, w)
+	require.NoError(t, err)
+	assert.Len(t, p.services[0].table, sched.TabSize)
+	assert.Contains(t, p.services[0].table, p.services[0].st.reals[0].slot)
+	assert.Contains(t, p.services[0].table, p.services[0].st.reals[1].slot)
+}
+
+// The standby set is in the entries the plan writes: the service slot's
+// flag and each real's, and the VIP is not active; the NAT source filter
+// holds NAT reals of services on standby too, so a role flip need not
+// rewrite it.
+func TestPlanStandby(t *testing.T) {
+	s := planSvc("rr", 1, 1)
+	s.Reals[1].Forward, s.Reals[1].Port = lvs.NAT, 8080
+	p, err := plan(newTables(planLim), []dataplane.Service{s}, planWorld(vip))
+	require.NoError(t, err)
+	sp := p.services[0]
+	assert.Equal(t, svcStandby, sp.svc.Flags&svcStandby)
+	for _, e := range sp.reals {
+		assert.Equal(t, realStandby, e.Flags&realStandby)
+	}
+	assert.Equal(t, map[netip.Addr]bool{vip: false}, p.vips)
+	nat := realAddr(2)
+	assert.EqualValues(t, 1, p.natFilter[sched.Hash32(binary.BigEndian.Uint32(nat.AsSlice()), 12)])
+	assert.Equal(t, svcEntry(sp.st, true), sp.svc, "SetStandby writes what a plan would")
+}
+
+// A real behind another interface gets the first free egress slot; a
+// removed real's slot is free only for the next Apply, and its generation
+// moves on when it is written.
+func TestPlanPortsAndRemovals(t *testing.T) {
+	w := planWorld()
+	w.ports = map[int]uint16{1: 0, 2: 2}
+	w.hops[realAddr(1)] = hop{nh: NextHop{Ifindex: 9, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}}, resolved: true}
+	tabs := newTables(planLim)
+	p, err := plan(tabs, []dataplane.Service{planSvc("wrr", 1, 1)}, w)
+	require.NoError(t, err)
+	assert.Equal(t, map[int]uint16{9: 1}, p.ports)
+	for i, r := range p.services[0].st.reals {
+		if r.Addr == realAddr(1) {
+			assert.EqualValues(t, 1, p.services[0].reals[i].TxPort)
+		}
+	}
+	commit(tabs, p)
+	w.ports[9] = 1
+
+	var gone uint32
+	for _, r := range tabs.services[planSvc("wrr").ServiceKey].reals {
+		if r.Addr == realAddr(2) {
+			gone = r.slot
+		}
+	}
+	p, err = plan(tabs, []dataplane.Service{planSvc("wrr", 1)}, w)
+	require.NoError(t, err)
+	require.Len(t, p.services[0].removed, 1)
+	assert.False(t, p.realUsed[gone], "free for the next Apply")
+	commit(tabs, p)
+	assert.EqualValues(t, 1, tabs.realGen[gone])
+}
+
+func TestPlanNoRoom(t *testing.T) {
+	var svcs []dataplane.Service
+	for i := range 5 {
+		s := planSvc("rr", 1)
+		s.Port = uint16(80 + i)
+		svcs = append(svcs, s)
+	}
+	_, err := plan(newTables(planLim), svcs, planWorld())
+	assert.ErrorContains(t, err, "no room: the data plane holds 4 services")
+
+	_, err = plan(newTables(planLim), []dataplane.Service{planSvc("rr", 1, 1, 1, 1, 1, 1, 1, 1), func() dataplane.Service {
+		s := planSvc("rr", 1)
+		s.Port = 81
+		return s
+	}()}, planWorld())
+	assert.ErrorContains(t, err, "no room: the data plane holds 8 reals")
+}

@@ -1,0 +1,142 @@
+package xdp
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/sched"
+)
+
+// recovered is what a restarted control plane finds in pinned maps.
+type recovered struct {
+	t       *tables
+	standby map[netip.Addr]bool
+	ports   map[int]uint16 // tx_ports slot by ifindex
+}
+
+// recoverTables rebuilds the control plane's picture from pinned maps, so
+// that a restarted process continues where the last one stopped: the
+// services and reals, their scheduler sequences (regenerated from the
+// state stored with them), the standby flags and the egress slots.
+func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, error) {
+	rec := &recovered{t: newTables(lim), standby: map[netip.Addr]bool{}, ports: map[int]uint16{}}
+	t := rec.t
+	// Read every real slot once; services pick theirs from this.
+	entries := make([]xlbReal, lim.reals)
+	for i := range uint32(lim.reals) {
+		if err := objs.Reals.Lookup(&i, &entries[i]); err != nil {
+			return nil, fmt.Errorf("read real %d: %w", i, err)
+		}
+		t.realGen[i] = entries[i].Gen
+	}
+	for i := range uint32(lim.ifaces) {
+		var v uint32
+		err := objs.TxPorts.Lookup(&i, &v)
+		switch {
+		case err == nil && v != 0:
+			rec.ports[int(v)] = uint16(i)
+		case err != nil && !errors.Is(err, ebpf.ErrKeyNotExist):
+			return nil, fmt.Errorf("read tx_ports: %w", err)
+		}
+	}
+	var vip, one uint32
+	vit := objs.Vips.Iterate()
+	for vit.Next(&vip, &one) {
+		t.vips[vip] = true
+	}
+	if err := vit.Err(); err != nil {
+		return nil, fmt.Errorf("read vips: %w", err)
+	}
+	var key xlbSvcKey
+	var slot uint32
+	it := objs.SvcMap.Iterate()
+	for it.Next(&key, &slot) {
+		var s xlbSvc
+		if err := objs.Svcs.Lookup(&slot, &s); err != nil {
+			return nil, fmt.Errorf("read service slot %d: %w", slot, err)
+		}
+		if s.Id == 0 {
+			continue
+		}
+		st := &svcState{
+			key:  dataplane.ServiceKey{Addr: addrOf(key.Vip), Port: portOf(key.Port), Protocol: lvs.Protocol(key.Proto)},
+			idx:  s.Id - 1,
+			half: slot & 1,
+		}
+		for name, id := range schedID {
+			if id == s.Sched {
+				st.sched = name
+			}
+		}
+		st.flags = lvs.SvcFlags(s.Flags &^ svcStandby)
+		if s.Flags&svcStandby != 0 {
+			rec.standby[st.key.Addr] = true
+		}
+		if s.PersistTimeoutS != 0 {
+			st.persist = time.Duration(s.PersistTimeoutS) * time.Second
+			st.persistMask = bits.OnesCount32(s.PersistMask)
+		}
+		t.svcUsed[st.idx] = true
+		for i := range uint32(lim.reals) {
+			e := &entries[i]
+			if e.Flags&realPresent == 0 || e.Svc != st.idx {
+				continue
+			}
+			t.realUsed[i] = true
+			r := &realState{
+				Real: dataplane.Real{Addr: addrOf(e.Addr), Port: portOf(e.Port), Weight: e.Weight, Forward: lvs.DR},
+				slot: i,
+				nh:   NextHop{Ifindex: int(e.Ifindex), MAC: slices.Clone(e.DstMac[:]), SrcMAC: slices.Clone(e.SrcMac[:])},
+			}
+			r.resolved = e.DstMac != [6]byte{}
+			if e.Flags&realNAT != 0 {
+				r.Forward = lvs.NAT
+			}
+			st.reals = append(st.reals, r)
+		}
+		slices.SortFunc(st.reals, func(a, b *realState) int {
+			return int(entries[a.slot].Order) - int(entries[b.slot].Order)
+		})
+		for _, r := range st.reals {
+			st.dests = append(st.dests, sched.Dest{Weight: r.effectiveWeight()})
+		}
+		if err := regenerate(st, s); err != nil {
+			log.Warn("cannot continue the pinned scheduler state; the next change restarts its sequence", "service", st.key.String(), "reason", err)
+			st.seq = nil
+		}
+		t.services[st.key] = st
+		log.Info("took over pinned service", "service", st.key.String(), "reals", len(st.reals))
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read services: %w", err)
+	}
+	return rec, nil
+}
+
+// regenerate recomputes the live sequence of a sequence scheduler from the
+// start state stored with it.
+func regenerate(st *svcState, s xlbSvc) error {
+	sc, ok := sched.Lookup(st.sched)
+	if !ok || sc.Table != sched.TableSequence {
+		return nil
+	}
+	var err error
+	st.seq, st.states, st.loop, err = sched.Sequence(sc.Resume(st.dests, s.StartCursor, s.StartCw), st.dests, schedSlots)
+	if err != nil {
+		return err
+	}
+	if uint32(len(st.seq)) != s.SeqLen || uint32(st.loop) != s.SeqLoop {
+		return fmt.Errorf("regenerated sequence has %d picks (loop %d), the map has %d (loop %d)", len(st.seq), st.loop, s.SeqLen, s.SeqLoop)
+	}
+	st.tabLen = s.SeqLen
+	return nil
+}
