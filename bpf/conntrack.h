@@ -21,8 +21,8 @@ static __always_inline __u64 xlb_now(void)
 
 static __always_inline void conn_key_of(const struct packet *p, struct conn_key *k)
 {
-	k->src = p->src;
-	k->dst = p->dst;
+	k->src = p->src.v4;
+	k->dst = p->dst.v4;
 	k->sport = p->sport;
 	k->dport = p->dport;
 	k->proto = p->proto;
@@ -152,15 +152,16 @@ static __always_inline int conn_claim(struct conn *c)
 }
 
 /* The template key of a persistent flow (ip_vs_sched_persist): port 0
- * for FTP's port 21. */
-static __always_inline void tmpl_key_of(struct tmpl_key *tk, __u8 proto, __be32 client, __be32 mask,
+ * for FTP's port 21. An IPv4 client is masked with mask. */
+static __always_inline void tmpl_key_of(struct tmpl_key *tk, __u8 proto, __u8 family, __be32 client, __be32 mask,
 					__be32 vip, __be16 vport)
 {
-	tk->client = client & mask;
-	tk->vip = vip;
+	__builtin_memset(tk, 0, sizeof(*tk));
+	tk->client.v4 = client & mask;
+	tk->vip.v4 = vip;
 	tk->vport = vport == bpf_htons(21) ? 0 : vport;
 	tk->proto = proto;
-	tk->pad = 0;
+	tk->family = family;
 }
 
 /* A flow under a template ended: one control fewer. */
@@ -169,7 +170,7 @@ static __always_inline void tmpl_release(const struct conn_key *k, const struct 
 	if (!(c->flags & XLB_CONN_F_PERSIST))
 		return;
 	struct tmpl_key tk;
-	tmpl_key_of(&tk, k->proto, k->src, c->tmpl_mask, k->dst, (c->flags & XLB_CONN_F_TMPL_NOPORT) ? 0 : k->dport);
+	tmpl_key_of(&tk, k->proto, AF_INET, k->src, c->tmpl_mask, k->dst, (c->flags & XLB_CONN_F_TMPL_NOPORT) ? 0 : k->dport);
 	struct tmpl *t = bpf_map_lookup_elem(&templates, &tk);
 	if (t)
 		__sync_fetch_and_add(&t->controls, -1);

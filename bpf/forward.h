@@ -12,10 +12,6 @@
 #include "parse.h"
 #include "csum.h"
 
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-
 static __always_inline void stat_inc(__u32 which)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &which);
@@ -25,11 +21,13 @@ static __always_inline void stat_inc(__u32 which)
 
 /* An address that is the VIP of a service this director serves now (not
  * on standby). */
-static __always_inline int to_vip(__be32 addr)
+static __always_inline int to_vip(const union xlb_addr *addr, __u8 family)
 {
-	return bpf_map_lookup_elem(&vips, &addr) != 0;
+	struct vip_key k = { .addr = *addr, .family = family };
+	return bpf_map_lookup_elem(&vips, &k) != 0;
 }
 
+/* DR: the frame to the real's MAC, out of its interface. */
 static __always_inline int forward_dr(struct xdp_md *ctx, struct ethhdr *eth, const struct real *r)
 {
 	__builtin_memcpy(eth->h_dest, r->dst_mac, ETH_ALEN);

@@ -113,9 +113,9 @@ static __always_inline int icmp_to_vip(struct xdp_md *ctx, struct packet *p, voi
 		struct iphdr *ip = p->ip;
 		if ((void *)(ip + 1) > data_end)
 			return -1;
-		icmp_inner_rewrite(&e, 1, r->addr, r->port);
-		csum_replace4((__u16 *)&ip->check, ip->daddr, r->addr);
-		ip->daddr = r->addr;
+		icmp_inner_rewrite(&e, 1, r->addr.v4, r->port);
+		csum_replace4((__u16 *)&ip->check, ip->daddr, r->addr.v4);
+		ip->daddr = r->addr.v4;
 	}
 	return forward_dr(ctx, p->eth, r);
 }
@@ -130,14 +130,14 @@ static __always_inline int icmp_from_nat_real(struct xdp_md *ctx, struct packet 
 	struct conn_key k;
 	icmp_flow_key(&e, &k);
 	struct nat_reply *nr = bpf_map_lookup_elem(&nat_replies, &k);
-	if (!nr || !to_vip(nr->vip)) /* none, or its VIP on standby here */
+	if (!nr || !to_vip(&nr->vip, nr->family)) /* none, or its VIP on standby here */
 		return -1;
 	struct iphdr *ip = p->ip;
 	if ((void *)(ip + 1) > data_end)
 		return -1;
-	icmp_inner_rewrite(&e, 0, nr->vip, nr->vport);
-	csum_replace4((__u16 *)&ip->check, ip->saddr, nr->vip);
-	ip->saddr = nr->vip;
+	icmp_inner_rewrite(&e, 0, nr->vip.v4, nr->vport);
+	csum_replace4((__u16 *)&ip->check, ip->saddr, nr->vip.v4);
+	ip->saddr = nr->vip.v4;
 	int to_kernel;
 	return forward_routed(ctx, p, data_end, &to_kernel);
 }

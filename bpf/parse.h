@@ -13,6 +13,8 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "xlb_structs.h"
+
 struct vlan_hdr {
 	__be16 tci;
 	__be16 proto;
@@ -27,14 +29,22 @@ enum parse_result {
 	PARSE_OTHER_L4,   /* not TCP or UDP */
 };
 
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
+/* What every handler reads of a packet. Addresses are family-generic
+ * (union xlb_addr, zeroed beyond the family's length); the headers are
+ * where the parser found them. */
 struct packet {
-	__be32 src;
-	__be32 dst;
+	union xlb_addr src;
+	union xlb_addr dst;
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;
+	__u8 family;    /* AF_INET */
 	__u8 tcp_flags; /* byte 13 of the TCP header */
-	__u16 pad;
+	__u8 pad;
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	void *l4;
@@ -71,8 +81,9 @@ static __always_inline int parse_packet(void *data, void *data_end, struct packe
 		return PARSE_BAD_IP;
 	__u32 ihl = iph->ihl * 4;
 	p->ip = iph;
-	p->src = iph->saddr;
-	p->dst = iph->daddr;
+	p->family = AF_INET;
+	p->src.v4 = iph->saddr;
+	p->dst.v4 = iph->daddr;
 	p->proto = iph->protocol;
 	/* MF set or a non-zero offset: a fragment (ports unknown or absent). */
 	if (iph->frag_off & bpf_htons(0x3fff))

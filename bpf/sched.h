@@ -49,12 +49,29 @@ static __always_inline __u32 sched_sequence(const struct svc *s, __u32 svc_slot)
 	return sched_tab_get(svc_slot, (__u32)pos);
 }
 
-/* sh (ip_vs_sh.c): bucket of ntohl(saddr) [+ sport with sh-port]; with
+/* An address as sh and dh hash it: ntohl of an IPv4 address, the XOR of
+ * an IPv6 address's words in host order (ip_vs_sh_hashkey's fold). */
+static __always_inline __u32 addr_fold(const union xlb_addr *a, __u8 family)
+{
+	if (family == AF_INET)
+		return bpf_ntohl(a->v4);
+	return bpf_ntohl(a->v6[0] ^ a->v6[1] ^ a->v6[2] ^ a->v6[3]);
+}
+
+/* What a scheduler reads of a new connection: folded addresses. */
+struct sched_in {
+	__u32 src;   /* addr_fold of the client */
+	__u32 dst;   /* addr_fold of the VIP */
+	__be16 sport;
+	__u16 pad;
+};
+
+/* sh (ip_vs_sh.c): bucket of the client [+ sport with sh-port]; with
  * sh-fallback, probe (2*ih + offset) & 255 until a usable real or an empty
  * bucket. */
-static __always_inline __u32 sched_sh(const struct svc *s, __u32 svc_slot, const struct packet *p)
+static __always_inline __u32 sched_sh(const struct svc *s, __u32 svc_slot, const struct sched_in *p)
 {
-	__u32 key = bpf_ntohl(p->src);
+	__u32 key = p->src;
 	if (s->flags & XLB_SVC_F_SH_PORT)
 		key += bpf_ntohs(p->sport);
 	__u32 ih = hash_32(key, XLB_HASH_TAB_BITS);
@@ -73,10 +90,10 @@ static __always_inline __u32 sched_sh(const struct svc *s, __u32 svc_slot, const
 	return XLB_NO_REAL;
 }
 
-/* dh (ip_vs_dh.c): bucket of ntohl(daddr), no fallback. */
-static __always_inline __u32 sched_dh(__u32 svc_slot, const struct packet *p)
+/* dh (ip_vs_dh.c): bucket of the VIP, no fallback. */
+static __always_inline __u32 sched_dh(__u32 svc_slot, const struct sched_in *p)
 {
-	__u32 slot = sched_tab_get(svc_slot, hash_32(bpf_ntohl(p->dst), XLB_HASH_TAB_BITS));
+	__u32 slot = sched_tab_get(svc_slot, hash_32(p->dst, XLB_HASH_TAB_BITS));
 	return real_if_available(slot) ? slot : XLB_NO_REAL;
 }
 
@@ -135,13 +152,14 @@ static __always_inline __u32 sched_least(const struct svc *s, __u32 svc_slot)
 
 /* Returns a real slot that is available for a new flow, or XLB_NO_REAL.
  * A global function: the verifier checks it once, on its own, instead of
- * once per path through the caller (the scans make many). */
-__attribute__((noinline)) __u32 xlb_schedule(__u32 svc_slot, __be32 src, __be32 dst, __be16 sport)
+ * once per path through the caller (the scans make many). It takes the
+ * addresses folded (addr_fold), so one picker serves both families. */
+__attribute__((noinline)) __u32 xlb_schedule(__u32 svc_slot, __u32 src_fold, __u32 dst_fold, __be16 sport)
 {
 	struct svc *s = bpf_map_lookup_elem(&svcs, &svc_slot);
 	if (!s)
 		return XLB_NO_REAL;
-	struct packet p = { .src = src, .dst = dst, .sport = sport };
+	struct sched_in p = { .src = src_fold, .dst = dst_fold, .sport = sport };
 	__u32 slot;
 	switch (s->sched) {
 	case XLB_SCHED_RR:

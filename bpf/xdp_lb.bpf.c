@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* xlb's XDP ingress program.
  *
- * parse -> flow lookup -> (no flow: service lookup, scheduler) -> DR -> stats
+ * A chain of handlers (xlb_xdp, at the end): parse -> unparsed (no ports)
+ * -> nat_reply -> maybe_vip -> established (flow lookup) -> new_flow
+ * (service, persistence, scheduler) -> forward (DR, NAT) -> stats.
  *
  * What happens to each kind of packet (tested in pkg/dataplane):
  *   not IPv4, bad IPv4 header        XDP_PASS (not ours; the kernel decides)
@@ -38,6 +40,10 @@ _Static_assert((XLB_SCHED_SLOTS & (XLB_SCHED_SLOTS - 1)) == 0, "XLB_SCHED_SLOTS 
 const volatile struct xlb_enums xlb_enums __attribute__((used)) = {};
 _Static_assert(XLB_SCHED_SLOTS >= XLB_HASH_TAB_SIZE, "a scheduler table must hold the sh/dh buckets");
 
+/* A handler that has not decided the packet's fate returns this: the next
+ * handler in xlb_xdp's chain takes it. */
+#define XLB_CONTINUE -1
+
 static __always_inline void count(void *map, __u32 idx, __u64 bytes, __u64 new_conn)
 {
 	struct counters *c = bpf_map_lookup_elem(map, &idx);
@@ -48,163 +54,185 @@ static __always_inline void count(void *map, __u32 idx, __u64 bytes, __u64 new_c
 	}
 }
 
-/* DR or NAT to the chosen real. */
+/* forward: DR or NAT to the chosen real. */
 static __always_inline int forward(struct xdp_md *ctx, struct packet *p, void *data_end, const struct real *r)
 {
-	if ((r->flags & XLB_REAL_F_NAT) && nat_rewrite(p, data_end, 1, r->addr, r->port) < 0)
+	if ((r->flags & XLB_REAL_F_NAT) && nat_rewrite(p, data_end, 1, r->addr.v4, r->port) < 0)
 		return XDP_DROP;
 	return forward_dr(ctx, p->eth, r);
 }
 
-SEC("xdp")
-int xlb_xdp(struct xdp_md *ctx)
+/* A packet whose source hashes to an empty slot of nat_src_filter is no
+ * NAT real's. */
+static __always_inline int maybe_nat_real(const struct packet *p)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u64 bytes = data_end - data;
-	struct packet p = {};
+	__u32 k = hash_32(bpf_ntohl(p->src.v4), XLB_VIP_FILTER_BITS);
+	__u32 *v = bpf_map_lookup_elem(&nat_src_filter, &k);
+	return v && *v;
+}
 
-	switch (parse_packet(data, data_end, &p)) {
-	case PARSE_OK:
-		break;
+/* unparsed: what has no ports to match a service by. Fragments and
+ * truncated L4 headers to a VIP are dropped and counted; ICMP errors about
+ * a flow go with the flow (to a VIP: to its real; from a NAT real: back to
+ * the client); everything else is the kernel's. */
+static __always_inline int unparsed(struct xdp_md *ctx, struct packet *p, void *data_end, int res)
+{
+	switch (res) {
 	case PARSE_FRAGMENT:
-		if (!to_vip(p.dst))
+		if (!to_vip(&p->dst, p->family))
 			return XDP_PASS;
 		stat_inc(XLB_STAT_FRAGMENT);
 		return XDP_DROP;
 	case PARSE_TRUNCATED:
-		if (!to_vip(p.dst))
+		if (!to_vip(&p->dst, p->family))
 			return XDP_PASS;
 		stat_inc(XLB_STAT_TRUNCATED);
 		return XDP_DROP;
 	case PARSE_OTHER_L4:
-		if (p.proto != IPPROTO_ICMP)
+		if (p->proto != IPPROTO_ICMP)
 			return XDP_PASS;
-		if (to_vip(p.dst)) {
-			int act = icmp_to_vip(ctx, &p, data_end);
+		if (to_vip(&p->dst, p->family)) {
+			int act = icmp_to_vip(ctx, p, data_end);
 			return act < 0 ? XDP_PASS : act;
 		}
-		{
-			__u32 sk_ = hash_32(bpf_ntohl(p.src), XLB_VIP_FILTER_BITS);
-			__u32 *maybe_nat = bpf_map_lookup_elem(&nat_src_filter, &sk_);
-			if (maybe_nat && *maybe_nat) {
-				int act = icmp_from_nat_real(ctx, &p, data_end);
-				return act < 0 ? XDP_PASS : act;
-			}
+		if (maybe_nat_real(p)) {
+			int act = icmp_from_nat_real(ctx, p, data_end);
+			return act < 0 ? XDP_PASS : act;
 		}
 		return XDP_PASS;
-	default:
-		return XDP_PASS;
 	}
+	return XDP_PASS;
+}
 
-	/* A NAT real's reply on its way back to the client. */
-	__u32 sk_ = hash_32(bpf_ntohl(p.src), XLB_VIP_FILTER_BITS);
-	__u32 *maybe_nat = bpf_map_lookup_elem(&nat_src_filter, &sk_);
-	if (maybe_nat && *maybe_nat) {
-		struct conn_key rk;
-		conn_key_of(&p, &rk);
-		struct nat_reply *nr = bpf_map_lookup_elem(&nat_replies, &rk);
-		if (nr) {
-			/* The reply moves a TCP flow through IPVS's OUTPUT table,
-			 * re-arms its timer, and counts as the real's output. */
-			struct conn_key fk = {
-				.src = p.dst, .dst = nr->vip, .sport = p.dport, .dport = nr->vport, .proto = p.proto,
-			};
-			struct conn *fc = bpf_map_lookup_elem(&conns, &fk);
-			if (fc && !fc->retired) {
-				__u32 frs = fc->real;
-				struct real *fr = bpf_map_lookup_elem(&reals, &frs);
-				if (fr && (fr->flags & XLB_REAL_F_STANDBY)) {
-					stat_inc(XLB_STAT_STANDBY);
-					return XDP_PASS;
-				}
-				if (p.proto == IPPROTO_TCP)
-					conn_tcp_transition(fc, p.tcp_flags, CT_DIR_OUTPUT);
-				conn_rearm(fc, xlb_now());
-				__u32 rs = fc->real;
-				struct counters *rc = bpf_map_lookup_elem(&real_stats, &rs);
-				if (rc) {
-					rc->out_packets++;
-					rc->out_bytes += bytes;
-				}
-			} else if (!to_vip(nr->vip)) {
-				/* No flow left, and the VIP is on standby here. */
-				stat_inc(XLB_STAT_STANDBY);
-				return XDP_PASS;
-			}
-			if (nat_rewrite(&p, data_end, 0, nr->vip, nr->vport) < 0)
-				return XDP_DROP;
-			stat_inc(XLB_STAT_NAT_REPLY);
-			int to_kernel;
-			int act = forward_routed(ctx, &p, data_end, &to_kernel);
-			if (to_kernel)
-				stat_inc(XLB_STAT_NAT_REPLY_KERNEL);
-			return act;
-		}
-	}
-
-	/* Most traffic that is not for a VIP leaves here, after one array
-	 * lookup. */
-	__u32 fk = hash_32(bpf_ntohl(p.dst), XLB_VIP_FILTER_BITS);
-	__u32 *maybe_vip = bpf_map_lookup_elem(&vip_filter, &fk);
-	if (!maybe_vip || !*maybe_vip)
-		return XDP_PASS;
-
-	/* Established flows first: one LRU lookup says where to send it. */
-	struct conn_key ck;
-	conn_key_of(&p, &ck);
-	struct conn *c = bpf_map_lookup_elem(&conns, &ck);
-	struct real *r;
-	__u64 now = xlb_now();
-	int pure_syn = p.proto == IPPROTO_TCP &&
-		       (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
-	if (c) {
-		__u32 real_slot = c->real;
-		r = bpf_map_lookup_elem(&reals, &real_slot);
-		int live = r && r->gen == c->gen && (r->flags & XLB_REAL_F_PRESENT);
-		if (live && (r->flags & XLB_REAL_F_STANDBY)) {
+/* nat_reply: a NAT real's reply on its way back to the client gets the VIP
+ * and port back and is routed on. The reply moves a TCP flow through
+ * IPVS's OUTPUT table, re-arms its timer and counts as the real's output.
+ * XLB_CONTINUE when it is no such reply. */
+static __always_inline int nat_reply(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes)
+{
+	if (!maybe_nat_real(p))
+		return XLB_CONTINUE;
+	struct conn_key rk;
+	conn_key_of(p, &rk);
+	struct nat_reply *nr = bpf_map_lookup_elem(&nat_replies, &rk);
+	if (!nr)
+		return XLB_CONTINUE;
+	struct conn_key fk = {
+		.src = p->dst.v4, .dst = nr->vip.v4, .sport = p->dport, .dport = nr->vport, .proto = p->proto,
+	};
+	struct conn *fc = bpf_map_lookup_elem(&conns, &fk);
+	if (fc && !fc->retired) {
+		__u32 frs = fc->real;
+		struct real *fr = bpf_map_lookup_elem(&reals, &frs);
+		if (fr && (fr->flags & XLB_REAL_F_STANDBY)) {
 			stat_inc(XLB_STAT_STANDBY);
 			return XDP_PASS;
 		}
-		if (!conn_expired(c, now) && !c->retired) {
-			/* A SYN on the ports of a flow that cannot go on (in
-			 * TIME_WAIT or CLOSE, as IPVS's conn_reuse_mode, or whose
-			 * real was removed) starts a new connection. */
-			int reuse = pure_syn && (!live || c->state == XLB_CT_TIME_WAIT || c->state == XLB_CT_CLOSE);
-			if (live && !reuse) {
-				if (p.proto == IPPROTO_TCP)
-					conn_tcp_transition(c, p.tcp_flags,
-							    (c->flags & XLB_CONN_F_NAT) ? CT_DIR_INPUT : CT_DIR_INPUT_ONLY);
-				conn_rearm(c, now);
-				count(&real_stats, real_slot, bytes, 0);
-				return forward(ctx, &p, data_end, r);
-			}
-			if (!reuse) {
-				/* The real was removed: drop silently and let the
-				 * entry time out, as IPVS does by default
-				 * (expire_nodest_conn=0). */
-				stat_inc(XLB_STAT_DEST_GONE);
-				return XDP_DROP;
-			}
+		if (p->proto == IPPROTO_TCP)
+			conn_tcp_transition(fc, p->tcp_flags, CT_DIR_OUTPUT);
+		conn_rearm(fc, xlb_now());
+		__u32 rs = fc->real;
+		struct counters *rc = bpf_map_lookup_elem(&real_stats, &rs);
+		if (rc) {
+			rc->out_packets++;
+			rc->out_bytes += bytes;
 		}
-		/* The entry ends here (expired, or its ports reused) if this
-		 * packet may start a flow; else the sweeper will end it. */
-		if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) != TCP_FLAG_SYN) {
-			stat_inc(XLB_STAT_NOT_SYN);
-			return XDP_PASS;
+	} else if (!to_vip(&nr->vip, nr->family)) {
+		/* No flow left, and the VIP is on standby here. */
+		stat_inc(XLB_STAT_STANDBY);
+		return XDP_PASS;
+	}
+	if (nat_rewrite(p, data_end, 0, nr->vip.v4, nr->vport) < 0)
+		return XDP_DROP;
+	stat_inc(XLB_STAT_NAT_REPLY);
+	int to_kernel;
+	int act = forward_routed(ctx, p, data_end, &to_kernel);
+	if (to_kernel)
+		stat_inc(XLB_STAT_NAT_REPLY_KERNEL);
+	return act;
+}
+
+/* maybe_vip: most traffic that is not for a VIP leaves after this one
+ * array lookup. */
+static __always_inline int maybe_vip(const struct packet *p)
+{
+	__u32 fk = hash_32(bpf_ntohl(p->dst.v4), XLB_VIP_FILTER_BITS);
+	__u32 *v = bpf_map_lookup_elem(&vip_filter, &fk);
+	return v && *v;
+}
+
+static __always_inline int pure_syn(const struct packet *p)
+{
+	return p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+}
+
+/* A TCP packet that may not start a flow (IPVS schedules only SYNs). */
+static __always_inline int not_syn(const struct packet *p)
+{
+	return p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) != TCP_FLAG_SYN;
+}
+
+/* established: a packet of a flow the table holds goes to the flow's real,
+ * after one LRU lookup. A flow that cannot go on (expired, its real
+ * removed, its ports reused by a SYN) ends here if the packet may start a
+ * new one, which new_flow then makes: XLB_CONTINUE. */
+static __always_inline int established(struct xdp_md *ctx, struct packet *p, void *data_end,
+				       const struct conn_key *ck, __u64 bytes, __u64 now)
+{
+	struct conn *c = bpf_map_lookup_elem(&conns, ck);
+	if (!c)
+		return XLB_CONTINUE;
+	__u32 real_slot = c->real;
+	struct real *r = bpf_map_lookup_elem(&reals, &real_slot);
+	int live = r && r->gen == c->gen && (r->flags & XLB_REAL_F_PRESENT);
+	if (live && (r->flags & XLB_REAL_F_STANDBY)) {
+		stat_inc(XLB_STAT_STANDBY);
+		return XDP_PASS;
+	}
+	if (!conn_expired(c, now) && !c->retired) {
+		/* A SYN on the ports of a flow that cannot go on (in TIME_WAIT
+		 * or CLOSE, as IPVS's conn_reuse_mode, or whose real was
+		 * removed) starts a new connection. */
+		int reuse = pure_syn(p) && (!live || c->state == XLB_CT_TIME_WAIT || c->state == XLB_CT_CLOSE);
+		if (live && !reuse) {
+			if (p->proto == IPPROTO_TCP)
+				conn_tcp_transition(c, p->tcp_flags, (c->flags & XLB_CONN_F_NAT) ? CT_DIR_INPUT : CT_DIR_INPUT_ONLY);
+			conn_rearm(c, now);
+			count(&real_stats, real_slot, bytes, 0);
+			return forward(ctx, p, data_end, r);
 		}
-		if (!conn_claim(c)) {
-			/* The sweeper is ending it this very moment: the client
-			 * will send its SYN again. */
-			stat_inc(XLB_STAT_RETIRING);
+		if (!reuse) {
+			/* The real was removed: drop silently and let the entry
+			 * time out, as IPVS does by default (expire_nodest_conn=0). */
+			stat_inc(XLB_STAT_DEST_GONE);
 			return XDP_DROP;
 		}
-		if (live)
-			conns_add(real_slot, c->state, -1);
-		tmpl_release(&ck, c);
 	}
+	/* The entry ends here (expired, or its ports reused) if this packet
+	 * may start a flow; else the sweeper will end it. */
+	if (not_syn(p)) {
+		stat_inc(XLB_STAT_NOT_SYN);
+		return XDP_PASS;
+	}
+	if (!conn_claim(c)) {
+		/* The sweeper is ending it this very moment: the client will
+		 * send its SYN again. */
+		stat_inc(XLB_STAT_RETIRING);
+		return XDP_DROP;
+	}
+	if (live)
+		conns_add(real_slot, c->state, -1);
+	tmpl_release(ck, c);
+	return XLB_CONTINUE;
+}
 
-	struct svc_key sk = { .vip = p.dst, .port = p.dport, .proto = p.proto };
+/* new_flow: the service's persistence template or scheduler picks a
+ * real, the flow (and a NAT flow's reverse) is recorded, and the packet
+ * forwarded. */
+static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *data_end,
+				    const struct conn_key *ck, __u64 bytes, __u64 now)
+{
+	struct svc_key sk = { .vip = p->dst, .port = p->dport, .proto = p->proto, .family = p->family };
 	__u32 *slotp = bpf_map_lookup_elem(&svc_map, &sk);
 	if (!slotp)
 		return XDP_PASS;
@@ -217,9 +245,7 @@ int xlb_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	__u32 svc_idx = s->id - 1;
-
-	if (p.proto == IPPROTO_TCP &&
-	    (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) != TCP_FLAG_SYN) {
+	if (not_syn(p)) {
 		stat_inc(XLB_STAT_NOT_SYN);
 		return XDP_PASS;
 	}
@@ -228,12 +254,13 @@ int xlb_xdp(struct xdp_md *ctx)
 	__u8 cflags = 0;
 	struct tmpl_key tk;
 	struct tmpl *t = 0;
+	struct real *r;
 	if (s->persist_timeout_s) {
 		/* ip_vs_sched_persist: a valid template decides; it is valid
 		 * while its real is in the service (weight 0 included, as
 		 * IPVS's default) and it has not expired, or still controls
 		 * flows. */
-		tmpl_key_of(&tk, p.proto, p.src, s->persist_mask, p.dst, p.dport);
+		tmpl_key_of(&tk, p->proto, p->family, p->src.v4, s->persist_mask, p->dst.v4, p->dport);
 		cflags = XLB_CONN_F_PERSIST | (tk.vport ? 0 : XLB_CONN_F_TMPL_NOPORT);
 		t = bpf_map_lookup_elem(&templates, &tk);
 		if (t && (!tmpl_expired(t, now) || t->controls > 0)) {
@@ -247,7 +274,7 @@ int xlb_xdp(struct xdp_md *ctx)
 		}
 	}
 	if (real_slot == XLB_NO_REAL) {
-		real_slot = xlb_schedule(svc_slot, p.src, p.dst, p.sport);
+		real_slot = xlb_schedule(svc_slot, addr_fold(&p->src, p->family), addr_fold(&p->dst, p->family), p->sport);
 		r = real_if_available(real_slot);
 		if (r && s->persist_timeout_s) {
 			struct tmpl nt = { .real = real_slot, .gen = r->gen, .last_seen = now,
@@ -270,16 +297,43 @@ int xlb_xdp(struct xdp_md *ctx)
 	}
 	if (r->flags & XLB_REAL_F_NAT)
 		cflags |= XLB_CONN_F_NAT;
-	conn_create(&ck, real_slot, r->gen, svc_idx, p.proto, now, cflags, s->persist_mask);
+	conn_create(ck, real_slot, r->gen, svc_idx, p->proto, now, cflags, s->persist_mask);
 	if (r->flags & XLB_REAL_F_NAT) {
 		struct conn_key rk = {
-			.src = r->addr, .dst = p.src, .sport = r->port, .dport = p.sport, .proto = p.proto,
+			.src = r->addr.v4, .dst = p->src.v4, .sport = r->port, .dport = p->sport, .proto = p->proto,
 		};
-		struct nat_reply nr = { .vip = p.dst, .vport = p.dport };
+		struct nat_reply nr = { .vip = p->dst, .vport = p->dport, .family = p->family };
 		bpf_map_update_elem(&nat_replies, &rk, &nr, BPF_ANY);
 	}
 	count(&real_stats, real_slot, bytes, 1);
-	return forward(ctx, &p, data_end, r);
+	return forward(ctx, p, data_end, r);
+}
+
+/* The chain: parse -> (no ports: unparsed) -> NAT reply -> the VIP filter
+ * -> established flow -> new flow. */
+SEC("xdp")
+int xlb_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 bytes = data_end - data;
+	struct packet p = {};
+
+	int res = parse_packet(data, data_end, &p);
+	if (res != PARSE_OK)
+		return unparsed(ctx, &p, data_end, res);
+	int act = nat_reply(ctx, &p, data_end, bytes);
+	if (act != XLB_CONTINUE)
+		return act;
+	if (!maybe_vip(&p))
+		return XDP_PASS;
+	struct conn_key ck;
+	conn_key_of(&p, &ck);
+	__u64 now = xlb_now();
+	act = established(ctx, &p, data_end, &ck, bytes, now);
+	if (act != XLB_CONTINUE)
+		return act;
+	return new_flow(ctx, &p, data_end, &ck, bytes, now);
 }
 
 /* ---- programs the control plane runs with BPF_PROG_TEST_RUN ---- */

@@ -56,7 +56,7 @@ struct {
  * (not on standby); a role flip adds or removes its VIPs here. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __be32);
+	__type(key, struct vip_key);
 	__type(value, __u32);
 	__uint(max_entries, XLB_MAX_VIPS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -75,11 +75,27 @@ enum xlb_stat {
 	XLB_STAT_MAX = 9,
 };
 
+/* An IPv4 or IPv6 address, in network order. An IPv4 address is the
+ * first word, the others zero; the family travels beside it (AF_INET, and
+ * AF_INET6 to come), so that ::a.b.c.d is never taken for a.b.c.d. */
+union xlb_addr {
+	__be32 v4;
+	__be32 v6[4];
+};
+
 struct svc_key {
-	__be32 vip;
+	union xlb_addr vip;
 	__be16 port;
 	__u8 proto;
-	__u8 pad;
+	__u8 family;
+};
+
+/* A VIP, for what has no ports (fragments, ICMP) and for NAT traffic
+ * whose flow is gone. */
+struct vip_key {
+	union xlb_addr addr;
+	__u8 family;
+	__u8 pad[3];
 };
 
 /* One service slot. The service map points a key at the live slot. */
@@ -99,20 +115,27 @@ struct svc {
 	__be32 persist_mask;
 };
 
+/* A real of a service (one IPVS dest). The fields an established packet
+ * reads come first; 64 bytes, a cache line. */
 struct real {
-	__be32 addr;
-	__be16 port;
+	__u32 flags;     /* enum xlb_real_flags */
+	__u32 gen;       /* bumped when the slot is freed or reused */
 	__u8 dst_mac[6];
 	__u8 src_mac[6];
 	__u16 tx_port;   /* egress interface's slot in tx_ports */
+	__be16 port;
 	__u32 ifindex;   /* egress interface */
 	__u32 svc;       /* service index */
-	__u32 gen;       /* bumped when the slot is freed or reused */
-	__u32 flags;     /* enum xlb_real_flags */
 	__s32 weight;    /* configured weight */
 	__u32 order;     /* position in the service's dest list (IPVS insertion order) */
+	__u8 family;
+	__u8 pad[3];
+	union xlb_addr addr;
+	__u32 pad2;
 };
 
+/* The flow table's key, for IPv4 flows: 16 bytes, which the hash reads
+ * in two rounds (a key of IPv6 size would take four on every packet). */
 struct conn_key {
 	__be32 src;
 	__be32 dst;
@@ -149,11 +172,11 @@ enum xlb_conn_flags {
 /* A persistence template (IPVS's template connection): the client's
  * masked address keeps its real. */
 struct tmpl_key {
-	__be32 client;
-	__be32 vip;
+	union xlb_addr client;
+	union xlb_addr vip;
 	__be16 vport;
 	__u8 proto;
-	__u8 pad;
+	__u8 family;
 };
 
 struct tmpl {
@@ -186,9 +209,10 @@ struct sweep_count {
 /* Where a NAT real's reply goes back from: the reverse flow (real ->
  * client) maps to the VIP and port the client spoke to. */
 struct nat_reply {
-	__be32 vip;
+	union xlb_addr vip;
 	__be16 vport;
-	__u16 pad;
+	__u8 family;
+	__u8 pad;
 };
 
 struct counters {

@@ -63,7 +63,7 @@ func TestPersistence(t *testing.T) {
 	var tv xlbTmpl
 	it := r.x.objs.Templates.Iterate()
 	for it.Next(&k, &tv) {
-		if addrOf(k.Client) == netip.MustParseAddr("192.0.2.0") {
+		if k.Client.addr(k.Family) == netip.MustParseAddr("192.0.2.0") {
 			n++
 		}
 	}

@@ -6,6 +6,9 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/lvs"
@@ -27,8 +30,8 @@ type tables struct {
 	desired  []dataplane.Service
 	// The address filters as last written (nil: not yet).
 	vipFilter, natFilter []uint32
-	// vips is what the vips map holds (the active VIPs, as ip4 keys).
-	vips map[uint32]bool
+	// vips is what the vips map holds: the active VIPs.
+	vips map[netip.Addr]bool
 }
 
 func newTables(lim limits) *tables {
@@ -37,7 +40,7 @@ func newTables(lim limits) *tables {
 		svcUsed:  make([]bool, lim.services),
 		realUsed: make([]bool, lim.reals),
 		realGen:  make([]uint32, lim.reals),
-		vips:     map[uint32]bool{},
+		vips:     map[netip.Addr]bool{},
 	}
 }
 
@@ -417,7 +420,8 @@ func svcEntry(st *svcState, standby bool) xlbSvc {
 // slot port; gen is its slot's generation.
 func realEntry(st *svcState, i int, r *realState, port uint16, standby bool, gen uint32) xlbReal {
 	e := xlbReal{
-		Addr:   ip4(r.Addr),
+		Addr:   addrKey(r.Addr),
+		Family: family(r.Addr),
 		Port:   port16(r.Port),
 		Svc:    st.idx,
 		Gen:    gen,
@@ -483,5 +487,36 @@ func portOf(v uint16) uint16 {
 }
 
 func svcKeyOf(k dataplane.ServiceKey) xlbSvcKey {
-	return xlbSvcKey{Vip: ip4(k.Addr), Port: port16(k.Port), Proto: uint8(k.Protocol)}
+	return xlbSvcKey{Vip: addrKey(k.Addr), Port: port16(k.Port), Proto: uint8(k.Protocol), Family: family(k.Addr)}
+}
+
+func vipKeyOf(a netip.Addr) xlbVipKey { return xlbVipKey{Addr: addrKey(a), Family: family(a)} }
+
+// family is an address's family as the program's keys hold it.
+func family(a netip.Addr) uint8 {
+	if a.Is4() {
+		return unix.AF_INET
+	}
+	return unix.AF_INET6
+}
+
+// addrKey is a as the program's union xlb_addr holds it: an IPv4
+// address in the first word (network order in memory), an IPv6 address in
+// all 16 bytes.
+func addrKey(a netip.Addr) xlbXlbAddr {
+	var k xlbXlbAddr
+	if a.Is4() {
+		k.V4 = ip4(a)
+		return k
+	}
+	*(*[16]byte)(unsafe.Pointer(&k)) = a.As16()
+	return k
+}
+
+// addr is the address k holds, of the family given.
+func (k xlbXlbAddr) addr(fam uint8) netip.Addr {
+	if fam == unix.AF_INET6 {
+		return netip.AddrFrom16(*(*[16]byte)(unsafe.Pointer(&k)))
+	}
+	return addrOf(k.V4)
 }

@@ -48,10 +48,11 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 			return nil, fmt.Errorf("read tx_ports: %w", err)
 		}
 	}
-	var vip, one uint32
+	var vip xlbVipKey
+	var one uint32
 	vit := objs.Vips.Iterate()
 	for vit.Next(&vip, &one) {
-		t.vips[vip] = true
+		t.vips[vip.Addr.addr(vip.Family)] = true
 	}
 	if err := vit.Err(); err != nil {
 		return nil, fmt.Errorf("read vips: %w", err)
@@ -68,7 +69,7 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 			continue
 		}
 		st := &svcState{
-			key:  dataplane.ServiceKey{Addr: addrOf(key.Vip), Port: portOf(key.Port), Protocol: lvs.Protocol(key.Proto)},
+			key:  dataplane.ServiceKey{Addr: key.Vip.addr(key.Family), Port: portOf(key.Port), Protocol: lvs.Protocol(key.Proto)},
 			idx:  s.Id - 1,
 			half: slot & 1,
 		}
@@ -93,7 +94,7 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 			}
 			t.realUsed[i] = true
 			r := &realState{
-				Real: dataplane.Real{Addr: addrOf(e.Addr), Port: portOf(e.Port), Weight: e.Weight, Forward: lvs.DR},
+				Real: dataplane.Real{Addr: e.Addr.addr(e.Family), Port: portOf(e.Port), Weight: e.Weight, Forward: lvs.DR},
 				slot: i,
 				nh:   NextHop{Ifindex: int(e.Ifindex), MAC: slices.Clone(e.DstMac[:]), SrcMAC: slices.Clone(e.SrcMac[:])},
 			}

@@ -144,7 +144,7 @@ func (x *Dataplane) Conns() ([]dataplane.Conn, error) {
 			Protocol: lvs.Protocol(k.Proto),
 			Client:   netip.AddrPortFrom(addrOf(k.Src), portOf(k.Sport)),
 			Virtual:  netip.AddrPortFrom(addrOf(k.Dst), portOf(k.Dport)),
-			Real:     netip.AddrPortFrom(addrOf(r.Addr), portOf(r.Port)),
+			Real:     netip.AddrPortFrom(r.Addr.addr(r.Family), portOf(r.Port)),
 			Expires:  (ttl - age).Truncate(time.Second),
 		})
 	}

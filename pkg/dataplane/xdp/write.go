@@ -172,15 +172,16 @@ func (x *Dataplane) removeService(t *tables, s *svcState) error {
 // for NAT traffic whose flow is gone, so it may lag a flag write by a
 // syscall.
 func (x *Dataplane) syncVIPs(t *tables, want map[netip.Addr]bool) error {
-	var add, del []uint32
+	var add, del []xlbVipKey
+	var added, deleted []netip.Addr
 	for a, active := range want {
-		if k := ip4(a); active && !t.vips[k] {
-			add = append(add, k)
+		if active && !t.vips[a] {
+			add, added = append(add, vipKeyOf(a)), append(added, a)
 		}
 	}
-	for k := range t.vips {
-		if !want[addrOf(k)] {
-			del = append(del, k)
+	for a := range t.vips {
+		if !want[a] {
+			del, deleted = append(del, vipKeyOf(a)), append(deleted, a)
 		}
 	}
 	ones := make([]uint32, len(add))
@@ -190,14 +191,14 @@ func (x *Dataplane) syncVIPs(t *tables, want map[netip.Addr]bool) error {
 	if err := updateBatch(x.objs.Vips, add, ones); err != nil {
 		return fmt.Errorf("add vips: %w", err)
 	}
-	for _, k := range add {
-		t.vips[k] = true
+	for _, a := range added {
+		t.vips[a] = true
 	}
 	if err := deleteBatch(x.objs.Vips, del); err != nil {
 		return fmt.Errorf("remove vips: %w", err)
 	}
-	for _, k := range del {
-		delete(t.vips, k)
+	for _, a := range deleted {
+		delete(t.vips, a)
 	}
 	return nil
 }

@@ -54,25 +54,29 @@ type xlbCounters struct {
 }
 
 type xlbNatReply struct {
-	_     structs.HostLayout
-	Vip   uint32
-	Vport uint16
-	Pad   uint16
+	_      structs.HostLayout
+	Vip    xlbXlbAddr
+	Vport  uint16
+	Family uint8
+	Pad    uint8
 }
 
 type xlbReal struct {
 	_       structs.HostLayout
-	Addr    uint32
-	Port    uint16
+	Flags   uint32
+	Gen     uint32
 	DstMac  [6]uint8
 	SrcMac  [6]uint8
 	TxPort  uint16
+	Port    uint16
 	Ifindex uint32
 	Svc     uint32
-	Gen     uint32
-	Flags   uint32
 	Weight  int32
 	Order   uint32
+	Family  uint8
+	Pad     [3]uint8
+	Addr    xlbXlbAddr
+	Pad2    uint32
 }
 
 type xlbSvc struct {
@@ -90,11 +94,11 @@ type xlbSvc struct {
 }
 
 type xlbSvcKey struct {
-	_     structs.HostLayout
-	Vip   uint32
-	Port  uint16
-	Proto uint8
-	Pad   uint8
+	_      structs.HostLayout
+	Vip    xlbXlbAddr
+	Port   uint16
+	Proto  uint8
+	Family uint8
 }
 
 type xlbSweepCount struct {
@@ -117,11 +121,24 @@ type xlbTmpl struct {
 
 type xlbTmplKey struct {
 	_      structs.HostLayout
-	Client uint32
-	Vip    uint32
+	Client xlbXlbAddr
+	Vip    xlbXlbAddr
 	Vport  uint16
 	Proto  uint8
-	Pad    uint8
+	Family uint8
+}
+
+type xlbVipKey struct {
+	_      structs.HostLayout
+	Addr   xlbXlbAddr
+	Family uint8
+	Pad    [3]uint8
+}
+
+type xlbXlbAddr struct {
+	_  structs.HostLayout
+	V4 uint32
+	_  [12]byte
 }
 
 type xlbXlbConnFlags uint32
