@@ -1,17 +1,14 @@
-// Package dataplane is the only part of xlb that loads BPF programs or touches
-// the kernel's load-balancing state.
+// Package dataplane is what the rest of xlb knows of a data plane: the
+// Dataplane interface (Apply the wanted services, SetStandby the VIPs not
+// served now, read Stats and Conns, set Timeouts, Close), the types it
+// speaks (Service, Real, ServiceKey, Stats, Conn), Caps (what an
+// implementation can forward, with the one set of rules, CheckService and
+// CheckReal, that its Apply and the director's file:line validation share)
+// and Choose, the one policy for `--dataplane auto`: a pinned XDP data plane
+// is taken over, else native XDP, generic XDP, IPVS, from the evidence the
+// caller gathers (xlb run on its interfaces, xlb probe on a test veth).
 //
-// The rest of the program sees the Dataplane interface: Apply the desired
-// services and reals, read Stats and Conns, Close. XDP is the implementation
-// in this package: an XDP program (bpf/xdp_lb.bpf.c, built with bpf2go) that
-// forwards in DR and NAT mode, with the IPVS schedulers (rr, wrr, sh, dh from
-// tables pkg/sched computes; lc, wlc, sed, nq from connection counts kept
-// as IPVS keeps them) and persistence.
-//
-// Maps and XDP links are pinned under /sys/fs/bpf/xlb, so a restarted
-// process takes over the running data plane (replacing the program through
-// the pinned link) without dropping traffic or established flows.
-//
-// Minimum kernel: 5.15 (BPF atomics with fetch, bpf_for_each_map_elem, XDP
-// bpf_link); the forwarding-rate benchmark's live frames need 5.18.
+// The implementations are sub-packages: xdp (XDP programs and BPF maps) and
+// ipvs (the kernel's IPVS over netlink). Only they load BPF or touch the
+// kernel's load-balancing state; this package does neither.
 package dataplane

@@ -8,9 +8,9 @@
 // suggests. Nothing a probe attaches or creates outlives the call.
 //
 // Run probes everything and returns a Report for `xlb probe` and the vmtest
-// kernel matrix. The data plane calls the single probes (XDPNative,
-// XDPGeneric, TCX, Clsact, ProgTestRun, IPVS) to choose native XDP, then
-// generic XDP, then TC, then IPVS.
+// kernel matrix, with the data plane dataplane.Choose picks from it. The
+// daemon calls the single probes (XDPNative, XDPGeneric, XDPDataPlane) on
+// its own interfaces and hands the results to the same dataplane.Choose.
 //
 // XLB_PROBE_DENY (see DenyFromEnv) makes named features report as missing
 // without touching the kernel, to exercise the fallbacks on a kernel that

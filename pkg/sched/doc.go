@@ -1,6 +1,10 @@
 // Package sched is the IPVS scheduler arithmetic that xlb must reproduce bit
 // for bit: the rr and wrr cursors, the sh and dh bucket tables and their
-// lookups, and the lc, wlc, sed and nq connection-count choices.
+// lookups, and the lc, wlc, sed and nq connection-count choices; and the
+// scheduler registry (Schedulers), the one list of IPVS's schedulers: each
+// one's name, the flags it reads and their names, how the XDP data plane
+// computes it (Table), its table builders and its reference picker. Every
+// other list of scheduler names in xlb is derived from the registry.
 //
 // The BPF data plane does not run these algorithms itself. The control plane
 // (pkg/dataplane) uses this package to fill the tables the data plane reads:
