@@ -16,14 +16,6 @@ const (
 // GoldenRatio32 is GOLDEN_RATIO_32 from include/linux/hash.h.
 const GoldenRatio32 = 0x61C88647
 
-// Service flags of the sh scheduler (ipvsadm -b, keepalived sh-fallback and
-// sh-port): IP_VS_SVC_F_SCHED1 and IP_VS_SVC_F_SCHED2. mh reads the same
-// bits as mh-fallback and mh-port.
-const (
-	FlagSHFallback = 0x0008
-	FlagSHPort     = 0x0010
-)
-
 // Hash32 is the kernel's hash_32: the top bits of val*GOLDEN_RATIO_32 mod
 // 2^32. bits must be in 1..32; outside it the result is 0.
 func Hash32(val uint32, bits uint) uint32 {
@@ -50,7 +42,7 @@ func AddrFold(a netip.Addr) uint32 {
 }
 
 // SHKey is the value sh hashes: AddrFold(src) + port as a wrapping uint32.
-// port is in host order, and must be 0 unless the service has FlagSHPort
+// port is in host order, and must be 0 unless the service has sh-port (lvs.Sched2)
 // (with it: the source port for TCP, UDP and SCTP, 0 for other protocols).
 // For reply and ICMP packets IPVS hashes the destination address instead.
 func SHKey(src netip.Addr, port uint16) uint32 {
@@ -110,7 +102,7 @@ func fillEmpty(tab *[TabSize]int) {
 
 // SHPick is the reference sh lookup for key (see SHKey). Without fallback
 // the bucket's dest is taken if available and nothing else is tried. With
-// fallback (FlagSHFallback) an unavailable dest is replaced by the first
+// fallback (sh-fallback, lvs.Sched1) an unavailable dest is replaced by the first
 // available one among the buckets (2*ih + offset) mod 256 for offset
 // 0..255, ih being the first bucket; an empty bucket ends the search. It
 // returns the dest's index in ds, or -1.

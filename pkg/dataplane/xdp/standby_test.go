@@ -95,3 +95,67 @@ func TestStandbySurvivesTakeover(t *testing.T) {
 		assert.Equal(t, lvs.SvcFlags(0), s.flags)
 	}
 }
+
+// NAT on standby: the real's replies and ICMP errors are the kernel's too,
+// by the flow's real when the flow is there and by the VIP when the flow is
+// gone (the NAT source filter keeps standby reals, so a flip need not
+// rewrite it). Back to MASTER, the reply is translated again.
+func TestStandbyNAT(t *testing.T) {
+	ns, x := newNATTest(t)
+	v, _ := run(t, ns, x, syn(44000).Bytes())
+	require.EqualValues(t, xdpTX, v)
+	q := testutil.Frame{SrcMAC: clientMC, DstMAC: dirMAC, Src: client, Dst: vip, Proto: 17, SrcPort: 5002, DstPort: 53, Payload: []byte("query")}
+	v, _ = run(t, ns, x, q.Bytes())
+	require.EqualValues(t, xdpTX, v)
+	reply := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: client,
+		Proto: 6, SrcPort: 8080, DstPort: 44000, TCPFlags: testutil.TCPAck, Payload: []byte("hello")}
+	arrived := q
+	arrived.Dst, arrived.DstPort = realAddr(1), 5353
+	unreach := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: client, Proto: 1,
+		Payload: icmpError(3, 3, 0, ipOf(arrived.Bytes()))}
+	filters := func() ([]uint32, []uint32) {
+		vf, nf := make([]uint32, x.lim.filter), make([]uint32, x.lim.filter)
+		for i := range uint32(x.lim.filter) {
+			require.NoError(t, x.objs.VipFilter.Lookup(&i, &vf[i]))
+			require.NoError(t, x.objs.NatSrcFilter.Lookup(&i, &nf[i]))
+		}
+		return vf, nf
+	}
+	vf, nf := filters()
+
+	require.NoError(t, ns.Do(func() error { return x.SetStandby(map[netip.Addr]bool{vip: true}) }))
+	vf2, nf2 := filters()
+	assert.Equal(t, vf, vf2, "a flip leaves the VIP filter alone")
+	assert.Equal(t, nf, nf2, "a flip leaves the NAT source filter alone")
+	before := reasons(t, x)
+	v, out := run(t, ns, x, reply.Bytes())
+	assert.EqualValues(t, xdpPass, v)
+	assert.Equal(t, reply.Bytes(), out, "a standby NAT flow's reply is not translated")
+	v, out = run(t, ns, x, unreach.Bytes())
+	assert.EqualValues(t, xdpPass, v)
+	assert.Equal(t, unreach.Bytes(), out, "nor an ICMP error from its real")
+	assert.EqualValues(t, 1, reasons(t, x)["standby"]-before["standby"])
+
+	// The TCP flow gone (its reverse mapping still there): the VIP says
+	// standby.
+	var k xlbConnKey
+	var c xlbConn
+	it := x.objs.Conns.Iterate()
+	var keys []xlbConnKey
+	for it.Next(&k, &c) {
+		keys = append(keys, k)
+	}
+	for i := range keys {
+		require.NoError(t, x.objs.Conns.Delete(&keys[i]))
+	}
+	v, out = run(t, ns, x, reply.Bytes())
+	assert.EqualValues(t, xdpPass, v)
+	assert.Equal(t, reply.Bytes(), out)
+
+	require.NoError(t, ns.Do(func() error { return x.SetStandby(nil) }))
+	v, out = run(t, ns, x, reply.Bytes())
+	assert.EqualValues(t, xdpPass, v, "no neighbour for the client here: the kernel forwards it")
+	want := reply
+	want.Src, want.SrcPort = vip, 80
+	assert.Equal(t, want.Bytes(), out, "MASTER again: translated back to the VIP")
+}
