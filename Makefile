@@ -47,9 +47,10 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-## bench: ns/packet of the DR path as a ratio to a MAC-swap XDP_TX baseline (root)
+## bench: ns/packet of the DR path as a ratio to a MAC-swap XDP_TX baseline (root); tools/bench-ab.sh REV compares with a revision
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2000000x ./pkg/dataplane/xdp/
+	$(GO) test -run '^$$' -bench 'BenchmarkDR|BenchmarkForwardRate' -benchtime 2000000x ./pkg/dataplane/xdp/
+	$(GO) test -run '^$$' -bench BenchmarkRoleFlip -benchtime 50x ./pkg/dataplane/xdp/
 
 ## fuzz: run each fuzz target for 20 s
 fuzz:

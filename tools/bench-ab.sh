@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Interleaved A/B of the data plane's benchmarks: the test binary of a git
+# revision (A) and of the working tree (B), built once each and run
+# alternately, so that both meet the same machine state. Root.
+#   tools/bench-ab.sh REV [ROUNDS] [BENCH-REGEXP]
+set -euo pipefail
+rev=${1:?usage: tools/bench-ab.sh REV [ROUNDS] [BENCH-REGEXP]}
+rounds=${2:-3}
+bench=${3:-BenchmarkDR|BenchmarkForwardRate}
+top=$(git rev-parse --show-toplevel)
+tmp=$(mktemp -d)
+trap 'git -C "$top" worktree remove --force "$tmp/a" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+git -C "$top" worktree add -q --detach "$tmp/a" "$rev"
+# The data plane's package moved in the restructuring (issue 12).
+pkgdir() { if [[ -d $1/pkg/dataplane/xdp ]]; then echo "$1/pkg/dataplane/xdp"; else echo "$1/pkg/dataplane"; fi; }
+a=$(pkgdir "$tmp/a") b=$(pkgdir "$top")
+(cd "$a" && go test -c -o "$tmp/a.test" .)
+(cd "$b" && go test -c -o "$tmp/b.test" .)
+for round in $(seq "$rounds"); do
+	for side in a b; do
+		dir=$a
+		[[ $side == b ]] && dir=$b
+		echo "== round $round: $side ($([[ $side == a ]] && echo "$rev" || echo "working tree"))"
+		(cd "$dir" && "$tmp/$side.test" -test.run '^$' -test.bench "$bench" -test.benchtime 2000000x | grep '^Benchmark')
+	done
+done
