@@ -27,7 +27,9 @@ type Client struct {
 func NewClient(path string) *Client {
 	return &Client{path: path, http: &http.Client{
 		Timeout: 10 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		// One connection per request, closed after: a command makes one
+		// or two, and the daemon serves a bounded number at a time.
+		Transport: &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
 		}},

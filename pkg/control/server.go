@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // DefaultSocket is where the daemon listens.
@@ -45,18 +46,39 @@ type Server struct {
 	l    net.Listener
 }
 
+// Limits of the control socket: it answers one root user's commands, so
+// these are far above what xlbadm and xlb status send, and bound what a
+// stuck or hostile client can hold.
+const (
+	// MaxConns is how many connections are served at once; more wait in
+	// the kernel's backlog (never as descriptors of the daemon's).
+	MaxConns = 64
+	// MaxRequest bounds a request body (ipvsadm -R of 100k lines fits).
+	MaxRequest = 8 << 20
+	// ReadTimeout bounds reading a request, headers and body.
+	ReadTimeout = 10 * time.Second
+	// IdleTimeout closes a kept-alive connection that sends nothing.
+	IdleTimeout = 5 * time.Second
+)
+
 // Listen makes the socket (mode 0600, its directory 0700) and serves b on
 // it until Close. A socket left by a dead daemon is replaced; one a live
-// daemon answers on is not.
+// daemon answers on is not, and nothing that is not a socket is ever
+// removed.
 func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
+		return nil, fmt.Errorf("control socket %s: the path exists and is not a socket (%s); refusing to replace it", path, fi.Mode().Type())
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("control socket %s: another xlb daemon is running", path)
 	}
-	_ = os.Remove(path)
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("control socket %s: remove the stale socket: %w", path, err)
+	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
@@ -76,20 +98,34 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 	})
 	mux.HandleFunc("POST /v1/ipvsadm", func(w http.ResponseWriter, r *http.Request) {
 		var req IpvsadmRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, err)
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxRequest)).Decode(&req); err != nil {
+			code := http.StatusBadRequest
+			if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
+				code = http.StatusRequestEntityTooLarge
+			}
+			writeError(w, code, err)
 			return
 		}
 		out, errOut, code := b.Ipvsadm(req.Args, req.Stdin)
 		writeJSON(w, IpvsadmResponse{Stdout: out, Stderr: errOut, Code: code})
 	})
-	s := &Server{path: path, l: l, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	return &Server{path: path, l: l, srv: Serve(l, mux, "control socket", log)}, nil
+}
+
+// Serve serves h on l with the control socket's limits (MaxConns at once,
+// read and idle timeouts, 64 KiB of headers) until the server is closed;
+// the metrics endpoint uses it too.
+func Serve(l net.Listener, h http.Handler, what string, log *slog.Logger) *http.Server {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: ReadTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	l = netutil.LimitListener(l, MaxConns)
 	go func() {
-		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("control socket", "error", err)
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error(what, "error", err)
 		}
 	}()
-	return s, nil
+	return srv
 }
 
 // Close stops serving and removes the socket.

@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
-	"time"
 
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/control"
@@ -73,9 +72,13 @@ func Run(ctx context.Context, o Options) error {
 	if o.Socket == "" {
 		o.Socket = control.DefaultSocket
 	}
+	unlock, err := lockDirector(o)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	cfg := &config.Config{}
 	if o.ConfigFile != "" {
-		var err error
 		if cfg, err = loadConfig(o.ConfigFile, log); err != nil {
 			return err
 		}
@@ -150,8 +153,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metrics.Handler(&metrics.Collector{Status: d.Status}, log))
-		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go ms.Serve(l)
+		ms := control.Serve(l, mux, "metrics", log)
 		defer ms.Close()
 		log.Info("serving metrics", "address", l.Addr().String())
 	}

@@ -3,7 +3,7 @@ package vrrpd
 import (
 	"context"
 	"errors"
-	"net"
+	"fmt"
 	"os"
 	"reflect"
 	"slices"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/scripts"
@@ -91,7 +92,11 @@ func (v *Supervisor) startTracks(cfg *config.Config, reload bool, carried map[st
 		if name == "" || v.tracks[ifaceKey(name)] != nil {
 			continue
 		}
-		v.tracks[ifaceKey(name)] = &trackState{status: linkStatus(name)}
+		st, err := linkStatus(name)
+		if err != nil {
+			v.log.Warn("tracked interface unknown until the next check", "interface", name, "error", err)
+		}
+		v.tracks[ifaceKey(name)] = &trackState{status: st}
 		watch = append(watch, name)
 	}
 	if len(watch) > 0 {
@@ -160,13 +165,22 @@ func (v *Supervisor) runTrack(ctx context.Context, sc config.VRRPScript, st *tra
 }
 
 // linkStatus is OK when the interface is up and has carrier (keepalived:
-// IFF_UP and IFF_RUNNING); a missing interface has failed.
-func linkStatus(name string) vrrp.TrackStatus {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil || ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagRunning == 0 {
-		return vrrp.TrackFailed
+// IFF_UP and IFF_RUNNING); a missing interface has failed. An error that
+// says nothing of the interface (the process out of descriptors, netlink
+// busy) is returned instead: the caller keeps what it knew.
+func linkStatus(name string) (vrrp.TrackStatus, error) {
+	l, err := netlink.LinkByName(name)
+	var missing netlink.LinkNotFoundError
+	switch {
+	case errors.As(err, &missing):
+		return vrrp.TrackFailed, nil
+	case err != nil:
+		return vrrp.TrackInit, fmt.Errorf("read interface %s: %w", name, err)
 	}
-	return vrrp.TrackOK
+	if f := l.Attrs().RawFlags; f&unix.IFF_UP == 0 || f&unix.IFF_RUNNING == 0 {
+		return vrrp.TrackFailed, nil
+	}
+	return vrrp.TrackOK, nil
 }
 
 // watchLinks follows the tracked interfaces through netlink link events,
@@ -202,7 +216,12 @@ func (v *Supervisor) watchLinks(ctx context.Context, names []string) {
 			if st == nil {
 				continue
 			}
-			if now := linkStatus(name); now != st.status {
+			now, err := linkStatus(name)
+			if err != nil {
+				v.log.Warn("tracked interface: cannot read it; keeping its last state", "interface", name, "error", err)
+				continue
+			}
+			if now != st.status {
 				st.status = now
 				changed = true
 				v.log.Info("tracked interface changed", "interface", name, "up", now == vrrp.TrackOK)

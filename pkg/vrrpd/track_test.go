@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/xlbproject/xlb/pkg/vrrp"
 )
@@ -89,4 +91,25 @@ vrrp_script edited {
 	old := vrrpViewOf(parse(t, script)).scripts
 	now := vrrpViewOf(parse(t, "\n"+strings.Replace(script, "interval 2", "interval 3", 1))).scripts
 	assert.Equal(t, map[string]trackState{"same": {status: vrrp.TrackFailed, fails: 3}}, v.unchangedScripts(old, now))
+}
+
+// A tracked interface that cannot be read because the process is out of
+// descriptors is not taken for down (that put a director in FAULT when its
+// control socket was flooded): linkStatus says it cannot tell.
+func TestLinkStatusOutOfDescriptors(t *testing.T) {
+	st, err := linkStatus("lo")
+	require.NoError(t, err)
+	assert.Equal(t, vrrp.TrackOK, st)
+	st, err = linkStatus("xlb-nosuch0")
+	require.NoError(t, err)
+	assert.Equal(t, vrrp.TrackFailed, st, "a missing interface has failed")
+
+	var lim unix.Rlimit
+	require.NoError(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &lim))
+	low := lim
+	low.Cur = 3 // stdin, stdout and stderr hold 0-2: no descriptor left
+	require.NoError(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &low))
+	_, err = linkStatus("lo")
+	require.NoError(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &lim))
+	assert.ErrorIs(t, err, unix.EMFILE)
 }

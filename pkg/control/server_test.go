@@ -1,0 +1,114 @@
+package control
+
+import (
+	"bytes"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type backend struct{}
+
+func (backend) Status() (Status, error) { return Status{Dataplane: "test"}, nil }
+func (backend) Ipvsadm(args []string, stdin string) (string, string, int) {
+	return strings.Join(args, " ") + "|" + stdin, "", 0
+}
+
+// --socket never removes what is not a socket.
+func TestListenLeavesOtherFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "precious")
+	require.NoError(t, os.WriteFile(path, []byte("keep me"), 0o644))
+	_, err := Listen(path, backend{}, slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, "the path exists and is not a socket")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "keep me", string(b))
+
+	// A socket nobody answers on (a dead daemon's) is replaced.
+	sock := filepath.Join(t.TempDir(), "xlb.sock")
+	l, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	s, err := Listen(sock, backend{}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	st, err := NewClient(sock).Status()
+	require.NoError(t, err)
+	assert.Equal(t, "test", st.Dataplane)
+	// A live one is not.
+	_, err = Listen(sock, backend{}, slog.New(slog.DiscardHandler))
+	assert.ErrorContains(t, err, "another xlb daemon is running")
+}
+
+// Connections that send nothing hold the socket only for a bounded time and
+// number: the daemon's descriptors do not grow past MaxConns however many
+// connect (the rest wait in the kernel's backlog), and with every slot held
+// a real command gets through once the header timeout frees them. A
+// request too big is refused, not read.
+func TestSocketLimits(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "xlb.sock")
+	s, err := Listen(sock, backend{}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	fds := func() int {
+		es, err := os.ReadDir("/proc/self/fd")
+		require.NoError(t, err)
+		return len(es)
+	}
+
+	var held []net.Conn
+	t.Cleanup(func() {
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	hold := func(n int) {
+		for range n {
+			c, err := net.Dial("unix", sock)
+			if err != nil {
+				return // the backlog is full: what a flood meets
+			}
+			held = append(held, c)
+		}
+	}
+	body := bytes.Repeat([]byte("x"), MaxRequest+1)
+	c := &http.Client{Transport: &http.Transport{Dial: func(_, _ string) (net.Conn, error) { return net.Dial("unix", sock) }}}
+	resp, err := c.Post("http://xlb/v1/ipvsadm", "application/json", bytes.NewReader(append([]byte(`{"args":["`), body...)))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	before := fds()
+	hold(MaxConns)
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	st, err := NewClient(sock).Status()
+	require.NoError(t, err)
+	assert.Equal(t, "test", st.Dataplane)
+	took := time.Since(start)
+	t.Logf("a status request behind %d silent connections took %v", len(held), took)
+	assert.Less(t, took, 2*ReadTimeout, "silent connections are dropped after the header timeout")
+
+	hold(4 * MaxConns)
+	time.Sleep(200 * time.Millisecond)
+	// The client's own ends count here too (this test is both sides).
+	grown := fds() - before - len(held)
+	t.Logf("%d connections held; the server's descriptors grew by %d", len(held), grown)
+	assert.LessOrEqual(t, grown, MaxConns+4)
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+
+	r, err := NewClient(sock).Ipvsadm([]string{"-Ln"}, "")
+	require.NoError(t, err)
+	assert.Equal(t, "-Ln|", r.Stdout)
+}
