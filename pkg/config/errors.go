@@ -73,8 +73,16 @@ func formatProblem(file string, line int, msg, word string) string {
 	if word == "" {
 		return fmt.Sprintf("%s:%d: %s", file, line, msg)
 	}
+	if len(word) > maxQuote {
+		// A word of megabytes makes a log line of megabytes: quote its
+		// start and say how long it is.
+		return fmt.Sprintf("%s:%d: %s %q... (%d bytes)", file, line, msg, strings.ToValidUTF8(word[:maxQuote], ""), len(word))
+	}
 	return fmt.Sprintf("%s:%d: %s %q", file, line, msg, word)
 }
+
+// maxQuote is how much of a word a message quotes.
+const maxQuote = 80
 
 // Pos is where something was defined: the file and line of its keyword.
 type Pos struct {

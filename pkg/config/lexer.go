@@ -1,14 +1,17 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // keepalived reads its configuration a line at a time. After comments are
@@ -36,7 +39,7 @@ type source interface {
 
 type osSource struct{}
 
-func (osSource) ReadFile(name string) ([]byte, error)  { return os.ReadFile(name) }
+func (osSource) ReadFile(name string) ([]byte, error)  { return readFile(name) }
 func (osSource) Glob(pattern string) ([]string, error) { return filepath.Glob(pattern) }
 func (osSource) Stat(name string) (fs.FileInfo, error) { return os.Stat(name) }
 
@@ -48,6 +51,66 @@ func (osSource) Key(name string) string {
 		name = real
 	}
 	return name
+}
+
+// Bounds on what a configuration may hold. keepalived has none; these are
+// far above real files (157 services in 6,874 lines is 200 KB; 10,000
+// services of 32 reals each about 40 MB) and keep a wrong file (a device,
+// a log, a sparse gigabyte) from taking the daemon's memory or time.
+const (
+	// MaxFileSize bounds each file, the main one and each include.
+	MaxFileSize = 64 << 20
+	// MaxTotalSize bounds all the files of one configuration together.
+	MaxTotalSize = 256 << 20
+	// MaxLines bounds the keyword and brace lines of a configuration
+	// (a virtual_server with 32 reals and their checkers is about 200).
+	MaxLines = 4 << 20
+)
+
+// maxStrays is how many top-level lines that start with no top-level
+// keyword a file may have before it is taken for something else than a
+// configuration.
+const maxStrays = 1000
+
+// topKeyword are the keywords keepalived reads at the top level.
+var topKeyword = func() map[string]bool {
+	m := map[string]bool{}
+	for _, kw := range keepalivedKeywords[ctxTop] {
+		m[kw] = true
+	}
+	for kw := range includeKeywords {
+		m[kw] = true
+	}
+	return m
+}()
+
+// readFile reads a configuration file: a regular file of at most
+// MaxFileSize. It is opened without blocking, so a FIFO in its place is
+// refused rather than waited on.
+func readFile(name string) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", name, fi.Mode().Type())
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%s is %d bytes; a configuration file may have %d", name, fi.Size(), MaxFileSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%s grew past %d bytes while read", name, MaxFileSize)
+	}
+	return data, nil
 }
 
 // memSource is an in-memory file system: name -> contents. Every file is a
@@ -100,19 +163,30 @@ var includeKeywords = map[string]bool{
 }
 
 type lexer struct {
-	src   source
-	p     *problems
-	defs  map[string]string // $NAME=value parameter definitions
-	stack []string          // files being read, outermost first
-	keys  []string          // src.Key of each file in stack
-	lines []line
+	src    source
+	p      *problems
+	total  int               // bytes of all files read
+	strays int               // top-level lines with no top-level keyword
+	defs   map[string]string // $NAME=value parameter definitions
+	stack  []string          // files being read, outermost first
+	keys   []string          // src.Key of each file in stack
+	lines  []line
 }
 
 // lexFile appends the logical lines of one file, with its includes expanded
 // in place. Braces must balance within each file.
 func (lx *lexer) lexFile(name string, data []byte) {
+	lx.total += len(data)
+	if lx.total > MaxTotalSize {
+		lx.p.errorf(Pos{File: name}, name, "the configuration's files pass %d bytes together at", MaxTotalSize)
+		return
+	}
 	lx.stack = append(lx.stack, name)
 	lx.keys = append(lx.keys, lx.src.Key(name))
+	if lx.lines == nil {
+		// About one line per newline: no regrowth of a big slice.
+		lx.lines = make([]line, 0, min(bytes.Count(data, []byte{'\n'})+1, MaxLines))
+	}
 	defer func() {
 		lx.stack = lx.stack[:len(lx.stack)-1]
 		lx.keys = lx.keys[:len(lx.keys)-1]
@@ -136,6 +210,15 @@ func (lx *lexer) lexFile(name string, data []byte) {
 		}
 		if len(words) == 0 {
 			return
+		}
+		if len(open) == 0 && len(lx.stack) == 1 && !topKeyword[words[0]] {
+			// Garbage at the top level (a log, a binary): stop before
+			// it has cost a tree of it.
+			if lx.strays++; lx.strays > maxStrays {
+				lx.p.errorf(pos, words[0], "more than %d unknown top-level keywords: not a keepalived configuration; stopped at", maxStrays)
+				lx.p.stop = true
+				return
+			}
 		}
 		lx.lines = append(lx.lines, line{pos: pos, words: words, raw: text})
 		prevKW, prevPos = words[0], pos
@@ -163,8 +246,18 @@ func (lx *lexer) lexFile(name string, data []byte) {
 		prevKW = ""
 	}
 
-	text := strings.ReplaceAll(string(data), "\r\n", "\n")
-	for i, phys := range strings.Split(text, "\n") {
+	rest := string(data)
+	for i := 0; rest != ""; i++ {
+		phys, after, _ := strings.Cut(rest, "\n")
+		rest = after
+		phys = strings.TrimSuffix(phys, "\r")
+		if lx.p.full() {
+			return // a hopeless file: stop reading it
+		}
+		if len(lx.lines) >= MaxLines {
+			lx.p.errorf(Pos{File: name, Line: i + 1}, name, "more than %d lines in the configuration: stopped at", MaxLines)
+			return
+		}
 		pos := Pos{File: name, Line: i + 1}
 		s, err := decomment(phys)
 		if err != nil {
@@ -202,7 +295,7 @@ func (lx *lexer) lexFile(name string, data []byte) {
 	// Close what was left open so that the tree can still be built and
 	// checked for further errors.
 	for range open {
-		lx.lines = append(lx.lines, line{pos: Pos{File: name, Line: strings.Count(text, "\n") + 1}, brace: '}'})
+		lx.lines = append(lx.lines, line{pos: Pos{File: name, Line: bytes.Count(data, []byte{'\n'}) + 1}, brace: '}'})
 	}
 }
 
@@ -355,6 +448,9 @@ func (lx *lexer) include(pos Pos, s string) bool {
 // surrounding blanks. A backslash outside quotes makes the next '#' or '!'
 // literal.
 func decomment(s string) (string, error) {
+	if !strings.ContainsAny(s, "\"\\#!") {
+		return strings.TrimSpace(s), nil // most lines: no copy
+	}
 	var b strings.Builder
 	inQuote := false
 	for i := 0; i < len(s); i++ {

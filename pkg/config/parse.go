@@ -31,20 +31,31 @@ func ParseBytes(name string, data []byte) (*Config, error) {
 	return parse(osSource{}, filepath.Clean(name), data)
 }
 
-// maxErrors stops a hopeless file from producing a flood of errors.
-const maxErrors = 100
+// maxErrors stops a hopeless file from producing a flood of errors: the
+// parse stops there. maxWarnings bounds the warnings kept likewise.
+const (
+	maxErrors   = 100
+	maxWarnings = 1000
+)
 
 // problems collects the errors and warnings of one parse.
 type problems struct {
 	errs  ErrorList
 	warns []Warning
+	stop  bool // the input is hopeless: read no more of it
 }
 
 func (p *problems) add(e *ParseError) {
-	if len(p.errs) < maxErrors {
+	switch {
+	case len(p.errs) < maxErrors-1:
 		p.errs = append(p.errs, e)
+	case len(p.errs) == maxErrors-1:
+		p.errs = append(p.errs, e, &ParseError{File: e.File, Line: e.Line, Msg: fmt.Sprintf("%d errors: stopped reading here", maxErrors)})
 	}
 }
+
+// full says the parse has found enough to stop.
+func (p *problems) full() bool { return p.stop || len(p.errs) >= maxErrors }
 
 // errorf records an error about word; the message should read well
 // followed by the quoted word.
@@ -53,7 +64,12 @@ func (p *problems) errorf(pos Pos, word, format string, args ...any) {
 }
 
 func (p *problems) warnf(pos Pos, word, format string, args ...any) {
-	p.warns = append(p.warns, Warning{File: pos.File, Line: pos.Line, Word: word, Msg: fmt.Sprintf(format, args...)})
+	switch {
+	case len(p.warns) < maxWarnings:
+		p.warns = append(p.warns, Warning{File: pos.File, Line: pos.Line, Word: word, Msg: fmt.Sprintf(format, args...)})
+	case len(p.warns) == maxWarnings:
+		p.warns = append(p.warns, Warning{File: pos.File, Line: pos.Line, Msg: fmt.Sprintf("more than %d warnings: no more are kept", maxWarnings)})
+	}
 }
 
 // node is a keyword line with its block, if it has one.
@@ -103,6 +119,9 @@ func parse(src source, name string, data []byte) (*Config, error) {
 	p := &problems{}
 	lx := &lexer{src: src, p: p}
 	lx.lexFile(name, data)
+	if p.full() {
+		return nil, p.errs
+	}
 	tree := buildTree(lx.lines, p)
 
 	ps := &parser{p: p, cfg: &Config{Global: defaultGlobal()}}

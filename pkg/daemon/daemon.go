@@ -173,7 +173,25 @@ func Run(ctx context.Context, o Options) error {
 				continue
 			}
 			log.Info("reloading", "config", o.ConfigFile)
-			next, err := loadConfig(o.ConfigFile, log)
+			// Parsed aside, so that SIGTERM is not kept waiting by a
+			// huge or slow file.
+			type parsed struct {
+				cfg *config.Config
+				err error
+			}
+			done := make(chan parsed, 1)
+			go func() {
+				cfg, err := loadConfig(o.ConfigFile, log)
+				done <- parsed{cfg, err}
+			}()
+			var p parsed
+			select {
+			case <-ctx.Done():
+				log.Info("stopping; the reload in progress is dropped", "keep_dataplane", o.KeepDataplane)
+				return nil
+			case p = <-done:
+			}
+			next, err := p.cfg, p.err
 			if err == nil {
 				err = d.load(next)
 			}

@@ -1,0 +1,78 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// What is not a configuration is refused at once, cheaply, and the
+// messages stay short.
+func TestBoundedInputs(t *testing.T) {
+	dir := t.TempDir()
+
+	// A FIFO in the file's place (a reload would have waited on it for
+	// ever), and one included.
+	fifo := filepath.Join(dir, "fifo.conf")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o644))
+	done := make(chan error, 1)
+	go func() { _, err := Parse(fifo); done <- err }()
+	select {
+	case err := <-done:
+		assert.ErrorContains(t, err, "is not a regular file")
+	case <-time.After(5 * time.Second):
+		t.Fatal("Parse waited on a FIFO")
+	}
+	incl := filepath.Join(dir, "incl.conf")
+	require.NoError(t, os.WriteFile(incl, []byte("includer "+fifo+"\n"), 0o644))
+	_, err := Parse(incl)
+	assert.ErrorContains(t, err, "skipping an included file that is not a regular non-executable file")
+
+	// A sparse gigabyte: refused by its size, not read.
+	huge := filepath.Join(dir, "huge.conf")
+	f, err := os.Create(huge)
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(1<<30))
+	f.Close()
+	_, err = Parse(huge)
+	assert.ErrorContains(t, err, "is 1073741824 bytes; a configuration file may have 67108864")
+
+	// A word of megabytes is quoted by its start.
+	word := filepath.Join(dir, "word.conf")
+	require.NoError(t, os.WriteFile(word, []byte(strings.Repeat("x", 3<<20)+"\n"), 0o644))
+	_, err = Parse(word)
+	require.Error(t, err)
+	assert.Less(t, len(err.Error()), 300, "the message quotes a short excerpt")
+	assert.Contains(t, err.Error(), "... (3145728 bytes)")
+
+	// Lines of garbage at the top level: one error, after the first
+	// thousand, instead of a tree of a million.
+	var b strings.Builder
+	for range 200000 {
+		b.WriteString("a\n")
+	}
+	garbage := filepath.Join(dir, "garbage.conf")
+	require.NoError(t, os.WriteFile(garbage, []byte(b.String()), 0o644))
+	_, err = Parse(garbage)
+	var list ErrorList
+	require.ErrorAs(t, err, &list)
+	require.Len(t, list, 1)
+	assert.Equal(t, `garbage.conf:1001: more than 1000 unknown top-level keywords: not a keepalived configuration; stopped at "a"`,
+		strings.TrimPrefix(list[0].Error(), dir+"/"))
+
+	// Errors stop the parse at 100.
+	b.Reset()
+	for range 5000 {
+		b.WriteString("}\n")
+	}
+	_, err = ParseBytes("braces.conf", []byte(b.String()))
+	require.ErrorAs(t, err, &list)
+	assert.Len(t, list, maxErrors+1)
+	assert.Equal(t, "braces.conf:100: 100 errors: stopped reading here", list[maxErrors].Error())
+}
