@@ -106,10 +106,3 @@ func rateKey(k dataplane.ServiceKey, r *dataplane.Real) string {
 	}
 	return s
 }
-
-func (d *Director) rateOf(k dataplane.ServiceKey, r *dataplane.Real) ipvsadm.Rates {
-	if e := d.est[rateKey(k, r)]; e != nil {
-		return e.rates()
-	}
-	return ipvsadm.Rates{}
-}

@@ -3,7 +3,9 @@ package director
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math/bits"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -24,24 +26,22 @@ func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, 
 	if err != nil {
 		return "", message(err), ipvsadm.ExitCode(err)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	var out bytes.Buffer
 	switch cmd.Kind {
 	case ipvsadm.CmdList, ipvsadm.CmdSave, ipvsadm.CmdHelp, ipvsadm.CmdVersion:
-		st, err := d.ipvsState()
+		// The data plane is read without the director's lock: a listing
+		// of a million connections must not hold up health transitions.
+		// Only -c reads the connection table.
+		st, err := d.ipvsState(cmd.Kind == ipvsadm.CmdList && cmd.List.Connection)
 		if err != nil {
 			return "", err.Error(), 1
 		}
-		for i := range st.Services {
-			s := &st.Services[i]
-			s.Stats = sub(s.Stats, d.zeroed[statKey(s, nil)])
-			for j := range s.Dests {
-				s.Dests[j].Stats = sub(s.Dests[j].Stats, d.zeroed[statKey(s, &s.Dests[j])])
-			}
-		}
 		err = st.Exec(&out, cmd)
 		return out.String(), message(err), ipvsadm.ExitCode(err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch cmd.Kind {
 	case ipvsadm.CmdSetTimeout:
 		t := cmd.Timeouts
 		err := d.opts.Dataplane.SetTimeouts(dataplane.Timeouts{
@@ -161,7 +161,7 @@ func manualServices(st *ipvsadm.State) ([]dataplane.Service, error) {
 // again from zero. The data plane's counters (and Prometheus') go on; the
 // listing subtracts what they were at -Z.
 func (d *Director) zero(cmd ipvsadm.Command) (string, string, int) {
-	st, err := d.ipvsState()
+	st, err := d.tableLocked(false)
 	if err != nil {
 		return "", err.Error(), 1
 	}
@@ -209,10 +209,38 @@ func sub(a, b ipvsadm.Stats) ipvsadm.Stats {
 		InBytes: d(a.InBytes, b.InBytes), OutBytes: d(a.OutBytes, b.OutBytes)}
 }
 
-// ipvsState is the whole table as ipvsadm lists it, with counters and
-// rates.
-func (d *Director) ipvsState() (*ipvsadm.State, error) {
-	return IpvsadmTable(d.opts.Dataplane, d.wanted(), d.rateOf)
+// ipvsState is the whole table as ipvsadm lists it, with counters (less
+// what -Z set aside) and rates, and the connections if conns. The
+// director's lock is held only to copy what it wants.
+func (d *Director) ipvsState(conns bool) (*ipvsadm.State, error) {
+	d.mu.Lock()
+	services := d.wanted()
+	rates := map[string]ipvsadm.Rates{}
+	for k, e := range d.est {
+		rates[k] = e.rates()
+	}
+	zeroed := maps.Clone(d.zeroed)
+	d.mu.Unlock()
+	st, err := IpvsadmTable(d.opts.Dataplane, services, func(k dataplane.ServiceKey, r *dataplane.Real) ipvsadm.Rates {
+		return rates[rateKey(k, r)]
+	}, conns)
+	if err != nil {
+		return nil, err
+	}
+	for i := range st.Services {
+		s := &st.Services[i]
+		s.Stats = sub(s.Stats, zeroed[statKey(s, nil)])
+		for j := range s.Dests {
+			s.Dests[j].Stats = sub(s.Dests[j].Stats, zeroed[statKey(s, &s.Dests[j])])
+		}
+	}
+	return st, nil
+}
+
+// tableLocked is the table without -Z's baselines, rates or connections,
+// with the director's lock held.
+func (d *Director) tableLocked(conns bool) (*ipvsadm.State, error) {
+	return IpvsadmTable(d.opts.Dataplane, d.wanted(), nil, conns)
 }
 
 // TableInfo is implemented by a data plane that can say what IPVS's own
@@ -224,11 +252,12 @@ type TableInfo interface {
 
 // IpvsadmTable is the table ipvsadm would list for services on dp: their
 // settings as configured, counters and connection counts from dp.Stats,
-// then dp's timeouts and connections, and the header from dp when it is
-// a TableInfo. rates, when not nil, fills the --rate columns. The daemon
-// answers xlbadm with it; tests compare it with the real ipvsadm.
+// then dp's timeouts, its connections if conns (a walk of the whole table:
+// only -c needs it), and the header from dp when it is a TableInfo. rates,
+// when not nil, fills the --rate columns. The daemon answers xlbadm with
+// it; tests compare it with the real ipvsadm.
 func IpvsadmTable(dp dataplane.Dataplane, services []dataplane.Service,
-	rates func(dataplane.ServiceKey, *dataplane.Real) ipvsadm.Rates) (*ipvsadm.State, error) {
+	rates func(dataplane.ServiceKey, *dataplane.Real) ipvsadm.Rates, conns bool) (*ipvsadm.State, error) {
 	stats, err := dp.Stats()
 	if err != nil {
 		return nil, err
@@ -251,6 +280,10 @@ func IpvsadmTable(dp dataplane.Dataplane, services []dataplane.Service,
 	}
 	for _, svc := range services {
 		ss := byKey[svc.ServiceKey]
+		realStats := make(map[netip.AddrPort]dataplane.RealStats, len(ss.Reals))
+		for _, rs := range ss.Reals {
+			realStats[netip.AddrPortFrom(rs.Addr, rs.Port)] = rs
+		}
 		is := ipvsadm.Service{
 			Protocol: svc.Protocol, Addr: svc.Addr, Port: svc.Port,
 			Scheduler: svc.Scheduler, Flags: svc.Flags,
@@ -270,11 +303,9 @@ func IpvsadmTable(dp dataplane.Dataplane, services []dataplane.Service,
 		}
 		for _, r := range svc.Reals {
 			dst := ipvsadm.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: r.Forward, Rates: rates(svc.ServiceKey, &r)}
-			for _, rs := range ss.Reals {
-				if rs.Addr == r.Addr && rs.Port == r.Port {
-					dst.ActiveConns, dst.InactConns = uint32(rs.ActiveConns), uint32(rs.InactConns)
-					dst.Stats = counters(rs.Counters)
-				}
+			if rs, ok := realStats[netip.AddrPortFrom(r.Addr, r.Port)]; ok {
+				dst.ActiveConns, dst.InactConns = uint32(rs.ActiveConns), uint32(rs.InactConns)
+				dst.Stats = counters(rs.Counters)
 			}
 			is.Dests = append(is.Dests, dst)
 		}
@@ -283,11 +314,15 @@ func IpvsadmTable(dp dataplane.Dataplane, services []dataplane.Service,
 	if t, err := dp.Timeouts(); err == nil {
 		st.Timeouts = ipvsadm.Timeouts{TCP: int(t.TCP / time.Second), TCPFin: int(t.TCPFin / time.Second), UDP: int(t.UDP / time.Second)}
 	}
-	conns, err := dp.Conns()
+	if !conns {
+		return st, nil
+	}
+	cs, err := dp.Conns()
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range conns {
+	st.Conns = make([]ipvsadm.Conn, 0, len(cs))
+	for _, c := range cs {
 		st.Conns = append(st.Conns, ipvsadm.Conn{Protocol: c.Protocol, Expires: c.Expires, State: c.State,
 			Client: c.Client, Virtual: c.Virtual, Dest: c.Real})
 	}

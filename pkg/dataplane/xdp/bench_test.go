@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/xlbproject/xlb/internal/testutil"
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/director"
+	"github.com/xlbproject/xlb/pkg/ipvsadm"
 	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
@@ -379,6 +382,86 @@ func BenchmarkRoleFlip(b *testing.B) {
 			}
 			b.ReportMetric(float64(flip.Microseconds())/1000, "ms/flip")
 			b.ReportMetric(float64(apply.Microseconds())/1000, "apply-ms")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkIpvsadmList measures xlbadm's listings against a connection
+// table of 1k, 100k and 1M flows: -Ln (which reads only the counters) and
+// -Lnc (which walks the table), as the daemon builds them
+// (director.IpvsadmTable, then ipvsadm's format). ms per listing.
+func BenchmarkIpvsadmList(b *testing.B) {
+	for _, flows := range []int{1000, 100000, 1000000} {
+		b.Run(fmt.Sprintf("flows-%d", flows), func(b *testing.B) {
+			requireRoot(b)
+			ns, _ := testNS(b)
+			res := staticResolver{}
+			svc := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "wlc"}
+			for i := 1; i <= 16; i++ {
+				res[realAddr(i)] = NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC}
+				svc.Reals = append(svc.Reals, dataplane.Real{Addr: realAddr(i), Port: 80, Weight: 1, Forward: lvs.DR})
+			}
+			var x *Dataplane
+			// The LRU's entries are spread over the CPUs' lists, and
+			// these updates come from one CPU.
+			maxConns := uint32(2 * flows * ebpf.MustPossibleCPU())
+			require.NoError(b, ns.Do(func() (err error) {
+				x, err = Open(Config{PinDir: "/sys/fs/bpf/xlb-list-" + testutil.Suffix(), Resolver: res, MaxConns: maxConns,
+					Logger: quiet, SweepInterval: time.Hour})
+				return err
+			}))
+			b.Cleanup(func() { x.Close() })
+			apply(b, ns, x, svc)
+			var slots []uint32
+			var gens []uint32
+			for _, r := range x.state.services[svc.ServiceKey].reals {
+				slots, gens = append(slots, r.slot), append(gens, x.state.realGen[r.slot])
+			}
+			now := monotonicNow()
+			keys, vals := make([]xlbConnKey, flows), make([]xlbConn, flows)
+			for i := range flows {
+				keys[i] = xlbConnKey{Src: ip4(netip.AddrFrom4([4]byte{10, 100, byte(i >> 16), byte(i >> 8)})), Dst: ip4(vip),
+					Sport: port16(uint16(i)), Dport: port16(80), Proto: 6}
+				vals[i] = xlbConn{Real: slots[i%len(slots)], Gen: gens[i%len(gens)], LastSeen: now, TimeoutS: 900, State: 1}
+			}
+			for i := 0; i < flows; i += 65536 {
+				j := min(i+65536, flows)
+				_, err := x.objs.Conns.BatchUpdate(keys[i:j], vals[i:j], nil)
+				require.NoError(b, err)
+			}
+			// ActiveConn as the program would have counted these flows.
+			for i, slot := range slots {
+				c := xlbConnCounts{Active: int64(flows / len(slots))}
+				if i < flows%len(slots) {
+					c.Active++
+				}
+				require.NoError(b, x.objs.RealConns.Update(&slot, &c, ebpf.UpdateAny))
+			}
+			services := []dataplane.Service{svc}
+			list := func(conns bool) (time.Duration, int) {
+				start := time.Now()
+				st, err := director.IpvsadmTable(x, services, nil, conns)
+				require.NoError(b, err)
+				var out bytes.Buffer
+				if conns {
+					require.NoError(b, st.ListConns(&out, ipvsadm.ListOptions{Numeric: true}))
+				} else {
+					require.NoError(b, st.List(&out, ipvsadm.ListOptions{Numeric: true}))
+				}
+				return time.Since(start), len(st.Conns)
+			}
+			var ln, lnc time.Duration
+			b.ResetTimer()
+			for range b.N {
+				d, _ := list(false)
+				ln += d
+				d, n := list(true)
+				lnc += d
+				require.InDelta(b, flows, n, float64(flows)/20, "the listing holds the flows")
+			}
+			b.ReportMetric(float64(ln.Microseconds())/1000/float64(b.N), "Ln-ms")
+			b.ReportMetric(float64(lnc.Microseconds())/1000/float64(b.N), "Lnc-ms")
 			b.ReportMetric(0, "ns/op")
 		})
 	}

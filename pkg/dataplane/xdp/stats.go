@@ -1,10 +1,10 @@
 package xdp
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -122,22 +122,37 @@ func monotonicNow() uint64 {
 // same moment may be listed or not.
 func (x *Dataplane) Conns() ([]dataplane.Conn, error) {
 	now := monotonicNow()
-	var out []dataplane.Conn
-	var k xlbConnKey
-	var v xlbConn
-	it := x.objs.Conns.Iterate()
-	for it.Next(&k, &v) {
+	// The reals once, and the flows in batches: a lookup per flow was a
+	// syscall per flow (seconds at a million).
+	reals := make([]xlbReal, x.lim.reals)
+	if err := readBatches(x.objs.Reals, make([]uint32, x.lim.reals), reals, func(int) {}); err != nil {
+		return nil, fmt.Errorf("read reals: %w", err)
+	}
+	// Size the result once: the reals' connection counts say about how
+	// many flows there are (regrowing a slice of a million was most of the
+	// listing's time).
+	counts := make([]xlbConnCounts, x.lim.reals)
+	hint := 0
+	if err := readBatches(x.objs.RealConns, make([]uint32, x.lim.reals), counts, func(i int) {
+		hint += int(max(counts[i].Active, 0) + max(counts[i].Inactive, 0))
+	}); err != nil {
+		return nil, fmt.Errorf("read connection counts: %w", err)
+	}
+	out := make([]dataplane.Conn, 0, hint+hint/8)
+	keys, vals := make([]xlbConnKey, 4096), make([]xlbConn, 4096)
+	err := readBatches(x.objs.Conns, keys, vals, func(i int) {
+		k, v := &keys[i], &vals[i]
 		age := time.Duration(now - v.LastSeen)
 		ttl := time.Duration(v.TimeoutS) * time.Second
 		if now < v.LastSeen {
 			age = 0
 		}
-		if age > ttl || v.Retired != 0 {
-			continue
+		if age > ttl || v.Retired != 0 || int(v.Real) >= len(reals) {
+			return
 		}
-		var r xlbReal
-		if err := x.objs.Reals.Lookup(&v.Real, &r); err != nil || r.Gen != v.Gen || r.Flags&realPresent == 0 {
-			continue
+		r := &reals[v.Real]
+		if r.Gen != v.Gen || r.Flags&realPresent == 0 {
+			return
 		}
 		out = append(out, dataplane.Conn{
 			State:    stateName(v.State),
@@ -147,12 +162,32 @@ func (x *Dataplane) Conns() ([]dataplane.Conn, error) {
 			Real:     netip.AddrPortFrom(r.Addr.addr(r.Family), portOf(r.Port)),
 			Expires:  (ttl - age).Truncate(time.Second),
 		})
-	}
-	if err := it.Err(); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read connections: %w", err)
 	}
-	slices.SortFunc(out, func(a, b dataplane.Conn) int { return strings.Compare(a.Client.String(), b.Client.String()) })
+	slices.SortFunc(out, func(a, b dataplane.Conn) int { return a.Client.Compare(b.Client) })
 	return out, nil
+}
+
+// readBatches reads a whole map len(keys) entries at a time, calling each
+// with the index in keys/vals of every entry read.
+func readBatches[K, V any](m *ebpf.Map, keys []K, vals []V, each func(i int)) error {
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		for i := range n {
+			each(i)
+		}
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			return nil // the end
+		case err != nil:
+			return err
+		case n == 0:
+			return nil
+		}
+	}
 }
 
 // stateName is IPVS's name of a connection state, as ipvsadm -Lc shows it.
