@@ -21,6 +21,9 @@ type Status struct {
 	// Reasons counts what the data plane did with packets to VIPs it did
 	// not forward (drops and passes by reason).
 	Reasons map[string]uint64 `json:"reasons,omitempty"`
+	// NextHopChanges counts the reals' MACs changed at once on a
+	// neighbour event.
+	NextHopChanges uint64 `json:"next_hop_changes,omitempty"`
 	// LastError is the last failure to apply the wanted state, if the
 	// data plane still differs from it.
 	LastError string `json:"last_error,omitempty"`

@@ -87,6 +87,9 @@ type Stats struct {
 	Services []ServiceStats
 	// Drops and passes of packets to VIPs by reason (see bpf/xdp_lb.bpf.c).
 	Reasons map[string]uint64
+	// NextHopChanges counts the reals' next hops changed at once on a
+	// neighbour event (a real's address moved to another MAC).
+	NextHopChanges uint64
 }
 
 // Conn is one entry of the connection table.

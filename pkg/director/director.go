@@ -388,7 +388,7 @@ func (d *Director) Status() (control.Status, error) {
 	for _, s := range stats.Services {
 		byKey[s.ServiceKey] = s
 	}
-	st := control.Status{Reasons: stats.Reasons}
+	st := control.Status{Reasons: stats.Reasons, NextHopChanges: stats.NextHopChanges}
 	if d.lastErr != nil {
 		st.LastError = d.lastErr.Error()
 	}

@@ -39,6 +39,7 @@ var (
 
 	dpInfo    = prometheus.NewDesc("xlb_dataplane_info", "How the data plane forwards: 1 per interface, with its mode.", []string{"dataplane", "interface", "mode"}, nil)
 	dpApplyOK = prometheus.NewDesc("xlb_dataplane_apply_ok", "0 when the last change could not be applied to the data plane.", nil, nil)
+	dpNextHop = prometheus.NewDesc("xlb_nexthop_changes_total", "Reals' next hops (MACs) changed at once on a neighbour event.", nil, nil)
 	vrrpState = prometheus.NewDesc("xlb_vrrp_state", "1 for the VRRP instance's current state (MASTER, BACKUP, FAULT, INIT).", []string{"instance", "interface", "vrid", "state"}, nil)
 	vrrpPrio  = prometheus.NewDesc("xlb_vrrp_effective_priority", "The VRRP instance's effective priority.", []string{"instance", "interface", "vrid"}, nil)
 	scrapeErr = prometheus.NewDesc("xlb_scrape_error", "1 when the director's state could not be read for this scrape.", nil, nil)
@@ -51,7 +52,7 @@ type Collector struct {
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{svcPackets, svcBytes, svcConns, svcQuorum, svcStandby, realPackets, realBytes, realConns,
-		realOutPkts, realOutBytes, realActive, realInactive, realHealthy, realWeight, realEffWt, dpInfo, dpApplyOK, vrrpState, vrrpPrio, scrapeErr} {
+		realOutPkts, realOutBytes, realActive, realInactive, realHealthy, realWeight, realEffWt, dpInfo, dpApplyOK, dpNextHop, vrrpState, vrrpPrio, scrapeErr} {
 		ch <- d
 	}
 }
@@ -73,6 +74,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(dpInfo, prometheus.GaugeValue, 1, st.Dataplane, name, mode)
 	}
 	ch <- prometheus.MustNewConstMetric(dpApplyOK, prometheus.GaugeValue, b2f(st.LastError == ""))
+	ch <- prometheus.MustNewConstMetric(dpNextHop, prometheus.CounterValue, float64(st.NextHopChanges))
 	for _, s := range st.Services {
 		sl := []string{s.Protocol, s.Addr, strconv.Itoa(int(s.Port))}
 		ch <- prometheus.MustNewConstMetric(svcPackets, prometheus.CounterValue, float64(s.Counters.Packets), sl...)

@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,6 +32,8 @@ type drRig struct {
 	url  string
 	svc  dataplane.ServiceKey
 	log  *slog.Logger
+	// resolveInterval, if set, replaces the rig's 50 ms.
+	resolveInterval time.Duration
 }
 
 func newDRRig(t *testing.T, reals int, mode dataplane.XDPMode) *drRig {
@@ -70,7 +73,7 @@ func (r *drRig) open(t *testing.T) *Dataplane {
 			Mode:            r.mode,
 			MaxConns:        4096,
 			Resolver:        NeighResolver{Handle: h},
-			ResolveInterval: 50 * time.Millisecond,
+			ResolveInterval: cmp.Or(r.resolveInterval, 50*time.Millisecond),
 			Logger:          r.log,
 		})
 		return err

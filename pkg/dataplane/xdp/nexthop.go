@@ -219,3 +219,68 @@ func realAddrs(services []dataplane.Service) []netip.Addr {
 	}
 	return out
 }
+
+// followNeighbours follows the kernel's neighbour table through netlink
+// events, so that a real's new MAC (another host took its address and sent
+// a gratuitous ARP) is used within milliseconds rather than at the next
+// full refresh. It subscribes in the caller's network namespace. Without
+// events (refused), the resolve loop's refresh remains.
+func (x *Dataplane) followNeighbours() {
+	updates := make(chan netlink.NeighUpdate, 256)
+	done := make(chan struct{})
+	err := netlink.NeighSubscribeWithOptions(updates, done, netlink.NeighSubscribeOptions{
+		ErrorCallback: func(err error) { x.log.Warn("neighbour events", "error", err) },
+	})
+	if err != nil {
+		x.log.Warn("cannot follow neighbour events; real MACs are refreshed every 30 resolve intervals", "error", err)
+		close(x.neighDone)
+		return
+	}
+	go func() {
+		defer close(x.neighDone)
+		defer close(done)
+		for {
+			select {
+			case <-x.stop:
+				return
+			case u, ok := <-updates:
+				if !ok {
+					return
+				}
+				x.neighbourEvent(u)
+			}
+		}
+	}()
+}
+
+// neighbourEvent asks again about a real whose neighbour entry now names a
+// MAC other than the one in use, and applies the change.
+func (x *Dataplane) neighbourEvent(u netlink.NeighUpdate) {
+	const valid = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE | netlink.NUD_PERMANENT | netlink.NUD_NOARP
+	if u.Type != unix.RTM_NEWNEIGH || u.State&valid == 0 || len(u.HardwareAddr) != 6 {
+		return // a deletion or a failed probe: the MAC in use is kept
+	}
+	a, ok := netip.AddrFromSlice(u.IP)
+	if !ok {
+		return
+	}
+	a = a.Unmap()
+	x.hops.mu.Lock()
+	h, known := x.hops.m[a]
+	same := known && h.resolved && bytes.Equal(h.nh.MAC, u.HardwareAddr) && h.nh.Ifindex == u.LinkIndex
+	x.hops.mu.Unlock()
+	if !known || same {
+		return
+	}
+	x.applyMu.Lock()
+	defer x.applyMu.Unlock()
+	if !x.refreshHops([]netip.Addr{a}, true) {
+		return
+	}
+	x.nextHopChanges.Add(1)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := x.applyLocked(x.state.desired); err != nil {
+		x.log.Warn("applying a neighbour change", "real", a.String(), "error", err)
+	}
+}

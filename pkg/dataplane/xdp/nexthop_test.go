@@ -14,6 +14,7 @@ import (
 	"github.com/xlbproject/xlb/internal/testutil"
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/vrrp"
 )
 
 // syncBuffer collects log lines from the data plane's goroutines.
@@ -102,4 +103,38 @@ func TestUnresolvedRealGetsNoFlowsUntilResolved(t *testing.T) {
 	got := r.get(t, 4)
 	assert.Contains(t, got, "r2", "the resolved real gets new flows")
 	assert.Contains(t, got, "r1")
+}
+
+// A real's address moves to another host, which says so with a gratuitous
+// ARP: the director's neighbour entry changes, and the data plane follows
+// the event at once (the resolve loop is an hour away here), where it
+// waited for its next full refresh before (about 16 s of failed requests).
+func TestRealMACChangeFollowed(t *testing.T) {
+	r := newDRRig(t, 2, dataplane.XDPGeneric)
+	require.NoError(t, r.x.Close())
+	r.resolveInterval = time.Hour
+	r.x = r.open(t)
+	moving := r.topo.RealAddrs[0]
+	r.apply(t, dataplane.Service{ServiceKey: r.svc, Scheduler: "rr",
+		Reals: []dataplane.Real{{Addr: moving, Port: 80, Weight: 1, Forward: lvs.DR}}})
+	assert.Equal(t, []string{"r1", "r1"}, r.get(t, 2))
+
+	require.NoError(t, r.topo.Reals[0].IP("addr", "del", moving.String()+"/24", "dev", "eth0"))
+	require.NoError(t, r.topo.Reals[1].IP("addr", "add", moving.String()+"/24", "dev", "eth0"))
+	sent := time.Now()
+	require.NoError(t, r.topo.Reals[1].Do(func() error {
+		g, err := vrrp.NewGARP("eth0")
+		if err != nil {
+			return err
+		}
+		defer g.Close()
+		return g.SendGARP(moving)
+	}))
+	require.Eventually(t, func() bool {
+		st, err := r.x.Stats()
+		require.NoError(t, err)
+		return st.NextHopChanges > 0
+	}, time.Second, 5*time.Millisecond, "the neighbour event was not followed")
+	t.Logf("following the new MAC took %v", time.Since(sent))
+	assert.Equal(t, []string{"r2", "r2", "r2"}, r.get(t, 3), "the real's address is on r2's host now")
 }

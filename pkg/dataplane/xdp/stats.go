@@ -39,7 +39,7 @@ func (x *Dataplane) Stats() (dataplane.Stats, error) {
 	// picture, so a role flip does not wait for the reads.
 	x.applyMu.Lock()
 	defer x.applyMu.Unlock()
-	out := dataplane.Stats{Reasons: map[string]uint64{}}
+	out := dataplane.Stats{Reasons: map[string]uint64{}, NextHopChanges: x.nextHopChanges.Load()}
 	for _, s := range x.snapshot() {
 		var retired xlbCounters
 		if err := x.objs.SvcRetired.Lookup(&s.idx, &retired); err != nil {

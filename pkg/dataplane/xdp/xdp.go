@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -80,9 +81,12 @@ type Dataplane struct {
 	// ports are tx_ports' slots by ifindex (what the map holds).
 	ports map[int]uint16
 
-	stop  chan struct{}
-	done  chan struct{}
-	swept chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	swept     chan struct{}
+	neighDone chan struct{}
+	// nextHopChanges counts next hops changed by neighbour events.
+	nextHopChanges atomic.Uint64
 }
 
 type attached struct {
@@ -115,7 +119,8 @@ func Open(cfg Config) (*Dataplane, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	x := &Dataplane{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), swept: make(chan struct{})}
+	x := &Dataplane{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), swept: make(chan struct{}),
+		neighDone: make(chan struct{})}
 	if err := x.load(); err != nil {
 		return nil, err
 	}
@@ -154,6 +159,7 @@ func Open(cfg Config) (*Dataplane, error) {
 	}
 	go x.resolveLoop()
 	go x.sweepLoop()
+	x.followNeighbours()
 	return x, nil
 }
 
@@ -380,6 +386,7 @@ func (x *Dataplane) shutdown() {
 	close(x.stop)
 	<-x.done
 	<-x.swept
+	<-x.neighDone
 }
 
 // sweepLoop expires flows and corrects connection counts.
