@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/control"
@@ -58,6 +59,10 @@ func (o Options) pinDir() string {
 	}
 	return o.PinDir
 }
+
+// ScriptGrace is how long the scripts still running when the daemon stops
+// (a notify_stop among them) are given before they are killed.
+const ScriptGrace = 5 * time.Second
 
 // Run is a director from start to end: it reads the configuration, opens
 // the data plane, applies every virtual_server, runs the health checks
@@ -119,18 +124,21 @@ func Run(ctx context.Context, o Options) error {
 	}()
 
 	user := scripts.DefaultUser(cfg)
+	pool := scripts.NewPool(log, user)
+	// Last out: the owners' notify_stop scripts run as they stop.
+	defer pool.Close(ScriptGrace)
 	dir := director.New(ctx, director.Options{
 		Dataplane: dp,
 		Logger:    log,
 		Checks:    director.HealthChecks(log, user),
-		Scripts:   scripts.Exec(log, user),
+		Scripts:   pool.Runner(),
 	})
 	defer dir.Close()
 	go dir.RunEstimator(ctx)
 
 	d := &daemon{log: log, dir: dir, dp: dp, file: o.ConfigFile}
 	d.seats = newSeats(1, func(standby map[netip.Addr]bool) { _ = dir.SetStandby(standby) })
-	d.owners = []VIPOwner{vrrpd.New(vrrpd.Options{Logger: log, Scripts: scripts.Exec(log, user), ScriptUser: user,
+	d.owners = []VIPOwner{vrrpd.New(vrrpd.Options{Logger: log, Scripts: pool.Runner(), ScriptUser: user,
 		OnActive: d.seats.activeFunc(0)})}
 	if err := d.load(cfg); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"os/user"
+	"sync"
 	"time"
 
 	"github.com/xlbproject/xlb/pkg/config"
@@ -22,19 +23,53 @@ const Timeout = 30 * time.Second
 // call it without holding their locks. It returns at once.
 type Runner func(s *config.Script, why string)
 
-// Exec is a Runner that runs scripts in the background, as the script's
-// user or else defaultUser when running as root, with Timeout, logging the
-// outcome.
-func Exec(log *slog.Logger, defaultUser string) Runner {
+// Pool runs scripts in the background, as their user or else the default
+// user when running as root, with Timeout, logging the outcome; Close waits
+// for them, and kills those that outlast it, so that none outlives the
+// daemon.
+type Pool struct {
+	log         *slog.Logger
+	defaultUser string
+	ctx         context.Context
+	kill        context.CancelFunc
+	wg          sync.WaitGroup
+}
+
+// NewPool is a Pool of scripts run as defaultUser unless they name one.
+func NewPool(log *slog.Logger, defaultUser string) *Pool {
+	ctx, kill := context.WithCancel(context.Background())
+	return &Pool{log: log, defaultUser: defaultUser, ctx: ctx, kill: kill}
+}
+
+// Runner runs scripts in the pool.
+func (p *Pool) Runner() Runner {
 	return func(s *config.Script, why string) {
+		p.wg.Add(1)
 		go func() {
-			if err := Run(context.Background(), s, defaultUser, Timeout); err != nil {
-				log.Warn("script failed", "script", s.Args, "why", why, "error", err)
+			defer p.wg.Done()
+			if err := Run(p.ctx, s, p.defaultUser, Timeout); err != nil {
+				p.log.Warn("script failed", "script", s.Args, "why", why, "error", err)
 				return
 			}
-			log.Info("script ran", "script", s.Args, "why", why)
+			p.log.Info("script ran", "script", s.Args, "why", why)
 		}()
 	}
+}
+
+// Close gives the running scripts (a notify_stop among them) up to grace
+// to end, then kills what is left, each with its process group, and waits
+// for it.
+func (p *Pool) Close(grace time.Duration) {
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		p.log.Warn("killing the scripts still running at exit", "after", grace)
+		p.kill()
+		<-done
+	}
+	p.kill()
 }
 
 // Run runs s and waits for it; a non-zero exit is an error.
