@@ -27,9 +27,12 @@ static __always_inline struct real *real_if_available(__u32 slot)
 	return r;
 }
 
-static __always_inline __u32 sched_tab_get(__u32 svc_slot, __u32 i)
+/* Entry i of a service slot's table; past the table's end, none. */
+static __always_inline __u32 sched_tab_get(const struct svc *s, __u32 i)
 {
-	__u32 key = svc_slot * XLB_SCHED_SLOTS + (i & (XLB_SCHED_SLOTS - 1));
+	if (i >= s->tab_len)
+		return XLB_NO_REAL;
+	__u32 key = s->tab_off + i;
 	__u32 *v = bpf_map_lookup_elem(&sched_tab, &key);
 	return v ? *v : XLB_NO_REAL;
 }
@@ -46,7 +49,7 @@ static __always_inline __u32 sched_sequence(const struct svc *s, __u32 svc_slot)
 	__u64 pos = n;
 	if (n >= s->seq_len)
 		pos = s->seq_loop + (n - s->seq_loop) % (s->seq_len - s->seq_loop);
-	return sched_tab_get(svc_slot, (__u32)pos);
+	return sched_tab_get(s, (__u32)pos);
 }
 
 /* An address as sh and dh hash it: ntohl of an IPv4 address, the XOR of
@@ -75,13 +78,13 @@ static __always_inline __u32 sched_sh(const struct svc *s, __u32 svc_slot, const
 	if (s->flags & XLB_SVC_F_SH_PORT)
 		key += bpf_ntohs(p->sport);
 	__u32 ih = hash_32(key, XLB_HASH_TAB_BITS);
-	__u32 slot = sched_tab_get(svc_slot, ih);
+	__u32 slot = sched_tab_get(s, ih);
 	if (real_if_available(slot))
 		return slot;
 	if (!(s->flags & XLB_SVC_F_SH_FALLBACK))
 		return XLB_NO_REAL;
 	for (__u32 offset = 0; offset < XLB_HASH_TAB_SIZE; offset++) {
-		slot = sched_tab_get(svc_slot, (2 * ih + offset) & (XLB_HASH_TAB_SIZE - 1));
+		slot = sched_tab_get(s, (2 * ih + offset) & (XLB_HASH_TAB_SIZE - 1));
 		if (slot == XLB_NO_REAL)
 			return XLB_NO_REAL;
 		if (real_if_available(slot))
@@ -91,9 +94,9 @@ static __always_inline __u32 sched_sh(const struct svc *s, __u32 svc_slot, const
 }
 
 /* dh (ip_vs_dh.c): bucket of the VIP, no fallback. */
-static __always_inline __u32 sched_dh(__u32 svc_slot, const struct sched_in *p)
+static __always_inline __u32 sched_dh(const struct svc *s, const struct sched_in *p)
 {
-	__u32 slot = sched_tab_get(svc_slot, hash_32(p->dst, XLB_HASH_TAB_BITS));
+	__u32 slot = sched_tab_get(s, hash_32(p->dst, XLB_HASH_TAB_BITS));
 	return real_if_available(slot) ? slot : XLB_NO_REAL;
 }
 
@@ -111,7 +114,7 @@ static __always_inline __u32 sched_least(const struct svc *s, __u32 svc_slot)
 	for (__u32 i = 0; i < XLB_MAX_SCAN; i++) {
 		if (i >= n)
 			break;
-		__u32 slot = sched_tab_get(svc_slot, i);
+		__u32 slot = sched_tab_get(s, i);
 		struct real *r = real_if_available(slot);
 		if (!r)
 			continue;
@@ -171,7 +174,7 @@ __attribute__((noinline)) __u32 xlb_schedule(__u32 svc_slot, __u32 src_fold, __u
 	case XLB_SCHED_SH:
 		return sched_sh(s, svc_slot, &p);
 	case XLB_SCHED_DH:
-		return sched_dh(svc_slot, &p);
+		return sched_dh(s, &p);
 	case XLB_SCHED_LC:
 	case XLB_SCHED_WLC:
 	case XLB_SCHED_SED:

@@ -6,21 +6,31 @@
 
 /* Services (VIP, port, protocol). Each service owns two slots (double
  * buffering: the control plane fills the idle slot, then flips the service
- * map to it, so a reader never sees a half-written scheduler table). */
+ * map to it, so a reader never sees a half-written scheduler table). The
+ * loader sizes the service maps (--max-services); this is the default. */
 #ifndef XLB_MAX_SERVICES
-#define XLB_MAX_SERVICES 256
+#define XLB_MAX_SERVICES 4096
 #endif
 #define XLB_MAX_SVC_SLOTS (XLB_MAX_SERVICES * 2)
 
-/* Real servers, counted per (service, real) pair as IPVS counts dests. */
+/* Real servers, counted per (service, real) pair as IPVS counts dests
+ * (--max-reals). */
 #ifndef XLB_MAX_REALS
-#define XLB_MAX_REALS 4096
+#define XLB_MAX_REALS 65536
 #endif
 
-/* Entries of one scheduler table: the rr/wrr pick sequence (prefix + cycle)
- * or the 256 sh/dh buckets. A wrr cycle is sum(weights)/gcd(weights) long. */
+/* The longest scheduler table: an rr/wrr pick sequence (prefix + cycle;
+ * a wrr cycle is sum(weights)/gcd(weights) long). */
 #ifndef XLB_SCHED_SLOTS
 #define XLB_SCHED_SLOTS 4096
+#endif
+
+/* Entries of the pool every service slot's scheduler table is allocated
+ * from (4 bytes each; --max-sched-entries). A service needs as many as its
+ * table has (its rr/wrr sequence, 256 sh/dh buckets, its reals for a scan),
+ * twice while a new table replaces the old. */
+#ifndef XLB_SCHED_TAB_ENTRIES
+#define XLB_SCHED_TAB_ENTRIES (1 << 20)
 #endif
 
 /* sh/dh buckets: IP_VS_SH_TAB_BITS / IP_VS_DH_TAB_BITS default 8. */
@@ -33,10 +43,9 @@
 #endif
 
 /* Addresses that are VIPs of any service: consulted only for packets whose
- * ports cannot be read (fragments, truncated L4 headers). */
-#ifndef XLB_MAX_VIPS
-#define XLB_MAX_VIPS 1024
-#endif
+ * ports cannot be read (fragments, truncated L4 headers). One per service
+ * at most: sized with the services. */
+#define XLB_MAX_VIPS XLB_MAX_SERVICES
 
 /* Bits of the VIP filter: packets whose destination hashes to an empty
  * slot are not for any service and pass without a hash-map lookup. */

@@ -42,13 +42,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } reals SEC(".maps");
 
-/* Scheduler tables, XLB_SCHED_SLOTS entries per service slot: real slots in
- * rr/wrr pick order, or the 256 sh/dh buckets. XLB_NO_REAL marks none. */
+/* The pool of scheduler tables: each service slot's from its tab_off, real
+ * slots in rr/wrr pick order, the 256 sh/dh buckets, or the dest list to
+ * scan. XLB_NO_REAL marks none. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, __u32);
-	__uint(max_entries, XLB_MAX_SVC_SLOTS * XLB_SCHED_SLOTS);
+	__uint(max_entries, XLB_SCHED_TAB_ENTRIES);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sched_tab SEC(".maps");
 

@@ -113,6 +113,10 @@ struct svc {
 	/* Persistence (ipvsadm -p/-M): 0 = none. */
 	__u32 persist_timeout_s;
 	__be32 persist_mask;
+	/* The slot's scheduler table: tab_len entries of sched_tab from
+	 * tab_off (the control plane allocates them from one pool). */
+	__u32 tab_off;
+	__u32 tab_len;
 };
 
 /* A real of a service (one IPVS dest). The fields an established packet

@@ -17,6 +17,8 @@ func runCheck(e env, args []string) int {
 	fs.SetOutput(e.stderr)
 	file := fs.StringP("config", "f", "/etc/keepalived/keepalived.conf", "keepalived.conf to check")
 	dp := fs.String("dataplane", "xdp", "the data plane to check for: xdp or ipvs (IPVS also has TUN and IPv6)")
+	var sizes daemon.Options
+	sizeFlags(fs, &sizes)
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: xlb check [-f FILE] [--dataplane xdp|ipvs]\n\nChecks a keepalived.conf as xlb run would load it, like keepalived -t: prints\nwarnings and errors with file:line, exits 0 when xlb can run it.\n\nflags:")
 		fs.PrintDefaults()
@@ -28,7 +30,7 @@ func runCheck(e env, args []string) int {
 		fmt.Fprintf(e.stderr, "xlb check: %v\n", err)
 		return 2
 	}
-	caps, ok := daemon.Caps[*dp]
+	caps, ok := daemon.CapsFor(*dp, sizes)
 	if !ok {
 		fmt.Fprintf(e.stderr, "xlb check: --dataplane: %q is not xdp or ipvs\n", *dp)
 		return 2

@@ -34,8 +34,10 @@ func runOptions(e env, args []string) (daemon.Options, int) {
 	fs.BoolVar(&o.KeepDataplane, "keep-dataplane", false, "on SIGTERM, leave the data plane forwarding (pinned) for the next xlb to take over")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "text or json")
-	fs.Uint32Var(&o.MaxConns, "max-conns", 0, "connection table size (0: the built-in 262144); keep it across restarts")
+	sizeFlags(fs, &o)
 	fs.StringVar(&o.Metrics, "metrics", "", "serve Prometheus metrics on this address (e.g. :9610), at /metrics")
+	// The sizes are kept across restarts: a pinned data plane of other
+	// sizes cannot be taken over.
 	fs.BoolVar(&noConfig, "no-config", false, "start with no keepalived.conf: services come from xlbadm (ipvsadm commands) only")
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: xlb run [-f FILE] [--interface IF]... [flags]\n\nRuns the director: reads keepalived.conf, opens the data plane (XDP, or IPVS where\nXDP cannot run), applies\nevery virtual_server, runs the health checks and applies their results.\nSIGHUP reloads the file (an invalid one changes nothing); SIGTERM detaches.\n\nflags:")
@@ -108,4 +110,13 @@ func parseMode(s string) (dataplane.XDPMode, error) {
 		return dataplane.XDPGeneric, nil
 	}
 	return 0, fmt.Errorf("%q is not auto, native or generic", s)
+}
+
+// sizeFlags are the XDP data plane's sizes, for xlb run and xlb check.
+func sizeFlags(fs *pflag.FlagSet, o *daemon.Options) {
+	// Kernel memory measured on 6.18 (map memlock), allocated at start.
+	fs.Uint32Var(&o.MaxConns, "max-conns", 0, "connection table size (0: the built-in 262144); 360 bytes each (the flow, its NAT reverse and its persistence template)")
+	fs.Uint32Var(&o.MaxServices, "max-services", 0, "virtual services the XDP data plane holds (0: the built-in 4096); 330 bytes each")
+	fs.Uint32Var(&o.MaxReals, "max-reals", 0, "real servers, counted per service, it holds (0: the built-in 65536); 128 bytes + 40 per CPU each")
+	fs.Uint32Var(&o.MaxSchedEntries, "max-sched-entries", 0, "entries of the scheduler tables' pool (0: the built-in 1048576); 8 bytes each. A wrr service takes sum(weights)/gcd, sh and dh 256, rr and the least-connection schedulers one per real; twice while it changes")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -20,13 +21,14 @@ import (
 func TestRunFlags(t *testing.T) {
 	o, code := runOptions(env{stdout: io.Discard, stderr: io.Discard}, []string{"-f", "/etc/k.conf", "-i", "eth0", "--interface", "eth1",
 		"--pin-dir", "/sys/fs/bpf/x", "--socket", "/tmp/x.sock", "--dataplane", "xdp", "--xdp-mode", "generic",
-		"--ipvs-state", "/tmp/s.json", "--keep-dataplane", "--max-conns", "1024", "--metrics", ":9610"})
+		"--ipvs-state", "/tmp/s.json", "--keep-dataplane", "--max-conns", "1024", "--metrics", ":9610",
+		"--max-services", "10000", "--max-reals", "320000", "--max-sched-entries", "4000000"})
 	require.Equal(t, -1, code)
 	require.NotNil(t, o.Logger)
 	o.Logger = nil
 	assert.Equal(t, daemon.Options{ConfigFile: "/etc/k.conf", Interfaces: []string{"eth0", "eth1"}, PinDir: "/sys/fs/bpf/x",
 		Socket: "/tmp/x.sock", Dataplane: "xdp", XDPMode: dataplane.XDPGeneric, IPVSState: "/tmp/s.json", KeepDataplane: true,
-		MaxConns: 1024, Metrics: ":9610"}, o)
+		MaxConns: 1024, Metrics: ":9610", MaxServices: 10000, MaxReals: 320000, MaxSchedEntries: 4000000}, o)
 
 	o, code = runOptions(env{stdout: io.Discard, stderr: io.Discard}, []string{"--no-config", "-i", "eth0"})
 	require.Equal(t, -1, code)
@@ -114,4 +116,23 @@ func TestPrintStatus(t *testing.T) {
 	assert.Regexp(t, `TCP 10\.77\.1\.100:80 sh sh-port +quorum up, standby \(VRRP not MASTER\)`, out)
 	assert.Regexp(t, `-> 10\.77\.0\.11:80 +DR +3 +up +in service +2 `, out)
 	assert.Contains(t, out, "VI_1 on eth0, vrid 51, priority 100: BACKUP")
+}
+
+// xlb check counts a file against the data plane's sizes, its own or the
+// ones given, naming the first virtual server that does not fit.
+func TestCheckCapacity(t *testing.T) {
+	var b strings.Builder
+	for i := range 3 {
+		fmt.Fprintf(&b, "virtual_server 10.0.0.%d 80 {\n    lb_kind DR\n    protocol TCP\n    real_server 10.0.1.1 80 { weight 1 }\n    real_server 10.0.1.2 80 { weight 1 }\n}\n", i+1)
+	}
+	path := filepath.Join(t.TempDir(), "three.conf")
+	require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o644))
+	var out, errOut strings.Builder
+	assert.Equal(t, 0, run(env{stdout: &out, stderr: &errOut}, []string{"check", "-f", path}), errOut.String())
+	errOut.Reset()
+	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", path, "--max-services", "2"}))
+	assert.Contains(t, errOut.String(), "three.conf:13: virtual_server 10.0.0.3 80: the configuration has 3 virtual servers; the XDP data plane holds 2 (--max-services)")
+	errOut.Reset()
+	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", path, "--max-reals", "5"}))
+	assert.Contains(t, errOut.String(), "three.conf:13: virtual_server 10.0.0.3 80: the configuration has 6 real servers (counted per virtual server); the XDP data plane holds 5 (--max-reals)")
 }

@@ -46,8 +46,10 @@ type Options struct {
 	// KeepDataplane leaves the data plane forwarding (pinned) at the end,
 	// for the next xlb to take over.
 	KeepDataplane bool
-	// MaxConns sizes the XDP connection table (0: built in).
-	MaxConns uint32
+	// MaxConns sizes the XDP connection table; MaxServices, MaxReals and
+	// MaxSchedEntries its service, real and scheduler-table maps (0: built
+	// in). They must stay the same across a takeover of a pinned one.
+	MaxConns, MaxServices, MaxReals, MaxSchedEntries uint32
 	// Metrics is the address to serve Prometheus metrics on ("": none).
 	Metrics string
 	Logger  *slog.Logger `json:"-"`
@@ -236,8 +238,9 @@ func (d *daemon) load(cfg *config.Config) error {
 	for i, ow := range d.owners {
 		governed[i] = ow.Governs(cfg)
 	}
-	d.seats.govern(governed)
+	was := d.seats.govern(governed)
 	if err := d.dir.Load(cfg); err != nil {
+		d.seats.govern(was) // the running configuration stays, standby included
 		return err
 	}
 	for _, ow := range d.owners {

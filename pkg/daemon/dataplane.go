@@ -17,9 +17,25 @@ import (
 	"github.com/xlbproject/xlb/pkg/probe"
 )
 
-// Caps are the data planes' capabilities by the name --dataplane gives
-// them, for validating a configuration without opening one (xlb check).
-var Caps = map[string]dataplane.Caps{"xdp": xdp.Caps, "ipvs": ipvs.Caps}
+// CapsFor is what the data plane --dataplane names (xdp or ipvs) can
+// serve with o's sizes, for validating a configuration without opening it
+// (xlb check).
+func CapsFor(name string, o Options) (dataplane.Caps, bool) {
+	switch name {
+	case "xdp":
+		c := xdp.Caps
+		if o.MaxServices != 0 {
+			c.MaxServices = int(o.MaxServices)
+		}
+		if o.MaxReals != 0 {
+			c.MaxReals = int(o.MaxReals)
+		}
+		return c, true
+	case "ipvs":
+		return ipvs.Caps, true
+	}
+	return dataplane.Caps{}, false
+}
 
 // opened is the data plane the daemon runs on.
 type opened struct {
@@ -53,7 +69,8 @@ func openDataplane(log *slog.Logger, o Options, cfg *config.Config) (*opened, er
 		}
 	}
 	if cfg != nil {
-		if err := director.Validate(cfg, xdp.Caps); err != nil && director.Validate(cfg, ipvs.Caps) == nil {
+		xc, _ := CapsFor("xdp", o)
+		if err := director.Validate(cfg, xc); err != nil && director.Validate(cfg, ipvs.Caps) == nil {
 			e.Config = err
 		}
 	}
@@ -94,6 +111,7 @@ func openDataplane(log *slog.Logger, o Options, cfg *config.Config) (*opened, er
 func openXDP(log *slog.Logger, o Options, m dataplane.XDPMode) (*opened, error) {
 	x, err := xdp.Open(xdp.Config{
 		Interfaces: o.Interfaces, PinDir: o.pinDir(), Mode: m, MaxConns: o.MaxConns, Logger: log,
+		MaxServices: o.MaxServices, MaxReals: o.MaxReals, MaxTableEntries: o.MaxSchedEntries,
 	})
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package daemon
 import (
 	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/xlbproject/xlb/pkg/config"
@@ -56,12 +57,15 @@ func (s *vipSeats) activeFunc(i int) ActiveFunc {
 	}
 }
 
-// govern sets what each owner governs (a configuration is about to load).
-func (s *vipSeats) govern(governed []map[netip.Addr]bool) {
+// govern sets what each owner governs (a configuration is about to load),
+// and returns what they governed before.
+func (s *vipSeats) govern(governed []map[netip.Addr]bool) (was []map[netip.Addr]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	was = slices.Clone(s.governed)
 	copy(s.governed, governed)
 	s.apply(s.standbyLocked())
+	return was
 }
 
 func (s *vipSeats) standbyLocked() map[netip.Addr]bool {

@@ -38,7 +38,7 @@ func (r *recorder) take() []string {
 	return out
 }
 
-func (r *recorder) Caps() dataplane.Caps { return Caps["xdp"] }
+func (r *recorder) Caps() dataplane.Caps { c, _ := CapsFor("xdp", Options{}); return c }
 func (r *recorder) Apply(s []dataplane.Service) error {
 	var vips []string
 	for _, svc := range s {

@@ -31,6 +31,11 @@ type Caps struct {
 	IPv6 bool
 	// Flags are the service flags it honours.
 	Flags lvs.SvcFlags
+	// MaxServices and MaxReals are how many services, and reals of all
+	// services together (counted per service, as IPVS counts dests), it
+	// holds at once (xlb run --max-services, --max-reals); 0 is no limit
+	// of its own.
+	MaxServices, MaxReals int
 }
 
 // MaxPersistence keeps a persistence timeout in seconds times HZ within
@@ -97,9 +102,29 @@ func (c Caps) CheckReal(s Service, r Real) error {
 	return errors.Join(errs...)
 }
 
-// Validate checks an Apply's input: every service and real against c,
-// and none listed twice. Errors name the service and the real.
+// CheckSize says whether services and reals, so many of each, fit.
+func (c Caps) CheckSize(services, reals int) error {
+	var errs []error
+	if c.MaxServices > 0 && services > c.MaxServices {
+		errs = append(errs, fmt.Errorf("%d virtual services; %s holds %d (--max-services)", services, c.Name, c.MaxServices))
+	}
+	if c.MaxReals > 0 && reals > c.MaxReals {
+		errs = append(errs, fmt.Errorf("%d real servers (counted per service); %s holds %d (--max-reals)", reals, c.Name, c.MaxReals))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks an Apply's input: how many services and reals, every
+// service and real against c, and none listed twice. Errors name the
+// service and the real.
 func (c Caps) Validate(services []Service) error {
+	reals := 0
+	for _, s := range services {
+		reals += len(s.Reals)
+	}
+	if err := c.CheckSize(len(services), reals); err != nil {
+		return err
+	}
 	seen := make(map[ServiceKey]bool, len(services))
 	for _, s := range services {
 		if err := c.CheckService(s); err != nil {

@@ -119,7 +119,10 @@ func realOf(addr netip.Addr, port uint16, weight int, fwd lvs.Forward) dataplane
 
 // Load makes cfg the wanted state. It is validated first: an invalid one
 // changes nothing. A valid one is applied as a diff: reals whose checks did
-// not change keep their health state and their flows.
+// not change keep their health state and their flows. If the data plane
+// refuses it (no room, a kernel error), the previous configuration stays
+// in force, on the data plane too, and the error says so: a reload is
+// never half done.
 func (d *Director) Load(cfg *config.Config) error {
 	if err := Validate(cfg, d.opts.Dataplane.Caps()); err != nil {
 		return err
@@ -130,58 +133,91 @@ func (d *Director) Load(cfg *config.Config) error {
 	for _, s := range d.services {
 		old[s.key] = s
 	}
+	type keptReal struct {
+		r   *realState
+		was config.RealServer
+	}
+	type freshReal struct {
+		r  *realState
+		vs *config.VirtualServer
+		rs *config.RealServer
+	}
 	var next []*vsState
-	var scripts []func()
+	var kept []keptReal
+	var fresh []freshReal
+	var dropped []*realState
 	for i := range cfg.VirtualServers {
 		vcfg := cfg.VirtualServers[i]
 		vs := &vsState{cfg: vcfg, key: keyOf(&vcfg), quorumUp: true}
 		prev := old[vs.key]
+		var prevReals []*realState
 		if prev != nil {
 			vs.quorumUp = prev.quorumUp
+			prevReals = slices.Clone(prev.reals)
 			delete(old, vs.key)
 		}
 		for j := range vcfg.Reals {
 			rcfg := vcfg.Reals[j]
-			var kept *realState
-			if prev != nil {
-				idx := slices.IndexFunc(prev.reals, func(r *realState) bool {
-					return r.addr() == netip.AddrPortFrom(rcfg.Addr, rcfg.Port)
-				})
-				if idx >= 0 && sameChecks(&prev.cfg, &prev.reals[idx].cfg, &vcfg, &rcfg) {
-					kept = prev.reals[idx]
-					prev.reals = slices.Delete(prev.reals, idx, idx+1)
-				}
+			var r *realState
+			idx := slices.IndexFunc(prevReals, func(r *realState) bool {
+				return r.addr() == netip.AddrPortFrom(rcfg.Addr, rcfg.Port)
+			})
+			if idx >= 0 && sameChecks(&prev.cfg, &prevReals[idx].cfg, &vcfg, &rcfg) {
+				r = prevReals[idx]
+				prevReals = slices.Delete(prevReals, idx, idx+1)
+				kept = append(kept, keptReal{r, r.cfg})
+			} else {
+				r = newReal(&vs.cfg, &vs.cfg.Reals[j])
+				fresh = append(fresh, freshReal{r, &vs.cfg, &vs.cfg.Reals[j]})
 			}
-			if kept == nil {
-				kept = d.startReal(&vs.cfg, &vs.cfg.Reals[j])
-			}
-			kept.cfg = rcfg
-			vs.reals = append(vs.reals, kept)
+			r.cfg = rcfg
+			vs.reals = append(vs.reals, r)
 		}
-		if prev != nil {
-			for _, r := range prev.reals {
-				r.stop()
-			}
-		}
+		dropped = append(dropped, prevReals...)
 		next = append(next, vs)
 	}
 	for _, s := range old {
-		for _, r := range s.reals {
-			r.stop()
+		dropped = append(dropped, s.reals...)
+	}
+
+	was, wasServices := d.cfg, d.services
+	d.cfg, d.services = cfg, next
+	var scripts []func()
+	for _, vs := range d.services {
+		scripts = append(scripts, d.updateQuorum(vs)...)
+	}
+	if err := d.opts.Dataplane.Apply(d.wanted()); err != nil {
+		d.cfg, d.services = was, wasServices
+		for _, k := range kept {
+			k.r.cfg = k.was
 		}
+		// The data plane refused the whole of it, or failed midway
+		// (IPVS applies service by service): put it back as it was.
+		if rerr := d.opts.Dataplane.Apply(d.wanted()); rerr != nil {
+			d.lastErr = rerr
+			d.log.Error("the data plane could not be put back after a refused configuration", "error", rerr)
+		}
+		return fmt.Errorf("the data plane refused the configuration; the running one stays: %w", err)
+	}
+	if d.lastErr != nil {
+		d.log.Info("data plane in step again")
+	}
+	d.lastErr = nil
+	for _, f := range fresh {
+		d.startChecks(f.r, f.vs, f.rs)
+	}
+	for _, r := range dropped {
+		r.stop()
+	}
+	for _, s := range old {
 		d.log.Info("virtual server removed", "service", s.key.String())
 	}
-	d.cfg, d.services = cfg, next
 	if t := cfg.Global.LVSTimeouts; t != (config.LVSTimeouts{}) {
 		err := d.opts.Dataplane.SetTimeouts(dataplane.Timeouts{TCP: t.TCP, TCPFin: t.TCPFin, UDP: t.UDP})
 		if err != nil {
 			d.log.Error("lvs_timeouts", "error", err)
 		}
 	}
-	for _, vs := range d.services {
-		scripts = append(scripts, d.updateQuorum(vs)...)
-	}
-	d.applyLocked()
 	go runAll(scripts)
 	return nil
 }
@@ -195,7 +231,9 @@ func sameChecks(ovs *config.VirtualServer, ors *config.RealServer, nvs *config.V
 
 func checkerPos(c *config.Checker) *config.Pos { return &c.Pos }
 
-func (d *Director) startReal(vs *config.VirtualServer, rs *config.RealServer) *realState {
+// newReal is a real's state before its checks have run: up, unless it has
+// checkers and alpha.
+func newReal(vs *config.VirtualServer, rs *config.RealServer) *realState {
 	r := &realState{cfg: *rs, health: Health{Up: !rs.Alpha && !vs.Alpha, Reason: "not checked yet"}}
 	if len(rs.Checkers) == 0 {
 		r.health = Health{Up: true, Reason: "no checker: always up"}
@@ -204,15 +242,19 @@ func (d *Director) startReal(vs *config.VirtualServer, rs *config.RealServer) *r
 	if rs.Alpha || vs.Alpha {
 		r.health.Reason = "alpha: down until its checkers pass"
 	}
-	if d.opts.Checks == nil {
-		return r
+	return r
+}
+
+// startChecks starts a real's checkers; they report until it is stopped.
+func (d *Director) startChecks(r *realState, vs *config.VirtualServer, rs *config.RealServer) {
+	if len(rs.Checkers) == 0 || d.opts.Checks == nil {
+		return
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
 	r.cancel = cancel
 	vsCopy, rsCopy := *vs, *rs
 	key := keyOf(vs)
 	d.opts.Checks(ctx, &vsCopy, &rsCopy, func(h Health) { d.report(ctx, key, r, h) })
-	return r
 }
 
 func (r *realState) stop() {

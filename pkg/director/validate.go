@@ -30,9 +30,23 @@ func Validate(cfg *config.Config, caps dataplane.Caps) error {
 		}
 	}
 	seen := map[dataplane.ServiceKey]config.Pos{}
+	reals := 0
 	for i := range cfg.VirtualServers {
 		vs := &cfg.VirtualServers[i]
 		name := fmt.Sprintf("virtual_server %s %d", vs.Addr, vs.Port)
+		// The data plane's size: said once, at the first service or real
+		// past it.
+		if caps.MaxServices > 0 && i == caps.MaxServices {
+			bad(vs.Pos, name, fmt.Errorf("the configuration has %d virtual servers; %s holds %d (--max-services)", len(cfg.VirtualServers), caps.Name, caps.MaxServices))
+		}
+		if n := max(len(vs.Reals), 1); caps.MaxReals > 0 && reals <= caps.MaxReals && reals+n > caps.MaxReals {
+			total := 0
+			for _, v := range cfg.VirtualServers {
+				total += max(len(v.Reals), 1)
+			}
+			bad(vs.Pos, name, fmt.Errorf("the configuration has %d real servers (counted per virtual server); %s holds %d (--max-reals)", total, caps.Name, caps.MaxReals))
+		}
+		reals += max(len(vs.Reals), 1)
 		svc := serviceOf(vs)
 		if prev, dup := seen[svc.ServiceKey]; dup {
 			bad(vs.Pos, name, fmt.Errorf("%s is defined twice (first at %s)", vs.Protocol, prev))

@@ -13,19 +13,26 @@ import (
 	"github.com/xlbproject/xlb/pkg/sched"
 )
 
-// Caps is what the XDP data plane forwards: the schedulers the program
-// computes (pkg/sched's registry entries with an XDP table, each with a
-// picker in bpf/sched.h), DR and NAT, IPv4 TCP and UDP.
-var Caps = dataplane.Caps{
-	Name:       "the XDP data plane",
-	Schedulers: sched.Names(sched.InXDP),
-	Forwards:   []lvs.Forward{lvs.DR, lvs.NAT},
-	Protocols:  []lvs.Protocol{lvs.TCP, lvs.UDP},
-	Flags:      lvs.SchedFlags,
+// Caps is what the XDP data plane forwards, with its built-in sizes: the
+// schedulers the program computes (pkg/sched's registry entries with an
+// XDP table, each with a picker in bpf/sched.h), DR and NAT, IPv4 TCP and
+// UDP. An opened data plane's Caps have the sizes it was loaded with.
+var Caps = capsWith(builtin.lim)
+
+func capsWith(lim limits) dataplane.Caps {
+	return dataplane.Caps{
+		Name:        "the XDP data plane",
+		Schedulers:  sched.Names(sched.InXDP),
+		Forwards:    []lvs.Forward{lvs.DR, lvs.NAT},
+		Protocols:   []lvs.Protocol{lvs.TCP, lvs.UDP},
+		Flags:       lvs.SchedFlags,
+		MaxServices: lim.services,
+		MaxReals:    lim.reals,
+	}
 }
 
 // Caps implements dataplane.Dataplane.
-func (x *Dataplane) Caps() dataplane.Caps { return Caps }
+func (x *Dataplane) Caps() dataplane.Caps { return capsWith(x.lim) }
 
 // Flags of the BPF maps' entries, from the enums bpf2go generated.
 const (
@@ -39,14 +46,19 @@ const (
 // Sizes compiled into the program (bpf/xlb_consts.h) that no map's size
 // says; a test checks them against the object.
 const (
+	// schedSlots is the longest scheduler table (a wrr sequence).
 	schedSlots = 4096
 	maxScan    = 256
 	noReal     = 0xffffffff
 )
 
-// schedID is each scheduler's value in the program's enum xlb_sched, by
-// name (XLB_SCHED_RR is "rr"), read from the object's BTF.
-var schedID = func() map[string]uint8 {
+// builtin is what the embedded BPF object says: each scheduler's value in
+// the program's enum xlb_sched by name (XLB_SCHED_RR is "rr"), read from
+// its BTF, and the map sizes it was built with.
+var builtin = func() struct {
+	schedID map[string]uint8
+	lim     limits
+} {
 	spec, err := loadXlb()
 	if err != nil {
 		panic(fmt.Sprintf("xdp: the embedded BPF object: %v", err))
@@ -56,8 +68,14 @@ var schedID = func() map[string]uint8 {
 		panic(fmt.Sprintf("xdp: %v", err))
 	}
 	delete(ids, "none")
-	return ids
+	return struct {
+		schedID map[string]uint8
+		lim     limits
+	}{ids, limitsOf(spec)}
 }()
+
+// schedID is each scheduler's value in the program's enum xlb_sched.
+var schedID = builtin.schedID
 
 func enumNames(spec *ebpf.CollectionSpec, name, prefix string) (map[string]uint8, error) {
 	var e *btf.Enum
@@ -74,8 +92,9 @@ func enumNames(spec *ebpf.CollectionSpec, name, prefix string) (map[string]uint8
 // limits are the map sizes the data plane was loaded with.
 type limits struct {
 	services, reals, ifaces int
-	filter                  int  // slots of the address filters
-	filterBits              uint // log2(filter)
+	tabEntries              uint32 // the scheduler-table pool
+	filter                  int    // slots of the address filters
+	filterBits              uint   // log2(filter)
 }
 
 func limitsOf(spec *ebpf.CollectionSpec) limits {
@@ -84,17 +103,25 @@ func limitsOf(spec *ebpf.CollectionSpec) limits {
 		services:   int(spec.Maps[xlbMapSvcRetired].MaxEntries),
 		reals:      int(spec.Maps[xlbMapReals].MaxEntries),
 		ifaces:     int(spec.Maps[xlbMapTxPorts].MaxEntries),
+		tabEntries: spec.Maps[xlbMapSchedTab].MaxEntries,
 		filter:     f,
 		filterBits: uint(bits.TrailingZeros(uint(f))),
 	}
 }
 
 // sizeServices makes room for n services: two slots each in the service
-// slot, scheduler table and cursor maps.
+// slot and cursor maps, a VIP each.
 func sizeServices(spec *ebpf.CollectionSpec, n uint32) {
 	spec.Maps[xlbMapSvcMap].MaxEntries = n
 	spec.Maps[xlbMapSvcRetired].MaxEntries = n
+	spec.Maps[xlbMapVips].MaxEntries = n
 	spec.Maps[xlbMapSvcs].MaxEntries = 2 * n
 	spec.Maps[xlbMapSchedCursor].MaxEntries = 2 * n
-	spec.Maps[xlbMapSchedTab].MaxEntries = 2 * n * schedSlots
+}
+
+// sizeReals makes room for n reals in every map kept per real.
+func sizeReals(spec *ebpf.CollectionSpec, n uint32) {
+	for _, m := range []string{xlbMapReals, xlbMapRealStats, xlbMapRealConns, xlbMapSweepCounts, xlbMapConnAdjust} {
+		spec.Maps[m].MaxEntries = n
+	}
 }

@@ -229,7 +229,13 @@ func (x *Dataplane) followNeighbours() {
 	updates := make(chan netlink.NeighUpdate, 256)
 	done := make(chan struct{})
 	err := netlink.NeighSubscribeWithOptions(updates, done, netlink.NeighSubscribeOptions{
-		ErrorCallback: func(err error) { x.log.Warn("neighbour events", "error", err) },
+		ErrorCallback: func(err error) {
+			select {
+			case <-x.stop: // the subscription's socket closing
+			default:
+				x.log.Warn("neighbour events", "error", err)
+			}
+		},
 	})
 	if err != nil {
 		x.log.Warn("cannot follow neighbour events; real MACs are refreshed every 30 resolve intervals", "error", err)

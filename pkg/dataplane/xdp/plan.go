@@ -32,6 +32,8 @@ type tables struct {
 	vipFilter, natFilter []uint32
 	// vips is what the vips map holds: the active VIPs.
 	vips map[netip.Addr]bool
+	// tabs is the free space of the scheduler-table pool.
+	tabs pool
 }
 
 func newTables(lim limits) *tables {
@@ -41,6 +43,7 @@ func newTables(lim limits) *tables {
 		realUsed: make([]bool, lim.reals),
 		realGen:  make([]uint32, lim.reals),
 		vips:     map[netip.Addr]bool{},
+		tabs:     newPool(lim.tabEntries),
 	}
 }
 
@@ -61,7 +64,8 @@ type svcState struct {
 	seq    []int
 	states []sched.Sequencer
 	loop   int
-	tabLen uint32
+	// The live slot's table: tabLen entries of the pool from tabOff.
+	tabOff, tabLen uint32
 }
 
 func (s *svcState) slot() uint32 { return s.idx*2 + s.half }
@@ -115,8 +119,9 @@ type applyPlan struct {
 	gone     []*svcState
 	// ports are egress interfaces that need a tx_ports slot.
 	ports map[int]uint16
-	// svcUsed and realUsed are the allocations after the change.
+	// svcUsed, realUsed and tabs are the allocations after the change.
 	svcUsed, realUsed []bool
+	tabs              pool
 	vipFilter         []uint32
 	natFilter         []uint32
 	vips              map[netip.Addr]bool // VIP -> active (not standby)
@@ -125,7 +130,7 @@ type applyPlan struct {
 // plan computes an Apply of services (valid per Caps) over t. Nothing in t
 // changes; on error nothing is to be written.
 func plan(t *tables, services []dataplane.Service, w world) (*applyPlan, error) {
-	p := &applyPlan{svcUsed: slices.Clone(t.svcUsed), realUsed: slices.Clone(t.realUsed), ports: map[int]uint16{}}
+	p := &applyPlan{svcUsed: slices.Clone(t.svcUsed), realUsed: slices.Clone(t.realUsed), tabs: t.tabs.clone(), ports: map[int]uint16{}}
 	for _, want := range services {
 		sp, err := planService(t.services[want.ServiceKey], want, p, w)
 		if err != nil {
@@ -154,6 +159,25 @@ func plan(t *tables, services []dataplane.Service, w world) (*applyPlan, error) 
 		for _, r := range sp.removed {
 			p.realUsed[r.slot] = false
 		}
+		if sp.rewrite && sp.old != nil {
+			p.tabs.free(sp.old.tabOff, sp.old.tabLen)
+		}
+	}
+	for _, s := range p.gone {
+		p.tabs.free(s.tabOff, s.tabLen)
+	}
+	// A service's table is rebuilt beside the one that serves (a real
+	// going down, a weight changing): room for the largest must stay, or
+	// a health transition could not be applied later.
+	var largest *svcPlan
+	for _, sp := range p.services {
+		if largest == nil || sp.st.tabLen > largest.st.tabLen {
+			largest = sp
+		}
+	}
+	if largest != nil && !p.tabs.fits(largest.st.tabLen) {
+		return nil, fmt.Errorf("service %s: the scheduler tables take %d entries, and rebuilding this one's %d beside it needs a free run that long; the data plane's pool has %d (--max-sched-entries)",
+			largest.st.key, w.lim.tabEntries-p.tabs.size(), largest.st.tabLen, w.lim.tabEntries)
 	}
 	var states []*svcState
 	for _, sp := range p.services {
@@ -251,7 +275,7 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 	sp.rewrite = old == nil || old.sched != st.sched || old.flags != st.flags || len(sp.removed) > 0 ||
 		!slices.Equal(old.dests, st.dests)
 	if !sp.rewrite {
-		st.seq, st.states, st.loop, st.tabLen = old.seq, old.states, old.loop, old.tabLen
+		st.seq, st.states, st.loop, st.tabOff, st.tabLen = old.seq, old.states, old.loop, old.tabOff, old.tabLen
 	} else {
 		if old != nil {
 			st.half = old.half ^ 1
@@ -259,6 +283,12 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 		if err := buildTable(sp, w); err != nil {
 			return nil, fmt.Errorf("service %s: %w", want.ServiceKey, err)
 		}
+		off, ok := p.tabs.alloc(st.tabLen)
+		if !ok {
+			return nil, fmt.Errorf("service %s: no room for its scheduler table of %d entries: the data plane's pool has %d free of %d (--max-sched-entries)",
+				want.ServiceKey, st.tabLen, p.tabs.size(), w.lim.tabEntries)
+		}
+		st.tabOff = off
 	}
 	standby := w.standby[st.key.Addr]
 	sp.svc = svcEntry(st, standby)
@@ -392,7 +422,7 @@ func replay(sp *svcPlan, s sched.Sequencer) sched.Sequencer {
 // svcEntry is a service slot's map entry.
 func svcEntry(st *svcState, standby bool) xlbSvc {
 	s, _ := sched.Lookup(st.sched)
-	e := xlbSvc{Id: st.idx + 1, Sched: schedID[st.sched], Flags: uint16(st.flags)}
+	e := xlbSvc{Id: st.idx + 1, Sched: schedID[st.sched], Flags: uint16(st.flags), TabOff: st.tabOff, TabLen: st.tabLen}
 	if standby {
 		e.Flags |= svcStandby
 	}

@@ -18,7 +18,7 @@ import (
 // decides to write for the cases the end-to-end tests meet only through
 // traffic.
 
-var planLim = limits{services: 4, reals: 8, ifaces: 4, filter: 4096, filterBits: 12}
+var planLim = limits{services: 4, reals: 8, ifaces: 4, tabEntries: 1024, filter: 4096, filterBits: 12}
 
 func planWorld(standby ...netip.Addr) world {
 	w := world{hops: map[netip.Addr]hop{}, cursors: make([]uint64, 2*planLim.services), standby: map[netip.Addr]bool{},
@@ -54,7 +54,7 @@ func commit(t *tables, p *applyPlan) {
 			t.realGen[r.slot]++
 		}
 	}
-	t.svcUsed, t.realUsed, t.vipFilter, t.natFilter = p.svcUsed, p.realUsed, p.vipFilter, p.natFilter
+	t.svcUsed, t.realUsed, t.tabs, t.vipFilter, t.natFilter = p.svcUsed, p.realUsed, p.tabs, p.vipFilter, p.natFilter
 }
 
 // A new wrr service filled with A 3, B 2, C 1: the list is newest first
@@ -191,4 +191,49 @@ func TestPlanNoRoom(t *testing.T) {
 		return s
 	}()}, planWorld())
 	assert.ErrorContains(t, err, "no room: the data plane holds 8 reals")
+}
+
+// Scheduler tables come from one pool: a new table while the old one still
+// serves, the old one free for the next Apply; a table that does not fit
+// is refused with the numbers, before anything is written.
+func TestPlanTablePool(t *testing.T) {
+	tabs := newTables(planLim) // 1024 entries
+	sh := planSvc("sh", 1, 1)  // 256 buckets
+	p, err := plan(tabs, []dataplane.Service{sh}, planWorld())
+	require.NoError(t, err)
+	first := p.services[0].st
+	assert.EqualValues(t, 256, first.tabLen)
+	assert.Equal(t, first.tabOff, p.services[0].svc.TabOff)
+	commit(tabs, p)
+	assert.EqualValues(t, 1024-256, tabs.tabs.size())
+
+	// A weight change rebuilds the buckets into new entries: both are
+	// taken until the next Apply.
+	p, err = plan(tabs, []dataplane.Service{planSvc("sh", 2, 1)}, planWorld())
+	require.NoError(t, err)
+	second := p.services[0].st
+	assert.NotEqual(t, first.tabOff, second.tabOff, "the new table does not overwrite the one serving")
+	assert.NotEqual(t, first.half, second.half)
+	commit(tabs, p)
+	assert.EqualValues(t, 1024-256, tabs.tabs.size(), "the old buckets are free again after the flip")
+
+	// Three sh services take 768 entries and leave room to rebuild one
+	// (256): they fit in 1024. A fourth would leave no such room.
+	var svcs []dataplane.Service
+	for i := range 4 {
+		s := planSvc("sh", 1)
+		s.Port = uint16(81 + i)
+		svcs = append(svcs, s)
+	}
+	_, err = plan(newTables(planLim), svcs[:3], planWorld())
+	require.NoError(t, err)
+	_, err = plan(newTables(planLim), svcs, planWorld())
+	assert.ErrorContains(t, err, "the scheduler tables take 1024 entries, and rebuilding this one's 256 beside it needs a free run that long; the data plane's pool has 1024 (--max-sched-entries)")
+	// A table that cannot be placed at all says so.
+	lim := planLim
+	lim.tabEntries = 200
+	w := planWorld()
+	w.lim = lim
+	_, err = plan(newTables(lim), svcs[:1], w)
+	assert.ErrorContains(t, err, "no room for its scheduler table of 256 entries: the data plane's pool has 200 free of 200 (--max-sched-entries)")
 }

@@ -87,6 +87,10 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 			st.persistMask = bits.OnesCount32(s.PersistMask)
 		}
 		t.svcUsed[st.idx] = true
+		st.tabOff, st.tabLen = s.TabOff, s.TabLen
+		if !t.tabs.take(st.tabOff, st.tabLen) {
+			return nil, fmt.Errorf("service %s: its scheduler table [%d, +%d) is outside the pool or shared", st.key, st.tabOff, st.tabLen)
+		}
 		for i := range uint32(lim.reals) {
 			e := &entries[i]
 			if e.Flags&realPresent == 0 || e.Svc != st.idx {
@@ -138,6 +142,5 @@ func regenerate(st *svcState, s xlbSvc) error {
 	if uint32(len(st.seq)) != s.SeqLen || uint32(st.loop) != s.SeqLoop {
 		return fmt.Errorf("regenerated sequence has %d picks (loop %d), the map has %d (loop %d)", len(st.seq), st.loop, s.SeqLen, s.SeqLoop)
 	}
-	st.tabLen = s.SeqLen
 	return nil
 }

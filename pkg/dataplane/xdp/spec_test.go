@@ -38,7 +38,9 @@ func TestGeneratedTypesMatchMaps(t *testing.T) {
 	assert.EqualValues(t, 2*lim.services, spec.Maps[xlbMapSvcs].MaxEntries)
 	assert.EqualValues(t, 2*lim.services, spec.Maps[xlbMapSchedCursor].MaxEntries)
 	assert.EqualValues(t, lim.services, spec.Maps[xlbMapSvcMap].MaxEntries)
-	assert.EqualValues(t, 2*lim.services*schedSlots, spec.Maps[xlbMapSchedTab].MaxEntries, "XLB_SCHED_SLOTS")
+	assert.EqualValues(t, lim.services, spec.Maps[xlbMapVips].MaxEntries, "a VIP per service at most")
+	assert.Equal(t, 4096, lim.services, "the default holds real deployments")
+	assert.Equal(t, 65536, lim.reals)
 	assert.EqualValues(t, xlbXlbStatXLB_STAT_MAX, spec.Maps[xlbMapStats].MaxEntries)
 	assert.Equal(t, lim.filter, 1<<lim.filterBits, "the address filters are a power of two")
 	assert.EqualValues(t, lim.filter, spec.Maps[xlbMapNatSrcFilter].MaxEntries)
@@ -46,11 +48,17 @@ func TestGeneratedTypesMatchMaps(t *testing.T) {
 		assert.EqualValues(t, lim.reals, spec.Maps[m].MaxEntries, m)
 	}
 
-	// sizeServices resizes every map that holds services alike.
+	// sizeServices and sizeReals resize every map that holds services or
+	// reals alike.
 	sizeServices(spec, 1000)
+	sizeReals(spec, 9000)
 	lim = limitsOf(spec)
 	assert.Equal(t, 1000, lim.services)
-	assert.EqualValues(t, 2000*schedSlots, spec.Maps[xlbMapSchedTab].MaxEntries)
+	assert.EqualValues(t, 2000, spec.Maps[xlbMapSvcs].MaxEntries)
+	assert.EqualValues(t, 1000, spec.Maps[xlbMapVips].MaxEntries)
+	for _, m := range []string{xlbMapReals, xlbMapRealStats, xlbMapRealConns, xlbMapSweepCounts, xlbMapConnAdjust} {
+		assert.EqualValues(t, 9000, spec.Maps[m].MaxEntries, m)
+	}
 }
 
 // The program's enum xlb_sched and pkg/sched's registry name the same

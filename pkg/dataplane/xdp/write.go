@@ -40,7 +40,7 @@ func (x *Dataplane) write(t *tables, p *applyPlan) error {
 			t.realGen[r.slot]++
 		}
 	}
-	t.svcUsed, t.realUsed = p.svcUsed, p.realUsed
+	t.svcUsed, t.realUsed, t.tabs = p.svcUsed, p.realUsed, p.tabs
 	if err := writeFilter(m.VipFilter, t.vipFilter, p.vipFilter); err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func (x *Dataplane) writeService(t *tables, sp *svcPlan) error {
 	if sp.rewrite {
 		keys := make([]uint32, len(sp.table))
 		for i := range sp.table {
-			keys[i] = slot*schedSlots + uint32(i)
+			keys[i] = st.tabOff + uint32(i)
 		}
 		if err := updateBatch(m.SchedTab, keys, sp.table); err != nil {
 			return fmt.Errorf("write scheduler table: %w", err)

@@ -40,10 +40,11 @@ type Config struct {
 	// MaxConns sizes the connection table; 0 keeps the built-in default.
 	// A restarted process must use the same size to take over the table.
 	MaxConns uint32
-	// MaxServices sizes the service maps (two slots each, with their
-	// scheduler tables); 0 keeps the built-in 256. As MaxConns, it must
-	// stay the same across a takeover.
-	MaxServices uint32
+	// MaxServices sizes the service maps (two slots each); MaxReals the
+	// maps kept per real; MaxTableEntries the pool of scheduler tables.
+	// 0 keeps the built-in 4096, 65536 and 1M (Limits). As MaxConns, they
+	// must stay the same across a takeover.
+	MaxServices, MaxReals, MaxTableEntries uint32
 	// Resolver finds reals' MACs; NeighResolver if nil.
 	Resolver Resolver
 	// ResolveInterval is how often unresolved reals are retried (1 s).
@@ -196,10 +197,19 @@ func (x *Dataplane) loadObjects() error {
 		return fmt.Errorf("load bpf spec: %w", err)
 	}
 	if x.cfg.MaxConns != 0 {
-		spec.Maps[xlbMapConns].MaxEntries = x.cfg.MaxConns
+		// A flow, its NAT reverse, its persistence template.
+		for _, m := range []string{xlbMapConns, xlbMapNatReplies, xlbMapTemplates} {
+			spec.Maps[m].MaxEntries = x.cfg.MaxConns
+		}
 	}
 	if x.cfg.MaxServices != 0 {
 		sizeServices(spec, x.cfg.MaxServices)
+	}
+	if x.cfg.MaxReals != 0 {
+		sizeReals(spec, x.cfg.MaxReals)
+	}
+	if x.cfg.MaxTableEntries != 0 {
+		spec.Maps[xlbMapSchedTab].MaxEntries = x.cfg.MaxTableEntries
 	}
 	x.lim = limitsOf(spec)
 	if features.HaveProgramHelper(ebpf.XDP, asm.FnKtimeGetCoarseNs) == nil {

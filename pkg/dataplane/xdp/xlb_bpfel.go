@@ -91,6 +91,8 @@ type xlbSvc struct {
 	StartCw         int32
 	PersistTimeoutS uint32
 	PersistMask     uint32
+	TabOff          uint32
+	TabLen          uint32
 }
 
 type xlbSvcKey struct {
