@@ -63,9 +63,12 @@ func (c Counters) Add(o Counters) Counters {
 		OutPackets: c.OutPackets + o.OutPackets, OutBytes: c.OutBytes + o.OutBytes}
 }
 
-// ServiceStats are a service's counters and its reals'.
+// ServiceStats are a service as the data plane holds it, its counters and
+// its reals' (in Reals, which shadows the embedded Service's, left empty).
+// What it holds is what was last applied, which differs from what is
+// wanted when an Apply failed.
 type ServiceStats struct {
-	ServiceKey
+	Service
 	Counters
 	Reals []RealStats
 }

@@ -2,6 +2,7 @@ package director
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 // only; the real data plane is exercised in cmd/xlb's end-to-end tests).
 type fakeDataplane struct {
 	mu       sync.Mutex
+	fail     error // refuse every Apply with it
 	applied  [][]dataplane.Service
 	standby  []map[netip.Addr]bool
 	timeouts dataplane.Timeouts
@@ -42,6 +44,9 @@ func (f *fakeDataplane) SetStandby(vips map[netip.Addr]bool) error {
 func (f *fakeDataplane) Apply(s []dataplane.Service) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
 	f.applied = append(f.applied, s)
 	return nil
 }
@@ -52,7 +57,24 @@ func (f *fakeDataplane) last() []dataplane.Service {
 	return f.applied[len(f.applied)-1]
 }
 
-func (f *fakeDataplane) Stats() (dataplane.Stats, error)  { return dataplane.Stats{}, nil }
+// Stats reports what was last applied, as a data plane holds it.
+func (f *fakeDataplane) Stats() (dataplane.Stats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var st dataplane.Stats
+	if len(f.applied) == 0 {
+		return st, nil
+	}
+	for _, s := range f.applied[len(f.applied)-1] {
+		ss := dataplane.ServiceStats{Service: s}
+		ss.Service.Reals = nil
+		for _, r := range s.Reals {
+			ss.Reals = append(ss.Reals, dataplane.RealStats{Real: r, Resolved: true})
+		}
+		st.Services = append(st.Services, ss)
+	}
+	return st, nil
+}
 func (f *fakeDataplane) Conns() ([]dataplane.Conn, error) { return nil, nil }
 func (f *fakeDataplane) Close() error                     { return nil }
 func (f *fakeDataplane) SetTimeouts(t dataplane.Timeouts) error {
@@ -376,4 +398,28 @@ virtual_server 10.0.0.200 80 {
 	assert.Len(t, dp.standby, 2)
 	assert.Equal(t, map[string]bool{"10.0.0.100": false, "10.0.0.200": false}, standby())
 	assert.Len(t, dp.applied, n)
+}
+
+// When the data plane refused a change, xlbadm lists what it holds, and
+// says on stderr where that is not what is wanted; the status says why.
+func TestListingSaysWhereTheDataPlaneDiffers(t *testing.T) {
+	d, dp, c, _ := newTest(t)
+	require.NoError(t, d.Load(parse(t, base)))
+	c.report(t, "10.0.0.11:80", Health{Up: true})
+	out, errOut, code := d.Ipvsadm([]string{"-Ln"}, "")
+	require.Equal(t, 0, code)
+	assert.Empty(t, errOut, "in step: nothing to say")
+
+	dp.mu.Lock()
+	dp.fail = errors.New("no room for its scheduler table")
+	dp.mu.Unlock()
+	c.report(t, "10.0.0.11:80", Health{Up: false, Reason: "connection refused"})
+	out, errOut, code = d.Ipvsadm([]string{"-Ln"}, "")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "  -> 10.0.0.11:80", "the data plane still holds the real")
+	assert.Contains(t, errOut, "xlb: the data plane holds what is listed, which differs from what is wanted (no room for its scheduler table)")
+	assert.Contains(t, errOut, "TCP 10.0.0.100:80: real 10.0.0.11:80 in the data plane, not wanted")
+	st, err := d.Status()
+	require.NoError(t, err)
+	assert.Equal(t, "no room for its scheduler table", st.LastError)
 }

@@ -32,12 +32,24 @@ func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, 
 		// The data plane is read without the director's lock: a listing
 		// of a million connections must not hold up health transitions.
 		// Only -c reads the connection table.
-		st, err := d.ipvsState(cmd.Kind == ipvsadm.CmdList && cmd.List.Connection)
+		st, diffs, err := d.ipvsState(cmd.Kind == ipvsadm.CmdList && cmd.List.Connection)
 		if err != nil {
 			return "", err.Error(), 1
 		}
 		err = st.Exec(&out, cmd)
-		return out.String(), message(err), ipvsadm.ExitCode(err)
+		msg := message(err)
+		if len(diffs) > 0 && (cmd.Kind == ipvsadm.CmdList || cmd.Kind == ipvsadm.CmdSave) {
+			// What is listed is what the data plane holds; say where that
+			// is not what is wanted (ipvsadm's own output is unchanged).
+			d.mu.Lock()
+			why := "an earlier change was refused"
+			if d.lastErr != nil {
+				why = d.lastErr.Error()
+			}
+			d.mu.Unlock()
+			msg = strings.TrimSpace(msg + "\nxlb: the data plane holds what is listed, which differs from what is wanted (" + why + "):\n  " + strings.Join(diffs, "\n  "))
+		}
+		return out.String(), msg, ipvsadm.ExitCode(err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -212,7 +224,7 @@ func sub(a, b ipvsadm.Stats) ipvsadm.Stats {
 // ipvsState is the whole table as ipvsadm lists it, with counters (less
 // what -Z set aside) and rates, and the connections if conns. The
 // director's lock is held only to copy what it wants.
-func (d *Director) ipvsState(conns bool) (*ipvsadm.State, error) {
+func (d *Director) ipvsState(conns bool) (*ipvsadm.State, []string, error) {
 	d.mu.Lock()
 	services := d.wanted()
 	rates := map[string]ipvsadm.Rates{}
@@ -221,11 +233,11 @@ func (d *Director) ipvsState(conns bool) (*ipvsadm.State, error) {
 	}
 	zeroed := maps.Clone(d.zeroed)
 	d.mu.Unlock()
-	st, err := IpvsadmTable(d.opts.Dataplane, services, func(k dataplane.ServiceKey, r *dataplane.Real) ipvsadm.Rates {
+	st, diffs, err := IpvsadmTable(d.opts.Dataplane, services, func(k dataplane.ServiceKey, r *dataplane.Real) ipvsadm.Rates {
 		return rates[rateKey(k, r)]
 	}, conns)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i := range st.Services {
 		s := &st.Services[i]
@@ -234,13 +246,14 @@ func (d *Director) ipvsState(conns bool) (*ipvsadm.State, error) {
 			s.Dests[j].Stats = sub(s.Dests[j].Stats, zeroed[statKey(s, &s.Dests[j])])
 		}
 	}
-	return st, nil
+	return st, diffs, nil
 }
 
 // tableLocked is the table without -Z's baselines, rates or connections,
 // with the director's lock held.
 func (d *Director) tableLocked(conns bool) (*ipvsadm.State, error) {
-	return IpvsadmTable(d.opts.Dataplane, d.wanted(), nil, conns)
+	st, _, err := IpvsadmTable(d.opts.Dataplane, d.wanted(), nil, conns)
+	return st, err
 }
 
 // TableInfo is implemented by a data plane that can say what IPVS's own
@@ -250,17 +263,18 @@ type TableInfo interface {
 	TableInfo() (version uint32, size int, err error)
 }
 
-// IpvsadmTable is the table ipvsadm would list for services on dp: their
-// settings as configured, counters and connection counts from dp.Stats,
-// then dp's timeouts, its connections if conns (a walk of the whole table:
-// only -c needs it), and the header from dp when it is a TableInfo. rates,
-// when not nil, fills the --rate columns. The daemon answers xlbadm with
-// it; tests compare it with the real ipvsadm.
-func IpvsadmTable(dp dataplane.Dataplane, services []dataplane.Service,
-	rates func(dataplane.ServiceKey, *dataplane.Real) ipvsadm.Rates, conns bool) (*ipvsadm.State, error) {
+// IpvsadmTable is the table ipvsadm would list for what dp holds: each
+// service and real as dp has it (dp.Stats), with its counters and
+// connection counts, dp's timeouts, its connections if conns (a walk of
+// the whole table: only -c needs it), and the header from dp when it is a
+// TableInfo. rates, when not nil, fills the --rate columns. It also says
+// where what dp holds differs from wanted (after a change dp refused). The
+// daemon answers xlbadm with it; tests compare it with the real ipvsadm.
+func IpvsadmTable(dp dataplane.Dataplane, wanted []dataplane.Service,
+	rates func(dataplane.ServiceKey, *dataplane.Real) ipvsadm.Rates, conns bool) (*ipvsadm.State, []string, error) {
 	stats, err := dp.Stats()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if rates == nil {
 		rates = func(dataplane.ServiceKey, *dataplane.Real) ipvsadm.Rates { return ipvsadm.Rates{} }
@@ -268,22 +282,14 @@ func IpvsadmTable(dp dataplane.Dataplane, services []dataplane.Service,
 	counters := func(c dataplane.Counters) ipvsadm.Stats {
 		return ipvsadm.Stats{Conns: c.Conns, InPkts: c.Packets, InBytes: c.Bytes, OutPkts: c.OutPackets, OutBytes: c.OutBytes}
 	}
-	byKey := map[dataplane.ServiceKey]dataplane.ServiceStats{}
-	for _, s := range stats.Services {
-		byKey[s.ServiceKey] = s
-	}
 	st := ipvsadm.NewState()
 	if ti, ok := dp.(TableInfo); ok {
 		if v, size, err := ti.TableInfo(); err == nil {
 			st.Info = ipvsadm.Info{Version: v, Size: size}
 		}
 	}
-	for _, svc := range services {
-		ss := byKey[svc.ServiceKey]
-		realStats := make(map[netip.AddrPort]dataplane.RealStats, len(ss.Reals))
-		for _, rs := range ss.Reals {
-			realStats[netip.AddrPortFrom(rs.Addr, rs.Port)] = rs
-		}
+	for _, ss := range stats.Services {
+		svc := ss.Service
 		is := ipvsadm.Service{
 			Protocol: svc.Protocol, Addr: svc.Addr, Port: svc.Port,
 			Scheduler: svc.Scheduler, Flags: svc.Flags,
@@ -301,30 +307,73 @@ func IpvsadmTable(dp dataplane.Dataplane, services []dataplane.Service,
 				is.Netmask = uint32(n)
 			}
 		}
-		for _, r := range svc.Reals {
-			dst := ipvsadm.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: r.Forward, Rates: rates(svc.ServiceKey, &r)}
-			if rs, ok := realStats[netip.AddrPortFrom(r.Addr, r.Port)]; ok {
-				dst.ActiveConns, dst.InactConns = uint32(rs.ActiveConns), uint32(rs.InactConns)
-				dst.Stats = counters(rs.Counters)
-			}
-			is.Dests = append(is.Dests, dst)
+		for _, rs := range ss.Reals {
+			is.Dests = append(is.Dests, ipvsadm.Dest{Addr: rs.Addr, Port: rs.Port, Weight: rs.Weight, Forward: rs.Forward,
+				Rates: rates(svc.ServiceKey, &rs.Real), ActiveConns: uint32(rs.ActiveConns), InactConns: uint32(rs.InactConns),
+				Stats: counters(rs.Counters)})
 		}
 		st.Services = append(st.Services, is)
 	}
+	diffs := differences(wanted, stats.Services)
 	if t, err := dp.Timeouts(); err == nil {
 		st.Timeouts = ipvsadm.Timeouts{TCP: int(t.TCP / time.Second), TCPFin: int(t.TCPFin / time.Second), UDP: int(t.UDP / time.Second)}
 	}
 	if !conns {
-		return st, nil
+		return st, diffs, nil
 	}
 	cs, err := dp.Conns()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st.Conns = make([]ipvsadm.Conn, 0, len(cs))
 	for _, c := range cs {
 		st.Conns = append(st.Conns, ipvsadm.Conn{Protocol: c.Protocol, Expires: c.Expires, State: c.State,
 			Client: c.Client, Virtual: c.Virtual, Dest: c.Real})
 	}
-	return st, nil
+	return st, diffs, nil
+}
+
+// differences says, a line each, where what the data plane holds is not
+// what is wanted.
+func differences(wanted []dataplane.Service, held []dataplane.ServiceStats) []string {
+	var out []string
+	byKey := make(map[dataplane.ServiceKey]dataplane.ServiceStats, len(held))
+	for _, h := range held {
+		byKey[h.ServiceKey] = h
+	}
+	for _, w := range wanted {
+		h, ok := byKey[w.ServiceKey]
+		if !ok {
+			out = append(out, fmt.Sprintf("%s: wanted, not in the data plane", w.ServiceKey))
+			continue
+		}
+		delete(byKey, w.ServiceKey)
+		if h.Scheduler != w.Scheduler || h.Flags != w.Flags || h.Persistence != w.Persistence || h.PersistenceMask != w.PersistenceMask {
+			out = append(out, fmt.Sprintf("%s: held as %s flags %#x persistence %v/%d, wanted %s flags %#x persistence %v/%d", w.ServiceKey,
+				h.Scheduler, uint32(h.Flags), h.Persistence, h.PersistenceMask, w.Scheduler, uint32(w.Flags), w.Persistence, w.PersistenceMask))
+		}
+		reals := make(map[netip.AddrPort]dataplane.Real, len(h.Reals))
+		for _, r := range h.Reals {
+			reals[netip.AddrPortFrom(r.Addr, r.Port)] = r.Real
+		}
+		for _, r := range w.Reals {
+			k := netip.AddrPortFrom(r.Addr, r.Port)
+			hr, ok := reals[k]
+			switch {
+			case !ok:
+				out = append(out, fmt.Sprintf("%s: real %s wanted, not in the data plane", w.ServiceKey, k))
+			case hr.Weight != r.Weight || hr.Forward != r.Forward:
+				out = append(out, fmt.Sprintf("%s: real %s held as %s weight %d, wanted %s weight %d", w.ServiceKey, k, hr.Forward.Kind(), hr.Weight, r.Forward.Kind(), r.Weight))
+			}
+			delete(reals, k)
+		}
+		for k := range reals {
+			out = append(out, fmt.Sprintf("%s: real %s in the data plane, not wanted", w.ServiceKey, k))
+		}
+	}
+	for k := range byKey {
+		out = append(out, fmt.Sprintf("%s: in the data plane, not wanted", k))
+	}
+	slices.Sort(out)
+	return out
 }

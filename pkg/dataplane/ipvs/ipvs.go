@@ -293,7 +293,7 @@ func (v *Dataplane) Stats() (dataplane.Stats, error) {
 		if err != nil {
 			return dataplane.Stats{}, fmt.Errorf("service %s: list reals: %w", k, err)
 		}
-		ss := dataplane.ServiceStats{ServiceKey: k, Counters: counters(s.Stats64, s.Stats)}
+		ss := dataplane.ServiceStats{Service: heldService(k, s.Service), Counters: counters(s.Stats64, s.Stats)}
 		for _, d := range dests {
 			ss.Reals = append(ss.Reals, dataplane.RealStats{
 				Real: dataplane.Real{Addr: d.Address, Port: d.Port, Weight: int32(d.Weight),

@@ -33,7 +33,7 @@ func compareIpvsadm(t *testing.T, e *env, v *Dataplane, services []dataplane.Ser
 	for attempt := 1; ; attempt++ {
 		kernel := e.ns.run(t, append([]string{bin}, args...)...)
 		var ours strings.Builder
-		st, err := director.IpvsadmTable(v, services, nil, true)
+		st, _, err := director.IpvsadmTable(v, services, nil, true)
 		require.NoError(t, err)
 		require.NoError(t, st.Exec(&ours, cmd))
 		if kernel == ours.String() || attempt == 3 {

@@ -116,6 +116,20 @@ func forwardOf(m kipvs.ForwardType) lvs.Forward {
 	return lvs.Forward(m)
 }
 
+// heldService is a kernel service's settings in xlb's terms (kernelService
+// read back).
+func heldService(k dataplane.ServiceKey, s kipvs.Service) dataplane.Service {
+	out := dataplane.Service{ServiceKey: k, Scheduler: s.Scheduler,
+		Flags: lvs.SvcFlags(s.Flags) &^ (lvs.Persistent | lvs.Hashed)}
+	if s.Flags&kipvs.ServicePersistent != 0 {
+		out.Persistence = time.Duration(s.Timeout) * time.Second
+		if bits := s.Netmask.Bits(); bits != k.Addr.BitLen() {
+			out.PersistenceMask = bits
+		}
+	}
+	return out
+}
+
 // keyOf names a kernel service in xlb's terms; ok is false for services
 // xlb cannot have made (fwmark, SCTP).
 func keyOf(s kipvs.Service) (dataplane.ServiceKey, bool) {

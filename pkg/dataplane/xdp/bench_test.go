@@ -441,7 +441,7 @@ func BenchmarkIpvsadmList(b *testing.B) {
 			services := []dataplane.Service{svc}
 			list := func(conns bool) (time.Duration, int) {
 				start := time.Now()
-				st, err := director.IpvsadmTable(x, services, nil, conns)
+				st, _, err := director.IpvsadmTable(x, services, nil, conns)
 				require.NoError(b, err)
 				var out bytes.Buffer
 				if conns {

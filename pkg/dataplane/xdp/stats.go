@@ -45,7 +45,8 @@ func (x *Dataplane) Stats() (dataplane.Stats, error) {
 		if err := x.objs.SvcRetired.Lookup(&s.idx, &retired); err != nil {
 			return dataplane.Stats{}, fmt.Errorf("read service counters: %w", err)
 		}
-		ss := dataplane.ServiceStats{ServiceKey: s.key, Counters: countersOf(retired)}
+		ss := dataplane.ServiceStats{Counters: countersOf(retired), Service: dataplane.Service{ServiceKey: s.key,
+			Scheduler: s.sched, Flags: s.flags, Persistence: s.persist, PersistenceMask: s.persistMask}}
 		for _, r := range s.reals {
 			rc, err := sumCounters(x.objs.RealStats, r.slot)
 			if err != nil {
