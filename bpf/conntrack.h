@@ -87,7 +87,9 @@ static __always_inline int tcp_event(__u8 flags)
 
 /* IPVS's TCP state tables (ip_vs_proto_tcp.c tcp_states[]), [dir][event]
  * [state]: INPUT and OUTPUT for NAT, where the director sees both sides;
- * INPUT-ONLY for DR, where it sees only the client's. */
+ * INPUT-ONLY for DR, where it sees only the client's. tcp_states_dos is
+ * secure_tcp's: a NAT flow is established only once the real has answered
+ * (its SYN-ACK, then its ACK), so a client's ACK alone proves nothing. */
 #define sNO XLB_CT_NONE
 #define sES XLB_CT_ESTABLISHED
 #define sSS XLB_CT_SYN_SENT
@@ -117,6 +119,29 @@ static const __u8 tcp_states[3][4][11] = {
 	  /*ack*/ { sCL, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES },
 	  /*rst*/ { sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL } },
 };
+static const __u8 tcp_states_dos[3][4][11] = {
+	/* INPUT     sNO  sES  sSS  sSR  sFW  sTW  sCL  sCW  sLA  sLI  sSA */
+	{ /*syn*/ { sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSA },
+	  /*fin*/ { sCL, sCW, sSS, sTW, sTW, sTW, sCL, sCW, sLA, sLI, sSA },
+	  /*ack*/ { sCL, sES, sSS, sSR, sFW, sTW, sCL, sCW, sCL, sLI, sSA },
+	  /*rst*/ { sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL } },
+	/* OUTPUT */
+	{ /*syn*/ { sSS, sES, sSS, sSA, sSS, sSS, sSS, sSS, sSS, sLI, sSA },
+	  /*fin*/ { sTW, sFW, sSS, sTW, sFW, sTW, sCL, sTW, sLA, sLI, sTW },
+	  /*ack*/ { sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sLA, sES, sES },
+	  /*rst*/ { sCL, sCL, sSS, sCL, sCL, sTW, sCL, sCL, sCL, sCL, sCL } },
+	/* INPUT-ONLY */
+	{ /*syn*/ { sSA, sES, sES, sSR, sSA, sSA, sSA, sSA, sSA, sSA, sSA },
+	  /*fin*/ { sCL, sFW, sSS, sTW, sFW, sTW, sCL, sCW, sLA, sLI, sTW },
+	  /*ack*/ { sCL, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES },
+	  /*rst*/ { sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL } },
+};
+
+static __always_inline struct defence *defence_now(void)
+{
+	__u32 k = 0;
+	return bpf_map_lookup_elem(&defence_state, &k);
+}
 
 /* Moves a TCP flow through the table, moving its count between ActiveConn
  * and InActConn when it changes side. */
@@ -126,7 +151,8 @@ static __always_inline void conn_tcp_transition(struct conn *c, __u8 tcp_flags, 
 	__u8 old = c->state;
 	if (ev < 0 || old > XLB_CT_SYNACK)
 		return;
-	__u8 next = tcp_states[dir & 3][ev & 3][old];
+	struct defence *d = defence_now();
+	__u8 next = d && d->secure_tcp ? tcp_states_dos[dir & 3][ev & 3][old] : tcp_states[dir & 3][ev & 3][old];
 	if (next == old)
 		return;
 	c->state = next;
@@ -134,6 +160,20 @@ static __always_inline void conn_tcp_transition(struct conn *c, __u8 tcp_flags, 
 		conns_add(c->real, old, -1);
 		conns_add(c->real, next, 1);
 	}
+}
+
+/* A client packet: counted up to 9, all drop_entry reads. */
+static __always_inline void conn_count_in(struct conn *c)
+{
+	if (c->in_pkts < 9)
+		c->in_pkts++;
+}
+
+/* Whether a half-open flow has proved itself after this packet: a TCP
+ * flow out of SYN_RECV/SYNACK, any other flow at its second packet. */
+static __always_inline int conn_proven(const struct conn *c, __u8 proto)
+{
+	return proto != IPPROTO_TCP || (c->state != XLB_CT_SYN_RECV && c->state != XLB_CT_SYNACK);
 }
 
 /* Every packet re-arms the flow's timer with its state's timeout. */
@@ -182,13 +222,18 @@ static __always_inline int tmpl_expired(const struct tmpl *t, __u64 now)
 	return now > seen && now - seen > (__u64)t->timeout_s * 1000000000ULL;
 }
 
-/* A new flow. A TCP flow starts with its SYN: NONE -> SYN_RECV, counted
- * active (IPVS counts it inactive at birth and moves it at once). A UDP
- * flow is inactive for its whole life. */
+/* A new flow, half-open until proven. A TCP flow starts with its SYN:
+ * NONE -> SYN_RECV (SYNACK under secure_tcp without NAT: tcp_states_dos
+ * INPUT-ONLY), counted active (IPVS counts it inactive at birth and moves
+ * it at once). A UDP flow is inactive for its whole life. */
 static __always_inline int conn_create(const struct conn_key *k, __u32 real_slot, __u32 gen,
 				       __u32 svc_idx, __u8 proto, __u64 now, __u8 flags, __be32 tmpl_mask)
 {
-	__u8 state = proto == IPPROTO_UDP ? XLB_CT_UDP : XLB_CT_SYN_RECV;
+	__u8 state = XLB_CT_UDP;
+	if (proto != IPPROTO_UDP) {
+		struct defence *d = defence_now();
+		state = d && d->secure_tcp && !(flags & XLB_CONN_F_NAT) ? XLB_CT_SYNACK : XLB_CT_SYN_RECV;
+	}
 	struct conn c = {
 		.real = real_slot,
 		.gen = gen,
@@ -198,11 +243,33 @@ static __always_inline int conn_create(const struct conn_key *k, __u32 real_slot
 		.state = state,
 		.flags = flags,
 		.tmpl_mask = tmpl_mask,
+		.in_pkts = 1,
 	};
-	int err = bpf_map_update_elem(&conns, k, &c, BPF_ANY);
+	int err = bpf_map_update_elem(&half_open, k, &c, BPF_ANY);
 	if (!err)
 		conns_add(real_slot, state, 1);
 	return err;
+}
+
+/* The flow a packet belongs to, in the flow table or else the half-open
+ * one (*half set). */
+static __always_inline struct conn *flow_lookup(const struct conn_key *k, int *half)
+{
+	struct conn *c = bpf_map_lookup_elem(&conns, k);
+	*half = 0;
+	if (c)
+		return c;
+	*half = 1;
+	return bpf_map_lookup_elem(&half_open, k);
+}
+
+/* A NAT flow's reverse entry, proven or half-open. */
+static __always_inline struct nat_reply *reply_lookup(const struct conn_key *rk)
+{
+	struct nat_reply *nr = bpf_map_lookup_elem(&nat_replies, rk);
+	if (nr)
+		return nr;
+	return bpf_map_lookup_elem(&half_open_replies, rk);
 }
 
 #endif /* XLB_CONNTRACK_H */

@@ -10,6 +10,7 @@
 #include "parse.h"
 #include "csum.h"
 #include "forward.h"
+#include "conntrack.h"
 
 /* RFC 792 (linux/icmp.h pulls in libc headers). */
 struct icmphdr {
@@ -102,7 +103,8 @@ static __always_inline int icmp_to_vip(struct xdp_md *ctx, struct packet *p, voi
 		return -1;
 	struct conn_key k;
 	icmp_flow_key(&e, &k);
-	struct conn *c = bpf_map_lookup_elem(&conns, &k);
+	int half;
+	struct conn *c = flow_lookup(&k, &half);
 	if (!c)
 		return -1;
 	__u32 slot = c->real;
@@ -129,7 +131,7 @@ static __always_inline int icmp_from_nat_real(struct xdp_md *ctx, struct packet 
 		return -1;
 	struct conn_key k;
 	icmp_flow_key(&e, &k);
-	struct nat_reply *nr = bpf_map_lookup_elem(&nat_replies, &k);
+	struct nat_reply *nr = reply_lookup(&k);
 	if (!nr || !to_vip(&nr->vip, nr->family)) /* none, or its VIP on standby here */
 		return -1;
 	struct iphdr *ip = p->ip;

@@ -5,6 +5,12 @@
  * -> nat_reply -> maybe_vip -> established (flow lookup) -> new_flow
  * (service, persistence, scheduler) -> forward (DR, NAT) -> stats.
  *
+ * A new flow is half-open (its own table) until its next client packet
+ * proves it (a TCP flow out of SYN_RECV/SYNACK, a UDP flow's second
+ * packet): then it moves to the flow table, which a flood of first
+ * packets therefore never reaches. IPVS's defences (drop_packet,
+ * secure_tcp, drop_entry) act as the control plane sets them.
+ *
  * What happens to each kind of packet (tested in pkg/dataplane):
  *   not IPv4, bad IPv4 header        XDP_PASS (not ours; the kernel decides)
  *   not for a service (VIP, port)    XDP_PASS, untouched
@@ -22,6 +28,7 @@
  *   to a service on standby          XDP_PASS, stat STANDBY (its VRRP instance
  *   (VRRP BACKUP/FAULT here)         is not MASTER: the kernel, without the VIP,
  *                                    does what an IPVS backup's would)
+ *   new flow, drop_packet engaged    1 in drop_rate XDP_DROP, stat DEFENCE_DROP
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -104,6 +111,29 @@ static __always_inline int unparsed(struct xdp_md *ctx, struct packet *p, void *
 	return XDP_PASS;
 }
 
+/* A half-open flow proved itself: it moves to the flow table, a NAT flow's
+ * reverse entry with it. Its counts do not change. Two CPUs promoting the
+ * same flow at once write the same entry twice. */
+static __always_inline void conn_promote(const struct conn_key *k, const struct conn *h, const struct real *r)
+{
+	struct conn c = *h;
+	if (bpf_map_update_elem(&conns, k, &c, BPF_ANY) != 0)
+		return; /* it stays half-open, and works */
+	if (c.flags & XLB_CONN_F_NAT) {
+		struct conn_key rk = {
+			.src = r->addr.v4, .dst = k->src, .sport = r->port, .dport = k->sport, .proto = k->proto,
+		};
+		struct nat_reply *nr = bpf_map_lookup_elem(&half_open_replies, &rk);
+		if (nr) {
+			struct nat_reply v = *nr;
+			bpf_map_update_elem(&nat_replies, &rk, &v, BPF_ANY);
+			bpf_map_delete_elem(&half_open_replies, &rk);
+		}
+	}
+	bpf_map_delete_elem(&half_open, k);
+	stat_inc(XLB_STAT_PROMOTED);
+}
+
 /* nat_reply: a NAT real's reply on its way back to the client gets the VIP
  * and port back and is routed on. The reply moves a TCP flow through
  * IPVS's OUTPUT table, re-arms its timer and counts as the real's output.
@@ -114,13 +144,14 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct packet *p, void 
 		return XLB_CONTINUE;
 	struct conn_key rk;
 	conn_key_of(p, &rk);
-	struct nat_reply *nr = bpf_map_lookup_elem(&nat_replies, &rk);
+	struct nat_reply *nr = reply_lookup(&rk);
 	if (!nr)
 		return XLB_CONTINUE;
 	struct conn_key fk = {
 		.src = p->dst.v4, .dst = nr->vip.v4, .sport = p->dport, .dport = nr->vport, .proto = p->proto,
 	};
-	struct conn *fc = bpf_map_lookup_elem(&conns, &fk);
+	int half;
+	struct conn *fc = flow_lookup(&fk, &half);
 	if (fc && !fc->retired) {
 		__u32 frs = fc->real;
 		struct real *fr = bpf_map_lookup_elem(&reals, &frs);
@@ -132,6 +163,10 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct packet *p, void 
 			conn_tcp_transition(fc, p->tcp_flags, CT_DIR_OUTPUT);
 		conn_rearm(fc, xlb_now());
 		__u32 rs = fc->real;
+		/* Under secure_tcp a NAT flow is proven by its real's ACK. A
+		 * UDP reply proves nothing of the client. */
+		if (half && fr && p->proto == IPPROTO_TCP && conn_proven(fc, p->proto))
+			conn_promote(&fk, fc, fr);
 		struct counters *rc = bpf_map_lookup_elem(&real_stats, &rs);
 		if (rc) {
 			rc->out_packets++;
@@ -172,14 +207,16 @@ static __always_inline int not_syn(const struct packet *p)
 	return p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) != TCP_FLAG_SYN;
 }
 
-/* established: a packet of a flow the table holds goes to the flow's real,
- * after one LRU lookup. A flow that cannot go on (expired, its real
- * removed, its ports reused by a SYN) ends here if the packet may start a
- * new one, which new_flow then makes: XLB_CONTINUE. */
+/* established: a packet of a flow the tables hold goes to the flow's
+ * real, after one LRU lookup (two for a half-open flow, which the packet
+ * may prove). A flow that cannot go on (expired, its real removed, its
+ * ports reused by a SYN) ends here if the packet may start a new one,
+ * which new_flow then makes: XLB_CONTINUE. */
 static __always_inline int established(struct xdp_md *ctx, struct packet *p, void *data_end,
 				       const struct conn_key *ck, __u64 bytes, __u64 now)
 {
-	struct conn *c = bpf_map_lookup_elem(&conns, ck);
+	int half;
+	struct conn *c = flow_lookup(ck, &half);
 	if (!c)
 		return XLB_CONTINUE;
 	__u32 real_slot = c->real;
@@ -198,6 +235,9 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 			if (p->proto == IPPROTO_TCP)
 				conn_tcp_transition(c, p->tcp_flags, (c->flags & XLB_CONN_F_NAT) ? CT_DIR_INPUT : CT_DIR_INPUT_ONLY);
 			conn_rearm(c, now);
+			conn_count_in(c);
+			if (half && conn_proven(c, p->proto))
+				conn_promote(ck, c, r);
 			count(&real_stats, real_slot, bytes, 0);
 			return forward(ctx, p, data_end, r);
 		}
@@ -223,7 +263,31 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 	if (live)
 		conns_add(real_slot, c->state, -1);
 	tmpl_release(ck, c);
+	/* The new flow starts half-open: the ended one must not shadow it. */
+	if (!half)
+		bpf_map_delete_elem(&conns, ck);
 	return XLB_CONTINUE;
+}
+
+/* drop_packet (ip_vs_todrop): 1 in drop_rate new flows dropped. */
+static __always_inline int defence_drops(void)
+{
+	struct defence *d = defence_now();
+	if (!d || !d->drop_rate)
+		return 0;
+	__u32 k = 0;
+	__u32 *left = bpf_map_lookup_elem(&drop_counter, &k);
+	if (!left)
+		return 0;
+	__u32 n = *left;
+	if (n == 0 || n > d->drop_rate)
+		n = d->drop_rate;
+	if (--n > 0) {
+		*left = n;
+		return 0;
+	}
+	*left = d->drop_rate;
+	return 1;
 }
 
 /* new_flow: the service's persistence template or scheduler picks a
@@ -248,6 +312,10 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 	if (not_syn(p)) {
 		stat_inc(XLB_STAT_NOT_SYN);
 		return XDP_PASS;
+	}
+	if (defence_drops()) {
+		stat_inc(XLB_STAT_DEFENCE_DROP);
+		return XDP_DROP;
 	}
 
 	__u32 real_slot = XLB_NO_REAL;
@@ -303,7 +371,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 			.src = r->addr.v4, .dst = p->src.v4, .sport = r->port, .dport = p->sport, .proto = p->proto,
 		};
 		struct nat_reply nr = { .vip = p->dst, .vport = p->dport, .family = p->family };
-		bpf_map_update_elem(&nat_replies, &rk, &nr, BPF_ANY);
+		bpf_map_update_elem(&half_open_replies, &rk, &nr, BPF_ANY);
 	}
 	count(&real_stats, real_slot, bytes, 1);
 	return forward(ctx, p, data_end, r);
@@ -342,6 +410,15 @@ struct bpf_map;
 
 struct sweep_ctx {
 	__u64 now;
+	__u64 conns;     /* live flows seen, in the flow table */
+	__u64 half_open; /* and in the half-open one */
+	__u64 dropped;   /* drop_entry's */
+	/* drop_entry: engaged, and the 1/32 of the flows it looks at this
+	 * time (ip_vs_random_dropentry scans 1/32 of the table a second). */
+	__u32 drop_entry;
+	__u32 salt;
+	__u32 slice;
+	__u32 pad;
 };
 
 static __always_inline struct sweep_count *sweep_slot(__u32 slot)
@@ -349,26 +426,70 @@ static __always_inline struct sweep_count *sweep_slot(__u32 slot)
 	return bpf_map_lookup_elem(&sweep_counts, &slot);
 }
 
-/* Deletes k only while it still holds the entry the sweep is looking at:
- * a packet may have replaced it (same key, new flow) since. */
-static __always_inline void sweep_delete(struct conn_key *k, struct conn *c)
+/* Deletes k from table only while it still holds the entry the sweep is
+ * looking at: a packet may have replaced it (same key, new flow) since. */
+static __always_inline void sweep_delete(void *table, struct conn_key *k, struct conn *c)
 {
-	struct conn *cur = bpf_map_lookup_elem(&conns, k);
+	struct conn *cur = bpf_map_lookup_elem(table, k);
 	if (cur == c)
-		bpf_map_delete_elem(&conns, k);
+		bpf_map_delete_elem(table, k);
 }
 
-static long sweep_one(struct bpf_map *map, struct conn_key *k, struct conn *c, struct sweep_ctx *sc)
+/* todrop_entry (ip_vs_conn.c): a flow idle for a minute whose client sent
+ * 1 to 8 packets; of those with n packets, every n-th. */
+static __always_inline int todrop_entry(const struct conn *c, __u64 now)
+{
+	__u64 seen = c->last_seen;
+	if (now < seen || now - seen < 60ULL * 1000000000ULL)
+		return 0;
+	__u32 i = c->in_pkts;
+	if (i == 0 || i > 8)
+		return 0;
+	__u32 k = 0;
+	struct sweep_total *t = bpf_map_lookup_elem(&sweep_totals, &k);
+	if (!t)
+		return 0;
+	if (--t->todrop_counter[i] > 0)
+		return 0;
+	t->todrop_counter[i] = i;
+	return 1;
+}
+
+/* Whether drop_entry ends this flow now (ip_vs_random_dropentry): in this
+ * sweep's 1/32, a half-open TCP flow always, an established one or any
+ * other protocol's by todrop_entry, other TCP states never. */
+static __always_inline int sweep_drops(const struct conn_key *k, const struct conn *c, const struct sweep_ctx *sc)
+{
+	if (!sc->drop_entry)
+		return 0;
+	__u32 h = (k->src ^ k->dst ^ ((__u32)k->sport << 16 | k->dport) ^ sc->salt) * 0x9E3779B1u;
+	if ((h >> 27) != sc->slice)
+		return 0;
+	if (k->proto != IPPROTO_TCP)
+		return todrop_entry(c, sc->now);
+	switch (c->state) {
+	case XLB_CT_SYN_RECV:
+	case XLB_CT_SYNACK:
+		return 1;
+	case XLB_CT_ESTABLISHED:
+		return todrop_entry(c, sc->now);
+	}
+	return 0;
+}
+
+static __always_inline long sweep_entry(void *table, struct conn_key *k, struct conn *c, struct sweep_ctx *sc,
+					int half)
 {
 	__u32 slot = c->real;
 	struct real *r = bpf_map_lookup_elem(&reals, &slot);
 	int live = r && r->gen == c->gen && (r->flags & XLB_REAL_F_PRESENT);
 	if (c->retired) {
-		sweep_delete(k, c);
+		sweep_delete(table, k, c);
 		return 0;
 	}
 	struct sweep_count *sw = sweep_slot(slot);
-	if (conn_expired(c, sc->now)) {
+	int drop = !conn_expired(c, sc->now) && sweep_drops(k, c, sc);
+	if (drop || conn_expired(c, sc->now)) {
 		if (conn_claim(c)) {
 			tmpl_release(k, c);
 			if (live) {
@@ -380,10 +501,16 @@ static long sweep_one(struct bpf_map *map, struct conn_key *k, struct conn *c, s
 						sw->dec_inactive++;
 				}
 			}
+			if (drop)
+				sc->dropped++;
 		}
-		sweep_delete(k, c);
+		sweep_delete(table, k, c);
 		return 0;
 	}
+	if (half)
+		sc->half_open++;
+	else
+		sc->conns++;
 	if (live && sw) {
 		if (state_active(c->state))
 			sw->active++;
@@ -391,6 +518,16 @@ static long sweep_one(struct bpf_map *map, struct conn_key *k, struct conn *c, s
 			sw->inactive++;
 	}
 	return 0;
+}
+
+static long sweep_conn(struct bpf_map *map, struct conn_key *k, struct conn *c, struct sweep_ctx *sc)
+{
+	return sweep_entry(&conns, k, c, sc, 0);
+}
+
+static long sweep_half_open(struct bpf_map *map, struct conn_key *k, struct conn *c, struct sweep_ctx *sc)
+{
+	return sweep_entry(&half_open, k, c, sc, 1);
 }
 
 /* A template goes when it has expired and controls no flow. */
@@ -403,13 +540,29 @@ static long sweep_tmpl(struct bpf_map *map, struct tmpl_key *k, struct tmpl *t, 
 
 /* xlb_sweep ends expired flows, taking them off their real's counters as
  * IPVS does when a connection expires, and counts the live ones per real
- * so the control plane can correct what LRU evictions left counted. */
+ * so the control plane can correct what LRU evictions left counted. With
+ * drop_entry engaged it also ends flows as IPVS's defence does. */
 SEC("xdp")
 int xlb_sweep(struct xdp_md *ctx)
 {
-	struct sweep_ctx sc = { .now = xlb_now() };
-	bpf_for_each_map_elem(&conns, sweep_one, &sc, 0);
+	__u32 k = 0;
+	struct defence *d = defence_now();
+	__u32 rnd = bpf_get_prandom_u32();
+	struct sweep_ctx sc = {
+		.now = xlb_now(),
+		.drop_entry = d && d->drop_entry,
+		.salt = rnd,
+		.slice = bpf_get_prandom_u32() & 31,
+	};
+	bpf_for_each_map_elem(&conns, sweep_conn, &sc, 0);
+	bpf_for_each_map_elem(&half_open, sweep_half_open, &sc, 0);
 	bpf_for_each_map_elem(&templates, sweep_tmpl, &sc, 0);
+	struct sweep_total *t = bpf_map_lookup_elem(&sweep_totals, &k);
+	if (t) {
+		t->conns = sc.conns;
+		t->half_open = sc.half_open;
+		t->dropped += sc.dropped;
+	}
 	return XDP_PASS;
 }
 

@@ -42,6 +42,14 @@
 #define XLB_MAX_CONNS (1 << 18)
 #endif
 
+/* Half-open flows (their first packet seen, not yet proven): a SYN flood
+ * recycles this table, never the flow table. A legitimate handshake needs
+ * its entry for one round trip: at 1M spoofed SYNs/s, 64k entries hold
+ * 65 ms of them. The loader sizes it (--max-half-open). */
+#ifndef XLB_MAX_HALF_OPEN
+#define XLB_MAX_HALF_OPEN (1 << 16)
+#endif
+
 /* Addresses that are VIPs of any service: consulted only for packets whose
  * ports cannot be read (fragments, truncated L4 headers). One per service
  * at most: sized with the services. */

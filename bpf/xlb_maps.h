@@ -127,7 +127,34 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } conn_adjust SEC(".maps");
 
+/* drop_packet, secure_tcp, drop_entry as they stand (key 0). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct defence);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} defence_state SEC(".maps");
+
 /* ---- written by the program ---- */
+
+/* drop_packet's countdown to the next drop, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} drop_counter SEC(".maps");
+
+/* xlb_sweep's totals (key 0). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct sweep_total);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sweep_totals SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -147,7 +174,7 @@ struct {
 } templates SEC(".maps");
 
 /* Reverse flows of NAT connections (real -> client) to the VIP:port the
- * client used; written when the flow is made. */
+ * client used; written with the flow, moved here when it is proven. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(map_flags, BPF_F_NO_COMMON_LRU);
@@ -177,6 +204,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sched_cursor SEC(".maps");
 
+/* The flow table: flows that have shown more than their first packet
+ * (a TCP flow past SYN_RECV/SYNACK, a UDP flow's second packet). A flood
+ * of first packets never reaches it, so never evicts from it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(map_flags, BPF_F_NO_COMMON_LRU);
@@ -185,6 +215,28 @@ struct {
 	__uint(max_entries, XLB_MAX_CONNS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } conns SEC(".maps");
+
+/* Half-open flows: a new flow lives here until its next client packet
+ * (or, under secure_tcp, the real's) proves it. A SYN flood fills and
+ * recycles this table only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct conn_key);
+	__type(value, struct conn);
+	__uint(max_entries, XLB_MAX_HALF_OPEN);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} half_open SEC(".maps");
+
+/* The NAT reverse entries of half-open flows. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct conn_key);
+	__type(value, struct nat_reply);
+	__uint(max_entries, XLB_MAX_HALF_OPEN);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} half_open_replies SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

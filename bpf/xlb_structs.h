@@ -72,7 +72,9 @@ enum xlb_stat {
 	XLB_STAT_NAT_REPLY = 6,   /* NAT replies translated back to the VIP */
 	XLB_STAT_NAT_REPLY_KERNEL = 7, /* of those, left to the kernel to forward (no neighbour yet) */
 	XLB_STAT_STANDBY = 8,     /* to a VIP whose VRRP instance is not MASTER here: passed */
-	XLB_STAT_MAX = 9,
+	XLB_STAT_DEFENCE_DROP = 9, /* new flow dropped by drop_packet (ip_vs_todrop) */
+	XLB_STAT_PROMOTED = 10,   /* half-open flows that proved themselves: moved to the flow table */
+	XLB_STAT_MAX = 11,
 };
 
 /* An IPv4 or IPv6 address, in network order. An IPv4 address is the
@@ -157,7 +159,10 @@ struct conn {
 	__u32 timeout_s; /* armed at the last packet, from the timeouts map */
 	__u8 state;      /* enum xlb_ct_state */
 	__u8 flags;      /* enum xlb_conn_flags */
-	__u8 pad[2];
+	/* The client's packets, saturating at 9: IPVS's in_pkts as
+	 * drop_entry reads it (todrop_entry spares a flow above 8). */
+	__u8 in_pkts;
+	__u8 pad;
 	/* Set (atomically) by whoever ends the entry, the program replacing
 	 * it or the sweeper expiring it, so its counts go once. */
 	__u32 retired;
@@ -217,6 +222,26 @@ struct nat_reply {
 	__be16 vport;
 	__u8 family;
 	__u8 pad;
+};
+
+/* IPVS's defences against a flood (ip_vs_ctl.c update_defense_level), as
+ * the control plane sets them every second from the flow tables' room:
+ * drop_packet's rate, secure_tcp's state table, drop_entry's sweep. */
+struct defence {
+	__u32 drop_rate;  /* drop 1 of every drop_rate new flows; 0: none */
+	__u32 secure_tcp; /* TCP moves by tcp_states_dos */
+	__u32 drop_entry; /* the sweep drops entries as ip_vs_random_dropentry */
+	__u32 pad;
+};
+
+/* What the last sweep saw and did, and drop_entry's todrop_counter[]
+ * (kept from one sweep to the next, as IPVS keeps it). */
+struct sweep_total {
+	__u64 conns;      /* live flows in the flow table */
+	__u64 half_open;  /* live flows in the half-open table */
+	__u64 dropped;    /* entries drop_entry ended */
+	__s32 todrop_counter[9];
+	__u32 pad;
 };
 
 struct counters {

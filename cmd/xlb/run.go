@@ -35,6 +35,7 @@ func runOptions(e env, args []string) (daemon.Options, int) {
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "text or json")
 	sizeFlags(fs, &o)
+	defenceFlags(fs, &o.Defence)
 	fs.StringVar(&o.Metrics, "metrics", "", "serve Prometheus metrics on this address (e.g. :9610), at /metrics")
 	// The sizes are kept across restarts: a pinned data plane of other
 	// sizes cannot be taken over.
@@ -52,6 +53,21 @@ func runOptions(e env, args []string) (daemon.Options, int) {
 	}
 	if noConfig {
 		o.ConfigFile = ""
+	}
+	// Modes not given leave an IPVS host's sysctls as they are.
+	o.Defence.Keep = !fs.Changed("drop-entry") && !fs.Changed("drop-packet") && !fs.Changed("secure-tcp")
+	for _, c := range []struct {
+		flag string
+		v    int
+	}{{"drop-entry", o.Defence.DropEntry}, {"drop-packet", o.Defence.DropPacket}, {"secure-tcp", o.Defence.SecureTCP}} {
+		if c.v < 0 || c.v > 3 {
+			fmt.Fprintf(e.stderr, "xlb run: --%s %d: the modes are 0 (never), 1 (when short of room), 2 (engaged now) and 3 (always)\n", c.flag, c.v)
+			return o, 2
+		}
+	}
+	if o.Defence.Threshold < 0 || o.Defence.AmDropRate < 0 {
+		fmt.Fprintf(e.stderr, "xlb run: --amemthresh and --am-droprate must be 0 (the default) or more\n")
+		return o, 2
 	}
 	var err error
 	if o.Logger, err = newLogger(e, logLevel, logFormat); err != nil {
@@ -116,7 +132,18 @@ func parseMode(s string) (dataplane.XDPMode, error) {
 func sizeFlags(fs *pflag.FlagSet, o *daemon.Options) {
 	// Kernel memory measured on 6.18 (map memlock), allocated at start.
 	fs.Uint32Var(&o.MaxConns, "max-conns", 0, "connection table size (0: the built-in 262144); 360 bytes each (the flow, its NAT reverse and its persistence template)")
+	fs.Uint32Var(&o.MaxHalfOpen, "max-half-open", 0, "table of new flows not yet proven, which a SYN flood fills and recycles instead of the connection table (0: a quarter of --max-conns, at least 1024; the built-in 65536); 226 bytes each (the flow and its NAT reverse)")
 	fs.Uint32Var(&o.MaxServices, "max-services", 0, "virtual services the XDP data plane holds (0: the built-in 4096); 330 bytes each")
 	fs.Uint32Var(&o.MaxReals, "max-reals", 0, "real servers, counted per service, it holds (0: the built-in 65536); 128 bytes + 40 per CPU each")
 	fs.Uint32Var(&o.MaxSchedEntries, "max-sched-entries", 0, "entries of the scheduler tables' pool (0: the built-in 1048576); 8 bytes each. A wrr service takes sum(weights)/gcd, sh and dh 256, rr and the least-connection schedulers one per real; twice while it changes")
+}
+
+// defenceFlags are IPVS's flood defence sysctls as flags of xlb run.
+func defenceFlags(fs *pflag.FlagSet, d *dataplane.Defence) {
+	const modes = "0 never, 1 when short of room, 2 now, 3 always; not given: IPVS's sysctl as the host set it, 0 for XDP"
+	fs.IntVar(&d.DropEntry, "drop-entry", 0, "IPVS's drop_entry: end half-open and idle one-packet flows (a random 1/32 of the table each second); "+modes)
+	fs.IntVar(&d.DropPacket, "drop-packet", 0, "IPVS's drop_packet: drop 1 in amemthresh/(amemthresh-room) new connections; "+modes)
+	fs.IntVar(&d.SecureTCP, "secure-tcp", 0, "IPVS's secure_tcp: a NAT connection is established only once the real answers; "+modes)
+	fs.IntVar(&d.Threshold, "amemthresh", 0, "short of room below this: XDP, free connection-table entries (0: a sixteenth of --max-conns); IPVS, free memory pages (0: as the host set it)")
+	fs.IntVar(&d.AmDropRate, "am-droprate", 0, "drop_packet's 1 in N in mode 3 (0: IPVS's 10, or as the host set it)")
 }

@@ -22,13 +22,15 @@ func TestRunFlags(t *testing.T) {
 	o, code := runOptions(env{stdout: io.Discard, stderr: io.Discard}, []string{"-f", "/etc/k.conf", "-i", "eth0", "--interface", "eth1",
 		"--pin-dir", "/sys/fs/bpf/x", "--socket", "/tmp/x.sock", "--dataplane", "xdp", "--xdp-mode", "generic",
 		"--ipvs-state", "/tmp/s.json", "--keep-dataplane", "--max-conns", "1024", "--metrics", ":9610",
-		"--max-services", "10000", "--max-reals", "320000", "--max-sched-entries", "4000000"})
+		"--max-services", "10000", "--max-reals", "320000", "--max-sched-entries", "4000000", "--max-half-open", "2048",
+		"--drop-entry", "1", "--drop-packet", "2", "--secure-tcp", "3", "--amemthresh", "100", "--am-droprate", "7"})
 	require.Equal(t, -1, code)
 	require.NotNil(t, o.Logger)
 	o.Logger = nil
 	assert.Equal(t, daemon.Options{ConfigFile: "/etc/k.conf", Interfaces: []string{"eth0", "eth1"}, PinDir: "/sys/fs/bpf/x",
 		Socket: "/tmp/x.sock", Dataplane: "xdp", XDPMode: dataplane.XDPGeneric, IPVSState: "/tmp/s.json", KeepDataplane: true,
-		MaxConns: 1024, Metrics: ":9610", MaxServices: 10000, MaxReals: 320000, MaxSchedEntries: 4000000}, o)
+		MaxConns: 1024, Metrics: ":9610", MaxServices: 10000, MaxReals: 320000, MaxSchedEntries: 4000000, MaxHalfOpen: 2048,
+		Defence: dataplane.Defence{DropEntry: 1, DropPacket: 2, SecureTCP: 3, Threshold: 100, AmDropRate: 7}}, o)
 
 	o, code = runOptions(env{stdout: io.Discard, stderr: io.Discard}, []string{"--no-config", "-i", "eth0"})
 	require.Equal(t, -1, code)
@@ -116,6 +118,31 @@ func TestPrintStatus(t *testing.T) {
 	assert.Regexp(t, `TCP 10\.77\.1\.100:80 sh sh-port +quorum up, standby \(VRRP not MASTER\)`, out)
 	assert.Regexp(t, `-> 10\.77\.0\.11:80 +DR +3 +up +in service +2 `, out)
 	assert.Contains(t, out, "VI_1 on eth0, vrid 51, priority 100: BACKUP")
+
+	st.Defence = &control.Defence{DropEntry: 1, DropPacket: 2, DropRate: 5, SecureTCP: 3, SecureTCPOn: true, Threshold: 16384,
+		AmDropRate: 10, Room: 4000, RoomOf: 262144, RoomUnit: "flows", Flows: 258144, MaxFlows: 262144, HalfOpen: 65536, MaxHalfOpen: 65536, Dropped: 12}
+	b.Reset()
+	printStatus(&b, st)
+	assert.Contains(t, b.String(), "Defence: drop_entry 1 when short of room, drop_packet 2 ENGAGED, 1 in 5, secure_tcp 3 always (engaged)")
+	assert.Contains(t, b.String(), "room 4000 of 262144 flows free (amemthresh 16384, am_droprate 10); flows 258144/262144, half-open 65536/65536, drop_entry ended 12")
+}
+
+// The defence flags are IPVS's sysctls: modes 0-3, named in the error; not
+// given, they leave an IPVS host's sysctls alone.
+func TestDefenceFlags(t *testing.T) {
+	var errOut strings.Builder
+	_, code := runOptions(env{stdout: io.Discard, stderr: &errOut}, []string{"--drop-packet", "4"})
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut.String(), "--drop-packet 4: the modes are 0 (never), 1 (when short of room), 2 (engaged now) and 3 (always)")
+	o, code := runOptions(env{stdout: io.Discard, stderr: io.Discard}, nil)
+	assert.Equal(t, -1, code)
+	assert.True(t, o.Defence.Keep)
+	o, code = runOptions(env{stdout: io.Discard, stderr: io.Discard}, []string{"--secure-tcp", "1", "--amemthresh", "5000", "--max-half-open", "4096"})
+	assert.Equal(t, -1, code)
+	assert.False(t, o.Defence.Keep)
+	assert.Equal(t, 1, o.Defence.SecureTCP)
+	assert.Equal(t, 5000, o.Defence.Threshold)
+	assert.EqualValues(t, 4096, o.MaxHalfOpen)
 }
 
 // xlb check counts a file against the data plane's sizes, its own or the

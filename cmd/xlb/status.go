@@ -97,6 +97,9 @@ func printStatus(w io.Writer, st control.Status) {
 		}
 	}
 	tw.Flush()
+	if d := st.Defence; d != nil {
+		printDefence(w, d)
+	}
 	if len(st.VRRP) > 0 {
 		fmt.Fprintln(w, "\nVRRP:")
 		for _, v := range st.VRRP {
@@ -107,4 +110,33 @@ func printStatus(w io.Writer, st control.Status) {
 			fmt.Fprintln(w)
 		}
 	}
+}
+
+// printDefence shows the flood defence as IPVS's sysctls read, and the
+// room it is measured on.
+func printDefence(w io.Writer, d *control.Defence) {
+	if d.Error != "" {
+		fmt.Fprintf(w, "\nDefence: unreadable: %s\n", d.Error)
+		return
+	}
+	mode := func(m int, on bool, detail string) string {
+		name := [...]string{"0 never", "1 when short of room", "2 ENGAGED", "3 always"}[min(max(m, 0), 3)]
+		if m == 3 || (on && m != 2) {
+			name += " (engaged" + detail + ")"
+		} else if m == 2 {
+			name += detail
+		}
+		return name
+	}
+	rate := ""
+	if d.DropRate != 0 {
+		rate = fmt.Sprintf(", 1 in %d", d.DropRate)
+	}
+	fmt.Fprintf(w, "\nDefence: drop_entry %s, drop_packet %s, secure_tcp %s\n",
+		mode(d.DropEntry, d.DropEntryOn, ""), mode(d.DropPacket, d.DropRate != 0, rate), mode(d.SecureTCP, d.SecureTCPOn, ""))
+	fmt.Fprintf(w, "  room %d of %d %s free (amemthresh %d, am_droprate %d)", d.Room, d.RoomOf, d.RoomUnit, d.Threshold, d.AmDropRate)
+	if d.MaxFlows != 0 {
+		fmt.Fprintf(w, "; flows %d/%d, half-open %d/%d, drop_entry ended %d", d.Flows, d.MaxFlows, d.HalfOpen, d.MaxHalfOpen, d.Dropped)
+	}
+	fmt.Fprintln(w)
 }

@@ -27,6 +27,36 @@ type Status struct {
 	// LastError is the last failure to apply the wanted state, if the
 	// data plane still differs from it.
 	LastError string `json:"last_error,omitempty"`
+	// Defence is the flood defence and the flow tables' room.
+	Defence *Defence `json:"defence,omitempty"`
+}
+
+// Defence is where IPVS's flood defence stands: each strategy's mode (0
+// never, 1 when short of room, 2 engaged now, 3 always) and whether it is
+// engaged, the threshold and what it is measured on.
+type Defence struct {
+	DropEntry   int  `json:"drop_entry"`
+	DropPacket  int  `json:"drop_packet"`
+	SecureTCP   int  `json:"secure_tcp"`
+	DropEntryOn bool `json:"drop_entry_engaged"`
+	// DropRate is drop_packet's 1 in N now (0: none).
+	DropRate    int  `json:"drop_rate"`
+	SecureTCPOn bool `json:"secure_tcp_engaged"`
+	// Threshold is amemthresh: in RoomUnit.
+	Threshold  int    `json:"amemthresh"`
+	AmDropRate int    `json:"am_droprate"`
+	Room       uint64 `json:"room"`
+	RoomOf     uint64 `json:"room_of"`
+	// RoomUnit is "flows" (XDP: free flow-table entries) or "pages" (IPVS:
+	// free memory).
+	RoomUnit string `json:"room_unit"`
+	// XDP: the flow table, the half-open table, entries drop_entry ended.
+	Flows       uint64 `json:"flows,omitempty"`
+	MaxFlows    uint64 `json:"max_flows,omitempty"`
+	HalfOpen    uint64 `json:"half_open,omitempty"`
+	MaxHalfOpen uint64 `json:"max_half_open,omitempty"`
+	Dropped     uint64 `json:"dropped_entries,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 // Service is one virtual service.

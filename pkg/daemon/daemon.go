@@ -50,6 +50,12 @@ type Options struct {
 	// MaxSchedEntries its service, real and scheduler-table maps (0: built
 	// in). They must stay the same across a takeover of a pinned one.
 	MaxConns, MaxServices, MaxReals, MaxSchedEntries uint32
+	// MaxHalfOpen sizes the XDP table of flows not yet proven (0: a
+	// quarter of MaxConns).
+	MaxHalfOpen uint32
+	// Defence is the flood defence (IPVS's drop_entry, drop_packet,
+	// secure_tcp sysctls, or the XDP data plane's own).
+	Defence dataplane.Defence
 	// Metrics is the address to serve Prometheus metrics on ("": none).
 	Metrics string
 	Logger  *slog.Logger `json:"-"`
@@ -111,6 +117,14 @@ func Run(ctx context.Context, o Options) error {
 	if err := director.Validate(cfg, dp.Caps()); err != nil {
 		dp.Close()
 		return err
+	}
+	if err := dp.SetDefence(o.Defence); err != nil {
+		dp.Close()
+		return fmt.Errorf("flood defence: %w", err)
+	}
+	if ds, err := dp.Defence(); err == nil {
+		log.Info("flood defence", "drop_entry", ds.DropEntry, "drop_packet", ds.DropPacket, "secure_tcp", ds.SecureTCP,
+			"amemthresh", ds.Threshold, "am_droprate", ds.AmDropRate)
 	}
 	defer func() {
 		if o.KeepDataplane {

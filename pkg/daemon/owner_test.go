@@ -63,6 +63,10 @@ func (r *recorder) Conns() ([]dataplane.Conn, error)      { return nil, nil }
 func (r *recorder) SetTimeouts(dataplane.Timeouts) error  { return nil }
 func (r *recorder) Timeouts() (dataplane.Timeouts, error) { return dataplane.Timeouts{}, nil }
 func (r *recorder) Close() error                          { return nil }
+func (r *recorder) SetDefence(dataplane.Defence) error    { return nil }
+func (r *recorder) Defence() (dataplane.DefenceStatus, error) {
+	return dataplane.DefenceStatus{}, nil
+}
 
 // owner is a VIP owner that governs what vrrpd would and is moved by the
 // test through its ActiveFunc.

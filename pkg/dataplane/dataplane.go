@@ -138,6 +138,10 @@ type Dataplane interface {
 	// timeouts (ipvsadm --set); a zero leaves that one as it is.
 	SetTimeouts(Timeouts) error
 	Timeouts() (Timeouts, error)
+	// SetDefence sets the flood defence (IPVS's drop_entry, drop_packet,
+	// secure_tcp); it refuses what Defence.Check refuses.
+	SetDefence(Defence) error
+	Defence() (DefenceStatus, error)
 	// Close removes everything the data plane made.
 	Close() error
 }

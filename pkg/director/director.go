@@ -418,6 +418,24 @@ func (d *Director) Close() {
 	}
 }
 
+// defence is the data plane's flood defence as the status shows it.
+func (d *Director) defence() *control.Defence {
+	ds, err := d.opts.Dataplane.Defence()
+	if err != nil {
+		return &control.Defence{Error: err.Error()}
+	}
+	unit := "pages"
+	if ds.MaxFlows != 0 {
+		unit = "flows"
+	}
+	return &control.Defence{
+		DropEntry: ds.DropEntry, DropPacket: ds.DropPacket, SecureTCP: ds.SecureTCP,
+		DropEntryOn: ds.DropEntryOn, DropRate: ds.DropRate, SecureTCPOn: ds.SecureTCPOn,
+		Threshold: ds.Threshold, AmDropRate: ds.AmDropRate, Room: ds.Room, RoomOf: ds.RoomOf, RoomUnit: unit,
+		Flows: ds.Flows, MaxFlows: ds.MaxFlows, HalfOpen: ds.HalfOpen, MaxHalfOpen: ds.MaxHalfOpen, Dropped: ds.Dropped,
+	}
+}
+
 // Status reports services, reals, health and counters.
 func (d *Director) Status() (control.Status, error) {
 	d.mu.Lock()
@@ -430,7 +448,7 @@ func (d *Director) Status() (control.Status, error) {
 	for _, s := range stats.Services {
 		byKey[s.ServiceKey] = s
 	}
-	st := control.Status{Reasons: stats.Reasons, NextHopChanges: stats.NextHopChanges}
+	st := control.Status{Reasons: stats.Reasons, NextHopChanges: stats.NextHopChanges, Defence: d.defence()}
 	if d.lastErr != nil {
 		st.LastError = d.lastErr.Error()
 	}

@@ -26,6 +26,7 @@ type fakeDataplane struct {
 	applied  [][]dataplane.Service
 	standby  []map[netip.Addr]bool
 	timeouts dataplane.Timeouts
+	defence  dataplane.Defence
 }
 
 // fakeCaps are the XDP data plane's, as far as these tests need.
@@ -77,6 +78,17 @@ func (f *fakeDataplane) Stats() (dataplane.Stats, error) {
 }
 func (f *fakeDataplane) Conns() ([]dataplane.Conn, error) { return nil, nil }
 func (f *fakeDataplane) Close() error                     { return nil }
+func (f *fakeDataplane) SetDefence(d dataplane.Defence) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.defence = d
+	return d.Check()
+}
+func (f *fakeDataplane) Defence() (dataplane.DefenceStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return dataplane.DefenceStatus{Defence: f.defence}, nil
+}
 func (f *fakeDataplane) SetTimeouts(t dataplane.Timeouts) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

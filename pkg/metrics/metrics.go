@@ -37,12 +37,20 @@ var (
 	realWeight   = prometheus.NewDesc("xlb_real_weight", "Configured weight of the real server.", realLabels, nil)
 	realEffWt    = prometheus.NewDesc("xlb_real_effective_weight", "Weight the data plane uses now (0: quiesced or out of the pool).", realLabels, nil)
 
-	dpInfo    = prometheus.NewDesc("xlb_dataplane_info", "How the data plane forwards: 1 per interface, with its mode.", []string{"dataplane", "interface", "mode"}, nil)
-	dpApplyOK = prometheus.NewDesc("xlb_dataplane_apply_ok", "0 when the last change could not be applied to the data plane.", nil, nil)
-	dpNextHop = prometheus.NewDesc("xlb_nexthop_changes_total", "Reals' next hops (MACs) changed at once on a neighbour event.", nil, nil)
-	vrrpState = prometheus.NewDesc("xlb_vrrp_state", "1 for the VRRP instance's current state (MASTER, BACKUP, FAULT, INIT).", []string{"instance", "interface", "vrid", "state"}, nil)
-	vrrpPrio  = prometheus.NewDesc("xlb_vrrp_effective_priority", "The VRRP instance's effective priority.", []string{"instance", "interface", "vrid"}, nil)
-	scrapeErr = prometheus.NewDesc("xlb_scrape_error", "1 when the director's state could not be read for this scrape.", nil, nil)
+	dpInfo     = prometheus.NewDesc("xlb_dataplane_info", "How the data plane forwards: 1 per interface, with its mode.", []string{"dataplane", "interface", "mode"}, nil)
+	dpApplyOK  = prometheus.NewDesc("xlb_dataplane_apply_ok", "0 when the last change could not be applied to the data plane.", nil, nil)
+	dpNextHop  = prometheus.NewDesc("xlb_nexthop_changes_total", "Reals' next hops (MACs) changed at once on a neighbour event.", nil, nil)
+	defMode    = prometheus.NewDesc("xlb_defence_mode", "The flood defence strategy's mode, as IPVS's sysctl reads: 0 never, 1 when short of room, 2 engaged now, 3 always.", []string{"strategy"}, nil)
+	defEngaged = prometheus.NewDesc("xlb_defence_engaged", "1 while the flood defence strategy acts.", []string{"strategy"}, nil)
+	defRate    = prometheus.NewDesc("xlb_defence_drop_rate", "drop_packet drops 1 in this many new connections (0: none).", nil, nil)
+	defRoom    = prometheus.NewDesc("xlb_defence_room", "What the defence measures room by: free flow-table entries (XDP) or free memory pages (IPVS).", []string{"unit"}, nil)
+	defThresh  = prometheus.NewDesc("xlb_defence_threshold", "amemthresh: the room below which modes 1 engage.", []string{"unit"}, nil)
+	dpFlows    = prometheus.NewDesc("xlb_flows", "Flows in the XDP flow table, and its size.", []string{"table", "of"}, nil)
+	defDropped = prometheus.NewDesc("xlb_defence_dropped_entries_total", "Flows drop_entry ended (XDP).", nil, nil)
+	dpReasons  = prometheus.NewDesc("xlb_dataplane_packets_total", "Packets to VIPs the data plane dropped or passed, by reason (see bpf/xdp_lb.bpf.c).", []string{"reason"}, nil)
+	vrrpState  = prometheus.NewDesc("xlb_vrrp_state", "1 for the VRRP instance's current state (MASTER, BACKUP, FAULT, INIT).", []string{"instance", "interface", "vrid", "state"}, nil)
+	vrrpPrio   = prometheus.NewDesc("xlb_vrrp_effective_priority", "The VRRP instance's effective priority.", []string{"instance", "interface", "vrid"}, nil)
+	scrapeErr  = prometheus.NewDesc("xlb_scrape_error", "1 when the director's state could not be read for this scrape.", nil, nil)
 )
 
 // Collector reads the director's status on each scrape.
@@ -52,7 +60,8 @@ type Collector struct {
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{svcPackets, svcBytes, svcConns, svcQuorum, svcStandby, realPackets, realBytes, realConns,
-		realOutPkts, realOutBytes, realActive, realInactive, realHealthy, realWeight, realEffWt, dpInfo, dpApplyOK, dpNextHop, vrrpState, vrrpPrio, scrapeErr} {
+		realOutPkts, realOutBytes, realActive, realInactive, realHealthy, realWeight, realEffWt, dpInfo, dpApplyOK, dpNextHop, vrrpState, vrrpPrio, scrapeErr,
+		defMode, defEngaged, defRate, defRoom, defThresh, dpFlows, defDropped, dpReasons} {
 		ch <- d
 	}
 }
@@ -75,6 +84,29 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(dpApplyOK, prometheus.GaugeValue, b2f(st.LastError == ""))
 	ch <- prometheus.MustNewConstMetric(dpNextHop, prometheus.CounterValue, float64(st.NextHopChanges))
+	for reason, n := range st.Reasons {
+		ch <- prometheus.MustNewConstMetric(dpReasons, prometheus.CounterValue, float64(n), reason)
+	}
+	if d := st.Defence; d != nil && d.Error == "" {
+		for _, s := range []struct {
+			name string
+			mode int
+			on   bool
+		}{{"drop_entry", d.DropEntry, d.DropEntryOn}, {"drop_packet", d.DropPacket, d.DropRate != 0}, {"secure_tcp", d.SecureTCP, d.SecureTCPOn}} {
+			ch <- prometheus.MustNewConstMetric(defMode, prometheus.GaugeValue, float64(s.mode), s.name)
+			ch <- prometheus.MustNewConstMetric(defEngaged, prometheus.GaugeValue, b2f(s.on), s.name)
+		}
+		ch <- prometheus.MustNewConstMetric(defRate, prometheus.GaugeValue, float64(d.DropRate))
+		ch <- prometheus.MustNewConstMetric(defRoom, prometheus.GaugeValue, float64(d.Room), d.RoomUnit)
+		ch <- prometheus.MustNewConstMetric(defThresh, prometheus.GaugeValue, float64(d.Threshold), d.RoomUnit)
+		if d.MaxFlows != 0 {
+			ch <- prometheus.MustNewConstMetric(dpFlows, prometheus.GaugeValue, float64(d.Flows), "flows", "used")
+			ch <- prometheus.MustNewConstMetric(dpFlows, prometheus.GaugeValue, float64(d.MaxFlows), "flows", "size")
+			ch <- prometheus.MustNewConstMetric(dpFlows, prometheus.GaugeValue, float64(d.HalfOpen), "half_open", "used")
+			ch <- prometheus.MustNewConstMetric(dpFlows, prometheus.GaugeValue, float64(d.MaxHalfOpen), "half_open", "size")
+			ch <- prometheus.MustNewConstMetric(defDropped, prometheus.CounterValue, float64(d.Dropped))
+		}
+	}
 	for _, s := range st.Services {
 		sl := []string{s.Protocol, s.Addr, strconv.Itoa(int(s.Port))}
 		ch <- prometheus.MustNewConstMetric(svcPackets, prometheus.CounterValue, float64(s.Counters.Packets), sl...)

@@ -37,7 +37,10 @@ type Options struct {
 	// ConnTable is the connection table to read; "" is the kernel's
 	// /proc/net/ip_vs_conn in NetNS.
 	ConnTable string
-	Logger    *slog.Logger
+	// Sysctls is the directory of IPVS's sysctls; "" is the kernel's
+	// /proc/sys/net/ipv4/vs in NetNS.
+	Sysctls string
+	Logger  *slog.Logger
 }
 
 // DefaultStateFile is where the daemon keeps the list of its services.

@@ -46,7 +46,8 @@ func newBenchRigWith(b *testing.B, maxConns uint32, schedName string, reals int,
 	}
 	var x *Dataplane
 	require.NoError(b, ns.Do(func() (err error) {
-		x, err = Open(Config{PinDir: "/sys/fs/bpf/xlb-bench-" + testutil.Suffix(), Resolver: res, MaxConns: maxConns, Logger: quiet, SweepInterval: time.Hour})
+		x, err = Open(Config{PinDir: "/sys/fs/bpf/xlb-bench-" + testutil.Suffix(), Resolver: res, MaxConns: maxConns,
+			MaxHalfOpen: maxConns, Logger: quiet, SweepInterval: time.Hour})
 		return err
 	}))
 	b.Cleanup(func() { x.Close() })
@@ -141,8 +142,10 @@ func BenchmarkDR(b *testing.B) {
 	b.Run("established-1M-flows-random", func(b *testing.B) {
 		const flows = 1 << 20
 		r := newBenchRig(b, 2*flows)
-		// Make the flows: SYNs until (nearly) every one of them exists.
+		// Make the flows: SYNs until (nearly) every one of them exists,
+		// then ACKs until (nearly) every one is established.
 		r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), flows, 4*flows)
+		r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), flows, 4*flows)
 		base := r.measure(b, r.bench.BenchMacswap, ack.Bytes(), b.N)
 		harness := r.viaHarness(b, r.bench.BenchPass, ack.Bytes(), flows, b.N) - r.measure(b, r.bench.BenchPass, ack.Bytes(), b.N)
 		ns := r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), flows, b.N)

@@ -93,6 +93,7 @@ func enumNames(spec *ebpf.CollectionSpec, name, prefix string) (map[string]uint8
 type limits struct {
 	services, reals, ifaces int
 	tabEntries              uint32 // the scheduler-table pool
+	conns, halfOpen         int    // the flow table and the half-open one
 	filter                  int    // slots of the address filters
 	filterBits              uint   // log2(filter)
 }
@@ -104,6 +105,8 @@ func limitsOf(spec *ebpf.CollectionSpec) limits {
 		reals:      int(spec.Maps[xlbMapReals].MaxEntries),
 		ifaces:     int(spec.Maps[xlbMapTxPorts].MaxEntries),
 		tabEntries: spec.Maps[xlbMapSchedTab].MaxEntries,
+		conns:      int(spec.Maps[xlbMapConns].MaxEntries),
+		halfOpen:   int(spec.Maps[xlbMapHalfOpen].MaxEntries),
 		filter:     f,
 		filterBits: uint(bits.TrailingZeros(uint(f))),
 	}

@@ -90,7 +90,8 @@ func (x *Dataplane) Timeouts() (dataplane.Timeouts, error) {
 
 // Sweep ends expired flows, taking them off their reals' ActiveConn and
 // InActConn as IPVS does at expiry, and corrects the counts of reals whose
-// flows the LRU evicted. xlb runs it every SweepInterval; the counts are
+// flows the LRU evicted. It measures the flow table's room, on which the
+// flood defence then moves (IPVS's defense_work, every second too). xlb runs it every SweepInterval; the counts are
 // then at most that stale for expiries, and evictions are corrected at the
 // first sweep during which the real's counts did not move.
 func (x *Dataplane) Sweep() error {
@@ -114,6 +115,14 @@ func (x *Dataplane) Sweep() error {
 	}
 	if _, err := x.objs.XlbSweep.Run(&ebpf.RunOptions{Data: make([]byte, 64)}); err != nil {
 		return fmt.Errorf("run sweeper: %w", err)
+	}
+	var k uint32
+	var total xlbSweepTotal
+	if err := x.objs.SweepTotals.Lookup(&k, &total); err != nil {
+		return fmt.Errorf("read sweep totals: %w", err)
+	}
+	if err := x.defend(total); err != nil {
+		return err
 	}
 	adjust := false
 	for i, slot := range used {

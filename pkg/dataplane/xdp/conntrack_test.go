@@ -187,11 +187,13 @@ func TestEvictedFlowsLeaveTheCounts(t *testing.T) {
 	live := 0
 	var k xlbConnKey
 	var v xlbConn
-	it := x.objs.Conns.Iterate()
-	for it.Next(&k, &v) {
-		live++
+	for _, m := range []*ebpf.Map{x.objs.Conns, x.objs.HalfOpen} {
+		it := m.Iterate()
+		for it.Next(&k, &v) {
+			live++
+		}
+		require.NoError(t, it.Err())
 	}
-	require.NoError(t, it.Err())
 	require.Less(t, live, 10000, "the table evicted")
 	st, err := x.Stats()
 	require.NoError(t, err)
@@ -244,11 +246,12 @@ func TestSweepKeepsFlowsNewerThanItsClock(t *testing.T) {
 	require.Equal(t, 0, r.pick(f))
 	k := xlbConnKey{Src: ip4(f.Src), Dst: ip4(f.Dst), Sport: port16(f.SrcPort), Dport: port16(f.DstPort), Proto: 6}
 	var c xlbConn
-	require.NoError(t, r.x.objs.Conns.Lookup(&k, &c))
+	// Its SYN made it half-open.
+	require.NoError(t, r.x.objs.HalfOpen.Lookup(&k, &c))
 	c.LastSeen = monotonicNow() + uint64(5*time.Second)
-	require.NoError(t, r.x.objs.Conns.Update(&k, &c, ebpf.UpdateExist))
+	require.NoError(t, r.x.objs.HalfOpen.Update(&k, &c, ebpf.UpdateExist))
 	require.NoError(t, r.x.Sweep())
-	require.NoError(t, r.x.objs.Conns.Lookup(&k, &c), "the flow must survive the sweep")
+	require.NoError(t, r.x.objs.HalfOpen.Lookup(&k, &c), "the flow must survive the sweep")
 	act, _ := r.counts()
 	assert.Equal(t, []int64{1}, act)
 }

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -140,13 +142,15 @@ func TestStandbyNAT(t *testing.T) {
 	// standby.
 	var k xlbConnKey
 	var c xlbConn
-	it := x.objs.Conns.Iterate()
-	var keys []xlbConnKey
-	for it.Next(&k, &c) {
-		keys = append(keys, k)
-	}
-	for i := range keys {
-		require.NoError(t, x.objs.Conns.Delete(&keys[i]))
+	for _, m := range []*ebpf.Map{x.objs.Conns, x.objs.HalfOpen} {
+		it := m.Iterate()
+		var keys []xlbConnKey
+		for it.Next(&k, &c) {
+			keys = append(keys, k)
+		}
+		for i := range keys {
+			require.NoError(t, m.Delete(&keys[i]))
+		}
 	}
 	v, out = run(t, ns, x, reply.Bytes())
 	assert.EqualValues(t, xdpPass, v)

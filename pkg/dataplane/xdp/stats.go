@@ -97,6 +97,10 @@ func statName(s xlbXlbStat) string {
 		return "nat_reply_kernel"
 	case xlbXlbStatXLB_STAT_STANDBY:
 		return "standby"
+	case xlbXlbStatXLB_STAT_DEFENCE_DROP:
+		return "defence_drop"
+	case xlbXlbStatXLB_STAT_PROMOTED:
+		return "promoted"
 	}
 	return fmt.Sprintf("stat_%d", s)
 }
@@ -141,7 +145,7 @@ func (x *Dataplane) Conns() ([]dataplane.Conn, error) {
 	}
 	out := make([]dataplane.Conn, 0, hint+hint/8)
 	keys, vals := make([]xlbConnKey, 4096), make([]xlbConn, 4096)
-	err := readBatches(x.objs.Conns, keys, vals, func(i int) {
+	each := func(i int) {
 		k, v := &keys[i], &vals[i]
 		age := time.Duration(now - v.LastSeen)
 		ttl := time.Duration(v.TimeoutS) * time.Second
@@ -163,9 +167,14 @@ func (x *Dataplane) Conns() ([]dataplane.Conn, error) {
 			Real:     netip.AddrPortFrom(r.Addr.addr(r.Family), portOf(r.Port)),
 			Expires:  (ttl - age).Truncate(time.Second),
 		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read connections: %w", err)
+	}
+	// Proven flows, then half-open ones (IPVS lists both in one table).
+	// A flow promoted while the listing reads may show twice or not at
+	// all, as any flow may that moves while a table is read.
+	for _, m := range []*ebpf.Map{x.objs.Conns, x.objs.HalfOpen} {
+		if err := readBatches(m, keys, vals, each); err != nil {
+			return nil, fmt.Errorf("read connections: %w", err)
+		}
 	}
 	slices.SortFunc(out, func(a, b dataplane.Conn) int { return a.Client.Compare(b.Client) })
 	return out, nil

@@ -40,6 +40,10 @@ type Config struct {
 	// MaxConns sizes the connection table; 0 keeps the built-in default.
 	// A restarted process must use the same size to take over the table.
 	MaxConns uint32
+	// MaxHalfOpen sizes the table of flows not yet proven (a SYN flood's
+	// only); 0: a quarter of MaxConns (at least 1024), or the built-in
+	// 65536 with the built-in MaxConns.
+	MaxHalfOpen uint32
 	// MaxServices sizes the service maps (two slots each); MaxReals the
 	// maps kept per real; MaxTableEntries the pool of scheduler tables.
 	// 0 keeps the built-in 4096, 65536 and 1M (Limits). As MaxConns, they
@@ -88,6 +92,9 @@ type Dataplane struct {
 	neighDone chan struct{}
 	// nextHopChanges counts next hops changed by neighbour events.
 	nextHopChanges atomic.Uint64
+	// def is the flood defence as set and as it stands (defMu).
+	defMu sync.Mutex
+	def   defence
 }
 
 type attached struct {
@@ -139,6 +146,10 @@ func Open(cfg Config) (*Dataplane, error) {
 	}
 	st := rec.t
 	if err := x.initTimeouts(); err != nil {
+		x.objs.Close()
+		return nil, err
+	}
+	if err := x.SetDefence(dataplane.Defence{}); err != nil {
 		x.objs.Close()
 		return nil, err
 	}
@@ -200,6 +211,11 @@ func (x *Dataplane) loadObjects() error {
 		// A flow, its NAT reverse, its persistence template.
 		for _, m := range []string{xlbMapConns, xlbMapNatReplies, xlbMapTemplates} {
 			spec.Maps[m].MaxEntries = x.cfg.MaxConns
+		}
+	}
+	if half := HalfOpenSize(x.cfg.MaxConns, x.cfg.MaxHalfOpen); half != 0 {
+		for _, m := range []string{xlbMapHalfOpen, xlbMapHalfOpenReplies} {
+			spec.Maps[m].MaxEntries = half
 		}
 	}
 	if x.cfg.MaxServices != 0 {

@@ -22,7 +22,8 @@ type xlbConn struct {
 	TimeoutS uint32
 	State    uint8
 	Flags    uint8
-	Pad      [2]uint8
+	InPkts   uint8
+	Pad      uint8
 	Retired  uint32
 	TmplMask uint32
 	Pad2     uint32
@@ -51,6 +52,14 @@ type xlbCounters struct {
 	Conns      uint64
 	OutPackets uint64
 	OutBytes   uint64
+}
+
+type xlbDefence struct {
+	_         structs.HostLayout
+	DropRate  uint32
+	SecureTcp uint32
+	DropEntry uint32
+	Pad       uint32
 }
 
 type xlbNatReply struct {
@@ -109,6 +118,15 @@ type xlbSweepCount struct {
 	Inactive    int64
 	DecActive   int64
 	DecInactive int64
+}
+
+type xlbSweepTotal struct {
+	_             structs.HostLayout
+	Conns         uint64
+	HalfOpen      uint64
+	Dropped       uint64
+	TodropCounter [9]int32
+	Pad           uint32
 }
 
 type xlbTmpl struct {
@@ -212,7 +230,9 @@ const (
 	xlbXlbStatXLB_STAT_NAT_REPLY        xlbXlbStat = 6
 	xlbXlbStatXLB_STAT_NAT_REPLY_KERNEL xlbXlbStat = 7
 	xlbXlbStatXLB_STAT_STANDBY          xlbXlbStat = 8
-	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 9
+	xlbXlbStatXLB_STAT_DEFENCE_DROP     xlbXlbStat = 9
+	xlbXlbStatXLB_STAT_PROMOTED         xlbXlbStat = 10
+	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 11
 )
 
 type xlbXlbSvcFlags uint32
@@ -229,6 +249,10 @@ const (
 const (
 	xlbMapConnAdjust      = "conn_adjust"
 	xlbMapConns           = "conns"
+	xlbMapDefenceState    = "defence_state"
+	xlbMapDropCounter     = "drop_counter"
+	xlbMapHalfOpen        = "half_open"
+	xlbMapHalfOpenReplies = "half_open_replies"
 	xlbMapNatReplies      = "nat_replies"
 	xlbMapNatSrcFilter    = "nat_src_filter"
 	xlbMapRealConns       = "real_conns"
@@ -241,6 +265,7 @@ const (
 	xlbMapSvcRetired      = "svc_retired"
 	xlbMapSvcs            = "svcs"
 	xlbMapSweepCounts     = "sweep_counts"
+	xlbMapSweepTotals     = "sweep_totals"
 	xlbMapTemplates       = "templates"
 	xlbMapTimeouts        = "timeouts"
 	xlbMapTxPorts         = "tx_ports"
@@ -304,25 +329,30 @@ type xlbProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbMapSpecs struct {
-	ConnAdjust   *ebpf.MapSpec `ebpf:"conn_adjust"`
-	Conns        *ebpf.MapSpec `ebpf:"conns"`
-	NatReplies   *ebpf.MapSpec `ebpf:"nat_replies"`
-	NatSrcFilter *ebpf.MapSpec `ebpf:"nat_src_filter"`
-	RealConns    *ebpf.MapSpec `ebpf:"real_conns"`
-	RealStats    *ebpf.MapSpec `ebpf:"real_stats"`
-	Reals        *ebpf.MapSpec `ebpf:"reals"`
-	SchedCursor  *ebpf.MapSpec `ebpf:"sched_cursor"`
-	SchedTab     *ebpf.MapSpec `ebpf:"sched_tab"`
-	Stats        *ebpf.MapSpec `ebpf:"stats"`
-	SvcMap       *ebpf.MapSpec `ebpf:"svc_map"`
-	SvcRetired   *ebpf.MapSpec `ebpf:"svc_retired"`
-	Svcs         *ebpf.MapSpec `ebpf:"svcs"`
-	SweepCounts  *ebpf.MapSpec `ebpf:"sweep_counts"`
-	Templates    *ebpf.MapSpec `ebpf:"templates"`
-	Timeouts     *ebpf.MapSpec `ebpf:"timeouts"`
-	TxPorts      *ebpf.MapSpec `ebpf:"tx_ports"`
-	VipFilter    *ebpf.MapSpec `ebpf:"vip_filter"`
-	Vips         *ebpf.MapSpec `ebpf:"vips"`
+	ConnAdjust      *ebpf.MapSpec `ebpf:"conn_adjust"`
+	Conns           *ebpf.MapSpec `ebpf:"conns"`
+	DefenceState    *ebpf.MapSpec `ebpf:"defence_state"`
+	DropCounter     *ebpf.MapSpec `ebpf:"drop_counter"`
+	HalfOpen        *ebpf.MapSpec `ebpf:"half_open"`
+	HalfOpenReplies *ebpf.MapSpec `ebpf:"half_open_replies"`
+	NatReplies      *ebpf.MapSpec `ebpf:"nat_replies"`
+	NatSrcFilter    *ebpf.MapSpec `ebpf:"nat_src_filter"`
+	RealConns       *ebpf.MapSpec `ebpf:"real_conns"`
+	RealStats       *ebpf.MapSpec `ebpf:"real_stats"`
+	Reals           *ebpf.MapSpec `ebpf:"reals"`
+	SchedCursor     *ebpf.MapSpec `ebpf:"sched_cursor"`
+	SchedTab        *ebpf.MapSpec `ebpf:"sched_tab"`
+	Stats           *ebpf.MapSpec `ebpf:"stats"`
+	SvcMap          *ebpf.MapSpec `ebpf:"svc_map"`
+	SvcRetired      *ebpf.MapSpec `ebpf:"svc_retired"`
+	Svcs            *ebpf.MapSpec `ebpf:"svcs"`
+	SweepCounts     *ebpf.MapSpec `ebpf:"sweep_counts"`
+	SweepTotals     *ebpf.MapSpec `ebpf:"sweep_totals"`
+	Templates       *ebpf.MapSpec `ebpf:"templates"`
+	Timeouts        *ebpf.MapSpec `ebpf:"timeouts"`
+	TxPorts         *ebpf.MapSpec `ebpf:"tx_ports"`
+	VipFilter       *ebpf.MapSpec `ebpf:"vip_filter"`
+	Vips            *ebpf.MapSpec `ebpf:"vips"`
 }
 
 // xlbVariableSpecs contains global variables before they are loaded into the kernel.
@@ -353,31 +383,40 @@ func (o *xlbObjects) Close() error {
 //
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbMaps struct {
-	ConnAdjust   *ebpf.Map `ebpf:"conn_adjust"`
-	Conns        *ebpf.Map `ebpf:"conns"`
-	NatReplies   *ebpf.Map `ebpf:"nat_replies"`
-	NatSrcFilter *ebpf.Map `ebpf:"nat_src_filter"`
-	RealConns    *ebpf.Map `ebpf:"real_conns"`
-	RealStats    *ebpf.Map `ebpf:"real_stats"`
-	Reals        *ebpf.Map `ebpf:"reals"`
-	SchedCursor  *ebpf.Map `ebpf:"sched_cursor"`
-	SchedTab     *ebpf.Map `ebpf:"sched_tab"`
-	Stats        *ebpf.Map `ebpf:"stats"`
-	SvcMap       *ebpf.Map `ebpf:"svc_map"`
-	SvcRetired   *ebpf.Map `ebpf:"svc_retired"`
-	Svcs         *ebpf.Map `ebpf:"svcs"`
-	SweepCounts  *ebpf.Map `ebpf:"sweep_counts"`
-	Templates    *ebpf.Map `ebpf:"templates"`
-	Timeouts     *ebpf.Map `ebpf:"timeouts"`
-	TxPorts      *ebpf.Map `ebpf:"tx_ports"`
-	VipFilter    *ebpf.Map `ebpf:"vip_filter"`
-	Vips         *ebpf.Map `ebpf:"vips"`
+	ConnAdjust      *ebpf.Map `ebpf:"conn_adjust"`
+	Conns           *ebpf.Map `ebpf:"conns"`
+	DefenceState    *ebpf.Map `ebpf:"defence_state"`
+	DropCounter     *ebpf.Map `ebpf:"drop_counter"`
+	HalfOpen        *ebpf.Map `ebpf:"half_open"`
+	HalfOpenReplies *ebpf.Map `ebpf:"half_open_replies"`
+	NatReplies      *ebpf.Map `ebpf:"nat_replies"`
+	NatSrcFilter    *ebpf.Map `ebpf:"nat_src_filter"`
+	RealConns       *ebpf.Map `ebpf:"real_conns"`
+	RealStats       *ebpf.Map `ebpf:"real_stats"`
+	Reals           *ebpf.Map `ebpf:"reals"`
+	SchedCursor     *ebpf.Map `ebpf:"sched_cursor"`
+	SchedTab        *ebpf.Map `ebpf:"sched_tab"`
+	Stats           *ebpf.Map `ebpf:"stats"`
+	SvcMap          *ebpf.Map `ebpf:"svc_map"`
+	SvcRetired      *ebpf.Map `ebpf:"svc_retired"`
+	Svcs            *ebpf.Map `ebpf:"svcs"`
+	SweepCounts     *ebpf.Map `ebpf:"sweep_counts"`
+	SweepTotals     *ebpf.Map `ebpf:"sweep_totals"`
+	Templates       *ebpf.Map `ebpf:"templates"`
+	Timeouts        *ebpf.Map `ebpf:"timeouts"`
+	TxPorts         *ebpf.Map `ebpf:"tx_ports"`
+	VipFilter       *ebpf.Map `ebpf:"vip_filter"`
+	Vips            *ebpf.Map `ebpf:"vips"`
 }
 
 func (m *xlbMaps) Close() error {
 	return _XlbClose(
 		m.ConnAdjust,
 		m.Conns,
+		m.DefenceState,
+		m.DropCounter,
+		m.HalfOpen,
+		m.HalfOpenReplies,
 		m.NatReplies,
 		m.NatSrcFilter,
 		m.RealConns,
@@ -390,6 +429,7 @@ func (m *xlbMaps) Close() error {
 		m.SvcRetired,
 		m.Svcs,
 		m.SweepCounts,
+		m.SweepTotals,
 		m.Templates,
 		m.Timeouts,
 		m.TxPorts,
