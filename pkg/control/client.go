@@ -40,20 +40,39 @@ func (c *Client) get(path string, v any) error {
 	return c.do(http.MethodGet, path, nil, v)
 }
 
+// closedEarly is a connection the daemon closed before answering: at its
+// connection cap it closes connections it has read nothing from (held
+// ones, and now and then one slow to send), so the request was not read
+// and is sent again.
+func closedEarly(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 func (c *Client) do(method, path string, body any, v any) error {
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, "http://xlb"+path, rd)
-	if err != nil {
-		return err
+	var resp *http.Response
+	var err error
+	for try := 0; ; try++ {
+		var rd io.Reader
+		if b != nil {
+			rd = bytes.NewReader(b)
+		}
+		req, rerr := http.NewRequest(method, "http://xlb"+path, rd)
+		if rerr != nil {
+			return rerr
+		}
+		resp, err = c.http.Do(req)
+		if err == nil || !closedEarly(err) || try == 3 {
+			break
+		}
+		time.Sleep(time.Duration(try+1) * 10 * time.Millisecond)
 	}
-	resp, err := c.http.Do(req)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
 			return fmt.Errorf("%w (no daemon on %s; start it with: xlb run -f /etc/keepalived/keepalived.conf)", ErrNotRunning, c.path)

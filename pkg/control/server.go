@@ -10,9 +10,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
-	"golang.org/x/net/netutil"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultSocket is where the daemon listens.
@@ -50,9 +53,14 @@ type Server struct {
 // these are far above what xlbadm and xlb status send, and bound what a
 // stuck or hostile client can hold.
 const (
-	// MaxConns is how many connections are served at once; more wait in
-	// the kernel's backlog (never as descriptors of the daemon's).
-	MaxConns = 64
+	// MaxConns is how many connections are open at once. At the cap the
+	// oldest one that has sent no request for EvictAfter is closed to make
+	// room: held connections cannot keep a command waiting behind them.
+	MaxConns = 512
+	// EvictAfter is how long a connection may sit without a request
+	// before it can be closed to make room (a local client sends its
+	// request at once).
+	EvictAfter = 50 * time.Millisecond
 	// MaxRequest bounds a request body (ipvsadm -R of 100k lines fits).
 	MaxRequest = 8 << 20
 	// ReadTimeout bounds reading a request, headers and body.
@@ -112,14 +120,16 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 	return &Server{path: path, l: l, srv: Serve(l, mux, "control socket", log)}, nil
 }
 
-// Serve serves h on l with the control socket's limits (MaxConns at once,
-// read and idle timeouts, 64 KiB of headers) until the server is closed;
+// Serve serves h on l with the control socket's limits (MaxConns open,
+// the silent ones evicted first; read and idle timeouts, 64 KiB of headers) until the server is closed;
 // the metrics endpoint uses it too.
 func Serve(l net.Listener, h http.Handler, what string, log *slog.Logger) *http.Server {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: ReadTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-	l = netutil.LimitListener(l, MaxConns)
+	cl := newCapListener(l, MaxConns, EvictAfter)
+	srv.ConnState = cl.connState
+	l = cl
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error(what, "error", err)
@@ -150,4 +160,127 @@ func writeError(w http.ResponseWriter, code int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(apiError{Error: err.Error()})
+}
+
+// capListener accepts at once, so that no command waits in the kernel's
+// backlog behind held connections, and keeps at most max open: at the cap
+// it closes the oldest connection that has sent nothing for evict (a held
+// or silent one, or a kept-alive idle one). A connection it closes has had
+// no byte read from it and has none waiting, so no request is lost: the
+// client may send it again. When none can go, it waits until one closes
+// or ages.
+type capListener struct {
+	net.Listener
+	max   int
+	evict time.Duration
+	mu    sync.Mutex
+	conns map[*capConn]struct{}
+	freed chan struct{}
+}
+
+// capConn is an accepted connection; since is guarded by the listener's mu.
+type capConn struct {
+	net.Conn
+	since time.Time   // accepted, or idle since
+	read  atomic.Bool // a byte of a request has been read
+}
+
+func (c *capConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.read.Store(true)
+	}
+	return n, err
+}
+
+func newCapListener(l net.Listener, max int, evict time.Duration) *capListener {
+	return &capListener{Listener: l, max: max, evict: evict, conns: map[*capConn]struct{}{}, freed: make(chan struct{}, 1)}
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	for {
+		victim, wait := l.makeRoom()
+		if victim != nil {
+			victim.Conn.Close()
+		}
+		if wait == 0 {
+			break
+		}
+		select {
+		case <-l.freed:
+		case <-time.After(wait):
+		}
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	cc := &capConn{Conn: c, since: time.Now()}
+	l.mu.Lock()
+	l.conns[cc] = struct{}{}
+	l.mu.Unlock()
+	return cc, nil
+}
+
+// makeRoom returns a connection to close, or how long to wait for one to
+// age (0: there is room).
+func (l *capListener) makeRoom() (*capConn, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.conns) < l.max {
+		return nil, 0
+	}
+	var oldest *capConn
+	for c := range l.conns {
+		if !c.read.Load() && (oldest == nil || c.since.Before(oldest.since)) && !pending(c.Conn) {
+			oldest = c
+		}
+	}
+	if oldest == nil {
+		return nil, l.evict // all busy: wait for one to finish
+	}
+	if age := time.Since(oldest.since); age < l.evict {
+		return nil, l.evict - age
+	}
+	delete(l.conns, oldest)
+	return oldest, 0
+}
+
+// connState follows the server's view of each connection.
+func (l *capListener) connState(nc net.Conn, st http.ConnState) {
+	c, ok := nc.(*capConn)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch st {
+	case http.StateIdle:
+		if _, ok := l.conns[c]; ok {
+			c.since = time.Now()
+			c.read.Store(false)
+		}
+	case http.StateClosed, http.StateHijacked:
+		delete(l.conns, c)
+		select {
+		case l.freed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// pending says whether c has bytes waiting to be read: a request the
+// server has not got to yet.
+func pending(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+	return n > 0
 }
