@@ -1,8 +1,10 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,4 +77,39 @@ func TestBoundedInputs(t *testing.T) {
 	require.ErrorAs(t, err, &list)
 	assert.Len(t, list, maxErrors+1)
 	assert.Equal(t, "braces.conf:100: 100 errors: stopped reading here", list[maxErrors].Error())
+}
+
+// A configuration with more servers than the data plane holds is refused
+// where the first one too many is read, before the rest of the file has
+// cost memory: 100,000 virtual servers against a limit of 64 cost what 64
+// do, where the whole parse costs hundreds of megabytes.
+func TestLimitsStopTheRead(t *testing.T) {
+	var b strings.Builder
+	for i := range 100_000 {
+		fmt.Fprintf(&b, "virtual_server 10.%d.%d.%d 80 {\n    lb_kind DR\n    protocol TCP\n    real_server 10.77.0.11 80 {\n        weight 1\n    }\n}\n",
+			100+i>>16, i>>8&255, i&255)
+	}
+	path := filepath.Join(t.TempDir(), "many.conf")
+	require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o644))
+	size := uint64(b.Len())
+	b = strings.Builder{}
+
+	alloc := func(lim Limits) (uint64, error) {
+		runtime.GC()
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		_, err := ParseLimited(path, lim)
+		runtime.ReadMemStats(&m1)
+		return m1.TotalAlloc - m0.TotalAlloc, err
+	}
+	limited, err := alloc(Limits{VirtualServers: 64, VirtualFlag: "--max-services", Holder: "the XDP data plane"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "many.conf:449: the configuration has more than 64 virtual servers; the XDP data plane holds 64 (--max-services); stopped reading at \"virtual_server\"")
+	_, err = ParseLimited(path, Limits{RealServers: 10, RealFlag: "--max-reals", Holder: "the XDP data plane"})
+	assert.ErrorContains(t, err, "many.conf:74: the configuration has more than 10 real servers (counted per virtual server)")
+	whole, err := alloc(Limits{})
+	require.NoError(t, err)
+	t.Logf("a %d MB file: %d MB allocated to parse it whole, %d MB to refuse it at 64", size>>20, whole>>20, limited>>20)
+	assert.Less(t, limited, 3*size, "the file is read (and copied once), not lexed")
+	assert.Greater(t, whole, 10*limited)
 }

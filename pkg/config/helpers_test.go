@@ -12,7 +12,7 @@ import (
 // parseFiles parses files["keepalived.conf"] with the other files available
 // to include, without touching the disk.
 func parseFiles(files map[string]string) (*Config, error) {
-	return parse(memSource(files), "keepalived.conf", []byte(files["keepalived.conf"]))
+	return parse(memSource(files), "keepalived.conf", []byte(files["keepalived.conf"]), Limits{})
 }
 
 func mustParse(t *testing.T, src string) *Config {

@@ -103,13 +103,16 @@ func readFile(name string) ([]byte, error) {
 	if fi.Size() > MaxFileSize {
 		return nil, fmt.Errorf("%s is %d bytes; a configuration file may have %d", name, fi.Size(), MaxFileSize)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
+	// Its size, and a byte to see it grow: one buffer, never regrown.
+	data := make([]byte, fi.Size()+1)
+	n, err := io.ReadFull(f, data)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return nil, err
 	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%s grew past %d bytes while read", name, MaxFileSize)
+	if n == len(data) {
+		return nil, fmt.Errorf("%s grew while read", name)
 	}
+	data = data[:n]
 	return data, nil
 }
 
@@ -171,6 +174,29 @@ type lexer struct {
 	stack  []string          // files being read, outermost first
 	keys   []string          // src.Key of each file in stack
 	lines  []line
+	// lim bounds the servers; vs and rs count them.
+	lim    Limits
+	vs, rs int
+}
+
+// count refuses the server that passes lim, and stops the reading there.
+func (lx *lexer) count(pos Pos, kw string) {
+	var n, max int
+	var what, flag string
+	switch kw {
+	case "virtual_server":
+		lx.vs++
+		n, max, what, flag = lx.vs, lx.lim.VirtualServers, "virtual servers", lx.lim.VirtualFlag
+	case "real_server":
+		lx.rs++
+		n, max, what, flag = lx.rs, lx.lim.RealServers, "real servers (counted per virtual server)", lx.lim.RealFlag
+	default:
+		return
+	}
+	if max > 0 && n > max {
+		lx.p.errorf(pos, kw, "the configuration has more than %d %s; %s holds %d (%s); stopped reading at", max, what, lx.lim.Holder, max, flag)
+		lx.p.stop = true
+	}
 }
 
 // lexFile appends the logical lines of one file, with its includes expanded
@@ -184,8 +210,9 @@ func (lx *lexer) lexFile(name string, data []byte) {
 	lx.stack = append(lx.stack, name)
 	lx.keys = append(lx.keys, lx.src.Key(name))
 	if lx.lines == nil {
-		// About one line per newline: no regrowth of a big slice.
-		lx.lines = make([]line, 0, min(bytes.Count(data, []byte{'\n'})+1, MaxLines))
+		// About one line per newline, up to what any real configuration
+		// has: a big file refused early has not cost its size in lines.
+		lx.lines = make([]line, 0, min(bytes.Count(data, []byte{'\n'})+1, 1<<16))
 	}
 	defer func() {
 		lx.stack = lx.stack[:len(lx.stack)-1]
@@ -220,6 +247,10 @@ func (lx *lexer) lexFile(name string, data []byte) {
 				return
 			}
 		}
+		lx.count(pos, words[0])
+		if lx.p.stop {
+			return
+		}
 		lx.lines = append(lx.lines, line{pos: pos, words: words, raw: text})
 		prevKW, prevPos = words[0], pos
 	}
@@ -246,6 +277,7 @@ func (lx *lexer) lexFile(name string, data []byte) {
 		prevKW = ""
 	}
 
+	// The lines' words are substrings of this one copy of the file.
 	rest := string(data)
 	for i := 0; rest != ""; i++ {
 		phys, after, _ := strings.Cut(rest, "\n")

@@ -17,18 +17,37 @@ import (
 // file:line and the offending word; only a path that cannot be read at all
 // gives a plain error wrapping the os error.
 func Parse(path string) (*Config, error) {
+	return ParseLimited(path, Limits{})
+}
+
+// Limits are how many virtual and real servers the data plane holds: a
+// configuration with more is refused while it is read, before it has
+// cost memory in proportion to its size. Zero is no limit.
+type Limits struct {
+	// VirtualServers, and the flag that sets it, for the message.
+	VirtualServers int
+	VirtualFlag    string
+	// RealServers counts real_server blocks over all virtual servers.
+	RealServers int
+	RealFlag    string
+	// Holder names the data plane: "the XDP data plane".
+	Holder string
+}
+
+// ParseLimited is Parse, refusing more servers than lim allows.
+func ParseLimited(path string, lim Limits) (*Config, error) {
 	data, err := osSource{}.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read keepalived config: %w", err)
 	}
-	return parse(osSource{}, filepath.Clean(path), data)
+	return parse(osSource{}, filepath.Clean(path), data, lim)
 }
 
 // ParseBytes parses data as the keepalived.conf called name. name is used in
 // messages, and relative includes are resolved against its directory on the
 // local file system.
 func ParseBytes(name string, data []byte) (*Config, error) {
-	return parse(osSource{}, filepath.Clean(name), data)
+	return parse(osSource{}, filepath.Clean(name), data, Limits{})
 }
 
 // maxErrors stops a hopeless file from producing a flood of errors: the
@@ -115,9 +134,9 @@ func buildTree(lines []line, p *problems) []*node {
 	return root.children
 }
 
-func parse(src source, name string, data []byte) (*Config, error) {
+func parse(src source, name string, data []byte, lim Limits) (*Config, error) {
 	p := &problems{}
-	lx := &lexer{src: src, p: p}
+	lx := &lexer{src: src, p: p, lim: lim}
 	lx.lexFile(name, data)
 	if p.full() {
 		return nil, p.errs
