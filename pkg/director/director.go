@@ -53,6 +53,9 @@ type Director struct {
 	cfg      *config.Config
 	services []*vsState
 	lastErr  error
+	// loaded is set by the first Load: only it reads what a data plane
+	// taken over holds.
+	loaded bool
 	// manual are the services ipvsadm commands (xlbadm) made.
 	manual *ipvsadm.State
 	// zeroed are the counters at the last ipvsadm -Z, by service/real.
@@ -146,6 +149,10 @@ func (d *Director) Load(cfg *config.Config) error {
 	var kept []keptReal
 	var fresh []freshReal
 	var dropped []*realState
+	var held map[dataplane.ServiceKey]map[netip.AddrPort]int32
+	if !d.loaded {
+		held = d.heldReals()
+	}
 	for i := range cfg.VirtualServers {
 		vcfg := cfg.VirtualServers[i]
 		vs := &vsState{cfg: vcfg, key: keyOf(&vcfg), quorumUp: true}
@@ -168,6 +175,7 @@ func (d *Director) Load(cfg *config.Config) error {
 				kept = append(kept, keptReal{r, r.cfg})
 			} else {
 				r = newReal(&vs.cfg, &vs.cfg.Reals[j])
+				takenOver(r, held, vs.key, &rcfg)
 				fresh = append(fresh, freshReal{r, &vs.cfg, &vs.cfg.Reals[j]})
 			}
 			r.cfg = rcfg
@@ -203,6 +211,7 @@ func (d *Director) Load(cfg *config.Config) error {
 		d.log.Info("data plane in step again")
 	}
 	d.lastErr = nil
+	d.loaded = true
 	for _, f := range fresh {
 		d.startChecks(f.r, f.vs, f.rs)
 	}
@@ -243,6 +252,40 @@ func newReal(vs *config.VirtualServer, rs *config.RealServer) *realState {
 		r.health.Reason = "alpha: down until its checkers pass"
 	}
 	return r
+}
+
+// heldReals is what a data plane already holds when the director starts
+// (a data plane taken over from an xlb that died, or IPVS's table): each
+// service's reals and their weights.
+func (d *Director) heldReals() map[dataplane.ServiceKey]map[netip.AddrPort]int32 {
+	st, err := d.opts.Dataplane.Stats()
+	if err != nil || len(st.Services) == 0 {
+		return nil
+	}
+	out := map[dataplane.ServiceKey]map[netip.AddrPort]int32{}
+	for _, s := range st.Services {
+		m := map[netip.AddrPort]int32{}
+		for _, r := range s.Reals {
+			m[netip.AddrPortFrom(r.Addr, r.Port)] = r.Weight
+		}
+		out[s.ServiceKey] = m
+	}
+	return out
+}
+
+// takenOver starts a checked real down when the data plane the director
+// took over holds its service without it (or, with inhibit_on_failure, at
+// weight 0): its checkers had taken it out, and it stays out until they
+// pass, where a fresh start would send it traffic until they failed again.
+func takenOver(r *realState, held map[dataplane.ServiceKey]map[netip.AddrPort]int32, key dataplane.ServiceKey, rs *config.RealServer) {
+	reals, ok := held[key]
+	if !ok || len(rs.Checkers) == 0 || !r.health.Up {
+		return
+	}
+	w, in := reals[netip.AddrPortFrom(rs.Addr, rs.Port)]
+	if !in || (w == 0 && rs.Weight > 0 && rs.InhibitOnFailure) {
+		r.health = Health{Up: false, Reason: "out of the data plane taken over: down until its checkers pass"}
+	}
 }
 
 // startChecks starts a real's checkers; they report until it is stopped.

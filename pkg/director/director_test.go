@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -434,4 +435,34 @@ func TestListingSaysWhereTheDataPlaneDiffers(t *testing.T) {
 	st, err := d.Status()
 	require.NoError(t, err)
 	assert.Equal(t, "no room for its scheduler table", st.LastError)
+}
+
+// A director started on a data plane that already holds its service (one
+// taken over from an xlb that died) starts the checked reals that data
+// plane had taken out as down, where a fresh start would send them
+// traffic until their checkers failed again; unchecked reals and reals it
+// holds start up as ever.
+func TestTakeOverKeepsDownRealsOut(t *testing.T) {
+	d, dp, c, _ := newTest(t)
+	held := parse(t, base)
+	vip := netip.MustParseAddr("10.0.0.100")
+	dp.applied = [][]dataplane.Service{{{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "wrr",
+		Reals: []dataplane.Real{
+			{Addr: netip.MustParseAddr("10.0.0.12"), Port: 80, Weight: 0, Forward: lvs.DR}, // inhibited: down
+			{Addr: netip.MustParseAddr("10.0.0.13"), Port: 80, Weight: 1, Forward: lvs.DR},
+		}}}}
+	require.NoError(t, d.Load(held))
+	assert.Equal(t, map[string]int32{"10.0.0.50:80": 1}, weights(dp.last()[0]),
+		"10.0.0.11 (absent) and 10.0.0.12 (inhibited) start down: live weight 1 is under the quorum")
+	st, err := d.Status()
+	require.NoError(t, err)
+	assert.Equal(t, "out of the data plane taken over: down until its checkers pass", st.Services[0].Reals[0].Reason)
+	c.report(t, "10.0.0.11:80", Health{Up: true})
+	c.report(t, "10.0.0.12:80", Health{Up: true})
+	assert.Equal(t, map[string]int32{"10.0.0.11:80": 2, "10.0.0.12:80": 2, "10.0.0.13:80": 1}, weights(dp.last()[0]))
+
+	// A reload is no start: a real added later starts up.
+	more := strings.Replace(base, "    real_server 10.0.0.13 80 {", "    real_server 10.0.0.14 80 {\n        weight 1\n        TCP_CHECK { connect_timeout 1 }\n    }\n    real_server 10.0.0.13 80 {", 1)
+	require.NoError(t, d.Load(parse(t, more)))
+	assert.Contains(t, weights(dp.last()[0]), "10.0.0.14:80")
 }
