@@ -69,6 +69,16 @@ const (
 	IdleTimeout = 5 * time.Second
 )
 
+// CheckSocketPath refuses a socket path where something other than a
+// socket is: Listen never replaces it, and a daemon says so before it
+// opens anything.
+func CheckSocketPath(path string) error {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("control socket %s: the path exists and is not a socket (%s); refusing to replace it", path, fi.Mode().Type())
+	}
+	return nil
+}
+
 // Listen makes the socket (mode 0600, its directory 0700) and serves b on
 // it until Close. A socket left by a dead daemon is replaced; one a live
 // daemon answers on is not, and nothing that is not a socket is ever
@@ -77,8 +87,8 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
 	}
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
-		return nil, fmt.Errorf("control socket %s: the path exists and is not a socket (%s); refusing to replace it", path, fi.Mode().Type())
+	if err := CheckSocketPath(path); err != nil {
+		return nil, err
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"syscall"
 	"time"
@@ -85,6 +86,9 @@ func Run(ctx context.Context, o Options) error {
 	if o.Socket == "" {
 		o.Socket = control.DefaultSocket
 	}
+	if err := control.CheckSocketPath(o.Socket); err != nil {
+		return err
+	}
 	unlock, err := lockDirector(o)
 	if err != nil {
 		return err
@@ -92,7 +96,12 @@ func Run(ctx context.Context, o Options) error {
 	defer unlock()
 	cfg := &config.Config{}
 	if o.ConfigFile != "" {
-		if cfg, err = loadConfig(o.ConfigFile, log); err != nil {
+		// Forced onto XDP, its sizes are known before it opens.
+		var caps dataplane.Caps
+		if o.Dataplane == "xdp" {
+			caps, _ = CapsFor("xdp", o)
+		}
+		if cfg, err = loadConfig(o.ConfigFile, caps, log); err != nil {
 			return err
 		}
 	}
@@ -154,6 +163,12 @@ func Run(ctx context.Context, o Options) error {
 
 	d := &daemon{log: log, dir: dir, dp: dp, file: o.ConfigFile}
 	d.seats = newSeats(1, func(standby map[netip.Addr]bool) { _ = dir.SetStandby(standby) })
+	if dp.xdp != nil {
+		if held := dp.xdp.Serving(); len(held) > 0 {
+			d.seats.hold(held, vrrpStartHold(cfg))
+			log.Info("serving the taken-over VIPs until VRRP decides", "vips", len(held), "for", vrrpStartHold(cfg))
+		}
+	}
 	d.owners = []VIPOwner{vrrpd.New(vrrpd.Options{Logger: log, Scripts: pool.Runner(), ScriptUser: user,
 		OnActive: d.seats.activeFunc(0)})}
 	if err := d.load(cfg); err != nil {
@@ -205,7 +220,7 @@ func Run(ctx context.Context, o Options) error {
 			}
 			done := make(chan parsed, 1)
 			go func() {
-				cfg, err := loadConfig(o.ConfigFile, log)
+				cfg, err := loadConfig(o.ConfigFile, dp.Caps(), log)
 				done <- parsed{cfg, err}
 			}()
 			var p parsed
@@ -219,11 +234,19 @@ func Run(ctx context.Context, o Options) error {
 			if err == nil {
 				err = d.load(next)
 			}
+			n := 0
+			if next != nil {
+				n = len(next.VirtualServers)
+			}
+			// What reading the file took goes back to the system now,
+			// not minutes later.
+			p, next = parsed{}, nil
+			debug.FreeOSMemory()
 			if err != nil {
 				log.Error("reload refused; the running configuration is unchanged", "config", o.ConfigFile, "error", err)
 				continue
 			}
-			log.Info("reloaded", "config", o.ConfigFile, "virtual_servers", len(next.VirtualServers))
+			log.Info("reloaded", "config", o.ConfigFile, "virtual_servers", n)
 		}
 	}
 }
@@ -264,9 +287,13 @@ func (d *daemon) load(cfg *config.Config) error {
 }
 
 // loadConfig parses, logging keepalived-style warnings; what the data
-// plane can do is checked by director.Validate.
-func loadConfig(path string, log *slog.Logger) (*config.Config, error) {
-	cfg, err := config.Parse(path)
+// plane can do is checked by director.Validate. A file with more servers
+// than caps holds is refused as it is read.
+func loadConfig(path string, caps dataplane.Caps, log *slog.Logger) (*config.Config, error) {
+	cfg, err := config.ParseLimited(path, config.Limits{
+		VirtualServers: caps.MaxServices, VirtualFlag: "--max-services",
+		RealServers: caps.MaxReals, RealFlag: "--max-reals", Holder: caps.Name,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -300,4 +327,15 @@ func (d *daemon) Status() (control.Status, error) {
 		}
 	}
 	return st, nil
+}
+
+// vrrpStartHold is how long a restarted director keeps serving the VIPs of
+// a data plane it took over: a starting instance is BACKUP for three
+// advert intervals and the skew (at most 1 s) before it can be MASTER.
+func vrrpStartHold(cfg *config.Config) time.Duration {
+	longest := time.Second
+	for _, in := range cfg.Instances {
+		longest = max(longest, in.AdvertInterval)
+	}
+	return 3*longest + 1500*time.Millisecond
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/control"
@@ -41,6 +42,34 @@ type vipSeats struct {
 	active   []map[netip.Addr]bool
 	// apply is told the standby set whenever it may have changed.
 	apply func(standby map[netip.Addr]bool)
+	// held are VIPs a taken-over data plane was serving: they stay served
+	// until an owner reports them active or the hold ends (hold).
+	held map[netip.Addr]bool
+}
+
+// hold keeps VIPs served for d although no owner reports them active yet:
+// a director restarted after a crash takes over a data plane that was
+// serving them as MASTER, and its VRRP instances start in BACKUP (as
+// keepalived's do) for three advert intervals before they can be MASTER
+// again. Forwarding stops only if that time passes and the owner has not
+// made them active (another router is master). A VIP an owner reports
+// active leaves the hold.
+func (s *vipSeats) hold(vips map[netip.Addr]bool, d time.Duration) {
+	if len(vips) == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.held = maps.Clone(vips)
+	s.apply(s.standbyLocked())
+	s.mu.Unlock()
+	time.AfterFunc(d, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.held != nil {
+			s.held = nil
+			s.apply(s.standbyLocked())
+		}
+	})
 }
 
 func newSeats(owners int, apply func(map[netip.Addr]bool)) *vipSeats {
@@ -53,6 +82,9 @@ func (s *vipSeats) activeFunc(i int) ActiveFunc {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.active[i] = maps.Clone(active)
+		for vip := range active {
+			delete(s.held, vip)
+		}
 		s.apply(s.standbyLocked())
 	}
 }
@@ -72,7 +104,7 @@ func (s *vipSeats) standbyLocked() map[netip.Addr]bool {
 	out := map[netip.Addr]bool{}
 	for i, g := range s.governed {
 		for vip := range g {
-			if !s.active[i][vip] {
+			if !s.active[i][vip] && !s.held[vip] {
 				out[vip] = true
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -138,4 +139,33 @@ func TestVIPOwnerDecidesStandby(t *testing.T) {
 	require.Error(t, d.load(bad))
 	assert.Empty(t, dp.take())
 	assert.Equal(t, 2, o.loads)
+}
+
+// A restarted director keeps serving the VIPs of the data plane it took
+// over while its VRRP instance starts in BACKUP: they go to standby only
+// if the hold ends with the owner not reporting them active, and a VIP
+// reported active leaves the hold (so it goes to standby when it stops
+// being active).
+func TestHeldVIPsWaitForTheOwner(t *testing.T) {
+	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	var mu sync.Mutex
+	var last map[netip.Addr]bool
+	s := newSeats(1, func(st map[netip.Addr]bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		last = st
+	})
+	standby := func() map[netip.Addr]bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	}
+	s.hold(map[netip.Addr]bool{a: true, b: true}, 200*time.Millisecond)
+	s.govern([]map[netip.Addr]bool{{a: true, b: true}})
+	assert.Empty(t, standby(), "held: served though the owner has not spoken")
+	s.activeFunc(0)(map[netip.Addr]bool{a: true})
+	s.activeFunc(0)(map[netip.Addr]bool{})
+	assert.Equal(t, map[netip.Addr]bool{a: true}, standby(), "a was reported active, then not: out of the hold")
+	require.Eventually(t, func() bool { return len(standby()) == 2 }, 2*time.Second, 10*time.Millisecond,
+		"the hold ends: b, never reported active, goes to standby")
 }

@@ -83,6 +83,7 @@ type Dataplane struct {
 	state    *tables
 	standby  map[netip.Addr]bool // SetStandby's
 	tookOver bool                // a pinned link was found
+	serving  map[netip.Addr]bool // VIPs the taken-over data plane was serving
 	// ports are tx_ports' slots by ifindex (what the map holds).
 	ports map[int]uint16
 
@@ -167,6 +168,14 @@ func Open(cfg Config) (*Dataplane, error) {
 			}
 			x.objs.Close()
 			return nil, err
+		}
+	}
+	if x.tookOver {
+		x.serving = map[netip.Addr]bool{}
+		for k := range st.services {
+			if !x.standby[k.Addr] {
+				x.serving[k.Addr] = true
+			}
 		}
 	}
 	go x.resolveLoop()
@@ -276,6 +285,10 @@ func ensureBPFFS(dir string) error {
 func (x *Dataplane) linkPin(ifname string) string {
 	return filepath.Join(x.cfg.PinDir, LinkPin(ifname))
 }
+
+// Serving is the VIPs a data plane taken over from a previous xlb was
+// serving (not on standby) when this one opened it; nil for a fresh one.
+func (x *Dataplane) Serving() map[netip.Addr]bool { return x.serving }
 
 // LinkPin is the name, in the pin directory, of the XDP link on ifname: a
 // data plane pinned there is running on that interface.
