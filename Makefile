@@ -4,7 +4,7 @@ GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 export GOTOOLCHAIN ?= auto
 
-.PHONY: help demo test unit generate check-generate lint bench fuzz build deps clean
+.PHONY: help demo test unit generate check-generate lint bench chaos fuzz build deps clean
 
 ## help: list the targets
 help:
@@ -20,13 +20,14 @@ demo: build
 	@tools/deps.sh run
 	./bin/xlb demo
 
-## test: everything CI runs: stale-BPF check, gofmt, vet, the whole test suite (root), then the 6.1 VM (vmtest-ci)
+## test: everything CI runs: stale-BPF check, gofmt, vet, the whole test suite (root), the chaos run's verdicts, then the 6.1 VM (vmtest-ci)
 test:
 	@tools/deps.sh test
 	tools/check-generate.sh
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) run ./tools/chaos
 	$(MAKE) vmtest-ci
 
 ## unit: the tests that need no root and no kernel features
@@ -51,6 +52,11 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkDR|BenchmarkForwardRate' -benchtime 2000000x ./pkg/dataplane/xdp/
 	$(GO) test -run '^$$' -bench BenchmarkRoleFlip -benchtime 50x ./pkg/dataplane/xdp/
+
+## chaos: faults against a running director (the xlb binary, under load), a table of what each did: docs/chaos.md (root)
+chaos:
+	@tools/deps.sh test
+	$(GO) run ./tools/chaos -o docs/chaos.md
 
 ## fuzz: run each fuzz target for 20 s
 fuzz:

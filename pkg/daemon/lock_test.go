@@ -62,8 +62,8 @@ func TestSecondDaemonRefused(t *testing.T) {
 		t.Logf("%s: refused in %v", c.name, took)
 	}
 	time.Sleep(500 * time.Millisecond)
-	rs := load.end()
-	assert.Empty(t, failures(load.since(started)), "requests failed while a second director tried")
+	rs := load.End()
+	assert.Empty(t, testutil.Failures(load.Since(started)), "requests failed while a second director tried")
 	assert.NotEmpty(t, rs)
 	assert.True(t, vipHere(), "the first keeps its VIP")
 	assert.Equal(t, "MASTER", d.vrrpState(t))

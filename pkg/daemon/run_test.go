@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -110,69 +109,11 @@ func getN(t *testing.T, topo *testutil.DR, n int) []string {
 	return out
 }
 
-// loader is a client making sequential HTTP requests, each on a new
-// connection, recording who answered and what failed, and when.
-type loader struct {
-	mu      sync.Mutex
-	results []result
-	stop    chan struct{}
-	done    chan struct{}
-}
-
-type result struct {
-	at   time.Time // when the request was sent
-	name string
-	err  error
-}
-
-func startLoad(topo *testutil.DR) *loader {
-	l := &loader{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		c := topo.HTTPClient()
-		c.Timeout = 2 * time.Second
-		for i := 0; i < 20000; i++ {
-			select {
-			case <-l.stop:
-				return
-			default:
-			}
-			start := time.Now()
-			name, err := testutil.Get(context.Background(), c, "http://10.77.1.100/")
-			l.mu.Lock()
-			l.results = append(l.results, result{start, name, err})
-			l.mu.Unlock()
-		}
-	}()
-	return l
-}
-
-func (l *loader) end() []result {
-	close(l.stop)
-	<-l.done
-	return l.results
-}
-
-func (l *loader) since(t0 time.Time) []result {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []result
-	for _, r := range l.results {
-		if r.at.After(t0) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func failures(rs []result) []error {
-	var out []error
-	for _, r := range rs {
-		if r.err != nil {
-			out = append(out, r.err)
-		}
-	}
-	return out
+// startLoad is a client of the VIP making one request after another.
+func startLoad(topo *testutil.DR) *testutil.Load {
+	c := topo.HTTPClient()
+	c.Timeout = 2 * time.Second
+	return testutil.StartLoad(c, "http://10.77.1.100/", 20000)
 }
 
 func TestRunDaemon(t *testing.T) {
@@ -232,16 +173,16 @@ func TestRunDaemon(t *testing.T) {
 	detected := time.Now()
 	t.Logf("detected after %v", detected.Sub(stopped))
 	time.Sleep(time.Second)
-	after := load.since(detected)
+	after := load.Since(detected)
 	assert.NotEmpty(t, after)
-	if !assert.Empty(t, failures(after), "requests failed after the down real left the pool") {
+	if !assert.Empty(t, testutil.Failures(after), "requests failed after the down real left the pool") {
 		t.Logf("data plane reasons: %v; detected %v", d.status(t).Reasons, detected)
-		for _, r := range load.since(stopped.Add(-time.Second)) {
-			t.Logf("%s %s %v", r.at.Format("15:04:05.000"), r.name, r.err)
+		for _, r := range load.Since(stopped.Add(-time.Second)) {
+			t.Logf("%s %s %v", r.At.Format("15:04:05.000"), r.Name, r.Err)
 		}
 	}
 	for _, r := range after {
-		assert.NotEqual(t, "r1", r.name)
+		assert.NotEqual(t, "r1", r.Name)
 	}
 	assert.Contains(t, d.logs(), "real down")
 
@@ -250,8 +191,8 @@ func TestRunDaemon(t *testing.T) {
 	d.waitReals(t, all)
 	back := time.Now()
 	time.Sleep(500 * time.Millisecond)
-	assert.Contains(t, count(names(load.since(back))), "r1", "the recovered real gets requests again")
-	assert.Empty(t, failures(load.since(back)))
+	assert.Contains(t, count(testutil.Names(load.Since(back))), "r1", "the recovered real gets requests again")
+	assert.Empty(t, testutil.Failures(load.Since(back)))
 
 	// SIGHUP with changed weights, under load: nothing fails.
 	hup := time.Now()
@@ -259,7 +200,7 @@ func TestRunDaemon(t *testing.T) {
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return strings.Contains(d.logs(), "reloaded") }, 5*time.Second, 20*time.Millisecond)
 	time.Sleep(300 * time.Millisecond)
-	assert.Empty(t, failures(load.since(hup)), "requests failed across the reload")
+	assert.Empty(t, testutil.Failures(load.Since(hup)), "requests failed across the reload")
 	st = d.status(t)
 	assert.Equal(t, 1, st.Services[0].Reals[1].Weight)
 
@@ -269,10 +210,10 @@ func TestRunDaemon(t *testing.T) {
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return strings.Contains(d.logs(), "reload refused") }, 5*time.Second, 20*time.Millisecond)
 	time.Sleep(300 * time.Millisecond)
-	assert.Empty(t, failures(load.since(bad)))
+	assert.Empty(t, testutil.Failures(load.Since(bad)))
 	assert.Contains(t, d.logs(), "keepalived.conf:")
 	assert.Len(t, d.status(t).Services[0].Reals, 3)
-	load.end()
+	load.End()
 
 	// All reals down: the sorry server takes over.
 	for i := range 3 {
@@ -295,16 +236,6 @@ func TestRunDaemon(t *testing.T) {
 	assert.False(t, vipOnDirector(), "stopping gives the VIP up")
 	_, err = testutil.Get(context.Background(), topo.HTTPClient(), "http://10.77.1.100/")
 	assert.Error(t, err, "no director: the VIP is not served")
-}
-
-func names(rs []result) []string {
-	var out []string
-	for _, r := range rs {
-		if r.err == nil {
-			out = append(out, r.name)
-		}
-	}
-	return out
 }
 
 // xlbadm on a director started with no configuration: ipvsadm commands
