@@ -57,7 +57,7 @@ func TestReloadOverCapacity(t *testing.T) {
 		assert.Len(t, st.Services, 1, "the running configuration stays")
 		assert.Empty(t, st.LastError, "the data plane is as the running configuration says")
 	}
-	reload(conf("rr", "rr"), "the configuration has 3 virtual servers; the XDP data plane holds 2 (--max-services)")
+	reload(conf("rr", "rr"), "keepalived.conf:53: the configuration has more than 2 virtual servers; the XDP data plane holds 2 (--max-services); stopped reading at")
 	reload(conf("dh"), "the scheduler tables take 512 entries, and rebuilding this one's 256 beside it needs a free run that long; the data plane's pool has 600 (--max-sched-entries)")
 	assert.NotContains(t, d.logs(), "msg=reloaded")
 
