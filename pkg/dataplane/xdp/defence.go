@@ -44,50 +44,29 @@ type engaged struct {
 func defenceTick(d *dataplane.Defence, room, thresh int) engaged {
 	nomem := room < thresh
 	var e engaged
-	switch d.DropEntry {
-	case 1:
-		if nomem {
-			e.dropEntry, d.DropEntry = true, 2
-		}
-	case 2:
-		if nomem {
-			e.dropEntry = true
+	e.dropEntry = autoMode(&d.DropEntry, nomem)
+	if autoMode(&d.DropPacket, nomem) {
+		if d.DropPacket == 3 {
+			e.dropRate = d.AmDropRate
 		} else {
-			d.DropEntry = 1
-		}
-	case 3:
-		e.dropEntry = true
-	}
-	rate := 0
-	if nomem {
-		rate = thresh / (thresh - room)
-	}
-	switch d.DropPacket {
-	case 1:
-		if nomem {
-			e.dropRate, d.DropPacket = rate, 2
-		}
-	case 2:
-		if nomem {
-			e.dropRate = rate
-		} else {
-			d.DropPacket = 1
-		}
-	case 3:
-		e.dropRate = d.AmDropRate
-	}
-	switch d.SecureTCP {
-	case 1:
-		if nomem {
-			d.SecureTCP = 2
-		}
-	case 2:
-		if !nomem {
-			d.SecureTCP = 1
+			e.dropRate = thresh / (thresh - room)
 		}
 	}
-	e.secure = d.SecureTCP > 1
+	e.secure = autoMode(&d.SecureTCP, nomem)
 	return e
+}
+
+// autoMode moves one strategy's mode as update_defense_level does (1
+// reads 2 while short of room, 2 reads 1 again once there is room) and
+// says whether it is engaged: modes 2 and 3.
+func autoMode(m *int, nomem bool) bool {
+	switch {
+	case *m == 1 && nomem:
+		*m = 2
+	case *m == 2 && !nomem:
+		*m = 1
+	}
+	return *m >= 2
 }
 
 // SetDefence implements dataplane.Dataplane: the modes take effect at
