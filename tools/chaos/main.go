@@ -382,9 +382,9 @@ type row struct {
 	requests   int
 	failed     int
 	slowest    time.Duration // the slowest request that succeeded
-	bound      string // what may fail, and why
-	maxFailed  int    // -1: judged by the fault itself
-	badInput   bool   // RSS after must stay under maxRSS
+	bound      string        // what may fail, and why
+	maxFailed  int           // -1: judged by the fault itself
+	badInput   bool          // RSS after must stay under maxRSS
 	rssBefore  float64
 	rssAfter   float64
 	rssPeak    float64
