@@ -152,7 +152,16 @@ static __always_inline void conn_tcp_transition(struct conn *c, __u8 tcp_flags, 
 	if (ev < 0 || old > XLB_CT_SYNACK)
 		return;
 	struct defence *d = defence_now();
-	__u8 next = d && d->secure_tcp ? tcp_states_dos[dir & 3][ev & 3][old] : tcp_states[dir & 3][ev & 3][old];
+	const __u8 *tbl = d && d->secure_tcp ? &tcp_states_dos[0][0][0] : &tcp_states[0][0][0];
+	/* One flat index, bounded where it is used: older verifiers (6.1)
+	 * lose the bound of a checked value the compiler spilled first. The
+	 * barrier hides it from the compiler, which would prove the check
+	 * redundant and drop it. */
+	__u32 idx = ((__u32)(dir & 3) * 4 + (__u32)(ev & 3)) * 11 + old;
+	asm volatile("" : "+r"(idx));
+	if (idx >= sizeof(tcp_states))
+		return;
+	__u8 next = tbl[idx];
 	if (next == old)
 		return;
 	c->state = next;
