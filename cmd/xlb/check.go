@@ -8,6 +8,7 @@ import (
 
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/daemon"
+	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/director"
 )
 
@@ -35,7 +36,9 @@ func runCheck(e env, args []string) int {
 		fmt.Fprintf(e.stderr, "xlb check: --dataplane: %q is not xdp or ipvs\n", *dp)
 		return 2
 	}
-	cfg, err := config.Parse(*file)
+	// Read whole, so that a file too big for the data plane is told its
+	// full size by director.Validate below.
+	cfg, err := daemon.ReadConfig(*file, dataplane.Caps{}, false)
 	if err != nil {
 		printErrors(e, err)
 		return 1

@@ -163,3 +163,20 @@ func TestCheckCapacity(t *testing.T) {
 	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", path, "--max-reals", "5"}))
 	assert.Contains(t, errOut.String(), "three.conf:13: virtual_server 10.0.0.3 80: the configuration has 6 real servers (counted per virtual server); the XDP data plane holds 5 (--max-reals)")
 }
+
+// xlb check refuses what xlb run refuses: use_vmac, named at its line.
+func TestCheckRefusesWhatRunRefuses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vmac.conf")
+	require.NoError(t, os.WriteFile(path, []byte(`vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    use_vmac
+    virtual_ipaddress {
+        10.0.0.1
+    }
+}
+`), 0o644))
+	var errOut strings.Builder
+	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", path}))
+	assert.Contains(t, errOut.String(), "vmac.conf:1: use_vmac is not supported by xlb")
+}

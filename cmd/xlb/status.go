@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -106,6 +107,14 @@ func printStatus(w io.Writer, st control.Status) {
 			fmt.Fprintf(w, "  %s on %s, vrid %d, priority %d: %s", v.Name, v.Interface, v.VRID, v.Priority, v.State)
 			if v.Note != "" {
 				fmt.Fprintf(w, " (%s)", v.Note)
+			}
+			if len(v.Dropped) > 0 {
+				reasons := slices.Sorted(maps.Keys(v.Dropped))
+				parts := make([]string, len(reasons))
+				for i, r := range reasons {
+					parts[i] = fmt.Sprintf("%s %d", r, v.Dropped[r])
+				}
+				fmt.Fprintf(w, "; adverts dropped: %s", strings.Join(parts, ", "))
 			}
 			fmt.Fprintln(w)
 		}

@@ -195,7 +195,16 @@ func (f *formatter) instance(v *VRRPInstance) {
 	if len(v.UnicastPeers) > 0 {
 		f.open("unicast_peer")
 		for _, p := range v.UnicastPeers {
-			f.line(addr(p.Addr), "min_ttl", strconv.Itoa(p.MinTTL), "max_ttl", strconv.Itoa(p.MaxTTL))
+			// A TTL bound turns check_unicast_src on: only written when
+			// it says something.
+			w := []string{addr(p.Addr)}
+			if p.MinTTL != 0 {
+				w = append(w, "min_ttl", strconv.Itoa(p.MinTTL))
+			}
+			if p.MaxTTL != 255 {
+				w = append(w, "max_ttl", strconv.Itoa(p.MaxTTL))
+			}
+			f.line(w...)
 		}
 		f.close()
 	}
@@ -204,6 +213,12 @@ func (f *formatter) instance(v *VRRPInstance) {
 	f.line("garp_master_repeat", strconv.Itoa(v.GarpMasterRepeat))
 	f.line("garp_master_refresh", wholeSeconds(v.GarpMasterRefresh))
 	f.line("garp_master_refresh_repeat", strconv.Itoa(v.GarpMasterRefreshRepeat))
+	if v.CheckUnicastSrc {
+		f.line("check_unicast_src")
+	}
+	if v.SkipCheckAdvAddr {
+		f.line("skip_check_adv_addr")
+	}
 	if v.UseVMAC {
 		w := []string{"use_vmac"}
 		if v.VMACInterface != "" {

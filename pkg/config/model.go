@@ -66,6 +66,8 @@ type GlobalDefs struct {
 	VRRPGarpMasterRefresh       time.Duration
 	VRRPGarpMasterRefreshRepeat int
 	VRRPStrict                  bool
+	VRRPCheckUnicastSrc         bool       // vrrp_check_unicast_src: the instances' default
+	VRRPSkipCheckAdvAddr        bool       // vrrp_skip_check_adv_addr: the instances' default
 	VRRPMcastGroup4             netip.Addr // 224.0.0.18 unless set
 	VRRPMcastGroup6             netip.Addr // ff02::12 unless set
 
@@ -202,6 +204,15 @@ type VRRPInstance struct {
 
 	UnicastSrcIP netip.Addr // also set by mcast_src_ip
 	UnicastPeers []UnicastPeer
+	// CheckUnicastSrc is check_unicast_src (or the global
+	// vrrp_check_unicast_src): adverts from a source that is not a
+	// unicast_peer, or with a TTL outside the peer's min_ttl..max_ttl, are
+	// dropped. Unicast instances only.
+	CheckUnicastSrc bool
+	// SkipCheckAdvAddr is skip_check_adv_addr (or the global
+	// vrrp_skip_check_adv_addr): adverts from the current master are not
+	// checked for the instance's addresses.
+	SkipCheckAdvAddr bool
 
 	NotifyMaster *Script
 	NotifyBackup *Script

@@ -312,6 +312,10 @@ func (ps *parser) global(b *node) {
 			}
 		case "vrrp_strict":
 			g.VRRPStrict = ps.flag(n)
+		case "vrrp_check_unicast_src":
+			g.VRRPCheckUnicastSrc = ps.flag(n)
+		case "vrrp_skip_check_adv_addr":
+			g.VRRPSkipCheckAdvAddr = ps.flag(n)
 		case "enable_script_security":
 			g.EnableScriptSecurity = ps.flag(n)
 		case "script_user":

@@ -192,14 +192,17 @@ func parseInt(s string) (int, bool) {
 // instanceDraft is a vrrp_instance being read: the settings whose defaults
 // depend on others are kept apart until the end.
 type instanceDraft struct {
-	v          VRRPInstance
-	priority   int // 0: not set
-	state      State
-	version    int
-	advert     time.Duration
-	strictSet  bool
-	garpDelay  *time.Duration
-	garpRepeat int
+	v         VRRPInstance
+	priority  int // 0: not set
+	state     State
+	version   int
+	advert    time.Duration
+	strictSet bool
+	// check_unicast_src and skip_check_adv_addr when set in the instance.
+	checkSrc, skipAdv *bool
+	ttlBound          bool // a unicast_peer has min_ttl or max_ttl
+	garpDelay         *time.Duration
+	garpRepeat        int
 	// garp_master_refresh and _repeat, when set in the instance.
 	garpRefresh       *time.Duration
 	garpRefreshRepeat int
@@ -280,7 +283,13 @@ func (ps *parser) vrrpInstance(b *node) {
 				}
 			}
 		case "unicast_peer":
-			ps.unicastPeers(n, v)
+			ps.unicastPeers(n, d)
+		case "check_unicast_src":
+			b := ps.flag(n)
+			d.checkSrc = &b
+		case "skip_check_adv_addr":
+			b := ps.flag(n)
+			d.skipAdv = &b
 		case "notify_master":
 			v.NotifyMaster = ps.scriptArg(n, true)
 		case "notify_backup":
@@ -442,8 +451,10 @@ func parseHostOrPrefix(s string) (netip.Prefix, bool) {
 	return netip.PrefixFrom(a, a.BitLen()), true
 }
 
-// unicastPeers reads "IP [min_ttl N] [max_ttl N]" lines.
-func (ps *parser) unicastPeers(b *node, v *VRRPInstance) {
+// unicastPeers reads "IP [min_ttl N] [max_ttl N]" lines. A TTL bound turns
+// check_unicast_src on, as in keepalived (vrrp_data.c).
+func (ps *parser) unicastPeers(b *node, d *instanceDraft) {
+	v := &d.v
 	if !ps.needBlock(b) {
 		return
 	}
@@ -481,6 +492,7 @@ func (ps *parser) unicastPeers(b *node, v *VRRPInstance) {
 			} else {
 				peer.MaxTTL = t
 			}
+			d.ttlBound = true
 		}
 		if ok {
 			v.UnicastPeers = append(v.UnicastPeers, peer)
@@ -597,6 +609,22 @@ func (ps *parser) finishInstances() {
 
 		if !d.strictSet {
 			v.Strict = g.VRRPStrict
+		}
+		v.CheckUnicastSrc, v.SkipCheckAdvAddr = g.VRRPCheckUnicastSrc, g.VRRPSkipCheckAdvAddr
+		if d.checkSrc != nil {
+			v.CheckUnicastSrc = *d.checkSrc
+		}
+		if d.ttlBound {
+			v.CheckUnicastSrc = true
+		}
+		if v.CheckUnicastSrc && len(v.UnicastPeers) == 0 {
+			if d.checkSrc != nil && *d.checkSrc {
+				w("check_unicast_src has no effect without unicast_peer (adverts are multicast), in")
+			}
+			v.CheckUnicastSrc = false
+		}
+		if d.skipAdv != nil {
+			v.SkipCheckAdvAddr = *d.skipAdv
 		}
 		ipv6 := v.IsIPv6()
 		v.Version = d.version

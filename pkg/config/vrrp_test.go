@@ -194,6 +194,7 @@ func TestVRRPInstanceKeywords(t *testing.T) {
 			{Addr: netip.MustParseAddr("10.0.0.12"), MinTTL: 0, MaxTTL: 255},
 			{Addr: netip.MustParseAddr("10.0.0.13"), MinTTL: 250, MaxTTL: 255},
 		},
+		CheckUnicastSrc:         true, // min_ttl turns it on, as in keepalived
 		NotifyMaster:            &Script{Args: []string{"/etc/keepalived/notify.sh", "master"}, User: "root"},
 		NotifyBackup:            &Script{Args: []string{"/etc/keepalived/backup.sh"}},
 		NotifyFault:             &Script{Args: []string{"/etc/keepalived/notify.sh", "fault"}, User: "root", Group: "wheel"},
@@ -530,4 +531,33 @@ func TestVRRPErrors(t *testing.T) {
 			assert.Equal(t, tc.want, errs[0].Error())
 		})
 	}
+}
+
+// check_unicast_src and skip_check_adv_addr: per instance, from the global
+// vrrp_* defaults, turned on by a TTL bound, and warned about where they
+// cannot act (no unicast peers).
+func TestUnicastSrcKeywords(t *testing.T) {
+	inst := func(name, extra string) string {
+		return "vrrp_instance " + name + " {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n 10.0.0.1\n }\n" + extra + "}\n"
+	}
+	peers := " unicast_peer {\n 10.0.0.2\n }\n"
+	cfg, err := ParseBytes("keepalived.conf", []byte(
+		"global_defs {\n vrrp_check_unicast_src\n vrrp_skip_check_adv_addr\n}\n"+
+			inst("A", peers)+
+			inst("B", peers+" check_unicast_src off\n skip_check_adv_addr false\n")+
+			inst("C", "")))
+	require.NoError(t, err)
+	require.Len(t, cfg.Instances, 3)
+	a, b, c := cfg.Instances[0], cfg.Instances[1], cfg.Instances[2]
+	assert.True(t, a.CheckUnicastSrc)
+	assert.True(t, a.SkipCheckAdvAddr)
+	assert.False(t, b.CheckUnicastSrc)
+	assert.False(t, b.SkipCheckAdvAddr)
+	assert.False(t, c.CheckUnicastSrc, "multicast: nothing to check against")
+
+	cfg, err = ParseBytes("keepalived.conf", []byte(inst("D", " check_unicast_src\n")))
+	require.NoError(t, err)
+	require.Len(t, cfg.Warnings, 1)
+	assert.Contains(t, cfg.Warnings[0].String(), "check_unicast_src has no effect without unicast_peer")
+	assert.False(t, cfg.Instances[0].CheckUnicastSrc)
 }

@@ -106,4 +106,7 @@ type VRRPInstance struct {
 	State     string `json:"state"`
 	// Note says why the instance is not running, when it is not.
 	Note string `json:"note,omitempty"`
+	// Dropped counts received adverts refused, by reason (pkg/vrrp's
+	// DropReason: auth_pass, unicast_src, ttl, ...).
+	Dropped map[string]uint64 `json:"dropped,omitempty"`
 }

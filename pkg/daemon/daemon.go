@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -101,7 +102,7 @@ func Run(ctx context.Context, o Options) error {
 		if o.Dataplane == "xdp" {
 			caps, _ = CapsFor("xdp", o)
 		}
-		if cfg, err = loadConfig(o.ConfigFile, caps, log); err != nil {
+		if cfg, err = loadConfig(o.ConfigFile, caps, false, log); err != nil {
 			return err
 		}
 	}
@@ -148,14 +149,16 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}()
 
-	user := scripts.DefaultUser(cfg)
-	pool := scripts.NewPool(log, user)
+	// keepalived keeps enable_script_security on, once seen, until it
+	// restarts.
+	securityOnce := cfg.Global.EnableScriptSecurity
+	pool := scripts.NewPool(log)
 	// Last out: the owners' notify_stop scripts run as they stop.
 	defer pool.Close(ScriptGrace)
 	dir := director.New(ctx, director.Options{
 		Dataplane: dp,
 		Logger:    log,
-		Checks:    director.HealthChecks(log, user),
+		Checks:    director.HealthChecks(log),
 		Scripts:   pool.Runner(),
 	})
 	defer dir.Close()
@@ -169,8 +172,7 @@ func Run(ctx context.Context, o Options) error {
 			log.Info("serving the taken-over VIPs until VRRP decides", "vips", len(held), "for", vrrpStartHold(cfg))
 		}
 	}
-	d.owners = []VIPOwner{vrrpd.New(vrrpd.Options{Logger: log, Scripts: pool.Runner(), ScriptUser: user,
-		OnActive: d.seats.activeFunc(0)})}
+	d.owners = []VIPOwner{vrrpd.New(vrrpd.Options{Logger: log, Scripts: pool.Runner(), OnActive: d.seats.activeFunc(0)})}
 	if err := d.load(cfg); err != nil {
 		return err
 	}
@@ -220,7 +222,7 @@ func Run(ctx context.Context, o Options) error {
 			}
 			done := make(chan parsed, 1)
 			go func() {
-				cfg, err := loadConfig(o.ConfigFile, dp.Caps(), log)
+				cfg, err := loadConfig(o.ConfigFile, dp.Caps(), securityOnce, log)
 				done <- parsed{cfg, err}
 			}()
 			var p parsed
@@ -233,6 +235,9 @@ func Run(ctx context.Context, o Options) error {
 			next, err := p.cfg, p.err
 			if err == nil {
 				err = d.load(next)
+			}
+			if err == nil {
+				securityOnce = securityOnce || next.Global.EnableScriptSecurity
 			}
 			n := 0
 			if next != nil {
@@ -286,10 +291,25 @@ func (d *daemon) load(cfg *config.Config) error {
 	return nil
 }
 
-// loadConfig parses, logging keepalived-style warnings; what the data
-// plane can do is checked by director.Validate. A file with more servers
-// than caps holds is refused as it is read.
-func loadConfig(path string, caps dataplane.Caps, log *slog.Logger) (*config.Config, error) {
+// loadConfig is ReadConfig, logging keepalived-style warnings.
+func loadConfig(path string, caps dataplane.Caps, securityOnce bool, log *slog.Logger) (*config.Config, error) {
+	cfg, err := ReadConfig(path, caps, securityOnce)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config: " + w.String())
+	}
+	return cfg, nil
+}
+
+// ReadConfig reads a configuration as xlb run loads it, and as xlb check
+// checks it: parsed (a file with more servers than caps holds is refused
+// as it is read), its scripts checked and resolved as keepalived checks
+// them (scripts.Secure; securityOnce says enable_script_security was seen
+// by this daemon before), its VRRP instances checked for what xlb cannot
+// run. What the data plane can do is checked by director.Validate.
+func ReadConfig(path string, caps dataplane.Caps, securityOnce bool) (*config.Config, error) {
 	cfg, err := config.ParseLimited(path, config.Limits{
 		VirtualServers: caps.MaxServices, VirtualFlag: "--max-services",
 		RealServers: caps.MaxReals, RealFlag: "--max-reals", Holder: caps.Name,
@@ -297,8 +317,15 @@ func loadConfig(path string, caps dataplane.Caps, log *slog.Logger) (*config.Con
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range cfg.Warnings {
-		log.Warn("config: " + w.String())
+	var list config.ErrorList
+	for _, err := range []error{vrrpd.Validate(cfg), scripts.Secure(cfg, securityOnce)} {
+		var l config.ErrorList
+		if errors.As(err, &l) {
+			list = append(list, l...)
+		}
+	}
+	if len(list) > 0 {
+		return nil, list
 	}
 	return cfg, nil
 }

@@ -13,14 +13,14 @@ import (
 // HealthChecks runs a real's checkers with pkg/health, as keepalived's
 // checker process does. MISC_CHECK scripts without a user of their own run
 // as scriptUser ("" = as xlb).
-func HealthChecks(log *slog.Logger, scriptUser string) CheckStarter {
+func HealthChecks(log *slog.Logger) CheckStarter {
 	return func(ctx context.Context, vs *config.VirtualServer, rs *config.RealServer, report func(Health)) {
 		name := fmt.Sprintf("%s/%s", netip.AddrPortFrom(vs.Addr, vs.Port), netip.AddrPortFrom(rs.Addr, rs.Port))
 		var probes []health.Probe
 		for _, c := range rs.Checkers {
 			probes = append(probes, health.Probe{
 				Name:    fmt.Sprintf("%s at %s", c.Kind, c.Pos),
-				Checker: checkerOf(vs, rs, &c, scriptUser),
+				Checker: checkerOf(vs, rs, &c),
 				Policy: health.Policy{
 					DelayLoop:        c.DelayLoop,
 					Retry:            c.Retry,
@@ -46,7 +46,7 @@ func HealthChecks(log *slog.Logger, scriptUser string) CheckStarter {
 	}
 }
 
-func checkerOf(vs *config.VirtualServer, rs *config.RealServer, c *config.Checker, scriptUser string) health.Checker {
+func checkerOf(vs *config.VirtualServer, rs *config.RealServer, c *config.Checker) health.Checker {
 	ip, port := c.ConnectIP, c.ConnectPort
 	if !ip.IsValid() {
 		ip = rs.Addr
@@ -71,9 +71,6 @@ func checkerOf(vs *config.VirtualServer, rs *config.RealServer, c *config.Checke
 		m := &health.MiscCheck{Timeout: c.MiscTimeout, Dynamic: c.MiscDynamic}
 		if c.Misc != nil {
 			m.Args, m.User, m.Group = c.Misc.Args, c.Misc.User, c.Misc.Group
-		}
-		if m.User == "" {
-			m.User = scriptUser
 		}
 		return m
 	case config.DNSCheck:

@@ -50,6 +50,7 @@ var (
 	dpReasons  = prometheus.NewDesc("xlb_dataplane_packets_total", "Packets to VIPs the data plane dropped or passed, by reason (see bpf/xdp_lb.bpf.c).", []string{"reason"}, nil)
 	vrrpState  = prometheus.NewDesc("xlb_vrrp_state", "1 for the VRRP instance's current state (MASTER, BACKUP, FAULT, INIT).", []string{"instance", "interface", "vrid", "state"}, nil)
 	vrrpPrio   = prometheus.NewDesc("xlb_vrrp_effective_priority", "The VRRP instance's effective priority.", []string{"instance", "interface", "vrid"}, nil)
+	vrrpDrops  = prometheus.NewDesc("xlb_vrrp_adverts_dropped_total", "Received VRRP adverts the instance refused, by reason (auth_pass, unicast_src, ttl, vrid, ...).", []string{"instance", "interface", "vrid", "reason"}, nil)
 	scrapeErr  = prometheus.NewDesc("xlb_scrape_error", "1 when the director's state could not be read for this scrape.", nil, nil)
 )
 
@@ -60,7 +61,7 @@ type Collector struct {
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{svcPackets, svcBytes, svcConns, svcQuorum, svcStandby, realPackets, realBytes, realConns,
-		realOutPkts, realOutBytes, realActive, realInactive, realHealthy, realWeight, realEffWt, dpInfo, dpApplyOK, dpNextHop, vrrpState, vrrpPrio, scrapeErr,
+		realOutPkts, realOutBytes, realActive, realInactive, realHealthy, realWeight, realEffWt, dpInfo, dpApplyOK, dpNextHop, vrrpState, vrrpPrio, vrrpDrops, scrapeErr,
 		defMode, defEngaged, defRate, defRoom, defThresh, dpFlows, defDropped, dpReasons} {
 		ch <- d
 	}
@@ -134,6 +135,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(vrrpState, prometheus.GaugeValue, b2f(v.State == state), v.Name, v.Interface, vrid, state)
 		}
 		ch <- prometheus.MustNewConstMetric(vrrpPrio, prometheus.GaugeValue, float64(v.Priority), v.Name, v.Interface, vrid)
+		for reason, n := range v.Dropped {
+			ch <- prometheus.MustNewConstMetric(vrrpDrops, prometheus.CounterValue, float64(n), v.Name, v.Interface, vrid, reason)
+		}
 	}
 }
 

@@ -8,7 +8,6 @@ package scripts
 import (
 	"context"
 	"log/slog"
-	"os/user"
 	"sync"
 	"time"
 
@@ -23,22 +22,21 @@ const Timeout = 30 * time.Second
 // call it without holding their locks. It returns at once.
 type Runner func(s *config.Script, why string)
 
-// Pool runs scripts in the background, as their user or else the default
-// user when running as root, with Timeout, logging the outcome; Close waits
+// Pool runs scripts in the background, as their user (Secure filled in
+// the default), with Timeout, logging the outcome; Close waits
 // for them, and kills those that outlast it, so that none outlives the
 // daemon.
 type Pool struct {
-	log         *slog.Logger
-	defaultUser string
-	ctx         context.Context
-	kill        context.CancelFunc
-	wg          sync.WaitGroup
+	log  *slog.Logger
+	ctx  context.Context
+	kill context.CancelFunc
+	wg   sync.WaitGroup
 }
 
-// NewPool is a Pool of scripts run as defaultUser unless they name one.
-func NewPool(log *slog.Logger, defaultUser string) *Pool {
+// NewPool is an empty Pool.
+func NewPool(log *slog.Logger) *Pool {
 	ctx, kill := context.WithCancel(context.Background())
-	return &Pool{log: log, defaultUser: defaultUser, ctx: ctx, kill: kill}
+	return &Pool{log: log, ctx: ctx, kill: kill}
 }
 
 // Runner runs scripts in the pool.
@@ -47,7 +45,7 @@ func (p *Pool) Runner() Runner {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			if err := Run(p.ctx, s, p.defaultUser, Timeout); err != nil {
+			if err := Run(p.ctx, s, Timeout); err != nil {
 				p.log.Warn("script failed", "script", s.Args, "why", why, "error", err)
 				return
 			}
@@ -72,24 +70,9 @@ func (p *Pool) Close(grace time.Duration) {
 	p.kill()
 }
 
-// Run runs s and waits for it; a non-zero exit is an error.
-func Run(ctx context.Context, s *config.Script, defaultUser string, timeout time.Duration) error {
-	u := s.User
-	if u == "" {
-		u = defaultUser
-	}
-	r := (&health.MiscCheck{Args: s.Args, Timeout: timeout, User: u, Group: s.Group}).Check(ctx)
+// Run runs s, as s.User ("" = as xlb), and waits for it; a non-zero exit
+// is an error.
+func Run(ctx context.Context, s *config.Script, timeout time.Duration) error {
+	r := (&health.MiscCheck{Args: s.Args, Timeout: timeout, User: s.User, Group: s.Group}).Check(ctx)
 	return r.Err
-}
-
-// DefaultUser is keepalived's default script user: script_user, else
-// keepalived_script if that user exists, else "" (root, as xlb runs).
-func DefaultUser(cfg *config.Config) string {
-	if cfg.Global.ScriptUser != "" {
-		return cfg.Global.ScriptUser
-	}
-	if _, err := user.Lookup("keepalived_script"); err == nil {
-		return "keepalived_script"
-	}
-	return ""
 }

@@ -26,7 +26,7 @@ func TestPoolCloseEndsScripts(t *testing.T) {
 	quick := filepath.Join(dir, "quick.sh")
 	require.NoError(t, os.WriteFile(quick, []byte("#!/bin/sh\nsleep 0.2\ntouch \"$1\"\n"), 0o755))
 
-	p := NewPool(slog.New(slog.DiscardHandler), "")
+	p := NewPool(slog.New(slog.DiscardHandler))
 	run := p.Runner()
 	pids := filepath.Join(dir, "pids")
 	run(&config.Script{Args: []string{script, pids}}, "test")

@@ -146,8 +146,11 @@ type RunnerConfig struct {
 	// the very goroutine it runs in, and another's may be waiting for this
 	// one. Make the other members MASTER from another goroutine.
 	CanGoMaster func() bool
-	// Logf reports I/O errors and dropped adverts; nil discards them.
+	// Logf reports I/O errors; nil discards them.
 	Logf func(format string, args ...any)
+	// DropLogf reports dropped adverts, the first of each reason and then
+	// at most one line per reason every 10 s; nil sends them to Logf.
+	DropLogf func(format string, args ...any)
 }
 
 // Runner runs one VRRP instance: it owns a Machine, a PacketConn and a clock
@@ -160,7 +163,7 @@ type Runner struct {
 
 	state, prio atomic.Uint32
 	wantsMaster atomic.Bool
-	rxDropped   atomic.Uint64
+	drops       dropCounters
 
 	rx     chan rxPacket
 	events chan runnerEvent
@@ -190,6 +193,9 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.DropLogf == nil {
+		cfg.DropLogf = cfg.Logf
 	}
 	if !cfg.Instance.PrimaryIP.IsValid() {
 		cfg.Instance.PrimaryIP = cfg.Conn.Source()
@@ -266,7 +272,11 @@ func (r *Runner) Priority() uint8 { return uint8(r.prio.Load()) }
 func (r *Runner) WantsMaster() bool { return r.wantsMaster.Load() }
 
 // Dropped counts received adverts that failed validation.
-func (r *Runner) Dropped() uint64 { return r.rxDropped.Load() }
+func (r *Runner) Dropped() uint64 { return r.drops.total() }
+
+// Drops counts received adverts that failed validation by reason (see
+// DropReason); reasons never seen are absent.
+func (r *Runner) Drops() map[string]uint64 { return r.drops.snapshot() }
 
 // Done is closed when the Runner has stopped.
 func (r *Runner) Done() <-chan struct{} { return r.done }
@@ -400,8 +410,13 @@ func (r *Runner) receive(now time.Time, p rxPacket) {
 	}
 	adv, err := Validate(p.b, p.info, local)
 	if err != nil {
-		r.rxDropped.Add(1)
-		r.cfg.Logf("vrrp vrid %d: drop: %v", r.local.VRID, err)
+		if log, unlogged := r.drops.add(now, err); log {
+			if unlogged > 0 {
+				r.cfg.DropLogf("vrrp vrid %d: advert from %s dropped (%s): %v (%d more since the last line)", r.local.VRID, p.info.Src, DropReason(err), err, unlogged)
+			} else {
+				r.cfg.DropLogf("vrrp vrid %d: advert from %s dropped (%s): %v", r.local.VRID, p.info.Src, DropReason(err), err)
+			}
+		}
 		return
 	}
 	r.exec(r.m.Advert(now, p.info.Src, adv))

@@ -165,13 +165,16 @@ func validate(b []byte, pkt PacketInfo, local Local) (Advertisement, error) {
 		return Advertisement{}, fmt.Errorf("%w: multicast instance got unicast to %s", ErrMulticast, pkt.Dst)
 	}
 
-	if checkAddrs {
-		for _, vip := range local.VIPs {
-			if !slices.Contains(adv.Addresses, vip) {
-				return Advertisement{}, fmt.Errorf("%w: %s", ErrAddrList, vip)
-			}
+	if !checkAddrs {
+		return adv, nil
+	}
+	for _, vip := range local.VIPs {
+		if !slices.Contains(adv.Addresses, vip) {
+			return Advertisement{}, fmt.Errorf("%w: %s", ErrAddrList, vip)
 		}
 	}
+	// keepalived checks the source within the address checks: an advert
+	// from the master skip_check_adv_addr trusts skips both.
 	if local.Unicast && local.CheckUnicastSrc {
 		i := slices.IndexFunc(local.Peers, func(p UnicastPeer) bool { return p.Addr == pkt.Src })
 		if i < 0 {

@@ -134,7 +134,7 @@ func (v *Supervisor) unchangedScripts(old, now []config.VRRPScript) map[string]t
 
 func (v *Supervisor) runTrack(ctx context.Context, sc config.VRRPScript, st *trackState) {
 	for {
-		err := scripts.Run(ctx, &sc.Script, v.scriptUser, sc.Timeout)
+		err := scripts.Run(ctx, &sc.Script, sc.Timeout)
 		if ctx.Err() != nil {
 			return
 		}

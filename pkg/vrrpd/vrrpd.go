@@ -27,10 +27,9 @@ import (
 // director holds as MASTER (Options.OnActive): it is the VIP owner of
 // every address a vrrp_instance names.
 type Supervisor struct {
-	log        *slog.Logger
-	scripts    scripts.Runner
-	handle     *netlink.Handle
-	scriptUser string
+	log     *slog.Logger
+	scripts scripts.Runner
+	handle  *netlink.Handle
 
 	mu      sync.Mutex
 	view    vrrpView // what the runners were started from
@@ -66,8 +65,6 @@ type Options struct {
 	Scripts scripts.Runner
 	// Netlink is the socket for the VIPs (nil: the calling namespace's).
 	Netlink *netlink.Handle
-	// ScriptUser runs vrrp_scripts without a user of their own.
-	ScriptUser string
 	// OnActive is called with the VIPs held as MASTER, before they are
 	// added when an instance becomes MASTER and after they are removed
 	// when it stops being MASTER, so that a VIP is never on this host
@@ -85,7 +82,7 @@ func New(opts Options) *Supervisor {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Supervisor{log: opts.Logger, scripts: opts.Scripts, handle: opts.Netlink, scriptUser: opts.ScriptUser, onActive: opts.OnActive}
+	return &Supervisor{log: opts.Logger, scripts: opts.Scripts, handle: opts.Netlink, onActive: opts.OnActive}
 }
 
 // Governs are the addresses the vrrp_instances of cfg move between
@@ -439,6 +436,7 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 		},
 		VIPs:     vips,
 		AuthType: auth, AuthPass: in.AuthPass,
+		CheckUnicastSrc: in.CheckUnicastSrc, SkipCheckAdvAddr: in.SkipCheckAdvAddr,
 		Peers: upeers,
 		Conn:  conn,
 		ARP:   arp,
@@ -453,6 +451,7 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 		},
 		CanGoMaster: canGoMaster,
 		Logf:        func(format string, args ...any) { v.log.Debug(fmt.Sprintf(format, args...), "instance", name) },
+		DropLogf:    func(format string, args ...any) { v.log.Warn(fmt.Sprintf(format, args...), "instance", name) },
 	})
 	if err != nil {
 		conn.Close()
@@ -613,10 +612,27 @@ func (v *Supervisor) Instances() []control.VRRPInstance {
 		s := control.VRRPInstance{Name: r.cfg.Name, Interface: r.cfg.Interface, VRID: r.cfg.VirtualRouterID, Priority: r.cfg.Priority}
 		if r.runner != nil {
 			s.State, s.Priority = r.runner.State().String(), r.runner.Priority()
+			s.Dropped = r.runner.Drops()
 		} else {
 			s.State, s.Note = "FAULT", r.err.Error()
 		}
 		out = append(out, s)
 	}
 	return out
+}
+
+// Validate refuses, with file:line, what keepalived.conf allows and this
+// supervisor cannot run, so that xlb check refuses it as xlb run would.
+func Validate(cfg *config.Config) error {
+	var errs config.ErrorList
+	for _, in := range cfg.Instances {
+		if in.UseVMAC {
+			errs = append(errs, &config.ParseError{File: in.Pos.File, Line: in.Pos.Line, Word: in.Name,
+				Msg: "use_vmac is not supported by xlb (the VIPs must live on the interface itself), in vrrp_instance"})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
 }
