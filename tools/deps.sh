@@ -4,6 +4,7 @@
 #   tools/deps.sh run      what `make demo` needs: iproute2, ethtool, util-linux, procps, Go
 #   tools/deps.sh test     plus clang 14, llvm, libbpf-dev (regenerating BPF objects),
 #                          keepalived (the VRRP peer), ipvsadm (its goldens' check)
+#                          netbase (/etc/services, for port names)
 #   tools/deps.sh vmtest   plus what `make vmtest` needs: QEMU, kmod, cpio, the
 #                          archive keyring, and the binaries copied into the guest
 #                          (busybox, ipvsadm, ip, nsenter, modprobe, ethtool)
@@ -12,7 +13,8 @@ what=${1:-run}
 
 pkgs=(iproute2 ethtool util-linux procps make git)
 if [[ $what == test ]]; then
-	pkgs+=(clang-14 llvm libbpf-dev linux-libc-dev keepalived ipvsadm)
+	# netbase: /etc/services, which xlbadm reads port names from, as ipvsadm.
+	pkgs+=(clang-14 llvm libbpf-dev linux-libc-dev keepalived ipvsadm netbase)
 elif [[ $what == vmtest ]]; then
 	# vmtest/ copies the host's ip, nsenter, ipvsadm, kmod and ethtool (with
 	# their libraries) into the guest, next to busybox.

@@ -173,11 +173,16 @@ func (m *Model) dests(list []netip.Addr, w map[netip.Addr]int32) []sched.Dest {
 func (m *Model) Pick(src netip.Addr) netip.Addr {
 	var key netip.Addr
 	if m.svc.Persistence > 0 {
-		bits := m.svc.PersistenceMask
-		if bits == 0 {
-			bits = src.BitLen()
+		mask := m.svc.PersistenceMask.Or(src)
+		if src.Is4() {
+			a, mb := src.As4(), mask.Addr4().As4()
+			for i := range a {
+				a[i] &= mb[i]
+			}
+			key = netip.AddrFrom4(a)
+		} else {
+			key = netip.PrefixFrom(src, int(mask)).Masked().Addr()
 		}
-		key = netip.PrefixFrom(src, bits).Masked().Addr()
 		// A template decides while its dest is in the service, weight
 		// 0 included (expire_quiescent_template=0).
 		if r, ok := m.tmpl[key]; ok {

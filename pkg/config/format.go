@@ -346,12 +346,8 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	if vs.PersistenceTimeout != 0 {
 		f.line("persistence_timeout", wholeSeconds(vs.PersistenceTimeout))
 	}
-	if vs.PersistenceGranularity != vs.Addr.BitLen() {
-		if vs.Addr.Is4() {
-			f.line("persistence_granularity", ipv4Mask(vs.PersistenceGranularity))
-		} else {
-			f.line("persistence_granularity", strconv.Itoa(vs.PersistenceGranularity))
-		}
+	if vs.PersistenceGranularity.Or(vs.Addr) != lvs.FullNetmask(vs.Addr) {
+		f.line("persistence_granularity", vs.PersistenceGranularity.Format(vs.Addr))
 	}
 	f.line("delay_loop", seconds(vs.DelayLoop))
 	if vs.Quorum != 0 {
@@ -507,14 +503,6 @@ func seconds(d time.Duration) string {
 
 func wholeSeconds(d time.Duration) string {
 	return strconv.FormatInt(int64(d/time.Second), 10)
-}
-
-func ipv4Mask(bits int) string {
-	m := ^uint32(0) << (32 - bits)
-	if bits == 0 {
-		m = 0
-	}
-	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}).String()
 }
 
 // word writes a value so that keepalived's line splitting reads it back:

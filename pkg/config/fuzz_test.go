@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // requireRoundTrip parses data (includes see an empty file system) and, if
@@ -79,8 +82,11 @@ func TestFormatEscapes(t *testing.T) {
 	assert.Equal(t, `""`, word(""))
 	assert.Equal(t, "1.5", seconds(1500000000))
 	assert.Equal(t, "0.000001", seconds(1000))
-	assert.Equal(t, "255.255.255.0", ipv4Mask(24))
-	assert.Equal(t, "0.0.0.0", ipv4Mask(0))
+	v4 := netip.MustParseAddr("10.0.0.1")
+	assert.Equal(t, "255.255.255.0", lvs.Netmask(0xffffff00).Format(v4))
+	assert.Equal(t, "255.0.255.0", lvs.Netmask(0xff00ff00).Format(v4))
+	assert.Equal(t, "255.255.255.255", lvs.Netmask(0).Format(v4))
+	assert.Equal(t, "64", lvs.Netmask(64).Format(netip.MustParseAddr("2001:db8::1")))
 }
 
 // FuzzParse checks that any input either fails with errors that all carry

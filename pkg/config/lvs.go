@@ -58,7 +58,7 @@ type vsDraft struct {
 	scheduler   opt[string]
 	forward     opt[lvs.Forward]
 	persistence opt[time.Duration]
-	granularity opt[int]
+	granularity opt[lvs.Netmask]
 	sorryFwd    opt[lvs.Forward]
 	sorryPos    Pos
 	flagWords   []*node // sh-port, mh-fallback, ...: checked against the scheduler
@@ -319,33 +319,28 @@ func (ps *parser) forwardArg(n *node) (lvs.Forward, bool) {
 	return f, true
 }
 
-// granularity reads persistence_granularity: a solid IPv4 netmask, or an
-// IPv6 prefix length. It returns the prefix length.
-func (ps *parser) granularity(n *node, s string, vsAddr netip.Addr) (int, bool) {
+// granularity reads persistence_granularity: an IPv4 netmask, which need
+// not be contiguous (keepalived and ipvsadm take it as given), or an IPv6
+// prefix length.
+func (ps *parser) granularity(n *node, s string, vsAddr netip.Addr) (lvs.Netmask, bool) {
 	if vsAddr.Is6() {
 		v, ok := parseInt(s)
 		if !ok || v < 1 || v > 128 {
 			ps.p.errorf(n.pos, s, "IPv6 persistence_granularity must be a prefix length in [1, 128], got")
 			return 0, false
 		}
-		return v, true
+		return lvs.Netmask(v), true
 	}
 	m, err := netip.ParseAddr(s)
 	if err != nil || !m.Is4() {
 		ps.p.errorf(n.pos, s, "IPv4 persistence_granularity must be a netmask, got")
 		return 0, false
 	}
-	b := m.As4()
-	mask := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	bits := 0
-	for bits < 32 && mask&(1<<(31-bits)) != 0 {
-		bits++
-	}
-	if bits < 32 && mask<<bits != 0 {
-		ps.p.errorf(n.pos, s, "persistence_granularity netmask is not contiguous:")
+	if m.IsUnspecified() {
+		ps.p.errorf(n.pos, s, "persistence_granularity 0.0.0.0 (every client in one template) is not supported by xlb:")
 		return 0, false
 	}
-	return bits, true
+	return lvs.Netmask4(m), true
 }
 
 func (ps *parser) realServer(b *node) *rsDraft {
@@ -664,7 +659,7 @@ func (ps *parser) finishVirtualServers() {
 			w("port 0 is only valid for a persistent service; setting persistence_timeout %v for", defaultPersistenceTimeout)
 			vs.PersistenceTimeout = defaultPersistenceTimeout
 		}
-		vs.PersistenceGranularity = d.granularity.or(vs.Addr.BitLen())
+		vs.PersistenceGranularity = d.granularity.or(lvs.FullNetmask(vs.Addr))
 		vs.DelayLoop = d.inh.delayLoop.or(defaultDelayLoop)
 		vs.Alpha = d.inh.alpha.or(false)
 		vs.InhibitOnFailure = d.inh.inhibit.or(false)

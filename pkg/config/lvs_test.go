@@ -29,7 +29,7 @@ func TestVirtualServerDefaults(t *testing.T) {
 		Protocol:               lvs.UDP, // keepalived's default, with a warning
 		Scheduler:              "wlc",
 		Forward:                lvs.NAT,
-		PersistenceGranularity: 32,
+		PersistenceGranularity: 0xffffffff,
 		DelayLoop:              60 * time.Second,
 		Quorum:                 1,
 		Reals: []RealServer{{
@@ -82,7 +82,7 @@ func TestVirtualServerKeywords(t *testing.T) {
 		SchedFlags:             lvs.Sched2 | lvs.Sched1 | lvs.OnePacket,
 		Forward:                lvs.DR,
 		PersistenceTimeout:     300 * time.Second,
-		PersistenceGranularity: 24,
+		PersistenceGranularity: 0xffffff00,
 		DelayLoop:              6500 * time.Millisecond,
 		Quorum:                 3, Hysteresis: 1,
 		Alpha: true, Omega: true,
@@ -161,18 +161,19 @@ func TestPersistence(t *testing.T) {
 		port    string
 		body    string
 		timeout time.Duration
-		gran    int
+		gran    lvs.Netmask
 		warning string
 	}{
-		{name: "none", addr: "10.0.0.1", port: "80", gran: 32},
-		{name: "timeout without value", addr: "10.0.0.1", port: "80", body: "persistence_timeout", timeout: 360 * time.Second, gran: 32},
-		{name: "granularity alone turns persistence on", addr: "10.0.0.1", port: "80", body: "persistence_granularity 255.255.0.0", timeout: 360 * time.Second, gran: 16},
+		{name: "none", addr: "10.0.0.1", port: "80", gran: 0xffffffff},
+		{name: "timeout without value", addr: "10.0.0.1", port: "80", body: "persistence_timeout", timeout: 360 * time.Second, gran: 0xffffffff},
+		{name: "granularity alone turns persistence on", addr: "10.0.0.1", port: "80", body: "persistence_granularity 255.255.0.0", timeout: 360 * time.Second, gran: 0xffff0000},
+		{name: "a netmask that is not contiguous, as keepalived keeps it", addr: "10.0.0.1", port: "80", body: "persistence_timeout 60\n persistence_granularity 255.0.255.0", timeout: time.Minute, gran: 0xff00ff00},
 		{name: "IPv6 granularity", addr: "2001:db8::1", port: "80", body: "persistence_timeout 60\n persistence_granularity 64", timeout: time.Minute, gran: 64},
 		{
-			name: "port 0 forces persistence", addr: "10.0.0.1", port: "0", timeout: 360 * time.Second, gran: 32,
+			name: "port 0 forces persistence", addr: "10.0.0.1", port: "0", timeout: 360 * time.Second, gran: 0xffffffff,
 			warning: `keepalived.conf:1: port 0 is only valid for a persistent service; setting persistence_timeout 6m0s for "10.0.0.1"`,
 		},
-		{name: "no port, persistent", addr: "10.0.0.1", port: "", body: "persistence_timeout 100", timeout: 100 * time.Second, gran: 32},
+		{name: "no port, persistent", addr: "10.0.0.1", port: "", body: "persistence_timeout 100", timeout: 100 * time.Second, gran: 0xffffffff},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := "10.0.0.2"
@@ -436,7 +437,7 @@ func TestLVSErrors(t *testing.T) {
 		{"method", vs1(" lb_kind dr\n" + rs), `keepalived.conf:5: lb_kind must be NAT, DR or TUN, got "dr"`},
 		{"protocol", vs1(" protocol ICMP\n" + rs), `keepalived.conf:5: protocol must be TCP, UDP or SCTP, got "ICMP"`},
 		{"persistence 0", vs1(" persistence_timeout 0\n" + rs), `keepalived.conf:5: persistence_timeout must be an integer in [1, 2678400], got "0"`},
-		{"granularity", vs1(" persistence_granularity 255.0.255.0\n" + rs), `keepalived.conf:5: persistence_granularity netmask is not contiguous: "255.0.255.0"`},
+		{"granularity", vs1(" persistence_granularity 0.0.0.0\n" + rs), `keepalived.conf:5: persistence_granularity 0.0.0.0 (every client in one template) is not supported by xlb: "0.0.0.0"`},
 		{"quorum 0", vs1(" quorum 0\n" + rs), `keepalived.conf:5: quorum must be an integer in [1, 4294967295], got "0"`},
 		{"delay_loop 0", vs1(" delay_loop 0\n" + rs), `keepalived.conf:5: delay_loop must be seconds in [0.000001, 1000000000], got "0"`},
 		{"retry 0 on a server", vs1(" retry 0\n" + rs), `keepalived.conf:5: retry must be an integer in [1, 4294967295], got "0"`},

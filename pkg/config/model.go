@@ -316,8 +316,8 @@ type VirtualServer struct {
 	// alone, gives keepalived's 360s.
 	PersistenceTimeout time.Duration
 	// PersistenceGranularity is the client netmask of persistence
-	// templates as a prefix length: 32 (IPv4) or 128 (IPv6) unless set.
-	PersistenceGranularity int
+	// templates: 255.255.255.255 (IPv4) or 128 (IPv6) unless set.
+	PersistenceGranularity lvs.Netmask
 
 	DelayLoop        time.Duration // 60s unless set; the default for checkers
 	Quorum           uint32        // 1 unless set

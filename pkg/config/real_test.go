@@ -224,7 +224,7 @@ func TestRealWorldValues(t *testing.T) {
 	t.Run("IPv6", func(t *testing.T) {
 		vs := parse("keepalived.conf.IPv6").VirtualServers[0]
 		assert.Equal(t, netip.MustParseAddr("ae00::1"), vs.Addr)
-		assert.Equal(t, 128, vs.PersistenceGranularity)
+		assert.Equal(t, lvs.Netmask(128), vs.PersistenceGranularity)
 		assert.Equal(t, uint16(25), vs.Reals[0].Port) // NAT keeps its own port
 		assert.Empty(t, vs.Reals[0].Checkers)         // SMTP_CHECK is not implemented
 	})

@@ -31,6 +31,9 @@ type Caps struct {
 	IPv6 bool
 	// Flags are the service flags it honours.
 	Flags lvs.SvcFlags
+	// Thresholds: it honours reals' connection thresholds (Real.UThreshold,
+	// LThreshold).
+	Thresholds bool
 	// MaxServices and MaxReals are how many services, and reals of all
 	// services together (counted per service, as IPVS counts dests), it
 	// holds at once (xlb run --max-services, --max-reals); 0 is no limit
@@ -68,8 +71,8 @@ func (c Caps) CheckService(s Service) error {
 		bad("%s: not supported by %s", what, c.Name)
 	}
 	if s.Persistence < 0 || (s.Persistence > 0 && s.Persistence < time.Second) || s.Persistence > MaxPersistence ||
-		s.PersistenceMask < 0 || s.PersistenceMask > s.Addr.BitLen() {
-		bad("persistence %v /%d out of range", s.Persistence, s.PersistenceMask)
+		(s.Addr.Is6() && s.PersistenceMask > 128) {
+		bad("persistence %v mask %s out of range", s.Persistence, s.PersistenceMask.Format(s.Addr))
 	}
 	return errors.Join(errs...)
 }
@@ -88,6 +91,11 @@ func (c Caps) CheckReal(s Service, r Real) error {
 	}
 	if r.Port == 0 {
 		bad("port 0")
+	}
+	if (r.UThreshold != 0 || r.LThreshold != 0) && !c.Thresholds {
+		bad("connection thresholds (uthreshold/lthreshold, ipvsadm -x/-y) are not supported by %s", c.Name)
+	} else if r.LThreshold > r.UThreshold {
+		bad("lthreshold %d is above uthreshold %d, which IPVS refuses", r.LThreshold, r.UThreshold)
 	}
 	switch {
 	case !slices.Contains(c.Forwards, r.Forward):

@@ -29,9 +29,9 @@ type Service struct {
 	// client's connections keep their real until the template has been
 	// unused this long and controls no connection. 0 = none.
 	Persistence time.Duration
-	// PersistenceMask is the prefix length that groups clients
-	// (ipvsadm -M, persistence_granularity); 0 means /32.
-	PersistenceMask int
+	// PersistenceMask groups clients (ipvsadm -M,
+	// persistence_granularity): see lvs.Netmask; 0 is the full mask.
+	PersistenceMask lvs.Netmask
 	Reals           []Real
 }
 
@@ -42,6 +42,11 @@ type Real struct {
 	Port    uint16
 	Weight  int32
 	Forward lvs.Forward
+	// UThreshold and LThreshold are IPVS's connection thresholds
+	// (ipvsadm -x/-y, keepalived uthreshold/lthreshold): a real with
+	// UThreshold connections or more is overloaded and gets no new ones
+	// until it is below LThreshold (3/4 of UThreshold when 0). 0: none.
+	UThreshold, LThreshold uint32
 }
 
 func (r Real) String() string { return netip.AddrPortFrom(r.Addr, r.Port).String() }

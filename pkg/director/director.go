@@ -120,6 +120,12 @@ func realOf(addr netip.Addr, port uint16, weight int, fwd lvs.Forward) dataplane
 	return dataplane.Real{Addr: addr, Port: port, Weight: int32(weight), Forward: fwd}
 }
 
+// withThresholds gives r the real_server's uthreshold and lthreshold.
+func withThresholds(r dataplane.Real, rs *config.RealServer) dataplane.Real {
+	r.UThreshold, r.LThreshold = rs.UThreshold, rs.LThreshold
+	return r
+}
+
 // Load makes cfg the wanted state. It is validated first: an invalid one
 // changes nothing. A valid one is applied as a diff: reals whose checks did
 // not change keep their health state and their flows. If the data plane
@@ -393,9 +399,9 @@ func (d *Director) wanted() []dataplane.Service {
 			for _, r := range vs.reals {
 				switch {
 				case r.health.Up:
-					svc.Reals = append(svc.Reals, realOf(r.cfg.Addr, r.cfg.Port, r.weight(), r.cfg.Forward))
+					svc.Reals = append(svc.Reals, withThresholds(realOf(r.cfg.Addr, r.cfg.Port, r.weight(), r.cfg.Forward), &r.cfg))
 				case r.cfg.InhibitOnFailure || vs.cfg.InhibitOnFailure:
-					svc.Reals = append(svc.Reals, realOf(r.cfg.Addr, r.cfg.Port, 0, r.cfg.Forward))
+					svc.Reals = append(svc.Reals, withThresholds(realOf(r.cfg.Addr, r.cfg.Port, 0, r.cfg.Forward), &r.cfg))
 				}
 			}
 		}

@@ -28,13 +28,19 @@ type fakeDataplane struct {
 	standby  []map[netip.Addr]bool
 	timeouts dataplane.Timeouts
 	defence  dataplane.Defence
+	caps     *dataplane.Caps // fakeCaps unless set
 }
 
 // fakeCaps are the XDP data plane's, as far as these tests need.
 var fakeCaps = dataplane.Caps{Name: "the XDP data plane", Schedulers: sched.Names(sched.InXDP),
 	Forwards: []lvs.Forward{lvs.DR, lvs.NAT}, Protocols: []lvs.Protocol{lvs.TCP, lvs.UDP}, Flags: lvs.SchedFlags}
 
-func (f *fakeDataplane) Caps() dataplane.Caps { return fakeCaps }
+func (f *fakeDataplane) Caps() dataplane.Caps {
+	if f.caps != nil {
+		return *f.caps
+	}
+	return fakeCaps
+}
 
 func (f *fakeDataplane) SetStandby(vips map[netip.Addr]bool) error {
 	f.mu.Lock()
@@ -300,7 +306,7 @@ virtual_server 10.0.0.100 80 {
 	require.NoError(t, d.Load(cfg))
 	svc := dp.last()[0]
 	assert.Equal(t, 300*time.Second, svc.Persistence)
-	assert.Equal(t, 24, svc.PersistenceMask)
+	assert.Equal(t, lvs.Netmask(0xffffff00), svc.PersistenceMask)
 	assert.Equal(t, lvs.NAT, svc.Reals[0].Forward)
 	assert.EqualValues(t, 8080, svc.Reals[0].Port)
 }
@@ -465,4 +471,67 @@ func TestTakeOverKeepsDownRealsOut(t *testing.T) {
 	more := strings.Replace(base, "    real_server 10.0.0.13 80 {", "    real_server 10.0.0.14 80 {\n        weight 1\n        TCP_CHECK { connect_timeout 1 }\n    }\n    real_server 10.0.0.13 80 {", 1)
 	require.NoError(t, d.Load(parse(t, more)))
 	assert.Contains(t, weights(dp.last()[0]), "10.0.0.14:80")
+}
+
+// ipvsadm options are applied where the data plane has them and shown as
+// ipvsadm shows them, refused where it has not: thresholds (-x/-y),
+// one-packet scheduling (-o), persistence engines (--pe), a netmask that
+// is not contiguous (-M), and names for addresses and ports.
+func TestIpvsadmOptionsAppliedOrRefused(t *testing.T) {
+	d, dp, _, _ := newTest(t)
+	run := func(args ...string) (string, string, int) { return d.Ipvsadm(args, "") }
+
+	// The XDP data plane has no thresholds and no ops.
+	_, errOut, code := run("-A", "-t", "10.0.0.200:80", "-s", "rr")
+	require.Equal(t, 0, code, errOut)
+	_, errOut, code = run("-a", "-t", "10.0.0.200:80", "-r", "10.0.0.21", "-g", "-x", "100", "-y", "10")
+	assert.Equal(t, 255, code)
+	assert.Contains(t, errOut, "connection thresholds (uthreshold/lthreshold, ipvsadm -x/-y) are not supported by the XDP data plane")
+	_, errOut, code = run("-A", "-u", "10.0.0.200:53", "-s", "rr", "-o")
+	assert.Equal(t, 255, code)
+	assert.Contains(t, errOut, "one-packet scheduling (ops): not supported by the XDP data plane")
+	out, _, _ := run("-Ln", "--thresholds")
+	assert.NotContains(t, out, "10.0.0.21", "nothing half-applied")
+	assert.NotContains(t, out, ":53")
+
+	// No data plane has persistence engines: the kernel's answer when
+	// the engine's module is missing.
+	_, errOut, code = run("-A", "-u", "10.0.0.200:5060", "-s", "rr", "-p", "60", "--pe", "sip")
+	assert.Equal(t, 255, code)
+	assert.Contains(t, errOut, "Scheduler or persistence engine not found")
+
+	// A netmask is kept as given, as the kernel keeps it.
+	_, errOut, code = run("-A", "-t", "10.0.0.200:81", "-s", "rr", "-p", "60", "-M", "255.0.255.0")
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, lvs.Netmask(0xff00ff00), dp.last()[1].PersistenceMask)
+	out, _, _ = run("-Ln")
+	assert.Contains(t, out, "TCP  10.0.0.200:81 rr persistent 60 mask 255.0.255.0\n")
+	out, _, _ = run("-Sn")
+	assert.Contains(t, out, "-A -t 10.0.0.200:81 -s rr -p 60 -M 255.0.255.0\n")
+
+	// Names, as ipvsadm resolves them: /etc/hosts and /etc/services.
+	_, errOut, code = run("-A", "-t", "localhost:http", "-s", "rr")
+	require.Equal(t, 0, code, errOut)
+	out, _, _ = run("-Ln")
+	assert.Contains(t, out, "TCP  127.0.0.1:80 rr\n")
+	out, _, _ = run("-L")
+	assert.Contains(t, out, "TCP  localhost:http rr\n", "without -n, names")
+	_, errOut, code = run("-A", "-u", "10.0.0.200:http", "-s", "rr")
+	assert.Equal(t, 2, code, "http is a TCP service only in /etc/services")
+	assert.Contains(t, errOut, "illegal virtual server address[:port] specified")
+
+	// The IPVS data plane applies thresholds and ops, and lists them.
+	ipvsCaps := fakeCaps
+	ipvsCaps.Name, ipvsCaps.Thresholds, ipvsCaps.Flags = "the IPVS data plane", true, lvs.SchedFlags|lvs.OnePacket
+	dp.caps = &ipvsCaps
+	_, errOut, code = run("-a", "-t", "10.0.0.200:80", "-r", "10.0.0.21", "-g", "-x", "100", "-y", "10")
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, uint32(100), dp.last()[0].Reals[0].UThreshold)
+	assert.Equal(t, uint32(10), dp.last()[0].Reals[0].LThreshold)
+	out, _, _ = run("-Ln", "--thresholds")
+	assert.Contains(t, out, "  -> 10.0.0.21:80                 100        10         0          0         \n")
+	_, errOut, code = run("-A", "-u", "10.0.0.200:53", "-s", "rr", "-o")
+	require.Equal(t, 0, code, errOut)
+	out, _, _ = run("-Ln")
+	assert.Contains(t, out, "UDP  10.0.0.200:53 rr ops\n")
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
-	"math/bits"
 	"net/netip"
 	"slices"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/ipvsadm"
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // Ipvsadm runs an ipvsadm command line against the running director, as
@@ -22,10 +22,11 @@ import (
 // changed in the file (and SIGHUP), not here. It returns what ipvsadm
 // would print on stdout and stderr, and its exit code.
 func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, code int) {
-	cmd, err := ipvsadm.Parse(args)
+	cmd, err := systemNames.Parser().Parse(args)
 	if err != nil {
 		return "", message(err), ipvsadm.ExitCode(err)
 	}
+	cmd.List.Names = systemNames
 	var out bytes.Buffer
 	switch cmd.Kind {
 	case ipvsadm.CmdList, ipvsadm.CmdSave, ipvsadm.CmdHelp, ipvsadm.CmdVersion:
@@ -76,7 +77,7 @@ func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, 
 	}
 	next := d.manualCopy()
 	if cmd.Kind == ipvsadm.CmdRestore {
-		err = next.Restore(&out, strings.NewReader(stdin), ipvsadm.Parser{})
+		err = next.Restore(&out, strings.NewReader(stdin), systemNames.Parser())
 	} else {
 		err = next.Apply(cmd)
 	}
@@ -106,6 +107,10 @@ func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, 
 	}
 	return out.String(), "", 0
 }
+
+// systemNames resolves host and port names as ipvsadm does on this host:
+// in commands (-t vip.example:http), and in listings without -n.
+var systemNames = &ipvsadm.System{}
 
 func message(err error) string {
 	if err == nil {
@@ -149,6 +154,11 @@ func manualServices(st *ipvsadm.State) ([]dataplane.Service, error) {
 		if s.FWMark != 0 {
 			return nil, fmt.Errorf("fwmark service %d: fwmark services are not supported", s.FWMark)
 		}
+		if s.PE != "" {
+			// What the kernel answers when the engine's module is missing.
+			return nil, &ipvsadm.Error{Code: 255, Msg: "Scheduler or persistence engine not found\n" +
+				"xlb: persistence engines (--pe " + s.PE + ") are not supported by xlb's data planes"}
+		}
 		svc := dataplane.Service{
 			ServiceKey: dataplane.ServiceKey{Addr: s.Addr, Port: s.Port, Protocol: s.Protocol},
 			Scheduler:  s.Scheduler,
@@ -156,13 +166,14 @@ func manualServices(st *ipvsadm.State) ([]dataplane.Service, error) {
 		}
 		if s.Persistent {
 			svc.Persistence = time.Duration(s.Timeout) * time.Second
-			svc.PersistenceMask = bits.OnesCount32(s.Netmask)
-			if s.Addr.Is6() {
-				svc.PersistenceMask = int(s.Netmask) // a prefix length for IPv6, as ipvsadm
+			svc.PersistenceMask = lvs.Netmask(s.Netmask) // as given: ipvsadm's and lvs.Netmask's forms are the same
+			if s.Addr.Is4() && s.Netmask == 0 {
+				return nil, fmt.Errorf("service %s %s:%d: a persistence netmask of 0.0.0.0 (every client in one template) is not supported by xlb", s.Protocol, s.Addr, s.Port)
 			}
 		}
 		for _, dst := range s.Dests {
-			svc.Reals = append(svc.Reals, dataplane.Real{Addr: dst.Addr, Port: dst.Port, Weight: dst.Weight, Forward: dst.Forward})
+			svc.Reals = append(svc.Reals, dataplane.Real{Addr: dst.Addr, Port: dst.Port, Weight: dst.Weight, Forward: dst.Forward,
+				UThreshold: dst.UThreshold, LThreshold: dst.LThreshold})
 		}
 		out = append(out, svc)
 	}
@@ -297,18 +308,11 @@ func IpvsadmTable(dp dataplane.Dataplane, wanted []dataplane.Service,
 		}
 		if svc.Persistence > 0 {
 			is.Persistent, is.Timeout = true, uint32(svc.Persistence/time.Second)
-			n := svc.PersistenceMask
-			if n == 0 {
-				n = svc.Addr.BitLen()
-			}
-			if svc.Addr.Is4() {
-				is.Netmask = ^uint32(0) << (32 - n) // a mask for IPv4, a prefix length for IPv6, as ipvsadm
-			} else {
-				is.Netmask = uint32(n)
-			}
+			is.Netmask = uint32(svc.PersistenceMask.Or(svc.Addr)) // a mask for IPv4, a prefix length for IPv6, as ipvsadm
 		}
 		for _, rs := range ss.Reals {
 			is.Dests = append(is.Dests, ipvsadm.Dest{Addr: rs.Addr, Port: rs.Port, Weight: rs.Weight, Forward: rs.Forward,
+				UThreshold: rs.UThreshold, LThreshold: rs.LThreshold,
 				Rates: rates(svc.ServiceKey, &rs.Real), ActiveConns: uint32(rs.ActiveConns), InactConns: uint32(rs.InactConns),
 				Stats: counters(rs.Counters)})
 		}
@@ -348,9 +352,10 @@ func differences(wanted []dataplane.Service, held []dataplane.ServiceStats) []st
 			continue
 		}
 		delete(byKey, w.ServiceKey)
-		if h.Scheduler != w.Scheduler || h.Flags != w.Flags || h.Persistence != w.Persistence || h.PersistenceMask != w.PersistenceMask {
-			out = append(out, fmt.Sprintf("%s: held as %s flags %#x persistence %v/%d, wanted %s flags %#x persistence %v/%d", w.ServiceKey,
-				h.Scheduler, uint32(h.Flags), h.Persistence, h.PersistenceMask, w.Scheduler, uint32(w.Flags), w.Persistence, w.PersistenceMask))
+		if h.Scheduler != w.Scheduler || h.Flags != w.Flags || h.Persistence != w.Persistence ||
+			h.PersistenceMask.Or(h.Addr) != w.PersistenceMask.Or(w.Addr) {
+			out = append(out, fmt.Sprintf("%s: held as %s flags %#x persistence %v mask %s, wanted %s flags %#x persistence %v mask %s", w.ServiceKey,
+				h.Scheduler, uint32(h.Flags), h.Persistence, h.PersistenceMask.Format(h.Addr), w.Scheduler, uint32(w.Flags), w.Persistence, w.PersistenceMask.Format(w.Addr)))
 		}
 		reals := make(map[netip.AddrPort]dataplane.Real, len(h.Reals))
 		for _, r := range h.Reals {
@@ -362,8 +367,9 @@ func differences(wanted []dataplane.Service, held []dataplane.ServiceStats) []st
 			switch {
 			case !ok:
 				out = append(out, fmt.Sprintf("%s: real %s wanted, not in the data plane", w.ServiceKey, k))
-			case hr.Weight != r.Weight || hr.Forward != r.Forward:
-				out = append(out, fmt.Sprintf("%s: real %s held as %s weight %d, wanted %s weight %d", w.ServiceKey, k, hr.Forward.Kind(), hr.Weight, r.Forward.Kind(), r.Weight))
+			case hr.Weight != r.Weight || hr.Forward != r.Forward || hr.UThreshold != r.UThreshold || hr.LThreshold != r.LThreshold:
+				out = append(out, fmt.Sprintf("%s: real %s held as %s weight %d thresholds %d/%d, wanted %s weight %d thresholds %d/%d", w.ServiceKey, k,
+					hr.Forward.Kind(), hr.Weight, hr.UThreshold, hr.LThreshold, r.Forward.Kind(), r.Weight, r.UThreshold, r.LThreshold))
 			}
 			delete(reals, k)
 		}

@@ -290,3 +290,17 @@ func TestUsageAndVersion(t *testing.T) {
 	assert.Contains(t, b.String(), "  xlbadm -A|E virtual-service")
 	assert.NotContains(t, b.String(), "  ipvsadm ")
 }
+
+// Debian's ipvsadm 1.31 prints a fwmark with %d: marks from 2^31 up are
+// negative, in -L and in -S, and sort before the other services (its
+// comparison is of the signed difference). Recorded from the real binary
+// (against a stand-in kernel): "FWM  -1 wlc", "-A -f -1 -s wlc".
+func TestFWMarkPrintedSigned(t *testing.T) {
+	st := NewState()
+	run(t, st, "-A -t 10.0.0.1:80 -s rr\n-A -f 4294967295\n-A -f 7 -s rr\n")
+	assert.Equal(t, "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"+
+		"FWM  -1 wlc\nTCP  10.0.0.1:80 rr\nFWM  7 rr\n", listN(t, st))
+	out, err := exec(t, st, "-Sn")
+	require.NoError(t, err)
+	assert.Contains(t, out, "-A -f -1 -s wlc\n")
+}

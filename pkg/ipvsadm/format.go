@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -219,13 +220,15 @@ func (f *fmtFlags) service(b *strings.Builder, svc *Service) {
 	v6 := svc.Is6()
 	var name string
 	switch {
+	// Debian's ipvsadm 1.31 prints the mark with %d: 4294967295 is -1
+	// (upstream fixed it after 1.31, in e61c8cd).
 	case svc.FWMark != 0 && f.rule:
-		name = "-f " + utoa(uint64(svc.FWMark))
+		name = "-f " + strconv.Itoa(int(int32(svc.FWMark)))
 		if v6 {
 			name += " -6"
 		}
 	case svc.FWMark != 0:
-		name = "FWM  " + utoa(uint64(svc.FWMark))
+		name = "FWM  " + strconv.Itoa(int(int32(svc.FWMark)))
 		if v6 {
 			name += " IPv6"
 		}

@@ -40,7 +40,7 @@ func sample() []dataplane.Service {
 			},
 		})
 	}
-	out[0].Persistence, out[0].PersistenceMask = 300*time.Second, 24 // rr
+	out[0].Persistence, out[0].PersistenceMask = 300*time.Second, 0xffffff00 // rr
 	out[1].Persistence = 60 * time.Second                            // wrr, /32
 	out[2].Flags = lvs.Sched1 | lvs.Sched2                           // sh
 	out = append(out,
@@ -130,7 +130,7 @@ func TestApplyEdits(t *testing.T) {
 				return s
 			}, []string{"edit-service TCP 10.79.0.1:80"}},
 			{"persistence mask", func(s []dataplane.Service) []dataplane.Service {
-				s[1].PersistenceMask = 16
+				s[1].PersistenceMask = 0xffff0000
 				return s
 			}, []string{"edit-service TCP 10.79.0.2:80"}},
 			{"flags", func(s []dataplane.Service) []dataplane.Service {
@@ -188,8 +188,8 @@ func TestValidate(t *testing.T) {
 		{"4in6", func(s *dataplane.Service) { s.Addr = addr("::ffff:10.79.0.1") }, "is not a plain IPv4 or IPv6 address"},
 		{"port 0", func(s *dataplane.Service) { s.Port = 0 }, "port 0 (all-ports services) is not supported"},
 		{"flags", func(s *dataplane.Service) { s.Flags = 0x40 }, "service flags 0x40: not supported by the IPVS data plane"},
-		{"persistence below 1 s", func(s *dataplane.Service) { s.Persistence = time.Millisecond }, "persistence 1ms /0 out of range"},
-		{"persistence mask", func(s *dataplane.Service) { s.Persistence, s.PersistenceMask = time.Minute, 33 }, "persistence 1m0s /33 out of range"},
+		{"persistence below 1 s", func(s *dataplane.Service) { s.Persistence = time.Millisecond }, "persistence 1ms mask 255.255.255.255 out of range"},
+		{"persistence too long", func(s *dataplane.Service) { s.Persistence = dataplane.MaxPersistence + time.Second }, "out of range"},
 		{"duplicate real", func(s *dataplane.Service) { s.Reals = append(s.Reals, s.Reals[0]) },
 			"service TCP 10.79.0.1:80: real 10.80.0.1:80 listed twice"},
 		{"negative weight", func(s *dataplane.Service) { s.Reals[0].Weight = -1 }, "real 10.80.0.1:80: weight -1 is negative"},

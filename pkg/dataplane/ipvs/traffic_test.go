@@ -233,7 +233,7 @@ func TestTrafficPersistence(t *testing.T) {
 	v, _ := e.open(t, Options{})
 	l.serve(t, 8080)
 	key := dataplane.ServiceKey{Addr: l.vip, Port: 80, Protocol: lvs.TCP}
-	svc := dataplane.Service{ServiceKey: key, Scheduler: "rr", Persistence: time.Minute, PersistenceMask: 24, Reals: []dataplane.Real{
+	svc := dataplane.Service{ServiceKey: key, Scheduler: "rr", Persistence: time.Minute, PersistenceMask: 0xffffff00, Reals: []dataplane.Real{
 		{Addr: l.realAddrs[0], Port: 8080, Weight: 1, Forward: lvs.NAT},
 		{Addr: l.realAddrs[1], Port: 8080, Weight: 1, Forward: lvs.NAT},
 	}}

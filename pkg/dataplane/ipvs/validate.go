@@ -26,6 +26,7 @@ var Caps = dataplane.Caps{
 	Protocols:  []lvs.Protocol{lvs.TCP, lvs.UDP},
 	IPv6:       true,
 	Flags:      lvs.SchedFlags | lvs.OnePacket,
+	Thresholds: true,
 }
 
 // Caps implements dataplane.Dataplane.
@@ -79,15 +80,17 @@ func kernelService(s dataplane.Service) kipvs.Service {
 		Scheduler: s.Scheduler,
 		Flags:     kipvs.Flags(s.Flags),
 	}
-	bits := s.Addr.BitLen()
+	m := lvs.FullNetmask(s.Addr)
 	if s.Persistence > 0 {
 		svc.Flags |= kipvs.ServicePersistent
 		svc.Timeout = uint32(s.Persistence / time.Second)
-		if s.PersistenceMask != 0 {
-			bits = s.PersistenceMask
-		}
+		m = s.PersistenceMask.Or(s.Addr)
 	}
-	svc.Netmask = netmask.MaskFrom(bits, s.Addr.BitLen())
+	if s.Addr.Is4() {
+		svc.Netmask = netmask.MaskFrom4(m.Addr4().As4())
+	} else {
+		svc.Netmask = netmask.MaskFrom(int(m), 128)
+	}
 	return svc
 }
 
@@ -98,6 +101,9 @@ func kernelDest(r dataplane.Real) kipvs.Destination {
 		Family:    family(r.Addr),
 		Weight:    uint32(r.Weight),
 		FwdMethod: forwardMethod(r.Forward),
+		// -x/-y, uthreshold/lthreshold.
+		UpperThreshold: r.UThreshold,
+		LowerThreshold: r.LThreshold,
 		// TunnelType zero is IPIP, what ipvsadm -i and keepalived
 		// lb_kind TUN make.
 	}
@@ -123,8 +129,16 @@ func heldService(k dataplane.ServiceKey, s kipvs.Service) dataplane.Service {
 		Flags: lvs.SvcFlags(s.Flags) &^ (lvs.Persistent | lvs.Hashed)}
 	if s.Flags&kipvs.ServicePersistent != 0 {
 		out.Persistence = time.Duration(s.Timeout) * time.Second
-		if bits := s.Netmask.Bits(); bits != k.Addr.BitLen() {
-			out.PersistenceMask = bits
+		var m lvs.Netmask
+		if k.Addr.Is4() {
+			if b, ok := netip.AddrFromSlice(s.Netmask.AsSlice()); ok {
+				m = lvs.Netmask4(b.Unmap())
+			}
+		} else {
+			m = lvs.Netmask(s.Netmask.Bits())
+		}
+		if m != lvs.FullNetmask(k.Addr) {
+			out.PersistenceMask = m
 		}
 	}
 	return out
@@ -153,12 +167,11 @@ func sameService(have, want kipvs.Service) bool {
 	return have.Timeout == want.Timeout && have.Netmask == want.Netmask
 }
 
-// sameDest reports whether the kernel's dest already is what want says.
-// Thresholds xlb does not set must be 0 (someone may have set them by
-// hand); a kernel that marks a dest Local forwards it locally whatever it
-// was asked.
+// sameDest reports whether the kernel's dest already is what want says,
+// thresholds included; a kernel that marks a dest Local forwards it
+// locally whatever it was asked.
 func sameDest(have, want kipvs.Destination) bool {
-	if have.Weight != want.Weight || have.UpperThreshold != 0 || have.LowerThreshold != 0 {
+	if have.Weight != want.Weight || have.UpperThreshold != want.UpperThreshold || have.LowerThreshold != want.LowerThreshold {
 		return false
 	}
 	if have.FwdMethod != want.FwdMethod && have.FwdMethod != kipvs.Local {

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/internal/testutil"
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // Persistence (ipvsadm -p 1 -M 255.255.255.0): a client's connections
@@ -18,7 +19,7 @@ import (
 // connection, and expiry releases the client.
 func TestPersistence(t *testing.T) {
 	r := newSchedRig(t, "rr", 0, 1, 1, 1)
-	r.svc.Persistence, r.svc.PersistenceMask = time.Second, 24
+	r.svc.Persistence, r.svc.PersistenceMask = time.Second, 0xffffff00
 	apply(t, r.ns, r.x, r.svc)
 	// Shorten CLOSE and SYN_RECV to 1 s: the SYN-only flows below end soon.
 	one := uint32(1)
@@ -72,4 +73,28 @@ func TestPersistence(t *testing.T) {
 	next := r.pick(from("192.0.2.7"))
 	assert.NotEqual(t, -1, next)
 	assert.Equal(t, (other+1)%3, next, "released: scheduled by rr again")
+}
+
+// A netmask that is not contiguous (ipvsadm -M 255.0.255.0), as IPVS
+// applies it: clients that agree in the first and third bytes share a
+// template, whatever the second and fourth; the data plane reports the
+// mask as given.
+func TestPersistenceMaskNotContiguous(t *testing.T) {
+	r := newSchedRig(t, "rr", 0, 1, 1, 1)
+	r.svc.Persistence, r.svc.PersistenceMask = time.Minute, 0xff00ff00
+	apply(t, r.ns, r.x, r.svc)
+	from := func(src string) testutil.Frame {
+		f := newFlow()
+		f.Src = netip.MustParseAddr(src)
+		return f
+	}
+	first := r.pick(from("192.0.2.7"))
+	for range 3 {
+		assert.Equal(t, first, r.pick(from("192.77.2.200")), "the same under 255.0.255.0")
+	}
+	assert.NotEqual(t, first, r.pick(from("192.0.3.7")), "the third byte differs: another template, the next real")
+	st, err := r.x.Stats()
+	require.NoError(t, err)
+	require.Len(t, st.Services, 1)
+	assert.Equal(t, lvs.Netmask(0xff00ff00), st.Services[0].Service.PersistenceMask)
 }

@@ -54,7 +54,7 @@ type svcState struct {
 	sched       string
 	flags       lvs.SvcFlags
 	persist     time.Duration
-	persistMask int
+	persistMask lvs.Netmask
 	reals       []*realState
 
 	// dests are the reals' weights as the table was built (0 for an
@@ -427,12 +427,8 @@ func svcEntry(st *svcState, standby bool) xlbSvc {
 		e.Flags |= svcStandby
 	}
 	if st.persist > 0 {
-		n := st.persistMask
-		if n == 0 {
-			n = 32
-		}
 		e.PersistTimeoutS = uint32(st.persist / time.Second)
-		e.PersistMask = ip4(netip.PrefixFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), n).Masked().Addr())
+		e.PersistMask = ip4(st.persistMask.Or(st.key.Addr).Addr4())
 	}
 	switch s.Table {
 	case sched.TableScan:

@@ -1,10 +1,10 @@
 package xdp
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"net/netip"
 	"slices"
 	"time"
@@ -84,7 +84,8 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 		}
 		if s.PersistTimeoutS != 0 {
 			st.persist = time.Duration(s.PersistTimeoutS) * time.Second
-			st.persistMask = bits.OnesCount32(s.PersistMask)
+			b := binary.NativeEndian.AppendUint32(nil, s.PersistMask) // network order in memory
+			st.persistMask = lvs.Netmask(binary.BigEndian.Uint32(b))
 		}
 		t.svcUsed[st.idx] = true
 		st.tabOff, st.tabLen = s.TabOff, s.TabLen
