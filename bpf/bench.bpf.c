@@ -16,10 +16,13 @@
 struct bench_tmpl {
 	__u8 data[TMPL_LEN];
 	/* Flows to cycle through: 0 = the template's flow only. Each repeat
-	 * takes flow hash(counter) % flows, written as source port (low 16
-	 * bits) and the source address's last two bytes. */
+	 * takes flow hash(counter) % flows, or counter % flows when
+	 * sequential is set, written as source port (low 16 bits) and the
+	 * source address's last two bytes. Sequential makes every one of the
+	 * flows in one pass of that many repeats, in an order unrelated to
+	 * the hashed one that later hits them. */
 	__u32 flows;
-	__u32 pad;
+	__u32 sequential;
 };
 
 struct {
@@ -68,7 +71,8 @@ int bench_harness(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	if (t->flows) {
 		/* Fibonacci hashing spreads consecutive counters over the flows. */
-		__u32 f = (__u32)((*n)++ * 0x9E3779B97F4A7C15ULL >> 32) % t->flows;
+		__u64 c = (*n)++;
+		__u32 f = t->sequential ? (__u32)(c % t->flows) : (__u32)(c * 0x9E3779B97F4A7C15ULL >> 32) % t->flows;
 		__u8 *p = data;
 		/* Ethernet 14 + IPv4 20: saddr at 26, sport at 34. */
 		p[28] = (f >> 24) & 0xff;

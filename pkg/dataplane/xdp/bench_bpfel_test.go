@@ -14,10 +14,10 @@ import (
 )
 
 type benchBenchTmpl struct {
-	_     structs.HostLayout
-	Data  [64]uint8
-	Flows uint32
-	Pad   uint32
+	_          structs.HostLayout
+	Data       [64]uint8
+	Flows      uint32
+	Sequential uint32
 }
 
 // Names of all BPF objects in the ELF.

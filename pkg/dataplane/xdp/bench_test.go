@@ -58,27 +58,75 @@ func newBenchRigWith(b *testing.B, maxConns uint32, schedName string, reals int,
 	return r
 }
 
-// measure runs prog repeat times on frame and returns ns per packet.
-func (r *benchRig) measure(b *testing.B, prog *ebpf.Program, frame []byte, repeat int) float64 {
+// measure runs prog repeat times on frame and returns ns per packet, as
+// BPF_PROG_TEST_RUN measures it (whole nanoseconds; time the CPU spent
+// elsewhere, rescheduled, is left out, which the wall clock would not).
+// The last repeat's verdict must be want: a harness whose tail call failed
+// returns XDP_ABORTED, and a smaller, plausible figure.
+func (r *benchRig) measure(b *testing.B, prog *ebpf.Program, frame []byte, repeat int, want uint32) float64 {
+	var ret uint32
 	var d time.Duration
 	require.NoError(b, r.ns.Do(func() (err error) {
-		_, d, err = prog.Benchmark(frame, repeat, nil)
+		ret, d, err = prog.Benchmark(frame, repeat, nil)
 		return err
 	}))
+	require.Equal(b, want, ret, "%s returned %d, want %d", prog, ret, want)
 	return float64(d.Nanoseconds())
 }
 
 // viaHarness measures target behind the harness, which rewrites the frame
-// on every repeat and spreads it over flows (0: one flow).
-func (r *benchRig) viaHarness(b *testing.B, target *ebpf.Program, frame []byte, flows uint32, repeat int) float64 {
+// on every repeat and spreads it over flows (0: one flow; sequential: in
+// counter order, which makes every flow in one pass of that many repeats).
+func (r *benchRig) viaHarness(b *testing.B, target *ebpf.Program, frame []byte, flows uint32, sequential bool, repeat int, want uint32) float64 {
 	var t benchBenchTmpl
 	copy(t.Data[:], frame)
 	t.Flows = flows
+	if sequential {
+		t.Sequential = 1
+	}
 	zero := uint32(0)
 	require.NoError(b, r.bench.BenchTmpls.Update(&zero, &t, ebpf.UpdateAny))
 	fd := uint32(target.FD())
 	require.NoError(b, r.bench.BenchTarget.Update(&zero, &fd, ebpf.UpdateAny))
-	return r.measure(b, r.bench.BenchHarness, frame[:64], repeat)
+	return r.measure(b, r.bench.BenchHarness, frame[:64], repeat, want)
+}
+
+// tally is what the data plane counted: packets and new connections of
+// the service, and drops and passes by reason.
+type tally struct {
+	packets, conns uint64
+	reasons        map[string]uint64
+}
+
+func (r *benchRig) tally(b *testing.B) tally {
+	st, err := r.x.Stats()
+	require.NoError(b, err)
+	var t tally
+	for _, s := range st.Services {
+		t.packets += s.Counters.Packets
+		t.conns += s.Counters.Conns
+	}
+	t.reasons = st.Reasons
+	return t
+}
+
+// accounted runs f and checks that the data plane's counters account for
+// every one of its packets: packets forwarded, conns new connections,
+// promoted half-open flows moved to the flow table, and no packet dropped
+// or passed for any reason.
+func (r *benchRig) accounted(b *testing.B, packets, conns, promoted uint64, f func()) {
+	before := r.tally(b)
+	f()
+	after := r.tally(b)
+	require.Equal(b, packets, after.packets-before.packets, "packets the service forwarded")
+	require.Equal(b, conns, after.conns-before.conns, "new connections")
+	for reason, n := range after.reasons {
+		want := uint64(0)
+		if reason == "promoted" {
+			want = promoted
+		}
+		require.Equal(b, want, n-before.reasons[reason], "packets counted as %s", reason)
+	}
 }
 
 // report prints xlb's ns/packet with the harness's own cost taken out, the
@@ -100,22 +148,34 @@ func BenchmarkDR(b *testing.B) {
 
 	b.Run("established-one-flow", func(b *testing.B) {
 		r := newBenchRig(b, 4096)
-		_, _ = run(b, r.ns, r.x, synFrame.Bytes())
-		base := r.measure(b, r.bench.BenchMacswap, ack.Bytes(), b.N)
-		report(b, r.measure(b, r.x.objs.XlbXdp, ack.Bytes(), b.N), base, 0)
+		for _, f := range []testutil.Frame{synFrame, ack} {
+			v, _ := run(b, r.ns, r.x, f.Bytes())
+			require.EqualValues(b, xdpTX, v, "the SYN and ACK that make the flow")
+		}
+		base := r.measure(b, r.bench.BenchMacswap, ack.Bytes(), b.N, xdpTX)
+		var ns float64
+		r.accounted(b, uint64(b.N), 0, 0, func() { ns = r.measure(b, r.x.objs.XlbXdp, ack.Bytes(), b.N, xdpTX) })
+		report(b, ns, base, 0)
 	})
 	b.Run("not-a-vip", func(b *testing.B) {
 		r := newBenchRig(b, 4096)
-		base := r.measure(b, r.bench.BenchMacswap, miss.Bytes(), b.N)
-		report(b, r.measure(b, r.x.objs.XlbXdp, miss.Bytes(), b.N), base, 0)
+		base := r.measure(b, r.bench.BenchMacswap, miss.Bytes(), b.N, xdpTX)
+		var ns float64
+		r.accounted(b, 0, 0, 0, func() { ns = r.measure(b, r.x.objs.XlbXdp, miss.Bytes(), b.N, xdpPass) })
+		report(b, ns, base, 0)
 	})
+	// harnessCost is the harness's own cost per repeat (harness + XDP_PASS,
+	// less XDP_PASS alone), measured in the same run and taken out.
+	harnessCost := func(b *testing.B, r *benchRig, frame []byte, flows uint32) float64 {
+		return r.viaHarness(b, r.bench.BenchPass, frame, flows, false, b.N, xdpPass) - r.measure(b, r.bench.BenchPass, frame, b.N, xdpPass)
+	}
 	b.Run("new-flow-each-packet", func(b *testing.B) {
 		r := newBenchRig(b, 1<<18)
-		// The harness's own cost (harness + XDP_PASS, less XDP_PASS alone)
-		// is measured in the same run and taken out.
-		base := r.measure(b, r.bench.BenchMacswap, synFrame.Bytes(), b.N)
-		harness := r.viaHarness(b, r.bench.BenchPass, synFrame.Bytes(), 1<<30, b.N) - r.measure(b, r.bench.BenchPass, synFrame.Bytes(), b.N)
-		ns := r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 1<<30, b.N)
+		base := r.measure(b, r.bench.BenchMacswap, synFrame.Bytes(), b.N, xdpTX)
+		harness := harnessCost(b, r, synFrame.Bytes(), 1<<30)
+		var ns float64
+		// Sequential flows: every SYN is a flow not seen before.
+		r.accounted(b, uint64(b.N), uint64(b.N), 0, func() { ns = r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 1<<30, true, b.N, xdpTX) })
 		report(b, ns, base, harness)
 	})
 	for _, c := range []struct {
@@ -124,31 +184,42 @@ func BenchmarkDR(b *testing.B) {
 	}{{lvs.DR, 16}, {lvs.DR, 64}, {lvs.NAT, 16}, {lvs.NAT, 64}} {
 		b.Run(fmt.Sprintf("%s-new-flow-wlc-%d-reals", map[lvs.Forward]string{lvs.DR: "dr", lvs.NAT: "nat"}[c.fwd], c.n), func(b *testing.B) {
 			r := newBenchRigWith(b, 1<<18, "wlc", c.n, c.fwd)
-			base := r.measure(b, r.bench.BenchMacswap, synFrame.Bytes(), b.N)
-			harness := r.viaHarness(b, r.bench.BenchPass, synFrame.Bytes(), 1<<30, b.N) - r.measure(b, r.bench.BenchPass, synFrame.Bytes(), b.N)
-			ns := r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 1<<30, b.N)
+			base := r.measure(b, r.bench.BenchMacswap, synFrame.Bytes(), b.N, xdpTX)
+			harness := harnessCost(b, r, synFrame.Bytes(), 1<<30)
+			var ns float64
+			r.accounted(b, uint64(b.N), uint64(b.N), 0, func() { ns = r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 1<<30, true, b.N, xdpTX) })
 			report(b, ns, base, harness)
 		})
 	}
 	b.Run("nat-established-one-flow", func(b *testing.B) {
 		// NAT rewrites the packet: the harness restores it each repeat.
 		r := newBenchRigWith(b, 4096, "wlc", 16, lvs.NAT)
-		r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 0, 1)
-		base := r.measure(b, r.bench.BenchMacswap, ack.Bytes(), b.N)
-		harness := r.viaHarness(b, r.bench.BenchPass, ack.Bytes(), 0, b.N) - r.measure(b, r.bench.BenchPass, ack.Bytes(), b.N)
-		ns := r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), 0, b.N)
+		r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 0, false, 1, xdpTX)
+		r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), 0, false, 1, xdpTX)
+		base := r.measure(b, r.bench.BenchMacswap, ack.Bytes(), b.N, xdpTX)
+		harness := harnessCost(b, r, ack.Bytes(), 0)
+		var ns float64
+		r.accounted(b, uint64(b.N), 0, 0, func() { ns = r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), 0, false, b.N, xdpTX) })
 		report(b, ns, base, harness)
 	})
 	b.Run("established-1M-flows-random", func(b *testing.B) {
 		const flows = 1 << 20
-		r := newBenchRig(b, 2*flows)
-		// Make the flows: SYNs until (nearly) every one of them exists,
-		// then ACKs until (nearly) every one is established.
-		r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), flows, 4*flows)
-		r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), flows, 4*flows)
-		base := r.measure(b, r.bench.BenchMacswap, ack.Bytes(), b.N)
-		harness := r.viaHarness(b, r.bench.BenchPass, ack.Bytes(), flows, b.N) - r.measure(b, r.bench.BenchPass, ack.Bytes(), b.N)
-		ns := r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), flows, b.N)
+		// Room for every flow in each CPU's share of the LRU (its
+		// entries are spread over the CPUs' lists, and these updates
+		// come from one CPU).
+		r := newBenchRig(b, uint32(2*flows*ebpf.MustPossibleCPU()))
+		// Make every flow, in counter order: a SYN each, then an ACK
+		// each (which moves it from the half-open table to the flow
+		// table). Then hit them in hashed order, unrelated to the order
+		// they were made in.
+		r.accounted(b, 2*flows, flows, flows, func() {
+			r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), flows, true, flows, xdpTX)
+			r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), flows, true, flows, xdpTX)
+		})
+		base := r.measure(b, r.bench.BenchMacswap, ack.Bytes(), b.N, xdpTX)
+		harness := harnessCost(b, r, ack.Bytes(), flows)
+		var ns float64
+		r.accounted(b, uint64(b.N), 0, 0, func() { ns = r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), flows, false, b.N, xdpTX) })
 		report(b, ns, base, harness)
 	})
 }
@@ -310,7 +381,20 @@ func BenchmarkForwardRate(b *testing.B) {
 	xf.TCPFlags = testutil.TCPSyn
 	inject(xf.Bytes()) // the SYN makes the flow
 	xf.TCPFlags = testutil.TCPAck
+	inject(xf.Bytes()) // the first ACK moves it to the flow table
+	before := sunk()
+	st0, err := x.Stats()
+	require.NoError(b, err)
 	xlbPPS := inject(xf.Bytes())
+	// Every frame that reached the sink went through xlb, forwarded, and
+	// xlb dropped or passed none.
+	st1, err := x.Stats()
+	require.NoError(b, err)
+	forwarded := st1.Services[0].Counters.Packets - st0.Services[0].Counters.Packets
+	require.GreaterOrEqual(b, forwarded, sunk()-before, "frames at the sink that xlb did not count as forwarded")
+	for reason, n := range st1.Reasons {
+		require.Equal(b, st0.Reasons[reason], n, "frames counted as %s", reason)
+	}
 
 	b.ReportMetric(xlbPPS/1e6, "xlb-Mpps")
 	b.ReportMetric(kernelPPS/1e6, "kernel-fwd-Mpps")
