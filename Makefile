@@ -48,10 +48,12 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-## bench: ns/packet of the DR path as a ratio to a MAC-swap XDP_TX baseline (root); tools/bench-ab.sh REV compares with a revision
+## bench: the data plane's benchmarks, 3 rounds, each as a ratio to a baseline of the same round; rewrites the table in docs/benchmarks.md (root). tools/bench-ab.sh REV compares with a revision
 bench:
-	$(GO) test -run '^$$' -bench 'BenchmarkDR|BenchmarkForwardRate' -benchtime 2000000x ./pkg/dataplane/xdp/
-	$(GO) test -run '^$$' -bench BenchmarkRoleFlip -benchtime 50x ./pkg/dataplane/xdp/
+	@tools/deps.sh test
+	set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkDR|BenchmarkForwardRate' -benchtime 2000000x -count 3 ./pkg/dataplane/xdp/ | tee bench.out
+	set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkRoleFlip|BenchmarkIpvsadmList' -benchtime 20x -count 3 ./pkg/dataplane/xdp/ | tee -a bench.out
+	$(GO) run ./tools/benchtab -doc docs/benchmarks.md -cmd 'make bench' < bench.out
 
 ## chaos: faults against a running director (the xlb binary, under load), a table of what each did: docs/chaos.md (root)
 chaos:
