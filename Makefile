@@ -60,11 +60,14 @@ chaos:
 	@tools/deps.sh test
 	$(GO) run ./tools/chaos -o docs/chaos.md
 
-## fuzz: run each fuzz target for 20 s
+## fuzz: run each fuzz target for FUZZTIME (20s), the XDP data plane's FuzzXDPVerdicts for FUZZTIME_XDP (5m; root)
+FUZZTIME ?= 20s
+FUZZTIME_XDP ?= 5m
 fuzz:
 	@for p in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
-	    echo "fuzz $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s $$p || exit 1; \
+	    t=$(FUZZTIME); [ "$$f" = FuzzXDPVerdicts ] && t=$(FUZZTIME_XDP); \
+	    echo "fuzz $$p $$f ($$t)"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $$t $$p || exit 1; \
 	  done; \
 	done
 

@@ -34,12 +34,14 @@ struct icmp_err {
 static __always_inline int icmp_inner(struct packet *p, void *data_end, struct icmp_err *e)
 {
 	struct icmphdr *icmp = p->l4;
-	if ((void *)(icmp + 1) > data_end)
+	/* Within the frame (for the verifier) and the datagram (what follows
+	 * it is link padding, not quote). */
+	if ((void *)(icmp + 1) > data_end || (void *)(icmp + 1) > p->ip_end)
 		return -1;
 	if (icmp->type != ICMP_DEST_UNREACH && icmp->type != ICMP_TIME_EXCEEDED)
 		return -1;
 	struct iphdr *in = (void *)(icmp + 1);
-	if ((void *)(in + 1) + 8 > data_end)
+	if ((void *)(in + 1) + 8 > data_end || (void *)(in + 1) + 8 > p->ip_end)
 		return -1;
 	if (in->ihl != 5 || (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP))
 		return -1;

@@ -48,6 +48,7 @@ struct packet {
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	void *l4;
+	void *ip_end; /* the end of the datagram (its total length) */
 };
 
 #define TCP_FLAG_FIN 0x01
@@ -80,6 +81,15 @@ static __always_inline int parse_packet(void *data, void *data_end, struct packe
 	if (iph->version != 4 || iph->ihl < 5)
 		return PARSE_BAD_IP;
 	__u32 ihl = iph->ihl * 4;
+	/* The datagram is tot_len long; what follows it in the frame is link
+	 * padding, from which no header is read. A length shorter than its
+	 * header is what the kernel's ip_rcv drops (RFC 1812 5.2.2): pass it
+	 * untouched. A datagram the frame cuts short is truncated. */
+	__u32 tot = bpf_ntohs(iph->tot_len);
+	void *ip_end = (void *)iph + tot;
+	if (tot < ihl)
+		return PARSE_BAD_IP;
+	p->ip_end = ip_end;
 	p->ip = iph;
 	p->family = AF_INET;
 	p->src.v4 = iph->saddr;
@@ -88,12 +98,14 @@ static __always_inline int parse_packet(void *data, void *data_end, struct packe
 	/* MF set or a non-zero offset: a fragment (ports unknown or absent). */
 	if (iph->frag_off & bpf_htons(0x3fff))
 		return PARSE_FRAGMENT;
+	if (ip_end > data_end)
+		return PARSE_TRUNCATED;
 
 	cur = (void *)iph + ihl;
 	p->l4 = cur;
 	if (iph->protocol == IPPROTO_TCP) {
 		struct tcphdr *th = cur;
-		if ((void *)(th + 1) > data_end)
+		if ((void *)(th + 1) > data_end || (void *)(th + 1) > ip_end)
 			return PARSE_TRUNCATED;
 		p->sport = th->source;
 		p->dport = th->dest;
@@ -102,7 +114,7 @@ static __always_inline int parse_packet(void *data, void *data_end, struct packe
 	}
 	if (iph->protocol == IPPROTO_UDP) {
 		struct udphdr *uh = cur;
-		if ((void *)(uh + 1) > data_end)
+		if ((void *)(uh + 1) > data_end || (void *)(uh + 1) > ip_end)
 			return PARSE_TRUNCATED;
 		p->sport = uh->source;
 		p->dport = uh->dest;

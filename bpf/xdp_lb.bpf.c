@@ -13,9 +13,12 @@
  *
  * What happens to each kind of packet (tested in pkg/dataplane):
  *   not IPv4, bad IPv4 header        XDP_PASS (not ours; the kernel decides)
+ *   (total length below the header's)
  *   not for a service (VIP, port)    XDP_PASS, untouched
  *   fragment to a VIP                XDP_DROP, stat FRAGMENT (no ports to find the flow)
- *   TCP/UDP header cut short, to VIP XDP_DROP, stat TRUNCATED
+ *   datagram cut short by the frame, XDP_DROP, stat TRUNCATED
+ *   or TCP/UDP header cut short by
+ *   the total length, to a VIP
  *   ICMP error about a flow          to the flow's real; NAT: translated inside and out
  *   ICMP error from a NAT real       back to the client as from the VIP
  *   other protocol (ICMP...) to VIP  XDP_PASS (as IPVS: not a service)
