@@ -89,7 +89,9 @@ func startDaemon(t *testing.T, ns *testutil.NS, o Options, env ...string) *proc 
 	stderr, err := d.cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, d.cmd.Start())
+	logged := make(chan struct{})
 	go func() {
+		defer close(logged)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			d.mu.Lock()
@@ -97,7 +99,9 @@ func startDaemon(t *testing.T, ns *testutil.NS, o Options, env ...string) *proc 
 			d.mu.Unlock()
 		}
 	}()
-	go func() { d.done <- d.cmd.Wait() }()
+	// Wait closes the pipe: what the director wrote last (how it
+	// stopped) is read first.
+	go func() { <-logged; d.done <- d.cmd.Wait() }()
 	t.Cleanup(func() {
 		if d.cmd.ProcessState == nil {
 			_ = d.cmd.Process.Signal(syscall.SIGTERM)

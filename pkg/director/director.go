@@ -60,6 +60,9 @@ type Director struct {
 	manual *ipvsadm.State
 	// zeroed are the counters at the last ipvsadm -Z, by service/real.
 	zeroed map[string]ipvsadm.Stats
+	// lives keeps each configured real's counters across its times out
+	// of the pool (see realCounters).
+	lives map[realLife]*counterLives
 	// est are the rate estimators, by service/real.
 	est map[string]*estimator
 
@@ -485,6 +488,47 @@ func (d *Director) defence() *control.Defence {
 	}
 }
 
+// realLife names a configured real for counterLives.
+type realLife struct {
+	svc  dataplane.ServiceKey
+	real netip.AddrPort
+}
+
+// counterLives are a real's counters over its lives in the data plane: a
+// real its checker takes out of the pool leaves the data plane, and comes
+// back with counters from zero. carried is what its earlier lives
+// counted; seen, what the data plane last said of this one.
+type counterLives struct {
+	carried, seen dataplane.Counters
+}
+
+// realCounters is what a configured real has counted since the director
+// started, as Prometheus wants a counter: it stays while the real is out of
+// the pool, and goes on from there when it is back (as IPVS keeps a dest's
+// counters in its trash and gives them back when the dest is re-added).
+// in says whether the real is in the data plane, with its counters c.
+func (d *Director) realCounters(k realLife, in bool, c dataplane.Counters) dataplane.Counters {
+	if d.lives == nil {
+		d.lives = map[realLife]*counterLives{}
+	}
+	l := d.lives[k]
+	if l == nil {
+		l = &counterLives{}
+		d.lives[k] = l
+	}
+	switch {
+	case !in:
+		l.carried, l.seen = l.carried.Add(l.seen), dataplane.Counters{}
+	case c.Packets < l.seen.Packets || c.Bytes < l.seen.Bytes || c.Conns < l.seen.Conns ||
+		c.OutPackets < l.seen.OutPackets || c.OutBytes < l.seen.OutBytes:
+		// Out and back since the last look: a new life.
+		l.carried, l.seen = l.carried.Add(l.seen), c
+	default:
+		l.seen = c
+	}
+	return l.carried.Add(l.seen)
+}
+
 // Status reports services, reals, health and counters.
 func (d *Director) Status() (control.Status, error) {
 	d.mu.Lock()
@@ -502,6 +546,7 @@ func (d *Director) Status() (control.Status, error) {
 		st.LastError = d.lastErr.Error()
 	}
 	inService := map[netip.AddrPort]dataplane.RealStats{}
+	configured := make(map[realLife]bool, len(d.lives))
 	for _, vs := range d.services {
 		ss := byKey[vs.key]
 		clear(inService)
@@ -520,10 +565,12 @@ func (d *Director) Status() (control.Status, error) {
 		}
 		for _, r := range vs.reals {
 			rs, in := inService[r.addr()]
+			k := realLife{vs.key, r.addr()}
+			configured[k] = true
 			cr := control.Real{
 				Addr: r.cfg.Addr.String(), Port: r.cfg.Port, Forward: r.cfg.Forward.Kind(),
 				Weight: r.cfg.Weight, Healthy: r.health.Up, InService: in, Reason: r.health.Reason,
-				Resolved: rs.Resolved, Counters: control.Counters(rs.Counters),
+				Resolved: rs.Resolved, Counters: control.Counters(d.realCounters(k, in, rs.Counters)),
 				ActiveConns: rs.ActiveConns, InactConns: rs.InactConns,
 			}
 			if in {
@@ -532,6 +579,11 @@ func (d *Director) Status() (control.Status, error) {
 			out.Reals = append(out.Reals, cr)
 		}
 		st.Services = append(st.Services, out)
+	}
+	for k := range d.lives {
+		if !configured[k] {
+			delete(d.lives, k) // gone from the configuration
+		}
 	}
 	manual, _ := manualServices(d.manual)
 	for _, svc := range manual {
