@@ -7,7 +7,8 @@
 #                          netbase (/etc/services, for port names)
 #   tools/deps.sh vmtest   plus what `make vmtest` needs: QEMU, kmod, cpio, the
 #                          archive keyring, and the binaries copied into the guest
-#                          (busybox, ipvsadm, ip, nsenter, modprobe, ethtool)
+#                          (busybox, ipvsadm, ip, nsenter, modprobe, ethtool,
+#                          keepalived, setpriv), clang-14 for the ipvsadm shim
 set -euo pipefail
 what=${1:-run}
 
@@ -18,7 +19,9 @@ if [[ $what == test ]]; then
 elif [[ $what == vmtest ]]; then
 	# vmtest/ copies the host's ip, nsenter, ipvsadm, kmod and ethtool (with
 	# their libraries) into the guest, next to busybox.
-	pkgs+=(qemu-system-x86 kmod cpio xz-utils zstd debian-archive-keyring ipvsadm)
+	# keepalived: the VRRP peer of the host suite in the guest; clang-14:
+	# builds the ipvsadm shim the guest runs its goldens' check against.
+	pkgs+=(qemu-system-x86 kmod cpio xz-utils zstd debian-archive-keyring ipvsadm keepalived clang-14 netbase)
 	# busybox and busybox-static conflict; either will do.
 	if ! dpkg-query -W -f='${Status}' busybox 2>/dev/null | grep -q "ok installed"; then
 		pkgs+=(busybox-static)

@@ -60,6 +60,33 @@ func buildTests(cfg *config, root string) ([]testBinary, error) {
 	return bins, nil
 }
 
+// buildShim builds pkg/ipvsadm's stand-in for the kernel's IPVS (an
+// LD_PRELOAD library) with the host's C compiler: the guest has none, and
+// the ipvsadm goldens' check runs the real ipvsadm against it there too
+// (IPVSSHIM_SO in init.sh).
+func buildShim(cfg *config, out string) error {
+	var cc string
+	for _, name := range []string{"cc", "gcc", "clang", "clang-14"} {
+		if p, err := exec.LookPath(name); err == nil {
+			cc = p
+			break
+		}
+	}
+	if cc == "" {
+		return fmt.Errorf("no C compiler (cc, gcc, clang, clang-14) for the ipvsadm shim: tools/deps.sh vmtest installs clang-14")
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	logf("building the ipvsadm shim")
+	cmd := exec.Command(cc, "-Wall", "-shared", "-fPIC", "-O1", "-o", out,
+		filepath.Join(cfg.root, "pkg/ipvsadm/testdata/ipvsshim/shim.c"), "-ldl")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build the ipvsadm shim: %w: %s", err, b)
+	}
+	return nil
+}
+
 // buildXLB builds a static xlb, which the guest runs as /usr/bin/xlb.
 func buildXLB(cfg *config, out string) error {
 	logf("building xlb")

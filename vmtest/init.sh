@@ -12,6 +12,9 @@
 # modprobe and friends by path. Programs the tests start (exec.Command) use
 # PATH, where /usr/sbin comes first.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp VMTEST=1
+# The ipvsadm goldens' check runs the real ipvsadm against this stand-in
+# (built on the host: the guest has no C compiler).
+export IPVSSHIM_SO=/usr/lib/xlb/ipvsshim.so
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys

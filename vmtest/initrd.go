@@ -27,6 +27,10 @@ var hostTools = []struct {
 	{"ipvsadm", nil},
 	{"ethtool", nil},
 	{"kmod", []string{"modprobe", "insmod", "rmmod", "lsmod", "depmod", "modinfo"}},
+	// The host suite's VRRP peer, and what its script-security test runs
+	// as nobody with.
+	{"keepalived", nil},
+	{"setpriv", nil},
 }
 
 // stageBase fills root with everything every kernel's guest shares: busybox,
@@ -107,6 +111,10 @@ func stageBase(root string, initScript []byte) error {
 		"etc/group":         "root:x:0:\ndaemon:x:1:\nbin:x:2:\nsys:x:3:\nadm:x:4:\nnogroup:x:65534:\n",
 		"etc/hosts":         "127.0.0.1 localhost\n::1 localhost\n",
 		"etc/nsswitch.conf": "hosts: files dns\n",
+	}
+	// Port names, for xlbadm as for ipvsadm.
+	if b, err := os.ReadFile("/etc/services"); err == nil {
+		files["etc/services"] = string(b)
 	}
 	for name, content := range files {
 		mode := os.FileMode(0o644)

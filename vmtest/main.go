@@ -299,6 +299,9 @@ func buildBase(cfg *config, base, cpio string) error {
 	if err := buildXLB(cfg, filepath.Join(base, "usr/bin/xlb")); err != nil {
 		return err
 	}
+	if err := buildShim(cfg, filepath.Join(base, "usr/lib/xlb/ipvsshim.so")); err != nil {
+		return err
+	}
 	bins, err := buildTests(cfg, base)
 	if err != nil {
 		return err

@@ -254,9 +254,7 @@ func TestXlbadmDrivesDaemon(t *testing.T) {
 		testXlbadm(t, "xdp")
 	})
 	t.Run("ipvs", func(t *testing.T) {
-		if err := probe.IPVS(); err != nil {
-			t.Skipf("kernel has no IPVS (run: make vmtest KERNEL=6.1): %v", err)
-		}
+		testutil.RequireIPVS(t, probe.IPVS())
 		testXlbadm(t, "ipvs")
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -88,9 +87,7 @@ func TestConnVeth6(t *testing.T) {
 	if unix.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces, raw sockets)")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip: package iproute2 is missing")
-	}
+	requireTool(t, "ip", "iproute2")
 	n := newInteropNet(t)
 	var a, b, bu *Conn
 	var err error
@@ -151,9 +148,7 @@ func TestConnVeth6(t *testing.T) {
 
 func TestNewConnRejects(t *testing.T) {
 	lo, err := net.InterfaceByIndex(1)
-	if err != nil {
-		t.Skip("no loopback interface")
-	}
+	require.NoError(t, err, "every network namespace has lo, at index 1")
 	for _, cfg := range []ConnConfig{
 		{SourceIP: netip.MustParseAddr("::1"), Peers: []netip.Addr{netip.MustParseAddr("127.0.0.1")}},
 		{IPv6: true, SourceIP: netip.MustParseAddr("127.0.0.1")},

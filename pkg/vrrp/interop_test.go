@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -334,16 +333,15 @@ func testInteropCleanStop(t *testing.T, e *interopEnv) {
 	time.Sleep(2 * e.c.advInt) // keepalived settles in BACKUP
 	require.Equal(t, StateMaster, e.x.r.State())
 
+	seen := watchVIP(t, e.kaNS, interopKAIf, e.vip())
+	stopping := time.Now()
 	e.x.r.Stop()
-	stopped := time.Now()
-	within := SkewTime(e.c.version, e.c.kaPrio, e.c.advInt) + 500*time.Millisecond
-	for !nsHasAddr(t, e.nsKA, e.vip()) {
-		if time.Since(stopped) > within {
-			t.Fatalf("keepalived not MASTER (VIP on its interface) within %v of Stop", within)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Logf("keepalived became MASTER %v after Stop returned (bound %v)", time.Since(stopped), within)
+	at := awaitVIP(t, seen, time.Second, "keepalived to be MASTER (VIP on its interface) after Stop")
+	zero, _ := e.sniffKA.waitAdvert(t, e.xSrc, stopping, time.Second, func(a Advertisement) bool { return a.Priority == PriorityStop })
+	skew := SkewTime(e.c.version, e.c.kaPrio, e.c.advInt)
+	t.Logf("keepalived became MASTER %v after the runner's priority-0 advert, %v after Stop was called (Skew_Time %v)",
+		at.Sub(zero.at).Round(time.Millisecond), at.Sub(stopping).Round(time.Millisecond), skew)
+	assertTakeover(t, "keepalived after the runner's priority 0", at.Sub(zero.at), skew)
 	require.False(t, nsHasAddr(t, e.nsX, e.vip()), "VIP gone from the runner's side")
 }
 
@@ -463,15 +461,20 @@ func lastAdvertWith(t *testing.T, s *sniffer, src netip.Addr, before time.Time, 
 // takeoverTolerance is how much later than its timer a takeover may be
 // seen, and how much slower than keepalived xlb may be. Measured to the VIP
 // appearing, a takeover is late by the 10 ms VIP poll, a netlink dump and a
-// process wake-up or two, a few ms all told in practice (xlb's first advert
-// as master comes 1-2 ms after its timer); on a shared 2-core machine
-// another test's load can add some tens of ms to either daemon, and
-// keepalived itself was seen up to ~100 ms late in a few runs. 150 ms absorbs
-// that and still catches a missed re-arm (a whole advert interval) or a v2
-// skew from the wrong priority (1/256 s per priority point, 195 ms for
-// 150 against 100). Early takeovers are held to 5 ms (assertTakeover),
-// since no timer may fire before its time.
-const takeoverTolerance = 150 * time.Millisecond
+// process wake-up or two. The takeover cases on this 2-core machine: idle
+// (19 runs), xlb at most 13 ms past its timer, keepalived 33 ms (22 ms on
+// the VRRPv3 clean stop: 83 ms against a 61 ms Skew_Time), xlb never more
+// than 9 ms behind keepalived; with one core kept busy, as another test
+// package running beside this one does (14 runs), xlb 35 ms (v2 crash:
+// 3.644 s against 3.609 s), keepalived 34 ms, xlb at most 23 ms behind.
+// 50 ms holds all of that and is less than the whole VRRPv3 clean-stop
+// takeover, so a takeover twice as slow as its timer fails; it still
+// catches a missed re-arm (a whole advert interval) or a v2 skew from the
+// wrong priority (195 ms for 150 against 100). With both cores kept busy
+// not even the 150 ms allowed before held: xlb once took over 199 ms late,
+// its own timer 71 ms late. Early takeovers are held to 5 ms
+// (assertTakeover), since no timer may fire before its time.
+const takeoverTolerance = 50 * time.Millisecond
 
 // assertTakeover checks a takeover measured from the advert that started
 // the timer is neither early (the timer cannot fire before want; 5 ms for
@@ -668,9 +671,7 @@ func TestConnVeth(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces, raw sockets)")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip: package iproute2 is missing")
-	}
+	requireTool(t, "ip", "iproute2")
 	var rnd [3]byte
 	_, _ = rand.Read(rnd[:])
 	suffix := hex.EncodeToString(rnd[:])

@@ -57,9 +57,9 @@ func TestSyncGroupAgainstKeepalived(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces, raw sockets)")
 	}
-	for _, bin := range []string{"ip", "keepalived"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s: its package is missing", bin)
+	for _, c := range []struct{ bin, pkg string }{{"ip", "iproute2"}, {"keepalived", "keepalived"}} {
+		if _, err := exec.LookPath(c.bin); err != nil {
+			t.Fatalf("needs %s, which tools/deps.sh test installs (apt-get install %s): %v", c.bin, c.pkg, err)
 		}
 	}
 	var rnd [3]byte

@@ -41,8 +41,8 @@ func sample() []dataplane.Service {
 		})
 	}
 	out[0].Persistence, out[0].PersistenceMask = 300*time.Second, 0xffffff00 // rr
-	out[1].Persistence = 60 * time.Second                            // wrr, /32
-	out[2].Flags = lvs.Sched1 | lvs.Sched2                           // sh
+	out[1].Persistence = 60 * time.Second                                    // wrr, /32
+	out[2].Flags = lvs.Sched1 | lvs.Sched2                                   // sh
 	out = append(out,
 		dataplane.Service{
 			ServiceKey: svcKey("10.79.0.100", 53, lvs.UDP), Scheduler: "wlc",

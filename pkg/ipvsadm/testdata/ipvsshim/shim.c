@@ -64,6 +64,15 @@ static int find(uint16_t proto, uint32_t addr, uint16_t port, uint32_t fwmark) {
 	}
 	return -1;
 }
+/* ipvsadm asks libnl for the generic-netlink family "IPVS" first and
+ * takes the sockopt interface only when it is missing. On a kernel with
+ * IPVS loaded (a stock Debian one) the family exists: hide it, so that
+ * ipvsadm talks to this stand-in and not to the kernel's IPVS. */
+int genl_ctrl_resolve(void *sk, const char *name) {
+	(void)sk; (void)name;
+	return -12; /* -NLE_OBJ_NOTFOUND */
+}
+
 int getsockopt(int fd, int level, int opt, void *val, socklen_t *len) {
 	static int (*real)(int, int, int, void *, socklen_t *);
 	if (level != IPPROTO_IP || opt < BASE || opt > BASE + 7) {
