@@ -85,7 +85,12 @@ static __always_inline int parse_packet(void *data, void *data_end, struct packe
 	 * padding, from which no header is read. A length shorter than its
 	 * header is what the kernel's ip_rcv drops (RFC 1812 5.2.2): pass it
 	 * untouched. A datagram the frame cuts short is truncated. */
+	/* A packet pointer may only move by a bounded value, and 6.1's
+	 * verifier loses the bound of a byte-swapped one: the mask, which
+	 * the barrier keeps the compiler from dropping, gives it back. */
 	__u32 tot = bpf_ntohs(iph->tot_len);
+	asm volatile("" : "+r"(tot));
+	tot &= 0xffff;
 	void *ip_end = (void *)iph + tot;
 	if (tot < ihl)
 		return PARSE_BAD_IP;

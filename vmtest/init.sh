@@ -16,6 +16,10 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp VMTEST=1
 # (built on the host: the guest has no C compiler).
 export IPVSSHIM_SO=/usr/lib/xlb/ipvsshim.so
 
+# As many descriptors as a systemd-started shell gets (init's hard limit is
+# 4096; the control socket's tests hold thousands of connections).
+ulimit -n 524288
+
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev

@@ -368,6 +368,33 @@ TCP  10.77.1.100:80 rr
 	require.NoError(t, err)
 	assert.NotZero(t, r.Code)
 	assert.Contains(t, r.Stderr, "Service already exists")
+
+	// What only IPVS has: thresholds, ops, an IPv6 service; the XDP data
+	// plane refuses them, each by name.
+	ipvsOnly := [][]string{
+		{"-a", "-t", "10.77.1.100:80", "-r", "10.77.0.13:80", "-g", "-w", "1", "-x", "100", "-y", "10"},
+		{"-A", "-u", "10.77.1.100:53", "-s", "rr", "-o"},
+		{"-A", "-t", "[2001:db8::1]:80", "-s", "rr", "-p", "60", "-M", "64"},
+	}
+	for _, args := range ipvsOnly {
+		r, err := c.Ipvsadm(args, "")
+		require.NoError(t, err)
+		if dp == "xdp" {
+			assert.Equal(t, 255, r.Code, "%v", args)
+			assert.Contains(t, r.Stderr, "supported by the XDP data plane", "%v", args)
+		} else {
+			assert.Equal(t, 0, r.Code, "%v: %s", args, r.Stderr)
+		}
+	}
+	out, _ = adm("", "-Ln", "--thresholds")
+	if dp == "ipvs" {
+		assert.Contains(t, out, "  -> 10.77.0.13:80                 100        10         0          0         \n")
+		out, _ = adm("", "-Ln")
+		assert.Contains(t, out, "UDP  10.77.1.100:53 rr ops\n")
+		assert.Contains(t, out, "TCP  [2001:db8::1]:80 rr persistent 60 mask 64\n")
+	} else {
+		assert.NotContains(t, out, "10.77.0.13:80", "nothing half-applied")
+	}
 }
 
 // A vrrp_script's weight moves the instance's effective priority as its

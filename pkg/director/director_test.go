@@ -534,4 +534,13 @@ func TestIpvsadmOptionsAppliedOrRefused(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	out, _, _ = run("-Ln")
 	assert.Contains(t, out, "UDP  10.0.0.200:53 rr ops\n")
+
+	// IPv6 services, which the IPVS data plane has: prefix-length masks.
+	ipvsCaps.IPv6 = true
+	_, errOut, code = run("-A", "-t", "[2001:db8::1]:80", "-s", "rr", "-p", "60", "-M", "64")
+	require.Equal(t, 0, code, errOut)
+	_, errOut, code = run("-a", "-t", "[2001:db8::1]:80", "-r", "[2001:db8::11]:80", "-m")
+	require.Equal(t, 0, code, errOut)
+	out, _, _ = run("-Ln")
+	assert.Contains(t, out, "TCP  [2001:db8::1]:80 rr persistent 60 mask 64\n  -> [2001:db8::11]:80")
 }
