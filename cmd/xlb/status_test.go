@@ -60,14 +60,7 @@ virtual_server 10.77.1.100 80 {
 // health, counters of the requests sent) and the VRRP instance, under the
 // JSON names a script reads.
 func TestStatusJSON(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	testutil.RequireXDPKernel(t)
-	topo, err := testutil.NewDR(testutil.DROptions{Reals: 2, Native: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { topo.Close() })
-	require.NoError(t, topo.ServeHTTP(80))
+	topo := testutil.NewDRServing(t)
 	dir := t.TempDir()
 	cfgPath, socket := filepath.Join(dir, "keepalived.conf"), filepath.Join(dir, "xlb.sock")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(statusConfig), 0o644))

@@ -80,14 +80,7 @@ func xlbadm(t *testing.T, socket, stdin string, args ...string) (stdout, stderr 
 // it as ipvsadm would, `xlbadm -Sn` saves it back unchanged, and HTTP to
 // the VIP is answered in its weights.
 func TestRestoreFromStdin(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	testutil.RequireXDPKernel(t)
-	topo, err := testutil.NewDR(testutil.DROptions{Reals: 2, Native: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { topo.Close() })
-	require.NoError(t, topo.ServeHTTP(80))
+	topo := testutil.NewDRServing(t)
 	socket := filepath.Join(t.TempDir(), "xlb.sock")
 	pin := "/sys/fs/bpf/xlb-xlbadm-" + testutil.Suffix()
 	t.Cleanup(func() { os.RemoveAll(pin) })

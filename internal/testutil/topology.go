@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -357,4 +359,25 @@ func (t *DR) ServeUDP(port int) error {
 		}()
 	}
 	return nil
+}
+
+// NewDRServing is the DR topology most end-to-end tests start from: root
+// and a kernel the XDP data plane runs on (else the test is skipped,
+// naming why), two reals serving HTTP on port 80, and the topology gone
+// when the test ends.
+func NewDRServing(t testing.TB) *DR {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	RequireXDPKernel(t)
+	topo, err := NewDR(DROptions{Reals: 2, Native: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { topo.Close() })
+	if err := topo.ServeHTTP(80); err != nil {
+		t.Fatal(err)
+	}
+	return topo
 }

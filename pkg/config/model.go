@@ -95,6 +95,10 @@ type Script struct {
 	Args  []string
 	User  string
 	Group string
+	// Exec is the file that runs, Args[0] resolved (PATH, symlinks) when
+	// the configuration was loaded and its security checked
+	// (scripts.Secure); empty: Args[0].
+	Exec string
 }
 
 // VRRPScript is a vrrp_script block.

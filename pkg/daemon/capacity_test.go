@@ -22,14 +22,7 @@ import (
 // (Before, such a reload was logged as reloaded and froze the data plane:
 // a dead real kept getting new connections.)
 func TestReloadOverCapacity(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	testutil.RequireXDPKernel(t)
-	topo, err := testutil.NewDR(testutil.DROptions{Reals: 2, Native: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { topo.Close() })
-	require.NoError(t, topo.ServeHTTP(80))
+	topo := testutil.NewDRServing(t)
 	cfgPath := filepath.Join(t.TempDir(), "keepalived.conf")
 	conf := func(extra ...string) string {
 		c := fmt.Sprintf(drConfig, realBlock("10.77.0.11", 1)+realBlock("10.77.0.12", 1))

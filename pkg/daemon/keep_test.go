@@ -69,14 +69,7 @@ func stopDaemon(t *testing.T, d *proc) {
 // without the flag, detaches: the program leaves eth0, its pins go, and
 // the VIP is no longer served.
 func TestKeepDataplane(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	testutil.RequireXDPKernel(t)
-	topo, err := testutil.NewDR(testutil.DROptions{Reals: 2, Native: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { topo.Close() })
-	require.NoError(t, topo.ServeHTTP(80))
+	topo := testutil.NewDRServing(t)
 	cfgPath := filepath.Join(t.TempDir(), "keepalived.conf")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(keepConfig), 0o644))
 	pin := "/sys/fs/bpf/xlb-keep-" + testutil.Suffix()
@@ -100,7 +93,7 @@ func TestKeepDataplane(t *testing.T) {
 	assert.Contains(t, d1.logs(), "data plane left running")
 	assert.NotContains(t, d1.logs(), "detached xdp")
 	assert.Equal(t, prog, xdpProgram(t, topo.Director), "the program stays on eth0")
-	_, err = os.Stat(filepath.Join(pin, xdp.LinkPin("eth0")))
+	_, err := os.Stat(filepath.Join(pin, xdp.LinkPin("eth0")))
 	assert.NoError(t, err, "the link stays pinned for the next xlb")
 
 	// No xlb runs: the program forwards on, to both reals.

@@ -20,14 +20,7 @@ import (
 // second took over the pinned data plane, removed the VIP, failed on the
 // socket and deleted the pin directory.)
 func TestSecondDaemonRefused(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	testutil.RequireXDPKernel(t)
-	topo, err := testutil.NewDR(testutil.DROptions{Reals: 2, Native: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { topo.Close() })
-	require.NoError(t, topo.ServeHTTP(80))
+	topo := testutil.NewDRServing(t)
 	cfgPath := filepath.Join(t.TempDir(), "keepalived.conf")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(strings.Replace(drConfig, "%s", realBlock("10.77.0.11", 1)+realBlock("10.77.0.12", 1), 1)), 0o644))
 	pin := "/sys/fs/bpf/xlb-lock-" + testutil.Suffix()
@@ -67,7 +60,7 @@ func TestSecondDaemonRefused(t *testing.T) {
 	assert.NotEmpty(t, rs)
 	assert.True(t, vipHere(), "the first keeps its VIP")
 	assert.Equal(t, "MASTER", d.vrrpState(t))
-	_, err = os.Stat(filepath.Join(pin, "link_eth0"))
+	_, err := os.Stat(filepath.Join(pin, "link_eth0"))
 	assert.NoError(t, err, "the pin directory is intact")
 	assert.NotContains(t, d.logs(), "took over", "nothing reached the first's data plane")
 }

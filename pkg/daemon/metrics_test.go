@@ -146,14 +146,7 @@ func rawRequest(t *testing.T, topo *testutil.DR, req string) string {
 // real taken out by its checker (effective weight 0) and the quorum lost
 // with it, and all of it back when the real is.
 func TestMetricsFollowTheDirector(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	testutil.RequireXDPKernel(t)
-	topo, err := testutil.NewDR(testutil.DROptions{Reals: 2, Native: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { topo.Close() })
-	require.NoError(t, topo.ServeHTTP(80))
+	topo := testutil.NewDRServing(t)
 	dir := t.TempDir()
 	bonus := filepath.Join(dir, "bonus")
 	require.NoError(t, os.WriteFile(bonus, []byte("0\n"), 0o644))
@@ -307,14 +300,7 @@ func TestMetricsFollowTheDirector(t *testing.T) {
 // zero when it returns. IPVS keeps a removed real's counters (in its
 // trash) and gives them back when the real is added again.
 func TestRealCountersSurviveItsCheckerTakingItOut(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	testutil.RequireXDPKernel(t)
-	topo, err := testutil.NewDR(testutil.DROptions{Reals: 2, Native: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { topo.Close() })
-	require.NoError(t, topo.ServeHTTP(80))
+	topo := testutil.NewDRServing(t)
 	cfgPath := filepath.Join(t.TempDir(), "keepalived.conf")
 	// keepConfig: no VRRP, so nothing waits for a master down interval.
 	require.NoError(t, os.WriteFile(cfgPath, []byte(keepConfig), 0o644))

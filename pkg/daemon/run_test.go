@@ -388,7 +388,7 @@ TCP  10.77.1.100:80 rr
 	}
 	out, _ = adm("", "-Ln", "--thresholds")
 	if dp == "ipvs" {
-		assert.Contains(t, out, "  -> 10.77.0.13:80                 100        10         0          0         \n")
+		assert.Contains(t, out, "  -> 10.77.0.13:80                100        10         0          0         \n")
 		out, _ = adm("", "-Ln")
 		assert.Contains(t, out, "UDP  10.77.1.100:53 rr ops\n")
 		assert.Contains(t, out, "TCP  [2001:db8::1]:80 rr persistent 60 mask 64\n")

@@ -70,7 +70,7 @@ func checkerOf(vs *config.VirtualServer, rs *config.RealServer, c *config.Checke
 	case config.MiscCheck:
 		m := &health.MiscCheck{Timeout: c.MiscTimeout, Dynamic: c.MiscDynamic}
 		if c.Misc != nil {
-			m.Args, m.User, m.Group = c.Misc.Args, c.Misc.User, c.Misc.Group
+			m.Args, m.Exec, m.User, m.Group = c.Misc.Args, c.Misc.Exec, c.Misc.User, c.Misc.Group
 		}
 		return m
 	case config.DNSCheck:

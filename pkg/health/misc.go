@@ -26,6 +26,9 @@ type MiscCheck struct {
 	Args []string
 	// Path is the misc_path command line.
 	Path string
+	// Exec, if set, is the file to run for Args (its argv[0] stays
+	// Args[0]): the resolved path whose security was checked.
+	Exec string
 	// Shell runs Path through /bin/sh -c instead of splitting it. Only
 	// when asked: the command line is then shell code.
 	Shell bool
@@ -61,6 +64,9 @@ func (c *MiscCheck) Check(ctx context.Context) Result {
 		return down(err)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
+	if c.Exec != "" && !c.Shell {
+		cmd.Path, cmd.Err = c.Exec, nil
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		return down(fmt.Errorf("misc check: run %s: %w", argv[0], err))

@@ -73,6 +73,6 @@ func (p *Pool) Close(grace time.Duration) {
 // Run runs s, as s.User ("" = as xlb), and waits for it; a non-zero exit
 // is an error.
 func Run(ctx context.Context, s *config.Script, timeout time.Duration) error {
-	r := (&health.MiscCheck{Args: s.Args, Timeout: timeout, User: s.User, Group: s.Group}).Check(ctx)
+	r := (&health.MiscCheck{Args: s.Args, Exec: s.Exec, Timeout: timeout, User: s.User, Group: s.Group}).Check(ctx)
 	return r.Err
 }

@@ -296,23 +296,15 @@ func (s *securer) checkFlags(sc *config.Script, pos config.Pos) outcome {
 		s.warn(pos, fmt.Sprintf("Unable to access script `%s` - disabling", real))
 		return outcomeNotFound
 	}
-	// argv[0] becomes the real path, unless a symlink renamed the file:
-	// then the name the file was called by, in the real directory.
-	checkAlso := ""
-	if filepath.Base(real) == filepath.Base(path) {
-		sc.Args[0] = real
-	} else {
-		alias := filepath.Join(filepath.Dir(real), filepath.Base(path))
-		var ast syscall.Stat_t
-		if syscall.Stat(alias, &ast) == nil && ast.Dev == st.Dev && ast.Ino == st.Ino {
-			sc.Args[0], checkAlso = alias, real
-		} else {
-			sc.Args[0] = real
-		}
-	}
+	// The file checked is the file run: the script runs as sc.Exec, the
+	// path with every symlink resolved. Its argv[0] stays the name it was
+	// called by, so that a multi-call binary (busybox's test, a symlink
+	// to it) still knows what it is to be; keepalived makes argv[0] the
+	// real path, unless a file of the called name sits beside it.
+	sc.Exec = real
 	s.flags |= scIsScript
 	if !executable(&st, uid, gid) {
-		s.warn(pos, fmt.Sprintf("WARNING - script '%s' is not executable for uid:gid %d:%d - disabling.", sc.Args[0], uid, gid))
+		s.warn(pos, fmt.Sprintf("WARNING - script '%s' is not executable for uid:gid %d:%d - disabling.", real, uid, gid))
 		return outcomeNotExecutable
 	}
 	protect := uid == 0 || gid == 0 ||
@@ -321,15 +313,7 @@ func (s *securer) checkFlags(sc *config.Script, pos config.Pos) outcome {
 	if !protect {
 		return outcomeOK
 	}
-	for _, p := range []string{sc.Args[0], checkAlso} {
-		if p == "" {
-			continue
-		}
-		if o := s.pathSecure(p, pos); o != outcomeOK {
-			return o
-		}
-	}
-	return outcomeOK
+	return s.pathSecure(real, pos)
 }
 
 // pathSecure is keepalived's check_security: every prefix of the path,

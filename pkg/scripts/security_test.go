@@ -135,7 +135,7 @@ func TestSecureInsecureLayouts(t *testing.T) {
 			w := warnings(cfg)
 			assert.Contains(t, w, fmt.Sprintf("Unsafe permissions found for script '%s' - disabling.", real))
 			assert.Contains(t, w, "Disabling track script chk due to insecure")
-			assert.Contains(t, w, fmt.Sprintf("Disabling misc script '%s' 'check' due to insecure", real))
+			assert.Contains(t, w, fmt.Sprintf("Disabling misc script '%s' 'check' due to insecure", script))
 			track, notify, misc := kept(cfg)
 			assert.False(t, track, "vrrp_script kept")
 			assert.False(t, notify, "notify_master kept")
