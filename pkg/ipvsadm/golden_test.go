@@ -119,7 +119,14 @@ func TestGoldensMatchRealIpvsadm(t *testing.T) {
 			got, _ := cmd.CombinedOutput() // error cases print and exit non-zero, as the goldens record
 			want, err := os.ReadFile(filepath.Join("testdata", "golden", c.name+".txt"))
 			require.NoError(t, err)
-			assert.Equal(t, string(want), string(got), "ipvsadm %s", strings.Join(c.args, " "))
+			// Over the sockopt interface a dest has no tunnel type: ipvsadm
+			// copies the kernel's entries into a buffer it never clears and
+			// saves a TUN real's type from whatever that holds (ipip, as
+			// netlink gives it, on this host; nothing in the 6.1 VM). The
+			// type is checked over netlink, against the kernel, by
+			// TestV6ListingsMatchKernelIpvsadm.
+			noType := func(b []byte) string { return strings.ReplaceAll(string(b), " --tun-type ipip\n", "\n") }
+			assert.Equal(t, noType(want), noType(got), "ipvsadm %s", strings.Join(c.args, " "))
 		})
 	}
 	require.NotZero(t, n, "no v4 cases in testdata/golden/cases.txt")

@@ -3,6 +3,7 @@ package scripts
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -210,12 +211,14 @@ func TestSecureFindsAndResolves(t *testing.T) {
 	assert.False(t, track || notify || misc)
 
 	t.Setenv("PATH", "/usr/bin:/bin")
+	full, err := exec.LookPath("true") // /usr/bin/true; busybox's /bin/true in the VM
+	require.NoError(t, err)
 	cfg = secureConf(t, "enable_script_security\nscript_user root", "true")
 	require.NoError(t, Secure(cfg, false))
-	assert.Contains(t, warnings(cfg), "WARNING - script `true` resolved by path search to `/usr/bin/true`. Please specify full path.")
-	assert.Equal(t, []string{"/usr/bin/true"}, cfg.Scripts[0].Script.Args)
+	assert.Contains(t, warnings(cfg), "WARNING - script `true` resolved by path search to `"+full+"`. Please specify full path.")
+	assert.Equal(t, []string{full}, cfg.Scripts[0].Script.Args)
 
-	err := Secure(secureConf(t, "script_user no_such_user_xlb", "/usr/bin/true"), false)
+	err = Secure(secureConf(t, "script_user no_such_user_xlb", "/usr/bin/true"), false)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "keepalived.conf:1: Script user 'no_such_user_xlb' does not exist")
 }

@@ -72,7 +72,10 @@ func keepalivedConf(c interopCase) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "global_defs {\n    router_id xlb_interop\n}\n")
 	if c.kaTrackFile != "" {
-		fmt.Fprintf(&b, "vrrp_script chk_xlb {\n    script \"/usr/bin/test -f %s\"\n", c.kaTrackFile)
+		// A script of its own, not /usr/bin/test: keepalived runs a
+		// script by its real path as argv[0], and in the VM guest that is
+		// busybox, which does not know itself as test then.
+		fmt.Fprintf(&b, "vrrp_script chk_xlb {\n    script \"%s\"\n", filepath.Join(filepath.Dir(c.kaTrackFile), "chk.sh"))
 		fmt.Fprintf(&b, "    interval 1\n    fall 1\n    rise 1\n    weight -60\n}\n")
 	}
 	fmt.Fprintf(&b, "vrrp_instance VI_XLB {\n")
@@ -655,6 +658,8 @@ func TestInteropKeepalived(t *testing.T) {
 		{interopCase{name: "v3-track-keepalived-weight-60", version: Version3, advInt: v3, kaPrio: 150, xPrio: 100}, func(t *testing.T, c interopCase) {
 			c.kaTrackFile = filepath.Join(t.TempDir(), "up")
 			require.NoError(t, os.WriteFile(c.kaTrackFile, nil, 0o644))
+			require.NoError(t, os.WriteFile(filepath.Join(filepath.Dir(c.kaTrackFile), "chk.sh"),
+				[]byte("#!/bin/sh\n[ -f "+c.kaTrackFile+" ]\n"), 0o755))
 			testInteropTrackKeepalived(t, startInterop(t, c))
 		}},
 
