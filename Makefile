@@ -75,11 +75,11 @@ fuzz:
 vmtest:
 	$(GO) run ./vmtest run $(VMTEST_FLAGS) $(or $(KERNEL),6.1)
 
-## vmtest-ci: what make test runs in a Debian 6.1 VM: IPVS (data plane, fallback, behaviour suite) and XDP there
+## vmtest-ci: what make test runs in a Debian 6.1 VM (a stock Debian 12 kernel, IPVS loaded): IPVS (data plane, fallback, behaviour suite), the ipvsadm goldens against the real ipvsadm and the kernel, keepalived interop, scripts, and XDP there (make vmtest KERNEL=6.1: the whole suite)
 vmtest-ci:
-	$(GO) run ./vmtest run --quiet --pkgs './pkg/dataplane/ipvs/ ./pkg/probe/' 6.1
+	$(GO) run ./vmtest run --quiet --pkgs './pkg/dataplane/ipvs/ ./pkg/probe/ ./pkg/ipvsadm/ ./pkg/scripts/ ./pkg/vrrp/ ./pkg/vrrpd/' 6.1
 	$(GO) run ./vmtest run --quiet --no-deps --pkgs './pkg/daemon/ ./pkg/dataplane/xdp/' \
-	  --testflags '-test.run=^(TestRunOnIPVS|TestBehaviour|TestDRHTTP|TestNATEndToEnd|TestStandbyFollowsTheRole|TestXlbadmDrivesDaemon)$$ -test.timeout=20m' 6.1
+	  --testflags '-test.run=^(TestRunOnIPVS|TestBehaviour|TestDRHTTP|TestNATEndToEnd|TestStandbyFollowsTheRole|TestXlbadmDrivesDaemon|TestGoldenPackets|TestXDPFuzzFindings|TestScriptSecurityAgainstUnprivilegedUser|TestVRRPTrackScript)$$ -test.timeout=20m' 6.1
 
 ## vmtest-all: vmtest on every pinned kernel, the host's probe, and the kernel x feature matrix
 vmtest-all:
