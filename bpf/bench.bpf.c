@@ -32,8 +32,12 @@ struct {
 	__uint(max_entries, 1);
 } bench_tmpls SEC(".maps");
 
+/* One counter for all CPUs, not one each: a test run may move to another
+ * CPU between repeats (it lets the scheduler in), and a per-CPU counter
+ * would then walk some flows twice and skip others. Only one run uses it
+ * at a time. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(max_entries, 1);

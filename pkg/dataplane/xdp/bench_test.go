@@ -118,7 +118,13 @@ func (r *benchRig) accounted(b *testing.B, packets, conns, promoted uint64, f fu
 	before := r.tally(b)
 	f()
 	after := r.tally(b)
-	require.Equal(b, packets, after.packets-before.packets, "packets the service forwarded")
+	moved := map[string]uint64{}
+	for reason, n := range after.reasons {
+		if d := n - before.reasons[reason]; d != 0 {
+			moved[reason] = d
+		}
+	}
+	require.Equal(b, packets, after.packets-before.packets, "packets the service forwarded (reasons counted: %v)", moved)
 	require.Equal(b, conns, after.conns-before.conns, "new connections")
 	for reason, n := range after.reasons {
 		want := uint64(0)
