@@ -75,3 +75,33 @@ func TestV6ListingsMatchKernelIpvsadm(t *testing.T) {
 		assert.Equal(t, real("", strings.Fields(line)...), ours(line), "ipvsadm %s", line)
 	}
 }
+
+// The LVS how-to script's expected listing and save (testdata/scripts) were
+// written by hand; where the kernel has IPVS, the real ipvsadm runs the
+// script against it and must print them.
+func TestTutorialMatchesKernelIpvsadm(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: IPVS and network namespaces")
+	}
+	if why := testutil.IPVSMissing(); why != "" {
+		t.Skip(why + "; make vmtest KERNEL=6.1 runs this")
+	}
+	ipvsadm, err := osexec.LookPath("ipvsadm")
+	require.NoError(t, err, "needs ipvsadm (tools/deps.sh test)")
+	ns, err := testutil.NewNS("xlb-ipvsadm-" + testutil.Suffix())
+	require.NoError(t, err)
+	t.Cleanup(func() { ns.Close() })
+	real := func(args ...string) string {
+		t.Helper()
+		out, err := ns.Command(ipvsadm, args...).CombinedOutput()
+		require.NoError(t, err, "ipvsadm %s: %s", strings.Join(args, " "), out)
+		return string(out)
+	}
+	lines, _, err := SplitRestore(strings.NewReader(readFile(t, "testdata/scripts/lvs-tutorial.txt")))
+	require.NoError(t, err)
+	for _, args := range lines {
+		real(args...)
+	}
+	assert.Equal(t, readFile(t, "testdata/scripts/lvs-tutorial.Ln"), real("-Ln"))
+	assert.Equal(t, readFile(t, "testdata/scripts/lvs-tutorial.Sn"), real("-Sn"))
+}
