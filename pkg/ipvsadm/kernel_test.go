@@ -22,18 +22,7 @@ import (
 // connection table, which the kernel cannot be given, are zero and empty
 // on both sides.
 func TestV6ListingsMatchKernelIpvsadm(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: IPVS and network namespaces")
-	}
-	if why := testutil.IPVSMissing(); why != "" {
-		t.Skip(why + "; make vmtest KERNEL=6.1 runs this")
-	}
-	ipvsadm, err := osexec.LookPath("ipvsadm")
-	require.NoError(t, err, "needs ipvsadm (tools/deps.sh test)")
-	ns, err := testutil.NewNS("xlb-ipvsadm-" + testutil.Suffix())
-	require.NoError(t, err)
-	t.Cleanup(func() { ns.Close() })
-
+	real := kernelIpvsadm(t)
 	st := fixtureV6()
 	st.Info.Size = 4096 // the kernel's default table size
 	st.Conns = nil
@@ -50,14 +39,6 @@ func TestV6ListingsMatchKernelIpvsadm(t *testing.T) {
 		require.NoError(t, err, line)
 		return out
 	}
-	real := func(stdin string, args ...string) string {
-		t.Helper()
-		cmd := ns.Command(ipvsadm, args...)
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "ipvsadm %s: %s", strings.Join(args, " "), out)
-		return string(out)
-	}
 	// Line by line, so that a line the kernel or ipvsadm refuses is named.
 	for _, line := range strings.Split(strings.TrimSpace(ours("-Sn")), "\n") {
 		args := strings.Fields(line)
@@ -67,12 +48,12 @@ func TestV6ListingsMatchKernelIpvsadm(t *testing.T) {
 			// that back); it takes the flag by its generic name.
 			args = append(args, "flag-3")
 		}
-		real("", args...)
+		real(args...)
 	}
-	real("", "--set", "7200", "60", "120")
+	real("--set", "7200", "60", "120")
 	for _, line := range []string{"-Ln", "-Sn", "-Ln --tun-info", "-Ln --persistent-conn", "-Ln --stats", "-Ln --rate",
 		"-Ln --thresholds", "-L --timeout", "-Lnc"} {
-		assert.Equal(t, real("", strings.Fields(line)...), ours(line), "ipvsadm %s", line)
+		assert.Equal(t, real(strings.Fields(line)...), ours(line), "ipvsadm %s", line)
 	}
 }
 
@@ -80,6 +61,21 @@ func TestV6ListingsMatchKernelIpvsadm(t *testing.T) {
 // written by hand; where the kernel has IPVS, the real ipvsadm runs the
 // script against it and must print them.
 func TestTutorialMatchesKernelIpvsadm(t *testing.T) {
+	real := kernelIpvsadm(t)
+	lines, _, err := SplitRestore(strings.NewReader(readFile(t, "testdata/scripts/lvs-tutorial.txt")))
+	require.NoError(t, err)
+	for _, args := range lines {
+		real(args...)
+	}
+	assert.Equal(t, readFile(t, "testdata/scripts/lvs-tutorial.Ln"), real("-Ln"))
+	assert.Equal(t, readFile(t, "testdata/scripts/lvs-tutorial.Sn"), real("-Sn"))
+}
+
+// kernelIpvsadm runs the real ipvsadm against the kernel's IPVS, in a
+// network namespace of the test's own; it skips, naming why, where the
+// kernel has no IPVS.
+func kernelIpvsadm(t *testing.T) func(args ...string) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: IPVS and network namespaces")
 	}
@@ -91,17 +87,10 @@ func TestTutorialMatchesKernelIpvsadm(t *testing.T) {
 	ns, err := testutil.NewNS("xlb-ipvsadm-" + testutil.Suffix())
 	require.NoError(t, err)
 	t.Cleanup(func() { ns.Close() })
-	real := func(args ...string) string {
+	return func(args ...string) string {
 		t.Helper()
 		out, err := ns.Command(ipvsadm, args...).CombinedOutput()
 		require.NoError(t, err, "ipvsadm %s: %s", strings.Join(args, " "), out)
 		return string(out)
 	}
-	lines, _, err := SplitRestore(strings.NewReader(readFile(t, "testdata/scripts/lvs-tutorial.txt")))
-	require.NoError(t, err)
-	for _, args := range lines {
-		real(args...)
-	}
-	assert.Equal(t, readFile(t, "testdata/scripts/lvs-tutorial.Ln"), real("-Ln"))
-	assert.Equal(t, readFile(t, "testdata/scripts/lvs-tutorial.Sn"), real("-Sn"))
 }
