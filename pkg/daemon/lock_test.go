@@ -38,6 +38,12 @@ func TestSecondDaemonRefused(t *testing.T) {
 	load := startLoad(topo)
 	time.Sleep(300 * time.Millisecond)
 	started := time.Now()
+	// At once: before a second that serves would have done anything. In
+	// the VM (TCG, no KVM) starting the process alone takes up to ~1.2 s.
+	atOnce := time.Second
+	if os.Getenv("VMTEST") != "" {
+		atOnce = 5 * time.Second
+	}
 	for _, c := range []struct {
 		name string
 		o    Options
@@ -51,7 +57,7 @@ func TestSecondDaemonRefused(t *testing.T) {
 		took := time.Since(t0)
 		require.Error(t, err, c.name)
 		assert.Contains(t, logs, c.want, c.name)
-		assert.Less(t, took, time.Second, "%s: refused at once", c.name)
+		assert.Less(t, took, atOnce, "%s: refused at once", c.name)
 		t.Logf("%s: refused in %v", c.name, took)
 	}
 	time.Sleep(500 * time.Millisecond)
