@@ -146,39 +146,63 @@ func credential(userName, groupName string) (*syscall.Credential, error) {
 	if userName == "" || os.Geteuid() != 0 {
 		return nil, nil
 	}
-	u, err := lookupUser(userName)
+	u, uid, gid, err := lookupIDs(userName, groupName)
 	if err != nil {
 		return nil, err
 	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("user %s: uid %q: %w", userName, u.Uid, err)
+	// Without its own supplementary groups the script would keep root's.
+	groups := []uint32{gid}
+	if ids, err := u.GroupIds(); err == nil {
+		for _, id := range ids {
+			if n, err := strconv.ParseUint(id, 10, 32); err == nil && uint32(n) != gid {
+				groups = append(groups, uint32(n))
+			}
+		}
 	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("user %s: gid %q: %w", userName, u.Gid, err)
+	return &syscall.Credential{Uid: uid, Gid: gid, Groups: groups}, nil
+}
+
+// IDs are the uid and gid a script runs with as userName (a name or a
+// number; "": this process's own) and groupName (a name or a number; "":
+// the user's primary group), as credential resolves them.
+func IDs(userName, groupName string) (uid, gid uint32, err error) {
+	_, uid, gid, err = lookupIDs(userName, groupName)
+	return uid, gid, err
+}
+
+// lookupIDs is IDs, with the user found (nil for this process's own).
+func lookupIDs(userName, groupName string) (*user.User, uint32, uint32, error) {
+	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
+	var u *user.User
+	if userName != "" {
+		var err error
+		if u, err = lookupUser(userName); err != nil {
+			return nil, 0, 0, err
+		}
+		n, err := strconv.ParseUint(u.Uid, 10, 32)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("user %s: uid %q: %w", userName, u.Uid, err)
+		}
+		g, err := strconv.ParseUint(u.Gid, 10, 32)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("user %s: gid %q: %w", userName, u.Gid, err)
+		}
+		uid, gid = uint32(n), uint32(g)
 	}
 	if groupName != "" {
 		g, err := user.LookupGroup(groupName)
 		if err != nil {
 			if g, err = user.LookupGroupId(groupName); err != nil {
-				return nil, fmt.Errorf("script group: %w", err)
+				return nil, 0, 0, fmt.Errorf("script group: %w", err)
 			}
 		}
-		if gid, err = strconv.ParseUint(g.Gid, 10, 32); err != nil {
-			return nil, fmt.Errorf("group %s: gid %q: %w", groupName, g.Gid, err)
+		n, err := strconv.ParseUint(g.Gid, 10, 32)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("group %s: gid %q: %w", groupName, g.Gid, err)
 		}
+		gid = uint32(n)
 	}
-	// Without its own supplementary groups the script would keep root's.
-	groups := []uint32{uint32(gid)}
-	if ids, err := u.GroupIds(); err == nil {
-		for _, id := range ids {
-			if n, err := strconv.ParseUint(id, 10, 32); err == nil && uint32(n) != uint32(gid) {
-				groups = append(groups, uint32(n))
-			}
-		}
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, nil
+	return u, uid, gid, nil
 }
 
 func lookupUser(name string) (*user.User, error) {

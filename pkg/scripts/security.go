@@ -8,11 +8,11 @@ import (
 	"os/user"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/xlbproject/xlb/pkg/config"
+	"github.com/xlbproject/xlb/pkg/health"
 )
 
 // Secure checks every script cfg names as keepalived 2.2.7 checks them when
@@ -135,11 +135,11 @@ type securer struct {
 	cfg      *config.Config
 	security bool
 	// defUser is the default script user ("" = xlb's own); defFail is set
-	// when scripts without a user must go.
-	defUser, defGroup string
-	defFail           bool
-	flags             int
-	errs              config.ErrorList
+	// when scripts without a user must go, said once (defFailSaid).
+	defUser, defGroup    string
+	defFail, defFailSaid bool
+	flags                int
+	errs                 config.ErrorList
 }
 
 func (s *securer) warn(pos config.Pos, msg string) {
@@ -153,11 +153,11 @@ func (s *securer) errorf(pos config.Pos, format string, args ...any) {
 func (s *securer) defaultUser() {
 	g := s.cfg.Global
 	if g.ScriptUser != "" {
-		if _, err := lookupUser(g.ScriptUser); err != nil {
+		if _, _, err := health.IDs(g.ScriptUser, ""); err != nil {
 			s.errorf(g.Pos, "Script user '%s' does not exist: Error setting global script uid/gid", g.ScriptUser)
 		}
 		if g.ScriptGroup != "" {
-			if _, err := lookupGroup(g.ScriptGroup); err != nil {
+			if _, _, err := health.IDs("", g.ScriptGroup); err != nil {
 				s.errorf(g.Pos, "Script group '%s' does not exist: Error setting global script uid/gid", g.ScriptGroup)
 			}
 		}
@@ -168,50 +168,10 @@ func (s *securer) defaultUser() {
 		s.defUser = "keepalived_script"
 		return
 	}
-	if s.security && s.usesDefault() {
-		s.errorf(g.Pos, "Script user 'keepalived_script' does not exist: Unable to set default user keepalived_script for script (with enable_script_security, set script_user or create the user)")
-		s.defFail = true
-	}
-}
-
-// usesDefault says whether any script runs as the default user.
-func (s *securer) usesDefault() bool {
-	uses := false
-	s.eachScript(func(sc *config.Script) {
-		if sc.User == "" {
-			uses = true
-		}
-	})
-	return uses
-}
-
-func (s *securer) eachScript(f func(*config.Script)) {
-	c := s.cfg
-	for i := range c.Scripts {
-		f(&c.Scripts[i].Script)
-	}
-	opt := func(ps ...*config.Script) {
-		for _, p := range ps {
-			if p != nil {
-				f(p)
-			}
-		}
-	}
-	for _, in := range c.Instances {
-		opt(in.NotifyMaster, in.NotifyBackup, in.NotifyFault, in.NotifyStop, in.Notify)
-	}
-	for _, g := range c.SyncGroups {
-		opt(g.NotifyMaster, g.NotifyBackup, g.NotifyFault, g.NotifyStop, g.Notify)
-	}
-	for _, vs := range c.VirtualServers {
-		opt(vs.QuorumUp, vs.QuorumDown)
-		for _, r := range vs.Reals {
-			opt(r.NotifyUp, r.NotifyDown)
-			for _, ch := range r.Checkers {
-				opt(ch.Misc)
-			}
-		}
-	}
+	// With neither user, keepalived runs scripts as itself (root), unless
+	// enable_script_security is set: then a script without a user of its
+	// own cannot run (see checkFlags).
+	s.defFail = s.security
 }
 
 // check is the vrrp_script rule: false removes the script.
@@ -259,11 +219,17 @@ func (s *securer) checkFlags(sc *config.Script, pos config.Pos) outcome {
 	}
 	if sc.User == "" {
 		if s.defFail {
+			// keepalived looks the default user up at the first script
+			// that needs it, and says so once.
+			if !s.defFailSaid {
+				s.errorf(s.cfg.Global.Pos, "Script user 'keepalived_script' does not exist: Unable to set default user keepalived_script for script (with enable_script_security, set script_user or create the user)")
+				s.defFailSaid = true
+			}
 			return outcomeNotFound
 		}
 		sc.User, sc.Group = s.defUser, s.defGroup
 	}
-	uid, gid, err := ids(sc.User, sc.Group)
+	uid, gid, err := health.IDs(sc.User, sc.Group)
 	if err != nil {
 		s.errorf(pos, "Unable to set uid/gid for script %s: %v", quoteArgs(sc.Args), err)
 		return outcomeNotFound
@@ -388,51 +354,6 @@ func findInPath(name string, uid, gid uint32) (string, error) {
 		err = fs.ErrPermission
 	}
 	return "", err
-}
-
-// ids are the uid and gid a script runs with: "" is xlb's own.
-func ids(userName, groupName string) (uint32, uint32, error) {
-	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
-	if userName != "" {
-		u, err := lookupUser(userName)
-		if err != nil {
-			return 0, 0, err
-		}
-		n, _ := strconv.ParseUint(u.Uid, 10, 32)
-		g, _ := strconv.ParseUint(u.Gid, 10, 32)
-		uid, gid = uint32(n), uint32(g)
-	}
-	if groupName != "" {
-		g, err := lookupGroup(groupName)
-		if err != nil {
-			return 0, 0, err
-		}
-		n, _ := strconv.ParseUint(g.Gid, 10, 32)
-		gid = uint32(n)
-	}
-	return uid, gid, nil
-}
-
-func lookupUser(name string) (*user.User, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		if u2, err2 := user.LookupId(name); err2 == nil {
-			return u2, nil
-		}
-		return nil, fmt.Errorf("user '%s' does not exist", name)
-	}
-	return u, nil
-}
-
-func lookupGroup(name string) (*user.Group, error) {
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		if g2, err2 := user.LookupGroupId(name); err2 == nil {
-			return g2, nil
-		}
-		return nil, fmt.Errorf("group '%s' does not exist", name)
-	}
-	return g, nil
 }
 
 // errText is strerror's text for err's errno, as keepalived prints it.

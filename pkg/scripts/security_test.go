@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -227,7 +228,7 @@ func TestSecureFindsAndResolves(t *testing.T) {
 // user: keepalived cannot pick a user and reports a configuration error.
 func TestSecureNeedsAUser(t *testing.T) {
 	needRoot(t)
-	if _, err := lookupUser("keepalived_script"); err == nil {
+	if _, err := user.Lookup("keepalived_script"); err == nil {
 		t.Skip("this machine has a keepalived_script user")
 	}
 	err := Secure(secureConf(t, "enable_script_security", "/usr/bin/true"), false)
