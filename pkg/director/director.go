@@ -123,8 +123,9 @@ func realOf(addr netip.Addr, port uint16, weight int, fwd lvs.Forward) dataplane
 	return dataplane.Real{Addr: addr, Port: port, Weight: int32(weight), Forward: fwd}
 }
 
-// withThresholds gives r the real_server's uthreshold and lthreshold.
-func withThresholds(r dataplane.Real, rs *config.RealServer) dataplane.Real {
+// realServer is a real_server block as the data plane takes it, at weight.
+func realServer(rs *config.RealServer, weight int) dataplane.Real {
+	r := realOf(rs.Addr, rs.Port, weight, rs.Forward)
 	r.UThreshold, r.LThreshold = rs.UThreshold, rs.LThreshold
 	return r
 }
@@ -402,9 +403,9 @@ func (d *Director) wanted() []dataplane.Service {
 			for _, r := range vs.reals {
 				switch {
 				case r.health.Up:
-					svc.Reals = append(svc.Reals, withThresholds(realOf(r.cfg.Addr, r.cfg.Port, r.weight(), r.cfg.Forward), &r.cfg))
+					svc.Reals = append(svc.Reals, realServer(&r.cfg, r.weight()))
 				case r.cfg.InhibitOnFailure || vs.cfg.InhibitOnFailure:
-					svc.Reals = append(svc.Reals, withThresholds(realOf(r.cfg.Addr, r.cfg.Port, 0, r.cfg.Forward), &r.cfg))
+					svc.Reals = append(svc.Reals, realServer(&r.cfg, 0))
 				}
 			}
 		}

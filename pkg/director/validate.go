@@ -55,7 +55,7 @@ func Validate(cfg *config.Config, caps dataplane.Caps) error {
 		bad(vs.Pos, name, caps.CheckService(svc))
 		for _, rs := range vs.Reals {
 			rname := fmt.Sprintf("real_server %s %d", rs.Addr, rs.Port)
-			bad(rs.Pos, rname, caps.CheckReal(svc, withThresholds(realOf(rs.Addr, rs.Port, rs.Weight, rs.Forward), &rs)))
+			bad(rs.Pos, rname, caps.CheckReal(svc, realServer(&rs, rs.Weight)))
 			if rs.UThreshold != 0 || rs.LThreshold != 0 {
 				bad(rs.Pos, rname, errors.New("uthreshold/lthreshold are not supported yet"))
 			}
