@@ -246,7 +246,7 @@ func (e *interopEnv) checkAnnouncements(t *testing.T, since time.Time) {
 		for i, v := range e.c.vips() {
 			late := e.sniffKA.announcements(e.xMAC, v.Addr(), first.at.Add(300*time.Millisecond), time.Now())
 			require.Len(t, late, want[i], "second batch for %s after garp_master_delay %v", v, d)
-			assert.InDelta(t, d.Seconds(), late[0].at.Sub(first.at).Seconds(), 0.1,
+			assert.InDelta(t, d.Seconds(), late[0].at.Sub(first.at).Seconds(), garpDelayTolerance,
 				"second batch %v after the first advert", late[0].at.Sub(first.at))
 		}
 	}
@@ -477,7 +477,23 @@ func lastAdvertWith(t *testing.T, s *sniffer, src netip.Addr, before time.Time, 
 // not even the 150 ms allowed before held: xlb once took over 199 ms late,
 // its own timer 71 ms late. Early takeovers are held to 5 ms
 // (assertTakeover), since no timer may fire before its time.
-const takeoverTolerance = 50 * time.Millisecond
+var takeoverTolerance = 50 * time.Millisecond
+
+// inVM is set by vmtest in its guest (QEMU, often without KVM), where
+// timers are late by the emulator's scheduling: late takeovers are allowed
+// 200 ms there, and the garp_master_delay batch 300 ms.
+var inVM = os.Getenv("VMTEST") != ""
+
+// garpDelayTolerance bounds, in seconds, how far the second batch of
+// announcements may be from garp_master_delay after the first advert.
+var garpDelayTolerance = 0.1
+
+func init() {
+	if inVM {
+		takeoverTolerance = 200 * time.Millisecond
+		garpDelayTolerance = 0.3
+	}
+}
 
 // assertTakeover checks a takeover measured from the advert that started
 // the timer is neither early (the timer cannot fire before want; 5 ms for
@@ -636,7 +652,14 @@ func TestInteropKeepalived(t *testing.T) {
 	env := func(f func(*testing.T, *interopEnv)) func(*testing.T, interopCase) {
 		return func(t *testing.T, c interopCase) { f(t, startInterop(t, c)) }
 	}
+	// In the VM (QEMU without KVM) keepalived and the runner share one
+	// emulated CPU: at 100 ms a late advert there is the emulator's, not
+	// either side's, and a backup takes over while the master still lives.
+	// The VM runs version 3 at 1 s; the host at 100 ms.
 	v3 := 100 * time.Millisecond
+	if inVM {
+		v3 = time.Second
+	}
 	for _, tc := range []struct {
 		interopCase
 		run func(*testing.T, interopCase)
@@ -664,7 +687,7 @@ func TestInteropKeepalived(t *testing.T) {
 		}},
 
 		{interopCase{name: "takeover-v2-1s", version: Version2, advInt: time.Second}, testInteropTakeover},
-		{interopCase{name: "takeover-v3-100ms", version: Version3, advInt: v3}, testInteropTakeover},
+		{interopCase{name: "takeover-v3-" + v3.String(), version: Version3, advInt: v3}, testInteropTakeover},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, tc.interopCase) })
 	}
