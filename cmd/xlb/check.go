@@ -3,12 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/pflag"
 
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/daemon"
-	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/director"
 )
 
@@ -17,11 +17,23 @@ func runCheck(e env, args []string) int {
 	fs := pflag.NewFlagSet("xlb check", pflag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	file := fs.StringP("config", "f", "/etc/keepalived/keepalived.conf", "keepalived.conf to check")
-	dp := fs.String("dataplane", "xdp", "the data plane to check for: xdp or ipvs (IPVS also has TUN and IPv6)")
+	dp := fs.String("dataplane", "auto", "the data plane to check for: auto (as xlb run chooses: XDP, else IPVS for what XDP cannot do), xdp or ipvs")
 	var sizes daemon.Options
 	sizeFlags(fs, &sizes)
+	strictFlags(fs, &sizes.Strict, &sizes.ConfigID)
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: xlb check [-f FILE] [--dataplane xdp|ipvs]\n\nChecks a keepalived.conf as xlb run would load it, like keepalived -t: prints\nwarnings and errors with file:line, exits 0 when xlb can run it.\n\nflags:")
+		fmt.Fprintln(e.stderr, `usage: xlb check [-f FILE] [--dataplane auto|xdp|ipvs] [--strict] [--config-id ID]
+
+Checks a keepalived.conf as xlb run would load it, like keepalived -t: prints
+warnings and errors with file:line, and the data plane xlb run would use for
+it; exits 0 when xlb can run it, 1 when it cannot, 2 on a usage error.
+
+A warning is something keepalived also logs and carries on from (an unknown
+keyword, a value it corrects: the warning says what is done with it), or,
+marked "unlike keepalived", something keepalived acts on that xlb ignores.
+--strict makes every warning an error.
+
+flags:`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -31,28 +43,58 @@ func runCheck(e env, args []string) int {
 		fmt.Fprintf(e.stderr, "xlb check: %v\n", err)
 		return 2
 	}
-	caps, ok := daemon.CapsFor(*dp, sizes)
-	if !ok {
-		fmt.Fprintf(e.stderr, "xlb check: --dataplane: %q is not xdp or ipvs\n", *dp)
-		return 2
+	if *dp != "auto" {
+		if _, ok := daemon.CapsFor(*dp, sizes); !ok {
+			fmt.Fprintf(e.stderr, "xlb check: --dataplane: %q is not auto, xdp or ipvs\n", *dp)
+			return 2
+		}
 	}
 	// Read whole, so that a file too big for the data plane is told its
 	// full size by director.Validate below.
-	cfg, err := daemon.ReadConfig(*file, dataplane.Caps{}, false)
+	cfg, err := daemon.ReadConfigWith(*file, daemon.ReadOptions{Strict: sizes.Strict, ConfigID: sizes.ConfigID})
 	if err != nil {
 		printErrors(e, err)
 		return 1
 	}
 	for _, w := range cfg.Warnings {
-		fmt.Fprintf(e.stderr, "warning: %s\n", w.String())
+		if w.Unlike {
+			fmt.Fprintf(e.stderr, "warning (unlike keepalived): %s\n", w.String())
+		} else {
+			fmt.Fprintf(e.stderr, "warning: %s\n", w.String())
+		}
 	}
+	chosen, why := *dp, ""
+	if chosen == "auto" {
+		// As xlb run --dataplane auto: XDP unless the file needs IPVS; the
+		// host's own probes (xlb probe) may step down further.
+		chosen = "xdp"
+		if err := daemon.NeedsIPVS(cfg, sizes); err != nil {
+			chosen, why = "ipvs", err.Error()
+		}
+	}
+	caps, _ := daemon.CapsFor(chosen, sizes)
 	if err := director.Validate(cfg, caps); err != nil {
 		printErrors(e, err)
 		return 1
 	}
 	fmt.Fprintf(e.stdout, "%s: OK: %d virtual servers, %d vrrp instances, %d warnings\n",
 		*file, len(cfg.VirtualServers), len(cfg.Instances), len(cfg.Warnings))
+	switch {
+	case *dp != "auto":
+		fmt.Fprintf(e.stdout, "data plane: %s (--dataplane %s)\n", chosen, *dp)
+	case why != "":
+		fmt.Fprintf(e.stdout, "data plane: ipvs: xlb run --dataplane auto runs this file on IPVS, because XDP cannot: %s\n", strings.ReplaceAll(why, "\n", "; "))
+	default:
+		fmt.Fprintln(e.stdout, "data plane: xdp: xlb run --dataplane auto runs this file on XDP where the host allows it (xlb probe), else IPVS")
+	}
 	return 0
+}
+
+// strictFlags adds --strict and --config-id, which xlb run and xlb check
+// share.
+func strictFlags(fs *pflag.FlagSet, strict *bool, configID *string) {
+	fs.BoolVar(strict, "strict", false, "refuse a configuration with warnings: every warning is an error")
+	fs.StringVar(configID, "config-id", "", "keepalived's config id (its -i): lines \"@ID ...\" are read only with this id, \"@^ID ...\" only without it (default: the host name up to its first dot)")
 }
 
 // printErrors prints one error per line.

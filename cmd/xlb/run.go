@@ -39,6 +39,7 @@ func runOptions(e env, args []string) (daemon.Options, int) {
 	fs.StringVar(&o.Metrics, "metrics", "", "serve Prometheus metrics on this address (e.g. :9610), at /metrics")
 	// The sizes are kept across restarts: a pinned data plane of other
 	// sizes cannot be taken over.
+	strictFlags(fs, &o.Strict, &o.ConfigID)
 	fs.BoolVar(&noConfig, "no-config", false, "start with no keepalived.conf: services come from xlbadm (ipvsadm commands) only")
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: xlb run [-f FILE] [--interface IF]... [flags]\n\nRuns the director: reads keepalived.conf, opens the data plane (XDP, or IPVS where\nXDP cannot run), applies\nevery virtual_server, runs the health checks and applies their results.\nSIGHUP reloads the file (an invalid one changes nothing); SIGTERM detaches.\n\nflags:")

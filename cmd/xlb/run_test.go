@@ -83,18 +83,31 @@ func TestCheckCommand(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, []byte("virtual_server 10.0.0.1 80 {\n    lb_algo wrr\n    lb_kind NAT\n    protocol TCP\n    real_server 10.0.0.2 80 {\n        weigth 3\n    }\n}\n"), 0o644))
 	out.Reset()
 	errOut.Reset()
-	assert.Equal(t, 1, run(env{stdout: &out, stderr: &errOut}, []string{"check", "-f", bad}))
-	assert.Contains(t, errOut.String(), "bad.conf:6:")
-	assert.Contains(t, errOut.String(), "weigth")
+	// keepalived logs the misspelt keyword and runs without it; so does
+	// xlb, unless --strict.
+	assert.Equal(t, 0, run(env{stdout: &out, stderr: &errOut}, []string{"check", "-f", bad}))
+	assert.Contains(t, errOut.String(), `warning: `+bad+`:6: unknown keyword in real_server: "weigth": ignored, as keepalived ignores it (did you mean "weight"?)`)
+	assert.Contains(t, out.String(), "OK: 1 virtual servers, 0 vrrp instances, 1 warnings")
+	errOut.Reset()
+	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "--strict", "-f", bad}))
+	assert.Equal(t, "error: "+bad+`:6: unknown keyword in real_server: "weigth"`+"\n", errOut.String())
 
 	tun := filepath.Join(dir, "tun.conf")
 	require.NoError(t, os.WriteFile(tun, []byte("virtual_server 10.0.0.1 80 {\n    lb_algo wrr\n    lb_kind TUN\n    protocol TCP\n    real_server 10.0.0.2 80 {\n        weight 3\n    }\n}\n"), 0o644))
 	errOut.Reset()
-	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", tun}))
+	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", tun, "--dataplane", "xdp"}))
 	assert.Contains(t, errOut.String(), "tun.conf:5: real_server 10.0.0.2 80: lvs_method TUN is not supported by the XDP data plane (DR, NAT are)")
 	out.Reset()
 	assert.Equal(t, 0, run(env{stdout: &out, stderr: io.Discard}, []string{"check", "-f", tun, "--dataplane", "ipvs"}))
 	assert.Contains(t, out.String(), "OK: 1 virtual servers")
+	assert.Contains(t, out.String(), "data plane: ipvs (--dataplane ipvs)")
+	// auto, the default: as xlb run, IPVS for what XDP cannot do, and why.
+	out.Reset()
+	assert.Equal(t, 0, run(env{stdout: &out, stderr: io.Discard}, []string{"check", "-f", tun}))
+	assert.Contains(t, out.String(), "data plane: ipvs: xlb run --dataplane auto runs this file on IPVS, because XDP cannot: "+tun+":5: real_server 10.0.0.2 80: lvs_method TUN is not supported by the XDP data plane (DR, NAT are)\n")
+	out.Reset()
+	assert.Equal(t, 0, run(env{stdout: &out, stderr: io.Discard}, []string{"check", "-f", good}))
+	assert.Contains(t, out.String(), "data plane: xdp: xlb run --dataplane auto runs this file on XDP")
 }
 
 func TestStatusWithoutDaemon(t *testing.T) {
@@ -157,11 +170,16 @@ func TestCheckCapacity(t *testing.T) {
 	var out, errOut strings.Builder
 	assert.Equal(t, 0, run(env{stdout: &out, stderr: &errOut}, []string{"check", "-f", path}), errOut.String())
 	errOut.Reset()
-	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", path, "--max-services", "2"}))
+	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", path, "--dataplane", "xdp", "--max-services", "2"}))
 	assert.Contains(t, errOut.String(), "three.conf:13: virtual_server 10.0.0.3 80: the configuration has 3 virtual servers; the XDP data plane holds 2 (--max-services)")
 	errOut.Reset()
-	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", path, "--max-reals", "5"}))
+	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", path, "--dataplane", "xdp", "--max-reals", "5"}))
 	assert.Contains(t, errOut.String(), "three.conf:13: virtual_server 10.0.0.3 80: the configuration has 6 real servers (counted per virtual server); the XDP data plane holds 5 (--max-reals)")
+	// With auto, xlb run would step down to IPVS for it, and check says so.
+	var out2 strings.Builder
+	assert.Equal(t, 0, run(env{stdout: &out2, stderr: io.Discard}, []string{"check", "-f", path, "--max-reals", "5"}))
+	assert.Contains(t, out2.String(), "data plane: ipvs: xlb run --dataplane auto runs this file on IPVS, because XDP cannot: ")
+	assert.Contains(t, out2.String(), "the XDP data plane holds 5 (--max-reals)")
 }
 
 // xlb check refuses what xlb run refuses: use_vmac, named at its line.

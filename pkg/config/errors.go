@@ -62,11 +62,36 @@ type Warning struct {
 	Line int
 	Word string
 	Msg  string
+	// Then says what keepalived, and xlb, do about it ("ignored, as
+	// keepalived ignores it"); "" when Msg says it.
+	Then string
+	// Unlike says keepalived acts on what xlb ignores here (a keyword
+	// xlb does not implement): xlb will behave differently from keepalived.
+	Unlike bool
 }
 
-// String reads `file:line: msg "word"`, like ParseError.
+// String reads `file:line: msg "word"`, like ParseError, followed by
+// ": then" if Then is set.
 func (w Warning) String() string {
-	return formatProblem(w.File, w.Line, w.Msg, w.Word)
+	s := formatProblem(w.File, w.Line, w.Msg, w.Word)
+	if w.Then != "" {
+		s += ": " + w.Then
+	}
+	return s
+}
+
+// Strict turns warnings into errors (xlb check/run --strict), each
+// saying what it is without what keepalived would do about it.
+func Strict(warns []Warning) ErrorList {
+	out := make(ErrorList, len(warns))
+	for i, w := range warns {
+		out[i] = w.strict()
+	}
+	return out
+}
+
+func (w Warning) strict() *ParseError {
+	return &ParseError{File: w.File, Line: w.Line, Word: w.Word, Msg: w.Msg}
 }
 
 func formatProblem(file string, line int, msg, word string) string {

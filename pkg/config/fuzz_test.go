@@ -20,7 +20,7 @@ import (
 // every error must name the file, a line and a message.
 func requireRoundTrip(t *testing.T, name string, data []byte) {
 	t.Helper()
-	cfg, err := parse(memSource{}, name, data, Limits{})
+	cfg, err := parse(memSource{}, name, data, Options{})
 	if err != nil {
 		var list ErrorList
 		require.True(t, errors.As(err, &list), "error %T %v", err, err)
@@ -38,7 +38,7 @@ func requireRoundTrip(t *testing.T, name string, data []byte) {
 	}
 
 	out := Format(cfg)
-	again, err := parse(memSource{}, "formatted.conf", out, Limits{})
+	again, err := parse(memSource{}, "formatted.conf", out, Options{})
 	require.NoError(t, err, "formatted:\n%s", out)
 	require.Equal(t, string(out), string(Format(again)), "formatting is not stable")
 	clearPositions(cfg)

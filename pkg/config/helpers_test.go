@@ -12,7 +12,7 @@ import (
 // parseFiles parses files["keepalived.conf"] with the other files available
 // to include, without touching the disk.
 func parseFiles(files map[string]string) (*Config, error) {
-	return parse(memSource(files), "keepalived.conf", []byte(files["keepalived.conf"]), Limits{})
+	return parse(memSource(files), "keepalived.conf", []byte(files["keepalived.conf"]), Options{ConfigID: "testhost"})
 }
 
 func mustParse(t *testing.T, src string) *Config {
@@ -22,13 +22,33 @@ func mustParse(t *testing.T, src string) *Config {
 	return cfg
 }
 
-// parseErrors parses src, which must fail, and returns its errors.
+// parseErrors parses src strictly (warnings are errors, as with xlb
+// check --strict), which must fail, and returns its errors. Each must
+// also be reported without --strict: as an error, or as a warning with
+// the same text (what keepalived does about it after a colon).
 func parseErrors(t *testing.T, src string) ErrorList {
 	t.Helper()
-	_, err := parseFiles(map[string]string{"keepalived.conf": src})
+	files := map[string]string{"keepalived.conf": src}
+	_, err := parse(memSource(files), "keepalived.conf", []byte(src), Options{ConfigID: "testhost", Strict: true})
 	require.Error(t, err)
 	var list ErrorList
 	require.True(t, errors.As(err, &list), "error is %T", err)
+
+	_, p := parseProblems(memSource(files), "keepalived.conf", []byte(src), Options{ConfigID: "testhost"})
+	var lenient []string
+	for _, e := range p.errs {
+		lenient = append(lenient, e.Error())
+	}
+	for _, w := range p.warns {
+		lenient = append(lenient, w.String())
+	}
+	for _, e := range list {
+		found := false
+		for _, l := range lenient {
+			found = found || l == e.Error() || strings.HasPrefix(l, e.Error()+": ")
+		}
+		require.True(t, found, "%q is reported without --strict too (got %q)", e.Error(), lenient)
+	}
 	return list
 }
 

@@ -1,5 +1,10 @@
 package config
 
+import (
+	"maps"
+	"slices"
+)
+
 // keepalivedKeywords lists, per block, every keyword keepalived 2.2.7 (the
 // Debian 12 package, built with LVS, VRRP, BFD, SNMP, DBus, nftables and
 // regex support) accepts there. A keyword xlb does not implement is warned
@@ -152,4 +157,49 @@ var keepalivedKeywordSet = func() map[string]map[string]bool {
 // keepalivedKnows reports whether keepalived accepts kw in the block ctx.
 func keepalivedKnows(ctx, kw string) bool {
 	return keepalivedKeywordSet[ctx][kw]
+}
+
+// suggestKeyword returns the keyword of ctx that kw is most likely a
+// misspelling of ("lvs_sync_daemon_inteface"), or the global form of an
+// instance keyword written in global_defs ("garp_master_delay" there is
+// "vrrp_garp_master_delay"), or "" when nothing is close.
+func suggestKeyword(ctx, kw string) string {
+	if ctx == ctxGlobal && keepalivedKnows(ctx, "vrrp_"+kw) {
+		return "vrrp_" + kw
+	}
+	if kw == "nb_get_retry" && isChecker(ctx) {
+		return "retry"
+	}
+	best, bestD := "", max(2, len(kw)/5)+1
+	words := slices.Sorted(maps.Keys(keepalivedKeywordSet[ctx]))
+	for _, w := range words {
+		if d := editDistance(kw, w); d < bestD {
+			best, bestD = w, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b (bytes).
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return max(len(a), len(b))
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

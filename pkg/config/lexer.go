@@ -177,6 +177,8 @@ type lexer struct {
 	// lim bounds the servers; vs and rs count them.
 	lim    Limits
 	vs, rs int
+	// configID selects the conditional lines (@id) read.
+	configID string
 }
 
 // count refuses the server that passes lim, and stops the reading there.
@@ -293,7 +295,7 @@ func (lx *lexer) lexFile(name string, data []byte) {
 		pos := Pos{File: name, Line: i + 1}
 		s, err := decomment(phys)
 		if err != nil {
-			lx.p.errorf(pos, strings.TrimSpace(phys), "%v in", err)
+			lx.p.errorf(pos, trimBlanks(phys), "%v in", err)
 			continue
 		}
 		if s == "" {
@@ -315,10 +317,10 @@ func (lx *lexer) lexFile(name string, data []byte) {
 				break
 			}
 			if j > 0 {
-				emitWords(pos, strings.TrimSpace(s[:j]))
+				emitWords(pos, trimBlanks(s[:j]))
 			}
 			emitBrace(pos, s[j])
-			s = strings.TrimSpace(s[j+1:])
+			s = trimBlanks(s[j+1:])
 		}
 	}
 	for _, o := range open {
@@ -336,19 +338,22 @@ func (lx *lexer) lexFile(name string, data []byte) {
 // substitution. It reports whether the line should be read.
 func (lx *lexer) preprocess(pos Pos, s string) (string, bool) {
 	if s[0] == '@' {
-		// "@id rest" is read only when keepalived runs with config id "id";
-		// "@^id rest" only when it does not. xlb has no config id.
+		// "@id rest" is read only when the config id is id; "@^id rest"
+		// only when it is not. keepalived's config id is its -i option,
+		// else the host name up to the first dot (xlb: --config-id).
+		ofs, rev := 1, false
+		if strings.HasPrefix(s, "@^") {
+			ofs, rev = 2, true
+		}
 		k := strings.IndexAny(s, " \t")
 		if k < 0 {
 			return "", false // nothing after the id: keepalived drops it too
 		}
-		id, rest := s[:k], strings.TrimSpace(s[k:])
-		if strings.HasPrefix(id, "@^") {
-			lx.p.warnf(pos, id, "xlb has no config id; reading the line guarded by")
-			return rest, rest != ""
+		if (s[ofs:k] == lx.configID) == rev {
+			return "", false
 		}
-		lx.p.warnf(pos, id, "xlb has no config id; skipping the line guarded by")
-		return "", false
+		rest := trimBlanks(s[k:])
+		return rest, rest != ""
 	}
 	if strings.HasPrefix(s, "~SEQ") {
 		lx.p.errorf(pos, "~SEQ", "sequence blocks are not supported:")
@@ -481,7 +486,7 @@ func (lx *lexer) include(pos Pos, s string) bool {
 // literal.
 func decomment(s string) (string, error) {
 	if !strings.ContainsAny(s, "\"\\#!") {
-		return strings.TrimSpace(s), nil // most lines: no copy
+		return trimBlanks(s), nil // most lines: no copy
 	}
 	var b strings.Builder
 	inQuote := false
@@ -500,14 +505,14 @@ func decomment(s string) (string, error) {
 			i++
 			continue
 		case !inQuote && (c == '#' || c == '!'):
-			return strings.TrimSpace(b.String()), nil
+			return trimBlanks(b.String()), nil
 		}
 		b.WriteByte(c)
 	}
 	if inQuote {
 		return "", errors.New("unterminated quote")
 	}
-	return strings.TrimSpace(b.String()), nil
+	return trimBlanks(b.String()), nil
 }
 
 // indexBrace returns the index of the first '{' or '}' outside double quotes.
@@ -524,6 +529,13 @@ func indexBrace(s string) int {
 		}
 	}
 	return -1
+}
+
+// trimBlanks trims what keepalived's isspace() trims: ASCII blanks only.
+// A no-break space (U+00A0, pasted from a web page) is not one: keepalived
+// reads it as part of the word it touches, and so does xlb.
+func trimBlanks(s string) string {
+	return strings.Trim(s, " \t\f\v\r\n")
 }
 
 func isBlank(c byte) bool {
@@ -719,7 +731,7 @@ func parseDefinition(s string) (name, value string, ok bool) {
 	if !strings.HasPrefix(rest, "=") {
 		return "", "", false
 	}
-	return name, strings.TrimSpace(rest[1:]), true
+	return name, trimBlanks(rest[1:]), true
 }
 
 // substitute replaces $NAME and ${NAME} for defined names; undefined ones are

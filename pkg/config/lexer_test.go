@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -242,18 +243,39 @@ func TestParseFromDisk(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
 
+// TestConditionalLines: "@id line" is read only with config id id,
+// "@^id line" only without it; the config id is keepalived's -i (xlb's
+// --config-id), else the host name up to its first dot.
 func TestConditionalLines(t *testing.T) {
-	cfg := mustParse(t, lines(
+	src := lines(
 		"global_defs {",
 		"@lb1 router_id ONE",
 		"@^lb1 router_id NOT_ONE",
+		"@lb1 notification_email_from one@example.com",
+		"@lb2\tnotification_email_from two@example.com",
+		"@lb1",
 		"}",
-	))
-	assert.Equal(t, "NOT_ONE", cfg.Global.RouterID)
-	assert.Equal(t, []string{
-		`keepalived.conf:2: xlb has no config id; skipping the line guarded by "@lb1"`,
-		`keepalived.conf:3: xlb has no config id; reading the line guarded by "@^lb1"`,
-	}, warningStrings(cfg))
+	)
+	for id, want := range map[string][2]string{
+		"lb1":   {"ONE", "one@example.com"},
+		"lb2":   {"NOT_ONE", "two@example.com"},
+		"other": {"NOT_ONE", ""},
+		"lb":    {"NOT_ONE", ""}, // a prefix is not the id
+	} {
+		cfg, err := parse(memSource{}, "keepalived.conf", []byte(src), Options{ConfigID: id})
+		require.NoError(t, err)
+		assert.Equal(t, want[0], cfg.Global.RouterID, id)
+		assert.Equal(t, want[1], cfg.Global.NotificationEmailFrom, id)
+		assert.Empty(t, cfg.Warnings, id)
+	}
+
+	host, err := os.Hostname()
+	require.NoError(t, err)
+	short, _, _ := strings.Cut(host, ".")
+	require.Equal(t, short, DefaultConfigID())
+	cfg, err := parse(memSource{}, "keepalived.conf", []byte("global_defs {\n@"+short+" router_id HOST\n}\n"), Options{})
+	require.NoError(t, err)
+	assert.Equal(t, "HOST", cfg.Global.RouterID, "without a config id, the host name is")
 }
 
 func TestParameterSubstitution(t *testing.T) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net/netip"
 	"slices"
@@ -171,7 +172,7 @@ func (ps *parser) virtualServer(b *node) {
 				vs.Hysteresis = uint32(v)
 			}
 		case "omega":
-			vs.Omega = ps.flag(n)
+			vs.Omega = ps.vsFlag(n)
 		case "quorum_up":
 			vs.QuorumUp = ps.scriptArg(n, true)
 		case "quorum_down":
@@ -240,7 +241,9 @@ func (ps *parser) inheritedKeyword(n *node, inh *inherited, ctx string) bool {
 		}
 	case "retry", "nb_get_retry":
 		if n.kw == "nb_get_retry" {
-			if !isChecker(ctx) {
+			// keepalived 2.2.7 knows it in HTTP_GET and SSL_GET only; in
+			// other checkers it is an unknown keyword, and ignored.
+			if ctx != ctxHTTPGet && ctx != ctxSSLGet {
 				return false
 			}
 			ps.p.warnf(n.pos, n.kw, "deprecated, use retry:")
@@ -266,7 +269,11 @@ func (ps *parser) inheritedKeyword(n *node, inh *inherited, ctx string) bool {
 			inh.warmup.put(t)
 		}
 	case "alpha":
-		inh.alpha.put(ps.flag(n))
+		if ctx == ctxVirtualServer {
+			inh.alpha.put(ps.vsFlag(n))
+		} else {
+			inh.alpha.put(ps.flag(n))
+		}
 	case "inhibit_on_failure":
 		if isChecker(ctx) {
 			return false
@@ -281,6 +288,19 @@ func (ps *parser) inheritedKeyword(n *node, inh *inherited, ctx string) bool {
 		}
 	default:
 		return false
+	}
+	return true
+}
+
+// vsFlag reads alpha or omega in a virtual_server, where keepalived 2.2.7
+// turns them on whatever follows ("alpha 1", "omega no").
+func (ps *parser) vsFlag(n *node) bool {
+	if !ps.leaf(n) {
+		return false
+	}
+	if len(n.args) > 0 {
+		ps.p.warn(Warning{File: n.pos.File, Line: n.pos.Line, Word: n.args[0], Msg: fmt.Sprintf("%s takes no value in a virtual_server, got", n.kw),
+			Then: "read as on, as keepalived reads it"})
 	}
 	return true
 }

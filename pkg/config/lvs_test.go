@@ -472,7 +472,7 @@ func TestLVSErrors(t *testing.T) {
 }
 
 func TestErrorFields(t *testing.T) {
-	_, err := parseFiles(map[string]string{"keepalived.conf": vrrp1(" priority 300")})
+	_, err := parse(memSource{}, "keepalived.conf", []byte(vrrp1(" priority 300")), Options{Strict: true})
 	var pe *ParseError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, &ParseError{File: "keepalived.conf", Line: 4, Word: "300", Msg: "priority must be an integer in [1, 255], got"}, pe)

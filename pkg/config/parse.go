@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -36,18 +37,42 @@ type Limits struct {
 
 // ParseLimited is Parse, refusing more servers than lim allows.
 func ParseLimited(path string, lim Limits) (*Config, error) {
+	return ParseWith(path, Options{Limits: lim})
+}
+
+// Options are how a configuration is read.
+type Options struct {
+	Limits
+	// ConfigID is keepalived's config id (its -i option): a line
+	// "@ID ..." is read only with this id, "@^ID ..." only without it.
+	// Empty: keepalived's default, the host name up to its first dot.
+	ConfigID string
+	// Strict makes every warning an error (xlb check/run --strict).
+	Strict bool
+}
+
+// DefaultConfigID is the config id keepalived uses without -i: the host
+// name up to its first dot.
+func DefaultConfigID() string {
+	h, _ := os.Hostname()
+	h, _, _ = strings.Cut(h, ".")
+	return h
+}
+
+// ParseWith is Parse with options.
+func ParseWith(path string, o Options) (*Config, error) {
 	data, err := osSource{}.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read keepalived config: %w", err)
 	}
-	return parse(osSource{}, filepath.Clean(path), data, lim)
+	return parse(osSource{}, filepath.Clean(path), data, o)
 }
 
 // ParseBytes parses data as the keepalived.conf called name. name is used in
 // messages, and relative includes are resolved against its directory on the
 // local file system.
 func ParseBytes(name string, data []byte) (*Config, error) {
-	return parse(osSource{}, filepath.Clean(name), data, Limits{})
+	return parse(osSource{}, filepath.Clean(name), data, Options{})
 }
 
 // maxErrors stops a hopeless file from producing a flood of errors: the
@@ -61,10 +86,16 @@ const (
 type problems struct {
 	errs  ErrorList
 	warns []Warning
-	stop  bool // the input is hopeless: read no more of it
+	// all is both, in the order found, warnings as errors: what
+	// --strict reports.
+	all  ErrorList
+	stop bool // the input is hopeless: read no more of it
 }
 
 func (p *problems) add(e *ParseError) {
+	if len(p.all) < maxErrors+maxWarnings {
+		p.all = append(p.all, e)
+	}
 	switch {
 	case len(p.errs) < maxErrors-1:
 		p.errs = append(p.errs, e)
@@ -82,12 +113,33 @@ func (p *problems) errorf(pos Pos, word, format string, args ...any) {
 	p.add(&ParseError{File: pos.File, Line: pos.Line, Word: word, Msg: fmt.Sprintf(format, args...)})
 }
 
+// warnf records a warning about something keepalived would do the same
+// way (log it, and ignore or correct it).
 func (p *problems) warnf(pos Pos, word, format string, args ...any) {
+	p.warn(Warning{File: pos.File, Line: pos.Line, Word: word, Msg: fmt.Sprintf(format, args...)})
+}
+
+// unlikef records a warning about something keepalived acts on and xlb
+// does not: xlb will behave differently from keepalived.
+func (p *problems) unlikef(pos Pos, word, format string, args ...any) {
+	p.warn(Warning{File: pos.File, Line: pos.Line, Word: word, Msg: fmt.Sprintf(format, args...), Unlike: true})
+}
+
+// ignoref records a value keepalived reports and ignores, leaving the
+// setting as it was (its default): so does xlb, with a warning.
+func (p *problems) ignoref(pos Pos, word, format string, args ...any) {
+	p.warn(Warning{File: pos.File, Line: pos.Line, Word: word, Msg: fmt.Sprintf(format, args...), Then: "ignored, as keepalived ignores it"})
+}
+
+func (p *problems) warn(w Warning) {
+	if len(p.all) < maxErrors+maxWarnings {
+		p.all = append(p.all, w.strict())
+	}
 	switch {
 	case len(p.warns) < maxWarnings:
-		p.warns = append(p.warns, Warning{File: pos.File, Line: pos.Line, Word: word, Msg: fmt.Sprintf(format, args...)})
+		p.warns = append(p.warns, w)
 	case len(p.warns) == maxWarnings:
-		p.warns = append(p.warns, Warning{File: pos.File, Line: pos.Line, Msg: fmt.Sprintf("more than %d warnings: no more are kept", maxWarnings)})
+		p.warns = append(p.warns, Warning{File: w.File, Line: w.Line, Msg: fmt.Sprintf("more than %d warnings: no more are kept", maxWarnings)})
 	}
 }
 
@@ -134,24 +186,36 @@ func buildTree(lines []line, p *problems) []*node {
 	return root.children
 }
 
-func parse(src source, name string, data []byte, lim Limits) (*Config, error) {
+func parse(src source, name string, data []byte, o Options) (*Config, error) {
+	cfg, p := parseProblems(src, name, data, o)
+	if o.Strict && len(p.warns) > 0 {
+		return nil, p.all
+	}
+	if len(p.errs) > 0 {
+		return nil, p.errs
+	}
+	return cfg, nil
+}
+
+// parseProblems parses, returning what was read (nil if the file was
+// hopeless) and every problem found.
+func parseProblems(src source, name string, data []byte, o Options) (*Config, *problems) {
 	p := &problems{}
-	lx := &lexer{src: src, p: p, lim: lim}
+	if o.ConfigID == "" {
+		o.ConfigID = DefaultConfigID()
+	}
+	lx := &lexer{src: src, p: p, lim: o.Limits, configID: o.ConfigID}
 	lx.lexFile(name, data)
 	if p.full() {
-		return nil, p.errs
+		return nil, p
 	}
 	tree := buildTree(lx.lines, p)
 
 	ps := &parser{p: p, cfg: &Config{Global: defaultGlobal()}}
 	ps.top(tree)
 	ps.finish()
-
-	if len(p.errs) > 0 {
-		return nil, p.errs
-	}
 	ps.cfg.Warnings = p.warns
-	return ps.cfg, nil
+	return ps.cfg, p
 }
 
 func defaultGlobal() GlobalDefs {
@@ -197,8 +261,11 @@ const (
 	ctxDNSCheck      = "DNS_CHECK"
 )
 
-// unknown handles a keyword that the context's switch does not implement:
-// a warning if keepalived knows it there, an error if not.
+// unknown handles a keyword that the context's switch does not implement.
+// keepalived logs a keyword it does not know ("Unknown keyword") and goes
+// on without it and its block; xlb warns the same way, suggesting the
+// keyword the word is closest to. A keyword keepalived knows but xlb does
+// not implement is a warning that xlb differs.
 func (ps *parser) unknown(n *node, ctx string) {
 	if n.anon {
 		return // already reported
@@ -208,18 +275,24 @@ func (ps *parser) unknown(n *node, ctx string) {
 		if n.block {
 			what = "block"
 		}
-		ps.p.warnf(n.pos, n.kw, "keepalived %s not implemented by xlb, ignored:", what)
+		ps.p.unlikef(n.pos, n.kw, "keepalived %s not implemented by xlb, ignored:", what)
 		return
 	}
 	if includeKeywords[n.kw] {
 		ps.p.errorf(n.pos, n.kw, "include takes exactly one file name (a glob):")
 		return
 	}
-	if ctx == ctxTop {
-		ps.p.errorf(n.pos, n.kw, "unknown top-level keyword")
-		return
+	then := "ignored, as keepalived ignores it"
+	if strings.ContainsFunc(n.kw, func(r rune) bool { return r == 0xa0 || r == 0x85 || r == 0xfeff }) {
+		then += " (it holds a no-break space or another non-ASCII blank, which keepalived reads as part of the word)"
+	} else if s := suggestKeyword(ctx, n.kw); s != "" {
+		then += fmt.Sprintf(" (did you mean %q?)", s)
 	}
-	ps.p.errorf(n.pos, n.kw, "unknown keyword in %s:", ctx)
+	msg := fmt.Sprintf("unknown keyword in %s:", ctx)
+	if ctx == ctxTop {
+		msg = "unknown top-level keyword"
+	}
+	ps.p.warn(Warning{File: n.pos.File, Line: n.pos.Line, Word: n.kw, Msg: msg, Then: then})
 }
 
 func (ps *parser) top(nodes []*node) {
@@ -448,7 +521,7 @@ func (ps *parser) flag(n *node) bool {
 	}
 	b, ok := parseBool(n.args[0])
 	if !ok {
-		ps.p.errorf(n.pos, n.args[0], "%s takes on|off|true|false|yes|no, got", n.kw)
+		ps.p.ignoref(n.pos, n.args[0], "%s takes on|off|true|false|yes|no, got", n.kw)
 		return false
 	}
 	return b
@@ -499,7 +572,7 @@ func (ps *parser) uintArgNamed(n *node, i int, min, max uint64, what string) (ui
 	s := n.args[i]
 	v, err := strconv.ParseUint(s, 10, 64)
 	if !isDigits(s) || err != nil || v < min || v > max {
-		ps.p.errorf(n.pos, s, "%s must be an integer in [%d, %d], got", what, min, max)
+		ps.p.ignoref(n.pos, s, "%s must be an integer in [%d, %d], got", what, min, max)
 		return 0, false
 	}
 	return v, true
@@ -515,7 +588,7 @@ func (ps *parser) intArg(n *node, i int, min, max int64) (int64, bool) {
 	digits := strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
 	v, err := strconv.ParseInt(s, 10, 64)
 	if !isDigits(digits) || err != nil || v < min || v > max {
-		ps.p.errorf(n.pos, s, "%s must be an integer in [%d, %d], got", n.kw, min, max)
+		ps.p.ignoref(n.pos, s, "%s must be an integer in [%d, %d], got", n.kw, min, max)
 		return 0, false
 	}
 	return v, true
@@ -562,7 +635,7 @@ func (ps *parser) timerArg(n *node, min, max time.Duration) (time.Duration, bool
 	}
 	d, ok := parseTimer(n.args[0])
 	if !ok || d < min || d > max {
-		ps.p.errorf(n.pos, n.args[0], "%s must be seconds in [%s, %s], got", n.kw, seconds(min), seconds(max))
+		ps.p.ignoref(n.pos, n.args[0], "%s must be seconds in [%s, %s], got", n.kw, seconds(min), seconds(max))
 		return 0, false
 	}
 	return d, true

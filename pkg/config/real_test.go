@@ -39,14 +39,18 @@ var realWarnings = map[string][]string{
 		`23: checker not implemented by xlb, ignored (it will not take the real server down): "UDP_CHECK"`,
 	},
 	"keepalived.conf.conditional_conf": {
-		`3: xlb has no config id; skipping the line guarded by "@high"`,
-		`4: xlb has no config id; skipping the line guarded by "@low"`,
-		`7: xlb has no config id; skipping the line guarded by "@high"`,
-		`8: xlb has no config id; skipping the line guarded by "@low"`,
-		`19: xlb has no config id; skipping the line guarded by "@high"`,
-		`20: xlb has no config id; skipping the line guarded by "@low"`,
+		// The config id is the host name: the @high and @low lines are
+		// skipped, as keepalived skips them without -i.
 		`6: no script set, removing vrrp_script "check_VI_0"`,
 		`25: (VI_0) track_script not found, ignoring: "check_VI_0"`,
+	},
+	"keepalived.conf.vrrp.lvs_syncd": {
+		// keepalived 2.2.7 too: "Unknown keyword 'VI_2'", and the group
+		// is dropped.
+		`4: unknown keyword in vrrp_sync_group: "VI_2": ignored, as keepalived ignores it`,
+		`5: unknown keyword in vrrp_sync_group: "VI_3": ignored, as keepalived ignores it`,
+		`11: keepalived keyword not implemented by xlb, ignored: "lvs_sync_daemon_interface"`,
+		`3: sync group has no vrrp_instance; removing "VG1"`,
 	},
 	"keepalived.conf.track_interface": {
 		`7: keepalived block not implemented by xlb, ignored: "static_routes"`,
@@ -85,7 +89,7 @@ func realFiles(t *testing.T) []string {
 			out = append(out, f)
 		}
 	}
-	require.Len(t, out, 23)
+	require.Len(t, out, 24)
 	return out
 }
 
@@ -293,10 +297,6 @@ func TestRejected(t *testing.T) {
 	}{
 		{"keepalived.conf.fwmark", []string{`testdata/rejected/keepalived.conf.fwmark:7: virtual_server by fwmark is not supported by xlb yet: "fwmark"`}, ErrNotSupported},
 		{"keepalived.conf.virtual_server_group", []string{`testdata/rejected/keepalived.conf.virtual_server_group:22: virtual_server by group is not supported by xlb yet: "group"`}, ErrNotSupported},
-		{"keepalived.conf.vrrp.lvs_syncd", []string{
-			`testdata/rejected/keepalived.conf.vrrp.lvs_syncd:4: unknown keyword in vrrp_sync_group: "VI_2"`,
-			`testdata/rejected/keepalived.conf.vrrp.lvs_syncd:5: unknown keyword in vrrp_sync_group: "VI_3"`,
-		}, nil},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			_, err := Parse(filepath.Join("testdata/rejected", tc.file))

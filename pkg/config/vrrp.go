@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -226,9 +227,14 @@ func (ps *parser) vrrpInstance(b *node) {
 				case "MASTER":
 					d.state = StateMaster
 				case "BACKUP":
-					d.state = StateBackup
+					if d.state == StateMaster {
+						ps.p.warnf(n.pos, s, "state previously set as MASTER; ignoring")
+					} else {
+						d.state = StateBackup
+					}
 				default:
-					ps.p.errorf(n.pos, s, "state must be MASTER or BACKUP, got")
+					ps.p.warn(Warning{File: n.pos.File, Line: n.pos.Line, Word: s, Msg: "state must be MASTER or BACKUP, got", Then: "read as BACKUP, as keepalived reads it"})
+					d.state = StateBackup
 				}
 			}
 		case "interface":
@@ -240,8 +246,16 @@ func (ps *parser) vrrpInstance(b *node) {
 				v.VirtualRouterID = uint8(x)
 			}
 		case "priority":
-			if x, ok := ps.one(n, 1, 255); ok {
+			if !ps.args(n, 1, 1) {
+				continue
+			}
+			if x, err := strconv.ParseUint(n.args[0], 10, 8); err == nil && isDigits(n.args[0]) && x >= 1 {
 				d.priority = int(x)
+			} else {
+				// keepalived sets its default, 100, even with state MASTER.
+				ps.p.warn(Warning{File: n.pos.File, Line: n.pos.Line, Word: n.args[0], Msg: "priority must be an integer in [1, 255], got",
+					Then: "read as 100, as keepalived reads it"})
+				d.priority = 100
 			}
 		case "advert_int":
 			if t, ok := ps.timerArg(n, 10*time.Millisecond, 255*time.Second); ok {

@@ -60,7 +60,17 @@ type Options struct {
 	Defence dataplane.Defence
 	// Metrics is the address to serve Prometheus metrics on ("": none).
 	Metrics string
+	// Strict refuses a configuration with warnings (--strict), at start
+	// and at each reload.
+	Strict bool
+	// ConfigID selects keepalived's @id conditional lines (--config-id);
+	// "": the host name up to its first dot.
+	ConfigID string
 	Logger  *slog.Logger `json:"-"`
+}
+
+func (o Options) readOptions(caps dataplane.Caps, securityOnce bool) ReadOptions {
+	return ReadOptions{Caps: caps, SecurityOnce: securityOnce, Strict: o.Strict, ConfigID: o.ConfigID}
 }
 
 func (o Options) pinDir() string {
@@ -102,7 +112,7 @@ func Run(ctx context.Context, o Options) error {
 		if o.Dataplane == "xdp" {
 			caps, _ = CapsFor("xdp", o)
 		}
-		if cfg, err = loadConfig(o.ConfigFile, caps, false, log); err != nil {
+		if cfg, err = loadConfig(o.ConfigFile, o.readOptions(caps, false), log); err != nil {
 			return err
 		}
 	}
@@ -222,7 +232,7 @@ func Run(ctx context.Context, o Options) error {
 			}
 			done := make(chan parsed, 1)
 			go func() {
-				cfg, err := loadConfig(o.ConfigFile, dp.Caps(), securityOnce, log)
+				cfg, err := loadConfig(o.ConfigFile, o.readOptions(dp.Caps(), securityOnce), log)
 				done <- parsed{cfg, err}
 			}()
 			var p parsed
@@ -291,9 +301,9 @@ func (d *daemon) load(cfg *config.Config) error {
 	return nil
 }
 
-// loadConfig is ReadConfig, logging keepalived-style warnings.
-func loadConfig(path string, caps dataplane.Caps, securityOnce bool, log *slog.Logger) (*config.Config, error) {
-	cfg, err := ReadConfig(path, caps, securityOnce)
+// loadConfig is ReadConfigWith, logging keepalived-style warnings.
+func loadConfig(path string, o ReadOptions, log *slog.Logger) (*config.Config, error) {
+	cfg, err := ReadConfigWith(path, o)
 	if err != nil {
 		return nil, err
 	}
@@ -303,26 +313,56 @@ func loadConfig(path string, caps dataplane.Caps, securityOnce bool, log *slog.L
 	return cfg, nil
 }
 
-// ReadConfig reads a configuration as xlb run loads it, and as xlb check
-// checks it: parsed (a file with more servers than caps holds is refused
-// as it is read), its scripts checked and resolved as keepalived checks
-// them (scripts.Secure; securityOnce says enable_script_security was seen
-// by this daemon before), its VRRP instances checked for what xlb cannot
-// run. What the data plane can do is checked by director.Validate.
+// ReadOptions are how a configuration is read.
+type ReadOptions struct {
+	// Caps bounds the servers read (a file with more is refused as it
+	// is read).
+	Caps dataplane.Caps
+	// SecurityOnce says enable_script_security was seen by this daemon
+	// before (keepalived keeps it on until restart).
+	SecurityOnce bool
+	// Strict makes every warning an error (--strict).
+	Strict bool
+	// ConfigID selects the @id conditional lines (--config-id, keepalived's
+	// -i); "": the host name up to its first dot.
+	ConfigID string
+}
+
+// ReadConfig is ReadConfigWith without --strict or --config-id.
 func ReadConfig(path string, caps dataplane.Caps, securityOnce bool) (*config.Config, error) {
-	cfg, err := config.ParseLimited(path, config.Limits{
-		VirtualServers: caps.MaxServices, VirtualFlag: "--max-services",
-		RealServers: caps.MaxReals, RealFlag: "--max-reals", Holder: caps.Name,
+	return ReadConfigWith(path, ReadOptions{Caps: caps, SecurityOnce: securityOnce})
+}
+
+// ReadConfigWith reads a configuration as xlb run loads it, and as xlb
+// check checks it: parsed (a file with more servers than o.Caps holds is
+// refused as it is read), its scripts checked and resolved as keepalived
+// checks them (scripts.Secure), its VRRP instances checked for what xlb
+// cannot run. With o.Strict every warning is an error. What the data
+// plane can do is checked by director.Validate.
+func ReadConfigWith(path string, o ReadOptions) (*config.Config, error) {
+	caps := o.Caps
+	cfg, err := config.ParseWith(path, config.Options{
+		Limits: config.Limits{
+			VirtualServers: caps.MaxServices, VirtualFlag: "--max-services",
+			RealServers: caps.MaxReals, RealFlag: "--max-reals", Holder: caps.Name,
+		},
+		ConfigID: o.ConfigID,
+		Strict:   o.Strict,
 	})
 	if err != nil {
 		return nil, err
 	}
 	var list config.ErrorList
-	for _, err := range []error{vrrpd.Validate(cfg), scripts.Secure(cfg, securityOnce)} {
+	for _, err := range []error{vrrpd.Validate(cfg), scripts.Secure(cfg, o.SecurityOnce)} {
 		var l config.ErrorList
 		if errors.As(err, &l) {
 			list = append(list, l...)
 		}
+	}
+	if o.Strict {
+		// The warnings the checks above added (the parse's are errors
+		// already).
+		list = append(list, config.Strict(cfg.Warnings)...)
 	}
 	if len(list) > 0 {
 		return nil, list

@@ -37,6 +37,20 @@ func CapsFor(name string, o Options) (dataplane.Caps, bool) {
 	return dataplane.Caps{}, false
 }
 
+// NeedsIPVS says why cfg must run on IPVS under --dataplane auto: what the
+// XDP data plane (sized by o) refuses in it, when IPVS would run it. nil:
+// XDP can run it (or neither can, and the run fails on XDP's reasons).
+func NeedsIPVS(cfg *config.Config, o Options) error {
+	if cfg == nil {
+		return nil
+	}
+	xc, _ := CapsFor("xdp", o)
+	if err := director.Validate(cfg, xc); err != nil && director.Validate(cfg, ipvs.Caps) == nil {
+		return err
+	}
+	return nil
+}
+
 // opened is the data plane the daemon runs on.
 type opened struct {
 	dataplane.Dataplane
@@ -68,12 +82,7 @@ func openDataplane(log *slog.Logger, o Options, cfg *config.Config) (*opened, er
 			e.Pinned = true
 		}
 	}
-	if cfg != nil {
-		xc, _ := CapsFor("xdp", o)
-		if err := director.Validate(cfg, xc); err != nil && director.Validate(cfg, ipvs.Caps) == nil {
-			e.Config = err
-		}
-	}
+	e.Config = NeedsIPVS(cfg, o)
 	if !e.Pinned && e.Config == nil {
 		e.Native, e.Generic = probeXDP(o.Interfaces, o.XDPMode)
 	}

@@ -1,0 +1,144 @@
+package config
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestKeepalivedReadings: what keepalived 2.2.7 logs and carries on from,
+// xlb reads the same way, with a warning on the same line that says what
+// is done with it — and keepalived itself (keepalived -t) says so too.
+// With --strict (Options.Strict) each is an error.
+func TestKeepalivedReadings(t *testing.T) {
+	rs := " real_server 10.0.0.2 80 {\n  weight 1\n }"
+	for _, tc := range []struct {
+		name  string
+		src   string
+		check func(t *testing.T, cfg *Config)
+		warn  string // the warning xlb gives, on line
+		line  int
+		ka    string // what keepalived -t logs about it
+	}{
+		{
+			name: "state EQUAL", src: vrrp1(" state EQUAL\n priority 100"),
+			check: func(t *testing.T, cfg *Config) { assert.Equal(t, StateBackup, cfg.Instances[0].State) },
+			line:  4, warn: `state must be MASTER or BACKUP, got "EQUAL": read as BACKUP, as keepalived reads it`,
+			ka: "unknown state 'EQUAL', defaulting to BACKUP",
+		},
+		{
+			name: "state BACKUP after MASTER", src: vrrp1(" state MASTER\n state BACKUP\n priority 100"),
+			check: func(t *testing.T, cfg *Config) { assert.Equal(t, StateMaster, cfg.Instances[0].State) },
+			line:  5, warn: `state previously set as MASTER; ignoring "BACKUP"`,
+			ka: "state previously set as MASTER - ignoring BACKUP",
+		},
+		{
+			name: "priority out of range, even with state MASTER", src: vrrp1(" state MASTER\n priority 300"),
+			check: func(t *testing.T, cfg *Config) { assert.Equal(t, uint8(100), cfg.Instances[0].Priority) },
+			line:  5, warn: `priority must be an integer in [1, 255], got "300": read as 100, as keepalived reads it`,
+			ka: "Priority not valid! must be between 1 & 255. Using default 100",
+		},
+		{
+			name: "alpha and omega with a value", src: vs1(" alpha 1\n omega no\n" + rs),
+			check: func(t *testing.T, cfg *Config) {
+				assert.True(t, cfg.VirtualServers[0].Alpha)
+				assert.True(t, cfg.VirtualServers[0].Omega, "keepalived turns omega on whatever follows")
+			},
+			line: 5, warn: `alpha takes no value in a virtual_server, got "1": read as on, as keepalived reads it`,
+			// keepalived says nothing: it does not look at the value.
+		},
+		{
+			name: "persistence_timeout 0", src: vs1(" persistence_timeout 0\n" + rs),
+			check: func(t *testing.T, cfg *Config) { assert.Zero(t, cfg.VirtualServers[0].PersistenceTimeout) },
+			line:  5, warn: `persistence_timeout must be an integer in [1, 2678400], got "0": ignored, as keepalived ignores it`,
+			ka: "persistence_timeout invalid",
+		},
+		{
+			name: "nb_get_retry in TCP_CHECK", src: vs1(" real_server 10.0.0.2 80 {\n  TCP_CHECK {\n   nb_get_retry 7\n  }\n }"),
+			check: func(t *testing.T, cfg *Config) {
+				assert.Equal(t, 1, cfg.VirtualServers[0].Reals[0].Checkers[0].Retry, "keepalived 2.2.7 ignores nb_get_retry in TCP_CHECK")
+			},
+			line: 7, warn: `unknown keyword in TCP_CHECK: "nb_get_retry": ignored, as keepalived ignores it (did you mean "retry"?)`,
+			ka: "Unknown keyword 'nb_get_retry'",
+		},
+		{
+			name: "nb_get_retry in HTTP_GET", src: vs1(" real_server 10.0.0.2 80 {\n  HTTP_GET {\n   url {\n    path /\n   }\n   nb_get_retry 7\n  }\n }"),
+			check: func(t *testing.T, cfg *Config) {
+				assert.Equal(t, 7, cfg.VirtualServers[0].Reals[0].Checkers[0].Retry)
+			},
+			line: 10, warn: `deprecated, use retry: "nb_get_retry"`,
+			ka: "nb_get_retry is deprecated - please use 'retry'",
+		},
+		{
+			name: "misspelt keyword", src: vrrp1(" priority 100\n lvs_sync_daemon_inteface eth1"),
+			check: func(t *testing.T, cfg *Config) { assert.Len(t, cfg.Instances, 1) },
+			line:  5, warn: `unknown keyword in vrrp_instance: "lvs_sync_daemon_inteface": ignored, as keepalived ignores it (did you mean "lvs_sync_daemon_interface"?)`,
+			ka: "Unknown keyword 'lvs_sync_daemon_inteface'",
+		},
+		{
+			name: "instance keyword in global_defs", src: "global_defs {\n garp_master_delay 3\n}\n",
+			check: func(t *testing.T, cfg *Config) { assert.Equal(t, 5*time.Second, cfg.Global.VRRPGarpMasterDelay) },
+			line:  2, warn: `unknown keyword in global_defs: "garp_master_delay": ignored, as keepalived ignores it (did you mean "vrrp_garp_master_delay"?)`,
+			ka: "Unknown keyword 'garp_master_delay'",
+		},
+		{
+			name: "junk at the top level", src: "junkline here\n",
+			check: func(t *testing.T, cfg *Config) {},
+			line:  1, warn: `unknown top-level keyword "junkline": ignored, as keepalived ignores it`,
+			ka: "Unknown keyword 'junkline'",
+		},
+		{
+			// Pasted from a web page: keepalived's isspace() is ASCII, so
+			// the no-break spaces are part of the keyword.
+			name: "no-break space indentation", src: vrrp1(" priority 100\n\u00a0\u00a0advert_int 3"),
+			check: func(t *testing.T, cfg *Config) { assert.Equal(t, time.Second, cfg.Instances[0].AdvertInterval) },
+			line:  5, warn: `unknown keyword in vrrp_instance: "\u00a0\u00a0advert_int": ignored, as keepalived ignores it (it holds a no-break space or another non-ASCII blank, which keepalived reads as part of the word)`,
+			ka: "Unknown keyword '\u00a0\u00a0advert_int'",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := mustParse(t, tc.src)
+			tc.check(t, cfg)
+			want := "keepalived.conf:" + strconv.Itoa(tc.line) + ": " + tc.warn
+			var w *Warning
+			for i := range cfg.Warnings {
+				if cfg.Warnings[i].String() == want {
+					w = &cfg.Warnings[i]
+				}
+			}
+			require.NotNil(t, w, "want %q in %q", want, warningStrings(cfg))
+
+			_, err := parse(memSource{}, "keepalived.conf", []byte(tc.src), Options{ConfigID: "testhost", Strict: true})
+			require.Error(t, err, "--strict refuses it")
+			assert.Contains(t, err.Error(), w.strict().Error())
+
+			if tc.ka != "" {
+				assert.Contains(t, keepalivedSays(t, tc.src), tc.ka)
+			}
+		})
+	}
+}
+
+// keepalivedSays runs keepalived -t on src and returns what it logs.
+func keepalivedSays(t *testing.T, src string) string {
+	t.Helper()
+	bin, err := exec.LookPath("keepalived")
+	if err != nil {
+		bin = "/usr/sbin/keepalived"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("keepalived is needed to compare with (apt-get install keepalived; make test installs it): %v", err)
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "keepalived.conf")
+	require.NoError(t, os.WriteFile(f, []byte(src), 0o644))
+	out, _ := exec.Command(bin, "-t", "-l", "-f", f, "-p", filepath.Join(dir, "k.pid"),
+		"-r", filepath.Join(dir, "v.pid"), "-c", filepath.Join(dir, "c.pid")).CombinedOutput()
+	return string(out)
+}
