@@ -153,6 +153,36 @@ static __always_inline __u32 sched_least(const struct svc *s, __u32 svc_slot)
 	return least;
 }
 
+/* fo, ovf (ip_vs_fo.c, ip_vs_ovf.c): the heaviest available real, the
+ * first of equal weights; ovf passes over a real with more active
+ * connections than its weight. Unavailable reals (weight 0, no next hop)
+ * are skipped, as IPVS skips weight 0 and overloaded dests. */
+static __always_inline __u32 sched_heaviest(const struct svc *s, int ovf)
+{
+	__u32 n = s->seq_len;
+	__u32 best = XLB_NO_REAL;
+	__s32 bw = 0;
+	for (__u32 i = 0; i < XLB_MAX_SCAN; i++) {
+		if (i >= n)
+			break;
+		__u32 slot = sched_tab_get(s, i);
+		struct real *r = real_if_available(slot);
+		if (!r)
+			continue;
+		__s32 w = r->weight;
+		if (ovf) {
+			struct conn_counts *rc = bpf_map_lookup_elem(&real_conns, &slot);
+			if (!rc || (__s64)rc->active > (__s64)w)
+				continue;
+		}
+		if (w > bw) {
+			best = slot;
+			bw = w;
+		}
+	}
+	return best;
+}
+
 /* Returns a real slot that is available for a new flow, or XLB_NO_REAL.
  * A global function: the verifier checks it once, on its own, instead of
  * once per path through the caller (the scans make many). It takes the
@@ -180,6 +210,10 @@ __attribute__((noinline)) __u32 xlb_schedule(__u32 svc_slot, __u32 src_fold, __u
 	case XLB_SCHED_SED:
 	case XLB_SCHED_NQ:
 		return sched_least(s, svc_slot);
+	case XLB_SCHED_FO:
+		return sched_heaviest(s, 0);
+	case XLB_SCHED_OVF:
+		return sched_heaviest(s, 1);
 	}
 	return XLB_NO_REAL;
 }

@@ -16,6 +16,8 @@ enum xlb_sched {
 	XLB_SCHED_WLC = 6,
 	XLB_SCHED_SED = 7,
 	XLB_SCHED_NQ = 8,
+	XLB_SCHED_FO = 9,
+	XLB_SCHED_OVF = 10,
 };
 
 /* IPVS's TCP connection states (include/net/ip_vs.h), then UDP: the index

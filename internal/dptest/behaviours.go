@@ -87,6 +87,11 @@ func schedulers(t *testing.T, dp DataPlane) {
 		// sed and nq ignore inactive connections: keep them open.
 		{"sed", []int32{3, 1}, 1, 6, true},
 		{"nq", []int32{3, 1}, 1, 6, true},
+		// fo: the heaviest real takes every connection.
+		{"fo", []int32{1, 3, 2}, 1, 4, false},
+		// ovf: the heaviest until it holds more active connections than
+		// its weight, then the next: keep them open.
+		{"ovf", []int32{2, 3, 1}, 1, 8, true},
 	} {
 		t.Run(c.sched, func(t *testing.T) {
 			r := newRig(t, dp, len(c.weights))

@@ -82,3 +82,33 @@ func NQ(ds []Dest) int {
 	}
 	return least
 }
+
+// FO is ip_vs_fo_schedule (weighted failover): the dest with the highest
+// weight that is not overloaded; of equal weights the first; none with a
+// weight above 0 gives -1.
+func FO(ds []Dest) int {
+	best, hw := -1, int32(0)
+	for i, d := range ds {
+		if !d.Overloaded && d.Weight > hw {
+			best, hw = i, d.Weight
+		}
+	}
+	return best
+}
+
+// OVF is ip_vs_ovf_schedule (weighted overflow): as FO, among the dests
+// whose active connections do not exceed their weight: connections go to
+// the heaviest dest until it holds more than its weight, then overflow to
+// the next.
+func OVF(ds []Dest) int {
+	best, hw := -1, int32(0)
+	for i, d := range ds {
+		if d.Overloaded || d.Weight == 0 || int64(d.Active) > int64(d.Weight) {
+			continue
+		}
+		if best < 0 || d.Weight > hw {
+			best, hw = i, d.Weight
+		}
+	}
+	return best
+}

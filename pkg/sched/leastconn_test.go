@@ -113,3 +113,34 @@ func TestCrossMultiplicationOverflows32Bits(t *testing.T) {
 		})
 	}
 }
+
+// fo and ovf as ip_vs_fo.c and ip_vs_ovf.c choose: the heaviest available
+// dest, the first of equal weights; ovf passes over a dest holding more
+// active connections than its weight.
+func TestFailoverAndOverflow(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		ds      []Dest
+		fo, ovf int
+	}{
+		{"empty", nil, -1, -1},
+		{"nothing available", []Dest{{Weight: 0}, {Weight: 5, Overloaded: true}}, -1, -1},
+		{"heaviest", []Dest{{Weight: 1}, {Weight: 3}, {Weight: 2}}, 1, 1},
+		{"first of equal weights", []Dest{{Weight: 2}, {Weight: 3}, {Weight: 3}}, 1, 1},
+		{"overloaded skipped", []Dest{{Weight: 1}, {Weight: 3, Overloaded: true}, {Weight: 2}}, 2, 2},
+		// ovf: active 3 is not more than weight 3; 4 is.
+		{"ovf at its weight", []Dest{{Weight: 1}, {Weight: 3, Active: 3}}, 1, 1},
+		{"ovf past its weight", []Dest{{Weight: 1}, {Weight: 3, Active: 4}, {Weight: 2, Active: 2}}, 1, 2},
+		{"ovf everyone past", []Dest{{Weight: 1, Active: 2}, {Weight: 2, Active: 3}}, 1, -1},
+		{"inactive connections do not count", []Dest{{Weight: 2, Inactive: 100}, {Weight: 1}}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := FO(tc.ds); got != tc.fo {
+				t.Errorf("FO = %d, want %d", got, tc.fo)
+			}
+			if got := OVF(tc.ds); got != tc.ovf {
+				t.Errorf("OVF = %d, want %d", got, tc.ovf)
+			}
+		})
+	}
+}

@@ -101,8 +101,8 @@ var Schedulers = []Scheduler{
 		}},
 	{Name: "sed", Table: TableScan, New: scanPicker(SED)},
 	{Name: "nq", Table: TableScan, New: scanPicker(NQ)},
-	{Name: "fo"},
-	{Name: "ovf"},
+	{Name: "fo", Table: TableScan, New: scanPicker(FO)},
+	{Name: "ovf", Table: TableScan, New: scanPicker(OVF)},
 	{Name: "mh", Flags: []Flag{{lvs.Sched1, "mh-fallback"}, {lvs.Sched2, "mh-port"}}},
 	{Name: "twos"},
 }

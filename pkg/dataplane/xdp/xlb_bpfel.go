@@ -216,6 +216,8 @@ const (
 	xlbXlbSchedXLB_SCHED_WLC  xlbXlbSched = 6
 	xlbXlbSchedXLB_SCHED_SED  xlbXlbSched = 7
 	xlbXlbSchedXLB_SCHED_NQ   xlbXlbSched = 8
+	xlbXlbSchedXLB_SCHED_FO   xlbXlbSched = 9
+	xlbXlbSchedXLB_SCHED_OVF  xlbXlbSched = 10
 )
 
 type xlbXlbStat uint32
