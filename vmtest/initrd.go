@@ -23,6 +23,8 @@ var hostTools = []struct {
 	links []string // extra names in the guest's /usr/sbin
 }{
 	{"ip", nil},
+	// tc marks packets for IPVS's firewall-mark services (skbedit).
+	{"tc", nil},
 	{"nsenter", nil},
 	{"ipvsadm", nil},
 	{"ethtool", nil},

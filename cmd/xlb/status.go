@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -75,7 +77,11 @@ func printStatus(w io.Writer, st control.Status) {
 		if s.Flags != "" {
 			sched += " " + s.Flags
 		}
-		fmt.Fprintf(tw, "%s %s:%d %s\t\t\t\t%s\t\t\t%d\t%d\t%d\n", s.Protocol, s.Addr, s.Port, sched, state, s.Counters.Conns, s.Counters.Packets, s.Counters.Bytes)
+		name := fmt.Sprintf("%s %s", s.Protocol, net.JoinHostPort(s.Addr, strconv.Itoa(int(s.Port))))
+		if s.FWMark != 0 {
+			name = fmt.Sprintf("FWM %d", s.FWMark) // as ipvsadm names it
+		}
+		fmt.Fprintf(tw, "%s %s\t\t\t\t%s\t\t\t%d\t%d\t%d\n", name, sched, state, s.Counters.Conns, s.Counters.Packets, s.Counters.Bytes)
 		for _, r := range s.Reals {
 			health := "up"
 			if !r.Healthy {

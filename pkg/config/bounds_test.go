@@ -72,12 +72,22 @@ func TestBoundedInputs(t *testing.T) {
 	// Errors stop the parse at 100.
 	b.Reset()
 	for range 5000 {
-		b.WriteString("}\n")
+		b.WriteString("\"unterminated\n")
 	}
-	_, err = ParseBytes("braces.conf", []byte(b.String()))
+	_, err = ParseBytes("quotes.conf", []byte(b.String()))
 	require.ErrorAs(t, err, &list)
 	assert.Len(t, list, maxErrors+1)
-	assert.Equal(t, "braces.conf:100: 100 errors: stopped reading here", list[maxErrors].Error())
+	assert.Equal(t, "quotes.conf:100: 100 errors: stopped reading here", list[maxErrors].Error())
+
+	// Warnings are kept up to 1000, and say so.
+	b.Reset()
+	for range 5000 {
+		b.WriteString("}\n")
+	}
+	cfg, err = ParseBytes("braces.conf", []byte(b.String()))
+	require.NoError(t, err, "keepalived ignores an extra '}'")
+	assert.Len(t, cfg.Warnings, maxWarnings+1)
+	assert.Equal(t, "braces.conf:1001: more than 1000 warnings: no more are kept", cfg.Warnings[maxWarnings].String())
 }
 
 // A configuration with more servers than the data plane holds is refused

@@ -21,16 +21,23 @@
 //
 // Problems come in two kinds, both naming file:line and the offending word:
 //
-//   - errors ([ErrorList] of [ParseError]): anything keepalived would reject
-//     ("keepalived -t" fails), values out of range, unknown keywords, and
-//     what xlb cannot do without changing which services exist
-//     (virtual_server fwmark and group, [ErrNotSupported]). Parse returns no
-//     Config then.
-//   - warnings ([Config].Warnings): keywords keepalived knows but xlb does
-//     not implement (they are listed, never silently dropped), deprecated
-//     aliases, and the settings keepalived corrects on load, corrected the
-//     same way (nopreempt with state MASTER, hysteresis >= quorum, a missing
-//     protocol taken as UDP, ...).
+//   - errors ([ErrorList] of [ParseError]): what keepalived cannot run either
+//     (an unbalanced brace, an instance with no virtual_router_id, an
+//     include loop) and what xlb cannot read without changing which
+//     services exist. Parse returns no Config then.
+//   - warnings ([Config].Warnings): what keepalived logs and carries on
+//     from, done the same way, each saying what is done (Warning.Then):
+//     unknown keywords (ignored, with the closest known one), values it
+//     rejects (the line ignored) or corrects (read as it reads them:
+//     state EQUAL as BACKUP, hysteresis >= quorum, a missing protocol taken
+//     as UDP, ...), deprecated aliases; and, marked Warning.Unlike,
+//     keywords keepalived acts on that xlb does not implement (listed,
+//     never silently dropped). [Options].Strict makes every warning an
+//     error (xlb check/run --strict).
+//
+// virtual_server_group blocks and "virtual_server group NAME" or "fwmark N"
+// are read into [VirtualServer.Services]: the IPVS services keepalived would
+// make, ranges expanded.
 //
 // The package does no I/O beyond reading the configuration files, and keeps
 // no state between calls.

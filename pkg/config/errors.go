@@ -6,18 +6,13 @@ import (
 	"strings"
 )
 
-// ErrNotSupported is wrapped by a [ParseError] for configuration that
-// keepalived accepts but xlb refuses, because ignoring it would change which
-// services exist (virtual_server fwmark, virtual_server group, ...).
-var ErrNotSupported = errors.New("not supported by xlb")
-
 // ErrIncludeLoop is wrapped by the [ParseError] of an include that would read
 // a file already being read.
 var ErrIncludeLoop = errors.New("include loop")
 
 // ParseError is one problem in a configuration file: where it is, the word it
 // is about (a keyword or a value) and what is wrong. Err, if set, is the
-// cause: [ErrNotSupported], [ErrIncludeLoop] or an I/O error.
+// cause: [ErrIncludeLoop] or an I/O error.
 type ParseError struct {
 	File string
 	Line int
@@ -95,6 +90,13 @@ func (w Warning) strict() *ParseError {
 }
 
 func formatProblem(file string, line int, msg, word string) string {
+	if file == "" {
+		// About the configuration as a whole (scripts.Secure's summary).
+		if word == "" {
+			return msg
+		}
+		return fmt.Sprintf("%s %q", msg, word)
+	}
 	if word == "" {
 		return fmt.Sprintf("%s:%d: %s", file, line, msg)
 	}

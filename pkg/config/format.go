@@ -329,8 +329,30 @@ func (f *formatter) syncGroup(g *SyncGroup) {
 }
 
 func (f *formatter) virtualServer(vs *VirtualServer) {
-	f.open("virtual_server", addr(vs.Addr), u(vs.Port))
-	f.line("protocol", vs.Protocol.String())
+	switch {
+	case vs.Group != "":
+		f.open("virtual_server_group", word(vs.Group))
+		for _, e := range vs.Entries {
+			if e.FWMark != 0 {
+				fam := "inet"
+				if e.Family == 6 {
+					fam = "inet6"
+				}
+				f.line("fwmark", u(e.FWMark), fam)
+			} else {
+				f.line(addr(e.Addr), u(e.Port))
+			}
+		}
+		f.close()
+		f.open("virtual_server", "group", word(vs.Group))
+	case vs.FWMark != 0:
+		f.open("virtual_server", "fwmark", u(vs.FWMark))
+	default:
+		f.open("virtual_server", addr(vs.Addr), u(vs.Port))
+	}
+	if vs.Protocol != 0 {
+		f.line("protocol", vs.Protocol.String())
+	}
 	f.line("lvs_sched", vs.Scheduler)
 	f.line("lvs_method", vs.Forward.Kind())
 	if vs.SchedFlags&lvs.OnePacket != 0 {
@@ -382,7 +404,11 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 }
 
 func (f *formatter) realServer(vs *VirtualServer, rs *RealServer) {
-	f.open("real_server", addr(rs.Addr), u(rs.Port))
+	if rs.Port == 0 {
+		f.open("real_server", addr(rs.Addr)) // the packet's own port
+	} else {
+		f.open("real_server", addr(rs.Addr), u(rs.Port))
+	}
 	f.line("weight", strconv.Itoa(rs.Weight))
 	f.line("lvs_method", rs.Forward.Kind())
 	f.line("inhibit_on_failure", onOff(rs.InhibitOnFailure))
@@ -403,6 +429,12 @@ func (f *formatter) realServer(vs *VirtualServer, rs *RealServer) {
 
 func (f *formatter) checker(vs *VirtualServer, rs *RealServer, c *Checker) {
 	f.open(c.Kind.String())
+	if c.Kind == FileCheck {
+		f.line("track_file", word(c.TrackFile))
+		f.line(appendReverse([]string{"weight", strconv.Itoa(c.FileWeight)}, c.FileReverse)...)
+		f.close()
+		return
+	}
 	if c.Kind != MiscCheck {
 		// Written only when they differ from the real server's, which is
 		// also the only way to carry port 0 (connect_port is 1..65535).
@@ -455,6 +487,9 @@ func (f *formatter) checker(vs *VirtualServer, rs *RealServer, c *Checker) {
 			if url.Virtualhost != "" {
 				f.line("virtualhost", word(url.Virtualhost))
 			}
+			if rx := url.Regex; rx != nil {
+				f.urlRegex(rx)
+			}
 			f.close()
 		}
 	case MiscCheck:
@@ -475,8 +510,67 @@ func (f *formatter) checker(vs *VirtualServer, rs *RealServer, c *Checker) {
 	case DNSCheck:
 		f.line("type", c.DNSType)
 		f.line("name", word(c.DNSName))
+	case SMTPCheck:
+		f.line("helo_name", word(c.HeloName))
+	case UDPCheck:
+		if c.Payload != nil {
+			f.line("payload", hexString(c.Payload, nil))
+		}
+		if c.RequireReply {
+			if c.ReplyData != nil {
+				f.line("require_reply", hexString(c.ReplyData, c.ReplyMask))
+			} else {
+				f.line("require_reply")
+			}
+		}
+		f.line("min_reply_length", strconv.Itoa(c.MinReplyLength))
+		f.line("max_reply_length", strconv.Itoa(c.MaxReplyLength))
 	}
 	f.close()
+}
+
+// urlRegex writes a url's regex settings. The pattern goes as one word
+// that keepalived's re-reading of the line decodes back.
+func (f *formatter) urlRegex(rx *URLRegex) {
+	p := rx.Pattern
+	if printable(p) && !strings.ContainsAny(p, "\"\\") {
+		f.line("regex", `"`+p+`"`)
+	} else {
+		f.line("regex", escapeAll(p))
+	}
+	if len(rx.Options) > 0 {
+		f.line(append([]string{"regex_options"}, rx.Options...)...)
+	}
+	if rx.NoMatch {
+		f.line("regex_no_match")
+	}
+	if rx.MinOffset != 0 {
+		f.line("regex_min_offset", strconv.FormatInt(rx.MinOffset, 10))
+	}
+	if rx.MaxOffset >= 0 {
+		f.line("regex_max_offset", strconv.FormatInt(rx.MaxOffset, 10))
+	}
+}
+
+// hexString writes bytes as UDP_CHECK's hex strings, x for each masked
+// nibble.
+func hexString(data, mask []byte) string {
+	const digits = "0123456789abcdef"
+	var b strings.Builder
+	for i, v := range data {
+		var m byte
+		if i < len(mask) {
+			m = mask[i]
+		}
+		for _, sh := range []uint{4, 0} {
+			if m>>sh&0xf != 0 {
+				b.WriteByte('x')
+			} else {
+				b.WriteByte(digits[v>>sh&0xf])
+			}
+		}
+	}
+	return b.String()
 }
 
 func u[T uint8 | uint16 | uint32](v T) string { return strconv.FormatUint(uint64(v), 10) }

@@ -141,6 +141,32 @@ var keepalivedKeywords = map[string][]string{
 		"connect_timeout", "delay_before_retry", "delay_loop", "fwmark", "log_all_failures",
 		"name", "retry", "type", "warmup",
 	},
+	// The checkers below were listed from keepalived 2.2.7's sources
+	// (install_*_check_keyword in check_smtp.c, check_udp.c, check_ping.c
+	// and check_file.c, and install_checker_common_keywords).
+	"SMTP_CHECK": {
+		"alpha", "bind_if", "bind_port", "bindto", "connect_ip", "connect_port",
+		"connect_timeout", "delay_before_retry", "delay_loop", "fwmark", "helo_name", "host",
+		"log_all_failures", "retry", "warmup",
+	},
+	"host": { // in SMTP_CHECK
+		"alpha", "bind_if", "bind_port", "bindto", "connect_ip", "connect_port",
+		"connect_timeout", "delay_before_retry", "delay_loop", "fwmark", "log_all_failures",
+		"retry", "warmup",
+	},
+	"UDP_CHECK": {
+		"alpha", "bind_if", "bind_port", "bindto", "connect_ip", "connect_port",
+		"connect_timeout", "delay_before_retry", "delay_loop", "fwmark", "log_all_failures",
+		"max_reply_length", "min_reply_length", "payload", "require_reply", "retry", "warmup",
+	},
+	"PING_CHECK": {
+		"alpha", "bind_if", "bind_port", "bindto", "connect_ip", "connect_port",
+		"connect_timeout", "delay_before_retry", "delay_loop", "fwmark", "log_all_failures",
+		"retry", "warmup",
+	},
+	"FILE_CHECK": {
+		"track_file", "weight",
+	},
 }
 
 var keepalivedKeywordSet = func() map[string]map[string]bool {

@@ -26,6 +26,11 @@ var contextWrap = map[string][2]string{
 	ctxSSLGet:        {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n SSL_GET {\n", "}\n}\n}\n"},
 	ctxMiscCheck:     {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n MISC_CHECK {\n", "}\n}\n}\n"},
 	ctxDNSCheck:      {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n DNS_CHECK {\n", "}\n}\n}\n"},
+	ctxSMTPCheck:     {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n SMTP_CHECK {\n", "}\n}\n}\n"},
+	ctxSMTPHost:      {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n SMTP_CHECK {\n host {\n", "}\n}\n}\n}\n"},
+	ctxUDPCheck:      {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n UDP_CHECK {\n", "}\n}\n}\n"},
+	ctxPingCheck:     {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n PING_CHECK {\n", "}\n}\n}\n"},
+	ctxFileCheck:     {"track_file f {\n file /f\n}\nvirtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n FILE_CHECK {\n track_file f\n", "}\n}\n}\n"},
 }
 
 // TestKeepalivedKeywordsNeverUnknown: every keyword keepalived accepts in a

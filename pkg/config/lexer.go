@@ -179,6 +179,40 @@ type lexer struct {
 	vs, rs int
 	// configID selects the conditional lines (@id) read.
 	configID string
+	// multi are the multi-line parameter definitions ($NAME=... \), their
+	// lines; multiName is the one being read.
+	multi     map[string][]string
+	multiName string
+}
+
+// continueDefinition adds a line to the multi-line definition being read:
+// keepalived drops the trailing "\" and the blanks before it, skips a line
+// left empty, and ends the definition at a line without "\".
+func (lx *lexer) continueDefinition(s string) {
+	more := strings.HasSuffix(s, `\`)
+	if more {
+		s = trimBlanks(strings.TrimSuffix(s, `\`))
+	}
+	if s != "" {
+		lx.multi[lx.multiName] = append(lx.multi[lx.multiName], s)
+	}
+	if !more {
+		lx.multiName = ""
+	}
+}
+
+// multiLine returns the lines of the multi-line definition s names, when s
+// is "$NAME" or "${NAME}" alone: keepalived expands one nowhere else.
+func (lx *lexer) multiLine(s string) ([]string, bool) {
+	if len(lx.multi) == 0 || !strings.HasPrefix(s, "$") {
+		return nil, false
+	}
+	name := s[1:]
+	if strings.HasPrefix(name, "{") && strings.HasSuffix(name, "}") {
+		name = name[1 : len(name)-1]
+	}
+	lines, ok := lx.multi[name]
+	return lines, ok
 }
 
 // count refuses the server that passes lim, and stops the reading there.
@@ -266,9 +300,11 @@ func (lx *lexer) lexFile(name string, data []byte) {
 		} else {
 			if len(open) == 0 {
 				if len(lx.stack) > 1 {
+					// xlb balances braces per file.
 					lx.p.errorf(pos, "}", "closes no block opened in this file:")
 				} else {
-					lx.p.errorf(pos, "}", "closes no block:")
+					// keepalived: "Extra '}' found", and reads on.
+					lx.p.warn(Warning{File: pos.File, Line: pos.Line, Word: "}", Msg: "closes no block:", Then: "ignored, as keepalived ignores an extra '}'"})
 				}
 				prevKW = ""
 				return
@@ -301,27 +337,42 @@ func (lx *lexer) lexFile(name string, data []byte) {
 		if s == "" {
 			continue
 		}
-		s, ok := lx.preprocess(pos, s)
-		if !ok || s == "" {
+		if lx.multiName != "" {
+			lx.continueDefinition(s)
 			continue
 		}
-		if lx.include(pos, s) {
-			prevKW = ""
+		handle := func(s string) {
+			s, ok := lx.preprocess(pos, s)
+			if !ok || s == "" {
+				return
+			}
+			if lx.include(pos, s) {
+				prevKW = ""
+				return
+			}
+			// Cut at braces outside double quotes; each brace is its own line.
+			for s != "" {
+				j := indexBrace(s)
+				if j < 0 {
+					emitWords(pos, s)
+					break
+				}
+				if j > 0 {
+					emitWords(pos, trimBlanks(s[:j]))
+				}
+				emitBrace(pos, s[j])
+				s = trimBlanks(s[j+1:])
+			}
+		}
+		if lines, ok := lx.multiLine(s); ok {
+			// A multi-line definition alone on its line: its lines, in
+			// its place, each read as a line of the file.
+			for _, l := range lines {
+				handle(l)
+			}
 			continue
 		}
-		// Cut at braces outside double quotes; each brace is its own line.
-		for s != "" {
-			j := indexBrace(s)
-			if j < 0 {
-				emitWords(pos, s)
-				break
-			}
-			if j > 0 {
-				emitWords(pos, trimBlanks(s[:j]))
-			}
-			emitBrace(pos, s[j])
-			s = trimBlanks(s[j+1:])
-		}
+		handle(s)
 	}
 	for _, o := range open {
 		lx.p.errorf(o.pos, o.kw, `missing "}" for the block of`)
@@ -362,12 +413,20 @@ func (lx *lexer) preprocess(pos Pos, s string) (string, bool) {
 	if s[0] == '$' {
 		if name, value, ok := parseDefinition(s); ok {
 			if strings.HasSuffix(value, `\`) {
-				lx.p.errorf(pos, "$"+name, "multi-line parameter definitions are not supported:")
+				// "$NAME=first \", then lines while they end in "\".
+				if lx.multi == nil {
+					lx.multi = map[string][]string{}
+				}
+				delete(lx.defs, name)
+				lx.multi[name] = nil
+				lx.multiName = name
+				lx.continueDefinition(value)
 				return "", false
 			}
 			if lx.defs == nil {
 				lx.defs = map[string]string{}
 			}
+			delete(lx.multi, name)
 			lx.defs[name] = value
 			return "", false
 		}

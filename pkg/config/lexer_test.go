@@ -299,8 +299,32 @@ func TestParameterSubstitution(t *testing.T) {
 	assert.Equal(t, "10.0.0.100", cfg.VirtualServers[0].Addr.String())
 	assert.Equal(t, uint16(443), cfg.VirtualServers[0].Port)
 
-	errs := parseErrors(t, "$X=a \\\n b\n")
-	assert.Equal(t, `keepalived.conf:1: multi-line parameter definitions are not supported: "$X"`, errs[0].Error())
+	// A multi-line definition, alone on a line, stands for its lines (as
+	// keepalived's parser.c reads one: each "\\" ends a line of it).
+	cfg = mustParse(t, lines(
+		"$PORT=8500",
+		"$CHECK=\\",
+		"    TCP_CHECK { \\",
+		"        connect_port $PORT  \\",
+		"        connect_timeout 3 \\",
+		"    }",
+		"virtual_server 10.0.0.1 80 {",
+		"  protocol TCP",
+		"  real_server 10.0.0.2 80 {",
+		"    $CHECK",
+		"  }",
+		"  real_server 10.0.0.3 80 {",
+		"    ${CHECK}",
+		"  }",
+		"}",
+	))
+	require.Len(t, cfg.VirtualServers[0].Reals, 2)
+	for _, rs := range cfg.VirtualServers[0].Reals {
+		require.Len(t, rs.Checkers, 1, "%s", rs.Addr)
+		assert.Equal(t, uint16(8500), rs.Checkers[0].ConnectPort)
+		assert.Equal(t, 3*time.Second, rs.Checkers[0].ConnectTimeout)
+	}
+	var errs ErrorList
 	errs = parseErrors(t, "$X=$X$X\nrouter_id $X\n")
 	assert.Contains(t, errs[0].Msg, "parameter substitution does not terminate")
 	errs = parseErrors(t, "~SEQ(i, 1, 3) vrrp_script s$i { script x }\n")

@@ -83,6 +83,12 @@ type checkerDraft struct {
 	miscUser    string
 	miscGroup   string
 	hasURL      bool
+	// SMTP_CHECK: its host blocks, and whether the block set a connection
+	// option of its own (see smtpCheckers).
+	hosts   []*checkerDraft
+	connSet bool
+	// FILE_CHECK: whether the block set the weight.
+	fileWeightSet bool
 }
 
 func (ps *parser) virtualServer(b *node) {
@@ -93,29 +99,42 @@ func (ps *parser) virtualServer(b *node) {
 		ps.p.errorf(b.pos, b.kw, "missing address after")
 		return
 	}
-	switch b.args[0] {
-	case "fwmark", "group":
-		ps.p.add(&ParseError{File: b.pos.File, Line: b.pos.Line, Word: b.args[0],
-			Msg: "virtual_server by " + b.args[0] + " is not supported by xlb yet:", Err: ErrNotSupported})
-		return
-	}
 	d := &vsDraft{vs: VirtualServer{Pos: b.pos}}
 	vs := &d.vs
-	addr, err := netip.ParseAddr(b.args[0])
-	if err != nil {
-		ps.p.errorf(b.pos, b.args[0], "virtual_server: not an IP address:")
-		return
-	}
-	vs.Addr = addr
-	if len(b.args) > 1 {
-		p, ok := ps.portArg(b, 1, 0)
-		if !ok {
+	switch b.args[0] {
+	case "group":
+		if len(b.args) < 2 {
+			ps.p.errorf(b.pos, b.args[0], "virtual_server group needs a name:")
 			return
 		}
-		vs.Port = p
+		vs.Group = b.args[1]
+	case "fwmark":
+		if len(b.args) < 2 {
+			ps.p.errorf(b.pos, b.args[0], "virtual_server fwmark needs a number:")
+			return
+		}
+		v, ok := ps.uintArgNamed(b, 1, 1, math.MaxUint32, "virtual_server fwmark")
+		if !ok {
+			return // keepalived: "must be in [0, 4294967295] - ignoring"
+		}
+		vs.FWMark = uint32(v)
+	default:
+		addr, err := netip.ParseAddr(b.args[0])
+		if err != nil {
+			ps.p.errorf(b.pos, b.args[0], "virtual_server: not an IP address:")
+			return
+		}
+		vs.Addr = addr
+		if len(b.args) > 1 {
+			p, ok := ps.portArg(b, 1, 0)
+			if !ok {
+				return
+			}
+			vs.Port = p
+		}
 	}
 	if len(b.args) > 2 {
-		ps.p.warnf(b.pos, b.args[2], "extra words after virtual_server address and port ignored, from")
+		ps.p.warnf(b.pos, b.args[2], "extra words after virtual_server %s ignored, from", b.args[0])
 	}
 
 	for _, n := range b.children {
@@ -126,7 +145,7 @@ func (ps *parser) virtualServer(b *node) {
 		case "lvs_sched", "lb_algo":
 			if s, ok := ps.stringArg(n); ok {
 				if _, ok := sched.Lookup(s); !ok {
-					ps.p.errorf(n.pos, s, "unknown scheduler (want one of %s):", strings.Join(sched.Names(nil), " "))
+					ps.p.ignoref(n.pos, s, "unknown scheduler (want one of %s):", strings.Join(sched.Names(nil), " "))
 				} else {
 					d.scheduler.put(s)
 				}
@@ -280,7 +299,7 @@ func (ps *parser) inheritedKeyword(n *node, inh *inherited, ctx string) bool {
 		}
 		inh.inhibit.put(ps.flag(n))
 	case "virtualhost":
-		if ctx == ctxMiscCheck || ctx == ctxTCPCheck || ctx == ctxDNSCheck {
+		if isChecker(ctx) && ctx != ctxHTTPGet && ctx != ctxSSLGet {
 			return false
 		}
 		if s, ok := ps.stringArg(n); ok {
@@ -307,7 +326,8 @@ func (ps *parser) vsFlag(n *node) bool {
 
 func isChecker(ctx string) bool {
 	switch ctx {
-	case ctxTCPCheck, ctxHTTPGet, ctxSSLGet, ctxMiscCheck, ctxDNSCheck:
+	case ctxTCPCheck, ctxHTTPGet, ctxSSLGet, ctxMiscCheck, ctxDNSCheck,
+		ctxSMTPCheck, ctxSMTPHost, ctxUDPCheck, ctxPingCheck, ctxFileCheck:
 		return true
 	}
 	return false
@@ -326,12 +346,14 @@ func (ps *parser) forwardArg(n *node) (lvs.Forward, bool) {
 	case "TUN":
 		f = lvs.TUN
 	default:
-		ps.p.errorf(n.pos, n.args[0], "%s must be NAT, DR or TUN, got", n.kw)
+		// keepalived: "unknown [X] routing method", the method left unset
+		// (NAT unless set elsewhere); it is case-sensitive ("dr" too).
+		ps.p.ignoref(n.pos, n.args[0], "%s must be NAT, DR or TUN, got", n.kw)
 		return 0, false
 	}
 	if len(n.args) > 1 {
 		if f == lvs.TUN {
-			ps.p.warnf(n.pos, n.args[1], "tunnel options not implemented by xlb (IPIP is used), ignored from")
+			ps.p.unlikef(n.pos, n.args[1], "tunnel options not implemented by xlb (IPIP is used), ignored from")
 		} else {
 			ps.p.warnf(n.pos, n.args[1], "extra words after %s ignored, from", n.kw)
 		}
@@ -343,7 +365,7 @@ func (ps *parser) forwardArg(n *node) (lvs.Forward, bool) {
 // not be contiguous (keepalived and ipvsadm take it as given), or an IPv6
 // prefix length.
 func (ps *parser) granularity(n *node, s string, vsAddr netip.Addr) (lvs.Netmask, bool) {
-	if vsAddr.Is6() {
+	if vsAddr.Is6() || (!vsAddr.IsValid() && !strings.Contains(s, ".")) {
 		v, ok := parseInt(s)
 		if !ok || v < 1 || v > 128 {
 			ps.p.errorf(n.pos, s, "IPv6 persistence_granularity must be a prefix length in [1, 128], got")
@@ -414,10 +436,20 @@ func (ps *parser) realServer(b *node) *rsDraft {
 			rs.NotifyUp = ps.scriptArg(n, true)
 		case "notify_down":
 			rs.NotifyDown = ps.scriptArg(n, true)
-		case "TCP_CHECK", "HTTP_GET", "SSL_GET", "MISC_CHECK", "DNS_CHECK":
+		case "TCP_CHECK", "HTTP_GET", "SSL_GET", "MISC_CHECK", "DNS_CHECK", "UDP_CHECK", "PING_CHECK":
 			if c := ps.checker(n); c != nil {
 				d.checkers = append(d.checkers, c)
 			}
+		case "SMTP_CHECK":
+			if c := ps.checker(n); c != nil {
+				d.checkers = append(d.checkers, smtpCheckers(c)...)
+			}
+		case "FILE_CHECK":
+			if c := ps.fileCheck(n); c != nil {
+				d.checkers = append(d.checkers, c)
+			}
+		case "BFD_CHECK":
+			ps.bfdCheck(n, b)
 		default:
 			if strings.HasSuffix(n.kw, "_CHECK") && keepalivedKnows(ctxRealServer, n.kw) {
 				ps.p.warnf(n.pos, n.kw, "checker not implemented by xlb, ignored (it will not take the real server down):")
@@ -432,6 +464,7 @@ func (ps *parser) realServer(b *node) *rsDraft {
 var checkerKinds = map[string]CheckerKind{
 	"TCP_CHECK": TCPCheck, "HTTP_GET": HTTPGet, "SSL_GET": SSLGet,
 	"MISC_CHECK": MiscCheck, "DNS_CHECK": DNSCheck,
+	"SMTP_CHECK": SMTPCheck, "UDP_CHECK": UDPCheck, "PING_CHECK": PingCheck,
 }
 
 // DNS query types DNS_CHECK knows.
@@ -447,37 +480,33 @@ func (ps *parser) checker(b *node) *checkerDraft {
 	kind := checkerKinds[b.kw]
 	ctx := b.kw
 	d := &checkerDraft{c: Checker{Kind: kind, Pos: b.pos}}
+	if kind == UDPCheck {
+		d.c.MaxReplyLength = 255
+	}
 	c := &d.c
 	http := kind == HTTPGet || kind == SSLGet
 	for _, n := range b.children {
+		if kind == SMTPCheck && (n.kw == "connect_timeout" || n.kw == "fwmark") {
+			d.connSet = true // keepalived's test for a connection of the block's own
+		}
 		if ps.inheritedKeyword(n, &d.inh, ctx) {
 			continue
 		}
 		switch {
-		case kind != MiscCheck && n.kw == "connect_ip":
-			if a, ok := ps.addrArg(n, 0); ok && ps.args(n, 1, 1) {
-				d.connectIP.put(a)
+		case kind != MiscCheck && ps.connKeyword(n, d):
+			if kind == PingCheck && n.kw != "connect_ip" {
+				ps.p.warnf(n.pos, n.kw, "PING_CHECK does not use it (keepalived neither: it pings from an unbound socket), ignored:")
 			}
-		case kind != MiscCheck && n.kw == "connect_port":
-			if ps.args(n, 1, 1) {
-				if p, ok := ps.portArg(n, 0, 1); ok {
-					d.connectPort.put(p)
-				}
-			}
-		case kind != MiscCheck && n.kw == "bindto":
-			if a, ok := ps.addrArg(n, 0); ok && ps.args(n, 1, 1) {
-				c.BindTo = a
-			}
-		case kind != MiscCheck && n.kw == "bind_port":
-			if ps.args(n, 1, 1) {
-				if p, ok := ps.portArg(n, 0, 1); ok {
-					c.BindPort = p
-				}
-			}
-		case kind != MiscCheck && n.kw == "bind_if":
+			d.connSet = true
+		case kind == SMTPCheck && n.kw == "helo_name":
 			if s, ok := ps.stringArg(n); ok {
-				c.BindIf = s
+				c.HeloName = s
 			}
+		case kind == SMTPCheck && n.kw == "host":
+			if h := ps.smtpHost(n, d); h != nil {
+				d.hosts = append(d.hosts, h)
+			}
+		case kind == UDPCheck && ps.udpKeyword(n, d):
 		case http && n.kw == "url":
 			d.hasURL = true
 			if u, ok := ps.url(n); ok {
@@ -530,16 +559,24 @@ func (ps *parser) checker(b *node) *checkerDraft {
 			ps.unknown(n, ctx)
 		}
 	}
+	// keepalived: "HTTP/SSL_GET checker has no urls specified - ignoring",
+	// "No script path has been specified for MISC_CHECKER - skipping".
 	if http && !d.hasURL {
-		ps.p.errorf(b.pos, b.kw, "no url block in")
+		ps.p.warn(Warning{File: b.pos.File, Line: b.pos.Line, Word: b.kw, Msg: "no url block in", Then: "checker ignored, as keepalived ignores it"})
 		return nil
 	}
 	if kind == MiscCheck {
 		if c.Misc == nil {
-			ps.p.errorf(b.pos, b.kw, "no misc_path in")
+			ps.p.warn(Warning{File: b.pos.File, Line: b.pos.Line, Word: b.kw, Msg: "no misc_path in", Then: "checker ignored, as keepalived ignores it"})
 			return nil
 		}
 		c.Misc.User, c.Misc.Group = d.miscUser, d.miscGroup
+	}
+	if kind == SMTPCheck && c.HeloName == "" {
+		c.HeloName = defaultHeloName
+	}
+	if kind == UDPCheck && c.MinReplyLength > c.MaxReplyLength {
+		ps.p.warnf(b.pos, b.kw, "min_reply_length %d > max_reply_length %d: every reply fails the pattern in", c.MinReplyLength, c.MaxReplyLength)
 	}
 	return d
 }
@@ -550,6 +587,7 @@ func (ps *parser) url(b *node) (URL, bool) {
 		return u, false
 	}
 	ok := true
+	var rx regexDraft
 	for _, n := range b.children {
 		switch n.kw {
 		case "path":
@@ -581,9 +619,16 @@ func (ps *parser) url(b *node) (URL, bool) {
 			if s, good := ps.stringArg(n); good {
 				u.Virtualhost = s
 			}
+		case "regex", "regex_no_match", "regex_options", "regex_min_offset", "regex_max_offset", "regex_stack":
+			if !ps.regexKeyword(n, &rx) {
+				ok = false
+			}
 		default:
 			ps.unknown(n, ctxURL)
 		}
+	}
+	if !ps.finishRegex(&rx, &u) {
+		ok = false
 	}
 	if u.Path == "" {
 		ps.p.errorf(b.pos, b.kw, "no path in")
@@ -627,20 +672,33 @@ func parseStatusRange(s string) (StatusRange, error) {
 // (validate_check_config in keepalived's check_data.c).
 func (ps *parser) finishVirtualServers() {
 	type key struct {
-		addr  netip.Addr
-		port  uint16
-		proto lvs.Protocol
+		addr   netip.Addr
+		port   uint16
+		proto  lvs.Protocol
+		fwmark uint32
 	}
 	seen := map[key]Pos{}
 	for _, d := range ps.vss {
 		vs := &d.vs
-		w := func(format string, args ...any) { ps.p.warnf(vs.Pos, vs.Addr.String(), format, args...) }
+		w := func(format string, args ...any) { ps.p.warnf(vs.Pos, vs.word(), format, args...) }
 		if len(d.reals) == 0 {
 			w("virtual server has no real_server; ignoring")
 			continue
 		}
+		if !ps.resolveEntries(d) {
+			continue
+		}
+		byAddr := false // some service of vs is by address
+		for _, e := range vs.Services() {
+			byAddr = byAddr || e.FWMark == 0
+		}
 		vs.Protocol = d.protocol.or(0)
-		if vs.Protocol == 0 {
+		if !byAddr {
+			if d.protocol.set {
+				w("protocol specified for fwmark - protocol will be ignored for")
+			}
+			vs.Protocol = 0
+		} else if vs.Protocol == 0 {
 			// The kernel takes protocol 0 as UDP; keepalived says so.
 			w("no protocol set, defaulting to UDP for")
 			vs.Protocol = lvs.UDP
@@ -675,9 +733,14 @@ func (ps *parser) finishVirtualServers() {
 		if d.granularity.set && vs.PersistenceTimeout == 0 {
 			vs.PersistenceTimeout = defaultPersistenceTimeout
 		}
-		if vs.Port == 0 && vs.PersistenceTimeout == 0 {
-			w("port 0 is only valid for a persistent service; setting persistence_timeout %v for", defaultPersistenceTimeout)
-			vs.PersistenceTimeout = defaultPersistenceTimeout
+		if vs.PersistenceTimeout == 0 {
+			for _, e := range vs.Services() {
+				if e.FWMark == 0 && e.Port == 0 {
+					w("port 0 is only valid for a persistent service; setting persistence_timeout %v for", defaultPersistenceTimeout)
+					vs.PersistenceTimeout = defaultPersistenceTimeout
+					break
+				}
+			}
 		}
 		vs.PersistenceGranularity = d.granularity.or(lvs.FullNetmask(vs.Addr))
 		vs.DelayLoop = d.inh.delayLoop.or(defaultDelayLoop)
@@ -687,12 +750,26 @@ func (ps *parser) finishVirtualServers() {
 			vs.Quorum = 1
 		}
 
-		k := key{vs.Addr, vs.Port, vs.Protocol}
-		if first, dup := seen[k]; dup {
-			ps.p.errorf(vs.Pos, vs.Addr.String(), "virtual_server %s port %d %s is already defined at %s:", vs.Addr, vs.Port, vs.Protocol, first)
+		dup := false
+		for _, e := range vs.Services() {
+			k := key{addr: e.Addr, port: e.Port, proto: vs.Protocol}
+			what := fmt.Sprintf("virtual_server %s port %d %s", e.Addr, e.Port, vs.Protocol)
+			if e.FWMark != 0 {
+				k = key{addr: e.Addr, fwmark: e.FWMark}
+				what = fmt.Sprintf("virtual_server fwmark %d (IPv%d)", e.FWMark, e.Family)
+			}
+			if first, ok := seen[k]; ok {
+				// keepalived adds both to IPVS, which refuses the second.
+				ps.p.warn(Warning{File: vs.Pos.File, Line: vs.Pos.Line, Word: vs.word(), Msg: fmt.Sprintf("%s is already defined at %s:", what, first),
+					Then: "ignoring this virtual_server, as the kernel refuses the second IPVS service keepalived adds"})
+				dup = true
+				break
+			}
+			seen[k] = vs.Pos
+		}
+		if dup {
 			continue
 		}
-		seen[k] = vs.Pos
 
 		var weightSum uint64
 		for _, rd := range d.reals {
@@ -712,8 +789,12 @@ func (ps *parser) finishVirtualServers() {
 			rs.Alpha = rd.inh.alpha.or(vs.Alpha)
 			rs.InhibitOnFailure = rd.inh.inhibit.or(vs.InhibitOnFailure)
 			// IPVS uses the service port except with NAT; keepalived fills
-			// in a missing port and corrects a different one.
-			if rs.Port == 0 {
+			// in a missing port and corrects a different one. A group or
+			// fwmark stands for several ports: a real without a port
+			// keeps 0 (the packet's own port), and the director gives a
+			// DR or TUN real each service's port.
+			if vs.Group != "" || vs.FWMark != 0 {
+			} else if rs.Port == 0 {
 				rs.Port = vs.Port
 			} else if rs.Forward != lvs.NAT && rs.Port != vs.Port {
 				ps.p.warnf(rs.Pos, rs.Addr.String(), "only NAT can change the port; using port %d for real_server", vs.Port)
@@ -728,7 +809,8 @@ func (ps *parser) finishVirtualServers() {
 
 		if ss := vs.SorryServer; ss != nil {
 			ss.Forward = d.sorryFwd.or(vs.Forward)
-			if ss.Port == 0 {
+			if vs.Group != "" || vs.FWMark != 0 {
+			} else if ss.Port == 0 {
 				ss.Port = vs.Port
 			} else if ss.Forward != lvs.NAT && ss.Port != vs.Port {
 				ps.p.warnf(d.sorryPos, ss.Addr.String(), "only NAT can change the port; using port %d for sorry_server", vs.Port)
@@ -767,6 +849,9 @@ func (ps *parser) finishVirtualServers() {
 func resolveChecker(cd *checkerDraft, rd *rsDraft, vd *vsDraft) Checker {
 	c := cd.c
 	rs := &rd.rs
+	if c.Kind == FileCheck {
+		return c // none of the timing applies: keepalived acts on the file's changes
+	}
 	pick := func(c, r, v opt[time.Duration]) opt[time.Duration] {
 		if c.set {
 			return c

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -393,9 +394,9 @@ func TestUnsupportedButKnown(t *testing.T) {
 		" ha_suspend",
 		" real_server 10.0.0.2 80 {",
 		"  smtp_alert",
-		"  SMTP_CHECK {\n   helo_name x\n  }",
+		"  BFD_CHECK {\n   name x\n  }",
 		"  TCP_CHECK {\n   log_all_failures\n  }",
-		"  HTTP_GET {\n   url {\n    path /\n    regex ^ok$\n   }\n  }",
+		"  HTTP_GET {\n   url {\n    path /\n    regex_stack 1 2\n   }\n  }",
 		" }",
 		"}",
 		"vrrp_instance VI_1 {",
@@ -409,9 +410,9 @@ func TestUnsupportedButKnown(t *testing.T) {
 		`keepalived.conf:4: keepalived block not implemented by xlb, ignored: "static_routes"`,
 		`keepalived.conf:11: keepalived keyword not implemented by xlb, ignored: "ha_suspend"`,
 		`keepalived.conf:13: keepalived keyword not implemented by xlb, ignored: "smtp_alert"`,
-		`keepalived.conf:14: checker not implemented by xlb, ignored (it will not take the real server down): "SMTP_CHECK"`,
+		`keepalived.conf:14: checker not implemented by xlb, ignored: BFD will never take this real server down (its other checkers still do): "BFD_CHECK"`,
 		`keepalived.conf:18: keepalived keyword not implemented by xlb, ignored: "log_all_failures"`,
-		`keepalived.conf:23: keepalived keyword not implemented by xlb, ignored: "regex"`,
+		`keepalived.conf:23: PCRE2's JIT stack size; Go's regexp needs none, ignored: "regex_stack"`,
 		`keepalived.conf:32: virtual_ipaddress option not implemented by xlb, ignored: "brd"`,
 		`keepalived.conf:32: virtual_ipaddress option not implemented by xlb, ignored: "scope"`,
 		`keepalived.conf:34: keepalived block not implemented by xlb, ignored: "virtual_routes"`,
@@ -423,8 +424,15 @@ func TestLVSErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, src, want string
 	}{
-		{"fwmark", "virtual_server fwmark 1 {\n}\n", `keepalived.conf:1: virtual_server by fwmark is not supported by xlb yet: "fwmark"`},
-		{"group", "virtual_server group G {\n}\n", `keepalived.conf:1: virtual_server by group is not supported by xlb yet: "group"`},
+		{"fwmark 0", "virtual_server fwmark 0 {\n}\n", `keepalived.conf:1: virtual_server fwmark must be an integer in [1, 4294967295], got "0"`},
+		{"group not defined", "virtual_server group G {\n" + rs + "\n}\n", `keepalived.conf:1: virtual server group G specified but not configured: "group G"`},
+		{"group twice", "virtual_server_group G {\n 10.0.0.1 80\n}\nvirtual_server group G {\n protocol UDP\n lb_algo rr\n lb_kind DR\n" + rs + "\n}\nvirtual_server group G {\n protocol UDP\n lb_algo rr\n lb_kind DR\n" + rs + "\n}\n",
+			`keepalived.conf:11: virtual_server 10.0.0.1 port 80 UDP is already defined at keepalived.conf:4: "group G"`},
+		{"group entry clashes", "virtual_server_group G {\n 10.0.0.1-3 80\n}\nvirtual_server group G {\n protocol TCP\n lb_algo rr\n lb_kind DR\n" + rs + "\n}\n" + vs1(rs),
+			`keepalived.conf:11: virtual_server 10.0.0.1 port 80 TCP is already defined at keepalived.conf:4: "10.0.0.1"`},
+		{"group range backwards", "virtual_server_group G {\n 10.0.0.9-3 80\n}\n", `keepalived.conf:2: (G) address range end is not greater than address range start: "10.0.0.9-3"`},
+		{"group mask bits", "virtual_server_group G {\n 10.0.0.1/24 80\n}\n", `keepalived.conf:2: (G) address mask bits not empty: "10.0.0.1/24"`},
+		{"group too big", "virtual_server_group G {\n 10.0.0.0/8 80\n}\n", `keepalived.conf:2: virtual_server_group ranges expand to more than 65536 services (keepalived makes one IPVS service per address): "10.0.0.0/8"`},
 		{"bad address", "virtual_server 10.0.0 80 {\n}\n", `keepalived.conf:1: virtual_server: not an IP address: "10.0.0"`},
 		{"port too big", "virtual_server 10.0.0.1 65536 {\n}\n", `keepalived.conf:1: virtual_server port must be an integer in [0, 65535], got "65536"`},
 		{"port not a number", "virtual_server 10.0.0.1 http {\n}\n", `keepalived.conf:1: virtual_server port must be an integer in [0, 65535], got "http"`},
@@ -471,14 +479,68 @@ func TestLVSErrors(t *testing.T) {
 	}
 }
 
+// TestGroups: virtual_server_group entries as keepalived 2.2.7 reads them
+// (check_data.c alloc_vsg_entry), and the services a group stands for.
+func TestGroups(t *testing.T) {
+	rs := " real_server 10.0.0.2 80 {\n }"
+	cfg := mustParse(t, lines(
+		"virtual_server_group G {",
+		" 10.0.0.1 80",
+		" 10.0.1.250-252 443",
+		" 10.0.2.0/31 8080",
+		" 10.0.3.1-10.0.3.2 0",
+		" fwmark 7",
+		"}",
+		"virtual_server_group V6 {",
+		" fd00::a-c 80",
+		" fwmark 8 inet6",
+		"}",
+		"virtual_server_group UNUSED {",
+		" 10.9.9.9 80",
+		"}",
+		"virtual_server group G {",
+		" protocol TCP",
+		" lb_kind DR",
+		rs,
+		"}",
+		"virtual_server group V6 {",
+		" protocol TCP",
+		" lb_kind DR",
+		" real_server fd00::100 80 {\n }",
+		"}",
+	))
+	require.Len(t, cfg.VirtualServers, 2)
+	var got []string
+	for _, vs := range cfg.VirtualServers {
+		for _, e := range vs.Services() {
+			if e.FWMark != 0 {
+				got = append(got, fmt.Sprintf("fwmark %d v%d", e.FWMark, e.Family))
+			} else {
+				got = append(got, netip.AddrPortFrom(e.Addr, e.Port).String())
+			}
+		}
+	}
+	assert.Equal(t, []string{"10.0.0.1:80", "10.0.1.250:443", "10.0.1.251:443", "10.0.1.252:443", "10.0.2.0:8080", "10.0.2.1:8080",
+		"10.0.3.1:0", "10.0.3.2:0", "fwmark 7 v4",
+		"[fd00::a]:80", "[fd00::b]:80", "[fd00::c]:80", "fwmark 8 v6"}, got)
+	g := cfg.VirtualServers[0]
+	assert.Equal(t, netip.MustParseAddr("10.0.0.1"), g.Addr, "the first address entry")
+	assert.Equal(t, 360*time.Second, g.PersistenceTimeout, "a port-0 entry makes the service persistent, as keepalived does")
+	assert.Equal(t, uint16(80), g.Reals[0].Port)
+	assert.Contains(t, warningStrings(cfg), `keepalived.conf:15: port 0 is only valid for a persistent service; setting persistence_timeout 6m0s for "group G"`)
+
+	// A group of both families is dropped with its virtual server, as
+	// keepalived drops it.
+	cfg = mustParse(t, "virtual_server_group M {\n 10.0.0.1 80\n fd00::1 80\n}\nvirtual_server group M {\n"+rs+"\n}\n")
+	assert.Empty(t, cfg.VirtualServers)
+	assert.Contains(t, warningStrings(cfg)[0], "has IPv4 and IPv6 entries")
+}
+
 func TestErrorFields(t *testing.T) {
 	_, err := parse(memSource{}, "keepalived.conf", []byte(vrrp1(" priority 300")), Options{Strict: true})
 	var pe *ParseError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, &ParseError{File: "keepalived.conf", Line: 4, Word: "300", Msg: "priority must be an integer in [1, 255], got"}, pe)
-
-	_, err = parseFiles(map[string]string{"keepalived.conf": "virtual_server fwmark 1 {\n}\n"})
-	assert.ErrorIs(t, err, ErrNotSupported)
 
 	// Every error is reported, not only the first.
 	errs := parseErrors(t, vrrp1(" priority 0\n advert_int 0\n bogus"))

@@ -3,6 +3,7 @@ package config
 import (
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/xlbproject/xlb/pkg/lvs"
@@ -305,11 +306,23 @@ type SyncGroup struct {
 	Pos            Pos
 }
 
-// VirtualServer is a virtual_server block: one IPVS service.
+// VirtualServer is a virtual_server block: one IPVS service, or, for a
+// virtual_server_group or a fwmark, the IPVS services it stands for
+// (Services), all with the same reals, checkers and settings.
 type VirtualServer struct {
+	// Addr and Port name a virtual server by address. For a group they are
+	// its first address entry's (its address family), for a fwmark the
+	// unspecified address of its family and 0.
 	Addr     netip.Addr
-	Port     uint16 // 0 only for a persistent service
+	Port     uint16 // 0 (all ports) only for a persistent service
 	Protocol lvs.Protocol
+	// Group is NAME of "virtual_server group NAME"; FWMark is N of
+	// "virtual_server fwmark N". Both empty for a virtual server by address.
+	Group  string
+	FWMark uint32
+	// Entries are the services a group stands for, in the group's order,
+	// ranges expanded (nil otherwise: see Services).
+	Entries []ServiceEntry
 	// Scheduler is an IPVS scheduler name (pkg/sched's registry); wlc unless set.
 	Scheduler  string
 	SchedFlags lvs.SvcFlags // ops, and the scheduler flags (sh-port, ...)
@@ -334,6 +347,54 @@ type VirtualServer struct {
 	SorryServer      *SorryServer
 	Reals            []RealServer
 	Pos              Pos
+}
+
+// ServiceEntry is one IPVS service a virtual server stands for: by
+// address and port, or by firewall mark (Addr then unspecified, of the
+// family Family: 4 or 6; 0 in a group's "fwmark N" without a family).
+type ServiceEntry struct {
+	Addr   netip.Addr
+	Port   uint16
+	FWMark uint32
+	Family int
+}
+
+// Services are the IPVS services vs stands for: its group's entries, its
+// fwmark, or its address and port.
+func (vs *VirtualServer) Services() []ServiceEntry {
+	switch {
+	case vs.Group != "":
+		return vs.Entries
+	case vs.FWMark != 0:
+		return []ServiceEntry{{Addr: vs.Addr, FWMark: vs.FWMark, Family: familyOf(vs.Addr)}}
+	}
+	return []ServiceEntry{{Addr: vs.Addr, Port: vs.Port}}
+}
+
+// Name is how messages name vs: "10.0.0.1 80", "group NAME", "fwmark N".
+func (vs *VirtualServer) Name() string {
+	switch {
+	case vs.Group != "":
+		return "group " + vs.Group
+	case vs.FWMark != 0:
+		return "fwmark " + strconv.FormatUint(uint64(vs.FWMark), 10)
+	}
+	return vs.Addr.String() + " " + strconv.Itoa(int(vs.Port))
+}
+
+// word is how messages quote vs: its address, or "group NAME", "fwmark N".
+func (vs *VirtualServer) word() string {
+	if vs.Group == "" && vs.FWMark == 0 {
+		return vs.Addr.String()
+	}
+	return vs.Name()
+}
+
+func familyOf(a netip.Addr) int {
+	if a.Is6() {
+		return 6
+	}
+	return 4
 }
 
 // SorryServer is the server IPVS gets instead of the real servers while the
@@ -371,6 +432,10 @@ const (
 	SSLGet
 	MiscCheck
 	DNSCheck
+	SMTPCheck
+	UDPCheck
+	PingCheck
+	FileCheck
 )
 
 func (k CheckerKind) String() string {
@@ -385,6 +450,14 @@ func (k CheckerKind) String() string {
 		return "MISC_CHECK"
 	case DNSCheck:
 		return "DNS_CHECK"
+	case SMTPCheck:
+		return "SMTP_CHECK"
+	case UDPCheck:
+		return "UDP_CHECK"
+	case PingCheck:
+		return "PING_CHECK"
+	case FileCheck:
+		return "FILE_CHECK"
 	}
 	return "invalid"
 }
@@ -399,11 +472,20 @@ func (k CheckerKind) String() string {
 //	SSL_GET      1      3s                  5s               60s
 //	MISC_CHECK   0      1s                  -                60s
 //	DNS_CHECK    3      delay_loop          5s               60s
+//	SMTP_CHECK   1      1s                  5s               60s
+//	UDP_CHECK    1      1s                  5s               60s
+//	PING_CHECK   1      1s                  5s               60s
+//	FILE_CHECK   0      -                   -                -
+//
+// FILE_CHECK has none of them: keepalived acts on its file as soon as it
+// changes (its DelayLoop is the real's, and only bounds how long a change
+// inotify missed goes unseen).
 type Checker struct {
 	Kind CheckerKind
 
-	// Connection options (not MISC_CHECK). ConnectIP and ConnectPort are
-	// the real server's unless set.
+	// Connection options (not MISC_CHECK, FILE_CHECK). ConnectIP and
+	// ConnectPort are the real server's unless set. PING_CHECK uses only
+	// ConnectIP.
 	ConnectIP   netip.Addr
 	ConnectPort uint16
 	BindTo      netip.Addr // zero: let the kernel choose
@@ -432,16 +514,66 @@ type Checker struct {
 	DNSType string // A, NS, CNAME, SOA (default), MX, TXT or AAAA
 	DNSName string // "." unless set
 
+	// SMTP_CHECK. Its block and each of its host blocks are a Checker
+	// each (Pos the host's), as keepalived makes each a checker of its
+	// own: all must pass.
+	HeloName string // "smtpchecker.keepalived.org" (keepalived's) unless set
+
+	// UDP_CHECK.
+	Payload      []byte // payload; nil sends keepalived's default
+	RequireReply bool
+	// ReplyData is require_reply's pattern (nil: any reply passes) and
+	// ReplyMask, per byte of it, the bits written as x that are not
+	// compared (nil: none).
+	ReplyData      []byte
+	ReplyMask      []byte
+	MinReplyLength int // 0 unless set
+	MaxReplyLength int // 255 unless set
+
+	// FILE_CHECK: the track_file it reads (Path its file) and the weight
+	// the value is multiplied by, the track_file's unless set. Weight 0:
+	// a non-zero value takes the real down (zero, with Reverse).
+	// Otherwise value*weight (negated with Reverse) is added to the
+	// real's weight, and takes it down only at or below -2147483648.
+	TrackFile     string
+	TrackFilePath string
+	FileWeight    int // -2147483647..2147483647
+	FileReverse   bool
+
 	Pos Pos
 }
 
 // URL is a url block of HTTP_GET or SSL_GET. A check passes when the status
-// is in one of StatusCodes and, if Digest is set, the body's MD5 matches.
+// is in one of StatusCodes and, if Digest is set, the body's MD5 matches,
+// and, if Regex is set, the body matches it (or not, with NoMatch).
 type URL struct {
 	Path        string
 	Digest      string        // 32 lower-case hex digits, or ""
 	StatusCodes []StatusRange // 200-299 unless set
 	Virtualhost string        // Host header; from the checker, real or virtual server unless set
+	Regex       *URLRegex     // nil without a regex
+}
+
+// URLRegex is a url's regex and the settings that go with it.
+type URLRegex struct {
+	// Pattern is the regex as keepalived hands it to PCRE2: the line
+	// re-read with its quotes and backslash escapes decoded ("\\d" in the
+	// file is \d here; "\d" is d).
+	Pattern string
+	// Options are the regex_options keepalived knows, in the order given,
+	// without repeats.
+	Options []string
+	// RE2 is what xlb matches: Pattern in Go's regexp syntax with Options
+	// applied (caseless as (?i), PCRE's $ as \n?\z unless
+	// dollar_endonly, ...). A pattern or option RE2 cannot express is an
+	// error at its line.
+	RE2       string
+	NoMatch   bool  // regex_no_match
+	MinOffset int64 // regex_min_offset: a match starts at or after this byte of the body
+	MaxOffset int64 // regex_max_offset: ... and at or before this one; -1 if not set
+	// FirstLine is regex_options firstline: a match starts on the body's
+	// first line (from MinOffset).
+	FirstLine bool
 }
 
 // StatusRange is an inclusive range of HTTP status codes.

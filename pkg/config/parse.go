@@ -240,6 +240,10 @@ type parser struct {
 	syncGroups  []*syncGroupDraft
 	vss         []*vsDraft
 	seenGlobals bool
+	// groups are the virtual_server_group blocks by name;
+	// groupServices counts the services they expand to.
+	groups        map[string]*vsGroup
+	groupServices int
 }
 
 // Contexts, for the table of keywords keepalived knows (keywords.go).
@@ -316,6 +320,8 @@ func (ps *parser) top(nodes []*node) {
 			ps.syncGroup(n)
 		case "virtual_server":
 			ps.virtualServer(n)
+		case "virtual_server_group":
+			ps.virtualServerGroup(n)
 		case "real_server":
 			ps.p.errorf(n.pos, n.kw, "outside a virtual_server:")
 		default:

@@ -5,11 +5,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // TestKeepalivedReadings: what keepalived 2.2.7 logs and carries on from,
@@ -92,6 +95,54 @@ func TestKeepalivedReadings(t *testing.T) {
 			check: func(t *testing.T, cfg *Config) {},
 			line:  1, warn: `unknown top-level keyword "junkline": ignored, as keepalived ignores it`,
 			ka: "Unknown keyword 'junkline'",
+		},
+		{
+			// keepalived removes it (vrrp_complete_instance): a failing
+			// script then changes nothing, where weight 0 would FAULT the
+			// whole group.
+			name: "weighted track_script in a sync group",
+			src: "vrrp_script chk {\n script /bin/true\n weight -20\n}\n" + vrrp1(" priority 100\n track_script {\n  chk\n }") +
+				strings.NewReplacer("VI_1", "VI_2", "router_id 51", "router_id 52", "10.0.0.100", "10.0.0.101").Replace(vrrp1(" priority 100")) + "vrrp_sync_group G {\n group {\n  VI_1\n  VI_2\n }\n}\n",
+			check: func(t *testing.T, cfg *Config) { assert.Empty(t, cfg.Instances[0].TrackScripts) },
+			line:  5, warn: `(VI_1) ignoring tracked script with weights due to sync group G (without sync_group_tracking_weight): "chk"`,
+			ka: "(VI_1) ignoring tracked script chk with weights due to SYNC group",
+		},
+		{
+			name:  "vrrp_script defined after the instance that tracks it",
+			src:   vrrp1(" priority 100\n track_script {\n  chk\n }") + "vrrp_script chk {\n script /bin/true\n weight -20\n}\n",
+			check: func(t *testing.T, cfg *Config) { assert.Empty(t, cfg.Instances[0].TrackScripts) },
+			line:  6, warn: `(VI_1) vrrp_script must be defined before it is tracked (keepalived: "track script not found"); ignoring "chk"`,
+			ka: "(VI_1) track script chk not found, ignoring",
+		},
+		{
+			name:  "an extra closing brace",
+			src:   "global_defs {\n router_id a\n}\n}\n",
+			check: func(t *testing.T, cfg *Config) { assert.Equal(t, "a", cfg.Global.RouterID) },
+			line:  4, warn: `closes no block: "}": ignored, as keepalived ignores an extra '}'`,
+			ka: "Extra '}' found",
+		},
+		{
+			name: "lb_kind in lower case",
+			src:  "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n lb_kind dr\n" + rs + "\n}\n",
+			check: func(t *testing.T, cfg *Config) {
+				assert.Equal(t, lvs.NAT, cfg.VirtualServers[0].Forward, "keepalived is case-sensitive: NAT")
+			},
+			line: 4, warn: `lb_kind must be NAT, DR or TUN, got "dr": ignored, as keepalived ignores it`,
+			ka: "PARSER : unknown [dr] routing method",
+		},
+		{
+			name:  "an unknown scheduler",
+			src:   "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo conhash\n lb_kind DR\n" + rs + "\n}\n",
+			check: func(t *testing.T, cfg *Config) { assert.Equal(t, "wlc", cfg.VirtualServers[0].Scheduler) },
+			line:  3, warn: `unknown scheduler (want one of rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos): "conhash": ignored, as keepalived ignores it`,
+			ka: "Invalid lvs_scheduler 'conhash' - ignoring",
+		},
+		{
+			name:  "vrrp_instance defined twice",
+			src:   vrrp1(" priority 100") + vrrp1(" priority 200"),
+			check: func(t *testing.T, cfg *Config) { assert.Equal(t, uint8(100), cfg.Instances[0].Priority) },
+			line:  9, warn: `vrrp_instance already defined at keepalived.conf:1: "VI_1": skipped, as keepalived skips the second block`,
+			ka: "vrrp instance VI_1 already defined",
 		},
 		{
 			// Pasted from a web page: keepalived's isspace() is ASCII, so

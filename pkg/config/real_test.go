@@ -1,7 +1,7 @@
 package config
 
 import (
-	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -20,23 +20,8 @@ import (
 // README.md): mostly keepalived features xlb does not implement. Files not
 // listed must give none.
 var realWarnings = map[string][]string{
-	"keepalived.conf.IPv6": {
-		`7: keepalived block not implemented by xlb, ignored: "virtual_server_group"`,
-		`24: checker not implemented by xlb, ignored (it will not take the real server down): "SMTP_CHECK"`,
-	},
-	"keepalived.conf.PING_CHECK": {
-		`23: checker not implemented by xlb, ignored (it will not take the real server down): "PING_CHECK"`,
-	},
-	"keepalived.conf.SMTP_CHECK": {
-		`39: checker not implemented by xlb, ignored (it will not take the real server down): "SMTP_CHECK"`,
-		`58: checker not implemented by xlb, ignored (it will not take the real server down): "SMTP_CHECK"`,
-		`89: checker not implemented by xlb, ignored (it will not take the real server down): "SMTP_CHECK"`,
-	},
 	"keepalived.conf.SSL_GET": {
 		`13: initial state MASTER is incompatible with AH authentication; using BACKUP for "VI_1"`,
-	},
-	"keepalived.conf.UDP_CHECK": {
-		`23: checker not implemented by xlb, ignored (it will not take the real server down): "UDP_CHECK"`,
 	},
 	"keepalived.conf.conditional_conf": {
 		// The config id is the host name: the @high and @low lines are
@@ -51,6 +36,11 @@ var realWarnings = map[string][]string{
 		`5: unknown keyword in vrrp_sync_group: "VI_3": ignored, as keepalived ignores it`,
 		`11: keepalived keyword not implemented by xlb, ignored: "lvs_sync_daemon_interface"`,
 		`3: sync group has no vrrp_instance; removing "VG1"`,
+	},
+	"keepalived.conf.fwmark": {
+		// keepalived 2.2.7: "Warning: Virtual server FWM 1: protocol
+		// specified for fwmark - protocol will be ignored".
+		`7: protocol specified for fwmark - protocol will be ignored for "fwmark 1"`,
 	},
 	"keepalived.conf.track_interface": {
 		`7: keepalived block not implemented by xlb, ignored: "static_routes"`,
@@ -89,7 +79,7 @@ func realFiles(t *testing.T) []string {
 			out = append(out, f)
 		}
 	}
-	require.Len(t, out, 24)
+	require.Len(t, out, 26)
 	return out
 }
 
@@ -106,6 +96,43 @@ func TestRealWorld(t *testing.T) {
 			assert.Equal(t, realWarnings[filepath.Base(f)], got)
 		})
 	}
+}
+
+// TestRealWorldGroups: keepalived's samples of a virtual_server_group and
+// a fwmark service, read into the IPVS services keepalived makes of them.
+func TestRealWorldGroups(t *testing.T) {
+	cfg, err := Parse("testdata/real/keepalived.conf.virtual_server_group")
+	require.NoError(t, err)
+	require.Len(t, cfg.VirtualServers, 1)
+	vs := cfg.VirtualServers[0]
+	assert.Equal(t, "VSG_1", vs.Group)
+	assert.Equal(t, "group VSG_1", vs.Name())
+	var got []string
+	for _, e := range vs.Services() {
+		if e.FWMark != 0 {
+			got = append(got, fmt.Sprintf("fwmark %d IPv%d %s", e.FWMark, e.Family, e.Addr))
+		} else {
+			got = append(got, netip.AddrPortFrom(e.Addr, e.Port).String())
+		}
+	}
+	want := []string{"10.0.0.1:8080", "10.0.0.2:80", "192.168.200.1:1358"}
+	for i := 3; i <= 10; i++ {
+		want = append(want, fmt.Sprintf("192.168.200.%d:80", i))
+	}
+	want = append(want, "fwmark 1 IPv4 0.0.0.0", "fwmark 2 IPv4 0.0.0.0")
+	assert.Equal(t, want, got)
+	assert.Equal(t, lvs.TCP, vs.Protocol)
+	assert.Equal(t, 50*time.Second, vs.PersistenceTimeout)
+	assert.Equal(t, uint16(1358), vs.Reals[0].Port, "a NAT real keeps its port")
+
+	cfg, err = Parse("testdata/real/keepalived.conf.fwmark")
+	require.NoError(t, err)
+	vs = cfg.VirtualServers[0]
+	assert.Equal(t, uint32(1), vs.FWMark)
+	assert.Equal(t, []ServiceEntry{{Addr: netip.IPv4Unspecified(), FWMark: 1, Family: 4}}, vs.Services())
+	assert.Equal(t, lvs.Protocol(0), vs.Protocol, "a fwmark service has no protocol")
+	assert.Equal(t, uint16(0), vs.Reals[0].Port, "no port: the packet's own")
+	assert.Equal(t, 900*time.Second, vs.PersistenceTimeout)
 }
 
 func TestRealWorldValues(t *testing.T) {
@@ -230,7 +257,13 @@ func TestRealWorldValues(t *testing.T) {
 		assert.Equal(t, netip.MustParseAddr("ae00::1"), vs.Addr)
 		assert.Equal(t, lvs.Netmask(128), vs.PersistenceGranularity)
 		assert.Equal(t, uint16(25), vs.Reals[0].Port) // NAT keeps its own port
-		assert.Empty(t, vs.Reals[0].Checkers)         // SMTP_CHECK is not implemented
+		require.Len(t, vs.Reals[0].Checkers, 1)
+		c := vs.Reals[0].Checkers[0]
+		assert.Equal(t, SMTPCheck, c.Kind)
+		assert.Equal(t, "foo.bar.com", c.HeloName)
+		assert.Equal(t, netip.AddrPortFrom(netip.MustParseAddr("ae00::10"), 25), netip.AddrPortFrom(c.ConnectIP, c.ConnectPort))
+		assert.Equal(t, 3*time.Second, c.ConnectTimeout)
+		assert.Equal(t, 3, c.Retry)
 	})
 
 	t.Run("SSL_GET sample", func(t *testing.T) {
@@ -287,31 +320,6 @@ func TestRealWorldValues(t *testing.T) {
 		assert.True(t, v.UseVMAC)
 		assert.Equal(t, []TrackInterface{{Name: "eth3"}, {Name: "eth2", Weight: 20}}, v.TrackInterfaces)
 	})
-}
-
-func TestRejected(t *testing.T) {
-	for _, tc := range []struct {
-		file string
-		errs []string
-		is   error
-	}{
-		{"keepalived.conf.fwmark", []string{`testdata/rejected/keepalived.conf.fwmark:7: virtual_server by fwmark is not supported by xlb yet: "fwmark"`}, ErrNotSupported},
-		{"keepalived.conf.virtual_server_group", []string{`testdata/rejected/keepalived.conf.virtual_server_group:22: virtual_server by group is not supported by xlb yet: "group"`}, ErrNotSupported},
-	} {
-		t.Run(tc.file, func(t *testing.T) {
-			_, err := Parse(filepath.Join("testdata/rejected", tc.file))
-			var list ErrorList
-			require.True(t, errors.As(err, &list))
-			var got []string
-			for _, e := range list {
-				got = append(got, e.Error())
-			}
-			assert.Equal(t, tc.errs, got)
-			if tc.is != nil {
-				assert.ErrorIs(t, err, tc.is)
-			}
-		})
-	}
 }
 
 // TestRealWorldRoundTrip formats each real file and reads it back.

@@ -96,7 +96,7 @@ func (ps *parser) initFile(n *node, tf *TrackFile) {
 func (ps *parser) trackFileEntries(b *node) []trackDraft {
 	ts := ps.trackBlock(b, 254)
 	for i := range ts {
-		ts[i].filesBefore = len(ps.cfg.TrackFiles)
+		ts[i].before = len(ps.cfg.TrackFiles)
 	}
 	return ts
 }
@@ -108,7 +108,7 @@ func (ps *parser) trackFileEntries(b *node) []trackDraft {
 func (ps *parser) resolveFiles(owner string, ts []trackDraft) []TrackFileRef {
 	var found []trackDraft
 	for _, t := range ts {
-		if findTrackFile(ps.cfg.TrackFiles[:t.filesBefore], t.name) == nil {
+		if findTrackFile(ps.cfg.TrackFiles[:t.before], t.name) == nil {
 			if ps.cfg.TrackFile(t.name) != nil {
 				ps.p.warnf(t.pos, t.name, "(%s) track_file must be defined before it is tracked; ignoring", owner)
 			} else {

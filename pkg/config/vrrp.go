@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -110,9 +111,20 @@ type trackDraft struct {
 	weightSet  bool
 	reverse    bool
 	reverseSet bool
-	// filesBefore is, for a track_file entry, how many track_file blocks
-	// precede it: keepalived looks the name up as it reads the entry.
-	filesBefore int
+	// before is, for a track_script or track_file entry, how many
+	// vrrp_script or track_file blocks precede it: keepalived looks the
+	// name up as it reads the entry.
+	before int
+}
+
+// trackScriptEntries reads the track_script block of a vrrp_instance or
+// vrrp_sync_group.
+func (ps *parser) trackScriptEntries(b *node) []trackDraft {
+	ts := ps.trackBlock(b, 253)
+	for i := range ts {
+		ts[i].before = len(ps.cfg.Scripts)
+	}
+	return ts
 }
 
 // trackBlock reads the lines of track_script, track_interface or
@@ -275,7 +287,7 @@ func (ps *parser) vrrpInstance(b *node) {
 		case "virtual_ipaddress_excluded":
 			v.ExcludedVirtualIPs = ps.vipBlock(n, v.ExcludedVirtualIPs)
 		case "track_script":
-			d.scripts = append(d.scripts, ps.trackBlock(n, 253)...)
+			d.scripts = append(d.scripts, ps.trackScriptEntries(n)...)
 		case "track_interface":
 			d.interfaces = append(d.interfaces, ps.trackBlock(n, 253)...)
 		case "track_file":
@@ -346,7 +358,8 @@ func (ps *parser) vrrpInstance(b *node) {
 	}
 	for _, o := range ps.instances {
 		if o.v.Name == name {
-			ps.p.errorf(b.pos, name, "vrrp_instance defined twice:")
+			ps.p.warn(Warning{File: b.pos.File, Line: b.pos.Line, Word: name, Msg: "vrrp_instance already defined at " + o.v.Pos.String() + ":",
+				Then: "skipped, as keepalived skips the second block"})
 			return
 		}
 	}
@@ -541,7 +554,7 @@ func (ps *parser) syncGroup(b *node) {
 				}
 			}
 		case "track_script":
-			d.scripts = append(d.scripts, ps.trackBlock(n, 253)...)
+			d.scripts = append(d.scripts, ps.trackScriptEntries(n)...)
 		case "track_interface":
 			d.interfaces = append(d.interfaces, ps.trackBlock(n, 253)...)
 		case "track_file":
@@ -564,7 +577,8 @@ func (ps *parser) syncGroup(b *node) {
 	}
 	for _, o := range ps.syncGroups {
 		if o.g.Name == name {
-			ps.p.errorf(b.pos, name, "vrrp_sync_group defined twice:")
+			ps.p.warn(Warning{File: b.pos.File, Line: b.pos.Line, Word: name, Msg: "vrrp_sync_group already defined at " + o.g.Pos.String() + ":",
+				Then: "skipped, as keepalived skips the second block"})
 			return
 		}
 	}
@@ -594,6 +608,10 @@ func (ps *parser) resolveTracks(owner string, ts []trackDraft) []TrackScript {
 		s := ps.cfg.Script(t.name)
 		if s == nil {
 			ps.p.warnf(t.pos, t.name, "(%s) track_script not found, ignoring:", owner)
+			continue
+		}
+		if !slices.ContainsFunc(ps.cfg.Scripts[:t.before], func(s VRRPScript) bool { return s.Name == t.name }) {
+			ps.p.warnf(t.pos, t.name, "(%s) vrrp_script must be defined before it is tracked (keepalived: \"track script not found\"); ignoring", owner)
 			continue
 		}
 		tr := TrackScript{Name: t.name, Weight: s.Weight, Reverse: s.Reverse}
@@ -843,9 +861,11 @@ func (ps *parser) finishSyncGroups() {
 
 	for i := range ps.cfg.Instances {
 		v := &ps.cfg.Instances[i]
-		// Members of a sync group track with weight 0 (the group goes to
-		// FAULT instead), unless the group keeps the weights. keepalived
-		// has its own rule for track_file entries: see unweightFiles.
+		// Members of a sync group cannot move their priority (the group
+		// goes to FAULT instead), unless the group keeps the weights, as
+		// keepalived 2.2.7's vrrp_complete_instance: a weighted
+		// track_script is removed, a weighted track_interface tracked
+		// with weight 0, and track_file entries as unweightFiles says.
 		if gname := memberOf[v.Name]; gname != "" {
 			var keep bool
 			for _, g := range ps.cfg.SyncGroups {
@@ -855,10 +875,15 @@ func (ps *parser) finishSyncGroups() {
 			}
 			if !keep {
 				zeroed := false
-				for j := range v.TrackScripts {
-					zeroed = zeroed || v.TrackScripts[j].Weight != 0
-					v.TrackScripts[j].Weight, v.TrackScripts[j].Reverse = 0, false
+				var ts []TrackScript
+				for _, t := range v.TrackScripts {
+					if t.Weight != 0 {
+						ps.p.warnf(v.Pos, t.Name, "(%s) ignoring tracked script with weights due to sync group %s (without sync_group_tracking_weight):", v.Name, gname)
+						continue
+					}
+					ts = append(ts, t)
 				}
+				v.TrackScripts = ts
 				for j := range v.TrackInterfaces {
 					zeroed = zeroed || v.TrackInterfaces[j].Weight != 0
 					v.TrackInterfaces[j].Weight, v.TrackInterfaces[j].Reverse = 0, false

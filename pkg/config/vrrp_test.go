@@ -406,26 +406,32 @@ func TestVRRPIncompatibleOptions(t *testing.T) {
 
 func TestTrackScriptResolution(t *testing.T) {
 	cfg := mustParse(t, lines(
-		"vrrp_instance VI_1 {", // tracking a script defined later is fine
+		"vrrp_script chk_web {\n script /bin/web\n weight -60 reverse\n}",
+		"vrrp_script chk_bonus {\n script /bin/bonus\n weight 5\n}",
+		"vrrp_instance VI_1 {", // line 9
 		" interface eth0",
 		" virtual_router_id 1",
 		" track_script {",
 		"  chk_web",
 		"  chk_bonus weight 10",
 		"  missing",
+		"  chk_later",
 		" }",
 		"}",
-		"vrrp_script chk_web {\n script /bin/web\n weight -60 reverse\n}",
-		"vrrp_script chk_bonus {\n script /bin/bonus\n weight 5\n}",
 		"vrrp_script no_script {\n interval 3\n}",
+		"vrrp_script chk_later {\n script /bin/later\n}",
 	))
 	assert.Equal(t, []TrackScript{
 		{Name: "chk_web", Weight: -60, Reverse: true},
 		{Name: "chk_bonus", Weight: 10},
 	}, cfg.Instances[0].TrackScripts)
+	// keepalived looks a tracked script up as it reads the entry: one
+	// defined further down is "not found, ignoring" (keepalived -t says
+	// so too), as a track_file is.
 	assert.Equal(t, []string{
-		`keepalived.conf:18: no script set, removing vrrp_script "no_script"`,
-		`keepalived.conf:7: (VI_1) track_script not found, ignoring: "missing"`,
+		`keepalived.conf:19: no script set, removing vrrp_script "no_script"`,
+		`keepalived.conf:15: (VI_1) track_script not found, ignoring: "missing"`,
+		`keepalived.conf:16: (VI_1) vrrp_script must be defined before it is tracked (keepalived: "track script not found"); ignoring "chk_later"`,
 	}, warningStrings(cfg))
 }
 
@@ -506,7 +512,7 @@ func TestVRRPErrors(t *testing.T) {
 		{"script interval", "vrrp_script s {\n script x\n interval 1.5\n}\n", `keepalived.conf:3: interval must be an integer in [1, 4294], got "1.5"`},
 		{"script rise", "vrrp_script s {\n script x\n rise 0\n}\n", `keepalived.conf:3: rise must be an integer in [1, 2147483647], got "0"`},
 		{"script twice", "vrrp_script s {\n script x\n}\nvrrp_script s {\n script y\n}\n", `keepalived.conf:4: vrrp_script defined twice: "s"`},
-		{"instance twice", vrrp1("") + vrrp1(""), `keepalived.conf:9: vrrp_instance defined twice: "VI_1"`},
+		{"instance twice", vrrp1("") + vrrp1(""), `keepalived.conf:9: vrrp_instance already defined at keepalived.conf:1: "VI_1"`},
 		{"instance name", "vrrp_instance {\n}\n", `keepalived.conf:1: missing name after "vrrp_instance"`},
 		{"misspelt keyword", vrrp1(" priorty 150"), `keepalived.conf:4: unknown keyword in vrrp_instance: "priorty"`},
 		{"vrid clash", vrrp1("") + "vrrp_instance VI_2 {\n interface eth0\n virtual_router_id 51\n}\n",

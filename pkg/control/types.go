@@ -61,9 +61,12 @@ type Defence struct {
 
 // Service is one virtual service.
 type Service struct {
-	Protocol  string `json:"protocol"`
-	Addr      string `json:"addr"`
-	Port      uint16 `json:"port"`
+	Protocol string `json:"protocol"`
+	Addr     string `json:"addr"`
+	Port     uint16 `json:"port"`
+	// FWMark names a firewall-mark service (Addr is then the unspecified
+	// address of its family, Port 0).
+	FWMark    uint32 `json:"fwmark,omitempty"`
 	Scheduler string `json:"scheduler"`
 	Flags     string `json:"flags,omitempty"`
 	Quorum    uint32 `json:"quorum"`

@@ -34,6 +34,12 @@ type Caps struct {
 	// Thresholds: it honours reals' connection thresholds (Real.UThreshold,
 	// LThreshold).
 	Thresholds bool
+	// AllPorts: it serves port-0 services (every port of the VIP, IPVS's
+	// catch-all after the services of single ports); FWMark: firewall-mark
+	// services; FWMarkWhy says why not.
+	AllPorts  bool
+	FWMark    bool
+	FWMarkWhy string
 	// MaxServices and MaxReals are how many services, and reals of all
 	// services together (counted per service, as IPVS counts dests), it
 	// holds at once (xlb run --max-services, --max-reals); 0 is no limit
@@ -54,11 +60,24 @@ func (c Caps) CheckService(s Service) error {
 	} else if !s.Addr.Is4() && !c.IPv6 {
 		bad("only IPv4 virtual servers are supported by %s so far", c.Name)
 	}
-	if !slices.Contains(c.Protocols, s.Protocol) {
-		bad("protocol %s is not supported by %s (%s are)", s.Protocol, c.Name, list(c.Protocols, lvs.Protocol.String))
-	}
-	if s.Port == 0 {
-		bad("port 0 (all-ports services) is not supported")
+	switch {
+	case s.FWMark != 0:
+		if !c.FWMark {
+			bad("firewall-mark services are not supported by %s: %s", c.Name, c.FWMarkWhy)
+		}
+		if !s.Addr.IsUnspecified() || s.Port != 0 || s.Protocol != 0 {
+			bad("a firewall-mark service has no address, port or protocol")
+		}
+	default:
+		if !slices.Contains(c.Protocols, s.Protocol) {
+			bad("protocol %s is not supported by %s (%s are)", s.Protocol, c.Name, list(c.Protocols, lvs.Protocol.String))
+		}
+		if s.Port == 0 && !c.AllPorts {
+			bad("port 0 (all-ports services) is not supported by %s", c.Name)
+		}
+		if s.Port == 0 && s.Persistence == 0 {
+			bad("port 0 (all ports) needs persistence, as IPVS requires")
+		}
 	}
 	if !slices.Contains(c.Schedulers, s.Scheduler) {
 		bad("scheduler %s is not supported by %s (%s are)", s.Scheduler, c.Name, strings.Join(c.Schedulers, ", "))
@@ -89,7 +108,7 @@ func (c Caps) CheckReal(s Service, r Real) error {
 	if r.Weight < 0 {
 		bad("weight %d is negative", r.Weight)
 	}
-	if r.Port == 0 {
+	if r.Port == 0 && s.Port != 0 && s.FWMark == 0 {
 		bad("port 0")
 	}
 	if (r.UThreshold != 0 || r.LThreshold != 0) && !c.Thresholds {
@@ -100,7 +119,7 @@ func (c Caps) CheckReal(s Service, r Real) error {
 	switch {
 	case !slices.Contains(c.Forwards, r.Forward):
 		bad("lvs_method %s is not supported by %s (%s are)", r.Forward.Kind(), c.Name, list(c.Forwards, lvs.Forward.Kind))
-	case r.Forward != lvs.NAT && r.Port != s.Port && r.Port != 0:
+	case r.Forward != lvs.NAT && r.Port != s.Port && r.Port != 0 && s.Port != 0 && s.FWMark == 0:
 		bad("%s cannot map ports; the real's port must be %d", r.Forward.Kind(), s.Port)
 	}
 	// Only a tunnel can cross families: the packet is wrapped whole.

@@ -8,14 +8,20 @@ import (
 	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
-// ServiceKey names a virtual service: VIP, port, protocol.
+// ServiceKey names a virtual service: VIP, port (0: all ports) and
+// protocol; or, when FWMark is not zero, a firewall mark, Addr then being
+// the unspecified address of the service's family, Port and Protocol 0.
 type ServiceKey struct {
 	Addr     netip.Addr
 	Port     uint16
 	Protocol lvs.Protocol
+	FWMark   uint32 `json:",omitempty"`
 }
 
 func (k ServiceKey) String() string {
+	if k.FWMark != 0 {
+		return fmt.Sprintf("FWM %d IPv%d", k.FWMark, ipVersion(k.Addr))
+	}
 	return fmt.Sprintf("%s %s", k.Protocol, netip.AddrPortFrom(k.Addr, k.Port))
 }
 

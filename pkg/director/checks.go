@@ -2,35 +2,70 @@ package director
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/health"
+	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/smtp"
 )
 
 // HealthChecks runs a real's checkers with pkg/health, as keepalived's
 // checker process does. MISC_CHECK scripts without a user of their own run
 // as scriptUser ("" = as xlb).
 func HealthChecks(log *slog.Logger) CheckStarter {
+	return HealthChecksAlerting(log, nil)
+}
+
+// CheckAlerts sends keepalived's smtp_alert mails about real servers'
+// checkers: one each time a checker goes up or down.
+type CheckAlerts struct {
+	// Send queues a mail ((*smtp.Alerter).Alert); it must not block.
+	Send     func(smtp.Mail)
+	RouterID string
+	// Enabled is a real server's smtp_alert: smtp.Enabled of its own, the
+	// global smtp_alert_checker and smtp_alert, default true. Nil: all.
+	Enabled func(vs *config.VirtualServer, rs *config.RealServer) bool
+	// NoCheckerEmails is global_defs no_checker_emails: mail only the
+	// checker changes that change the real server's state.
+	NoCheckerEmails bool
+}
+
+// HealthChecksAlerting is HealthChecks that also sends alerts's mails
+// (none when alerts is nil).
+func HealthChecksAlerting(log *slog.Logger, alerts *CheckAlerts) CheckStarter {
 	return func(ctx context.Context, vs *config.VirtualServer, rs *config.RealServer, report func(Health)) {
 		name := fmt.Sprintf("%s/%s", netip.AddrPortFrom(vs.Addr, vs.Port), netip.AddrPortFrom(rs.Addr, rs.Port))
 		var probes []health.Probe
 		for _, c := range rs.Checkers {
+			pol := health.Policy{
+				DelayLoop:        c.DelayLoop,
+				Retry:            c.Retry,
+				DelayBeforeRetry: c.DelayBeforeRetry,
+				Warmup:           c.Warmup,
+				Alpha:            c.Alpha || rs.Alpha || vs.Alpha,
+			}
+			if c.Kind == config.FileCheck {
+				// Checked at once, and again whenever inotify says the
+				// file changed; delay_loop only bounds how long a change
+				// inotify missed goes unseen.
+				pol = health.Policy{DelayLoop: vs.DelayLoop, Alpha: rs.Alpha || vs.Alpha}
+			}
 			probes = append(probes, health.Probe{
 				Name:    fmt.Sprintf("%s at %s", c.Kind, c.Pos),
 				Checker: checkerOf(vs, rs, &c),
-				Policy: health.Policy{
-					DelayLoop:        c.DelayLoop,
-					Retry:            c.Retry,
-					DelayBeforeRetry: c.DelayBeforeRetry,
-					Warmup:           c.Warmup,
-					Alpha:            c.Alpha || rs.Alpha || vs.Alpha,
-				},
+				Policy:  pol,
 			})
 		}
-		m := health.NewMonitor(health.MonitorConfig{Real: name, Probes: probes, Omega: vs.Omega})
+		mc := health.MonitorConfig{Real: name, Weight: rs.Weight, Probes: probes, Omega: vs.Omega}
+		if alerts != nil && alerts.Send != nil && (alerts.Enabled == nil || alerts.Enabled(vs, rs)) {
+			mc.OnChecker = alerts.onChecker(vs, rs)
+		}
+		m := health.NewMonitor(mc)
 		out := make(chan health.Transition)
 		go func() {
 			if err := m.Run(ctx, out); err != nil && ctx.Err() == nil {
@@ -43,6 +78,40 @@ func HealthChecks(log *slog.Logger) CheckStarter {
 				report(Health{Up: tr.Up, Weight: tr.Weight, Reason: tr.Reason})
 			}
 		}()
+	}
+}
+
+// onChecker is keepalived's per-checker smtp_alert (check_*.c: sent when a
+// checker changes state, if its real server's state changed too or
+// no_checker_emails is off).
+func (a *CheckAlerts) onChecker(vs *config.VirtualServer, rs *config.RealServer) func(health.CheckerChange) {
+	proto := strings.ToLower(vs.Protocol.String())
+	if vs.Protocol == lvs.IP {
+		proto = "none"
+	}
+	rsName := smtp.Trio(netip.AddrPortFrom(rs.Addr, rs.Port), proto)
+	vsName := smtp.Trio(netip.AddrPortFrom(vs.Addr, vs.Port), proto)
+	kinds := make([]string, len(rs.Checkers))
+	for i, c := range rs.Checkers {
+		kinds[i] = c.Kind.String()
+	}
+	return func(ch health.CheckerChange) {
+		if a.NoCheckerEmails && !ch.RealChanged {
+			return
+		}
+		detail := ""
+		switch {
+		case ch.Up:
+		case kinds[ch.Probe] == "MISC_CHECK" && errors.Is(ch.Err, health.ErrTimeout):
+			detail = "timed out"
+		case kinds[ch.Probe] == "SMTP_CHECK" && ch.Err != nil:
+			detail = ch.Err.Error()
+		}
+		body, ok := smtp.CheckerBody(kinds[ch.Probe], ch.Up, detail)
+		if !ok {
+			return
+		}
+		a.Send(smtp.RealServer(a.RouterID, rsName, vsName, ch.RealUp, body))
 	}
 }
 
@@ -61,6 +130,10 @@ func checkerOf(vs *config.VirtualServer, rs *config.RealServer, c *config.Checke
 			TLS: c.Kind == config.SSLGet, SNI: c.EnableSNI, Protocol: c.HTTPProtocol}
 		for _, u := range c.URLs {
 			hu := health.URL{Path: u.Path, Digest: u.Digest, VirtualHost: u.Virtualhost}
+			if rx := u.Regex; rx != nil {
+				hu.Regex = &health.Regex{Expr: rx.RE2, NoMatch: rx.NoMatch, MinOffset: rx.MinOffset,
+					MaxOffset: rx.MaxOffset, FirstLine: rx.FirstLine}
+			}
 			for _, r := range u.StatusCodes {
 				hu.StatusCodes = append(hu.StatusCodes, health.StatusRange{Min: r.Min, Max: r.Max})
 			}
@@ -75,6 +148,16 @@ func checkerOf(vs *config.VirtualServer, rs *config.RealServer, c *config.Checke
 		return m
 	case config.DNSCheck:
 		return &health.DNSCheck{Addr: addr, Bind: c.BindTo, BindPort: c.BindPort, Timeout: c.ConnectTimeout, Type: c.DNSType, Name: c.DNSName}
+	case config.SMTPCheck:
+		return &health.SMTPCheck{Addr: addr, Bind: c.BindTo, BindPort: c.BindPort, Timeout: c.ConnectTimeout, HeloName: c.HeloName}
+	case config.UDPCheck:
+		return &health.UDPCheck{Addr: addr, Bind: c.BindTo, BindPort: c.BindPort, Timeout: c.ConnectTimeout,
+			Payload: c.Payload, RequireReply: c.RequireReply, ReplyData: c.ReplyData, ReplyMask: c.ReplyMask,
+			MinReplyLength: c.MinReplyLength, MaxReplyLength: c.MaxReplyLength}
+	case config.PingCheck:
+		return &health.PingCheck{Addr: ip, Timeout: c.ConnectTimeout}
+	case config.FileCheck:
+		return &health.FileCheck{Path: c.TrackFilePath, Weight: c.FileWeight, Reverse: c.FileReverse}
 	default:
 		return &health.TCPCheck{Addr: addr, Bind: c.BindTo, BindPort: c.BindPort, Timeout: c.ConnectTimeout}
 	}

@@ -75,8 +75,11 @@ type Director struct {
 }
 
 type vsState struct {
-	cfg      config.VirtualServer
+	cfg config.VirtualServer
+	// key names the virtual server (its first service); keys are all the
+	// services it stands for (a virtual_server_group's are several).
 	key      dataplane.ServiceKey
+	keys     []dataplane.ServiceKey
 	quorumUp bool
 	reals    []*realState
 }
@@ -109,14 +112,38 @@ func New(ctx context.Context, opts Options) *Director {
 	return &Director{opts: opts, log: opts.Logger, ctx: ctx}
 }
 
-func keyOf(vs *config.VirtualServer) dataplane.ServiceKey {
-	return dataplane.ServiceKey{Addr: vs.Addr, Port: vs.Port, Protocol: vs.Protocol}
+// keysOf names the services vs stands for: one, or a group's several.
+func keysOf(vs *config.VirtualServer) []dataplane.ServiceKey {
+	var out []dataplane.ServiceKey
+	for _, e := range vs.Services() {
+		if e.FWMark != 0 {
+			out = append(out, dataplane.ServiceKey{Addr: e.Addr, FWMark: e.FWMark})
+		} else {
+			out = append(out, dataplane.ServiceKey{Addr: e.Addr, Port: e.Port, Protocol: vs.Protocol})
+		}
+	}
+	return out
 }
 
-// serviceOf is a virtual server as the data plane takes it, without reals.
-func serviceOf(vs *config.VirtualServer) dataplane.Service {
-	return dataplane.Service{ServiceKey: keyOf(vs), Scheduler: vs.Scheduler, Flags: vs.SchedFlags,
-		Persistence: vs.PersistenceTimeout, PersistenceMask: vs.PersistenceGranularity}
+func keyOf(vs *config.VirtualServer) dataplane.ServiceKey { return keysOf(vs)[0] }
+
+// servicesOf are the services vs stands for as the data plane takes them,
+// each with reals (its own port given to a DR or TUN real: IPVS forwards
+// them to the service's port, whatever the real says).
+func servicesOf(vs *config.VirtualServer, reals []dataplane.Real) []dataplane.Service {
+	var out []dataplane.Service
+	for _, k := range keysOf(vs) {
+		svc := dataplane.Service{ServiceKey: k, Scheduler: vs.Scheduler, Flags: vs.SchedFlags,
+			Persistence: vs.PersistenceTimeout, PersistenceMask: vs.PersistenceGranularity}
+		for _, r := range reals {
+			if r.Forward != lvs.NAT && k.FWMark == 0 && k.Port != 0 {
+				r.Port = k.Port
+			}
+			svc.Reals = append(svc.Reals, r)
+		}
+		out = append(out, svc)
+	}
+	return out
 }
 
 func realOf(addr netip.Addr, port uint16, weight int, fwd lvs.Forward) dataplane.Real {
@@ -165,7 +192,7 @@ func (d *Director) Load(cfg *config.Config) error {
 	}
 	for i := range cfg.VirtualServers {
 		vcfg := cfg.VirtualServers[i]
-		vs := &vsState{cfg: vcfg, key: keyOf(&vcfg), quorumUp: true}
+		vs := &vsState{cfg: vcfg, key: keyOf(&vcfg), keys: keysOf(&vcfg), quorumUp: true}
 		prev := old[vs.key]
 		var prevReals []*realState
 		if prev != nil {
@@ -393,23 +420,23 @@ func (d *Director) updateQuorum(vs *vsState) []func() {
 func (d *Director) wanted() []dataplane.Service {
 	var out []dataplane.Service
 	for _, vs := range d.services {
-		svc := serviceOf(&vs.cfg)
+		var reals []dataplane.Real
 		if !vs.quorumUp && vs.cfg.SorryServer != nil {
 			// keepalived: the live reals leave the pool, the sorry
 			// server takes their place.
 			s := vs.cfg.SorryServer
-			svc.Reals = []dataplane.Real{realOf(s.Addr, s.Port, 1, s.Forward)}
+			reals = []dataplane.Real{realOf(s.Addr, s.Port, 1, s.Forward)}
 		} else {
 			for _, r := range vs.reals {
 				switch {
 				case r.health.Up:
-					svc.Reals = append(svc.Reals, realServer(&r.cfg, r.weight()))
+					reals = append(reals, realServer(&r.cfg, r.weight()))
 				case r.cfg.InhibitOnFailure || vs.cfg.InhibitOnFailure:
-					svc.Reals = append(svc.Reals, realServer(&r.cfg, 0))
+					reals = append(reals, realServer(&r.cfg, 0))
 				}
 			}
 		}
-		out = append(out, svc)
+		out = append(out, servicesOf(&vs.cfg, reals)...)
 	}
 	extra, err := manualServices(d.manual)
 	if err != nil {
@@ -530,6 +557,45 @@ func (d *Director) realCounters(k realLife, in bool, c dataplane.Counters) datap
 	return l.carried.Add(l.seen)
 }
 
+// serviceStatus is one service vs stands for, as Status reports it.
+func (d *Director) serviceStatus(vs *vsState, key dataplane.ServiceKey, ss dataplane.ServiceStats, configured map[realLife]bool) control.Service {
+	inService := map[netip.AddrPort]dataplane.RealStats{}
+	for _, rs := range ss.Reals {
+		inService[netip.AddrPortFrom(rs.Addr, rs.Port)] = rs
+	}
+	out := control.Service{
+		Protocol: key.Protocol.String(), Addr: key.Addr.String(), Port: key.Port, FWMark: key.FWMark,
+		Scheduler: vs.cfg.Scheduler, Flags: strings.Join(sched.FlagNames(vs.cfg.Scheduler, vs.cfg.SchedFlags&lvs.SchedFlags), ","),
+		Quorum: vs.cfg.Quorum, QuorumUp: vs.quorumUp,
+		Standby:  key.FWMark == 0 && d.onStandby(key.Addr),
+		Counters: control.Counters(ss.Counters),
+	}
+	if !vs.quorumUp && vs.cfg.SorryServer != nil {
+		out.SorryServer = netip.AddrPortFrom(vs.cfg.SorryServer.Addr, vs.cfg.SorryServer.Port).String()
+	}
+	for _, r := range vs.reals {
+		port := r.cfg.Port
+		if r.cfg.Forward != lvs.NAT && key.FWMark == 0 && key.Port != 0 {
+			port = key.Port // as servicesOf hands it over
+		}
+		addr := netip.AddrPortFrom(r.cfg.Addr, port)
+		rs, in := inService[addr]
+		k := realLife{key, addr}
+		configured[k] = true
+		cr := control.Real{
+			Addr: r.cfg.Addr.String(), Port: port, Forward: r.cfg.Forward.Kind(),
+			Weight: r.cfg.Weight, Healthy: r.health.Up, InService: in, Reason: r.health.Reason,
+			Resolved: rs.Resolved, Counters: control.Counters(d.realCounters(k, in, rs.Counters)),
+			ActiveConns: rs.ActiveConns, InactConns: rs.InactConns,
+		}
+		if in {
+			cr.EffectiveWeight = int(rs.Weight)
+		}
+		out.Reals = append(out.Reals, cr)
+	}
+	return out
+}
+
 // Status reports services, reals, health and counters.
 func (d *Director) Status() (control.Status, error) {
 	d.mu.Lock()
@@ -546,40 +612,11 @@ func (d *Director) Status() (control.Status, error) {
 	if d.lastErr != nil {
 		st.LastError = d.lastErr.Error()
 	}
-	inService := map[netip.AddrPort]dataplane.RealStats{}
 	configured := make(map[realLife]bool, len(d.lives))
 	for _, vs := range d.services {
-		ss := byKey[vs.key]
-		clear(inService)
-		for _, rs := range ss.Reals {
-			inService[netip.AddrPortFrom(rs.Addr, rs.Port)] = rs
+		for _, key := range vs.keys {
+			st.Services = append(st.Services, d.serviceStatus(vs, key, byKey[key], configured))
 		}
-		out := control.Service{
-			Protocol: vs.key.Protocol.String(), Addr: vs.key.Addr.String(), Port: vs.key.Port,
-			Scheduler: vs.cfg.Scheduler, Flags: strings.Join(sched.FlagNames(vs.cfg.Scheduler, vs.cfg.SchedFlags&lvs.SchedFlags), ","),
-			Quorum: vs.cfg.Quorum, QuorumUp: vs.quorumUp,
-			Standby:  d.onStandby(vs.key.Addr),
-			Counters: control.Counters(ss.Counters),
-		}
-		if !vs.quorumUp && vs.cfg.SorryServer != nil {
-			out.SorryServer = netip.AddrPortFrom(vs.cfg.SorryServer.Addr, vs.cfg.SorryServer.Port).String()
-		}
-		for _, r := range vs.reals {
-			rs, in := inService[r.addr()]
-			k := realLife{vs.key, r.addr()}
-			configured[k] = true
-			cr := control.Real{
-				Addr: r.cfg.Addr.String(), Port: r.cfg.Port, Forward: r.cfg.Forward.Kind(),
-				Weight: r.cfg.Weight, Healthy: r.health.Up, InService: in, Reason: r.health.Reason,
-				Resolved: rs.Resolved, Counters: control.Counters(d.realCounters(k, in, rs.Counters)),
-				ActiveConns: rs.ActiveConns, InactConns: rs.InactConns,
-			}
-			if in {
-				cr.EffectiveWeight = int(rs.Weight)
-			}
-			out.Reals = append(out.Reals, cr)
-		}
-		st.Services = append(st.Services, out)
 	}
 	for k := range d.lives {
 		if !configured[k] {

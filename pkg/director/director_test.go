@@ -3,6 +3,7 @@ package director
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/dataplane/ipvs"
+	"github.com/xlbproject/xlb/pkg/dataplane/xdp"
 	"github.com/xlbproject/xlb/pkg/ipvsadm"
 	"github.com/xlbproject/xlb/pkg/lvs"
 	"github.com/xlbproject/xlb/pkg/sched"
@@ -543,4 +546,97 @@ func TestIpvsadmOptionsAppliedOrRefused(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	out, _, _ = run("-Ln")
 	assert.Contains(t, out, "TCP  [2001:db8::1]:80 rr persistent 60 mask 64\n  -> [2001:db8::11]:80")
+}
+
+// A virtual_server_group is every service it stands for, sharing one set
+// of reals and one health state: a real that goes down leaves every one of
+// them. A DR real takes each service's port. The IPVS data plane takes
+// fwmark and port-0 services; XDP takes groups of addresses and names
+// what it cannot take.
+func TestGroupsServed(t *testing.T) {
+	cfg := parse(t, `
+virtual_server_group G {
+    10.0.0.100-101 80
+    10.0.0.102 443
+}
+virtual_server group G {
+    protocol TCP
+    lb_algo rr
+    lb_kind DR
+    real_server 10.0.0.11 80 {
+        TCP_CHECK {
+        }
+    }
+    real_server 10.0.0.12 80 {
+    }
+}
+`)
+	d, dp, c, _ := newTest(t)
+	require.NoError(t, d.Load(cfg))
+	var got []string
+	for _, s := range dp.last() {
+		got = append(got, fmt.Sprintf("%s %v", s.ServiceKey, weights(s)))
+	}
+	assert.Equal(t, []string{
+		"TCP 10.0.0.100:80 map[10.0.0.11:80:1 10.0.0.12:80:1]",
+		"TCP 10.0.0.101:80 map[10.0.0.11:80:1 10.0.0.12:80:1]",
+		"TCP 10.0.0.102:443 map[10.0.0.11:443:1 10.0.0.12:443:1]",
+	}, got)
+	c.report(t, "10.0.0.11:80", Health{Up: false, Reason: "connection refused"})
+	for _, s := range dp.last() {
+		assert.Len(t, s.Reals, 1, "%s: the down real left every service of the group", s.ServiceKey)
+	}
+	st, err := d.Status()
+	require.NoError(t, err)
+	require.Len(t, st.Services, 3)
+	assert.Equal(t, uint16(443), st.Services[2].Port)
+	assert.Equal(t, uint16(443), st.Services[2].Reals[1].Port)
+	assert.True(t, st.Services[2].Reals[1].InService)
+
+	both := parse(t, `
+virtual_server_group G {
+    10.0.0.100 80
+    10.0.0.200 0
+}
+virtual_server group G {
+    protocol TCP
+    lb_kind DR
+    real_server 10.0.0.2 80 {
+    }
+}
+virtual_server fwmark 5 {
+    lb_kind DR
+    real_server 10.0.0.3 80 {
+    }
+}
+`)
+	require.NoError(t, Validate(both, ipvs.Caps))
+	err = Validate(both, xdp.Caps)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "keepalived.conf:6: virtual_server group G (TCP 10.0.0.200:0): port 0 (all-ports services) is not supported by the XDP data plane")
+	assert.Contains(t, err.Error(), "keepalived.conf:12: virtual_server fwmark 5: firewall-mark services are not supported by the XDP data plane: the mark is set by netfilter, after XDP has seen the packet")
+}
+
+// xlbadm makes fwmark services where the data plane has them (IPVS), listed
+// as ipvsadm lists them, and XDP refuses them by name.
+func TestXlbadmFWMark(t *testing.T) {
+	d, dp, _, _ := newTest(t)
+	caps := ipvs.Caps
+	dp.caps = &caps
+	for _, args := range [][]string{{"-A", "-f", "5", "-s", "rr", "-p", "60"}, {"-a", "-f", "5", "-r", "10.0.0.2", "-g", "-w", "3"}} {
+		_, errOut, code := d.Ipvsadm(args, "")
+		require.Equal(t, 0, code, "%v: %s", args, errOut)
+	}
+	require.Len(t, dp.last(), 1)
+	assert.Equal(t, dataplane.ServiceKey{Addr: netip.IPv4Unspecified(), FWMark: 5}, dp.last()[0].ServiceKey)
+	out, errOut, code := d.Ipvsadm([]string{"-Ln"}, "")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "FWM  5 rr persistent 60\n  -> 10.0.0.2:0                   Route   3      0          0         \n")
+	out, _, _ = d.Ipvsadm([]string{"-Sn"}, "")
+	assert.Contains(t, out, "-A -f 5 -s rr -p 60\n-a -f 5 -r 10.0.0.2:0 -g -w 3\n")
+
+	d, dp, _, _ = newTest(t) // XDP's caps
+	_, errOut, code = d.Ipvsadm([]string{"-A", "-f", "5", "-s", "rr"}, "")
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, errOut, "firewall-mark services are not supported by the XDP data plane")
 }

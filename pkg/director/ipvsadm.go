@@ -71,8 +71,8 @@ func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, 
 
 	if cmd.HasService {
 		if vs := d.configService(&cmd.Service); vs != nil && cmd.Kind != ipvsadm.CmdAddService {
-			return "", fmt.Sprintf("%s %s:%d is defined in %s: change it there and reload (SIGHUP)",
-				cmd.Service.Protocol, cmd.Service.Addr, cmd.Service.Port, vs.cfg.Pos), 255
+			return "", fmt.Sprintf("%s is defined in %s: change it there and reload (SIGHUP)",
+				manualKey(&cmd.Service), vs.cfg.Pos), 255
 		}
 	}
 	next := d.manualCopy()
@@ -84,7 +84,7 @@ func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, 
 	if err == nil {
 		for _, s := range next.Services {
 			if d.configService(&s) != nil {
-				err = fmt.Errorf("%s %s:%d is defined in the configuration", s.Protocol, s.Addr, s.Port)
+				err = fmt.Errorf("%s is defined in the configuration", manualKey(&s))
 				break
 			}
 		}
@@ -135,12 +135,27 @@ func (d *Director) manualCopy() *ipvsadm.State {
 
 // configService is the configured virtual server with s's identity.
 func (d *Director) configService(s *ipvsadm.Service) *vsState {
+	want := manualKey(s)
 	for _, vs := range d.services {
-		if vs.key.Addr == s.Addr && vs.key.Port == s.Port && vs.key.Protocol == s.Protocol && s.FWMark == 0 {
-			return vs
+		for _, k := range vs.keys {
+			if k == want {
+				return vs
+			}
 		}
 	}
 	return nil
+}
+
+// manualKey is the data plane's name for a service of ipvsadm's table.
+func manualKey(s *ipvsadm.Service) dataplane.ServiceKey {
+	if s.FWMark != 0 {
+		a := netip.IPv4Unspecified()
+		if s.Addr.Is6() {
+			a = netip.IPv6Unspecified()
+		}
+		return dataplane.ServiceKey{Addr: a, FWMark: s.FWMark}
+	}
+	return dataplane.ServiceKey{Addr: s.Addr, Port: s.Port, Protocol: s.Protocol}
 }
 
 // manualServices turns the commands' table into data plane services. What
@@ -151,16 +166,13 @@ func manualServices(st *ipvsadm.State) ([]dataplane.Service, error) {
 		return nil, nil
 	}
 	for _, s := range st.Services {
-		if s.FWMark != 0 {
-			return nil, fmt.Errorf("fwmark service %d: fwmark services are not supported", s.FWMark)
-		}
 		if s.PE != "" {
 			// What the kernel answers when the engine's module is missing.
 			return nil, &ipvsadm.Error{Code: 255, Msg: "Scheduler or persistence engine not found\n" +
 				"xlb: persistence engines (--pe " + s.PE + ") are not supported by xlb's data planes"}
 		}
 		svc := dataplane.Service{
-			ServiceKey: dataplane.ServiceKey{Addr: s.Addr, Port: s.Port, Protocol: s.Protocol},
+			ServiceKey: manualKey(&s),
 			Scheduler:  s.Scheduler,
 			Flags:      s.Flags,
 		}
@@ -209,7 +221,7 @@ func (d *Director) zero(cmd ipvsadm.Command) (string, string, int) {
 }
 
 func statKey(s *ipvsadm.Service, dst *ipvsadm.Dest) string {
-	k := fmt.Sprintf("%s %s:%d", s.Protocol, s.Addr, s.Port)
+	k := manualKey(s).String()
 	if dst != nil {
 		k += " " + dst.AddrPort().String()
 	}
@@ -302,9 +314,12 @@ func IpvsadmTable(dp dataplane.Dataplane, wanted []dataplane.Service,
 	for _, ss := range stats.Services {
 		svc := ss.Service
 		is := ipvsadm.Service{
-			Protocol: svc.Protocol, Addr: svc.Addr, Port: svc.Port,
+			Protocol: svc.Protocol, Addr: svc.Addr, Port: svc.Port, FWMark: svc.FWMark,
 			Scheduler: svc.Scheduler, Flags: svc.Flags,
 			Stats: counters(ss.Counters), Rates: rates(svc.ServiceKey, nil),
+		}
+		if svc.FWMark != 0 {
+			is.Protocol = lvs.TCP // as ipvsadm names a fwmark service
 		}
 		if svc.Persistence > 0 {
 			is.Persistent, is.Timeout = true, uint32(svc.Persistence/time.Second)

@@ -30,35 +30,57 @@ func Validate(cfg *config.Config, caps dataplane.Caps) error {
 		}
 	}
 	seen := map[dataplane.ServiceKey]config.Pos{}
-	reals := 0
+	services, reals := 0, 0
 	for i := range cfg.VirtualServers {
 		vs := &cfg.VirtualServers[i]
-		name := fmt.Sprintf("virtual_server %s %d", vs.Addr, vs.Port)
+		name := "virtual_server " + vs.Name()
 		// The data plane's size: said once, at the first service or real
 		// past it.
-		if caps.MaxServices > 0 && i == caps.MaxServices {
-			bad(vs.Pos, name, fmt.Errorf("the configuration has %d virtual servers; %s holds %d (--max-services)", len(cfg.VirtualServers), caps.Name, caps.MaxServices))
-		}
-		if n := max(len(vs.Reals), 1); caps.MaxReals > 0 && reals <= caps.MaxReals && reals+n > caps.MaxReals {
+		if caps.MaxServices > 0 && services <= caps.MaxServices && services+len(vs.Services()) > caps.MaxServices {
 			total := 0
 			for _, v := range cfg.VirtualServers {
-				total += max(len(v.Reals), 1)
+				total += len(v.Services())
+			}
+			bad(vs.Pos, name, fmt.Errorf("the configuration has %d virtual servers; %s holds %d (--max-services)", total, caps.Name, caps.MaxServices))
+		}
+		services += len(vs.Services())
+		if n := max(len(vs.Reals), 1) * len(vs.Services()); caps.MaxReals > 0 && reals <= caps.MaxReals && reals+n > caps.MaxReals {
+			total := 0
+			for _, v := range cfg.VirtualServers {
+				total += max(len(v.Reals), 1) * len(v.Services())
 			}
 			bad(vs.Pos, name, fmt.Errorf("the configuration has %d real servers (counted per virtual server); %s holds %d (--max-reals)", total, caps.Name, caps.MaxReals))
 		}
-		reals += max(len(vs.Reals), 1)
-		svc := serviceOf(vs)
-		if prev, dup := seen[svc.ServiceKey]; dup {
-			bad(vs.Pos, name, fmt.Errorf("%s is defined twice (first at %s)", vs.Protocol, prev))
-		}
-		seen[svc.ServiceKey] = vs.Pos
-		bad(vs.Pos, name, caps.CheckService(svc))
+		reals += max(len(vs.Reals), 1) * len(vs.Services())
+		var dreals []dataplane.Real
 		for _, rs := range vs.Reals {
-			rname := fmt.Sprintf("real_server %s %d", rs.Addr, rs.Port)
-			bad(rs.Pos, rname, caps.CheckReal(svc, realServer(&rs, rs.Weight)))
+			dreals = append(dreals, realServer(&rs, rs.Weight))
 			if rs.UThreshold != 0 || rs.LThreshold != 0 {
-				bad(rs.Pos, rname, errors.New("uthreshold/lthreshold are not supported yet"))
+				bad(rs.Pos, fmt.Sprintf("real_server %s %d", rs.Addr, rs.Port), errors.New("uthreshold/lthreshold are not supported yet"))
 			}
+		}
+		svcs := servicesOf(vs, dreals)
+		var first error
+		for _, svc := range svcs {
+			if prev, dup := seen[svc.ServiceKey]; dup {
+				bad(vs.Pos, name, fmt.Errorf("%s is defined twice (first at %s)", svc.ServiceKey, prev))
+			}
+			seen[svc.ServiceKey] = vs.Pos
+			// A group's services share their settings and reals: say
+			// what the data plane refuses once, for the first service.
+			if err := caps.CheckService(svc); err != nil && first == nil {
+				first = err
+				what := name
+				if len(svcs) > 1 {
+					what += " (" + svc.ServiceKey.String() + ")"
+				}
+				bad(vs.Pos, what, err)
+			}
+		}
+		svc := svcs[0]
+		for i, rs := range vs.Reals {
+			rname := fmt.Sprintf("real_server %s %d", rs.Addr, rs.Port)
+			bad(rs.Pos, rname, caps.CheckReal(svc, svc.Reals[i]))
 		}
 		if s := vs.SorryServer; s != nil {
 			bad(vs.Pos, fmt.Sprintf("%s: sorry_server %s %d", name, s.Addr, s.Port), caps.CheckReal(svc, realOf(s.Addr, s.Port, 1, s.Forward)))

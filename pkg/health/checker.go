@@ -15,6 +15,16 @@ type Checker interface {
 	Check(ctx context.Context) Result
 }
 
+// Watcher is a Checker that knows when what it checks may have changed,
+// as FILE_CHECK does (keepalived watches its file with inotify): the
+// Monitor checks it again at once then, besides its DelayLoop.
+type Watcher interface {
+	Checker
+	// Watch returns a channel that receives after each change, until ctx
+	// is done. An error leaves only the DelayLoop.
+	Watch(ctx context.Context) (<-chan struct{}, error)
+}
+
 // CheckerFunc adapts a function to a Checker.
 type CheckerFunc func(ctx context.Context) Result
 
@@ -27,6 +37,10 @@ type Result struct {
 	// Weight is set by a MISC_CHECK with misc_dynamic that exited 2..255:
 	// the real server's new weight, exit code - 2. Nil otherwise.
 	Weight *int
+	// AddWeight is set by a FILE_CHECK with a weight: what it adds to the
+	// real server's weight while it is up (keepalived's cur_weight, the
+	// file's value times the weight). Nil otherwise, which adds nothing.
+	AddWeight *int
 	// Err says why a check failed. Nil when Up.
 	Err error
 }
@@ -43,6 +57,9 @@ var (
 	ErrStatusCode = errors.New("unexpected HTTP status code")
 	// ErrDigest: the MD5 digest of an HTTP body differs from the url's.
 	ErrDigest = errors.New("body digest mismatch")
+	// ErrRegex: an HTTP body does not match the url's regex, or matches
+	// it with regex_no_match.
+	ErrRegex = errors.New("body regex check failed")
 	// ErrNoResponse: the HTTP server closed the connection without a
 	// response.
 	ErrNoResponse = errors.New("no HTTP response")

@@ -1,10 +1,13 @@
 // Package health is keepalived's real-server health checking: the checkers
-// TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK and DNS_CHECK with keepalived's
+// TCP_CHECK, HTTP_GET, SSL_GET (with url regexes), MISC_CHECK, DNS_CHECK,
+// SMTP_CHECK, UDP_CHECK, PING_CHECK and FILE_CHECK with keepalived's
 // success conditions, and a Monitor that runs one real server's checkers with
 // keepalived's scheduling and reports the real's up/down transitions.
 //
 // Each protocol is one file behind the small [Checker] interface: a Checker
-// runs one check and says up or down; it never retries and keeps no state.
+// runs one check and says up or down; it never retries and keeps no state
+// (FILE_CHECK keeps the last value it read, which keepalived falls back on).
+// A [Watcher] also says when to check again (FILE_CHECK's inotify).
 // Retries, delay_loop, alpha and the AND of several checkers are the
 // [Monitor]'s, which takes its clock as a [Clock] so tests drive it without
 // sleeping. The option structs are this package's own; the daemon maps
@@ -13,7 +16,9 @@
 // # Semantics
 //
 // Where keepalived's behaviour had to be chosen, this package follows
-// keepalived 2.x (check_tcp.c, check_http.c, check_misc.c, check_dns.c):
+// keepalived 2.x (check_tcp.c, check_http.c, check_misc.c, check_dns.c;
+// check_smtp.c, check_udp.c, check_ping.c, check_file.c and track_file.c
+// of 2.2.7):
 //
 //   - A failed check is retried Retry times, DelayBeforeRetry apart, before
 //     the checker goes down, but only while the checker is up: a checker
@@ -22,7 +27,8 @@
 //   - Alpha starts a checker down; otherwise it starts up. A real is up when
 //     all its checkers are up; a real without checkers is always up.
 //   - Only transitions are reported: up to down, down to up, and a new
-//     misc_dynamic weight. Omega adds a last "down" for a real that is up
+//     weight: misc_dynamic's, plus what each FILE_CHECK with a weight adds
+//     while it is up. Omega adds a last "down" for a real that is up
 //     when the Monitor is stopped with Stop (keepalived runs notify_down and
 //     quorum_down for live servers on shutdown with omega); cancelling the
 //     context reports nothing more.
@@ -39,7 +45,20 @@
 //     with the query's ID has RCODE NOERROR, whether or not it has answers
 //     (keepalived does not look at the answer section). The default query is
 //     SOA for the root, keepalived's default.
+//   - A url regex must match (or, with regex_no_match, must not match) the
+//     body, searched as one stream between regex_min_offset and
+//     regex_max_offset; pkg/config turns the PCRE2 pattern into RE2.
+//   - SMTP_CHECK reads a 220 banner, says HELO and wants 250, says QUIT and
+//     wants a line; a reply is its first line, so multi-line replies fail.
+//   - UDP_CHECK: an ICMP destination unreachable is down; silence is up
+//     unless require_reply; a reply must match require_reply's pattern.
+//   - PING_CHECK: one echo, from a datagram ICMP socket where
+//     ping_group_range allows and a raw socket otherwise.
+//   - FILE_CHECK: a value of 0 is up and anything else down, or with a
+//     weight, value*weight is added to the real's weight and only a product
+//     at or below -2^31 is down.
 //
-// The tests send traffic to loopback only; they need no root except the
-// MISC_CHECK user test, which is skipped otherwise.
+// The tests send traffic to loopback only, except PING_CHECK's, which ping
+// between two network namespaces they make; those and the MISC_CHECK user
+// test need root and are skipped without it.
 package health

@@ -64,6 +64,33 @@ type URL struct {
 	StatusCodes []StatusRange
 	// VirtualHost is this url's Host header, overriding the checker's.
 	VirtualHost string
+	// Regex, if set, must match the body (or, with NoMatch, must not).
+	Regex *Regex
+}
+
+// Regex is a url's regex, regex_no_match, regex_min_offset,
+// regex_max_offset and regex_options firstline, matched against the body
+// as keepalived 2.2.7 matches it with PCRE2 (check_regex in check_http.c):
+//
+//   - the body is every byte after the headers (up to Content-Length when
+//     the server sends one), searched as one stream however it arrives;
+//     an empty body never matches;
+//   - a match must start at or after MinOffset, with the bytes before it
+//     still seen by \b and (?m)^, and ^ (without (?m)) never matching
+//     there, as PCRE2's start offset works;
+//   - it must start at or before MaxOffset unless that is negative, and
+//     with FirstLine at or before the first newline after MinOffset.
+//
+// The check fails when the body matches and NoMatch is set, or does not
+// and NoMatch is not.
+type Regex struct {
+	// Expr is the pattern in Go's regexp (RE2) syntax: pkg/config
+	// translates keepalived's PCRE2 pattern and regex_options into it.
+	Expr      string
+	NoMatch   bool
+	MinOffset int64
+	MaxOffset int64 // negative: no limit
+	FirstLine bool
 }
 
 // StatusRange is an inclusive range of HTTP status codes, Min == Max for a
@@ -131,7 +158,13 @@ func (c *HTTPCheck) fetch(ctx context.Context, u *URL) error {
 	if _, err := io.WriteString(conn, req); err != nil {
 		return ioError(parent, "send request to "+c.Addr.String(), timeout, err)
 	}
-	status, sum, err := readResponse(bufio.NewReader(conn), want != nil)
+	var m *bodyMatcher
+	if u.Regex != nil {
+		if m, err = newBodyMatcher(u.Regex); err != nil {
+			return err
+		}
+	}
+	status, sum, err := readResponse(bufio.NewReader(conn), want != nil, m)
 	if err != nil {
 		return ioError(parent, "read response from "+c.Addr.String(), timeout, err)
 	}
@@ -140,6 +173,12 @@ func (c *HTTPCheck) fetch(ctx context.Context, u *URL) error {
 	}
 	if want != nil && !bytes.Equal(sum, want) {
 		return fmt.Errorf("%w: got %x, want %x", ErrDigest, sum, want)
+	}
+	if m != nil && m.matched == u.Regex.NoMatch {
+		if m.matched {
+			return fmt.Errorf("%w: the body matches %s (regex_no_match)", ErrRegex, u.Regex.Expr)
+		}
+		return fmt.Errorf("%w: the body does not match %s", ErrRegex, u.Regex.Expr)
 	}
 	return nil
 }
@@ -195,8 +234,8 @@ func (c *HTTPCheck) host(u *URL) string {
 }
 
 // readResponse reads a response to its end and returns its status and, with
-// digest set, the MD5 of its body.
-func readResponse(r *bufio.Reader, digest bool) (status int, sum []byte, err error) {
+// digest set, the MD5 of its body. A non-nil m is matched against the body.
+func readResponse(r *bufio.Reader, digest bool, m *bodyMatcher) (status int, sum []byte, err error) {
 	tp := textproto.NewReader(r)
 	line, err := tp.ReadLine()
 	if err != nil {
@@ -221,6 +260,13 @@ func readResponse(r *bufio.Reader, digest bool) (status int, sum []byte, err err
 	var sink io.Writer = io.Discard
 	if digest {
 		sink = h
+	}
+	if m != nil {
+		body = io.TeeReader(body, sink)
+		sink = io.Discard
+		if err := m.match(body); err != nil {
+			return 0, nil, fmt.Errorf("body: %w", err)
+		}
 	}
 	if _, err := io.Copy(sink, body); err != nil {
 		return 0, nil, fmt.Errorf("body: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -56,12 +57,15 @@ type Probe struct {
 }
 
 // Transition is a change of a real server's state: up to down, down to up,
-// or a new weight from a misc_dynamic check.
+// or a new weight from a misc_dynamic MISC_CHECK or a FILE_CHECK.
 type Transition struct {
 	Real string // MonitorConfig.Real
 	Up   bool
-	// Weight is the last weight a misc_dynamic check set, nil if none has:
-	// then the configured weight stands.
+	// Weight is the real server's weight as its checkers set it, nil
+	// while they set none: then the configured weight stands. It is the
+	// last weight a misc_dynamic check set (else MonitorConfig.Weight)
+	// plus what the FILE_CHECKs that are up add, in [0, MaxInt32] as
+	// keepalived's real_weight() bounds it.
 	Weight *int
 	Reason string    // which checker, and why
 	At     time.Time // from the Monitor's clock
@@ -72,6 +76,9 @@ type MonitorConfig struct {
 	// Real names the real server in each Transition, as the daemon keys
 	// it (a real is per virtual server: "10.0.0.100:80/10.0.0.21:80").
 	Real string
+	// Weight is the real server's configured weight, which FILE_CHECK
+	// weights add to.
+	Weight int
 	// Probes must all be up for the real to be up. None: always up.
 	Probes []Probe
 	// Omega makes a graceful Stop report the real down if it is up, so
@@ -80,6 +87,22 @@ type MonitorConfig struct {
 	Omega bool
 	// Clock schedules the checks. Nil is SystemClock.
 	Clock Clock
+	// OnChecker, if set, is told each time one checker changes state,
+	// which is when keepalived sends a checker's smtp_alert. It is called
+	// with the Monitor's lock held and must not block.
+	OnChecker func(CheckerChange)
+}
+
+// CheckerChange is one checker going up or down.
+type CheckerChange struct {
+	Probe  int    // its index in MonitorConfig.Probes
+	Name   string // Probe.Name
+	Up     bool
+	Err    error // why it went down
+	RealUp bool  // the real's state after the change
+	// RealChanged says the change moved the real's state.
+	RealChanged bool
+	At          time.Time
 }
 
 // Monitor runs one real server's checkers on keepalived's schedule and
@@ -93,7 +116,7 @@ type Monitor struct {
 	mu     sync.Mutex // serialises folding results and sending transitions
 	probes []probeState
 	up     bool
-	weight *int
+	weight *int // the last weight misc_dynamic set, nil if none has
 
 	state   atomic.Pointer[realState] // for State without waiting on mu
 	started atomic.Bool
@@ -103,7 +126,7 @@ type Monitor struct {
 
 type realState struct {
 	up     bool
-	weight *int
+	weight *int // as effectiveWeight
 }
 
 // NewMonitor returns a Monitor in its initial state: up unless a probe has
@@ -122,9 +145,9 @@ func NewMonitor(cfg MonitorConfig) *Monitor {
 	return m
 }
 
-// State is the real's current state and the weight misc_dynamic last set
-// (nil if none has). Before Run it is the initial state, which Run does not
-// report as a transition.
+// State is the real's current state and its weight as its checkers set it
+// (nil if they set none; see Transition.Weight). Before Run it is the
+// initial state, which Run does not report as a transition.
 func (m *Monitor) State() (up bool, weight *int) {
 	s := m.state.Load()
 	return s.up, copyWeight(s.weight)
@@ -180,11 +203,18 @@ func (m *Monitor) runProbe(ctx, checkCtx context.Context, i int, out chan<- Tran
 	if p.Warmup > 0 {
 		delay = rand.N(p.Warmup)
 	}
+	var changed <-chan struct{} // nil unless the checker is a Watcher
+	if w, ok := p.Checker.(Watcher); ok {
+		if c, err := w.Watch(checkCtx); err == nil {
+			changed = c
+		}
+	}
 	for {
 		select {
 		case <-checkCtx.Done():
 			return
 		case <-m.clock.After(delay):
+		case <-changed:
 		}
 		r := p.Checker.Check(checkCtx)
 		if checkCtx.Err() != nil {
@@ -200,13 +230,18 @@ func (m *Monitor) fold(ctx context.Context, i int, r Result, out chan<- Transiti
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := &m.cfg.Probes[i]
-	next, _ := m.probes[i].observe(r, &p.Policy)
-	newWeight := r.Up && r.Weight != nil && (m.weight == nil || *m.weight != *r.Weight)
-	if newWeight {
+	wasWeight := m.effectiveWeight()
+	next, changed := m.probes[i].observe(r, &p.Policy)
+	if r.Up && r.Weight != nil {
 		m.weight = copyWeight(r.Weight)
 	}
+	newWeight := !sameWeight(wasWeight, m.effectiveWeight())
 	wasUp := m.up
 	m.up = m.allUp()
+	if changed && m.cfg.OnChecker != nil {
+		m.cfg.OnChecker(CheckerChange{Probe: i, Name: p.Name, Up: r.Up, Err: r.Err, RealUp: m.up,
+			RealChanged: m.up != wasUp, At: m.clock.Now()})
+	}
 	var reason string
 	switch {
 	case m.up != wasUp && !m.up:
@@ -220,7 +255,10 @@ func (m *Monitor) fold(ctx context.Context, i int, r Result, out chan<- Transiti
 	case m.up != wasUp:
 		reason = p.Name + ": up; all checkers up"
 	case newWeight:
-		reason = fmt.Sprintf("%s: weight %d", p.Name, *r.Weight)
+		reason = p.Name + ": weight back to the configured one"
+		if w := m.effectiveWeight(); w != nil {
+			reason = fmt.Sprintf("%s: weight %d", p.Name, *w)
+		}
 	default:
 		return next // no transition, even if this checker changed
 	}
@@ -230,8 +268,9 @@ func (m *Monitor) fold(ctx context.Context, i int, r Result, out chan<- Transiti
 
 // send publishes the state and reports it on out. m.mu is held.
 func (m *Monitor) send(ctx context.Context, out chan<- Transition, reason string) {
-	m.state.Store(&realState{up: m.up, weight: copyWeight(m.weight)})
-	t := Transition{Real: m.cfg.Real, Up: m.up, Weight: copyWeight(m.weight), Reason: reason, At: m.clock.Now()}
+	w := m.effectiveWeight()
+	m.state.Store(&realState{up: m.up, weight: w})
+	t := Transition{Real: m.cfg.Real, Up: m.up, Weight: copyWeight(w), Reason: reason, At: m.clock.Now()}
 	select {
 	case out <- t:
 	case <-ctx.Done():
@@ -247,6 +286,30 @@ func (m *Monitor) allUp() bool {
 	return true
 }
 
+// effectiveWeight is the real's weight as its checkers set it, nil if
+// they set none: the misc_dynamic weight (else the configured one) plus
+// what each FILE_CHECK that is up adds, as keepalived sums its checkers'
+// cur_weight into the real's effective_weight, bounded by real_weight().
+func (m *Monitor) effectiveWeight() *int {
+	var add int64
+	for i := range m.probes {
+		add += int64(m.probes[i].add)
+	}
+	if m.weight == nil && add == 0 {
+		return nil
+	}
+	w := int64(m.cfg.Weight)
+	if m.weight != nil {
+		w = int64(*m.weight)
+	}
+	v := int(min(max(w+add, 0), math.MaxInt32))
+	return &v
+}
+
+func sameWeight(a, b *int) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
+}
+
 func copyWeight(w *int) *int {
 	if w == nil {
 		return nil
@@ -255,11 +318,12 @@ func copyWeight(w *int) *int {
 	return &v
 }
 
-// probeState is one checker's state in keepalived's terms: is_up and
-// retry_it.
+// probeState is one checker's state in keepalived's terms: is_up,
+// retry_it and, for a FILE_CHECK, cur_weight.
 type probeState struct {
 	up      bool
 	retries int
+	add     int // what the checker adds to the real's weight (Result.AddWeight)
 }
 
 // observe applies one check result and returns the delay before the next
@@ -276,5 +340,11 @@ func (s *probeState) observe(r Result, p *Policy) (next time.Duration, changed b
 	wasUp := s.up
 	s.retries = 0
 	s.up = r.Up
+	// A checker that goes down stops adding to the weight (keepalived
+	// zeroes cur_weight on FAULT).
+	s.add = 0
+	if r.Up && r.AddWeight != nil {
+		s.add = *r.AddWeight
+	}
 	return p.delayLoop(), s.up != wasUp
 }

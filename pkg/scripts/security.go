@@ -42,9 +42,10 @@ import (
 // checker less), a notify or quorum script. Each removal and each finding
 // is a warning in keepalived's words, at the line of the block that names
 // the script. A script_user, script group or per-script user that does not
-// exist is an error, as is enable_script_security with no script_user and
-// no keepalived_script user: keepalived reports each as a configuration
-// error and drops the scripts. securityOnce is the running daemon's memory that
+// exist, and enable_script_security with no script_user and no
+// keepalived_script user, are configuration errors to keepalived, which
+// drops the scripts and runs on: warnings that say so here (errors with
+// --strict). securityOnce is the running daemon's memory that
 // enable_script_security was seen: keepalived never turns it off until it
 // restarts.
 func Secure(cfg *config.Config, securityOnce bool) error {
@@ -146,8 +147,11 @@ func (s *securer) warn(pos config.Pos, msg string) {
 	s.cfg.Warnings = append(s.cfg.Warnings, config.Warning{File: pos.File, Line: pos.Line, Msg: msg})
 }
 
+// errorf is what keepalived reports as a configuration error and carries on
+// from, without the script: a warning saying so (an error with --strict).
 func (s *securer) errorf(pos config.Pos, format string, args ...any) {
-	s.errs = append(s.errs, &config.ParseError{File: pos.File, Line: pos.Line, Msg: fmt.Sprintf(format, args...)})
+	s.cfg.Warnings = append(s.cfg.Warnings, config.Warning{File: pos.File, Line: pos.Line, Msg: fmt.Sprintf(format, args...),
+		Then: "the scripts it concerns are dropped, as keepalived drops them"})
 }
 
 func (s *securer) defaultUser() {

@@ -29,7 +29,7 @@ func svcKey(a string, port uint16, p lvs.Protocol) dataplane.ServiceKey {
 // service and an IPv6 one with an IPv4 real behind a tunnel.
 func sample() []dataplane.Service {
 	var out []dataplane.Service
-	for i, s := range Caps.Schedulers {
+	for i, s := range schedulersHere() {
 		out = append(out, dataplane.Service{
 			ServiceKey: svcKey(fmt.Sprintf("10.79.0.%d", i+1), 80, lvs.TCP),
 			Scheduler:  s,
@@ -42,7 +42,7 @@ func sample() []dataplane.Service {
 	}
 	out[0].Persistence, out[0].PersistenceMask = 300*time.Second, 0xffffff00 // rr
 	out[1].Persistence = 60 * time.Second                                    // wrr, /32
-	out[2].Flags = lvs.Sched1 | lvs.Sched2                                   // sh
+	out[2].Flags = lvs.Sched1 | lvs.Sched2                                   // lc, with sh's flags
 	out = append(out,
 		dataplane.Service{
 			ServiceKey: svcKey("10.79.0.100", 53, lvs.UDP), Scheduler: "wlc",
@@ -181,12 +181,13 @@ func TestValidate(t *testing.T) {
 		change func(s *dataplane.Service)
 		err    string
 	}{
-		{"unmodelled scheduler", func(s *dataplane.Service) { s.Scheduler = "lblc" },
-			`service TCP 10.79.0.1:80: scheduler lblc is not supported by the IPVS data plane (rr, wrr, lc, wlc, dh, sh, sed, nq are)`},
+		{"unknown scheduler", func(s *dataplane.Service) { s.Scheduler = "conhash" },
+			`service TCP 10.79.0.1:80: scheduler conhash is not supported by the IPVS data plane (rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos are)`},
 		{"protocol", func(s *dataplane.Service) { s.Protocol = 132 }, "service SCTP 10.79.0.1:80: protocol SCTP is not supported by the IPVS data plane (TCP, UDP are)"},
 		{"no address", func(s *dataplane.Service) { s.Addr = netip.Addr{} }, "is not a plain IPv4 or IPv6 address"},
 		{"4in6", func(s *dataplane.Service) { s.Addr = addr("::ffff:10.79.0.1") }, "is not a plain IPv4 or IPv6 address"},
-		{"port 0", func(s *dataplane.Service) { s.Port = 0 }, "port 0 (all-ports services) is not supported"},
+		{"port 0 without persistence", func(s *dataplane.Service) { s.Port = 0 }, "port 0 (all ports) needs persistence, as IPVS requires"},
+		{"fwmark with an address", func(s *dataplane.Service) { s.FWMark = 3 }, "a firewall-mark service has no address, port or protocol"},
 		{"flags", func(s *dataplane.Service) { s.Flags = 0x40 }, "service flags 0x40: not supported by the IPVS data plane"},
 		{"persistence below 1 s", func(s *dataplane.Service) { s.Persistence = time.Millisecond }, "persistence 1ms mask 255.255.255.255 out of range"},
 		{"persistence too long", func(s *dataplane.Service) { s.Persistence = dataplane.MaxPersistence + time.Second }, "out of range"},
@@ -283,7 +284,7 @@ func TestForeignServices(t *testing.T) {
 // extra dests go, and it goes at Close.
 func TestTakeOver(t *testing.T) {
 	backends(t, func(t *testing.T, e *env) {
-		want := sample()[3] // lc
+		want := sample()[3] // wlc
 		old := kernelService(want)
 		old.Scheduler = "rr"
 		require.NoError(t, e.raw.CreateService(old))
@@ -377,4 +378,24 @@ func TestOpenWithoutIPVS(t *testing.T) {
 	_, err := Open(Options{})
 	require.ErrorIs(t, err, ErrNoIPVS)
 	assert.Regexp(t, `^the kernel has no IPVS: `, err.Error())
+}
+
+// A scheduler whose module the kernel lacks (twos before 6.2) is the
+// kernel's to refuse, and the error names the module to look for.
+func TestMissingSchedulerModule(t *testing.T) {
+	e := kernelEnv(t)
+	var missing string
+	for _, s := range Caps.Schedulers {
+		if !slices.Contains(schedulersHere(), s) {
+			missing = s
+		}
+	}
+	if missing == "" {
+		t.Skip("this kernel has every IPVS scheduler's module")
+	}
+	v, _ := e.open(t, Options{})
+	err := v.Apply([]dataplane.Service{{ServiceKey: svcKey("10.79.0.1", 80, lvs.TCP), Scheduler: missing,
+		Reals: []dataplane.Real{{Addr: addr("10.80.0.1"), Port: 80, Weight: 1, Forward: lvs.DR}}}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "is the kernel module ip_vs_"+missing+" available?")
 }

@@ -233,3 +233,19 @@ func (n *testNS) run(t testing.TB, args ...string) string {
 	require.NoError(t, err)
 	return string(out)
 }
+
+// schedulersHere are Caps.Schedulers less those whose module this kernel
+// has not loaded, where it has IPVS at all (the VM loads every ip_vs_*
+// module it has at boot; 6.1 has no ip_vs_twos, which came in 6.2).
+func schedulersHere() []string {
+	if _, err := os.Stat("/sys/module/ip_vs"); err != nil {
+		return Caps.Schedulers // no IPVS here: the fake takes them all
+	}
+	var out []string
+	for _, s := range Caps.Schedulers {
+		if _, err := os.Stat("/sys/module/ip_vs_" + s); err == nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -325,7 +325,7 @@ func counters(s64, s32 kipvs.Stats) dataplane.Counters {
 }
 
 func compareKeys(a, b dataplane.ServiceKey) int {
-	return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Port, b.Port), cmp.Compare(a.Protocol, b.Protocol))
+	return cmp.Or(cmp.Compare(a.FWMark, b.FWMark), a.Addr.Compare(b.Addr), cmp.Compare(a.Port, b.Port), cmp.Compare(a.Protocol, b.Protocol))
 }
 
 // maxTimeout is the largest timeout every kernel takes (INT_MAX jiffies

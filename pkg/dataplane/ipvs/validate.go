@@ -14,19 +14,22 @@ import (
 
 // Caps is what the kernel's IPVS forwards, as xlb drives it: DR, NAT and
 // TUN (IPIP), IPv4 and IPv6 (a real of the other family by tunnel), TCP
-// and UDP, the scheduler flags and one-packet scheduling, and the
-// schedulers xlb has a model of (sched.Modelled), which its behaviour
-// suite checks against the kernel. The kernel has more (lblc, lblcr, fo,
-// ovf, mh, twos: the registry lists them), some only in newer kernels
-// (twos since 6.2), so a scheduler joins here with its model and tests.
+// and UDP, fwmark and port-0 services, the scheduler flags and one-packet
+// scheduling, and every scheduler of the kernel's (the registry's 14, as
+// keepalived passes lvs_sched to the kernel): a kernel without one's module
+// (twos before 6.2) refuses it, and the error names the module. The
+// behaviour suite checks the kernel against the ones xlb has a model of
+// (sched.Modelled).
 var Caps = dataplane.Caps{
 	Name:       "the IPVS data plane",
-	Schedulers: sched.Names(sched.Modelled),
+	Schedulers: sched.Names(nil),
 	Forwards:   []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN},
 	Protocols:  []lvs.Protocol{lvs.TCP, lvs.UDP},
 	IPv6:       true,
 	Flags:      lvs.SchedFlags | lvs.OnePacket,
 	Thresholds: true,
+	AllPorts:   true,
+	FWMark:     true,
 }
 
 // Caps implements dataplane.Dataplane.
@@ -76,6 +79,7 @@ func kernelService(s dataplane.Service) kipvs.Service {
 		Address:   s.Addr,
 		Port:      s.Port,
 		Protocol:  kipvs.Protocol(s.Protocol),
+		FWMark:    s.FWMark,
 		Family:    family(s.Addr),
 		Scheduler: s.Scheduler,
 		Flags:     kipvs.Flags(s.Flags),
@@ -145,9 +149,17 @@ func heldService(k dataplane.ServiceKey, s kipvs.Service) dataplane.Service {
 }
 
 // keyOf names a kernel service in xlb's terms; ok is false for services
-// xlb cannot have made (fwmark, SCTP).
+// xlb cannot have made (SCTP). A fwmark service is named by its mark and
+// family alone.
 func keyOf(s kipvs.Service) (dataplane.ServiceKey, bool) {
-	if s.FWMark != 0 || (s.Protocol != kipvs.TCP && s.Protocol != kipvs.UDP) {
+	if s.FWMark != 0 {
+		a := netip.IPv4Unspecified()
+		if s.Family == kipvs.INET6 {
+			a = netip.IPv6Unspecified()
+		}
+		return dataplane.ServiceKey{Addr: a, FWMark: s.FWMark}, true
+	}
+	if s.Protocol != kipvs.TCP && s.Protocol != kipvs.UDP {
 		return dataplane.ServiceKey{}, false
 	}
 	return dataplane.ServiceKey{Addr: s.Address, Port: s.Port, Protocol: lvs.Protocol(s.Protocol)}, true
