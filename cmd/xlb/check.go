@@ -21,8 +21,9 @@ func runCheck(e env, args []string) int {
 	var sizes daemon.Options
 	sizeFlags(fs, &sizes)
 	strictFlags(fs, &sizes.Strict, &sizes.ConfigID)
+	peers := peerFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, `usage: xlb check [-f FILE] [--dataplane auto|xdp|ipvs] [--strict] [--config-id ID]
+		fmt.Fprintln(e.stderr, `usage: xlb check [-f FILE] [--dataplane auto|xdp|ipvs] [--strict] [--config-id ID] [--peer FILE]...
 
 Checks a keepalived.conf as xlb run would load it, like keepalived -t: prints
 warnings and errors with file:line, and the data plane xlb run would use for
@@ -32,6 +33,13 @@ A warning is something keepalived also logs and carries on from (an unknown
 keyword, a value it corrects: the warning says what is done with it), or,
 marked "unlike keepalived", something keepalived acts on that xlb ignores.
 --strict makes every warning an error.
+
+--peer FILE (repeatable; FILE@ID for a shared file read under config id ID)
+adds the other directors of the VRRP pair or group: the elections of the
+virtual routers they share are worked through for every combination of
+tracker failures and directors down, as keepalived 2.2.7 holds them; exit 1
+also when a combination leaves no MASTER while a director could be one, two
+MASTERs, or a MASTER whose own tracker failed keeping the VIP.
 
 flags:`)
 		fs.PrintDefaults()
@@ -87,7 +95,7 @@ flags:`)
 	default:
 		fmt.Fprintln(e.stdout, "data plane: xdp: xlb run --dataplane auto runs this file on XDP where the host allows it (xlb probe), else IPVS")
 	}
-	return 0
+	return peers.run(e, *file, sizes.ConfigID, cfg)
 }
 
 // strictFlags adds --strict and --config-id, which xlb run and xlb check
