@@ -183,6 +183,70 @@ static __always_inline __u32 sched_heaviest(const struct svc *s, int ovf)
 	return best;
 }
 
+/* A real's ip_vs_dest_conn_overhead, ActiveConn*256 + InActConn, as the
+ * kernel's int; 0 when its counts are not there. */
+static __always_inline __s32 real_overhead(__u32 slot)
+{
+	struct conn_counts *rc = bpf_map_lookup_elem(&real_conns, &slot);
+	if (!rc)
+		return 0;
+	return ((__s32)rc->active << 8) + (__s32)rc->inactive;
+}
+
+/* One twos draw: walking the available reals subtracting their weights,
+ * the first where the draw is 0 or less. A loop of its own per draw keeps
+ * the verifier's states few. */
+static __always_inline __u32 twos_walk(const struct svc *s, __s64 r)
+{
+	__u32 n = s->seq_len;
+	for (__u32 i = 0; i < XLB_MAX_SCAN; i++) {
+		if (i >= n)
+			break;
+		__u32 slot = sched_tab_get(s, i);
+		struct real *rl = real_if_available(slot);
+		if (!rl)
+			continue;
+		r -= rl->weight;
+		if (r <= 0)
+			return slot;
+	}
+	return XLB_NO_REAL;
+}
+
+/* twos (ip_vs_twos.c, Linux 6.2): two draws in [0, sum of the available
+ * weights], each walking the reals (twos_walk); the second choice replaces
+ * the first only when its overhead per weight is lower (int products, as
+ * the kernel's). A global function: verified once, on its own. */
+__attribute__((noinline)) __u32 xlb_twos(__u32 svc_slot)
+{
+	struct svc *s = bpf_map_lookup_elem(&svcs, &svc_slot);
+	if (!s)
+		return XLB_NO_REAL;
+	__u32 n = s->seq_len;
+	__u64 total = 0;
+	for (__u32 i = 0; i < XLB_MAX_SCAN; i++) {
+		if (i >= n)
+			break;
+		struct real *r = real_if_available(sched_tab_get(s, i));
+		if (r)
+			total += (__u32)r->weight;
+	}
+	if (!total)
+		return XLB_NO_REAL;
+	total += 1;
+	__u32 c1 = twos_walk(s, (__s64)((__u64)bpf_get_prandom_u32() % total));
+	__u32 c2 = twos_walk(s, (__s64)((__u64)bpf_get_prandom_u32() % total));
+	if (c1 == XLB_NO_REAL || c2 == XLB_NO_REAL || c1 == c2)
+		return c1;
+	struct real *r1 = bpf_map_lookup_elem(&reals, &c1);
+	struct real *r2 = bpf_map_lookup_elem(&reals, &c2);
+	if (!r1 || !r2)
+		return c1;
+	if ((__s32)((__u32)r2->weight * (__u32)real_overhead(c1)) > (__s32)((__u32)r1->weight * (__u32)real_overhead(c2)))
+		return c2;
+	return c1;
+}
+
 /* Returns a real slot that is available for a new flow, or XLB_NO_REAL.
  * A global function: the verifier checks it once, on its own, instead of
  * once per path through the caller (the scans make many). It takes the
@@ -214,6 +278,8 @@ __attribute__((noinline)) __u32 xlb_schedule(__u32 svc_slot, __u32 src_fold, __u
 		return sched_heaviest(s, 0);
 	case XLB_SCHED_OVF:
 		return sched_heaviest(s, 1);
+	case XLB_SCHED_TWOS:
+		return xlb_twos(svc_slot);
 	}
 	return XLB_NO_REAL;
 }

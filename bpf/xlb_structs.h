@@ -18,6 +18,7 @@ enum xlb_sched {
 	XLB_SCHED_NQ = 8,
 	XLB_SCHED_FO = 9,
 	XLB_SCHED_OVF = 10,
+	XLB_SCHED_TWOS = 11,
 };
 
 /* IPVS's TCP connection states (include/net/ip_vs.h), then UDP: the index

@@ -112,3 +112,52 @@ func OVF(ds []Dest) int {
 	}
 	return best
 }
+
+// TwosTotal is the range ip_vs_twos_schedule draws its two random weights
+// from, [0, TwosTotal): the sum of the available dests' weights, plus one.
+// 0: no dest is available.
+func TwosTotal(ds []Dest) int64 {
+	var total int64
+	for _, d := range ds {
+		if d.Available() {
+			total += int64(d.Weight)
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return total + 1
+}
+
+// Twos is ip_vs_twos_schedule (power of two choices, Linux 6.2) given its
+// two random draws r1, r2 in [0, TwosTotal(ds)): each walks the available
+// dests subtracting their weights and picks the one where it reaches 0 or
+// less (so the first dest takes one draw more than its weight); of the two,
+// the second replaces the first only if its Overhead per weight is lower.
+func Twos(ds []Dest, r1, r2 int64) int {
+	if TwosTotal(ds) == 0 {
+		return -1
+	}
+	c1, c2 := -1, -1
+	for i, d := range ds {
+		if !d.Available() {
+			continue
+		}
+		r1 -= int64(d.Weight)
+		r2 -= int64(d.Weight)
+		if r1 <= 0 && c1 < 0 {
+			c1 = i
+		}
+		if r2 <= 0 && c2 < 0 {
+			c2 = i
+		}
+		if c1 >= 0 && c2 >= 0 {
+			break
+		}
+	}
+	// The kernel multiplies ints: 32 bits, as Overhead.
+	if c2 >= 0 && ds[c2].Weight*ds[c1].Overhead() > ds[c1].Weight*ds[c2].Overhead() {
+		return c2
+	}
+	return c1
+}

@@ -144,3 +144,30 @@ func TestFailoverAndOverflow(t *testing.T) {
 		})
 	}
 }
+
+// twos as ip_vs_twos.c (6.2+) chooses for given draws.
+func TestTwos(t *testing.T) {
+	ds := []Dest{{Weight: 3, Active: 1}, {Weight: 0}, {Weight: 1}, {Weight: 2, Overloaded: true}}
+	if got := TwosTotal(ds); got != 5 {
+		t.Fatalf("TwosTotal = %d, want 3+1+1", got)
+	}
+	for _, tc := range []struct {
+		r1, r2 int64
+		want   int
+	}{
+		{0, 0, 0}, // both draws land on the first dest
+		{3, 3, 0},
+		{4, 4, 2}, // past the first's 3: the third (the second has weight 0)
+		// A: 256/3 per weight, C: 0/1: C is less loaded and replaces A.
+		{0, 4, 2},
+		// The first choice stays when the second is not less loaded.
+		{4, 0, 2},
+	} {
+		if got := Twos(ds, tc.r1, tc.r2); got != tc.want {
+			t.Errorf("Twos(%d, %d) = %d, want %d", tc.r1, tc.r2, got, tc.want)
+		}
+	}
+	if got := Twos([]Dest{{Weight: 0}}, 0, 0); got != -1 {
+		t.Errorf("nothing available: %d", got)
+	}
+}

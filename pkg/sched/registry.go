@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -104,7 +105,17 @@ var Schedulers = []Scheduler{
 	{Name: "fo", Table: TableScan, New: scanPicker(FO)},
 	{Name: "ovf", Table: TableScan, New: scanPicker(OVF)},
 	{Name: "mh", Flags: []Flag{{lvs.Sched1, "mh-fallback"}, {lvs.Sched2, "mh-port"}}},
-	{Name: "twos"},
+	// twos draws at random: its reference draws too (Twos is exact given
+	// the draws).
+	{Name: "twos", Table: TableScan, New: func([]Dest, lvs.SvcFlags) Picker {
+		return funcPicker(func(ds []Dest, _ Conn) int {
+			total := TwosTotal(ds)
+			if total == 0 {
+				return -1
+			}
+			return Twos(ds, rand.Int64N(total), rand.Int64N(total))
+		})
+	}},
 }
 
 // Lookup finds a scheduler by name.

@@ -179,6 +179,26 @@ func TestSchedulersMatchIPVS(t *testing.T) {
 		})
 	}
 
+	// twos draws at random (bpf_get_prandom_u32, as the kernel's
+	// get_random_u32_below): no sequence to compare, but what the draws
+	// give. Weights 3, 0, 1 and no connections: draws in [0, 4], and the
+	// first real takes 0..3 (its weight and one more, as ip_vs_twos.c
+	// walks); the second choice replaces the first only when less loaded
+	// per weight, which the SYN of the flow before it (a SYN_RECV,
+	// inactive) can make it. The weight-0 real never.
+	t.Run("twos", func(t *testing.T) {
+		r := newSchedRig(t, "twos", 0, 3, 0, 1)
+		got := map[int]int{}
+		const n = 600
+		for range n {
+			got[r.pick(newFlow())]++
+		}
+		assert.Zero(t, got[1], "weight 0 quiesces")
+		assert.Zero(t, got[-1], "a real always")
+		assert.Greater(t, got[2], n/10, "the lighter real is drawn too: %v", got)
+		assert.Greater(t, got[0], got[2], "the heavier real more often: %v", got)
+	})
+
 	t.Run("dh", func(t *testing.T) {
 		// dh hashes the destination: one service per VIP.
 		requireRoot(t)

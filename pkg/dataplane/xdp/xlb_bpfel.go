@@ -218,6 +218,7 @@ const (
 	xlbXlbSchedXLB_SCHED_NQ   xlbXlbSched = 8
 	xlbXlbSchedXLB_SCHED_FO   xlbXlbSched = 9
 	xlbXlbSchedXLB_SCHED_OVF  xlbXlbSched = 10
+	xlbXlbSchedXLB_SCHED_TWOS xlbXlbSched = 11
 )
 
 type xlbXlbStat uint32
