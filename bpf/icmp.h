@@ -117,7 +117,7 @@ static __always_inline int icmp_to_vip(struct xdp_md *ctx, struct packet *p, voi
 		struct iphdr *ip = p->ip;
 		if ((void *)(ip + 1) > data_end)
 			return -1;
-		icmp_inner_rewrite(&e, 1, r->addr.v4, r->port);
+		icmp_inner_rewrite(&e, 1, r->addr.v4, r->port ? r->port : k.dport);
 		csum_replace4((__u16 *)&ip->check, ip->daddr, r->addr.v4);
 		ip->daddr = r->addr.v4;
 	}

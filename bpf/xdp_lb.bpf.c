@@ -67,7 +67,9 @@ static __always_inline void count(void *map, __u32 idx, __u64 bytes, __u64 new_c
 /* forward: DR or NAT to the chosen real. */
 static __always_inline int forward(struct xdp_md *ctx, struct packet *p, void *data_end, const struct real *r)
 {
-	if ((r->flags & XLB_REAL_F_NAT) && nat_rewrite(p, data_end, 1, r->addr.v4, r->port) < 0)
+	/* A NAT real without a port (of a port-0 service) keeps the
+	 * client's: IPVS's dest->port ? dest->port : vport. */
+	if ((r->flags & XLB_REAL_F_NAT) && nat_rewrite(p, data_end, 1, r->addr.v4, r->port ? r->port : p->dport) < 0)
 		return XDP_DROP;
 	return forward_dr(ctx, p->eth, r);
 }
@@ -124,7 +126,7 @@ static __always_inline void conn_promote(const struct conn_key *k, const struct 
 		return; /* it stays half-open, and works */
 	if (c.flags & XLB_CONN_F_NAT) {
 		struct conn_key rk = {
-			.src = r->addr.v4, .dst = k->src, .sport = r->port, .dport = k->sport, .proto = k->proto,
+			.src = r->addr.v4, .dst = k->src, .sport = r->port ? r->port : k->dport, .dport = k->sport, .proto = k->proto,
 		};
 		struct nat_reply *nr = bpf_map_lookup_elem(&half_open_replies, &rk);
 		if (nr) {
@@ -301,8 +303,13 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 {
 	struct svc_key sk = { .vip = p->dst, .port = p->dport, .proto = p->proto, .family = p->family };
 	__u32 *slotp = bpf_map_lookup_elem(&svc_map, &sk);
-	if (!slotp)
-		return XDP_PASS;
+	if (!slotp) {
+		/* IPVS's catch-all: the VIP's port-0 service, if any. */
+		sk.port = 0;
+		slotp = bpf_map_lookup_elem(&svc_map, &sk);
+		if (!slotp)
+			return XDP_PASS;
+	}
 	__u32 svc_slot = *slotp;
 	struct svc *s = bpf_map_lookup_elem(&svcs, &svc_slot);
 	if (!s || !s->id)
@@ -331,7 +338,8 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 		 * while its real is in the service (weight 0 included, as
 		 * IPVS's default) and it has not expired, or still controls
 		 * flows. */
-		tmpl_key_of(&tk, p->proto, p->family, p->src.v4, s->persist_mask, p->dst.v4, p->dport);
+		/* A port-0 service's templates have port 0, as FTP's. */
+		tmpl_key_of(&tk, p->proto, p->family, p->src.v4, s->persist_mask, p->dst.v4, sk.port);
 		cflags = XLB_CONN_F_PERSIST | (tk.vport ? 0 : XLB_CONN_F_TMPL_NOPORT);
 		t = bpf_map_lookup_elem(&templates, &tk);
 		if (t && (!tmpl_expired(t, now) || t->controls > 0)) {
@@ -371,7 +379,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 	conn_create(ck, real_slot, r->gen, svc_idx, p->proto, now, cflags, s->persist_mask);
 	if (r->flags & XLB_REAL_F_NAT) {
 		struct conn_key rk = {
-			.src = r->addr.v4, .dst = p->src.v4, .sport = r->port, .dport = p->sport, .proto = p->proto,
+			.src = r->addr.v4, .dst = p->src.v4, .sport = r->port ? r->port : p->dport, .dport = p->sport, .proto = p->proto,
 		};
 		struct nat_reply nr = { .vip = p->dst, .vport = p->dport, .family = p->family };
 		bpf_map_update_elem(&half_open_replies, &rk, &nr, BPF_ANY);

@@ -127,17 +127,22 @@ func getFrom(t *testing.T, topo *testutil.DR, url string, n int) map[string]int 
 func TestGroupOnXDP(t *testing.T) {
 	topo := testutil.NewDRServing(t)
 	addVIP(t, topo, "10.77.1.101")
+	addVIP(t, topo, "10.77.1.102")
 	cfgPath := filepath.Join(t.TempDir(), "keepalived.conf")
-	require.NoError(t, os.WriteFile(cfgPath, fmt.Appendf(nil, groupConfig, ""), 0o644))
+	require.NoError(t, os.WriteFile(cfgPath, fmt.Appendf(nil, groupConfig, allPortsService), 0o644))
 	d := startDaemon(t, topo.Director, Options{ConfigFile: cfgPath, Interfaces: []string{"eth0"}, Dataplane: "xdp"})
-	waitAllIn(t, d, 2)
+	waitAllIn(t, d, 3)
 	st := d.status(t)
-	require.Len(t, st.Services, 2)
+	require.Len(t, st.Services, 3)
 	assert.Equal(t, "10.77.1.100", st.Services[0].Addr)
 	assert.Equal(t, "10.77.1.101", st.Services[1].Addr)
 	for _, vip := range []string{"10.77.1.100", "10.77.1.101"} {
 		assert.Equal(t, map[string]int{"r1": 2, "r2": 2}, getFrom(t, topo, "http://"+vip+"/", 4), vip)
 	}
+	// The port-0 service: port 80 of its VIP reaches the reals through
+	// it, one real for this client (persistence).
+	got := getFrom(t, topo, "http://10.77.1.102/", 4)
+	assert.Len(t, got, 1, "persistent: one real for one client, got %v", got)
 
 	require.NoError(t, topo.StopHTTP(0))
 	require.Eventually(t, func() bool {
@@ -147,7 +152,7 @@ func TestGroupOnXDP(t *testing.T) {
 			}
 		}
 		return true
-	}, 10*time.Second, 50*time.Millisecond, "r1 left every service of the group")
+	}, 10*time.Second, 50*time.Millisecond, "r1 left every service")
 	for _, vip := range []string{"10.77.1.100", "10.77.1.101"} {
 		assert.Equal(t, map[string]int{"r2": 3}, getFrom(t, topo, "http://"+vip+"/", 3), vip)
 	}

@@ -613,8 +613,8 @@ virtual_server fwmark 5 {
 	require.NoError(t, Validate(both, ipvs.Caps))
 	err = Validate(both, xdp.Caps)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "keepalived.conf:6: virtual_server group G (TCP 10.0.0.200:0): port 0 (all-ports services) is not supported by the XDP data plane")
-	assert.Contains(t, err.Error(), "keepalived.conf:12: virtual_server fwmark 5: firewall-mark services are not supported by the XDP data plane: the mark is set by netfilter, after XDP has seen the packet")
+	assert.Equal(t, "keepalived.conf:12: virtual_server fwmark 5: firewall-mark services are not supported by the XDP data plane: "+
+		"the mark is set by netfilter, after XDP has seen the packet (--dataplane auto runs such a file on IPVS)", err.Error(), "the port-0 entry is XDP's too")
 }
 
 // xlbadm makes fwmark services where the data plane has them (IPVS), listed

@@ -26,6 +26,7 @@ func capsWith(lim limits) dataplane.Caps {
 		Forwards:    []lvs.Forward{lvs.DR, lvs.NAT},
 		Protocols:   []lvs.Protocol{lvs.TCP, lvs.UDP},
 		Flags:       lvs.SchedFlags,
+		AllPorts:    true,
 		FWMarkWhy:   "the mark is set by netfilter, after XDP has seen the packet (--dataplane auto runs such a file on IPVS)",
 		MaxServices: lim.services,
 		MaxReals:    lim.reals,
