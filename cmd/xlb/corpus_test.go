@@ -16,9 +16,7 @@ import (
 // corpusGaps are the corpus files keepalived runs and xlb check still
 // refuses on IPVS, each with the line that says why. The test fails when
 // one of them is accepted, so that the entry goes with the gap.
-var corpusGaps = map[string]string{
-	"05-linuxgateway-vmac": "use_vmac is not supported by xlb",
-}
+var corpusGaps = map[string]string{}
 
 // xdpNeedsIPVS are the refusals of the XDP data plane that --dataplane
 // auto answers with IPVS: what XDP cannot forward, named at its line.

@@ -182,7 +182,8 @@ func TestCheckCapacity(t *testing.T) {
 	assert.Contains(t, out2.String(), "the XDP data plane holds 5 (--max-reals)")
 }
 
-// xlb check refuses what xlb run refuses: use_vmac, named at its line.
+// xlb check refuses what xlb run refuses: use_vmac on an IPv6 instance,
+// named at its line.
 func TestCheckRefusesWhatRunRefuses(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vmac.conf")
 	require.NoError(t, os.WriteFile(path, []byte(`vrrp_instance VI_1 {
@@ -190,11 +191,11 @@ func TestCheckRefusesWhatRunRefuses(t *testing.T) {
     virtual_router_id 51
     use_vmac
     virtual_ipaddress {
-        10.0.0.1
+        fd00::1
     }
 }
 `), 0o644))
 	var errOut strings.Builder
 	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", path}))
-	assert.Contains(t, errOut.String(), "vmac.conf:1: use_vmac is not supported by xlb")
+	assert.Contains(t, errOut.String(), "vmac.conf:1: use_vmac for an IPv6 instance is not supported by xlb yet")
 }

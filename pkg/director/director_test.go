@@ -640,3 +640,29 @@ func TestXlbadmFWMark(t *testing.T) {
 	assert.NotEqual(t, 0, code)
 	assert.Contains(t, errOut, "firewall-mark services are not supported by the XDP data plane")
 }
+
+// uthreshold/lthreshold from keepalived.conf reach the IPVS data plane,
+// which applies them, and are refused by name on XDP, which has no
+// overload state.
+func TestThresholdsFromTheConfig(t *testing.T) {
+	cfg := parse(t, `
+virtual_server 10.0.0.100 80 {
+    protocol TCP
+    lb_kind DR
+    real_server 10.0.0.11 80 {
+        uthreshold 10
+        lthreshold 5
+    }
+}
+`)
+	d, dp, _, _ := newTest(t)
+	caps := ipvs.Caps
+	dp.caps = &caps
+	require.NoError(t, d.Load(cfg))
+	r := dp.last()[0].Reals[0]
+	assert.Equal(t, [2]uint32{10, 5}, [2]uint32{r.UThreshold, r.LThreshold})
+
+	err := Validate(cfg, xdp.Caps)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "keepalived.conf:5: real_server 10.0.0.11 80: connection thresholds (uthreshold/lthreshold, ipvsadm -x/-y) are not supported by the XDP data plane")
+}

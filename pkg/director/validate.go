@@ -54,10 +54,9 @@ func Validate(cfg *config.Config, caps dataplane.Caps) error {
 		reals += max(len(vs.Reals), 1) * len(vs.Services())
 		var dreals []dataplane.Real
 		for _, rs := range vs.Reals {
+			// Thresholds are the data plane's to take (CheckReal): IPVS
+			// applies them, XDP refuses them by name.
 			dreals = append(dreals, realServer(&rs, rs.Weight))
-			if rs.UThreshold != 0 || rs.LThreshold != 0 {
-				bad(rs.Pos, fmt.Sprintf("real_server %s %d", rs.Addr, rs.Port), errors.New("uthreshold/lthreshold are not supported yet"))
-			}
 		}
 		svcs := servicesOf(vs, dreals)
 		var first error

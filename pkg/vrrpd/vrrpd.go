@@ -175,7 +175,21 @@ func (v *Supervisor) Load(cfg *config.Config) {
 		v.startTracks(cfg, true, carried)
 		return
 	}
+	old := v.view.instances
 	v.stopLocked()
+	// VMACs no instance of the new configuration makes go, as keepalived
+	// removes them; the others are kept (ensureVMAC takes them as they are).
+	keep := map[string]bool{}
+	for i := range cfg.Instances {
+		if cfg.Instances[i].UseVMAC {
+			keep[VMACName(&cfg.Instances[i])] = true
+		}
+	}
+	for i := range old {
+		if old[i].UseVMAC && !keep[VMACName(&old[i])] {
+			v.removeVMAC(&old[i])
+		}
+	}
 	v.view = view
 	v.startSync(cfg.SyncGroups)
 	for _, in := range cfg.Instances {
@@ -371,8 +385,21 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 		v.log.Error("vrrp_instance not started", "instance", in.Name, "error", err)
 		return vr
 	}
+	// ifname is where the instance speaks and holds its VIPs: its
+	// interface, or with use_vmac the VMAC on it, whose adverts carry the
+	// parent's primary address as keepalived's do.
+	ifname, srcIP := in.Interface, in.UnicastSrcIP
 	if in.UseVMAC {
-		return fail(fmt.Errorf("use_vmac is not supported yet"))
+		name, err := v.ensureVMAC(&in)
+		if err != nil {
+			return fail(err)
+		}
+		ifname = name
+		if !srcIP.IsValid() {
+			if srcIP, err = vrrp.PrimaryIPv4(in.Interface); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	var peers []netip.Addr
 	var upeers []vrrp.UnicastPeer
@@ -386,7 +413,7 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 	var conn *vrrp.Conn
 	var err error
 	for try := 0; ; try++ {
-		conn, err = vrrp.New(in.Interface, vrrp.ConnConfig{IPv6: in.IsIPv6(), SourceIP: in.UnicastSrcIP, Peers: peers})
+		conn, err = vrrp.New(ifname, vrrp.ConnConfig{IPv6: in.IsIPv6(), SourceIP: srcIP, Peers: peers})
 		if err == nil || !errors.Is(err, vrrp.ErrNoSource) || try == 30 {
 			break
 		}
@@ -398,14 +425,14 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 	var arp vrrp.ARPSender
 	var na vrrp.NASender
 	if in.IsIPv6() {
-		u, err := vrrp.NewUnsolicitedNA(in.Interface)
+		u, err := vrrp.NewUnsolicitedNA(ifname)
 		if err != nil {
 			conn.Close()
 			return fail(err)
 		}
 		na, vr.closeAnnounce = u, u.Close
 	} else {
-		garp, err := vrrp.NewGARP(in.Interface)
+		garp, err := vrrp.NewGARP(ifname)
 		if err != nil {
 			conn.Close()
 			return fail(err)
@@ -441,7 +468,7 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 		Conn:  conn,
 		ARP:   arp,
 		NA:    na,
-		Addrs: roleVIPs{v: v, name: name, inner: vrrp.NetlinkVIPs{Handle: v.handle, Link: in.Interface}, excluded: excludedOf(in)},
+		Addrs: roleVIPs{v: v, name: name, inner: vrrp.NetlinkVIPs{Handle: v.handle, Link: ifname}, excluded: excludedOf(in)},
 		OnNotify: func(n vrrp.Notify) {
 			v.log.Info("vrrp transition", "instance", name, "state", n.State.String(), "priority", n.Priority)
 			if group != nil {
@@ -465,12 +492,12 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 	// A VIP left on the interface by an earlier life (xlb killed, the
 	// address kept by the kernel) must go until this instance is MASTER
 	// again: otherwise two directors answer ARP for it.
-	stale := vrrp.NetlinkVIPs{Handle: v.handle, Link: in.Interface}
+	stale := vrrp.NetlinkVIPs{Handle: v.handle, Link: ifname}
 	if err := stale.RemoveVIPs(slices.Concat(vips, excludedOf(in))); err != nil {
 		v.log.Warn("removing VIPs left from before", "instance", name, "error", err)
 	}
 	r.Start()
-	v.log.Info("vrrp_instance started", "instance", name, "interface", in.Interface, "vrid", in.VirtualRouterID, "priority", in.Priority)
+	v.log.Info("vrrp_instance started", "instance", name, "interface", ifname, "vrid", in.VirtualRouterID, "priority", in.Priority)
 	return vr
 }
 
@@ -579,7 +606,13 @@ func (v *Supervisor) groupNotify(member string) {
 func (v *Supervisor) Stop() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	ins := v.view.instances
 	v.stopLocked()
+	for i := range ins {
+		if ins[i].UseVMAC {
+			v.removeVMAC(&ins[i])
+		}
+	}
 }
 
 func (v *Supervisor) stopLocked() {
@@ -626,9 +659,9 @@ func (v *Supervisor) Instances() []control.VRRPInstance {
 func Validate(cfg *config.Config) error {
 	var errs config.ErrorList
 	for _, in := range cfg.Instances {
-		if in.UseVMAC {
+		if in.UseVMAC && in.IsIPv6() {
 			errs = append(errs, &config.ParseError{File: in.Pos.File, Line: in.Pos.Line, Word: in.Name,
-				Msg: "use_vmac is not supported by xlb (the VIPs must live on the interface itself), in vrrp_instance"})
+				Msg: "use_vmac for an IPv6 instance is not supported by xlb yet (IPv4 instances have it), in vrrp_instance"})
 		}
 	}
 	if len(errs) > 0 {
