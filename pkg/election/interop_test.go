@@ -1,7 +1,6 @@
 package election
 
 import (
-	"bytes"
 	"fmt"
 	"net/netip"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -222,33 +220,16 @@ func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startKeepalived runs keepalived on conf in ns: in the foreground (-n),
 // logging to the console (-l -D), VRRP only (-P), its pid files in dir. At
 // cleanup it gets SIGTERM (SIGKILL 5 s later), and its VRRP child is made
 // sure of; its log (returned) is shown if the test failed.
-func startKeepalived(t *testing.T, ns *testutil.NS, dir, name, conf string) *lockedBuffer {
+func startKeepalived(t *testing.T, ns *testutil.NS, dir, name, conf string) *testutil.LockedBuffer {
 	t.Helper()
 	pid, vrrpPid := filepath.Join(dir, name+".pid"), filepath.Join(dir, name+"-vrrp.pid")
 	cmd := exec.Command("ip", "netns", "exec", ns.Name, "keepalived", "-n", "-l", "-D", "-P",
 		"-f", conf, "-p", pid, "-r", vrrpPid, "-c", filepath.Join(dir, name+"-check.pid"))
-	log := &lockedBuffer{}
+	log := &testutil.LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	require.NoError(t, cmd.Start())
 	exited := make(chan struct{})

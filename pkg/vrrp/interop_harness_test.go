@@ -33,23 +33,6 @@ import (
 // capture (AF_PACKET, in Go) on each end, so each side's capture holds what
 // the other side sent.
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func interopPrereqs(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
@@ -318,7 +301,7 @@ type keepalived struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	vrrpPid int
-	log     *lockedBuffer
+	log     *testutil.LockedBuffer
 	conf    string
 	stopped atomic.Bool
 }
@@ -329,7 +312,7 @@ func (n *interopNet) startKeepalived(t *testing.T, conf string) *keepalived {
 	path := filepath.Join(dir, "keepalived.conf")
 	require.NoError(t, os.WriteFile(path, []byte(conf), 0o644))
 	pidFile, vrrpPidFile := filepath.Join(dir, "keepalived.pid"), filepath.Join(dir, "vrrp.pid")
-	k := &keepalived{log: &lockedBuffer{}, conf: conf, exited: make(chan struct{})}
+	k := &keepalived{log: &testutil.LockedBuffer{}, conf: conf, exited: make(chan struct{})}
 	k.cmd = exec.Command("ip", "netns", "exec", n.nsKA, "keepalived",
 		"-n", "-l", "-D", "-P", "-R", "-f", path, "-p", pidFile, "-r", vrrpPidFile)
 	k.cmd.Stdout, k.cmd.Stderr = k.log, k.log
@@ -384,12 +367,12 @@ type xlbSide struct {
 	r     *Runner
 	conn  *muteConn
 	notes chan Notify
-	log   *lockedBuffer
+	log   *testutil.LockedBuffer
 }
 
 func (n *interopNet) startRunner(t *testing.T, c interopCase) *xlbSide {
 	t.Helper()
-	x := &xlbSide{notes: make(chan Notify, 64), log: &lockedBuffer{}}
+	x := &xlbSide{notes: make(chan Notify, 64), log: &testutil.LockedBuffer{}}
 	var conn *Conn
 	var garp *GARP
 	var na *UnsolicitedNA

@@ -22,6 +22,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/xlbproject/xlb/internal/testutil"
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/vrrp"
 )
@@ -157,26 +158,9 @@ vrrp_sync_group G {
 type syncKeepalived struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
-	out    *syncBuffer
+	out    *testutil.LockedBuffer
 	pid    int // the VRRP child
 	once   sync.Once
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func startSyncKeepalived(t *testing.T, ns string) *syncKeepalived {
@@ -185,7 +169,7 @@ func startSyncKeepalived(t *testing.T, ns string) *syncKeepalived {
 	conf := filepath.Join(dir, "keepalived.conf")
 	require.NoError(t, os.WriteFile(conf, []byte(syncKeepalivedConf), 0o644))
 	vrrpPid := filepath.Join(dir, "vrrp.pid")
-	k := &syncKeepalived{exited: make(chan struct{}), out: &syncBuffer{}}
+	k := &syncKeepalived{exited: make(chan struct{}), out: &testutil.LockedBuffer{}}
 	k.cmd = exec.Command("ip", "netns", "exec", ns, "keepalived", "-n", "-l", "-D", "-P", "-R",
 		"-f", conf, "-p", filepath.Join(dir, "keepalived.pid"), "-r", vrrpPid)
 	k.cmd.Stdout, k.cmd.Stderr = k.out, k.out

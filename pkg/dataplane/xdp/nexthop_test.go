@@ -1,10 +1,8 @@
 package xdp
 
 import (
-	"bytes"
 	"log/slog"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,24 +15,6 @@ import (
 	"github.com/xlbproject/xlb/pkg/vrrp"
 )
 
-// syncBuffer collects log lines from the data plane's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Native XDP refused (a bridge has no driver XDP): the loader falls back
 // to generic mode and says why. (Generic mode's forwarding is tested in
 // TestDRHTTP.)
@@ -43,7 +23,7 @@ func TestNativeRefusedFallsBackToGeneric(t *testing.T) {
 	ns, _ := testNS(t)
 	require.NoError(t, ns.IP("link", "add", "br0", "type", "bridge"))
 	require.NoError(t, ns.IP("link", "set", "br0", "up"))
-	var logs syncBuffer
+	var logs testutil.LockedBuffer
 	var x *Dataplane
 	require.NoError(t, ns.Do(func() (err error) {
 		x, err = Open(Config{
@@ -73,7 +53,7 @@ func TestNativeRefusedFallsBackToGeneric(t *testing.T) {
 // A real whose MAC is unknown gets no new flows, says so in the log and in
 // Stats, and starts getting flows once it answers ARP.
 func TestUnresolvedRealGetsNoFlowsUntilResolved(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.LockedBuffer
 	r := newDRRig(t, 2, dataplane.XDPGeneric)
 	r.x.log = slog.New(slog.NewTextHandler(&logs, nil))
 	ghost := netip.MustParseAddr("10.77.0.99") // nobody has it yet
