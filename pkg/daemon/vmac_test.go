@@ -53,12 +53,6 @@ func TestVRRPUseVMAC(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	ka, err := exec.LookPath("keepalived")
-	if err != nil {
-		ka = "/usr/sbin/keepalived"
-	}
-	_, err = os.Stat(ka)
-	require.NoError(t, err, "keepalived is the VRRP peer (make test installs it)")
 	topo, err := testutil.NewDR(testutil.DROptions{Reals: 2, Native: true, Backup: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { topo.Close() })
@@ -77,22 +71,7 @@ func TestVRRPUseVMAC(t *testing.T) {
 	pin := "/sys/fs/bpf/xlb-vmac-" + testutil.Suffix()
 	t.Cleanup(func() { os.RemoveAll(pin) })
 	a := startDaemon(t, topo.Director, Options{ConfigFile: cfgA, PinDir: pin})
-	kcmd := exec.Command("ip", "netns", "exec", topo.Backup.Name, ka, "-n", "-l", "-D", "-P", "-f", cfgB,
-		"-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "v.pid"), "-c", filepath.Join(dir, "c.pid"))
-	var klog bytes.Buffer
-	kcmd.Stdout, kcmd.Stderr = &klog, &klog
-	require.NoError(t, kcmd.Start())
-	kdone := make(chan error, 1)
-	go func() { kdone <- kcmd.Wait() }()
-	t.Cleanup(func() {
-		kcmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-kdone:
-		case <-time.After(5 * time.Second):
-			kcmd.Process.Kill()
-		}
-	})
-
+	klog := testutil.StartKeepalived(t, topo.Backup, dir, "backup", cfgB).Log
 	require.Eventually(t, func() bool { return a.vrrpState(t) == "MASTER" }, 10*time.Second, 20*time.Millisecond)
 	a.waitReals(t, map[string]bool{"10.77.0.11": true, "10.77.0.12": true})
 	mac, up, addrs := linkIn(t, topo.Director, "vrrp.51")

@@ -7,13 +7,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
 
@@ -220,42 +217,9 @@ func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool
 	}
 }
 
-// startKeepalived runs keepalived on conf in ns: in the foreground (-n),
-// logging to the console (-l -D), VRRP only (-P), its pid files in dir. At
-// cleanup it gets SIGTERM (SIGKILL 5 s later), and its VRRP child is made
-// sure of; its log (returned) is shown if the test failed.
+// startKeepalived runs keepalived on conf in ns (testutil.StartKeepalived)
+// and returns its log.
 func startKeepalived(t *testing.T, ns *testutil.NS, dir, name, conf string) *testutil.LockedBuffer {
 	t.Helper()
-	pid, vrrpPid := filepath.Join(dir, name+".pid"), filepath.Join(dir, name+"-vrrp.pid")
-	cmd := exec.Command("ip", "netns", "exec", ns.Name, "keepalived", "-n", "-l", "-D", "-P",
-		"-f", conf, "-p", pid, "-r", vrrpPid, "-c", filepath.Join(dir, name+"-check.pid"))
-	log := &testutil.LockedBuffer{}
-	cmd.Stdout, cmd.Stderr = log, log
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if b, err := os.ReadFile(vrrpPid); err == nil {
-			if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-				if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p)); err == nil && strings.TrimSpace(string(comm)) == "keepalived" {
-					_ = syscall.Kill(p, syscall.SIGKILL)
-				}
-			}
-		}
-		if t.Failed() {
-			t.Logf("keepalived %s (%s):\n%s", name, conf, log.String())
-		}
-	})
-	assert.Eventually(t, func() bool {
-		_, err := os.Stat(vrrpPid)
-		return err == nil
-	}, 5*time.Second, 20*time.Millisecond, "keepalived %s's VRRP pid file", name)
-	return log
+	return testutil.StartKeepalived(t, ns, dir, name, conf).Log
 }
