@@ -7,9 +7,10 @@
 // servers and their TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK and DNS_CHECK
 // checkers. Every default keepalived applies and every value a block
 // inherits from its parent (delay_loop, retry, connect_timeout, ... from
-// virtual_server to real_server to checker) is already filled in, so the
-// rest of xlb never needs keepalived's rules. [Format] writes a Config back
-// as a keepalived.conf.
+// virtual_server to real_server to checker; smtp_alert from global_defs'
+// smtp_alert_vrrp, smtp_alert_checker and smtp_alert) is already filled
+// in, so the rest of xlb never needs keepalived's rules. [Format] writes a
+// Config back as a keepalived.conf.
 //
 // The reading follows keepalived's parser: '#' and '!' start comments
 // outside double quotes, a brace ends a line, scripts are split with

@@ -83,6 +83,23 @@ func (f *formatter) global(g *GlobalDefs) {
 		f.line("smtp_server", word(g.SMTPServer), u(g.SMTPPort))
 	}
 	f.line("smtp_connect_timeout", wholeSeconds(g.SMTPConnectTimeout))
+	if g.SMTPHeloName != "" {
+		f.line("smtp_helo_name", word(g.SMTPHeloName))
+	}
+	for _, a := range []struct {
+		kw string
+		b  *bool
+	}{{"smtp_alert", g.SMTPAlert}, {"smtp_alert_vrrp", g.SMTPAlertVRRP}, {"smtp_alert_checker", g.SMTPAlertChecker}} {
+		if a.b != nil {
+			f.line(a.kw, onOff(*a.b))
+		}
+	}
+	if g.NoEmailFaults {
+		f.line("no_email_faults")
+	}
+	if g.NoCheckerEmails {
+		f.line("no_checker_emails")
+	}
 	f.line("vrrp_version", strconv.Itoa(g.VRRPVersion))
 	f.line("vrrp_garp_master_delay", wholeSeconds(g.VRRPGarpMasterDelay))
 	f.line("vrrp_garp_master_repeat", strconv.Itoa(g.VRRPGarpMasterRepeat))
@@ -209,6 +226,7 @@ func (f *formatter) instance(v *VRRPInstance) {
 		f.close()
 	}
 	f.notifies(v.NotifyMaster, v.NotifyBackup, v.NotifyFault, v.NotifyStop, v.Notify)
+	f.line("smtp_alert", onOff(v.SMTPAlert))
 	f.line("garp_master_delay", wholeSeconds(v.GarpMasterDelay))
 	f.line("garp_master_repeat", strconv.Itoa(v.GarpMasterRepeat))
 	f.line("garp_master_refresh", wholeSeconds(v.GarpMasterRefresh))
@@ -325,6 +343,7 @@ func (f *formatter) syncGroup(g *SyncGroup) {
 	if g.TrackingWeight {
 		f.line("sync_group_tracking_weight")
 	}
+	f.line("smtp_alert", onOff(g.SMTPAlert))
 	f.close()
 }
 
@@ -387,6 +406,7 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	}
 	f.notify("quorum_up", vs.QuorumUp)
 	f.notify("quorum_down", vs.QuorumDown)
+	f.line("smtp_alert", onOff(vs.SMTPAlert))
 	if vs.InhibitOnFailure {
 		f.line("inhibit_on_failure")
 	}
@@ -421,6 +441,7 @@ func (f *formatter) realServer(vs *VirtualServer, rs *RealServer) {
 	}
 	f.notify("notify_up", rs.NotifyUp)
 	f.notify("notify_down", rs.NotifyDown)
+	f.line("smtp_alert", onOff(rs.SMTPAlert))
 	for i := range rs.Checkers {
 		f.checker(vs, rs, &rs.Checkers[i])
 	}

@@ -63,15 +63,17 @@ type vsDraft struct {
 	sorryFwd    opt[lvs.Forward]
 	sorryPos    Pos
 	flagWords   []*node // sh-port, mh-fallback, ...: checked against the scheduler
+	smtpAlert   opt[bool]
 	reals       []*rsDraft
 }
 
 type rsDraft struct {
-	rs       RealServer
-	inh      inherited
-	weight   opt[int]
-	forward  opt[lvs.Forward]
-	checkers []*checkerDraft
+	rs        RealServer
+	inh       inherited
+	weight    opt[int]
+	forward   opt[lvs.Forward]
+	smtpAlert opt[bool]
+	checkers  []*checkerDraft
 }
 
 type checkerDraft struct {
@@ -235,6 +237,10 @@ func (ps *parser) virtualServer(b *node) {
 		case "sh-port", "sh-fallback", "mh-port", "mh-fallback", "ops":
 			if ps.args(n, 0, 0) {
 				d.flagWords = append(d.flagWords, n)
+			}
+		case "smtp_alert":
+			if b, ok := ps.optFlag(n); ok {
+				d.smtpAlert.put(b)
 			}
 		case "real_server":
 			if rs := ps.realServer(n); rs != nil {
@@ -436,6 +442,10 @@ func (ps *parser) realServer(b *node) *rsDraft {
 			rs.NotifyUp = ps.scriptArg(n, true)
 		case "notify_down":
 			rs.NotifyDown = ps.scriptArg(n, true)
+		case "smtp_alert":
+			if b, ok := ps.optFlag(n); ok {
+				d.smtpAlert.put(b)
+			}
 		case "TCP_CHECK", "HTTP_GET", "SSL_GET", "MISC_CHECK", "DNS_CHECK", "UDP_CHECK", "PING_CHECK":
 			if c := ps.checker(n); c != nil {
 				d.checkers = append(d.checkers, c)
@@ -746,6 +756,8 @@ func (ps *parser) finishVirtualServers() {
 		vs.DelayLoop = d.inh.delayLoop.or(defaultDelayLoop)
 		vs.Alpha = d.inh.alpha.or(false)
 		vs.InhibitOnFailure = d.inh.inhibit.or(false)
+		g := &ps.cfg.Global
+		vs.SMTPAlert = smtpAlert(d.smtpAlert, g.SMTPAlertChecker, g.SMTPAlert, false)
 		if vs.Quorum == 0 {
 			vs.Quorum = 1
 		}
@@ -788,6 +800,9 @@ func (ps *parser) finishVirtualServers() {
 			rs.Weight = rd.weight.or(d.weight.or(1))
 			rs.Alpha = rd.inh.alpha.or(vs.Alpha)
 			rs.InhibitOnFailure = rd.inh.inhibit.or(vs.InhibitOnFailure)
+			// Not from the virtual server's: keepalived's real servers
+			// inherit only the globals.
+			rs.SMTPAlert = smtpAlert(rd.smtpAlert, g.SMTPAlertChecker, g.SMTPAlert, true)
 			// IPVS uses the service port except with NAT; keepalived fills
 			// in a missing port and corrects a different one. A group or
 			// fwmark stands for several ports: a real without a port

@@ -35,7 +35,8 @@ func TestVirtualServerDefaults(t *testing.T) {
 		Quorum:                 1,
 		Reals: []RealServer{{
 			Addr: rip2, Port: 80, Weight: 1, Forward: lvs.NAT,
-			Pos: Pos{"keepalived.conf", 2},
+			SMTPAlert: true, // keepalived's one smtp_alert on by default
+			Pos:       Pos{"keepalived.conf", 2},
 		}},
 		Pos: Pos{"keepalived.conf", 1},
 	}, cfg.VirtualServers[0])
@@ -74,7 +75,9 @@ func TestVirtualServerKeywords(t *testing.T) {
 		"  lthreshold 800",
 		"  notify_up /bin/rs-up",
 		"  notify_down \"/bin/rs down\" nobody",
+		"  smtp_alert no",
 		" }",
+		" smtp_alert",
 		"}",
 	))
 	vs := cfg.VirtualServers[0]
@@ -93,6 +96,7 @@ func TestVirtualServerKeywords(t *testing.T) {
 		SorryServer: &SorryServer{
 			Addr: netip.MustParseAddr("10.0.0.200"), Port: 53, Forward: lvs.TUN, InhibitOnFailure: true,
 		},
+		SMTPAlert: true,
 		Reals: []RealServer{{
 			Addr: rip2, Port: 53, Weight: 3, Forward: lvs.DR,
 			InhibitOnFailure: true, Alpha: true, // from the virtual server
@@ -393,7 +397,7 @@ func TestUnsupportedButKnown(t *testing.T) {
 		" protocol TCP\n lvs_sched rr\n lvs_method DR",
 		" ha_suspend",
 		" real_server 10.0.0.2 80 {",
-		"  smtp_alert",
+		"  snmp_name web1",
 		"  BFD_CHECK {\n   name x\n  }",
 		"  TCP_CHECK {\n   log_all_failures\n  }",
 		"  HTTP_GET {\n   url {\n    path /\n    regex_stack 1 2\n   }\n  }",
@@ -409,7 +413,7 @@ func TestUnsupportedButKnown(t *testing.T) {
 		`keepalived.conf:2: keepalived keyword not implemented by xlb, ignored: "lvs_sync_daemon"`,
 		`keepalived.conf:4: keepalived block not implemented by xlb, ignored: "static_routes"`,
 		`keepalived.conf:11: keepalived keyword not implemented by xlb, ignored: "ha_suspend"`,
-		`keepalived.conf:13: keepalived keyword not implemented by xlb, ignored: "smtp_alert"`,
+		`keepalived.conf:13: keepalived keyword not implemented by xlb, ignored: "snmp_name"`,
 		`keepalived.conf:14: checker not implemented by xlb, ignored: BFD will never take this real server down (its other checkers still do): "BFD_CHECK"`,
 		`keepalived.conf:18: keepalived keyword not implemented by xlb, ignored: "log_all_failures"`,
 		`keepalived.conf:23: PCRE2's JIT stack size; Go's regexp needs none, ignored: "regex_stack"`,

@@ -58,6 +58,20 @@ type GlobalDefs struct {
 	SMTPServer            string // address or host name; "" if not set
 	SMTPPort              uint16 // 25 unless given
 	SMTPConnectTimeout    time.Duration
+	// SMTPHeloName is smtp_helo_name: "" says the host name, keepalived's
+	// default.
+	SMTPHeloName string
+	// SMTPAlert, SMTPAlertVRRP and SMTPAlertChecker are the global
+	// smtp_alert, smtp_alert_vrrp and smtp_alert_checker, nil when not
+	// set: the defaults of the blocks' own smtp_alert, already applied
+	// to each block's SMTPAlert.
+	SMTPAlert, SMTPAlertVRRP, SMTPAlertChecker *bool
+	// NoEmailFaults is no_email_faults: no mail when a vrrp_instance or
+	// vrrp_sync_group enters FAULT.
+	NoEmailFaults bool
+	// NoCheckerEmails is no_checker_emails: a checker's mail only when
+	// its change changes its real server's state.
+	NoCheckerEmails bool
 
 	VRRPVersion          int           // default version for instances: 2 unless set
 	VRRPGarpMasterDelay  time.Duration // default garp_master_delay: 5s
@@ -224,6 +238,10 @@ type VRRPInstance struct {
 	NotifyFault  *Script
 	NotifyStop   *Script
 	Notify       *Script // gets INSTANCE, name, state and priority appended
+	// SMTPAlert is smtp_alert: mail its MASTER, BACKUP, FAULT and STOP
+	// transitions. Unless set, the global smtp_alert_vrrp, else the global
+	// smtp_alert, else off.
+	SMTPAlert bool
 
 	GarpMasterDelay  time.Duration // from vrrp_garp_master_delay unless set
 	GarpMasterRepeat int           // from vrrp_garp_master_repeat unless set
@@ -303,7 +321,10 @@ type SyncGroup struct {
 	// TrackingWeight is sync_group_tracking_weight: keep the tracking
 	// weights of member instances instead of zeroing them.
 	TrackingWeight bool
-	Pos            Pos
+	// SMTPAlert is smtp_alert: mail the group's transitions. Unless set,
+	// the global smtp_alert_vrrp, else the global smtp_alert, else off.
+	SMTPAlert bool
+	Pos       Pos
 }
 
 // VirtualServer is a virtual_server block: one IPVS service, or, for a
@@ -345,8 +366,12 @@ type VirtualServer struct {
 	QuorumDown       *Script
 	InhibitOnFailure bool
 	SorryServer      *SorryServer
-	Reals            []RealServer
-	Pos              Pos
+	// SMTPAlert is smtp_alert: mail when the quorum is gained or lost.
+	// Unless set, the global smtp_alert_checker, else the global
+	// smtp_alert, else off.
+	SMTPAlert bool
+	Reals     []RealServer
+	Pos       Pos
 }
 
 // ServiceEntry is one IPVS service a virtual server stands for: by
@@ -418,6 +443,11 @@ type RealServer struct {
 	LThreshold       uint32
 	NotifyUp         *Script
 	NotifyDown       *Script
+	// SMTPAlert is smtp_alert: mail when one of its checkers goes up or
+	// down, and when a reload removes it while up. Unless set, the global
+	// smtp_alert_checker, else the global smtp_alert, else on (keepalived's
+	// one default that is on).
+	SMTPAlert bool
 	// Checkers must all pass for the server to be up. None means always up.
 	Checkers []Checker
 	Pos      Pos

@@ -369,6 +369,41 @@ func (ps *parser) global(b *node) {
 			if v, ok := ps.uintArg(n, 0, 1, 1<<31-1); ok {
 				g.SMTPConnectTimeout = time.Duration(v) * time.Second
 			}
+		case "smtp_helo_name":
+			// keepalived passes over a smtp_helo_name without a name.
+			if !ps.args(n, 0, 1) {
+				continue
+			}
+			if len(n.args) == 0 {
+				ps.p.ignoref(n.pos, n.kw, "missing name after")
+				continue
+			}
+			g.SMTPHeloName = n.args[0]
+		case "smtp_alert":
+			if b, ok := ps.optFlag(n); ok {
+				g.SMTPAlert = &b
+			}
+		case "smtp_alert_vrrp":
+			if b, ok := ps.optFlag(n); ok {
+				g.SMTPAlertVRRP = &b
+			}
+		case "smtp_alert_checker":
+			if b, ok := ps.optFlag(n); ok {
+				g.SMTPAlertChecker = &b
+			}
+		case "no_email_faults":
+			if !ps.leaf(n) {
+				continue
+			}
+			if len(n.args) > 0 {
+				ps.p.warn(Warning{File: n.pos.File, Line: n.pos.Line, Word: n.args[0], Msg: "no_email_faults takes no value, got",
+					Then: "read as on, as keepalived reads it"})
+			}
+			g.NoEmailFaults = true
+		case "no_checker_emails":
+			if b, ok := ps.optFlag(n); ok {
+				g.NoCheckerEmails = b
+			}
 		case "vrrp_version":
 			if v, ok := ps.uintArg(n, 0, 2, 3); ok {
 				g.VRRPVersion = int(v)
@@ -531,6 +566,39 @@ func (ps *parser) flag(n *node) bool {
 		return false
 	}
 	return b
+}
+
+// optFlag is flag for a setting whose absence means something (it is
+// inherited): ok is false when the value is not a boolean, which
+// keepalived reports and leaves the setting as it was.
+func (ps *parser) optFlag(n *node) (b, ok bool) {
+	if !ps.args(n, 0, 1) {
+		return false, false
+	}
+	if len(n.args) == 0 {
+		return true, true
+	}
+	if b, ok = parseBool(n.args[0]); !ok {
+		ps.p.ignoref(n.pos, n.args[0], "%s takes on|off|true|false|yes|no, got", n.kw)
+	}
+	return b, ok
+}
+
+// smtpAlert resolves a block's smtp_alert as keepalived does once the
+// whole file is read (vrrp.c's vrrp_complete_instance and
+// vrrp_complete_init, check_data.c's check_check_data): its own, else the
+// global smtp_alert_vrrp or smtp_alert_checker (specific), else the
+// global smtp_alert, else def: on for a real_server, off for the others.
+func smtpAlert(own opt[bool], specific, global *bool, def bool) bool {
+	switch {
+	case own.set:
+		return own.v
+	case specific != nil:
+		return *specific
+	case global != nil:
+		return *global
+	}
+	return def
 }
 
 func parseBool(s string) (bool, bool) {

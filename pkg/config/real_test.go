@@ -46,12 +46,6 @@ var realWarnings = map[string][]string{
 		`7: keepalived block not implemented by xlb, ignored: "static_routes"`,
 		`28: keepalived block not implemented by xlb, ignored: "virtual_routes"`,
 	},
-	"keepalived.conf.vrrp": {
-		`17: keepalived keyword not implemented by xlb, ignored: "smtp_alert"`,
-		`38: keepalived keyword not implemented by xlb, ignored: "smtp_alert"`,
-		`52: keepalived keyword not implemented by xlb, ignored: "smtp_alert"`,
-		`69: keepalived keyword not implemented by xlb, ignored: "smtp_alert"`,
-	},
 	"keepalived.conf.vrrp.routes": {
 		`7: keepalived block not implemented by xlb, ignored: "static_routes"`,
 		`25: keepalived block not implemented by xlb, ignored: "virtual_routes"`,
@@ -59,9 +53,6 @@ var realWarnings = map[string][]string{
 	"keepalived.conf.vrrp.rules": {
 		`9: keepalived block not implemented by xlb, ignored: "static_rules"`,
 		`24: keepalived block not implemented by xlb, ignored: "virtual_rules"`,
-	},
-	"keepalived.conf.vrrp.scripts": {
-		`19: keepalived keyword not implemented by xlb, ignored: "smtp_alert"`,
 	},
 	"keepalived.conf.vrrp.static_ipaddress": {
 		`7: keepalived block not implemented by xlb, ignored: "static_ipaddress"`,

@@ -219,6 +219,7 @@ type instanceDraft struct {
 	// garp_master_refresh and _repeat, when set in the instance.
 	garpRefresh       *time.Duration
 	garpRefreshRepeat int
+	smtpAlert         opt[bool]
 	scripts           []trackDraft
 	interfaces        []trackDraft
 	files             []trackDraft
@@ -326,6 +327,10 @@ func (ps *parser) vrrpInstance(b *node) {
 			v.NotifyStop = ps.scriptArg(n, true)
 		case "notify":
 			v.Notify = ps.scriptArg(n, true)
+		case "smtp_alert":
+			if b, ok := ps.optFlag(n); ok {
+				d.smtpAlert.put(b)
+			}
 		case "garp_master_delay":
 			if t, ok := ps.secondsArg(n, 0, 1<<31-1); ok {
 				d.garpDelay = &t
@@ -349,7 +354,7 @@ func (ps *parser) vrrpInstance(b *node) {
 					v.VMACInterface = n.args[0]
 				}
 				if len(n.args) > 1 {
-					ps.p.warnf(n.pos, n.args[1], "use_vmac MAC address not implemented by xlb, ignored:")
+					ps.p.unlikef(n.pos, n.args[1], "use_vmac MAC address not implemented by xlb (it uses 00:00:5e:00:01:VRID), ignored:")
 				}
 			}
 		default:
@@ -533,6 +538,7 @@ type syncGroupDraft struct {
 	scripts    []trackDraft
 	interfaces []trackDraft
 	files      []trackDraft
+	smtpAlert  opt[bool]
 }
 
 func (ps *parser) syncGroup(b *node) {
@@ -571,6 +577,10 @@ func (ps *parser) syncGroup(b *node) {
 			d.g.Notify = ps.scriptArg(n, true)
 		case "sync_group_tracking_weight":
 			d.g.TrackingWeight = ps.flag(n)
+		case "smtp_alert":
+			if b, ok := ps.optFlag(n); ok {
+				d.smtpAlert.put(b)
+			}
 		default:
 			ps.unknown(n, ctxSyncGroup)
 		}
@@ -642,6 +652,7 @@ func (ps *parser) finishInstances() {
 		if !d.strictSet {
 			v.Strict = g.VRRPStrict
 		}
+		v.SMTPAlert = smtpAlert(d.smtpAlert, g.SMTPAlertVRRP, g.SMTPAlert, false)
 		v.CheckUnicastSrc, v.SkipCheckAdvAddr = g.VRRPCheckUnicastSrc, g.VRRPSkipCheckAdvAddr
 		if d.checkSrc != nil {
 			v.CheckUnicastSrc = *d.checkSrc
@@ -856,6 +867,7 @@ func (ps *parser) finishSyncGroups() {
 		g.TrackScripts = ps.resolveTracks(g.Name, d.scripts)
 		g.TrackInterfaces = ps.trackInterfaces(g.Name, d.interfaces)
 		g.TrackFiles = ps.resolveFiles(g.Name, d.files)
+		g.SMTPAlert = smtpAlert(d.smtpAlert, ps.cfg.Global.SMTPAlertVRRP, ps.cfg.Global.SMTPAlert, false)
 		ps.cfg.SyncGroups = append(ps.cfg.SyncGroups, *g)
 	}
 

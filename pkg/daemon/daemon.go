@@ -66,7 +66,7 @@ type Options struct {
 	// ConfigID selects keepalived's @id conditional lines (--config-id);
 	// "": the host name up to its first dot.
 	ConfigID string
-	Logger  *slog.Logger `json:"-"`
+	Logger   *slog.Logger `json:"-"`
 }
 
 func (o Options) readOptions(caps dataplane.Caps, securityOnce bool) ReadOptions {
@@ -163,18 +163,27 @@ func Run(ctx context.Context, o Options) error {
 	// restarts.
 	securityOnce := cfg.Global.EnableScriptSecurity
 	pool := scripts.NewPool(log)
-	// Last out: the owners' notify_stop scripts run as they stop.
-	defer pool.Close(ScriptGrace)
+	mail := &mailer{log: log}
+	// Last out: the owners' notify_stop scripts run and their "Stopping"
+	// mails go as they stop; both are given their grace at once.
+	defer func() {
+		sent := make(chan struct{})
+		go func() { mail.close(MailGrace); close(sent) }()
+		pool.Close(ScriptGrace)
+		<-sent
+	}()
+	alerts := &director.CheckAlerts{Send: mail.Alert}
 	dir := director.New(ctx, director.Options{
 		Dataplane: dp,
 		Logger:    log,
-		Checks:    director.HealthChecks(log),
+		Checks:    director.HealthChecksAlerting(log, alerts),
 		Scripts:   pool.Runner(),
+		Alerts:    alerts,
 	})
 	defer dir.Close()
 	go dir.RunEstimator(ctx)
 
-	d := &daemon{log: log, dir: dir, dp: dp, file: o.ConfigFile}
+	d := &daemon{log: log, dir: dir, dp: dp, file: o.ConfigFile, mail: mail}
 	d.seats = newSeats(1, func(standby map[netip.Addr]bool) { _ = dir.SetStandby(standby) })
 	if dp.xdp != nil {
 		if held := dp.xdp.Serving(); len(held) > 0 {
@@ -182,7 +191,7 @@ func Run(ctx context.Context, o Options) error {
 			log.Info("serving the taken-over VIPs until VRRP decides", "vips", len(held), "for", vrrpStartHold(cfg))
 		}
 	}
-	d.owners = []VIPOwner{vrrpd.New(vrrpd.Options{Logger: log, Scripts: pool.Runner(), OnActive: d.seats.activeFunc(0)})}
+	d.owners = []VIPOwner{vrrpd.New(vrrpd.Options{Logger: log, Scripts: pool.Runner(), OnActive: d.seats.activeFunc(0), Alert: mail.Alert})}
 	if err := d.load(cfg); err != nil {
 		return err
 	}
@@ -275,13 +284,17 @@ type daemon struct {
 	owners []VIPOwner
 	seats  *vipSeats
 	file   string
+	// mail sends the smtp_alert mails as running (the configuration
+	// last loaded) says.
+	mail    *mailer
+	running *config.Config
 }
 
 // load makes cfg the running configuration, or changes nothing: it is
 // validated first; then the VIPs the owners will govern go on standby
 // (those not active already), so that a service of a VIP an owner takes
-// over is never live before the owner says so; then the director and the
-// owners load it.
+// over is never live before the owner says so; then the mail settings, the
+// director and the owners load it.
 func (d *daemon) load(cfg *config.Config) error {
 	if err := director.Validate(cfg, d.dp.Caps()); err != nil {
 		return err
@@ -291,10 +304,17 @@ func (d *daemon) load(cfg *config.Config) error {
 		governed[i] = ow.Governs(cfg)
 	}
 	was := d.seats.govern(governed)
+	// Before the director: the mails of its Load (a quorum's, a real's
+	// taken out) go where the new configuration says.
+	d.mail.load(cfg)
 	if err := d.dir.Load(cfg); err != nil {
 		d.seats.govern(was) // the running configuration stays, standby included
+		if d.running != nil {
+			d.mail.load(d.running)
+		}
 		return err
 	}
+	d.running = cfg
 	for _, ow := range d.owners {
 		ow.Load(cfg)
 	}

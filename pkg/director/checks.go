@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/health"
-	"github.com/xlbproject/xlb/pkg/lvs"
 	"github.com/xlbproject/xlb/pkg/smtp"
 )
 
@@ -21,22 +19,9 @@ func HealthChecks(log *slog.Logger) CheckStarter {
 	return HealthChecksAlerting(log, nil)
 }
 
-// CheckAlerts sends keepalived's smtp_alert mails about real servers'
-// checkers: one each time a checker goes up or down.
-type CheckAlerts struct {
-	// Send queues a mail ((*smtp.Alerter).Alert); it must not block.
-	Send     func(smtp.Mail)
-	RouterID string
-	// Enabled is a real server's smtp_alert: smtp.Enabled of its own, the
-	// global smtp_alert_checker and smtp_alert, default true. Nil: all.
-	Enabled func(vs *config.VirtualServer, rs *config.RealServer) bool
-	// NoCheckerEmails is global_defs no_checker_emails: mail only the
-	// checker changes that change the real server's state.
-	NoCheckerEmails bool
-}
-
-// HealthChecksAlerting is HealthChecks that also sends alerts's mails
-// (none when alerts is nil).
+// HealthChecksAlerting is HealthChecks that also sends the mails of the
+// real servers' checkers through alerts (none when it is nil), as the
+// configuration the Director given alerts last loaded says.
 func HealthChecksAlerting(log *slog.Logger, alerts *CheckAlerts) CheckStarter {
 	return func(ctx context.Context, vs *config.VirtualServer, rs *config.RealServer, report func(Health)) {
 		name := fmt.Sprintf("%s/%s", netip.AddrPortFrom(vs.Addr, vs.Port), netip.AddrPortFrom(rs.Addr, rs.Port))
@@ -62,7 +47,7 @@ func HealthChecksAlerting(log *slog.Logger, alerts *CheckAlerts) CheckStarter {
 			})
 		}
 		mc := health.MonitorConfig{Real: name, Weight: rs.Weight, Probes: probes, Omega: vs.Omega}
-		if alerts != nil && alerts.Send != nil && (alerts.Enabled == nil || alerts.Enabled(vs, rs)) {
+		if alerts != nil && alerts.Send != nil {
 			mc.OnChecker = alerts.onChecker(vs, rs)
 		}
 		m := health.NewMonitor(mc)
@@ -82,21 +67,18 @@ func HealthChecksAlerting(log *slog.Logger, alerts *CheckAlerts) CheckStarter {
 }
 
 // onChecker is keepalived's per-checker smtp_alert (check_*.c: sent when a
-// checker changes state, if its real server's state changed too or
-// no_checker_emails is off).
+// checker changes state, if its real server's smtp_alert is on and, with
+// no_checker_emails, the real server's state changed too).
 func (a *CheckAlerts) onChecker(vs *config.VirtualServer, rs *config.RealServer) func(health.CheckerChange) {
-	proto := strings.ToLower(vs.Protocol.String())
-	if vs.Protocol == lvs.IP {
-		proto = "none"
-	}
-	rsName := smtp.Trio(netip.AddrPortFrom(rs.Addr, rs.Port), proto)
-	vsName := smtp.Trio(netip.AddrPortFrom(vs.Addr, vs.Port), proto)
+	key := realKey(vs, rs)
+	rsName, vsName := rsMailName(vs, rs), vsMailName(vs)
 	kinds := make([]string, len(rs.Checkers))
 	for i, c := range rs.Checkers {
 		kinds[i] = c.Kind.String()
 	}
 	return func(ch health.CheckerChange) {
-		if a.NoCheckerEmails && !ch.RealChanged {
+		v := a.view.Load()
+		if v == nil || !v.reals[key] || (v.noCheckerEmails && !ch.RealChanged) {
 			return
 		}
 		detail := ""
@@ -111,7 +93,7 @@ func (a *CheckAlerts) onChecker(vs *config.VirtualServer, rs *config.RealServer)
 		if !ok {
 			return
 		}
-		a.Send(smtp.RealServer(a.RouterID, rsName, vsName, ch.RealUp, body))
+		a.Send(smtp.RealServer(v.routerID, rsName, vsName, ch.RealUp, body))
 	}
 }
 

@@ -217,7 +217,10 @@ func TestCheckerAlerts(t *testing.T) {
 			_ = c.Close()
 		}
 	}()
-	cfg := parse(t, fmt.Sprintf(`
+	text := fmt.Sprintf(`
+global_defs {
+    router_id lb1
+}
 virtual_server 10.0.0.100 80 {
     lb_algo rr
     lb_kind DR
@@ -235,10 +238,11 @@ virtual_server 10.0.0.100 80 {
     real_server 10.0.0.12 80 {
     }
 }
-`, port))
+`, port)
+	cfg := parse(t, text)
 	mails := make(chan smtp.Mail, 10)
-	alerts := &CheckAlerts{Send: func(m smtp.Mail) { mails <- m }, RouterID: "lb1"}
-	d := New(t.Context(), Options{Dataplane: &fakeDataplane{}, Checks: HealthChecksAlerting(slog.New(slog.DiscardHandler), alerts)})
+	alerts := &CheckAlerts{Send: func(m smtp.Mail) { mails <- m }}
+	d := New(t.Context(), Options{Dataplane: &fakeDataplane{}, Checks: HealthChecksAlerting(slog.New(slog.DiscardHandler), alerts), Alerts: alerts})
 	require.NoError(t, d.Load(cfg))
 	next := func() smtp.Mail {
 		t.Helper()
@@ -265,4 +269,19 @@ virtual_server 10.0.0.100 80 {
 	defer ln2.Close()
 	assert.Equal(t, smtp.Mail{Subject: "[lb1] Realserver [10.0.0.11]:tcp:80 of virtual server [10.0.0.100]:tcp:80 - UP",
 		Body: "=> TCP CHECK succeed on service <="}, next())
+
+	// A reload that turns the real's smtp_alert off keeps its checks
+	// running (as keepalived's does), and its next change mails nothing.
+	require.NoError(t, d.Load(parse(t, strings.Replace(text, "real_server 10.0.0.11 80 {", "real_server 10.0.0.11 80 {\n        smtp_alert off", 1))))
+	require.NoError(t, ln2.Close())
+	require.Eventually(t, func() bool {
+		st, err := d.Status()
+		require.NoError(t, err)
+		return !st.Services[0].Reals[0].Healthy
+	}, 5*time.Second, 10*time.Millisecond, "the real goes down")
+	select {
+	case m := <-mails:
+		t.Fatalf("smtp_alert off: no mail, got %+v", m)
+	case <-time.After(200 * time.Millisecond):
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/xlbproject/xlb/pkg/lvs"
 	"github.com/xlbproject/xlb/pkg/sched"
 	"github.com/xlbproject/xlb/pkg/scripts"
+	"github.com/xlbproject/xlb/pkg/smtp"
 )
 
 // Health is a real's state as its checkers report it.
@@ -41,6 +42,10 @@ type Options struct {
 	// Scripts runs notify_up/notify_down and quorum scripts; the director
 	// calls it without holding its lock.
 	Scripts scripts.Runner
+	// Alerts sends the smtp_alert mails about quorums and the real
+	// servers a reload removes; give the same to HealthChecksAlerting for
+	// the checkers' mails. Nil: no mail.
+	Alerts *CheckAlerts
 }
 
 // Director owns the wanted state of the data plane.
@@ -186,6 +191,14 @@ func (d *Director) Load(cfg *config.Config) error {
 	var kept []keptReal
 	var fresh []freshReal
 	var dropped []*realState
+	// gone are the reals the new configuration no longer has, with their
+	// virtual server: keepalived mails those it takes out while up.
+	type goneReal struct {
+		vs *config.VirtualServer
+		r  *realState
+	}
+	var gone []goneReal
+	isNew := map[*vsState]bool{}
 	var held map[dataplane.ServiceKey]map[netip.AddrPort]int32
 	if !d.loaded {
 		held = d.heldReals()
@@ -199,6 +212,8 @@ func (d *Director) Load(cfg *config.Config) error {
 			vs.quorumUp = prev.quorumUp
 			prevReals = slices.Clone(prev.reals)
 			delete(old, vs.key)
+		} else {
+			isNew[vs] = true
 		}
 		for j := range vcfg.Reals {
 			rcfg := vcfg.Reals[j]
@@ -219,17 +234,27 @@ func (d *Director) Load(cfg *config.Config) error {
 			vs.reals = append(vs.reals, r)
 		}
 		dropped = append(dropped, prevReals...)
+		for _, r := range prevReals {
+			if !slices.ContainsFunc(vcfg.Reals, func(rs config.RealServer) bool { return netip.AddrPortFrom(rs.Addr, rs.Port) == r.addr() }) {
+				gone = append(gone, goneReal{&prev.cfg, r})
+			}
+		}
 		next = append(next, vs)
 	}
 	for _, s := range old {
 		dropped = append(dropped, s.reals...)
+		for _, r := range s.reals {
+			gone = append(gone, goneReal{&s.cfg, r})
+		}
 	}
 
 	was, wasServices := d.cfg, d.services
 	d.cfg, d.services = cfg, next
 	var scripts []func()
+	var mails []smtp.Mail
 	for _, vs := range d.services {
-		scripts = append(scripts, d.updateQuorum(vs)...)
+		s, m := d.updateQuorum(vs, true, isNew[vs])
+		scripts, mails = append(scripts, s...), append(mails, m...)
 	}
 	if err := d.opts.Dataplane.Apply(d.wanted()); err != nil {
 		d.cfg, d.services = was, wasServices
@@ -249,6 +274,25 @@ func (d *Director) Load(cfg *config.Config) error {
 	}
 	d.lastErr = nil
 	d.loaded = true
+	if a := d.opts.Alerts; a != nil {
+		a.load(cfg)
+		id := smtp.RouterID(cfg.Global.RouterID)
+		// keepalived's clear_diff_services: the reals gone while up, then
+		// the quorum of a virtual server gone while it had it.
+		for _, g := range gone {
+			if g.r.health.Up && g.r.cfg.SMTPAlert {
+				a.send(smtp.RealServerRemoved(id, rsMailName(g.vs, &g.r.cfg), vsMailName(g.vs), false))
+			}
+		}
+		for _, s := range old {
+			if s.quorumUp && s.cfg.SMTPAlert {
+				a.send(quorumMail(id, &s.cfg, true, false, false, 0))
+			}
+		}
+		for _, m := range mails {
+			a.send(m)
+		}
+	}
 	for _, f := range fresh {
 		d.startChecks(f.r, f.vs, f.rs)
 	}
@@ -368,7 +412,13 @@ func (d *Director) report(ctx context.Context, key dataplane.ServiceKey, r *real
 	}
 	for _, vs := range d.services {
 		if vs.key == key {
-			scripts = append(scripts, d.updateQuorum(vs)...)
+			s, mails := d.updateQuorum(vs, false, false)
+			scripts = append(scripts, s...)
+			// Under mu: the mails of two reports go in the order of
+			// the changes. Send does not wait.
+			for _, m := range mails {
+				d.opts.Alerts.send(m)
+			}
 		}
 	}
 	d.applyLocked()
@@ -394,26 +444,41 @@ func (vs *vsState) liveWeight() uint64 {
 }
 
 // updateQuorum applies keepalived's quorum rule with hysteresis and
-// returns the scripts to run for a change.
-func (d *Director) updateQuorum(vs *vsState) []func() {
+// returns the quorum script to run and the mail to send for a change.
+// init says a Load checks it (keepalived's init_service_vs, whose mails
+// say "Starting with ..."); fresh, that vs is new, whose quorum keepalived
+// counts from down: it mails "Starting with quorum up" when the live
+// weight reaches quorum+hysteresis, and "Starting with quorum down" only
+// when a sorry_server goes in.
+func (d *Director) updateQuorum(vs *vsState, init, fresh bool) ([]func(), []smtp.Mail) {
 	w, q, h := vs.liveWeight(), uint64(vs.cfg.Quorum), uint64(vs.cfg.Hysteresis)
 	var s *config.Script
+	var mails []smtp.Mail
+	mail := func(wasUp bool) {
+		if d.opts.Alerts != nil && vs.cfg.SMTPAlert {
+			mails = append(mails, quorumMail(smtp.RouterID(d.cfg.Global.RouterID), &vs.cfg, wasUp, vs.quorumUp, init, w))
+		}
+	}
 	switch {
 	case vs.quorumUp && w+h < q:
 		vs.quorumUp = false
 		s = vs.cfg.QuorumDown
 		d.log.Warn("quorum lost", "service", vs.key.String(), "live_weight", w, "quorum", q, "hysteresis", h, "sorry_server", vs.cfg.SorryServer != nil)
+		if !fresh || vs.cfg.SorryServer != nil {
+			mail(!fresh)
+		}
 	case !vs.quorumUp && w >= q+h:
 		vs.quorumUp = true
 		s = vs.cfg.QuorumUp
 		d.log.Info("quorum regained", "service", vs.key.String(), "live_weight", w, "quorum", q)
-	default:
-		return nil
+		mail(false)
+	case fresh && vs.quorumUp && w >= q+h:
+		mail(false)
 	}
 	if s == nil {
-		return nil
+		return nil, mails
 	}
-	return []func(){func() { d.opts.Scripts(s, "quorum "+vs.key.String()) }}
+	return []func(){func() { d.opts.Scripts(s, "quorum "+vs.key.String()) }}, mails
 }
 
 // wanted is the data plane's state the configuration and health imply.

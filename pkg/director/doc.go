@@ -13,5 +13,7 @@
 // the live reals' weights falls below quorum - hysteresis, the live reals
 // are taken out and the sorry_server put in, until the sum is back at
 // quorum + hysteresis. notify_up/notify_down and quorum_up/quorum_down run
-// on the transitions.
+// on the transitions, and, given CheckAlerts, the smtp_alert mails of
+// keepalived's checker process go out: the checkers' changes, the quorum's,
+// and the real servers a reload takes out while up.
 package director

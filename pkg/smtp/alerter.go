@@ -23,6 +23,10 @@ type Alerter struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
+	// mu orders Alert before Close: no mail is queued once the queue is
+	// closed (a VRRP instance's STOP mail may come late).
+	mu     sync.RWMutex
+	closed bool
 }
 
 // NewAlerter starts an Alerter. Close stops it.
@@ -36,9 +40,15 @@ func NewAlerter(srv Server, log *slog.Logger) *Alerter {
 	return a
 }
 
-// Alert queues m without waiting. When the queue is full, m is dropped
-// and logged.
+// Alert queues m without waiting. When the queue is full, or the Alerter
+// closed, m is dropped and logged.
 func (a *Alerter) Alert(m Mail) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed {
+		a.log.Warn("smtp alert dropped: alerts stopped", "subject", m.Subject)
+		return
+	}
 	select {
 	case a.queue <- m:
 	default:
@@ -49,7 +59,10 @@ func (a *Alerter) Alert(m Mail) {
 // Close sends what is queued, waiting at most grace for it, and stops.
 func (a *Alerter) Close(grace time.Duration) {
 	a.once.Do(func() {
+		a.mu.Lock()
+		a.closed = true
 		close(a.queue)
+		a.mu.Unlock()
 		t := time.AfterFunc(grace, a.cancel)
 		<-a.done
 		t.Stop()

@@ -8,6 +8,6 @@
 //
 // [Server.Send] sends one mail and waits for it; an [Alerter] queues mails
 // and sends them one at a time in the background, so that a health or VRRP
-// transition never waits on a mail server. [Enabled] resolves a block's
-// smtp_alert against the global defaults as keepalived does.
+// transition never waits on a mail server. Which blocks mail (smtp_alert
+// and its global defaults) is pkg/config's to resolve.
 package smtp

@@ -22,6 +22,16 @@ func GroupName(group string, port uint16) string {
 	return "[" + group + "]:" + strconv.Itoa(int(port))
 }
 
+// RouterID is global_defs' router_id as the subjects name the director:
+// id, or the host name when it is not set (keepalived's
+// set_default_router_id).
+func RouterID(id string) string {
+	if id == "" {
+		return localName()
+	}
+	return id
+}
+
 // subject is keepalived's "[router_id] ..." subject.
 func subject(routerID, s string) string {
 	return "[" + routerID + "] " + s
@@ -170,18 +180,4 @@ func CheckerBody(kind string, up bool, detail string) (body string, ok bool) {
 		return "=> MISC CHECK " + detail + " on service <=", true
 	}
 	return "", false
-}
-
-// Enabled resolves a block's smtp_alert as keepalived does: the block's
-// own (nil when it sets none), else the global smtp_alert_vrrp or
-// smtp_alert_checker (specific), else the global smtp_alert, else the
-// block's default: true for a real_server, false for a virtual_server, a
-// vrrp_instance and a vrrp_sync_group.
-func Enabled(block, specific, global *bool, def bool) bool {
-	for _, b := range []*bool{block, specific, global} {
-		if b != nil {
-			return *b
-		}
-	}
-	return def
 }

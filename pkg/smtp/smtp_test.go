@@ -235,10 +235,13 @@ func TestMailWording(t *testing.T) {
 	_, ok = CheckerBody("FILE_CHECK", false, "")
 	assert.False(t, ok, "keepalived's FILE_CHECK mails nothing")
 
-	yes, no := true, false
-	assert.True(t, Enabled(nil, nil, nil, true), "a real server mails unless told not to")
-	assert.False(t, Enabled(nil, nil, nil, false))
-	assert.False(t, Enabled(nil, nil, &no, true), "global smtp_alert")
-	assert.True(t, Enabled(nil, &yes, &no, false), "smtp_alert_checker before smtp_alert")
-	assert.False(t, Enabled(&no, &yes, &yes, true), "the block's own first")
+}
+
+// A mail that comes after Close (a VRRP instance's STOP, told late) is
+// dropped, not a panic.
+func TestAlertAfterClose(t *testing.T) {
+	a := NewAlerter(Server{Addr: closedAddr(t), To: []string{"o@h"}, Timeout: time.Second}, slog.New(slog.DiscardHandler))
+	a.Close(time.Second)
+	assert.NotPanics(t, func() { a.Alert(Mail{Subject: "late"}) })
+	a.Close(time.Second)
 }

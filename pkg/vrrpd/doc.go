@@ -2,7 +2,8 @@
 // process is: it runs every vrrp_instance of a keepalived.conf with
 // pkg/vrrp (the protocol), adds and removes their VIPs, runs the trackers
 // (vrrp_script, track_interface, track_file) and the vrrp_sync_group
-// coupling, runs notify scripts, and keeps instances running across a
+// coupling, runs notify scripts, sends the smtp_alert mails of instances
+// and sync groups (Options.Alert), and keeps instances running across a
 // reload that leaves them alone.
 //
 // It is a VIP owner: it decides which of the VIPs its instances name this

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -17,6 +18,7 @@ import (
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/control"
 	"github.com/xlbproject/xlb/pkg/scripts"
+	"github.com/xlbproject/xlb/pkg/smtp"
 	"github.com/xlbproject/xlb/pkg/vrrp"
 )
 
@@ -47,6 +49,11 @@ type Supervisor struct {
 	onActive func(map[netip.Addr]bool)
 	roleMu   sync.Mutex
 	holding  map[string][]netip.Prefix // by instance
+
+	// alert sends the smtp_alert mails (nil: none) as the last loaded
+	// configuration says (mails).
+	alert func(smtp.Mail)
+	mails atomic.Pointer[mailView]
 }
 
 type vrrpRunner struct {
@@ -56,6 +63,9 @@ type vrrpRunner struct {
 	closeAnnounce func() error
 	err           error
 	faulted       bool
+	// mailed is the state last mailed (keepalived's last_email_state);
+	// only the Runner's goroutine touches it.
+	mailed string
 }
 
 // Options configure a Supervisor.
@@ -72,6 +82,10 @@ type Options struct {
 	// clients with resets). It runs in the instance's goroutine: it must
 	// return fast (a data plane that writes only flags).
 	OnActive func(active map[netip.Addr]bool)
+	// Alert sends keepalived's smtp_alert mails of the instances and sync
+	// groups whose smtp_alert is on ((*smtp.Alerter).Alert; nil: none).
+	// It runs in the instance's goroutine: it must not block.
+	Alert func(smtp.Mail)
 }
 
 // New prepares to run instances; Load starts them.
@@ -82,7 +96,7 @@ func New(opts Options) *Supervisor {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Supervisor{log: opts.Logger, scripts: opts.Scripts, handle: opts.Netlink, onActive: opts.OnActive}
+	return &Supervisor{log: opts.Logger, scripts: opts.Scripts, handle: opts.Netlink, onActive: opts.OnActive, alert: opts.Alert}
 }
 
 // Governs are the addresses the vrrp_instances of cfg move between
@@ -150,6 +164,8 @@ func (v *Supervisor) setHolding(name string, vips []netip.Prefix) {
 func (v *Supervisor) Load(cfg *config.Config) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	mails := mailViewOf(cfg)
+	ran := v.mails.Swap(mails)
 	view := vrrpViewOf(cfg)
 	running := v.runners != nil
 	if running && reflect.DeepEqual(v.view, view) {
@@ -176,7 +192,13 @@ func (v *Supervisor) Load(cfg *config.Config) {
 		return
 	}
 	old := v.view.instances
+	// The instances that stop mail as the configuration they ran from
+	// says (one the new one removes too); the new ones as the new one.
+	if ran != nil {
+		v.mails.Store(ran)
+	}
 	v.stopLocked()
+	v.mails.Store(mails)
 	// VMACs no instance of the new configuration makes go, as keepalived
 	// removes them; the others are kept (ensureVMAC takes them as they are).
 	keep := map[string]bool{}
@@ -217,7 +239,7 @@ func sameMembers(a, b []config.SyncGroup) bool {
 }
 
 // vrrpView is the part of a configuration VRRP runs from, without file
-// positions.
+// positions or what only the mails read (mailView).
 type vrrpView struct {
 	instances  []config.VRRPInstance
 	groups     []config.SyncGroup
@@ -226,12 +248,12 @@ type vrrpView struct {
 }
 
 func vrrpViewOf(cfg *config.Config) vrrpView {
-	return vrrpView{
+	return withoutMail(vrrpView{
 		instances:  config.WithoutPos(cfg.Instances, func(x *config.VRRPInstance) *config.Pos { return &x.Pos }),
 		groups:     config.WithoutPos(cfg.SyncGroups, func(x *config.SyncGroup) *config.Pos { return &x.Pos }),
 		scripts:    config.WithoutPos(cfg.Scripts, func(x *config.VRRPScript) *config.Pos { return &x.Pos }),
 		trackFiles: config.WithoutPos(cfg.TrackFiles, func(x *config.TrackFile) *config.Pos { return &x.Pos }),
-	}
+	})
 }
 
 // syncGroup couples the members of one vrrp_sync_group as keepalived's
@@ -250,8 +272,9 @@ type syncGroup struct {
 	log *slog.Logger
 	cfg config.SyncGroup
 	// notifyState is the group state its notify scripts were last run
-	// for; guarded by Supervisor.mu (groupNotify).
-	notifyState string
+	// for, mailed the one last mailed (keepalived's last_email_state);
+	// guarded by Supervisor.mu (groupNotify).
+	notifyState, mailed string
 
 	mu      sync.Mutex
 	runners map[string]*vrrp.Runner // the members that started
@@ -471,6 +494,7 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 		Addrs: roleVIPs{v: v, name: name, inner: vrrp.NetlinkVIPs{Handle: v.handle, Link: ifname}, excluded: excludedOf(in)},
 		OnNotify: func(n vrrp.Notify) {
 			v.log.Info("vrrp transition", "instance", name, "state", n.State.String(), "priority", n.Priority)
+			v.mail(false, name, mailState(n.State), &vr.mailed)
 			if group != nil {
 				group.notified(name, n)
 			}
@@ -578,6 +602,7 @@ func (v *Supervisor) groupNotify(member string) {
 		return
 	}
 	sg.notifyState = state
+	v.mail(true, g.Name, state, &sg.mailed)
 	grp := *g
 	v.mu.Unlock()
 	v.log.Info("vrrp_sync_group transition", "group", grp.Name, "state", state)
