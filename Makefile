@@ -43,6 +43,11 @@ generate:
 check-generate:
 	tools/check-generate.sh
 
+## readme: rewrite README.md's keepalived.conf coverage tables from the parser and the data planes' Caps (tools/kwtable; go test fails while they are stale)
+.PHONY: readme
+readme:
+	$(GO) run ./tools/kwtable -w README.md
+
 ## lint: gofmt and go vet
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

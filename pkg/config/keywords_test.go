@@ -9,30 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// contextWrap puts a line in each block the keyword table covers.
-var contextWrap = map[string][2]string{
-	ctxTop:           {"", ""},
-	ctxGlobal:        {"global_defs {\n", "}\n"},
-	ctxScript:        {"vrrp_script s {\n", "}\n"},
-	ctxTrackFile:     {"track_file f {\n file /f\n", "}\n"},
-	ctxInstance:      {"vrrp_instance V {\n", "}\n"},
-	ctxAuth:          {"vrrp_instance V {\n authentication {\n", "}\n}\n"},
-	ctxSyncGroup:     {"vrrp_sync_group G {\n", "}\n"},
-	ctxVirtualServer: {"virtual_server 10.0.0.1 80 {\n", "}\n"},
-	ctxRealServer:    {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n", "}\n}\n"},
-	ctxURL:           {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n HTTP_GET {\n url {\n", "}\n}\n}\n}\n"},
-	ctxTCPCheck:      {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n TCP_CHECK {\n", "}\n}\n}\n"},
-	ctxHTTPGet:       {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n HTTP_GET {\n", "}\n}\n}\n"},
-	ctxSSLGet:        {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n SSL_GET {\n", "}\n}\n}\n"},
-	ctxMiscCheck:     {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n MISC_CHECK {\n", "}\n}\n}\n"},
-	ctxDNSCheck:      {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n DNS_CHECK {\n", "}\n}\n}\n"},
-	ctxSMTPCheck:     {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n SMTP_CHECK {\n", "}\n}\n}\n"},
-	ctxSMTPHost:      {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n SMTP_CHECK {\n host {\n", "}\n}\n}\n}\n"},
-	ctxUDPCheck:      {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n UDP_CHECK {\n", "}\n}\n}\n"},
-	ctxPingCheck:     {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n PING_CHECK {\n", "}\n}\n}\n"},
-	ctxFileCheck:     {"track_file f {\n file /f\n}\nvirtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n FILE_CHECK {\n track_file f\n", "}\n}\n}\n"},
-}
-
 // TestKeepalivedKeywordsNeverUnknown: every keyword keepalived accepts in a
 // block is either implemented or warned about there, never rejected as
 // unknown, with or without a value or a block.
