@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -183,6 +184,8 @@ type lexer struct {
 	// lines; multiName is the one being read.
 	multi     map[string][]string
 	multiName string
+	// seqReads counts the lines ~SEQ sequences have read.
+	seqReads int
 }
 
 // continueDefinition adds a line to the multi-line definition being read:
@@ -341,8 +344,48 @@ func (lx *lexer) lexFile(name string, data []byte) {
 			lx.continueDefinition(s)
 			continue
 		}
-		handle := func(s string) {
-			s, ok := lx.preprocess(pos, s)
+		// handle reads one logical line, as keepalived's read_line does:
+		// @id conditions, ~SEQ sequences (the rest of the line once per
+		// value), a multi-line definition alone on its line (its lines),
+		// definitions and substitution, include, then the words.
+		var handle func(s string, depth int)
+		handle = func(s string, depth int) {
+			if depth > maxNesting {
+				lx.p.errorf(pos, s, "~SEQ sequences and multi-line definitions nested more than %d deep in", maxNesting)
+				return
+			}
+			if len(lx.lines) >= MaxLines {
+				if !lx.p.stop {
+					lx.p.errorf(pos, name, "more than %d lines in the configuration (sequences and definitions expanded): stopped at", MaxLines)
+					lx.p.stop = true
+				}
+				return
+			}
+			if s = trimBlanks(s); s == "" {
+				return
+			}
+			s, ok := lx.conditional(s)
+			if !ok || s == "" {
+				return
+			}
+			if strings.HasPrefix(s, "~SEQ") {
+				lx.sequence(pos, s, func(t string) { handle(t, depth+1) })
+				return
+			}
+			if strings.HasPrefix(s, "~LST") {
+				// Ignoring it would drop what keepalived makes of it.
+				lx.p.errorf(pos, "~LST", "~LST lists are not supported by xlb yet (~SEQ sequences are):")
+				return
+			}
+			if lines, ok := lx.multiLine(s); ok {
+				// A multi-line definition alone on its line: its lines,
+				// in its place, each read as a line of the file.
+				for _, l := range lines {
+					handle(l, depth+1)
+				}
+				return
+			}
+			s, ok = lx.preprocess(pos, s)
 			if !ok || s == "" {
 				return
 			}
@@ -364,15 +407,7 @@ func (lx *lexer) lexFile(name string, data []byte) {
 				s = trimBlanks(s[j+1:])
 			}
 		}
-		if lines, ok := lx.multiLine(s); ok {
-			// A multi-line definition alone on its line: its lines, in
-			// its place, each read as a line of the file.
-			for _, l := range lines {
-				handle(l)
-			}
-			continue
-		}
-		handle(s)
+		handle(s, 0)
 	}
 	for _, o := range open {
 		lx.p.errorf(o.pos, o.kw, `missing "}" for the block of`)
@@ -384,32 +419,135 @@ func (lx *lexer) lexFile(name string, data []byte) {
 	}
 }
 
-// preprocess applies keepalived's line-level features before tokenising:
-// conditional lines (@id), parameter definitions ($NAME=...) and their
-// substitution. It reports whether the line should be read.
-func (lx *lexer) preprocess(pos Pos, s string) (string, bool) {
-	if s[0] == '@' {
-		// "@id rest" is read only when the config id is id; "@^id rest"
-		// only when it is not. keepalived's config id is its -i option,
-		// else the host name up to the first dot (xlb: --config-id).
-		ofs, rev := 1, false
-		if strings.HasPrefix(s, "@^") {
-			ofs, rev = 2, true
-		}
-		k := strings.IndexAny(s, " \t")
-		if k < 0 {
-			return "", false // nothing after the id: keepalived drops it too
-		}
-		if (s[ofs:k] == lx.configID) == rev {
-			return "", false
-		}
-		rest := trimBlanks(s[k:])
-		return rest, rest != ""
+// conditional applies keepalived's conditional lines: "@id rest" is read
+// only when the config id is id, "@^id rest" only when it is not.
+// keepalived's config id is its -i option, else the host name up to the
+// first dot (xlb: --config-id). It reports whether the line is read.
+func (lx *lexer) conditional(s string) (string, bool) {
+	if s[0] != '@' {
+		return s, true
 	}
-	if strings.HasPrefix(s, "~SEQ") {
-		lx.p.errorf(pos, "~SEQ", "sequence blocks are not supported:")
+	ofs, rev := 1, false
+	if strings.HasPrefix(s, "@^") {
+		ofs, rev = 2, true
+	}
+	k := strings.IndexAny(s, " \t")
+	if k < 0 {
+		return "", false // nothing after the id: keepalived drops it too
+	}
+	if (s[ofs:k] == lx.configID) == rev {
 		return "", false
 	}
+	rest := trimBlanks(s[k:])
+	return rest, rest != ""
+}
+
+// maxNesting bounds sequences and multi-line definitions within each
+// other; maxSequence the values of one ~SEQ.
+const (
+	maxNesting       = 8
+	maxSequence      = 1 << 16
+	maxSequenceReads = 1 << 20 // in all: nested sequences multiply
+)
+
+// sequence reads "~SEQ(VAR, [START,] [STEP,] END) rest" (or ~SEQx, values
+// in hex) as keepalived 2.2.7's add_seq: with one number, 1 to END (or -1
+// down to a negative END); with two, START to END by 1 or -1; with three,
+// START, STEP, END. The parameters may use $NAME definitions. For each
+// value, $VAR is defined as it (the definition stays after) and rest is
+// read as a line of its own.
+func (lx *lexer) sequence(pos Pos, s string, read func(string)) {
+	bad := func(why string) { lx.p.errorf(pos, s, "invalid ~SEQ (%s):", why) }
+	p := s[len("~SEQ"):]
+	hex := strings.HasPrefix(p, "x")
+	if hex {
+		p = p[1:]
+	}
+	p = strings.TrimLeft(p, " \t")
+	if !strings.HasPrefix(p, "(") {
+		bad("no '('")
+		return
+	}
+	end := strings.IndexByte(p, ')')
+	if end < 0 {
+		bad("no ')'")
+		return
+	}
+	params, rest := p[1:end], trimBlanks(p[end+1:])
+	if len(lx.defs) > 0 {
+		params, _ = substitute(params, lx.defs)
+	}
+	fields := strings.Split(params, ",")
+	v := trimBlanks(fields[0])
+	if v == "" || strings.ContainsAny(v, " \t") || len(fields) < 2 || len(fields) > 4 {
+		bad("want (VAR, END), (VAR, START, END) or (VAR, START, STEP, END)")
+		return
+	}
+	var nums []int64
+	for _, f := range fields[1:] {
+		n, err := strconv.ParseInt(trimBlanks(f), 0, 64)
+		if err != nil {
+			bad("not a number: " + trimBlanks(f))
+			return
+		}
+		nums = append(nums, n)
+	}
+	var start, step, last int64
+	switch len(nums) {
+	case 1:
+		last = nums[0]
+		start, step = 1, 1
+		if last < 0 {
+			start = -1
+		}
+		if last < 1 {
+			step = -1
+		}
+	case 2:
+		start, last, step = nums[0], nums[1], 1
+		if start > last {
+			step = -1
+		}
+	case 3:
+		start, step, last = nums[0], nums[1], nums[2]
+		if step == 0 || (start < last && step < 0) || (start > last && step > 0) {
+			bad("the step does not lead from the start to the end")
+			return
+		}
+	}
+	if hex && (start < 0 || last < 0) {
+		bad("~SEQx takes positive numbers only")
+		return
+	}
+	if n := (last-start)/step + 1; n > maxSequence {
+		bad(fmt.Sprintf("%d values; at most %d", n, maxSequence))
+		return
+	}
+	if lx.defs == nil {
+		lx.defs = map[string]string{}
+	}
+	for x := start; (step > 0 && x <= last) || (step < 0 && x >= last); x += step {
+		if lx.seqReads++; lx.seqReads > maxSequenceReads {
+			lx.p.errorf(pos, s, "~SEQ sequences read more than %d lines in all; stopped at", maxSequenceReads)
+			lx.p.stop = true
+			return
+		}
+		if hex {
+			lx.defs[v] = strconv.FormatInt(x, 16)
+		} else {
+			lx.defs[v] = strconv.FormatInt(x, 10)
+		}
+		delete(lx.multi, v)
+		read(rest)
+		if lx.p.full() {
+			return
+		}
+	}
+}
+
+// preprocess applies keepalived's parameter definitions ($NAME=...) and
+// their substitution. It reports whether the line should be read.
+func (lx *lexer) preprocess(pos Pos, s string) (string, bool) {
 	if s[0] == '$' {
 		if name, value, ok := parseDefinition(s); ok {
 			if strings.HasSuffix(value, `\`) {

@@ -327,8 +327,63 @@ func TestParameterSubstitution(t *testing.T) {
 	var errs ErrorList
 	errs = parseErrors(t, "$X=$X$X\nrouter_id $X\n")
 	assert.Contains(t, errs[0].Msg, "parameter substitution does not terminate")
-	errs = parseErrors(t, "~SEQ(i, 1, 3) vrrp_script s$i { script x }\n")
-	assert.Equal(t, `keepalived.conf:1: sequence blocks are not supported: "~SEQ"`, errs[0].Error())
+}
+
+// TestSequences: ~SEQ as keepalived 2.2.7's add_seq reads it: the rest of
+// the line once per value, with $VAR defined as the value; with a
+// multi-line definition it makes blocks. keepalived -t on the same text
+// reads the same vrrp_scripts (it reports each script it cannot find).
+func TestSequences(t *testing.T) {
+	src := lines(
+		"$N=3",
+		"$SCRIPT=vrrp_script chk_$i { \\",
+		"   script \"/bin/true $i\" \\",
+		"   weight -$i \\",
+		"}",
+		"~SEQ(i, $N) $SCRIPT",
+		"~SEQ(j, 10, -5, 0) vrrp_script down_$j { script \"/bin/true $j\" }",
+		"~SEQx(k, 9, 11) vrrp_script hex_$k { script \"/bin/true $k\" }",
+		"~SEQ(m, -2) vrrp_script neg$m { script /bin/true }",
+		"vrrp_instance VI_1 {",
+		" interface eth0",
+		" virtual_router_id 51",
+		" priority 100",
+		" track_script {",
+		"  chk_1\n  chk_3\n  down_5\n  hex_a\n  neg-2\n  nope",
+		" }",
+		" virtual_ipaddress {\n  10.9.9.9\n }",
+		"}",
+	)
+	cfg := mustParse(t, src)
+	var names []string
+	for _, sc := range cfg.Scripts {
+		names = append(names, sc.Name+"="+strings.Join(sc.Script.Args, " "))
+	}
+	assert.Equal(t, []string{
+		"chk_1=/bin/true 1", "chk_2=/bin/true 2", "chk_3=/bin/true 3",
+		"down_10=/bin/true 10", "down_5=/bin/true 5", "down_0=/bin/true 0",
+		"hex_9=/bin/true 9", "hex_a=/bin/true a", "hex_b=/bin/true b",
+		"neg-1=/bin/true", "neg-2=/bin/true",
+	}, names)
+	assert.Equal(t, -2, cfg.Script("chk_2").Weight)
+	var tracked []string
+	for _, ts := range cfg.Instances[0].TrackScripts {
+		tracked = append(tracked, ts.Name)
+	}
+	assert.Equal(t, []string{"chk_1", "chk_3", "down_5", "hex_a", "neg-2"}, tracked)
+	assert.Contains(t, warningStrings(cfg), `keepalived.conf:20: (VI_1) track_script not found, ignoring: "nope"`)
+	// keepalived reads the same scripts: of the six tracked, only nope
+	// is not found.
+	says := keepalivedSays(t, src)
+	assert.Contains(t, says, "(VI_1) track script nope not found")
+	for _, n := range tracked {
+		assert.NotContains(t, says, "track script "+n+" not found", "keepalived made %s too", n)
+	}
+
+	errs := parseErrors(t, "~SEQ(i, 1, -1, 3) vrrp_script s$i { script x }\n")
+	assert.Contains(t, errs[0].Error(), "invalid ~SEQ (the step does not lead from the start to the end)")
+	errs = parseErrors(t, "~SEQ(i, 1, 100000) x$i\n")
+	assert.Contains(t, errs[0].Error(), "100000 values; at most 65536")
 }
 
 // TestMissingBraceNamesTheOpener: an unclosed block is reported where its
@@ -349,4 +404,13 @@ func TestMissingBraceNamesTheOpener(t *testing.T) {
 	var pe *ParseError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, &ParseError{File: "vs.conf", Line: 1, Word: "virtual_server", Msg: `missing "}" for the block of`}, pe)
+}
+
+// Nested sequences multiply: their reads are bounded in all, whatever
+// they emit.
+func TestSequencesBounded(t *testing.T) {
+	start := time.Now()
+	errs := parseErrors(t, "~SEQ(a, 60000) ~SEQ(b, 60000) ! nothing\n")
+	assert.Contains(t, errs[0].Error(), "~SEQ sequences read more than 1048576 lines in all")
+	assert.Less(t, time.Since(start), 10*time.Second)
 }
