@@ -88,6 +88,12 @@ func TestCheckCommand(t *testing.T) {
 	assert.Equal(t, 0, run(env{stdout: &out, stderr: &errOut}, []string{"check", "-f", bad}))
 	assert.Contains(t, errOut.String(), `warning: `+bad+`:6: unknown keyword in real_server: "weigth": ignored, as keepalived ignores it (did you mean "weight"?)`)
 	assert.Contains(t, out.String(), "OK: 1 virtual servers, 0 vrrp instances, 1 warnings")
+	// What keepalived acts on and xlb does not is marked as such.
+	unlike := filepath.Join(dir, "unlike.conf")
+	require.NoError(t, os.WriteFile(unlike, []byte("static_routes {\n    10.9.0.0/16 via 10.0.0.1\n}\n"), 0o644))
+	errOut.Reset()
+	assert.Equal(t, 0, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "-f", unlike}))
+	assert.Equal(t, "warning (unlike keepalived): "+unlike+`:1: keepalived block not implemented by xlb, ignored: "static_routes"`+"\n", errOut.String())
 	errOut.Reset()
 	assert.Equal(t, 1, run(env{stdout: io.Discard, stderr: &errOut}, []string{"check", "--strict", "-f", bad}))
 	assert.Equal(t, "error: "+bad+`:6: unknown keyword in real_server: "weigth"`+"\n", errOut.String())
