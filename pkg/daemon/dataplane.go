@@ -46,6 +46,12 @@ func NeedsIPVS(cfg *config.Config, o Options) error {
 	}
 	xc, _ := CapsFor("xdp", o)
 	if err := director.Validate(cfg, xc); err != nil && director.Validate(cfg, ipvs.Caps) == nil {
+		// The first few lines say why; a file of hundreds of TUN reals
+		// would make a log line of hundreds.
+		lines := strings.Split(err.Error(), "\n")
+		if len(lines) > 3 {
+			return fmt.Errorf("%s; and %d more (xlb check --dataplane xdp lists them)", strings.Join(lines[:3], "; "), len(lines)-3)
+		}
 		return err
 	}
 	return nil
