@@ -30,10 +30,29 @@ func NewClient(path string) *Client {
 		// One connection per request, closed after: a command makes one
 		// or two, and the daemon serves a bounded number at a time.
 		Transport: &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
+			return dialUnix(ctx, path)
 		}},
 	}}
+}
+
+// dialUnix connects to the socket at path. A unix socket whose accept
+// queue is full refuses a connect with EAGAIN at once, where TCP would
+// wait: under a burst (thousands of clients, or connections held by a
+// hostile one while the daemon closes them) that is a refusal of a moment,
+// so it is tried again until ctx ends.
+func dialUnix(ctx context.Context, path string) (net.Conn, error) {
+	var d net.Dialer
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		c, err := d.DialContext(ctx, "unix", path)
+		if err == nil || !errors.Is(err, syscall.EAGAIN) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
 }
 
 func (c *Client) get(path string, v any) error {

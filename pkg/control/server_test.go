@@ -2,6 +2,7 @@ package control
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,4 +131,56 @@ func TestSocketLimits(t *testing.T) {
 	r, err := NewClient(sock).Ipvsadm([]string{"-Ln"}, "")
 	require.NoError(t, err)
 	assert.Equal(t, "-Ln|", r.Stdout)
+}
+
+// A unix socket whose accept queue is full refuses a connect with EAGAIN at
+// once; the client tries again until its deadline, so a moment's burst on
+// the daemon's socket does not fail a command.
+func TestDialRetriesAFullQueue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	require.NoError(t, err)
+	require.NoError(t, syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}))
+	require.NoError(t, syscall.Listen(fd, 1))
+	f := os.NewFile(uintptr(fd), path)
+	l, err := net.FileListener(f)
+	require.NoError(t, err)
+	f.Close()
+	defer l.Close()
+
+	// Fill the queue: connects that nobody accepts, until one is refused.
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for i := 0; ; i++ {
+		require.Less(t, i, 100, "the queue never filled")
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			require.ErrorIs(t, err, syscall.EAGAIN, "a full queue refuses with EAGAIN")
+			break
+		}
+		held = append(held, c)
+	}
+
+	// The daemon catches up 200 ms later.
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := dialUnix(ctx, path)
+	require.NoError(t, err, "connected once there was room")
+	c.Close()
+	assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "it waited for room")
 }
