@@ -243,34 +243,7 @@ func (s *side) tracker(r ref, v int64, ov *override) (vrrp.Tracker, bool) {
 		}
 		return vrrp.Tracker{Weight: w, Reverse: r.reverse, Status: st}, true
 	}
-	return fileTracker(v, w, r.reverse)
-}
-
-// fileTracker is a track_file's value as a tracker, as keepalived's
-// process_update_vrrp_track_file_status applies it: weight 0 faults on a
-// non-zero value (on zero with reverse); otherwise value·weight (negated by
-// reverse) is added, capped at 253, and -254 or below is FAULT.
-func fileTracker(v int64, w int, reverse bool) (vrrp.Tracker, bool) {
-	if w == 0 {
-		st := vrrp.TrackOK
-		if v != 0 {
-			st = vrrp.TrackFailed
-		}
-		return vrrp.Tracker{Reverse: reverse, Status: st}, true
-	}
-	r := v * int64(w)
-	if reverse {
-		r = -r
-	}
-	switch {
-	case r < -vrrp.MaxTrackWeight:
-		return vrrp.Tracker{Status: vrrp.TrackFailed}, true
-	case r > 0:
-		return vrrp.Tracker{Weight: int(min(r, vrrp.MaxTrackWeight)), Status: vrrp.TrackOK}, true
-	case r < 0:
-		return vrrp.Tracker{Weight: int(r), Status: vrrp.TrackFailed}, true
-	}
-	return vrrp.Tracker{}, false
+	return vrrp.FileTracker(v, w, r.reverse)
 }
 
 func (s *side) evalUnit(u unit, vals []int64, ov *override) (uint8, bool) {

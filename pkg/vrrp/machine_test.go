@@ -404,3 +404,41 @@ func TestStateString(t *testing.T) {
 	assert.Equal(t, "INIT", StateInit.String())
 	assert.Equal(t, "PASS", AuthPass.String())
 }
+
+// track_file's arithmetic (keepalived.conf(5)): weight 0 makes any
+// non-zero value a fault; otherwise value x weight, negated by reverse, is
+// added, and below -253 is a fault.
+func TestTrackFilePriority(t *testing.T) {
+	for _, c := range []struct {
+		value   int64
+		weight  int
+		reverse bool
+		prio    uint8
+		fault   bool
+	}{
+		{0, 0, false, 100, false},
+		{3, 0, false, 100, true},
+		{0, 0, true, 100, true},
+		{3, 0, true, 100, false},
+		{5, 2, false, 110, false},
+		{-20, 2, false, 60, false},
+		{-20, 2, true, 140, false},
+		{0, 10, false, 100, false},
+		{200, 1, false, 254, false},
+		{-253, 1, false, 1, false},
+		{-254, 1, false, 100, true},
+		{-1, 254, false, 100, true},
+		{1, 254, false, 254, false},
+		{-1, 253, false, 1, false},
+	} {
+		var ts []Tracker
+		if tr, ok := FileTracker(c.value, c.weight, c.reverse); ok {
+			ts = append(ts, tr)
+		}
+		prio, fault := EffectivePriority(100, ts)
+		assert.Equal(t, c.fault, fault, "%+v", c)
+		if !c.fault {
+			assert.Equal(t, c.prio, prio, "%+v", c)
+		}
+	}
+}

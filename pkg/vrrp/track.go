@@ -59,3 +59,32 @@ func EffectivePriority(base uint8, trackers []Tracker) (priority uint8, fault bo
 	}
 	return uint8(min(max(total, 1), int(PriorityOwner)-1)), fault
 }
+
+// FileTracker is a track_file's value as a tracker, as keepalived's
+// process_update_vrrp_track_file_status applies it: with weight 0 a
+// non-zero value is a failure (zero is, with reverse); otherwise
+// value×weight (negated by reverse) is added to the priority, capped at
+// MaxTrackWeight, and -254 or below is FAULT. ok is false when the file
+// adds nothing (a value of 0 with a weight).
+func FileTracker(value int64, weight int, reverse bool) (t Tracker, ok bool) {
+	if weight == 0 {
+		st := TrackOK
+		if value != 0 {
+			st = TrackFailed
+		}
+		return Tracker{Reverse: reverse, Status: st}, true
+	}
+	r := value * int64(weight)
+	if reverse {
+		r = -r
+	}
+	switch {
+	case r < -MaxTrackWeight:
+		return Tracker{Status: TrackFailed}, true // unweighted failure: FAULT
+	case r > 0:
+		return Tracker{Weight: int(min(r, MaxTrackWeight)), Status: TrackOK}, true
+	case r < 0:
+		return Tracker{Weight: int(r), Status: TrackFailed}, true
+	}
+	return Tracker{}, false
+}

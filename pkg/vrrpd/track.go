@@ -300,33 +300,6 @@ func (v *Supervisor) watchFile(ctx context.Context, tf config.TrackFile, st *tra
 	}
 }
 
-// fileTracker turns a track_file's value into a tracker: with weight 0 a
-// non-zero value is a failure (with reverse, zero is); otherwise
-// value×weight (negated by reverse) is added to the priority, and a
-// result below -253 is FAULT (keepalived.conf(5), track_file).
-func fileTracker(value int64, weight int, reverse bool) (vrrp.Tracker, bool) {
-	if weight == 0 {
-		st := vrrp.TrackOK
-		if value != 0 {
-			st = vrrp.TrackFailed
-		}
-		return vrrp.Tracker{Reverse: reverse, Status: st}, true
-	}
-	r := value * int64(weight)
-	if reverse {
-		r = -r
-	}
-	switch {
-	case r < -vrrp.MaxTrackWeight:
-		return vrrp.Tracker{Status: vrrp.TrackFailed}, true // unweighted failure: FAULT
-	case r > 0:
-		return vrrp.Tracker{Weight: int(min(r, vrrp.MaxTrackWeight)), Status: vrrp.TrackOK}, true
-	case r < 0:
-		return vrrp.Tracker{Weight: int(r), Status: vrrp.TrackFailed}, true
-	}
-	return vrrp.Tracker{}, false
-}
-
 // trackersOf is what one instance (or group) tracks, as vrrp.Trackers.
 func (v *Supervisor) trackersOf(scripts []config.TrackScript, ifaces []config.TrackInterface, files []config.TrackFileRef) []vrrp.Tracker {
 	var out []vrrp.Tracker
@@ -342,7 +315,7 @@ func (v *Supervisor) trackersOf(scripts []config.TrackScript, ifaces []config.Tr
 	}
 	for _, t := range files {
 		if st := v.tracks[fileKey(t.Name)]; st != nil {
-			if tr, ok := fileTracker(st.value, t.Weight, t.Reverse); ok {
+			if tr, ok := vrrp.FileTracker(st.value, t.Weight, t.Reverse); ok {
 				out = append(out, tr)
 			}
 		}
