@@ -59,7 +59,7 @@ flags:`)
 	}
 	// Read whole, so that a file too big for the data plane is told its
 	// full size by director.Validate below.
-	cfg, err := daemon.ReadConfigWith(*file, daemon.ReadOptions{Strict: sizes.Strict, ConfigID: sizes.ConfigID})
+	cfg, err := daemon.ReadConfig(*file, daemon.ReadOptions{Strict: sizes.Strict, ConfigID: sizes.ConfigID})
 	if err != nil {
 		printErrors(e, err)
 		return 1

@@ -109,14 +109,14 @@ func TestLimitsStopTheRead(t *testing.T) {
 		runtime.GC()
 		var m0, m1 runtime.MemStats
 		runtime.ReadMemStats(&m0)
-		_, err := ParseLimited(path, lim)
+		_, err := ParseWith(path, Options{Limits: lim})
 		runtime.ReadMemStats(&m1)
 		return m1.TotalAlloc - m0.TotalAlloc, err
 	}
 	limited, err := alloc(Limits{VirtualServers: 64, VirtualFlag: "--max-services", Holder: "the XDP data plane"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "many.conf:449: the configuration has more than 64 virtual servers; the XDP data plane holds 64 (--max-services); stopped reading at \"virtual_server\"")
-	_, err = ParseLimited(path, Limits{RealServers: 10, RealFlag: "--max-reals", Holder: "the XDP data plane"})
+	_, err = ParseWith(path, Options{Limits: Limits{RealServers: 10, RealFlag: "--max-reals", Holder: "the XDP data plane"}})
 	assert.ErrorContains(t, err, "many.conf:74: the configuration has more than 10 real servers (counted per virtual server)")
 	whole, err := alloc(Limits{})
 	require.NoError(t, err)

@@ -18,7 +18,7 @@ import (
 // file:line and the offending word; only a path that cannot be read at all
 // gives a plain error wrapping the os error.
 func Parse(path string) (*Config, error) {
-	return ParseLimited(path, Limits{})
+	return ParseWith(path, Options{})
 }
 
 // Limits are how many virtual and real servers the data plane holds: a
@@ -33,11 +33,6 @@ type Limits struct {
 	RealFlag    string
 	// Holder names the data plane: "the XDP data plane".
 	Holder string
-}
-
-// ParseLimited is Parse, refusing more servers than lim allows.
-func ParseLimited(path string, lim Limits) (*Config, error) {
-	return ParseWith(path, Options{Limits: lim})
 }
 
 // Options are how a configuration is read.

@@ -321,9 +321,9 @@ func (d *daemon) load(cfg *config.Config) error {
 	return nil
 }
 
-// loadConfig is ReadConfigWith, logging keepalived-style warnings.
+// loadConfig is ReadConfig, logging keepalived-style warnings.
 func loadConfig(path string, o ReadOptions, log *slog.Logger) (*config.Config, error) {
-	cfg, err := ReadConfigWith(path, o)
+	cfg, err := ReadConfig(path, o)
 	if err != nil {
 		return nil, err
 	}
@@ -348,18 +348,13 @@ type ReadOptions struct {
 	ConfigID string
 }
 
-// ReadConfig is ReadConfigWith without --strict or --config-id.
-func ReadConfig(path string, caps dataplane.Caps, securityOnce bool) (*config.Config, error) {
-	return ReadConfigWith(path, ReadOptions{Caps: caps, SecurityOnce: securityOnce})
-}
-
-// ReadConfigWith reads a configuration as xlb run loads it, and as xlb
+// ReadConfig reads a configuration as xlb run loads it, and as xlb
 // check checks it: parsed (a file with more servers than o.Caps holds is
 // refused as it is read), its scripts checked and resolved as keepalived
 // checks them (scripts.Secure), its VRRP instances checked for what xlb
 // cannot run. With o.Strict every warning is an error. What the data
 // plane can do is checked by director.Validate.
-func ReadConfigWith(path string, o ReadOptions) (*config.Config, error) {
+func ReadConfig(path string, o ReadOptions) (*config.Config, error) {
 	caps := o.Caps
 	cfg, err := config.ParseWith(path, config.Options{
 		Limits: config.Limits{

@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/internal/testutil"
-	"github.com/xlbproject/xlb/pkg/dataplane"
 )
 
 // The attack: a vrrp_script anyone can write, which the director runs as
@@ -66,7 +65,7 @@ vrrp_instance VI_1 {
 	write("enable_script_security\n    script_user root")
 
 	// xlb check reads it as xlb run does (ReadConfig).
-	cfg, err := ReadConfig(cfgPath, dataplane.Caps{}, false)
+	cfg, err := ReadConfig(cfgPath, ReadOptions{})
 	require.NoError(t, err)
 	var ws []string
 	for _, w := range cfg.Warnings {
