@@ -132,6 +132,16 @@ func keysOf(vs *config.VirtualServer) []dataplane.ServiceKey {
 
 func keyOf(vs *config.VirtualServer) dataplane.ServiceKey { return keysOf(vs)[0] }
 
+// realPort is the port a real of the service k has in the data plane: a DR
+// or TUN real takes the service's own (IPVS forwards to it whatever the
+// real says), except on fwmark and port-0 services.
+func realPort(k dataplane.ServiceKey, fwd lvs.Forward, port uint16) uint16 {
+	if fwd != lvs.NAT && k.FWMark == 0 && k.Port != 0 {
+		return k.Port
+	}
+	return port
+}
+
 // servicesOf are the services vs stands for as the data plane takes them,
 // each with reals (its own port given to a DR or TUN real: IPVS forwards
 // them to the service's port, whatever the real says).
@@ -141,9 +151,7 @@ func servicesOf(vs *config.VirtualServer, reals []dataplane.Real) []dataplane.Se
 		svc := dataplane.Service{ServiceKey: k, Scheduler: vs.Scheduler, Flags: vs.SchedFlags,
 			Persistence: vs.PersistenceTimeout, PersistenceMask: vs.PersistenceGranularity}
 		for _, r := range reals {
-			if r.Forward != lvs.NAT && k.FWMark == 0 && k.Port != 0 {
-				r.Port = k.Port
-			}
+			r.Port = realPort(k, r.Forward, r.Port)
 			svc.Reals = append(svc.Reals, r)
 		}
 		out = append(out, svc)
@@ -639,10 +647,7 @@ func (d *Director) serviceStatus(vs *vsState, key dataplane.ServiceKey, ss datap
 		out.SorryServer = netip.AddrPortFrom(vs.cfg.SorryServer.Addr, vs.cfg.SorryServer.Port).String()
 	}
 	for _, r := range vs.reals {
-		port := r.cfg.Port
-		if r.cfg.Forward != lvs.NAT && key.FWMark == 0 && key.Port != 0 {
-			port = key.Port // as servicesOf hands it over
-		}
+		port := realPort(key, r.cfg.Forward, r.cfg.Port)
 		addr := netip.AddrPortFrom(r.cfg.Addr, port)
 		rs, in := inService[addr]
 		k := realLife{key, addr}

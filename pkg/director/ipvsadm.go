@@ -149,11 +149,9 @@ func (d *Director) configService(s *ipvsadm.Service) *vsState {
 // manualKey is the data plane's name for a service of ipvsadm's table.
 func manualKey(s *ipvsadm.Service) dataplane.ServiceKey {
 	if s.FWMark != 0 {
-		a := netip.IPv4Unspecified()
-		if s.Addr.Is6() {
-			a = netip.IPv6Unspecified()
-		}
-		return dataplane.ServiceKey{Addr: a, FWMark: s.FWMark}
+		// ipvsadm's model gives a fwmark service the unspecified
+		// address of its family, as the data plane names it.
+		return dataplane.ServiceKey{Addr: s.Addr, FWMark: s.FWMark}
 	}
 	return dataplane.ServiceKey{Addr: s.Addr, Port: s.Port, Protocol: s.Protocol}
 }
