@@ -803,18 +803,7 @@ func (ps *parser) finishVirtualServers() {
 			// Not from the virtual server's: keepalived's real servers
 			// inherit only the globals.
 			rs.SMTPAlert = smtpAlert(rd.smtpAlert, g.SMTPAlertChecker, g.SMTPAlert, true)
-			// IPVS uses the service port except with NAT; keepalived fills
-			// in a missing port and corrects a different one. A group or
-			// fwmark stands for several ports: a real without a port
-			// keeps 0 (the packet's own port), and the director gives a
-			// DR or TUN real each service's port.
-			if vs.Group != "" || vs.FWMark != 0 {
-			} else if rs.Port == 0 {
-				rs.Port = vs.Port
-			} else if rs.Forward != lvs.NAT && rs.Port != vs.Port {
-				ps.p.warnf(rs.Pos, rs.Addr.String(), "only NAT can change the port; using port %d for real_server", vs.Port)
-				rs.Port = vs.Port
-			}
+			rs.Port = ps.serverPort(vs, rs.Pos, rs.Addr, rs.Forward, rs.Port, "real_server")
 			for _, cd := range rd.checkers {
 				rs.Checkers = append(rs.Checkers, resolveChecker(cd, rd, d))
 			}
@@ -824,13 +813,7 @@ func (ps *parser) finishVirtualServers() {
 
 		if ss := vs.SorryServer; ss != nil {
 			ss.Forward = d.sorryFwd.or(vs.Forward)
-			if vs.Group != "" || vs.FWMark != 0 {
-			} else if ss.Port == 0 {
-				ss.Port = vs.Port
-			} else if ss.Forward != lvs.NAT && ss.Port != vs.Port {
-				ps.p.warnf(d.sorryPos, ss.Addr.String(), "only NAT can change the port; using port %d for sorry_server", vs.Port)
-				ss.Port = vs.Port
-			}
+			ss.Port = ps.serverPort(vs, d.sorryPos, ss.Addr, ss.Forward, ss.Port, "sorry_server")
 			if ss.Addr.Is4() != vs.Addr.Is4() && ss.Forward != lvs.TUN {
 				ps.p.warnf(d.sorryPos, ss.Addr.String(), "sorry_server address family differs from the virtual server's; ignoring")
 				vs.SorryServer = nil
@@ -857,6 +840,24 @@ func (ps *parser) finishVirtualServers() {
 		}
 		ps.cfg.VirtualServers = append(ps.cfg.VirtualServers, *vs)
 	}
+}
+
+// serverPort is the port of a real or sorry server of vs. IPVS uses the
+// service port except with NAT; keepalived fills in a missing port and
+// corrects a different one. A group or fwmark stands for several ports: a
+// server without a port keeps 0 (the packet's own port), and the director
+// gives a DR or TUN real each service's port.
+func (ps *parser) serverPort(vs *VirtualServer, pos Pos, addr netip.Addr, fwd lvs.Forward, port uint16, what string) uint16 {
+	switch {
+	case vs.Group != "" || vs.FWMark != 0:
+		return port
+	case port == 0:
+		return vs.Port
+	case fwd != lvs.NAT && port != vs.Port:
+		ps.p.warnf(pos, addr.String(), "only NAT can change the port; using port %d for %s", vs.Port, what)
+		return vs.Port
+	}
+	return port
 }
 
 // resolveChecker fills a checker's unset settings from its real server,
