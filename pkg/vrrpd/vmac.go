@@ -52,10 +52,7 @@ var vmacSysctls = []struct {
 // macvlan of another MAC, mode or parent is replaced; an interface of that
 // name that is not a macvlan is an error.
 func (v *Supervisor) ensureVMAC(in *config.VRRPInstance) (string, error) {
-	h := v.handle
-	if h == nil {
-		h = &netlink.Handle{}
-	}
+	h := v.netlink()
 	name, mac := VMACName(in), VMACAddr(in.VirtualRouterID)
 	parent, err := h.LinkByName(in.Interface)
 	if err != nil {
@@ -105,13 +102,19 @@ func (v *Supervisor) vmacUp(h *netlink.Handle, l netlink.Link, parent string) er
 	return errors.Join(errs...)
 }
 
+// netlink is the supervisor's netlink handle: its own namespace's if it
+// was given none (a zero Handle uses the package-level functions).
+func (v *Supervisor) netlink() *netlink.Handle {
+	if v.handle == nil {
+		return &netlink.Handle{}
+	}
+	return v.handle
+}
+
 // removeVMAC deletes the VMAC of in, if it is there, as keepalived does
 // when it stops.
 func (v *Supervisor) removeVMAC(in *config.VRRPInstance) {
-	h := v.handle
-	if h == nil {
-		h = &netlink.Handle{}
-	}
+	h := v.netlink()
 	if l, err := h.LinkByName(VMACName(in)); err == nil {
 		if _, ok := l.(*netlink.Macvlan); ok {
 			if err := h.LinkDel(l); err != nil {
