@@ -69,7 +69,11 @@ func childCmd(t *testing.T, ns *testutil.NS, o Options, env []string) (*exec.Cmd
 		o.Socket = filepath.Join(dir, "xlb.sock")
 	}
 	if o.PinDir == "" {
+		// The daemon removes its pins when it stops; one killed (or
+		// never stopped by a failed test) leaves them: removed here.
 		o.PinDir = "/sys/fs/bpf/xlb-run-" + testutil.Suffix()
+		pin := o.PinDir
+		t.Cleanup(func() { os.RemoveAll(pin) })
 	}
 	if o.IPVSState == "" {
 		o.IPVSState = filepath.Join(dir, "ipvs.json")
