@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/xlbproject/xlb/internal/testutil"
 	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
@@ -189,7 +190,21 @@ func keepalivedSays(t *testing.T, src string) string {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "keepalived.conf")
 	require.NoError(t, os.WriteFile(f, []byte(src), 0o644))
-	out, _ := exec.Command(bin, "-t", "-l", "-f", f, "-p", filepath.Join(dir, "k.pid"),
-		"-r", filepath.Join(dir, "v.pid"), "-c", filepath.Join(dir, "c.pid")).CombinedOutput()
+	args := []string{"-t", "-l", "-f", f, "-p", filepath.Join(dir, "k.pid"),
+		"-r", filepath.Join(dir, "v.pid"), "-c", filepath.Join(dir, "c.pid")}
+	cmd := exec.Command(bin, args...)
+	if os.Geteuid() == 0 {
+		// The texts name eth0, which keepalived -t requires to exist:
+		// give it one of its own (a VM guest or a container may have
+		// none).
+		ns, err := testutil.NewNS("xlb-kat-" + testutil.Suffix())
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = ns.Close() })
+		if ns.IP("link", "add", "eth0", "type", "dummy") != nil {
+			require.NoError(t, ns.IP("link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"))
+		}
+		cmd = ns.Command(bin, args...)
+	}
+	out, _ := cmd.CombinedOutput()
 	return string(out)
 }
