@@ -3,8 +3,8 @@
  *
  * The control plane (pkg/sched) precomputes every table: rr/wrr as the
  * sequence of picks IPVS would make from its current state (a prefix, then a
- * cycle repeated forever), sh/dh as the 256 hash buckets. The program only
- * indexes them. */
+ * cycle repeated forever), sh/dh as the 256 hash buckets, mh as its Maglev
+ * lookup table. The program hashes and indexes them. */
 #ifndef XLB_SCHED_H
 #define XLB_SCHED_H
 
@@ -98,6 +98,101 @@ static __always_inline __u32 sched_dh(const struct svc *s, const struct sched_in
 {
 	__u32 slot = sched_tab_get(s, hash_32(p->dst, XLB_HASH_TAB_BITS));
 	return real_if_available(slot) ? slot : XLB_NO_REAL;
+}
+
+/* The kernel's hsiphash() of one u32 on a 64-bit kernel: SipHash-1-3
+ * truncated to 32 bits (lib/siphash.c, hsiphash_1u32), under a key whose
+ * two words are both k. */
+#define XLB_SIPROUND                                                           \
+	do {                                                                   \
+		v0 += v1; v1 = (v1 << 13) | (v1 >> 51); v1 ^= v0;             \
+		v0 = (v0 << 32) | (v0 >> 32);                                  \
+		v2 += v3; v3 = (v3 << 16) | (v3 >> 48); v3 ^= v2;              \
+		v0 += v3; v3 = (v3 << 21) | (v3 >> 43); v3 ^= v0;              \
+		v2 += v1; v1 = (v1 << 17) | (v1 >> 47); v1 ^= v2;              \
+		v2 = (v2 << 32) | (v2 >> 32);                                  \
+	} while (0)
+
+static __always_inline __u32 hsiphash_u32(__u32 v, __u64 k)
+{
+	__u64 v0 = 0x736f6d6570736575ULL ^ k;
+	__u64 v1 = 0x646f72616e646f6dULL ^ k;
+	__u64 v2 = 0x6c7967656e657261ULL ^ k;
+	__u64 v3 = 0x7465646279746573ULL ^ k;
+	__u64 b = (4ULL << 56) | v;
+
+	v3 ^= b;
+	XLB_SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	XLB_SIPROUND;
+	XLB_SIPROUND;
+	XLB_SIPROUND;
+	return (__u32)((v0 ^ v1) ^ (v2 ^ v3));
+}
+
+/* ip_vs_mh.c's fixed key 1 (generate_hash_secret): the same in every
+ * director, so all build one table and hash a client alike. */
+#define XLB_MH_KEY1 2654435761ULL
+
+/* The mh-fallback loop runs with bpf_loop (Linux 5.17): set by the loader
+ * when the kernel has it (the control plane refuses mh-fallback without
+ * it), so older kernels never see the helper. */
+volatile const __u8 have_bpf_loop = 0;
+
+struct mh_fallback {
+	__u32 key;     /* the client's fold [+ source port] */
+	__u32 ih;      /* its first entry */
+	__u32 tab_off; /* the service's table */
+	__u32 tab_len;
+	__u32 found;   /* the real slot, or XLB_NO_REAL */
+};
+
+/* One step of ip_vs_mh_get_fallback: the entry at hash(key, roffset),
+ * roffset = (ih + offset) mod size; stop at an available real or an empty
+ * entry. */
+static long mh_fallback_step(__u32 offset, void *ctx)
+{
+	struct mh_fallback *f = ctx;
+	__u32 len = f->tab_len;
+	if (!len)
+		return 1;
+	__u32 roffset = (offset + f->ih) % len;
+	__u32 key = f->tab_off + hsiphash_u32(f->key + roffset, XLB_MH_KEY1) % len;
+	__u32 *v = bpf_map_lookup_elem(&sched_tab, &key);
+	__u32 slot = v ? *v : XLB_NO_REAL;
+	if (slot == XLB_NO_REAL)
+		return 1;
+	if (real_if_available(slot)) {
+		f->found = slot;
+		return 1;
+	}
+	return 0;
+}
+
+/* mh (ip_vs_mh.c): the entry at hsiphash(fold [+ sport with mh-port]) mod
+ * the table's prime size; with mh-fallback, an unavailable real's client
+ * rehashes with offsets until an available real or an empty entry. The
+ * table (pkg/sched.MHTable) is the kernel's, entry for entry. */
+static __always_inline __u32 sched_mh(const struct svc *s, const struct sched_in *p)
+{
+	__u32 len = s->tab_len;
+	if (!len)
+		return XLB_NO_REAL;
+	__u32 key = p->src;
+	if (s->flags & XLB_SVC_F_SH_PORT)
+		key += bpf_ntohs(p->sport);
+	__u32 ih = hsiphash_u32(key, XLB_MH_KEY1) % len;
+	__u32 slot = sched_tab_get(s, ih);
+	if (slot == XLB_NO_REAL)
+		return XLB_NO_REAL;
+	if (real_if_available(slot))
+		return slot;
+	if (!(s->flags & XLB_SVC_F_SH_FALLBACK) || !have_bpf_loop)
+		return XLB_NO_REAL;
+	struct mh_fallback f = { .key = key, .ih = ih, .tab_off = s->tab_off, .tab_len = len, .found = XLB_NO_REAL };
+	bpf_loop(len, mh_fallback_step, &f, 0);
+	return f.found;
 }
 
 /* lc, wlc, sed, nq (ip_vs_lc.c, ip_vs_wlc.c, ip_vs_sed.c, ip_vs_nq.c): a
@@ -280,6 +375,8 @@ __attribute__((noinline)) __u32 xlb_schedule(__u32 svc_slot, __u32 src_fold, __u
 		return sched_heaviest(s, 1);
 	case XLB_SCHED_TWOS:
 		return xlb_twos(svc_slot);
+	case XLB_SCHED_MH:
+		return sched_mh(s, &p);
 	}
 	return XLB_NO_REAL;
 }

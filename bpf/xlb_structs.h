@@ -19,6 +19,7 @@ enum xlb_sched {
 	XLB_SCHED_FO = 9,
 	XLB_SCHED_OVF = 10,
 	XLB_SCHED_TWOS = 11,
+	XLB_SCHED_MH = 12,
 };
 
 /* IPVS's TCP connection states (include/net/ip_vs.h), then UDP: the index
@@ -43,7 +44,8 @@ enum xlb_forward {
 	XLB_FWD_DR = 0,
 };
 
-/* IP_VS_SVC_F_SCHED1/2: sh-fallback, sh-port (ipvsadm -b). */
+/* IP_VS_SVC_F_SCHED1/2: sh-fallback, sh-port (ipvsadm -b); mh-fallback,
+ * mh-port are the same bits. */
 enum xlb_svc_flags {
 	XLB_SVC_F_SH_FALLBACK = 0x0008,
 	XLB_SVC_F_SH_PORT = 0x0010,
@@ -140,7 +142,10 @@ struct real {
 	__u8 family;
 	__u8 pad[3];
 	union xlb_addr addr;
-	__u32 pad2;
+	/* IPVS's last_weight (the weight it was added with, or its latest
+	 * non-zero weight since): mh fills its table by it. The program does
+	 * not read it; a restarted control plane does. */
+	__s32 last_weight;
 };
 
 /* The flow table's key, for IPv4 flows: 16 bytes, which the hash reads

@@ -25,6 +25,7 @@ func Run(t *testing.T, dp DataPlane) {
 		{"Scheduler", schedulers},
 		{"WeightChange", weightChange},
 		{"Quiesce", quiesce},
+		{"Maglev", maglev},
 		{"Remove", remove},
 		{"Add", add},
 		{"Replace", replace},
@@ -196,6 +197,45 @@ func quiesce(t *testing.T, dp DataPlane) {
 		assert.NotZero(t, st.Reasons["no_dest"])
 	}
 	assert.Equal(t, keep.Real, keep.Get(t), "the established connection with every real quiesced")
+}
+
+// maglev: mh as the kernel builds and looks up its table, over many
+// clients: the table follows the dests' addresses, ports and weights; a
+// quiesced real keeps its entries (last_weight), so with mh-fallback its
+// clients rehash to others while every other client stays; a removed real's
+// entries go to the rest.
+func maglev(t *testing.T, dp DataPlane) {
+	r := newRig(t, dp, 4)
+	m := r.NewModel()
+	srcs := r.Sources(t, 24)
+	r.Apply(t, m, r.Service("mh", 2, 1, 1, 3))
+	before := step(t, r, m, srcs, "mh 2,1,1,3")
+
+	svc := r.Service("mh", 2, 1, 0, 3)
+	svc.Flags = lvs.Sched1 // mh-fallback
+	r.Apply(t, m, svc)
+	got := step(t, r, m, srcs, "r3 quiesced, mh-fallback")
+	assert.NotContains(t, got, "r3")
+	for i := range got {
+		if before[i] != "r3" {
+			assert.Equal(t, before[i], got[i], "a client of a real that stays keeps it")
+		}
+	}
+
+	svc = r.Service("mh", 2, 1, -1, 3)
+	r.Apply(t, m, svc)
+	step(t, r, m, srcs, "r3 removed")
+
+	// mh-port: the client's port enters the hash; every tuple used once.
+	svc.Flags = lvs.Sched2
+	r.Apply(t, m, svc)
+	var from []netip.AddrPort
+	for i := range 24 {
+		from = append(from, netip.AddrPortFrom(srcs[i%4], uint16(20011+977*i)))
+	}
+	want, got, _ := r.SequenceFrom(t, m, from)
+	assert.Equal(t, want, got, "mh-port over %v", r.names(m.Order()))
+	t.Logf("%s: mh-port: %v", r.Name, got)
 }
 
 func realStats(t *testing.T, r *Rig, a netip.Addr) dataplane.RealStats {

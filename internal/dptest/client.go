@@ -30,11 +30,19 @@ type Conn struct {
 
 // dial connects from src (the zero Addr: the client's own address).
 func (r *Rig) dial(src netip.Addr, timeout time.Duration) (*Conn, error) {
+	return r.dialFrom(netip.AddrPortFrom(src, 0), timeout)
+}
+
+// dialFrom connects from src's address (as dial) and port (0: any).
+func (r *Rig) dialFrom(src netip.AddrPort, timeout time.Duration) (*Conn, error) {
 	var c net.Conn
 	err := r.Topo.Client.Do(func() (err error) {
 		d := net.Dialer{Timeout: timeout, KeepAlive: -1}
-		if src.IsValid() && src != r.Topo.ClientAddr {
-			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+		if a := src.Addr(); (a.IsValid() && a != r.Topo.ClientAddr) || src.Port() != 0 {
+			if !a.IsValid() {
+				a = r.Topo.ClientAddr
+			}
+			d.LocalAddr = &net.TCPAddr{IP: a.AsSlice(), Port: int(src.Port())}
 		}
 		c, err = d.Dial("tcp4", netip.AddrPortFrom(r.Topo.VIP, 80).String())
 		return err
@@ -52,7 +60,13 @@ func (r *Rig) dial(src netip.Addr, timeout time.Duration) (*Conn, error) {
 // connection goes to FIN_WAIT, inactive.
 func (r *Rig) Once(t *testing.T, src netip.Addr) *Conn {
 	t.Helper()
-	c, err := r.dial(src, waitIO)
+	return r.OnceFrom(t, netip.AddrPortFrom(src, 0))
+}
+
+// OnceFrom is Once from a source port of the test's choosing too (0: any).
+func (r *Rig) OnceFrom(t *testing.T, src netip.AddrPort) *Conn {
+	t.Helper()
+	c, err := r.dialFrom(src, waitIO)
 	if err != nil {
 		return &Conn{Err: err}
 	}

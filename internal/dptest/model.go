@@ -33,6 +33,11 @@ type Model struct {
 	applied bool
 	list    []netip.Addr // the dest list, in the data plane's order
 	weight  map[netip.Addr]int32
+	// last is IPVS's last_weight (the weight given at add, then the
+	// latest non-zero one), which mh builds its table by; port each
+	// real's port, which mh hashes.
+	last map[netip.Addr]int32
+	port map[netip.Addr]uint16
 
 	// rr's cursor is the real it last chose; the zero Addr is the list
 	// head. Held by identity, since an add at the head moves indices.
@@ -49,6 +54,7 @@ type Model struct {
 // NewModel makes a model of a service not yet applied.
 func NewModel(batched bool) *Model {
 	return &Model{Batched: batched, weight: map[netip.Addr]int32{},
+		last: map[netip.Addr]int32{}, port: map[netip.Addr]uint16{},
 		active: map[netip.Addr]int{}, inactive: map[netip.Addr]int{}, tmpl: map[netip.Addr]netip.Addr{}}
 }
 
@@ -113,6 +119,10 @@ func (m *Model) Apply(svc dataplane.Service, order []netip.Addr) error {
 	}
 	for _, r := range svc.Reals {
 		w, ok := cur[r.Addr]
+		if !ok || r.Weight != 0 {
+			m.last[r.Addr] = r.Weight
+		}
+		m.port[r.Addr] = r.Port
 		switch {
 		case !ok:
 			members = append(members, r.Addr)
@@ -136,6 +146,7 @@ func (m *Model) Apply(svc dataplane.Service, order []netip.Addr) error {
 		list = slices.Delete(slices.Clone(list), i, i+1)
 		members = without(members, []netip.Addr{d})
 		delete(cur, d)
+		delete(m.last, d)
 		delete(m.active, d)
 		delete(m.inactive, d)
 		for k, r := range m.tmpl {
@@ -162,7 +173,8 @@ func (m *Model) wrrChanged(members []netip.Addr, w map[netip.Addr]int32) {
 func (m *Model) dests(list []netip.Addr, w map[netip.Addr]int32) []sched.Dest {
 	ds := make([]sched.Dest, len(list))
 	for i, a := range list {
-		ds[i] = sched.Dest{Weight: w[a], Active: uint32(m.active[a]), Inactive: uint32(m.inactive[a])}
+		ds[i] = sched.Dest{Weight: w[a], Active: uint32(m.active[a]), Inactive: uint32(m.inactive[a]),
+			Addr: a, Port: m.port[a], LastWeight: m.last[a]}
 	}
 	return ds
 }
@@ -171,6 +183,13 @@ func (m *Model) dests(list []netip.Addr, w map[netip.Addr]int32) []sched.Dest {
 // when it has none ("no destination available"). It moves the scheduler's
 // state as the kernel's moves, and makes a persistence template.
 func (m *Model) Pick(src netip.Addr) netip.Addr {
+	return m.PickFrom(netip.AddrPortFrom(src, 0))
+}
+
+// PickFrom is Pick for a connection from a known source port (0: one the
+// schedulers need not know).
+func (m *Model) PickFrom(from netip.AddrPort) netip.Addr {
+	src := from.Addr()
 	var key netip.Addr
 	if m.svc.Persistence > 0 {
 		mask := m.svc.PersistenceMask.Or(src)
@@ -213,7 +232,7 @@ func (m *Model) Pick(src netip.Addr) netip.Addr {
 		if !ok || s.New == nil {
 			panic("dptest: no model of scheduler " + m.svc.Scheduler)
 		}
-		i = s.New(ds, m.svc.Flags).Pick(ds, sched.Conn{Src: src, Dst: m.svc.Addr})
+		i = s.New(ds, m.svc.Flags).Pick(ds, sched.Conn{Src: src, Dst: m.svc.Addr, SPort: from.Port()})
 	}
 	if i < 0 {
 		return netip.Addr{}

@@ -201,10 +201,21 @@ func (r *Rig) Sources(t *testing.T, n int) []netip.Addr {
 // counts must be the model's: lc, wlc, sed and nq choose by them.
 func (r *Rig) Sequence(t *testing.T, m *Model, srcs []netip.Addr) (want, got []string, conns []*Conn) {
 	t.Helper()
+	from := make([]netip.AddrPort, len(srcs))
+	for i, a := range srcs {
+		from[i] = netip.AddrPortFrom(a, 0)
+	}
+	return r.SequenceFrom(t, m, from)
+}
+
+// SequenceFrom is Sequence from source ports of the test's choosing (0:
+// any), which schedulers that hash the port (sh-port, mh-port) read.
+func (r *Rig) SequenceFrom(t *testing.T, m *Model, srcs []netip.AddrPort) (want, got []string, conns []*Conn) {
+	t.Helper()
 	for i, src := range srcs {
 		r.WaitCounts(t, m)
-		w := m.Pick(src)
-		c := r.Once(t, src)
+		w := m.PickFrom(src)
+		c := r.OnceFrom(t, src)
 		require.NoError(t, c.Err, "connection %d from %s (want %s)", i, src, r.RealName(w))
 		want = append(want, r.RealName(w))
 		got = append(got, c.Real)

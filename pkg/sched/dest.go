@@ -1,5 +1,7 @@
 package sched
 
+import "net/netip"
+
 // Dest is one real server as a scheduler sees it, in IPVS dest-list order:
 // the kernel adds each new dest at the head of the list, so the list is
 // newest first.
@@ -12,6 +14,23 @@ type Dest struct {
 	Overloaded bool   // IPVS OVERLOAD flag (upper threshold reached)
 	Active     uint32 // ActiveConn
 	Inactive   uint32 // InActConn
+
+	// What only mh reads: the dest's address and port (host order),
+	// which place it in the table, and IPVS's last_weight, the weight
+	// it was added with or its latest non-zero weight since, which mh
+	// fills the table by (a dest quiesced to weight 0 keeps its
+	// entries). Zero LastWeight means Weight.
+	Addr       netip.Addr
+	Port       uint16
+	LastWeight int32
+}
+
+// TableWeight is the weight mh fills its table by: IPVS's last_weight.
+func (d Dest) TableWeight() int32 {
+	if d.LastWeight != 0 {
+		return d.LastWeight
+	}
+	return d.Weight
 }
 
 // Available reports whether a dest may take new connections: Weight > 0 &&

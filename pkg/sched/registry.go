@@ -104,7 +104,18 @@ var Schedulers = []Scheduler{
 	{Name: "nq", Table: TableScan, New: scanPicker(NQ)},
 	{Name: "fo", Table: TableScan, New: scanPicker(FO)},
 	{Name: "ovf", Table: TableScan, New: scanPicker(OVF)},
-	{Name: "mh", Flags: []Flag{{lvs.Sched1, "mh-fallback"}, {lvs.Sched2, "mh-port"}}},
+	{Name: "mh", Table: TableBuckets,
+		Flags:   []Flag{{lvs.Sched1, "mh-fallback"}, {lvs.Sched2, "mh-port"}},
+		Buckets: MHTable,
+		New: func(_ []Dest, flags lvs.SvcFlags) Picker {
+			return funcPicker(func(ds []Dest, c Conn) int {
+				port := uint16(0)
+				if flags&lvs.Sched2 != 0 {
+					port = c.SPort
+				}
+				return MHPick(MHTable(ds), ds, AddrFold(c.Src), port, flags&lvs.Sched1 != 0)
+			})
+		}},
 	// twos draws at random: its reference draws too (Twos is exact given
 	// the draws).
 	{Name: "twos", Table: TableScan, New: func([]Dest, lvs.SvcFlags) Picker {

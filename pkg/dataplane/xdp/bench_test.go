@@ -184,12 +184,15 @@ func BenchmarkDR(b *testing.B) {
 		r.accounted(b, uint64(b.N), uint64(b.N), 0, func() { ns = r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 1<<30, true, b.N, xdpTX) })
 		report(b, ns, base, harness)
 	})
+	// wlc scans the reals; wrr takes the next of a precomputed sequence;
+	// mh hashes the client (SipHash-1-3) into its 4093-entry table.
 	for _, c := range []struct {
-		fwd lvs.Forward
-		n   int
-	}{{lvs.DR, 16}, {lvs.DR, 64}, {lvs.NAT, 16}, {lvs.NAT, 64}} {
-		b.Run(fmt.Sprintf("%s-new-flow-wlc-%d-reals", map[lvs.Forward]string{lvs.DR: "dr", lvs.NAT: "nat"}[c.fwd], c.n), func(b *testing.B) {
-			r := newBenchRigWith(b, 1<<18, "wlc", c.n, c.fwd)
+		fwd   lvs.Forward
+		n     int
+		sched string
+	}{{lvs.DR, 16, "wlc"}, {lvs.DR, 64, "wlc"}, {lvs.NAT, 16, "wlc"}, {lvs.NAT, 64, "wlc"}, {lvs.DR, 16, "wrr"}, {lvs.DR, 16, "mh"}} {
+		b.Run(fmt.Sprintf("%s-new-flow-%s-%d-reals", map[lvs.Forward]string{lvs.DR: "dr", lvs.NAT: "nat"}[c.fwd], c.sched, c.n), func(b *testing.B) {
+			r := newBenchRigWith(b, 1<<18, c.sched, c.n, c.fwd)
 			base := r.measure(b, r.bench.BenchMacswap, synFrame.Bytes(), b.N, xdpTX)
 			harness := harnessCost(b, r, synFrame.Bytes(), 1<<30)
 			var ns float64

@@ -98,6 +98,9 @@ type limits struct {
 	conns, halfOpen         int    // the flow table and the half-open one
 	filter                  int    // slots of the address filters
 	filterBits              uint   // log2(filter)
+	// bpfLoop: the kernel has bpf_loop (Linux 5.17), which mh-fallback's
+	// search runs in; the program is told so at load.
+	bpfLoop bool
 }
 
 func limitsOf(spec *ebpf.CollectionSpec) limits {

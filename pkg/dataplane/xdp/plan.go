@@ -75,6 +75,10 @@ type realState struct {
 	slot     uint32
 	nh       NextHop
 	resolved bool
+	// lastWeight is IPVS's last_weight: the weight the real was added
+	// with, or its latest non-zero weight since (mh's table keeps a
+	// quiesced real's entries).
+	lastWeight int32
 }
 
 func (r *realState) effectiveWeight() int32 {
@@ -195,6 +199,9 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 	st := &svcState{key: want.ServiceKey, sched: want.Scheduler, flags: want.Flags,
 		persist: want.Persistence, persistMask: want.PersistenceMask}
 	sp := &svcPlan{st: st, old: old}
+	if want.Scheduler == "mh" && want.Flags&lvs.Sched1 != 0 && !w.lim.bpfLoop {
+		return nil, fmt.Errorf("service %s: mh-fallback searches the table with bpf_loop (Linux 5.17), which this kernel does not have", want.ServiceKey)
+	}
 	if old != nil {
 		st.idx, st.half = old.idx, old.half
 	} else {
@@ -221,6 +228,9 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 			}
 			nr := *r
 			nr.Real = wr
+			if wr.Weight != 0 {
+				nr.lastWeight = wr.Weight
+			}
 			st.reals = append(st.reals, &nr)
 			delete(byAddr, netip.AddrPortFrom(r.Addr, r.Port))
 		}
@@ -235,7 +245,7 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 			return nil, fmt.Errorf("service %s: real %s: no room: the data plane holds %d reals", want.ServiceKey, r, w.lim.reals)
 		}
 		p.realUsed[i] = true
-		added = append(added, &realState{Real: r, slot: uint32(i)})
+		added = append(added, &realState{Real: r, slot: uint32(i), lastWeight: r.Weight})
 	}
 	// The kernel adds a dest at the head of the list (list_add_rcu in
 	// __ip_vs_update_dest): new reals go in front, the last added first.
@@ -249,7 +259,7 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 	for _, r := range st.reals {
 		h := w.hops[r.Addr]
 		r.nh, r.resolved = h.nh, h.resolved
-		st.dests = append(st.dests, sched.Dest{Weight: r.effectiveWeight()})
+		st.dests = append(st.dests, sched.Dest{Weight: r.effectiveWeight(), LastWeight: r.lastWeight})
 	}
 	was := map[netip.AddrPort]int32{}
 	if old != nil {
@@ -351,7 +361,7 @@ func buildTable(sp *svcPlan, w world) error {
 	case sched.TableBuckets:
 		ds := make([]sched.Dest, len(st.reals))
 		for i, r := range st.reals {
-			ds[i] = sched.Dest{Weight: r.Weight}
+			ds[i] = sched.Dest{Weight: r.Weight, Addr: r.Addr, Port: r.Port, LastWeight: r.lastWeight}
 		}
 		picks = s.Buckets(ds)
 	case sched.TableScan:
@@ -454,6 +464,8 @@ func realEntry(st *svcState, i int, r *realState, port uint16, standby bool, gen
 		Flags:  realPresent,
 		Weight: r.Weight,
 		Order:  uint32(i),
+
+		LastWeight: r.lastWeight,
 	}
 	if r.nh.Ifindex > 0 {
 		e.Ifindex = uint32(r.nh.Ifindex)

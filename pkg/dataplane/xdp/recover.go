@@ -99,9 +99,10 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 			}
 			t.realUsed[i] = true
 			r := &realState{
-				Real: dataplane.Real{Addr: e.Addr.addr(e.Family), Port: portOf(e.Port), Weight: e.Weight, Forward: lvs.DR},
-				slot: i,
-				nh:   NextHop{Ifindex: int(e.Ifindex), MAC: slices.Clone(e.DstMac[:]), SrcMAC: slices.Clone(e.SrcMac[:])},
+				Real:       dataplane.Real{Addr: e.Addr.addr(e.Family), Port: portOf(e.Port), Weight: e.Weight, Forward: lvs.DR},
+				slot:       i,
+				lastWeight: e.LastWeight,
+				nh:         NextHop{Ifindex: int(e.Ifindex), MAC: slices.Clone(e.DstMac[:]), SrcMAC: slices.Clone(e.SrcMac[:])},
 			}
 			r.resolved = e.DstMac != [6]byte{}
 			if e.Flags&realNAT != 0 {
@@ -113,7 +114,7 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 			return int(entries[a.slot].Order) - int(entries[b.slot].Order)
 		})
 		for _, r := range st.reals {
-			st.dests = append(st.dests, sched.Dest{Weight: r.effectiveWeight()})
+			st.dests = append(st.dests, sched.Dest{Weight: r.effectiveWeight(), LastWeight: r.lastWeight})
 		}
 		if err := regenerate(st, s); err != nil {
 			log.Warn("cannot continue the pinned scheduler state; the next change restarts its sequence", "service", st.key.String(), "reason", err)

@@ -1,9 +1,11 @@
 package xdp
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -41,7 +43,7 @@ func newSchedRig(t *testing.T, schedName string, flags lvs.SvcFlags, weights ...
 func (r *schedRig) dests() []sched.Dest {
 	ds := make([]sched.Dest, len(r.svc.Reals))
 	for i, re := range r.svc.Reals {
-		ds[i] = sched.Dest{Weight: re.Weight}
+		ds[i] = sched.Dest{Weight: re.Weight, Addr: re.Addr, Port: re.Port}
 	}
 	return ds
 }
@@ -175,6 +177,44 @@ func TestSchedulersMatchIPVS(t *testing.T) {
 				}
 				want := sched.SHPick(&tab, r.dests(), sched.SHKey(f.Src, port), flags&lvs.Sched1 != 0)
 				require.Equal(t, want, r.pick(f), "source %s", f.Src)
+			}
+		})
+	}
+
+	// mh: the BPF picker (hsiphash, the prime-sized table, the fallback's
+	// rehash loop) against the reference, over many clients, with a real
+	// quiesced (it keeps its entries: IPVS's last_weight) and one whose
+	// route is gone (unavailable, entries kept).
+	for _, flags := range []lvs.SvcFlags{0, lvs.Sched2, lvs.Sched1, lvs.Sched2 | lvs.Sched1} {
+		t.Run(fmt.Sprintf("mh random sources %s", strings.Join(sched.FlagNames("mh", flags), "+")), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(7, uint64(flags)))
+			r := newSchedRig(t, "mh", flags, 3, 1, 2, 1, 4)
+			ds := r.dests()
+			r.setWeights(3, 1, 0, 1, 4)
+			ds[2].LastWeight, ds[2].Weight = 2, 0
+			r.x.cfg.Resolver.(staticResolver)[realAddr(4)] = NextHop{} // no route
+			require.NoError(t, r.ns.Do(func() error { r.x.resolvePass(true); return nil }))
+			ds[3].Overloaded = true // unavailable, as IPVS's is_unavailable sees an overloaded dest
+			tab := sched.MHTable(ds)
+			byReal := map[int]int{}
+			for range 2000 {
+				f := newFlow()
+				f.SrcPort = uint16(rng.Uint32())
+				f.Src = netip.AddrFrom4([4]byte{byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))})
+				var port uint16
+				if flags&lvs.Sched2 != 0 {
+					port = f.SrcPort
+				}
+				want := sched.MHPick(tab, ds, sched.AddrFold(f.Src), port, flags&lvs.Sched1 != 0)
+				got := r.pick(f)
+				require.Equal(t, want, got, "source %s:%d", f.Src, f.SrcPort)
+				byReal[got]++
+			}
+			t.Logf("%v", byReal)
+			if flags&lvs.Sched1 != 0 {
+				assert.Zero(t, byReal[-1], "mh-fallback finds an available real for every client")
+			} else {
+				assert.Positive(t, byReal[-1], "without fallback, the clients of unavailable reals get none")
 			}
 		})
 	}

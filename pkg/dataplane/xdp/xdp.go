@@ -242,6 +242,12 @@ func (x *Dataplane) loadObjects() error {
 			return fmt.Errorf("configure bpf clock: %w", err)
 		}
 	}
+	if features.HaveProgramHelper(ebpf.XDP, asm.FnLoop) == nil {
+		if err := spec.Variables["have_bpf_loop"].Set(uint8(1)); err != nil {
+			return fmt.Errorf("configure bpf_loop: %w", err)
+		}
+		x.lim.bpfLoop = true
+	}
 	err = spec.LoadAndAssign(&x.objs, &ebpf.CollectionOptions{
 		Maps: ebpf.MapOptions{PinPath: x.cfg.PinDir},
 	})

@@ -71,21 +71,21 @@ type xlbNatReply struct {
 }
 
 type xlbReal struct {
-	_       structs.HostLayout
-	Flags   uint32
-	Gen     uint32
-	DstMac  [6]uint8
-	SrcMac  [6]uint8
-	TxPort  uint16
-	Port    uint16
-	Ifindex uint32
-	Svc     uint32
-	Weight  int32
-	Order   uint32
-	Family  uint8
-	Pad     [3]uint8
-	Addr    xlbXlbAddr
-	Pad2    uint32
+	_          structs.HostLayout
+	Flags      uint32
+	Gen        uint32
+	DstMac     [6]uint8
+	SrcMac     [6]uint8
+	TxPort     uint16
+	Port       uint16
+	Ifindex    uint32
+	Svc        uint32
+	Weight     int32
+	Order      uint32
+	Family     uint8
+	Pad        [3]uint8
+	Addr       xlbXlbAddr
+	LastWeight int32
 }
 
 type xlbSvc struct {
@@ -219,6 +219,7 @@ const (
 	xlbXlbSchedXLB_SCHED_FO   xlbXlbSched = 9
 	xlbXlbSchedXLB_SCHED_OVF  xlbXlbSched = 10
 	xlbXlbSchedXLB_SCHED_TWOS xlbXlbSched = 11
+	xlbXlbSchedXLB_SCHED_MH   xlbXlbSched = 12
 )
 
 type xlbXlbStat uint32
@@ -277,6 +278,7 @@ const (
 	xlbProgXlbAdjust      = "xlb_adjust"
 	xlbProgXlbSweep       = "xlb_sweep"
 	xlbProgXlbXdp         = "xlb_xdp"
+	xlbVarHaveBpfLoop     = "have_bpf_loop"
 	xlbVarHaveCoarseClock = "have_coarse_clock"
 	xlbVarXlbEnums        = "xlb_enums"
 )
@@ -362,6 +364,7 @@ type xlbMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbVariableSpecs struct {
+	HaveBpfLoop     *ebpf.VariableSpec `ebpf:"have_bpf_loop"`
 	HaveCoarseClock *ebpf.VariableSpec `ebpf:"have_coarse_clock"`
 	XlbEnums        *ebpf.VariableSpec `ebpf:"xlb_enums"`
 }
@@ -445,6 +448,7 @@ func (m *xlbMaps) Close() error {
 //
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbVariables struct {
+	HaveBpfLoop     *ebpf.Variable `ebpf:"have_bpf_loop"`
 	HaveCoarseClock *ebpf.Variable `ebpf:"have_coarse_clock"`
 	XlbEnums        *ebpf.Variable `ebpf:"xlb_enums"`
 }
