@@ -86,6 +86,8 @@ static __always_inline int tcp_event(__u8 flags)
 }
 
 /* IPVS's TCP state tables (ip_vs_proto_tcp.c tcp_states[]), [dir][event]
+ * as Linux 3.12 and later have them (NONE -ACK-> ESTABLISHED: the sloppy_tcp
+ * change; older kernels had CLOSE there)
  * [state]: INPUT and OUTPUT for NAT, where the director sees both sides;
  * INPUT-ONLY for DR, where it sees only the client's. tcp_states_dos is
  * secure_tcp's: a NAT flow is established only once the real has answered
@@ -106,7 +108,7 @@ static const __u8 tcp_states[3][4][11] = {
 	/* INPUT     sNO  sES  sSS  sSR  sFW  sTW  sCL  sCW  sLA  sLI  sSA */
 	{ /*syn*/ { sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR },
 	  /*fin*/ { sCL, sCW, sSS, sTW, sTW, sTW, sCL, sCW, sLA, sLI, sTW },
-	  /*ack*/ { sCL, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES },
+	  /*ack*/ { sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES },
 	  /*rst*/ { sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sSR } },
 	/* OUTPUT */
 	{ /*syn*/ { sSS, sES, sSS, sSR, sSS, sSS, sSS, sSS, sSS, sLI, sSR },
@@ -116,14 +118,14 @@ static const __u8 tcp_states[3][4][11] = {
 	/* INPUT-ONLY */
 	{ /*syn*/ { sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR },
 	  /*fin*/ { sCL, sFW, sSS, sTW, sFW, sTW, sCL, sCW, sLA, sLI, sTW },
-	  /*ack*/ { sCL, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES },
+	  /*ack*/ { sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES },
 	  /*rst*/ { sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL } },
 };
 static const __u8 tcp_states_dos[3][4][11] = {
 	/* INPUT     sNO  sES  sSS  sSR  sFW  sTW  sCL  sCW  sLA  sLI  sSA */
 	{ /*syn*/ { sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSA },
 	  /*fin*/ { sCL, sCW, sSS, sTW, sTW, sTW, sCL, sCW, sLA, sLI, sSA },
-	  /*ack*/ { sCL, sES, sSS, sSR, sFW, sTW, sCL, sCW, sCL, sLI, sSA },
+	  /*ack*/ { sES, sES, sSS, sSR, sFW, sTW, sCL, sCW, sCL, sLI, sSA },
 	  /*rst*/ { sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL } },
 	/* OUTPUT */
 	{ /*syn*/ { sSS, sES, sSS, sSA, sSS, sSS, sSS, sSS, sSS, sLI, sSA },
@@ -133,7 +135,7 @@ static const __u8 tcp_states_dos[3][4][11] = {
 	/* INPUT-ONLY */
 	{ /*syn*/ { sSA, sES, sES, sSR, sSA, sSA, sSA, sSA, sSA, sSA, sSA },
 	  /*fin*/ { sCL, sFW, sSS, sTW, sFW, sTW, sCL, sCW, sLA, sLI, sTW },
-	  /*ack*/ { sCL, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES },
+	  /*ack*/ { sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES },
 	  /*rst*/ { sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL } },
 };
 
@@ -145,12 +147,13 @@ static __always_inline struct defence *defence_now(void)
 
 /* Moves a TCP flow through the table, moving its count between ActiveConn
  * and InActConn when it changes side. */
-static __always_inline void conn_tcp_transition(struct conn *c, __u8 tcp_flags, int dir)
+/* The state a TCP packet with tcp_flags moves a flow in state old to, in
+ * direction dir (IPVS's set_tcp_state); old itself when nothing moves it. */
+static __always_inline __u8 tcp_next_state(__u8 old, __u8 tcp_flags, int dir)
 {
 	int ev = tcp_event(tcp_flags);
-	__u8 old = c->state;
 	if (ev < 0 || old > XLB_CT_SYNACK)
-		return;
+		return old;
 	struct defence *d = defence_now();
 	const __u8 *tbl = d && d->secure_tcp ? &tcp_states_dos[0][0][0] : &tcp_states[0][0][0];
 	/* One flat index, bounded where it is used: older verifiers (6.1)
@@ -160,8 +163,14 @@ static __always_inline void conn_tcp_transition(struct conn *c, __u8 tcp_flags, 
 	__u32 idx = ((__u32)(dir & 3) * 4 + (__u32)(ev & 3)) * 11 + old;
 	asm volatile("" : "+r"(idx));
 	if (idx >= sizeof(tcp_states))
-		return;
-	__u8 next = tbl[idx];
+		return old;
+	return tbl[idx];
+}
+
+static __always_inline void conn_tcp_transition(struct conn *c, __u8 tcp_flags, int dir)
+{
+	__u8 old = c->state;
+	__u8 next = tcp_next_state(old, tcp_flags, dir);
 	if (next == old)
 		return;
 	c->state = next;
@@ -236,12 +245,17 @@ static __always_inline int tmpl_expired(const struct tmpl *t, __u64 now)
  * INPUT-ONLY), counted active (IPVS counts it inactive at birth and moves
  * it at once). A UDP flow is inactive for its whole life. */
 static __always_inline int conn_create(const struct conn_key *k, __u32 real_slot, __u32 gen,
-				       __u32 svc_idx, __u8 proto, __u64 now, __u8 flags, __be32 tmpl_mask)
+				       __u32 svc_idx, __u8 proto, __u8 tcp_flags, __u64 now, __u8 flags, __be32 tmpl_mask)
 {
 	__u8 state = XLB_CT_UDP;
 	if (proto != IPPROTO_UDP) {
 		struct defence *d = defence_now();
 		state = d && d->secure_tcp && !(flags & XLB_CONN_F_NAT) ? XLB_CT_SYNACK : XLB_CT_SYN_RECV;
+		if (!(tcp_flags & TCP_FLAG_SYN))
+			/* sloppy_tcp: a flow first seen mid-connection takes
+			 * the state its packet moves NONE to (an ACK:
+			 * ESTABLISHED; a FIN: CLOSE), as IPVS's does. */
+			state = tcp_next_state(XLB_CT_NONE, tcp_flags, (flags & XLB_CONN_F_NAT) ? CT_DIR_INPUT : CT_DIR_INPUT_ONLY);
 	}
 	struct conn c = {
 		.real = real_slot,

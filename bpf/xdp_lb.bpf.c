@@ -23,7 +23,8 @@
  *   ICMP error from a NAT real       back to the client as from the VIP
  *   other protocol (ICMP...) to VIP  XDP_PASS (as IPVS: not a service)
  *   IPv4 options                     parsed past; forwarded like any packet
- *   TCP without SYN, no flow         XDP_PASS, stat NOT_SYN (IPVS schedules only SYN)
+ *   TCP without SYN, no flow         XDP_PASS, stat NOT_SYN (IPVS schedules only SYN);
+ *                                    with sloppy_tcp, any but a RST is scheduled
  *   new flow, no available real      XDP_DROP, stat NO_DEST
  *   flow whose real was removed      XDP_DROP, stat DEST_GONE (expire_nodest_conn=0);
  *                                    a SYN reusing its port is scheduled afresh
@@ -206,10 +207,31 @@ static __always_inline int pure_syn(const struct packet *p)
 	return p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 }
 
-/* A TCP packet that may not start a flow (IPVS schedules only SYNs). */
-static __always_inline int not_syn(const struct packet *p)
+/* A TCP packet that may not start a flow (IPVS schedules only SYNs); with
+ * sloppy_tcp (the service's XLB_SVC_F_SLOPPY), any but a RST may. */
+static __always_inline int not_syn(const struct packet *p, __u16 svc_flags)
 {
-	return p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) != TCP_FLAG_SYN;
+	if (p->proto != IPPROTO_TCP)
+		return 0;
+	if (svc_flags & XLB_SVC_F_SLOPPY)
+		return p->tcp_flags & TCP_FLAG_RST;
+	return (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) != TCP_FLAG_SYN;
+}
+
+/* The flags of the service a packet is for (its port's, else the VIP's
+ * port-0 service's), or 0. */
+static __always_inline __u16 svc_flags_of(const struct packet *p)
+{
+	struct svc_key sk = { .vip = p->dst, .port = p->dport, .proto = p->proto, .family = p->family };
+	__u32 *slotp = bpf_map_lookup_elem(&svc_map, &sk);
+	if (!slotp) {
+		sk.port = 0;
+		slotp = bpf_map_lookup_elem(&svc_map, &sk);
+		if (!slotp)
+			return 0;
+	}
+	struct svc *s = bpf_map_lookup_elem(&svcs, slotp);
+	return s ? s->flags : 0;
 }
 
 /* established: a packet of a flow the tables hold goes to the flow's
@@ -254,8 +276,9 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 		}
 	}
 	/* The entry ends here (expired, or its ports reused) if this packet
-	 * may start a flow; else the sweeper will end it. */
-	if (not_syn(p)) {
+	 * may start a flow; else the sweeper will end it. (Only a packet
+	 * that is no SYN looks up its service's flags here.) */
+	if (not_syn(p, 0) && not_syn(p, svc_flags_of(p))) {
 		stat_inc(XLB_STAT_NOT_SYN);
 		return XDP_PASS;
 	}
@@ -319,7 +342,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 		return XDP_PASS;
 	}
 	__u32 svc_idx = s->id - 1;
-	if (not_syn(p)) {
+	if (not_syn(p, s->flags)) {
 		stat_inc(XLB_STAT_NOT_SYN);
 		return XDP_PASS;
 	}
@@ -376,7 +399,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 	}
 	if (r->flags & XLB_REAL_F_NAT)
 		cflags |= XLB_CONN_F_NAT;
-	conn_create(ck, real_slot, r->gen, svc_idx, p->proto, now, cflags, s->persist_mask);
+	conn_create(ck, real_slot, r->gen, svc_idx, p->proto, p->tcp_flags, now, cflags, s->persist_mask);
 	if (r->flags & XLB_REAL_F_NAT) {
 		struct conn_key rk = {
 			.src = r->addr.v4, .dst = p->src.v4, .sport = r->port ? r->port : p->dport, .dport = p->sport, .proto = p->proto,

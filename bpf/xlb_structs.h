@@ -52,6 +52,10 @@ enum xlb_svc_flags {
 	/* The VIP's VRRP instance is not MASTER here: new flows go to the
 	 * kernel (which does not hold the VIP), as on an IPVS backup. */
 	XLB_SVC_F_STANDBY = 0x8000,
+	/* IPVS's sloppy_tcp for this service: a TCP packet other than a RST
+	 * that has no flow is scheduled like a SYN (a flow another director
+	 * carried until ECMP moved it here). */
+	XLB_SVC_F_SLOPPY = 0x4000,
 };
 
 enum xlb_real_flags {

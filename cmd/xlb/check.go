@@ -59,7 +59,8 @@ flags:`)
 	}
 	// Read whole, so that a file too big for the data plane is told its
 	// full size by director.Validate below.
-	cfg, err := daemon.ReadConfig(*file, daemon.ReadOptions{Strict: sizes.Strict, ConfigID: sizes.ConfigID})
+	cfg, err := daemon.ReadConfig(*file, daemon.ReadOptions{Strict: sizes.Strict, ConfigID: sizes.ConfigID,
+		SloppyTCP: sizes.SloppyTCP, SloppySCTP: sizes.SloppySCTP})
 	if err != nil {
 		printErrors(e, err)
 		return 1

@@ -136,7 +136,9 @@ func sizeFlags(fs *pflag.FlagSet, o *daemon.Options) {
 	fs.Uint32Var(&o.MaxHalfOpen, "max-half-open", 0, "table of new flows not yet proven, which a SYN flood fills and recycles instead of the connection table (0: a quarter of --max-conns, at least 1024; the built-in 65536); 226 bytes each (the flow and its NAT reverse)")
 	fs.Uint32Var(&o.MaxServices, "max-services", 0, "virtual services the XDP data plane holds (0: the built-in 4096); 330 bytes each")
 	fs.Uint32Var(&o.MaxReals, "max-reals", 0, "real servers, counted per service, it holds (0: the built-in 65536); 128 bytes + 40 per CPU each")
-	fs.Uint32Var(&o.MaxSchedEntries, "max-sched-entries", 0, "entries of the scheduler tables' pool (0: the built-in 1048576); 8 bytes each. A wrr service takes sum(weights)/gcd, sh and dh 256, rr and the least-connection schedulers one per real; twice while it changes")
+	fs.Uint32Var(&o.MaxSchedEntries, "max-sched-entries", 0, "entries of the scheduler tables' pool (0: the built-in 1048576); 8 bytes each. A wrr service takes sum(weights)/gcd, sh and dh 256, mh 4093, rr and the least-connection schedulers one per real; twice while it changes")
+	fs.BoolVar(&o.SloppyTCP, "sloppy-tcp", false, "IPVS's sloppy_tcp for every TCP service: a connection first seen mid-stream (moved here by ECMP from a director lost or added) is scheduled, not left to the kernel; with mh, sh or dh it reaches the real the first director chose (a service's own: keepalived.conf sloppy_tcp)")
+	fs.BoolVar(&o.SloppySCTP, "sloppy-sctp", false, "IPVS's sloppy_sctp for every SCTP service (IPVS data plane: XDP serves no SCTP)")
 }
 
 // defenceFlags are IPVS's flood defence sysctls as flags of xlb run.

@@ -74,6 +74,9 @@ func printStatus(w io.Writer, st control.Status) {
 			state += ", standby (VRRP not MASTER)"
 		}
 		sched := s.Scheduler
+		if s.Sloppy {
+			sched += " sloppy_" + strings.ToLower(s.Protocol)
+		}
 		if s.Flags != "" {
 			sched += " " + s.Flags
 		}

@@ -234,7 +234,7 @@ func (ps *parser) virtualServer(b *node) {
 				}
 				d.sorryFwd.put(f)
 			}
-		case "sh-port", "sh-fallback", "mh-port", "mh-fallback", "ops":
+		case "sh-port", "sh-fallback", "mh-port", "mh-fallback", "ops", "sloppy_tcp", "sloppy_sctp":
 			if ps.args(n, 0, 0) {
 				d.flagWords = append(d.flagWords, n)
 			}
@@ -726,6 +726,15 @@ func (ps *parser) finishVirtualServers() {
 					continue
 				}
 				vs.SchedFlags |= lvs.OnePacket
+			case n.kw == "sloppy_tcp" || n.kw == "sloppy_sctp":
+				// xlb's own keywords: IPVS's sysctls of those names,
+				// for this service.
+				want := map[string]lvs.Protocol{"sloppy_tcp": lvs.TCP, "sloppy_sctp": lvs.SCTP}[n.kw]
+				if vs.Protocol != want {
+					ps.p.warnf(n.pos, n.kw, "only applies to %s services, not %s; ignoring", want, vs.Protocol)
+					continue
+				}
+				vs.Sloppy = true
 			default:
 				bit, owner, _ := sched.FlagByName(n.kw)
 				if owner != vs.Scheduler {

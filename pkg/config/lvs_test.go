@@ -551,3 +551,15 @@ func TestErrorFields(t *testing.T) {
 	assert.Len(t, errs, 3)
 	assert.Equal(t, 6, errs[2].Line)
 }
+
+// sloppy_tcp and sloppy_sctp (xlb's keywords, IPVS's sysctl names) belong
+// to a service of that protocol.
+func TestSloppyKeywords(t *testing.T) {
+	cfg := mustParse(t, "virtual_server 10.0.0.1 80 {\n protocol TCP\n lvs_sched mh\n lb_kind DR\n sloppy_tcp\n real_server 10.0.0.2 80 {\n }\n}\n")
+	assert.True(t, cfg.VirtualServers[0].Sloppy)
+	assert.Empty(t, cfg.Warnings)
+	cfg = mustParse(t, "virtual_server 10.0.0.1 80 {\n protocol UDP\n sloppy_tcp\n sloppy_sctp\n real_server 10.0.0.2 80 {\n }\n}\n")
+	assert.False(t, cfg.VirtualServers[0].Sloppy)
+	assert.Contains(t, warningStrings(cfg), `keepalived.conf:3: only applies to TCP services, not UDP; ignoring "sloppy_tcp"`)
+	assert.Contains(t, warningStrings(cfg), `keepalived.conf:4: only applies to SCTP services, not UDP; ignoring "sloppy_sctp"`)
+}

@@ -348,6 +348,9 @@ type VirtualServer struct {
 	Scheduler  string
 	SchedFlags lvs.SvcFlags // ops, and the scheduler flags (sh-port, ...)
 	Forward    lvs.Forward  // the default for its real servers; NAT unless set
+	// Sloppy is xlb's sloppy_tcp (sloppy_sctp) keyword: IPVS's sysctl of
+	// that name for this service alone (dataplane.Service.Sloppy).
+	Sloppy bool
 
 	// PersistenceTimeout is 0 for a service without persistence. A
 	// persistence_timeout without a value, or a persistence_granularity

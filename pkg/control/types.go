@@ -69,8 +69,10 @@ type Service struct {
 	FWMark    uint32 `json:"fwmark,omitempty"`
 	Scheduler string `json:"scheduler"`
 	Flags     string `json:"flags,omitempty"`
-	Quorum    uint32 `json:"quorum"`
-	QuorumUp  bool   `json:"quorum_up"`
+	// Sloppy: sloppy_tcp (sloppy_sctp) is on for it.
+	Sloppy   bool   `json:"sloppy,omitempty"`
+	Quorum   uint32 `json:"quorum"`
+	QuorumUp bool   `json:"quorum_up"`
 	// SorryServer is the sorry server's address when it is in service.
 	SorryServer string `json:"sorry_server,omitempty"`
 	// Standby is true while the VIP's vrrp_instance is not MASTER here:

@@ -20,6 +20,7 @@ import (
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/dataplane/xdp"
 	"github.com/xlbproject/xlb/pkg/director"
+	"github.com/xlbproject/xlb/pkg/lvs"
 	"github.com/xlbproject/xlb/pkg/metrics"
 	"github.com/xlbproject/xlb/pkg/scripts"
 	"github.com/xlbproject/xlb/pkg/vrrpd"
@@ -58,6 +59,10 @@ type Options struct {
 	// Defence is the flood defence (IPVS's drop_entry, drop_packet,
 	// secure_tcp sysctls, or the XDP data plane's own).
 	Defence dataplane.Defence
+	// SloppyTCP and SloppySCTP are IPVS's sloppy_tcp and sloppy_sctp for
+	// every service of the protocol (--sloppy-tcp, --sloppy-sctp): a
+	// connection first seen mid-stream is scheduled (ECMP scale-out).
+	SloppyTCP, SloppySCTP bool
 	// Metrics is the address to serve Prometheus metrics on ("": none).
 	Metrics string
 	// Strict refuses a configuration with warnings (--strict), at start
@@ -70,7 +75,8 @@ type Options struct {
 }
 
 func (o Options) readOptions(caps dataplane.Caps, securityOnce bool) ReadOptions {
-	return ReadOptions{Caps: caps, SecurityOnce: securityOnce, Strict: o.Strict, ConfigID: o.ConfigID}
+	return ReadOptions{Caps: caps, SecurityOnce: securityOnce, Strict: o.Strict, ConfigID: o.ConfigID,
+		SloppyTCP: o.SloppyTCP, SloppySCTP: o.SloppySCTP}
 }
 
 func (o Options) pinDir() string {
@@ -346,6 +352,9 @@ type ReadOptions struct {
 	// ConfigID selects the @id conditional lines (--config-id, keepalived's
 	// -i); "": the host name up to its first dot.
 	ConfigID string
+	// SloppyTCP and SloppySCTP give every TCP (SCTP) virtual server
+	// sloppy_tcp (sloppy_sctp), as --sloppy-tcp does.
+	SloppyTCP, SloppySCTP bool
 }
 
 // ReadConfig reads a configuration as xlb run loads it, and as xlb
@@ -366,6 +375,10 @@ func ReadConfig(path string, o ReadOptions) (*config.Config, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	for i := range cfg.VirtualServers {
+		vs := &cfg.VirtualServers[i]
+		vs.Sloppy = vs.Sloppy || (o.SloppyTCP && vs.Protocol == lvs.TCP) || (o.SloppySCTP && vs.Protocol == lvs.SCTP)
 	}
 	var list config.ErrorList
 	for _, err := range []error{vrrpd.Validate(cfg), scripts.Secure(cfg, o.SecurityOnce)} {

@@ -127,6 +127,7 @@ func openXDP(log *slog.Logger, o Options, m dataplane.XDPMode) (*opened, error) 
 	x, err := xdp.Open(xdp.Config{
 		Interfaces: o.Interfaces, PinDir: o.pinDir(), Mode: m, MaxConns: o.MaxConns, MaxHalfOpen: o.MaxHalfOpen, Logger: log,
 		MaxServices: o.MaxServices, MaxReals: o.MaxReals, MaxTableEntries: o.MaxSchedEntries,
+		SloppyTCP: o.SloppyTCP,
 	})
 	if err != nil {
 		return nil, err
@@ -142,7 +143,7 @@ func openIPVS(log *slog.Logger, o Options) (*opened, error) {
 	if err := os.MkdirAll(filepath.Dir(state), 0o755); err != nil {
 		return nil, fmt.Errorf("--ipvs-state: %w", err)
 	}
-	v, err := ipvs.Open(ipvs.Options{StateFile: state, Logger: log})
+	v, err := ipvs.Open(ipvs.Options{StateFile: state, Logger: log, SloppyTCP: o.SloppyTCP, SloppySCTP: o.SloppySCTP})
 	if err != nil {
 		return nil, err
 	}

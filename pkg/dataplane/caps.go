@@ -45,6 +45,10 @@ type Caps struct {
 	// holds at once (xlb run --max-services, --max-reals); 0 is no limit
 	// of its own.
 	MaxServices, MaxReals int
+	// SloppyHostWide: sloppy_tcp and sloppy_sctp are one switch for all
+	// services of a protocol (IPVS's sysctls), so their services all have
+	// Service.Sloppy or none has.
+	SloppyHostWide bool
 }
 
 // MaxPersistence keeps a persistence timeout in seconds times HZ within

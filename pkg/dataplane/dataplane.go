@@ -38,7 +38,15 @@ type Service struct {
 	// PersistenceMask groups clients (ipvsadm -M,
 	// persistence_granularity): see lvs.Netmask; 0 is the full mask.
 	PersistenceMask lvs.Netmask
-	Reals           []Real
+	// Sloppy is IPVS's sloppy_tcp (sloppy_sctp for an SCTP service):
+	// a packet without a connection, other than a TCP RST, is scheduled
+	// as a connection's first would be, so that a connection another
+	// director carried until the network moved it here (ECMP after a
+	// director is lost or added) reaches the real the scheduler picks
+	// (with mh, sh or dh: the one the first director picked). Off by
+	// default, as in IPVS. The IPVS data plane has it per host only.
+	Sloppy bool
+	Reals  []Real
 }
 
 // Real is a real server of a service. Weight 0 quiesces it: no new flows,

@@ -149,7 +149,7 @@ func servicesOf(vs *config.VirtualServer, reals []dataplane.Real) []dataplane.Se
 	var out []dataplane.Service
 	for _, k := range keysOf(vs) {
 		svc := dataplane.Service{ServiceKey: k, Scheduler: vs.Scheduler, Flags: vs.SchedFlags,
-			Persistence: vs.PersistenceTimeout, PersistenceMask: vs.PersistenceGranularity}
+			Persistence: vs.PersistenceTimeout, PersistenceMask: vs.PersistenceGranularity, Sloppy: vs.Sloppy}
 		for _, r := range reals {
 			r.Port = realPort(k, r.Forward, r.Port)
 			svc.Reals = append(svc.Reals, r)
@@ -639,7 +639,7 @@ func (d *Director) serviceStatus(vs *vsState, key dataplane.ServiceKey, ss datap
 	out := control.Service{
 		Protocol: key.Protocol.String(), Addr: key.Addr.String(), Port: key.Port, FWMark: key.FWMark,
 		Scheduler: vs.cfg.Scheduler, Flags: strings.Join(sched.FlagNames(vs.cfg.Scheduler, vs.cfg.SchedFlags&lvs.SchedFlags), ","),
-		Quorum: vs.cfg.Quorum, QuorumUp: vs.quorumUp,
+		Quorum: vs.cfg.Quorum, QuorumUp: vs.quorumUp, Sloppy: vs.cfg.Sloppy,
 		Standby:  key.FWMark == 0 && d.onStandby(key.Addr),
 		Counters: control.Counters(ss.Counters),
 	}

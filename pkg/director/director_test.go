@@ -666,3 +666,40 @@ virtual_server 10.0.0.100 80 {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "keepalived.conf:5: real_server 10.0.0.11 80: connection thresholds (uthreshold/lthreshold, ipvsadm -x/-y) are not supported by the XDP data plane")
 }
+
+// sloppy_tcp per service: XDP has it so; IPVS has one sysctl for the
+// host, so a file where some TCP services have it and others not is
+// refused there, naming both (and --sloppy-tcp, which gives it to all).
+func TestSloppyPerService(t *testing.T) {
+	cfg := parse(t, `
+virtual_server 10.0.0.100 80 {
+    protocol TCP
+    lb_kind DR
+    lvs_sched mh
+    sloppy_tcp
+    real_server 10.0.0.2 80 {
+    }
+}
+virtual_server 10.0.0.100 443 {
+    protocol TCP
+    lb_kind DR
+    real_server 10.0.0.2 443 {
+    }
+}
+`)
+	require.NoError(t, Validate(cfg, xdp.Caps))
+	err := Validate(cfg, ipvs.Caps)
+	require.Error(t, err)
+	assert.Equal(t, "keepalived.conf:10: virtual_server 10.0.0.100 443: sloppy_tcp is one switch for the whole host on the IPVS data plane (net.ipv4.vs.sloppy_tcp): "+
+		"virtual_server 10.0.0.100 80 (keepalived.conf:2) has it, virtual_server 10.0.0.100 443 (keepalived.conf:10) does not; give it to every TCP service, or run with --sloppy-tcp", err.Error())
+
+	d, dp, _, _ := newTest(t)
+	require.NoError(t, d.Load(cfg))
+	svcs := dp.last()
+	require.Len(t, svcs, 2)
+	assert.True(t, svcs[0].Sloppy, "the data plane is told")
+	assert.False(t, svcs[1].Sloppy)
+	st, err := d.Status()
+	require.NoError(t, err)
+	assert.True(t, st.Services[0].Sloppy, "and xlb status shows it")
+}

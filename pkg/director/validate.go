@@ -3,9 +3,11 @@ package director
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // Error is a configuration that a data plane cannot serve, at the place in
@@ -85,7 +87,40 @@ func Validate(cfg *config.Config, caps dataplane.Caps) error {
 			bad(vs.Pos, fmt.Sprintf("%s: sorry_server %s %d", name, s.Addr, s.Port), caps.CheckReal(svc, realOf(s.Addr, s.Port, 1, s.Forward)))
 		}
 	}
+	if caps.SloppyHostWide {
+		errs = append(errs, sloppyMixed(cfg, caps)...)
+	}
 	return errors.Join(errs...)
+}
+
+// sloppyMixed refuses, where sloppy_tcp (sloppy_sctp) is one switch for
+// the host, a file in which some services of the protocol have it and
+// others do not, at the first that differs from the first of its protocol.
+func sloppyMixed(cfg *config.Config, caps dataplane.Caps) []error {
+	var errs []error
+	first := map[lvs.Protocol]*config.VirtualServer{}
+	for i := range cfg.VirtualServers {
+		vs := &cfg.VirtualServers[i]
+		if vs.Protocol != lvs.TCP && vs.Protocol != lvs.SCTP {
+			continue
+		}
+		f, ok := first[vs.Protocol]
+		if !ok {
+			first[vs.Protocol] = vs
+			continue
+		}
+		if f != nil && f.Sloppy != vs.Sloppy {
+			on, off := f, vs
+			if vs.Sloppy {
+				on, off = vs, f
+			}
+			kw := "sloppy_" + strings.ToLower(vs.Protocol.String())
+			errs = append(errs, &Error{Pos: vs.Pos, Msg: fmt.Sprintf("virtual_server %s: %s is one switch for the whole host on %s (net.ipv4.vs.%s): virtual_server %s (%s) has it, virtual_server %s (%s) does not; give it to every %s service, or run with --%s",
+				vs.Name(), kw, caps.Name, kw, on.Name(), on.Pos, off.Name(), off.Pos, vs.Protocol, strings.ReplaceAll(kw, "_", "-"))})
+			first[vs.Protocol] = nil // said once per protocol
+		}
+	}
+	return errs
 }
 
 // flatten lists the errors an errors.Join holds (nil: none).

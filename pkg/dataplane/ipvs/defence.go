@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // DefaultSysctls is where the kernel shows IPVS's sysctls.
@@ -128,4 +129,62 @@ func memPages() (free, total uint64, err error) {
 	}
 	page := uint64(os.Getpagesize() / 1024)
 	return (kb["MemFree"] + kb["Buffers"]) / page, kb["MemTotal"] / page, nil
+}
+
+// sloppyOf says, for sloppy_tcp and sloppy_sctp, whether services want
+// them on: every one of a protocol global has on does. IPVS has one switch
+// per host and protocol: the services of a protocol all want it or none
+// does.
+func sloppyOf(services []dataplane.Service, global map[lvs.Protocol]bool) (map[string]bool, error) {
+	out := map[string]bool{}
+	var errs []error
+	for _, p := range []struct {
+		proto lvs.Protocol
+		name  string
+	}{{lvs.TCP, "sloppy_tcp"}, {lvs.SCTP, "sloppy_sctp"}} {
+		var on, off []string
+		for _, s := range services {
+			if s.Protocol != p.proto {
+				continue
+			}
+			if s.Sloppy || global[p.proto] {
+				on = append(on, s.ServiceKey.String())
+			} else {
+				off = append(off, s.ServiceKey.String())
+			}
+		}
+		if len(on) > 0 && len(off) > 0 {
+			errs = append(errs, fmt.Errorf("%s: IPVS has it for the whole host (net.ipv4.vs.%s), not per service: %s want it, %s do not (xlb run --%s sets it for every %s service)",
+				p.name, p.name, strings.Join(on, ", "), strings.Join(off, ", "), strings.ReplaceAll(p.name, "_", "-"), p.proto))
+		}
+		out[p.name] = len(on) > 0 || global[p.proto]
+	}
+	return out, errors.Join(errs...)
+}
+
+// setSloppy turns sloppy_tcp and sloppy_sctp on where want says, and off
+// where xlb turned them on and no service wants them now; a switch xlb
+// never turned on stays as the host set it.
+func (v *Dataplane) setSloppy(want map[string]bool) error {
+	if v.sloppy == nil {
+		v.sloppy = map[string]bool{}
+	}
+	return inNS(v.opts.NetNS, func() error {
+		var errs []error
+		for name, on := range want {
+			if on == v.sloppy[name] {
+				continue
+			}
+			val := "0\n"
+			if on {
+				val = "1\n"
+			}
+			if err := os.WriteFile(filepath.Join(v.sysctlDir(), name), []byte(val), 0o644); err != nil {
+				errs = append(errs, fmt.Errorf("set IPVS %s: %w", name, err))
+				continue
+			}
+			v.sloppy[name] = on
+		}
+		return errors.Join(errs...)
+	})
 }

@@ -1,6 +1,7 @@
 package ipvs
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // The defence is IPVS's own: xlb writes its sysctls and the kernel moves
@@ -82,4 +84,38 @@ func TestDefenceKeepsTheHosts(t *testing.T) {
 	require.ErrorContains(t, err, "drop_packet 7")
 	require.ErrorContains(t, err, "amemthresh -1")
 	assert.Equal(t, "0", read("drop_packet"), "a refused setting writes nothing")
+}
+
+// sloppy_tcp is one switch per host in IPVS: on when every TCP service
+// wants it, refused when only some do, back off when none does (a switch
+// the host turned on and xlb never touched stays).
+func TestSloppyIsTheHosts(t *testing.T) {
+	dir := t.TempDir()
+	for name, val := range map[string]string{"sloppy_tcp": "0", "sloppy_sctp": "1"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(val+"\n"), 0o644))
+	}
+	v, err := Open(Options{Client: newFakeIPVS(), Sysctls: dir})
+	require.NoError(t, err)
+	defer v.Close()
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, err)
+		return strings.TrimSpace(string(b))
+	}
+	svc := func(port uint16, sloppy bool) dataplane.Service {
+		return dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: netip.MustParseAddr("10.79.0.1"), Port: port, Protocol: lvs.TCP},
+			Scheduler: "mh", Sloppy: sloppy,
+			Reals: []dataplane.Real{{Addr: netip.MustParseAddr("10.79.1.1"), Port: port, Weight: 1, Forward: lvs.DR}}}
+	}
+	require.NoError(t, v.Apply([]dataplane.Service{svc(80, true), svc(443, true)}))
+	assert.Equal(t, "1", read("sloppy_tcp"))
+	assert.Equal(t, "1", read("sloppy_sctp"), "the host's, untouched")
+
+	err = v.Apply([]dataplane.Service{svc(80, true), svc(443, false)})
+	require.ErrorContains(t, err, "sloppy_tcp: IPVS has it for the whole host (net.ipv4.vs.sloppy_tcp), not per service: TCP 10.79.0.1:80 want it, TCP 10.79.0.1:443 do not")
+	assert.Equal(t, "1", read("sloppy_tcp"), "a refused Apply changes nothing")
+
+	require.NoError(t, v.Apply([]dataplane.Service{svc(80, false)}))
+	assert.Equal(t, "0", read("sloppy_tcp"), "xlb turned it on: off again")
+	assert.Equal(t, "1", read("sloppy_sctp"))
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // ErrNoIPVS is returned by Open when the kernel has no IPVS to talk to.
@@ -40,7 +41,12 @@ type Options struct {
 	// Sysctls is the directory of IPVS's sysctls; "" is the kernel's
 	// /proc/sys/net/ipv4/vs in NetNS.
 	Sysctls string
-	Logger  *slog.Logger
+	// SloppyTCP and SloppySCTP set IPVS's sloppy_tcp and sloppy_sctp
+	// (for every service of the protocol: the kernel has no other way).
+	// Not set, they are on only while the services of the protocol all
+	// ask for it (Service.Sloppy), and else as the host set them.
+	SloppyTCP, SloppySCTP bool
+	Logger                *slog.Logger
 }
 
 // DefaultStateFile is where the daemon keeps the list of its services.
@@ -55,6 +61,9 @@ type Dataplane struct {
 	mu    sync.Mutex
 	c     kipvs.Client
 	owned map[dataplane.ServiceKey]bool
+	// sloppy: the sloppy_tcp/sloppy_sctp sysctls xlb turned on, to turn
+	// off again when no service wants them.
+	sloppy map[string]bool
 }
 
 var _ dataplane.Dataplane = (*Dataplane)(nil)
@@ -164,8 +173,15 @@ func (v *Dataplane) Apply(services []dataplane.Service) error {
 	if err != nil {
 		return err
 	}
+	sloppy, err := sloppyOf(services, map[lvs.Protocol]bool{lvs.TCP: v.opts.SloppyTCP, lvs.SCTP: v.opts.SloppySCTP})
+	if err != nil {
+		return err
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if err := v.setSloppy(sloppy); err != nil {
+		return err
+	}
 	have, err := v.kernelServices()
 	if err != nil {
 		return err

@@ -27,9 +27,11 @@ var Caps = dataplane.Caps{
 	Protocols:  []lvs.Protocol{lvs.TCP, lvs.UDP},
 	IPv6:       true,
 	Flags:      lvs.SchedFlags | lvs.OnePacket,
-	Thresholds: true,
-	AllPorts:   true,
-	FWMark:     true,
+	// sloppy_tcp and sloppy_sctp are sysctls.
+	SloppyHostWide: true,
+	Thresholds:     true,
+	AllPorts:       true,
+	FWMark:         true,
 }
 
 // Caps implements dataplane.Dataplane.

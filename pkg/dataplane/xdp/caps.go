@@ -43,6 +43,7 @@ const (
 	realNAT       = uint32(xlbXlbRealFlagsXLB_REAL_F_NAT)
 	realStandby   = uint32(xlbXlbRealFlagsXLB_REAL_F_STANDBY)
 	svcStandby    = uint16(xlbXlbSvcFlagsXLB_SVC_F_STANDBY)
+	svcSloppy     = uint16(xlbXlbSvcFlagsXLB_SVC_F_SLOPPY)
 )
 
 // Sizes compiled into the program (bpf/xlb_consts.h) that no map's size

@@ -55,6 +55,7 @@ type svcState struct {
 	flags       lvs.SvcFlags
 	persist     time.Duration
 	persistMask lvs.Netmask
+	sloppy      bool // sloppy_tcp
 	reals       []*realState
 
 	// dests are the reals' weights as the table was built (0 for an
@@ -96,6 +97,8 @@ type world struct {
 	standby map[netip.Addr]bool
 	ports   map[int]uint16 // tx_ports slot by ifindex
 	lim     limits
+	// sloppyTCP: sloppy_tcp for every TCP service (Config.SloppyTCP).
+	sloppyTCP bool
 }
 
 // upsert is a new real, or a kept one whose weight changed: the
@@ -197,7 +200,8 @@ func plan(t *tables, services []dataplane.Service, w world) (*applyPlan, error) 
 
 func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (*svcPlan, error) {
 	st := &svcState{key: want.ServiceKey, sched: want.Scheduler, flags: want.Flags,
-		persist: want.Persistence, persistMask: want.PersistenceMask}
+		persist: want.Persistence, persistMask: want.PersistenceMask,
+		sloppy: want.Sloppy || (w.sloppyTCP && want.Protocol == lvs.TCP)}
 	sp := &svcPlan{st: st, old: old}
 	if want.Scheduler == "mh" && want.Flags&lvs.Sched1 != 0 && !w.lim.bpfLoop {
 		return nil, fmt.Errorf("service %s: mh-fallback searches the table with bpf_loop (Linux 5.17), which this kernel does not have", want.ServiceKey)
@@ -435,6 +439,9 @@ func svcEntry(st *svcState, standby bool) xlbSvc {
 	e := xlbSvc{Id: st.idx + 1, Sched: schedID[st.sched], Flags: uint16(st.flags), TabOff: st.tabOff, TabLen: st.tabLen}
 	if standby {
 		e.Flags |= svcStandby
+	}
+	if st.sloppy {
+		e.Flags |= svcSloppy
 	}
 	if st.persist > 0 {
 		e.PersistTimeoutS = uint32(st.persist / time.Second)

@@ -78,7 +78,8 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 				st.sched = name
 			}
 		}
-		st.flags = lvs.SvcFlags(s.Flags &^ svcStandby)
+		st.flags = lvs.SvcFlags(s.Flags &^ (svcStandby | svcSloppy))
+		st.sloppy = s.Flags&svcSloppy != 0
 		if s.Flags&svcStandby != 0 {
 			rec.standby[st.key.Addr] = true
 		}

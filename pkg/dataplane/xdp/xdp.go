@@ -59,7 +59,10 @@ type Config struct {
 	// ResolveWait is how long Apply waits for a new real's ARP reply
 	// before applying it as unresolved (500 ms).
 	ResolveWait time.Duration
-	Logger      *slog.Logger
+	// SloppyTCP is IPVS's sloppy_tcp for every TCP service (a service's
+	// own Sloppy turns it on for that one).
+	SloppyTCP bool
+	Logger    *slog.Logger
 }
 
 // Dataplane is the XDP implementation of dataplane.Dataplane.
@@ -541,7 +544,7 @@ func (x *Dataplane) applyLocked(services []dataplane.Service) error {
 	if err != nil {
 		return err
 	}
-	p, err := plan(x.state, services, world{hops: x.hops.snapshot(), cursors: cursors, standby: x.standby, ports: x.ports, lim: x.lim})
+	p, err := plan(x.state, services, world{hops: x.hops.snapshot(), cursors: cursors, standby: x.standby, ports: x.ports, lim: x.lim, sloppyTCP: x.cfg.SloppyTCP})
 	if err != nil {
 		return err
 	}

@@ -245,6 +245,7 @@ const (
 	xlbXlbSvcFlagsXLB_SVC_F_SH_FALLBACK xlbXlbSvcFlags = 8
 	xlbXlbSvcFlagsXLB_SVC_F_SH_PORT     xlbXlbSvcFlags = 16
 	xlbXlbSvcFlagsXLB_SVC_F_STANDBY     xlbXlbSvcFlags = 32768
+	xlbXlbSvcFlagsXLB_SVC_F_SLOPPY      xlbXlbSvcFlags = 16384
 )
 
 // Names of all BPF objects in the ELF.
