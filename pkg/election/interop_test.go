@@ -81,6 +81,11 @@ func pairAgainstKeepalived(t *testing.T, tc interopCase) {
 		prio                      int
 	}{{"a", "ea", "MASTER", "secret", 150}, {"b", "eb", "BACKUP", tc.passB, 120}} {
 		confs[d.name] = filepath.Join(dir, d.name+".conf")
+		// A script of its own: keepalived runs a program under its real
+		// path, which turns a busybox applet (the VM guest's
+		// /usr/bin/test) into plain busybox.
+		chk := filepath.Join(dir, "chk-"+d.name)
+		require.NoError(t, os.WriteFile(chk, []byte("#!/bin/sh\n[ ! -e "+filepath.Join(dir, "fail-"+d.name)+" ]\n"), 0o755))
 		// Interfaces of other names on each side: the check matches
 		// instances by VRID, family and VIPs.
 		text := fmt.Sprintf(`global_defs {
@@ -88,7 +93,7 @@ func pairAgainstKeepalived(t *testing.T, tc interopCase) {
     vrrp_garp_master_delay 0
 }
 vrrp_script chk {
-    script "/usr/bin/test ! -e %[2]s"
+    script "%[2]s"
     interval 1
     weight %[3]d
 }
@@ -109,7 +114,7 @@ vrrp_instance VI_1 {
         chk
     }
 }
-`, d.name, filepath.Join(dir, "fail-"+d.name), tc.weight, d.state, d.ifname, d.prio, interopVIP, d.pass)
+`, d.name, chk, tc.weight, d.state, d.ifname, d.prio, interopVIP, d.pass)
 		require.NoError(t, os.WriteFile(confs[d.name], []byte(text), 0o644))
 	}
 
