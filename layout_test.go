@@ -32,16 +32,16 @@ func TestLayout(t *testing.T) {
 		return found
 	}
 	impls := []string{"pkg/dataplane/xdp", "pkg/dataplane/ipvs"}
-	owners := []string{"pkg/vrrp", "pkg/vrrpd"}
+	owners := []string{"pkg/vrrp", "pkg/vrrpd", "pkg/bgpd"}
 
 	// What feeds the director (configuration, health) and what owns VIPs
 	// never reaches into a data plane implementation; configuration,
 	// health, VRRP and the scheduler math not even into the interface.
-	for _, pkg := range []string{"pkg/director", "pkg/health", "pkg/config", "pkg/vrrp", "pkg/vrrpd", "pkg/sched", "pkg/lvs", "pkg/scripts"} {
+	for _, pkg := range []string{"pkg/director", "pkg/health", "pkg/config", "pkg/vrrp", "pkg/vrrpd", "pkg/bgpd", "pkg/sched", "pkg/lvs", "pkg/scripts"} {
 		require.Contains(t, deps, pkg)
 		require.Empty(t, uses(pkg, impls...), "%s imports a data plane implementation", pkg)
 	}
-	for _, pkg := range []string{"pkg/health", "pkg/config", "pkg/vrrp", "pkg/vrrpd", "pkg/sched", "pkg/lvs"} {
+	for _, pkg := range []string{"pkg/health", "pkg/config", "pkg/vrrp", "pkg/vrrpd", "pkg/bgpd", "pkg/sched", "pkg/lvs"} {
 		require.Empty(t, uses(pkg, "pkg/dataplane"), "%s imports the data plane", pkg)
 	}
 	// The director knows nothing of who owns VIPs.
@@ -53,7 +53,7 @@ func TestLayout(t *testing.T) {
 			continue
 		}
 		if len(uses(pkg, owners...)) > 0 && len(uses(pkg, "pkg/director")) > 0 {
-			t.Errorf("%s imports both VRRP and the director: only pkg/daemon and cmd/ may", pkg)
+			t.Errorf("%s imports both a VIP owner and the director: only pkg/daemon and cmd/ may", pkg)
 		}
 	}
 	// Nothing imports the composition or the commands from below.

@@ -3,7 +3,8 @@
 # missing, so running it again is cheap. Needs root (apt-get).
 #   tools/deps.sh run      what `make demo` needs: iproute2, ethtool, util-linux, procps, Go
 #   tools/deps.sh test     plus clang 14, llvm, libbpf-dev (regenerating BPF objects),
-#                          keepalived (the VRRP peer), ipvsadm (its goldens' check)
+#                          keepalived (the VRRP peer), ipvsadm (its goldens' check),
+#                          bird2 (the ECMP router the BGP scale-out tests peer with)
 #                          netbase (/etc/services, for port names)
 #   tools/deps.sh vmtest   plus what `make vmtest` needs: QEMU, kmod, cpio, the
 #                          archive keyring, and the binaries copied into the guest
@@ -15,7 +16,7 @@ what=${1:-run}
 pkgs=(iproute2 ethtool util-linux procps make git)
 if [[ $what == test ]]; then
 	# netbase: /etc/services, which xlbadm reads port names from, as ipvsadm.
-	pkgs+=(clang-14 llvm libbpf-dev linux-libc-dev keepalived ipvsadm netbase)
+	pkgs+=(clang-14 llvm libbpf-dev linux-libc-dev keepalived ipvsadm netbase bird2)
 elif [[ $what == vmtest ]]; then
 	# vmtest/ copies the host's ip, nsenter, ipvsadm, kmod and ethtool (with
 	# their libraries) into the guest, next to busybox.

@@ -60,7 +60,7 @@ flags:`)
 	// Read whole, so that a file too big for the data plane is told its
 	// full size by director.Validate below.
 	cfg, err := daemon.ReadConfig(*file, daemon.ReadOptions{Strict: sizes.Strict, ConfigID: sizes.ConfigID,
-		SloppyTCP: sizes.SloppyTCP, SloppySCTP: sizes.SloppySCTP})
+		SloppyTCP: sizes.SloppyTCP, SloppySCTP: sizes.SloppySCTP, BGPConfig: sizes.BGPConfig, BGPVIPs: sizes.BGPVIPs})
 	if err != nil {
 		printErrors(e, err)
 		return 1

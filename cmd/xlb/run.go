@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -36,6 +39,7 @@ func runOptions(e env, args []string) (daemon.Options, int) {
 	fs.StringVar(&logFormat, "log-format", "text", "text or json")
 	sizeFlags(fs, &o)
 	defenceFlags(fs, &o.Defence)
+	fs.DurationVar(&o.BGPDrain, "bgp-drain", 5*time.Second, "on SIGTERM with --bgp-config: withdraw the VIPs, go on forwarding this long (connections the routers move away keep going), then detach")
 	fs.StringVar(&o.Metrics, "metrics", "", "serve Prometheus metrics on this address (e.g. :9610), at /metrics")
 	// The sizes are kept across restarts: a pinned data plane of other
 	// sizes cannot be taken over.
@@ -137,6 +141,8 @@ func sizeFlags(fs *pflag.FlagSet, o *daemon.Options) {
 	fs.Uint32Var(&o.MaxServices, "max-services", 0, "virtual services the XDP data plane holds (0: the built-in 4096); 330 bytes each")
 	fs.Uint32Var(&o.MaxReals, "max-reals", 0, "real servers, counted per service, it holds (0: the built-in 65536); 128 bytes + 40 per CPU each")
 	fs.Uint32Var(&o.MaxSchedEntries, "max-sched-entries", 0, "entries of the scheduler tables' pool (0: the built-in 1048576); 8 bytes each. A wrr service takes sum(weights)/gcd, sh and dh 256, mh 4093, rr and the least-connection schedulers one per real; twice while it changes")
+	fs.StringVar(&o.BGPConfig, "bgp-config", "", "announce the VIPs over BGP for ECMP scale-out: GoBGP's configuration file (gobgpd's TOML: global, neighbors, timers, BFD); each VIP is announced while every service of it has quorum")
+	fs.Var(prefixList{&o.BGPVIPs}, "bgp-vips", "announce only the VIPs in these prefixes (comma-separated; an address is its /32 or /128); default: every virtual server's VIP. A VIP is BGP's or VRRP's, never both")
 	fs.BoolVar(&o.SloppyTCP, "sloppy-tcp", false, "IPVS's sloppy_tcp for every TCP service: a connection first seen mid-stream (moved here by ECMP from a director lost or added) is scheduled, not left to the kernel; with mh, sh or dh it reaches the real the first director chose (a service's own: keepalived.conf sloppy_tcp)")
 	fs.BoolVar(&o.SloppySCTP, "sloppy-sctp", false, "IPVS's sloppy_sctp for every SCTP service (IPVS data plane: XDP serves no SCTP)")
 }
@@ -150,3 +156,39 @@ func defenceFlags(fs *pflag.FlagSet, d *dataplane.Defence) {
 	fs.IntVar(&d.Threshold, "amemthresh", 0, "short of room below this: XDP, free connection-table entries (0: a sixteenth of --max-conns); IPVS, free memory pages (0: as the host set it)")
 	fs.IntVar(&d.AmDropRate, "am-droprate", 0, "drop_packet's 1 in N in mode 3 (0: IPVS's 10, or as the host set it)")
 }
+
+// prefixList is a comma-separated list of prefixes as a flag; a bare
+// address is its host prefix.
+type prefixList struct{ p *[]netip.Prefix }
+
+func (l prefixList) String() string {
+	if l.p == nil {
+		return ""
+	}
+	var s []string
+	for _, p := range *l.p {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ",")
+}
+
+func (l prefixList) Set(v string) error {
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f); err == nil {
+			*l.p = append(*l.p, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return fmt.Errorf("%q is neither an address nor a prefix", f)
+		}
+		*l.p = append(*l.p, p.Masked())
+	}
+	return nil
+}
+
+func (l prefixList) Type() string { return "prefixes" }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -126,6 +127,32 @@ func printStatus(w io.Writer, st control.Status) {
 				fmt.Fprintf(w, "; adverts dropped: %s", strings.Join(parts, ", "))
 			}
 			fmt.Fprintln(w)
+		}
+	}
+	if b := st.BGP; b != nil {
+		printBGP(w, b)
+	}
+}
+
+// printBGP shows the speaker's sessions and what it announces.
+func printBGP(w io.Writer, b *control.BGP) {
+	draining := ""
+	if b.Draining {
+		draining = ", DRAINING"
+	}
+	fmt.Fprintf(w, "\nBGP: AS %d, router id %s%s\n", b.AS, b.RouterID, draining)
+	for _, p := range b.Peers {
+		fmt.Fprintf(w, "  peer %s %s since %s", p.Addr, p.State, p.Since.Format(time.TimeOnly))
+		if p.Reason != "" && p.State != "established" {
+			fmt.Fprintf(w, " (%s)", p.Reason)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, v := range b.VIPs {
+		if v.Announced {
+			fmt.Fprintf(w, "  %s announced\n", v.VIP)
+		} else {
+			fmt.Fprintf(w, "  %s withdrawn: %s\n", v.VIP, v.Reason)
 		}
 	}
 }

@@ -1,5 +1,7 @@
 package control
 
+import "time"
+
 // Counters are cumulative counts from the data plane.
 type Counters struct {
 	Packets    uint64 `json:"packets"`
@@ -29,6 +31,33 @@ type Status struct {
 	LastError string `json:"last_error,omitempty"`
 	// Defence is the flood defence and the flow tables' room.
 	Defence *Defence `json:"defence,omitempty"`
+	// BGP is the BGP speaker's sessions and announcements (--bgp-config).
+	BGP *BGP `json:"bgp,omitempty"`
+}
+
+// BGP is the speaker that announces VIPs for ECMP scale-out.
+type BGP struct {
+	AS       uint32    `json:"as"`
+	RouterID string    `json:"router_id"`
+	Draining bool      `json:"draining,omitempty"`
+	Peers    []BGPPeer `json:"peers"`
+	VIPs     []BGPVIP  `json:"vips"`
+}
+
+// BGPPeer is one BGP session: its state (established, active, idle ...)
+// since when, and why it last went down.
+type BGPPeer struct {
+	Addr   string    `json:"addr"`
+	State  string    `json:"state"`
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// BGPVIP is a VIP the speaker governs: announced, or why not.
+type BGPVIP struct {
+	VIP       string `json:"vip"`
+	Announced bool   `json:"announced"`
+	Reason    string `json:"reason,omitempty"`
 }
 
 // Defence is where IPVS's flood defence stands: each strategy's mode (0

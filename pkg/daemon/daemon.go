@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/xlbproject/xlb/pkg/bgpd"
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/control"
 	"github.com/xlbproject/xlb/pkg/dataplane"
@@ -63,6 +64,14 @@ type Options struct {
 	// every service of the protocol (--sloppy-tcp, --sloppy-sctp): a
 	// connection first seen mid-stream is scheduled (ECMP scale-out).
 	SloppyTCP, SloppySCTP bool
+	// BGPConfig is GoBGP's configuration file (--bgp-config): with it,
+	// the director announces its VIPs over BGP (pkg/bgpd). BGPVIPs
+	// limits the VIPs announced to these prefixes (nil: all of the
+	// virtual servers'); BGPDrain is how long a stopping director keeps
+	// forwarding after withdrawing them.
+	BGPConfig string
+	BGPVIPs   []netip.Prefix
+	BGPDrain  time.Duration
 	// Metrics is the address to serve Prometheus metrics on ("": none).
 	Metrics string
 	// Strict refuses a configuration with warnings (--strict), at start
@@ -76,7 +85,7 @@ type Options struct {
 
 func (o Options) readOptions(caps dataplane.Caps, securityOnce bool) ReadOptions {
 	return ReadOptions{Caps: caps, SecurityOnce: securityOnce, Strict: o.Strict, ConfigID: o.ConfigID,
-		SloppyTCP: o.SloppyTCP, SloppySCTP: o.SloppySCTP}
+		SloppyTCP: o.SloppyTCP, SloppySCTP: o.SloppySCTP, BGPConfig: o.BGPConfig, BGPVIPs: o.BGPVIPs}
 }
 
 func (o Options) pinDir() string {
@@ -190,7 +199,11 @@ func Run(ctx context.Context, o Options) error {
 	go dir.RunEstimator(ctx)
 
 	d := &daemon{log: log, dir: dir, dp: dp, file: o.ConfigFile, mail: mail}
-	d.seats = newSeats(1, func(standby map[netip.Addr]bool) { _ = dir.SetStandby(standby) })
+	owners := 1
+	if o.BGPConfig != "" {
+		owners++
+	}
+	d.seats = newSeats(owners, func(standby map[netip.Addr]bool) { _ = dir.SetStandby(standby) })
 	if dp.xdp != nil {
 		if held := dp.xdp.Serving(); len(held) > 0 {
 			d.seats.hold(held, vrrpStartHold(cfg))
@@ -198,6 +211,14 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	d.owners = []VIPOwner{vrrpd.New(vrrpd.Options{Logger: log, Scripts: pool.Runner(), OnActive: d.seats.activeFunc(0), Alert: mail.Alert})}
+	if o.BGPConfig != "" {
+		sp, err := bgpd.New(bgpd.Options{ConfigFile: o.BGPConfig, VIPs: o.BGPVIPs, Drain: o.BGPDrain,
+			Quorum: dir.QuorumByVIP, OnActive: d.seats.activeFunc(1), Logger: log})
+		if err != nil {
+			return err
+		}
+		d.owners = append(d.owners, sp)
+	}
 	if err := d.load(cfg); err != nil {
 		return err
 	}
@@ -355,6 +376,11 @@ type ReadOptions struct {
 	// SloppyTCP and SloppySCTP give every TCP (SCTP) virtual server
 	// sloppy_tcp (sloppy_sctp), as --sloppy-tcp does.
 	SloppyTCP, SloppySCTP bool
+	// BGPConfig and BGPVIPs are the BGP speaker's (--bgp-config,
+	// --bgp-vips): its file is checked, and a VIP both it and a VRRP
+	// instance would govern is refused.
+	BGPConfig string
+	BGPVIPs   []netip.Prefix
 }
 
 // ReadConfig reads a configuration as xlb run loads it, and as xlb
@@ -381,6 +407,14 @@ func ReadConfig(path string, o ReadOptions) (*config.Config, error) {
 		vs.Sloppy = vs.Sloppy || (o.SloppyTCP && vs.Protocol == lvs.TCP) || (o.SloppySCTP && vs.Protocol == lvs.SCTP)
 	}
 	var list config.ErrorList
+	if o.BGPConfig != "" {
+		if _, err := bgpd.ReadConfig(o.BGPConfig); err != nil {
+			return nil, err
+		}
+		if err := ownedOnce(cfg, []map[netip.Addr]bool{vrrpd.Governed(cfg), bgpd.Governed(cfg, o.BGPVIPs)}); err != nil {
+			return nil, err
+		}
+	}
 	for _, err := range []error{vrrpd.Validate(cfg), scripts.Secure(cfg, o.SecurityOnce)} {
 		var l config.ErrorList
 		if errors.As(err, &l) {

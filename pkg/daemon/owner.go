@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
@@ -110,4 +111,27 @@ func (s *vipSeats) standbyLocked() map[netip.Addr]bool {
 		}
 	}
 	return out
+}
+
+// ownedOnce refuses a VIP two owners would govern (VRRP's instances and
+// the BGP speaker), naming the instance that holds it: owner 0 is VRRP,
+// owner 1 BGP.
+func ownedOnce(cfg *config.Config, governed []map[netip.Addr]bool) error {
+	if len(governed) < 2 {
+		return nil
+	}
+	var list config.ErrorList
+	for _, in := range cfg.Instances {
+		for _, ip := range slices.Concat(in.VirtualIPs, in.ExcludedVirtualIPs) {
+			vip := ip.Prefix.Addr()
+			if governed[0][vip] && governed[1][vip] {
+				list = append(list, &config.ParseError{File: in.Pos.File, Line: in.Pos.Line, Word: vip.String(),
+					Msg: fmt.Sprintf("vrrp_instance %s holds a VIP the BGP speaker announces too (--bgp-config): a VIP is VRRP's or BGP's; take it out of the instance, or out of --bgp-vips", in.Name)})
+			}
+		}
+	}
+	if len(list) > 0 {
+		return list
+	}
+	return nil
 }

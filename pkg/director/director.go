@@ -716,3 +716,22 @@ func (d *Director) Status() (control.Status, error) {
 	}
 	return st, nil
 }
+
+// QuorumByVIP says, for each VIP of the configured virtual servers,
+// whether every service of it has quorum now (keepalived's quorum with
+// hysteresis): what a BGP speaker announces the VIP by.
+func (d *Director) QuorumByVIP() map[netip.Addr]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[netip.Addr]bool{}
+	for _, vs := range d.services {
+		for _, k := range vs.keys {
+			if k.FWMark != 0 {
+				continue
+			}
+			up, seen := out[k.Addr]
+			out[k.Addr] = vs.quorumUp && (up || !seen)
+		}
+	}
+	return out
+}

@@ -51,6 +51,8 @@ var (
 	vrrpState  = prometheus.NewDesc("xlb_vrrp_state", "1 for the VRRP instance's current state (MASTER, BACKUP, FAULT, INIT).", []string{"instance", "interface", "vrid", "state"}, nil)
 	vrrpPrio   = prometheus.NewDesc("xlb_vrrp_effective_priority", "The VRRP instance's effective priority.", []string{"instance", "interface", "vrid"}, nil)
 	vrrpDrops  = prometheus.NewDesc("xlb_vrrp_adverts_dropped_total", "Received VRRP adverts the instance refused, by reason (auth_pass, unicast_src, ttl, vrid, ...).", []string{"instance", "interface", "vrid", "reason"}, nil)
+	bgpPeerUp  = prometheus.NewDesc("xlb_bgp_peer_up", "1 while the BGP session with the peer is established.", []string{"peer"}, nil)
+	bgpVIP     = prometheus.NewDesc("xlb_bgp_vip_announced", "1 while the VIP is announced over BGP (withdrawn: quorum lost, or draining).", []string{"vip"}, nil)
 	scrapeErr  = prometheus.NewDesc("xlb_scrape_error", "1 when the director's state could not be read for this scrape.", nil, nil)
 )
 
@@ -62,7 +64,7 @@ type Collector struct {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{svcPackets, svcBytes, svcConns, svcQuorum, svcStandby, realPackets, realBytes, realConns,
 		realOutPkts, realOutBytes, realActive, realInactive, realHealthy, realWeight, realEffWt, dpInfo, dpApplyOK, dpNextHop, vrrpState, vrrpPrio, vrrpDrops, scrapeErr,
-		defMode, defEngaged, defRate, defRoom, defThresh, dpFlows, defDropped, dpReasons} {
+		bgpPeerUp, bgpVIP, defMode, defEngaged, defRate, defRoom, defThresh, dpFlows, defDropped, dpReasons} {
 		ch <- d
 	}
 }
@@ -137,6 +139,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(vrrpPrio, prometheus.GaugeValue, float64(v.Priority), v.Name, v.Interface, vrid)
 		for reason, n := range v.Dropped {
 			ch <- prometheus.MustNewConstMetric(vrrpDrops, prometheus.CounterValue, float64(n), v.Name, v.Interface, vrid, reason)
+		}
+	}
+	if b := st.BGP; b != nil {
+		for _, p := range b.Peers {
+			ch <- prometheus.MustNewConstMetric(bgpPeerUp, prometheus.GaugeValue, b2f(p.State == "established"), p.Addr)
+		}
+		for _, v := range b.VIPs {
+			ch <- prometheus.MustNewConstMetric(bgpVIP, prometheus.GaugeValue, b2f(v.Announced), v.VIP)
 		}
 	}
 }

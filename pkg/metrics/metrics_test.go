@@ -50,6 +50,9 @@ func TestSeriesFollowStatus(t *testing.T) {
 			{Name: "VI_1", Interface: "eth0", VRID: 51, Priority: 130, State: "MASTER"},
 			{Name: "VI_2", Interface: "eth1", VRID: 52, Priority: 90, State: "BACKUP", Dropped: map[string]uint64{"auth_pass": 6}},
 		},
+		BGP: &control.BGP{AS: 65001,
+			Peers: []control.BGPPeer{{Addr: "10.77.0.254", State: "established"}, {Addr: "10.77.0.253", State: "active"}},
+			VIPs:  []control.BGPVIP{{VIP: "10.77.1.100", Announced: true}, {VIP: "10.77.1.101", Reason: "a service of the VIP has lost quorum"}}},
 	}
 	m := scrape(t, &Collector{Status: func() (control.Status, error) { return st, nil }})
 	val := func(name string, labels ...string) float64 {
@@ -90,6 +93,9 @@ func TestSeriesFollowStatus(t *testing.T) {
 		{"xlb_vrrp_effective_priority", []string{"instance", "VI_1", "interface", "eth0", "vrid", "51"}, 130},
 		{"xlb_vrrp_effective_priority", []string{"instance", "VI_2", "interface", "eth1", "vrid", "52"}, 90},
 		{"xlb_vrrp_adverts_dropped_total", []string{"instance", "VI_2", "reason", "auth_pass"}, 6},
+
+		{"xlb_bgp_peer_up", []string{"peer", "10.77.0.254"}, 1}, {"xlb_bgp_peer_up", []string{"peer", "10.77.0.253"}, 0},
+		{"xlb_bgp_vip_announced", []string{"vip", "10.77.1.100"}, 1}, {"xlb_bgp_vip_announced", []string{"vip", "10.77.1.101"}, 0},
 
 		{"xlb_dataplane_info", []string{"dataplane", "xdp", "interface", "eth0", "mode", "native"}, 1},
 		{"xlb_dataplane_apply_ok", nil, 1},

@@ -102,7 +102,10 @@ func New(opts Options) *Supervisor {
 // Governs are the addresses the vrrp_instances of cfg move between
 // directors (virtual_ipaddress and virtual_ipaddress_excluded): their
 // services forward only while this director is MASTER for them.
-func (v *Supervisor) Governs(cfg *config.Config) map[netip.Addr]bool {
+func (v *Supervisor) Governs(cfg *config.Config) map[netip.Addr]bool { return Governed(cfg) }
+
+// Governed are the addresses cfg's instances hold.
+func Governed(cfg *config.Config) map[netip.Addr]bool {
 	out := map[netip.Addr]bool{}
 	for _, in := range cfg.Instances {
 		for _, ip := range slices.Concat(in.VirtualIPs, in.ExcludedVirtualIPs) {

@@ -1,0 +1,256 @@
+package daemon
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/internal/testutil"
+	"github.com/xlbproject/xlb/pkg/control"
+)
+
+// held is a long-lived client connection making one request after another
+// (HTTP keep-alive) for the whole test: it must never fail, and always be
+// answered by the same real.
+type held struct {
+	c     net.Conn
+	br    *bufio.Reader
+	real  string
+	mu    sync.Mutex
+	n     int
+	err   error
+	moved string // another real answered
+}
+
+func (h *held) get() (string, error) {
+	// Well under the pause after each event: a request the event broke
+	// has failed by the check that follows it.
+	_ = h.c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := h.c.Write([]byte("GET / HTTP/1.1\r\nHost: vip\r\n\r\n")); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(h.br, nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b := make([]byte, 16)
+	n, _ := resp.Body.Read(b)
+	return string(b[:n]), nil
+}
+
+// loop makes a request every interval until stop; the first error ends it.
+func (h *held) loop(interval time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		name, err := h.get()
+		h.mu.Lock()
+		h.n++
+		if err != nil {
+			h.err = fmt.Errorf("request %d: %w", h.n, err)
+			h.mu.Unlock()
+			return
+		}
+		if name != h.real && h.moved == "" {
+			h.moved = name
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (h *held) state() (int, error, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n, h.err, h.moved
+}
+
+// ecmpDirector starts director i of e: the xlb daemon on its eth0 with
+// cfg and its GoBGP configuration.
+func ecmpDirector(t *testing.T, e *testutil.ECMP, i int, cfg string, drain time.Duration) *proc {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "keepalived.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(cfg), 0o644))
+	bgp := filepath.Join(dir, "gobgp.toml")
+	require.NoError(t, os.WriteFile(bgp, []byte(e.GoBGPConfig(i)), 0o644))
+	return startDaemon(t, e.Directors[i], Options{ConfigFile: conf, Interfaces: []string{"eth0"}, Dataplane: "xdp",
+		BGPConfig: bgp, BGPDrain: drain, SloppyTCP: true})
+}
+
+// waitHops waits until the router's route to the VIP has exactly want
+// next hops, and returns how long that took.
+func waitHops(t *testing.T, e *testutil.ECMP, want []netip.Addr, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		got := e.NextHops()
+		slices.SortFunc(got, netip.Addr.Compare)
+		if slices.Equal(got, want) {
+			return time.Since(start)
+		}
+		if time.Since(start) > within {
+			out, _ := e.Birdc("show", "protocols")
+			t.Fatalf("router's next hops for the VIP: %v, want %v after %v\n%s", got, want, within, out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func directorFlows(t *testing.T, p *proc) int {
+	st, err := control.NewClient(p.socket).Status()
+	require.NoError(t, err)
+	n := 0
+	for _, s := range st.Services {
+		for _, r := range s.Reals {
+			n += int(r.ActiveConns)
+		}
+	}
+	return n
+}
+
+// TestECMPScaleOut: three xlb directors announce one VIP to a BIRD router,
+// which spreads 200 long-lived connections over them (ECMP per 5-tuple);
+// the service is mh with sloppy_tcp, so whichever director a connection's
+// packets reach sends them to the same real. A director SIGKILLed: the
+// router drops it as its BGP session closes, its connections move to the
+// others and every one goes on, on its real. A director drained (SIGTERM
+// with --bgp-drain): withdrawn first, so no connection breaks and no new
+// one fails. A director added under load: the router moves some of every
+// director's connections to it, and none breaks.
+func TestECMPScaleOut(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for namespaces, XDP and BIRD")
+	}
+	testutil.RequireXDPKernel(t)
+	e := testutil.NewECMP(t, 4, 3)
+	require.NoError(t, e.ServeHTTP(80))
+	var reals strings.Builder
+	for _, a := range e.RealAddrs {
+		fmt.Fprintf(&reals, "    real_server %s 80 {\n        TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n", a)
+	}
+	cfg := fmt.Sprintf("virtual_server %s 80 {\n    delay_loop 1\n    lvs_sched mh\n    lb_kind DR\n    protocol TCP\n%s}\n", e.VIP, reals.String())
+
+	var ds []*proc
+	for i := range 3 {
+		ds = append(ds, ecmpDirector(t, e, i, cfg, 2*time.Second))
+	}
+	took := waitHops(t, e, e.DirectorAddrs[:3], 30*time.Second)
+	t.Logf("three directors announced; the router has three next hops %v after the last start", took)
+
+	// 200 long-lived connections, each answered by one real.
+	const conns = 200
+	var hs []*held
+	for range conns {
+		c, err := e.Client.DialContext(t.Context(), "tcp4", netip.AddrPortFrom(e.VIP, 80).String())
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		h := &held{c: c, br: bufio.NewReader(c)}
+		h.real, err = h.get()
+		require.NoError(t, err)
+		hs = append(hs, h)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, h := range hs {
+		wg.Add(1)
+		go func() { defer wg.Done(); h.loop(300*time.Millisecond, stop) }()
+	}
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}()
+	check := func(when string) {
+		t.Helper()
+		broken, moved := 0, 0
+		for i, h := range hs {
+			n, err, other := h.state()
+			if err != nil {
+				broken++
+				if broken <= 3 {
+					t.Errorf("%s: connection %d (%s, %d requests) broke: %v", when, i, h.c.LocalAddr(), n, err)
+				}
+			}
+			if other != "" {
+				moved++
+				if moved <= 3 {
+					t.Errorf("%s: connection %d went from %s to %s", when, i, h.real, other)
+				}
+			}
+		}
+		t.Logf("%s: %d connections, %d broken, %d answered by another real", when, conns, broken, moved)
+	}
+	time.Sleep(2 * time.Second)
+	check("three directors")
+	var flows []int
+	for _, d := range ds {
+		flows = append(flows, directorFlows(t, d))
+	}
+	t.Logf("connections per director: %v", flows)
+	require.Positive(t, flows[1], "the director to be killed carries connections")
+
+	// SIGKILL director 2: its session closes with it.
+	killed := time.Now()
+	require.NoError(t, ds[1].cmd.Process.Signal(syscall.SIGKILL))
+	gone := waitHops(t, e, []netip.Addr{e.DirectorAddrs[0], e.DirectorAddrs[2]}, 10*time.Second)
+	t.Logf("director 2 SIGKILLed: withdrawn from the router after %v", gone)
+	time.Sleep(3 * time.Second)
+	check(fmt.Sprintf("%v after director 2 was killed", time.Since(killed).Round(time.Second)))
+
+	// A fourth director joins under load.
+	ds = append(ds, ecmpDirector(t, e, 3, cfg, 2*time.Second))
+	joined := waitHops(t, e, []netip.Addr{e.DirectorAddrs[0], e.DirectorAddrs[2], e.DirectorAddrs[3]}, 30*time.Second)
+	t.Logf("director 4 joined: announced %v after start", joined)
+	time.Sleep(3 * time.Second)
+	check("director 4 joined")
+	require.Positive(t, directorFlows(t, ds[3]), "the new director took connections over")
+
+	// Drain director 3: new connections meanwhile must all succeed.
+	load := testutil.StartLoad(e.HTTPClient(), fmt.Sprintf("http://%s/", e.VIP), 100000)
+	time.Sleep(500 * time.Millisecond)
+	drained := time.Now()
+	require.NoError(t, ds[2].cmd.Process.Signal(syscall.SIGTERM))
+	w := waitHops(t, e, []netip.Addr{e.DirectorAddrs[0], e.DirectorAddrs[3]}, 10*time.Second)
+	t.Logf("director 3 draining: withdrawn from the router %v after SIGTERM", w)
+	select {
+	case <-ds[2].done:
+		t.Logf("director 3 stopped %v after SIGTERM (drain 2 s)", time.Since(drained).Round(10*time.Millisecond))
+	case <-time.After(15 * time.Second):
+		t.Fatal("director 3 did not stop")
+	}
+	time.Sleep(2 * time.Second)
+	results := load.End()
+	failed := 0
+	for _, r := range results {
+		if r.Err != nil {
+			failed++
+			if failed <= 3 {
+				t.Errorf("new connection at %v failed: %v", r.At.Sub(drained).Round(time.Millisecond), r.Err)
+			}
+		}
+	}
+	t.Logf("new connections during the drain: %d, %d failed", len(results), failed)
+	check("director 3 drained")
+	assert.Contains(t, ds[2].logs(), "draining")
+}
