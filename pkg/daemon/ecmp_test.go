@@ -134,7 +134,8 @@ func directorFlows(t *testing.T, p *proc) int {
 // others and every one goes on, on its real. A director drained (SIGTERM
 // with --bgp-drain): withdrawn first, so no connection breaks and no new
 // one fails. A director added under load: the router moves some of every
-// director's connections to it, and none breaks.
+// director's connections to it, and none breaks. A director hung
+// (SIGSTOP): withdrawn by the router's hold timer, and none breaks.
 func TestECMPScaleOut(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for namespaces, XDP and BIRD")
@@ -253,4 +254,15 @@ func TestECMPScaleOut(t *testing.T) {
 	t.Logf("new connections during the drain: %d, %d failed", len(results), failed)
 	check("director 3 drained")
 	assert.Contains(t, ds[2].logs(), "draining")
+
+	// A hung director (SIGSTOP): nothing closes its session; the router's
+	// hold timer (3 s) withdraws it. Its XDP program forwards on meanwhile:
+	// the kernel runs it, not the frozen process.
+	require.NoError(t, ds[3].cmd.Process.Signal(syscall.SIGSTOP))
+	hung := waitHops(t, e, []netip.Addr{e.DirectorAddrs[0]}, 10*time.Second)
+	t.Logf("director 4 hung: withdrawn by the router's hold timer after %v", hung)
+	assert.Greater(t, hung, 2*time.Second, "no session close: the hold timer's doing")
+	time.Sleep(3 * time.Second)
+	check("director 4 hung")
+	require.NoError(t, ds[3].cmd.Process.Signal(syscall.SIGCONT))
 }

@@ -132,6 +132,26 @@ func TestMHDisruption(t *testing.T) {
 	t.Logf("removing 1 of %d dests moved %.1f%% of clients (bound 1/N = %.1f%%); %.2f%% of the others", n, 100*share, 100.0/n, 100*float64(movedOthers)/clients)
 	assert.InDelta(t, 1.0/n, share, 0.03)
 	assert.Less(t, float64(movedOthers)/clients, 0.03, "Maglev moves few of the clients of dests that stay")
+
+	// Adding an eleventh: about 1/(N+1) move, nearly all to it.
+	more := append([]Dest{{Weight: 1, Addr: netip.MustParseAddr("10.0.1.1"), Port: 80}}, ds...) // IPVS adds at the head
+	grown := MHTable(more)
+	moved, movedElsewhere := 0, 0
+	for range clients {
+		fold := rng.Uint32()
+		a := MHPick(before, ds, fold, 0, false) + 1 // its index in the grown list
+		b := MHPick(grown, more, fold, 0, false)
+		if a != b {
+			moved++
+			if b != 0 {
+				movedElsewhere++
+			}
+		}
+	}
+	share = float64(moved) / clients
+	t.Logf("adding an %dth dest moved %.1f%% of clients (bound 1/(N+1) = %.1f%%); %.2f%% to a dest other than the new one", n+1, 100*share, 100.0/(n+1), 100*float64(movedElsewhere)/clients)
+	assert.InDelta(t, 1.0/(n+1), share, 0.03)
+	assert.Less(t, float64(movedElsewhere)/clients, 0.03)
 }
 
 func TestMHPick(t *testing.T) {
