@@ -9,7 +9,7 @@
 #   tools/deps.sh vmtest   plus what `make vmtest` needs: QEMU, kmod, cpio, the
 #                          archive keyring, and the binaries copied into the guest
 #                          (busybox, ipvsadm, ip, nsenter, modprobe, ethtool,
-#                          keepalived, setpriv), clang-14 for the ipvsadm shim
+#                          keepalived, setpriv, bird, birdc), clang-14 for the ipvsadm shim
 set -euo pipefail
 what=${1:-run}
 
@@ -22,7 +22,7 @@ elif [[ $what == vmtest ]]; then
 	# their libraries) into the guest, next to busybox.
 	# keepalived: the VRRP peer of the host suite in the guest; clang-14:
 	# builds the ipvsadm shim the guest runs its goldens' check against.
-	pkgs+=(qemu-system-x86 kmod cpio xz-utils zstd debian-archive-keyring ipvsadm keepalived clang-14 netbase)
+	pkgs+=(qemu-system-x86 kmod cpio xz-utils zstd debian-archive-keyring ipvsadm keepalived clang-14 netbase bird2)
 	# busybox and busybox-static conflict; either will do.
 	if ! dpkg-query -W -f='${Status}' busybox 2>/dev/null | grep -q "ok installed"; then
 		pkgs+=(busybox-static)

@@ -33,6 +33,9 @@ var hostTools = []struct {
 	// as nobody with.
 	{"keepalived", nil},
 	{"setpriv", nil},
+	// The ECMP router of the BGP scale-out tests.
+	{"bird", nil},
+	{"birdc", nil},
 }
 
 // stageBase fills root with everything every kernel's guest shares: busybox,

@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,14 +25,18 @@ func TestRunFlags(t *testing.T) {
 		"--pin-dir", "/sys/fs/bpf/x", "--socket", "/tmp/x.sock", "--dataplane", "xdp", "--xdp-mode", "generic",
 		"--ipvs-state", "/tmp/s.json", "--keep-dataplane", "--max-conns", "1024", "--metrics", ":9610",
 		"--max-services", "10000", "--max-reals", "320000", "--max-sched-entries", "4000000", "--max-half-open", "2048",
-		"--drop-entry", "1", "--drop-packet", "2", "--secure-tcp", "3", "--amemthresh", "100", "--am-droprate", "7"})
+		"--drop-entry", "1", "--drop-packet", "2", "--secure-tcp", "3", "--amemthresh", "100", "--am-droprate", "7",
+		"--sloppy-tcp", "--sloppy-sctp", "--bgp-config", "/etc/gobgp.toml", "--bgp-vips", "10.0.0.0/24, 10.1.0.7,2001:db8::1",
+		"--bgp-drain", "3s", "--mh-tab-index", "13"})
 	require.Equal(t, -1, code)
 	require.NotNil(t, o.Logger)
 	o.Logger = nil
 	assert.Equal(t, daemon.Options{ConfigFile: "/etc/k.conf", Interfaces: []string{"eth0", "eth1"}, PinDir: "/sys/fs/bpf/x",
 		Socket: "/tmp/x.sock", Dataplane: "xdp", XDPMode: dataplane.XDPGeneric, IPVSState: "/tmp/s.json", KeepDataplane: true,
 		MaxConns: 1024, Metrics: ":9610", MaxServices: 10000, MaxReals: 320000, MaxSchedEntries: 4000000, MaxHalfOpen: 2048,
-		Defence: dataplane.Defence{DropEntry: 1, DropPacket: 2, SecureTCP: 3, Threshold: 100, AmDropRate: 7}}, o)
+		Defence:   dataplane.Defence{DropEntry: 1, DropPacket: 2, SecureTCP: 3, Threshold: 100, AmDropRate: 7},
+		SloppyTCP: true, SloppySCTP: true, BGPConfig: "/etc/gobgp.toml", BGPDrain: 3 * time.Second, MHTabIndex: 13,
+		BGPVIPs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("10.1.0.7/32"), netip.MustParsePrefix("2001:db8::1/128")}}, o)
 
 	o, code = runOptions(env{stdout: io.Discard, stderr: io.Discard}, []string{"--no-config", "-i", "eth0"})
 	require.Equal(t, -1, code)

@@ -25,10 +25,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/osrg/gobgp/v4/api"
@@ -37,6 +39,7 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/config/oc"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
+	"github.com/vishvananda/netlink"
 
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/control"
@@ -58,6 +61,10 @@ type Options struct {
 	// them, from Load until Stop has drained (the routers decide where
 	// traffic goes; whatever reaches this director is forwarded).
 	OnActive func(map[netip.Addr]bool)
+	// HostVIPs puts each governed VIP on the loopback interface while it
+	// is governed: the IPVS data plane sees only packets to local
+	// addresses (XDP needs none).
+	HostVIPs bool
 	// Interval is how often quorum is looked at (200 ms).
 	Interval time.Duration
 	Logger   *slog.Logger
@@ -91,6 +98,7 @@ type Speaker struct {
 	announced map[netip.Addr]bool
 	why       map[netip.Addr]string // why a governed VIP is not announced
 	peers     map[netip.Addr]peerState
+	onHost    map[netip.Addr]bool // VIPs HostVIPs put on lo
 	draining  bool
 	started   bool
 	stop      chan struct{}
@@ -118,7 +126,7 @@ func New(o Options) (*Speaker, error) {
 		return nil, err
 	}
 	return &Speaker{o: o, log: o.Logger.With("owner", "bgp"), cfg: cfg, governed: map[netip.Addr]bool{},
-		announced: map[netip.Addr]bool{}, why: map[netip.Addr]string{}, peers: map[netip.Addr]peerState{},
+		announced: map[netip.Addr]bool{}, why: map[netip.Addr]string{}, peers: map[netip.Addr]peerState{}, onHost: map[netip.Addr]bool{},
 		stop: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1)}, nil
 }
 
@@ -269,6 +277,9 @@ func (sp *Speaker) sync() {
 		}
 	}
 	sp.why = why
+	if sp.o.HostVIPs {
+		sp.hostVIPs(sp.governed)
+	}
 	var add, del []netip.Addr
 	for vip := range want {
 		if !sp.announced[vip] {
@@ -400,8 +411,46 @@ func (sp *Speaker) Stop() {
 	<-sp.done
 	sp.cancel()
 	sp.s.Stop()
+	if sp.o.HostVIPs {
+		sp.mu.Lock()
+		sp.hostVIPs(nil)
+		sp.mu.Unlock()
+	}
 	if sp.o.OnActive != nil {
 		sp.o.OnActive(nil)
 	}
 	sp.log.Info("bgp speaker stopped")
+}
+
+// hostVIPs makes the VIPs on lo (those it put there) want: each added as a
+// host address, each it added and no longer wants removed. sp.mu held.
+func (sp *Speaker) hostVIPs(want map[netip.Addr]bool) {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		sp.log.Error("bgp: the VIPs cannot go on lo", "error", err)
+		return
+	}
+	addr := func(v netip.Addr) *netlink.Addr {
+		return &netlink.Addr{IPNet: &net.IPNet{IP: v.AsSlice(), Mask: net.CIDRMask(v.BitLen(), v.BitLen())}}
+	}
+	for v := range want {
+		if sp.onHost[v] {
+			continue
+		}
+		if err := netlink.AddrReplace(lo, addr(v)); err != nil {
+			sp.log.Error("bgp: put the VIP on lo", "vip", v.String(), "error", err)
+			continue
+		}
+		sp.onHost[v] = true
+		sp.log.Info("bgp: VIP on lo, for IPVS", "vip", v.String())
+	}
+	for v := range sp.onHost {
+		if want[v] {
+			continue
+		}
+		if err := netlink.AddrDel(lo, addr(v)); err != nil && !errors.Is(err, syscall.EADDRNOTAVAIL) {
+			sp.log.Error("bgp: take the VIP off lo", "vip", v.String(), "error", err)
+		}
+		delete(sp.onHost, v)
+	}
 }

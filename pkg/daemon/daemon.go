@@ -72,6 +72,10 @@ type Options struct {
 	BGPConfig string
 	BGPVIPs   []netip.Prefix
 	BGPDrain  time.Duration
+	// MHTabIndex is the CONFIG_IP_VS_MH_TAB_INDEX whose table the XDP
+	// data plane's mh builds (--mh-tab-index; 0: 12, the kernel's
+	// default). The kernel's IPVS has its own, built in.
+	MHTabIndex int
 	// Metrics is the address to serve Prometheus metrics on ("": none).
 	Metrics string
 	// Strict refuses a configuration with warnings (--strict), at start
@@ -213,7 +217,7 @@ func Run(ctx context.Context, o Options) error {
 	d.owners = []VIPOwner{vrrpd.New(vrrpd.Options{Logger: log, Scripts: pool.Runner(), OnActive: d.seats.activeFunc(0), Alert: mail.Alert})}
 	if o.BGPConfig != "" {
 		sp, err := bgpd.New(bgpd.Options{ConfigFile: o.BGPConfig, VIPs: o.BGPVIPs, Drain: o.BGPDrain,
-			Quorum: dir.QuorumByVIP, OnActive: d.seats.activeFunc(1), Logger: log})
+			Quorum: dir.QuorumByVIP, OnActive: d.seats.activeFunc(1), HostVIPs: dp.kind == "ipvs", Logger: log})
 		if err != nil {
 			return err
 		}

@@ -127,7 +127,7 @@ func openXDP(log *slog.Logger, o Options, m dataplane.XDPMode) (*opened, error) 
 	x, err := xdp.Open(xdp.Config{
 		Interfaces: o.Interfaces, PinDir: o.pinDir(), Mode: m, MaxConns: o.MaxConns, MaxHalfOpen: o.MaxHalfOpen, Logger: log,
 		MaxServices: o.MaxServices, MaxReals: o.MaxReals, MaxTableEntries: o.MaxSchedEntries,
-		SloppyTCP: o.SloppyTCP,
+		SloppyTCP: o.SloppyTCP, MHTabIndex: o.MHTabIndex,
 	})
 	if err != nil {
 		return nil, err
@@ -136,6 +136,9 @@ func openXDP(log *slog.Logger, o Options, m dataplane.XDPMode) (*opened, error) 
 }
 
 func openIPVS(log *slog.Logger, o Options) (*opened, error) {
+	if o.MHTabIndex != 0 {
+		return nil, fmt.Errorf("--mh-tab-index %d sizes the XDP data plane's mh tables; the kernel's IPVS has its own, built in (CONFIG_IP_VS_MH_TAB_INDEX)", o.MHTabIndex)
+	}
 	state := o.IPVSState
 	if state == "" {
 		state = ipvs.DefaultStateFile

@@ -20,6 +20,7 @@ import (
 
 	"github.com/xlbproject/xlb/internal/testutil"
 	"github.com/xlbproject/xlb/pkg/control"
+	"github.com/xlbproject/xlb/pkg/probe"
 )
 
 // held is a long-lived client connection making one request after another
@@ -83,15 +84,72 @@ func (h *held) state() (int, error, string) {
 	return h.n, h.err, h.moved
 }
 
+// holdConns opens n long-lived connections to e's VIP, each making a
+// request every interval until the test ends, and returns a check that
+// reports (and fails the test for) those broken or answered by another real.
+func holdConns(t *testing.T, e *testutil.ECMP, n int, interval time.Duration) func(when string) {
+	var hs []*held
+	for range n {
+		c, err := e.Client.DialContext(t.Context(), "tcp4", netip.AddrPortFrom(e.VIP, 80).String())
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		h := &held{c: c, br: bufio.NewReader(c)}
+		h.real, err = h.get()
+		require.NoError(t, err)
+		hs = append(hs, h)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, h := range hs {
+		wg.Add(1)
+		go func() { defer wg.Done(); h.loop(interval, stop) }()
+	}
+	t.Cleanup(func() { close(stop); wg.Wait() })
+	return func(when string) {
+		t.Helper()
+		broken, moved := 0, 0
+		for i, h := range hs {
+			reqs, err, other := h.state()
+			if err != nil {
+				broken++
+				if broken <= 3 {
+					t.Errorf("%s: connection %d (%s, %d requests) broke: %v", when, i, h.c.LocalAddr(), reqs, err)
+				}
+			}
+			if other != "" {
+				moved++
+				if moved <= 3 {
+					t.Errorf("%s: connection %d went from %s to %s", when, i, h.real, other)
+				}
+			}
+		}
+		t.Logf("%s: %d connections, %d broken, %d answered by another real", when, n, broken, moved)
+	}
+}
+
+// mhConfig is one DR mh service of e's VIP over its reals, health-checked.
+func mhConfig(e *testutil.ECMP) string {
+	var reals strings.Builder
+	for _, a := range e.RealAddrs {
+		fmt.Fprintf(&reals, "    real_server %s 80 {\n        TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n", a)
+	}
+	return fmt.Sprintf("virtual_server %s 80 {\n    delay_loop 1\n    lvs_sched mh\n    lb_kind DR\n    protocol TCP\n%s}\n", e.VIP, reals.String())
+}
+
 // ecmpDirector starts director i of e: the xlb daemon on its eth0 with
 // cfg and its GoBGP configuration.
 func ecmpDirector(t *testing.T, e *testutil.ECMP, i int, cfg string, drain time.Duration) *proc {
+	return ecmpDirectorOn(t, e, i, cfg, drain, "xdp")
+}
+
+// ecmpDirectorOn is ecmpDirector on the data plane dp ("xdp" or "ipvs").
+func ecmpDirectorOn(t *testing.T, e *testutil.ECMP, i int, cfg string, drain time.Duration, dp string) *proc {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "keepalived.conf")
 	require.NoError(t, os.WriteFile(conf, []byte(cfg), 0o644))
 	bgp := filepath.Join(dir, "gobgp.toml")
 	require.NoError(t, os.WriteFile(bgp, []byte(e.GoBGPConfig(i)), 0o644))
-	return startDaemon(t, e.Directors[i], Options{ConfigFile: conf, Interfaces: []string{"eth0"}, Dataplane: "xdp",
+	return startDaemon(t, e.Directors[i], Options{ConfigFile: conf, Interfaces: []string{"eth0"}, Dataplane: dp,
 		BGPConfig: bgp, BGPDrain: drain, SloppyTCP: true})
 }
 
@@ -143,11 +201,7 @@ func TestECMPScaleOut(t *testing.T) {
 	testutil.RequireXDPKernel(t)
 	e := testutil.NewECMP(t, 4, 3)
 	require.NoError(t, e.ServeHTTP(80))
-	var reals strings.Builder
-	for _, a := range e.RealAddrs {
-		fmt.Fprintf(&reals, "    real_server %s 80 {\n        TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n", a)
-	}
-	cfg := fmt.Sprintf("virtual_server %s 80 {\n    delay_loop 1\n    lvs_sched mh\n    lb_kind DR\n    protocol TCP\n%s}\n", e.VIP, reals.String())
+	cfg := mhConfig(e)
 
 	var ds []*proc
 	for i := range 3 {
@@ -158,50 +212,7 @@ func TestECMPScaleOut(t *testing.T) {
 
 	// 200 long-lived connections, each answered by one real.
 	const conns = 200
-	var hs []*held
-	for range conns {
-		c, err := e.Client.DialContext(t.Context(), "tcp4", netip.AddrPortFrom(e.VIP, 80).String())
-		require.NoError(t, err)
-		t.Cleanup(func() { c.Close() })
-		h := &held{c: c, br: bufio.NewReader(c)}
-		h.real, err = h.get()
-		require.NoError(t, err)
-		hs = append(hs, h)
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, h := range hs {
-		wg.Add(1)
-		go func() { defer wg.Done(); h.loop(300*time.Millisecond, stop) }()
-	}
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}()
-	check := func(when string) {
-		t.Helper()
-		broken, moved := 0, 0
-		for i, h := range hs {
-			n, err, other := h.state()
-			if err != nil {
-				broken++
-				if broken <= 3 {
-					t.Errorf("%s: connection %d (%s, %d requests) broke: %v", when, i, h.c.LocalAddr(), n, err)
-				}
-			}
-			if other != "" {
-				moved++
-				if moved <= 3 {
-					t.Errorf("%s: connection %d went from %s to %s", when, i, h.real, other)
-				}
-			}
-		}
-		t.Logf("%s: %d connections, %d broken, %d answered by another real", when, conns, broken, moved)
-	}
+	check := holdConns(t, e, conns, 300*time.Millisecond)
 	time.Sleep(2 * time.Second)
 	check("three directors")
 	var flows []int
@@ -265,4 +276,55 @@ func TestECMPScaleOut(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	check("director 4 hung")
 	require.NoError(t, ds[3].cmd.Process.Signal(syscall.SIGCONT))
+}
+
+// TestECMPMixedFleet: an IPVS director (the kernel's IPVS with its own mh,
+// driven by xlb --dataplane ipvs) and an XDP director in one ECMP group
+// carry the same connections across the loss of either: both build IPVS's
+// Maglev table, so a connection the router moves from one to the other
+// reaches the same real. A fleet can move from IPVS to XDP a director at a
+// time. (Where the kernel has IPVS: the 6.1 VM.)
+func TestECMPMixedFleet(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for namespaces, XDP, IPVS and BIRD")
+	}
+	testutil.RequireXDPKernel(t)
+	testutil.RequireIPVS(t, probe.IPVS())
+	e := testutil.NewECMP(t, 2, 3)
+	require.NoError(t, e.ServeHTTP(80))
+	cfg := mhConfig(e)
+	ipvsDir := ecmpDirectorOn(t, e, 0, cfg, time.Second, "ipvs")
+	xdpDir := ecmpDirectorOn(t, e, 1, cfg, time.Second, "xdp")
+	assert.Equal(t, "ipvs", ipvsDir.status(t).Dataplane)
+	assert.Contains(t, xdpDir.status(t).Dataplane, "xdp")
+	waitHops(t, e, e.DirectorAddrs, 60*time.Second)
+
+	const conns = 40
+	check := holdConns(t, e, conns, 500*time.Millisecond)
+	time.Sleep(3 * time.Second)
+	check("IPVS and XDP directors")
+	flows := []int{directorFlows(t, ipvsDir), directorFlows(t, xdpDir)}
+	t.Logf("connections per director (IPVS, XDP): %v", flows)
+	require.Positive(t, flows[0])
+	require.Positive(t, flows[1])
+
+	// The IPVS director's xlb killed: the kernel would forward on, but
+	// the session closes and the router sends everything to XDP.
+	require.NoError(t, ipvsDir.cmd.Process.Signal(syscall.SIGKILL))
+	waitHops(t, e, e.DirectorAddrs[1:], 20*time.Second)
+	time.Sleep(4 * time.Second)
+	check("IPVS director lost")
+
+	// It comes back (taking over IPVS's services) and rejoins.
+	ipvsDir = ecmpDirectorOn(t, e, 0, cfg, time.Second, "ipvs")
+	waitHops(t, e, e.DirectorAddrs, 60*time.Second)
+	time.Sleep(4 * time.Second)
+	check("IPVS director back")
+
+	// The XDP director lost: everything to IPVS, sloppily scheduled by
+	// the kernel's mh.
+	require.NoError(t, xdpDir.cmd.Process.Signal(syscall.SIGKILL))
+	waitHops(t, e, e.DirectorAddrs[:1], 20*time.Second)
+	time.Sleep(4 * time.Second)
+	check("XDP director lost")
 }

@@ -21,13 +21,22 @@ var mhPrimes = [...]int{251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 1
 // 4093 entries (checked against the 6.1 VM kernel's config).
 const MHTabIndex = 12
 
-var (
-	// MHTabSize is IP_VS_MH_TAB_SIZE at MHTabIndex: the table's length.
-	MHTabSize = mhPrimes[MHTabIndex-8]
-	// mhTabBits is IP_VS_MH_TAB_BITS, the bits a weight may take in the
-	// table before mh shifts all weights down.
-	mhTabBits = MHTabIndex / 2
-)
+// MHTabSize is IP_VS_MH_TAB_SIZE at MHTabIndex: the table's length.
+var MHTabSize = mhPrimes[MHTabIndex-8]
+
+// MHTabIndexValid says whether a kernel can be built with index as
+// CONFIG_IP_VS_MH_TAB_INDEX (8 to 17).
+func MHTabIndexValid(index int) bool { return index >= 8 && index < 8+len(mhPrimes) }
+
+// mhGeometry is IP_VS_MH_TAB_SIZE and IP_VS_MH_TAB_BITS (the bits a
+// weight may take in the table before mh shifts all weights down) for
+// index (0: MHTabIndex).
+func mhGeometry(index int) (size, bits int) {
+	if index == 0 {
+		index = MHTabIndex
+	}
+	return mhPrimes[index-8], index / 2
+}
 
 // mh's fixed hsiphash keys (generate_hash_secret): both words of each key
 // are the same constant. Key 1 places a dest's first entry and hashes the
@@ -99,8 +108,12 @@ func MHHash(fold uint32, port uint16, key uint64, offset uint32) uint32 {
 // the dests taking their turns at their next free entry, round after
 // round, until the table is full. An entry holds a dest's index in ds, or
 // -1: every entry when no dest has a weight.
-func MHTable(ds []Dest) []int {
-	size := MHTabSize
+func MHTable(ds []Dest) []int { return MHTableOf(ds, 0) }
+
+// MHTableOf is MHTable for a kernel built with CONFIG_IP_VS_MH_TAB_INDEX
+// index (0: MHTabIndex; it must be MHTabIndexValid).
+func MHTableOf(ds []Dest, index int) []int {
+	size, mhTabBits := mhGeometry(index)
 	tab := make([]int, size)
 	for i := range tab {
 		tab[i] = -1

@@ -30,6 +30,12 @@ const (
 	TableScan
 )
 
+// Geometry is how the kernel's IPVS was built, where a table's size
+// depends on it: CONFIG_IP_VS_MH_TAB_INDEX (0: the default, MHTabIndex).
+type Geometry struct {
+	MHTabIndex int
+}
+
 // Flag is a service flag as a scheduler names it (ipvsadm -b, keepalived's
 // sh-port and the like).
 type Flag struct {
@@ -57,7 +63,7 @@ type Scheduler struct {
 	Resume func(ds []Dest, a, b int32) Sequencer
 	// Buckets fills the hash buckets from ds with configured weights:
 	// a dest index per bucket, -1 for none. TableBuckets only.
-	Buckets func(ds []Dest) []int
+	Buckets func(ds []Dest, g Geometry) []int
 	// New is the reference picker for a service whose list is ds and
 	// whose flags are flags: what IPVS picks, for tests to compare a data
 	// plane with. Nil where xlb has no model of the scheduler.
@@ -83,13 +89,13 @@ var Schedulers = []Scheduler{
 	{Name: "lblc"},
 	{Name: "lblcr"},
 	{Name: "dh", Table: TableBuckets,
-		Buckets: func(ds []Dest) []int { t := DHTable(ds); return t[:] },
+		Buckets: func(ds []Dest, _ Geometry) []int { t := DHTable(ds); return t[:] },
 		New: func([]Dest, lvs.SvcFlags) Picker {
 			return funcPicker(func(ds []Dest, c Conn) int { t := DHTable(ds); return DHPick(&t, ds, c.Dst) })
 		}},
 	{Name: "sh", Table: TableBuckets,
 		Flags:   []Flag{{lvs.Sched1, "sh-fallback"}, {lvs.Sched2, "sh-port"}},
-		Buckets: func(ds []Dest) []int { t := SHTable(ds); return t[:] },
+		Buckets: func(ds []Dest, _ Geometry) []int { t := SHTable(ds); return t[:] },
 		New: func(_ []Dest, flags lvs.SvcFlags) Picker {
 			return funcPicker(func(ds []Dest, c Conn) int {
 				port := uint16(0)
@@ -106,7 +112,7 @@ var Schedulers = []Scheduler{
 	{Name: "ovf", Table: TableScan, New: scanPicker(OVF)},
 	{Name: "mh", Table: TableBuckets,
 		Flags:   []Flag{{lvs.Sched1, "mh-fallback"}, {lvs.Sched2, "mh-port"}},
-		Buckets: MHTable,
+		Buckets: func(ds []Dest, g Geometry) []int { return MHTableOf(ds, g.MHTabIndex) },
 		New: func(_ []Dest, flags lvs.SvcFlags) Picker {
 			return funcPicker(func(ds []Dest, c Conn) int {
 				port := uint16(0)

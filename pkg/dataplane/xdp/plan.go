@@ -99,6 +99,8 @@ type world struct {
 	lim     limits
 	// sloppyTCP: sloppy_tcp for every TCP service (Config.SloppyTCP).
 	sloppyTCP bool
+	// geometry is the kernel build the bucket tables follow.
+	geometry sched.Geometry
 }
 
 // upsert is a new real, or a kept one whose weight changed: the
@@ -367,7 +369,7 @@ func buildTable(sp *svcPlan, w world) error {
 		for i, r := range st.reals {
 			ds[i] = sched.Dest{Weight: r.Weight, Addr: r.Addr, Port: r.Port, LastWeight: r.lastWeight}
 		}
-		picks = s.Buckets(ds)
+		picks = s.Buckets(ds, w.geometry)
 	case sched.TableScan:
 		if len(st.reals) > maxScan {
 			return fmt.Errorf("%s scans at most %d reals; the service has %d", st.sched, maxScan, len(st.reals))

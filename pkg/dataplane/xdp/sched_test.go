@@ -331,3 +331,32 @@ func TestRemovedRealFlows(t *testing.T) {
 	require.EqualValues(t, xdpTX, v)
 	assert.Equal(t, realMAC(2), net.HardwareAddr(out[0:6]), "and its flow now follows the new real")
 }
+
+// An IPVS fleet built with another CONFIG_IP_VS_MH_TAB_INDEX has other
+// tables: --mh-tab-index 8 gives 251 entries, and the program reads them
+// so (its modulus is the table's length).
+func TestMHTabIndex(t *testing.T) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	res := staticResolver{}
+	svc := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "mh"}
+	var ds []sched.Dest
+	for i, w := range []int32{2, 1, 3} {
+		res[realAddr(i+1)] = NextHop{Ifindex: 1, MAC: realMAC(i + 1), SrcMAC: srcMAC}
+		svc.Reals = append(svc.Reals, dataplane.Real{Addr: realAddr(i + 1), Port: 80, Weight: w, Forward: lvs.DR})
+		ds = append(ds, sched.Dest{Weight: w, Addr: realAddr(i + 1), Port: 80})
+	}
+	x := openTest(t, ns, res)
+	x.cfg.MHTabIndex = 8
+	apply(t, ns, x, svc)
+	tab := sched.MHTableOf(ds, 8)
+	require.Len(t, tab, 251)
+	assert.NotEqual(t, sched.MHTable(ds)[:251], tab, "another table than the default's")
+	r := &schedRig{t: t, ns: ns, x: x, svc: svc}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for range 500 {
+		f := newFlow()
+		f.Src = netip.AddrFrom4([4]byte{byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))})
+		require.Equal(t, sched.MHPick(tab, ds, sched.AddrFold(f.Src), 0, false), r.pick(f), "source %s", f.Src)
+	}
+}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/probe"
+	"github.com/xlbproject/xlb/pkg/sched"
 )
 
 // DefaultPinDir is where maps and links are pinned.
@@ -62,7 +63,10 @@ type Config struct {
 	// SloppyTCP is IPVS's sloppy_tcp for every TCP service (a service's
 	// own Sloppy turns it on for that one).
 	SloppyTCP bool
-	Logger    *slog.Logger
+	// MHTabIndex is the CONFIG_IP_VS_MH_TAB_INDEX of the IPVS directors
+	// mh's tables must equal (0: the kernel's default, 12: 4093 entries).
+	MHTabIndex int
+	Logger     *slog.Logger
 }
 
 // Dataplane is the XDP implementation of dataplane.Dataplane.
@@ -113,6 +117,9 @@ var _ dataplane.Dataplane = (*Dataplane)(nil)
 // the configured interfaces and takes over any state a previous process
 // left pinned.
 func Open(cfg Config) (*Dataplane, error) {
+	if cfg.MHTabIndex != 0 && !sched.MHTabIndexValid(cfg.MHTabIndex) {
+		return nil, fmt.Errorf("mh table index %d: a kernel's CONFIG_IP_VS_MH_TAB_INDEX is 8 to 17", cfg.MHTabIndex)
+	}
 	if cfg.PinDir == "" {
 		cfg.PinDir = DefaultPinDir
 	}
@@ -544,7 +551,8 @@ func (x *Dataplane) applyLocked(services []dataplane.Service) error {
 	if err != nil {
 		return err
 	}
-	p, err := plan(x.state, services, world{hops: x.hops.snapshot(), cursors: cursors, standby: x.standby, ports: x.ports, lim: x.lim, sloppyTCP: x.cfg.SloppyTCP})
+	p, err := plan(x.state, services, world{hops: x.hops.snapshot(), cursors: cursors, standby: x.standby, ports: x.ports, lim: x.lim, sloppyTCP: x.cfg.SloppyTCP,
+		geometry: sched.Geometry{MHTabIndex: x.cfg.MHTabIndex}})
 	if err != nil {
 		return err
 	}
