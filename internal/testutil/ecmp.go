@@ -42,7 +42,9 @@ const (
 // NewECMP builds the topology with n directors (of at most 9) and reals
 // reals, and starts BIRD on the router, with a passive BGP session open to
 // each director address and its hold time at 3 s (so that a dead director
-// is withdrawn 3 s after its last keepalive). Close removes all of it.
+// is withdrawn 3 s after its last keepalive). Director 1 (index 0) also
+// runs BFD with the router (300 ms, 3 missed: under a second). Close
+// removes all of it.
 func NewECMP(t testing.TB, directors, reals int) *ECMP {
 	t.Helper()
 	dr, err := NewDR(DROptions{Reals: reals, Native: true})
@@ -125,9 +127,21 @@ protocol kernel {
 	};
 	merge paths on;
 }
+protocol bfd {
+	interface "eth0" {
+		min rx interval 300 ms;
+		min tx interval 300 ms;
+		multiplier 3;
+	};
+}
 `, e.RouterAddr)
 	for i, a := range e.DirectorAddrs {
+		bfd := "off"
+		if i == 0 {
+			bfd = "on"
+		}
 		fmt.Fprintf(&b, `protocol bgp d%d {
+	bfd %s;
 	local %s as %d;
 	neighbor %s as %d;
 	passive on;
@@ -139,7 +153,7 @@ protocol kernel {
 		export none;
 	};
 }
-`, i+1, e.RouterAddr, RouterAS, a, DirectorAS)
+`, i+1, bfd, e.RouterAddr, RouterAS, a, DirectorAS)
 	}
 	return b.String()
 }
@@ -201,8 +215,18 @@ func (e *ECMP) NextHops() []netip.Addr {
 }
 
 // GoBGPConfig is director i's GoBGP configuration (gobgpd's TOML): AS
-// DirectorAS, no listener (it dials the router), hold time 3 s.
+// DirectorAS, no listener (it dials the router), hold time 3 s; BFD for
+// director 1 (index 0).
 func (e *ECMP) GoBGPConfig(i int) string {
+	bfd := ""
+	if i == 0 {
+		bfd = `  [neighbors.bfd.config]
+    enabled = true
+    desired-minimum-tx-interval = 300000
+    required-minimum-receive = 300000
+    detection-multiplier = 3
+`
+	}
 	return fmt.Sprintf(`[global.config]
   as = %d
   router-id = "%s"
@@ -217,5 +241,5 @@ func (e *ECMP) GoBGPConfig(i int) string {
     keepalive-interval = 1
     connect-retry = 1
     idle-hold-time-after-reset = 1
-`, DirectorAS, e.DirectorAddrs[i], e.RouterAddr, RouterAS)
+%s`, DirectorAS, e.DirectorAddrs[i], e.RouterAddr, RouterAS, bfd)
 }
