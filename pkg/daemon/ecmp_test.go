@@ -149,8 +149,10 @@ func ecmpDirectorOn(t *testing.T, e *testutil.ECMP, i int, cfg string, drain tim
 	require.NoError(t, os.WriteFile(conf, []byte(cfg), 0o644))
 	bgp := filepath.Join(dir, "gobgp.toml")
 	require.NoError(t, os.WriteFile(bgp, []byte(e.GoBGPConfig(i)), 0o644))
-	return startDaemon(t, e.Directors[i], Options{ConfigFile: conf, Interfaces: []string{"eth0"}, Dataplane: dp,
+	p := startDaemon(t, e.Directors[i], Options{ConfigFile: conf, Interfaces: []string{"eth0"}, Dataplane: dp,
 		BGPConfig: bgp, BGPDrain: drain, SloppyTCP: true})
+	p.config = conf
+	return p
 }
 
 // waitHops waits until the router's route to the VIP has exactly want
@@ -210,6 +212,11 @@ func TestECMPScaleOut(t *testing.T) {
 	}
 	took := waitHops(t, e, e.DirectorAddrs[:3], 30*time.Second)
 	t.Logf("three directors announced; the router has three next hops %v after the last start", took)
+	st := ds[0].status(t)
+	require.NotNil(t, st.BGP, "xlb status shows the speaker")
+	require.Len(t, st.BGP.Peers, 1)
+	assert.Equal(t, "established", st.BGP.Peers[0].State)
+	assert.Equal(t, []control.BGPVIP{{VIP: e.VIP.String(), Announced: true}}, st.BGP.VIPs)
 
 	// 200 long-lived connections, each answered by one real.
 	const conns = 200
@@ -231,10 +238,29 @@ func TestECMPScaleOut(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	check(fmt.Sprintf("%v after director 2 was killed", time.Since(killed).Round(time.Second)))
 
-	// A fourth director joins under load.
-	ds = append(ds, ecmpDirector(t, e, 3, cfg, 2*time.Second))
+	// A fourth director joins under load. It must not announce the VIP
+	// before its table is the others' (a connection moved to it would
+	// reach another real), so its reals start down (alpha) and its quorum
+	// is their whole weight. First one real's check fails (it probes a
+	// closed port): no quorum, never announced; a reload mends the check,
+	// and it joins once all three are up.
+	joining := strings.Replace(cfg, "    delay_loop 1\n", "    delay_loop 1\n    alpha\n    quorum 3\n", 1)
+	r3 := fmt.Sprintf("real_server %s 80 {\n        TCP_CHECK {\n", e.RealAddrs[2])
+	noQuorum := strings.Replace(joining, r3, r3+"            connect_port 81\n", 1)
+	require.NotEqual(t, joining, noQuorum)
+	ds = append(ds, ecmpDirector(t, e, 3, noQuorum, 2*time.Second))
+	require.Eventually(t, func() bool {
+		st := ds[3].status(t)
+		return st.BGP != nil && len(st.BGP.Peers) == 1 && st.BGP.Peers[0].State == "established"
+	}, 30*time.Second, 50*time.Millisecond, "director 4's session")
+	time.Sleep(2 * time.Second)
+	assert.Len(t, e.NextHops(), 2, "no quorum: not announced")
+	st = ds[3].status(t)
+	assert.Equal(t, []control.BGPVIP{{VIP: e.VIP.String(), Reason: "a service of the VIP has lost quorum"}}, st.BGP.VIPs)
+	require.NoError(t, os.WriteFile(ds[3].config, []byte(joining), 0o644))
+	require.NoError(t, ds[3].cmd.Process.Signal(syscall.SIGHUP))
 	joined := waitHops(t, e, []netip.Addr{e.DirectorAddrs[0], e.DirectorAddrs[2], e.DirectorAddrs[3]}, 30*time.Second)
-	t.Logf("director 4 joined: announced %v after start", joined)
+	t.Logf("director 4 joined: announced %v after the reload that gave it quorum", joined)
 	time.Sleep(3 * time.Second)
 	check("director 4 joined")
 	require.Positive(t, directorFlows(t, ds[3]), "the new director took connections over")

@@ -56,6 +56,7 @@ func child(v string) int {
 type proc struct {
 	cmd    *exec.Cmd
 	socket string
+	config string // its keepalived.conf, where the test wrote one
 	mu     sync.Mutex
 	log    strings.Builder
 	done   chan error
