@@ -236,6 +236,13 @@ func maglev(t *testing.T, dp DataPlane) {
 	want, got, _ := r.SequenceFrom(t, m, from)
 	assert.Equal(t, want, got, "mh-port over %v", r.names(m.Order()))
 	t.Logf("%s: mh-port: %v", r.Name, got)
+
+	// Other tables: equal weights, weights by their gcd, a weight too
+	// large for the table's bits (shifted), each over the same clients.
+	for _, ws := range [][]int32{{1, 1, 1, 1}, {6, 4, 2, 2}, {300, 1, 1, 1}} {
+		r.Apply(t, m, r.Service("mh", ws...))
+		step(t, r, m, srcs, fmt.Sprintf("mh %v", ws))
+	}
 }
 
 func realStats(t *testing.T, r *Rig, a netip.Addr) dataplane.RealStats {
