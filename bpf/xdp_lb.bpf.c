@@ -218,18 +218,26 @@ static __always_inline int not_syn(const struct packet *p, __u16 svc_flags)
 	return (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) != TCP_FLAG_SYN;
 }
 
-/* The flags of the service a packet is for (its port's, else the VIP's
- * port-0 service's), or 0. */
+/* The slot of the service a packet is for: its port's, else (IPVS's
+ * catch-all) the VIP's port-0 service's, sk->port then 0; or none. */
+static __always_inline __u32 *svc_lookup(const struct packet *p, struct svc_key *sk)
+{
+	*sk = (struct svc_key){ .vip = p->dst, .port = p->dport, .proto = p->proto, .family = p->family };
+	__u32 *slotp = bpf_map_lookup_elem(&svc_map, sk);
+	if (!slotp) {
+		sk->port = 0;
+		slotp = bpf_map_lookup_elem(&svc_map, sk);
+	}
+	return slotp;
+}
+
+/* The flags of the service a packet is for, or 0. */
 static __always_inline __u16 svc_flags_of(const struct packet *p)
 {
-	struct svc_key sk = { .vip = p->dst, .port = p->dport, .proto = p->proto, .family = p->family };
-	__u32 *slotp = bpf_map_lookup_elem(&svc_map, &sk);
-	if (!slotp) {
-		sk.port = 0;
-		slotp = bpf_map_lookup_elem(&svc_map, &sk);
-		if (!slotp)
-			return 0;
-	}
+	struct svc_key sk;
+	__u32 *slotp = svc_lookup(p, &sk);
+	if (!slotp)
+		return 0;
 	struct svc *s = bpf_map_lookup_elem(&svcs, slotp);
 	return s ? s->flags : 0;
 }
@@ -324,15 +332,10 @@ static __always_inline int defence_drops(void)
 static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *data_end,
 				    const struct conn_key *ck, __u64 bytes, __u64 now)
 {
-	struct svc_key sk = { .vip = p->dst, .port = p->dport, .proto = p->proto, .family = p->family };
-	__u32 *slotp = bpf_map_lookup_elem(&svc_map, &sk);
-	if (!slotp) {
-		/* IPVS's catch-all: the VIP's port-0 service, if any. */
-		sk.port = 0;
-		slotp = bpf_map_lookup_elem(&svc_map, &sk);
-		if (!slotp)
-			return XDP_PASS;
-	}
+	struct svc_key sk;
+	__u32 *slotp = svc_lookup(p, &sk);
+	if (!slotp)
+		return XDP_PASS;
 	__u32 svc_slot = *slotp;
 	struct svc *s = bpf_map_lookup_elem(&svcs, &svc_slot);
 	if (!s || !s->id)

@@ -62,25 +62,14 @@ func TestDefenceIsTheKernels(t *testing.T) {
 // Keep leaves the host's sysctls as they are; a zero threshold or rate
 // is not written.
 func TestDefenceKeepsTheHosts(t *testing.T) {
-	dir := t.TempDir()
-	for name, val := range map[string]string{"drop_entry": "1", "drop_packet": "3", "secure_tcp": "0", "amemthresh": "1024", "am_droprate": "10"} {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(val+"\n"), 0o644))
-	}
-	v, err := Open(Options{Client: newFakeIPVS(), Sysctls: dir})
-	require.NoError(t, err)
-	defer v.Close()
-	read := func(name string) string {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		require.NoError(t, err)
-		return strings.TrimSpace(string(b))
-	}
+	v, read := withSysctls(t, map[string]string{"drop_entry": "1", "drop_packet": "3", "secure_tcp": "0", "amemthresh": "1024", "am_droprate": "10"})
 	require.NoError(t, v.SetDefence(dataplane.Defence{Keep: true, AmDropRate: 20}))
 	assert.Equal(t, []string{"1", "3", "0", "1024", "20"},
 		[]string{read("drop_entry"), read("drop_packet"), read("secure_tcp"), read("amemthresh"), read("am_droprate")})
 	require.NoError(t, v.SetDefence(dataplane.Defence{SecureTCP: 3}))
 	assert.Equal(t, []string{"0", "0", "3", "1024", "20"},
 		[]string{read("drop_entry"), read("drop_packet"), read("secure_tcp"), read("amemthresh"), read("am_droprate")})
-	err = v.SetDefence(dataplane.Defence{DropPacket: 7, Threshold: -1})
+	err := v.SetDefence(dataplane.Defence{DropPacket: 7, Threshold: -1})
 	require.ErrorContains(t, err, "drop_packet 7")
 	require.ErrorContains(t, err, "amemthresh -1")
 	assert.Equal(t, "0", read("drop_packet"), "a refused setting writes nothing")
@@ -90,18 +79,7 @@ func TestDefenceKeepsTheHosts(t *testing.T) {
 // wants it, refused when only some do, back off when none does (a switch
 // the host turned on and xlb never touched stays).
 func TestSloppyIsTheHosts(t *testing.T) {
-	dir := t.TempDir()
-	for name, val := range map[string]string{"sloppy_tcp": "0", "sloppy_sctp": "1"} {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(val+"\n"), 0o644))
-	}
-	v, err := Open(Options{Client: newFakeIPVS(), Sysctls: dir})
-	require.NoError(t, err)
-	defer v.Close()
-	read := func(name string) string {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		require.NoError(t, err)
-		return strings.TrimSpace(string(b))
-	}
+	v, read := withSysctls(t, map[string]string{"sloppy_tcp": "0", "sloppy_sctp": "1"})
 	svc := func(port uint16, sloppy bool) dataplane.Service {
 		return dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: netip.MustParseAddr("10.79.0.1"), Port: port, Protocol: lvs.TCP},
 			Scheduler: "mh", Sloppy: sloppy,
@@ -111,11 +89,28 @@ func TestSloppyIsTheHosts(t *testing.T) {
 	assert.Equal(t, "1", read("sloppy_tcp"))
 	assert.Equal(t, "1", read("sloppy_sctp"), "the host's, untouched")
 
-	err = v.Apply([]dataplane.Service{svc(80, true), svc(443, false)})
+	err := v.Apply([]dataplane.Service{svc(80, true), svc(443, false)})
 	require.ErrorContains(t, err, "sloppy_tcp: IPVS has it for the whole host (net.ipv4.vs.sloppy_tcp), not per service: TCP 10.79.0.1:80 want it, TCP 10.79.0.1:443 do not")
 	assert.Equal(t, "1", read("sloppy_tcp"), "a refused Apply changes nothing")
 
 	require.NoError(t, v.Apply([]dataplane.Service{svc(80, false)}))
 	assert.Equal(t, "0", read("sloppy_tcp"), "xlb turned it on: off again")
 	assert.Equal(t, "1", read("sloppy_sctp"))
+}
+
+// withSysctls is a data plane over a fake IPVS whose sysctls are files
+// holding vals, and what reads one of them back.
+func withSysctls(t *testing.T, vals map[string]string) (*Dataplane, func(name string) string) {
+	dir := t.TempDir()
+	for name, val := range vals {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(val+"\n"), 0o644))
+	}
+	v, err := Open(Options{Client: newFakeIPVS(), Sysctls: dir})
+	require.NoError(t, err)
+	t.Cleanup(func() { v.Close() })
+	return v, func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, err)
+		return strings.TrimSpace(string(b))
+	}
 }
