@@ -113,7 +113,10 @@ type peerState struct {
 	why   string
 }
 
-// New reads the configuration; nothing starts before the first Load.
+// New reads the configuration and starts the speaker: its sessions come up,
+// and nothing is announced before the first Load. A configuration GoBGP
+// refuses (a neighbour it cannot add, say) is an error here, not a speaker
+// that runs announcing nothing.
 func New(o Options) (*Speaker, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -125,9 +128,13 @@ func New(o Options) (*Speaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Speaker{o: o, log: o.Logger.With("owner", "bgp"), cfg: cfg, governed: map[netip.Addr]bool{},
+	sp := &Speaker{o: o, log: o.Logger.With("owner", "bgp"), cfg: cfg, governed: map[netip.Addr]bool{},
 		announced: map[netip.Addr]bool{}, why: map[netip.Addr]string{}, peers: map[netip.Addr]peerState{}, onHost: map[netip.Addr]bool{},
-		stop: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1)}, nil
+		stop: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	if err := sp.start(); err != nil {
+		return nil, err
+	}
+	return sp, nil
 }
 
 // Governs implements the daemon's VIPOwner: every virtual server's VIP in
@@ -166,11 +173,6 @@ func (sp *Speaker) Load(cfg *config.Config) {
 		sp.o.OnActive(maps.Clone(governed))
 	}
 	if first {
-		if err := sp.start(); err != nil {
-			sp.log.Error("BGP speaker not started: no VIP is announced", "error", err)
-			close(sp.done)
-			return
-		}
 		go sp.run()
 	}
 	sp.kick()
@@ -396,10 +398,13 @@ func (sp *Speaker) Status(st *control.Status) {
 // drain time, then close the sessions.
 func (sp *Speaker) Stop() {
 	sp.mu.Lock()
-	started := sp.started && sp.s != nil
+	loaded := sp.started
 	sp.draining = true
 	sp.mu.Unlock()
-	if !started {
+	if !loaded {
+		// Never loaded: nothing was announced.
+		sp.cancel()
+		sp.s.Stop()
 		return
 	}
 	sp.sync()
