@@ -28,7 +28,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -282,19 +281,7 @@ func (sp *Speaker) sync() {
 	if sp.o.HostVIPs {
 		sp.hostVIPs(sp.governed)
 	}
-	var add, del []netip.Addr
-	for vip := range want {
-		if !sp.announced[vip] {
-			add = append(add, vip)
-		}
-	}
-	for vip := range sp.announced {
-		if !want[vip] {
-			del = append(del, vip)
-		}
-	}
-	sort.Slice(add, func(i, j int) bool { return add[i].Less(add[j]) })
-	sort.Slice(del, func(i, j int) bool { return del[i].Less(del[j]) })
+	add, del := missing(want, sp.announced), missing(sp.announced, want)
 	if len(add) > 0 {
 		if err := sp.announce(add); err != nil {
 			sp.log.Error("bgp announce", "vips", add, "error", err)
@@ -312,9 +299,25 @@ func (sp *Speaker) sync() {
 			for _, v := range del {
 				delete(sp.announced, v)
 			}
-			sp.log.Info("bgp withdrawn", "vips", del, "reason", why[del[0]])
+			reason := why[del[0]]
+			if reason == "" {
+				reason = "no longer a virtual server's VIP"
+			}
+			sp.log.Info("bgp withdrawn", "vips", del, "reason", reason)
 		}
 	}
+}
+
+// missing are the addresses in a and not in b, in order.
+func missing(a, b map[netip.Addr]bool) []netip.Addr {
+	var out []netip.Addr
+	for v := range a {
+		if !b[v] {
+			out = append(out, v)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
 }
 
 // hostPath is vip's /32 or /128 with an unspecified next hop, which GoBGP
@@ -384,11 +387,11 @@ func (sp *Speaker) Status(st *control.Status) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	b := &control.BGP{AS: sp.cfg.Global.Config.As, RouterID: sp.cfg.Global.Config.RouterId.String(), Draining: sp.draining}
-	for _, a := range slices.SortedFunc(maps.Keys(sp.peers), func(a, b netip.Addr) int { return a.Compare(b) }) {
+	for _, a := range slices.SortedFunc(maps.Keys(sp.peers), netip.Addr.Compare) {
 		p := sp.peers[a]
 		b.Peers = append(b.Peers, control.BGPPeer{Addr: a.String(), State: p.state, Since: p.since, Reason: p.why})
 	}
-	for _, v := range slices.SortedFunc(maps.Keys(sp.governed), func(a, b netip.Addr) int { return a.Compare(b) }) {
+	for _, v := range slices.SortedFunc(maps.Keys(sp.governed), netip.Addr.Compare) {
 		b.VIPs = append(b.VIPs, control.BGPVIP{VIP: v.String(), Announced: sp.announced[v], Reason: sp.why[v]})
 	}
 	st.BGP = b
