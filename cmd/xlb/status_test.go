@@ -165,3 +165,24 @@ func TestStatusJSON(t *testing.T) {
 
 	require.NoError(t, xlb.Stop(), "xlb run did not exit 0 on SIGTERM")
 }
+
+// The BGP part of xlb status: the speaker, each session (why it is down),
+// each VIP announced or why not.
+func TestStatusBGP(t *testing.T) {
+	since := time.Date(2026, 12, 5, 0, 10, 0, 0, time.Local)
+	var out bytes.Buffer
+	printStatus(&out, control.Status{Dataplane: "xdp", BGP: &control.BGP{AS: 65001, RouterID: "10.77.0.2",
+		Peers: []control.BGPPeer{
+			{Addr: "10.77.0.254", State: "established", Since: since},
+			{Addr: "10.77.0.253", State: "active", Since: since, Reason: "DISCONNECT_REASON_HOLD_TIMER_EXPIRED hold timer expired"},
+		},
+		VIPs: []control.BGPVIP{{VIP: "10.77.1.100", Announced: true}, {VIP: "10.77.1.101", Reason: "a service of the VIP has lost quorum"}},
+	}})
+	assert.Contains(t, out.String(), `
+BGP: AS 65001, router id 10.77.0.2
+  peer 10.77.0.254 established since 00:10:00
+  peer 10.77.0.253 active since 00:10:00 (DISCONNECT_REASON_HOLD_TIMER_EXPIRED hold timer expired)
+  10.77.1.100 announced
+  10.77.1.101 withdrawn: a service of the VIP has lost quorum
+`)
+}
