@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -249,6 +250,13 @@ func Run(ctx context.Context, o Options) error {
 		log.Info("serving metrics", "address", l.Addr().String())
 	}
 	log.Info("xlb running", "config", o.ConfigFile, "interfaces", o.Interfaces, "virtual_servers", len(cfg.VirtualServers), "socket", o.Socket)
+	// systemd (Type=notify): ready only now, with the data plane attached,
+	// the configuration applied and the control socket answering.
+	notify := newNotifier(log)
+	defer notify.close()
+	notify.send("READY=1", "STATUS="+statusLine(d.summary()))
+	notify.watchdog(ctx, func() error { _, err := d.Status(); return err })
+	defer notify.send("STOPPING=1", "STATUS=stopping")
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -264,6 +272,7 @@ func Run(ctx context.Context, o Options) error {
 				continue
 			}
 			log.Info("reloading", "config", o.ConfigFile)
+			notify.reloading()
 			// Parsed aside, so that SIGTERM is not kept waiting by a
 			// huge or slow file.
 			type parsed struct {
@@ -299,9 +308,11 @@ func Run(ctx context.Context, o Options) error {
 			debug.FreeOSMemory()
 			if err != nil {
 				log.Error("reload refused; the running configuration is unchanged", "config", o.ConfigFile, "error", err)
+				notify.send("READY=1", "STATUS=reload refused, running the previous configuration: "+firstLine(err.Error())+"; "+statusLine(d.summary()))
 				continue
 			}
 			log.Info("reloaded", "config", o.ConfigFile, "virtual_servers", n)
+			notify.send("READY=1", "STATUS="+statusLine(d.summary()))
 		}
 	}
 }
@@ -471,4 +482,9 @@ func vrrpStartHold(cfg *config.Config) time.Duration {
 		longest = max(longest, in.AdvertInterval)
 	}
 	return 3*longest + 1500*time.Millisecond
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
 }
