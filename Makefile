@@ -43,6 +43,11 @@ generate:
 check-generate:
 	tools/check-generate.sh
 
+## man: rewrite docs/man (xlb.8, xlbadm.8, xlb.conf.5) from the programs' own help and keyword table (go test fails while they are stale)
+.PHONY: man
+man:
+	$(GO) run ./tools/manpages -o docs/man
+
 ## readme: rewrite README.md's keepalived.conf coverage tables from the parser and the data planes' Caps (tools/kwtable; go test fails while they are stale)
 .PHONY: readme
 readme:
