@@ -164,3 +164,28 @@ type Dataplane interface {
 	// Close removes everything the data plane made.
 	Close() error
 }
+
+// SyncDaemon is one of IPVS's connection-sync daemons (ipvsadm
+// --start-daemon, keepalived's lvs_sync_daemon): a master multicasts the
+// connections of this director, a backup installs its master's.
+type SyncDaemon struct {
+	Backup    bool   // a backup; else a master
+	Interface string // --mcast-interface
+	SyncID    uint8  // --syncid
+	// MaxLen, Group, Port and TTL are --sync-maxlen, --mcast-group,
+	// --mcast-port and --mcast-ttl; zero leaves the kernel's default.
+	MaxLen uint16
+	Group  netip.Addr
+	Port   uint16
+	TTL    uint8
+}
+
+// SyncDaemons is a data plane that runs IPVS's connection-sync daemons:
+// the IPVS data plane drives the kernel's own.
+type SyncDaemons interface {
+	StartDaemon(SyncDaemon) error
+	// StopDaemon stops the backup (backup true) or the master.
+	StopDaemon(backup bool) error
+	// Daemons are the daemons running, the master first.
+	Daemons() ([]SyncDaemon, error)
+}

@@ -33,6 +33,9 @@ func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, 
 		// The data plane is read without the director's lock: a listing
 		// of a million connections must not hold up health transitions.
 		// Only -c reads the connection table.
+		if cmd.Kind == ipvsadm.CmdList && cmd.List.Daemon {
+			return d.listDaemons()
+		}
 		st, diffs, err := d.ipvsState(cmd.Kind == ipvsadm.CmdList && cmd.List.Connection)
 		if err != nil {
 			return "", err.Error(), 1
@@ -66,7 +69,7 @@ func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, 
 	case ipvsadm.CmdZero:
 		return d.zero(cmd)
 	case ipvsadm.CmdStartDaemon, ipvsadm.CmdStopDaemon:
-		return "", "Operation not supported by xlb (no connection sync daemon)", 255
+		return d.syncDaemon(cmd)
 	}
 
 	if cmd.HasService {
@@ -395,4 +398,49 @@ func differences(wanted []dataplane.Service, held []dataplane.ServiceStats) []st
 	}
 	slices.Sort(out)
 	return out
+}
+
+// syncDaemon starts or stops an IPVS connection-sync daemon where the data
+// plane runs them (IPVS: the kernel's own); the XDP data plane has no
+// connection sync yet and says so.
+func (d *Director) syncDaemon(cmd ipvsadm.Command) (stdout, stderr string, code int) {
+	sd, ok := d.opts.Dataplane.(dataplane.SyncDaemons)
+	if !ok {
+		return "", fmt.Sprintf("Operation not supported: %s has no connection sync daemon (the IPVS data plane runs the kernel's)", d.opts.Dataplane.Caps().Name), 255
+	}
+	var err error
+	if cmd.Kind == ipvsadm.CmdStopDaemon {
+		err = sd.StopDaemon(cmd.Daemon.Backup)
+	} else {
+		c := cmd.Daemon
+		err = sd.StartDaemon(dataplane.SyncDaemon{Backup: c.Backup, Interface: c.McastIfn, SyncID: c.SyncID,
+			MaxLen: c.SyncMaxlen, Group: c.McastGroup, Port: c.McastPort, TTL: c.McastTTL})
+	}
+	if err != nil {
+		return "", err.Error(), 255
+	}
+	return "", "", 0
+}
+
+// listDaemons is ipvsadm -L --daemon: nothing where the data plane runs
+// none.
+func (d *Director) listDaemons() (stdout, stderr string, code int) {
+	sd, ok := d.opts.Dataplane.(dataplane.SyncDaemons)
+	if !ok {
+		return "", "", 0
+	}
+	running, err := sd.Daemons()
+	if err != nil {
+		return "", err.Error(), 1
+	}
+	var ds []ipvsadm.Daemon
+	for _, r := range running {
+		ds = append(ds, ipvsadm.Daemon{Backup: r.Backup, McastIfn: r.Interface, SyncID: r.SyncID,
+			SyncMaxlen: r.MaxLen, McastGroup: r.Group, McastPort: r.Port, McastTTL: r.TTL})
+	}
+	var out bytes.Buffer
+	if err := ipvsadm.WriteDaemons(&out, ds); err != nil {
+		return "", err.Error(), 1
+	}
+	return out.String(), "", 0
 }

@@ -375,3 +375,19 @@ func (f *fmtFlags) dest(b *strings.Builder, svc *Service, svcName string, d *Des
 			d.Forward, d.Weight, d.ActiveConns, d.InactConns)
 	}
 }
+
+// WriteDaemons writes ipvsadm -L --daemon: each sync daemon running, the
+// master first, with the settings the kernel reports.
+func WriteDaemons(w io.Writer, ds []Daemon) error {
+	for _, d := range ds {
+		kind := "master"
+		if d.Backup {
+			kind = "backup"
+		}
+		if _, err := fmt.Fprintf(w, "%s sync daemon (mcast=%s, syncid=%d, maxlen=%d, group=%s, port=%d, ttl=%d)\n",
+			kind, d.McastIfn, d.SyncID, d.SyncMaxlen, d.McastGroup, d.McastPort, d.McastTTL); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -197,8 +197,9 @@ func xlbadmPage() string {
 	b.WriteString(".SH DESCRIPTION\n\\fBxlbadm\\fR takes \\fBipvsadm\\fR(8) 1.31's command line and prints its tables, byte for byte,\n" +
 		"for the services of the running \\fBxlb\\fR(8) daemon (its control socket, /run/xlb/xlb.sock, or \\fBXLB_SOCKET\\fR).\n" +
 		"Services from keepalived.conf are changed in the file; services made with xlbadm live beside them.\n" +
-		"On the XDP data plane, connection thresholds, one\\-packet scheduling and IPv6 services are refused by name;\n" +
-		"persistence engines and the sync\\-daemon commands are refused on both data planes. Nothing is accepted and ignored.\n")
+		"On the XDP data plane, connection thresholds, one\\-packet scheduling, IPv6 services and the sync\\-daemon\n" +
+		"commands are refused by name (on the IPVS data plane \\fB\\-\\-start\\-daemon\\fR drives the kernel's own sync daemon);\n" +
+		"persistence engines are refused on both. Nothing is accepted and ignored.\n")
 	section := ""
 	for ; i < len(lines); i++ {
 		l := lines[i]
