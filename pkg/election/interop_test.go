@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
 
+	"github.com/xlbproject/xlb/internal/nlretry"
 	"github.com/xlbproject/xlb/internal/testutil"
 	"github.com/xlbproject/xlb/pkg/config"
 )
@@ -200,7 +201,7 @@ func vipOn(t *testing.T, ns *testutil.NS, ifname string) func() bool {
 	return func() bool {
 		l, err := h.LinkByName(ifname)
 		require.NoError(t, err)
-		addrs, err := h.AddrList(l, netlink.FAMILY_V4)
+		addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V4) })
 		require.NoError(t, err)
 		for _, a := range addrs {
 			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == want {

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
 
+	"github.com/xlbproject/xlb/internal/nlretry"
 	"github.com/xlbproject/xlb/internal/testutil"
 )
 
@@ -278,7 +279,7 @@ func linkIndex(t *testing.T, name string) int {
 
 func hostLinks(t *testing.T) []string {
 	t.Helper()
-	ls, err := netlink.LinkList()
+	ls, err := nlretry.Dump(netlink.LinkList)
 	require.NoError(t, err)
 	var names []string
 	for _, l := range ls {

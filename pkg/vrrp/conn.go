@@ -12,6 +12,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/internal/nlretry"
 )
 
 // PacketConn is how a Runner sends and receives adverts. Conn is the real
@@ -214,7 +216,7 @@ func PrimaryIPv4(ifname string) (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("link %s: %w", ifname, err)
 	}
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return netlink.AddrList(link, netlink.FAMILY_V4) })
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", ifname, err)
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/internal/nlretry"
 )
 
 // oobSize6 holds the IPV6_PKTINFO and IPV6_HOPLIMIT control messages.
@@ -50,7 +52,7 @@ func LinkLocalIPv6(ifname string) (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("link %s: %w", ifname, err)
 	}
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_V6)
+	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return netlink.AddrList(link, netlink.FAMILY_V6) })
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", ifname, err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/xlbproject/xlb/internal/nlretry"
 	"github.com/xlbproject/xlb/internal/testutil"
 )
 
@@ -116,7 +117,7 @@ func findAddr(h *netlink.Handle, ifname string, want netip.Addr) (netlink.Addr, 
 	if want.Is6() {
 		family = netlink.FAMILY_V6
 	}
-	addrs, err := h.AddrList(link, family)
+	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return h.AddrList(link, family) })
 	if err != nil {
 		return netlink.Addr{}, false, err
 	}
@@ -280,7 +281,7 @@ func newInteropNet(t *testing.T) *interopNet {
 		require.NoError(t, err)
 		*side.mac = link.Attrs().HardwareAddr
 		waitFor(t, 3*time.Second, side.ifname+"'s link-local address", func() bool {
-			addrs, err := side.h.AddrList(link, netlink.FAMILY_V6)
+			addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return side.h.AddrList(link, netlink.FAMILY_V6) })
 			require.NoError(t, err)
 			for _, a := range addrs {
 				ip, _ := netip.AddrFromSlice(a.IP)

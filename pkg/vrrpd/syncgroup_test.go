@@ -22,6 +22,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/xlbproject/xlb/internal/nlretry"
 	"github.com/xlbproject/xlb/internal/testutil"
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/vrrp"
@@ -222,7 +223,7 @@ func hasVIP(t *testing.T, h *netlink.Handle, ifname string, vip netip.Prefix) bo
 	t.Helper()
 	link, err := h.LinkByName(ifname)
 	require.NoError(t, err)
-	addrs, err := h.AddrList(link, netlink.FAMILY_V4)
+	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return h.AddrList(link, netlink.FAMILY_V4) })
 	require.NoError(t, err)
 	for _, a := range addrs {
 		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == vip.Addr() {

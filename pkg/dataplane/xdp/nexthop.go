@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/xlbproject/xlb/internal/nlretry"
 	"github.com/xlbproject/xlb/pkg/dataplane"
 )
 
@@ -63,7 +64,7 @@ func (n NeighResolver) Resolve(addr netip.Addr) (NextHop, error) {
 		return NextHop{}, fmt.Errorf("link %d of real %s: %w", rt.LinkIndex, addr, err)
 	}
 	nh := NextHop{Ifindex: rt.LinkIndex, SrcMAC: lnk.Attrs().HardwareAddr}
-	neighs, err := h.NeighList(rt.LinkIndex, unix.AF_INET)
+	neighs, err := nlretry.Dump(func() ([]netlink.Neigh, error) { return h.NeighList(rt.LinkIndex, unix.AF_INET) })
 	if err != nil {
 		return nh, fmt.Errorf("neighbours of %s: %w", lnk.Attrs().Name, err)
 	}
