@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/xlbproject/xlb/internal/cnum"
 )
 
 // keepalived reads its configuration a line at a time. After comments are
@@ -818,12 +820,14 @@ func splitShell(s string) ([]string, error) {
 func unescape(s string, i int) (byte, int) {
 	c := s[i]
 	switch {
-	case c == 'x' && i+1 < len(s) && isHex(s[i+1]):
+	case c == 'x' && i+1 < len(s) && cnum.HexDigit(s[i+1]) >= 0:
 		var v byte
-		i++
-		for i < len(s) && isHex(s[i]) {
-			v = v<<4 | hexVal(s[i])
-			i++
+		for i++; i < len(s); i++ {
+			d := cnum.HexDigit(s[i])
+			if d < 0 {
+				break
+			}
+			v = v<<4 | byte(d)
 		}
 		return v, i
 	case c == 'c' && i+1 < len(s):
@@ -856,20 +860,6 @@ func unescape(s string, i int) (byte, int) {
 		c = '\v'
 	}
 	return c, i + 1
-}
-
-func isHex(c byte) bool {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-}
-
-func hexVal(c byte) byte {
-	switch {
-	case c >= 'a':
-		return c - 'a' + 10
-	case c >= 'A':
-		return c - 'A' + 10
-	}
-	return c - '0'
 }
 
 // maxBraceExpansion bounds the names one include can expand to.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xlbproject/xlb/internal/cnum"
 	"github.com/xlbproject/xlb/pkg/lvs"
 	"github.com/xlbproject/xlb/pkg/sched"
 )
@@ -652,7 +653,7 @@ func (ps *parser) url(b *node) (URL, bool) {
 
 func isHexString(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if !isHex(s[i]) {
+		if cnum.HexDigit(s[i]) < 0 {
 			return false
 		}
 	}

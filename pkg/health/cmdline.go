@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/xlbproject/xlb/internal/cnum"
 )
 
 // whiteSpace separates words; keepalived's WHITE_SPACE_STR.
@@ -74,12 +76,15 @@ func SplitCommand(s string) ([]string, error) {
 // and returns its byte and how many bytes of s it used.
 func unescape(s string) (byte, int) {
 	switch c := s[0]; {
-	case c == 'x' && len(s) > 1 && isHex(s[1]):
+	case c == 'x' && len(s) > 1 && cnum.HexDigit(s[1]) >= 0:
 		var b byte
 		n := 1
-		for n < len(s) && isHex(s[n]) {
-			b = b<<4 | hexValue(s[n])
-			n++
+		for ; n < len(s); n++ {
+			d := cnum.HexDigit(s[n])
+			if d < 0 {
+				break
+			}
+			b = b<<4 | byte(d)
 		}
 		return b, n
 	case c == 'c' && len(s) > 1:
@@ -101,18 +106,4 @@ func unescape(s string) (byte, int) {
 
 var simpleEscapes = map[byte]byte{
 	'a': '\a', 'b': '\b', 'E': 0x1b, 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t', 'v': '\v',
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-func hexValue(c byte) byte {
-	switch {
-	case c >= 'a':
-		return c - 'a' + 10
-	case c >= 'A':
-		return c - 'A' + 10
-	}
-	return c - '0'
 }

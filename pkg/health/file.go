@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/internal/cnum"
 )
 
 // ErrFileFault: a FILE_CHECK's file holds a value that is a failure.
@@ -103,54 +105,8 @@ func readTrackFile(path string) (int64, error) {
 // strtol reads a number as C's strtol(s, NULL, 0) does; ok is false when
 // it overflows a long (ERANGE).
 func strtol(s []byte) (v int64, ok bool) {
-	i := 0
-	for i < len(s) && (s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r')) {
-		i++
-	}
-	neg := false
-	if i < len(s) && (s[i] == '+' || s[i] == '-') {
-		neg = s[i] == '-'
-		i++
-	}
-	base := uint64(10)
-	switch {
-	case i+2 < len(s) && s[i] == '0' && s[i+1]|0x20 == 'x' && hexDigit(s[i+2]) >= 0:
-		base, i = 16, i+2
-	case i < len(s) && s[i] == '0':
-		base = 8
-	}
-	var u uint64
-	over := false
-	for ; i < len(s); i++ {
-		d := hexDigit(s[i])
-		if d < 0 || uint64(d) >= base {
-			break
-		}
-		if u > (math.MaxUint64-uint64(d))/base {
-			over = true
-			continue
-		}
-		u = u*base + uint64(d)
-	}
-	switch {
-	case over, !neg && u > math.MaxInt64, neg && u > 1<<63:
-		return 0, false
-	case neg:
-		return -int64(u), true // 1<<63 wraps to MinInt64, as it should
-	}
-	return int64(u), true
-}
-
-func hexDigit(c byte) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'a' && c <= 'f':
-		return int(c-'a') + 10
-	case c >= 'A' && c <= 'F':
-		return int(c-'A') + 10
-	}
-	return -1
+	v, _, overflow := cnum.Strtol(string(s), 0)
+	return v, !overflow
 }
 
 // Watch reports changes to the file: written and closed, moved in or out,

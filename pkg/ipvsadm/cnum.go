@@ -1,10 +1,11 @@
 package ipvsadm
 
 import (
-	"math"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/xlbproject/xlb/internal/cnum"
 )
 
 // This file holds the C library conversions whose exact acceptance rules
@@ -13,58 +14,12 @@ import (
 
 func utoa(v uint64) string { return strconv.FormatUint(v, 10) }
 
-func isCSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
-}
-
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// strtol10 is strtol(s, &end, 10): it skips leading white space, takes an
-// optional sign and the decimal digits after it. n is clamped to the int64
-// range with overflow set, as strtol sets ERANGE. end is the index after the
-// last digit, or 0 when there were none.
-func strtol10(s string) (n int64, end int, overflow bool) {
-	i := 0
-	for i < len(s) && isCSpace(s[i]) {
-		i++
-	}
-	neg := false
-	if i < len(s) && (s[i] == '+' || s[i] == '-') {
-		neg = s[i] == '-'
-		i++
-	}
-	start := i
-	var u uint64
-	for i < len(s) && isDigit(s[i]) {
-		d := uint64(s[i] - '0')
-		if u > (math.MaxUint64-d)/10 {
-			overflow = true
-		} else {
-			u = u*10 + d
-		}
-		i++
-	}
-	if i == start {
-		return 0, 0, false
-	}
-	switch {
-	case overflow:
-	case neg && u > 1<<63:
-		overflow = true
-	case !neg && u > math.MaxInt64:
-		overflow = true
-	}
-	if overflow {
-		if neg {
-			return math.MinInt64, i, true
-		}
-		return math.MaxInt64, i, true
-	}
-	if neg {
-		return -int64(u), i, false
-	}
-	return int64(u), i, false
-}
+// strtol10 is strtol(s, &end, 10): leading white space, an optional sign,
+// decimal digits; clamped with overflow set as strtol sets ERANGE; end is
+// 0 when there were no digits.
+func strtol10(s string) (n int64, end int, overflow bool) { return cnum.Strtol(s, 10) }
 
 // stringToNumber is ipvsadm's string_to_number: a whole-string strtol in
 // [min, max], or -1.
@@ -84,40 +39,7 @@ func atoi(s string) int32 {
 
 // strtoul0 is strtoul(s, &end, 0) on a string that starts with a digit:
 // 0x for hex, a leading 0 for octal, decimal otherwise.
-func strtoul0(s string) (v uint64, end int, overflow bool) {
-	base := uint64(10)
-	i := 0
-	if s[0] == '0' {
-		if len(s) > 2 && (s[1] == 'x' || s[1] == 'X') && hexVal(s[2]) >= 0 {
-			base, i = 16, 2
-		} else {
-			base = 8
-		}
-	}
-	for ; i < len(s); i++ {
-		d := hexVal(s[i])
-		if d < 0 || uint64(d) >= base {
-			break
-		}
-		if v > (math.MaxUint64-uint64(d))/base {
-			overflow = true
-		}
-		v = v*base + uint64(d)
-	}
-	return v, i, overflow
-}
-
-func hexVal(c byte) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'a' && c <= 'f':
-		return int(c-'a') + 10
-	case c >= 'A' && c <= 'F':
-		return int(c-'A') + 10
-	}
-	return -1
-}
+func strtoul0(s string) (v uint64, end int, overflow bool) { return cnum.Strtoul(s, 0) }
 
 // inetAton is glibc's inet_aton: one to four parts, each decimal, octal or
 // hex, the last filling the remaining bytes ("10.1" is 10.0.0.1); trailing
@@ -146,7 +68,7 @@ func inetAton(s string) (uint32, bool) {
 		np++
 		s = s[1:]
 	}
-	if s != "" && !isCSpace(s[0]) {
+	if s != "" && !cnum.IsSpace(s[0]) {
 		return 0, false
 	}
 	max := [4]uint64{0xffffffff, 0xffffff, 0xffff, 0xff}
