@@ -114,6 +114,12 @@ func Run(ctx context.Context, o Options) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	// SIGHUP is caught from the start: one sent while the daemon starts,
+	// or the moment systemd (or a script) hears READY=1, reloads once it
+	// runs instead of killing it as Go's default would.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if o.Socket == "" {
 		o.Socket = control.DefaultSocket
 	}
@@ -257,10 +263,6 @@ func Run(ctx context.Context, o Options) error {
 	notify.send("READY=1", "STATUS="+statusLine(d.summary()))
 	notify.watchdog(ctx, func() error { _, err := d.Status(); return err })
 	defer notify.send("STOPPING=1", "STATUS=stopping")
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-ctx.Done():
