@@ -400,13 +400,13 @@ func differences(wanted []dataplane.Service, held []dataplane.ServiceStats) []st
 	return out
 }
 
-// syncDaemon starts or stops an IPVS connection-sync daemon where the data
-// plane runs them (IPVS: the kernel's own); the XDP data plane has no
-// connection sync yet and says so.
+// syncDaemon starts or stops a connection-sync daemon where the data plane
+// runs them (IPVS: the kernel's own; XDP: xlb's, package syncd); one
+// without them says so.
 func (d *Director) syncDaemon(cmd ipvsadm.Command) (stdout, stderr string, code int) {
 	sd, ok := d.opts.Dataplane.(dataplane.SyncDaemons)
 	if !ok {
-		return "", fmt.Sprintf("Operation not supported: %s has no connection sync daemon (the IPVS data plane runs the kernel's)", d.opts.Dataplane.Caps().Name), 255
+		return "", fmt.Sprintf("Operation not supported: %s has no connection sync daemon", d.opts.Dataplane.Caps().Name), 255
 	}
 	var err error
 	if cmd.Kind == ipvsadm.CmdStopDaemon {

@@ -26,6 +26,7 @@ import (
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/probe"
 	"github.com/xlbproject/xlb/pkg/sched"
+	"github.com/xlbproject/xlb/pkg/syncd"
 )
 
 // DefaultPinDir is where maps and links are pinned.
@@ -103,6 +104,13 @@ type Dataplane struct {
 	// def is the flood defence as set and as it stands (defMu).
 	defMu sync.Mutex
 	def   defence
+
+	// Connection sync (sync.go): the daemons, and the flows and
+	// templates installed from a master as last written (syncMu).
+	sync       *syncd.Daemons
+	syncMu     sync.Mutex
+	synced     map[xlbConnKey]syncedMark
+	syncedTmpl map[xlbTmplKey]syncedMark
 }
 
 type attached struct {
@@ -139,7 +147,8 @@ func Open(cfg Config) (*Dataplane, error) {
 		cfg.Logger = slog.Default()
 	}
 	x := &Dataplane{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), swept: make(chan struct{}),
-		neighDone: make(chan struct{})}
+		neighDone: make(chan struct{}), synced: map[xlbConnKey]syncedMark{}, syncedTmpl: map[xlbTmplKey]syncedMark{}}
+	x.sync = syncd.New(x, x.log)
 	if err := x.load(); err != nil {
 		return nil, err
 	}
@@ -438,6 +447,7 @@ func (x *Dataplane) shutdown() {
 		return
 	default:
 	}
+	x.sync.Close()
 	close(x.stop)
 	<-x.done
 	<-x.swept
@@ -458,6 +468,7 @@ func (x *Dataplane) sweepLoop() {
 		if err := x.Sweep(); err != nil {
 			x.log.Warn("sweeping the connection table", "error", err)
 		}
+		x.forgetSynced()
 	}
 }
 

@@ -1,0 +1,394 @@
+package xdp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/ipvssync"
+	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/syncd"
+)
+
+// Connection sync on the XDP data plane: the flow table read as IPVS's
+// master sends it, and records from a master (IPVS's or another xlb's)
+// installed as IPVS's backup installs them (ip_vs_proc_conn), into the same
+// maps the program reads, so that a director that becomes MASTER already
+// has its peer's flows.
+
+var _ syncd.Table = (*Dataplane)(nil)
+
+// syncStates are the TCP states IPVS's master syncs
+// (ip_vs_sync_conn_needed): never a half-open one.
+var syncStates = map[uint8]bool{
+	uint8(xlbXlbCtStateXLB_CT_ESTABLISHED): true,
+	uint8(xlbXlbCtStateXLB_CT_FIN_WAIT):    true,
+	uint8(xlbXlbCtStateXLB_CT_CLOSE):       true,
+	uint8(xlbXlbCtStateXLB_CT_CLOSE_WAIT):  true,
+	uint8(xlbXlbCtStateXLB_CT_TIME_WAIT):   true,
+}
+
+// syncedMark is what this process last wrote of a flow or template it
+// installed from a master: while the entry still has it, no packet has
+// touched it here and the master must not send it back.
+type syncedMark struct {
+	lastSeen uint64
+	state    uint8
+}
+
+// SyncRecords implements syncd.Table: every proven flow in a state IPVS
+// syncs, and every persistence template, with the time of its last
+// packet. Flows this director installed from its master and has not
+// forwarded since are left out: they are the master's to send.
+func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
+	reals := make([]xlbReal, x.lim.reals)
+	if err := readBatches(x.objs.Reals, make([]uint32, x.lim.reals), reals, func(int) {}); err != nil {
+		return fmt.Errorf("read reals: %w", err)
+	}
+	now := monotonicNow()
+	x.syncMu.Lock()
+	defer x.syncMu.Unlock()
+	live := func(slot, gen uint32) *xlbReal {
+		if int(slot) >= len(reals) {
+			return nil
+		}
+		r := &reals[slot]
+		if r.Gen != gen || r.Flags&realPresent == 0 {
+			return nil
+		}
+		return r
+	}
+	fwd := func(r *xlbReal) uint32 {
+		if r.Flags&realNAT != 0 {
+			return ipvssync.Masq
+		}
+		return ipvssync.DRoute
+	}
+	keys, vals := make([]xlbConnKey, 4096), make([]xlbConn, 4096)
+	err := readBatches(x.objs.Conns, keys, vals, func(i int) {
+		k, v := keys[i], &vals[i]
+		r := live(v.Real, v.Gen)
+		if r == nil || v.Retired != 0 || expired(now, v.LastSeen, v.TimeoutS) {
+			return
+		}
+		if m, ok := x.synced[k]; ok {
+			if m.lastSeen == v.LastSeen && m.state == v.State {
+				return
+			}
+			delete(x.synced, k) // forwarded here since: ours now
+		}
+		c := ipvssync.Conn{
+			Protocol: k.Proto,
+			Client:   netip.AddrPortFrom(addrOf(k.Src), portOf(k.Sport)),
+			Virtual:  netip.AddrPortFrom(addrOf(k.Dst), portOf(k.Dport)),
+			Dest:     netip.AddrPortFrom(r.Addr.addr(r.Family), destPort(r, k)),
+			Flags:    fwd(r),
+			Timeout:  time.Duration(v.TimeoutS) * time.Second,
+		}
+		switch k.Proto {
+		case ipvssync.ProtocolUDP:
+			c.State = ipvssync.UDPNormal
+			c.Flags |= ipvssync.Inactive // IPVS counts UDP inactive
+		case ipvssync.ProtocolTCP:
+			if !syncStates[v.State] {
+				return
+			}
+			c.State = uint16(v.State)
+			if v.State != uint8(xlbXlbCtStateXLB_CT_ESTABLISHED) {
+				c.Flags |= ipvssync.Inactive
+			}
+		default:
+			return
+		}
+		each(syncd.Record{Conn: c, Seen: time.Duration(v.LastSeen)})
+	})
+	if err != nil {
+		return fmt.Errorf("read connections: %w", err)
+	}
+	tkeys, tvals := make([]xlbTmplKey, 1024), make([]xlbTmpl, 1024)
+	err = readBatches(x.objs.Templates, tkeys, tvals, func(i int) {
+		k, v := &tkeys[i], &tvals[i]
+		r := live(v.Real, v.Gen)
+		if r == nil || k.Family != family(netip.IPv4Unspecified()) || (expired(now, v.LastSeen, v.TimeoutS) && v.Controls <= 0) {
+			return
+		}
+		if m, ok := x.syncedTmpl[*k]; ok {
+			if m.lastSeen == v.LastSeen {
+				return
+			}
+			delete(x.syncedTmpl, *k)
+		}
+		// As IPVS sends a template: client port 0, TEMPLATE|INACTIVE,
+		// state NONE, the persistence timeout.
+		each(syncd.Record{Conn: ipvssync.Conn{
+			Protocol: k.Proto,
+			Client:   netip.AddrPortFrom(addrOf(k.Client.V4), 0),
+			Virtual:  netip.AddrPortFrom(addrOf(k.Vip.V4), portOf(k.Vport)),
+			Dest:     netip.AddrPortFrom(r.Addr.addr(r.Family), portOf(r.Port)),
+			Flags:    fwd(r) | ipvssync.Template | ipvssync.Inactive,
+			State:    ipvssync.TemplateNone,
+			Timeout:  time.Duration(v.TimeoutS) * time.Second,
+		}, Seen: time.Duration(v.LastSeen)})
+	})
+	if err != nil {
+		return fmt.Errorf("read persistence templates: %w", err)
+	}
+	return nil
+}
+
+// destPort is the port a flow goes to on its real: the real's, or the
+// client's destination port for a real of port 0 (all ports).
+func destPort(r *xlbReal, k xlbConnKey) uint16 {
+	if r.Port != 0 {
+		return portOf(r.Port)
+	}
+	return portOf(k.Dport)
+}
+
+func expired(now, lastSeen uint64, timeoutS uint32) bool {
+	return now > lastSeen && now-lastSeen > uint64(timeoutS)*uint64(time.Second)
+}
+
+// SyncInstall implements syncd.Table: the records of one message from a
+// master, installed as IPVS's backup installs them. A record is found by
+// (protocol, client, virtual service); one whose service or real this
+// director does not have is skipped, as the kernel leaves it unbound (an
+// XDP flow cannot wait for its real). An existing flow to another real is
+// replaced, unless the record is INACTIVE (stale, as the kernel judges
+// it); to the same real, its state and timer are updated. The timer
+// restarts with the record's timeout (the local table's for 0; 3 minutes
+// for a template), and the real's ActiveConn/InActConn follow.
+func (x *Dataplane) SyncInstall(conns []ipvssync.Conn) (syncd.Installed, error) {
+	var res syncd.Installed
+	x.applyMu.Lock()
+	defer x.applyMu.Unlock()
+	type target struct {
+		svc  *svcState
+		real *realState
+		gen  uint32
+	}
+	x.mu.Lock()
+	find := func(c ipvssync.Conn) (target, string) {
+		if c.FWMark != 0 {
+			return target{}, "fwmark service"
+		}
+		if !c.Virtual.Addr().Is4() {
+			return target{}, "IPv6"
+		}
+		key := dataplane.ServiceKey{Addr: c.Virtual.Addr(), Port: c.Virtual.Port(), Protocol: lvs.Protocol(c.Protocol)}
+		s := x.state.services[key]
+		if s == nil {
+			key.Port = 0
+			s = x.state.services[key]
+		}
+		if s == nil {
+			return target{}, "no such service"
+		}
+		for _, r := range s.reals {
+			if r.Addr == c.Dest.Addr() && (r.Port == c.Dest.Port() || r.Port == 0) {
+				return target{s, r, x.state.realGen[r.slot]}, ""
+			}
+		}
+		return target{}, "no such real"
+	}
+	targets := make([]target, len(conns))
+	for i, c := range conns {
+		var why string
+		targets[i], why = find(c)
+		if why != "" {
+			res.Skipped++
+			res.Reason = why + ": " + c.String()
+		}
+	}
+	x.mu.Unlock()
+
+	now := monotonicNow()
+	adjust := map[uint32]xlbConnCounts{}
+	count := func(slot uint32, state uint8, n int64) {
+		a := adjust[slot]
+		if stateActive(state) {
+			a.Active += n
+		} else {
+			a.Inactive += n
+		}
+		adjust[slot] = a
+	}
+	x.syncMu.Lock()
+	defer x.syncMu.Unlock()
+	var errs []error
+	for i, c := range conns {
+		t := targets[i]
+		if t.svc == nil {
+			continue
+		}
+		var err error
+		var installed bool
+		if c.IsTemplate() {
+			installed, err = x.installTemplate(c, t.real, t.gen, now)
+		} else {
+			installed, err = x.installConn(c, t.svc, t.real, t.gen, now, count)
+		}
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case installed:
+			res.Installed++
+		default:
+			res.Stale++
+		}
+	}
+	for slot, d := range adjust {
+		if err := x.objs.ConnAdjust.Update(&slot, &d, ebpf.UpdateAny); err != nil {
+			return res, fmt.Errorf("write count correction: %w", err)
+		}
+	}
+	if len(adjust) > 0 {
+		if _, err := x.objs.XlbAdjust.Run(&ebpf.RunOptions{Data: make([]byte, 64)}); err != nil {
+			return res, fmt.Errorf("run count correction: %w", err)
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// stateActive is the program's state_active: the states counted in
+// ActiveConn.
+func stateActive(s uint8) bool {
+	switch xlbXlbCtState(s) {
+	case xlbXlbCtStateXLB_CT_ESTABLISHED, xlbXlbCtStateXLB_CT_SYN_SENT, xlbXlbCtStateXLB_CT_SYN_RECV, xlbXlbCtStateXLB_CT_SYNACK:
+		return true
+	}
+	return false
+}
+
+// wireTimeout is a record's timeout in whole seconds, or the local one
+// for 0.
+func (x *Dataplane) wireTimeout(c ipvssync.Conn, state uint8) uint32 {
+	if c.Timeout > 0 {
+		return uint32(c.Timeout / time.Second)
+	}
+	if c.IsTemplate() {
+		return 180
+	}
+	var v uint32
+	s := xlbXlbCtState(state)
+	if err := x.objs.Timeouts.Lookup(&s, &v); err != nil || v == 0 {
+		return defaultTimeouts[state]
+	}
+	return v
+}
+
+func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen uint32, now uint64, count func(uint32, uint8, int64)) (bool, error) {
+	var state uint8
+	switch c.Protocol {
+	case ipvssync.ProtocolTCP:
+		state = uint8(c.State)
+	case ipvssync.ProtocolUDP:
+		state = uint8(xlbXlbCtStateXLB_CT_UDP)
+	default:
+		return false, nil
+	}
+	k := xlbConnKey{Src: ip4(c.Client.Addr()), Dst: ip4(c.Virtual.Addr()), Sport: port16(c.Client.Port()),
+		Dport: port16(c.Virtual.Port()), Proto: c.Protocol}
+	var old xlbConn
+	exists := x.objs.Conns.Lookup(&k, &old) == nil && old.Retired == 0
+	same := exists && old.Real == r.slot && old.Gen == gen && !expired(now, old.LastSeen, old.TimeoutS)
+	v := xlbConn{Real: r.slot, Gen: gen, LastSeen: now, Svc: s.idx, TimeoutS: x.wireTimeout(c, state),
+		State: state, InPkts: 3}
+	if r.Forward == lvs.NAT {
+		v.Flags = uint8(xlbXlbConnFlagsXLB_CONN_F_NAT)
+	}
+	switch {
+	case same:
+		v.Flags = old.Flags
+		v.TmplMask = old.TmplMask
+		v.InPkts = old.InPkts
+		count(r.slot, old.State, -1)
+	case exists:
+		if c.Flags&ipvssync.Inactive != 0 && !expired(now, old.LastSeen, old.TimeoutS) {
+			return false, nil // to another real and INACTIVE: stale, as the kernel judges it
+		}
+		// The old flow ends here: off its real's counts (the program
+		// counted it when it made it, the sweeper will not see it
+		// end), if that real is still the one it was made with.
+		if int(old.Real) < len(x.state.realGen) && x.state.realGen[old.Real] == old.Gen {
+			count(old.Real, old.State, -1)
+		}
+	}
+	if err := x.objs.Conns.Update(&k, &v, ebpf.UpdateAny); err != nil {
+		return false, fmt.Errorf("install %s: %w", c, err)
+	}
+	count(r.slot, state, 1)
+	x.synced[k] = syncedMark{lastSeen: now, state: state}
+	if r.Forward == lvs.NAT {
+		rport := r.Port
+		if rport == 0 {
+			rport = c.Virtual.Port()
+		}
+		rk := xlbConnKey{Src: ip4(r.Addr), Dst: k.Src, Sport: port16(rport), Dport: k.Sport, Proto: k.Proto}
+		nr := xlbNatReply{Vip: addrKey(c.Virtual.Addr()), Vport: k.Dport, Family: family(c.Virtual.Addr())}
+		if err := x.objs.NatReplies.Update(&rk, &nr, ebpf.UpdateAny); err != nil {
+			return false, fmt.Errorf("install %s's reply: %w", c, err)
+		}
+	}
+	return true, nil
+}
+
+func (x *Dataplane) installTemplate(c ipvssync.Conn, r *realState, gen uint32, now uint64) (bool, error) {
+	k := xlbTmplKey{Client: addrKey(c.Client.Addr()), Vip: addrKey(c.Virtual.Addr()), Vport: port16(c.Virtual.Port()),
+		Proto: c.Protocol, Family: family(c.Client.Addr())}
+	var old xlbTmpl
+	have := x.objs.Templates.Lookup(&k, &old) == nil
+	v := xlbTmpl{Real: r.slot, Gen: gen, LastSeen: now, TimeoutS: x.wireTimeout(c, 0)}
+	if have {
+		if old.Real != r.slot || old.Gen != gen {
+			if c.Flags&ipvssync.Inactive != 0 && (old.Controls > 0 || !expired(now, old.LastSeen, old.TimeoutS)) {
+				return false, nil // stale, as the kernel takes an INACTIVE record to another real
+			}
+		} else {
+			v.Controls = old.Controls
+		}
+	}
+	if err := x.objs.Templates.Update(&k, &v, ebpf.UpdateAny); err != nil {
+		return false, fmt.Errorf("install %s: %w", c, err)
+	}
+	x.syncedTmpl[k] = syncedMark{lastSeen: now}
+	return true, nil
+}
+
+// forgetSynced drops the marks of entries that are gone, so that the
+// marks do not outgrow the tables.
+func (x *Dataplane) forgetSynced() {
+	x.syncMu.Lock()
+	defer x.syncMu.Unlock()
+	for k := range x.synced {
+		var v xlbConn
+		if x.objs.Conns.Lookup(&k, &v) != nil {
+			delete(x.synced, k)
+		}
+	}
+	for k := range x.syncedTmpl {
+		var v xlbTmpl
+		if x.objs.Templates.Lookup(&k, &v) != nil {
+			delete(x.syncedTmpl, k)
+		}
+	}
+}
+
+var _ dataplane.SyncDaemons = (*Dataplane)(nil)
+
+// StartDaemon implements dataplane.SyncDaemons with xlb's own daemons
+// (package syncd) on this data plane's flow table.
+func (x *Dataplane) StartDaemon(d dataplane.SyncDaemon) error { return x.sync.StartDaemon(d) }
+
+// StopDaemon implements dataplane.SyncDaemons.
+func (x *Dataplane) StopDaemon(backup bool) error { return x.sync.StopDaemon(backup) }
+
+// Daemons implements dataplane.SyncDaemons.
+func (x *Dataplane) Daemons() ([]dataplane.SyncDaemon, error) { return x.sync.Daemons() }
+
+// SyncStats are the sync daemons' counts.
+func (x *Dataplane) SyncStats() syncd.Stats { return x.sync.Stats() }

@@ -1,0 +1,604 @@
+package syncd
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/ipvssync"
+)
+
+// Daemons are a data plane's sync daemons, at most one master and one
+// backup, as the kernel allows in a namespace. It implements
+// dataplane.SyncDaemons.
+type Daemons struct {
+	table Table
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	master *master
+	backup *backup
+	stats  Stats // of daemons stopped, and the running ones' are added
+	smu    sync.Mutex
+}
+
+var _ dataplane.SyncDaemons = (*Daemons)(nil)
+
+// New makes the daemons of table; none runs yet.
+func New(table Table, log *slog.Logger) *Daemons {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Daemons{table: table, log: log}
+}
+
+// withDefaults fills what the kernel fills: the group, port and TTL, and
+// the maximum message length (the master's 1472 whatever the MTU, the
+// backup's from the interface's MTU), as ipvsadm -L --daemon then lists.
+func withDefaults(c dataplane.SyncDaemon, mtu int) dataplane.SyncDaemon {
+	if !c.Group.IsValid() {
+		c.Group = ipvssync.Group
+	}
+	if c.Port == 0 {
+		c.Port = ipvssync.Port
+	}
+	if c.TTL == 0 {
+		c.TTL = 1
+	}
+	if c.MaxLen == 0 {
+		if c.Backup {
+			c.MaxLen = uint16(min(max(mtu, 1500), 65535) - 28)
+		} else {
+			c.MaxLen = ipvssync.DefaultMaxLen
+		}
+	}
+	return c
+}
+
+// StartDaemon implements dataplane.SyncDaemons.
+func (d *Daemons) StartDaemon(c dataplane.SyncDaemon) error {
+	what := "master"
+	if c.Backup {
+		what = "backup"
+	}
+	if c.Group.IsValid() && !c.Group.Is4() {
+		return fmt.Errorf("start the sync %s: IPv6 group %s: xlb's sync daemons speak IPv4 only", what, c.Group)
+	}
+	if c.Group.IsValid() && !c.Group.IsMulticast() {
+		return fmt.Errorf("start the sync %s: %s is no multicast group", what, c.Group)
+	}
+	ifi, err := net.InterfaceByName(c.Interface)
+	if err != nil {
+		return fmt.Errorf("start the sync %s: interface %q: %w", what, c.Interface, err)
+	}
+	c = withDefaults(c, ifi.MTU)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if (c.Backup && d.backup != nil) || (!c.Backup && d.master != nil) {
+		return fmt.Errorf("start the sync %s: one is already running: %w", what, syscall.EEXIST)
+	}
+	if c.Backup {
+		b, err := startBackup(c, ifi, d.table, d.log)
+		if err != nil {
+			return fmt.Errorf("start the sync backup: %w", err)
+		}
+		d.backup = b
+	} else {
+		m, err := startMaster(c, ifi, d.table, d.log)
+		if err != nil {
+			return fmt.Errorf("start the sync master: %w", err)
+		}
+		d.master = m
+	}
+	d.log.Info("sync daemon started", "role", what, "interface", c.Interface, "syncid", c.SyncID,
+		"group", netip.AddrPortFrom(c.Group, c.Port).String(), "maxlen", c.MaxLen, "ttl", c.TTL)
+	return nil
+}
+
+// StopDaemon implements dataplane.SyncDaemons.
+func (d *Daemons) StopDaemon(backup bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var s Stats
+	switch {
+	case backup && d.backup != nil:
+		s = d.backup.stop()
+		d.backup = nil
+	case !backup && d.master != nil:
+		s = d.master.stop()
+		d.master = nil
+	default:
+		what := "master"
+		if backup {
+			what = "backup"
+		}
+		return fmt.Errorf("stop the sync %s: none is running: %w", what, syscall.ESRCH)
+	}
+	d.smu.Lock()
+	d.stats = add(d.stats, s)
+	d.smu.Unlock()
+	d.log.Info("sync daemon stopped", "backup", backup, "stats", s.String())
+	return nil
+}
+
+// Daemons implements dataplane.SyncDaemons: the master first.
+func (d *Daemons) Daemons() ([]dataplane.SyncDaemon, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []dataplane.SyncDaemon
+	if d.master != nil {
+		out = append(out, d.master.cfg)
+	}
+	if d.backup != nil {
+		out = append(out, d.backup.cfg)
+	}
+	return out, nil
+}
+
+// Stats are the daemons' counts, the stopped ones' included.
+func (d *Daemons) Stats() Stats {
+	d.mu.Lock()
+	m, b := d.master, d.backup
+	d.mu.Unlock()
+	d.smu.Lock()
+	s := d.stats
+	d.smu.Unlock()
+	if m != nil {
+		s = add(s, m.snapshot())
+	}
+	if b != nil {
+		s = add(s, b.snapshot())
+	}
+	return s
+}
+
+// Close stops both daemons.
+func (d *Daemons) Close() {
+	_ = d.StopDaemon(true)
+	_ = d.StopDaemon(false)
+}
+
+func add(a, b Stats) Stats {
+	a.SentMessages += b.SentMessages
+	a.SentRecords += b.SentRecords
+	a.SendErrors += b.SendErrors
+	a.Dumps += b.Dumps
+	a.LastPass = max(a.LastPass, b.LastPass)
+	a.ReceivedMessages += b.ReceivedMessages
+	a.ReceivedRecords += b.ReceivedRecords
+	a.Installed += b.Installed
+	a.Stale += b.Stale
+	a.Skipped += b.Skipped
+	a.Dropped += b.Dropped
+	a.OtherSyncID += b.OtherSyncID
+	a.Malformed += b.Malformed
+	a.InstallErrors += b.InstallErrors
+	if b.LastReceived.After(a.LastReceived) {
+		a.LastReceived = b.LastReceived
+	}
+	if !b.DumpRequested.IsZero() {
+		a.DumpRequested, a.DumpReceived = b.DumpRequested, b.DumpReceived
+	}
+	return a
+}
+
+// ifaceAddr is the interface's first IPv4 address: the master's source,
+// as the kernel binds its socket to it (bind_mcastif_addr).
+func ifaceAddr(ifi *net.Interface) (netip.Addr, error) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() {
+				return ip.Unmap(), nil
+			}
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("interface %s has no IPv4 address", ifi.Name)
+}
+
+// sendSocket is the master's socket (make_send_sock): multicast out of the
+// interface, from its address, not looped back, with the TTL, DF off.
+func sendSocket(c dataplane.SyncDaemon, ifi *net.Interface) (int, error) {
+	src, err := ifaceAddr(ifi)
+	if err != nil {
+		return -1, err
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return -1, err
+	}
+	set := []struct {
+		name string
+		fn   func() error
+	}{
+		{"IP_MULTICAST_IF", func() error {
+			return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifi.Index)})
+		}},
+		{"IP_MULTICAST_LOOP", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0) }},
+		{"IP_MULTICAST_TTL", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, int(c.TTL)) }},
+		{"IP_MTU_DISCOVER", func() error {
+			return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT)
+		}},
+		{"bind", func() error { return unix.Bind(fd, &unix.SockaddrInet4{Addr: src.As4()}) }},
+		{"connect", func() error { return unix.Connect(fd, &unix.SockaddrInet4{Addr: c.Group.As4(), Port: int(c.Port)}) }},
+	}
+	for _, s := range set {
+		if err := s.fn(); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("sync socket %s: %w", s.name, err)
+		}
+	}
+	return fd, nil
+}
+
+// receiveSocket is the backup's socket (make_receive_sock): bound to the
+// group and port on the interface, a member of the group there.
+func receiveSocket(c dataplane.SyncDaemon, ifi *net.Interface) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return -1, err
+	}
+	set := []struct {
+		name string
+		fn   func() error
+	}{
+		{"SO_REUSEADDR", func() error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) }},
+		{"SO_BINDTODEVICE", func() error { return unix.BindToDevice(fd, ifi.Name) }},
+		{"SO_RCVBUF", func() error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20) }},
+		{"bind", func() error { return unix.Bind(fd, &unix.SockaddrInet4{Addr: c.Group.As4(), Port: int(c.Port)}) }},
+		{"IP_ADD_MEMBERSHIP", func() error {
+			return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP,
+				&unix.IPMreqn{Multiaddr: c.Group.As4(), Ifindex: int32(ifi.Index)})
+		}},
+		// A receive timeout lets the loop see that it must stop.
+		{"SO_RCVTIMEO", func() error {
+			tv := unix.NsecToTimeval((200 * time.Millisecond).Nanoseconds())
+			return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		}},
+	}
+	for _, s := range set {
+		if err := s.fn(); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("sync socket %s: %w", s.name, err)
+		}
+	}
+	return fd, nil
+}
+
+// receive reads one datagram, false when the timeout passed.
+func receive(fd int, buf []byte) (int, netip.Addr, bool, error) {
+	n, from, err := unix.Recvfrom(fd, buf, 0)
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+		return 0, netip.Addr{}, false, nil
+	}
+	if err != nil {
+		return 0, netip.Addr{}, false, err
+	}
+	var src netip.Addr
+	if sa, ok := from.(*unix.SockaddrInet4); ok {
+		src = netip.AddrFrom4(sa.Addr)
+	}
+	return n, src, true, nil
+}
+
+// master multicasts the table's flows.
+type master struct {
+	cfg   dataplane.SyncDaemon
+	table Table
+	log   *slog.Logger
+	send  int // connected to the group
+	recv  int // the group, for dump requests
+
+	sent map[recKey]*sentAs
+	pass uint64
+	dump chan struct{}
+
+	mu    sync.Mutex
+	stats Stats
+
+	quit chan struct{}
+	done sync.WaitGroup
+}
+
+func startMaster(c dataplane.SyncDaemon, ifi *net.Interface, t Table, log *slog.Logger) (*master, error) {
+	send, err := sendSocket(c, ifi)
+	if err != nil {
+		return nil, err
+	}
+	recv, err := receiveSocket(c, ifi)
+	if err != nil {
+		unix.Close(send)
+		return nil, err
+	}
+	m := &master{cfg: c, table: t, log: log, send: send, recv: recv, sent: map[recKey]*sentAs{},
+		dump: make(chan struct{}, 1), quit: make(chan struct{})}
+	m.done.Add(2)
+	go m.run()
+	go m.listen()
+	return m, nil
+}
+
+func (m *master) stop() Stats {
+	close(m.quit)
+	m.done.Wait()
+	unix.Close(m.send)
+	unix.Close(m.recv)
+	return m.snapshot()
+}
+
+func (m *master) snapshot() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stats
+}
+
+// listen answers bulk dump requests for its syncid (any, when its syncid
+// is 0).
+func (m *master) listen() {
+	defer m.done.Done()
+	buf := make([]byte, 65536)
+	for {
+		select {
+		case <-m.quit:
+			return
+		default:
+		}
+		n, from, ok, err := receive(m.recv, buf)
+		if err != nil {
+			m.log.Warn("sync master: reading requests", "error", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if !ok || !bytes.Equal(extensionTag(buf[:n]), tagDumpRequest) {
+			continue
+		}
+		if id := buf[1]; id != m.cfg.SyncID && m.cfg.SyncID != 0 && id != 0 {
+			continue
+		}
+		m.log.Info("sync master: bulk dump requested", "from", from.String())
+		select {
+		case m.dump <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (m *master) run() {
+	defer m.done.Done()
+	wait := time.Duration(0)
+	for {
+		dump := false
+		select {
+		case <-m.quit:
+			return
+		case <-m.dump:
+			dump = true
+		case <-time.After(wait):
+		}
+		start := time.Now()
+		if err := m.passOnce(dump); err != nil {
+			m.log.Warn("sync master: reading the flow table", "error", err)
+		}
+		took := time.Since(start)
+		m.mu.Lock()
+		m.stats.LastPass = took
+		m.mu.Unlock()
+		// A table that takes long to read is read less often: the
+		// master never spends more than a fifth of a core on it.
+		wait = max(PollInterval, 4*took)
+	}
+}
+
+// passOnce reads the table and sends what changed (everything for a
+// dump, then the end-of-dump marker).
+func (m *master) passOnce(dump bool) error {
+	m.pass++
+	now := time.Now()
+	var out []ipvssync.Conn
+	err := m.table.SyncRecords(func(r Record) {
+		k := keyOf(&r.Conn)
+		s := m.sent[k]
+		dest := destOf(&r.Conn)
+		switch {
+		case dump, s == nil, s.state != r.State, s.dest != dest, s.flags != r.Flags:
+		case r.Seen != s.seen && now.Sub(s.at) >= refreshAfter(&r.Conn):
+		default:
+			s.pass = m.pass
+			return
+		}
+		if s == nil {
+			s = &sentAs{}
+			m.sent[k] = s
+		}
+		*s = sentAs{state: r.State, dest: dest, flags: r.Flags, seen: r.Seen, at: now, pass: m.pass}
+		out = append(out, r.Conn)
+	})
+	if err != nil {
+		return err
+	}
+	for k, s := range m.sent {
+		if s.pass != m.pass {
+			delete(m.sent, k)
+		}
+	}
+	msgs, err := ipvssync.Batch(m.cfg.SyncID, out, int(m.cfg.MaxLen))
+	if err != nil {
+		return err
+	}
+	var sent, records, failed uint64
+	for _, msg := range msgs {
+		b, err := msg.MarshalBinary()
+		if err == nil {
+			_, err = unix.Write(m.send, b)
+		}
+		if err != nil {
+			failed++
+			if failed == 1 {
+				m.log.Warn("sync master: send", "error", err)
+			}
+			continue
+		}
+		sent++
+		records += uint64(len(msg.Conns))
+	}
+	if dump {
+		if _, err := unix.Write(m.send, extension(m.cfg.SyncID, tagDumpDone)); err != nil {
+			failed++
+		}
+		m.log.Info("sync master: bulk dump sent", "records", len(out), "messages", len(msgs))
+	}
+	m.mu.Lock()
+	m.stats.SentMessages += sent
+	m.stats.SentRecords += records
+	m.stats.SendErrors += failed
+	if dump {
+		m.stats.Dumps++
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// backup installs its master's records.
+type backup struct {
+	cfg   dataplane.SyncDaemon
+	table Table
+	log   *slog.Logger
+	recv  int
+	send  int // for dump requests
+
+	mu    sync.Mutex
+	stats Stats
+
+	quit chan struct{}
+	done sync.WaitGroup
+}
+
+func startBackup(c dataplane.SyncDaemon, ifi *net.Interface, t Table, log *slog.Logger) (*backup, error) {
+	recv, err := receiveSocket(c, ifi)
+	if err != nil {
+		return nil, err
+	}
+	send, err := sendSocket(c, ifi)
+	if err != nil {
+		unix.Close(recv)
+		return nil, err
+	}
+	b := &backup{cfg: c, table: t, log: log, recv: recv, send: send, quit: make(chan struct{})}
+	b.done.Add(1)
+	go b.run()
+	return b, nil
+}
+
+func (b *backup) stop() Stats {
+	close(b.quit)
+	b.done.Wait()
+	unix.Close(b.recv)
+	unix.Close(b.send)
+	return b.snapshot()
+}
+
+func (b *backup) snapshot() Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stats
+}
+
+func (b *backup) requestDump() {
+	if _, err := unix.Write(b.send, extension(b.cfg.SyncID, tagDumpRequest)); err != nil {
+		b.log.Warn("sync backup: asking for a bulk dump", "error", err)
+	}
+}
+
+func (b *backup) run() {
+	defer b.done.Done()
+	buf := make([]byte, 65536)
+	b.mu.Lock()
+	b.stats.DumpRequested = time.Now()
+	b.mu.Unlock()
+	b.requestDump()
+	asked, tries := time.Now(), 1
+	for {
+		select {
+		case <-b.quit:
+			return
+		default:
+		}
+		b.mu.Lock()
+		dumped := !b.stats.DumpReceived.IsZero()
+		b.mu.Unlock()
+		if !dumped && tries < DumpTries && time.Since(asked) >= DumpRetry {
+			b.requestDump()
+			asked, tries = time.Now(), tries+1
+		}
+		n, from, ok, err := receive(b.recv, buf)
+		if err != nil {
+			b.log.Warn("sync backup: receive", "error", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		b.handle(buf[:n], from)
+	}
+}
+
+func (b *backup) handle(d []byte, from netip.Addr) {
+	now := time.Now()
+	if tag := extensionTag(d); tag != nil {
+		if bytes.Equal(tag, tagDumpDone) && (b.cfg.SyncID == 0 || d[1] == b.cfg.SyncID) {
+			b.mu.Lock()
+			if b.stats.DumpReceived.IsZero() {
+				b.log.Info("sync backup: bulk dump received", "from", from.String(),
+					"after", now.Sub(b.stats.DumpRequested).Round(time.Millisecond).String())
+			}
+			b.stats.DumpReceived = now
+			b.mu.Unlock()
+		}
+		return // a request is for masters
+	}
+	var msg ipvssync.Message
+	if err := msg.UnmarshalBinary(d); err != nil {
+		b.mu.Lock()
+		b.stats.Malformed++
+		b.mu.Unlock()
+		return
+	}
+	// The kernel's filter: a backup with a syncid takes only its own.
+	if b.cfg.SyncID != 0 && msg.SyncID != b.cfg.SyncID {
+		b.mu.Lock()
+		b.stats.OtherSyncID++
+		b.mu.Unlock()
+		return
+	}
+	dropped := 0
+	for _, dr := range msg.Dropped {
+		dropped += dr.Count
+	}
+	res, err := b.table.SyncInstall(msg.Conns)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stats.ReceivedMessages++
+	b.stats.ReceivedRecords += uint64(len(msg.Conns) + dropped)
+	b.stats.Dropped += uint64(dropped)
+	b.stats.Installed += uint64(res.Installed)
+	b.stats.Stale += uint64(res.Stale)
+	b.stats.Skipped += uint64(res.Skipped)
+	b.stats.LastReceived = now
+	if err != nil {
+		b.stats.InstallErrors++
+		b.log.Warn("sync backup: install", "from", from.String(), "error", err)
+	}
+}
