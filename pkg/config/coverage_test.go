@@ -38,16 +38,18 @@ func TestKeywordUses(t *testing.T) {
 	}
 	assert.Equal(t, total, n)
 	for k, want := range map[[2]string]bool{
-		{ctxVirtualServer, "lvs_sched"}:          true,
-		{ctxVirtualServer, "persistence_engine"}: false,
-		{ctxRealServer, "TCP_CHECK"}:             true,
-		{ctxRealServer, "BFD_CHECK"}:             false,
-		{ctxInstance, "virtual_ipaddress"}:       true,
-		{ctxInstance, "virtual_routes"}:          false,
-		{ctxGlobal, "router_id"}:                 true,
-		{ctxTop, "static_ipaddress"}:             false,
-		{ctxTop, "vrrp_instance"}:                true,
-		{ctxURL, "digest"}:                       true,
+		{ctxVirtualServer, "lvs_sched"}:            true,
+		{ctxVirtualServer, "persistence_engine"}:   false,
+		{ctxRealServer, "TCP_CHECK"}:               true,
+		{ctxRealServer, "BFD_CHECK"}:               false,
+		{ctxInstance, "virtual_ipaddress"}:         true,
+		{ctxInstance, "virtual_routes"}:            false,
+		{ctxGlobal, "router_id"}:                   true,
+		{ctxGlobal, "lvs_sync_daemon"}:             true,
+		{ctxInstance, "lvs_sync_daemon_interface"}: true,
+		{ctxTop, "static_ipaddress"}:               false,
+		{ctxTop, "vrrp_instance"}:                  true,
+		{ctxURL, "digest"}:                         true,
 	} {
 		got, ok := uses[k]
 		require.True(t, ok, k)

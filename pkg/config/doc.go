@@ -18,7 +18,9 @@
 // including file's directory (with the includer/includem/includew/includeb/
 // includea variants), $NAME=value definitions are substituted. The
 // deprecated aliases lb_algo, lb_kind, nb_get_retry and vrrp_track_file mean
-// lvs_sched, lvs_method, retry and track_file.
+// lvs_sched, lvs_method, retry and track_file, and a vrrp_instance's
+// lvs_sync_daemon_interface is global_defs' lvs_sync_daemon on that
+// instance (with sync id 0, as keepalived runs it).
 //
 // Problems come in two kinds, both naming file:line and the offending word:
 //

@@ -129,6 +129,29 @@ func (f *formatter) global(g *GlobalDefs) {
 		}
 		f.line(w...)
 	}
+	if sd := g.LVSSyncDaemon; sd != nil {
+		// An lvs_sync_daemon_interface is written as the lvs_sync_daemon
+		// it stands for: its instance, and "id 0".
+		w := []string{"lvs_sync_daemon", word(sd.Interface)}
+		if sd.Instance != "" {
+			w = append(w, "inst", word(sd.Instance))
+		}
+		if sd.SyncIDSet {
+			w = append(w, "id", u(sd.SyncID))
+		}
+		for _, kv := range []struct {
+			k string
+			v uint16
+		}{{"maxlen", sd.MaxLen}, {"port", sd.Port}, {"ttl", uint16(sd.TTL)}} {
+			if kv.v != 0 {
+				w = append(w, kv.k, u(kv.v))
+			}
+		}
+		if sd.Group.IsValid() {
+			w = append(w, "group", addr(sd.Group))
+		}
+		f.line(w...)
+	}
 	f.close()
 }
 

@@ -388,7 +388,7 @@ func TestMiscAndDNSChecker(t *testing.T) {
 func TestUnsupportedButKnown(t *testing.T) {
 	cfg := mustParse(t, lines(
 		"global_defs {",
-		" lvs_sync_daemon eth0 VI_1", // keepalived knows it, xlb does not
+		" lvs_flush", // keepalived knows it, xlb does not
 		"}",
 		"static_routes {",
 		" 10.1.0.0/16 via 10.0.0.254",
@@ -410,7 +410,7 @@ func TestUnsupportedButKnown(t *testing.T) {
 		"}",
 	))
 	assert.Equal(t, []string{
-		`keepalived.conf:2: keepalived keyword not implemented by xlb, ignored: "lvs_sync_daemon"`,
+		`keepalived.conf:2: keepalived keyword not implemented by xlb, ignored: "lvs_flush"`,
 		`keepalived.conf:4: keepalived block not implemented by xlb, ignored: "static_routes"`,
 		`keepalived.conf:11: keepalived keyword not implemented by xlb, ignored: "ha_suspend"`,
 		`keepalived.conf:13: keepalived keyword not implemented by xlb, ignored: "snmp_name"`,

@@ -91,7 +91,50 @@ type GlobalDefs struct {
 	ScriptGroup          string
 
 	LVSTimeouts LVSTimeouts
-	Pos         Pos // of the first global_defs block; zero if there is none
+	// LVSSyncDaemon is global_defs lvs_sync_daemon (or a vrrp_instance's
+	// deprecated lvs_sync_daemon_interface): IPVS's connection-sync
+	// daemons. nil when there is none, or when keepalived would run none
+	// (its instance is not a vrrp_instance).
+	LVSSyncDaemon *LVSSyncDaemon
+	Pos           Pos // of the first global_defs block; zero if there is none
+}
+
+// LVSSyncDaemon is what keepalived 2.2.7 runs IPVS's connection-sync
+// daemons with (ipvsadm --start-daemon): the master daemon multicasts the
+// director's connections, the backup daemon receives them.
+//
+// Without an Instance both daemons run all the time (keepalived's checker
+// process starts them). With one, they follow that vrrp_instance: the
+// master daemon runs while it is MASTER, the backup daemon otherwise
+// (keepalived's vrrp process switches them on its transitions).
+//
+// The zero values of MaxLen, Port, TTL and Group leave the kernel's
+// defaults, as keepalived does: the message size from the interface's MTU
+// (1500 - 28 for the master), port 8848, TTL 1, group 224.0.0.81 (the
+// kernel has no IPv6 default: IPv6 only with an IPv6 Group).
+type LVSSyncDaemon struct {
+	// Interface is the interface the daemons send and receive on (at
+	// most 15 bytes with lvs_sync_daemon). Whether it exists is not
+	// checked here: keepalived does not either, and the kernel refuses
+	// to start a daemon on an interface it does not have.
+	Interface string
+	// Instance is the vrrp_instance the daemons follow ("inst NAME", or
+	// NAME right after the interface; lvs_sync_daemon_interface's own
+	// instance); "" for none. It names an instance of Config.Instances.
+	Instance string
+	// SyncID is the sync id (0..255) in the daemons' messages: a backup
+	// daemon drops messages of another id. It is the one given (id N, or
+	// the deprecated SYNC_ID after the instance name) when SyncIDSet;
+	// otherwise Instance's virtual_router_id, or 0 without an Instance.
+	// lvs_sync_daemon_interface gives 0 (keepalived does not take its
+	// instance's VRID then), which counts as set.
+	SyncID    uint8
+	SyncIDSet bool
+	MaxLen    uint16     // maxlen: 1..65507; 0 for the kernel's default
+	Port      uint16     // port: 1..65535; 0 for the kernel's 8848
+	TTL       uint8      // ttl: 1..255; 0 for the kernel's 1
+	Group     netip.Addr // group: a multicast address; invalid for the kernel's 224.0.0.81
+	Pos       Pos        // of the lvs_sync_daemon (or lvs_sync_daemon_interface) line
 }
 
 // LVSTimeouts are the IPVS connection timeouts (ipvsadm --set). Zero means

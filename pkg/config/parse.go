@@ -328,6 +328,7 @@ func (ps *parser) top(nodes []*node) {
 func (ps *parser) finish() {
 	ps.finishInstances()
 	ps.finishSyncGroups()
+	ps.finishLVSSyncDaemon()
 	ps.finishVirtualServers()
 }
 
@@ -452,6 +453,8 @@ func (ps *parser) global(b *node) {
 			}
 		case "lvs_timeouts":
 			ps.lvsTimeouts(n, &g.LVSTimeouts)
+		case "lvs_sync_daemon":
+			ps.lvsSyncDaemon(n)
 		default:
 			ps.unknown(n, ctxGlobal)
 		}

@@ -86,6 +86,31 @@ func TestKeepalivedReadings(t *testing.T) {
 			ka: "Unknown keyword 'lvs_sync_daemon_inteface'",
 		},
 		{
+			name: "lvs_sync_daemon id out of range", src: "global_defs {\n lvs_sync_daemon eth0 inst VI_1 id 300\n}\n" + vrrp1(" priority 100"),
+			check: func(t *testing.T, cfg *Config) {
+				assert.Equal(t, uint8(51), cfg.Global.LVSSyncDaemon.SyncID, "the instance's VRID")
+			},
+			line: 2, warn: `lvs_sync_daemon id must be an integer in [0, 255], got "300": ignored, as keepalived ignores it`,
+			ka: "Invalid syncid (300) - defaulting to vrid",
+		},
+		{
+			name: "lvs_sync_daemon unknown option", src: "global_defs {\n lvs_sync_daemon eth0 port 9000 bogus\n}\n",
+			check: func(t *testing.T, cfg *Config) { assert.Equal(t, uint16(9000), cfg.Global.LVSSyncDaemon.Port) },
+			line:  2, warn: `lvs_sync_daemon takes inst, id, maxlen, port, ttl or group, got "bogus": ignored, as keepalived ignores it`,
+			ka: "Unknown option bogus specified for lvs_sync_daemon",
+		},
+		{
+			name: "lvs_sync_daemon_interface in a vrrp_instance", src: vrrp1(" priority 100\n lvs_sync_daemon_interface eth1"),
+			check: func(t *testing.T, cfg *Config) {
+				sd := cfg.Global.LVSSyncDaemon
+				require.NotNil(t, sd)
+				assert.Equal(t, "VI_1", sd.Instance)
+				assert.Zero(t, sd.SyncID, "keepalived does not take the VRID for it")
+			},
+			line: 5, warn: `(VI_1) deprecated, use lvs_sync_daemon in global_defs: "lvs_sync_daemon_interface"`,
+			ka: "(VI_1) Specifying lvs_sync_daemon_interface against a vrrp is deprecated.",
+		},
+		{
 			name: "instance keyword in global_defs", src: "global_defs {\n garp_master_delay 3\n}\n",
 			check: func(t *testing.T, cfg *Config) { assert.Equal(t, 5*time.Second, cfg.Global.VRRPGarpMasterDelay) },
 			line:  2, warn: `unknown keyword in global_defs: "garp_master_delay": ignored, as keepalived ignores it (did you mean "vrrp_garp_master_delay"?)`,

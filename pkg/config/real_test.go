@@ -34,7 +34,9 @@ var realWarnings = map[string][]string{
 		// is dropped.
 		`4: unknown keyword in vrrp_sync_group: "VI_2": ignored, as keepalived ignores it`,
 		`5: unknown keyword in vrrp_sync_group: "VI_3": ignored, as keepalived ignores it`,
-		`11: keepalived keyword not implemented by xlb, ignored: "lvs_sync_daemon_interface"`,
+		// keepalived 2.2.7: "(VI_1) Specifying lvs_sync_daemon_interface
+		// against a vrrp is deprecated."
+		`11: (VI_1) deprecated, use lvs_sync_daemon in global_defs: "lvs_sync_daemon_interface"`,
 		`3: sync group has no vrrp_instance; removing "VG1"`,
 	},
 	"keepalived.conf.fwmark": {
@@ -302,6 +304,12 @@ func TestRealWorldValues(t *testing.T) {
 
 		scripts := parse("keepalived.conf.vrrp.scripts")
 		assert.Equal(t, []string{"/usr/local/bin/vrrp.sh", "BACKUP", "VI_1"}, scripts.Instance("VI_1").NotifyBackup.Args)
+	})
+
+	t.Run("lvs_sync_daemon_interface", func(t *testing.T) {
+		cfg := parse("keepalived.conf.vrrp.lvs_syncd")
+		assert.Equal(t, &LVSSyncDaemon{Interface: "eth1", Instance: "VI_1", SyncIDSet: true,
+			Pos: Pos{File: "testdata/real/keepalived.conf.vrrp.lvs_syncd", Line: 11}}, cfg.Global.LVSSyncDaemon)
 	})
 
 	t.Run("conditional config", func(t *testing.T) {

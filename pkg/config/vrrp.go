@@ -223,6 +223,8 @@ type instanceDraft struct {
 	scripts           []trackDraft
 	interfaces        []trackDraft
 	files             []trackDraft
+	// syncdIfs are its lvs_sync_daemon_interface lines.
+	syncdIfs []trackDraft
 }
 
 func (ps *parser) vrrpInstance(b *node) {
@@ -346,6 +348,15 @@ func (ps *parser) vrrpInstance(b *node) {
 		case "garp_master_refresh_repeat":
 			if x, ok := ps.one(n, 0, 1<<31-1); ok {
 				d.garpRefreshRepeat = ps.atLeastOne(n, int(x))
+			}
+		case "lvs_sync_daemon_interface":
+			// keepalived 2.2.7's vrrp_lvs_syncd_handler: deprecated, and
+			// "lvs_sync_daemon IF" with this instance once the whole file
+			// is read (finishLVSSyncDaemon). keepalived ends at a missing
+			// interface.
+			ps.p.warnf(n.pos, n.kw, "(%s) deprecated, use lvs_sync_daemon in global_defs:", name)
+			if s, ok := ps.stringArg(n); ok {
+				d.syncdIfs = append(d.syncdIfs, trackDraft{pos: n.pos, name: s})
 			}
 		case "use_vmac":
 			if ps.args(n, 0, 2) {
