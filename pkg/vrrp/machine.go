@@ -105,6 +105,11 @@ type Config struct {
 	// PreemptDelay is preempt_delay: a backup accepts lower-priority adverts
 	// for this long after the first one, then preempts.
 	PreemptDelay time.Duration
+	// PreemptHold, when set, holds preemption while it returns true: a
+	// backup accepts lower-priority adverts as under nopreempt (xlb's sync
+	// gate: its flow table is not yet current). A master that stops
+	// advertising is still taken over from.
+	PreemptHold func(now time.Time) bool
 
 	// LowerPrioNoAdvert is lower_prio_no_advert: a master does not answer a
 	// lower-priority advert with one of its own.
@@ -428,7 +433,8 @@ func (m *Machine) backupRx(now time.Time, from netip.Addr, adv Advertisement) {
 		// The master is leaving: take over after Skew_Time only.
 		m.msDownTimer = m.skew()
 	case m.cfg.NoPreempt || adv.Priority >= m.eff ||
-		(m.cfg.PreemptDelay > 0 && (m.preemptTime.IsZero() || m.preemptTime.After(now))):
+		(m.cfg.PreemptDelay > 0 && (m.preemptTime.IsZero() || m.preemptTime.After(now))) ||
+		(m.cfg.PreemptHold != nil && m.cfg.PreemptHold(now)):
 		if m.cfg.Version == Version3 {
 			m.masterAdverInt = adv.Interval()
 		}

@@ -146,6 +146,17 @@ func TestMachineBackupRx(t *testing.T) {
 		m.Advert(t0.Add(22*time.Second), peer, advertFrom(m, 50)) // discarded
 		assert.Equal(t, t0.Add(24*time.Second+609_375*us), m.NextDeadline())
 	})
+	t.Run("a held preemption accepts lower priorities until released", func(t *testing.T) {
+		held := true
+		m := newMachine(t, Config{PreemptHold: func(time.Time) bool { return held }})
+		m.Start(t0)
+		now := t0.Add(3 * time.Second)
+		m.Advert(now, peer, advertFrom(m, 50))
+		assert.Equal(t, now.Add(3_609_375*us), m.NextDeadline(), "accepted while held")
+		held = false
+		m.Advert(now.Add(time.Second), peer, advertFrom(m, 50))
+		assert.Equal(t, now.Add(3_609_375*us), m.NextDeadline(), "discarded once released: the down timer runs on")
+	})
 	t.Run("v3 adopts the master's interval", func(t *testing.T) {
 		m := newMachine(t, Config{Version: 3})
 		m.Start(t0)

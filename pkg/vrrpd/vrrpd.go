@@ -29,9 +29,10 @@ import (
 // director holds as MASTER (Options.OnActive): it is the VIP owner of
 // every address a vrrp_instance names.
 type Supervisor struct {
-	log     *slog.Logger
-	scripts scripts.Runner
-	handle  *netlink.Handle
+	log         *slog.Logger
+	scripts     scripts.Runner
+	handle      *netlink.Handle
+	preemptHold func(time.Time) bool
 
 	mu      sync.Mutex
 	view    vrrpView // what the runners were started from
@@ -86,6 +87,10 @@ type Options struct {
 	// groups whose smtp_alert is on ((*smtp.Alerter).Alert; nil: none).
 	// It runs in the instance's goroutine: it must not block.
 	Alert func(smtp.Mail)
+	// PreemptHold holds every instance's preemption while it returns true
+	// (vrrp.Config.PreemptHold; nil: never). It runs in the instance's
+	// goroutine: it must return fast.
+	PreemptHold func(now time.Time) bool
 }
 
 // New prepares to run instances; Load starts them.
@@ -96,7 +101,8 @@ func New(opts Options) *Supervisor {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Supervisor{log: opts.Logger, scripts: opts.Scripts, handle: opts.Netlink, onActive: opts.OnActive, alert: opts.Alert}
+	return &Supervisor{log: opts.Logger, scripts: opts.Scripts, handle: opts.Netlink, onActive: opts.OnActive, alert: opts.Alert,
+		preemptHold: opts.PreemptHold}
 }
 
 // Governs are the addresses the vrrp_instances of cfg move between
@@ -485,7 +491,7 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 			AdverInt: in.AdvertInterval, NoPreempt: in.Nopreempt, PreemptDelay: in.PreemptDelay,
 			GARPMasterDelay: in.GarpMasterDelay, GARPMasterRepeat: in.GarpMasterRepeat,
 			GARPMasterRefresh: in.GarpMasterRefresh, GARPMasterRefreshRepeat: in.GarpMasterRefreshRepeat,
-			SyncGroup: group != nil,
+			SyncGroup: group != nil, PreemptHold: v.preemptHold,
 		},
 		VIPs:     vips,
 		AuthType: auth, AuthPass: in.AuthPass,
