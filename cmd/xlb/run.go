@@ -40,6 +40,7 @@ func runOptions(e env, args []string) (daemon.Options, int) {
 	sizeFlags(fs, &o)
 	defenceFlags(fs, &o.Defence)
 	fs.DurationVar(&o.BGPDrain, "bgp-drain", 5*time.Second, "on SIGTERM with --bgp-config: withdraw the VIPs, go on forwarding this long (connections the routers move away keep going), then detach")
+	fs.DurationVar(&o.SyncWait, "sync-wait", daemon.DefaultSyncWait, "with lvs_sync_daemon on the XDP data plane: hold VRRP preemption at most this long for the peer's bulk dump of its connections")
 	fs.StringVar(&o.Metrics, "metrics", "", "serve Prometheus metrics on this address (e.g. :9610), at /metrics")
 	// The sizes are kept across restarts: a pinned data plane of other
 	// sizes cannot be taken over.

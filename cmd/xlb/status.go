@@ -132,6 +132,40 @@ func printStatus(w io.Writer, st control.Status) {
 	if b := st.BGP; b != nil {
 		printBGP(w, b)
 	}
+	if sy := st.Sync; sy != nil {
+		printSync(w, sy)
+	}
+}
+
+// printSync shows the connection-sync daemons as ipvsadm -L --daemon
+// does, what xlb's own did, and the VRRP sync gate.
+func printSync(w io.Writer, sy *control.Sync) {
+	fmt.Fprintln(w, "\nConnection sync:")
+	for _, d := range sy.Daemons {
+		fmt.Fprintf(w, "  %s sync daemon (mcast=%s, syncid=%d, maxlen=%d, group=%s, port=%d, ttl=%d)\n",
+			d.Role, d.Interface, d.SyncID, d.MaxLen, d.Group, d.Port, d.TTL)
+	}
+	if x := sy.Stats; x != nil {
+		fmt.Fprintf(w, "  sent %d records in %d messages (%d send errors, %d bulk dumps); last pass over the flows took %v\n",
+			x.SentRecords, x.SentMessages, x.SendErrors, x.Dumps, x.LastPass.Round(time.Microsecond))
+		fmt.Fprintf(w, "  received %d records in %d messages: %d installed, %d stale, %d skipped, %d dropped; ignored %d of another syncid, %d malformed\n",
+			x.ReceivedRecords, x.ReceivedMessages, x.Installed, x.Stale, x.Skipped, x.Dropped, x.OtherSyncID, x.Malformed)
+		last := "never"
+		if !x.LastReceived.IsZero() {
+			last = x.LastReceived.Format(time.TimeOnly)
+		}
+		dump := "not received"
+		switch {
+		case !x.DumpReceived.IsZero():
+			dump = fmt.Sprintf("received %v after asking", x.DumpReceived.Sub(x.DumpRequested).Round(time.Millisecond))
+		case x.DumpRequested.IsZero():
+			dump = "not asked for"
+		}
+		fmt.Fprintf(w, "  last received %s; bulk dump %s\n", last, dump)
+	}
+	if sy.Gate != "" {
+		fmt.Fprintf(w, "  VRRP sync gate: %s\n", sy.Gate)
+	}
 }
 
 // printBGP shows the speaker's sessions and what it announces.

@@ -186,3 +186,26 @@ BGP: AS 65001, router id 10.77.0.2
   10.77.1.101 withdrawn: a service of the VIP has lost quorum
 `)
 }
+
+// The sync part of xlb status: the daemons as ipvsadm -L --daemon lists
+// them, what they did, and the VRRP gate.
+func TestStatusSync(t *testing.T) {
+	at := time.Date(2026, 12, 5, 0, 10, 0, 0, time.Local)
+	var out bytes.Buffer
+	printStatus(&out, control.Status{Dataplane: "xdp", Sync: &control.Sync{Configured: true,
+		Daemons: []control.SyncDaemon{{Role: "master", Interface: "eth0", SyncID: 51, MaxLen: 1472, Group: "224.0.0.81", Port: 8848, TTL: 1},
+			{Role: "backup", Interface: "eth0", SyncID: 51, MaxLen: 1472, Group: "224.0.0.81", Port: 8848, TTL: 1}},
+		Stats: &control.SyncStats{SentRecords: 40, SentMessages: 2, Dumps: 1, LastPass: 1500 * time.Microsecond, ReceivedRecords: 30, ReceivedMessages: 3,
+			Installed: 27, Stale: 1, Skipped: 2, LastReceived: at, DumpRequested: at.Add(-time.Second), DumpReceived: at.Add(-980 * time.Millisecond)},
+		Gate: "preemption allowed: the flow table is current (bulk dump received)",
+	}})
+	assert.Contains(t, out.String(), `
+Connection sync:
+  master sync daemon (mcast=eth0, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)
+  backup sync daemon (mcast=eth0, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)
+  sent 40 records in 2 messages (0 send errors, 1 bulk dumps); last pass over the flows took 1.5ms
+  received 30 records in 3 messages: 27 installed, 1 stale, 2 skipped, 0 dropped; ignored 0 of another syncid, 0 malformed
+  last received 00:10:00; bulk dump received 20ms after asking
+  VRRP sync gate: preemption allowed: the flow table is current (bulk dump received)
+`)
+}

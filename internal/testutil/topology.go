@@ -38,6 +38,9 @@ type DR struct {
 	RealAddrs    []netip.Addr
 	// DirectorIf is the director's interface, where xlb attaches.
 	DirectorIf string
+	// NATGateway is the NAT reals' router with a backup director
+	// (10.77.0.254): the VRRP instance must hold it with the VIP.
+	NATGateway netip.Addr
 
 	closers []func() error
 	servers []*http.Server
@@ -57,7 +60,10 @@ type DROptions struct {
 	NAT bool
 	// Backup adds a second director (10.77.0.3) for VRRP, and the client
 	// reaches the VIP on its LAN by ARP, as it would through an upstream
-	// router: whichever director holds the VIP answers. DR only.
+	// router: whichever director holds the VIP answers. With NAT, the
+	// directors are 10.77.5.2 and .3 on the client's side too, and the
+	// reals' default route is NATGateway, an address the VRRP instance
+	// moves with the VIP (as an LVS-NAT pair's inner gateway is).
 	Backup bool
 }
 
@@ -134,22 +140,36 @@ func NewDR(opts DROptions) (_ *DR, err error) {
 	if err = plug(t.Director, "p-director", t.DirectorAddr); err != nil {
 		return nil, err
 	}
-	if opts.NAT {
-		if err = t.Director.IP("addr", "add", gw.String()+"/24", "dev", "eth0"); err != nil {
-			return nil, err
+	natSide := func(ns *NS, addr netip.Addr) error {
+		if err := ns.IP("addr", "add", addr.String()+"/24", "dev", "eth0"); err != nil {
+			return err
 		}
 		for _, kv := range [][2]string{{"net.ipv4.ip_forward", "1"}, {"net.ipv4.conf.all.send_redirects", "0"}, {"net.ipv4.conf.eth0.send_redirects", "0"}} {
-			if err = t.Director.Sysctl(kv[0], kv[1]); err != nil {
-				return nil, err
+			if err := ns.Sysctl(kv[0], kv[1]); err != nil {
+				return err
 			}
 		}
+		return nil
 	}
+	if opts.NAT {
+		if err = natSide(t.Director, gw); err != nil {
+			return nil, err
+		}
+	}
+	realGW := t.DirectorAddr
 	if opts.Backup {
 		if t.Backup, err = mk("backup"); err != nil {
 			return nil, err
 		}
 		if err = plug(t.Backup, "p-backup", netip.MustParseAddr("10.77.0.3")); err != nil {
 			return nil, err
+		}
+		if opts.NAT {
+			if err = natSide(t.Backup, netip.MustParseAddr("10.77.5.3")); err != nil {
+				return nil, err
+			}
+			t.NATGateway = netip.MustParseAddr("10.77.0.254")
+			realGW = t.NATGateway
 		}
 	}
 	if opts.Native {
@@ -174,7 +194,7 @@ func NewDR(opts DROptions) (_ *DR, err error) {
 		if opts.NAT {
 			// The NAT real: replies go back through the director,
 			// whole (no offloads: they cross XDP).
-			if err := ns.IP("route", "add", "default", "via", t.DirectorAddr.String()); err != nil {
+			if err := ns.IP("route", "add", "default", "via", realGW.String()); err != nil {
 				return nil, err
 			}
 			if err := ns.Exec("ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off"); err != nil {

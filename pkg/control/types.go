@@ -33,6 +33,8 @@ type Status struct {
 	Defence *Defence `json:"defence,omitempty"`
 	// BGP is the BGP speaker's sessions and announcements (--bgp-config).
 	BGP *BGP `json:"bgp,omitempty"`
+	// Sync is the connection-sync daemons, when any runs.
+	Sync *Sync `json:"sync,omitempty"`
 }
 
 // BGP is the speaker that announces VIPs for ECMP scale-out.
@@ -143,4 +145,47 @@ type VRRPInstance struct {
 	// Dropped counts received adverts refused, by reason (pkg/vrrp's
 	// DropReason: auth_pass, unicast_src, ttl, ...).
 	Dropped map[string]uint64 `json:"dropped,omitempty"`
+}
+
+// Sync is the connection-sync daemons (lvs_sync_daemon, xlbadm
+// --start-daemon) and, for xlb's own (the XDP data plane), what they did.
+type Sync struct {
+	// Configured: lvs_sync_daemon started them (else xlbadm did).
+	Configured bool         `json:"configured"`
+	Daemons    []SyncDaemon `json:"daemons"`
+	Stats      *SyncStats   `json:"stats,omitempty"`
+	// Gate is what the VRRP sync gate last decided.
+	Gate string `json:"gate,omitempty"`
+}
+
+// SyncDaemon is one daemon as ipvsadm -L --daemon lists it.
+type SyncDaemon struct {
+	Role      string `json:"role"` // master or backup
+	Interface string `json:"interface"`
+	SyncID    uint8  `json:"syncid"`
+	MaxLen    uint16 `json:"maxlen"`
+	Group     string `json:"group"`
+	Port      uint16 `json:"port"`
+	TTL       uint8  `json:"ttl"`
+}
+
+// SyncStats count xlb's sync daemons' work since they started.
+type SyncStats struct {
+	SentMessages     uint64        `json:"sent_messages"`
+	SentRecords      uint64        `json:"sent_records"`
+	SendErrors       uint64        `json:"send_errors"`
+	Dumps            uint64        `json:"dumps_sent"`
+	LastPass         time.Duration `json:"last_pass_ns"`
+	ReceivedMessages uint64        `json:"received_messages"`
+	ReceivedRecords  uint64        `json:"received_records"`
+	Installed        uint64        `json:"installed"`
+	Stale            uint64        `json:"stale"`
+	Skipped          uint64        `json:"skipped"`
+	Dropped          uint64        `json:"dropped"`
+	OtherSyncID      uint64        `json:"other_syncid"`
+	Malformed        uint64        `json:"malformed"`
+	InstallErrors    uint64        `json:"install_errors"`
+	LastReceived     time.Time     `json:"last_received,omitzero"`
+	DumpRequested    time.Time     `json:"dump_requested,omitzero"`
+	DumpReceived     time.Time     `json:"dump_received,omitzero"`
 }

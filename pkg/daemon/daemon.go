@@ -73,6 +73,10 @@ type Options struct {
 	BGPConfig string
 	BGPVIPs   []netip.Prefix
 	BGPDrain  time.Duration
+	// SyncWait bounds how long a director started with lvs_sync_daemon
+	// holds VRRP preemption for its bulk dump (--sync-wait; 0:
+	// DefaultSyncWait).
+	SyncWait time.Duration
 	// MHTabIndex is the CONFIG_IP_VS_MH_TAB_INDEX whose table the XDP
 	// data plane's mh builds (--mh-tab-index; 0: 12, the kernel's
 	// default). The kernel's IPVS has its own, built in.
@@ -210,6 +214,17 @@ func Run(ctx context.Context, o Options) error {
 	go dir.RunEstimator(ctx)
 
 	d := &daemon{log: log, dir: dir, dp: dp, file: o.ConfigFile, mail: mail}
+	if o.SyncWait == 0 {
+		o.SyncWait = DefaultSyncWait
+	}
+	d.sync = newSyncState(log, dp.Dataplane, o.SyncWait)
+	// Before the data plane goes: the kernel's daemons (IPVS) would go on
+	// without xlb, xlb's own stop with it.
+	defer func() {
+		if !(o.KeepDataplane && dp.kind == "ipvs") {
+			d.sync.stop()
+		}
+	}()
 	owners := 1
 	if o.BGPConfig != "" {
 		owners++
@@ -221,7 +236,8 @@ func Run(ctx context.Context, o Options) error {
 			log.Info("serving the taken-over VIPs until VRRP decides", "vips", len(held), "for", vrrpStartHold(cfg))
 		}
 	}
-	d.owners = []VIPOwner{vrrpd.New(vrrpd.Options{Logger: log, Scripts: pool.Runner(), OnActive: d.seats.activeFunc(0), Alert: mail.Alert})}
+	d.owners = []VIPOwner{vrrpd.New(vrrpd.Options{Logger: log, Scripts: pool.Runner(), OnActive: d.seats.activeFunc(0), Alert: mail.Alert,
+		PreemptHold: d.sync.hold})}
 	if o.BGPConfig != "" {
 		sp, err := bgpd.New(bgpd.Options{ConfigFile: o.BGPConfig, VIPs: o.BGPVIPs, Drain: o.BGPDrain,
 			Quorum: dir.QuorumByVIP, OnActive: d.seats.activeFunc(1), HostVIPs: dp.kind == "ipvs", Logger: log})
@@ -332,6 +348,8 @@ type daemon struct {
 	// last loaded) says.
 	mail    *mailer
 	running *config.Config
+	// sync is the connection-sync daemons lvs_sync_daemon runs.
+	sync *syncState
 }
 
 // load makes cfg the running configuration, or changes nothing: it is
@@ -347,6 +365,11 @@ func (d *daemon) load(cfg *config.Config) error {
 	for i, ow := range d.owners {
 		governed[i] = ow.Governs(cfg)
 	}
+	// The sync daemons first: one that cannot start (no such interface)
+	// refuses the whole file.
+	if err := d.sync.apply(cfg.Global.LVSSyncDaemon); err != nil {
+		return err
+	}
 	was := d.seats.govern(governed)
 	// Before the director: the mails of its Load (a quorum's, a real's
 	// taken out) go where the new configuration says.
@@ -355,6 +378,9 @@ func (d *daemon) load(cfg *config.Config) error {
 		d.seats.govern(was) // the running configuration stays, standby included
 		if d.running != nil {
 			d.mail.load(d.running)
+			if err2 := d.sync.apply(d.running.Global.LVSSyncDaemon); err2 != nil {
+				d.log.Error("lvs_sync_daemon: back to the running configuration's", "error", err2)
+			}
 		}
 		return err
 	}
@@ -464,6 +490,7 @@ func (d *daemon) Status() (control.Status, error) {
 	for _, ow := range d.owners {
 		ow.Status(&st)
 	}
+	d.sync.status(&st)
 	st.Dataplane = d.dp.kind
 	st.ConfigFile = d.file
 	st.Interfaces = map[string]string{}

@@ -53,6 +53,11 @@ var (
 	vrrpDrops  = prometheus.NewDesc("xlb_vrrp_adverts_dropped_total", "Received VRRP adverts the instance refused, by reason (auth_pass, unicast_src, ttl, vrid, ...).", []string{"instance", "interface", "vrid", "reason"}, nil)
 	bgpPeerUp  = prometheus.NewDesc("xlb_bgp_peer_up", "1 while the BGP session with the peer is established.", []string{"peer"}, nil)
 	bgpVIP     = prometheus.NewDesc("xlb_bgp_vip_announced", "1 while the VIP is announced over BGP (withdrawn: quorum lost, or draining).", []string{"vip"}, nil)
+	syncUp     = prometheus.NewDesc("xlb_sync_daemon_up", "1 for each connection-sync daemon running (role master or backup).", []string{"role", "interface", "syncid"}, nil)
+	syncRecs   = prometheus.NewDesc("xlb_sync_records_total", "Connection-sync records: sent by the master; received, installed, stale (ignored as IPVS ignores them), skipped (no such service or real here) and dropped (malformed) by the backup.", []string{"what"}, nil)
+	syncMsgs   = prometheus.NewDesc("xlb_sync_messages_total", "Connection-sync datagrams: sent, received, and ignored (other_syncid, malformed).", []string{"what"}, nil)
+	syncLast   = prometheus.NewDesc("xlb_sync_last_received_seconds", "Unix time of the last sync message the backup received.", nil, nil)
+	syncDump   = prometheus.NewDesc("xlb_sync_dump_received", "1 once this backup has had its master's bulk dump since it started.", nil, nil)
 	scrapeErr  = prometheus.NewDesc("xlb_scrape_error", "1 when the director's state could not be read for this scrape.", nil, nil)
 )
 
@@ -64,7 +69,7 @@ type Collector struct {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{svcPackets, svcBytes, svcConns, svcQuorum, svcStandby, realPackets, realBytes, realConns,
 		realOutPkts, realOutBytes, realActive, realInactive, realHealthy, realWeight, realEffWt, dpInfo, dpApplyOK, dpNextHop, vrrpState, vrrpPrio, vrrpDrops, scrapeErr,
-		bgpPeerUp, bgpVIP, defMode, defEngaged, defRate, defRoom, defThresh, dpFlows, defDropped, dpReasons} {
+		bgpPeerUp, bgpVIP, syncUp, syncRecs, syncMsgs, syncLast, syncDump, defMode, defEngaged, defRate, defRoom, defThresh, dpFlows, defDropped, dpReasons} {
 		ch <- d
 	}
 }
@@ -147,6 +152,25 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, v := range b.VIPs {
 			ch <- prometheus.MustNewConstMetric(bgpVIP, prometheus.GaugeValue, b2f(v.Announced), v.VIP)
+		}
+	}
+	if sy := st.Sync; sy != nil {
+		for _, d := range sy.Daemons {
+			ch <- prometheus.MustNewConstMetric(syncUp, prometheus.GaugeValue, 1, d.Role, d.Interface, strconv.Itoa(int(d.SyncID)))
+		}
+		if x := sy.Stats; x != nil {
+			for what, n := range map[string]uint64{"sent": x.SentRecords, "received": x.ReceivedRecords, "installed": x.Installed,
+				"stale": x.Stale, "skipped": x.Skipped, "dropped": x.Dropped} {
+				ch <- prometheus.MustNewConstMetric(syncRecs, prometheus.CounterValue, float64(n), what)
+			}
+			for what, n := range map[string]uint64{"sent": x.SentMessages, "received": x.ReceivedMessages, "send_errors": x.SendErrors,
+				"other_syncid": x.OtherSyncID, "malformed": x.Malformed} {
+				ch <- prometheus.MustNewConstMetric(syncMsgs, prometheus.CounterValue, float64(n), what)
+			}
+			if !x.LastReceived.IsZero() {
+				ch <- prometheus.MustNewConstMetric(syncLast, prometheus.GaugeValue, float64(x.LastReceived.UnixNano())/1e9)
+			}
+			ch <- prometheus.MustNewConstMetric(syncDump, prometheus.GaugeValue, b2f(!x.DumpReceived.IsZero()))
 		}
 	}
 }

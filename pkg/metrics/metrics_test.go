@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/stretchr/testify/assert"
@@ -53,6 +54,9 @@ func TestSeriesFollowStatus(t *testing.T) {
 		BGP: &control.BGP{AS: 65001,
 			Peers: []control.BGPPeer{{Addr: "10.77.0.254", State: "established"}, {Addr: "10.77.0.253", State: "active"}},
 			VIPs:  []control.BGPVIP{{VIP: "10.77.1.100", Announced: true}, {VIP: "10.77.1.101", Reason: "a service of the VIP has lost quorum"}}},
+		Sync: &control.Sync{Daemons: []control.SyncDaemon{{Role: "master", Interface: "eth1", SyncID: 51}, {Role: "backup", Interface: "eth1", SyncID: 51}},
+			Stats: &control.SyncStats{SentRecords: 11, SentMessages: 2, ReceivedRecords: 12, Installed: 9, Stale: 1, Skipped: 2, OtherSyncID: 3,
+				LastReceived: time.Unix(1700000000, 500000000), DumpReceived: time.Unix(1700000000, 0)}},
 	}
 	m := scrape(t, &Collector{Status: func() (control.Status, error) { return st, nil }})
 	val := func(name string, labels ...string) float64 {
@@ -96,6 +100,14 @@ func TestSeriesFollowStatus(t *testing.T) {
 
 		{"xlb_bgp_peer_up", []string{"peer", "10.77.0.254"}, 1}, {"xlb_bgp_peer_up", []string{"peer", "10.77.0.253"}, 0},
 		{"xlb_bgp_vip_announced", []string{"vip", "10.77.1.100"}, 1}, {"xlb_bgp_vip_announced", []string{"vip", "10.77.1.101"}, 0},
+
+		{"xlb_sync_daemon_up", []string{"role", "master", "interface", "eth1", "syncid", "51"}, 1},
+		{"xlb_sync_daemon_up", []string{"role", "backup", "interface", "eth1", "syncid", "51"}, 1},
+		{"xlb_sync_records_total", []string{"what", "sent"}, 11}, {"xlb_sync_records_total", []string{"what", "received"}, 12},
+		{"xlb_sync_records_total", []string{"what", "installed"}, 9}, {"xlb_sync_records_total", []string{"what", "stale"}, 1},
+		{"xlb_sync_records_total", []string{"what", "skipped"}, 2}, {"xlb_sync_messages_total", []string{"what", "other_syncid"}, 3},
+		{"xlb_sync_messages_total", []string{"what", "sent"}, 2},
+		{"xlb_sync_last_received_seconds", nil, 1700000000.5}, {"xlb_sync_dump_received", nil, 1},
 
 		{"xlb_dataplane_info", []string{"dataplane", "xdp", "interface", "eth0", "mode", "native"}, 1},
 		{"xlb_dataplane_apply_ok", nil, 1},

@@ -218,6 +218,16 @@ func TestSyncInstallRules(t *testing.T) {
 	res, err := b.SyncInstall([]ipvssync.Conn{rec})
 	require.NoError(t, err)
 	assert.Equal(t, 1, res.Installed)
+	// Again, and on into FIN_WAIT (INACTIVE, the same real): updates.
+	fw := rec
+	fw.State, fw.Flags = ipvssync.TCPFinWait, rec.Flags|ipvssync.Inactive
+	res, err = b.SyncInstall([]ipvssync.Conn{rec, fw})
+	require.NoError(t, err)
+	assert.Equal(t, syncd.Installed{Installed: 2}, res)
+	assert.Equal(t, "FIN_WAIT", connsByClient(t, b)[rec.Client].State)
+	res, err = b.SyncInstall([]ipvssync.Conn{rec})
+	require.NoError(t, err)
+	assert.Equal(t, syncd.Installed{Installed: 1}, res)
 	moved := rec
 	moved.Dest = netip.AddrPortFrom(realAddr(2), 8080)
 	moved.Flags |= ipvssync.Inactive

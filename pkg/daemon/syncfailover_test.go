@@ -1,0 +1,231 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/internal/testutil"
+)
+
+func syncFailoverConfig(prio int) string {
+	return fmt.Sprintf(`
+global_defs {
+    lvs_sync_daemon eth0 VI_1
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority %d
+    advert_int 1
+    virtual_ipaddress {
+        10.77.1.100/32
+        10.77.0.254/24
+    }
+}
+virtual_server 10.77.1.100 80 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 10.77.0.11 80 {
+        weight 1
+        TCP_CHECK { connect_timeout 1 }
+    }
+    real_server 10.77.0.12 80 {
+        weight 1
+        TCP_CHECK { connect_timeout 1 }
+    }
+}
+`, prio)
+}
+
+// slowDownload fetches n bytes of the pattern from the VIP, reading
+// chunk bytes every tick, and checks them by SHA-256. The client's
+// receive buffer is small (32 KB), so that the real is still sending
+// until the end: a download is a live connection all along, not one
+// whose bytes already wait in the client's buffer.
+func slowDownload(ctx context.Context, topo *testutil.DR, n, chunk int, tick time.Duration, progress *atomic.Int64) error {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := topo.Client.Do(func() (err error) {
+			d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+				var serr error
+				err := rc.Control(func(fd uintptr) {
+					serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 32<<10)
+				})
+				return errors.Join(err, serr)
+			}}
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+	c := &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://10.77.1.100/bytes/%d", n), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	buf := make([]byte, chunk)
+	got := 0
+	for {
+		k, err := io.ReadFull(resp.Body, buf)
+		h.Write(buf[:k])
+		got += k
+		progress.Store(int64(got))
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("after %d of %d bytes: %w", got, n, err)
+		}
+		time.Sleep(tick)
+	}
+	want := sha256.New()
+	_, _ = io.Copy(want, io.LimitReader(testutil.Pattern(), int64(n)))
+	if got != n || string(h.Sum(nil)) != string(want.Sum(nil)) {
+		return fmt.Errorf("got %d of %d bytes, SHA-256 %s", got, n, map[bool]string{true: "matches", false: "differs"}[string(h.Sum(nil)) == string(want.Sum(nil))])
+	}
+	return nil
+}
+
+// Two xlb directors with lvs_sync_daemon and a NAT service (the case
+// where a director without the flow breaks the connection: the reply
+// translation is gone). Long downloads run through the MASTER; it is
+// killed and its host leaves the LAN: the backup, which has every flow
+// from the sync, takes over and every download goes on. The killed
+// director restarts, learns the flows back by the bulk dump before it
+// preempts (the sync gate), and takes the VIP again: every download
+// still completes, checked byte for byte. A loop of new connections runs
+// throughout.
+func TestFailoverKeepsConnections(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	topo, err := testutil.NewDR(testutil.DROptions{Reals: 2, Native: true, Backup: true, NAT: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { topo.Close() })
+	require.NoError(t, topo.ServeHTTP(80))
+	dir := t.TempDir()
+	cfgA, cfgB := filepath.Join(dir, "a.conf"), filepath.Join(dir, "b.conf")
+	require.NoError(t, os.WriteFile(cfgA, []byte(syncFailoverConfig(150)), 0o644))
+	require.NoError(t, os.WriteFile(cfgB, []byte(syncFailoverConfig(100)), 0o644))
+	pinA := "/sys/fs/bpf/xlb-syncfail-" + testutil.Suffix()
+
+	a := startDaemon(t, topo.Director, Options{ConfigFile: cfgA, PinDir: pinA})
+	b := startDaemon(t, topo.Backup, Options{ConfigFile: cfgB})
+	require.Eventually(t, func() bool {
+		return a.vrrpState(t) == "MASTER" && b.vrrpState(t) == "BACKUP"
+	}, 10*time.Second, 20*time.Millisecond)
+	a.waitReals(t, map[string]bool{"10.77.0.11": true, "10.77.0.12": true})
+	b.waitReals(t, map[string]bool{"10.77.0.11": true, "10.77.0.12": true})
+	st := b.status(t).Sync
+	require.NotNil(t, st, "xlb status shows the sync daemons")
+	assert.Len(t, st.Daemons, 2, "master and backup on each director")
+	assert.True(t, st.Configured)
+
+	p := startProbe(topo)
+	defer p.end()
+
+	// Long downloads: 4 MB each, read at about 160 KB/s: 26 s or more.
+	const downloads, size = 24, 4 << 20
+	errs := make([]error, downloads)
+	progress := make([]atomic.Int64, downloads)
+	snapshot := func() []int64 {
+		out := make([]int64, downloads)
+		for i := range progress {
+			out[i] = progress[i].Load()
+		}
+		return out
+	}
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for i := range downloads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = slowDownload(ctx, topo, size, 16<<10, 100*time.Millisecond, &progress[i])
+		}()
+	}
+	// Every download is on the backup before the master dies.
+	require.Eventually(t, func() bool {
+		s := b.status(t).Sync
+		return s != nil && s.Stats != nil && s.Stats.Installed >= downloads
+	}, 10*time.Second, 50*time.Millisecond, "the backup did not receive the downloads' flows")
+	time.Sleep(time.Second)
+
+	kill := time.Now()
+	require.NoError(t, a.cmd.Process.Signal(syscall.SIGKILL))
+	require.NoError(t, topo.Switch.IP("link", "set", "p-director", "down"))
+	<-a.done
+	require.Eventually(t, func() bool { return b.vrrpState(t) == "MASTER" }, 10*time.Second, 10*time.Millisecond)
+	t.Logf("failover: backup MASTER %.2fs after the kill", time.Since(kill).Seconds())
+	// The downloads run through the new master: each moves on while it
+	// is the only director.
+	movesOn := func(through string) {
+		time.Sleep(time.Second)
+		before := snapshot()
+		time.Sleep(3 * time.Second)
+		after := snapshot()
+		for i := range downloads {
+			assert.Less(t, after[i], int64(size), "download %d was over before the %s: it proves nothing", i, through)
+			assert.Greater(t, after[i], before[i], "download %d did not move on through the %s", i, through)
+		}
+	}
+	movesOn("new master")
+
+	// The killed director comes back as after a reboot (nothing pinned:
+	// its flows are gone) and takes the VIP again once it has the flows.
+	require.NoError(t, os.RemoveAll(pinA))
+	require.NoError(t, topo.Switch.IP("link", "set", "p-director", "up"))
+	a2 := startDaemon(t, topo.Director, Options{ConfigFile: cfgA, PinDir: pinA})
+	restarted := time.Now()
+	require.Eventually(t, func() bool { return a2.vrrpState(t) == "MASTER" && b.vrrpState(t) == "BACKUP" },
+		20*time.Second, 20*time.Millisecond)
+	t.Logf("failback: restarted director MASTER %.2fs after its start", time.Since(restarted).Seconds())
+	sa := a2.status(t).Sync
+	require.NotNil(t, sa)
+	require.NotNil(t, sa.Stats)
+	assert.False(t, sa.Stats.DumpReceived.IsZero(), "the restarted director had its bulk dump")
+	assert.Contains(t, sa.Gate, "bulk dump received")
+	assert.Contains(t, a2.logs(), "sync gate: preemption allowed: the flow table is current")
+	movesOn("restarted master")
+
+	wg.Wait()
+	broken := 0
+	for i, err := range errs {
+		if err != nil {
+			broken++
+			t.Errorf("download %d: %v", i, err)
+		}
+	}
+	t.Logf("%d of %d downloads completed across failover and failback; new connections: %d failed between the kill and the end",
+		downloads-broken, downloads, p.failuresBetween(kill, time.Now()))
+	require.Eventually(t, func() bool { return p.successesAfter(time.Now().Add(-time.Second)) > 0 }, 10*time.Second, 50*time.Millisecond,
+		"new connections do not go through after the failback")
+	sb := b.status(t).Sync
+	t.Logf("backup's sync: %+v", *sb.Stats)
+	assert.Zero(t, sb.Stats.InstallErrors)
+	assert.False(t, strings.Contains(a2.logs(), "level=ERROR"), "errors in the restarted director's log")
+}
