@@ -243,6 +243,9 @@ func sendSocket(c dataplane.SyncDaemon, ifi *net.Interface) (int, error) {
 	return fd, nil
 }
 
+// RecvBuffer is the backup's socket buffer.
+var RecvBuffer = 96 << 20
+
 // receiveSocket is the backup's socket (make_receive_sock): bound to the
 // group and port on the interface, a member of the group there.
 func receiveSocket(c dataplane.SyncDaemon, ifi *net.Interface) (int, error) {
@@ -256,7 +259,15 @@ func receiveSocket(c dataplane.SyncDaemon, ifi *net.Interface) (int, error) {
 	}{
 		{"SO_REUSEADDR", func() error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) }},
 		{"SO_BINDTODEVICE", func() error { return unix.BindToDevice(fd, ifi.Name) }},
-		{"SO_RCVBUF", func() error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20) }},
+		// A bulk dump comes at once, faster than it is installed: room
+		// for a million records (the kernel's rmem_max is lifted; as
+		// root, SO_RCVBUFFORCE may). Memory only while a backlog waits.
+		{"SO_RCVBUF", func() error {
+			if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, RecvBuffer) == nil {
+				return nil
+			}
+			return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, RecvBuffer)
+		}},
 		{"bind", func() error { return unix.Bind(fd, &unix.SockaddrInet4{Addr: c.Group.As4(), Port: int(c.Port)}) }},
 		{"IP_ADD_MEMBERSHIP", func() error {
 			return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP,
@@ -303,6 +314,7 @@ type master struct {
 
 	sent map[recKey]*sentAs
 	pass uint64
+	buf  []ipvssync.Conn // the last pass's records, reused
 	dump chan struct{}
 
 	mu    sync.Mutex
@@ -406,7 +418,8 @@ func (m *master) run() {
 func (m *master) passOnce(dump bool) error {
 	m.pass++
 	now := time.Now()
-	var out []ipvssync.Conn
+	out := m.buf[:0]
+	defer func() { m.buf = out[:0] }()
 	err := m.table.SyncRecords(func(r Record) {
 		k := keyOf(&r.Conn)
 		s := m.sent[k]

@@ -97,6 +97,11 @@ func (x *Dataplane) Timeouts() (dataplane.Timeouts, error) {
 func (x *Dataplane) Sweep() error {
 	x.applyMu.Lock()
 	defer x.applyMu.Unlock()
+	// Synced flows' counts first: the sweep compares the counts with the
+	// flows it sees.
+	if err := x.flushAdjustLocked(); err != nil {
+		return err
+	}
 	var used []uint32
 	for _, s := range x.snapshot() {
 		for _, r := range s.reals {

@@ -241,17 +241,43 @@ func (x *Dataplane) SyncInstall(conns []ipvssync.Conn) (syncd.Installed, error) 
 			res.Stale++
 		}
 	}
+	// The counts go to the program's counters with the next flush: the
+	// adjust program walks every real's slot, too dear for each message.
 	for slot, d := range adjust {
-		if err := x.objs.ConnAdjust.Update(&slot, &d, ebpf.UpdateAny); err != nil {
-			return res, fmt.Errorf("write count correction: %w", err)
-		}
+		p := x.pendingAdjust[slot]
+		p.Active += d.Active
+		p.Inactive += d.Inactive
+		x.pendingAdjust[slot] = p
 	}
-	if len(adjust) > 0 {
-		if _, err := x.objs.XlbAdjust.Run(&ebpf.RunOptions{Data: make([]byte, 64)}); err != nil {
-			return res, fmt.Errorf("run count correction: %w", err)
+	if time.Since(x.adjustedAt) >= adjustEvery {
+		if err := x.flushAdjustLocked(); err != nil {
+			return res, err
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// adjustEvery is how often, at most, installs from a master move the
+// reals' ActiveConn/InActConn; the sweep flushes them too.
+const adjustEvery = 100 * time.Millisecond
+
+// flushAdjustLocked applies the count changes of installed records to
+// the program's counters (applyMu held).
+func (x *Dataplane) flushAdjustLocked() error {
+	x.adjustedAt = time.Now()
+	if len(x.pendingAdjust) == 0 {
+		return nil
+	}
+	for slot, d := range x.pendingAdjust {
+		if err := x.objs.ConnAdjust.Update(&slot, &d, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("write count correction: %w", err)
+		}
+	}
+	clear(x.pendingAdjust)
+	if _, err := x.objs.XlbAdjust.Run(&ebpf.RunOptions{Data: make([]byte, 64)}); err != nil {
+		return fmt.Errorf("run count correction: %w", err)
+	}
+	return nil
 }
 
 // stateActive is the program's state_active: the states counted in
@@ -281,7 +307,9 @@ func (x *Dataplane) wireTimeout(c ipvssync.Conn, state uint8) uint32 {
 	return v
 }
 
-func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen uint32, now uint64, count func(uint32, uint8, int64)) (bool, error) {
+// connEntry is the flow-table entry of a record: key, value, and false
+// for a protocol the program does not track.
+func (x *Dataplane) connEntry(c ipvssync.Conn, s *svcState, r *realState, gen uint32, now uint64) (xlbConnKey, xlbConn, bool) {
 	var state uint8
 	switch c.Protocol {
 	case ipvssync.ProtocolTCP:
@@ -289,18 +317,38 @@ func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen 
 	case ipvssync.ProtocolUDP:
 		state = uint8(xlbXlbCtStateXLB_CT_UDP)
 	default:
-		return false, nil
+		return xlbConnKey{}, xlbConn{}, false
 	}
 	k := xlbConnKey{Src: ip4(c.Client.Addr()), Dst: ip4(c.Virtual.Addr()), Sport: port16(c.Client.Port()),
 		Dport: port16(c.Virtual.Port()), Proto: c.Protocol}
-	var old xlbConn
-	exists := x.objs.Conns.Lookup(&k, &old) == nil && old.Retired == 0
-	same := exists && old.Real == r.slot && old.Gen == gen && !expired(now, old.LastSeen, old.TimeoutS)
 	v := xlbConn{Real: r.slot, Gen: gen, LastSeen: now, Svc: s.idx, TimeoutS: x.wireTimeout(c, state),
 		State: state, InPkts: 3}
 	if r.Forward == lvs.NAT {
 		v.Flags = uint8(xlbXlbConnFlagsXLB_CONN_F_NAT)
 	}
+	return k, v, true
+}
+
+func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen uint32, now uint64, count func(uint32, uint8, int64)) (bool, error) {
+	k, v, ok := x.connEntry(c, s, r, gen, now)
+	if !ok {
+		return false, nil
+	}
+	// Most records of a dump are new here: one syscall for them. (A
+	// batch cannot say "only if new": the kernel takes no such flag
+	// in a batch update.)
+	state := v.State
+	err := x.objs.Conns.Update(&k, &v, ebpf.UpdateNoExist)
+	if err == nil {
+		count(r.slot, state, 1)
+		return true, x.installed(c, k, r, state, now)
+	}
+	if !errors.Is(err, ebpf.ErrKeyExist) {
+		return false, fmt.Errorf("install %s: %w", c, err)
+	}
+	var old xlbConn
+	exists := x.objs.Conns.Lookup(&k, &old) == nil && old.Retired == 0
+	same := exists && old.Real == r.slot && old.Gen == gen && !expired(now, old.LastSeen, old.TimeoutS)
 	switch {
 	case same:
 		v.Flags = old.Flags
@@ -322,6 +370,12 @@ func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen 
 		return false, fmt.Errorf("install %s: %w", c, err)
 	}
 	count(r.slot, state, 1)
+	return true, x.installed(c, k, r, state, now)
+}
+
+// installed marks an installed flow as the master's and, for NAT, writes
+// its reply entry.
+func (x *Dataplane) installed(c ipvssync.Conn, k xlbConnKey, r *realState, state uint8, now uint64) error {
 	x.synced[k] = syncedMark{lastSeen: now, state: state}
 	if r.Forward == lvs.NAT {
 		rport := r.Port
@@ -331,10 +385,10 @@ func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen 
 		rk := xlbConnKey{Src: ip4(r.Addr), Dst: k.Src, Sport: port16(rport), Dport: k.Sport, Proto: k.Proto}
 		nr := xlbNatReply{Vip: addrKey(c.Virtual.Addr()), Vport: k.Dport, Family: family(c.Virtual.Addr())}
 		if err := x.objs.NatReplies.Update(&rk, &nr, ebpf.UpdateAny); err != nil {
-			return false, fmt.Errorf("install %s's reply: %w", c, err)
+			return fmt.Errorf("install %s's reply: %w", c, err)
 		}
 	}
-	return true, nil
+	return nil
 }
 
 func (x *Dataplane) installTemplate(c ipvssync.Conn, r *realState, gen uint32, now uint64) (bool, error) {

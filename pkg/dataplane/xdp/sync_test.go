@@ -48,7 +48,7 @@ func syncPair(t *testing.T) (nsA, nsB *testutil.NS, a, b *Dataplane) {
 	return nsA, nsB, a, b
 }
 
-func startSync(t *testing.T, ns *testutil.NS, x *Dataplane, d dataplane.SyncDaemon) {
+func startSync(t testing.TB, ns *testutil.NS, x *Dataplane, d dataplane.SyncDaemon) {
 	t.Helper()
 	d.Interface = "sync0"
 	require.NoError(t, ns.Do(func() error { return x.StartDaemon(d) }))
@@ -124,6 +124,10 @@ func TestSyncBetweenXDPDirectors(t *testing.T) {
 		assert.Equal(t, ca.State, cb.State, "%s", k)
 		assert.InDelta(t, ca.Expires.Seconds(), cb.Expires.Seconds(), 3, "%s: the timeout from the wire", k)
 	}
+	// The counts of installed flows reach the counters with the next
+	// flush (the sweep does one).
+	require.NoError(t, a.Sweep())
+	require.NoError(t, b.Sweep())
 	sa, err := a.Stats()
 	require.NoError(t, err)
 	sb, err := b.Stats()
@@ -242,6 +246,7 @@ func TestSyncInstallRules(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, res.Installed)
 	assert.Equal(t, netip.AddrPortFrom(realAddr(2), 8080), connsByClient(t, b)[rec.Client].Real, "active to another real: replaced")
+	require.NoError(t, b.Sweep())
 	sb, err := b.Stats()
 	require.NoError(t, err)
 	for _, s := range sb.Services {

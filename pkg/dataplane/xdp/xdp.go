@@ -111,6 +111,10 @@ type Dataplane struct {
 	syncMu     sync.Mutex
 	synced     map[xlbConnKey]syncedMark
 	syncedTmpl map[xlbTmplKey]syncedMark
+	// pendingAdjust are the count changes of installed records not yet
+	// applied, by real slot, and adjustedAt when they last were (applyMu).
+	pendingAdjust map[uint32]xlbConnCounts
+	adjustedAt    time.Time
 }
 
 type attached struct {
@@ -147,7 +151,8 @@ func Open(cfg Config) (*Dataplane, error) {
 		cfg.Logger = slog.Default()
 	}
 	x := &Dataplane{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), swept: make(chan struct{}),
-		neighDone: make(chan struct{}), synced: map[xlbConnKey]syncedMark{}, syncedTmpl: map[xlbTmplKey]syncedMark{}}
+		neighDone: make(chan struct{}), synced: map[xlbConnKey]syncedMark{}, syncedTmpl: map[xlbTmplKey]syncedMark{},
+		pendingAdjust: map[uint32]xlbConnCounts{}}
 	x.sync = syncd.New(x, x.log)
 	if err := x.load(); err != nil {
 		return nil, err
