@@ -3,6 +3,7 @@ package xdp
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -77,6 +78,9 @@ func fillFlows(b *testing.B, x *Dataplane, svc dataplane.Service, n int) {
 //     messages (a full 1472-byte message holds 40 IPv4 records);
 //   - master-pass: a master's pass over a table of 100k flows (read,
 //     batched, encoded), per flow;
+//   - lag-0k, lag-100k: a new flow on the master (its SYN and ACK
+//     through the program) until it is in the backup's table, with a
+//     table of that many other flows on the master;
 //   - dump-100k, dump-1M: a backup that starts next to a master holding
 //     that many flows, from its start (the dump request) to the last
 //     flow installed, over a veth; every flow must arrive (a pass that
@@ -138,6 +142,39 @@ func BenchmarkSync(b *testing.B) {
 		b.ReportMetric(float64(el.Nanoseconds())/float64(b.N*flows), "ns/flow")
 		b.ReportMetric(0, "ns/op")
 	})
+	for _, flows := range []int{0, 100000} {
+		b.Run(fmt.Sprintf("lag-%dk", flows/1000), func(b *testing.B) {
+			nsA, nsB, a, x, svc := syncBenchPair(b, max(flows, 1000))
+			fillFlows(b, a, svc, flows)
+			startSync(b, nsA, a, dataplane.SyncDaemon{SyncID: 1})
+			startSync(b, nsB, x, dataplane.SyncDaemon{Backup: true, SyncID: 1})
+			for x.SyncStats().DumpReceived.IsZero() || x.SyncStats().Installed < uint64(flows) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			var lags []time.Duration
+			b.ResetTimer()
+			for i := range b.N {
+				sport := uint16(50000 + i)
+				start := time.Now()
+				for _, fl := range []uint8{testutil.TCPSyn, testutil.TCPAck} {
+					v, _ := run(b, nsA, a, tcpFrame(client, sport, fl))
+					require.EqualValues(b, xdpTX, v)
+				}
+				key := xlbConnKey{Src: ip4(client), Dst: ip4(vip), Sport: port16(sport), Dport: port16(80), Proto: 6}
+				var c xlbConn
+				deadline := start.Add(10 * time.Second)
+				for x.objs.Conns.Lookup(&key, &c) != nil {
+					require.True(b, time.Now().Before(deadline), "flow %d never reached the backup", i)
+					time.Sleep(time.Millisecond)
+				}
+				lags = append(lags, time.Since(start))
+			}
+			slices.Sort(lags)
+			b.ReportMetric(float64(lags[len(lags)/2].Microseconds())/1000, "ms-median")
+			b.ReportMetric(float64(lags[len(lags)-1].Microseconds())/1000, "ms-max")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 	for _, flows := range []int{100000, 1000000} {
 		b.Run(fmt.Sprintf("dump-%dk", flows/1000), func(b *testing.B) {
 			var total time.Duration
