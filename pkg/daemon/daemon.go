@@ -249,6 +249,9 @@ func Run(ctx context.Context, o Options) error {
 	if err := d.load(cfg); err != nil {
 		return err
 	}
+	if dp.xdp != nil {
+		adoptIPVS(log, dp.xdp)
+	}
 	defer func() {
 		for _, ow := range d.owners {
 			ow.Stop()

@@ -165,3 +165,23 @@ func procAddr(s string) (netip.Addr, error) {
 	}
 	return a, nil
 }
+
+// KernelConns reads the whole connection table of the calling process's
+// namespace (/proc/net/ip_vs_conn), every service's: what a director
+// taking over from the kernel's IPVS adopts. None, and no error, where
+// IPVS is not loaded.
+func KernelConns() ([]dataplane.Conn, error) {
+	f, err := os.Open("/proc/net/ip_vs_conn")
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read IPVS connections: %w", err)
+	}
+	defer f.Close()
+	cs, err := parseConns(f)
+	if err != nil {
+		return nil, fmt.Errorf("read IPVS connections: /proc/net/ip_vs_conn: %w", err)
+	}
+	return cs, nil
+}
