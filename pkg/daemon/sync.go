@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -92,7 +93,26 @@ func sameSync(a, b config.LVSSyncDaemon) bool {
 }
 
 func (s *syncState) startLocked(c *config.LVSSyncDaemon) error {
+	// The kernel's daemons outlive an xlb killed on the IPVS data plane:
+	// one running as wanted is kept, another stopped first.
+	running, err := s.sd.Daemons()
+	if err != nil {
+		return err
+	}
 	for _, d := range daemonsOf(c) {
+		i := slices.IndexFunc(running, func(r dataplane.SyncDaemon) bool { return r.Backup == d.Backup })
+		if i >= 0 {
+			if sameDaemon(running[i], d) {
+				s.log.Info("lvs_sync_daemon: the daemon already running is the one wanted: kept", "backup", d.Backup, "interface", d.Interface)
+				if d.Backup {
+					s.since = time.Now()
+				}
+				continue
+			}
+			if err := s.sd.StopDaemon(d.Backup); err != nil {
+				return err
+			}
+		}
 		if err := s.sd.StartDaemon(d); err != nil {
 			return err
 		}
@@ -102,6 +122,13 @@ func (s *syncState) startLocked(c *config.LVSSyncDaemon) error {
 	}
 	s.run, s.gate = c, ""
 	return nil
+}
+
+// sameDaemon: r, as the data plane lists it (defaults filled in), is
+// what w asks for (zero: the default).
+func sameDaemon(r, w dataplane.SyncDaemon) bool {
+	return r.Interface == w.Interface && r.SyncID == w.SyncID && (w.MaxLen == 0 || r.MaxLen == w.MaxLen) &&
+		(!w.Group.IsValid() || r.Group == w.Group) && (w.Port == 0 || r.Port == w.Port) && (w.TTL == 0 || r.TTL == w.TTL)
 }
 
 func (s *syncState) stopLocked() {

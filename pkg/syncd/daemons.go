@@ -304,18 +304,14 @@ func receive(fd int, buf []byte) (int, netip.Addr, bool, error) {
 	return n, src, true, nil
 }
 
-// master multicasts the table's flows.
-type master struct {
+// daemon is what a master and a backup share: a socket to send to the
+// group, one that receives from it, counts, and a stop.
+type daemon struct {
 	cfg   dataplane.SyncDaemon
 	table Table
 	log   *slog.Logger
 	send  int // connected to the group
-	recv  int // the group, for dump requests
-
-	sent map[recKey]*sentAs
-	pass uint64
-	buf  []ipvssync.Conn // the last pass's records, reused
-	dump chan struct{}
+	recv  int // bound to the group
 
 	mu    sync.Mutex
 	stats Stats
@@ -324,7 +320,7 @@ type master struct {
 	done sync.WaitGroup
 }
 
-func startMaster(c dataplane.SyncDaemon, ifi *net.Interface, t Table, log *slog.Logger) (*master, error) {
+func newDaemon(c dataplane.SyncDaemon, ifi *net.Interface, t Table, log *slog.Logger) (*daemon, error) {
 	send, err := sendSocket(c, ifi)
 	if err != nil {
 		return nil, err
@@ -334,32 +330,54 @@ func startMaster(c dataplane.SyncDaemon, ifi *net.Interface, t Table, log *slog.
 		unix.Close(send)
 		return nil, err
 	}
-	m := &master{cfg: c, table: t, log: log, send: send, recv: recv, sent: map[recKey]*sentAs{},
-		dump: make(chan struct{}, 1), quit: make(chan struct{})}
-	m.done.Add(2)
-	go m.run()
-	go m.listen()
+	return &daemon{cfg: c, table: t, log: log, send: send, recv: recv, quit: make(chan struct{})}, nil
+}
+
+// run starts fns, each running until the daemon stops.
+func (d *daemon) run(fns ...func()) {
+	d.done.Add(len(fns))
+	for _, fn := range fns {
+		go func() { defer d.done.Done(); fn() }()
+	}
+}
+
+func (d *daemon) stop() Stats {
+	close(d.quit)
+	d.done.Wait()
+	unix.Close(d.send)
+	unix.Close(d.recv)
+	return d.snapshot()
+}
+
+func (d *daemon) snapshot() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
+}
+
+// master multicasts the table's flows (send) and hears dump requests
+// (recv).
+type master struct {
+	*daemon
+	sent map[recKey]*sentAs
+	pass uint64
+	buf  []ipvssync.Conn // the last pass's records, reused
+	dump chan struct{}
+}
+
+func startMaster(c dataplane.SyncDaemon, ifi *net.Interface, t Table, log *slog.Logger) (*master, error) {
+	d, err := newDaemon(c, ifi, t, log)
+	if err != nil {
+		return nil, err
+	}
+	m := &master{daemon: d, sent: map[recKey]*sentAs{}, dump: make(chan struct{}, 1)}
+	d.run(m.passes, m.listen)
 	return m, nil
-}
-
-func (m *master) stop() Stats {
-	close(m.quit)
-	m.done.Wait()
-	unix.Close(m.send)
-	unix.Close(m.recv)
-	return m.snapshot()
-}
-
-func (m *master) snapshot() Stats {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.stats
 }
 
 // listen answers bulk dump requests for its syncid (any, when its syncid
 // is 0).
 func (m *master) listen() {
-	defer m.done.Done()
 	buf := make([]byte, 65536)
 	for {
 		select {
@@ -387,8 +405,9 @@ func (m *master) listen() {
 	}
 }
 
-func (m *master) run() {
-	defer m.done.Done()
+// passes reads the table every PollInterval (or longer), and at once
+// for a dump.
+func (m *master) passes() {
 	wait := time.Duration(0)
 	for {
 		dump := false
@@ -483,49 +502,20 @@ func (m *master) passOnce(dump bool) error {
 	return nil
 }
 
-// backup installs its master's records.
+// backup installs its master's records (recv) and asks for a bulk dump
+// (send).
 type backup struct {
-	cfg   dataplane.SyncDaemon
-	table Table
-	log   *slog.Logger
-	recv  int
-	send  int // for dump requests
-
-	mu    sync.Mutex
-	stats Stats
-
-	quit chan struct{}
-	done sync.WaitGroup
+	*daemon
 }
 
 func startBackup(c dataplane.SyncDaemon, ifi *net.Interface, t Table, log *slog.Logger) (*backup, error) {
-	recv, err := receiveSocket(c, ifi)
+	d, err := newDaemon(c, ifi, t, log)
 	if err != nil {
 		return nil, err
 	}
-	send, err := sendSocket(c, ifi)
-	if err != nil {
-		unix.Close(recv)
-		return nil, err
-	}
-	b := &backup{cfg: c, table: t, log: log, recv: recv, send: send, quit: make(chan struct{})}
-	b.done.Add(1)
-	go b.run()
+	b := &backup{daemon: d}
+	d.run(b.receive)
 	return b, nil
-}
-
-func (b *backup) stop() Stats {
-	close(b.quit)
-	b.done.Wait()
-	unix.Close(b.recv)
-	unix.Close(b.send)
-	return b.snapshot()
-}
-
-func (b *backup) snapshot() Stats {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.stats
 }
 
 func (b *backup) requestDump() {
@@ -534,8 +524,8 @@ func (b *backup) requestDump() {
 	}
 }
 
-func (b *backup) run() {
-	defer b.done.Done()
+// receive installs what arrives, asking for a dump until one ended.
+func (b *backup) receive() {
 	buf := make([]byte, 65536)
 	b.mu.Lock()
 	b.stats.DumpRequested = time.Now()
