@@ -237,7 +237,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	d.owners = []VIPOwner{vrrpd.New(vrrpd.Options{Logger: log, Scripts: pool.Runner(), OnActive: d.seats.activeFunc(0), Alert: mail.Alert,
-		PreemptHold: d.sync.hold})}
+		PreemptHold: d.sync.hold, Resume: readHandoff(o, cfg, log)})}
 	if o.BGPConfig != "" {
 		sp, err := bgpd.New(bgpd.Options{ConfigFile: o.BGPConfig, VIPs: o.BGPVIPs, Drain: o.BGPDrain,
 			Quorum: dir.QuorumByVIP, OnActive: d.seats.activeFunc(1), HostVIPs: dp.kind == "ipvs", Logger: log})
@@ -252,9 +252,24 @@ func Run(ctx context.Context, o Options) error {
 	if dp.xdp != nil {
 		adoptIPVS(log, dp.xdp)
 	}
+	// Stopping for a handoff (SIGUSR2, or SIGTERM with
+	// --keep-dataplane), the VRRP instances leave their state for the
+	// next process; otherwise every owner withdraws its VIPs.
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	handingOff := false
 	defer func() {
+		var masters []string
 		for _, ow := range d.owners {
+			if h, ok := ow.(Handoffer); ok && handingOff {
+				masters = append(masters, h.Handoff()...)
+				continue
+			}
 			ow.Stop()
+		}
+		if handingOff {
+			writeHandoff(o, masters, log)
 		}
 	}()
 
@@ -286,6 +301,11 @@ func Run(ctx context.Context, o Options) error {
 		select {
 		case <-ctx.Done():
 			log.Info("stopping", "keep_dataplane", o.KeepDataplane)
+			handingOff = o.KeepDataplane
+			return nil
+		case <-usr2:
+			log.Info("stopping for a handoff (SIGUSR2): the next xlb takes over the data plane and the VRRP state")
+			o.KeepDataplane, handingOff = true, true
 			return nil
 		case <-hup:
 			if o.ConfigFile == "" {
@@ -309,6 +329,7 @@ func Run(ctx context.Context, o Options) error {
 			select {
 			case <-ctx.Done():
 				log.Info("stopping; the reload in progress is dropped", "keep_dataplane", o.KeepDataplane)
+				handingOff = o.KeepDataplane
 				return nil
 			case p = <-done:
 			}

@@ -305,6 +305,34 @@ func (m *Machine) Start(now time.Time) []Action {
 	return m.enterBackup(now)
 }
 
+// Resume leaves INIT as MASTER at once: this director was MASTER a moment
+// ago in a process that handed over to this one (Handoff), its VIPs still
+// on the interface and its peers still BACKUP (they heard it less than a
+// master-down interval ago). It advertises at once, as a new master does.
+// FAULT, if reported, wins.
+func (m *Machine) Resume(now time.Time) []Action {
+	if m.state != StateInit {
+		return nil
+	}
+	m.masterAdverInt = m.cfg.AdverInt
+	m.preemptTime = time.Time{}
+	if m.fault {
+		m.state = StateFault
+		return []Action{Notify{StateFault, m.eff}}
+	}
+	return m.toMaster(now)
+}
+
+// Handoff ends the machine for the next process to Resume: no
+// priority-0 advert, the VIPs stay, no notification (the director goes
+// on as it was). It reports whether the machine was MASTER.
+func (m *Machine) Handoff(now time.Time) (wasMaster bool) {
+	wasMaster = m.state == StateMaster
+	m.state = StateInit
+	m.sands, m.garpAt, m.preemptTime = time.Time{}, time.Time{}, time.Time{}
+	return wasMaster
+}
+
 func (m *Machine) enterBackup(now time.Time) []Action {
 	m.state = StateBackup
 	m.wantMaster = false

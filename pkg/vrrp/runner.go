@@ -114,6 +114,9 @@ type RunnerConfig struct {
 	// Instance is the state machine configuration. A zero PrimaryIP is
 	// filled in from Conn.Source.
 	Instance Config
+	// Resume starts the instance MASTER at once (Machine.Resume): a
+	// handoff from this director's previous process, which was MASTER.
+	Resume bool
 	// VIPs are the virtual_ipaddress entries: a /32 for a bare IPv4
 	// address, a /128 for a bare IPv6 one (keepalived's defaults). All of
 	// one family, that of Conn.Source; IPv6 needs Instance.Version 3.
@@ -171,6 +174,8 @@ type Runner struct {
 	done   chan struct{}
 	start  sync.Once
 	halt   sync.Once
+	// handoff asks the loop to end by Handoff; handedOff is what it said.
+	handoff, handedOff atomic.Bool
 }
 
 type runnerEvent struct {
@@ -305,6 +310,15 @@ func (r *Runner) Stop() {
 	<-r.done
 }
 
+// Handoff stops the instance for the next process to resume (see
+// Machine.Handoff): no priority-0 advert, the VIPs stay. It reports
+// whether the instance was MASTER.
+func (r *Runner) Handoff() (wasMaster bool) {
+	r.handoff.Store(true)
+	r.Stop()
+	return r.handedOff.Load()
+}
+
 // SetEffectivePriority feeds a new effective priority (see EffectivePriority).
 func (r *Runner) SetEffectivePriority(p uint8) {
 	r.event(func(now time.Time) []Action { return r.m.SetEffectivePriority(now, p) })
@@ -369,7 +383,11 @@ func (r *Runner) read() {
 
 func (r *Runner) loop() {
 	clk := r.cfg.Clock
-	r.exec(r.m.Start(clk.Now()))
+	if r.cfg.Resume {
+		r.exec(r.m.Resume(clk.Now()))
+	} else {
+		r.exec(r.m.Start(clk.Now()))
+	}
 	for {
 		var timerC <-chan time.Time
 		var t *time.Timer
@@ -381,6 +399,10 @@ func (r *Runner) loop() {
 		case <-r.stop:
 			if t != nil {
 				t.Stop()
+			}
+			if r.handoff.Load() {
+				r.handedOff.Store(r.m.Handoff(clk.Now()))
+				return
 			}
 			r.exec(r.m.Shutdown(clk.Now()))
 			if r.cfg.Addrs != nil {

@@ -33,6 +33,7 @@ type Supervisor struct {
 	scripts     scripts.Runner
 	handle      *netlink.Handle
 	preemptHold func(time.Time) bool
+	resume      map[string]bool // until the first instances start
 
 	mu      sync.Mutex
 	view    vrrpView // what the runners were started from
@@ -91,6 +92,10 @@ type Options struct {
 	// (vrrp.Config.PreemptHold; nil: never). It runs in the instance's
 	// goroutine: it must return fast.
 	PreemptHold func(now time.Time) bool
+	// Resume names the instances to start MASTER at once, their VIPs
+	// kept: they were MASTER in the process this one took over from (a
+	// hitless restart, see Handoff). Only the first Load resumes.
+	Resume map[string]bool
 }
 
 // New prepares to run instances; Load starts them.
@@ -102,7 +107,7 @@ func New(opts Options) *Supervisor {
 		opts.Logger = slog.Default()
 	}
 	return &Supervisor{log: opts.Logger, scripts: opts.Scripts, handle: opts.Netlink, onActive: opts.OnActive, alert: opts.Alert,
-		preemptHold: opts.PreemptHold}
+		preemptHold: opts.PreemptHold, resume: opts.Resume}
 }
 
 // Governs are the addresses the vrrp_instances of cfg move between
@@ -206,6 +211,29 @@ func (v *Supervisor) Load(cfg *config.Config) {
 	if ran != nil {
 		v.mails.Store(ran)
 	}
+	// An instance that stays itself (name, interface, VRID, addresses)
+	// and is MASTER is handed over to its new runner, which resumes as
+	// MASTER: a reload that changes its priority, timers or scripts
+	// keeps it MASTER with its VIPs, as keepalived's reload does. A peer
+	// of higher priority then preempts it as it would any master.
+	same := map[string]bool{}
+	for i := range cfg.Instances {
+		for j := range old {
+			if sameIdentity(&old[j], &cfg.Instances[i]) {
+				same[cfg.Instances[i].Name] = true
+			}
+		}
+	}
+	for _, r := range v.runners {
+		if r.runner != nil && same[r.cfg.Name] && r.runner.State() == vrrp.StateMaster {
+			r.runner.Handoff()
+			r.runner = nil
+			if v.resume == nil {
+				v.resume = map[string]bool{}
+			}
+			v.resume[r.cfg.Name] = true
+		}
+	}
 	v.stopLocked()
 	v.mails.Store(mails)
 	// VMACs no instance of the new configuration makes go, as keepalived
@@ -226,7 +254,16 @@ func (v *Supervisor) Load(cfg *config.Config) {
 	for _, in := range cfg.Instances {
 		v.runners = append(v.runners, v.start(in))
 	}
+	v.resume = nil
 	v.startTracks(cfg, running, carried)
+}
+
+// sameIdentity: b is a as far as the VIPs it holds go, so a MASTER of a
+// can hand over to b.
+func sameIdentity(a, b *config.VRRPInstance) bool {
+	return a.Name == b.Name && a.Interface == b.Interface && a.VirtualRouterID == b.VirtualRouterID &&
+		a.Version == b.Version && a.UseVMAC == b.UseVMAC &&
+		reflect.DeepEqual(a.VirtualIPs, b.VirtualIPs) && reflect.DeepEqual(a.ExcludedVirtualIPs, b.ExcludedVirtualIPs)
 }
 
 // withoutTrackers drops what only the trackers read (applyTracksLocked,
@@ -485,7 +522,9 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 	if group != nil {
 		canGoMaster = group.canGoMaster(name)
 	}
+	resume := v.resume[name]
 	r, err := vrrp.NewRunner(vrrp.RunnerConfig{
+		Resume: resume,
 		Instance: vrrp.Config{
 			VRID: in.VirtualRouterID, Version: uint8(in.Version), Priority: in.Priority,
 			AdverInt: in.AdvertInterval, NoPreempt: in.Nopreempt, PreemptDelay: in.PreemptDelay,
@@ -525,8 +564,11 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 	// A VIP left on the interface by an earlier life (xlb killed, the
 	// address kept by the kernel) must go until this instance is MASTER
 	// again: otherwise two directors answer ARP for it.
+	// A handoff keeps them: this instance resumes as MASTER.
 	stale := vrrp.NetlinkVIPs{Handle: v.handle, Link: ifname}
-	if err := stale.RemoveVIPs(slices.Concat(vips, excludedOf(in))); err != nil {
+	if resume {
+		v.log.Info("vrrp_instance resumes as MASTER: the process before handed it over", "instance", name)
+	} else if err := stale.RemoveVIPs(slices.Concat(vips, excludedOf(in))); err != nil {
 		v.log.Warn("removing VIPs left from before", "instance", name, "error", err)
 	}
 	r.Start()
@@ -647,6 +689,31 @@ func (v *Supervisor) Stop() {
 			v.removeVMAC(&ins[i])
 		}
 	}
+}
+
+// Handoff stops every instance for the next process to resume: no
+// priority-0 advert, the VIPs (and VMAC interfaces) stay. It returns the
+// instances that were MASTER.
+func (v *Supervisor) Handoff() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var masters []string
+	if v.stopTracks != nil {
+		v.stopTracks()
+	}
+	if v.stopSync != nil {
+		v.stopSync()
+	}
+	for _, r := range v.runners {
+		if r.runner != nil && r.runner.Handoff() {
+			masters = append(masters, r.cfg.Name)
+		}
+		if r.closeAnnounce != nil {
+			r.closeAnnounce()
+		}
+	}
+	v.runners = nil
+	return masters
 }
 
 func (v *Supervisor) stopLocked() {
