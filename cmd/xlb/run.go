@@ -34,6 +34,7 @@ func runOptions(e env, args []string) (daemon.Options, int) {
 	fs.StringVar(&o.Dataplane, "dataplane", "auto", "auto (probe: native XDP, generic XDP, else IPVS), xdp or ipvs")
 	fs.StringVar(&mode, "xdp-mode", "auto", "XDP attach mode: auto (native, else generic), native, generic")
 	fs.StringVar(&o.IPVSState, "ipvs-state", ipvs.DefaultStateFile, "the IPVS data plane's record of the services it made")
+	fs.StringVar(&o.XlbadmState, "xlbadm-state", daemon.DefaultXlbadmState, "where the services made with xlbadm are kept across restarts (ipvsadm -S form)")
 	fs.BoolVar(&o.KeepDataplane, "keep-dataplane", false, "on SIGTERM, leave the data plane forwarding (pinned) for the next xlb to take over")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "text or json")

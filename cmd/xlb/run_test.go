@@ -27,7 +27,7 @@ func TestRunFlags(t *testing.T) {
 		"--max-services", "10000", "--max-reals", "320000", "--max-sched-entries", "4000000", "--max-half-open", "2048",
 		"--drop-entry", "1", "--drop-packet", "2", "--secure-tcp", "3", "--amemthresh", "100", "--am-droprate", "7",
 		"--sloppy-tcp", "--sloppy-sctp", "--bgp-config", "/etc/gobgp.toml", "--bgp-vips", "10.0.0.0/24, 10.1.0.7,2001:db8::1",
-		"--bgp-drain", "3s", "--mh-tab-index", "13", "--sync-wait", "4s"})
+		"--bgp-drain", "3s", "--mh-tab-index", "13", "--sync-wait", "4s", "--xlbadm-state", "/tmp/x.rules"})
 	require.Equal(t, -1, code)
 	require.NotNil(t, o.Logger)
 	o.Logger = nil
@@ -36,8 +36,8 @@ func TestRunFlags(t *testing.T) {
 		MaxConns: 1024, Metrics: ":9610", MaxServices: 10000, MaxReals: 320000, MaxSchedEntries: 4000000, MaxHalfOpen: 2048,
 		Defence:   dataplane.Defence{DropEntry: 1, DropPacket: 2, SecureTCP: 3, Threshold: 100, AmDropRate: 7},
 		SloppyTCP: true, SloppySCTP: true, BGPConfig: "/etc/gobgp.toml", BGPDrain: 3 * time.Second, MHTabIndex: 13,
-		SyncWait: 4 * time.Second,
-		BGPVIPs:  []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("10.1.0.7/32"), netip.MustParsePrefix("2001:db8::1/128")}}, o)
+		SyncWait: 4 * time.Second, XlbadmState: "/tmp/x.rules",
+		BGPVIPs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("10.1.0.7/32"), netip.MustParsePrefix("2001:db8::1/128")}}, o)
 
 	o, code = runOptions(env{stdout: io.Discard, stderr: io.Discard}, []string{"--no-config", "-i", "eth0"})
 	require.Equal(t, -1, code)

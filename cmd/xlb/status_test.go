@@ -66,7 +66,8 @@ func TestStatusJSON(t *testing.T) {
 	require.NoError(t, os.WriteFile(cfgPath, []byte(statusConfig), 0o644))
 	pin := "/sys/fs/bpf/xlb-status-" + testutil.Suffix()
 	t.Cleanup(func() { os.RemoveAll(pin) })
-	cmd := topo.Director.Command(os.Args[0], "run", "-f", cfgPath, "--socket", socket, "--pin-dir", pin)
+	cmd := topo.Director.Command(os.Args[0], "run", "-f", cfgPath, "--socket", socket, "--pin-dir", pin,
+		"--xlbadm-state", filepath.Join(filepath.Dir(socket), "xlbadm.rules"))
 	cmd.Env = append(os.Environ(), mainEnv+"=1")
 	xlb := testutil.StartChild(t, cmd)
 

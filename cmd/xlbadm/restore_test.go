@@ -84,7 +84,8 @@ func TestRestoreFromStdin(t *testing.T) {
 	socket := filepath.Join(t.TempDir(), "xlb.sock")
 	pin := "/sys/fs/bpf/xlb-xlbadm-" + testutil.Suffix()
 	t.Cleanup(func() { os.RemoveAll(pin) })
-	o, err := json.Marshal(daemon.Options{Interfaces: []string{"eth0"}, Socket: socket, PinDir: pin, Dataplane: "xdp"})
+	o, err := json.Marshal(daemon.Options{Interfaces: []string{"eth0"}, Socket: socket, PinDir: pin, Dataplane: "xdp",
+		XlbadmState: filepath.Join(filepath.Dir(socket), "xlbadm.rules")})
 	require.NoError(t, err)
 	cmd := topo.Director.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), daemonEnv+"="+string(o))

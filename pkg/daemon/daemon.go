@@ -73,6 +73,9 @@ type Options struct {
 	BGPConfig string
 	BGPVIPs   []netip.Prefix
 	BGPDrain  time.Duration
+	// XlbadmState keeps the services made with xlbadm across restarts
+	// (ipvsadm -S form; "": DefaultXlbadmState).
+	XlbadmState string
 	// SyncWait bounds how long a director started with lvs_sync_daemon
 	// holds VRRP preemption for its bulk dump (--sync-wait; 0:
 	// DefaultSyncWait).
@@ -103,6 +106,9 @@ func (o Options) pinDir() string {
 	}
 	return o.PinDir
 }
+
+// DefaultXlbadmState is where the services made with xlbadm are kept.
+const DefaultXlbadmState = "/var/lib/xlb/xlbadm.rules"
 
 // ScriptGrace is how long the scripts still running when the daemon stops
 // (a notify_stop among them) are given before they are killed.
@@ -203,12 +209,16 @@ func Run(ctx context.Context, o Options) error {
 		<-sent
 	}()
 	alerts := &director.CheckAlerts{Send: mail.Alert}
+	if o.XlbadmState == "" {
+		o.XlbadmState = DefaultXlbadmState
+	}
 	dir := director.New(ctx, director.Options{
-		Dataplane: dp,
-		Logger:    log,
-		Checks:    director.HealthChecksAlerting(log, alerts),
-		Scripts:   pool.Runner(),
-		Alerts:    alerts,
+		Dataplane:  dp,
+		ManualFile: o.XlbadmState,
+		Logger:     log,
+		Checks:     director.HealthChecksAlerting(log, alerts),
+		Scripts:    pool.Runner(),
+		Alerts:     alerts,
 	})
 	defer dir.Close()
 	go dir.RunEstimator(ctx)

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/internal/testutil"
+	"github.com/xlbproject/xlb/pkg/control"
 )
 
 // vrrpAdverts are the times the backup's interface saw VRRP adverts
@@ -152,4 +153,64 @@ func TestHitlessRestart(t *testing.T) {
 	for i, err := range errs {
 		assert.NoError(t, err, "download %d", i)
 	}
+}
+
+// Services made with xlbadm survive a restart, as IPVS's survive
+// keepalived's: kept in ipvsadm -S form (--xlbadm-state), read back at
+// start, forwarding again; a service the configuration now defines is
+// the configuration's.
+func TestXlbadmServicesSurviveRestart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	topo, err := testutil.NewDR(testutil.DROptions{Reals: 2, Native: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { topo.Close() })
+	require.NoError(t, topo.ServeHTTP(80))
+	dir := t.TempDir()
+	o := Options{Interfaces: []string{"eth0"}, Socket: filepath.Join(dir, "x.sock"), XlbadmState: filepath.Join(dir, "xlbadm.rules"),
+		PinDir: "/sys/fs/bpf/xlb-admkeep-" + testutil.Suffix()}
+	d := startDaemon(t, topo.Director, o)
+	adm := func(d *proc, args ...string) string {
+		r, err := control.NewClient(d.socket).Ipvsadm(args, "")
+		require.NoError(t, err)
+		require.Equal(t, 0, r.Code, "ipvsadm %v: %s", args, r.Stderr)
+		return r.Stdout
+	}
+	adm(d, "-A", "-t", "10.77.1.100:80", "-s", "wrr", "-p", "60")
+	adm(d, "-a", "-t", "10.77.1.100:80", "-r", "10.77.0.11:80", "-g", "-w", "3")
+	adm(d, "-a", "-t", "10.77.1.100:80", "-r", "10.77.0.12:80", "-g", "-w", "2")
+	adm(d, "-A", "-u", "10.77.1.100:53", "-s", "rr")
+	before := adm(d, "-Sn")
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	<-d.done
+
+	d2 := startDaemon(t, topo.Director, o)
+	assert.Equal(t, before, adm(d2, "-Sn"), "the services made with xlbadm, as they were")
+	assert.Contains(t, d2.logs(), "restored the services made with xlbadm")
+	require.Eventually(t, func() bool {
+		st := d2.status(t)
+		return len(st.Services) == 2 && len(st.Services[0].Reals) == 2 && st.Services[0].Reals[0].Resolved && st.Services[0].Reals[1].Resolved
+	}, 10*time.Second, 50*time.Millisecond, "%+v", d2.status(t).Services)
+	_, err = testutil.Get(context.Background(), topo.HTTPClient(), "http://10.77.1.100/")
+	require.NoError(t, err, "the restored service forwards")
+
+	// killed, then restarted with a file that now defines port 80: the
+	// file's wins, the UDP service stays.
+	require.NoError(t, d2.cmd.Process.Signal(syscall.SIGKILL))
+	<-d2.done
+	cfg := filepath.Join(dir, "k.conf")
+	require.NoError(t, os.WriteFile(cfg, []byte(`virtual_server 10.77.1.100 80 {
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 10.77.0.11 80 { weight 1 }
+}
+`), 0o644))
+	o.ConfigFile = cfg
+	d3 := startDaemon(t, topo.Director, o)
+	assert.Contains(t, d3.logs(), "a service made with xlbadm is now in the configuration")
+	out := adm(d3, "-Sn")
+	assert.Contains(t, out, "-A -u 10.77.1.100:53 -s rr")
+	assert.NotContains(t, out, "-A -t 10.77.1.100:80 -s wrr")
 }

@@ -79,6 +79,9 @@ func childCmd(t *testing.T, ns *testutil.NS, o Options, env []string) (*exec.Cmd
 	if o.IPVSState == "" {
 		o.IPVSState = filepath.Join(dir, "ipvs.json")
 	}
+	if o.XlbadmState == "" {
+		o.XlbadmState = filepath.Join(dir, "xlbadm.rules")
+	}
 	b, err := json.Marshal(o)
 	require.NoError(t, err)
 	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns.Name, os.Args[0])

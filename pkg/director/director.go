@@ -46,6 +46,11 @@ type Options struct {
 	// servers a reload removes; give the same to HealthChecksAlerting for
 	// the checkers' mails. Nil: no mail.
 	Alerts *CheckAlerts
+	// ManualFile keeps the services ipvsadm commands (xlbadm) make, in
+	// ipvsadm -S form, so that they survive a restart as IPVS's survive
+	// keepalived's: written at each change, read back by the first Load
+	// ("": not kept).
+	ManualFile string
 }
 
 // Director owns the wanted state of the data plane.
@@ -210,6 +215,7 @@ func (d *Director) Load(cfg *config.Config) error {
 	var held map[dataplane.ServiceKey]map[netip.AddrPort]int32
 	if !d.loaded {
 		held = d.heldReals()
+		d.restoreManual(cfg)
 	}
 	for i := range cfg.VirtualServers {
 		vcfg := cfg.VirtualServers[i]

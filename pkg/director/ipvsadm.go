@@ -2,13 +2,18 @@ package director
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/ipvsadm"
 	"github.com/xlbproject/xlb/pkg/lvs"
@@ -108,7 +113,85 @@ func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, 
 		d.applyLocked()
 		return out.String(), aerr.Error(), 255
 	}
+	d.saveManual()
 	return out.String(), "", 0
+}
+
+// saveManual writes the services xlbadm made to ManualFile (whole, by a
+// rename), for the next start; a failure is logged: the change stands.
+func (d *Director) saveManual() {
+	if d.opts.ManualFile == "" {
+		return
+	}
+	var b bytes.Buffer
+	if d.manual != nil {
+		if err := d.manual.Save(&b, ipvsadm.ListOptions{Numeric: true}); err != nil {
+			d.log.Error("keeping the services made with xlbadm for the next start", "file", d.opts.ManualFile, "error", err)
+			return
+		}
+	}
+	tmp := d.opts.ManualFile + ".tmp"
+	err := os.MkdirAll(filepath.Dir(d.opts.ManualFile), 0o755)
+	if err == nil {
+		err = os.WriteFile(tmp, b.Bytes(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, d.opts.ManualFile)
+	}
+	if err != nil {
+		d.log.Error("keeping the services made with xlbadm for the next start", "file", d.opts.ManualFile, "error", err)
+	}
+}
+
+// restoreManual reads back the services xlbadm made before this start
+// (ManualFile). A service the configuration now defines is the
+// configuration's; a file that does not read back whole restores nothing
+// and is left for the operator.
+func (d *Director) restoreManual(cfg *config.Config) {
+	if d.opts.ManualFile == "" {
+		return
+	}
+	f, err := os.Open(d.opts.ManualFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		d.log.Error("the services made with xlbadm before this start are not restored", "file", d.opts.ManualFile, "error", err)
+		return
+	}
+	defer f.Close()
+	st := ipvsadm.NewState()
+	if err := st.Restore(io.Discard, f, systemNames.Parser()); err != nil {
+		d.log.Error("the services made with xlbadm before this start are not restored", "file", d.opts.ManualFile, "error", err)
+		return
+	}
+	configured := map[dataplane.ServiceKey]bool{}
+	for i := range cfg.VirtualServers {
+		for _, k := range keysOf(&cfg.VirtualServers[i]) {
+			configured[k] = true
+		}
+	}
+	kept := st.Services[:0]
+	for _, s := range st.Services {
+		if configured[manualKey(&s)] {
+			d.log.Warn("a service made with xlbadm is now in the configuration: the configuration's is kept", "service", manualKey(&s).String())
+			continue
+		}
+		kept = append(kept, s)
+	}
+	st.Services = kept
+	svcs, err := manualServices(st)
+	if err == nil {
+		err = d.opts.Dataplane.Caps().Validate(svcs)
+	}
+	if err != nil {
+		d.log.Error("the services made with xlbadm before this start are not restored", "file", d.opts.ManualFile, "error", err)
+		return
+	}
+	d.manual = st
+	if len(st.Services) > 0 {
+		d.log.Info("restored the services made with xlbadm", "services", len(st.Services), "file", d.opts.ManualFile)
+	}
 }
 
 // systemNames resolves host and port names as ipvsadm does on this host:

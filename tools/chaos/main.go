@@ -253,7 +253,8 @@ func (d *daemon) stop() {
 // own, whose bpffs, and pins, would die with the process).
 func (c *chaos) runArgs(extra ...string) []string {
 	args := []string{"--net=/run/netns/" + c.topo.Director.Name, c.xlb, "run", "-f", c.conf, "--socket", c.sock,
-		"--pin-dir", c.pin, "--interface", "eth0", "--max-services", "64", "--max-conns", "16384"}
+		"--pin-dir", c.pin, "--interface", "eth0", "--max-services", "64", "--max-conns", "16384",
+		"--xlbadm-state", filepath.Join(filepath.Dir(c.sock), "xlbadm.rules")}
 	return append(args, extra...)
 }
 
