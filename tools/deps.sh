@@ -5,7 +5,8 @@
 #   tools/deps.sh test     plus clang 14, llvm, libbpf-dev (regenerating BPF objects),
 #                          keepalived (the VRRP peer), ipvsadm (its goldens' check),
 #                          bird2 (the ECMP router the BGP scale-out tests peer with),
-#                          groff-base (the man pages' rendering check)
+#                          groff-base (the man pages' rendering check),
+#                          chromium (the status page's test in a real browser)
 #                          netbase (/etc/services, for port names)
 #   tools/deps.sh vmtest   plus what `make vmtest` needs: QEMU, kmod, cpio, the
 #                          archive keyring, and the binaries copied into the guest
@@ -17,7 +18,7 @@ what=${1:-run}
 pkgs=(iproute2 ethtool util-linux procps make git)
 if [[ $what == test ]]; then
 	# netbase: /etc/services, which xlbadm reads port names from, as ipvsadm.
-	pkgs+=(clang-14 llvm libbpf-dev linux-libc-dev keepalived ipvsadm netbase bird2 groff-base)
+	pkgs+=(clang-14 llvm libbpf-dev linux-libc-dev keepalived ipvsadm netbase bird2 groff-base chromium)
 elif [[ $what == vmtest ]]; then
 	# vmtest/ copies the host's ip, nsenter, ipvsadm, kmod and ethtool (with
 	# their libraries) into the guest, next to busybox.

@@ -26,6 +26,7 @@ import (
 	"github.com/xlbproject/xlb/pkg/metrics"
 	"github.com/xlbproject/xlb/pkg/scripts"
 	"github.com/xlbproject/xlb/pkg/vrrpd"
+	"github.com/xlbproject/xlb/pkg/webui"
 )
 
 // Options configure a running director: what `xlb run`'s flags say.
@@ -295,6 +296,10 @@ func Run(ctx context.Context, o Options) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metrics.Handler(&metrics.Collector{Status: d.Status}, log))
+		// The status page and its data, read-only.
+		ui := webui.Handler(d.Status, log)
+		mux.Handle("/{$}", ui)
+		mux.Handle("/status.json", ui)
 		ms := control.Serve(l, mux, "metrics", log)
 		defer ms.Close()
 		log.Info("serving metrics", "address", l.Addr().String())
