@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,7 +103,7 @@ func TestAdoptIPVSDirector(t *testing.T) {
 
 	const downloads, size = 20, 4 << 20
 	errs := make([]error, downloads)
-	progress := make([]atomic.Int64, downloads)
+	progress := make([]download, downloads)
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -132,15 +131,15 @@ func TestAdoptIPVSDirector(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	before, ipvsBefore := make([]int64, downloads), ipvsInPkts()
 	for i := range progress {
-		before[i] = progress[i].Load()
+		before[i] = progress[i].got.Load()
 	}
 	st0 := d.status(t)
 	time.Sleep(3 * time.Second)
 	ipvsAfter := ipvsInPkts()
 	st1 := d.status(t)
 	for i := range progress {
-		assert.Less(t, progress[i].Load(), int64(size), "download %d was over: it proves nothing", i)
-		assert.Greater(t, progress[i].Load(), before[i], "download %d did not move on after xlb started", i)
+		assert.Less(t, progress[i].got.Load(), int64(size), "download %d was over: it proves nothing", i)
+		assert.Greater(t, progress[i].got.Load(), before[i], "download %d did not move on after xlb started", i)
 	}
 	var in0, in1 uint64
 	for j := range st1.Services[0].Reals {

@@ -82,7 +82,7 @@ func TestHitlessRestart(t *testing.T) {
 	defer p.end()
 	const downloads, size = 20, 3 << 20
 	errs := make([]error, downloads)
-	progress := make([]atomic.Int64, downloads)
+	progress := make([]download, downloads)
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

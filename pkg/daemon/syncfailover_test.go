@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/internal/testutil"
+	"github.com/xlbproject/xlb/pkg/control"
 )
 
 func syncFailoverConfig(prio int) string {
@@ -60,7 +62,14 @@ virtual_server 10.77.1.100 80 {
 // receive buffer is small (32 KB), so that the real is still sending
 // until the end: a download is a live connection all along, not one
 // whose bytes already wait in the client's buffer.
-func slowDownload(ctx context.Context, topo *testutil.DR, n, chunk int, tick time.Duration, progress *atomic.Int64) error {
+// download is a slowDownload's progress: the bytes read so far, and the
+// client's address and port once connected.
+type download struct {
+	got    atomic.Int64
+	client atomic.Value // string
+}
+
+func slowDownload(ctx context.Context, topo *testutil.DR, n, chunk int, tick time.Duration, progress *download) error {
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var c net.Conn
 		err := topo.Client.Do(func() (err error) {
@@ -72,6 +81,9 @@ func slowDownload(ctx context.Context, topo *testutil.DR, n, chunk int, tick tim
 				return errors.Join(err, serr)
 			}}
 			c, err = d.DialContext(ctx, network, addr)
+			if err == nil {
+				progress.client.Store(c.LocalAddr().String())
+			}
 			return err
 		})
 		return c, err
@@ -93,7 +105,7 @@ func slowDownload(ctx context.Context, topo *testutil.DR, n, chunk int, tick tim
 		k, err := io.ReadFull(resp.Body, buf)
 		h.Write(buf[:k])
 		got += k
-		progress.Store(int64(got))
+		progress.got.Store(int64(got))
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
 		}
@@ -174,11 +186,11 @@ func failoverKeepsConnections(t *testing.T, dataplaneA string) {
 	// Long downloads: 6 MB each, read at about 160 KB/s: 39 s or more.
 	const downloads, size = 24, 6 << 20
 	errs := make([]error, downloads)
-	progress := make([]atomic.Int64, downloads)
+	progress := make([]download, downloads)
 	snapshot := func() []int64 {
 		out := make([]int64, downloads)
 		for i := range progress {
-			out[i] = progress[i].Load()
+			out[i] = progress[i].got.Load()
 		}
 		return out
 	}
@@ -192,10 +204,20 @@ func failoverKeepsConnections(t *testing.T, dataplaneA string) {
 			errs[i] = slowDownload(ctx, topo, size, 16<<10, 100*time.Millisecond, &progress[i])
 		}()
 	}
-	// Every download is on the backup before the master dies.
+	// Every download is on the backup before the master dies: its table
+	// (ipvsadm -Lnc through xlbadm) lists each one's client ESTABLISHED.
+	// A connection the master had not yet synced would be lost, with
+	// IPVS's sync as with xlb's.
 	require.Eventually(t, func() bool {
-		s := b.status(t).Sync
-		return s != nil && s.Stats != nil && s.Stats.Installed >= downloads
+		r, err := control.NewClient(b.socket).Ipvsadm([]string{"-Lnc"}, "")
+		require.NoError(t, err)
+		for i := range progress {
+			c, _ := progress[i].client.Load().(string)
+			if c == "" || !regexp.MustCompile(`ESTABLISHED +`+regexp.QuoteMeta(c)+` `).MatchString(r.Stdout) {
+				return false
+			}
+		}
+		return true
 	}, 10*time.Second, 50*time.Millisecond, "the backup did not receive the downloads' flows")
 	time.Sleep(time.Second)
 
