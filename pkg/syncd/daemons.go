@@ -219,10 +219,7 @@ func sendSocket(c dataplane.SyncDaemon, ifi *net.Interface) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	set := []struct {
-		name string
-		fn   func() error
-	}{
+	return setup(fd, []sockopt{
 		{"IP_MULTICAST_IF", func() error {
 			return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifi.Index)})
 		}},
@@ -233,8 +230,19 @@ func sendSocket(c dataplane.SyncDaemon, ifi *net.Interface) (int, error) {
 		}},
 		{"bind", func() error { return unix.Bind(fd, &unix.SockaddrInet4{Addr: src.As4()}) }},
 		{"connect", func() error { return unix.Connect(fd, &unix.SockaddrInet4{Addr: c.Group.As4(), Port: int(c.Port)}) }},
-	}
-	for _, s := range set {
+	})
+}
+
+// sockopt is one step of a socket's setup.
+type sockopt struct {
+	name string
+	fn   func() error
+}
+
+// setup runs the steps in turn and returns fd; at the first failure it
+// closes fd and names the step.
+func setup(fd int, steps []sockopt) (int, error) {
+	for _, s := range steps {
 		if err := s.fn(); err != nil {
 			unix.Close(fd)
 			return -1, fmt.Errorf("sync socket %s: %w", s.name, err)
@@ -253,10 +261,7 @@ func receiveSocket(c dataplane.SyncDaemon, ifi *net.Interface) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	set := []struct {
-		name string
-		fn   func() error
-	}{
+	return setup(fd, []sockopt{
 		{"SO_REUSEADDR", func() error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) }},
 		{"SO_BINDTODEVICE", func() error { return unix.BindToDevice(fd, ifi.Name) }},
 		// A bulk dump comes at once, faster than it is installed: room
@@ -278,14 +283,7 @@ func receiveSocket(c dataplane.SyncDaemon, ifi *net.Interface) (int, error) {
 			tv := unix.NsecToTimeval((200 * time.Millisecond).Nanoseconds())
 			return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 		}},
-	}
-	for _, s := range set {
-		if err := s.fn(); err != nil {
-			unix.Close(fd)
-			return -1, fmt.Errorf("sync socket %s: %w", s.name, err)
-		}
-	}
-	return fd, nil
+	})
 }
 
 // receive reads one datagram, false when the timeout passed.

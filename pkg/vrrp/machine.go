@@ -289,28 +289,18 @@ func (m *Machine) owner() bool { return m.base == PriorityOwner }
 // wait for a non-owner outside a sync group, so there is no such option. If
 // Fault was reported before Start, the machine starts in FAULT. An owner in
 // a sync group starts BACKUP wanting MASTER (WantMaster).
-func (m *Machine) Start(now time.Time) []Action {
-	if m.state != StateInit {
-		return nil
-	}
-	m.masterAdverInt = m.cfg.AdverInt
-	m.preemptTime = time.Time{}
-	if m.fault {
-		m.state = StateFault
-		return []Action{Notify{StateFault, m.eff}}
-	}
-	if m.owner() {
-		return m.toMaster(now)
-	}
-	return m.enterBackup(now)
-}
+func (m *Machine) Start(now time.Time) []Action { return m.leaveInit(now, m.owner()) }
 
 // Resume leaves INIT as MASTER at once: this director was MASTER a moment
 // ago in a process that handed over to this one (Handoff), its VIPs still
 // on the interface and its peers still BACKUP (they heard it less than a
 // master-down interval ago). It advertises at once, as a new master does.
 // FAULT, if reported, wins.
-func (m *Machine) Resume(now time.Time) []Action {
+func (m *Machine) Resume(now time.Time) []Action { return m.leaveInit(now, true) }
+
+// leaveInit is Start and Resume: FAULT if reported, else MASTER or
+// BACKUP as master says.
+func (m *Machine) leaveInit(now time.Time, master bool) []Action {
 	if m.state != StateInit {
 		return nil
 	}
@@ -320,7 +310,10 @@ func (m *Machine) Resume(now time.Time) []Action {
 		m.state = StateFault
 		return []Action{Notify{StateFault, m.eff}}
 	}
-	return m.toMaster(now)
+	if master {
+		return m.toMaster(now)
+	}
+	return m.enterBackup(now)
 }
 
 // Handoff ends the machine for the next process to Resume: no
