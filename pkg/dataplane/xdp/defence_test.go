@@ -348,8 +348,13 @@ func TestDropEntry(t *testing.T) {
 	t.Logf("after 64 sweeps with drop_entry: %v", left)
 	// 64 random slices leave about (31/32)^64 = 13% of a group unseen.
 	assert.Less(t, left[10000], each/3, "half-open flows dropped")
+	// Idle 2-packet flows: every second one seen is dropped, and a flow
+	// spared is seen again by later slices. Seen about twice each on
+	// average (64 sweeps of 1/32), about e^-1 of them are left: ~110 of
+	// 300 (99 was seen once in CI against a bound of 100 that assumed a
+	// single visit).
 	assert.Less(t, left[20000], each*2/3, "idle 2-packet flows: every second one seen")
-	assert.Greater(t, left[20000], each/3)
+	assert.Greater(t, left[20000], each/6)
 	assert.Equal(t, each, left[30000], "flows of more than 8 packets are never dropped")
 	assert.Equal(t, each, left[40000], "flows seen within the minute are never dropped")
 	st, err := x.Defence()
