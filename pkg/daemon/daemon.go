@@ -131,6 +131,11 @@ func Run(ctx context.Context, o Options) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// SIGUSR2 (a hitless restart) likewise: one during the start hands
+	// off once running.
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
 	if o.Socket == "" {
 		o.Socket = control.DefaultSocket
 	}
@@ -266,9 +271,6 @@ func Run(ctx context.Context, o Options) error {
 	// Stopping for a handoff (SIGUSR2, or SIGTERM with
 	// --keep-dataplane), the VRRP instances leave their state for the
 	// next process; otherwise every owner withdraws its VIPs.
-	usr2 := make(chan os.Signal, 1)
-	signal.Notify(usr2, syscall.SIGUSR2)
-	defer signal.Stop(usr2)
 	handingOff := false
 	defer func() {
 		var masters []string
