@@ -67,6 +67,7 @@ func TestHitlessRestart(t *testing.T) {
 	require.NoError(t, os.WriteFile(cfgA, []byte(failoverConfig(150)), 0o644))
 	require.NoError(t, os.WriteFile(cfgB, []byte(failoverConfig(100)), 0o644))
 	optsA := Options{ConfigFile: cfgA, PinDir: "/sys/fs/bpf/xlb-hitless-" + testutil.Suffix(), Socket: filepath.Join(dir, "a.sock")}
+	t.Cleanup(func() { os.RemoveAll(optsA.PinDir) }) // left by a failed run's handoff
 
 	a := startDaemon(t, topo.Director, optsA)
 	b := startDaemon(t, topo.Backup, Options{ConfigFile: cfgB})
@@ -170,6 +171,7 @@ func TestXlbadmServicesSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
 	o := Options{Interfaces: []string{"eth0"}, Socket: filepath.Join(dir, "x.sock"), XlbadmState: filepath.Join(dir, "xlbadm.rules"),
 		PinDir: "/sys/fs/bpf/xlb-admkeep-" + testutil.Suffix()}
+	t.Cleanup(func() { os.RemoveAll(o.PinDir) }) // left by the killed one if the test fails
 	d := startDaemon(t, topo.Director, o)
 	adm := func(d *proc, args ...string) string {
 		r, err := control.NewClient(d.socket).Ipvsadm(args, "")

@@ -166,6 +166,7 @@ func failoverKeepsConnections(t *testing.T, dataplaneA string) {
 	require.NoError(t, os.WriteFile(cfgA, []byte(syncFailoverConfig(150)), 0o644))
 	require.NoError(t, os.WriteFile(cfgB, []byte(syncFailoverConfig(100)), 0o644))
 	pinA := "/sys/fs/bpf/xlb-syncfail-" + testutil.Suffix()
+	t.Cleanup(func() { os.RemoveAll(pinA) }) // a killed director's pins
 
 	optsA := Options{ConfigFile: cfgA, PinDir: pinA, Dataplane: dataplaneA, IPVSState: filepath.Join(dir, "ipvs-state.json")}
 	a := startDaemon(t, topo.Director, optsA)
