@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/xlbproject/xlb/pkg/config"
@@ -90,10 +92,8 @@ func (s *syncState) apply(want *config.LVSSyncDaemon) error {
 	return nil
 }
 
-func sameSync(a, b config.LVSSyncDaemon) bool {
-	return a.Interface == b.Interface && a.SyncID == b.SyncID && a.MaxLen == b.MaxLen && a.Group == b.Group &&
-		a.Port == b.Port && a.TTL == b.TTL
-}
+// sameSync: a and b start the same daemons.
+func sameSync(a, b config.LVSSyncDaemon) bool { return slices.Equal(daemonsOf(&a), daemonsOf(&b)) }
 
 func (s *syncState) startLocked(c *config.LVSSyncDaemon) error {
 	// The kernel's daemons outlive an xlb killed on the IPVS data plane:
@@ -102,6 +102,9 @@ func (s *syncState) startLocked(c *config.LVSSyncDaemon) error {
 	if err != nil {
 		return err
 	}
+	// Set first: if the backup cannot start, stopLocked stops the master
+	// started before it.
+	s.run, s.gate = c, ""
 	for _, d := range daemonsOf(c) {
 		i := slices.IndexFunc(running, func(r dataplane.SyncDaemon) bool { return r.Backup == d.Backup })
 		if i >= 0 {
@@ -120,10 +123,9 @@ func (s *syncState) startLocked(c *config.LVSSyncDaemon) error {
 			return err
 		}
 		if d.Backup {
-			s.run, s.since = c, time.Now()
+			s.since = time.Now()
 		}
 	}
-	s.run, s.gate = c, ""
 	return nil
 }
 
@@ -139,7 +141,7 @@ func (s *syncState) stopLocked() {
 		return
 	}
 	for _, backup := range []bool{false, true} {
-		if err := s.sd.StopDaemon(backup); err != nil {
+		if err := s.sd.StopDaemon(backup); err != nil && !errors.Is(err, syscall.ESRCH) {
 			s.log.Warn("lvs_sync_daemon: stop", "backup", backup, "error", err)
 		}
 	}
