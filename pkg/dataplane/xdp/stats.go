@@ -147,18 +147,11 @@ func (x *Dataplane) Conns() ([]dataplane.Conn, error) {
 	keys, vals := make([]xlbConnKey, 4096), make([]xlbConn, 4096)
 	each := func(i int) {
 		k, v := &keys[i], &vals[i]
-		age := time.Duration(now - v.LastSeen)
-		ttl := time.Duration(v.TimeoutS) * time.Second
-		if now < v.LastSeen {
-			age = 0
-		}
-		if age > ttl || v.Retired != 0 || int(v.Real) >= len(reals) {
+		r := liveReal(reals, v.Real, v.Gen)
+		if r == nil || v.Retired != 0 || expired(now, v.LastSeen, v.TimeoutS) {
 			return
 		}
-		r := &reals[v.Real]
-		if r.Gen != v.Gen || r.Flags&realPresent == 0 {
-			return
-		}
+		age, ttl := time.Duration(max(now, v.LastSeen)-v.LastSeen), time.Duration(v.TimeoutS)*time.Second
 		out = append(out, dataplane.Conn{
 			State:    stateName(v.State),
 			Protocol: lvs.Protocol(k.Proto),

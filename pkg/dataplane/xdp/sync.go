@@ -52,16 +52,6 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 	now := monotonicNow()
 	x.syncMu.Lock()
 	defer x.syncMu.Unlock()
-	live := func(slot, gen uint32) *xlbReal {
-		if int(slot) >= len(reals) {
-			return nil
-		}
-		r := &reals[slot]
-		if r.Gen != gen || r.Flags&realPresent == 0 {
-			return nil
-		}
-		return r
-	}
 	fwd := func(r *xlbReal) uint32 {
 		if r.Flags&realNAT != 0 {
 			return ipvssync.Masq
@@ -71,7 +61,7 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 	keys, vals := make([]xlbConnKey, 4096), make([]xlbConn, 4096)
 	err := readBatches(x.objs.Conns, keys, vals, func(i int) {
 		k, v := keys[i], &vals[i]
-		r := live(v.Real, v.Gen)
+		r := liveReal(reals, v.Real, v.Gen)
 		if r == nil || v.Retired != 0 || expired(now, v.LastSeen, v.TimeoutS) {
 			return
 		}
@@ -112,7 +102,7 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 	tkeys, tvals := make([]xlbTmplKey, 1024), make([]xlbTmpl, 1024)
 	err = readBatches(x.objs.Templates, tkeys, tvals, func(i int) {
 		k, v := &tkeys[i], &tvals[i]
-		r := live(v.Real, v.Gen)
+		r := liveReal(reals, v.Real, v.Gen)
 		if r == nil || k.Family != family(netip.IPv4Unspecified()) || (expired(now, v.LastSeen, v.TimeoutS) && v.Controls <= 0) {
 			return
 		}
@@ -149,6 +139,21 @@ func destPort(r *xlbReal, k xlbConnKey) uint16 {
 	return portOf(k.Dport)
 }
 
+// liveReal is the real a flow or template of real slot and generation
+// gen still goes to, nil when the slot was freed or reused since.
+func liveReal(reals []xlbReal, slot, gen uint32) *xlbReal {
+	if int(slot) >= len(reals) {
+		return nil
+	}
+	r := &reals[slot]
+	if r.Gen != gen || r.Flags&realPresent == 0 {
+		return nil
+	}
+	return r
+}
+
+// expired: an entry last seen at lastSeen (bpf_ktime_get_ns) has outlived
+// its timeout at now, as the sweeper judges it.
 func expired(now, lastSeen uint64, timeoutS uint32) bool {
 	return now > lastSeen && now-lastSeen > uint64(timeoutS)*uint64(time.Second)
 }
