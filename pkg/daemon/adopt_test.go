@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -102,18 +101,7 @@ func TestAdoptIPVSDirector(t *testing.T) {
 	}
 
 	const downloads, size = 20, 4 << 20
-	errs := make([]error, downloads)
-	progress := make([]download, downloads)
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	for i := range downloads {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = slowDownload(ctx, topo, size, 16<<10, 100*time.Millisecond, &progress[i])
-		}()
-	}
+	dl := startDownloads(t, topo, downloads, size, 120*time.Second)
 	require.Eventually(t, func() bool {
 		return strings.Count(ipvsadm("-Lnc"), "ESTABLISHED") >= downloads
 	}, 20*time.Second, 100*time.Millisecond, "the downloads are not on IPVS")
@@ -129,17 +117,14 @@ func TestAdoptIPVSDirector(t *testing.T) {
 	// that ipvsadm --stats shows are summed by its estimator every 2 s:
 	// the first reading waits until they include the adoption.)
 	time.Sleep(3 * time.Second)
-	before, ipvsBefore := make([]int64, downloads), ipvsInPkts()
-	for i := range progress {
-		before[i] = progress[i].got.Load()
-	}
+	before, ipvsBefore := dl.progress(), ipvsInPkts()
 	st0 := d.status(t)
 	time.Sleep(3 * time.Second)
 	ipvsAfter := ipvsInPkts()
 	st1 := d.status(t)
-	for i := range progress {
-		assert.Less(t, progress[i].got.Load(), int64(size), "download %d was over: it proves nothing", i)
-		assert.Greater(t, progress[i].got.Load(), before[i], "download %d did not move on after xlb started", i)
+	for i, n := range dl.progress() {
+		assert.Less(t, n, int64(size), "download %d was over: it proves nothing", i)
+		assert.Greater(t, n, before[i], "download %d did not move on after xlb started", i)
 	}
 	var in0, in1 uint64
 	for j := range st1.Services[0].Reals {
@@ -159,8 +144,7 @@ func TestAdoptIPVSDirector(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, d.status(t).Services[0].Counters.Conns-conns0, uint64(5))
 
-	wg.Wait()
-	for i, err := range errs {
+	for i, err := range dl.wait() {
 		assert.NoError(t, err, "download %d", i)
 	}
 }

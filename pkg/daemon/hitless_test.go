@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -82,18 +81,7 @@ func TestHitlessRestart(t *testing.T) {
 	p := startProbe(topo)
 	defer p.end()
 	const downloads, size = 20, 3 << 20
-	errs := make([]error, downloads)
-	progress := make([]download, downloads)
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	for i := range downloads {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = slowDownload(ctx, topo, size, 16<<10, 100*time.Millisecond, &progress[i])
-		}()
-	}
+	dl := startDownloads(t, topo, downloads, size, 90*time.Second)
 	time.Sleep(2 * time.Second)
 
 	// Never a moment without the VIP on A, never B MASTER.
@@ -150,8 +138,7 @@ func TestHitlessRestart(t *testing.T) {
 	assert.Zero(t, lost.Load(), "the VIP left the director")
 	assert.Zero(t, bMaster.Load(), "the backup became MASTER")
 	assert.False(t, strings.Contains(b.logs(), `state=MASTER`), "the backup's log shows a MASTER transition")
-	wg.Wait()
-	for i, err := range errs {
+	for i, err := range dl.wait() {
 		assert.NoError(t, err, "download %d", i)
 	}
 }

@@ -122,6 +122,43 @@ func slowDownload(ctx context.Context, topo *testutil.DR, n, chunk int, tick tim
 	return nil
 }
 
+// downloads are slowDownloads of size bytes running at once, 16 KB read
+// every 100 ms (about 160 KB/s each), given within to finish.
+type downloads struct {
+	each []download
+	errs []error
+	wg   sync.WaitGroup
+}
+
+func startDownloads(t *testing.T, topo *testutil.DR, n, size int, within time.Duration) *downloads {
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	t.Cleanup(cancel)
+	d := &downloads{each: make([]download, n), errs: make([]error, n)}
+	for i := range n {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.errs[i] = slowDownload(ctx, topo, size, 16<<10, 100*time.Millisecond, &d.each[i])
+		}()
+	}
+	return d
+}
+
+// progress is the bytes each has read so far.
+func (d *downloads) progress() []int64 {
+	out := make([]int64, len(d.each))
+	for i := range d.each {
+		out[i] = d.each[i].got.Load()
+	}
+	return out
+}
+
+// wait waits for every download to end and says how each ended.
+func (d *downloads) wait() []error {
+	d.wg.Wait()
+	return d.errs
+}
+
 // Two xlb directors with lvs_sync_daemon and a NAT service (the case
 // where a director without the flow breaks the connection: the reply
 // translation is gone). Long downloads run through the MASTER; it is
@@ -186,25 +223,8 @@ func failoverKeepsConnections(t *testing.T, dataplaneA string) {
 
 	// Long downloads: 6 MB each, read at about 160 KB/s: 39 s or more.
 	const downloads, size = 24, 6 << 20
-	errs := make([]error, downloads)
-	progress := make([]download, downloads)
-	snapshot := func() []int64 {
-		out := make([]int64, downloads)
-		for i := range progress {
-			out[i] = progress[i].got.Load()
-		}
-		return out
-	}
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
-	defer cancel()
-	for i := range downloads {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = slowDownload(ctx, topo, size, 16<<10, 100*time.Millisecond, &progress[i])
-		}()
-	}
+	dl := startDownloads(t, topo, downloads, size, 150*time.Second)
+	snapshot := dl.progress
 	// Every download is on the backup before the master dies: its table
 	// (ipvsadm -Lnc through xlbadm) lists each one's client ESTABLISHED.
 	// A connection the master had not yet synced would be lost, with
@@ -212,8 +232,8 @@ func failoverKeepsConnections(t *testing.T, dataplaneA string) {
 	require.Eventually(t, func() bool {
 		r, err := control.NewClient(b.socket).Ipvsadm([]string{"-Lnc"}, "")
 		require.NoError(t, err)
-		for i := range progress {
-			c, _ := progress[i].client.Load().(string)
+		for i := range dl.each {
+			c, _ := dl.each[i].client.Load().(string)
 			if c == "" || !regexp.MustCompile(`ESTABLISHED +`+regexp.QuoteMeta(c)+` `).MatchString(r.Stdout) {
 				return false
 			}
@@ -275,9 +295,8 @@ func failoverKeepsConnections(t *testing.T, dataplaneA string) {
 	}
 	movesOn("restarted master")
 
-	wg.Wait()
 	broken := 0
-	for i, err := range errs {
+	for i, err := range dl.wait() {
 		if err != nil {
 			broken++
 			t.Errorf("download %d: %v", i, err)
