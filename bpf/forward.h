@@ -77,10 +77,22 @@ static __always_inline int nat_rewrite(struct packet *p, void *data_end, int dst
 	return 0;
 }
 
+/* XDP metadata that asks xlb_tc_neigh (TC ingress) to send the packet
+ * through the kernel's neighbour resolution. */
+struct xlb_neigh_meta {
+	__u32 magic;
+	__u32 ifindex;
+};
+#define XLB_META_NEIGH 0x786c626eu /* "xlbn" */
+
 /* Sends a packet on to its destination as the kernel's forwarding would:
- * FIB and neighbour lookup, TTL decremented. Without a neighbour entry
- * (or anything else the fast path cannot do) the packet goes to the
- * kernel, which forwards it (the director needs ip_forward=1 for NAT). */
+ * FIB and neighbour lookup, TTL decremented. When the next hop has no
+ * neighbour entry yet, the packet (TTL already decremented) goes up with
+ * metadata for xlb_tc_neigh, which hands it to the kernel's neighbour
+ * resolution (bpf_redirect_neigh: ARP, the packet queued until answered).
+ * The kernel's forwarding cannot take it: its source is a local address
+ * here (the VIP), a martian. Anything else the fast path cannot do goes
+ * to the kernel as it is. */
 static __always_inline int forward_routed(struct xdp_md *ctx, struct packet *p, void *data_end, int *to_kernel)
 {
 	struct iphdr *ip = p->ip;
@@ -95,11 +107,23 @@ static __always_inline int forward_routed(struct xdp_md *ctx, struct packet *p, 
 	fib.ipv4_src = ip->saddr;
 	fib.ipv4_dst = ip->daddr;
 	fib.ifindex = ctx->ingress_ifindex;
-	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	int rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return XDP_PASS;
-	*to_kernel = 0;
 	csum_replace2((__u16 *)&ip->check, bpf_htons((__u16)ip->ttl << 8), bpf_htons((__u16)(ip->ttl - 1) << 8));
 	ip->ttl--;
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xlb_neigh_meta)) < 0)
+			return XDP_PASS; /* no metadata here: the kernel drops it */
+		void *data = (void *)(long)ctx->data;
+		struct xlb_neigh_meta *m = (void *)(long)ctx->data_meta;
+		if ((void *)(m + 1) > data)
+			return XDP_PASS;
+		m->magic = XLB_META_NEIGH;
+		m->ifindex = fib.ifindex;
+		return XDP_PASS;
+	}
+	*to_kernel = 0;
 	__builtin_memcpy(p->eth->h_dest, fib.dmac, ETH_ALEN);
 	__builtin_memcpy(p->eth->h_source, fib.smac, ETH_ALEN);
 	if (fib.ifindex == ctx->ingress_ifindex)

@@ -33,6 +33,9 @@
  *   (VRRP BACKUP/FAULT here)         is not MASTER: the kernel, without the VIP,
  *                                    does what an IPVS backup's would)
  *   new flow, drop_packet engaged    1 in drop_rate XDP_DROP, stat DEFENCE_DROP
+ *   NAT reply, client's next hop     translated, TTL decremented, XDP_PASS with
+ *   not resolved yet                 metadata, stat NAT_REPLY_KERNEL: xlb_tc_neigh
+ *                                    sends it through the kernel's ARP
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -624,6 +627,21 @@ int xlb_adjust(struct xdp_md *ctx)
 {
 	bpf_for_each_map_elem(&conn_adjust, adjust_one, 0, 0);
 	return XDP_PASS;
+}
+
+/* xlb_tc_neigh runs at TC ingress on every interface xlb_xdp runs on. A
+ * packet xlb_xdp could not send for want of a neighbour entry (its
+ * metadata says so: forward_routed) goes to the kernel's neighbour
+ * resolution, out of the interface the FIB chose; every other packet goes
+ * on untouched (TC_ACT_UNSPEC, which is also TCX_NEXT). */
+SEC("tc")
+int xlb_tc_neigh(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	struct xlb_neigh_meta *m = (void *)(long)skb->data_meta;
+	if ((void *)(m + 1) > data || m->magic != XLB_META_NEIGH)
+		return -1;
+	return bpf_redirect_neigh(m->ifindex, 0, 0, 0);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

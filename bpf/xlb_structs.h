@@ -79,7 +79,7 @@ enum xlb_stat {
 	XLB_STAT_NOT_SYN = 4,     /* TCP without SYN and no flow: passed to the kernel */
 	XLB_STAT_RETIRING = 5,    /* SYN racing the sweeper ending its old flow: dropped */
 	XLB_STAT_NAT_REPLY = 6,   /* NAT replies translated back to the VIP */
-	XLB_STAT_NAT_REPLY_KERNEL = 7, /* of those, left to the kernel to forward (no neighbour yet) */
+	XLB_STAT_NAT_REPLY_KERNEL = 7, /* of those, sent through the kernel's neighbour resolution (xlb_tc_neigh) */
 	XLB_STAT_STANDBY = 8,     /* to a VIP whose VRRP instance is not MASTER here: passed */
 	XLB_STAT_DEFENCE_DROP = 9, /* new flow dropped by drop_packet (ip_vs_todrop) */
 	XLB_STAT_PROMOTED = 10,   /* half-open flows that proved themselves: moved to the flow table */

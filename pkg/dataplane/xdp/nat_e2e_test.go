@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +90,80 @@ func TestNATEndToEnd(t *testing.T) {
 				out += s.OutBytes
 			}
 			assert.Greater(t, out, uint64(size), "the download counts as the reals' output")
+		})
+	}
+}
+
+// retransSegs is the TCP segments the namespace's stack has retransmitted
+// (/proc/net/snmp's Tcp RetransSegs).
+func retransSegs(t *testing.T, ns *testutil.NS) int {
+	t.Helper()
+	out, err := ns.Command("cat", "/proc/net/snmp").Output()
+	require.NoError(t, err)
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Tcp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RetransSegs" {
+				v, err := strconv.Atoi(f[i])
+				require.NoError(t, err)
+				return v
+			}
+		}
+	}
+	t.Fatal("no Tcp RetransSegs in /proc/net/snmp")
+	return 0
+}
+
+// A NAT director that has never met the client at the Ethernet layer (a
+// new VRRP master, a sync backup, the first reply after the neighbour
+// entry expired): the real's replies still reach the client at once. XDP
+// cannot wait for ARP; the kernel's forwarding would drop the translated
+// reply (its source, the VIP, is local); xlb_tc_neigh hands it to the
+// kernel's neighbour resolution, which queues it until ARP answers. The
+// real retransmits nothing: every first reply got through.
+func TestNATReplyWaitsForARP(t *testing.T) {
+	for _, mode := range []dataplane.XDPMode{dataplane.XDPNative, dataplane.XDPGeneric} {
+		t.Run(mode.String(), func(t *testing.T) {
+			requireRoot(t)
+			topo, err := testutil.NewDR(testutil.DROptions{Reals: 1, Native: mode == dataplane.XDPNative, NAT: true})
+			require.NoError(t, err)
+			t.Cleanup(func() { topo.Close() })
+			require.NoError(t, topo.ServeHTTP(8080))
+			r := &drRig{topo: topo, pin: "/sys/fs/bpf/xlb-e2e-" + testutil.Suffix(), mode: mode,
+				url: fmt.Sprintf("http://%s:80/", topo.VIP), svc: dataplane.ServiceKey{Addr: topo.VIP, Port: 80, Protocol: lvs.TCP}, log: quiet}
+			r.x = r.open(t)
+			t.Cleanup(func() { assert.NoError(t, r.x.Close()) })
+			r.apply(t, dataplane.Service{ServiceKey: r.svc, Scheduler: "rr",
+				Reals: []dataplane.Real{{Addr: topo.RealAddrs[0], Port: 8080, Weight: 1, Forward: lvs.NAT}}})
+			r.waitResolved(t)
+
+			// The VIP is the director's address, as VRRP makes it. The
+			// client knows the director's MAC without asking (so the
+			// director does not learn the client's from an ARP
+			// request), and the director has no entry for the client.
+			require.NoError(t, topo.Director.IP("addr", "add", topo.VIP.String()+"/32", "dev", "eth0"))
+			out, err := topo.Director.Command("cat", "/sys/class/net/eth0/address").Output()
+			require.NoError(t, err)
+			require.NoError(t, topo.Client.IP("neigh", "replace", "10.77.5.2", "lladdr", strings.TrimSpace(string(out)), "dev", "eth0", "nud", "permanent"))
+			_ = topo.Director.IP("neigh", "del", topo.ClientAddr.String(), "dev", "eth0")
+
+			before := reasons(t, r.x)
+			retrans := retransSegs(t, topo.Reals[0])
+			assert.Equal(t, []string{"r1", "r1", "r1"}, r.get(t, 3))
+			after := reasons(t, r.x)
+			assert.Positive(t, after["nat_reply_kernel"]-before["nat_reply_kernel"], "replies went through the kernel's neighbour resolution")
+			assert.Zero(t, retransSegs(t, topo.Reals[0])-retrans, "the real retransmitted: a reply was lost waiting for ARP")
+			neigh, err := topo.Director.Command("ip", "neigh", "show", topo.ClientAddr.String()).Output()
+			require.NoError(t, err)
+			assert.Contains(t, string(neigh), "lladdr", "the director resolved the client")
 		})
 	}
 }

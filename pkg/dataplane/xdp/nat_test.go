@@ -66,7 +66,8 @@ func TestNATGoldenPackets(t *testing.T) {
 	verifyChecksums(t, out)
 
 	// The reply, real -> client: the source becomes the VIP:80 again. No
-	// neighbour entry for the client here: the kernel forwards it.
+	// route to the client here: the kernel decides (TestNATReplyNextHop
+	// has one).
 	reply := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: client,
 		Proto: 6, SrcPort: 8080, DstPort: 41000, TCPFlags: testutil.TCPSyn | testutil.TCPAck, Payload: []byte("hello")}
 	before := reasons(t, x)
@@ -102,6 +103,57 @@ func TestNATGoldenPackets(t *testing.T) {
 	assert.Zero(t, binary.BigEndian.Uint16(out[14+20+6:]), "a UDP datagram without checksum keeps none")
 	assert.Equal(t, net.IP(realAddr(1).AsSlice()).To4(), net.IP(out[14+16:14+20]))
 	verifyChecksums(t, out)
+}
+
+// A NAT reply is routed to the client like the kernel's forwarding would:
+// to the neighbour's MAC, TTL decremented. When the client's next hop has
+// no neighbour entry yet, the kernel's forwarding would drop the
+// translated packet (its source, the VIP, is a local address): it goes up
+// with metadata that sends xlb_tc_neigh's bpf_redirect_neigh to the
+// interface the FIB chose (what reaches the client that way:
+// TestNATReplyWaitsForARP).
+func TestNATReplyNextHop(t *testing.T) {
+	ns, x := newNATTest(t)
+	require.NoError(t, ns.IP("link", "set", "dummy1", "up"))
+	require.NoError(t, ns.IP("addr", "add", "192.0.2.1/24", "dev", "dummy0"))
+	var dummy0 int
+	require.NoError(t, ns.Do(func() error {
+		ifi, err := net.InterfaceByName("dummy0")
+		dummy0 = ifi.Index
+		return err
+	}))
+	v, _ := run(t, ns, x, syn(41000).Bytes())
+	require.EqualValues(t, xdpTX, v)
+	reply := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: client,
+		Proto: 6, SrcPort: 8080, DstPort: 41000, TCPFlags: testutil.TCPSyn | testutil.TCPAck, TTL: 64}
+	want := reply
+	want.Src, want.SrcPort, want.TTL = vip, 80, 63
+
+	before := reasons(t, x)
+	v, out := run(t, ns, x, reply.Bytes())
+	require.EqualValues(t, xdpPass, v)
+	require.Len(t, out, 8+len(want.Bytes()), "8 bytes of metadata before the frame")
+	assert.EqualValues(t, 0x786c626e, binary.LittleEndian.Uint32(out[0:4]), "XLB_META_NEIGH")
+	assert.EqualValues(t, dummy0, binary.LittleEndian.Uint32(out[4:8]), "the interface towards the client")
+	assert.Equal(t, want.Bytes(), out[8:], "translated, TTL decremented")
+	verifyChecksums(t, out[8:])
+	assert.EqualValues(t, 1, reasons(t, x)["nat_reply_kernel"]-before["nat_reply_kernel"])
+
+	// With the client's MAC known: straight out of dummy0 to it.
+	clientMAC := net.HardwareAddr{0x02, 0xc1, 0, 0, 0, 0x07}
+	require.NoError(t, ns.IP("neigh", "add", client.String(), "lladdr", clientMAC.String(), "dev", "dummy0"))
+	before = reasons(t, x)
+	v, out = run(t, ns, x, reply.Bytes())
+	require.EqualValues(t, xdpRedirect, v)
+	var dummy0MAC net.HardwareAddr
+	require.NoError(t, ns.Do(func() error {
+		ifi, err := net.InterfaceByName("dummy0")
+		dummy0MAC = ifi.HardwareAddr
+		return err
+	}))
+	want.DstMAC, want.SrcMAC = clientMAC, dummy0MAC
+	assert.Equal(t, want.Bytes(), out)
+	assert.Zero(t, reasons(t, x)["nat_reply_kernel"]-before["nat_reply_kernel"])
 }
 
 // DR and NAT services on one director.

@@ -121,6 +121,7 @@ type attached struct {
 	ifname string
 	mode   dataplane.XDPMode // dataplane.XDPAuto when taken over from a pinned link
 	link   link.Link
+	tc     *tcHook // nil when TC could not be attached (warned)
 }
 
 var _ dataplane.Dataplane = (*Dataplane)(nil)
@@ -338,7 +339,7 @@ func (x *Dataplane) attach(name string) error {
 		x.tookOver = true
 		mode := attachedMode(name)
 		x.log.Info("took over xdp link", "interface", name, "pin", pin, "mode", mode.String())
-		x.links = append(x.links, attached{ifname: name, mode: mode, link: l})
+		x.links = append(x.links, attached{ifname: name, mode: mode, link: l, tc: x.tryTC(name, ifi.Index)})
 		return x.addTxPort(ifi.Index)
 	}
 
@@ -373,8 +374,19 @@ func (x *Dataplane) attach(name string) error {
 		return fmt.Errorf("pin xdp link %s: %w", pin, err)
 	}
 	x.log.Info("attached xdp", "interface", name, "mode", mode.String())
-	x.links = append(x.links, attached{ifname: name, mode: mode, link: l})
+	x.links = append(x.links, attached{ifname: name, mode: mode, link: l, tc: x.tryTC(name, ifi.Index)})
 	return x.addTxPort(ifi.Index)
+}
+
+// tryTC attaches xlb_tc_neigh (tc.go), or says what is lost without it.
+func (x *Dataplane) tryTC(name string, ifindex int) *tcHook {
+	h, err := x.attachTC(name, ifindex)
+	if err != nil {
+		x.log.Warn("no tc ingress program: a NAT reply whose next hop has no neighbour entry yet is dropped until the kernel learns it", "interface", name, "error", err)
+		return nil
+	}
+	x.log.Debug("attached tc ingress", "interface", name, "how", h.how)
+	return h
 }
 
 // attachedMode asks the kernel how XDP is attached to ifname.
@@ -485,6 +497,11 @@ func (x *Dataplane) closeLinks(detach bool) {
 			}
 		}
 		a.link.Close()
+		if a.tc != nil {
+			if err := a.tc.detach(detach); err != nil {
+				x.log.Warn("detach tc ingress", "interface", a.ifname, "error", err)
+			}
+		}
 		if detach {
 			x.log.Info("detached xdp", "interface", a.ifname)
 		}

@@ -278,6 +278,7 @@ const (
 	xlbMapVips            = "vips"
 	xlbProgXlbAdjust      = "xlb_adjust"
 	xlbProgXlbSweep       = "xlb_sweep"
+	xlbProgXlbTcNeigh     = "xlb_tc_neigh"
 	xlbProgXlbXdp         = "xlb_xdp"
 	xlbVarHaveBpfLoop     = "have_bpf_loop"
 	xlbVarHaveCoarseClock = "have_coarse_clock"
@@ -326,9 +327,10 @@ type xlbSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbProgramSpecs struct {
-	XlbAdjust *ebpf.ProgramSpec `ebpf:"xlb_adjust"`
-	XlbSweep  *ebpf.ProgramSpec `ebpf:"xlb_sweep"`
-	XlbXdp    *ebpf.ProgramSpec `ebpf:"xlb_xdp"`
+	XlbAdjust  *ebpf.ProgramSpec `ebpf:"xlb_adjust"`
+	XlbSweep   *ebpf.ProgramSpec `ebpf:"xlb_sweep"`
+	XlbTcNeigh *ebpf.ProgramSpec `ebpf:"xlb_tc_neigh"`
+	XlbXdp     *ebpf.ProgramSpec `ebpf:"xlb_xdp"`
 }
 
 // xlbMapSpecs contains maps before they are loaded into the kernel.
@@ -458,15 +460,17 @@ type xlbVariables struct {
 //
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbPrograms struct {
-	XlbAdjust *ebpf.Program `ebpf:"xlb_adjust"`
-	XlbSweep  *ebpf.Program `ebpf:"xlb_sweep"`
-	XlbXdp    *ebpf.Program `ebpf:"xlb_xdp"`
+	XlbAdjust  *ebpf.Program `ebpf:"xlb_adjust"`
+	XlbSweep   *ebpf.Program `ebpf:"xlb_sweep"`
+	XlbTcNeigh *ebpf.Program `ebpf:"xlb_tc_neigh"`
+	XlbXdp     *ebpf.Program `ebpf:"xlb_xdp"`
 }
 
 func (p *xlbPrograms) Close() error {
 	return _XlbClose(
 		p.XlbAdjust,
 		p.XlbSweep,
+		p.XlbTcNeigh,
 		p.XlbXdp,
 	)
 }
