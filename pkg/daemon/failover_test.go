@@ -63,11 +63,14 @@ func startProbe(topo *testutil.DR) *httpProbe {
 		DialContext: topo.Client.DialContext, DisableKeepAlives: true}}
 	go func() {
 		defer close(p.done)
-		for i := 0; i < 100000; i++ {
+		// Bounded in count and time; paced so that a minute-long test
+		// does not run out of requests.
+		end := time.Now().Add(10 * time.Minute)
+		for i := 0; i < 100000 && time.Now().Before(end); i++ {
 			select {
 			case <-p.stop:
 				return
-			default:
+			case <-time.After(5 * time.Millisecond):
 			}
 			_, err := testutil.Get(context.Background(), c, "http://10.77.1.100/")
 			p.mu.Lock()
@@ -77,9 +80,6 @@ func startProbe(topo *testutil.DR) *httpProbe {
 				p.errs = append(p.errs, time.Now())
 			}
 			p.mu.Unlock()
-			if err != nil {
-				time.Sleep(10 * time.Millisecond)
-			}
 		}
 	}()
 	return p
