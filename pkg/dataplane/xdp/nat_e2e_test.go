@@ -150,9 +150,15 @@ func TestNATReplyWaitsForARP(t *testing.T) {
 			// director does not learn the client's from an ARP
 			// request), and the director has no entry for the client.
 			require.NoError(t, topo.Director.IP("addr", "add", topo.VIP.String()+"/32", "dev", "eth0"))
-			out, err := topo.Director.Command("cat", "/sys/class/net/eth0/address").Output()
-			require.NoError(t, err)
-			require.NoError(t, topo.Client.IP("neigh", "replace", "10.77.5.2", "lladdr", strings.TrimSpace(string(out)), "dev", "eth0", "nud", "permanent"))
+			var dirMAC net.HardwareAddr
+			require.NoError(t, topo.Director.Do(func() error {
+				ifi, err := net.InterfaceByName("eth0")
+				if err == nil {
+					dirMAC = ifi.HardwareAddr
+				}
+				return err
+			}))
+			require.NoError(t, topo.Client.IP("neigh", "replace", "10.77.5.2", "lladdr", dirMAC.String(), "dev", "eth0", "nud", "permanent"))
 			_ = topo.Director.IP("neigh", "del", topo.ClientAddr.String(), "dev", "eth0")
 
 			before := reasons(t, r.x)
