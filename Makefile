@@ -10,17 +10,23 @@ export GOTOOLCHAIN ?= auto
 help:
 	@awk '/^## /{ sub(/^## /, ""); n = index($$0, ":"); printf "  %-15s %s\n", substr($$0, 1, n-1), substr($$0, n+2) }' $(MAKEFILE_LIST)
 
-## build: build bin/xlb and bin/xlbadm
+## build: build bin/xlb and bin/xlbadm (xlb version: tools/version.sh)
 build:
-	$(GO) build -o bin/xlb ./cmd/xlb
-	$(GO) build -o bin/xlbadm ./cmd/xlbadm
+	$(GO) build -buildmode=pie -trimpath -ldflags "$(LDFLAGS)" -o bin/xlb ./cmd/xlb
+	$(GO) build -buildmode=pie -trimpath -o bin/xlbadm ./cmd/xlbadm
+LDFLAGS = -X main.version=$(shell tools/version.sh) -X main.commit=$(shell tools/version.sh commit)
+
+## deb: build bin/xlb_VERSION_amd64.deb (dpkg-deb) and check it with lintian: tools/deb.sh
+.PHONY: deb
+deb: build
+	tools/deb.sh
 
 ## demo: forward real HTTP through xlb on a built-in namespace topology (root)
 demo: build
 	@tools/deps.sh run
 	./bin/xlb demo
 
-## test: everything CI runs: stale-BPF check, gofmt, vet, the whole test suite (root), the chaos run's verdicts, then the 6.1 VM (vmtest-ci)
+## test: everything CI runs: stale-BPF check, gofmt, vet, the whole test suite (root), the chaos run's verdicts, the Debian package (lintian, installed and purged in a fresh Debian 12 root), then the 6.1 VM (vmtest-ci)
 test:
 	@tools/deps.sh test
 	tools/check-generate.sh
@@ -28,6 +34,8 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) run ./tools/chaos
+	tools/deb.sh
+	tools/deb-test.sh
 	$(MAKE) vmtest-ci
 
 ## unit: the tests that need no root and no kernel features

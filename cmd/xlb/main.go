@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
+
+	"github.com/xlbproject/xlb/pkg/dataplane/xdp"
 )
 
 // env is what a subcommand may touch, injected so tests run in-process.
@@ -57,7 +60,28 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nxlb COMMAND --help shows a command's flags.")
 }
 
+// version and commit are set at link time (make build, make deb:
+// tools/version.sh); a plain go build says what the Go toolchain stamped.
+var commit = ""
+
 func runVersion(e env, _ []string) int {
 	fmt.Fprintln(e.stdout, "xlb", version)
+	c := commit
+	if bi, ok := debug.ReadBuildInfo(); ok && c == "" {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				c = s.Value + c
+			case "vcs.modified":
+				if s.Value == "true" {
+					c += " (modified)"
+				}
+			}
+		}
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	fmt.Fprintf(e.stdout, "commit %s\nbpf object sha256 %s\n", c, xdp.ObjectSHA256())
 	return 0
 }
