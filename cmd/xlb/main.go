@@ -64,7 +64,15 @@ func usage(w io.Writer) {
 // tools/version.sh); a plain go build says what the Go toolchain stamped.
 var commit = ""
 
-func runVersion(e env, _ []string) int {
+func runVersion(e env, args []string) int {
+	if len(args) > 0 {
+		w, code := e.stdout, 0
+		if args[0] != "-h" && args[0] != "--help" {
+			w, code = e.stderr, 2
+		}
+		fmt.Fprintln(w, "usage: xlb version\n\nPrints the version, the commit it was built from and the SHA-256 of the BPF object\nit carries (the data plane it would load).")
+		return code
+	}
 	fmt.Fprintln(e.stdout, "xlb", version)
 	c := commit
 	if bi, ok := debug.ReadBuildInfo(); ok && c == "" {
