@@ -312,7 +312,7 @@ func Run(ctx context.Context, o Options) error {
 	notify := newNotifier(log)
 	defer notify.close()
 	notify.send("READY=1", "STATUS="+statusLine(d.summary()))
-	notify.watchdog(ctx, func() error { _, err := d.Status(); return err })
+	notify.watchdog(ctx, d.alive)
 	defer notify.send("STOPPING=1", "STATUS=stopping")
 	for {
 		select {
@@ -519,6 +519,23 @@ func ReadConfig(path string, o ReadOptions) (*config.Config, error) {
 // Ipvsadm implements control.Backend.
 func (d *daemon) Ipvsadm(args []string, stdin string) (string, string, int) {
 	return d.dir.Ipvsadm(args, stdin)
+}
+
+// alive is what the systemd watchdog asks: the state answers (the
+// director's lock, the data plane's maps) and so does every VIP owner's
+// loop that can say (each VRRP instance's).
+func (d *daemon) alive(ctx context.Context) error {
+	if _, err := d.Status(); err != nil {
+		return err
+	}
+	for _, ow := range d.owners {
+		if a, ok := ow.(interface{ Alive(context.Context) error }); ok {
+			if err := a.Alive(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Status implements control.Backend: the director's services, the VIP

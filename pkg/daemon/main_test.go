@@ -93,6 +93,11 @@ func childCmd(t *testing.T, ns *testutil.NS, o Options, env []string) (*exec.Cmd
 // and waits for its control socket; env adds environment variables.
 func startDaemon(t *testing.T, ns *testutil.NS, o Options, env ...string) *proc {
 	cmd, o := childCmd(t, ns, o, env)
+	return startChild(t, cmd, o)
+}
+
+// startChild starts cmd (from childCmd) as startDaemon does.
+func startChild(t *testing.T, cmd *exec.Cmd, o Options) *proc {
 	d := &proc{cmd: cmd, socket: o.Socket, done: make(chan error, 1)}
 	stderr, err := d.cmd.StderrPipe()
 	require.NoError(t, err)

@@ -64,10 +64,10 @@ func (n *notifier) close() {
 
 // watchdog pings systemd's watchdog (WatchdogSec=) at half its interval,
 // each time only after alive has answered within the interval: a daemon
-// whose director or data plane is stuck stops pinging, and systemd
-// restarts it. Without WATCHDOG_USEC (or for another process's
+// whose director (its lock, held while applying), data plane or a VRRP
+// instance's loop is stuck stops pinging, and systemd restarts it. Without WATCHDOG_USEC (or for another process's
 // WATCHDOG_PID) it does nothing.
-func (n *notifier) watchdog(ctx context.Context, alive func() error) {
+func (n *notifier) watchdog(ctx context.Context, alive func(context.Context) error) {
 	if n.conn == nil {
 		return
 	}
@@ -90,17 +90,23 @@ func (n *notifier) watchdog(ctx context.Context, alive func() error) {
 			case <-t.C:
 			}
 			done := make(chan error, 1)
-			go func() { done <- alive() }()
+			// Each loop asked has the interval to answer; the state
+			// (a lock held) has twice that.
+			actx, cancel := context.WithTimeout(ctx, every)
+			go func() { done <- alive(actx) }()
 			select {
 			case err := <-done:
+				cancel()
 				if err != nil {
 					n.log.Error("watchdog: the daemon does not answer; not pinging systemd", "error", err)
 					continue
 				}
 				n.send("WATCHDOG=1")
 			case <-time.After(2 * every):
+				cancel()
 				n.log.Error("watchdog: the daemon's state did not answer in time; not pinging systemd", "waited", 2*every)
 			case <-ctx.Done():
+				cancel()
 				return
 			}
 		}

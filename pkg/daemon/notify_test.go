@@ -127,3 +127,86 @@ func TestSystemdNotify(t *testing.T) {
 		t.Fatal("the daemon did not stop")
 	}
 }
+
+// pingsWithin drains the notifications for d and counts the watchdog
+// pings among them; any other notification is returned in others.
+func (n *notifications) pingsWithin(d time.Duration) (pings int, others []string) {
+	deadline := time.After(d)
+	for {
+		select {
+		case m := <-n.ch:
+			if m == "WATCHDOG=1\n" {
+				pings++
+			} else {
+				others = append(others, m)
+			}
+		case <-deadline:
+			return pings, others
+		}
+	}
+}
+
+// The watchdog pings only while the daemon is really alive: a VRRP
+// instance's loop that is stuck, or the director held while it applies a
+// configuration, stops the pings (systemd would restart xlb), and they
+// come back once the loop moves again. The stalls are injected from
+// outside the process (internal/failpoint).
+func TestWatchdogStopsWhenStuck(t *testing.T) {
+	topo := testutil.NewDRServing(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "keepalived.conf")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(failoverConfig(150)), 0o644))
+	fp := filepath.Join(dir, "failpoints")
+	require.NoError(t, os.Mkdir(fp, 0o755))
+	n, sock := listenNotify(t)
+	cmd, o := childCmd(t, topo.Director, Options{ConfigFile: cfgPath, Interfaces: []string{"eth0"}},
+		[]string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=400000", "XLB_FAILPOINTS=" + fp})
+	var logs testutil.LockedBuffer
+	cmd.Stderr = &logs
+	t.Cleanup(func() { t.Logf("daemon log:\n%s", logs.String()) })
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	pings := 0
+	require.True(t, strings.HasPrefix(n.next(t, 30*time.Second, &pings), "READY=1"))
+	require.Eventually(t, func() bool {
+		st, err := control.NewClient(o.Socket).Status()
+		return err == nil && len(st.VRRP) == 1 && st.VRRP[0].State == "MASTER"
+	}, 10*time.Second, 50*time.Millisecond)
+
+	arm := func(name string) { require.NoError(t, os.WriteFile(filepath.Join(fp, name), nil, 0o644)) }
+	disarm := func(name string) { require.NoError(t, os.Remove(filepath.Join(fp, name))) }
+
+	p, _ := n.pingsWithin(time.Second)
+	assert.GreaterOrEqual(t, p, 3, "pings every 200 ms while alive")
+
+	// The VRRP instance's loop stops at its next event (its next advert,
+	// within advert_int): no ping from then on.
+	arm("vrrp-loop")
+	_, _ = n.pingsWithin(1500 * time.Millisecond)
+	p, _ = n.pingsWithin(1500 * time.Millisecond)
+	assert.Zero(t, p, "pings while the VRRP instance's loop is stuck")
+	assert.Contains(t, logs.String(), "watchdog: the daemon does not answer; not pinging systemd")
+	assert.Contains(t, logs.String(), "the instance's loop does not answer")
+	disarm("vrrp-loop")
+	time.Sleep(500 * time.Millisecond)
+	p, _ = n.pingsWithin(time.Second)
+	assert.GreaterOrEqual(t, p, 3, "pings again once the loop moves")
+
+	// A reload whose apply is stuck holds the director: no ping.
+	arm("director-apply")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	_, others := n.pingsWithin(1500 * time.Millisecond)
+	require.NotEmpty(t, others)
+	assert.Contains(t, others[0], "RELOADING=1")
+	p, _ = n.pingsWithin(1500 * time.Millisecond)
+	assert.Zero(t, p, "pings while the director is stuck applying")
+	assert.Contains(t, logs.String(), "watchdog: the daemon's state did not answer in time")
+	disarm("director-apply")
+	p, others = n.pingsWithin(1500 * time.Millisecond)
+	assert.GreaterOrEqual(t, p, 3, "pings again once the apply ends")
+	require.NotEmpty(t, others)
+	assert.True(t, strings.HasPrefix(others[0], "READY=1"), "%q", others)
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/xlbproject/xlb/internal/failpoint"
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/control"
 	"github.com/xlbproject/xlb/pkg/dataplane"
@@ -270,6 +271,7 @@ func (d *Director) Load(cfg *config.Config) error {
 		s, m := d.updateQuorum(vs, true, isNew[vs])
 		scripts, mails = append(scripts, s...), append(mails, m...)
 	}
+	failpoint.Stall("director-apply")
 	if err := d.opts.Dataplane.Apply(d.wanted()); err != nil {
 		d.cfg, d.services = was, wasServices
 		for _, k := range kept {
@@ -556,6 +558,7 @@ func (d *Director) applyLocked() {
 // applyAndCheck applies the wanted state and returns the data plane's
 // refusal, if any.
 func (d *Director) applyAndCheck() error {
+	failpoint.Stall("director-apply")
 	err := d.opts.Dataplane.Apply(d.wanted())
 	if err != nil {
 		d.log.Error("applying to the data plane", "error", err)

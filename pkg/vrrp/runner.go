@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/internal/failpoint"
 )
 
 // VIPManager configures the virtual addresses. Both calls are idempotent:
@@ -350,6 +353,26 @@ func (r *Runner) event(f func(time.Time) []Action) {
 	<-ev.handled
 }
 
+// Alive returns once the Runner's goroutine has taken an event, or an
+// error when it has not by ctx's end: the systemd watchdog asks, so that
+// a stuck instance stops the pings. A stopped Runner is not stuck.
+func (r *Runner) Alive(ctx context.Context) error {
+	ev := runnerEvent{f: func(time.Time) []Action { return nil }, handled: make(chan struct{})}
+	select {
+	case r.events <- ev:
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("vrrp vrid %d: the instance's loop does not answer", r.local.VRID)
+	}
+	select {
+	case <-ev.handled:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("vrrp vrid %d: the instance's loop does not answer", r.local.VRID)
+	}
+}
+
 func (r *Runner) publish() {
 	r.state.Store(uint32(r.m.State()))
 	r.prio.Store(uint32(r.m.Priority()))
@@ -422,6 +445,7 @@ func (r *Runner) loop() {
 		if t != nil {
 			t.Stop()
 		}
+		failpoint.Stall("vrrp-loop")
 	}
 }
 

@@ -110,6 +110,25 @@ func New(opts Options) *Supervisor {
 		preemptHold: opts.PreemptHold, resume: opts.Resume}
 }
 
+// Alive says whether every instance's loop answers before ctx ends (the
+// systemd watchdog asks).
+func (v *Supervisor) Alive(ctx context.Context) error {
+	v.mu.Lock()
+	runners := make([]*vrrp.Runner, 0, len(v.runners))
+	for _, r := range v.runners {
+		if r.runner != nil {
+			runners = append(runners, r.runner)
+		}
+	}
+	v.mu.Unlock()
+	for _, r := range runners {
+		if err := r.Alive(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Governs are the addresses the vrrp_instances of cfg move between
 // directors (virtual_ipaddress and virtual_ipaddress_excluded): their
 // services forward only while this director is MASTER for them.
