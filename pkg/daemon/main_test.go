@@ -98,6 +98,14 @@ func startDaemon(t *testing.T, ns *testutil.NS, o Options, env ...string) *proc 
 
 // startChild starts cmd (from childCmd) as startDaemon does.
 func startChild(t *testing.T, cmd *exec.Cmd, o Options) *proc {
+	d, err := tryChild(t, cmd, o)
+	require.NoError(t, err)
+	return d
+}
+
+// tryChild starts cmd and says whether its control socket answered
+// within 15 s; the process is stopped when the test ends either way.
+func tryChild(t *testing.T, cmd *exec.Cmd, o Options) (*proc, error) {
 	d := &proc{cmd: cmd, socket: o.Socket, done: make(chan error, 1)}
 	stderr, err := d.cmd.StderrPipe()
 	require.NoError(t, err)
@@ -126,11 +134,18 @@ func startChild(t *testing.T, cmd *exec.Cmd, o Options) *proc {
 		}
 		t.Logf("daemon log:\n%s", d.logs())
 	})
-	require.Eventually(t, func() bool {
-		_, err := control.NewClient(d.socket).Status()
-		return err == nil
-	}, 15*time.Second, 50*time.Millisecond, "daemon did not start: %s", d.logs())
-	return d
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if _, err := control.NewClient(d.socket).Status(); err == nil {
+			return d, nil
+		}
+		select {
+		case err := <-d.done:
+			d.done <- err
+			return d, fmt.Errorf("daemon exited (%v): %s", err, d.logs())
+		default:
+		}
+	}
+	return d, fmt.Errorf("daemon did not start: %s", d.logs())
 }
 
 // runDaemonOnce runs a director that is expected to stop by itself (a
