@@ -16,7 +16,7 @@ type testBinary struct {
 }
 
 // buildTests builds a static test binary per package that has tests, and
-// copies each package's testdata/, into root.
+// copies each package's testdata/ (and contrib/systemd), into root.
 func buildTests(cfg *config, root string) ([]testBinary, error) {
 	args := append([]string{"list", "-f", "{{.ImportPath}}\t{{.Dir}}\t{{len .TestGoFiles}}\t{{len .XTestGoFiles}}"}, cfg.pkgs...)
 	cmd := exec.Command(cfg.goTool, args...)
@@ -56,6 +56,11 @@ func buildTests(cfg *config, root string) ([]testBinary, error) {
 	}
 	if len(bins) == 0 {
 		return nil, fmt.Errorf("no package with tests in %s", strings.Join(cfg.pkgs, " "))
+	}
+	// The unit file, which pkg/daemon's TestUnitCapabilities reads
+	// (../../contrib/systemd from the package, as on the host).
+	if err := copyTree(filepath.Join(cfg.root, "contrib", "systemd"), filepath.Join(root, "src", "contrib", "systemd")); err != nil {
+		return nil, err
 	}
 	return bins, nil
 }

@@ -124,7 +124,9 @@ func startWithCaps(t *testing.T, topo *testutil.DR, caps []string) (ok bool, why
 			}
 		}
 		sync := st.Sync != nil && len(st.Sync.Daemons) == 2
-		if len(st.VRRP) == 1 && st.VRRP[0].State == "MASTER" && up == 2 && sync {
+		// On XDP: where it cannot load, xlb falls back on IPVS (6.1
+		// without CAP_BPF does), which is not what the unit is for.
+		if st.Dataplane == "xdp" && len(st.VRRP) == 1 && st.VRRP[0].State == "MASTER" && up == 2 && sync {
 			_, err := testutil.Get(context.Background(), topo.HTTPClient(), "http://10.77.1.100/")
 			mc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: topo.Director.DialContext}}
 			out, merr := testutil.Get(context.Background(), mc, "http://127.0.0.1:961/metrics")
