@@ -566,7 +566,7 @@ func (x *Dataplane) resolvePass(all bool) {
 // first, outside the plan (a new real's ARP reply is waited for up to
 // ResolveWait); then the change is planned and written.
 func (x *Dataplane) Apply(services []dataplane.Service) error {
-	if err := Caps.Validate(services); err != nil {
+	if err := x.Caps().Validate(services); err != nil {
 		return err
 	}
 	x.applyMu.Lock()
