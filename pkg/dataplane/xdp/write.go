@@ -23,9 +23,12 @@ func (x *Dataplane) write(t *tables, p *applyPlan) error {
 		x.ports[ifindex] = slot
 	}
 	for _, sp := range p.services {
-		if err := x.writeService(t, sp); err != nil {
-			return fmt.Errorf("service %s: %w (the data plane may hold part of this change; apply again)", sp.st.key, err)
+		if !sp.same() {
+			if err := x.writeService(t, sp); err != nil {
+				return fmt.Errorf("service %s: %w (the data plane may hold part of this change; apply again)", sp.st.key, err)
+			}
 		}
+		sp.st.wrote, sp.st.written, sp.st.writtenReals = true, sp.svc, sp.reals
 		t.services[sp.st.key] = sp.st
 		for _, r := range sp.removed {
 			t.realGen[r.slot]++
