@@ -65,8 +65,9 @@ func (n *notifier) close() {
 // watchdog pings systemd's watchdog (WatchdogSec=) at half its interval,
 // each time only after alive has answered within the interval: a daemon
 // whose director (its lock, held while applying), data plane or a VRRP
-// instance's loop is stuck stops pinging, and systemd restarts it. Without WATCHDOG_USEC (or for another process's
-// WATCHDOG_PID) it does nothing.
+// instance's loop is stuck stops pinging, and systemd restarts it.
+// Without WATCHDOG_USEC (or for another process's WATCHDOG_PID) it does
+// nothing.
 func (n *notifier) watchdog(ctx context.Context, alive func(context.Context) error) {
 	if n.conn == nil {
 		return
