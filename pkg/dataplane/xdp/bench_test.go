@@ -596,6 +596,12 @@ func BenchmarkApply(b *testing.B) {
 				Logger: quiet, SweepInterval: time.Hour})
 			return err
 		}))
+		closed := false
+		b.Cleanup(func() { // its pins, when a check below fails
+			if !closed {
+				_ = x.Close()
+			}
+		})
 		start := time.Now()
 		require.NoError(b, ns.Do(func() error { return x.Apply(svcs) }))
 		full := time.Since(start)
@@ -627,6 +633,7 @@ func BenchmarkApply(b *testing.B) {
 		}
 		require.Equal(b, services*reals, n)
 		require.NoError(b, x.Close())
+		closed = true
 		b.ReportMetric(float64(full.Microseconds())/1000, "apply-10k-ms")
 		b.ReportMetric(float64(one.Microseconds())/1000, "one-weight-ms")
 		b.ReportMetric(float64(same.Microseconds())/1000, "unchanged-ms")
