@@ -117,7 +117,6 @@ type upsert struct {
 	add bool
 }
 
-// svcPlan is what one service's change writes.
 // same says whether writing sp would write only what its service's
 // entries already hold, as this process last wrote them.
 func (sp *svcPlan) same() bool {
@@ -126,6 +125,7 @@ func (sp *svcPlan) same() bool {
 		sp.svc == o.written && slices.Equal(sp.reals, o.writtenReals)
 }
 
+// svcPlan is what one service's change writes.
 type svcPlan struct {
 	st      *svcState // new state (replaces the old on success)
 	old     *svcState
