@@ -396,7 +396,7 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 		f.line("protocol", vs.Protocol.String())
 	}
 	f.line("lvs_sched", vs.Scheduler)
-	f.line("lvs_method", vs.Forward.Kind())
+	f.line(methodWords("lvs_method", vs.Forward, vs.Tunnel)...)
 	if vs.SchedFlags&lvs.OnePacket != 0 {
 		f.line("ops")
 	}
@@ -435,7 +435,7 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	}
 	if ss := vs.SorryServer; ss != nil {
 		f.line("sorry_server", addr(ss.Addr), u(ss.Port))
-		f.line("sorry_server_lvs_method", ss.Forward.Kind())
+		f.line(methodWords("sorry_server_lvs_method", ss.Forward, ss.Tunnel)...)
 		if ss.InhibitOnFailure {
 			f.line("sorry_server_inhibit")
 		}
@@ -453,7 +453,7 @@ func (f *formatter) realServer(vs *VirtualServer, rs *RealServer) {
 		f.open("real_server", addr(rs.Addr), u(rs.Port))
 	}
 	f.line("weight", strconv.Itoa(rs.Weight))
-	f.line("lvs_method", rs.Forward.Kind())
+	f.line(methodWords("lvs_method", rs.Forward, rs.Tunnel)...)
 	f.line("inhibit_on_failure", onOff(rs.InhibitOnFailure))
 	f.line("alpha", onOff(rs.Alpha))
 	if rs.UThreshold != 0 {
@@ -712,4 +712,21 @@ func printable(s string) bool {
 		}
 	}
 	return true
+}
+
+// methodWords is an lvs_method line: a TUN server's tunnel options when
+// they are not the default ipip.
+func methodWords(kw string, f lvs.Forward, t lvs.Tunnel) []string {
+	w := []string{kw, f.Kind()}
+	if f != lvs.TUN || t == (lvs.Tunnel{}) {
+		return w
+	}
+	w = append(w, "type", t.Type.String())
+	if t.Port != 0 {
+		w = append(w, "port", strconv.Itoa(int(t.Port)))
+	}
+	if t.Flags != lvs.TunNoCsum {
+		w = append(w, t.Flags.String())
+	}
+	return w
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,10 +59,10 @@ type vsDraft struct {
 	weight      opt[int]
 	protocol    opt[lvs.Protocol]
 	scheduler   opt[string]
-	forward     opt[lvs.Forward]
+	forward     opt[method]
 	persistence opt[time.Duration]
 	granularity opt[lvs.Netmask]
-	sorryFwd    opt[lvs.Forward]
+	sorryFwd    opt[method]
 	sorryPos    Pos
 	flagWords   []*node // sh-port, mh-fallback, ...: checked against the scheduler
 	smtpAlert   opt[bool]
@@ -72,7 +73,7 @@ type rsDraft struct {
 	rs        RealServer
 	inh       inherited
 	weight    opt[int]
-	forward   opt[lvs.Forward]
+	forward   opt[method]
 	smtpAlert opt[bool]
 	checkers  []*checkerDraft
 }
@@ -340,32 +341,84 @@ func isChecker(ctx string) bool {
 	return false
 }
 
-func (ps *parser) forwardArg(n *node) (lvs.Forward, bool) {
+// method is an lvs_method line: the forwarding method, and a TUN
+// server's tunnel.
+type method struct {
+	fwd lvs.Forward
+	tun lvs.Tunnel
+}
+
+// forwardArg reads lvs_method (lb_kind, sorry_server_lvs_method): NAT, DR,
+// or TUN with keepalived's tunnel options (type ipip|gue|gre, port N,
+// nocsum|csum|remcsum). As keepalived, a bad tunnel option is reported
+// and the method is still TUN, with the default (ipip) tunnel.
+func (ps *parser) forwardArg(n *node) (method, bool) {
 	if !ps.args(n, 1, -1) {
-		return 0, false
+		return method{}, false
 	}
-	var f lvs.Forward
+	var m method
 	switch n.args[0] {
 	case "NAT":
-		f = lvs.NAT
+		m.fwd = lvs.NAT
 	case "DR":
-		f = lvs.DR
+		m.fwd = lvs.DR
 	case "TUN":
-		f = lvs.TUN
+		m.fwd = lvs.TUN
 	default:
 		// keepalived: "unknown [X] routing method", the method left unset
 		// (NAT unless set elsewhere); it is case-sensitive ("dr" too).
 		ps.p.ignoref(n.pos, n.args[0], "%s must be NAT, DR or TUN, got", n.kw)
-		return 0, false
+		return method{}, false
 	}
-	if len(n.args) > 1 {
-		if f == lvs.TUN {
-			ps.p.unlikef(n.pos, n.args[1], "tunnel options not implemented by xlb (IPIP is used), ignored from")
-		} else {
-			ps.p.warnf(n.pos, n.args[1], "extra words after %s ignored, from", n.kw)
+	if len(n.args) == 1 {
+		return m, true
+	}
+	if m.fwd != lvs.TUN {
+		// keepalived reads the tunnel options after any method, and
+		// refuses what is not one: "Invalid tunnel option".
+		ps.p.warnf(n.pos, n.args[1], "tunnel options after %s %s ignored, from", n.kw, n.args[0])
+		return m, true
+	}
+	bad := func(word, format string, args ...any) (method, bool) {
+		ps.p.warnf(n.pos, word, format+"; the tunnel is ipip, as keepalived makes it:", args...)
+		return method{fwd: lvs.TUN}, true
+	}
+	var t lvs.Tunnel
+	for i := 1; i < len(n.args); i++ {
+		switch w := n.args[i]; w {
+		case "type", "port":
+			if i+1 == len(n.args) {
+				return bad(w, "missing value after")
+			}
+			i++
+			if w == "type" {
+				tt, ok := lvs.ParseTunnelType(n.args[i])
+				if !ok {
+					return bad(n.args[i], "unknown tunnel type (want ipip, gue or gre)")
+				}
+				t.Type = tt
+				continue
+			}
+			v, err := strconv.ParseUint(n.args[i], 10, 16)
+			if err != nil || v == 0 {
+				return bad(n.args[i], "invalid gue tunnel port (1-65535)")
+			}
+			t.Port = uint16(v)
+		case "nocsum":
+			t.Flags = lvs.TunNoCsum
+		case "csum":
+			t.Flags = lvs.TunCsum
+		case "remcsum":
+			t.Flags = lvs.TunRemCsum
+		default:
+			return bad(w, "invalid tunnel option")
 		}
 	}
-	return f, true
+	if err := t.Check(); err != nil {
+		return bad(strings.Join(n.args[1:], " "), "%v", err)
+	}
+	m.tun = t
+	return m, true
 }
 
 // granularity reads persistence_granularity: an IPv4 netmask, which need
@@ -745,7 +798,8 @@ func (ps *parser) finishVirtualServers() {
 				vs.SchedFlags |= bit
 			}
 		}
-		vs.Forward = d.forward.or(lvs.NAT)
+		vm := d.forward.or(method{fwd: lvs.NAT})
+		vs.Forward, vs.Tunnel = vm.fwd, vm.tun
 		if !d.forward.set {
 			w("no lvs_method set, defaulting to NAT for")
 		}
@@ -806,7 +860,8 @@ func (ps *parser) finishVirtualServers() {
 				ps.p.warnf(rs.Pos, rs.Addr.String(), "real_server duplicated in the same virtual_server; ignoring the second")
 				continue
 			}
-			rs.Forward = rd.forward.or(vs.Forward)
+			rm := rd.forward.or(method{vs.Forward, vs.Tunnel})
+			rs.Forward, rs.Tunnel = rm.fwd, rm.tun
 			rs.Weight = rd.weight.or(d.weight.or(1))
 			rs.Alpha = rd.inh.alpha.or(vs.Alpha)
 			rs.InhibitOnFailure = rd.inh.inhibit.or(vs.InhibitOnFailure)
@@ -822,7 +877,8 @@ func (ps *parser) finishVirtualServers() {
 		}
 
 		if ss := vs.SorryServer; ss != nil {
-			ss.Forward = d.sorryFwd.or(vs.Forward)
+			sm := d.sorryFwd.or(method{vs.Forward, vs.Tunnel})
+			ss.Forward, ss.Tunnel = sm.fwd, sm.tun
 			ss.Port = ps.serverPort(vs, d.sorryPos, ss.Addr, ss.Forward, ss.Port, "sorry_server")
 			if ss.Addr.Is4() != vs.Addr.Is4() && ss.Forward != lvs.TUN {
 				ps.p.warnf(d.sorryPos, ss.Addr.String(), "sorry_server address family differs from the virtual server's; ignoring")

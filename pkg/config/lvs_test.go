@@ -563,3 +563,28 @@ func TestSloppyKeywords(t *testing.T) {
 	assert.Contains(t, warningStrings(cfg), `keepalived.conf:3: only applies to TCP services, not UDP; ignoring "sloppy_tcp"`)
 	assert.Contains(t, warningStrings(cfg), `keepalived.conf:4: only applies to SCTP services, not UDP; ignoring "sloppy_sctp"`)
 }
+
+// lvs_method TUN's tunnel options, as keepalived reads them: a virtual
+// server's are its reals' unless a real says lvs_method itself; the
+// formatted file says them again.
+func TestTunnelOptions(t *testing.T) {
+	cfg := mustParse(t, "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n lvs_method TUN type gue port 6080 csum\n"+
+		" real_server 10.0.0.2 80 {\n }\n"+
+		" real_server 10.0.0.3 80 {\n  lvs_method TUN type gre\n }\n"+
+		" real_server 10.0.0.4 80 {\n  lvs_method TUN\n }\n"+
+		" real_server 10.0.0.5 80 {\n  lvs_method DR\n }\n}\n")
+	vs := cfg.VirtualServers[0]
+	gue := lvs.Tunnel{Type: lvs.TunGUE, Port: 6080, Flags: lvs.TunCsum}
+	assert.Equal(t, lvs.TUN, vs.Forward)
+	assert.Equal(t, gue, vs.Tunnel)
+	assert.Equal(t, gue, vs.Reals[0].Tunnel, "inherited")
+	assert.Equal(t, lvs.Tunnel{Type: lvs.TunGRE}, vs.Reals[1].Tunnel)
+	assert.Equal(t, lvs.Tunnel{}, vs.Reals[2].Tunnel, "lvs_method TUN alone is ipip")
+	assert.Equal(t, lvs.DR, vs.Reals[3].Forward)
+	out := string(Format(cfg))
+	assert.Contains(t, out, "lvs_method TUN type gue port 6080 csum\n")
+	assert.Contains(t, out, "lvs_method TUN type gre\n")
+	again := mustParse(t, out)
+	assert.Equal(t, vs.Reals[0].Tunnel, again.VirtualServers[0].Reals[0].Tunnel)
+	assert.Equal(t, vs.Reals[1].Tunnel, again.VirtualServers[0].Reals[1].Tunnel)
+}

@@ -391,6 +391,7 @@ type VirtualServer struct {
 	Scheduler  string
 	SchedFlags lvs.SvcFlags // ops, and the scheduler flags (sh-port, ...)
 	Forward    lvs.Forward  // the default for its real servers; NAT unless set
+	Tunnel     lvs.Tunnel   // with TUN: the default tunnel of its real servers
 	// Sloppy is xlb's sloppy_tcp (sloppy_sctp) keyword: IPVS's sysctl of
 	// that name for this service alone (dataplane.Service.Sloppy).
 	Sloppy bool
@@ -474,6 +475,7 @@ type SorryServer struct {
 	Addr             netip.Addr
 	Port             uint16
 	Forward          lvs.Forward
+	Tunnel           lvs.Tunnel // with TUN
 	InhibitOnFailure bool
 }
 
@@ -483,6 +485,7 @@ type RealServer struct {
 	Port             uint16      // the virtual server's port unless set (always, unless NAT)
 	Weight           int         // 0..2147483647; the virtual server's weight (1) unless set
 	Forward          lvs.Forward // the virtual server's method unless set
+	Tunnel           lvs.Tunnel  // with TUN: the virtual server's tunnel unless set
 	InhibitOnFailure bool        // set weight 0 instead of removing the server when down
 	Alpha            bool        // start as down until the checkers pass
 	UThreshold       uint32      // 0: no upper connection threshold

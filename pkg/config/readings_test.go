@@ -157,6 +157,53 @@ func TestKeepalivedReadings(t *testing.T) {
 			ka: "PARSER : unknown [dr] routing method",
 		},
 		{
+			name: "a gue tunnel without its port",
+			src:  vs1(" real_server 10.0.0.2 80 {\n  lvs_method TUN type gue\n }"),
+			check: func(t *testing.T, cfg *Config) {
+				rs := cfg.VirtualServers[0].Reals[0]
+				assert.Equal(t, lvs.TUN, rs.Forward, "keepalived sets the method before it reads the options")
+				assert.Equal(t, lvs.Tunnel{}, rs.Tunnel)
+			},
+			line: 6, warn: `gue tunnels require port, otherwise cannot have port; the tunnel is ipip, as keepalived makes it: "type gue"`,
+			ka: "gue tunnels require port, otherwise cannot have port.",
+		},
+		{
+			name: "a checksum on an ipip tunnel",
+			src:  vs1(" real_server 10.0.0.2 80 {\n  lvs_method TUN type ipip csum\n }"),
+			check: func(t *testing.T, cfg *Config) {
+				assert.Equal(t, lvs.Tunnel{}, cfg.VirtualServers[0].Reals[0].Tunnel)
+			},
+			line: 6, warn: `ipip tunnels do not support checksum option; the tunnel is ipip, as keepalived makes it: "type ipip csum"`,
+			ka: "ipip tunnels do not support checksum option.",
+		},
+		{
+			name: "remcsum on a gre tunnel",
+			src:  vs1(" real_server 10.0.0.2 80 {\n  lvs_method TUN type gre remcsum\n }"),
+			check: func(t *testing.T, cfg *Config) {
+				assert.Equal(t, lvs.Tunnel{}, cfg.VirtualServers[0].Reals[0].Tunnel)
+			},
+			line: 6, warn: `gre tunnels do not support remote checksum option; the tunnel is ipip, as keepalived makes it: "type gre remcsum"`,
+			ka: "gre tunnels do not support remote checksum option.",
+		},
+		{
+			name: "an unknown tunnel type",
+			src:  vs1(" real_server 10.0.0.2 80 {\n  lvs_method TUN type vxlan\n }"),
+			check: func(t *testing.T, cfg *Config) {
+				assert.Equal(t, lvs.Tunnel{}, cfg.VirtualServers[0].Reals[0].Tunnel)
+			},
+			line: 6, warn: `unknown tunnel type (want ipip, gue or gre); the tunnel is ipip, as keepalived makes it: "vxlan"`,
+			ka: "Unknown tunnel type vxlan for real server.",
+		},
+		{
+			name: "an unknown tunnel option",
+			src:  vs1(" real_server 10.0.0.2 80 {\n  lvs_method TUN bogus\n }"),
+			check: func(t *testing.T, cfg *Config) {
+				assert.Equal(t, lvs.TUN, cfg.VirtualServers[0].Reals[0].Forward)
+			},
+			line: 6, warn: `invalid tunnel option; the tunnel is ipip, as keepalived makes it: "bogus"`,
+			ka: "Invalid tunnel option bogus for real server.",
+		},
+		{
 			name:  "an unknown scheduler",
 			src:   "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo conhash\n lb_kind DR\n" + rs + "\n}\n",
 			check: func(t *testing.T, cfg *Config) { assert.Equal(t, "wlc", cfg.VirtualServers[0].Scheduler) },

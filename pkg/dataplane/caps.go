@@ -26,6 +26,13 @@ type Caps struct {
 	// list them.
 	Forwards  []lvs.Forward
 	Protocols []lvs.Protocol
+	// Tunnels are the encapsulations it has for TUN reals, and
+	// TunnelCsum whether it computes GUE's and GRE's optional checksums
+	// (csum, remcsum); TunnelCrossFamily whether a tunnel may carry a
+	// service's packets to a real of the other family.
+	Tunnels           []lvs.TunnelType
+	TunnelCsum        bool
+	TunnelCrossFamily bool
 	// IPv6 services and reals; a real of the other family than its
 	// service is possible only by tunnel.
 	IPv6 bool
@@ -126,9 +133,24 @@ func (c Caps) CheckReal(s Service, r Real) error {
 	case r.Forward != lvs.NAT && r.Port != s.Port && r.Port != 0 && s.Port != 0 && s.FWMark == 0:
 		bad("%s cannot map ports; the real's port must be %d", r.Forward.Kind(), s.Port)
 	}
+	if r.Forward == lvs.TUN && slices.Contains(c.Forwards, lvs.TUN) {
+		switch err := r.Tunnel.Check(); {
+		case err != nil:
+			bad("%v", err)
+		case !slices.Contains(c.Tunnels, r.Tunnel.Type):
+			bad("tunnel type %s is not supported by %s (%s are)", r.Tunnel.Type, c.Name, list(c.Tunnels, lvs.TunnelType.String))
+		case r.Tunnel.Flags != lvs.TunNoCsum && !c.TunnelCsum:
+			bad("tunnel checksum option %s is not supported by %s (nocsum is)", r.Tunnel.Flags, c.Name)
+		}
+	}
 	// Only a tunnel can cross families: the packet is wrapped whole.
-	if plainAddr(r.Addr) && plainAddr(s.Addr) && r.Addr.Is4() != s.Addr.Is4() && r.Forward != lvs.TUN {
-		bad("an IPv%d real of an IPv%d service needs tunnel forwarding", ipVersion(r.Addr), ipVersion(s.Addr))
+	if plainAddr(r.Addr) && plainAddr(s.Addr) && r.Addr.Is4() != s.Addr.Is4() {
+		switch {
+		case r.Forward != lvs.TUN:
+			bad("an IPv%d real of an IPv%d service needs tunnel forwarding", ipVersion(r.Addr), ipVersion(s.Addr))
+		case !c.TunnelCrossFamily:
+			bad("an IPv%d real of an IPv%d service (a tunnel across families) is not supported by %s", ipVersion(r.Addr), ipVersion(s.Addr), c.Name)
+		}
 	}
 	return errors.Join(errs...)
 }

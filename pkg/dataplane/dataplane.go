@@ -56,6 +56,9 @@ type Real struct {
 	Port    uint16
 	Weight  int32
 	Forward lvs.Forward
+	// Tunnel is a TUN real's encapsulation (IPIP when zero); ignored for
+	// other methods.
+	Tunnel lvs.Tunnel
 	// UThreshold and LThreshold are IPVS's connection thresholds
 	// (ipvsadm -x/-y, keepalived uthreshold/lthreshold): a real with
 	// UThreshold connections or more is overloaded and gets no new ones

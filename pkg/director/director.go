@@ -165,13 +165,17 @@ func servicesOf(vs *config.VirtualServer, reals []dataplane.Real) []dataplane.Se
 	return out
 }
 
-func realOf(addr netip.Addr, port uint16, weight int, fwd lvs.Forward) dataplane.Real {
-	return dataplane.Real{Addr: addr, Port: port, Weight: int32(weight), Forward: fwd}
+func realOf(addr netip.Addr, port uint16, weight int, fwd lvs.Forward, tun lvs.Tunnel) dataplane.Real {
+	r := dataplane.Real{Addr: addr, Port: port, Weight: int32(weight), Forward: fwd}
+	if fwd == lvs.TUN {
+		r.Tunnel = tun
+	}
+	return r
 }
 
 // realServer is a real_server block as the data plane takes it, at weight.
 func realServer(rs *config.RealServer, weight int) dataplane.Real {
-	r := realOf(rs.Addr, rs.Port, weight, rs.Forward)
+	r := realOf(rs.Addr, rs.Port, weight, rs.Forward, rs.Tunnel)
 	r.UThreshold, r.LThreshold = rs.UThreshold, rs.LThreshold
 	return r
 }
@@ -506,7 +510,7 @@ func (d *Director) wanted() []dataplane.Service {
 			// keepalived: the live reals leave the pool, the sorry
 			// server takes their place.
 			s := vs.cfg.SorryServer
-			reals = []dataplane.Real{realOf(s.Addr, s.Port, 1, s.Forward)}
+			reals = []dataplane.Real{realOf(s.Addr, s.Port, 1, s.Forward, s.Tunnel)}
 		} else {
 			for _, r := range vs.reals {
 				switch {

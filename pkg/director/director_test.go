@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -702,4 +703,44 @@ virtual_server 10.0.0.100 443 {
 	st, err := d.Status()
 	require.NoError(t, err)
 	assert.True(t, st.Services[0].Sloppy, "and xlb status shows it")
+}
+
+// xlbadm's tunnel options reach the data plane and come back in its
+// listings, as ipvsadm's do; what the data plane cannot do is refused.
+func TestIpvsadmTunnels(t *testing.T) {
+	d, dp, _, _ := newTest(t)
+	caps := fakeCaps
+	caps.Forwards = []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN}
+	caps.Tunnels = []lvs.TunnelType{lvs.TunIPIP, lvs.TunGUE, lvs.TunGRE}
+	dp.caps = &caps
+	run := func(args ...string) (string, string, int) { return d.Ipvsadm(args, "") }
+	_, errOut, code := run("-A", "-t", "10.0.0.200:80", "-s", "rr")
+	require.Equal(t, 0, code, errOut)
+	_, errOut, code = run("-a", "-t", "10.0.0.200:80", "-r", "10.0.0.21", "-i", "--tun-type", "gue", "--tun-port", "6080")
+	require.Equal(t, 0, code, errOut)
+	_, errOut, code = run("-a", "-t", "10.0.0.200:80", "-r", "10.0.0.22", "-i", "--tun-type", "gre")
+	require.Equal(t, 0, code, errOut)
+	_, errOut, code = run("-a", "-t", "10.0.0.200:80", "-r", "10.0.0.23", "-i")
+	require.Equal(t, 0, code, errOut)
+	byAddr := map[string]lvs.Tunnel{}
+	for _, r := range dp.last()[0].Reals {
+		assert.Equal(t, lvs.TUN, r.Forward)
+		byAddr[r.Addr.String()] = r.Tunnel
+	}
+	assert.Equal(t, map[string]lvs.Tunnel{
+		"10.0.0.21": {Type: lvs.TunGUE, Port: 6080}, "10.0.0.22": {Type: lvs.TunGRE}, "10.0.0.23": {},
+	}, byAddr)
+	out, _, _ := run("-Ln", "--tun-info")
+	// ipvsadm's own columns and words (pkg/ipvsadm's goldens).
+	assert.Contains(t, out, "  -> 10.0.0.21:80                 Tunnel  gue:6080:-c   1      0          0         \n")
+	assert.Contains(t, out, "  -> 10.0.0.22:80                 Tunnel  gre:-c        1      0          0         \n")
+	assert.Contains(t, out, "  -> 10.0.0.23:80                 Tunnel  ipip          1      0          0         \n")
+	out, _, _ = run("-Sn")
+	assert.Contains(t, out, "-a -t 10.0.0.200:80 -r 10.0.0.21:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum\n")
+
+	// Checksums are IPVS's only: refused, nothing half-applied.
+	_, errOut, code = run("-e", "-t", "10.0.0.200:80", "-r", "10.0.0.21", "-i", "--tun-type", "gue", "--tun-port", "6080", "--tun-csum")
+	assert.Equal(t, 255, code)
+	assert.Contains(t, errOut, "tunnel checksum option csum is not supported by the XDP data plane (nocsum is)")
+	assert.Equal(t, lvs.TunNoCsum, dp.last()[0].Reals[slices.IndexFunc(dp.last()[0].Reals, func(r dataplane.Real) bool { return r.Addr.String() == "10.0.0.21" })].Tunnel.Flags)
 }

@@ -268,8 +268,12 @@ func manualServices(st *ipvsadm.State) ([]dataplane.Service, error) {
 			}
 		}
 		for _, dst := range s.Dests {
-			svc.Reals = append(svc.Reals, dataplane.Real{Addr: dst.Addr, Port: dst.Port, Weight: dst.Weight, Forward: dst.Forward,
-				UThreshold: dst.UThreshold, LThreshold: dst.LThreshold})
+			r := dataplane.Real{Addr: dst.Addr, Port: dst.Port, Weight: dst.Weight, Forward: dst.Forward,
+				UThreshold: dst.UThreshold, LThreshold: dst.LThreshold}
+			if dst.Forward == lvs.TUN {
+				r.Tunnel = lvs.Tunnel{Type: dst.Tunnel, Port: dst.TunPort, Flags: dst.TunFlags}
+			}
+			svc.Reals = append(svc.Reals, r)
 		}
 		out = append(out, svc)
 	}
@@ -411,6 +415,7 @@ func IpvsadmTable(dp dataplane.Dataplane, wanted []dataplane.Service,
 		}
 		for _, rs := range ss.Reals {
 			is.Dests = append(is.Dests, ipvsadm.Dest{Addr: rs.Addr, Port: rs.Port, Weight: rs.Weight, Forward: rs.Forward,
+				Tunnel: rs.Tunnel.Type, TunPort: rs.Tunnel.Port, TunFlags: rs.Tunnel.Flags,
 				UThreshold: rs.UThreshold, LThreshold: rs.LThreshold,
 				Rates: rates(svc.ServiceKey, &rs.Real), ActiveConns: uint32(rs.ActiveConns), InactConns: uint32(rs.InactConns),
 				Stats: counters(rs.Counters)})
@@ -466,9 +471,10 @@ func differences(wanted []dataplane.Service, held []dataplane.ServiceStats) []st
 			switch {
 			case !ok:
 				out = append(out, fmt.Sprintf("%s: real %s wanted, not in the data plane", w.ServiceKey, k))
-			case hr.Weight != r.Weight || hr.Forward != r.Forward || hr.UThreshold != r.UThreshold || hr.LThreshold != r.LThreshold:
+			case hr.Weight != r.Weight || hr.Forward != r.Forward || hr.UThreshold != r.UThreshold || hr.LThreshold != r.LThreshold ||
+				(r.Forward == lvs.TUN && hr.Tunnel != r.Tunnel):
 				out = append(out, fmt.Sprintf("%s: real %s held as %s weight %d thresholds %d/%d, wanted %s weight %d thresholds %d/%d", w.ServiceKey, k,
-					hr.Forward.Kind(), hr.Weight, hr.UThreshold, hr.LThreshold, r.Forward.Kind(), r.Weight, r.UThreshold, r.LThreshold))
+					method(hr), hr.Weight, hr.UThreshold, hr.LThreshold, method(r), r.Weight, r.UThreshold, r.LThreshold))
 			}
 			delete(reals, k)
 		}
@@ -526,4 +532,13 @@ func (d *Director) listDaemons() (stdout, stderr string, code int) {
 		return "", err.Error(), 1
 	}
 	return out.String(), "", 0
+}
+
+// method is a real's forwarding method as a message names it: TUN with
+// its tunnel (TUN/gue:6080:nocsum).
+func method(r dataplane.Real) string {
+	if r.Forward == lvs.TUN {
+		return "TUN/" + r.Tunnel.String()
+	}
+	return r.Forward.Kind()
 }

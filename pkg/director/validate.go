@@ -84,7 +84,7 @@ func Validate(cfg *config.Config, caps dataplane.Caps) error {
 			bad(rs.Pos, rname, caps.CheckReal(svc, svc.Reals[i]))
 		}
 		if s := vs.SorryServer; s != nil {
-			bad(vs.Pos, fmt.Sprintf("%s: sorry_server %s %d", name, s.Addr, s.Port), caps.CheckReal(svc, realOf(s.Addr, s.Port, 1, s.Forward)))
+			bad(vs.Pos, fmt.Sprintf("%s: sorry_server %s %d", name, s.Addr, s.Port), caps.CheckReal(svc, realOf(s.Addr, s.Port, 1, s.Forward, s.Tunnel)))
 		}
 	}
 	if caps.SloppyHostWide {

@@ -46,32 +46,23 @@ func forwardOption(f lvs.Forward) string {
 }
 
 // TunnelType is the encapsulation of a tunnelling (-i) real server.
-type TunnelType uint8
+type TunnelType = lvs.TunnelType
 
 // Tunnel types, as --tun-type names them.
 const (
-	TunnelIPIP TunnelType = 0
-	TunnelGUE  TunnelType = 1
-	TunnelGRE  TunnelType = 2
+	TunnelIPIP = lvs.TunIPIP
+	TunnelGUE  = lvs.TunGUE
+	TunnelGRE  = lvs.TunGRE
 )
 
-var tunnelNames = [...]string{"ipip", "gue", "gre"}
-
-func (t TunnelType) String() string {
-	if int(t) < len(tunnelNames) {
-		return tunnelNames[t]
-	}
-	return "?"
-}
-
 // TunnelFlags is the checksum mode of a GUE or GRE tunnel.
-type TunnelFlags uint16
+type TunnelFlags = lvs.TunnelFlags
 
 // Tunnel checksum modes: --tun-nocsum, --tun-csum, --tun-remcsum.
 const (
-	TunnelNoCsum  TunnelFlags = 0
-	TunnelCsum    TunnelFlags = 1
-	TunnelRemCsum TunnelFlags = 2
+	TunnelNoCsum  = lvs.TunNoCsum
+	TunnelCsum    = lvs.TunCsum
+	TunnelRemCsum = lvs.TunRemCsum
 )
 
 // Stats are a service's or a real server's counters, as --stats shows them.

@@ -627,16 +627,11 @@ func (ps *parseState) option(r poptResult, pp *poptState) error {
 		if err := ps.setOption(optTunType); err != nil {
 			return err
 		}
-		t := -1
-		for i, n := range tunnelNames {
-			if arg == n {
-				t = i
-			}
-		}
-		if t < 0 {
+		t, ok := lvs.ParseTunnelType(arg)
+		if !ok {
 			return usageErr("illegal tunnel type specified")
 		}
-		ps.dest.Tunnel = TunnelType(t)
+		ps.dest.Tunnel = t
 	case tagTunPort:
 		if err := ps.setOption(optTunPort); err != nil {
 			return err

@@ -9,7 +9,11 @@
 // each scheduler reads and how the data planes compute it.
 package lvs
 
-import "strconv"
+import (
+	"errors"
+	"fmt"
+	"strconv"
+)
 
 // Protocol is the IP protocol number of a virtual service or of a
 // connection (IPVS_SVC_ATTR_PROTOCOL).
@@ -89,6 +93,97 @@ func (f Forward) Kind() string {
 		return "local"
 	}
 	return "invalid"
+}
+
+// TunnelType is a TUN real's encapsulation, with the kernel's
+// IP_VS_CONN_F_TUNNEL_TYPE_* values (Linux 5.3+: GUE; 5.7+: GRE).
+type TunnelType uint8
+
+// Tunnel types, as ipvsadm --tun-type and keepalived's "lvs_method TUN
+// type" name them.
+const (
+	TunIPIP TunnelType = 0 // IPv4 in IPv4 (IPv6 in IPv6): IPVS's TUN before 5.3
+	TunGUE  TunnelType = 1 // IP in UDP with a GUE header, to Tunnel.Port
+	TunGRE  TunnelType = 2 // IP in GRE
+)
+
+var tunnelNames = [...]string{"ipip", "gue", "gre"}
+
+func (t TunnelType) String() string {
+	if int(t) < len(tunnelNames) {
+		return tunnelNames[t]
+	}
+	return "?"
+}
+
+// ParseTunnelType reads ipip, gue or gre.
+func ParseTunnelType(s string) (TunnelType, bool) {
+	for i, n := range tunnelNames {
+		if s == n {
+			return TunnelType(i), true
+		}
+	}
+	return 0, false
+}
+
+// TunnelFlags are a GUE or GRE tunnel's checksum mode, with the kernel's
+// IP_VS_TUNNEL_ENCAP_FLAG_* values.
+type TunnelFlags uint16
+
+// Checksum modes: --tun-nocsum (the default), --tun-csum, --tun-remcsum.
+const (
+	TunNoCsum  TunnelFlags = 0
+	TunCsum    TunnelFlags = 1
+	TunRemCsum TunnelFlags = 2
+)
+
+var tunnelFlagNames = [...]string{"nocsum", "csum", "remcsum"}
+
+func (f TunnelFlags) String() string {
+	if int(f) < len(tunnelFlagNames) {
+		return tunnelFlagNames[f]
+	}
+	return "?"
+}
+
+// Tunnel is how a TUN real's packets are encapsulated: IPVS's tun_type,
+// tun_port and tun_flags. Its zero value is plain IPIP, what ipvsadm -i
+// and keepalived's lvs_method TUN make.
+type Tunnel struct {
+	Type  TunnelType
+	Port  uint16 // GUE's UDP destination port; 0 otherwise
+	Flags TunnelFlags
+}
+
+// String is the tunnel as ipvsadm --tun-info shows it: ipip, gue:PORT:FLAGS,
+// gre:FLAGS.
+func (t Tunnel) String() string {
+	switch t.Type {
+	case TunGUE:
+		return "gue:" + strconv.Itoa(int(t.Port)) + ":" + t.Flags.String()
+	case TunGRE:
+		return "gre:" + t.Flags.String()
+	}
+	return t.Type.String()
+}
+
+// Check is the kernel's and keepalived's rule for a tunnel's settings: a
+// GUE tunnel needs a port and no other has one; IPIP takes no checksum
+// option and GRE no remote checksum.
+func (t Tunnel) Check() error {
+	switch {
+	case t.Type > TunGRE:
+		return fmt.Errorf("unknown tunnel type %d", t.Type)
+	case t.Flags > TunRemCsum:
+		return fmt.Errorf("unknown tunnel checksum mode %d", t.Flags)
+	case (t.Type == TunGUE) != (t.Port != 0):
+		return errors.New("gue tunnels require port, otherwise cannot have port")
+	case t.Type == TunIPIP && t.Flags != TunNoCsum:
+		return errors.New("ipip tunnels do not support checksum option")
+	case t.Type == TunGRE && t.Flags == TunRemCsum:
+		return errors.New("gre tunnels do not support remote checksum option")
+	}
+	return nil
 }
 
 // SvcFlags are a service's IP_VS_SVC_F_* bits. The three scheduler flags

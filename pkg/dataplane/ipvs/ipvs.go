@@ -316,7 +316,7 @@ func (v *Dataplane) Stats() (dataplane.Stats, error) {
 		for _, d := range dests {
 			ss.Reals = append(ss.Reals, dataplane.RealStats{
 				Real: dataplane.Real{Addr: d.Address, Port: d.Port, Weight: int32(d.Weight),
-					Forward: forwardOf(d.FwdMethod), UThreshold: d.UpperThreshold, LThreshold: d.LowerThreshold},
+					Forward: forwardOf(d.FwdMethod), Tunnel: tunnelOf(d.Destination), UThreshold: d.UpperThreshold, LThreshold: d.LowerThreshold},
 				Counters:    counters(d.Stats64, d.Stats),
 				Resolved:    true,
 				ActiveConns: int64(d.ActiveConnections),

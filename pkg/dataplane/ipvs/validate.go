@@ -13,20 +13,24 @@ import (
 )
 
 // Caps is what the kernel's IPVS forwards, as xlb drives it: DR, NAT and
-// TUN (IPIP), IPv4 and IPv6 (a real of the other family by tunnel), TCP
-// and UDP, fwmark and port-0 services, the scheduler flags and one-packet
+// TUN (IPIP, GUE, GRE with their checksum options: a kernel older than
+// 5.3 or 5.7 refuses GUE or GRE), IPv4 and IPv6 (a real of the other
+// family by tunnel), TCP and UDP, fwmark and port-0 services, the scheduler flags and one-packet
 // scheduling, and every scheduler of the kernel's (the registry's 14, as
 // keepalived passes lvs_sched to the kernel): a kernel without one's module
 // (twos before 6.2) refuses it, and the error names the module. The
 // behaviour suite checks the kernel against the ones xlb has a model of
 // (sched.Modelled).
 var Caps = dataplane.Caps{
-	Name:       "the IPVS data plane",
-	Schedulers: sched.Names(nil),
-	Forwards:   []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN},
-	Protocols:  []lvs.Protocol{lvs.TCP, lvs.UDP},
-	IPv6:       true,
-	Flags:      lvs.SchedFlags | lvs.OnePacket,
+	Name:              "the IPVS data plane",
+	Schedulers:        sched.Names(nil),
+	Forwards:          []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN},
+	Tunnels:           []lvs.TunnelType{lvs.TunIPIP, lvs.TunGUE, lvs.TunGRE},
+	TunnelCsum:        true,
+	TunnelCrossFamily: true,
+	Protocols:         []lvs.Protocol{lvs.TCP, lvs.UDP},
+	IPv6:              true,
+	Flags:             lvs.SchedFlags | lvs.OnePacket,
 	// sloppy_tcp and sloppy_sctp are sysctls.
 	SloppyHostWide: true,
 	Thresholds:     true,
@@ -101,7 +105,7 @@ func kernelService(s dataplane.Service) kipvs.Service {
 }
 
 func kernelDest(r dataplane.Real) kipvs.Destination {
-	return kipvs.Destination{
+	d := kipvs.Destination{
 		Address:   r.Addr,
 		Port:      r.Port,
 		Family:    family(r.Addr),
@@ -110,9 +114,21 @@ func kernelDest(r dataplane.Real) kipvs.Destination {
 		// -x/-y, uthreshold/lthreshold.
 		UpperThreshold: r.UThreshold,
 		LowerThreshold: r.LThreshold,
-		// TunnelType zero is IPIP, what ipvsadm -i and keepalived
-		// lb_kind TUN make.
 	}
+	if r.Forward == lvs.TUN {
+		d.TunnelType = kipvs.TunnelType(r.Tunnel.Type)
+		d.TunnelPort = r.Tunnel.Port
+		d.TunnelFlags = kipvs.TunnelFlags(r.Tunnel.Flags)
+	}
+	return d
+}
+
+// tunnelOf is a kernel dest's tunnel settings, for a TUN dest.
+func tunnelOf(d kipvs.Destination) lvs.Tunnel {
+	if d.FwdMethod != kipvs.Tunnel {
+		return lvs.Tunnel{}
+	}
+	return lvs.Tunnel{Type: lvs.TunnelType(d.TunnelType), Port: d.TunnelPort, Flags: lvs.TunnelFlags(d.TunnelFlags)}
 }
 
 // forwardMethod is f as netlink carries it: the kernel's values, which
