@@ -34,6 +34,9 @@ type tcHook struct {
 	how    string             // "tcx" or "clsact"
 	link   link.Link          // TCX
 	filter *netlink.BpfFilter // clsact
+	// nl is a netlink socket in the namespace the filter was made in:
+	// detach may run on a thread of another (a test's cleanup).
+	nl *netlink.Handle
 }
 
 func tcPin(ifname string) string { return "tc_" + ifname }
@@ -79,7 +82,11 @@ func (x *Dataplane) attachTC(ifname string, ifindex int) (*tcHook, error) {
 	if err := netlink.FilterReplace(f); err != nil {
 		return nil, fmt.Errorf("tcx: %v; cls_bpf ingress filter: %w", tcxErr, err)
 	}
-	return &tcHook{how: "clsact", filter: f}, nil
+	nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("netlink socket for the cls_bpf filter: %w", err)
+	}
+	return &tcHook{how: "clsact", filter: f, nl: nl}, nil
 }
 
 // detach removes the hook (remove) or lets go of it and leaves it running
@@ -92,8 +99,12 @@ func (h *tcHook) detach(remove bool) error {
 			err = h.link.Unpin()
 		}
 		return errors.Join(err, h.link.Close())
-	case h.filter != nil && remove:
-		if err := netlink.FilterDel(h.filter); err != nil && !errors.Is(err, unix.ENOENT) {
+	case h.filter != nil:
+		defer h.nl.Close()
+		if !remove {
+			return nil
+		}
+		if err := h.nl.FilterDel(h.filter); err != nil && !errors.Is(err, unix.ENOENT) {
 			return err
 		}
 	}
