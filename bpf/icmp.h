@@ -11,16 +11,7 @@
 #include "csum.h"
 #include "forward.h"
 #include "conntrack.h"
-
-/* RFC 792 (linux/icmp.h pulls in libc headers). */
-struct icmphdr {
-	__u8 type;
-	__u8 code;
-	__sum16 checksum;
-	__be32 rest;
-};
-#define ICMP_DEST_UNREACH 3
-#define ICMP_TIME_EXCEEDED 11
+#include "tunnel.h"
 
 struct icmp_err {
 	struct icmphdr *icmp;
@@ -121,7 +112,7 @@ static __always_inline int icmp_to_vip(struct xdp_md *ctx, struct packet *p, voi
 		csum_replace4((__u16 *)&ip->check, ip->daddr, r->addr.v4);
 		ip->daddr = r->addr.v4;
 	}
-	return forward_dr(ctx, p->eth, r);
+	return to_real(ctx, p, data_end, r, slot);
 }
 
 /* An ICMP error from a NAT real about a client's packet (inner: client ->

@@ -47,6 +47,7 @@
 #include "sched.h"
 #include "conntrack.h"
 #include "forward.h"
+#include "tunnel.h"
 #include "icmp.h"
 
 _Static_assert((XLB_SCHED_SLOTS & (XLB_SCHED_SLOTS - 1)) == 0, "XLB_SCHED_SLOTS must be a power of two");
@@ -68,14 +69,14 @@ static __always_inline void count(void *map, __u32 idx, __u64 bytes, __u64 new_c
 	}
 }
 
-/* forward: DR or NAT to the chosen real. */
-static __always_inline int forward(struct xdp_md *ctx, struct packet *p, void *data_end, const struct real *r)
+/* forward: DR, NAT or TUN to the chosen real. */
+static __always_inline int forward(struct xdp_md *ctx, struct packet *p, void *data_end, const struct real *r, __u32 slot)
 {
 	/* A NAT real without a port (of a port-0 service) keeps the
 	 * client's: IPVS's dest->port ? dest->port : vport. */
 	if ((r->flags & XLB_REAL_F_NAT) && nat_rewrite(p, data_end, 1, r->addr.v4, r->port ? r->port : p->dport) < 0)
 		return XDP_DROP;
-	return forward_dr(ctx, p->eth, r);
+	return to_real(ctx, p, data_end, r, slot);
 }
 
 /* A packet whose source hashes to an empty slot of nat_src_filter is no
@@ -277,7 +278,7 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 			if (half && conn_proven(c, p->proto))
 				conn_promote(ck, c, r);
 			count(&real_stats, real_slot, bytes, 0);
-			return forward(ctx, p, data_end, r);
+			return forward(ctx, p, data_end, r, real_slot);
 		}
 		if (!reuse) {
 			/* The real was removed: drop silently and let the entry
@@ -414,7 +415,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 		bpf_map_update_elem(&half_open_replies, &rk, &nr, BPF_ANY);
 	}
 	count(&real_stats, real_slot, bytes, 1);
-	return forward(ctx, p, data_end, r);
+	return forward(ctx, p, data_end, r, real_slot);
 }
 
 /* The chain: parse -> (no ports: unparsed) -> NAT reply -> the VIP filter

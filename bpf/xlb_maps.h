@@ -42,6 +42,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } reals SEC(".maps");
 
+/* A TUN real's tunnel, at its real slot (read only for XLB_REAL_F_TUN). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct tunnel);
+	__uint(max_entries, XLB_MAX_REALS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tunnels SEC(".maps");
+
 /* The pool of scheduler tables: each service slot's from its tab_off, real
  * slots in rr/wrr pick order, the 256 sh/dh buckets, or the dest list to
  * scan. XLB_NO_REAL marks none. */

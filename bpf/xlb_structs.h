@@ -68,6 +68,26 @@ enum xlb_real_flags {
 	/* its service is on standby (XLB_SVC_F_STANDBY): established flows
 	 * go to the kernel too. */
 	XLB_REAL_F_STANDBY = 1 << 3,
+	/* forwarded by tunnel (IPVS's TUN): encapsulated as its entry in
+	 * tunnels says */
+	XLB_REAL_F_TUN = 1 << 4,
+};
+
+/* IPVS's tunnel types (IP_VS_CONN_F_TUNNEL_TYPE_*). */
+enum xlb_tun_type {
+	XLB_TUN_IPIP = 0,
+	XLB_TUN_GUE = 1,
+	XLB_TUN_GRE = 2,
+};
+
+/* A TUN real's encapsulation, in the tunnels map at its real slot. */
+struct tunnel {
+	__be32 src;    /* outer source: the director's address toward the real */
+	__u16 mtu;     /* the path MTU toward the real (its route's, or the egress interface's) */
+	__u8 type;     /* enum xlb_tun_type */
+	__u8 pad;
+	__be16 port;   /* GUE: the UDP destination port */
+	__u16 pad2;
 };
 
 /* Why a packet to a VIP was dropped or passed; per-CPU counters. */
@@ -83,7 +103,9 @@ enum xlb_stat {
 	XLB_STAT_STANDBY = 8,     /* to a VIP whose VRRP instance is not MASTER here: passed */
 	XLB_STAT_DEFENCE_DROP = 9, /* new flow dropped by drop_packet (ip_vs_todrop) */
 	XLB_STAT_PROMOTED = 10,   /* half-open flows that proved themselves: moved to the flow table */
-	XLB_STAT_MAX = 11,
+	XLB_STAT_TUN_FRAG_NEEDED = 11, /* too big for the tunnel, DF set: ICMP fragmentation needed sent back */
+	XLB_STAT_TUN_TOO_BIG = 12, /* too big for the tunnel, DF clear (or IP options): dropped (XDP cannot fragment) */
+	XLB_STAT_MAX = 13,
 };
 
 /* An IPv4 or IPv6 address, in network order. An IPv4 address is the
@@ -272,6 +294,7 @@ struct xlb_enums {
 	enum xlb_svc_flags svc_flags;
 	enum xlb_real_flags real_flags;
 	enum xlb_conn_flags conn_flags;
+	enum xlb_tun_type tun_type;
 };
 
 #endif /* XLB_STRUCTS_H */

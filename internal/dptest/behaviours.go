@@ -1,15 +1,19 @@
 package dptest
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"io"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/xlbproject/xlb/internal/testutil"
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/lvs"
 )
@@ -32,6 +36,7 @@ func Run(t *testing.T, dp DataPlane) {
 		{"Persistence", persistence},
 		{"Counters", counters},
 		{"Timeouts", timeouts},
+		{"Tunnel", tunnel},
 	} {
 		t.Run(b.name, func(t *testing.T) { b.fn(t, dp) })
 	}
@@ -508,4 +513,48 @@ func timeouts(t *testing.T, dp DataPlane) {
 			assert.True(t, e.Expires > c.lo && e.Expires <= c.hi, "%s expires in %v, want (%v, %v]", c.state, e.Expires, c.lo, c.hi)
 		}
 	}
+}
+
+// tunnel: the same real servers configured as IPVS's TUN reals (ipip on
+// tunl0, gue behind a fou port, gre on gre0), one of each in one rr
+// service, take connections in IPVS's order, and each takes an upload
+// whose full-size segments do not fit its tunnel (the client learns the
+// path MTU from the director's ICMP fragmentation needed) whole.
+func tunnel(t *testing.T, dp DataPlane) {
+	testutil.RequireTunnelDevices(t)
+	r := newRig(t, dp, 3)
+	tunnels := []lvs.Tunnel{{}, {Type: lvs.TunGUE, Port: 6080}, {Type: lvs.TunGRE}}
+	svc := dataplane.Service{ServiceKey: r.Key, Scheduler: "rr"}
+	for i, tun := range tunnels {
+		require.NoError(t, r.Topo.TunnelReal(i, tun.Type.String(), tun.Port))
+		svc.Reals = append(svc.Reals, dataplane.Real{Addr: r.RealAddr(i), Port: 80, Weight: 1, Forward: lvs.TUN, Tunnel: tun})
+	}
+	m := r.NewModel()
+	r.Apply(t, m, svc)
+	// What the data plane holds is what was asked: each real's tunnel.
+	for _, rs := range r.Stats(t).Reals {
+		i := slices.Index(r.Topo.RealAddrs, rs.Addr)
+		assert.Equal(t, lvs.TUN, rs.Forward, "%s", rs.Addr)
+		assert.Equal(t, tunnels[i], rs.Tunnel, "%s", rs.Addr)
+	}
+	want, got, _ := r.Sequence(t, m, Repeat(6, r.Topo.ClientAddr))
+	assert.Equal(t, want, got)
+
+	const size = 1 << 20
+	sum := sha256.New()
+	_, _ = io.Copy(sum, io.LimitReader(testutil.Pattern(), size))
+	c := r.Topo.HTTPClient()
+	c.Timeout = 2 * waitIO
+	seen := map[string]bool{}
+	for i := range tunnels {
+		resp, err := c.Post(fmt.Sprintf("http://%s/sha256", r.Topo.VIP), "application/octet-stream", io.LimitReader(testutil.Pattern(), size))
+		require.NoError(t, err, "upload %d", i)
+		ans, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		name, hex, _ := strings.Cut(string(ans), " ")
+		assert.Equal(t, fmt.Sprintf("%x", sum.Sum(nil)), hex, "upload %d to %s", i, name)
+		seen[name] = true
+	}
+	assert.Len(t, seen, 3, "each tunnel took an upload: %v", seen)
 }

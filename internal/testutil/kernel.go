@@ -2,6 +2,8 @@ package testutil
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -29,5 +31,33 @@ func RequireXDPKernel(t testing.TB) {
 	t.Helper()
 	if why := XDPKernelMissing(); why != "" {
 		t.Skip(why + "; TestOldKernelRefused checks that xlb refuses it plainly")
+	}
+}
+
+// TunnelDevicesMissing says why this kernel cannot decapsulate as an IPVS
+// TUN real does (no ipip, fou or ip_gre: this development machine's own
+// kernel has none), or "" when it can.
+func TunnelDevicesMissing() string {
+	for _, m := range []string{"ipip", "fou", "ip_gre"} {
+		if _, err := os.Stat("/sys/module/" + m); err == nil {
+			continue
+		}
+		if out, err := exec.Command("modprobe", "-q", m).CombinedOutput(); err != nil {
+			var u unix.Utsname
+			_ = unix.Uname(&u)
+			return fmt.Sprintf("kernel %s has no %s module (%v %s)", unix.ByteSliceToString(u.Release[:]), m, err, out)
+		}
+	}
+	return ""
+}
+
+// RequireTunnelDevices skips a test whose reals decapsulate with the
+// kernel's own ipip, fou and gre devices on a kernel without them, naming
+// it: make test's VM stage runs such tests on Debian's kernel, which has
+// them.
+func RequireTunnelDevices(t testing.TB) {
+	t.Helper()
+	if why := TunnelDevicesMissing(); why != "" {
+		t.Skip(why + "; make vmtest KERNEL=6.1 runs this (and make test's VM stage)")
 	}
 }

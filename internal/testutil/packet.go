@@ -20,6 +20,7 @@ type Frame struct {
 	FragOff        uint16 // the IPv4 flags+offset field (0x2000 = MF)
 	Payload        []byte
 	TTL            uint8
+	TOS            uint8
 }
 
 const (
@@ -87,6 +88,7 @@ func (f Frame) Bytes() []byte {
 	ihl := 20 + len(f.IPOptions)
 	ip := make([]byte, ihl, ihl+len(l4))
 	ip[0] = 0x40 | byte(ihl/4)
+	ip[1] = f.TOS
 	binary.BigEndian.PutUint16(ip[2:], uint16(ihl+len(l4)))
 	binary.BigEndian.PutUint16(ip[4:], 0x1234)
 	binary.BigEndian.PutUint16(ip[6:], f.FragOff)

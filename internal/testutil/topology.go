@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -258,7 +259,9 @@ func (t *DR) Close() error {
 }
 
 // ServeHTTP starts an HTTP server on port in each real. Each answers with
-// its own name ("r1", "r2", ...) so a client can tell who served it.
+// its own name ("r1", "r2", ...) so a client can tell who served it;
+// /bytes/N serves N bytes of Pattern, and a POST to /sha256 answers
+// "rN HEX", the SHA-256 of what was uploaded.
 func (t *DR) ServeHTTP(port int) error {
 	for i := range t.Reals {
 		t.servers = append(t.servers, nil)
@@ -295,6 +298,16 @@ func (t *DR) RestartHTTP(i int) error {
 	name := fmt.Sprintf("r%d", i+1)
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/sha256" {
+				// An upload's SHA-256, in hex, and who took it.
+				h := sha256.New()
+				if _, err := io.Copy(h, r.Body); err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				fmt.Fprintf(w, "%s %x", name, h.Sum(nil))
+				return
+			}
 			var n int
 			if _, err := fmt.Sscanf(r.URL.Path, "/bytes/%d", &n); err == nil {
 				// n bytes of a pattern the client can check.
@@ -400,4 +413,39 @@ func NewDRServing(t testing.TB) *DR {
 		t.Fatal(err)
 	}
 	return topo
+}
+
+// TunnelReal makes real i (0-based) an IPVS TUN real as the LVS HOWTO and
+// keepalived users set one up, for tunnel type "ipip", "gue" (port: the
+// fou port it receives on) or "gre": the VIP on the kernel's tunnel device
+// (tunl0, behind a fou port for GUE; gre0), not on lo, and reverse-path
+// filtering off (the decapsulated packet's source, the client, is not
+// routed through the tunnel). The kernel needs ipip, fou and ip_gre
+// (RequireTunnelDevices).
+func (t *DR) TunnelReal(i int, typ string, port uint16) error {
+	ns := t.Reals[i]
+	if err := ns.IP("addr", "del", t.VIP.String()+"/32", "dev", "lo"); err != nil {
+		return err
+	}
+	dev := "tunl0"
+	switch typ {
+	case "gue":
+		if err := ns.IP("fou", "add", "port", fmt.Sprint(port), "gue"); err != nil {
+			return err
+		}
+	case "gre":
+		dev = "gre0"
+	}
+	if err := ns.IP("link", "set", dev, "up"); err != nil {
+		return err
+	}
+	if err := ns.IP("addr", "add", t.VIP.String()+"/32", "dev", dev); err != nil {
+		return err
+	}
+	for _, k := range []string{"all", "default", "eth0", dev} {
+		if err := ns.Sysctl("net.ipv4.conf."+k+".rp_filter", "0"); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -246,6 +246,8 @@ type feature struct{ what, src string }
 var features = []feature{
 	{"IPv6 virtual_server", "virtual_server 2001:db8::1 80 {\n lvs_method DR\n real_server 2001:db8::2 80 {\n }\n}\n"},
 	{"IPv4 real_server of an IPv6 virtual_server (lvs_method TUN)", "virtual_server 2001:db8::1 80 {\n lvs_method TUN\n real_server 10.0.0.2 80 {\n }\n}\n"},
+	{"lvs_method TUN type gue port N, type gre (nocsum)", "virtual_server 10.0.0.1 80 {\n lvs_method TUN type gre\n real_server 10.0.0.2 80 {\n }\n real_server 10.0.0.3 80 {\n  lvs_method TUN type gue port 6080\n }\n}\n"},
+	{"lvs_method TUN type gue/gre with csum or remcsum", "virtual_server 10.0.0.1 80 {\n lvs_method TUN type gue port 6080 remcsum\n real_server 10.0.0.2 80 {\n }\n real_server 10.0.0.3 80 {\n  lvs_method TUN type gre csum\n }\n}\n"},
 	{"virtual_server fwmark N", "virtual_server fwmark 1 {\n lvs_method DR\n real_server 10.0.0.2 80 {\n }\n}\n"},
 	{"port 0 (every port of the address; made persistent)", "virtual_server 10.0.0.1 0 {\n lvs_method DR\n real_server 10.0.0.2 0 {\n }\n}\n"},
 	{"virtual_server group NAME of addresses and ranges", "virtual_server_group G {\n 10.0.0.1 80\n 10.0.0.3-5 80\n}\nvirtual_server group G {\n lvs_method DR\n real_server 10.0.0.2 80 {\n }\n}\n"},

@@ -72,7 +72,9 @@ func TestVerdicts(t *testing.T) {
 	require.NoError(t, err)
 	for _, line := range []string{
 		"| refuses | runs | ops |",
-		"| lvs_method TUN | refuses | runs |",
+		"| lvs_method NAT, TUN, DR | runs | runs |",
+		"| lvs_method TUN type gue port N, type gre (nocsum) | runs | runs |",
+		"| lvs_method TUN type gue/gre with csum or remcsum | refuses | runs |",
 		"| protocol TCP, UDP | runs | runs |",
 		"| virtual_server fwmark N | refuses | runs |",
 	} {

@@ -15,15 +15,17 @@ import (
 
 // Caps is what the XDP data plane forwards, with its built-in sizes: the
 // schedulers the program computes (pkg/sched's registry entries with an
-// XDP table, each with a picker in bpf/sched.h), DR and NAT, IPv4 TCP and
-// UDP. An opened data plane's Caps have the sizes it was loaded with.
+// XDP table, each with a picker in bpf/sched.h), DR, NAT and TUN (IPIP,
+// GUE and GRE without their optional checksums; IPv4 in IPv4), IPv4 TCP
+// and UDP. An opened data plane's Caps have the sizes it was loaded with.
 var Caps = capsWith(builtin.lim)
 
 func capsWith(lim limits) dataplane.Caps {
 	return dataplane.Caps{
 		Name:        "the XDP data plane",
 		Schedulers:  sched.Names(sched.InXDP),
-		Forwards:    []lvs.Forward{lvs.DR, lvs.NAT},
+		Forwards:    []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN},
+		Tunnels:     []lvs.TunnelType{lvs.TunIPIP, lvs.TunGUE, lvs.TunGRE},
 		Protocols:   []lvs.Protocol{lvs.TCP, lvs.UDP},
 		Flags:       lvs.SchedFlags,
 		AllPorts:    true,
@@ -42,6 +44,7 @@ const (
 	realPresent   = uint32(xlbXlbRealFlagsXLB_REAL_F_PRESENT)
 	realNAT       = uint32(xlbXlbRealFlagsXLB_REAL_F_NAT)
 	realStandby   = uint32(xlbXlbRealFlagsXLB_REAL_F_STANDBY)
+	realTUN       = uint32(xlbXlbRealFlagsXLB_REAL_F_TUN)
 	svcStandby    = uint16(xlbXlbSvcFlagsXLB_SVC_F_STANDBY)
 	svcSloppy     = uint16(xlbXlbSvcFlagsXLB_SVC_F_SLOPPY)
 )
@@ -130,7 +133,7 @@ func sizeServices(spec *ebpf.CollectionSpec, n uint32) {
 
 // sizeReals makes room for n reals in every map kept per real.
 func sizeReals(spec *ebpf.CollectionSpec, n uint32) {
-	for _, m := range []string{xlbMapReals, xlbMapRealStats, xlbMapRealConns, xlbMapSweepCounts, xlbMapConnAdjust} {
+	for _, m := range []string{xlbMapReals, xlbMapTunnels, xlbMapRealStats, xlbMapRealConns, xlbMapSweepCounts, xlbMapConnAdjust} {
 		spec.Maps[m].MaxEntries = n
 	}
 }

@@ -30,7 +30,7 @@ func requireRoot(t testing.TB) {
 // staticResolver is a fake next-hop table for tests of map contents.
 type staticResolver map[netip.Addr]NextHop
 
-func (s staticResolver) Resolve(a netip.Addr) (NextHop, error) {
+func (s staticResolver) Resolve(a netip.Addr, _ bool) (NextHop, error) {
 	nh, ok := s[a]
 	if !ok {
 		return NextHop{}, fmt.Errorf("%w: %s", ErrUnresolved, a)

@@ -14,35 +14,54 @@ import (
 
 	"github.com/xlbproject/xlb/internal/nlretry"
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
-// NextHop is where DR sends a real's frames: out of Ifindex, from SrcMAC to
-// MAC.
+// NextHop is where a real's frames go: out of Ifindex, from SrcMAC to MAC
+// (the real's, or for a TUN real its route's gateway's). A TUN real's also
+// says the outer source address (Src, the route's preferred source) and
+// the path MTU (the route's, else the interface's).
 type NextHop struct {
 	Ifindex int
 	MAC     net.HardwareAddr
 	SrcMAC  net.HardwareAddr
+	Gateway netip.Addr // TUN only: the route's gateway, if not on-link
+	Src     netip.Addr // TUN only
+	MTU     int        // TUN only
+}
+
+func (n NextHop) equal(o NextHop) bool {
+	return n.Ifindex == o.Ifindex && bytes.Equal(n.MAC, o.MAC) && bytes.Equal(n.SrcMAC, o.SrcMAC) &&
+		n.Gateway == o.Gateway && n.Src == o.Src && n.MTU == o.MTU
+}
+
+// hopKey is a real's address and whether it is reached by tunnel: a
+// tunnelled real may sit behind a gateway, and needs a source and MTU.
+type hopKey struct {
+	addr netip.Addr
+	tun  bool
 }
 
 // ErrUnresolved means the real's MAC is not in the neighbour table yet.
 // Resolution has been asked for; the real gets no new flows meanwhile.
 var ErrUnresolved = errors.New("next hop not resolved")
 
-// Resolver finds the next hop of a real.
+// Resolver finds the next hop of a real (tun: of a TUN real).
 type Resolver interface {
-	Resolve(addr netip.Addr) (NextHop, error)
+	Resolve(addr netip.Addr, tun bool) (NextHop, error)
 }
 
 // NeighResolver resolves reals through the kernel's routing and neighbour
-// tables (netlink). A real must be on a directly connected network: DR only
-// rewrites MACs.
+// tables (netlink). A DR or NAT real must be on a directly connected
+// network: DR only rewrites MACs. A TUN real may be anywhere the routes
+// reach: its frames go to the route's gateway.
 type NeighResolver struct {
 	// Handle is the netlink socket to use (its network namespace); the
 	// calling thread's namespace if nil.
 	Handle *netlink.Handle
 }
 
-func (n NeighResolver) Resolve(addr netip.Addr) (NextHop, error) {
+func (n NeighResolver) Resolve(addr netip.Addr, tun bool) (NextHop, error) {
 	h := n.Handle
 	if h == nil {
 		h = &netlink.Handle{}
@@ -56,7 +75,7 @@ func (n NeighResolver) Resolve(addr netip.Addr) (NextHop, error) {
 		return NextHop{}, fmt.Errorf("route to real %s: no route", addr)
 	}
 	rt := routes[0]
-	if rt.Gw != nil {
+	if rt.Gw != nil && !tun {
 		return NextHop{}, fmt.Errorf("real %s is reached through gateway %s: DR needs the real on a directly connected network", addr, rt.Gw)
 	}
 	lnk, err := h.LinkByIndex(rt.LinkIndex)
@@ -64,6 +83,22 @@ func (n NeighResolver) Resolve(addr netip.Addr) (NextHop, error) {
 		return NextHop{}, fmt.Errorf("link %d of real %s: %w", rt.LinkIndex, addr, err)
 	}
 	nh := NextHop{Ifindex: rt.LinkIndex, SrcMAC: lnk.Attrs().HardwareAddr}
+	if tun {
+		if rt.Gw != nil {
+			nh.Gateway, _ = netip.AddrFromSlice(rt.Gw)
+			nh.Gateway = nh.Gateway.Unmap()
+			ip = rt.Gw
+		}
+		src, ok := netip.AddrFromSlice(rt.Src)
+		if !ok || !src.Unmap().Is4() {
+			return NextHop{}, fmt.Errorf("route to real %s: no IPv4 source address on %s for the tunnel", addr, lnk.Attrs().Name)
+		}
+		nh.Src = src.Unmap()
+		nh.MTU = rt.MTU
+		if nh.MTU == 0 {
+			nh.MTU = lnk.Attrs().MTU
+		}
+	}
 	neighs, err := nlretry.Dump(func() ([]netlink.Neigh, error) { return h.NeighList(rt.LinkIndex, unix.AF_INET) })
 	if err != nil {
 		return nh, fmt.Errorf("neighbours of %s: %w", lnk.Attrs().Name, err)
@@ -104,14 +139,39 @@ type hop struct {
 // keeps it fresh; the planner and a role flip only read it.
 type hops struct {
 	mu sync.Mutex
-	m  map[netip.Addr]*hop
+	m  map[hopKey]*hop
+	// gw: the TUN reals behind each gateway, for its neighbour events.
+	gw map[netip.Addr]map[hopKey]bool
+}
+
+// setGateway records that k's next hop is now through gw (or no gateway).
+// Called with h.mu held.
+func (h *hops) setGateway(k hopKey, old, gw netip.Addr) {
+	if old == gw {
+		return
+	}
+	if old.IsValid() {
+		delete(h.gw[old], k)
+		if len(h.gw[old]) == 0 {
+			delete(h.gw, old)
+		}
+	}
+	if gw.IsValid() {
+		if h.gw == nil {
+			h.gw = map[netip.Addr]map[hopKey]bool{}
+		}
+		if h.gw[gw] == nil {
+			h.gw[gw] = map[hopKey]bool{}
+		}
+		h.gw[gw][k] = true
+	}
 }
 
 // snapshot is the cache as the planner reads it.
-func (h *hops) snapshot() map[netip.Addr]hop {
+func (h *hops) snapshot() map[hopKey]hop {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make(map[netip.Addr]hop, len(h.m))
+	out := make(map[hopKey]hop, len(h.m))
 	for a, e := range h.m {
 		out[a] = *e
 	}
@@ -121,8 +181,8 @@ func (h *hops) snapshot() map[netip.Addr]hop {
 // ensure gives every address an entry. New ones are resolved; those not
 // resolved at once are asked again until wait has passed (an ARP round
 // trip), and logged as unresolved only then.
-func (x *Dataplane) ensureHops(addrs []netip.Addr, wait time.Duration) {
-	var fresh []netip.Addr
+func (x *Dataplane) ensureHops(addrs []hopKey, wait time.Duration) {
+	var fresh []hopKey
 	x.hops.mu.Lock()
 	for _, a := range addrs {
 		if _, ok := x.hops.m[a]; !ok {
@@ -140,7 +200,7 @@ func (x *Dataplane) ensureHops(addrs []netip.Addr, wait time.Duration) {
 		// Decide once per round whether this is the last, so that an
 		// unresolved real is always reported on the last round.
 		last := !time.Now().Before(deadline)
-		var pending []netip.Addr
+		var pending []hopKey
 		snap := x.hops.snapshot()
 		for _, a := range fresh {
 			if !snap[a].resolved {
@@ -161,9 +221,9 @@ func (x *Dataplane) ensureHops(addrs []netip.Addr, wait time.Duration) {
 // refreshHops asks the resolver about each address and reports whether
 // any next hop changed (resolved or not, MAC, interface). Only a final
 // round logs an address as unresolved.
-func (x *Dataplane) refreshHops(addrs []netip.Addr, final bool) (changed bool) {
+func (x *Dataplane) refreshHops(addrs []hopKey, final bool) (changed bool) {
 	for _, a := range addrs {
-		nh, err := x.cfg.Resolver.Resolve(a) // no lock held: netlink I/O
+		nh, err := x.cfg.Resolver.Resolve(a.addr, a.tun) // no lock held: netlink I/O
 		x.hops.mu.Lock()
 		e := x.hops.m[a]
 		if e != nil && x.updateHop(a, e, nh, err, final) {
@@ -179,7 +239,7 @@ func (x *Dataplane) refreshHops(addrs []netip.Addr, final bool) (changed bool) {
 // (XDP traffic does not keep the kernel's entry fresh, and it has been
 // asked to re-resolve); it loses it when its route goes away or stops
 // being on-link.
-func (x *Dataplane) updateHop(a netip.Addr, e *hop, nh NextHop, err error, final bool) (changed bool) {
+func (x *Dataplane) updateHop(a hopKey, e *hop, nh NextHop, err error, final bool) (changed bool) {
 	was := *e
 	if err != nil {
 		if was.resolved && errors.Is(err, ErrUnresolved) && nh.Ifindex == e.nh.Ifindex {
@@ -190,31 +250,43 @@ func (x *Dataplane) updateHop(a netip.Addr, e *hop, nh NextHop, err error, final
 			return was.resolved
 		}
 		if was.resolved || !e.warned {
-			x.log.Warn("real has no next hop; it gets no new flows until it resolves", "real", a.String(), "reason", err)
+			x.log.Warn("real has no next hop; it gets no new flows until it resolves", "real", a.addr.String(), "reason", err)
 			e.warned = true
 		}
 		if nh.Ifindex != 0 {
+			x.hops.setGateway(a, e.nh.Gateway, nh.Gateway)
 			e.nh = nh
 		}
 		return was.resolved || e.nh.Ifindex != was.nh.Ifindex
 	}
 	e.warned = false
 	if !was.resolved || !bytes.Equal(nh.MAC, was.nh.MAC) {
-		x.log.Info("real resolved", "real", a.String(), "mac", nh.MAC.String(), "ifindex", nh.Ifindex)
+		switch {
+		case a.tun && nh.Gateway.IsValid():
+			x.log.Info("real resolved", "real", a.addr.String(), "gateway", nh.Gateway.String(), "mac", nh.MAC.String(), "ifindex", nh.Ifindex,
+				"tunnel_src", nh.Src.String(), "mtu", nh.MTU)
+		case a.tun:
+			x.log.Info("real resolved", "real", a.addr.String(), "mac", nh.MAC.String(), "ifindex", nh.Ifindex,
+				"tunnel_src", nh.Src.String(), "mtu", nh.MTU)
+		default:
+			x.log.Info("real resolved", "real", a.addr.String(), "mac", nh.MAC.String(), "ifindex", nh.Ifindex)
+		}
 	}
+	x.hops.setGateway(a, e.nh.Gateway, nh.Gateway)
 	e.nh, e.resolved = nh, true
-	return !was.resolved || !bytes.Equal(nh.MAC, was.nh.MAC) || !bytes.Equal(nh.SrcMAC, was.nh.SrcMAC) || nh.Ifindex != was.nh.Ifindex
+	return !was.resolved || !nh.equal(was.nh)
 }
 
-// realAddrs lists the reals' addresses, once each.
-func realAddrs(services []dataplane.Service) []netip.Addr {
-	seen := map[netip.Addr]bool{}
-	var out []netip.Addr
+// realHops lists the reals' next hops to know, once each.
+func realHops(services []dataplane.Service) []hopKey {
+	seen := map[hopKey]bool{}
+	var out []hopKey
 	for _, s := range services {
 		for _, r := range s.Reals {
-			if !seen[r.Addr] {
-				seen[r.Addr] = true
-				out = append(out, r.Addr)
+			k := hopKey{r.Addr, r.Forward == lvs.TUN}
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
 			}
 		}
 	}
@@ -272,16 +344,27 @@ func (x *Dataplane) neighbourEvent(u netlink.NeighUpdate) {
 		return
 	}
 	a = a.Unmap()
+	// The real itself, or a TUN real's gateway.
+	var ask []hopKey
 	x.hops.mu.Lock()
-	h, known := x.hops.m[a]
-	same := known && h.resolved && bytes.Equal(h.nh.MAC, u.HardwareAddr) && h.nh.Ifindex == u.LinkIndex
+	consider := func(k hopKey) {
+		h, known := x.hops.m[k]
+		if known && !(h.resolved && bytes.Equal(h.nh.MAC, u.HardwareAddr) && h.nh.Ifindex == u.LinkIndex) {
+			ask = append(ask, k)
+		}
+	}
+	consider(hopKey{a, false})
+	consider(hopKey{a, true})
+	for k := range x.hops.gw[a] {
+		consider(k)
+	}
 	x.hops.mu.Unlock()
-	if !known || same {
+	if len(ask) == 0 {
 		return
 	}
 	x.applyMu.Lock()
 	defer x.applyMu.Unlock()
-	if !x.refreshHops([]netip.Addr{a}, true) {
+	if !x.refreshHops(ask, true) {
 		return
 	}
 	x.nextHopChanges.Add(1)

@@ -3,6 +3,7 @@ package xdp
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -64,6 +65,8 @@ type svcState struct {
 	wrote        bool
 	written      xlbSvc
 	writtenReals []xlbReal
+	// writtenTunnels: the reals' tunnels entries as last written.
+	writtenTunnels []xlbTunnel
 
 	// dests are the reals' weights as the table was built (0 for an
 	// unresolved real), in list order.
@@ -99,7 +102,7 @@ func (r *realState) effectiveWeight() int32 {
 // world is what the planner is told: nothing in it is looked up by the
 // planner itself.
 type world struct {
-	hops    map[netip.Addr]hop
+	hops    map[hopKey]hop
 	cursors []uint64 // picks taken, by service slot
 	standby map[netip.Addr]bool
 	ports   map[int]uint16 // tx_ports slot by ifindex
@@ -122,7 +125,7 @@ type upsert struct {
 func (sp *svcPlan) same() bool {
 	o := sp.old
 	return o != nil && o.wrote && !sp.rewrite && len(sp.removed) == 0 &&
-		sp.svc == o.written && slices.Equal(sp.reals, o.writtenReals)
+		sp.svc == o.written && slices.Equal(sp.reals, o.writtenReals) && slices.Equal(sp.tunnels, o.writtenTunnels)
 }
 
 // svcPlan is what one service's change writes.
@@ -135,6 +138,7 @@ type svcPlan struct {
 	table   []uint32
 	svc     xlbSvc
 	reals   []xlbReal // st.reals' entries, in order
+	tunnels []xlbTunnel
 }
 
 // applyPlan is the whole of one Apply.
@@ -287,7 +291,7 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 	st.reals = append(added, st.reals...)
 
 	for _, r := range st.reals {
-		h := w.hops[r.Addr]
+		h := w.hops[hopKey{r.Addr, r.Forward == lvs.TUN}]
 		r.nh, r.resolved = h.nh, h.resolved
 		st.dests = append(st.dests, sched.Dest{Weight: r.effectiveWeight(), LastWeight: r.lastWeight})
 	}
@@ -345,6 +349,7 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 			}
 		}
 		sp.reals = append(sp.reals, realEntry(st, i, r, port, standby, 0)) // Gen: plan fills it in
+		sp.tunnels = append(sp.tunnels, tunnelEntry(r))
 	}
 	return sp, nil
 }
@@ -521,13 +526,28 @@ func realEntry(st *svcState, i int, r *realState, port uint16, standby bool, gen
 	if r.effectiveWeight() > 0 {
 		e.Flags |= realAvailable
 	}
-	if r.Forward == lvs.NAT {
+	switch r.Forward {
+	case lvs.NAT:
 		e.Flags |= realNAT
+	case lvs.TUN:
+		e.Flags |= realTUN
 	}
 	if standby {
 		e.Flags |= realStandby
 	}
 	return e
+}
+
+// tunnelEntry is a TUN real's entry in the tunnels map (zero for others).
+func tunnelEntry(r *realState) xlbTunnel {
+	if r.Forward != lvs.TUN {
+		return xlbTunnel{}
+	}
+	t := xlbTunnel{Type: uint8(r.Tunnel.Type), Port: port16(r.Tunnel.Port), Mtu: uint16(min(r.nh.MTU, math.MaxUint16))}
+	if r.nh.Src.Is4() {
+		t.Src = ip4(r.nh.Src)
+	}
+	return t
 }
 
 // filters are the VIP filter (every VIP, on standby or not: what reaches a

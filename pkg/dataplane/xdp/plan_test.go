@@ -21,10 +21,10 @@ import (
 var planLim = limits{services: 4, reals: 8, ifaces: 4, tabEntries: 1024, filter: 4096, filterBits: 12}
 
 func planWorld(standby ...netip.Addr) world {
-	w := world{hops: map[netip.Addr]hop{}, cursors: make([]uint64, 2*planLim.services), standby: map[netip.Addr]bool{},
+	w := world{hops: map[hopKey]hop{}, cursors: make([]uint64, 2*planLim.services), standby: map[netip.Addr]bool{},
 		ports: map[int]uint16{1: 0}, lim: planLim}
 	for i := 1; i <= 8; i++ {
-		w.hops[realAddr(i)] = hop{nh: NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC}, resolved: true}
+		w.hops[hopKey{addr: realAddr(i)}] = hop{nh: NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC}, resolved: true}
 	}
 	for _, a := range standby {
 		w.standby[a] = true
@@ -103,7 +103,7 @@ func TestPlanNewService(t *testing.T) {
 // and is not available; it keeps its sh buckets (skipped at lookup).
 func TestPlanUnresolvedReal(t *testing.T) {
 	w := planWorld()
-	w.hops[realAddr(2)] = hop{nh: NextHop{Ifindex: 1}}
+	w.hops[hopKey{addr: realAddr(2)}] = hop{nh: NextHop{Ifindex: 1}}
 	p, err := plan(newTables(planLim), []dataplane.Service{planSvc("rr", 1, 1)}, w)
 	require.NoError(t, err)
 	sp := p.services[0]
@@ -148,7 +148,7 @@ func TestPlanStandby(t *testing.T) {
 func TestPlanPortsAndRemovals(t *testing.T) {
 	w := planWorld()
 	w.ports = map[int]uint16{1: 0, 2: 2}
-	w.hops[realAddr(1)] = hop{nh: NextHop{Ifindex: 9, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}}, resolved: true}
+	w.hops[hopKey{addr: realAddr(1)}] = hop{nh: NextHop{Ifindex: 9, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}}, resolved: true}
 	tabs := newTables(planLim)
 	p, err := plan(tabs, []dataplane.Service{planSvc("wrr", 1, 1)}, w)
 	require.NoError(t, err)

@@ -106,8 +106,17 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 				nh:         NextHop{Ifindex: int(e.Ifindex), MAC: slices.Clone(e.DstMac[:]), SrcMAC: slices.Clone(e.SrcMac[:])},
 			}
 			r.resolved = e.DstMac != [6]byte{}
-			if e.Flags&realNAT != 0 {
+			switch {
+			case e.Flags&realNAT != 0:
 				r.Forward = lvs.NAT
+			case e.Flags&realTUN != 0:
+				var tun xlbTunnel
+				if err := objs.Tunnels.Lookup(&i, &tun); err != nil {
+					return nil, fmt.Errorf("read the tunnel of real slot %d: %w", i, err)
+				}
+				r.Forward = lvs.TUN
+				r.Tunnel = lvs.Tunnel{Type: lvs.TunnelType(tun.Type), Port: portOf(tun.Port)}
+				r.nh.Src, r.nh.MTU = addrOf(tun.Src), int(tun.Mtu)
 			}
 			st.reals = append(st.reals, r)
 		}

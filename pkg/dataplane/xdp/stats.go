@@ -101,6 +101,10 @@ func statName(s xlbXlbStat) string {
 		return "defence_drop"
 	case xlbXlbStatXLB_STAT_PROMOTED:
 		return "promoted"
+	case xlbXlbStatXLB_STAT_TUN_FRAG_NEEDED:
+		return "tun_frag_needed"
+	case xlbXlbStatXLB_STAT_TUN_TOO_BIG:
+		return "tun_too_big"
 	}
 	return fmt.Sprintf("stat_%d", s)
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // write carries out a plan: new egress slots, then each service (its
@@ -28,7 +30,7 @@ func (x *Dataplane) write(t *tables, p *applyPlan) error {
 				return fmt.Errorf("service %s: %w (the data plane may hold part of this change; apply again)", sp.st.key, err)
 			}
 		}
-		sp.st.wrote, sp.st.written, sp.st.writtenReals = true, sp.svc, sp.reals
+		sp.st.wrote, sp.st.written, sp.st.writtenReals, sp.st.writtenTunnels = true, sp.svc, sp.reals, sp.tunnels
 		t.services[sp.st.key] = sp.st
 		for _, r := range sp.removed {
 			t.realGen[r.slot]++
@@ -68,6 +70,19 @@ func (x *Dataplane) writeService(t *tables, sp *svcPlan) error {
 			if err := m.RealConns.Update(&r.slot, &zero, ebpf.UpdateAny); err != nil {
 				return fmt.Errorf("reset connection counts: %w", err)
 			}
+		}
+	}
+	// A TUN real's tunnel is there before the real says TUN.
+	var tslots []uint32
+	var tuns []xlbTunnel
+	for i, r := range st.reals {
+		if r.Forward == lvs.TUN {
+			tslots, tuns = append(tslots, r.slot), append(tuns, sp.tunnels[i])
+		}
+	}
+	if len(tslots) > 0 {
+		if err := updateBatch(m.Tunnels, tslots, tuns); err != nil {
+			return fmt.Errorf("write tunnels: %w", err)
 		}
 	}
 	if err := updateBatch(m.Reals, slots, sp.reals); err != nil {

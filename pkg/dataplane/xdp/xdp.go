@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
 	"github.com/xlbproject/xlb/pkg/probe"
 	"github.com/xlbproject/xlb/pkg/sched"
 	"github.com/xlbproject/xlb/pkg/syncd"
@@ -164,10 +165,12 @@ func Open(cfg Config) (*Dataplane, error) {
 		return nil, fmt.Errorf("take over pinned state in %s: %w", cfg.PinDir, err)
 	}
 	x.state, x.standby, x.ports = rec.t, rec.standby, rec.ports
-	x.hops.m = map[netip.Addr]*hop{}
+	x.hops.m = map[hopKey]*hop{}
 	for _, s := range rec.t.services {
 		for _, r := range s.reals {
-			x.hops.m[r.Addr] = &hop{nh: r.nh, resolved: r.resolved}
+			k := hopKey{r.Addr, r.Forward == lvs.TUN}
+			x.hops.m[k] = &hop{nh: r.nh, resolved: r.resolved}
+			x.hops.setGateway(k, netip.Addr{}, r.nh.Gateway)
 		}
 	}
 	st := rec.t
@@ -541,7 +544,7 @@ func (x *Dataplane) resolveLoop() {
 // resolvePass asks again about the reals whose next hop is unknown (all:
 // every real), and applies what changed.
 func (x *Dataplane) resolvePass(all bool) {
-	var addrs []netip.Addr
+	var addrs []hopKey
 	for a, h := range x.hops.snapshot() {
 		if !h.resolved || all {
 			addrs = append(addrs, a)
@@ -571,7 +574,7 @@ func (x *Dataplane) Apply(services []dataplane.Service) error {
 	}
 	x.applyMu.Lock()
 	defer x.applyMu.Unlock()
-	x.ensureHops(realAddrs(services), x.cfg.ResolveWait)
+	x.ensureHops(realHops(services), x.cfg.ResolveWait)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.applyLocked(services)

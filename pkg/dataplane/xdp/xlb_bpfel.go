@@ -148,6 +148,16 @@ type xlbTmplKey struct {
 	Family uint8
 }
 
+type xlbTunnel struct {
+	_    structs.HostLayout
+	Src  uint32
+	Mtu  uint16
+	Type uint8
+	Pad  uint8
+	Port uint16
+	Pad2 uint16
+}
+
 type xlbVipKey struct {
 	_      structs.HostLayout
 	Addr   xlbXlbAddr
@@ -193,6 +203,7 @@ type xlbXlbEnums struct {
 	SvcFlags  uint32
 	RealFlags uint32
 	ConnFlags uint32
+	TunType   uint32
 }
 
 type xlbXlbRealFlags uint32
@@ -202,6 +213,7 @@ const (
 	xlbXlbRealFlagsXLB_REAL_F_PRESENT   xlbXlbRealFlags = 2
 	xlbXlbRealFlagsXLB_REAL_F_NAT       xlbXlbRealFlags = 4
 	xlbXlbRealFlagsXLB_REAL_F_STANDBY   xlbXlbRealFlags = 8
+	xlbXlbRealFlagsXLB_REAL_F_TUN       xlbXlbRealFlags = 16
 )
 
 type xlbXlbSched uint32
@@ -236,7 +248,9 @@ const (
 	xlbXlbStatXLB_STAT_STANDBY          xlbXlbStat = 8
 	xlbXlbStatXLB_STAT_DEFENCE_DROP     xlbXlbStat = 9
 	xlbXlbStatXLB_STAT_PROMOTED         xlbXlbStat = 10
-	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 11
+	xlbXlbStatXLB_STAT_TUN_FRAG_NEEDED  xlbXlbStat = 11
+	xlbXlbStatXLB_STAT_TUN_TOO_BIG      xlbXlbStat = 12
+	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 13
 )
 
 type xlbXlbSvcFlags uint32
@@ -246,6 +260,14 @@ const (
 	xlbXlbSvcFlagsXLB_SVC_F_SH_PORT     xlbXlbSvcFlags = 16
 	xlbXlbSvcFlagsXLB_SVC_F_STANDBY     xlbXlbSvcFlags = 32768
 	xlbXlbSvcFlagsXLB_SVC_F_SLOPPY      xlbXlbSvcFlags = 16384
+)
+
+type xlbXlbTunType uint32
+
+const (
+	xlbXlbTunTypeXLB_TUN_IPIP xlbXlbTunType = 0
+	xlbXlbTunTypeXLB_TUN_GUE  xlbXlbTunType = 1
+	xlbXlbTunTypeXLB_TUN_GRE  xlbXlbTunType = 2
 )
 
 // Names of all BPF objects in the ELF.
@@ -273,6 +295,7 @@ const (
 	xlbMapSweepTotals     = "sweep_totals"
 	xlbMapTemplates       = "templates"
 	xlbMapTimeouts        = "timeouts"
+	xlbMapTunnels         = "tunnels"
 	xlbMapTxPorts         = "tx_ports"
 	xlbMapVipFilter       = "vip_filter"
 	xlbMapVips            = "vips"
@@ -358,6 +381,7 @@ type xlbMapSpecs struct {
 	SweepTotals     *ebpf.MapSpec `ebpf:"sweep_totals"`
 	Templates       *ebpf.MapSpec `ebpf:"templates"`
 	Timeouts        *ebpf.MapSpec `ebpf:"timeouts"`
+	Tunnels         *ebpf.MapSpec `ebpf:"tunnels"`
 	TxPorts         *ebpf.MapSpec `ebpf:"tx_ports"`
 	VipFilter       *ebpf.MapSpec `ebpf:"vip_filter"`
 	Vips            *ebpf.MapSpec `ebpf:"vips"`
@@ -413,6 +437,7 @@ type xlbMaps struct {
 	SweepTotals     *ebpf.Map `ebpf:"sweep_totals"`
 	Templates       *ebpf.Map `ebpf:"templates"`
 	Timeouts        *ebpf.Map `ebpf:"timeouts"`
+	Tunnels         *ebpf.Map `ebpf:"tunnels"`
 	TxPorts         *ebpf.Map `ebpf:"tx_ports"`
 	VipFilter       *ebpf.Map `ebpf:"vip_filter"`
 	Vips            *ebpf.Map `ebpf:"vips"`
@@ -441,6 +466,7 @@ func (m *xlbMaps) Close() error {
 		m.SweepTotals,
 		m.Templates,
 		m.Timeouts,
+		m.Tunnels,
 		m.TxPorts,
 		m.VipFilter,
 		m.Vips,

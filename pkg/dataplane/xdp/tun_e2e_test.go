@@ -1,0 +1,118 @@
+package xdp
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/internal/testutil"
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
+)
+
+// TUN end to end: the same real servers an IPVS director would tunnel to,
+// configured as for IPVS (ipip on tunl0, gue through a fou port, gre on
+// gre0), behind xlb's XDP TUN, with real TCP and UDP: each tunnel type
+// takes requests, an 8 MiB download and an 8 MiB upload whose segments do
+// not fit the tunnel (the client learns the smaller path MTU from xlb's
+// ICMP fragmentation needed), and UDP answers from the VIP.
+func TestTUNEndToEnd(t *testing.T) {
+	requireRoot(t)
+	testutil.RequireXDPKernel(t)
+	testutil.RequireTunnelDevices(t)
+	tunnels := []lvs.Tunnel{{}, {Type: lvs.TunGUE, Port: 6080}, {Type: lvs.TunGRE}}
+	for _, mode := range []dataplane.XDPMode{dataplane.XDPNative, dataplane.XDPGeneric} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newDRRig(t, len(tunnels), mode)
+			topo := r.topo
+			web := dataplane.Service{ServiceKey: r.svc, Scheduler: "rr"}
+			dns := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: topo.VIP, Port: 53, Protocol: lvs.UDP}, Scheduler: "rr"}
+			for i, tun := range tunnels {
+				require.NoError(t, topo.TunnelReal(i, tun.Type.String(), tun.Port))
+				web.Reals = append(web.Reals, dataplane.Real{Addr: topo.RealAddrs[i], Port: 80, Weight: 1, Forward: lvs.TUN, Tunnel: tun})
+				dns.Reals = append(dns.Reals, dataplane.Real{Addr: topo.RealAddrs[i], Port: 53, Weight: 1, Forward: lvs.TUN, Tunnel: tun})
+				// A UDP server of a TUN (or DR) real binds the VIP, so
+				// that its answers come from it.
+				c, err := topo.Reals[i].ListenPacket("udp4", topo.VIP.String()+":53")
+				require.NoError(t, err)
+				t.Cleanup(func() { c.Close() })
+				name := fmt.Sprintf("r%d:", i+1)
+				go func() {
+					buf := make([]byte, 2048)
+					for {
+						n, from, err := c.ReadFrom(buf)
+						if err != nil {
+							return
+						}
+						_, _ = c.WriteTo(append([]byte(name), buf[:n]...), from)
+					}
+				}()
+			}
+			r.apply(t, web, dns)
+			r.waitResolved(t)
+
+			assert.Equal(t, []string{"r1", "r2", "r3", "r1", "r2", "r3"}, r.get(t, 6), "ipip, gue, gre in turn")
+
+			c := topo.HTTPClient()
+			c.Timeout = 120 * time.Second
+			const size = 8 << 20
+			want := sha256.New()
+			_, _ = io.Copy(want, io.LimitReader(testutil.Pattern(), size))
+			for i := range tunnels {
+				// A download: the request through the tunnel, the data
+				// from the real straight to the client.
+				req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, fmt.Sprintf("http://%s/bytes/%d", topo.VIP, size), nil)
+				require.NoError(t, err)
+				resp, err := c.Do(req)
+				require.NoError(t, err, "download %d", i)
+				got := sha256.New()
+				n, err := io.Copy(got, resp.Body)
+				resp.Body.Close()
+				require.NoError(t, err)
+				require.EqualValues(t, size, n)
+				assert.Equal(t, want.Sum(nil), got.Sum(nil), "download %d checksum", i)
+			}
+			for i := range tunnels {
+				// An upload: full-size segments through the tunnel.
+				body := io.LimitReader(testutil.Pattern(), size)
+				resp, err := c.Post(fmt.Sprintf("http://%s/sha256", topo.VIP), "application/octet-stream", body)
+				require.NoError(t, err, "upload %d", i)
+				ans, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				require.NoError(t, err)
+				assert.Equal(t, fmt.Sprintf("r%d %x", i+1, want.Sum(nil)), string(ans), "upload %d", i)
+			}
+			st, err := r.x.Stats()
+			require.NoError(t, err)
+			assert.NotZero(t, st.Reasons["tun_frag_needed"], "the uploads' first segments were too big for the tunnels")
+			// The client's route to the VIP learnt the tunnels' MTU.
+			out, err := topo.Client.Command("ip", "route", "get", topo.VIP.String()).Output()
+			require.NoError(t, err)
+			assert.Contains(t, string(out), "mtu 14", "the client's path MTU to the VIP: %s", out)
+
+			var answers []string
+			for i := range 3 {
+				conn, err := topo.Client.DialContext(context.Background(), "udp4", topo.VIP.String()+":53")
+				require.NoError(t, err)
+				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+				_, err = conn.Write([]byte(fmt.Sprintf("q%d", i)))
+				require.NoError(t, err)
+				buf := make([]byte, 64)
+				n, err := conn.Read(buf)
+				require.NoError(t, err, "UDP answer %d", i)
+				answers = append(answers, string(buf[:n]))
+				assert.Equal(t, topo.VIP.String()+":53", conn.RemoteAddr().(*net.UDPAddr).String())
+				conn.Close()
+			}
+			assert.Equal(t, []string{"r1:q0", "r2:q1", "r3:q2"}, answers)
+		})
+	}
+}
