@@ -4,7 +4,8 @@
  * BPF_PROG_TEST_RUN repeats a program on one buffer and does not restore it
  * between repeats. bench_harness rewrites the frame from a template on every
  * repeat, optionally gives it a different flow (source port/address from a
- * counter), then tail-calls the program under test. bench_macswap is the
+ * counter), then tail-calls the program under test; a frame the program
+ * grew at its head (TUN) is shrunk back first. bench_macswap is the
  * baseline every figure is a ratio to; bench_redirect and bench_drop are
  * the generator and the sink of live-frame forwarding runs. */
 #include <linux/bpf.h>
@@ -23,6 +24,10 @@ struct bench_tmpl {
 	 * the hashed one that later hits them. */
 	__u32 flows;
 	__u32 sequential;
+	/* The frame's length: a program that grew the frame at its head (a
+	 * tunnel's encapsulation) has it shrunk back before the next repeat. */
+	__u32 len;
+	__u32 pad;
 };
 
 struct {
@@ -67,6 +72,12 @@ SEC("xdp")
 int bench_harness(struct xdp_md *ctx)
 {
 	__u32 zero = 0;
+	struct bench_tmpl *tl = bpf_map_lookup_elem(&bench_tmpls, &zero);
+	if (tl && tl->len) {
+		long grown = (long)ctx->data_end - (long)ctx->data - (long)tl->len;
+		if (grown > 0 && grown <= 64 && bpf_xdp_adjust_head(ctx, (int)grown))
+			return XDP_ABORTED;
+	}
 	struct bench_tmpl *t = restore(ctx);
 	__u64 *n = bpf_map_lookup_elem(&bench_counter, &zero);
 	void *data = (void *)(long)ctx->data;

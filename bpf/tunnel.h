@@ -196,11 +196,13 @@ static __always_inline int forward_tun(struct xdp_md *ctx, struct packet *p, voi
 		return XDP_DROP;
 	__u8 tos = in->tos, ttl = in->ttl;
 	__be16 id = in->id, df = in->frag_off & bpf_htons(IP_DF);
-	__u16 sport = XLB_GUE_SPORT_MIN +
-		      hash_32(p->src.v4 ^ (((__u32)p->sport << 16) | p->dport) ^ p->proto, 16) % XLB_GUE_SPORT_SPAN;
 	__be32 src = t->src;
 	__be16 port = t->port;
 	__u8 type = t->type;
+	__u16 sport = 0;
+	if (type == XLB_TUN_GUE)
+		sport = XLB_GUE_SPORT_MIN +
+			hash_32(p->src.v4 ^ (((__u32)p->sport << 16) | p->dport) ^ p->proto, 16) % XLB_GUE_SPORT_SPAN;
 	if (bpf_xdp_adjust_head(ctx, -(int)hlen))
 		return XDP_DROP;
 	void *data = (void *)(long)ctx->data;

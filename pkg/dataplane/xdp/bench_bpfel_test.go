@@ -18,6 +18,8 @@ type benchBenchTmpl struct {
 	Data       [64]uint8
 	Flows      uint32
 	Sequential uint32
+	Len        uint32
+	Pad        uint32
 }
 
 // Names of all BPF objects in the ELF.
