@@ -49,6 +49,7 @@
 #include "forward.h"
 #include "tunnel.h"
 #include "icmp.h"
+#include "check.h"
 
 _Static_assert((XLB_SCHED_SLOTS & (XLB_SCHED_SLOTS - 1)) == 0, "XLB_SCHED_SLOTS must be a power of two");
 
@@ -156,7 +157,7 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct packet *p, void 
 	conn_key_of(p, &rk);
 	struct nat_reply *nr = reply_lookup(&rk);
 	if (!nr)
-		return XLB_CONTINUE;
+		return check_reply(p, data_end, &rk);
 	struct conn_key fk = {
 		.src = p->dst.v4, .dst = nr->vip.v4, .sport = p->dport, .dport = nr->vport, .proto = p->proto,
 	};
@@ -643,6 +644,48 @@ int xlb_tc_neigh(struct __sk_buff *skb)
 	if ((void *)(m + 1) > data || m->magic != XLB_META_NEIGH)
 		return -1;
 	return bpf_redirect_neigh(m->ifindex, 0, 0, 0);
+}
+
+/* xlb_tc_check runs at TC egress on every interface xlb_xdp runs on: a
+ * health check's packet (its socket mark names a check_target) to the
+ * real's address goes to the VIP instead, as a client's would reach that
+ * real (bpf/check.h); every other packet goes on untouched. */
+SEC("tc")
+int xlb_tc_check(struct __sk_buff *skb)
+{
+	if ((skb->mark & XLB_CHECK_MARK_MASK) != XLB_CHECK_MARK)
+		return XLB_TC_NEXT;
+	__u32 id = skb->mark & ~XLB_CHECK_MARK_MASK;
+	struct check_target *t = bpf_map_lookup_elem(&check_targets, &id);
+	if (!t)
+		return XLB_TC_NEXT;
+	if (bpf_skb_pull_data(skb, CHK_L4_OFF + 8))
+		return XLB_TC_NEXT;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) + 8 > data_end)
+		return XLB_TC_NEXT;
+	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5 || ip->daddr != t->real ||
+	    (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP))
+		return XLB_TC_NEXT;
+	struct iphdr in = *ip;
+	__be16 *ports = (void *)(ip + 1);
+	struct conn_key rk = { .src = t->vip, .dst = ip->saddr, .sport = ports[1], .dport = ports[0], .proto = ip->protocol };
+	__be32 real = t->real, vip = t->vip;
+	bpf_map_update_elem(&check_flows, &rk, &real, BPF_ANY);
+	__u32 l4sum = CHK_L4_OFF + (in.protocol == IPPROTO_TCP ? 16 : 6);
+	__u64 pseudo = BPF_F_PSEUDO_HDR | sizeof(__be32);
+	if (in.protocol == IPPROTO_UDP)
+		pseudo |= BPF_F_MARK_MANGLED_0;
+	if (bpf_l4_csum_replace(skb, l4sum, real, vip, pseudo) ||
+	    bpf_l3_csum_replace(skb, CHK_IP_OFF + offsetof(struct iphdr, check), real, vip, sizeof(__be32)) ||
+	    bpf_skb_store_bytes(skb, CHK_IP_OFF + offsetof(struct iphdr, daddr), &vip, sizeof(vip), 0))
+		return XLB_TC_SHOT;
+	if (t->kind != XLB_CHECK_TUN)
+		return XLB_TC_NEXT;
+	return check_encap(skb, t, &in);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

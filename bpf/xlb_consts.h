@@ -80,4 +80,9 @@
 
 #define XLB_NO_REAL 0xffffffffu
 
+/* Reals checked through the data path at once (check_via_vip). */
+#ifndef XLB_MAX_CHECKS
+#define XLB_MAX_CHECKS 4096
+#endif
+
 #endif /* XLB_CONSTS_H */

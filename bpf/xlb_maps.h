@@ -193,6 +193,27 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nat_replies SEC(".maps");
 
+/* Health checks through the data path: the targets the control plane
+ * registered (key: the id in the checker's socket mark), and the checks'
+ * connections xlb_tc_check sent to a VIP, by their replies' key (VIP,
+ * director; ports; protocol) -> the real's address the checker connected
+ * to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct check_target);
+	__uint(max_entries, XLB_MAX_CHECKS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} check_targets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct conn_key);
+	__type(value, __be32);
+	__uint(max_entries, XLB_MAX_CHECKS * 4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} check_flows SEC(".maps");
+
 /* Scratch of xlb_sweep, zeroed by the control plane before each sweep. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -255,11 +276,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } real_stats SEC(".maps");
 
+/* Sized beyond enum xlb_stat, so that a build with a new reason takes
+ * over the pinned map of one without it (a hitless upgrade). */
+#define XLB_STAT_SLOTS 64
+_Static_assert(XLB_STAT_MAX <= XLB_STAT_SLOTS, "enum xlb_stat outgrew the stats map");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, enum xlb_stat);
 	__type(value, __u64);
-	__uint(max_entries, XLB_STAT_MAX);
+	__uint(max_entries, XLB_STAT_SLOTS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } stats SEC(".maps");
 

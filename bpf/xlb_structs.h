@@ -73,6 +73,21 @@ enum xlb_real_flags {
 	XLB_REAL_F_TUN = 1 << 4,
 };
 
+/* A health check through the data path: a checker's socket mark names
+ * one of these (XLB_CHECK_MARK | id); its packets to the real's address
+ * leave for the VIP as a client's packets reach that real. */
+struct check_target {
+	__be32 real;    /* what the checker connects to */
+	__be32 vip;     /* what the real must answer on */
+	__u8 kind;      /* XLB_CHECK_DR or XLB_CHECK_TUN */
+	__u8 tun_type;  /* enum xlb_tun_type, for TUN */
+	__be16 tun_port; /* GUE's UDP destination port */
+};
+#define XLB_CHECK_MARK 0x786c0000u /* "xl" in the top half; the id below */
+#define XLB_CHECK_MARK_MASK 0xffff0000u
+#define XLB_CHECK_DR 0
+#define XLB_CHECK_TUN 1
+
 /* IPVS's tunnel types (IP_VS_CONN_F_TUNNEL_TYPE_*). */
 enum xlb_tun_type {
 	XLB_TUN_IPIP = 0,
@@ -105,7 +120,8 @@ enum xlb_stat {
 	XLB_STAT_PROMOTED = 10,   /* half-open flows that proved themselves: moved to the flow table */
 	XLB_STAT_TUN_FRAG_NEEDED = 11, /* too big for the tunnel, DF set: ICMP fragmentation needed sent back */
 	XLB_STAT_TUN_TOO_BIG = 12, /* too big for the tunnel, DF clear (or IP options): dropped (XDP cannot fragment) */
-	XLB_STAT_MAX = 13,
+	XLB_STAT_CHECK_REPLY = 13, /* a health check's reply through the data path, given back the real's address */
+	XLB_STAT_MAX = 14,
 };
 
 /* An IPv4 or IPv6 address, in network order. An IPv4 address is the

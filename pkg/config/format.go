@@ -108,6 +108,9 @@ func (f *formatter) global(g *GlobalDefs) {
 	if g.VRRPStrict {
 		f.line("vrrp_strict")
 	}
+	if g.CheckViaVIP {
+		f.line("check_via_vip")
+	}
 	f.line("vrrp_mcast_group4", g.VRRPMcastGroup4.String())
 	f.line("vrrp_mcast_group6", g.VRRPMcastGroup6.String())
 	if g.EnableScriptSecurity {
@@ -430,6 +433,7 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	f.notify("quorum_up", vs.QuorumUp)
 	f.notify("quorum_down", vs.QuorumDown)
 	f.line("smtp_alert", onOff(vs.SMTPAlert))
+	f.line("check_via_vip", onOff(vs.CheckViaVIP))
 	if vs.InhibitOnFailure {
 		f.line("inhibit_on_failure")
 	}

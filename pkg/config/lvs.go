@@ -66,6 +66,7 @@ type vsDraft struct {
 	sorryPos    Pos
 	flagWords   []*node // sh-port, mh-fallback, ...: checked against the scheduler
 	smtpAlert   opt[bool]
+	checkViaVIP opt[bool]
 	reals       []*rsDraft
 }
 
@@ -243,6 +244,10 @@ func (ps *parser) virtualServer(b *node) {
 		case "smtp_alert":
 			if b, ok := ps.optFlag(n); ok {
 				d.smtpAlert.put(b)
+			}
+		case "check_via_vip":
+			if b, ok := ps.optFlag(n); ok {
+				d.checkViaVIP.put(b)
 			}
 		case "real_server":
 			if rs := ps.realServer(n); rs != nil {
@@ -822,6 +827,7 @@ func (ps *parser) finishVirtualServers() {
 		vs.InhibitOnFailure = d.inh.inhibit.or(false)
 		g := &ps.cfg.Global
 		vs.SMTPAlert = smtpAlert(d.smtpAlert, g.SMTPAlertChecker, g.SMTPAlert, false)
+		vs.CheckViaVIP = d.checkViaVIP.or(g.CheckViaVIP)
 		if vs.Quorum == 0 {
 			vs.Quorum = 1
 		}

@@ -81,10 +81,13 @@ type GlobalDefs struct {
 	VRRPGarpMasterRefresh       time.Duration
 	VRRPGarpMasterRefreshRepeat int
 	VRRPStrict                  bool
-	VRRPCheckUnicastSrc         bool       // vrrp_check_unicast_src: the instances' default
-	VRRPSkipCheckAdvAddr        bool       // vrrp_skip_check_adv_addr: the instances' default
-	VRRPMcastGroup4             netip.Addr // 224.0.0.18 unless set
-	VRRPMcastGroup6             netip.Addr // ff02::12 unless set
+	// CheckViaVIP is xlb's check_via_vip in global_defs: every virtual
+	// server's default (VirtualServer.CheckViaVIP).
+	CheckViaVIP          bool
+	VRRPCheckUnicastSrc  bool       // vrrp_check_unicast_src: the instances' default
+	VRRPSkipCheckAdvAddr bool       // vrrp_skip_check_adv_addr: the instances' default
+	VRRPMcastGroup4      netip.Addr // 224.0.0.18 unless set
+	VRRPMcastGroup6      netip.Addr // ff02::12 unless set
 
 	EnableScriptSecurity bool
 	ScriptUser           string // "" means keepalived's default (keepalived_script, else root)
@@ -395,6 +398,11 @@ type VirtualServer struct {
 	// Sloppy is xlb's sloppy_tcp (sloppy_sctp) keyword: IPVS's sysctl of
 	// that name for this service alone (dataplane.Service.Sloppy).
 	Sloppy bool
+	// CheckViaVIP is xlb's check_via_vip keyword (global_defs' unless
+	// set): the reals' checkers reach them through the VIP, as clients
+	// do (dataplane.CheckRouter), so a DR real that lost the VIP on lo,
+	// or a TUN real its tunnel, fails its checks.
+	CheckViaVIP bool
 
 	// PersistenceTimeout is 0 for a service without persistence. A
 	// persistence_timeout without a value, or a persistence_granularity

@@ -422,6 +422,8 @@ func (ps *parser) global(b *node) {
 			}
 		case "vrrp_strict":
 			g.VRRPStrict = ps.flag(n)
+		case "check_via_vip":
+			g.CheckViaVIP = ps.flag(n)
 		case "vrrp_check_unicast_src":
 			g.VRRPCheckUnicastSrc = ps.flag(n)
 		case "vrrp_skip_check_adv_addr":

@@ -65,6 +65,16 @@ type opened struct {
 	keep func() error   // leaves it forwarding (--keep-dataplane)
 }
 
+// CheckTarget passes health checks through the data path (check_via_vip)
+// to a data plane that carries them; Validate refuses check_via_vip for
+// one that does not (its Caps).
+func (o *opened) CheckTarget(svc dataplane.ServiceKey, r dataplane.Real) (uint32, func(), error) {
+	if cr, ok := o.Dataplane.(dataplane.CheckRouter); ok {
+		return cr.CheckTarget(svc, r)
+	}
+	return 0, nil, fmt.Errorf("the %s data plane cannot carry health checks (check_via_vip)", o.kind)
+}
+
 // openDataplane picks and opens the data plane: "xdp" or "ipvs" forces one;
 // "auto" gathers the evidence (a pinned data plane, attach probes on the
 // interfaces, the kernel's BPF features, what cfg needs, IPVS) and opens

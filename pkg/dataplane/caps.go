@@ -33,6 +33,9 @@ type Caps struct {
 	Tunnels           []lvs.TunnelType
 	TunnelCsum        bool
 	TunnelCrossFamily bool
+	// CheckViaVIP: it can carry health checks the way clients' packets
+	// go (check_via_vip; CheckRouter).
+	CheckViaVIP bool
 	// IPv6 services and reals; a real of the other family than its
 	// service is possible only by tunnel.
 	IPv6 bool

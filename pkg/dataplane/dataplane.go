@@ -168,6 +168,16 @@ type Dataplane interface {
 	Close() error
 }
 
+// CheckRouter is a data plane that can carry health checks the way
+// clients' packets go (check_via_vip): a checker that connects to a real's
+// own address with the socket mark CheckTarget returns reaches it through
+// the VIP, as a client would (DR: the VIP to the real's MAC; TUN: through
+// its tunnel), so a real that lost the VIP or its tunnel fails. release
+// ends the registration when the checks stop.
+type CheckRouter interface {
+	CheckTarget(svc ServiceKey, r Real) (mark uint32, release func(), err error)
+}
+
 // SyncDaemon is one of IPVS's connection-sync daemons (ipvsadm
 // --start-daemon, keepalived's lvs_sync_daemon): a master multicasts the
 // connections of this director, a backup installs its master's.

@@ -23,7 +23,7 @@ func HealthChecks(log *slog.Logger) CheckStarter {
 // real servers' checkers through alerts (none when it is nil), as the
 // configuration the Director given alerts last loaded says.
 func HealthChecksAlerting(log *slog.Logger, alerts *CheckAlerts) CheckStarter {
-	return func(ctx context.Context, vs *config.VirtualServer, rs *config.RealServer, report func(Health)) {
+	return func(ctx context.Context, vs *config.VirtualServer, rs *config.RealServer, mark uint32, report func(Health)) {
 		name := fmt.Sprintf("%s/%s", netip.AddrPortFrom(vs.Addr, vs.Port), netip.AddrPortFrom(rs.Addr, rs.Port))
 		var probes []health.Probe
 		for _, c := range rs.Checkers {
@@ -40,9 +40,13 @@ func HealthChecksAlerting(log *slog.Logger, alerts *CheckAlerts) CheckStarter {
 				// inotify missed goes unseen.
 				pol = health.Policy{DelayLoop: vs.DelayLoop, Alpha: rs.Alpha || vs.Alpha}
 			}
+			pname := fmt.Sprintf("%s at %s", c.Kind, c.Pos)
+			if mark != 0 && viaVIP(rs, &c) {
+				pname += fmt.Sprintf(" through VIP %s", keyOf(vs).Addr)
+			}
 			probes = append(probes, health.Probe{
-				Name:    fmt.Sprintf("%s at %s", c.Kind, c.Pos),
-				Checker: checkerOf(vs, rs, &c),
+				Name:    pname,
+				Checker: checkerOf(vs, rs, &c, mark),
 				Policy:  pol,
 			})
 		}
@@ -97,10 +101,27 @@ func (a *CheckAlerts) onChecker(vs *config.VirtualServer, rs *config.RealServer)
 	}
 }
 
-func checkerOf(vs *config.VirtualServer, rs *config.RealServer, c *config.Checker) health.Checker {
+// viaVIP says whether check_via_vip sends checker c through the data
+// path: the checkers that connect to the real's own address.
+func viaVIP(rs *config.RealServer, c *config.Checker) bool {
+	switch c.Kind {
+	case config.TCPCheck, config.HTTPGet, config.SSLGet, config.SMTPCheck, config.DNSCheck, config.UDPCheck:
+		return !c.ConnectIP.IsValid() || c.ConnectIP == rs.Addr
+	}
+	return false
+}
+
+// checkerOf is checker c of real rs as pkg/health runs it. mark goes on
+// the sockets of the checkers that connect to the real's own address
+// (check_via_vip sends them through the data path); one given another
+// address (connect_ip) checks that address, as it says.
+func checkerOf(vs *config.VirtualServer, rs *config.RealServer, c *config.Checker, mark uint32) health.Checker {
 	ip, port := c.ConnectIP, c.ConnectPort
 	if !ip.IsValid() {
 		ip = rs.Addr
+	}
+	if !viaVIP(rs, c) {
+		mark = 0
 	}
 	if port == 0 {
 		port = rs.Port
@@ -108,7 +129,7 @@ func checkerOf(vs *config.VirtualServer, rs *config.RealServer, c *config.Checke
 	addr := netip.AddrPortFrom(ip, port)
 	switch c.Kind {
 	case config.HTTPGet, config.SSLGet:
-		h := &health.HTTPCheck{Addr: addr, Bind: c.BindTo, BindPort: c.BindPort, Timeout: c.ConnectTimeout,
+		h := &health.HTTPCheck{Addr: addr, Bind: c.BindTo, BindPort: c.BindPort, Mark: mark, Timeout: c.ConnectTimeout,
 			TLS: c.Kind == config.SSLGet, SNI: c.EnableSNI, Protocol: c.HTTPProtocol}
 		for _, u := range c.URLs {
 			hu := health.URL{Path: u.Path, Digest: u.Digest, VirtualHost: u.Virtualhost}
@@ -129,11 +150,11 @@ func checkerOf(vs *config.VirtualServer, rs *config.RealServer, c *config.Checke
 		}
 		return m
 	case config.DNSCheck:
-		return &health.DNSCheck{Addr: addr, Bind: c.BindTo, BindPort: c.BindPort, Timeout: c.ConnectTimeout, Type: c.DNSType, Name: c.DNSName}
+		return &health.DNSCheck{Addr: addr, Bind: c.BindTo, BindPort: c.BindPort, Mark: mark, Timeout: c.ConnectTimeout, Type: c.DNSType, Name: c.DNSName}
 	case config.SMTPCheck:
-		return &health.SMTPCheck{Addr: addr, Bind: c.BindTo, BindPort: c.BindPort, Timeout: c.ConnectTimeout, HeloName: c.HeloName}
+		return &health.SMTPCheck{Addr: addr, Bind: c.BindTo, BindPort: c.BindPort, Mark: mark, Timeout: c.ConnectTimeout, HeloName: c.HeloName}
 	case config.UDPCheck:
-		return &health.UDPCheck{Addr: addr, Bind: c.BindTo, BindPort: c.BindPort, Timeout: c.ConnectTimeout,
+		return &health.UDPCheck{Addr: addr, Bind: c.BindTo, BindPort: c.BindPort, Mark: mark, Timeout: c.ConnectTimeout,
 			Payload: c.Payload, RequireReply: c.RequireReply, ReplyData: c.ReplyData, ReplyMask: c.ReplyMask,
 			MinReplyLength: c.MinReplyLength, MaxReplyLength: c.MaxReplyLength}
 	case config.PingCheck:
@@ -141,6 +162,6 @@ func checkerOf(vs *config.VirtualServer, rs *config.RealServer, c *config.Checke
 	case config.FileCheck:
 		return &health.FileCheck{Path: c.TrackFilePath, Weight: c.FileWeight, Reverse: c.FileReverse}
 	default:
-		return &health.TCPCheck{Addr: addr, Bind: c.BindTo, BindPort: c.BindPort, Timeout: c.ConnectTimeout}
+		return &health.TCPCheck{Addr: addr, Bind: c.BindTo, BindPort: c.BindPort, Mark: mark, Timeout: c.ConnectTimeout}
 	}
 }

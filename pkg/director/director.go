@@ -32,8 +32,10 @@ type Health struct {
 
 // CheckStarter starts a real's health checks and calls report on each
 // transition, until ctx ends. Reals with no checker are always up and are
-// never passed to it.
-type CheckStarter func(ctx context.Context, vs *config.VirtualServer, rs *config.RealServer, report func(Health))
+// never passed to it. mark, when not 0, is the socket mark that sends the
+// checks that connect to the real's own address through the data path
+// (check_via_vip; dataplane.CheckRouter).
+type CheckStarter func(ctx context.Context, vs *config.VirtualServer, rs *config.RealServer, mark uint32, report func(Health))
 
 // Options configure a Director.
 type Options struct {
@@ -336,7 +338,8 @@ func (d *Director) Load(cfg *config.Config) error {
 // health state carries over a reload.
 func sameChecks(ovs *config.VirtualServer, ors *config.RealServer, nvs *config.VirtualServer, nrs *config.RealServer) bool {
 	return reflect.DeepEqual(config.WithoutPos(ors.Checkers, checkerPos), config.WithoutPos(nrs.Checkers, checkerPos)) && ovs.DelayLoop == nvs.DelayLoop &&
-		ors.Alpha == nrs.Alpha && ovs.Alpha == nvs.Alpha
+		ors.Alpha == nrs.Alpha && ovs.Alpha == nvs.Alpha && ovs.CheckViaVIP == nvs.CheckViaVIP &&
+		(!nvs.CheckViaVIP || ors.Forward == nrs.Forward && ors.Tunnel == nrs.Tunnel)
 }
 
 func checkerPos(c *config.Checker) *config.Pos { return &c.Pos }
@@ -398,7 +401,31 @@ func (d *Director) startChecks(r *realState, vs *config.VirtualServer, rs *confi
 	r.cancel = cancel
 	vsCopy, rsCopy := *vs, *rs
 	key := keyOf(vs)
-	d.opts.Checks(ctx, &vsCopy, &rsCopy, func(h Health) { d.report(ctx, key, r, h) })
+	var mark uint32
+	if vs.CheckViaVIP {
+		mark = d.checkMark(ctx, key, rs)
+	}
+	d.opts.Checks(ctx, &vsCopy, &rsCopy, mark, func(h Health) { d.report(ctx, key, r, h) })
+}
+
+// checkMark registers a real's checks through the data path
+// (check_via_vip) for as long as ctx lasts, and returns their socket
+// mark. Validate refused what the data plane cannot do; what fails here
+// anyway (no room, no tc egress program) is logged, and the checks go to
+// the real's own address, as keepalived's do.
+func (d *Director) checkMark(ctx context.Context, key dataplane.ServiceKey, rs *config.RealServer) uint32 {
+	router, ok := d.opts.Dataplane.(dataplane.CheckRouter)
+	if !ok {
+		d.log.Error("check_via_vip: the data plane cannot carry checks; they go to the real's own address", "real", rs.Addr.String())
+		return 0
+	}
+	mark, release, err := router.CheckTarget(key, realServer(rs, rs.Weight))
+	if err != nil {
+		d.log.Error("check_via_vip: checks go to the real's own address", "service", key.String(), "real", rs.Addr.String(), "error", err)
+		return 0
+	}
+	context.AfterFunc(ctx, release)
+	return mark
 }
 
 func (r *realState) stop() {

@@ -113,12 +113,16 @@ type checks struct {
 	mu      sync.Mutex
 	reports map[string]func(Health)
 	started map[string]int
+	marks   map[string]uint32 // the mark each real's checks got, when not nil
 }
 
-func (c *checks) start(ctx context.Context, vs *config.VirtualServer, rs *config.RealServer, report func(Health)) {
+func (c *checks) start(ctx context.Context, vs *config.VirtualServer, rs *config.RealServer, mark uint32, report func(Health)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := netip.AddrPortFrom(rs.Addr, rs.Port).String()
+	if c.marks != nil {
+		c.marks[k] = mark
+	}
 	c.reports[k] = report
 	c.started[k]++
 }
@@ -743,4 +747,73 @@ func TestIpvsadmTunnels(t *testing.T) {
 	assert.Equal(t, 255, code)
 	assert.Contains(t, errOut, "tunnel checksum option csum is not supported by the XDP data plane (nocsum is)")
 	assert.Equal(t, lvs.TunNoCsum, dp.last()[0].Reals[slices.IndexFunc(dp.last()[0].Reals, func(r dataplane.Real) bool { return r.Addr.String() == "10.0.0.21" })].Tunnel.Flags)
+}
+
+// routingDataplane is the fake data plane that carries checks through
+// (dataplane.CheckRouter), recording what it was asked.
+type routingDataplane struct {
+	fakeDataplane
+	mu       sync.Mutex
+	targets  map[string]uint32
+	released []string
+}
+
+func (r *routingDataplane) CheckTarget(svc dataplane.ServiceKey, real dataplane.Real) (uint32, func(), error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := svc.Addr.String() + ">" + real.Addr.String() + "/" + real.Forward.Kind()
+	mark := 0x786c0000 | uint32(len(r.targets)+1)
+	r.targets[k] = mark
+	return mark, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.released = append(r.released, k)
+	}, nil
+}
+
+// check_via_vip: each checked real's checks get the data plane's mark for
+// it, released when they stop; without it, none. What cannot go through
+// (a NAT real, a data plane without it) is refused with the line.
+func TestCheckViaVIPMarks(t *testing.T) {
+	dp := &routingDataplane{targets: map[string]uint32{}}
+	caps := fakeCaps
+	caps.CheckViaVIP = true
+	dp.caps = &caps
+	c := &checks{reports: map[string]func(Health){}, started: map[string]int{}, marks: map[string]uint32{}}
+	d := New(t.Context(), Options{Dataplane: dp, Checks: c.start})
+	conf := func(via string) string {
+		return "virtual_server 10.0.0.100 80 {\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n" + via +
+			"    real_server 10.0.0.11 80 {\n        TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n" +
+			"    real_server 10.0.0.12 80 {\n        TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n}\n"
+	}
+	require.NoError(t, d.Load(parse(t, conf(""))))
+	c.mu.Lock()
+	assert.Equal(t, map[string]uint32{"10.0.0.11:80": 0, "10.0.0.12:80": 0}, c.marks, "no check_via_vip: no mark")
+	c.mu.Unlock()
+
+	require.NoError(t, d.Load(parse(t, conf("    check_via_vip\n"))))
+	c.mu.Lock()
+	assert.Equal(t, 2, c.started["10.0.0.11:80"], "the reload restarted the checks: they go another way now")
+	assert.Equal(t, dp.targets["10.0.0.100>10.0.0.11/DR"], c.marks["10.0.0.11:80"])
+	assert.Equal(t, dp.targets["10.0.0.100>10.0.0.12/DR"], c.marks["10.0.0.12:80"])
+	assert.NotZero(t, c.marks["10.0.0.11:80"])
+	c.mu.Unlock()
+
+	require.NoError(t, d.Load(parse(t, conf(""))))
+	require.Eventually(t, func() bool {
+		dp.mu.Lock()
+		defer dp.mu.Unlock()
+		return len(dp.released) == 2
+	}, time.Second, 10*time.Millisecond, "the marks are released when the checks stop")
+
+	// A NAT real cannot be checked through the VIP: refused at its line.
+	nat := strings.ReplaceAll(conf("    check_via_vip\n"), "lb_kind DR", "lb_kind NAT")
+	err := d.Load(parse(t, nat))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "keepalived.conf:6: real_server 10.0.0.11 80: check_via_vip: a NAT real is checked at its own address")
+	// A data plane that cannot carry checks refuses the keyword.
+	caps.CheckViaVIP = false
+	err = d.Load(parse(t, conf("    check_via_vip\n")))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "check_via_vip (health checks through the data path) is not supported by the XDP data plane")
 }

@@ -79,9 +79,15 @@ func Validate(cfg *config.Config, caps dataplane.Caps) error {
 			}
 		}
 		svc := svcs[0]
+		if vs.CheckViaVIP && !caps.CheckViaVIP {
+			bad(vs.Pos, name, fmt.Errorf("check_via_vip (health checks through the data path) is not supported by %s", caps.Name))
+		}
 		for i, rs := range vs.Reals {
 			rname := fmt.Sprintf("real_server %s %d", rs.Addr, rs.Port)
 			bad(rs.Pos, rname, caps.CheckReal(svc, svc.Reals[i]))
+			if vs.CheckViaVIP && caps.CheckViaVIP && len(rs.Checkers) > 0 {
+				bad(rs.Pos, rname, checkViaVIP(svc.ServiceKey, &rs))
+			}
 		}
 		if s := vs.SorryServer; s != nil {
 			bad(vs.Pos, fmt.Sprintf("%s: sorry_server %s %d", name, s.Addr, s.Port), caps.CheckReal(svc, realOf(s.Addr, s.Port, 1, s.Forward, s.Tunnel)))
@@ -132,4 +138,19 @@ func flatten(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// checkViaVIP says why a real's checks cannot go through the data path
+// (check_via_vip), or nil: they go through the VIP as DR or TUN clients'
+// packets do, to an IPv4 VIP of a service that has one.
+func checkViaVIP(key dataplane.ServiceKey, rs *config.RealServer) error {
+	switch {
+	case key.FWMark != 0:
+		return errors.New("check_via_vip: a fwmark service has no VIP to check through")
+	case !key.Addr.Is4() || !rs.Addr.Is4():
+		return errors.New("check_via_vip: checks through the data path are IPv4 only so far")
+	case rs.Forward != lvs.DR && rs.Forward != lvs.TUN:
+		return fmt.Errorf("check_via_vip: a %s real is checked at its own address (checks through the data path cover DR and TUN reals; say check_via_vip off in this virtual_server)", rs.Forward.Kind())
+	}
+	return nil
 }

@@ -3,10 +3,14 @@ package health
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Checker runs one health check of a real server. Check does not retry and
@@ -117,9 +121,24 @@ func (e *opError) Error() string {
 func (e *opError) Unwrap() error { return e.err }
 
 // dialer connects from bind:port (bindto, bind_port) when either is set, and
-// from an address the kernel chooses otherwise.
-func dialer(network string, bind netip.Addr, port uint16) *net.Dialer {
+// from an address the kernel chooses otherwise; with mark set, its socket
+// carries it (SO_MARK, as keepalived's checker fwmark).
+func dialer(network string, bind netip.Addr, port uint16, mark uint32) *net.Dialer {
 	d := &net.Dialer{}
+	if mark != 0 {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark))
+			}); err != nil {
+				return err
+			}
+			if serr != nil {
+				return fmt.Errorf("set the socket mark %#x: %w", mark, serr)
+			}
+			return nil
+		}
+	}
 	if !bind.IsValid() && port == 0 {
 		return d
 	}

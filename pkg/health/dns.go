@@ -21,6 +21,7 @@ type DNSCheck struct {
 	Addr     netip.AddrPort // connect_ip and connect_port
 	Bind     netip.Addr     // bindto; zero lets the kernel choose
 	BindPort uint16         // bind_port; zero lets the kernel choose
+	Mark     uint32         // SO_MARK: a check through the data path (dataplane.CheckRouter); 0 none
 	Timeout  time.Duration  // connect_timeout; zero means DefaultConnectTimeout
 	// Type is the query type: A, NS, CNAME, SOA, MX, TXT, AAAA, RRSIG or
 	// DNSKEY, any case. Empty is SOA, keepalived's default.
@@ -60,7 +61,7 @@ func (c *DNSCheck) Check(ctx context.Context) Result {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	server := c.Addr.String()
-	conn, err := dialer("udp", c.Bind, c.BindPort).DialContext(ctx, "udp", server)
+	conn, err := dialer("udp", c.Bind, c.BindPort, c.Mark).DialContext(ctx, "udp", server)
 	if err != nil {
 		return down(ioError(parent, "dns check: connect "+server, timeout, err))
 	}

@@ -33,6 +33,7 @@ type HTTPCheck struct {
 	Addr     netip.AddrPort // connect_ip and connect_port
 	Bind     netip.Addr     // bindto; zero lets the kernel choose
 	BindPort uint16         // bind_port; zero lets the kernel choose
+	Mark     uint32         // SO_MARK: a check through the data path (dataplane.CheckRouter); 0 none
 	// Timeout bounds each url's whole exchange: connect, TLS handshake,
 	// request and response. Zero means DefaultConnectTimeout. (keepalived
 	// applies connect_timeout to each step; a whole-exchange bound is
@@ -132,7 +133,7 @@ func (c *HTTPCheck) fetch(ctx context.Context, u *URL) error {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	d := dialer("tcp", c.Bind, c.BindPort)
+	d := dialer("tcp", c.Bind, c.BindPort, c.Mark)
 	conn, err := d.DialContext(ctx, "tcp", c.Addr.String())
 	if err != nil {
 		return ioError(parent, "connect "+c.Addr.String(), timeout, err)

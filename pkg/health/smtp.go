@@ -38,6 +38,7 @@ type SMTPCheck struct {
 	Addr     netip.AddrPort // connect_ip and connect_port
 	Bind     netip.Addr     // bindto; zero lets the kernel choose
 	BindPort uint16         // bind_port; zero lets the kernel choose
+	Mark     uint32         // SO_MARK: a check through the data path (dataplane.CheckRouter); 0 none
 	Timeout  time.Duration  // connect_timeout; zero means DefaultConnectTimeout
 	HeloName string         // helo_name; "" means DefaultHeloName
 }
@@ -48,7 +49,7 @@ func (c *SMTPCheck) Check(ctx context.Context) Result {
 		return down(errors.New("smtp check: no address to connect to"))
 	}
 	timeout := connectTimeout(c.Timeout)
-	d := dialer("tcp", c.Bind, c.BindPort)
+	d := dialer("tcp", c.Bind, c.BindPort, c.Mark)
 	d.Timeout = timeout
 	server := c.Addr.String()
 	conn, err := d.DialContext(ctx, "tcp", server)

@@ -14,6 +14,7 @@ type TCPCheck struct {
 	Addr     netip.AddrPort // connect_ip and connect_port
 	Bind     netip.Addr     // bindto; zero lets the kernel choose
 	BindPort uint16         // bind_port; zero lets the kernel choose
+	Mark     uint32         // SO_MARK: a check through the data path (dataplane.CheckRouter); 0 none
 	Timeout  time.Duration  // connect_timeout; zero means DefaultConnectTimeout
 }
 
@@ -23,7 +24,7 @@ func (c *TCPCheck) Check(ctx context.Context) Result {
 		return down(errors.New("tcp check: no address to connect to"))
 	}
 	timeout := connectTimeout(c.Timeout)
-	d := dialer("tcp", c.Bind, c.BindPort)
+	d := dialer("tcp", c.Bind, c.BindPort, c.Mark)
 	d.Timeout = timeout
 	conn, err := d.DialContext(ctx, "tcp", c.Addr.String())
 	if err != nil {

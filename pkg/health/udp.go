@@ -48,6 +48,7 @@ type UDPCheck struct {
 	Addr     netip.AddrPort // connect_ip and connect_port
 	Bind     netip.Addr     // bindto; zero lets the kernel choose
 	BindPort uint16         // bind_port; zero lets the kernel choose
+	Mark     uint32         // SO_MARK: a check through the data path (dataplane.CheckRouter); 0 none
 	Timeout  time.Duration  // connect_timeout; zero means DefaultConnectTimeout
 	// Payload is sent as the datagram; nil sends DefaultUDPPayload.
 	Payload      []byte
@@ -73,7 +74,7 @@ func (c *UDPCheck) Check(ctx context.Context) Result {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	server := c.Addr.String()
-	d := dialer("udp", c.Bind, c.BindPort)
+	d := dialer("udp", c.Bind, c.BindPort, c.Mark)
 	d.Control = recvErr
 	conn, err := d.DialContext(ctx, "udp", server)
 	if err != nil {

@@ -262,7 +262,14 @@ func confPage() string {
 	flush()
 	b.WriteString(".SH \"XLB'S OWN KEYWORDS\"\n.TP\n\\fBsloppy_tcp\\fR, \\fBsloppy_sctp\\fR (virtual_server)\n" +
 		"IPVS's sysctls of those names for this service alone: a packet with no connection, other than a\n" +
-		"TCP RST, is scheduled (a connection moved here by ECMP goes on). keepalived warns about them.\n")
+		"TCP RST, is scheduled (a connection moved here by ECMP goes on). keepalived warns about them.\n" +
+		".TP\n\\fBcheck_via_vip\\fR [\\fBon\\fR|\\fBoff\\fR] (virtual_server; global_defs: every virtual_server's default)\n" +
+		"Health checks through the data path (the XDP data plane): the TCP_CHECK, HTTP_GET, SSL_GET,\n" +
+		"SMTP_CHECK, DNS_CHECK and UDP_CHECK of a DR or TUN real that connect to the real's own address\n" +
+		"reach it through the VIP, as its clients do, so a real that lost the VIP (on lo, or its tunnel\n" +
+		"device) fails them instead of black-holing its share of the clients. NAT reals, IPv6 and fwmark\n" +
+		"services are refused; MISC_CHECK, FILE_CHECK and PING_CHECK run as before. keepalived warns\n" +
+		"about the keyword and checks the real's own address.\n")
 	b.WriteString(".SH \"SEE ALSO\"\n\\fBxlb\\fR(8), \\fBkeepalived.conf\\fR(5)\n")
 	return b.String()
 }

@@ -29,6 +29,7 @@ func capsWith(lim limits) dataplane.Caps {
 		Protocols:   []lvs.Protocol{lvs.TCP, lvs.UDP},
 		Flags:       lvs.SchedFlags,
 		AllPorts:    true,
+		CheckViaVIP: true,
 		FWMarkWhy:   "the mark is set by netfilter, after XDP has seen the packet (--dataplane auto runs such a file on IPVS)",
 		MaxServices: lim.services,
 		MaxReals:    lim.reals,

@@ -111,6 +111,9 @@ type world struct {
 	sloppyTCP bool
 	// geometry is the kernel build the bucket tables follow.
 	geometry sched.Geometry
+	// checkedVIPs are the VIPs reals are checked through (check.go):
+	// their answers are looked for by source, as NAT replies are.
+	checkedVIPs map[netip.Addr]bool
 }
 
 // upsert is a new real, or a kept one whose weight changed: the
@@ -220,7 +223,7 @@ func plan(t *tables, services []dataplane.Service, w world) (*applyPlan, error) 
 	for _, sp := range p.services {
 		states = append(states, sp.st)
 	}
-	p.vipFilter, p.natFilter = filters(states, w.lim)
+	p.vipFilter, p.natFilter = filters(states, w.lim, w.checkedVIPs)
 	p.vips = map[netip.Addr]bool{}
 	for _, s := range states {
 		p.vips[s.key.Addr] = !w.standby[s.key.Addr]
@@ -552,9 +555,13 @@ func tunnelEntry(r *realState) xlbTunnel {
 
 // filters are the VIP filter (every VIP, on standby or not: what reaches a
 // BACKUP is counted before it goes to the kernel) and the NAT source
-// filter (the addresses of NAT reals of services not on standby).
-func filters(states []*svcState, lim limits) (vip, nat []uint32) {
+// filter (the addresses of NAT reals, and the VIPs reals are checked
+// through, whose answers to the checks come from them).
+func filters(states []*svcState, lim limits, checked map[netip.Addr]bool) (vip, nat []uint32) {
 	vip, nat = make([]uint32, lim.filter), make([]uint32, lim.filter)
+	for a := range checked {
+		nat[sched.Hash32(binary.BigEndian.Uint32(a.AsSlice()), lim.filterBits)] = 1
+	}
 	for _, s := range states {
 		vip[sched.Hash32(binary.BigEndian.Uint32(s.key.Addr.AsSlice()), lim.filterBits)] = 1
 		for _, r := range s.reals {

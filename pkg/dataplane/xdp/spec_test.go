@@ -41,10 +41,12 @@ func TestGeneratedTypesMatchMaps(t *testing.T) {
 	assert.EqualValues(t, lim.services, spec.Maps[xlbMapVips].MaxEntries, "a VIP per service at most")
 	assert.Equal(t, 4096, lim.services, "the default holds real deployments")
 	assert.Equal(t, 65536, lim.reals)
-	assert.EqualValues(t, xlbXlbStatXLB_STAT_MAX, spec.Maps[xlbMapStats].MaxEntries)
+	// Room for reasons a later build adds: its maps must take over these.
+	assert.EqualValues(t, 64, spec.Maps[xlbMapStats].MaxEntries)
+	assert.Less(t, int(xlbXlbStatXLB_STAT_MAX), 64)
 	assert.Equal(t, lim.filter, 1<<lim.filterBits, "the address filters are a power of two")
 	assert.EqualValues(t, lim.filter, spec.Maps[xlbMapNatSrcFilter].MaxEntries)
-	for _, m := range []string{xlbMapRealStats, xlbMapRealConns, xlbMapSweepCounts, xlbMapConnAdjust} {
+	for _, m := range []string{xlbMapRealStats, xlbMapRealConns, xlbMapSweepCounts, xlbMapConnAdjust, xlbMapTunnels} {
 		assert.EqualValues(t, lim.reals, spec.Maps[m].MaxEntries, m)
 	}
 

@@ -105,6 +105,8 @@ func statName(s xlbXlbStat) string {
 		return "tun_frag_needed"
 	case xlbXlbStatXLB_STAT_TUN_TOO_BIG:
 		return "tun_too_big"
+	case xlbXlbStatXLB_STAT_CHECK_REPLY:
+		return "check_reply"
 	}
 	return fmt.Sprintf("stat_%d", s)
 }

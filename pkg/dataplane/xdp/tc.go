@@ -29,7 +29,7 @@ import (
 // numbers tc users pick; a restarted xlb replaces its own.
 const tcFilterPrio = 0x786c // "xl"
 
-// tcHook is xlb_tc_neigh attached to one interface.
+// tcHook is one of xlb's TC programs attached to one interface.
 type tcHook struct {
 	how    string             // "tcx" or "clsact"
 	link   link.Link          // TCX
@@ -39,20 +39,34 @@ type tcHook struct {
 	nl *netlink.Handle
 }
 
-func tcPin(ifname string) string { return "tc_" + ifname }
+// tcSide is where a TC program runs: xlb_tc_neigh at ingress, xlb_tc_check
+// (health checks through the data path) at egress.
+type tcSide struct {
+	name   string // "ingress", "egress"
+	pin    string // the TCX link's pin name's prefix
+	tcx    ebpf.AttachType
+	parent uint32 // the clsact filter's parent
+}
 
-// attachTC attaches xlb_tc_neigh to the ingress of ifname: a pinned TCX
-// link taken over or made, else a cls_bpf filter replacing any of ours.
-func (x *Dataplane) attachTC(ifname string, ifindex int) (*tcHook, error) {
-	pin := filepath.Join(x.cfg.PinDir, tcPin(ifname))
+var (
+	tcIngress = tcSide{"ingress", "tc_", ebpf.AttachTCXIngress, netlink.HANDLE_MIN_INGRESS}
+	tcEgress  = tcSide{"egress", "tc_egress_", ebpf.AttachTCXEgress, netlink.HANDLE_MIN_EGRESS}
+)
+
+func tcPin(side tcSide, ifname string) string { return side.pin + ifname }
+
+// attachTC attaches prog to one side of ifname: a pinned TCX link taken
+// over or made, else a cls_bpf filter replacing any of ours.
+func (x *Dataplane) attachTC(prog *ebpf.Program, side tcSide, ifname string, ifindex int) (*tcHook, error) {
+	pin := filepath.Join(x.cfg.PinDir, tcPin(side, ifname))
 	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
-		if err := l.Update(x.objs.XlbTcNeigh); err != nil {
+		if err := l.Update(prog); err != nil {
 			l.Close()
 			return nil, fmt.Errorf("replace program on pinned tc link %s: %w", pin, err)
 		}
 		return &tcHook{how: "tcx", link: l}, nil
 	}
-	l, tcxErr := link.AttachTCX(link.TCXOptions{Program: x.objs.XlbTcNeigh, Interface: ifindex, Attach: ebpf.AttachTCXIngress})
+	l, tcxErr := link.AttachTCX(link.TCXOptions{Program: prog, Interface: ifindex, Attach: side.tcx})
 	if tcxErr == nil {
 		if err := l.Pin(pin); err != nil {
 			l.Close()
@@ -67,20 +81,24 @@ func (x *Dataplane) attachTC(ifname string, ifindex int) (*tcHook, error) {
 	if err := netlink.QdiscAdd(qdisc); err != nil && !errors.Is(err, unix.EEXIST) {
 		return nil, fmt.Errorf("tcx: %v; clsact qdisc: %w", tcxErr, err)
 	}
+	info, err := prog.Info()
+	if err != nil {
+		return nil, fmt.Errorf("program info: %w", err)
+	}
 	f := &netlink.BpfFilter{
 		FilterAttrs: netlink.FilterAttrs{
 			LinkIndex: ifindex,
-			Parent:    netlink.HANDLE_MIN_INGRESS,
+			Parent:    side.parent,
 			Handle:    1,
 			Protocol:  unix.ETH_P_ALL,
 			Priority:  tcFilterPrio,
 		},
-		Fd:           x.objs.XlbTcNeigh.FD(),
-		Name:         "xlb_tc_neigh",
+		Fd:           prog.FD(),
+		Name:         info.Name,
 		DirectAction: true,
 	}
 	if err := netlink.FilterReplace(f); err != nil {
-		return nil, fmt.Errorf("tcx: %v; cls_bpf ingress filter: %w", tcxErr, err)
+		return nil, fmt.Errorf("tcx: %v; cls_bpf %s filter: %w", tcxErr, side.name, err)
 	}
 	nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {

@@ -113,6 +113,26 @@ func TestTUNEndToEnd(t *testing.T) {
 				conn.Close()
 			}
 			assert.Equal(t, []string{"r1:q0", "r2:q1", "r3:q2"}, answers)
+
+			// Checks through the data path reach each real through its
+			// tunnel: with the VIP off its tunnel device, the real fails
+			// them, while a check of its own address still passes.
+			for i, tun := range tunnels {
+				real := web.Reals[i]
+				mark, release, err := r.x.CheckTarget(r.svc, real)
+				require.NoError(t, err)
+				name, err := checkGet(t, topo.Director, real.Addr, mark)
+				require.NoError(t, err, "a check through the %s tunnel", tun.Type)
+				assert.Equal(t, fmt.Sprintf("r%d", i+1), name)
+				dev := map[lvs.TunnelType]string{lvs.TunIPIP: "tunl0", lvs.TunGUE: "tunl0", lvs.TunGRE: "gre0"}[tun.Type]
+				require.NoError(t, topo.Reals[i].IP("addr", "del", topo.VIP.String()+"/32", "dev", dev))
+				_, err = checkGet(t, topo.Director, real.Addr, mark)
+				assert.Error(t, err, "the %s real without the VIP on %s fails its check", tun.Type, dev)
+				_, err = checkGet(t, topo.Director, real.Addr, 0)
+				assert.NoError(t, err, "keepalived's check of its own address passes")
+				require.NoError(t, topo.Reals[i].IP("addr", "add", topo.VIP.String()+"/32", "dev", dev))
+				release()
+			}
 		})
 	}
 }

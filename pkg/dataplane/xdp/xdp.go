@@ -116,13 +116,18 @@ type Dataplane struct {
 	// applied, by real slot, and adjustedAt when they last were (applyMu).
 	pendingAdjust map[uint32]xlbConnCounts
 	adjustedAt    time.Time
+
+	// Health checks through the data path (check.go).
+	checkMu sync.Mutex
+	checks  checks
 }
 
 type attached struct {
 	ifname string
 	mode   dataplane.XDPMode // dataplane.XDPAuto when taken over from a pinned link
 	link   link.Link
-	tc     *tcHook // nil when TC could not be attached (warned)
+	tc     *tcHook // xlb_tc_neigh; nil when it could not be attached (warned)
+	check  *tcHook // xlb_tc_check; nil when it could not be attached (warned)
 }
 
 var _ dataplane.Dataplane = (*Dataplane)(nil)
@@ -342,7 +347,7 @@ func (x *Dataplane) attach(name string) error {
 		x.tookOver = true
 		mode := attachedMode(name)
 		x.log.Info("took over xdp link", "interface", name, "pin", pin, "mode", mode.String())
-		x.links = append(x.links, attached{ifname: name, mode: mode, link: l, tc: x.tryTC(name, ifi.Index)})
+		x.links = append(x.links, attached{ifname: name, mode: mode, link: l, tc: x.tryTC(name, ifi.Index), check: x.tryTCCheck(name, ifi.Index)})
 		return x.addTxPort(ifi.Index)
 	}
 
@@ -377,13 +382,25 @@ func (x *Dataplane) attach(name string) error {
 		return fmt.Errorf("pin xdp link %s: %w", pin, err)
 	}
 	x.log.Info("attached xdp", "interface", name, "mode", mode.String())
-	x.links = append(x.links, attached{ifname: name, mode: mode, link: l, tc: x.tryTC(name, ifi.Index)})
+	x.links = append(x.links, attached{ifname: name, mode: mode, link: l, tc: x.tryTC(name, ifi.Index), check: x.tryTCCheck(name, ifi.Index)})
 	return x.addTxPort(ifi.Index)
+}
+
+// tryTCCheck attaches xlb_tc_check (check.go), or says what is lost
+// without it.
+func (x *Dataplane) tryTCCheck(name string, ifindex int) *tcHook {
+	h, err := x.attachTC(x.objs.XlbTcCheck, tcEgress, name, ifindex)
+	if err != nil {
+		x.log.Warn("no tc egress program: health checks through the data path (check_via_vip) cannot leave by this interface", "interface", name, "error", err)
+		return nil
+	}
+	x.log.Debug("attached tc egress", "interface", name, "how", h.how)
+	return h
 }
 
 // tryTC attaches xlb_tc_neigh (tc.go), or says what is lost without it.
 func (x *Dataplane) tryTC(name string, ifindex int) *tcHook {
-	h, err := x.attachTC(name, ifindex)
+	h, err := x.attachTC(x.objs.XlbTcNeigh, tcIngress, name, ifindex)
 	if err != nil {
 		x.log.Warn("no tc ingress program: a NAT reply whose next hop has no neighbour entry yet is dropped until the kernel learns it", "interface", name, "error", err)
 		return nil
@@ -505,6 +522,11 @@ func (x *Dataplane) closeLinks(detach bool) {
 				x.log.Warn("detach tc ingress", "interface", a.ifname, "error", err)
 			}
 		}
+		if a.check != nil {
+			if err := a.check.detach(detach); err != nil {
+				x.log.Warn("detach tc egress", "interface", a.ifname, "error", err)
+			}
+		}
 		if detach {
 			x.log.Info("detached xdp", "interface", a.ifname)
 		}
@@ -588,7 +610,7 @@ func (x *Dataplane) applyLocked(services []dataplane.Service) error {
 		return err
 	}
 	p, err := plan(x.state, services, world{hops: x.hops.snapshot(), cursors: cursors, standby: x.standby, ports: x.ports, lim: x.lim, sloppyTCP: x.cfg.SloppyTCP,
-		geometry: sched.Geometry{MHTabIndex: x.cfg.MHTabIndex}})
+		geometry: sched.Geometry{MHTabIndex: x.cfg.MHTabIndex}, checkedVIPs: x.checkedVIPs()})
 	if err != nil {
 		return err
 	}

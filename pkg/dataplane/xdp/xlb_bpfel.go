@@ -13,6 +13,15 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type xlbCheckTarget struct {
+	_       structs.HostLayout
+	Real    uint32
+	Vip     uint32
+	Kind    uint8
+	TunType uint8
+	TunPort uint16
+}
+
 type xlbConn struct {
 	_        structs.HostLayout
 	Real     uint32
@@ -250,7 +259,8 @@ const (
 	xlbXlbStatXLB_STAT_PROMOTED         xlbXlbStat = 10
 	xlbXlbStatXLB_STAT_TUN_FRAG_NEEDED  xlbXlbStat = 11
 	xlbXlbStatXLB_STAT_TUN_TOO_BIG      xlbXlbStat = 12
-	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 13
+	xlbXlbStatXLB_STAT_CHECK_REPLY      xlbXlbStat = 13
+	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 14
 )
 
 type xlbXlbSvcFlags uint32
@@ -274,6 +284,8 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	xlbMapCheckFlows      = "check_flows"
+	xlbMapCheckTargets    = "check_targets"
 	xlbMapConnAdjust      = "conn_adjust"
 	xlbMapConns           = "conns"
 	xlbMapDefenceState    = "defence_state"
@@ -301,6 +313,7 @@ const (
 	xlbMapVips            = "vips"
 	xlbProgXlbAdjust      = "xlb_adjust"
 	xlbProgXlbSweep       = "xlb_sweep"
+	xlbProgXlbTcCheck     = "xlb_tc_check"
 	xlbProgXlbTcNeigh     = "xlb_tc_neigh"
 	xlbProgXlbXdp         = "xlb_xdp"
 	xlbVarHaveBpfLoop     = "have_bpf_loop"
@@ -352,6 +365,7 @@ type xlbSpecs struct {
 type xlbProgramSpecs struct {
 	XlbAdjust  *ebpf.ProgramSpec `ebpf:"xlb_adjust"`
 	XlbSweep   *ebpf.ProgramSpec `ebpf:"xlb_sweep"`
+	XlbTcCheck *ebpf.ProgramSpec `ebpf:"xlb_tc_check"`
 	XlbTcNeigh *ebpf.ProgramSpec `ebpf:"xlb_tc_neigh"`
 	XlbXdp     *ebpf.ProgramSpec `ebpf:"xlb_xdp"`
 }
@@ -360,6 +374,8 @@ type xlbProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbMapSpecs struct {
+	CheckFlows      *ebpf.MapSpec `ebpf:"check_flows"`
+	CheckTargets    *ebpf.MapSpec `ebpf:"check_targets"`
 	ConnAdjust      *ebpf.MapSpec `ebpf:"conn_adjust"`
 	Conns           *ebpf.MapSpec `ebpf:"conns"`
 	DefenceState    *ebpf.MapSpec `ebpf:"defence_state"`
@@ -416,6 +432,8 @@ func (o *xlbObjects) Close() error {
 //
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbMaps struct {
+	CheckFlows      *ebpf.Map `ebpf:"check_flows"`
+	CheckTargets    *ebpf.Map `ebpf:"check_targets"`
 	ConnAdjust      *ebpf.Map `ebpf:"conn_adjust"`
 	Conns           *ebpf.Map `ebpf:"conns"`
 	DefenceState    *ebpf.Map `ebpf:"defence_state"`
@@ -445,6 +463,8 @@ type xlbMaps struct {
 
 func (m *xlbMaps) Close() error {
 	return _XlbClose(
+		m.CheckFlows,
+		m.CheckTargets,
 		m.ConnAdjust,
 		m.Conns,
 		m.DefenceState,
@@ -488,6 +508,7 @@ type xlbVariables struct {
 type xlbPrograms struct {
 	XlbAdjust  *ebpf.Program `ebpf:"xlb_adjust"`
 	XlbSweep   *ebpf.Program `ebpf:"xlb_sweep"`
+	XlbTcCheck *ebpf.Program `ebpf:"xlb_tc_check"`
 	XlbTcNeigh *ebpf.Program `ebpf:"xlb_tc_neigh"`
 	XlbXdp     *ebpf.Program `ebpf:"xlb_xdp"`
 }
@@ -496,6 +517,7 @@ func (p *xlbPrograms) Close() error {
 	return _XlbClose(
 		p.XlbAdjust,
 		p.XlbSweep,
+		p.XlbTcCheck,
 		p.XlbTcNeigh,
 		p.XlbXdp,
 	)
