@@ -2,8 +2,13 @@ package xdp
 
 import (
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -84,4 +89,45 @@ func TestTakeoverContinuesSchedulers(t *testing.T) {
 		want = append(want, ref.Pick(ds)+1)
 	}
 	assert.Equal(t, want, got)
+}
+
+// A pinned stats map another build made (fewer reasons: the build before
+// TUN had 11) is replaced, its counts lost, rather than refusing to take
+// over everything beside it; any other incompatible pinned map still
+// refuses, naming the directory.
+func TestTakeoverReplacesOldCounters(t *testing.T) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	pin := "/sys/fs/bpf/xlb-test-" + testutil.Suffix()
+	require.NoError(t, os.MkdirAll(pin, 0o700))
+	t.Cleanup(func() { os.RemoveAll(pin) })
+	pinOld := func(name string, typ ebpf.MapType, key, value, entries uint32) {
+		m, err := ebpf.NewMap(&ebpf.MapSpec{Type: typ, KeySize: key, ValueSize: value, MaxEntries: entries})
+		require.NoError(t, err)
+		defer m.Close()
+		require.NoError(t, m.Pin(filepath.Join(pin, name)))
+	}
+	pinOld(xlbMapStats, ebpf.PerCPUArray, 4, 8, 11)
+	var logs strings.Builder
+	var x *Dataplane
+	require.NoError(t, ns.Do(func() (err error) {
+		x, err = Open(Config{PinDir: pin, Resolver: staticResolver{}, MaxConns: 4096,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil)), SweepInterval: time.Hour})
+		return err
+	}))
+	st, err := x.Stats()
+	require.NoError(t, err)
+	assert.Contains(t, st.Reasons, "check_reply", "the new build's reasons are counted")
+	assert.Contains(t, logs.String(), "pinned map made by another build: replaced")
+	require.NoError(t, x.Close())
+
+	// The flow table is not counters: refused, with the way out.
+	require.NoError(t, os.MkdirAll(pin, 0o700))
+	pinOld(xlbMapReals, ebpf.Array, 4, 32, 16)
+	err = ns.Do(func() (err error) {
+		x, err = Open(Config{PinDir: pin, Resolver: staticResolver{}, MaxConns: 4096, Logger: quiet, SweepInterval: time.Hour})
+		return err
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "made by a different xlb build or map size")
 }

@@ -281,6 +281,7 @@ func (x *Dataplane) loadObjects() error {
 		}
 		x.lim.bpfLoop = true
 	}
+	x.replaceCounterPins(spec)
 	err = spec.LoadAndAssign(&x.objs, &ebpf.CollectionOptions{
 		Maps: ebpf.MapOptions{PinPath: x.cfg.PinDir},
 	})
@@ -407,6 +408,32 @@ func (x *Dataplane) tryTC(name string, ifindex int) *tcHook {
 	}
 	x.log.Debug("attached tc ingress", "interface", name, "how", h.how)
 	return h
+}
+
+// replaceableMaps hold only counters of the program's own reasons: a
+// pinned one that another build made (a reason added since) is replaced,
+// its counts lost, rather than refusing to take over the flows, services
+// and links beside it.
+var replaceableMaps = []string{xlbMapStats}
+
+// replaceCounterPins removes the pins of replaceable maps the spec cannot
+// take over, so that the load makes them anew.
+func (x *Dataplane) replaceCounterPins(spec *ebpf.CollectionSpec) {
+	for _, name := range replaceableMaps {
+		pin := filepath.Join(x.cfg.PinDir, name)
+		m, err := ebpf.LoadPinnedMap(pin, nil)
+		if err != nil {
+			continue
+		}
+		incompatible := spec.Maps[name].Compatible(m)
+		m.Close()
+		if incompatible != nil {
+			x.log.Warn("pinned map made by another build: replaced, its counts start again", "map", name, "reason", incompatible)
+			if err := os.Remove(pin); err != nil {
+				x.log.Warn("remove pinned map", "map", name, "error", err)
+			}
+		}
+	}
 }
 
 // attachedMode asks the kernel how XDP is attached to ifname.
