@@ -373,8 +373,14 @@ func (p *pattern) Read(b []byte) (int, error) {
 // ServeUDP starts a UDP responder on port in each real: it answers each
 // datagram with "rN:" and the datagram.
 func (t *DR) ServeUDP(port int) error {
+	return t.ServeUDPOn(netip.IPv4Unspecified(), port)
+}
+
+// ServeUDPOn is ServeUDP with each real's socket bound to addr: a DR or
+// TUN real's server binds the VIP, so that its answers come from it.
+func (t *DR) ServeUDPOn(addr netip.Addr, port int) error {
 	for i, ns := range t.Reals {
-		c, err := ns.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", port))
+		c, err := ns.ListenPacket("udp4", netip.AddrPortFrom(addr, uint16(port)).String())
 		if err != nil {
 			return err
 		}

@@ -202,29 +202,24 @@ func BenchmarkDR(b *testing.B) {
 			report(b, ns, base, harness)
 		})
 	}
-	b.Run("nat-established-one-flow", func(b *testing.B) {
-		// NAT rewrites the packet: the harness restores it each repeat.
-		r := newBenchRigWith(b, 4096, "wlc", 16, lvs.NAT)
-		r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 0, false, 1, xdpTX)
-		r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), 0, false, 1, xdpTX)
-		base := r.measure(b, r.bench.BenchMacswap, ack.Bytes(), b.N, xdpTX)
-		harness := harnessCost(b, r, ack.Bytes(), 0)
-		var ns float64
-		r.accounted(b, uint64(b.N), 0, 0, func() { ns = r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), 0, false, b.N, xdpTX) })
-		report(b, ns, base, harness)
-	})
-	b.Run("tun-ipip-established-one-flow", func(b *testing.B) {
-		// TUN grows the frame at its head: the harness shrinks it back
-		// each repeat (one bpf_xdp_adjust_head, counted in xlb's figure).
-		r := newBenchRigWith(b, 4096, "wlc", 16, lvs.TUN)
-		r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 0, false, 1, xdpTX)
-		r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), 0, false, 1, xdpTX)
-		base := r.measure(b, r.bench.BenchMacswap, ack.Bytes(), b.N, xdpTX)
-		harness := harnessCost(b, r, ack.Bytes(), 0)
-		var ns float64
-		r.accounted(b, uint64(b.N), 0, 0, func() { ns = r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), 0, false, b.N, xdpTX) })
-		report(b, ns, base, harness)
-	})
+	// NAT rewrites the packet and TUN grows it at its head: the harness
+	// restores it each repeat (for TUN one bpf_xdp_adjust_head more,
+	// counted in its figure).
+	for _, c := range []struct {
+		name string
+		fwd  lvs.Forward
+	}{{"nat-established-one-flow", lvs.NAT}, {"tun-ipip-established-one-flow", lvs.TUN}} {
+		b.Run(c.name, func(b *testing.B) {
+			r := newBenchRigWith(b, 4096, "wlc", 16, c.fwd)
+			r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 0, false, 1, xdpTX)
+			r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), 0, false, 1, xdpTX)
+			base := r.measure(b, r.bench.BenchMacswap, ack.Bytes(), b.N, xdpTX)
+			harness := harnessCost(b, r, ack.Bytes(), 0)
+			var ns float64
+			r.accounted(b, uint64(b.N), 0, 0, func() { ns = r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), 0, false, b.N, xdpTX) })
+			report(b, ns, base, harness)
+		})
+	}
 	b.Run("established-1M-flows-random", func(b *testing.B) {
 		const flows = 1 << 20
 		// Room for every flow in each CPU's share of the LRU (its

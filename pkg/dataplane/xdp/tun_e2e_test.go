@@ -39,23 +39,10 @@ func TestTUNEndToEnd(t *testing.T) {
 				require.NoError(t, topo.TunnelReal(i, tun.Type.String(), tun.Port))
 				web.Reals = append(web.Reals, dataplane.Real{Addr: topo.RealAddrs[i], Port: 80, Weight: 1, Forward: lvs.TUN, Tunnel: tun})
 				dns.Reals = append(dns.Reals, dataplane.Real{Addr: topo.RealAddrs[i], Port: 53, Weight: 1, Forward: lvs.TUN, Tunnel: tun})
-				// A UDP server of a TUN (or DR) real binds the VIP, so
-				// that its answers come from it.
-				c, err := topo.Reals[i].ListenPacket("udp4", topo.VIP.String()+":53")
-				require.NoError(t, err)
-				t.Cleanup(func() { c.Close() })
-				name := fmt.Sprintf("r%d:", i+1)
-				go func() {
-					buf := make([]byte, 2048)
-					for {
-						n, from, err := c.ReadFrom(buf)
-						if err != nil {
-							return
-						}
-						_, _ = c.WriteTo(append([]byte(name), buf[:n]...), from)
-					}
-				}()
 			}
+			// A UDP server of a TUN (or DR) real binds the VIP, so that
+			// its answers come from it.
+			require.NoError(t, topo.ServeUDPOn(topo.VIP, 53))
 			r.apply(t, web, dns)
 			r.waitResolved(t)
 

@@ -387,26 +387,27 @@ func (x *Dataplane) attach(name string) error {
 	return x.addTxPort(ifi.Index)
 }
 
-// tryTCCheck attaches xlb_tc_check (check.go), or says what is lost
+// tryTC attaches xlb_tc_neigh at ingress (tc.go), or says what is lost
 // without it.
-func (x *Dataplane) tryTCCheck(name string, ifindex int) *tcHook {
-	h, err := x.attachTC(x.objs.XlbTcCheck, tcEgress, name, ifindex)
-	if err != nil {
-		x.log.Warn("no tc egress program: health checks through the data path (check_via_vip) cannot leave by this interface", "interface", name, "error", err)
-		return nil
-	}
-	x.log.Debug("attached tc egress", "interface", name, "how", h.how)
-	return h
+func (x *Dataplane) tryTC(name string, ifindex int) *tcHook {
+	return x.tryTCSide(x.objs.XlbTcNeigh, tcIngress, name, ifindex,
+		"no tc ingress program: a NAT reply whose next hop has no neighbour entry yet is dropped until the kernel learns it")
 }
 
-// tryTC attaches xlb_tc_neigh (tc.go), or says what is lost without it.
-func (x *Dataplane) tryTC(name string, ifindex int) *tcHook {
-	h, err := x.attachTC(x.objs.XlbTcNeigh, tcIngress, name, ifindex)
+// tryTCCheck attaches xlb_tc_check at egress (check.go), or says what is
+// lost without it.
+func (x *Dataplane) tryTCCheck(name string, ifindex int) *tcHook {
+	return x.tryTCSide(x.objs.XlbTcCheck, tcEgress, name, ifindex,
+		"no tc egress program: health checks through the data path (check_via_vip) cannot leave by this interface")
+}
+
+func (x *Dataplane) tryTCSide(prog *ebpf.Program, side tcSide, name string, ifindex int, lost string) *tcHook {
+	h, err := x.attachTC(prog, side, name, ifindex)
 	if err != nil {
-		x.log.Warn("no tc ingress program: a NAT reply whose next hop has no neighbour entry yet is dropped until the kernel learns it", "interface", name, "error", err)
+		x.log.Warn(lost, "interface", name, "error", err)
 		return nil
 	}
-	x.log.Debug("attached tc ingress", "interface", name, "how", h.how)
+	x.log.Debug("attached tc "+side.name, "interface", name, "how", h.how)
 	return h
 }
 
