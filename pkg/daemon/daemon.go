@@ -521,13 +521,13 @@ func (d *daemon) Ipvsadm(args []string, stdin string) (string, string, int) {
 	return d.dir.Ipvsadm(args, stdin)
 }
 
-// alive is what the systemd watchdog asks: the state answers (the
-// director's lock, the data plane's maps) and so does every VIP owner's
-// loop that can say (each VRRP instance's).
+// alive is what the systemd watchdog asks: the director answers (its
+// lock, which a hung apply or data plane holds) and so does every VIP
+// owner's loop that can say (each VRRP instance's).
 func (d *daemon) alive(ctx context.Context) error {
-	if _, err := d.Status(); err != nil {
-		return err
-	}
+	// The director's lock, not its Status: that reads every real's
+	// counters (1.8 s at 320k reals), every watchdog interval.
+	d.dir.Alive()
 	for _, ow := range d.owners {
 		if a, ok := ow.(interface{ Alive(context.Context) error }); ok {
 			if err := a.Alive(ctx); err != nil {

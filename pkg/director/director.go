@@ -392,6 +392,14 @@ func takenOver(r *realState, held map[dataplane.ServiceKey]map[netip.AddrPort]in
 	}
 }
 
+// Alive returns once the director's lock is free: a Load or an apply that
+// hangs (its data plane stuck) keeps it, and the watchdog waiting on this.
+func (d *Director) Alive() {
+	d.mu.Lock()
+	// An empty critical section: taking the lock is the answer.
+	d.mu.Unlock()
+}
+
 // startChecks starts a real's checkers; they report until it is stopped.
 func (d *Director) startChecks(r *realState, vs *config.VirtualServer, rs *config.RealServer) {
 	if len(rs.Checkers) == 0 || d.opts.Checks == nil {
