@@ -410,7 +410,9 @@ func (d *Director) startChecks(r *realState, vs *config.VirtualServer, rs *confi
 	vsCopy, rsCopy := *vs, *rs
 	key := keyOf(vs)
 	var mark uint32
-	if vs.CheckViaVIP {
+	if vs.CheckViaVIP && rs.Forward != lvs.NAT {
+		// A NAT real's clients' packets go to its own address, as its
+		// checks do: nothing to send through the VIP.
 		mark = d.checkMark(ctx, key, rs)
 	}
 	d.opts.Checks(ctx, &vsCopy, &rsCopy, mark, func(h Health) { d.report(ctx, key, r, h) })

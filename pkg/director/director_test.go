@@ -806,11 +806,20 @@ func TestCheckViaVIPMarks(t *testing.T) {
 		return len(dp.released) == 2
 	}, time.Second, 10*time.Millisecond, "the marks are released when the checks stop")
 
-	// A NAT real cannot be checked through the VIP: refused at its line.
+	// A NAT real's clients reach it at its own address: its checks go
+	// there, unmarked.
 	nat := strings.ReplaceAll(conf("    check_via_vip\n"), "lb_kind DR", "lb_kind NAT")
-	err := d.Load(parse(t, nat))
+	require.NoError(t, d.Load(parse(t, nat)))
+	c.mu.Lock()
+	assert.Equal(t, map[string]uint32{"10.0.0.11:80": 0, "10.0.0.12:80": 0}, c.marks)
+	c.mu.Unlock()
+	// An IPv6 service cannot be checked through: refused at its line.
+	v6 := strings.ReplaceAll(strings.ReplaceAll(conf("    check_via_vip\n"), "10.0.0.100", "2001:db8::100"), "10.0.0.1", "2001:db8::")
+	caps.IPv6 = true
+	err := d.Load(parse(t, v6))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "keepalived.conf:6: real_server 10.0.0.11 80: check_via_vip: a NAT real is checked at its own address")
+	assert.Contains(t, err.Error(), "keepalived.conf:6: real_server 2001:db8::1 80: check_via_vip: checks through the data path are IPv4 only so far")
+	caps.IPv6 = false
 	// A data plane that cannot carry checks refuses the keyword.
 	caps.CheckViaVIP = false
 	err = d.Load(parse(t, conf("    check_via_vip\n")))

@@ -141,16 +141,15 @@ func flatten(err error) []error {
 }
 
 // checkViaVIP says why a real's checks cannot go through the data path
-// (check_via_vip), or nil: they go through the VIP as DR or TUN clients'
-// packets do, to an IPv4 VIP of a service that has one.
+// (check_via_vip), or nil: they go through an IPv4 VIP of a service that
+// has one. A NAT real's clients reach it at its own address, where its
+// checks go anyway (checkMark).
 func checkViaVIP(key dataplane.ServiceKey, rs *config.RealServer) error {
 	switch {
 	case key.FWMark != 0:
 		return errors.New("check_via_vip: a fwmark service has no VIP to check through")
 	case !key.Addr.Is4() || !rs.Addr.Is4():
 		return errors.New("check_via_vip: checks through the data path are IPv4 only so far")
-	case rs.Forward != lvs.DR && rs.Forward != lvs.TUN:
-		return fmt.Errorf("check_via_vip: a %s real is checked at its own address (checks through the data path cover DR and TUN reals; say check_via_vip off in this virtual_server)", rs.Forward.Kind())
 	}
 	return nil
 }

@@ -267,9 +267,10 @@ func confPage() string {
 		"Health checks through the data path (the XDP data plane): the TCP_CHECK, HTTP_GET, SSL_GET,\n" +
 		"SMTP_CHECK, DNS_CHECK and UDP_CHECK of a DR or TUN real that connect to the real's own address\n" +
 		"reach it through the VIP, as its clients do, so a real that lost the VIP (on lo, or its tunnel\n" +
-		"device) fails them instead of black-holing its share of the clients. NAT reals, IPv6 and fwmark\n" +
-		"services are refused; MISC_CHECK, FILE_CHECK and PING_CHECK run as before. keepalived warns\n" +
-		"about the keyword and checks the real's own address.\n")
+		"device) fails them instead of black-holing its share of the clients. A NAT real's clients reach it\n" +
+		"at its own address, where its checks go as before; IPv6 and fwmark services are refused;\n" +
+		"MISC_CHECK, FILE_CHECK and PING_CHECK run as before. keepalived warns about the keyword and\n" +
+		"checks the real's own address.\n")
 	b.WriteString(".SH \"SEE ALSO\"\n\\fBxlb\\fR(8), \\fBkeepalived.conf\\fR(5)\n")
 	return b.String()
 }
