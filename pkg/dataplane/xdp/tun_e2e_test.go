@@ -7,9 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -119,6 +122,75 @@ func TestTUNEndToEnd(t *testing.T) {
 				assert.NoError(t, err, "keepalived's check of its own address passes")
 				require.NoError(t, topo.Reals[i].IP("addr", "add", topo.VIP.String()+"/32", "dev", dev))
 				release()
+			}
+		})
+	}
+}
+
+// TUN on the wire, on this machine's kernel (which has no tunnel devices
+// to decapsulate with): a client's real connection attempts through the
+// director arrive at each real wrapped as the real's tunnel says, captured
+// on the real's interface and taken apart by gopacket: the outer header
+// from the director to the real, the client's SYN inside as it sent it.
+func TestTUNFramesOnTheWire(t *testing.T) {
+	tunnels := []lvs.Tunnel{{}, {Type: lvs.TunGUE, Port: 6080}, {Type: lvs.TunGRE}}
+	want := []layers.IPProtocol{layers.IPProtocolIPv4, layers.IPProtocolUDP, layers.IPProtocolGRE}
+	for _, mode := range []dataplane.XDPMode{dataplane.XDPNative, dataplane.XDPGeneric} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newDRRig(t, len(tunnels), mode)
+			topo := r.topo
+			web := dataplane.Service{ServiceKey: r.svc, Scheduler: "rr"}
+			var caps []*testutil.Capture
+			for i, tun := range tunnels {
+				web.Reals = append(web.Reals, dataplane.Real{Addr: topo.RealAddrs[i], Port: 80, Weight: 1, Forward: lvs.TUN, Tunnel: tun})
+				c, err := testutil.StartCapture(topo.Reals[i].Do, "eth0")
+				require.NoError(t, err)
+				t.Cleanup(func() { c.Close() })
+				caps = append(caps, c)
+			}
+			r.apply(t, web)
+			r.waitResolved(t)
+			for range tunnels {
+				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				c, err := topo.Client.DialContext(ctx, "tcp4", netip.AddrPortFrom(topo.VIP, 80).String())
+				cancel()
+				if err == nil {
+					c.Close()
+				}
+			}
+			for i, c := range caps {
+				var found bool
+				require.Eventually(t, func() bool {
+					for _, f := range c.Frames(0) {
+						if f.Outgoing {
+							continue
+						}
+						pkt := gopacket.NewPacket(f.Frame, layers.LayerTypeEthernet, gopacket.Default)
+						ip, ok := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+						if !ok || !ip.SrcIP.Equal(net.IP(topo.DirectorAddr.AsSlice())) || ip.Protocol != want[i] {
+							continue
+						}
+						d := decodeTunnel(t, f.Frame)
+						if d.udp != nil {
+							assert.EqualValues(t, 6080, d.udp.DstPort)
+						}
+						in := gopacket.NewPacket(d.inner, layers.LayerTypeIPv4, gopacket.Default)
+						iip, ok := in.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+						require.True(t, ok, "inner: %v", in)
+						tcp, ok := in.Layer(layers.LayerTypeTCP).(*layers.TCP)
+						require.True(t, ok, "inner: %v", in)
+						assert.Equal(t, topo.ClientAddr.AsSlice(), []byte(iip.SrcIP.To4()))
+						assert.Equal(t, topo.VIP.AsSlice(), []byte(iip.DstIP.To4()))
+						assert.True(t, tcp.SYN)
+						assert.EqualValues(t, 80, tcp.DstPort)
+						assert.Equal(t, iip.TTL, d.outer.TTL, "outer TTL is the client's")
+						assert.Equal(t, topo.RealAddrs[i].AsSlice(), []byte(d.outer.DstIP.To4()))
+						found = true
+						return true
+					}
+					return false
+				}, 5*time.Second, 50*time.Millisecond, "real %d never saw its %s frame", i+1, tunnels[i].Type)
+				assert.True(t, found)
 			}
 		})
 	}
