@@ -331,6 +331,51 @@ static __always_inline int defence_drops(void)
 	return 1;
 }
 
+/* Flood mode (defence.flood_rate): a service whose scheduler is a pure
+ * function of the packet (sh, dh, mh) and of nothing a flow entry keeps
+ * (no persistence) can forward a flow by its table alone, as Katran's
+ * consistent hashing does above its MAX_CONN_RATE. */
+static __always_inline int stateless_service(const struct svc *s)
+{
+	return !s->persist_timeout_s && (s->sched == XLB_SCHED_SH || s->sched == XLB_SCHED_DH || s->sched == XLB_SCHED_MH);
+}
+
+/* Counts a new flow in this CPU's current second; whether that second has
+ * had more than rate. */
+static __always_inline int flooded(__u64 now, __u32 rate)
+{
+	__u32 k = 0;
+	struct flood_window *w = bpf_map_lookup_elem(&flood_window, &k);
+	if (!w)
+		return 0;
+	if (now - w->start >= 1000000000ULL) {
+		w->start = now;
+		w->count = 0;
+	}
+	return ++w->count > rate;
+}
+
+/* Forwards a packet with no flow by the service's table, making no entry:
+ * a new flow above the flood rate, or a later packet of one (the table
+ * sends it where it sent the first). A NAT real needs the flow for its
+ * replies: XLB_CONTINUE, the flow is made as usual (a packet that may not
+ * start one goes to the kernel). */
+static __always_inline int forward_stateless(struct xdp_md *ctx, struct packet *p, void *data_end, __u32 svc_slot,
+					     __u64 bytes, int starts)
+{
+	__u32 real_slot = xlb_schedule(svc_slot, addr_fold(&p->src, p->family), addr_fold(&p->dst, p->family), p->sport);
+	struct real *r = real_if_available(real_slot);
+	if (!r) {
+		stat_inc(XLB_STAT_NO_DEST);
+		return XDP_DROP;
+	}
+	if (r->flags & XLB_REAL_F_NAT)
+		return XLB_CONTINUE;
+	stat_inc(XLB_STAT_FLOOD_STATELESS);
+	count(&real_stats, real_slot, bytes, starts);
+	return forward(ctx, p, data_end, r, real_slot);
+}
+
 /* new_flow: the service's persistence template or scheduler picks a
  * real, the flow (and a NAT flow's reverse) is recorded, and the packet
  * forwarded. */
@@ -350,7 +395,14 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 		return XDP_PASS;
 	}
 	__u32 svc_idx = s->id - 1;
-	if (not_syn(p, s->flags)) {
+	int may_start = !not_syn(p, s->flags);
+	struct defence *d = defence_now();
+	if (d && d->flood_rate && stateless_service(s) && (!may_start || flooded(now, d->flood_rate))) {
+		int act = forward_stateless(ctx, p, data_end, svc_slot, bytes, may_start);
+		if (act != XLB_CONTINUE)
+			return act;
+	}
+	if (!may_start) {
 		stat_inc(XLB_STAT_NOT_SYN);
 		return XDP_PASS;
 	}

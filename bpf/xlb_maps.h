@@ -147,6 +147,14 @@ struct {
 
 /* ---- written by the program ---- */
 
+/* Flood mode's count of new flows per CPU and second. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct flood_window);
+	__uint(max_entries, 1);
+} flood_window SEC(".maps");
+
 /* drop_packet's countdown to the next drop, per CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

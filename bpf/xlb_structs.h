@@ -121,7 +121,8 @@ enum xlb_stat {
 	XLB_STAT_TUN_FRAG_NEEDED = 11, /* too big for the tunnel, DF set: ICMP fragmentation needed sent back */
 	XLB_STAT_TUN_TOO_BIG = 12, /* too big for the tunnel, DF clear (or IP options): dropped (XDP cannot fragment) */
 	XLB_STAT_CHECK_REPLY = 13, /* a health check's reply through the data path, given back the real's address */
-	XLB_STAT_MAX = 14,
+	XLB_STAT_FLOOD_STATELESS = 14, /* forwarded by the scheduler's table alone, no flow entry (flood mode) */
+	XLB_STAT_MAX = 15,
 };
 
 /* An IPv4 or IPv6 address, in network order. An IPv4 address is the
@@ -281,7 +282,16 @@ struct defence {
 	__u32 drop_rate;  /* drop 1 of every drop_rate new flows; 0: none */
 	__u32 secure_tcp; /* TCP moves by tcp_states_dos */
 	__u32 drop_entry; /* the sweep drops entries as ip_vs_random_dropentry */
-	__u32 pad;
+	/* Flood mode: above this many new flows a second on a CPU, the new
+	 * flows of sh, dh and mh services (without persistence) get no flow
+	 * entry: they go by the scheduler's table alone; 0: off. */
+	__u32 flood_rate;
+};
+
+/* This CPU's count of new flows in the current second (flood mode). */
+struct flood_window {
+	__u64 start;
+	__u64 count;
 };
 
 /* What the last sweep saw and did, and drop_entry's todrop_counter[]

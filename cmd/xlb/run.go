@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -143,6 +144,14 @@ func sizeFlags(fs *pflag.FlagSet, o *daemon.Options) {
 	fs.Uint32Var(&o.MaxServices, "max-services", 0, "virtual services the XDP data plane holds (0: the built-in 4096); 330 bytes each")
 	fs.Uint32Var(&o.MaxReals, "max-reals", 0, "real servers, counted per service, it holds (0: the built-in 65536); 128 bytes + 40 per CPU each")
 	fs.Uint32Var(&o.MaxSchedEntries, "max-sched-entries", 0, "entries of the scheduler tables' pool (0: the built-in 1048576); 8 bytes each. A wrr service takes sum(weights)/gcd, sh and dh 256, mh 4093, rr and the least-connection schedulers one per real; twice while it changes")
+	fs.Func("flood-rate", "flood mode (XDP): above this many new flows a second on one CPU, sh, dh and mh services without persistence forward new flows by their table alone, making no flow entry, and a packet without a flow too (0: off, the default)", func(s string) error {
+		v, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			return fmt.Errorf("want a count of new flows a second, got %q", s)
+		}
+		o.FloodRate = uint32(v)
+		return nil
+	})
 	fs.IntVar(&o.MHTabIndex, "mh-tab-index", 0, "the CONFIG_IP_VS_MH_TAB_INDEX (8-17) of the IPVS directors whose mh tables XDP's must equal: the table has the index's prime of entries (0: 12, 4093 entries, the kernel's default and Debian's)")
 	fs.StringVar(&o.BGPConfig, "bgp-config", "", "announce the VIPs over BGP for ECMP scale-out: GoBGP's configuration file (gobgpd's TOML: global, neighbors, timers, BFD); each VIP is announced while every service of it has quorum")
 	fs.Var(prefixList{&o.BGPVIPs}, "bgp-vips", "announce only the VIPs in these prefixes (comma-separated; an address is its /32 or /128); default: every virtual server's VIP. A VIP is BGP's or VRRP's, never both")

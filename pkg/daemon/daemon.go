@@ -85,6 +85,10 @@ type Options struct {
 	// data plane's mh builds (--mh-tab-index; 0: 12, the kernel's
 	// default). The kernel's IPVS has its own, built in.
 	MHTabIndex int
+	// FloodRate is the XDP data plane's flood mode (xdp.Config.FloodRate,
+	// --flood-rate): new flows a second per CPU above which sh, dh and mh
+	// services forward by their table alone; 0: off.
+	FloodRate uint32
 	// Metrics is the address to serve Prometheus metrics on ("": none).
 	Metrics string
 	// Strict refuses a configuration with warnings (--strict), at start

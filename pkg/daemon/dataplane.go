@@ -137,7 +137,7 @@ func openXDP(log *slog.Logger, o Options, m dataplane.XDPMode) (*opened, error) 
 	x, err := xdp.Open(xdp.Config{
 		Interfaces: o.Interfaces, PinDir: o.pinDir(), Mode: m, MaxConns: o.MaxConns, MaxHalfOpen: o.MaxHalfOpen, Logger: log,
 		MaxServices: o.MaxServices, MaxReals: o.MaxReals, MaxTableEntries: o.MaxSchedEntries,
-		SloppyTCP: o.SloppyTCP, MHTabIndex: o.MHTabIndex,
+		SloppyTCP: o.SloppyTCP, MHTabIndex: o.MHTabIndex, FloodRate: o.FloodRate,
 	})
 	if err != nil {
 		return nil, err

@@ -117,6 +117,12 @@ func (r *benchRig) tally(b *testing.B) tally {
 // promoted half-open flows moved to the flow table, and no packet dropped
 // or passed for any reason.
 func (r *benchRig) accounted(b *testing.B, packets, conns, promoted uint64, f func()) {
+	r.accountedAs(b, packets, conns, map[string]uint64{"promoted": promoted}, f)
+}
+
+// accountedAs is accounted with the reasons that must be counted, and how
+// many times (any other: none).
+func (r *benchRig) accountedAs(b *testing.B, packets, conns uint64, want map[string]uint64, f func()) {
 	before := r.tally(b)
 	f()
 	after := r.tally(b)
@@ -129,11 +135,7 @@ func (r *benchRig) accounted(b *testing.B, packets, conns, promoted uint64, f fu
 	require.Equal(b, packets, after.packets-before.packets, "packets the service forwarded (reasons counted: %v)", moved)
 	require.Equal(b, conns, after.conns-before.conns, "new connections")
 	for reason, n := range after.reasons {
-		want := uint64(0)
-		if reason == "promoted" {
-			want = promoted
-		}
-		require.Equal(b, want, n-before.reasons[reason], "packets counted as %s", reason)
+		require.Equal(b, want[reason], n-before.reasons[reason], "packets counted as %s", reason)
 	}
 }
 
@@ -202,6 +204,22 @@ func BenchmarkDR(b *testing.B) {
 			report(b, ns, base, harness)
 		})
 	}
+	// Flood mode: above the rate (1 a second here, so every measured SYN
+	// is above it), an mh service's new flows go by its table alone,
+	// with no LRU insert; beside dr-new-flow-mh-16-reals, which inserts.
+	b.Run("dr-new-flow-mh-16-reals-flood-mode", func(b *testing.B) {
+		r := newBenchRigWith(b, 1<<18, "mh", 16, lvs.DR)
+		r.x.cfg.FloodRate = 1
+		require.NoError(b, r.x.SetDefence(dataplane.Defence{}))
+		r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 0, false, 1, xdpTX) // spends this second's one
+		base := r.measure(b, r.bench.BenchMacswap, synFrame.Bytes(), b.N, xdpTX)
+		harness := harnessCost(b, r, synFrame.Bytes(), 1<<30)
+		var ns float64
+		r.accountedAs(b, uint64(b.N), uint64(b.N), map[string]uint64{"flood_stateless": uint64(b.N)}, func() {
+			ns = r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 1<<30, true, b.N, xdpTX)
+		})
+		report(b, ns, base, harness)
+	})
 	// NAT rewrites the packet and TUN grows it at its head: the harness
 	// restores it each repeat (for TUN one bpf_xdp_adjust_head more,
 	// counted in its figure).

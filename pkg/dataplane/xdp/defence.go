@@ -102,7 +102,7 @@ func (x *Dataplane) defend(t xlbSweepTotal) error {
 func (x *Dataplane) defendLocked() error {
 	room := x.lim.conns - int(x.def.total.Conns)
 	e := defenceTick(&x.def.set, max(room, 0), x.def.set.Threshold)
-	v := xlbDefence{DropRate: uint32(e.dropRate)}
+	v := xlbDefence{DropRate: uint32(e.dropRate), FloodRate: x.cfg.FloodRate}
 	if e.secure {
 		v.SecureTcp = 1
 	}

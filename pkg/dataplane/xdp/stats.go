@@ -107,6 +107,8 @@ func statName(s xlbXlbStat) string {
 		return "tun_too_big"
 	case xlbXlbStatXLB_STAT_CHECK_REPLY:
 		return "check_reply"
+	case xlbXlbStatXLB_STAT_FLOOD_STATELESS:
+		return "flood_stateless"
 	}
 	return fmt.Sprintf("stat_%d", s)
 }

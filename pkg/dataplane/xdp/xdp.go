@@ -69,6 +69,11 @@ type Config struct {
 	// mh's tables must equal (0: the kernel's default, 12: 4093 entries).
 	MHTabIndex int
 	Logger     *slog.Logger
+	// FloodRate turns flood mode on: above this many new flows a second
+	// on one CPU, the new flows of sh, dh and mh services without
+	// persistence go by the scheduler's table alone, with no flow entry
+	// (and their later packets with them); 0: off.
+	FloodRate uint32
 }
 
 // Dataplane is the XDP implementation of dataplane.Dataplane.

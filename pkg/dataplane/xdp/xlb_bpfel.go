@@ -68,7 +68,13 @@ type xlbDefence struct {
 	DropRate  uint32
 	SecureTcp uint32
 	DropEntry uint32
-	Pad       uint32
+	FloodRate uint32
+}
+
+type xlbFloodWindow struct {
+	_     structs.HostLayout
+	Start uint64
+	Count uint64
 }
 
 type xlbNatReply struct {
@@ -260,7 +266,8 @@ const (
 	xlbXlbStatXLB_STAT_TUN_FRAG_NEEDED  xlbXlbStat = 11
 	xlbXlbStatXLB_STAT_TUN_TOO_BIG      xlbXlbStat = 12
 	xlbXlbStatXLB_STAT_CHECK_REPLY      xlbXlbStat = 13
-	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 14
+	xlbXlbStatXLB_STAT_FLOOD_STATELESS  xlbXlbStat = 14
+	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 15
 )
 
 type xlbXlbSvcFlags uint32
@@ -290,6 +297,7 @@ const (
 	xlbMapConns           = "conns"
 	xlbMapDefenceState    = "defence_state"
 	xlbMapDropCounter     = "drop_counter"
+	xlbMapFloodWindow     = "flood_window"
 	xlbMapHalfOpen        = "half_open"
 	xlbMapHalfOpenReplies = "half_open_replies"
 	xlbMapNatReplies      = "nat_replies"
@@ -380,6 +388,7 @@ type xlbMapSpecs struct {
 	Conns           *ebpf.MapSpec `ebpf:"conns"`
 	DefenceState    *ebpf.MapSpec `ebpf:"defence_state"`
 	DropCounter     *ebpf.MapSpec `ebpf:"drop_counter"`
+	FloodWindow     *ebpf.MapSpec `ebpf:"flood_window"`
 	HalfOpen        *ebpf.MapSpec `ebpf:"half_open"`
 	HalfOpenReplies *ebpf.MapSpec `ebpf:"half_open_replies"`
 	NatReplies      *ebpf.MapSpec `ebpf:"nat_replies"`
@@ -438,6 +447,7 @@ type xlbMaps struct {
 	Conns           *ebpf.Map `ebpf:"conns"`
 	DefenceState    *ebpf.Map `ebpf:"defence_state"`
 	DropCounter     *ebpf.Map `ebpf:"drop_counter"`
+	FloodWindow     *ebpf.Map `ebpf:"flood_window"`
 	HalfOpen        *ebpf.Map `ebpf:"half_open"`
 	HalfOpenReplies *ebpf.Map `ebpf:"half_open_replies"`
 	NatReplies      *ebpf.Map `ebpf:"nat_replies"`
@@ -469,6 +479,7 @@ func (m *xlbMaps) Close() error {
 		m.Conns,
 		m.DefenceState,
 		m.DropCounter,
+		m.FloodWindow,
 		m.HalfOpen,
 		m.HalfOpenReplies,
 		m.NatReplies,
