@@ -104,7 +104,11 @@ func printStatus(w io.Writer, st control.Status) {
 			if r.InService && r.EffectiveWeight != r.Weight {
 				weight = fmt.Sprintf("%d (now %d)", r.Weight, r.EffectiveWeight)
 			}
-			fmt.Fprintf(tw, "  -> %s:%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", r.Addr, r.Port, r.Forward, weight, health, state, r.ActiveConns, r.InactConns, r.Counters.Conns, r.Counters.Packets, r.Counters.Bytes)
+			fwd := r.Forward
+			if r.Tunnel != "" {
+				fwd += "/" + r.Tunnel
+			}
+			fmt.Fprintf(tw, "  -> %s:%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", r.Addr, r.Port, fwd, weight, health, state, r.ActiveConns, r.InactConns, r.Counters.Conns, r.Counters.Packets, r.Counters.Bytes)
 		}
 	}
 	tw.Flush()

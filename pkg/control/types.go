@@ -118,6 +118,9 @@ type Real struct {
 	Addr    string `json:"addr"`
 	Port    uint16 `json:"port"`
 	Forward string `json:"forward"`
+	// Tunnel is a TUN real's encapsulation as ipvsadm --tun-info shows it
+	// (ipip, gue:6080:nocsum, gre:nocsum); empty for the other methods.
+	Tunnel string `json:"tunnel,omitempty"`
 	// Weight is the configured weight; EffectiveWeight what the data plane
 	// has now (a misc_dynamic result, 0 when inhibited).
 	Weight          int  `json:"weight"`

@@ -703,7 +703,7 @@ func (d *Director) serviceStatus(vs *vsState, key dataplane.ServiceKey, ss datap
 		k := realLife{key, addr}
 		configured[k] = true
 		cr := control.Real{
-			Addr: r.cfg.Addr.String(), Port: port, Forward: r.cfg.Forward.Kind(),
+			Addr: r.cfg.Addr.String(), Port: port, Forward: r.cfg.Forward.Kind(), Tunnel: tunnelName(r.cfg.Forward, r.cfg.Tunnel),
 			Weight: r.cfg.Weight, Healthy: r.health.Up, InService: in, Reason: r.health.Reason,
 			Resolved: rs.Resolved, Counters: control.Counters(d.realCounters(k, in, rs.Counters)),
 			ActiveConns: rs.ActiveConns, InactConns: rs.InactConns,
@@ -752,7 +752,7 @@ func (d *Director) Status() (control.Status, error) {
 			Flags: strings.Join(sched.FlagNames(svc.Scheduler, svc.Flags&lvs.SchedFlags), ","), Standby: d.onStandby(svc.Addr),
 		}
 		for _, r := range svc.Reals {
-			cr := control.Real{Addr: r.Addr.String(), Port: r.Port, Forward: r.Forward.Kind(), Weight: int(r.Weight),
+			cr := control.Real{Addr: r.Addr.String(), Port: r.Port, Forward: r.Forward.Kind(), Tunnel: tunnelName(r.Forward, r.Tunnel), Weight: int(r.Weight),
 				Healthy: true, Reason: "added by xlbadm: not health-checked"}
 			for _, rs := range ss.Reals {
 				if rs.Addr == r.Addr && rs.Port == r.Port {
@@ -784,4 +784,12 @@ func (d *Director) QuorumByVIP() map[netip.Addr]bool {
 		}
 	}
 	return out
+}
+
+// tunnelName is a TUN real's tunnel as the status shows it; "" otherwise.
+func tunnelName(f lvs.Forward, t lvs.Tunnel) string {
+	if f != lvs.TUN {
+		return ""
+	}
+	return t.String()
 }

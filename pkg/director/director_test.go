@@ -741,6 +741,13 @@ func TestIpvsadmTunnels(t *testing.T) {
 	assert.Contains(t, out, "  -> 10.0.0.23:80                 Tunnel  ipip          1      0          0         \n")
 	out, _, _ = run("-Sn")
 	assert.Contains(t, out, "-a -t 10.0.0.200:80 -r 10.0.0.21:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum\n")
+	st, err := d.Status()
+	require.NoError(t, err)
+	tunnels := map[string]string{}
+	for _, r := range st.Services[0].Reals {
+		tunnels[r.Addr] = r.Forward + "/" + r.Tunnel
+	}
+	assert.Equal(t, map[string]string{"10.0.0.21": "TUN/gue:6080:nocsum", "10.0.0.22": "TUN/gre:nocsum", "10.0.0.23": "TUN/ipip"}, tunnels, "xlb status says each real's tunnel")
 
 	// Checksums are IPVS's only: refused, nothing half-applied.
 	_, errOut, code = run("-e", "-t", "10.0.0.200:80", "-r", "10.0.0.21", "-i", "--tun-type", "gue", "--tun-port", "6080", "--tun-csum")

@@ -537,8 +537,8 @@ func (d *Director) listDaemons() (stdout, stderr string, code int) {
 // method is a real's forwarding method as a message names it: TUN with
 // its tunnel (TUN/gue:6080:nocsum).
 func method(r dataplane.Real) string {
-	if r.Forward == lvs.TUN {
-		return "TUN/" + r.Tunnel.String()
+	if t := tunnelName(r.Forward, r.Tunnel); t != "" {
+		return "TUN/" + t
 	}
 	return r.Forward.Kind()
 }
