@@ -408,33 +408,58 @@ func BenchmarkForwardRate(b *testing.B) {
 	}))
 	b.Cleanup(func() { x.Close() })
 	v := netip.MustParseAddr("10.78.1.100")
+	// Port 80 by DR, port 81 by TUN (IPIP) to the same real: the sink
+	// counts what arrives either way.
+	real := netip.MustParseAddr("10.78.0.3")
 	require.NoError(b, dir.Do(func() error {
-		return x.Apply([]dataplane.Service{{ServiceKey: dataplane.ServiceKey{Addr: v, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
-			Reals: []dataplane.Real{{Addr: netip.MustParseAddr("10.78.0.3"), Port: 80, Weight: 1, Forward: lvs.DR}}}})
+		return x.Apply([]dataplane.Service{
+			{ServiceKey: dataplane.ServiceKey{Addr: v, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
+				Reals: []dataplane.Real{{Addr: real, Port: 80, Weight: 1, Forward: lvs.DR}}},
+			{ServiceKey: dataplane.ServiceKey{Addr: v, Port: 81, Protocol: lvs.TCP}, Scheduler: "rr",
+				Reals: []dataplane.Real{{Addr: real, Port: 81, Weight: 1, Forward: lvs.TUN}}},
+		})
 	}))
-	xf := frame
-	xf.Dst = v
-	xf.TCPFlags = testutil.TCPSyn
-	inject(xf.Bytes()) // the SYN makes the flow
-	xf.TCPFlags = testutil.TCPAck
-	inject(xf.Bytes()) // the first ACK moves it to the flow table
-	before := sunk()
-	st0, err := x.Stats()
-	require.NoError(b, err)
-	xlbPPS := inject(xf.Bytes())
-	// Every frame that reached the sink went through xlb, forwarded, and
-	// xlb dropped or passed none.
-	st1, err := x.Stats()
-	require.NoError(b, err)
-	forwarded := st1.Services[0].Counters.Packets - st0.Services[0].Counters.Packets
-	require.GreaterOrEqual(b, forwarded, sunk()-before, "frames at the sink that xlb did not count as forwarded")
-	for reason, n := range st1.Reasons {
-		require.Equal(b, st0.Reasons[reason], n, "frames counted as %s", reason)
+	// through measures the rate of one established flow to port, and
+	// checks that every frame at the sink went through xlb, forwarded,
+	// and that xlb dropped or passed none.
+	through := func(port uint16) float64 {
+		xf := frame
+		xf.Dst, xf.DstPort = v, port
+		xf.TCPFlags = testutil.TCPSyn
+		inject(xf.Bytes()) // the SYN makes the flow
+		xf.TCPFlags = testutil.TCPAck
+		inject(xf.Bytes()) // the first ACK moves it to the flow table
+		packets := func() uint64 {
+			st, err := x.Stats()
+			require.NoError(b, err)
+			for _, s := range st.Services {
+				if s.Port == port {
+					return s.Counters.Packets
+				}
+			}
+			return 0
+		}
+		before := sunk()
+		st0, err := x.Stats()
+		require.NoError(b, err)
+		p0 := packets()
+		pps := inject(xf.Bytes())
+		st1, err := x.Stats()
+		require.NoError(b, err)
+		require.GreaterOrEqual(b, packets()-p0, sunk()-before, "frames at the sink that xlb did not count as forwarded")
+		for reason, n := range st1.Reasons {
+			require.Equal(b, st0.Reasons[reason], n, "frames counted as %s", reason)
+		}
+		return pps
 	}
+	xlbPPS := through(80)
+	tunPPS := through(81)
 
 	b.ReportMetric(xlbPPS/1e6, "xlb-Mpps")
+	b.ReportMetric(tunPPS/1e6, "xlb-tun-Mpps")
 	b.ReportMetric(kernelPPS/1e6, "kernel-fwd-Mpps")
 	b.ReportMetric(xlbPPS/kernelPPS, "x-kernel")
+	b.ReportMetric(tunPPS/kernelPPS, "tun-x-kernel")
 	b.ReportMetric(ceilingPPS/1e6, "bare-redirect-Mpps")
 	b.ReportMetric(0, "ns/op")
 }
