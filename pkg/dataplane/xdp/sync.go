@@ -53,8 +53,11 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 	x.syncMu.Lock()
 	defer x.syncMu.Unlock()
 	fwd := func(r *xlbReal) uint32 {
-		if r.Flags&realNAT != 0 {
+		switch {
+		case r.Flags&realNAT != 0:
 			return ipvssync.Masq
+		case r.Flags&realTUN != 0:
+			return ipvssync.Tunnel
 		}
 		return ipvssync.DRoute
 	}

@@ -276,3 +276,23 @@ func TestSyncInstallRules(t *testing.T) {
 	err = nsA.Do(func() error { return a.StartDaemon(dataplane.SyncDaemon{Interface: "sync0"}) })
 	assert.ErrorIs(t, err, unix.EEXIST)
 }
+
+// A TUN flow goes on the wire as IPVS's master sends one: the forwarding
+// method under IP_VS_CONN_F_FWD_MASK is Tunnel, not DRoute.
+func TestSyncRecordsSayTunnel(t *testing.T) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	res := staticResolver{realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC, Src: tunSrc, MTU: 1500},
+		realAddr(2): {Ifindex: 1, MAC: realMAC(2), SrcMAC: srcMAC}}
+	x := openTest(t, ns, res)
+	apply(t, ns, x,
+		dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
+			Reals: []dataplane.Real{{Addr: realAddr(1), Port: 80, Weight: 1, Forward: lvs.TUN}}},
+		dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 81, Protocol: lvs.TCP}, Scheduler: "rr",
+			Reals: []dataplane.Real{{Addr: realAddr(2), Port: 81, Weight: 1, Forward: lvs.DR}}})
+	handshake(t, ns, x, 7000, 80)
+	handshake(t, ns, x, 7001, 81)
+	fwd := map[uint16]uint32{}
+	require.NoError(t, x.SyncRecords(func(r syncd.Record) { fwd[r.Virtual.Port()] = r.Flags & ipvssync.FwdMask }))
+	assert.Equal(t, map[uint16]uint32{80: ipvssync.Tunnel, 81: ipvssync.DRoute}, fwd)
+}
