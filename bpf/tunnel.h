@@ -181,7 +181,8 @@ static __always_inline int forward_tun(struct xdp_md *ctx, struct packet *p, voi
 		proto = IPPROTO_GRE;
 	}
 	__u16 inner_len = bpf_ntohs(in->tot_len);
-	if ((__u32)inner_len + hlen > t->mtu) {
+	/* An MTU no tunnel fits in (never written so) checks nothing. */
+	if (t->mtu > hlen && (__u32)inner_len + hlen > t->mtu) {
 		/* No error about an ICMP packet (ip_vs_iph_icmp), and none
 		 * whose quote would need the header's options. */
 		if ((in->frag_off & bpf_htons(IP_DF)) && in->ihl == 5 && p->proto != IPPROTO_ICMP) {
