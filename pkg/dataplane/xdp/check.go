@@ -21,10 +21,9 @@ import (
 // tunnel, fails its check as it fails its clients.
 
 const (
-	checkMark     = uint32(0x786c0000) // XLB_CHECK_MARK
-	checkMarkMask = uint32(0xffff0000)
-	checkKindDR   = 0
-	checkKindTUN  = 1
+	checkMark    = uint32(0x786c0000) // XLB_CHECK_MARK
+	checkKindDR  = 0
+	checkKindTUN = 1
 )
 
 // checkKey is what a check target stands for: the same real of the same
