@@ -118,3 +118,37 @@ func TestRealMACChangeFollowed(t *testing.T) {
 	t.Logf("following the new MAC took %v", time.Since(sent))
 	assert.Equal(t, []string{"r2", "r2", "r2"}, r.get(t, 3), "the real's address is on r2's host now")
 }
+
+// A TUN real may be anywhere the routes reach: its next hop is the route's
+// gateway (its MAC, the interface), with the route's source address for
+// the outer header and its MTU (the route's own, else the interface's). A
+// DR real behind a gateway is refused, as before.
+func TestResolveTunnelThroughGateway(t *testing.T) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	require.NoError(t, ns.IP("link", "add", "up0", "type", "veth", "peer", "name", "up1"))
+	require.NoError(t, ns.IP("link", "set", "up0", "mtu", "1400", "up"))
+	require.NoError(t, ns.IP("link", "set", "up1", "up"))
+	require.NoError(t, ns.IP("addr", "add", "10.66.0.1/24", "dev", "up0"))
+	gwMAC := "02:66:00:00:00:fe"
+	require.NoError(t, ns.IP("neigh", "replace", "10.66.0.254", "lladdr", gwMAC, "dev", "up0", "nud", "permanent"))
+	require.NoError(t, ns.IP("route", "add", "10.200.0.0/24", "via", "10.66.0.254"))
+	require.NoError(t, ns.IP("route", "add", "10.201.0.0/24", "via", "10.66.0.254", "mtu", "1300"))
+	h, err := ns.Netlink()
+	require.NoError(t, err)
+	t.Cleanup(h.Close)
+	res := NeighResolver{Handle: h}
+
+	nh, err := res.Resolve(netip.MustParseAddr("10.200.0.5"), true)
+	require.NoError(t, err)
+	assert.Equal(t, gwMAC, nh.MAC.String(), "the gateway's MAC")
+	assert.Equal(t, netip.MustParseAddr("10.66.0.254"), nh.Gateway)
+	assert.Equal(t, netip.MustParseAddr("10.66.0.1"), nh.Src, "the outer source: the route's")
+	assert.Equal(t, 1400, nh.MTU, "the interface's MTU")
+	nh, err = res.Resolve(netip.MustParseAddr("10.201.0.5"), true)
+	require.NoError(t, err)
+	assert.Equal(t, 1300, nh.MTU, "the route's own MTU")
+
+	_, err = res.Resolve(netip.MustParseAddr("10.200.0.5"), false)
+	assert.ErrorContains(t, err, "DR needs the real on a directly connected network")
+}

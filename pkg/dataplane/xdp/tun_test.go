@@ -159,6 +159,25 @@ func TestTunnelGoldenPackets(t *testing.T) {
 		})
 	}
 
+	// An ICMP error about a TUN flow (a router's fragmentation needed
+	// about the real's answer, VIP:80 -> client:3100) goes to the flow's
+	// real through its tunnel, as IPVS tunnels it (ip_vs_in_icmp).
+	t.Run("ICMP error about a TUN flow: tunnelled to its real", func(t *testing.T) {
+		v, _ := run(t, ns, x, frame(80, 3100).Bytes())
+		require.EqualValues(t, xdpTX, v, "the flow")
+		seen := testutil.Frame{SrcMAC: dirMAC, DstMAC: clientMC, Src: vip, Dst: client, Proto: 6, SrcPort: 80, DstPort: 3100,
+			TCPFlags: testutil.TCPAck, Payload: make([]byte, 1400)}
+		icmp := testutil.Frame{SrcMAC: clientMC, DstMAC: dirMAC, Src: netip.MustParseAddr("192.0.2.254"), Dst: vip, Proto: 1,
+			Payload: icmpError(3, 4, 1300, ipOf(seen.Bytes()))}
+		in := icmp.Bytes()
+		verdict, out := run(t, ns, x, in)
+		require.EqualValues(t, xdpTX, verdict)
+		d := decodeTunnel(t, out)
+		assert.Equal(t, layers.IPProtocolIPv4, d.outer.Protocol)
+		assert.Equal(t, realAddr(3).AsSlice(), []byte(d.outer.DstIP.To4()))
+		assert.Equal(t, in[14:], d.inner, "the error, unchanged inside")
+	})
+
 	// A packet that does not fit once wrapped: with DF, ICMP fragmentation
 	// needed back to the client from the VIP with the MTU less the
 	// tunnel's overhead (ensure_mtu_is_adequate); without, dropped.
