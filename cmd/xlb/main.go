@@ -26,6 +26,7 @@ var commands = []command{
 	{"run", "run the director on a keepalived.conf", runRun},
 	{"check", "check a keepalived.conf like keepalived -t", runCheck},
 	{"status", "show the running director's services, reals and VRRP state", runStatus},
+	{"stop", "stop the daemon as its systemd job asks: a restart hands over without dropping traffic", runStop},
 	{"demo", "forward real HTTP through xlb on a built-in topology of network namespaces", runDemo},
 	{"probe", "show which data-plane features (XDP, TCX, clsact, IPVS...) this kernel offers", runProbe},
 	{"version", "print the version", runVersion},
