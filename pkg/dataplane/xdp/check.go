@@ -63,12 +63,23 @@ func (x *Dataplane) CheckTarget(svc dataplane.ServiceKey, r dataplane.Real) (uin
 	case svc.FWMark != 0:
 		return 0, nil, errors.New("a fwmark service has no VIP to check through")
 	}
-	hooked := false
+	// The checks must leave where xlb_tc_check runs: elsewhere they would
+	// reach the real's own address unchanged, and pass for a real its
+	// clients cannot reach.
+	hooked := map[int]bool{}
 	for _, a := range x.links {
-		hooked = hooked || a.check != nil
+		if a.check != nil {
+			hooked[a.ifindex] = true
+		}
 	}
-	if !hooked {
+	if len(hooked) == 0 {
 		return 0, nil, errors.New("no interface has the tc egress program (see the warning at attach)")
+	}
+	x.hops.mu.Lock()
+	h := x.hops.m[hopKey{r.Addr, r.Forward == lvs.TUN}]
+	x.hops.mu.Unlock()
+	if h != nil && h.nh.Ifindex != 0 && !hooked[h.nh.Ifindex] {
+		return 0, nil, fmt.Errorf("the real is reached by interface %d, where xlb has no tc egress program (xlb run --interface)", h.nh.Ifindex)
 	}
 	k := checkKey{vip: svc.Addr, real: r.Addr, fwd: r.Forward}
 	if r.Forward == lvs.TUN {

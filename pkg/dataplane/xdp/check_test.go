@@ -100,6 +100,17 @@ func TestCheckThroughVIP(t *testing.T) {
 			assert.Equal(t, "r2", name)
 			assert.Len(t, r.get(t, 2), 2)
 
+			// A real reached by an interface without the tc egress
+			// program: refused (its checks would pass unchanged).
+			require.NoError(t, topo.Director.IP("link", "add", "side0", "type", "veth", "peer", "name", "side1"))
+			require.NoError(t, topo.Director.IP("link", "set", "side0", "up"))
+			require.NoError(t, topo.Director.IP("addr", "add", "10.99.7.1/24", "dev", "side0"))
+			aside := dataplane.Real{Addr: netip.MustParseAddr("10.99.7.5"), Port: 80, Weight: 1, Forward: lvs.DR}
+			svc.Reals = append(svc.Reals, aside)
+			r.apply(t, svc)
+			_, _, err = r.x.CheckTarget(r.svc, aside)
+			assert.ErrorContains(t, err, "where xlb has no tc egress program")
+
 			// Not a DR or TUN real: refused, with the reason.
 			_, _, err = r.x.CheckTarget(r.svc, dataplane.Real{Addr: r1, Port: 80, Weight: 1, Forward: lvs.NAT})
 			assert.ErrorContains(t, err, "a NAT real is checked at its own address")

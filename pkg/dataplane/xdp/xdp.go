@@ -128,11 +128,12 @@ type Dataplane struct {
 }
 
 type attached struct {
-	ifname string
-	mode   dataplane.XDPMode // dataplane.XDPAuto when taken over from a pinned link
-	link   link.Link
-	tc     *tcHook // xlb_tc_neigh; nil when it could not be attached (warned)
-	check  *tcHook // xlb_tc_check; nil when it could not be attached (warned)
+	ifname  string
+	ifindex int
+	mode    dataplane.XDPMode // dataplane.XDPAuto when taken over from a pinned link
+	link    link.Link
+	tc      *tcHook // xlb_tc_neigh; nil when it could not be attached (warned)
+	check   *tcHook // xlb_tc_check; nil when it could not be attached (warned)
 }
 
 var _ dataplane.Dataplane = (*Dataplane)(nil)
@@ -353,7 +354,7 @@ func (x *Dataplane) attach(name string) error {
 		x.tookOver = true
 		mode := attachedMode(name)
 		x.log.Info("took over xdp link", "interface", name, "pin", pin, "mode", mode.String())
-		x.links = append(x.links, attached{ifname: name, mode: mode, link: l, tc: x.tryTC(name, ifi.Index), check: x.tryTCCheck(name, ifi.Index)})
+		x.links = append(x.links, attached{ifname: name, ifindex: ifi.Index, mode: mode, link: l, tc: x.tryTC(name, ifi.Index), check: x.tryTCCheck(name, ifi.Index)})
 		return x.addTxPort(ifi.Index)
 	}
 
@@ -388,7 +389,7 @@ func (x *Dataplane) attach(name string) error {
 		return fmt.Errorf("pin xdp link %s: %w", pin, err)
 	}
 	x.log.Info("attached xdp", "interface", name, "mode", mode.String())
-	x.links = append(x.links, attached{ifname: name, mode: mode, link: l, tc: x.tryTC(name, ifi.Index), check: x.tryTCCheck(name, ifi.Index)})
+	x.links = append(x.links, attached{ifname: name, ifindex: ifi.Index, mode: mode, link: l, tc: x.tryTC(name, ifi.Index), check: x.tryTCCheck(name, ifi.Index)})
 	return x.addTxPort(ifi.Index)
 }
 
