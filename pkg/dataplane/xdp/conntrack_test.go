@@ -184,16 +184,7 @@ func TestEvictedFlowsLeaveTheCounts(t *testing.T) {
 		v, _ := run(t, ns, x, syn(uint16(20000+i)).Bytes())
 		require.EqualValues(t, xdpTX, v)
 	}
-	live := 0
-	var k xlbConnKey
-	var v xlbConn
-	for _, m := range []*ebpf.Map{x.objs.Conns, x.objs.HalfOpen} {
-		it := m.Iterate()
-		for it.Next(&k, &v) {
-			live++
-		}
-		require.NoError(t, it.Err())
-	}
+	live := flowEntries(t, x)
 	require.Less(t, live, 10000, "the table evicted")
 	st, err := x.Stats()
 	require.NoError(t, err)
@@ -254,4 +245,20 @@ func TestSweepKeepsFlowsNewerThanItsClock(t *testing.T) {
 	require.NoError(t, r.x.objs.HalfOpen.Lookup(&k, &c), "the flow must survive the sweep")
 	act, _ := r.counts()
 	assert.Equal(t, []int64{1}, act)
+}
+
+// flowEntries counts the entries of the flow table and the half-open one.
+func flowEntries(t *testing.T, x *Dataplane) int {
+	t.Helper()
+	n := 0
+	var k xlbConnKey
+	var v xlbConn
+	for _, m := range []*ebpf.Map{x.objs.Conns, x.objs.HalfOpen} {
+		it := m.Iterate()
+		for it.Next(&k, &v) {
+			n++
+		}
+		require.NoError(t, it.Err())
+	}
+	return n
 }

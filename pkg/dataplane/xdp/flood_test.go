@@ -65,17 +65,7 @@ func TestFloodModeStateless(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, x.Close()) })
 	apply(t, ns, x, mh, wlc)
 
-	flows := func() (n int) {
-		var k xlbConnKey
-		var v xlbConn
-		for _, m := range []*ebpf.Map{x.objs.Conns, x.objs.HalfOpen} {
-			it := m.Iterate()
-			for it.Next(&k, &v) {
-				n++
-			}
-		}
-		return n
-	}
+	flows := func() int { return flowEntries(t, x) }
 	frame := func(port, sport uint16, flags uint8) []byte {
 		f := syn(sport)
 		f.DstPort, f.TCPFlags = port, flags

@@ -65,21 +65,7 @@ func TestNATEndToEnd(t *testing.T) {
 			assert.Equal(t, want.Sum(nil), got.Sum(nil), "body checksum")
 
 			// UDP request/response, a new flow per socket.
-			var answers []string
-			for i := range 4 {
-				conn, err := topo.Client.DialContext(context.Background(), "udp4", fmt.Sprintf("%s:53", topo.VIP))
-				require.NoError(t, err)
-				_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
-				_, err = conn.Write([]byte(fmt.Sprintf("q%d", i)))
-				require.NoError(t, err)
-				buf := make([]byte, 64)
-				n, err := conn.Read(buf)
-				require.NoError(t, err, "UDP answer %d", i)
-				answers = append(answers, string(buf[:n]))
-				// The answer comes from the VIP:53, as the client asked.
-				assert.Equal(t, fmt.Sprintf("%s:53", topo.VIP), conn.RemoteAddr().(*net.UDPAddr).String())
-				conn.Close()
-			}
+			answers := udpAnswers(t, topo, 4)
 			assert.Equal(t, []string{"r1:q0", "r2:q1", "r1:q2", "r2:q3"}, answers)
 
 			st, err := r.x.Stats()
@@ -172,4 +158,26 @@ func TestNATReplyWaitsForARP(t *testing.T) {
 			assert.Contains(t, string(neigh), "lladdr", "the director resolved the client")
 		})
 	}
+}
+
+// udpAnswers sends n datagrams to VIP:53 from the client, each from a
+// socket of its own (a new flow), and returns the answers, each of which
+// must come from VIP:53, as the client asked.
+func udpAnswers(t *testing.T, topo *testutil.DR, n int) []string {
+	t.Helper()
+	var answers []string
+	for i := range n {
+		conn, err := topo.Client.DialContext(context.Background(), "udp4", fmt.Sprintf("%s:53", topo.VIP))
+		require.NoError(t, err)
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = conn.Write([]byte(fmt.Sprintf("q%d", i)))
+		require.NoError(t, err)
+		buf := make([]byte, 64)
+		m, err := conn.Read(buf)
+		require.NoError(t, err, "UDP answer %d", i)
+		answers = append(answers, string(buf[:m]))
+		assert.Equal(t, fmt.Sprintf("%s:53", topo.VIP), conn.RemoteAddr().(*net.UDPAddr).String())
+		conn.Close()
+	}
+	return answers
 }

@@ -88,20 +88,7 @@ func TestTUNEndToEnd(t *testing.T) {
 			require.NoError(t, err)
 			assert.Contains(t, string(out), "mtu 14", "the client's path MTU to the VIP: %s", out)
 
-			var answers []string
-			for i := range 3 {
-				conn, err := topo.Client.DialContext(context.Background(), "udp4", topo.VIP.String()+":53")
-				require.NoError(t, err)
-				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-				_, err = conn.Write([]byte(fmt.Sprintf("q%d", i)))
-				require.NoError(t, err)
-				buf := make([]byte, 64)
-				n, err := conn.Read(buf)
-				require.NoError(t, err, "UDP answer %d", i)
-				answers = append(answers, string(buf[:n]))
-				assert.Equal(t, topo.VIP.String()+":53", conn.RemoteAddr().(*net.UDPAddr).String())
-				conn.Close()
-			}
+			answers := udpAnswers(t, topo, 3)
 			assert.Equal(t, []string{"r1:q0", "r2:q1", "r3:q2"}, answers)
 
 			// Checks through the data path reach each real through its
