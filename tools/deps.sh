@@ -8,7 +8,8 @@
 #                          groff-base (the man pages' rendering check),
 #                          chromium (the status page's test in a real browser)
 #                          netbase (/etc/services, for port names),
-#                          lintian and debootstrap (the Debian package's checks)
+#                          lintian and debootstrap (the Debian package's checks),
+#                          nftables (BenchmarkForwardRate's nft DNAT contender)
 #   tools/deps.sh vmtest   plus what `make vmtest` needs: QEMU, kmod, cpio, the
 #                          archive keyring, and the binaries copied into the guest
 #                          (busybox, ipvsadm, ip, nsenter, modprobe, ethtool,
@@ -20,7 +21,7 @@ pkgs=(iproute2 ethtool util-linux procps make git)
 if [[ $what == test ]]; then
 	# netbase: /etc/services, which xlbadm reads port names from, as ipvsadm.
 	# lintian, debootstrap: the Debian package's checks (tools/deb.sh, tools/deb-test.sh).
-	pkgs+=(clang-14 llvm libbpf-dev linux-libc-dev keepalived ipvsadm netbase bird2 groff-base chromium lintian debootstrap)
+	pkgs+=(clang-14 llvm libbpf-dev linux-libc-dev keepalived ipvsadm netbase bird2 groff-base chromium lintian debootstrap nftables)
 elif [[ $what == vmtest ]]; then
 	# vmtest/ copies the host's ip, nsenter, ipvsadm, kmod and ethtool (with
 	# their libraries) into the guest, next to busybox.
