@@ -143,6 +143,12 @@ static __always_inline void conn_promote(const struct conn_key *k, const struct 
 	}
 	bpf_map_delete_elem(&half_open, k);
 	stat_inc(XLB_STAT_PROMOTED);
+	/* A sweep walking the flow table, then the half-open one, may see
+	 * this flow in neither: its real's counts are not compared this time. */
+	__u32 rs = h->real;
+	struct sweep_count *sc = bpf_map_lookup_elem(&sweep_counts, &rs);
+	if (sc)
+		__sync_fetch_and_add(&sc->moved, 1);
 }
 
 /* nat_reply: a NAT real's reply on its way back to the client gets the VIP

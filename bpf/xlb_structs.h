@@ -264,6 +264,9 @@ struct sweep_count {
 	__s64 inactive;
 	__s64 dec_active;
 	__s64 dec_inactive;
+	/* flows of the real that moved from the half-open table to the flow
+	 * table while the sweep ran: it may have seen them in neither */
+	__s64 moved;
 };
 
 /* Where a NAT real's reply goes back from: the reverse flow (real ->

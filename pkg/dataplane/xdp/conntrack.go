@@ -139,9 +139,10 @@ func (x *Dataplane) Sweep() error {
 		if err := x.objs.RealConns.Lookup(&slot, &after); err != nil {
 			return fmt.Errorf("read connection counts: %w", err)
 		}
-		// Only the sweep itself moved this real's counts: they can be
-		// compared with the flows it saw.
-		quiet := after.Active == before[i].Active-sw.DecActive && after.Inactive == before[i].Inactive-sw.DecInactive
+		// Only the sweep itself moved this real's counts, and none of its
+		// flows moved between the tables while it walked them: the
+		// counts can be compared with the flows it saw.
+		quiet := after.Active == before[i].Active-sw.DecActive && after.Inactive == before[i].Inactive-sw.DecInactive && sw.Moved == 0
 		if !quiet || (after.Active == sw.Active && after.Inactive == sw.Inactive) {
 			continue
 		}

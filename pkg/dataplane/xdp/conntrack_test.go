@@ -262,3 +262,34 @@ func flowEntries(t *testing.T, x *Dataplane) int {
 	}
 	return n
 }
+
+// A flow moving from the half-open table to the flow table marks its
+// real's sweep counts: a sweep walking the flow table, then the half-open
+// one, may see it in neither, and must not "correct" the real's counts by
+// it. A sweep starts from zero, so a move before it blocks nothing.
+func TestPromotionMarksTheSweep(t *testing.T) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	x := openTest(t, ns, staticResolver{realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}})
+	apply(t, ns, x, dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
+		Reals: []dataplane.Real{{Addr: realAddr(1), Port: 80, Weight: 1, Forward: lvs.DR}}})
+	slot := x.snapshot()[0].reals[0].slot
+	moved := func() int64 {
+		var sc xlbSweepCount
+		require.NoError(t, x.objs.SweepCounts.Lookup(&slot, &sc))
+		return sc.Moved
+	}
+	f := syn(33000)
+	v, _ := run(t, ns, x, f.Bytes())
+	require.EqualValues(t, xdpTX, v)
+	assert.Zero(t, moved(), "a new flow is half-open: nothing moved")
+	f.TCPFlags = testutil.TCPAck
+	v, _ = run(t, ns, x, f.Bytes())
+	require.EqualValues(t, xdpTX, v)
+	assert.EqualValues(t, 1, moved(), "the ACK proved the flow: it moved")
+	require.NoError(t, x.Sweep())
+	assert.Zero(t, moved(), "the sweep starts from zero")
+	st, err := x.Stats()
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, st.Services[0].Reals[0].ActiveConns, "the sweep saw the flow and left its count")
+}

@@ -417,11 +417,11 @@ func (x *Dataplane) tryTCSide(prog *ebpf.Program, side tcSide, name string, ifin
 	return h
 }
 
-// replaceableMaps hold only counters of the program's own reasons: a
-// pinned one that another build made (a reason added since) is replaced,
-// its counts lost, rather than refusing to take over the flows, services
-// and links beside it.
-var replaceableMaps = []string{xlbMapStats}
+// replaceableMaps hold only counters of the program's own reasons or a
+// sweep's scratch: a pinned one that another build made (a reason or a
+// field added since) is replaced, its contents lost, rather than refusing
+// to take over the flows, services and links beside it.
+var replaceableMaps = []string{xlbMapStats, xlbMapSweepCounts}
 
 // replaceCounterPins removes the pins of replaceable maps the spec cannot
 // take over, so that the load makes them anew.

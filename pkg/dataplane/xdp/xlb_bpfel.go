@@ -133,6 +133,7 @@ type xlbSweepCount struct {
 	Inactive    int64
 	DecActive   int64
 	DecInactive int64
+	Moved       int64
 }
 
 type xlbSweepTotal struct {
