@@ -184,7 +184,7 @@ func TestEvictedFlowsLeaveTheCounts(t *testing.T) {
 		v, _ := run(t, ns, x, syn(uint16(20000+i)).Bytes())
 		require.EqualValues(t, xdpTX, v)
 	}
-	live := flowEntries(t, x)
+	live := connEntries(t, x.objs.Conns, x.objs.HalfOpen)
 	require.Less(t, live, 10000, "the table evicted")
 	st, err := x.Stats()
 	require.NoError(t, err)
@@ -247,13 +247,14 @@ func TestSweepKeepsFlowsNewerThanItsClock(t *testing.T) {
 	assert.Equal(t, []int64{1}, act)
 }
 
-// flowEntries counts the entries of the flow table and the half-open one.
-func flowEntries(t *testing.T, x *Dataplane) int {
+// connEntries counts the entries of flow-keyed maps (the flow table,
+// the half-open one).
+func connEntries(t *testing.T, maps ...*ebpf.Map) int {
 	t.Helper()
 	n := 0
 	var k xlbConnKey
 	var v xlbConn
-	for _, m := range []*ebpf.Map{x.objs.Conns, x.objs.HalfOpen} {
+	for _, m := range maps {
 		it := m.Iterate()
 		for it.Next(&k, &v) {
 			n++
