@@ -1,7 +1,6 @@
 package xdp
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/lvs"
-	"github.com/xlbproject/xlb/pkg/sched"
 )
 
 // Health checks through the data path (check_via_vip; bpf/check.h). A
@@ -76,7 +74,7 @@ func (x *Dataplane) CheckTarget(svc dataplane.ServiceKey, r dataplane.Real) (uin
 		return 0, nil, errors.New("no interface has the tc egress program (see the warning at attach)")
 	}
 	x.hops.mu.Lock()
-	h := x.hops.m[hopKey{r.Addr, r.Forward == lvs.TUN}]
+	h := x.hops.m[hopOf(r)]
 	x.hops.mu.Unlock()
 	if h != nil && h.nh.Ifindex != 0 && !hooked[h.nh.Ifindex] {
 		return 0, nil, fmt.Errorf("the real is reached by interface %d, where xlb has no tc egress program (xlb run --interface)", h.nh.Ifindex)
@@ -157,7 +155,7 @@ func (c *checks) freeID(max uint32) (uint32, bool) {
 // other lock than checkMu, held by the caller: Apply takes mu, then
 // checkMu.
 func (x *Dataplane) checkVIP(vip netip.Addr) error {
-	k := sched.Hash32(binary.BigEndian.Uint32(vip.AsSlice()), x.lim.filterBits)
+	k := x.lim.filterSlot(vip)
 	one := uint32(1)
 	if err := x.objs.NatSrcFilter.Update(&k, &one, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("write the source filter: %w", err)

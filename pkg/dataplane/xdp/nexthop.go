@@ -42,6 +42,9 @@ type hopKey struct {
 	tun  bool
 }
 
+// hopOf is the next hop real r needs.
+func hopOf(r dataplane.Real) hopKey { return hopKey{r.Addr, r.Forward == lvs.TUN} }
+
 // ErrUnresolved means the real's MAC is not in the neighbour table yet.
 // Resolution has been asked for; the real gets no new flows meanwhile.
 var ErrUnresolved = errors.New("next hop not resolved")
@@ -283,7 +286,7 @@ func realHops(services []dataplane.Service) []hopKey {
 	var out []hopKey
 	for _, s := range services {
 		for _, r := range s.Reals {
-			k := hopKey{r.Addr, r.Forward == lvs.TUN}
+			k := hopOf(r)
 			if !seen[k] {
 				seen[k] = true
 				out = append(out, k)

@@ -294,7 +294,7 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 	st.reals = append(added, st.reals...)
 
 	for _, r := range st.reals {
-		h := w.hops[hopKey{r.Addr, r.Forward == lvs.TUN}]
+		h := w.hops[hopOf(r.Real)]
 		r.nh, r.resolved = h.nh, h.resolved
 		st.dests = append(st.dests, sched.Dest{Weight: r.effectiveWeight(), LastWeight: r.lastWeight})
 	}
@@ -553,6 +553,12 @@ func tunnelEntry(r *realState) xlbTunnel {
 	return t
 }
 
+// filterSlot is an IPv4 address's slot in the address filters, as the
+// program hashes it (hash_32 of the address in host order).
+func (lim limits) filterSlot(a netip.Addr) uint32 {
+	return sched.Hash32(binary.BigEndian.Uint32(a.AsSlice()), lim.filterBits)
+}
+
 // filters are the VIP filter (every VIP, on standby or not: what reaches a
 // BACKUP is counted before it goes to the kernel) and the NAT source
 // filter (the addresses of NAT reals, and the VIPs reals are checked
@@ -560,13 +566,13 @@ func tunnelEntry(r *realState) xlbTunnel {
 func filters(states []*svcState, lim limits, checked map[netip.Addr]bool) (vip, nat []uint32) {
 	vip, nat = make([]uint32, lim.filter), make([]uint32, lim.filter)
 	for a := range checked {
-		nat[sched.Hash32(binary.BigEndian.Uint32(a.AsSlice()), lim.filterBits)] = 1
+		nat[lim.filterSlot(a)] = 1
 	}
 	for _, s := range states {
-		vip[sched.Hash32(binary.BigEndian.Uint32(s.key.Addr.AsSlice()), lim.filterBits)] = 1
+		vip[lim.filterSlot(s.key.Addr)] = 1
 		for _, r := range s.reals {
 			if r.Forward == lvs.NAT {
-				nat[sched.Hash32(binary.BigEndian.Uint32(r.Addr.AsSlice()), lim.filterBits)] = 1
+				nat[lim.filterSlot(r.Addr)] = 1
 			}
 		}
 	}

@@ -24,7 +24,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xlbproject/xlb/pkg/dataplane"
-	"github.com/xlbproject/xlb/pkg/lvs"
 	"github.com/xlbproject/xlb/pkg/probe"
 	"github.com/xlbproject/xlb/pkg/sched"
 	"github.com/xlbproject/xlb/pkg/syncd"
@@ -179,7 +178,7 @@ func Open(cfg Config) (*Dataplane, error) {
 	x.hops.m = map[hopKey]*hop{}
 	for _, s := range rec.t.services {
 		for _, r := range s.reals {
-			k := hopKey{r.Addr, r.Forward == lvs.TUN}
+			k := hopOf(r.Real)
 			x.hops.m[k] = &hop{nh: r.nh, resolved: r.resolved}
 			x.hops.setGateway(k, netip.Addr{}, r.nh.Gateway)
 		}
