@@ -26,56 +26,21 @@
 #define CHK_IP_OFF ETH_HLEN
 #define CHK_L4_OFF (ETH_HLEN + sizeof(struct iphdr))
 
-/* The outer headers of a check's packet to a TUN real. */
-struct check_outer {
-	struct iphdr ip;
-	union {
-		struct {
-			struct udphdr udp;
-			struct guehdr gue;
-		} gue;
-		struct grehdr gre;
-	};
-};
-
-/* Wraps the check's packet (already to the VIP) for its TUN real. A
- * packet that cannot be wrapped is dropped: sent bare, it would reach the
- * real's tunnel VIP without the tunnel and pass a check its clients fail. */
+/* Wraps the check's packet (already to the VIP) for its TUN real, as
+ * forward_tun wraps a client's; the outer source is the packet's own (the
+ * director's address toward the real). A packet that cannot be wrapped is
+ * dropped: sent bare, it would reach the real's tunnel VIP without the
+ * tunnel and pass a check its clients fail. */
 static __always_inline int check_encap(struct __sk_buff *skb, const struct check_target *t, const struct iphdr *in)
 {
-	struct check_outer o = {};
-	__u32 hlen = sizeof(struct iphdr);
+	struct tun_outer o;
+	tun_fill(&o, t->tun_type, t->tun_port, XLB_GUE_SPORT_MIN, in->saddr, t->real, in);
 	__u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4;
-	o.ip.protocol = IPPROTO_IPIP;
-	if (t->tun_type == XLB_TUN_GUE) {
-		hlen += sizeof(struct udphdr) + sizeof(struct guehdr);
+	if (t->tun_type == XLB_TUN_GUE)
 		flags |= BPF_F_ADJ_ROOM_ENCAP_L4_UDP;
-		o.ip.protocol = IPPROTO_UDP;
-	} else if (t->tun_type == XLB_TUN_GRE) {
-		hlen += sizeof(struct grehdr);
+	else if (t->tun_type == XLB_TUN_GRE)
 		flags |= BPF_F_ADJ_ROOM_ENCAP_L4_GRE;
-		o.ip.protocol = IPPROTO_GRE;
-	}
-	__u16 inner_len = bpf_ntohs(in->tot_len);
-	o.ip.version = 4;
-	o.ip.ihl = 5;
-	o.ip.tos = in->tos;
-	o.ip.tot_len = bpf_htons(inner_len + hlen);
-	o.ip.id = in->id;
-	o.ip.frag_off = in->frag_off & bpf_htons(IP_DF);
-	o.ip.ttl = in->ttl;
-	o.ip.saddr = in->saddr; /* the director's address toward the real */
-	o.ip.daddr = t->real;
-	o.ip.check = iph_csum(&o.ip);
-	if (t->tun_type == XLB_TUN_GUE) {
-		o.gue.udp.source = bpf_htons(XLB_GUE_SPORT_MIN);
-		o.gue.udp.dest = t->tun_port;
-		o.gue.udp.len = bpf_htons(inner_len + sizeof(struct udphdr) + sizeof(struct guehdr));
-		o.gue.gue.proto_ctype = IPPROTO_IPIP;
-	} else if (t->tun_type == XLB_TUN_GRE) {
-		o.gre.proto = bpf_htons(ETH_P_IP);
-	}
-	if (bpf_skb_adjust_room(skb, hlen, BPF_ADJ_ROOM_MAC, flags))
+	if (bpf_skb_adjust_room(skb, tun_hlen(t->tun_type), BPF_ADJ_ROOM_MAC, flags))
 		return XLB_TC_SHOT;
 	int err;
 	if (t->tun_type == XLB_TUN_GUE)

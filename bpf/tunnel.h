@@ -162,6 +162,59 @@ static __always_inline int icmp_frag_needed(struct xdp_md *ctx, struct packet *p
 	return XDP_TX;
 }
 
+/* The headers IPVS puts in front of a tunnelled IPv4 packet. */
+struct tun_outer {
+	struct iphdr ip;
+	union {
+		struct {
+			struct udphdr udp;
+			struct guehdr gue;
+		} gue;
+		struct grehdr gre;
+	};
+};
+
+/* The length of a tunnel's headers (enum xlb_tun_type). */
+static __always_inline __u32 tun_hlen(__u8 type)
+{
+	if (type == XLB_TUN_GUE)
+		return sizeof(struct iphdr) + sizeof(struct udphdr) + sizeof(struct guehdr);
+	if (type == XLB_TUN_GRE)
+		return sizeof(struct iphdr) + sizeof(struct grehdr);
+	return sizeof(struct iphdr);
+}
+
+/* Fills o for inner (its header as it arrived) sent from src to dst, as
+ * ip_vs_tunnel_xmit builds them: the inner TOS, TTL, ID and DF
+ * (ip_vs_prepare_tunneled_skb, pmtu_disc on); GUE to port from sport with
+ * no UDP checksum (IPVS's nocsum default); GRE with no options. */
+static __always_inline void tun_fill(struct tun_outer *o, __u8 type, __be16 port, __u16 sport, __be32 src, __be32 dst,
+				     const struct iphdr *inner)
+{
+	__u16 inner_len = bpf_ntohs(inner->tot_len);
+	__u32 hlen = tun_hlen(type);
+	__builtin_memset(o, 0, sizeof(*o));
+	o->ip.version = 4;
+	o->ip.ihl = 5;
+	o->ip.tos = inner->tos;
+	o->ip.tot_len = bpf_htons(inner_len + hlen);
+	o->ip.id = inner->id;
+	o->ip.frag_off = inner->frag_off & bpf_htons(IP_DF);
+	o->ip.ttl = inner->ttl;
+	o->ip.protocol = type == XLB_TUN_GUE ? IPPROTO_UDP : type == XLB_TUN_GRE ? IPPROTO_GRE : IPPROTO_IPIP;
+	o->ip.saddr = src;
+	o->ip.daddr = dst;
+	o->ip.check = iph_csum(&o->ip);
+	if (type == XLB_TUN_GUE) {
+		o->gue.udp.source = bpf_htons(sport);
+		o->gue.udp.dest = port;
+		o->gue.udp.len = bpf_htons(inner_len + hlen - sizeof(struct iphdr));
+		o->gue.gue.proto_ctype = IPPROTO_IPIP;
+	} else if (type == XLB_TUN_GRE) {
+		o->gre.proto = bpf_htons(ETH_P_IP);
+	}
+}
+
 /* TUN: wraps the packet for the real and sends it to the real's next hop. */
 static __always_inline int forward_tun(struct xdp_md *ctx, struct packet *p, void *data_end, const struct real *r, __u32 slot)
 {
@@ -171,15 +224,8 @@ static __always_inline int forward_tun(struct xdp_md *ctx, struct packet *p, voi
 	struct iphdr *in = p->ip;
 	if ((void *)(in + 1) > data_end)
 		return XDP_DROP;
-	__u32 hlen = sizeof(struct iphdr);
-	__u8 proto = IPPROTO_IPIP;
-	if (t->type == XLB_TUN_GUE) {
-		hlen += sizeof(struct udphdr) + sizeof(struct guehdr);
-		proto = IPPROTO_UDP;
-	} else if (t->type == XLB_TUN_GRE) {
-		hlen += sizeof(struct grehdr);
-		proto = IPPROTO_GRE;
-	}
+	__u8 type = t->type;
+	__u32 hlen = tun_hlen(type);
 	__u16 inner_len = bpf_ntohs(in->tot_len);
 	/* An MTU no tunnel fits in (never written so) checks nothing. */
 	if (t->mtu > hlen && (__u32)inner_len + hlen > t->mtu) {
@@ -195,51 +241,27 @@ static __always_inline int forward_tun(struct xdp_md *ctx, struct packet *p, voi
 	struct l2_saved l2;
 	if (l2_save(p, data_end, &l2) < 0)
 		return XDP_DROP;
-	__u8 tos = in->tos, ttl = in->ttl;
-	__be16 id = in->id, df = in->frag_off & bpf_htons(IP_DF);
-	__be32 src = t->src;
-	__be16 port = t->port;
-	__u8 type = t->type;
 	__u16 sport = 0;
 	if (type == XLB_TUN_GUE)
 		sport = XLB_GUE_SPORT_MIN +
 			hash_32(p->src.v4 ^ (((__u32)p->sport << 16) | p->dport) ^ p->proto, 16) % XLB_GUE_SPORT_SPAN;
+	struct tun_outer o;
+	tun_fill(&o, type, t->port, sport, t->src, r->addr.v4, in);
 	if (bpf_xdp_adjust_head(ctx, -(int)hlen))
 		return XDP_DROP;
 	void *data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	/* The inner packet follows, with at least its L4 header: 12 more
 	 * bytes are there whichever the tunnel. */
-	struct iphdr *out = l2_write(data, data_end, &l2, r->dst_mac, r->src_mac, sizeof(struct iphdr) + 12);
+	void *out = l2_write(data, data_end, &l2, r->dst_mac, r->src_mac, sizeof(struct iphdr) + 12);
 	if (!out)
 		return XDP_DROP;
-	out->version = 4;
-	out->ihl = 5;
-	out->tos = tos;
-	out->tot_len = bpf_htons(inner_len + hlen);
-	out->id = id;
-	out->frag_off = df;
-	out->ttl = ttl;
-	out->protocol = proto;
-	out->saddr = src;
-	out->daddr = r->addr.v4;
-	out->check = 0;
-	out->check = iph_csum(out);
-	if (type == XLB_TUN_GUE) {
-		struct udphdr *uh = (void *)(out + 1);
-		struct guehdr *gh = (void *)(uh + 1);
-		uh->source = bpf_htons(sport);
-		uh->dest = port;
-		uh->len = bpf_htons(inner_len + sizeof(*uh) + sizeof(*gh));
-		uh->check = 0; /* nocsum: IPVS's default */
-		gh->hlen_flags = 0;
-		gh->proto_ctype = IPPROTO_IPIP;
-		gh->flags = 0;
-	} else if (type == XLB_TUN_GRE) {
-		struct grehdr *gh = (void *)(out + 1);
-		gh->flags = 0;
-		gh->proto = bpf_htons(ETH_P_IP);
-	}
+	if (type == XLB_TUN_GUE)
+		__builtin_memcpy(out, &o, sizeof(struct iphdr) + sizeof(struct udphdr) + sizeof(struct guehdr));
+	else if (type == XLB_TUN_GRE)
+		__builtin_memcpy(out, &o, sizeof(struct iphdr) + sizeof(struct grehdr));
+	else
+		__builtin_memcpy(out, &o, sizeof(struct iphdr));
 	if (r->ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
 	/* A verdict the verifier knows: once the head moved, no handler
