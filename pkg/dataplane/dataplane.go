@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -176,6 +177,19 @@ type Dataplane interface {
 // ends the registration when the checks stop.
 type CheckRouter interface {
 	CheckTarget(svc ServiceKey, r Real) (mark uint32, release func(), err error)
+}
+
+// CheckThrough says why real r of service svc cannot be checked through
+// the VIP (check_via_vip) by any data plane, or nil: the service needs a
+// VIP, and both addresses IPv4 so far.
+func CheckThrough(svc ServiceKey, r Real) error {
+	switch {
+	case svc.FWMark != 0:
+		return errors.New("a fwmark service has no VIP to check through")
+	case !svc.Addr.Is4() || !r.Addr.Is4():
+		return errors.New("checks through the data path are IPv4 only so far")
+	}
+	return nil
 }
 
 // SyncDaemon is one of IPVS's connection-sync daemons (ipvsadm

@@ -86,7 +86,9 @@ func Validate(cfg *config.Config, caps dataplane.Caps) error {
 			rname := fmt.Sprintf("real_server %s %d", rs.Addr, rs.Port)
 			bad(rs.Pos, rname, caps.CheckReal(svc, svc.Reals[i]))
 			if vs.CheckViaVIP && caps.CheckViaVIP && len(rs.Checkers) > 0 {
-				bad(rs.Pos, rname, checkViaVIP(svc.ServiceKey, &rs))
+				if err := dataplane.CheckThrough(svc.ServiceKey, svc.Reals[i]); err != nil {
+					bad(rs.Pos, rname, fmt.Errorf("check_via_vip: %w", err))
+				}
 			}
 		}
 		if s := vs.SorryServer; s != nil {
@@ -138,18 +140,4 @@ func flatten(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
-}
-
-// checkViaVIP says why a real's checks cannot go through the data path
-// (check_via_vip), or nil: they go through an IPv4 VIP of a service that
-// has one. A NAT real's clients reach it at its own address, where its
-// checks go anyway (checkMark).
-func checkViaVIP(key dataplane.ServiceKey, rs *config.RealServer) error {
-	switch {
-	case key.FWMark != 0:
-		return errors.New("check_via_vip: a fwmark service has no VIP to check through")
-	case !key.Addr.Is4() || !rs.Addr.Is4():
-		return errors.New("check_via_vip: checks through the data path are IPv4 only so far")
-	}
-	return nil
 }

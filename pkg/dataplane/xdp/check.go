@@ -53,13 +53,11 @@ var _ dataplane.CheckRouter = (*Dataplane)(nil)
 // checks of real r of service svc through the data path, and the function
 // to call when they stop.
 func (x *Dataplane) CheckTarget(svc dataplane.ServiceKey, r dataplane.Real) (uint32, func(), error) {
-	switch {
-	case !svc.Addr.Is4() || !r.Addr.Is4():
-		return 0, nil, errors.New("checks through the data path are IPv4 only so far")
-	case r.Forward != lvs.DR && r.Forward != lvs.TUN:
+	if err := dataplane.CheckThrough(svc, r); err != nil {
+		return 0, nil, err
+	}
+	if r.Forward != lvs.DR && r.Forward != lvs.TUN {
 		return 0, nil, fmt.Errorf("a %s real is checked at its own address: checks through the data path cover DR and TUN reals", r.Forward.Kind())
-	case svc.FWMark != 0:
-		return 0, nil, errors.New("a fwmark service has no VIP to check through")
 	}
 	// The checks must leave where xlb_tc_check runs: elsewhere they would
 	// reach the real's own address unchanged, and pass for a real its
