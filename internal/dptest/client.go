@@ -42,7 +42,11 @@ func (r *Rig) dialFrom(src netip.AddrPort, timeout time.Duration) (*Conn, error)
 			if !a.IsValid() {
 				a = r.Topo.ClientAddr
 			}
-			d.LocalAddr = &net.TCPAddr{IP: a.AsSlice(), Port: int(src.Port())}
+			port := src.Port()
+			if port == 0 {
+				port = r.freshPort()
+			}
+			d.LocalAddr = &net.TCPAddr{IP: a.AsSlice(), Port: int(port)}
 		}
 		c, err = d.Dial("tcp4", netip.AddrPortFrom(r.Topo.VIP, 80).String())
 		return err
@@ -51,7 +55,31 @@ func (r *Rig) dialFrom(src netip.AddrPort, timeout time.Duration) (*Conn, error)
 		return nil, err
 	}
 	a := c.LocalAddr().(*net.TCPAddr).AddrPort()
-	return &Conn{c: c, br: bufio.NewReader(c), Client: netip.AddrPortFrom(a.Addr().Unmap(), a.Port())}, nil
+	from := netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	if r.tuples[from] {
+		c.Close()
+		return nil, fmt.Errorf("dptest: %s connected from twice: the data plane still holds the first flow, and a SYN on it is no new connection", from)
+	}
+	if r.tuples == nil {
+		r.tuples = map[netip.AddrPort]bool{}
+	}
+	r.tuples[from] = true
+	return &Conn{c: c, br: bufio.NewReader(c), Client: from}, nil
+}
+
+// freshPort is a port for an extra client address to connect from. Bound
+// with port 0 the kernel picks one at random, and a pick repeated while the
+// director still holds the earlier flow (FIN_WAIT, 2 minutes) is a SYN on
+// that flow: IPVS and XDP both keep it on its real (is_new_conn_expected is
+// false in FIN_WAIT), so one connection is counted where the model counts
+// two. Ports below the ephemeral range, each used once per rig, cannot
+// repeat and never meet the kernel's own picks for the client's address.
+func (r *Rig) freshPort() uint16 {
+	if r.nextPort == 0 {
+		r.nextPort = 10000
+	}
+	r.nextPort++
+	return r.nextPort
 }
 
 // Once makes one request on a new connection from src and closes it the

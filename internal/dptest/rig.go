@@ -49,6 +49,10 @@ type Rig struct {
 	Key  dataplane.ServiceKey
 
 	sources []netip.Addr // extra client addresses, made on demand
+	// tuples is every client address and port this rig has connected
+	// from; nextPort is the next port it binds an extra address to.
+	tuples   map[netip.AddrPort]bool
+	nextPort uint16
 }
 
 func newRig(t *testing.T, dp DataPlane, reals int) *Rig {
