@@ -169,6 +169,17 @@ type Dataplane interface {
 	Close() error
 }
 
+// Updater is a data plane that can change some services without being
+// given the whole wanted state: what a health transition or one xlbadm
+// edit needs, in a time that does not grow with the services that stay.
+type Updater interface {
+	// Update adds the services set or replaces theirs and removes those
+	// of del (absent ones are no error); every other service stays as it
+	// is. As Apply, it validates everything first and applies nothing on
+	// error.
+	Update(set []Service, del []ServiceKey) error
+}
+
 // CheckRouter is a data plane that can carry health checks the way
 // clients' packets go (check_via_vip): a checker that connects to a real's
 // own address with the socket mark CheckTarget returns reaches it through

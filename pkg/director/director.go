@@ -478,9 +478,32 @@ func (d *Director) report(ctx context.Context, key dataplane.ServiceKey, r *real
 			}
 		}
 	}
-	d.applyLocked()
+	d.applyService(key)
 	d.mu.Unlock()
 	runAll(scripts)
+}
+
+// applyService applies a change to the virtual server key alone (a health
+// transition): by Update when the data plane can, so that its cost does
+// not grow with the services that stay the same; else, or when the data
+// plane is out of step, the whole wanted state.
+func (d *Director) applyService(key dataplane.ServiceKey) {
+	u, ok := d.opts.Dataplane.(dataplane.Updater)
+	if !ok || d.lastErr != nil {
+		d.applyLocked()
+		return
+	}
+	var set []dataplane.Service
+	for _, vs := range d.services {
+		if vs.key == key {
+			set = append(set, d.wantedOf(vs)...)
+		}
+	}
+	failpoint.Stall("director-apply")
+	if err := u.Update(set, nil); err != nil {
+		d.log.Error("applying a change of one service to the data plane; applying the whole state", "service", key.String(), "error", err)
+		d.applyLocked()
+	}
 }
 
 func runAll(fs []func()) {
@@ -542,29 +565,35 @@ func (d *Director) updateQuorum(vs *vsState, init, fresh bool) ([]func(), []smtp
 func (d *Director) wanted() []dataplane.Service {
 	var out []dataplane.Service
 	for _, vs := range d.services {
-		var reals []dataplane.Real
-		if !vs.quorumUp && vs.cfg.SorryServer != nil {
-			// keepalived: the live reals leave the pool, the sorry
-			// server takes their place.
-			s := vs.cfg.SorryServer
-			reals = []dataplane.Real{realOf(s.Addr, s.Port, 1, s.Forward, s.Tunnel)}
-		} else {
-			for _, r := range vs.reals {
-				switch {
-				case r.health.Up:
-					reals = append(reals, realServer(&r.cfg, r.weight()))
-				case r.cfg.InhibitOnFailure || vs.cfg.InhibitOnFailure:
-					reals = append(reals, realServer(&r.cfg, 0))
-				}
-			}
-		}
-		out = append(out, servicesOf(&vs.cfg, reals)...)
+		out = append(out, d.wantedOf(vs)...)
 	}
 	extra, err := manualServices(d.manual)
 	if err != nil {
 		d.log.Error("services made by xlbadm", "error", err)
 	}
 	return append(out, extra...)
+}
+
+// wantedOf is what vs asks of the data plane now: its live reals (or
+// inhibited ones at weight 0), or its sorry server without quorum.
+func (d *Director) wantedOf(vs *vsState) []dataplane.Service {
+	var reals []dataplane.Real
+	if !vs.quorumUp && vs.cfg.SorryServer != nil {
+		// keepalived: the live reals leave the pool, the sorry
+		// server takes their place.
+		s := vs.cfg.SorryServer
+		reals = []dataplane.Real{realOf(s.Addr, s.Port, 1, s.Forward, s.Tunnel)}
+	} else {
+		for _, r := range vs.reals {
+			switch {
+			case r.health.Up:
+				reals = append(reals, realServer(&r.cfg, r.weight()))
+			case r.cfg.InhibitOnFailure || vs.cfg.InhibitOnFailure:
+				reals = append(reals, realServer(&r.cfg, 0))
+			}
+		}
+	}
+	return servicesOf(&vs.cfg, reals)
 }
 
 // SetStandby tells the director which VIPs it does not serve now (the VIP

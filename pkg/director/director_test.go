@@ -833,3 +833,97 @@ func TestCheckViaVIPMarks(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "check_via_vip (health checks through the data path) is not supported by the XDP data plane")
 }
+
+// updatingDataplane is a fakeDataplane that can Update: it records each
+// Update and applies it to the state last applied.
+type updatingDataplane struct {
+	*fakeDataplane
+	updates    []dataplane.Service // every service an Update set
+	removed    []dataplane.ServiceKey
+	failUpdate error
+}
+
+func (u *updatingDataplane) Update(set []dataplane.Service, del []dataplane.ServiceKey) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.failUpdate != nil {
+		return u.failUpdate
+	}
+	var now []dataplane.Service
+	for _, s := range u.applied[len(u.applied)-1] {
+		if slices.Contains(del, s.ServiceKey) {
+			continue
+		}
+		if i := slices.IndexFunc(set, func(n dataplane.Service) bool { return n.ServiceKey == s.ServiceKey }); i >= 0 {
+			s = set[i]
+		}
+		now = append(now, s)
+	}
+	for _, n := range set {
+		if !slices.ContainsFunc(now, func(s dataplane.Service) bool { return s.ServiceKey == n.ServiceKey }) {
+			now = append(now, n)
+		}
+	}
+	u.applied = append(u.applied, now)
+	u.updates = append(u.updates, set...)
+	u.removed = append(u.removed, del...)
+	return nil
+}
+
+// A health transition in one of several virtual servers reaches a data
+// plane that can Update as that server's services alone; an xlbadm edit
+// as the service it changed. The state the data plane ends with is the
+// one a whole Apply would have given it. A refused Update falls back to
+// the whole state.
+func TestOneChangeUpdatesOneService(t *testing.T) {
+	dp := &updatingDataplane{fakeDataplane: &fakeDataplane{}}
+	c := &checks{reports: map[string]func(Health){}, started: map[string]int{}}
+	d := New(t.Context(), Options{Dataplane: dp, Checks: c.start, Scripts: func(*config.Script, string) {}})
+	require.NoError(t, d.Load(parse(t, base+`
+virtual_server_group G {
+    10.0.0.101 80
+    10.0.0.102 80
+}
+virtual_server group G {
+    lb_algo rr
+    protocol TCP
+    real_server 10.0.0.21 80 {
+        TCP_CHECK { connect_timeout 1 }
+    }
+    real_server 10.0.0.22 80 {
+        TCP_CHECK { connect_timeout 1 }
+    }
+}
+`)))
+	applies := len(dp.applied)
+	require.Len(t, dp.last(), 3)
+
+	c.report(t, "10.0.0.21:80", Health{Up: false})
+	require.Len(t, dp.applied, applies+1, "one change, one call")
+	var keys []string
+	for _, s := range dp.updates {
+		keys = append(keys, s.ServiceKey.String())
+		assert.Equal(t, map[string]int32{"10.0.0.22:80": 1}, weights(s))
+	}
+	assert.ElementsMatch(t, []string{"TCP 10.0.0.101:80", "TCP 10.0.0.102:80"}, keys, "the group's services, and nothing else")
+	assert.Equal(t, d.wanted(), dp.last(), "the state a whole Apply would give")
+
+	run := func(args ...string) { _, errOut, code := d.Ipvsadm(args, ""); require.Equal(t, 0, code, errOut) }
+	run("-A", "-t", "10.0.0.200:80", "-s", "rr")
+	run("-a", "-t", "10.0.0.200:80", "-r", "10.0.0.31", "-g")
+	run("-a", "-t", "10.0.0.200:80", "-r", "10.0.0.32", "-g")
+	dp.updates = nil
+	run("-e", "-t", "10.0.0.200:80", "-r", "10.0.0.32", "-g", "-w", "5")
+	require.Len(t, dp.updates, 1, "one weight changed: one service")
+	assert.Equal(t, map[string]int32{"10.0.0.31:80": 1, "10.0.0.32:80": 5}, weights(dp.updates[0]))
+	assert.Equal(t, d.wanted(), dp.last())
+	run("-D", "-t", "10.0.0.200:80")
+	assert.Equal(t, []dataplane.ServiceKey{{Addr: netip.MustParseAddr("10.0.0.200"), Port: 80, Protocol: lvs.TCP}}, dp.removed)
+	assert.Equal(t, d.wanted(), dp.last())
+
+	dp.failUpdate = errors.New("no room")
+	applies = len(dp.applied)
+	c.report(t, "10.0.0.21:80", Health{Up: true})
+	require.Len(t, dp.applied, applies+1, "a refused Update: the whole state applied")
+	assert.Equal(t, d.wanted(), dp.last())
+}

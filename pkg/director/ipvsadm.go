@@ -9,10 +9,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/xlbproject/xlb/internal/failpoint"
 	"github.com/xlbproject/xlb/pkg/config"
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/ipvsadm"
@@ -108,13 +110,60 @@ func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, 
 	}
 	prev := d.manual
 	d.manual = next
-	if aerr := d.applyAndCheck(); aerr != nil {
+	if aerr := d.applyManual(prev, next); aerr != nil {
 		d.manual = prev
 		d.applyLocked()
 		return out.String(), aerr.Error(), 255
 	}
 	d.saveManual()
 	return out.String(), "", 0
+}
+
+// applyManual applies a change of the services made with xlbadm from prev
+// to next: only the services that changed, by Update, when the data plane
+// can and is in step; else the whole wanted state.
+func (d *Director) applyManual(prev, next *ipvsadm.State) error {
+	u, ok := d.opts.Dataplane.(dataplane.Updater)
+	if !ok || d.lastErr != nil {
+		return d.applyAndCheck()
+	}
+	was, err1 := manualServices(prev)
+	now, err2 := manualServices(next)
+	if err1 != nil || err2 != nil {
+		return d.applyAndCheck()
+	}
+	set, del := serviceChanges(was, now)
+	if len(set) == 0 && len(del) == 0 {
+		return nil
+	}
+	failpoint.Stall("director-apply")
+	if err := u.Update(set, del); err != nil {
+		d.log.Error("applying to the data plane", "error", err)
+		return err
+	}
+	return nil
+}
+
+// serviceChanges is what takes the data plane from was to now: the
+// services that are new or differ, and the keys that went.
+func serviceChanges(was, now []dataplane.Service) (set []dataplane.Service, del []dataplane.ServiceKey) {
+	old := make(map[dataplane.ServiceKey]dataplane.Service, len(was))
+	for _, s := range was {
+		old[s.ServiceKey] = s
+	}
+	for _, s := range now {
+		o, ok := old[s.ServiceKey]
+		if !ok || !reflect.DeepEqual(o, s) {
+			set = append(set, s)
+		}
+		delete(old, s.ServiceKey)
+	}
+	for _, s := range was {
+		if _, ok := old[s.ServiceKey]; ok {
+			del = append(del, s.ServiceKey)
+		}
+	}
+	return set, del
 }
 
 // saveManual writes the services xlbadm made to ManualFile (whole, by a

@@ -689,10 +689,35 @@ func BenchmarkApply(b *testing.B) {
 		require.NoError(b, ns.Do(func() error { return x.Apply(changed) }))
 		same := time.Since(start)
 
+		// A health transition as the director gives it to a data plane
+		// that can Update: the one service, a real gone, then back.
+		down := changed[services/3]
+		down.Reals = slices.Delete(slices.Clone(down.Reals), 3, 4)
+		start = time.Now()
+		require.NoError(b, ns.Do(func() error { return x.Update([]dataplane.Service{down}, nil) }))
+		health := time.Since(start)
 		st, err := x.Stats()
 		require.NoError(b, err)
 		require.Len(b, st.Services, services)
 		n := 0
+		for _, s := range st.Services {
+			n += len(s.Reals)
+			if s.ServiceKey == down.ServiceKey {
+				require.Len(b, s.Reals, reals-1)
+				for _, r := range s.Reals {
+					require.NotEqual(b, realAddr(4), r.Addr, "the real that went down")
+				}
+			}
+		}
+		require.Equal(b, services*reals-1, n)
+		start = time.Now()
+		require.NoError(b, ns.Do(func() error { return x.Update([]dataplane.Service{changed[services/3]}, nil) }))
+		back := time.Since(start)
+
+		st, err = x.Stats()
+		require.NoError(b, err)
+		require.Len(b, st.Services, services)
+		n = 0
 		for _, s := range st.Services {
 			n += len(s.Reals)
 			if s.ServiceKey == changed[services/2].ServiceKey {
@@ -704,11 +729,14 @@ func BenchmarkApply(b *testing.B) {
 			}
 		}
 		require.Equal(b, services*reals, n)
+		require.Equal(b, changed, x.state.desired, "the wanted state after the Updates")
 		require.NoError(b, x.Close())
 		closed = true
 		b.ReportMetric(float64(full.Microseconds())/1000, "apply-10k-ms")
 		b.ReportMetric(float64(one.Microseconds())/1000, "one-weight-ms")
 		b.ReportMetric(float64(same.Microseconds())/1000, "unchanged-ms")
+		b.ReportMetric(float64(health.Microseconds())/1000, "update-real-down-ms")
+		b.ReportMetric(float64(back.Microseconds())/1000, "update-real-back-ms")
 	}
 	b.ReportMetric(0, "ns/op")
 }

@@ -3,6 +3,7 @@ package xdp
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"slices"
@@ -25,12 +26,19 @@ import (
 // tables is the control plane's picture of what is in the maps.
 type tables struct {
 	services map[dataplane.ServiceKey]*svcState
-	svcUsed  []bool   // by service index
-	realUsed []bool   // by real slot
-	realGen  []uint32 // by real slot
-	desired  []dataplane.Service
+	svcUsed  []bool // by service index
+	realUsed []bool // by real slot
+	// svcFree and realFree: no slot below them is free.
+	svcFree, realFree int
+	realGen           []uint32 // by real slot
+	// desired is the wanted state as last applied, re-applied when next
+	// hops change; desiredAt indexes it by key (nil: not built yet).
+	desired   []dataplane.Service
+	desiredAt map[dataplane.ServiceKey]int
 	// The address filters as last written (nil: not yet).
 	vipFilter, natFilter []uint32
+	// refs is what services add up to (nil: to be counted again).
+	refs *refs
 	// vips is what the vips map holds: the active VIPs.
 	vips map[netip.Addr]bool
 	// tabs is the free space of the scheduler-table pool.
@@ -48,6 +56,45 @@ func newTables(lim limits) *tables {
 	}
 }
 
+// setDesired makes services (a copy) the wanted state, indexed for the
+// Updates that follow.
+func (t *tables) setDesired(services []dataplane.Service) {
+	t.desired = slices.Clone(services)
+	t.desiredAt = make(map[dataplane.ServiceKey]int, len(t.desired))
+	for i, s := range t.desired {
+		t.desiredAt[s.ServiceKey] = i
+	}
+}
+
+// change makes desired what an Update of set and del leaves wanted.
+func (t *tables) change(set []dataplane.Service, del []dataplane.ServiceKey) {
+	if t.desiredAt == nil {
+		t.setDesired(t.desired)
+	}
+	for _, s := range set {
+		if i, ok := t.desiredAt[s.ServiceKey]; ok {
+			t.desired[i] = s
+		} else {
+			t.desiredAt[s.ServiceKey] = len(t.desired)
+			t.desired = append(t.desired, s)
+		}
+	}
+	if len(del) == 0 {
+		return
+	}
+	for _, k := range del {
+		delete(t.desiredAt, k)
+	}
+	t.desired = slices.DeleteFunc(t.desired, func(s dataplane.Service) bool {
+		_, ok := t.desiredAt[s.ServiceKey]
+		return !ok
+	})
+	clear(t.desiredAt)
+	for i, s := range t.desired {
+		t.desiredAt[s.ServiceKey] = i
+	}
+}
+
 type svcState struct {
 	key         dataplane.ServiceKey
 	idx         uint32
@@ -58,6 +105,9 @@ type svcState struct {
 	persistMask lvs.Netmask
 	sloppy      bool // sloppy_tcp
 	reals       []*realState
+	// nat: some of reals forward by NAT (hasNAT), so their addresses
+	// are in the NAT source filter.
+	nat bool
 	// written and writtenReals are the service's and its reals' entries
 	// as this process last wrote them (wrote): an Apply that would write
 	// the same again, with no table to rewrite and no real to remove,
@@ -150,24 +200,50 @@ type applyPlan struct {
 	gone     []*svcState
 	// ports are egress interfaces that need a tx_ports slot.
 	ports map[int]uint16
-	// svcUsed, realUsed and tabs are the allocations after the change.
-	svcUsed, realUsed []bool
-	// svcNext, realNext: no slot below them is free. While a plan is made
-	// slots are only taken (freed ones are free for the next Apply), so the
-	// first free slot only moves up: each search starts where the last
-	// ended, not at 0 (which made a 320k-real Apply quadratic).
-	svcNext, realNext int
-	tabs              pool
-	vipFilter         []uint32
-	natFilter         []uint32
-	vips              map[netip.Addr]bool // VIP -> active (not standby)
+	// svcs and reals are the slot allocations as the change leaves them;
+	// tabs is the scheduler-table pool's.
+	svcs, reals slots
+	tabs        pool
+	vipFilter   []uint32
+	natFilter   []uint32
+	// vips: what the vips map must hold for the VIPs this change
+	// touches (a VIP -> it is there: it has services and is active);
+	// the others stay as they are.
+	vips map[netip.Addr]bool
+	// refs: what the services add up to after the change.
+	refs *refs
 }
 
-// plan computes an Apply of services (valid per Caps) over t. Nothing in t
-// changes; on error nothing is to be written.
+// plan computes an Apply of services (valid per Caps) over t: the services
+// t holds that are not among them go. Nothing in t changes; on error
+// nothing is to be written.
 func plan(t *tables, services []dataplane.Service, w world) (*applyPlan, error) {
-	p := &applyPlan{svcUsed: slices.Clone(t.svcUsed), realUsed: slices.Clone(t.realUsed), tabs: t.tabs.clone(), ports: map[int]uint16{}}
-	for _, want := range services {
+	wanted := make(map[dataplane.ServiceKey]bool, len(services))
+	for _, w := range services {
+		wanted[w.ServiceKey] = true
+	}
+	var gone []dataplane.ServiceKey
+	for k := range t.services {
+		if !wanted[k] {
+			gone = append(gone, k)
+		}
+	}
+	return planChange(t, services, gone, true, w)
+}
+
+// planChange computes an Update over t: the services set (valid per Caps)
+// are added or replace theirs, those of gone that t holds go, every other
+// service stays as it is. Nothing in t changes; on error nothing is to be
+// written.
+func planChange(t *tables, set []dataplane.Service, gone []dataplane.ServiceKey, everyVIP bool, w world) (*applyPlan, error) {
+	p := &applyPlan{svcs: slots{used: t.svcUsed, next: t.svcFree}, reals: slots{used: t.realUsed, next: t.realFree},
+		tabs: t.tabs.clone(), ports: map[int]uint16{}}
+	planned := make(map[dataplane.ServiceKey]bool, len(set))
+	for _, want := range set {
+		if planned[want.ServiceKey] {
+			return nil, fmt.Errorf("service %s: given twice", want.ServiceKey)
+		}
+		planned[want.ServiceKey] = true
 		sp, err := planService(t.services[want.ServiceKey], want, p, w)
 		if err != nil {
 			return nil, err
@@ -177,27 +253,30 @@ func plan(t *tables, services []dataplane.Service, w world) (*applyPlan, error) 
 		}
 		p.services = append(p.services, sp)
 	}
-	wanted := make(map[dataplane.ServiceKey]bool, len(services))
-	for _, w := range services {
-		wanted[w.ServiceKey] = true
-	}
-	for k, s := range t.services {
-		if !wanted[k] {
+	for _, k := range gone {
+		if planned[k] {
+			if slices.ContainsFunc(p.gone, func(s *svcState) bool { return s.key == k }) {
+				continue // named twice
+			}
+			return nil, fmt.Errorf("service %s: both given and removed", k)
+		}
+		if s := t.services[k]; s != nil {
 			p.gone = append(p.gone, s)
+			planned[k] = true
 		}
 	}
 	// Slots are free for the next Apply, not this one: a flow of a
 	// removed real must never meet a new real in its slot before the
 	// generation moves on.
 	for _, s := range p.gone {
-		p.svcUsed[s.idx] = false
+		p.svcs.free(int(s.idx))
 		for _, r := range s.reals {
-			p.realUsed[r.slot] = false
+			p.reals.free(int(r.slot))
 		}
 	}
 	for _, sp := range p.services {
 		for _, r := range sp.removed {
-			p.realUsed[r.slot] = false
+			p.reals.free(int(r.slot))
 		}
 		if sp.rewrite && sp.old != nil {
 			p.tabs.free(sp.old.tabOff, sp.old.tabLen)
@@ -206,27 +285,52 @@ func plan(t *tables, services []dataplane.Service, w world) (*applyPlan, error) 
 	for _, s := range p.gone {
 		p.tabs.free(s.tabOff, s.tabLen)
 	}
+	// What every service after the change adds up to, from what the
+	// services before it did, less those replaced or gone, plus the new
+	// ones: no pass over the services the change leaves alone.
+	p.refs = t.refsOf(w.lim).clone()
+	touched := map[netip.Addr]bool{}
+	for _, sp := range p.services {
+		if sp.old != nil {
+			p.refs.add(sp.old, -1, w.lim)
+		}
+		p.refs.add(sp.st, 1, w.lim)
+		touched[sp.st.key.Addr] = true
+	}
+	for _, s := range p.gone {
+		p.refs.add(s, -1, w.lim)
+		touched[s.key.Addr] = true
+	}
 	// A service's table is rebuilt beside the one that serves (a real
 	// going down, a weight changing): room for the largest must stay, or
 	// a health transition could not be applied later.
-	var largest *svcPlan
-	for _, sp := range p.services {
-		if largest == nil || sp.st.tabLen > largest.st.tabLen {
-			largest = sp
+	if largest := p.refs.largestTable(); largest > 0 && !p.tabs.fits(largest) {
+		name := "?"
+		for _, sp := range p.services {
+			if sp.st.tabLen == largest {
+				name = sp.st.key.String()
+			}
+		}
+		for k, s := range t.services {
+			if s.tabLen == largest && !planned[k] {
+				name = k.String()
+			}
+		}
+		return nil, fmt.Errorf("service %s: the scheduler tables take %d entries, and rebuilding this one's %d beside it needs a free run that long; the data plane's pool has %d (--max-sched-entries)",
+			name, w.lim.tabEntries-p.tabs.size(), largest, w.lim.tabEntries)
+	}
+	p.vipFilter, p.natFilter = p.refs.filters(w.lim, w.checkedVIPs)
+	// The vips map changes only for the VIPs a service came to or left
+	// (a role flip is SetStandby's); a whole Apply looks at every VIP it
+	// holds too.
+	if everyVIP {
+		for a := range t.vips {
+			touched[a] = true
 		}
 	}
-	if largest != nil && !p.tabs.fits(largest.st.tabLen) {
-		return nil, fmt.Errorf("service %s: the scheduler tables take %d entries, and rebuilding this one's %d beside it needs a free run that long; the data plane's pool has %d (--max-sched-entries)",
-			largest.st.key, w.lim.tabEntries-p.tabs.size(), largest.st.tabLen, w.lim.tabEntries)
-	}
-	var states []*svcState
-	for _, sp := range p.services {
-		states = append(states, sp.st)
-	}
-	p.vipFilter, p.natFilter = filters(states, w.lim, w.checkedVIPs)
-	p.vips = map[netip.Addr]bool{}
-	for _, s := range states {
-		p.vips[s.key.Addr] = !w.standby[s.key.Addr]
+	p.vips = make(map[netip.Addr]bool, len(touched))
+	for a := range touched {
+		p.vips[a] = p.refs.services(a) > 0 && !w.standby[a]
 	}
 	return p, nil
 }
@@ -242,11 +346,10 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 	if old != nil {
 		st.idx, st.half = old.idx, old.half
 	} else {
-		i := firstFree(p.svcUsed, &p.svcNext)
+		i := p.svcs.take()
 		if i < 0 {
 			return nil, fmt.Errorf("service %s: no room: the data plane holds %d services", want.ServiceKey, w.lim.services)
 		}
-		p.svcUsed[i] = true
 		st.idx = uint32(i)
 	}
 
@@ -277,11 +380,10 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 		if _, ok := byAddr[netip.AddrPortFrom(r.Addr, r.Port)]; !ok {
 			continue
 		}
-		i := firstFree(p.realUsed, &p.realNext)
+		i := p.reals.take()
 		if i < 0 {
 			return nil, fmt.Errorf("service %s: real %s: no room: the data plane holds %d reals", want.ServiceKey, r, w.lim.reals)
 		}
-		p.realUsed[i] = true
 		added = append(added, &realState{Real: r, slot: uint32(i), lastWeight: r.Weight})
 	}
 	// The kernel adds a dest at the head of the list (list_add_rcu in
@@ -293,6 +395,7 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 	slices.Reverse(added)
 	st.reals = append(added, st.reals...)
 
+	st.nat = hasNAT(st.reals)
 	for _, r := range st.reals {
 		h := w.hops[hopOf(r.Real)]
 		r.nh, r.resolved = h.nh, h.resolved
@@ -357,16 +460,59 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 	return sp, nil
 }
 
-// firstFree is the first slot of used at or above *from that is free, or
-// -1; *from moves to it.
-func firstFree(used []bool, from *int) int {
-	i := slices.Index(used[*from:], false)
+// slots is a slot allocation (services', reals') as a plan changes it:
+// the slots taken and freed are kept beside the allocation the plan
+// started from, which is not copied (320k reals) and changes only when the
+// plan is written. Slots freed are free for the next plan, not this one: a
+// flow of a removed real must never meet a new real in its slot before
+// the generation moves on. So while a plan is made slots are only taken,
+// and the first free one only moves up: each search starts where the last
+// ended (from 0 every time made a 320k-real Apply quadratic).
+type slots struct {
+	used         []bool
+	next         int // no slot below it is free
+	taken, freed []int
+}
+
+// take is the first free slot, taken, or -1.
+func (s *slots) take() int {
+	i := slices.Index(s.used[s.next:], false)
 	if i < 0 {
-		*from = len(used)
+		s.next = len(s.used)
 		return -1
 	}
-	*from += i
-	return *from
+	i += s.next
+	s.next = i + 1
+	s.taken = append(s.taken, i)
+	return i
+}
+
+func (s *slots) free(i int) { s.freed = append(s.freed, i) }
+
+// commit writes the change into the allocation and returns the slot
+// below which none is free now.
+func (s *slots) commit() int {
+	for _, i := range s.taken {
+		s.used[i] = true
+	}
+	next := s.next
+	for _, i := range s.freed {
+		s.used[i] = false
+		next = min(next, i)
+	}
+	return next
+}
+
+// after is the allocation the change leaves, as a copy.
+func (s *slots) after() []bool {
+	out := slices.Clone(s.used)
+	for _, i := range s.taken {
+		out[i] = true
+	}
+	for _, i := range s.freed {
+		out[i] = false
+	}
+	return out
 }
 
 // freePort is the first tx_ports slot neither set of ports uses.
@@ -559,24 +705,109 @@ func (lim limits) filterSlot(a netip.Addr) uint32 {
 	return sched.Hash32(binary.BigEndian.Uint32(a.AsSlice()), lim.filterBits)
 }
 
+// refs is what the services add up to, kept so that a change of one
+// service costs that service's work: how many services use each VIP and
+// each slot of the VIP filter, how many NAT reals each slot of the NAT
+// source filter, and how many services have a scheduler table of each
+// length. A plan's copy shares the VIP counts (10k services' worth) and
+// keeps its own for the VIPs it changes (vipNow), settled when written.
+type refs struct {
+	vip, vipNow  map[netip.Addr]int
+	vipSlot, nat []int32
+	tabLens      map[uint32]int
+}
+
+func newRefs(lim limits) *refs {
+	return &refs{vip: map[netip.Addr]int{}, vipNow: map[netip.Addr]int{}, vipSlot: make([]int32, lim.filter), nat: make([]int32, lim.filter), tabLens: map[uint32]int{}}
+}
+
+// clone is a copy for a plan to change. Called on settled refs.
+func (r *refs) clone() *refs {
+	return &refs{vip: r.vip, vipNow: map[netip.Addr]int{}, vipSlot: slices.Clone(r.vipSlot), nat: slices.Clone(r.nat), tabLens: maps.Clone(r.tabLens)}
+}
+
+// services is how many services use VIP a.
+func (r *refs) services(a netip.Addr) int {
+	if n, ok := r.vipNow[a]; ok {
+		return n
+	}
+	return r.vip[a]
+}
+
+// settle writes the VIP counts a plan changed into the shared ones.
+func (r *refs) settle() {
+	for a, n := range r.vipNow {
+		if n == 0 {
+			delete(r.vip, a)
+		} else {
+			r.vip[a] = n
+		}
+	}
+	clear(r.vipNow)
+}
+
+// add counts service s in (n = 1) or out (n = -1).
+func (r *refs) add(s *svcState, n int32, lim limits) {
+	r.vipNow[s.key.Addr] = r.services(s.key.Addr) + int(n)
+	r.vipSlot[lim.filterSlot(s.key.Addr)] += n
+	if s.nat {
+		for _, rs := range s.reals {
+			if rs.Forward == lvs.NAT {
+				r.nat[lim.filterSlot(rs.Addr)] += n
+			}
+		}
+	}
+	r.tabLens[s.tabLen] += int(n)
+	if r.tabLens[s.tabLen] == 0 {
+		delete(r.tabLens, s.tabLen)
+	}
+}
+
+// largestTable is the longest scheduler table a service has.
+func (r *refs) largestTable() uint32 {
+	var m uint32
+	for l := range r.tabLens {
+		m = max(m, l)
+	}
+	return m
+}
+
 // filters are the VIP filter (every VIP, on standby or not: what reaches a
 // BACKUP is counted before it goes to the kernel) and the NAT source
 // filter (the addresses of NAT reals, and the VIPs reals are checked
 // through, whose answers to the checks come from them).
-func filters(states []*svcState, lim limits, checked map[netip.Addr]bool) (vip, nat []uint32) {
+func (r *refs) filters(lim limits, checked map[netip.Addr]bool) (vip, nat []uint32) {
 	vip, nat = make([]uint32, lim.filter), make([]uint32, lim.filter)
+	for i := range vip {
+		if r.vipSlot[i] > 0 {
+			vip[i] = 1
+		}
+		if r.nat[i] > 0 {
+			nat[i] = 1
+		}
+	}
 	for a := range checked {
 		nat[lim.filterSlot(a)] = 1
 	}
-	for _, s := range states {
-		vip[lim.filterSlot(s.key.Addr)] = 1
-		for _, r := range s.reals {
-			if r.Forward == lvs.NAT {
-				nat[lim.filterSlot(r.Addr)] = 1
-			}
-		}
-	}
 	return vip, nat
+}
+
+// refsOf is what t's services add up to (counted once, then kept by each
+// write).
+func (t *tables) refsOf(lim limits) *refs {
+	if t.refs == nil {
+		t.refs = newRefs(lim)
+		for _, s := range t.services {
+			t.refs.add(s, 1, lim)
+		}
+		t.refs.settle()
+	}
+	return t.refs
+}
+
+// hasNAT says whether any of reals forwards by NAT.
+func hasNAT(reals []*realState) bool {
+	return slices.ContainsFunc(reals, func(r *realState) bool { return r.Forward == lvs.NAT })
 }
 
 func ip4(a netip.Addr) uint32 {

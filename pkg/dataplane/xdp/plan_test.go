@@ -2,8 +2,10 @@ package xdp
 
 import (
 	"encoding/binary"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -54,7 +56,23 @@ func commit(t *tables, p *applyPlan) {
 			t.realGen[r.slot]++
 		}
 	}
-	t.svcUsed, t.realUsed, t.tabs, t.vipFilter, t.natFilter = p.svcUsed, p.realUsed, p.tabs, p.vipFilter, p.natFilter
+	t.svcFree, t.realFree = p.svcs.commit(), p.reals.commit()
+	p.refs.settle()
+	t.tabs, t.vipFilter, t.natFilter, t.refs = p.tabs, p.vipFilter, p.natFilter, p.refs
+	t.vips = vipsAfter(t.vips, p)
+}
+
+// vipsAfter is what the vips map holds after p is written over was.
+func vipsAfter(was map[netip.Addr]bool, p *applyPlan) map[netip.Addr]bool {
+	now := maps.Clone(was)
+	for a, there := range p.vips {
+		if there {
+			now[a] = true
+		} else {
+			delete(now, a)
+		}
+	}
+	return now
 }
 
 // A new wrr service filled with A 3, B 2, C 1: the list is newest first
@@ -81,8 +99,8 @@ func TestPlanNewService(t *testing.T) {
 	}
 	assert.Equal(t, "CBAABA", picks)
 	assert.True(t, sp.rewrite)
-	assert.Equal(t, []bool{true, false, false, false}, p.svcUsed)
-	assert.Equal(t, []bool{true, true, true, false, false, false, false, false}, p.realUsed)
+	assert.Equal(t, []bool{true, false, false, false}, p.svcs.after())
+	assert.Equal(t, []bool{true, true, true, false, false, false, false, false}, p.reals.after())
 	for i, e := range sp.reals {
 		assert.EqualValues(t, realPresent|realAvailable, e.Flags, "real %d", i)
 		assert.EqualValues(t, i, e.Order)
@@ -170,7 +188,7 @@ func TestPlanPortsAndRemovals(t *testing.T) {
 	p, err = plan(tabs, []dataplane.Service{planSvc("wrr", 1)}, w)
 	require.NoError(t, err)
 	require.Len(t, p.services[0].removed, 1)
-	assert.False(t, p.realUsed[gone], "free for the next Apply")
+	assert.False(t, p.reals.after()[gone], "free for the next Apply")
 	commit(tabs, p)
 	assert.EqualValues(t, 1, tabs.realGen[gone])
 }
@@ -236,4 +254,152 @@ func TestPlanTablePool(t *testing.T) {
 	w.lim = lim
 	_, err = plan(newTables(lim), svcs[:1], w)
 	assert.ErrorContains(t, err, "no room for its scheduler table of 256 entries: the data plane's pool has 200 free of 200 (--max-sched-entries)")
+}
+
+// An Update (some services set, some removed, the rest not named) plans
+// what an Apply of the whole resulting state plans: the same services
+// written the same way, the same ones gone, the same slots, table pool,
+// filters and VIPs. The services it does not name are not planned at all.
+func TestPlanChangeIsPlanOfTheWhole(t *testing.T) {
+	svc := func(vip netip.Addr, port uint16, sched string, fwd lvs.Forward, ws ...int32) dataplane.Service {
+		s := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: port, Protocol: lvs.TCP}, Scheduler: sched}
+		for i, w := range ws {
+			if w >= 0 {
+				s.Reals = append(s.Reals, dataplane.Real{Addr: realAddr(i + 1), Port: port, Weight: w, Forward: fwd})
+			}
+		}
+		return s
+	}
+	v1, v2, v3 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")
+	a := svc(v1, 80, "wrr", lvs.DR, 3, 2, 1)
+	b := svc(v2, 80, "rr", lvs.DR, 1, 1)
+	c := svc(v3, 443, "wlc", lvs.NAT, -1, -1, 1, 1)
+	start := []dataplane.Service{a, b, c}
+	for _, tc := range []struct {
+		name string
+		set  []dataplane.Service
+		del  []dataplane.ServiceKey
+	}{
+		{"a weight", []dataplane.Service{svc(v1, 80, "wrr", lvs.DR, 3, 0, 1)}, nil},
+		{"a real gone", []dataplane.Service{svc(v1, 80, "wrr", lvs.DR, 3, -1, 1)}, nil},
+		{"a real added", []dataplane.Service{svc(v2, 80, "rr", lvs.DR, 1, 1, 1)}, nil},
+		{"the NAT service gone", nil, []dataplane.ServiceKey{c.ServiceKey}},
+		{"a new service and one gone", []dataplane.Service{svc(v3, 80, "sh", lvs.DR, -1, -1, -1, -1, 1)}, []dataplane.ServiceKey{b.ServiceKey, b.ServiceKey}},
+		{"nothing named exists", nil, []dataplane.ServiceKey{{Addr: v1, Port: 81, Protocol: lvs.TCP}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			whole := func() []dataplane.Service {
+				var out []dataplane.Service
+				for _, s := range start {
+					if slices.Contains(tc.del, s.ServiceKey) {
+						continue
+					}
+					if i := slices.IndexFunc(tc.set, func(n dataplane.Service) bool { return n.ServiceKey == s.ServiceKey }); i >= 0 {
+						s = tc.set[i]
+					}
+					out = append(out, s)
+				}
+				for _, n := range tc.set {
+					if !slices.ContainsFunc(start, func(s dataplane.Service) bool { return s.ServiceKey == n.ServiceKey }) {
+						out = append(out, n)
+					}
+				}
+				return out
+			}()
+			tabs := newTables(planLim)
+			p0, err := plan(tabs, start, planWorld())
+			require.NoError(t, err)
+			commit(tabs, p0)
+			for _, sp := range p0.services {
+				sp.st.wrote, sp.st.written, sp.st.writtenReals, sp.st.writtenTunnels = true, sp.svc, sp.reals, sp.tunnels
+			}
+
+			full, err := plan(tabs, whole, planWorld())
+			require.NoError(t, err)
+			part, err := planChange(tabs, tc.set, tc.del, false, planWorld())
+			require.NoError(t, err)
+
+			var named []dataplane.ServiceKey
+			for _, sp := range part.services {
+				named = append(named, sp.st.key)
+			}
+			var setKeys []dataplane.ServiceKey
+			for _, s := range tc.set {
+				setKeys = append(setKeys, s.ServiceKey)
+			}
+			assert.Equal(t, setKeys, named, "an Update plans the services it sets, and only those")
+			for _, sp := range full.services {
+				i := slices.Index(named, sp.st.key)
+				if i < 0 {
+					assert.True(t, sp.same(), "%s: Apply writes nothing for a service the Update does not name", sp.st.key)
+					continue
+				}
+				pp := part.services[i]
+				assert.Equal(t, sp.svc, pp.svc, sp.st.key.String())
+				assert.Equal(t, sp.reals, pp.reals, sp.st.key.String())
+				assert.Equal(t, sp.table, pp.table, sp.st.key.String())
+				assert.Equal(t, sp.removed, pp.removed, sp.st.key.String())
+			}
+			goneKeys := func(p *applyPlan) []dataplane.ServiceKey {
+				var out []dataplane.ServiceKey
+				for _, s := range p.gone {
+					out = append(out, s.key)
+				}
+				slices.SortFunc(out, func(a, b dataplane.ServiceKey) int { return a.Addr.Compare(b.Addr)*4 + int(a.Port) - int(b.Port) })
+				return out
+			}
+			assert.Equal(t, goneKeys(full), goneKeys(part), "gone")
+			assert.Equal(t, full.svcs.after(), part.svcs.after(), "service slots")
+			assert.Equal(t, full.reals.after(), part.reals.after(), "real slots")
+			assert.Equal(t, full.tabs, part.tabs, "the table pool")
+			assert.Equal(t, full.vipFilter, part.vipFilter, "the VIP filter")
+			assert.Equal(t, full.natFilter, part.natFilter, "the NAT source filter")
+			assert.Equal(t, vipsAfter(tabs.vips, full), vipsAfter(tabs.vips, part), "the VIPs")
+			vipCounts := func(r *refs) map[netip.Addr]int {
+				out := map[netip.Addr]int{}
+				for _, s := range whole {
+					if n := r.services(s.Addr); n > 0 {
+						out[s.Addr] = n
+					}
+				}
+				for _, s := range start {
+					if n := r.services(s.Addr); n > 0 {
+						out[s.Addr] = n
+					}
+				}
+				return out
+			}
+			assert.Equal(t, vipCounts(full.refs), vipCounts(part.refs), "services by VIP")
+			assert.Equal(t, full.refs.vipSlot, part.refs.vipSlot, "services by VIP filter slot")
+			assert.Equal(t, full.refs.nat, part.refs.nat, "NAT reals by filter slot")
+			assert.Equal(t, full.refs.tabLens, part.refs.tabLens, "tables by length")
+			commit(tabs, part)
+			kept := tabs.refs
+			tabs.refs = nil
+			assert.Equal(t, tabs.refsOf(planLim), kept, "what an Update leaves counted is what the services add up to")
+		})
+	}
+
+	tabs := newTables(planLim)
+	_, err := planChange(tabs, []dataplane.Service{a}, []dataplane.ServiceKey{a.ServiceKey}, false, planWorld())
+	assert.ErrorContains(t, err, "both given and removed")
+}
+
+// The wanted state an Update leaves is the one Apply would have been
+// given: set services replace theirs in place, new ones go last, removed
+// ones leave.
+func TestTablesChangeKeepsTheWantedState(t *testing.T) {
+	k := func(p uint16) dataplane.ServiceKey {
+		return dataplane.ServiceKey{Addr: vip, Port: p, Protocol: lvs.TCP}
+	}
+	s := func(p uint16, sched string) dataplane.Service {
+		return dataplane.Service{ServiceKey: k(p), Scheduler: sched}
+	}
+	tabs := newTables(planLim)
+	tabs.desired = []dataplane.Service{s(1, "rr"), s(2, "rr"), s(3, "rr")}
+	tabs.change([]dataplane.Service{s(2, "wlc"), s(4, "sh")}, []dataplane.ServiceKey{k(1), k(9)})
+	assert.Equal(t, []dataplane.Service{s(2, "wlc"), s(3, "rr"), s(4, "sh")}, tabs.desired)
+	tabs.change([]dataplane.Service{s(3, "lc")}, nil)
+	assert.Equal(t, []dataplane.Service{s(2, "wlc"), s(3, "lc"), s(4, "sh")}, tabs.desired)
+	assert.Equal(t, map[dataplane.ServiceKey]int{k(2): 0, k(3): 1, k(4): 2}, tabs.desiredAt)
 }

@@ -123,6 +123,7 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 		slices.SortFunc(st.reals, func(a, b *realState) int {
 			return int(entries[a.slot].Order) - int(entries[b.slot].Order)
 		})
+		st.nat = hasNAT(st.reals)
 		for _, r := range st.reals {
 			st.dests = append(st.dests, sched.Dest{Weight: r.effectiveWeight(), LastWeight: r.lastWeight})
 		}

@@ -15,8 +15,13 @@ import (
 // reals, table, slot, the slot flip, its removed reals), the services that
 // went, the address filters and the VIPs. t follows what has been written.
 // Called with x.mu held.
-func (x *Dataplane) write(t *tables, p *applyPlan) error {
+func (x *Dataplane) write(t *tables, p *applyPlan) (err error) {
 	m := &x.objs.xlbMaps
+	defer func() {
+		if err != nil {
+			t.refs = nil // counted again from what t holds
+		}
+	}()
 	for ifindex, slot := range p.ports {
 		k, v := uint32(slot), uint32(ifindex)
 		if err := m.TxPorts.Update(&k, &v, ebpf.UpdateAny); err != nil {
@@ -45,7 +50,7 @@ func (x *Dataplane) write(t *tables, p *applyPlan) error {
 			t.realGen[r.slot]++
 		}
 	}
-	t.svcUsed, t.realUsed, t.tabs = p.svcUsed, p.realUsed, p.tabs
+	t.svcFree, t.realFree, t.tabs = p.svcs.commit(), p.reals.commit(), p.tabs
 	if err := writeFilter(m.VipFilter, t.vipFilter, p.vipFilter); err != nil {
 		return err
 	}
@@ -54,23 +59,26 @@ func (x *Dataplane) write(t *tables, p *applyPlan) error {
 		return err
 	}
 	t.natFilter = p.natFilter
+	p.refs.settle()
+	t.refs = p.refs
 	return x.syncVIPs(t, p.vips)
 }
 
 func (x *Dataplane) writeService(t *tables, sp *svcPlan) error {
 	st, m := sp.st, &x.objs.xlbMaps
 	slots := make([]uint32, len(st.reals))
+	var fresh []uint32
 	for i, r := range st.reals {
 		slots[i] = r.slot
 		if sp.old == nil || !slices.ContainsFunc(sp.old.reals, func(o *realState) bool { return o.slot == r.slot }) {
-			if err := zeroCounters(m.RealStats, r.slot); err != nil {
-				return err
-			}
-			var zero xlbConnCounts
-			if err := m.RealConns.Update(&r.slot, &zero, ebpf.UpdateAny); err != nil {
-				return fmt.Errorf("reset connection counts: %w", err)
-			}
+			fresh = append(fresh, r.slot)
 		}
+	}
+	if err := zeroCounters(m.RealStats, fresh...); err != nil {
+		return err
+	}
+	if err := updateBatch(m.RealConns, fresh, make([]xlbConnCounts, len(fresh))); err != nil {
+		return fmt.Errorf("reset connection counts: %w", err)
 	}
 	// A TUN real's tunnel is there before the real says TUN.
 	var tslots []uint32
@@ -147,10 +155,25 @@ func (x *Dataplane) retire(svcIdx, slot uint32) error {
 	return nil
 }
 
-func zeroCounters(m *ebpf.Map, idx uint32) error {
-	zero := make([]xlbCounters, ebpf.MustPossibleCPU())
-	if err := m.Update(&idx, zero, ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("reset counters %d: %w", idx, err)
+// zeroCounters zeroes the per-CPU counters of the slots idx, in one
+// syscall where the kernel has batch updates.
+func zeroCounters(m *ebpf.Map, idx ...uint32) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	cpus := ebpf.MustPossibleCPU()
+	_, err := m.BatchUpdate(idx, make([]xlbCounters, len(idx)*cpus), nil)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, ebpf.ErrNotSupported) {
+		return fmt.Errorf("reset counters: %w", err)
+	}
+	zero := make([]xlbCounters, cpus)
+	for _, i := range idx {
+		if err := m.Update(&i, zero, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("reset counters %d: %w", i, err)
+		}
 	}
 	return nil
 }
@@ -184,21 +207,20 @@ func (x *Dataplane) removeService(t *tables, s *svcState) error {
 	return nil
 }
 
-// syncVIPs makes the vips map hold the active VIPs of want (VIP ->
-// active), in a batch of additions and one of removals; t.vips is what it
-// holds. The map is read only for what has no ports (fragments, ICMP) and
-// for NAT traffic whose flow is gone, so it may lag a flag write by a
-// syscall.
+// syncVIPs makes the vips map hold the VIPs of want that are to be there
+// (VIP -> it has services and is active) and not those that are not, in a
+// batch of additions and one of removals; VIPs want does not name stay as
+// they are. t.vips is what the map holds. The map is read only for what
+// has no ports (fragments, ICMP) and for NAT traffic whose flow is gone,
+// so it may lag a flag write by a syscall.
 func (x *Dataplane) syncVIPs(t *tables, want map[netip.Addr]bool) error {
 	var add, del []xlbVipKey
 	var added, deleted []netip.Addr
-	for a, active := range want {
-		if active && !t.vips[a] {
+	for a, there := range want {
+		switch {
+		case there && !t.vips[a]:
 			add, added = append(add, vipKeyOf(a)), append(added, a)
-		}
-	}
-	for a := range t.vips {
-		if !want[a] {
+		case !there && t.vips[a]:
 			del, deleted = append(del, vipKeyOf(a)), append(deleted, a)
 		}
 	}

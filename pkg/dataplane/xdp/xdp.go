@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -635,23 +634,83 @@ func (x *Dataplane) Apply(services []dataplane.Service) error {
 	return x.applyLocked(services)
 }
 
-// applyLocked plans services over what the maps hold and writes the plan.
-// Called with applyMu and mu held.
-func (x *Dataplane) applyLocked(services []dataplane.Service) error {
-	cursors, err := x.cursors()
+// Update implements dataplane.Updater: only the services named are planned
+// and written (their reals' next hops found first, as Apply does).
+func (x *Dataplane) Update(set []dataplane.Service, del []dataplane.ServiceKey) error {
+	if err := x.Caps().Validate(set); err != nil {
+		return err
+	}
+	x.applyMu.Lock()
+	defer x.applyMu.Unlock()
+	x.ensureHops(realHops(set), x.cfg.ResolveWait)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	w, err := x.world(set)
 	if err != nil {
 		return err
 	}
-	p, err := plan(x.state, services, world{hops: x.hops.snapshot(), cursors: cursors, standby: x.standby, ports: x.ports, lim: x.lim, sloppyTCP: x.cfg.SloppyTCP,
-		geometry: sched.Geometry{MHTabIndex: x.cfg.MHTabIndex}, checkedVIPs: x.checkedVIPs()})
+	p, err := planChange(x.state, set, del, false, w)
 	if err != nil {
 		return err
 	}
 	if err := x.write(x.state, p); err != nil {
 		return err
 	}
-	x.state.desired = slices.Clone(services)
+	x.state.change(set, del)
 	return nil
+}
+
+// applyLocked plans services over what the maps hold and writes the plan.
+// Called with applyMu and mu held.
+func (x *Dataplane) applyLocked(services []dataplane.Service) error {
+	w, err := x.world(nil)
+	if err != nil {
+		return err
+	}
+	p, err := plan(x.state, services, w)
+	if err != nil {
+		return err
+	}
+	if err := x.write(x.state, p); err != nil {
+		return err
+	}
+	x.state.setDesired(services)
+	return nil
+}
+
+// world gathers what the planner is told; with only, the scheduler
+// cursors of those services alone (an Update plans no other). Called with
+// mu held.
+func (x *Dataplane) world(only []dataplane.Service) (world, error) {
+	var cursors []uint64
+	var err error
+	if only == nil {
+		cursors, err = x.cursors()
+	} else {
+		cursors, err = x.cursorsOf(only)
+	}
+	if err != nil {
+		return world{}, err
+	}
+	return world{hops: x.hops.snapshot(), cursors: cursors, standby: x.standby, ports: x.ports, lim: x.lim, sloppyTCP: x.cfg.SloppyTCP,
+		geometry: sched.Geometry{MHTabIndex: x.cfg.MHTabIndex}, checkedVIPs: x.checkedVIPs()}, nil
+}
+
+// cursorsOf reads the cursors of the slots that serve services now, as
+// cursors does for all of them.
+func (x *Dataplane) cursorsOf(services []dataplane.Service) ([]uint64, error) {
+	out := make([]uint64, x.objs.SchedCursor.MaxEntries())
+	for _, s := range services {
+		st := x.state.services[s.ServiceKey]
+		if st == nil {
+			continue
+		}
+		slot := st.slot()
+		if err := x.objs.SchedCursor.Lookup(&slot, &out[slot]); err != nil {
+			return nil, fmt.Errorf("read scheduler cursor: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // cursors reads how many picks each service slot's sequence has given.
