@@ -31,6 +31,9 @@ type tables struct {
 	// svcFree and realFree: no slot below them is free.
 	svcFree, realFree int
 	realGen           []uint32 // by real slot
+	// realDirty: the slot's counters may be other than zero (it served a
+	// real, or was found in use in pinned maps): zeroed when it is taken.
+	realDirty []bool
 	// desired is the wanted state as last applied, re-applied when next
 	// hops change; desiredAt indexes it by key (nil: not built yet).
 	desired   []dataplane.Service
@@ -47,12 +50,13 @@ type tables struct {
 
 func newTables(lim limits) *tables {
 	return &tables{
-		services: map[dataplane.ServiceKey]*svcState{},
-		svcUsed:  make([]bool, lim.services),
-		realUsed: make([]bool, lim.reals),
-		realGen:  make([]uint32, lim.reals),
-		vips:     map[netip.Addr]bool{},
-		tabs:     newPool(lim.tabEntries),
+		services:  map[dataplane.ServiceKey]*svcState{},
+		svcUsed:   make([]bool, lim.services),
+		realUsed:  make([]bool, lim.reals),
+		realGen:   make([]uint32, lim.reals),
+		realDirty: make([]bool, lim.reals),
+		vips:      map[netip.Addr]bool{},
+		tabs:      newPool(lim.tabEntries),
 	}
 }
 
@@ -354,44 +358,42 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 	}
 
 	// IPVS dest-list order: existing reals keep their places, new ones go
-	// in front of them (below).
-	byAddr := map[netip.AddrPort]dataplane.Real{}
-	for _, r := range want.Reals {
-		byAddr[netip.AddrPortFrom(r.Addr, r.Port)] = r
-	}
+	// in front of them (below). mine[j] is want.Reals[j]'s state; kept[j]
+	// says it was there, with weight wasWeight[j] in the table.
+	find := realFinder(want.Reals)
+	mine := make([]*realState, len(want.Reals))
+	wasWeight := make([]int32, len(want.Reals))
+	kept := make([]bool, len(want.Reals))
 	if old != nil {
-		for _, r := range old.reals {
-			wr, ok := byAddr[netip.AddrPortFrom(r.Addr, r.Port)]
-			if !ok {
+		for i, r := range old.reals {
+			j := find(netip.AddrPortFrom(r.Addr, r.Port))
+			if j < 0 {
 				sp.removed = append(sp.removed, r)
 				continue
 			}
 			nr := *r
-			nr.Real = wr
-			if wr.Weight != 0 {
-				nr.lastWeight = wr.Weight
+			nr.Real = want.Reals[j]
+			if nr.Weight != 0 {
+				nr.lastWeight = nr.Weight
 			}
 			st.reals = append(st.reals, &nr)
-			delete(byAddr, netip.AddrPortFrom(r.Addr, r.Port))
+			mine[j], wasWeight[j], kept[j] = &nr, old.dests[i].Weight, true
 		}
 	}
 	var added []*realState
-	for _, r := range want.Reals {
-		if _, ok := byAddr[netip.AddrPortFrom(r.Addr, r.Port)]; !ok {
+	for j, r := range want.Reals {
+		if kept[j] {
 			continue
 		}
 		i := p.reals.take()
 		if i < 0 {
 			return nil, fmt.Errorf("service %s: real %s: no room: the data plane holds %d reals", want.ServiceKey, r, w.lim.reals)
 		}
-		added = append(added, &realState{Real: r, slot: uint32(i), lastWeight: r.Weight})
+		mine[j] = &realState{Real: r, slot: uint32(i), lastWeight: r.Weight}
+		added = append(added, mine[j])
 	}
 	// The kernel adds a dest at the head of the list (list_add_rcu in
 	// __ip_vs_update_dest): new reals go in front, the last added first.
-	isNew := map[*realState]bool{}
-	for _, r := range added {
-		isNew[r] = true
-	}
 	slices.Reverse(added)
 	st.reals = append(added, st.reals...)
 
@@ -401,24 +403,9 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 		r.nh, r.resolved = h.nh, h.resolved
 		st.dests = append(st.dests, sched.Dest{Weight: r.effectiveWeight(), LastWeight: r.lastWeight})
 	}
-	was := map[netip.AddrPort]int32{}
-	if old != nil {
-		for i, r := range old.reals {
-			was[netip.AddrPortFrom(r.Addr, r.Port)] = old.dests[i].Weight
-		}
-	}
-	now := make(map[netip.AddrPort]*realState, len(st.reals))
-	for _, r := range st.reals {
-		now[netip.AddrPortFrom(r.Addr, r.Port)] = r
-	}
-	for _, wr := range want.Reals {
-		k := netip.AddrPortFrom(wr.Addr, wr.Port)
-		r := now[k]
-		if r == nil {
-			continue
-		}
-		if wt, kept := was[k]; isNew[r] || (kept && r.effectiveWeight() != wt) {
-			sp.upserts = append(sp.upserts, upsert{r: r, add: isNew[r]})
+	for j, r := range mine {
+		if !kept[j] || r.effectiveWeight() != wasWeight[j] {
+			sp.upserts = append(sp.upserts, upsert{r: r, add: !kept[j]})
 		}
 	}
 
@@ -458,6 +445,26 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 		sp.tunnels = append(sp.tunnels, tunnelEntry(r))
 	}
 	return sp, nil
+}
+
+// realFinder finds a real in reals by address and port (-1: not there):
+// by a scan for a service of a few dozen reals, by a map for more.
+func realFinder(reals []dataplane.Real) func(netip.AddrPort) int {
+	if len(reals) <= 64 {
+		return func(k netip.AddrPort) int {
+			return slices.IndexFunc(reals, func(r dataplane.Real) bool { return r.Port == k.Port() && r.Addr == k.Addr() })
+		}
+	}
+	m := make(map[netip.AddrPort]int, len(reals))
+	for j, r := range reals {
+		m[netip.AddrPortFrom(r.Addr, r.Port)] = j
+	}
+	return func(k netip.AddrPort) int {
+		if j, ok := m[k]; ok {
+			return j
+		}
+		return -1
+	}
 }
 
 // slots is a slot allocation (services', reals') as a plan changes it:

@@ -23,6 +23,27 @@ type recovered struct {
 	ports   map[int]uint16 // tx_ports slot by ifindex
 }
 
+// readArray reads the first n entries of an array map, in batches where
+// the kernel has them (one syscall per entry for 320k reals took a
+// second).
+func readArray[V any](m *ebpf.Map, n int) ([]V, error) {
+	keys, out := make([]uint32, n), make([]V, n)
+	var cursor ebpf.MapBatchCursor
+	count, err := m.BatchLookup(&cursor, keys, out, nil)
+	switch {
+	case (err == nil || errors.Is(err, ebpf.ErrKeyNotExist)) && count == n:
+		return out, nil
+	case err != nil && !errors.Is(err, ebpf.ErrNotSupported) && !errors.Is(err, ebpf.ErrKeyNotExist):
+		return nil, err
+	}
+	for i := range uint32(n) {
+		if err := m.Lookup(&i, &out[i]); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
 // recoverTables rebuilds the control plane's picture from pinned maps, so
 // that a restarted process continues where the last one stopped: the
 // services and reals, their scheduler sequences (regenerated from the
@@ -31,12 +52,15 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 	rec := &recovered{t: newTables(lim), standby: map[netip.Addr]bool{}, ports: map[int]uint16{}}
 	t := rec.t
 	// Read every real slot once; services pick theirs from this.
-	entries := make([]xlbReal, lim.reals)
-	for i := range uint32(lim.reals) {
-		if err := objs.Reals.Lookup(&i, &entries[i]); err != nil {
-			return nil, fmt.Errorf("read real %d: %w", i, err)
-		}
+	entries, err := readArray[xlbReal](objs.Reals, lim.reals)
+	if err != nil {
+		return nil, fmt.Errorf("read reals: %w", err)
+	}
+	for i := range entries {
 		t.realGen[i] = entries[i].Gen
+		// A slot that never served a real is all zeros, and so are its
+		// counters (the program counts only for live reals).
+		t.realDirty[i] = entries[i] != xlbReal{}
 	}
 	for i := range uint32(lim.ifaces) {
 		var v uint32

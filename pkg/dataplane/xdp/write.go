@@ -67,17 +67,21 @@ func (x *Dataplane) write(t *tables, p *applyPlan) (err error) {
 func (x *Dataplane) writeService(t *tables, sp *svcPlan) error {
 	st, m := sp.st, &x.objs.xlbMaps
 	slots := make([]uint32, len(st.reals))
-	var fresh []uint32
+	var dirty []uint32
 	for i, r := range st.reals {
 		slots[i] = r.slot
 		if sp.old == nil || !slices.ContainsFunc(sp.old.reals, func(o *realState) bool { return o.slot == r.slot }) {
-			fresh = append(fresh, r.slot)
+			if t.realDirty[r.slot] {
+				dirty = append(dirty, r.slot)
+			}
+			t.realDirty[r.slot] = true // it counts from now on
 		}
 	}
-	if err := zeroCounters(m.RealStats, fresh...); err != nil {
+	// A slot that served a real before starts from zero.
+	if err := zeroCounters(m.RealStats, dirty...); err != nil {
 		return err
 	}
-	if err := updateBatch(m.RealConns, fresh, make([]xlbConnCounts, len(fresh))); err != nil {
+	if err := updateBatch(m.RealConns, dirty, make([]xlbConnCounts, len(dirty))); err != nil {
 		return fmt.Errorf("reset connection counts: %w", err)
 	}
 	// A TUN real's tunnel is there before the real says TUN.
