@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -257,7 +259,32 @@ func BenchmarkDR(b *testing.B) {
 		var ns float64
 		r.accounted(b, uint64(b.N), 0, 0, func() { ns = r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), flows, false, b.N, xdpTX) })
 		report(b, ns, base, harness)
+		// What a flow costs in memory: the flow table's bytes (the
+		// kernel's own account: key, value and the map's per-entry
+		// overhead) per entry it holds.
+		info, err := r.x.objs.Conns.Info()
+		require.NoError(b, err)
+		mem, ok := info.Memlock()
+		require.True(b, ok, "the kernel reports the flow table's memory")
+		b.ReportMetric(float64(mem)/float64(r.x.objs.Conns.MaxEntries()), "table-bytes/flow")
 	})
+}
+
+// mapsMemory is what the kernel counts for every map of x (memlock).
+func mapsMemory(b *testing.B, x *Dataplane) uint64 {
+	var total uint64
+	v := reflect.ValueOf(&x.objs.xlbMaps).Elem()
+	for i := range v.NumField() {
+		m, ok := v.Field(i).Interface().(*ebpf.Map)
+		if !ok || m == nil {
+			continue
+		}
+		info, err := m.Info()
+		require.NoError(b, err)
+		n, _ := info.Memlock()
+		total += n
+	}
+	return total
 }
 
 // BenchmarkForwardRate measures packets per second through the director
@@ -677,6 +704,13 @@ func BenchmarkApply(b *testing.B) {
 		start := time.Now()
 		require.NoError(b, ns.Do(func() error { return x.Apply(svcs) }))
 		full := time.Since(start)
+		// The daemon's memory for them: the Go heap (the planner's
+		// picture, the wanted state) and the maps.
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "go-heap-MB")
+		b.ReportMetric(float64(mapsMemory(b, x))/(1<<20), "maps-MB")
 
 		changed := slices.Clone(svcs)
 		changed[services/2].Reals = slices.Clone(changed[services/2].Reals)
