@@ -68,6 +68,51 @@ static __always_inline struct bench_tmpl *restore(struct xdp_md *ctx)
 	return t;
 }
 
+/* RFC 1624: a checksum over a 16-bit word that changed from old to now.
+ * One's complement sums do not depend on byte order: the words are taken
+ * as they lie in memory. */
+static __always_inline __u16 csum_replace(__u16 check, __u16 old, __u16 now)
+{
+	__u32 sum = (__u16)~check + (__u16)~old + now;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+/* Gives the frame the next of the template's flows (none: it keeps the
+ * template's); with csum, its IPv4 and TCP checksums follow (a TCP
+ * template), as a receiving kernel checks them. */
+static __always_inline int vary(struct xdp_md *ctx, const struct bench_tmpl *t, int csum)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&bench_counter, &zero);
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (!n || data + TMPL_LEN > data_end)
+		return -1;
+	if (t->flows) {
+		/* Fibonacci hashing spreads consecutive counters over the flows. */
+		__u64 c = (*n)++;
+		__u32 f = t->sequential ? (__u32)(c % t->flows) : (__u32)(c * 0x9E3779B97F4A7C15ULL >> 32) % t->flows;
+		__u8 *p = data;
+		__u16 *ip_w = data + 28, *port_w = data + 34;
+		__u16 old_ip = *ip_w, old_port = *port_w;
+		/* Ethernet 14 + IPv4 20: saddr at 26, sport at 34. */
+		p[28] = (f >> 24) & 0xff;
+		p[29] = (f >> 16) & 0xff;
+		p[34] = (f >> 8) & 0xff;
+		p[35] = f & 0xff;
+		if (csum) {
+			/* The IPv4 header's checksum at 24, TCP's at 50 (its
+			 * pseudo-header holds the source address). */
+			__u16 *ipc = data + 24, *tcpc = data + 50;
+			*ipc = csum_replace(*ipc, old_ip, *ip_w);
+			*tcpc = csum_replace(csum_replace(*tcpc, old_ip, *ip_w), old_port, *port_w);
+		}
+	}
+	return 0;
+}
+
 SEC("xdp")
 int bench_harness(struct xdp_md *ctx)
 {
@@ -79,22 +124,8 @@ int bench_harness(struct xdp_md *ctx)
 			return XDP_ABORTED;
 	}
 	struct bench_tmpl *t = restore(ctx);
-	__u64 *n = bpf_map_lookup_elem(&bench_counter, &zero);
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	if (!t || !n || data + TMPL_LEN > data_end)
+	if (!t || vary(ctx, t, 0))
 		return XDP_ABORTED;
-	if (t->flows) {
-		/* Fibonacci hashing spreads consecutive counters over the flows. */
-		__u64 c = (*n)++;
-		__u32 f = t->sequential ? (__u32)(c % t->flows) : (__u32)(c * 0x9E3779B97F4A7C15ULL >> 32) % t->flows;
-		__u8 *p = data;
-		/* Ethernet 14 + IPv4 20: saddr at 26, sport at 34. */
-		p[28] = (f >> 24) & 0xff;
-		p[29] = (f >> 16) & 0xff;
-		p[34] = (f >> 8) & 0xff;
-		p[35] = f & 0xff;
-	}
 	bpf_tail_call(ctx, &bench_target, 0);
 	return XDP_ABORTED;
 }
@@ -148,15 +179,19 @@ struct {
 	__uint(max_entries, 1);
 } bench_out SEC(".maps");
 
-/* The generator: every injected frame is rewritten from the template and
+/* The generator: every injected frame is rewritten from the template
+ * (given the next of its flows, if it has several: a flood's sources) and
  * sent out of the device in bench_out (a veth whose peer is the director's
  * ingress). Live-frame pages are recycled without being reset, and the
  * kernel's forwarding decrements the TTL in place: without the rewrite,
- * frames would die of TTL after a few hundred trips through the pool. */
+ * frames would die of TTL after a few hundred trips through the pool. The
+ * IPv4 and TCP checksums follow the changes (the reals' kernels check
+ * them). */
 SEC("xdp")
 int bench_redirect(struct xdp_md *ctx)
 {
-	if (!restore(ctx))
+	struct bench_tmpl *t = restore(ctx);
+	if (!t || vary(ctx, t, 1))
 		return XDP_ABORTED;
 	return bpf_redirect_map(&bench_out, 0, 0);
 }

@@ -34,6 +34,8 @@ type drRig struct {
 	log  *slog.Logger
 	// resolveInterval, if set, replaces the rig's 50 ms.
 	resolveInterval time.Duration
+	// floodRate is Config.FloodRate.
+	floodRate uint32
 }
 
 func newDRRig(t *testing.T, reals int, mode dataplane.XDPMode) *drRig {
@@ -74,6 +76,7 @@ func (r *drRig) open(t *testing.T) *Dataplane {
 			MaxConns:        4096,
 			Resolver:        NeighResolver{Handle: h},
 			ResolveInterval: cmp.Or(r.resolveInterval, 50*time.Millisecond),
+			FloodRate:       r.floodRate,
 			Logger:          r.log,
 		})
 		return err
