@@ -181,6 +181,21 @@ func (h *hops) snapshot() map[hopKey]hop {
 	return out
 }
 
+// snapshotOf is the part of the cache for keys: what an Update plans
+// with (a copy of every real's next hop was most of one real's change on
+// a big director).
+func (h *hops) snapshotOf(keys []hopKey) map[hopKey]hop {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[hopKey]hop, len(keys))
+	for _, k := range keys {
+		if e, ok := h.m[k]; ok {
+			out[k] = *e
+		}
+	}
+	return out
+}
+
 // ensure gives every address an entry. New ones are resolved; those not
 // resolved at once are asked again until wait has passed (an ARP round
 // trip), and logged as unresolved only then.

@@ -157,7 +157,7 @@ func (r *realState) effectiveWeight() int32 {
 // planner itself.
 type world struct {
 	hops    map[hopKey]hop
-	cursors []uint64 // picks taken, by service slot
+	cursors map[uint32]uint64 // picks taken, by the slot of a service there
 	standby map[netip.Addr]bool
 	ports   map[int]uint16 // tx_ports slot by ifindex
 	lim     limits

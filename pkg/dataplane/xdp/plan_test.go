@@ -23,7 +23,7 @@ import (
 var planLim = limits{services: 4, reals: 8, ifaces: 4, tabEntries: 1024, filter: 4096, filterBits: 12}
 
 func planWorld(standby ...netip.Addr) world {
-	w := world{hops: map[hopKey]hop{}, cursors: make([]uint64, 2*planLim.services), standby: map[netip.Addr]bool{},
+	w := world{hops: map[hopKey]hop{}, cursors: map[uint32]uint64{}, standby: map[netip.Addr]bool{},
 		ports: map[int]uint16{1: 0}, lim: planLim}
 	for i := 1; i <= 8; i++ {
 		w.hops[hopKey{addr: realAddr(i)}] = hop{nh: NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC}, resolved: true}

@@ -682,58 +682,51 @@ func (x *Dataplane) applyLocked(services []dataplane.Service) error {
 // cursors of those services alone (an Update plans no other). Called with
 // mu held.
 func (x *Dataplane) world(only []dataplane.Service) (world, error) {
-	var cursors []uint64
+	var cursors map[uint32]uint64
+	var hops map[hopKey]hop
 	var err error
 	if only == nil {
 		cursors, err = x.cursors()
+		hops = x.hops.snapshot()
 	} else {
 		cursors, err = x.cursorsOf(only)
+		hops = x.hops.snapshotOf(realHops(only))
 	}
 	if err != nil {
 		return world{}, err
 	}
-	return world{hops: x.hops.snapshot(), cursors: cursors, standby: x.standby, ports: x.ports, lim: x.lim, sloppyTCP: x.cfg.SloppyTCP,
+	return world{hops: hops, cursors: cursors, standby: x.standby, ports: x.ports, lim: x.lim, sloppyTCP: x.cfg.SloppyTCP,
 		geometry: sched.Geometry{MHTabIndex: x.cfg.MHTabIndex}, checkedVIPs: x.checkedVIPs()}, nil
 }
 
 // cursorsOf reads the cursors of the slots that serve services now, as
 // cursors does for all of them.
-func (x *Dataplane) cursorsOf(services []dataplane.Service) ([]uint64, error) {
-	out := make([]uint64, x.objs.SchedCursor.MaxEntries())
+func (x *Dataplane) cursorsOf(services []dataplane.Service) (map[uint32]uint64, error) {
+	out := make(map[uint32]uint64, len(services))
 	for _, s := range services {
 		st := x.state.services[s.ServiceKey]
 		if st == nil {
 			continue
 		}
 		slot := st.slot()
-		if err := x.objs.SchedCursor.Lookup(&slot, &out[slot]); err != nil {
+		var v uint64
+		if err := x.objs.SchedCursor.Lookup(&slot, &v); err != nil {
 			return nil, fmt.Errorf("read scheduler cursor: %w", err)
 		}
+		out[slot] = v
 	}
 	return out, nil
 }
 
 // cursors reads how many picks each service slot's sequence has given.
-func (x *Dataplane) cursors() ([]uint64, error) {
-	n := int(x.objs.SchedCursor.MaxEntries())
-	keys, vals := make([]uint32, n), make([]uint64, n)
-	var cursor ebpf.MapBatchCursor
-	count, err := x.objs.SchedCursor.BatchLookup(&cursor, keys, vals, nil)
-	switch {
-	case err == nil || errors.Is(err, ebpf.ErrKeyNotExist):
-		out := make([]uint64, n)
-		for i := range count {
-			out[keys[i]] = vals[i]
-		}
-		return out, nil
-	case errors.Is(err, ebpf.ErrNotSupported):
-		out := make([]uint64, n)
-		for i := range uint32(n) {
-			if err := x.objs.SchedCursor.Lookup(&i, &out[i]); err != nil {
-				return nil, fmt.Errorf("read scheduler cursor: %w", err)
-			}
-		}
-		return out, nil
+func (x *Dataplane) cursors() (map[uint32]uint64, error) {
+	vals, err := readArray[uint64](x.objs.SchedCursor, int(x.objs.SchedCursor.MaxEntries()))
+	if err != nil {
+		return nil, fmt.Errorf("read scheduler cursors: %w", err)
 	}
-	return nil, fmt.Errorf("read scheduler cursors: %w", err)
+	out := make(map[uint32]uint64, len(x.state.services))
+	for _, s := range x.state.services {
+		out[s.slot()] = vals[s.slot()]
+	}
+	return out, nil
 }
