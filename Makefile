@@ -66,11 +66,13 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-## bench: the data plane's benchmarks, 3 rounds, each as a ratio to a baseline of the same round; rewrites the table in docs/benchmarks.md (root). tools/bench-ab.sh REV compares with a revision
+## bench: the data plane's and the control plane's benchmarks (forwarding, role flips, listings, applying 10k services, xlb check of them), 3 rounds, ratios to a baseline of the same round; rewrites the table in docs/benchmarks.md (root). tools/bench-ab.sh REV compares with a revision
 bench:
 	@tools/deps.sh test
 	set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkDR|BenchmarkForwardRate' -benchtime 2000000x -count 3 ./pkg/dataplane/xdp/ | tee bench.out
 	set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkRoleFlip|BenchmarkIpvsadmList' -benchtime 20x -count 3 ./pkg/dataplane/xdp/ | tee -a bench.out
+	set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkApply' -benchtime 1x -count 3 ./pkg/dataplane/xdp/ | tee -a bench.out
+	set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkCheck10k' -benchtime 1x -count 3 ./cmd/xlb/ | tee -a bench.out
 	$(GO) run ./tools/benchtab -doc docs/benchmarks.md -cmd 'make bench' < bench.out
 
 ## chaos: faults against a running director (the xlb binary, under load), a table of what each did: docs/chaos.md (root)

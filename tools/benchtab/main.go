@@ -27,7 +27,9 @@ import (
 // lower says, per metric unit, whether a smaller value is the better one.
 var lower = map[string]bool{
 	"ns/pkt": true, "baseline-ns/pkt": true, "x-baseline": true, "ms/flip": true, "apply-ms": true,
-	"Ln-ms": true, "Lnc-ms": true,
+	"Ln-ms": true, "Lnc-ms": true, "apply-10k-ms": true, "one-weight-ms": true, "unchanged-ms": true,
+	"update-real-down-ms": true, "update-real-back-ms": true, "go-heap-MB": true, "maps-MB": true,
+	"ms/check": true, "table-bytes/flow": true, "stats-ms": true,
 }
 
 const (
