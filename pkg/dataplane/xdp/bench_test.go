@@ -746,7 +746,10 @@ func BenchmarkApply(b *testing.B) {
 		start = time.Now()
 		require.NoError(b, ns.Do(func() error { return x.Update([]dataplane.Service{down}, nil) }))
 		health := time.Since(start)
+		// What xlbadm -Ln, xlb status and a metrics scrape read.
+		start = time.Now()
 		st, err := x.Stats()
+		stats := time.Since(start)
 		require.NoError(b, err)
 		require.Len(b, st.Services, services)
 		n := 0
@@ -788,6 +791,7 @@ func BenchmarkApply(b *testing.B) {
 		b.ReportMetric(float64(same.Microseconds())/1000, "unchanged-ms")
 		b.ReportMetric(float64(health.Microseconds())/1000, "update-real-down-ms")
 		b.ReportMetric(float64(back.Microseconds())/1000, "update-real-back-ms")
+		b.ReportMetric(float64(stats.Microseconds())/1000, "stats-ms")
 	}
 	b.ReportMetric(0, "ns/op")
 }

@@ -360,3 +360,25 @@ func TestMHTabIndex(t *testing.T) {
 		require.Equal(t, sched.MHPick(tab, ds, sched.AddrFold(f.Src), 0, false), r.pick(f), "source %s", f.Src)
 	}
 }
+
+// Stats reads the counters a lookup at a time for a few reals and whole
+// arrays in batches for many: both give the same figures.
+func TestStatsReadInBatches(t *testing.T) {
+	r := newSchedRig(t, "rr", 0, 1, 1)
+	for range 6 {
+		require.GreaterOrEqual(t, r.pick(newFlow()), 0)
+	}
+	r.svc.Reals = r.svc.Reals[:1] // a removed real's counters go to the service
+	apply(t, r.ns, r.x, r.svc)
+	require.GreaterOrEqual(t, r.pick(newFlow()), 0)
+	one, err := r.x.Stats()
+	require.NoError(t, err)
+	was := batchFrom
+	batchFrom = 0
+	t.Cleanup(func() { batchFrom = was })
+	batched, err := r.x.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, one, batched)
+	assert.EqualValues(t, 7, batched.Services[0].Conns)
+	assert.EqualValues(t, 4, batched.Services[0].Reals[0].Conns)
+}

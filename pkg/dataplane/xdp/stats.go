@@ -40,23 +40,26 @@ func (x *Dataplane) Stats() (dataplane.Stats, error) {
 	x.applyMu.Lock()
 	defer x.applyMu.Unlock()
 	out := dataplane.Stats{Reasons: map[string]uint64{}, NextHopChanges: x.nextHopChanges.Load()}
-	for _, s := range x.snapshot() {
-		var retired xlbCounters
-		if err := x.objs.SvcRetired.Lookup(&s.idx, &retired); err != nil {
-			return dataplane.Stats{}, fmt.Errorf("read service counters: %w", err)
+	snap := x.snapshot()
+	rd, err := x.countersFor(snap)
+	if err != nil {
+		return dataplane.Stats{}, err
+	}
+	out.Services = make([]dataplane.ServiceStats, 0, len(snap))
+	for _, s := range snap {
+		retired, err := rd.service(s.idx)
+		if err != nil {
+			return dataplane.Stats{}, err
 		}
-		ss := dataplane.ServiceStats{Counters: countersOf(retired), Service: dataplane.Service{ServiceKey: s.key,
-			Scheduler: s.sched, Flags: s.flags, Persistence: s.persist, PersistenceMask: s.persistMask}}
+		ss := dataplane.ServiceStats{Counters: retired, Service: dataplane.Service{ServiceKey: s.key,
+			Scheduler: s.sched, Flags: s.flags, Persistence: s.persist, PersistenceMask: s.persistMask},
+			Reals: make([]dataplane.RealStats, 0, len(s.reals))}
 		for _, r := range s.reals {
-			rc, err := sumCounters(x.objs.RealStats, r.slot)
+			rc, cc, err := rd.real(r.slot)
 			if err != nil {
 				return dataplane.Stats{}, err
 			}
 			ss.Counters = ss.Counters.Add(rc)
-			var cc xlbConnCounts
-			if err := x.objs.RealConns.Lookup(&r.slot, &cc); err != nil {
-				return dataplane.Stats{}, fmt.Errorf("read connection counts: %w", err)
-			}
 			ss.Reals = append(ss.Reals, dataplane.RealStats{Real: r.Real, Counters: rc, Resolved: r.resolved,
 				ActiveConns: max(cc.Active, 0), InactConns: max(cc.Inactive, 0)})
 		}
@@ -73,6 +76,99 @@ func (x *Dataplane) Stats() (dataplane.Stats, error) {
 			n += v
 		}
 		out.Reasons[statName(i)] = n
+	}
+	return out, nil
+}
+
+// counterReader reads the counters of services and reals: a lookup each
+// for a small director, the whole arrays in batches for a big one (a
+// lookup per real was two syscalls each: 2 s for 320k reals).
+type counterReader struct {
+	x       *Dataplane
+	batched bool
+	svcs    []xlbCounters   // by service index
+	reals   [][]xlbCounters // by real slot, per CPU
+	conns   []xlbConnCounts // by real slot
+}
+
+// batchFrom is the number of reals from which the arrays are read whole
+// (a variable for the test that reads both ways).
+var batchFrom = 1024
+
+func (x *Dataplane) countersFor(snap []svcState) (*counterReader, error) {
+	rd := &counterReader{x: x}
+	n := 0
+	for _, s := range snap {
+		n += len(s.reals)
+	}
+	if n < batchFrom {
+		return rd, nil
+	}
+	rd.batched = true
+	var err error
+	if rd.svcs, err = readArray[xlbCounters](x.objs.SvcRetired, int(x.objs.SvcRetired.MaxEntries())); err != nil {
+		return nil, fmt.Errorf("read service counters: %w", err)
+	}
+	if rd.conns, err = readArray[xlbConnCounts](x.objs.RealConns, x.lim.reals); err != nil {
+		return nil, fmt.Errorf("read connection counts: %w", err)
+	}
+	if rd.reals, err = readPerCPU(x.objs.RealStats, x.lim.reals); err != nil {
+		return nil, fmt.Errorf("read real counters: %w", err)
+	}
+	return rd, nil
+}
+
+func (rd *counterReader) service(idx uint32) (dataplane.Counters, error) {
+	if rd.batched {
+		return countersOf(rd.svcs[idx]), nil
+	}
+	var c xlbCounters
+	if err := rd.x.objs.SvcRetired.Lookup(&idx, &c); err != nil {
+		return dataplane.Counters{}, fmt.Errorf("read service counters: %w", err)
+	}
+	return countersOf(c), nil
+}
+
+func (rd *counterReader) real(slot uint32) (dataplane.Counters, xlbConnCounts, error) {
+	if rd.batched {
+		var c dataplane.Counters
+		for _, p := range rd.reals[slot] {
+			c = c.Add(countersOf(p))
+		}
+		return c, rd.conns[slot], nil
+	}
+	c, err := sumCounters(rd.x.objs.RealStats, slot)
+	if err != nil {
+		return dataplane.Counters{}, xlbConnCounts{}, err
+	}
+	var cc xlbConnCounts
+	if err := rd.x.objs.RealConns.Lookup(&slot, &cc); err != nil {
+		return dataplane.Counters{}, xlbConnCounts{}, fmt.Errorf("read connection counts: %w", err)
+	}
+	return c, cc, nil
+}
+
+// readPerCPU reads the first n entries of a per-CPU array of counters,
+// each entry's values by CPU, in batches where the kernel has them.
+func readPerCPU(m *ebpf.Map, n int) ([][]xlbCounters, error) {
+	cpus := ebpf.MustPossibleCPU()
+	out := make([][]xlbCounters, n)
+	keys, flat := make([]uint32, n), make([]xlbCounters, n*cpus)
+	var cursor ebpf.MapBatchCursor
+	count, err := m.BatchLookup(&cursor, keys, flat, nil)
+	if (err == nil || errors.Is(err, ebpf.ErrKeyNotExist)) && count == n {
+		for i := range n {
+			out[keys[i]] = flat[i*cpus : (i+1)*cpus]
+		}
+		return out, nil
+	}
+	if err != nil && !errors.Is(err, ebpf.ErrNotSupported) && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil, err
+	}
+	for i := range uint32(n) {
+		if err := m.Lookup(&i, &out[i]); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", i, err)
+		}
 	}
 	return out, nil
 }
