@@ -94,10 +94,10 @@ static __always_inline int icmp_to_vip(struct xdp_md *ctx, struct packet *p, voi
 	struct icmp_err e;
 	if (icmp_inner(p, data_end, &e) < 0)
 		return -1;
-	struct conn_key k;
-	icmp_flow_key(&e, &k);
+	union flow_key k;
+	icmp_flow_key(&e, &k.v4);
 	int half;
-	struct conn *c = flow_lookup(&k, &half);
+	struct conn *c = flow_lookup(&k, AF_INET, &half);
 	if (!c)
 		return -1;
 	__u32 slot = c->real;
@@ -108,7 +108,7 @@ static __always_inline int icmp_to_vip(struct xdp_md *ctx, struct packet *p, voi
 		struct iphdr *ip = p->ip;
 		if ((void *)(ip + 1) > data_end)
 			return -1;
-		icmp_inner_rewrite(&e, 1, r->addr.v4, r->port ? r->port : k.dport);
+		icmp_inner_rewrite(&e, 1, r->addr.v4, r->port ? r->port : k.v4.dport);
 		csum_replace4((__u16 *)&ip->check, ip->daddr, r->addr.v4);
 		ip->daddr = r->addr.v4;
 	}

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Packet parsing: Ethernet (one 802.1Q/802.1ad tag), IPv4 (with options),
- * TCP and UDP ports. */
+/* Packet parsing: Ethernet (one 802.1Q/802.1ad tag), IPv4 (with options)
+ * or IPv6 (with its extension headers), TCP and UDP ports. */
 #ifndef XLB_PARSE_H
 #define XLB_PARSE_H
 
@@ -8,6 +8,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
@@ -32,6 +33,21 @@ enum parse_result {
 #ifndef AF_INET
 #define AF_INET 2
 #endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+/* IPv6 extension headers walked to the transport header (RFC 8200 4.1's
+ * order puts hop-by-hop, destination options and routing first); a
+ * fragment header ends the walk (ports unknown), and so does a chain
+ * longer than this. */
+#define XLB_MAX_EXT_HDRS 4
+#ifndef NEXTHDR_HOP
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_DEST 60
+#endif
 
 /* What every handler reads of a packet. Addresses are family-generic
  * (union xlb_addr, zeroed beyond the family's length); the headers are
@@ -42,10 +58,12 @@ struct packet {
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;
-	__u8 family;    /* AF_INET */
+	__u8 family;    /* AF_INET or AF_INET6 */
 	__u8 tcp_flags; /* byte 13 of the TCP header */
 	__u8 pad;
 	struct ethhdr *eth;
+	/* The IPv4 header; for IPv6 the IPv6 header (never read as IPv4:
+	 * the IPv4-only handlers are not on IPv6's path). */
 	struct iphdr *ip;
 	void *l4;
 	void *ip_end; /* the end of the datagram (its total length) */
@@ -55,6 +73,78 @@ struct packet {
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_RST 0x04
 #define TCP_FLAG_ACK 0x10
+
+/* The TCP or UDP ports of the transport header at cur (of protocol
+ * proto, the datagram ending at ip_end). */
+static __always_inline int parse_ports(void *cur, void *data_end, void *ip_end, __u8 proto, struct packet *p)
+{
+	p->l4 = cur;
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *th = cur;
+		if ((void *)(th + 1) > data_end || (void *)(th + 1) > ip_end)
+			return PARSE_TRUNCATED;
+		p->sport = th->source;
+		p->dport = th->dest;
+		p->tcp_flags = ((__u8 *)th)[13];
+		return PARSE_OK;
+	}
+	if (proto == IPPROTO_UDP) {
+		struct udphdr *uh = cur;
+		if ((void *)(uh + 1) > data_end || (void *)(uh + 1) > ip_end)
+			return PARSE_TRUNCATED;
+		p->sport = uh->source;
+		p->dport = uh->dest;
+		return PARSE_OK;
+	}
+	return PARSE_OTHER_L4;
+}
+
+/* IPv6: the fixed header, then hop-by-hop, routing and destination
+ * options headers (each 8 * (length + 1) bytes) to the transport header.
+ * The payload length bounds the datagram; a jumbogram (length 0) is not
+ * for a load balancer and passes. */
+static __always_inline int parse_ipv6(void *cur, void *data_end, struct packet *p)
+{
+	struct ipv6hdr *ip6 = cur;
+	if ((void *)(ip6 + 1) > data_end)
+		return PARSE_BAD_IP;
+	if (ip6->version != 6)
+		return PARSE_BAD_IP;
+	__u32 plen = bpf_ntohs(ip6->payload_len);
+	asm volatile("" : "+r"(plen));
+	plen &= 0xffff;
+	if (plen == 0)
+		return PARSE_BAD_IP;
+	void *ip_end = (void *)(ip6 + 1) + plen;
+	/* A packet pointer all the same: each read of p->ip is
+	 * bounds-checked, and the verifier sees one type in it on every
+	 * path. */
+	p->ip = (struct iphdr *)ip6;
+	p->ip_end = ip_end;
+	p->family = AF_INET6;
+	__builtin_memcpy(p->src.v6, &ip6->saddr, 16);
+	__builtin_memcpy(p->dst.v6, &ip6->daddr, 16);
+	__u8 next = ip6->nexthdr;
+	cur = ip6 + 1;
+#pragma unroll
+	for (int i = 0; i < XLB_MAX_EXT_HDRS; i++) {
+		if (next != NEXTHDR_HOP && next != NEXTHDR_ROUTING && next != NEXTHDR_DEST)
+			break;
+		__u8 *h = cur;
+		if ((void *)(h + 2) > data_end)
+			return PARSE_TRUNCATED;
+		next = h[0];
+		cur = h + 8 * ((__u32)h[1] + 1);
+	}
+	p->proto = next;
+	if (next == NEXTHDR_FRAGMENT)
+		return PARSE_FRAGMENT;
+	if (next == NEXTHDR_HOP || next == NEXTHDR_ROUTING || next == NEXTHDR_DEST)
+		return PARSE_TRUNCATED; /* a chain longer than we walk: ports unknown */
+	if (ip_end > data_end)
+		return PARSE_TRUNCATED;
+	return parse_ports(cur, data_end, ip_end, next, p);
+}
 
 static __always_inline int parse_packet(void *data, void *data_end, struct packet *p)
 {
@@ -72,8 +162,11 @@ static __always_inline int parse_packet(void *data, void *data_end, struct packe
 		proto = vh->proto;
 		cur = vh + 1;
 	}
-	if (proto != bpf_htons(ETH_P_IP))
+	if (__builtin_expect(proto != bpf_htons(ETH_P_IP), 0)) {
+		if (proto == bpf_htons(ETH_P_IPV6))
+			return parse_ipv6(cur, data_end, p);
 		return PARSE_NOT_IPV4;
+	}
 
 	struct iphdr *iph = cur;
 	if ((void *)(iph + 1) > data_end)
@@ -106,26 +199,7 @@ static __always_inline int parse_packet(void *data, void *data_end, struct packe
 	if (ip_end > data_end)
 		return PARSE_TRUNCATED;
 
-	cur = (void *)iph + ihl;
-	p->l4 = cur;
-	if (iph->protocol == IPPROTO_TCP) {
-		struct tcphdr *th = cur;
-		if ((void *)(th + 1) > data_end || (void *)(th + 1) > ip_end)
-			return PARSE_TRUNCATED;
-		p->sport = th->source;
-		p->dport = th->dest;
-		p->tcp_flags = ((__u8 *)th)[13];
-		return PARSE_OK;
-	}
-	if (iph->protocol == IPPROTO_UDP) {
-		struct udphdr *uh = cur;
-		if ((void *)(uh + 1) > data_end || (void *)(uh + 1) > ip_end)
-			return PARSE_TRUNCATED;
-		p->sport = uh->source;
-		p->dport = uh->dest;
-		return PARSE_OK;
-	}
-	return PARSE_OTHER_L4;
+	return parse_ports((void *)iph + ihl, data_end, ip_end, iph->protocol, p);
 }
 
 #endif /* XLB_PARSE_H */

@@ -71,8 +71,15 @@ static __always_inline void count(void *map, __u32 idx, __u64 bytes, __u64 new_c
 }
 
 /* forward: DR, NAT or TUN to the chosen real. */
-static __always_inline int forward(struct xdp_md *ctx, struct packet *p, void *data_end, const struct real *r, __u32 slot)
+static __always_inline int forward(struct xdp_md *ctx, struct packet *p, void *data_end, const struct real *r, __u32 slot,
+				   __u8 fam)
 {
+	/* IPv6 goes by DR only (Caps refuses the rest): never rewritten or
+	 * wrapped as if it were IPv4. */
+	if (fam != AF_INET && (r->flags & (XLB_REAL_F_NAT | XLB_REAL_F_TUN))) {
+		stat_inc(XLB_STAT_NO_DEST);
+		return XDP_DROP;
+	}
 	/* A NAT real without a port (of a port-0 service) keeps the
 	 * client's: IPVS's dest->port ? dest->port : vport. */
 	if ((r->flags & XLB_REAL_F_NAT) && nat_rewrite(p, data_end, 1, r->addr.v4, r->port ? r->port : p->dport) < 0)
@@ -125,9 +132,15 @@ static __always_inline int unparsed(struct xdp_md *ctx, struct packet *p, void *
 /* A half-open flow proved itself: it moves to the flow table, a NAT flow's
  * reverse entry with it. Its counts do not change. Two CPUs promoting the
  * same flow at once write the same entry twice. */
-static __always_inline void conn_promote(const struct conn_key *k, const struct conn *h, const struct real *r)
+static __always_inline void conn_promote(const union flow_key *fk, __u8 family, const struct conn *h, const struct real *r)
 {
 	struct conn c = *h;
+	if (family == AF_INET6) {
+		if (promote6(&fk->v6, &c) != 0)
+			return;
+		goto promoted;
+	}
+	const struct conn_key *k = &fk->v4;
 	if (bpf_map_update_elem(&conns, k, &c, BPF_ANY) != 0)
 		return; /* it stays half-open, and works */
 	if (c.flags & XLB_CONN_F_NAT) {
@@ -142,6 +155,7 @@ static __always_inline void conn_promote(const struct conn_key *k, const struct 
 		}
 	}
 	bpf_map_delete_elem(&half_open, k);
+promoted:
 	stat_inc(XLB_STAT_PROMOTED);
 	/* A sweep walking the flow table, then the half-open one, may see
 	 * this flow in neither: its real's counts are not compared this time. */
@@ -164,11 +178,11 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct packet *p, void 
 	struct nat_reply *nr = reply_lookup(&rk);
 	if (!nr)
 		return check_reply(p, data_end, &rk);
-	struct conn_key fk = {
+	union flow_key fk = { .v4 = {
 		.src = p->dst.v4, .dst = nr->vip.v4, .sport = p->dport, .dport = nr->vport, .proto = p->proto,
-	};
+	} };
 	int half;
-	struct conn *fc = flow_lookup(&fk, &half);
+	struct conn *fc = flow_lookup(&fk, AF_INET, &half);
 	if (fc && !fc->retired) {
 		__u32 frs = fc->real;
 		struct real *fr = bpf_map_lookup_elem(&reals, &frs);
@@ -183,7 +197,7 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct packet *p, void 
 		/* Under secure_tcp a NAT flow is proven by its real's ACK. A
 		 * UDP reply proves nothing of the client. */
 		if (half && fr && p->proto == IPPROTO_TCP && conn_proven(fc, p->proto))
-			conn_promote(&fk, fc, fr);
+			conn_promote(&fk, AF_INET, fc, fr);
 		struct counters *rc = bpf_map_lookup_elem(&real_stats, &rs);
 		if (rc) {
 			rc->out_packets++;
@@ -206,9 +220,9 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct packet *p, void 
 
 /* maybe_vip: most traffic that is not for a VIP leaves after this one
  * array lookup. */
-static __always_inline int maybe_vip(const struct packet *p)
+static __always_inline int maybe_vip(const struct packet *p, __u8 fam)
 {
-	__u32 fk = hash_32(bpf_ntohl(p->dst.v4), XLB_VIP_FILTER_BITS);
+	__u32 fk = hash_32(addr_fold(&p->dst, fam), XLB_VIP_FILTER_BITS);
 	__u32 *v = bpf_map_lookup_elem(&vip_filter, &fk);
 	return v && *v;
 }
@@ -259,10 +273,10 @@ static __always_inline __u16 svc_flags_of(const struct packet *p)
  * ports reused by a SYN) ends here if the packet may start a new one,
  * which new_flow then makes: XLB_CONTINUE. */
 static __always_inline int established(struct xdp_md *ctx, struct packet *p, void *data_end,
-				       const struct conn_key *ck, __u64 bytes, __u64 now)
+				       const union flow_key *ck, __u64 bytes, __u64 now, __u8 fam)
 {
 	int half;
-	struct conn *c = flow_lookup(ck, &half);
+	struct conn *c = flow_lookup(ck, fam, &half);
 	if (!c)
 		return XLB_CONTINUE;
 	__u32 real_slot = c->real;
@@ -283,9 +297,9 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 			conn_rearm(c, now);
 			conn_count_in(c);
 			if (half && conn_proven(c, p->proto))
-				conn_promote(ck, c, r);
+				conn_promote(ck, fam, c, r);
 			count(&real_stats, real_slot, bytes, 0);
-			return forward(ctx, p, data_end, r, real_slot);
+			return forward(ctx, p, data_end, r, real_slot, fam);
 		}
 		if (!reuse) {
 			/* The real was removed: drop silently and let the entry
@@ -309,10 +323,10 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 	}
 	if (live)
 		conns_add(real_slot, c->state, -1);
-	tmpl_release(ck, c);
+	tmpl_release(&ck->v4, c);
 	/* The new flow starts half-open: the ended one must not shadow it. */
 	if (!half)
-		bpf_map_delete_elem(&conns, ck);
+		flow_delete(ck, fam);
 	return XLB_CONTINUE;
 }
 
@@ -367,9 +381,9 @@ static __always_inline int flooded(__u64 now, __u32 rate)
  * replies: XLB_CONTINUE, the flow is made as usual (a packet that may not
  * start one goes to the kernel). */
 static __always_inline int forward_stateless(struct xdp_md *ctx, struct packet *p, void *data_end, __u32 svc_slot,
-					     __u64 bytes, int starts)
+					     __u64 bytes, int starts, __u8 fam)
 {
-	__u32 real_slot = xlb_schedule(svc_slot, addr_fold(&p->src, p->family), addr_fold(&p->dst, p->family), p->sport);
+	__u32 real_slot = xlb_schedule(svc_slot, addr_fold(&p->src, fam), addr_fold(&p->dst, fam), p->sport);
 	struct real *r = real_if_available(real_slot);
 	if (!r) {
 		stat_inc(XLB_STAT_NO_DEST);
@@ -379,14 +393,14 @@ static __always_inline int forward_stateless(struct xdp_md *ctx, struct packet *
 		return XLB_CONTINUE;
 	stat_inc(XLB_STAT_FLOOD_STATELESS);
 	count(&real_stats, real_slot, bytes, starts);
-	return forward(ctx, p, data_end, r, real_slot);
+	return forward(ctx, p, data_end, r, real_slot, fam);
 }
 
 /* new_flow: the service's persistence template or scheduler picks a
  * real, the flow (and a NAT flow's reverse) is recorded, and the packet
  * forwarded. */
 static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *data_end,
-				    const struct conn_key *ck, __u64 bytes, __u64 now)
+				    const union flow_key *ck, __u64 bytes, __u64 now, __u8 fam)
 {
 	struct svc_key sk;
 	__u32 *slotp = svc_lookup(p, &sk);
@@ -404,7 +418,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 	int may_start = !not_syn(p, s->flags);
 	struct defence *d = defence_now();
 	if (d && d->flood_rate && stateless_service(s) && (!may_start || flooded(now, d->flood_rate))) {
-		int act = forward_stateless(ctx, p, data_end, svc_slot, bytes, may_start);
+		int act = forward_stateless(ctx, p, data_end, svc_slot, bytes, may_start, fam);
 		if (act != XLB_CONTINUE)
 			return act;
 	}
@@ -419,16 +433,18 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 
 	__u32 real_slot = XLB_NO_REAL;
 	__u8 cflags = 0;
+	/* IPv6 services have no persistence in XDP (Caps refuses it). */
+	__u32 persist = fam == AF_INET ? s->persist_timeout_s : 0;
 	struct tmpl_key tk;
 	struct tmpl *t = 0;
 	struct real *r;
-	if (s->persist_timeout_s) {
+	if (persist) {
 		/* ip_vs_sched_persist: a valid template decides; it is valid
 		 * while its real is in the service (weight 0 included, as
 		 * IPVS's default) and it has not expired, or still controls
 		 * flows. */
 		/* A port-0 service's templates have port 0, as FTP's. */
-		tmpl_key_of(&tk, p->proto, p->family, p->src.v4, s->persist_mask, p->dst.v4, sk.port);
+		tmpl_key_of(&tk, p->proto, AF_INET, p->src.v4, s->persist_mask, p->dst.v4, sk.port);
 		cflags = XLB_CONN_F_PERSIST | (tk.vport ? 0 : XLB_CONN_F_TMPL_NOPORT);
 		t = bpf_map_lookup_elem(&templates, &tk);
 		if (t && (!tmpl_expired(t, now) || t->controls > 0)) {
@@ -442,9 +458,9 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 		}
 	}
 	if (real_slot == XLB_NO_REAL) {
-		real_slot = xlb_schedule(svc_slot, addr_fold(&p->src, p->family), addr_fold(&p->dst, p->family), p->sport);
+		real_slot = xlb_schedule(svc_slot, addr_fold(&p->src, fam), addr_fold(&p->dst, fam), p->sport);
 		r = real_if_available(real_slot);
-		if (r && s->persist_timeout_s) {
+		if (r && persist) {
 			struct tmpl nt = { .real = real_slot, .gen = r->gen, .last_seen = now,
 					   .timeout_s = s->persist_timeout_s };
 			bpf_map_update_elem(&templates, &tk, &nt, BPF_ANY);
@@ -456,25 +472,45 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 		stat_inc(XLB_STAT_NO_DEST);
 		return XDP_DROP;
 	}
-	if (s->persist_timeout_s) {
+	if (persist) {
 		t = bpf_map_lookup_elem(&templates, &tk);
 		if (t)
 			__sync_fetch_and_add(&t->controls, 1);
 		else
 			cflags = 0;
 	}
+	if (fam != AF_INET && (r->flags & (XLB_REAL_F_NAT | XLB_REAL_F_TUN))) {
+		stat_inc(XLB_STAT_NO_DEST);
+		return XDP_DROP;
+	}
 	if (r->flags & XLB_REAL_F_NAT)
 		cflags |= XLB_CONN_F_NAT;
-	conn_create(ck, real_slot, r->gen, svc_idx, p->proto, p->tcp_flags, now, cflags, s->persist_mask);
+	conn_create(ck, fam, real_slot, r->gen, svc_idx, p->proto, p->tcp_flags, now, cflags, s->persist_mask);
 	if (r->flags & XLB_REAL_F_NAT) {
 		struct conn_key rk = {
 			.src = r->addr.v4, .dst = p->src.v4, .sport = r->port ? r->port : p->dport, .dport = p->sport, .proto = p->proto,
 		};
-		struct nat_reply nr = { .vip = p->dst, .vport = p->dport, .family = p->family };
+		struct nat_reply nr = { .vip = p->dst, .vport = p->dport, .family = fam };
 		bpf_map_update_elem(&half_open_replies, &rk, &nr, BPF_ANY);
 	}
 	count(&real_stats, real_slot, bytes, 1);
-	return forward(ctx, p, data_end, r, real_slot);
+	return forward(ctx, p, data_end, r, real_slot, fam);
+}
+
+/* A packet for a VIP of family fam (a constant at each call: each family
+ * gets its own copy of the path, with no test of the family in it): its
+ * flow, else a new one. */
+static __always_inline int by_flow(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes, __u8 fam)
+{
+	if (!maybe_vip(p, fam))
+		return XDP_PASS;
+	union flow_key ck;
+	flow_key_of(p, &ck, fam);
+	__u64 now = xlb_now();
+	int act = established(ctx, p, data_end, &ck, bytes, now, fam);
+	if (act != XLB_CONTINUE)
+		return act;
+	return new_flow(ctx, p, data_end, &ck, bytes, now, fam);
 }
 
 /* The chain: parse -> (no ports: unparsed) -> NAT reply -> the VIP filter
@@ -490,18 +526,13 @@ int xlb_xdp(struct xdp_md *ctx)
 	int res = parse_packet(data, data_end, &p);
 	if (res != PARSE_OK)
 		return unparsed(ctx, &p, data_end, res);
+	/* IPv6 is laid out after IPv4's path, not inside it. */
+	if (__builtin_expect(p.family == AF_INET6, 0))
+		return by_flow(ctx, &p, data_end, bytes, AF_INET6);
 	int act = nat_reply(ctx, &p, data_end, bytes);
 	if (act != XLB_CONTINUE)
 		return act;
-	if (!maybe_vip(&p))
-		return XDP_PASS;
-	struct conn_key ck;
-	conn_key_of(&p, &ck);
-	__u64 now = xlb_now();
-	act = established(ctx, &p, data_end, &ck, bytes, now);
-	if (act != XLB_CONTINUE)
-		return act;
-	return new_flow(ctx, &p, data_end, &ck, bytes, now);
+	return by_flow(ctx, &p, data_end, bytes, AF_INET);
 }
 
 /* ---- programs the control plane runs with BPF_PROG_TEST_RUN ---- */
@@ -528,7 +559,7 @@ static __always_inline struct sweep_count *sweep_slot(__u32 slot)
 
 /* Deletes k from table only while it still holds the entry the sweep is
  * looking at: a packet may have replaced it (same key, new flow) since. */
-static __always_inline void sweep_delete(void *table, struct conn_key *k, struct conn *c)
+static __always_inline void sweep_delete(void *table, void *k, struct conn *c)
 {
 	struct conn *cur = bpf_map_lookup_elem(table, k);
 	if (cur == c)
@@ -558,14 +589,14 @@ static __always_inline int todrop_entry(const struct conn *c, __u64 now)
 /* Whether drop_entry ends this flow now (ip_vs_random_dropentry): in this
  * sweep's 1/32, a half-open TCP flow always, an established one or any
  * other protocol's by todrop_entry, other TCP states never. */
-static __always_inline int sweep_drops(const struct conn_key *k, const struct conn *c, const struct sweep_ctx *sc)
+static __always_inline int sweep_drops(__u32 fold, __u8 proto, const struct conn *c, const struct sweep_ctx *sc)
 {
 	if (!sc->drop_entry)
 		return 0;
-	__u32 h = (k->src ^ k->dst ^ ((__u32)k->sport << 16 | k->dport) ^ sc->salt) * 0x9E3779B1u;
+	__u32 h = (fold ^ sc->salt) * 0x9E3779B1u;
 	if ((h >> 27) != sc->slice)
 		return 0;
-	if (k->proto != IPPROTO_TCP)
+	if (proto != IPPROTO_TCP)
 		return todrop_entry(c, sc->now);
 	switch (c->state) {
 	case XLB_CT_SYN_RECV:
@@ -577,8 +608,22 @@ static __always_inline int sweep_drops(const struct conn_key *k, const struct co
 	return 0;
 }
 
-static __always_inline long sweep_entry(void *table, struct conn_key *k, struct conn *c, struct sweep_ctx *sc,
-					int half)
+/* A flow key folded to 32 bits, for drop_entry's choice of a slice. */
+static __always_inline __u32 key_fold(const struct conn_key *k)
+{
+	return k->src ^ k->dst ^ ((__u32)k->sport << 16 | k->dport);
+}
+
+static __always_inline __u32 key6_fold(const struct conn_key6 *k)
+{
+	return k->src[0] ^ k->src[1] ^ k->src[2] ^ k->src[3] ^ k->dst[0] ^ k->dst[1] ^ k->dst[2] ^ k->dst[3] ^
+	       ((__u32)k->sport << 16 | k->dport);
+}
+
+/* One flow of a table the sweeper walks: k4 is its IPv4 key, or 0 for an
+ * IPv6 flow (k, whose fold is fold), which has no template to release. */
+static __always_inline long sweep_entry(void *table, void *k, const struct conn_key *k4, __u32 fold, __u8 proto,
+					struct conn *c, struct sweep_ctx *sc, int half)
 {
 	__u32 slot = c->real;
 	struct real *r = bpf_map_lookup_elem(&reals, &slot);
@@ -588,10 +633,11 @@ static __always_inline long sweep_entry(void *table, struct conn_key *k, struct 
 		return 0;
 	}
 	struct sweep_count *sw = sweep_slot(slot);
-	int drop = !conn_expired(c, sc->now) && sweep_drops(k, c, sc);
+	int drop = !conn_expired(c, sc->now) && sweep_drops(fold, proto, c, sc);
 	if (drop || conn_expired(c, sc->now)) {
 		if (conn_claim(c)) {
-			tmpl_release(k, c);
+			if (k4)
+				tmpl_release(k4, c);
 			if (live) {
 				conns_add(slot, c->state, -1);
 				if (sw) {
@@ -622,12 +668,22 @@ static __always_inline long sweep_entry(void *table, struct conn_key *k, struct 
 
 static long sweep_conn(struct bpf_map *map, struct conn_key *k, struct conn *c, struct sweep_ctx *sc)
 {
-	return sweep_entry(&conns, k, c, sc, 0);
+	return sweep_entry(&conns, k, k, key_fold(k), k->proto, c, sc, 0);
 }
 
 static long sweep_half_open(struct bpf_map *map, struct conn_key *k, struct conn *c, struct sweep_ctx *sc)
 {
-	return sweep_entry(&half_open, k, c, sc, 1);
+	return sweep_entry(&half_open, k, k, key_fold(k), k->proto, c, sc, 1);
+}
+
+static long sweep_conn6(struct bpf_map *map, struct conn_key6 *k, struct conn *c, struct sweep_ctx *sc)
+{
+	return sweep_entry(&conns6, k, 0, key6_fold(k), k->proto, c, sc, 0);
+}
+
+static long sweep_half_open6(struct bpf_map *map, struct conn_key6 *k, struct conn *c, struct sweep_ctx *sc)
+{
+	return sweep_entry(&half_open6, k, 0, key6_fold(k), k->proto, c, sc, 1);
 }
 
 /* A template goes when it has expired and controls no flow. */
@@ -656,6 +712,8 @@ int xlb_sweep(struct xdp_md *ctx)
 	};
 	bpf_for_each_map_elem(&conns, sweep_conn, &sc, 0);
 	bpf_for_each_map_elem(&half_open, sweep_half_open, &sc, 0);
+	bpf_for_each_map_elem(&conns6, sweep_conn6, &sc, 0);
+	bpf_for_each_map_elem(&half_open6, sweep_half_open6, &sc, 0);
 	bpf_for_each_map_elem(&templates, sweep_tmpl, &sc, 0);
 	struct sweep_total *t = bpf_map_lookup_elem(&sweep_totals, &k);
 	if (t) {

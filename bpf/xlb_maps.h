@@ -266,6 +266,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } half_open SEC(".maps");
 
+/* IPv6 flows: the flow table and the half-open one, as conns and
+ * half_open are for IPv4 (sized with them). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct conn_key6);
+	__type(value, struct conn);
+	__uint(max_entries, XLB_MAX_CONNS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conns6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct conn_key6);
+	__type(value, struct conn);
+	__uint(max_entries, XLB_MAX_HALF_OPEN);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} half_open6 SEC(".maps");
+
 /* The NAT reverse entries of half-open flows. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -202,6 +202,24 @@ struct conn_key {
 	__u8 pad[3];
 };
 
+/* The key of an IPv6 flow, in tables of their own (conns6, half_open6):
+ * the IPv4 tables keep their 16-byte key. */
+struct conn_key6 {
+	__be32 src[4];
+	__be32 dst[4];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* A flow's key in either family's tables (the packet's family says
+ * which). */
+union flow_key {
+	struct conn_key v4;
+	struct conn_key6 v6;
+};
+
 struct conn {
 	__u32 real;      /* real slot */
 	__u32 gen;       /* real slot generation when the flow was made */

@@ -39,6 +39,11 @@ type Caps struct {
 	// IPv6 services and reals; a real of the other family than its
 	// service is possible only by tunnel.
 	IPv6 bool
+	// IPv6Forwards, when set, are the only forwarding methods an IPv6
+	// service's reals may have (Forwards are then IPv4's);
+	// IPv6NoPersistence: an IPv6 service cannot be persistent.
+	IPv6Forwards      []lvs.Forward
+	IPv6NoPersistence bool
 	// Flags are the service flags it honours.
 	Flags lvs.SvcFlags
 	// Thresholds: it honours reals' connection thresholds (Real.UThreshold,
@@ -103,6 +108,9 @@ func (c Caps) CheckService(s Service) error {
 		}
 		bad("%s: not supported by %s", what, c.Name)
 	}
+	if s.Addr.Is6() && c.IPv6 && c.IPv6NoPersistence && s.Persistence > 0 {
+		bad("persistence on an IPv6 service is not supported by %s yet", c.Name)
+	}
 	if s.Persistence < 0 || (s.Persistence > 0 && s.Persistence < time.Second) || s.Persistence > MaxPersistence ||
 		(s.Addr.Is6() && s.PersistenceMask > 128) {
 		bad("persistence %v mask %s out of range", s.Persistence, s.PersistenceMask.Format(s.Addr))
@@ -133,6 +141,8 @@ func (c Caps) CheckReal(s Service, r Real) error {
 	switch {
 	case !slices.Contains(c.Forwards, r.Forward):
 		bad("lvs_method %s is not supported by %s (%s are)", r.Forward.Kind(), c.Name, list(c.Forwards, lvs.Forward.Kind))
+	case s.Addr.Is6() && c.IPv6Forwards != nil && !slices.Contains(c.IPv6Forwards, r.Forward):
+		bad("lvs_method %s for an IPv6 service is not supported by %s yet (%s is)", r.Forward.Kind(), c.Name, list(c.IPv6Forwards, lvs.Forward.Kind))
 	case r.Forward != lvs.NAT && r.Port != s.Port && r.Port != 0 && s.Port != 0 && s.FWMark == 0:
 		bad("%s cannot map ports; the real's port must be %d", r.Forward.Kind(), s.Port)
 	}

@@ -16,23 +16,29 @@ import (
 // Caps is what the XDP data plane forwards, with its built-in sizes: the
 // schedulers the program computes (pkg/sched's registry entries with an
 // XDP table, each with a picker in bpf/sched.h), DR, NAT and TUN (IPIP,
-// GUE and GRE without their optional checksums; IPv4 in IPv4), IPv4 TCP
-// and UDP. An opened data plane's Caps have the sizes it was loaded with.
+// GUE and GRE without their optional checksums; IPv4 in IPv4) for IPv4,
+// DR without persistence for IPv6; TCP and UDP. An opened data plane's
+// Caps have the sizes it was loaded with.
 var Caps = capsWith(builtin.lim)
 
 func capsWith(lim limits) dataplane.Caps {
 	return dataplane.Caps{
-		Name:        "the XDP data plane",
-		Schedulers:  sched.Names(sched.InXDP),
-		Forwards:    []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN},
-		Tunnels:     []lvs.TunnelType{lvs.TunIPIP, lvs.TunGUE, lvs.TunGRE},
-		Protocols:   []lvs.Protocol{lvs.TCP, lvs.UDP},
-		Flags:       lvs.SchedFlags,
-		AllPorts:    true,
-		CheckViaVIP: true,
-		FWMarkWhy:   "the mark is set by netfilter, after XDP has seen the packet (--dataplane auto runs such a file on IPVS)",
-		MaxServices: lim.services,
-		MaxReals:    lim.reals,
+		Name:       "the XDP data plane",
+		Schedulers: sched.Names(sched.InXDP),
+		Forwards:   []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN},
+		Tunnels:    []lvs.TunnelType{lvs.TunIPIP, lvs.TunGUE, lvs.TunGRE},
+		Protocols:  []lvs.Protocol{lvs.TCP, lvs.UDP},
+		IPv6:       true,
+		// IPv6: DR only, no persistence (NAT66, TUN over IPv6 and IPv6
+		// templates are not in the program yet).
+		IPv6Forwards:      []lvs.Forward{lvs.DR},
+		IPv6NoPersistence: true,
+		Flags:             lvs.SchedFlags,
+		AllPorts:          true,
+		CheckViaVIP:       true,
+		FWMarkWhy:         "the mark is set by netfilter, after XDP has seen the packet (--dataplane auto runs such a file on IPVS)",
+		MaxServices:       lim.services,
+		MaxReals:          lim.reals,
 	}
 }
 

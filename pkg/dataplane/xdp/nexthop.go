@@ -102,7 +102,11 @@ func (n NeighResolver) Resolve(addr netip.Addr, tun bool) (NextHop, error) {
 			nh.MTU = lnk.Attrs().MTU
 		}
 	}
-	neighs, err := nlretry.Dump(func() ([]netlink.Neigh, error) { return h.NeighList(rt.LinkIndex, unix.AF_INET) })
+	fam := unix.AF_INET // ARP; IPv6: the neighbour discovery's table
+	if !addr.Is4() {
+		fam = unix.AF_INET6
+	}
+	neighs, err := nlretry.Dump(func() ([]netlink.Neigh, error) { return h.NeighList(rt.LinkIndex, fam) })
 	if err != nil {
 		return nh, fmt.Errorf("neighbours of %s: %w", lnk.Attrs().Name, err)
 	}
@@ -119,7 +123,7 @@ func (n NeighResolver) Resolve(addr netip.Addr, tun bool) (NextHop, error) {
 	// waiting for this neighbour.
 	err = h.NeighSet(&netlink.Neigh{
 		LinkIndex: rt.LinkIndex,
-		Family:    unix.AF_INET,
+		Family:    fam,
 		IP:        ip,
 		State:     netlink.NUD_INCOMPLETE,
 		Flags:     netlink.NTF_USE,

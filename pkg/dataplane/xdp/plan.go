@@ -706,10 +706,11 @@ func tunnelEntry(r *realState) xlbTunnel {
 	return t
 }
 
-// filterSlot is an IPv4 address's slot in the address filters, as the
-// program hashes it (hash_32 of the address in host order).
+// filterSlot is an address's slot in the address filters, as the program
+// hashes it (hash_32 of addr_fold: an IPv4 address in host order, an IPv6
+// one's words xored).
 func (lim limits) filterSlot(a netip.Addr) uint32 {
-	return sched.Hash32(binary.BigEndian.Uint32(a.AsSlice()), lim.filterBits)
+	return sched.Hash32(sched.AddrFold(a), lim.filterBits)
 }
 
 // refs is what the services add up to, kept so that a change of one

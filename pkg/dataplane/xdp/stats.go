@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -249,8 +250,7 @@ func (x *Dataplane) Conns() ([]dataplane.Conn, error) {
 	}
 	out := make([]dataplane.Conn, 0, hint+hint/8)
 	keys, vals := make([]xlbConnKey, 4096), make([]xlbConn, 4096)
-	each := func(i int) {
-		k, v := &keys[i], &vals[i]
+	add := func(proto uint8, client, virtual netip.AddrPort, v *xlbConn) {
 		r := liveReal(reals, v.Real, v.Gen)
 		if r == nil || v.Retired != 0 || expired(now, v.LastSeen, v.TimeoutS) {
 			return
@@ -258,12 +258,16 @@ func (x *Dataplane) Conns() ([]dataplane.Conn, error) {
 		age, ttl := time.Duration(max(now, v.LastSeen)-v.LastSeen), time.Duration(v.TimeoutS)*time.Second
 		out = append(out, dataplane.Conn{
 			State:    stateName(v.State),
-			Protocol: lvs.Protocol(k.Proto),
-			Client:   netip.AddrPortFrom(addrOf(k.Src), portOf(k.Sport)),
-			Virtual:  netip.AddrPortFrom(addrOf(k.Dst), portOf(k.Dport)),
+			Protocol: lvs.Protocol(proto),
+			Client:   client,
+			Virtual:  virtual,
 			Real:     netip.AddrPortFrom(r.Addr.addr(r.Family), portOf(r.Port)),
 			Expires:  (ttl - age).Truncate(time.Second),
 		})
+	}
+	each := func(i int) {
+		k := &keys[i]
+		add(k.Proto, netip.AddrPortFrom(addrOf(k.Src), portOf(k.Sport)), netip.AddrPortFrom(addrOf(k.Dst), portOf(k.Dport)), &vals[i])
 	}
 	// Proven flows, then half-open ones (IPVS lists both in one table).
 	// A flow promoted while the listing reads may show twice or not at
@@ -273,8 +277,28 @@ func (x *Dataplane) Conns() ([]dataplane.Conn, error) {
 			return nil, fmt.Errorf("read connections: %w", err)
 		}
 	}
+	// IPv6 flows, from their own tables.
+	keys6 := make([]xlbConnKey6, len(keys))
+	each6 := func(i int) {
+		k := &keys6[i]
+		add(k.Proto, netip.AddrPortFrom(addr6(k.Src), portOf(k.Sport)), netip.AddrPortFrom(addr6(k.Dst), portOf(k.Dport)), &vals[i])
+	}
+	for _, m := range []*ebpf.Map{x.objs.Conns6, x.objs.HalfOpen6} {
+		if err := readBatches(m, keys6, vals, each6); err != nil {
+			return nil, fmt.Errorf("read IPv6 connections: %w", err)
+		}
+	}
 	slices.SortFunc(out, func(a, b dataplane.Conn) int { return a.Client.Compare(b.Client) })
 	return out, nil
+}
+
+// addr6 is an IPv6 address as a flow key holds it (network order).
+func addr6(w [4]uint32) netip.Addr {
+	var b [16]byte
+	for i, v := range w {
+		binary.NativeEndian.PutUint32(b[4*i:], v)
+	}
+	return netip.AddrFrom16(b)
 }
 
 // readBatches reads a whole map len(keys) entries at a time, calling each

@@ -54,6 +54,16 @@ type xlbConnKey struct {
 	Pad   [3]uint8
 }
 
+type xlbConnKey6 struct {
+	_     structs.HostLayout
+	Src   [4]uint32
+	Dst   [4]uint32
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Pad   [3]uint8
+}
+
 type xlbCounters struct {
 	_          structs.HostLayout
 	Packets    uint64
@@ -296,10 +306,12 @@ const (
 	xlbMapCheckTargets    = "check_targets"
 	xlbMapConnAdjust      = "conn_adjust"
 	xlbMapConns           = "conns"
+	xlbMapConns6          = "conns6"
 	xlbMapDefenceState    = "defence_state"
 	xlbMapDropCounter     = "drop_counter"
 	xlbMapFloodWindow     = "flood_window"
 	xlbMapHalfOpen        = "half_open"
+	xlbMapHalfOpen6       = "half_open6"
 	xlbMapHalfOpenReplies = "half_open_replies"
 	xlbMapNatReplies      = "nat_replies"
 	xlbMapNatSrcFilter    = "nat_src_filter"
@@ -387,10 +399,12 @@ type xlbMapSpecs struct {
 	CheckTargets    *ebpf.MapSpec `ebpf:"check_targets"`
 	ConnAdjust      *ebpf.MapSpec `ebpf:"conn_adjust"`
 	Conns           *ebpf.MapSpec `ebpf:"conns"`
+	Conns6          *ebpf.MapSpec `ebpf:"conns6"`
 	DefenceState    *ebpf.MapSpec `ebpf:"defence_state"`
 	DropCounter     *ebpf.MapSpec `ebpf:"drop_counter"`
 	FloodWindow     *ebpf.MapSpec `ebpf:"flood_window"`
 	HalfOpen        *ebpf.MapSpec `ebpf:"half_open"`
+	HalfOpen6       *ebpf.MapSpec `ebpf:"half_open6"`
 	HalfOpenReplies *ebpf.MapSpec `ebpf:"half_open_replies"`
 	NatReplies      *ebpf.MapSpec `ebpf:"nat_replies"`
 	NatSrcFilter    *ebpf.MapSpec `ebpf:"nat_src_filter"`
@@ -446,10 +460,12 @@ type xlbMaps struct {
 	CheckTargets    *ebpf.Map `ebpf:"check_targets"`
 	ConnAdjust      *ebpf.Map `ebpf:"conn_adjust"`
 	Conns           *ebpf.Map `ebpf:"conns"`
+	Conns6          *ebpf.Map `ebpf:"conns6"`
 	DefenceState    *ebpf.Map `ebpf:"defence_state"`
 	DropCounter     *ebpf.Map `ebpf:"drop_counter"`
 	FloodWindow     *ebpf.Map `ebpf:"flood_window"`
 	HalfOpen        *ebpf.Map `ebpf:"half_open"`
+	HalfOpen6       *ebpf.Map `ebpf:"half_open6"`
 	HalfOpenReplies *ebpf.Map `ebpf:"half_open_replies"`
 	NatReplies      *ebpf.Map `ebpf:"nat_replies"`
 	NatSrcFilter    *ebpf.Map `ebpf:"nat_src_filter"`
@@ -478,10 +494,12 @@ func (m *xlbMaps) Close() error {
 		m.CheckTargets,
 		m.ConnAdjust,
 		m.Conns,
+		m.Conns6,
 		m.DefenceState,
 		m.DropCounter,
 		m.FloodWindow,
 		m.HalfOpen,
+		m.HalfOpen6,
 		m.HalfOpenReplies,
 		m.NatReplies,
 		m.NatSrcFilter,

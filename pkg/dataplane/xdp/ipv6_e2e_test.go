@@ -1,0 +1,129 @@
+package xdp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/internal/testutil"
+	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
+)
+
+// IPv6 DR through real veths: the DR topology given IPv6 addresses
+// (fd77::/64, the VIP fd77:1::100 on each real's lo, the client routing
+// it via the director), real TCP from the client's kernel to the reals'
+// HTTP servers through xlb, the reals' MACs found by the director's
+// neighbour discovery. rr over two reals; a 4 MiB download checked byte
+// by byte; the flows listed with their IPv6 addresses.
+func TestIPv6DRHTTP(t *testing.T) {
+	for _, mode := range []dataplane.XDPMode{dataplane.XDPGeneric, dataplane.XDPNative} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newDRRig(t, 2, mode)
+			vip := netip.MustParseAddr("fd77:1::100")
+			realAddrs := ipv6Topology(t, r.topo, vip)
+			svc := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr"}
+			for _, a := range realAddrs {
+				svc.Reals = append(svc.Reals, dataplane.Real{Addr: a, Port: 80, Weight: 1, Forward: lvs.DR})
+			}
+			r.apply(t, svc)
+			r.waitResolved(t)
+
+			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: r.topo.Client.DialContext, DisableKeepAlives: true}}
+			url := "http://[" + vip.String() + "]:80/"
+			var got []string
+			for i := range 6 {
+				name, err := testutil.Get(context.Background(), c, url)
+				require.NoError(t, err, "request %d", i)
+				got = append(got, name)
+			}
+			assert.Equal(t, []string{"r1", "r2", "r1", "r2", "r1", "r2"}, got)
+
+			resp, err := c.Get(url + "bytes/4194304")
+			require.NoError(t, err)
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			want := make([]byte, 4<<20)
+			_, _ = io.ReadFull(testutil.Pattern(), want)
+			assert.True(t, bytes.Equal(want, body), "the download, byte for byte (%d bytes)", len(body))
+
+			conns, err := r.x.Conns()
+			require.NoError(t, err)
+			require.NotEmpty(t, conns)
+			for _, cn := range conns {
+				assert.Equal(t, netip.MustParseAddr("fd77::1"), cn.Client.Addr())
+				assert.Equal(t, netip.AddrPortFrom(vip, 80), cn.Virtual)
+				assert.Contains(t, realAddrs, cn.Real.Addr())
+			}
+			st, err := r.x.Stats()
+			require.NoError(t, err)
+			require.Len(t, st.Services, 1)
+			assert.EqualValues(t, 7, st.Services[0].Conns)
+		})
+	}
+}
+
+// ipv6Topology gives topo's namespaces IPv6 (addresses without duplicate
+// address detection, so usable at once), puts vip on each real's lo and
+// routes it from the client via the director, and serves HTTP over IPv6
+// on each real (its name, and /bytes/N of testutil.Pattern). It returns
+// the reals' addresses.
+func ipv6Topology(t *testing.T, topo *testutil.DR, vip netip.Addr) []netip.Addr {
+	t.Helper()
+	enable := func(ns *testutil.NS, ifs ...string) {
+		for _, k := range append([]string{"all", "default"}, ifs...) {
+			require.NoError(t, ns.Sysctl("net.ipv6.conf."+k+".disable_ipv6", "0"))
+		}
+	}
+	addr := func(ns *testutil.NS, a string) {
+		require.NoError(t, ns.IP("addr", "add", a, "dev", "eth0", "nodad"))
+	}
+	enable(topo.Switch, "br0")
+	enable(topo.Client, "eth0")
+	addr(topo.Client, "fd77::1/64")
+	require.NoError(t, topo.Client.IP("-6", "route", "add", vip.String()+"/128", "via", "fd77::2"))
+	enable(topo.Director, "eth0")
+	addr(topo.Director, "fd77::2/64")
+	var reals []netip.Addr
+	for i, ns := range topo.Reals {
+		enable(ns, "eth0", "lo")
+		a := netip.MustParseAddr(fmt.Sprintf("fd77::%x", 0x11+i))
+		addr(ns, a.String()+"/64")
+		require.NoError(t, ns.IP("addr", "add", vip.String()+"/128", "dev", "lo", "nodad"))
+		reals = append(reals, a)
+		l, err := ns.Listen("tcp6", "[::]:80")
+		require.NoError(t, err)
+		name := fmt.Sprintf("r%d", i+1)
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var n int
+			if _, err := fmt.Sscanf(r.URL.Path, "/bytes/%d", &n); err == nil {
+				w.Header().Set("Content-Length", fmt.Sprint(n))
+				_, _ = io.Copy(w, io.LimitReader(testutil.Pattern(), int64(n)))
+				return
+			}
+			io.WriteString(w, name)
+		})}
+		go srv.Serve(l)
+		t.Cleanup(func() { srv.Close() })
+	}
+	// The director learns each real's MAC as it would for traffic of its
+	// own (the data plane also asks the kernel to resolve them).
+	for _, a := range reals {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		conn, err := topo.Director.DialContext(ctx, "tcp6", net.JoinHostPort(a.String(), "80"))
+		cancel()
+		require.NoError(t, err, "director to real %s over IPv6", a)
+		conn.Close()
+	}
+	return reals
+}
