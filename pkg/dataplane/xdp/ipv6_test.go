@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -12,7 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/ipvssync"
 	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/syncd"
 )
 
 var (
@@ -153,4 +156,78 @@ func TestIPv6CapsSayWhatIsMissing(t *testing.T) {
 	persistent.Persistence = 300e9
 	persistent.PersistenceMask = 128
 	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{persistent}), "persistence on an IPv6 service is not supported by the XDP data plane yet")
+}
+
+// IPv6 flows go through connection sync as IPv4's do: a master sends its
+// established IPv6 flow, a backup installs it in its IPv6 table (listed,
+// counted) and forwards the flow's next packet to the real the master
+// chose, where its own scheduler would have chosen another; it does not
+// send the flow back until a packet has touched it.
+func TestSyncIPv6Flows(t *testing.T) {
+	requireRoot(t)
+	svc := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr"}
+	res := staticResolver{}
+	for i := 1; i <= 2; i++ {
+		res[real6(i)] = NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC}
+		svc.Reals = append(svc.Reals, dataplane.Real{Addr: real6(i), Port: 80, Weight: 1, Forward: lvs.DR})
+	}
+	nsA, _ := testNS(t)
+	master := openTest(t, nsA, res)
+	apply(t, nsA, master, svc)
+	// The master's second flow goes to its second real.
+	for _, port := range []uint16{41000, 41001} {
+		for _, syn := range []bool{true, false} {
+			v, _ := run(t, nsA, master, frame6(t, vip6, port, syn, !syn, 0, nil))
+			require.Contains(t, []uint32{xdpTX, xdpRedirect}, v)
+		}
+	}
+	var recs []ipvssync.Conn
+	require.NoError(t, master.SyncRecords(func(r syncd.Record) { recs = append(recs, r.Conn) }))
+	require.Len(t, recs, 2)
+	var sent ipvssync.Conn
+	for _, c := range recs {
+		assert.Equal(t, vip6, c.Virtual.Addr())
+		assert.Equal(t, client6, c.Client.Addr())
+		if c.Client.Port() == 41001 {
+			sent = c
+		}
+	}
+	require.NotZero(t, sent.Client.Port())
+
+	nsB, _ := testNS(t)
+	backup := openTest(t, nsB, res)
+	apply(t, nsB, backup, svc)
+	got, err := backup.SyncInstall([]ipvssync.Conn{sent})
+	require.NoError(t, err)
+	assert.Equal(t, 1, got.Installed, "installed (skipped: %s)", got.Reason)
+	conns, err := backup.Conns()
+	require.NoError(t, err)
+	require.Len(t, conns, 1)
+	assert.Equal(t, sent.Client, conns[0].Client)
+	assert.Equal(t, sent.Dest, conns[0].Real)
+	assert.Equal(t, "ESTABLISHED", conns[0].State)
+	var back []ipvssync.Conn
+	require.NoError(t, backup.SyncRecords(func(r syncd.Record) { back = append(back, r.Conn) }))
+	assert.Empty(t, back, "a flow installed from the master is the master's to send")
+
+	_, out := run(t, nsB, backup, frame6(t, vip6, 41001, false, true, 0, nil))
+	want := realMAC(1)
+	if sent.Dest.Addr() == real6(2) {
+		want = realMAC(2)
+	}
+	assert.Equal(t, []byte(want), out[:6], "the flow's next packet to the master's real")
+	// A packet touches the flow's time once a second (conn_touch): one
+	// later than that makes the flow this director's to send.
+	time.Sleep(1100 * time.Millisecond)
+	run(t, nsB, backup, frame6(t, vip6, 41001, false, true, 0, nil))
+	require.NoError(t, backup.SyncRecords(func(r syncd.Record) { back = append(back, r.Conn) }))
+	assert.Len(t, back, 1, "forwarded here: this director's to send now")
+	require.NoError(t, backup.Sweep())
+	st, err := backup.Stats()
+	require.NoError(t, err)
+	var active int64
+	for _, r := range st.Services[0].Reals {
+		active += r.ActiveConns
+	}
+	assert.EqualValues(t, 1, active)
 }

@@ -301,6 +301,16 @@ func addr6(w [4]uint32) netip.Addr {
 	return netip.AddrFrom16(b)
 }
 
+// words6 is addr6 the other way.
+func words6(a netip.Addr) [4]uint32 {
+	b := a.As16()
+	var w [4]uint32
+	for i := range w {
+		w[i] = binary.NativeEndian.Uint32(b[4*i:])
+	}
+	return w
+}
+
 // readBatches reads a whole map len(keys) entries at a time, calling each
 // with the index in keys/vals of every entry read.
 func readBatches[K, V any](m *ebpf.Map, keys []K, vals []V, each func(i int)) error {

@@ -61,28 +61,23 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 		}
 		return ipvssync.DRoute
 	}
-	keys, vals := make([]xlbConnKey, 4096), make([]xlbConn, 4096)
-	err := readBatches(x.objs.Conns, keys, vals, func(i int) {
-		k, v := keys[i], &vals[i]
+	// record sends the flow from client to virtual, unless this director
+	// installed it from its master and has not forwarded it since
+	// (mine is false).
+	record := func(proto uint8, client, virtual netip.AddrPort, v *xlbConn, mine bool) {
 		r := liveReal(reals, v.Real, v.Gen)
-		if r == nil || v.Retired != 0 || expired(now, v.LastSeen, v.TimeoutS) {
+		if r == nil || v.Retired != 0 || expired(now, v.LastSeen, v.TimeoutS) || !mine {
 			return
 		}
-		if m, ok := x.synced[k]; ok {
-			if m.lastSeen == v.LastSeen && m.state == v.State {
-				return
-			}
-			delete(x.synced, k) // forwarded here since: ours now
-		}
 		c := ipvssync.Conn{
-			Protocol: k.Proto,
-			Client:   netip.AddrPortFrom(addrOf(k.Src), portOf(k.Sport)),
-			Virtual:  netip.AddrPortFrom(addrOf(k.Dst), portOf(k.Dport)),
-			Dest:     netip.AddrPortFrom(r.Addr.addr(r.Family), destPort(r, k)),
+			Protocol: proto,
+			Client:   client,
+			Virtual:  virtual,
+			Dest:     netip.AddrPortFrom(r.Addr.addr(r.Family), destPort(r, virtual.Port())),
 			Flags:    fwd(r),
 			Timeout:  time.Duration(v.TimeoutS) * time.Second,
 		}
-		switch k.Proto {
+		switch proto {
 		case ipvssync.ProtocolUDP:
 			c.State = ipvssync.UDPNormal
 			c.Flags |= ipvssync.Inactive // IPVS counts UDP inactive
@@ -98,9 +93,24 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 			return
 		}
 		each(syncd.Record{Conn: c, Seen: time.Duration(v.LastSeen)})
+	}
+	keys, vals := make([]xlbConnKey, 4096), make([]xlbConn, 4096)
+	err := readBatches(x.objs.Conns, keys, vals, func(i int) {
+		k := keys[i]
+		record(k.Proto, netip.AddrPortFrom(addrOf(k.Src), portOf(k.Sport)), netip.AddrPortFrom(addrOf(k.Dst), portOf(k.Dport)),
+			&vals[i], ours(x.synced, k, &vals[i]))
 	})
 	if err != nil {
 		return fmt.Errorf("read connections: %w", err)
+	}
+	keys6 := make([]xlbConnKey6, len(vals))
+	err = readBatches(x.objs.Conns6, keys6, vals, func(i int) {
+		k := keys6[i]
+		record(k.Proto, netip.AddrPortFrom(addr6(k.Src), portOf(k.Sport)), netip.AddrPortFrom(addr6(k.Dst), portOf(k.Dport)),
+			&vals[i], ours(x.synced6, k, &vals[i]))
+	})
+	if err != nil {
+		return fmt.Errorf("read IPv6 connections: %w", err)
 	}
 	tkeys, tvals := make([]xlbTmplKey, 1024), make([]xlbTmpl, 1024)
 	err = readBatches(x.objs.Templates, tkeys, tvals, func(i int) {
@@ -133,13 +143,27 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 	return nil
 }
 
+// ours says whether a flow is this director's to send: not installed
+// from its master, or forwarded here since (its mark then goes).
+func ours[K comparable](synced map[K]syncedMark, k K, v *xlbConn) bool {
+	m, ok := synced[k]
+	if !ok {
+		return true
+	}
+	if m.lastSeen == v.LastSeen && m.state == v.State {
+		return false
+	}
+	delete(synced, k)
+	return true
+}
+
 // destPort is the port a flow goes to on its real: the real's, or the
-// client's destination port for a real of port 0 (all ports).
-func destPort(r *xlbReal, k xlbConnKey) uint16 {
+// client's destination port (vport) for a real of port 0 (all ports).
+func destPort(r *xlbReal, vport uint16) uint16 {
 	if r.Port != 0 {
 		return portOf(r.Port)
 	}
-	return portOf(k.Dport)
+	return vport
 }
 
 // liveReal is the real a flow or template of real slot and generation
@@ -183,9 +207,6 @@ func (x *Dataplane) SyncInstall(conns []ipvssync.Conn) (syncd.Installed, error) 
 	find := func(c ipvssync.Conn) (target, string) {
 		if c.FWMark != 0 {
 			return target{}, "fwmark service"
-		}
-		if !c.Virtual.Addr().Is4() {
-			return target{}, "IPv6"
 		}
 		key := dataplane.ServiceKey{Addr: c.Virtual.Addr(), Port: c.Virtual.Port(), Protocol: lvs.Protocol(c.Protocol)}
 		s := x.state.services[key]
@@ -315,9 +336,9 @@ func (x *Dataplane) wireTimeout(c ipvssync.Conn, state uint8) uint32 {
 	return v
 }
 
-// connEntry is the flow-table entry of a record: key, value, and false
-// for a protocol the program does not track.
-func (x *Dataplane) connEntry(c ipvssync.Conn, s *svcState, r *realState, gen uint32, now uint64) (xlbConnKey, xlbConn, bool) {
+// connValue is the flow-table entry of a record, and false for a
+// protocol the program does not track.
+func (x *Dataplane) connValue(c ipvssync.Conn, s *svcState, r *realState, gen uint32, now uint64) (xlbConn, bool) {
 	var state uint8
 	switch c.Protocol {
 	case ipvssync.ProtocolTCP:
@@ -325,37 +346,59 @@ func (x *Dataplane) connEntry(c ipvssync.Conn, s *svcState, r *realState, gen ui
 	case ipvssync.ProtocolUDP:
 		state = uint8(xlbXlbCtStateXLB_CT_UDP)
 	default:
-		return xlbConnKey{}, xlbConn{}, false
+		return xlbConn{}, false
 	}
-	k := xlbConnKey{Src: ip4(c.Client.Addr()), Dst: ip4(c.Virtual.Addr()), Sport: port16(c.Client.Port()),
-		Dport: port16(c.Virtual.Port()), Proto: c.Protocol}
 	v := xlbConn{Real: r.slot, Gen: gen, LastSeen: now, Svc: s.idx, TimeoutS: x.wireTimeout(c, state),
 		State: state, InPkts: 3}
 	if r.Forward == lvs.NAT {
 		v.Flags = uint8(xlbXlbConnFlagsXLB_CONN_F_NAT)
 	}
-	return k, v, true
+	return v, true
 }
 
+// installConn installs a flow record in its family's flow table.
 func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen uint32, now uint64, count func(uint32, uint8, int64)) (bool, error) {
-	k, v, ok := x.connEntry(c, s, r, gen, now)
+	v, ok := x.connValue(c, s, r, gen, now)
 	if !ok {
 		return false, nil
 	}
+	if c.Virtual.Addr().Is4() {
+		k := xlbConnKey{Src: ip4(c.Client.Addr()), Dst: ip4(c.Virtual.Addr()), Sport: port16(c.Client.Port()),
+			Dport: port16(c.Virtual.Port()), Proto: c.Protocol}
+		done, err := installFlow(x, x.objs.Conns, k, v, c, r, gen, now, count)
+		if done && err == nil {
+			err = x.installed(c, k, r, v.State, now)
+		}
+		return done, err
+	}
+	k := xlbConnKey6{Src: words6(c.Client.Addr()), Dst: words6(c.Virtual.Addr()), Sport: port16(c.Client.Port()),
+		Dport: port16(c.Virtual.Port()), Proto: c.Protocol}
+	done, err := installFlow(x, x.objs.Conns6, k, v, c, r, gen, now, count)
+	if done && err == nil {
+		x.synced6[k] = syncedMark{lastSeen: now, state: v.State}
+	}
+	return done, err
+}
+
+// installFlow writes a record's flow v under k in table, as IPVS's backup
+// takes a record: new, or replacing the flow of the same client unless
+// the record is INACTIVE and that flow goes to another real; the reals'
+// counts follow (count).
+func installFlow[K any](x *Dataplane, table *ebpf.Map, k K, v xlbConn, c ipvssync.Conn, r *realState, gen uint32, now uint64, count func(uint32, uint8, int64)) (bool, error) {
 	// Most records of a dump are new here: one syscall for them. (A
 	// batch cannot say "only if new": the kernel takes no such flag
 	// in a batch update.)
 	state := v.State
-	err := x.objs.Conns.Update(&k, &v, ebpf.UpdateNoExist)
+	err := table.Update(&k, &v, ebpf.UpdateNoExist)
 	if err == nil {
 		count(r.slot, state, 1)
-		return true, x.installed(c, k, r, state, now)
+		return true, nil
 	}
 	if !errors.Is(err, ebpf.ErrKeyExist) {
 		return false, fmt.Errorf("install %s: %w", c, err)
 	}
 	var old xlbConn
-	exists := x.objs.Conns.Lookup(&k, &old) == nil && old.Retired == 0
+	exists := table.Lookup(&k, &old) == nil && old.Retired == 0
 	same := exists && old.Real == r.slot && old.Gen == gen && !expired(now, old.LastSeen, old.TimeoutS)
 	switch {
 	case same:
@@ -374,11 +417,11 @@ func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen 
 			count(old.Real, old.State, -1)
 		}
 	}
-	if err := x.objs.Conns.Update(&k, &v, ebpf.UpdateAny); err != nil {
+	if err := table.Update(&k, &v, ebpf.UpdateAny); err != nil {
 		return false, fmt.Errorf("install %s: %w", c, err)
 	}
 	count(r.slot, state, 1)
-	return true, x.installed(c, k, r, state, now)
+	return true, nil
 }
 
 // installed marks an installed flow as the master's and, for NAT, writes
@@ -430,6 +473,12 @@ func (x *Dataplane) forgetSynced() {
 		var v xlbConn
 		if x.objs.Conns.Lookup(&k, &v) != nil {
 			delete(x.synced, k)
+		}
+	}
+	for k := range x.synced6 {
+		var v xlbConn
+		if x.objs.Conns6.Lookup(&k, &v) != nil {
+			delete(x.synced6, k)
 		}
 	}
 	for k := range x.syncedTmpl {

@@ -114,6 +114,7 @@ type Dataplane struct {
 	sync       *syncd.Daemons
 	syncMu     sync.Mutex
 	synced     map[xlbConnKey]syncedMark
+	synced6    map[xlbConnKey6]syncedMark // IPv6 flows'
 	syncedTmpl map[xlbTmplKey]syncedMark
 	// pendingAdjust are the count changes of installed records not yet
 	// applied, by real slot, and adjustedAt when they last were (applyMu).
@@ -162,7 +163,7 @@ func Open(cfg Config) (*Dataplane, error) {
 		cfg.Logger = slog.Default()
 	}
 	x := &Dataplane{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), swept: make(chan struct{}),
-		neighDone: make(chan struct{}), synced: map[xlbConnKey]syncedMark{}, syncedTmpl: map[xlbTmplKey]syncedMark{},
+		neighDone: make(chan struct{}), synced: map[xlbConnKey]syncedMark{}, synced6: map[xlbConnKey6]syncedMark{}, syncedTmpl: map[xlbTmplKey]syncedMark{},
 		pendingAdjust: map[uint32]xlbConnCounts{}}
 	x.sync = syncd.New(x, x.log)
 	if err := x.load(); err != nil {
