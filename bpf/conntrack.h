@@ -237,18 +237,58 @@ static __always_inline void tmpl_key_of(struct tmpl_key *tk, __u8 proto, __u8 fa
 	tk->family = family;
 }
 
+/* The template key of a persistent IPv6 flow: the client masked to its
+ * first prefix bits (IPVS's netmask of an IPv6 service is a prefix
+ * length: ipv6_addr_prefix). */
+static __always_inline void tmpl_key_of6(struct tmpl_key *tk, __u8 proto, const __be32 *client, __u32 prefix,
+					 const __be32 *vip, __be16 vport)
+{
+	__builtin_memset(tk, 0, sizeof(*tk));
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__s32 bits = (__s32)prefix - 32 * i;
+		__u32 m = bits >= 32 ? 0xffffffffu : bits <= 0 ? 0 : ~0u << (32 - bits);
+		tk->client.v6[i] = client[i] & bpf_htonl(m);
+		tk->vip.v6[i] = vip[i];
+	}
+	tk->vport = vport == bpf_htons(21) ? 0 : vport;
+	tk->proto = proto;
+	tk->family = AF_INET6;
+}
+
 /* A flow under a template ended: one control fewer. */
+static __always_inline void tmpl_drop_control(const struct tmpl_key *tk)
+{
+	struct tmpl *t = bpf_map_lookup_elem(&templates, tk);
+	if (t)
+		__sync_fetch_and_add(&t->controls, -1);
+}
+
 static __always_inline void tmpl_release(const struct conn_key *k, const struct conn *c)
 {
-	/* IPv6 services have no persistence in XDP (Caps): an IPv6 flow
-	 * never carries the flag. */
 	if (!(c->flags & XLB_CONN_F_PERSIST))
 		return;
 	struct tmpl_key tk;
 	tmpl_key_of(&tk, k->proto, AF_INET, k->src, c->tmpl_mask, k->dst, (c->flags & XLB_CONN_F_TMPL_NOPORT) ? 0 : k->dport);
-	struct tmpl *t = bpf_map_lookup_elem(&templates, &tk);
-	if (t)
-		__sync_fetch_and_add(&t->controls, -1);
+	tmpl_drop_control(&tk);
+}
+
+static __always_inline void tmpl_release6(const struct conn_key6 *k, const struct conn *c)
+{
+	if (!(c->flags & XLB_CONN_F_PERSIST))
+		return;
+	struct tmpl_key tk;
+	tmpl_key_of6(&tk, k->proto, k->src, c->tmpl_mask, k->dst, (c->flags & XLB_CONN_F_TMPL_NOPORT) ? 0 : k->dport);
+	tmpl_drop_control(&tk);
+}
+
+/* A flow of either family under a template ended. */
+static __always_inline void flow_tmpl_release(const union flow_key *k, __u8 fam, const struct conn *c)
+{
+	if (fam == AF_INET6)
+		tmpl_release6(&k->v6, c);
+	else
+		tmpl_release(&k->v4, c);
 }
 
 static __always_inline int tmpl_expired(const struct tmpl *t, __u64 now)

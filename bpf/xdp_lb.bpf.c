@@ -323,7 +323,7 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 	}
 	if (live)
 		conns_add(real_slot, c->state, -1);
-	tmpl_release(&ck->v4, c);
+	flow_tmpl_release(ck, fam, c);
 	/* The new flow starts half-open: the ended one must not shadow it. */
 	if (!half)
 		flow_delete(ck, fam);
@@ -433,8 +433,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 
 	__u32 real_slot = XLB_NO_REAL;
 	__u8 cflags = 0;
-	/* IPv6 services have no persistence in XDP (Caps refuses it). */
-	__u32 persist = fam == AF_INET ? s->persist_timeout_s : 0;
+	__u32 persist = s->persist_timeout_s;
 	struct tmpl_key tk;
 	struct tmpl *t = 0;
 	struct real *r;
@@ -444,7 +443,10 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 		 * IPVS's default) and it has not expired, or still controls
 		 * flows. */
 		/* A port-0 service's templates have port 0, as FTP's. */
-		tmpl_key_of(&tk, p->proto, AF_INET, p->src.v4, s->persist_mask, p->dst.v4, sk.port);
+		if (fam == AF_INET6)
+			tmpl_key_of6(&tk, p->proto, p->src.v6, s->persist_mask, p->dst.v6, sk.port);
+		else
+			tmpl_key_of(&tk, p->proto, AF_INET, p->src.v4, s->persist_mask, p->dst.v4, sk.port);
 		cflags = XLB_CONN_F_PERSIST | (tk.vport ? 0 : XLB_CONN_F_TMPL_NOPORT);
 		t = bpf_map_lookup_elem(&templates, &tk);
 		if (t && (!tmpl_expired(t, now) || t->controls > 0)) {
@@ -620,9 +622,9 @@ static __always_inline __u32 key6_fold(const struct conn_key6 *k)
 	       ((__u32)k->sport << 16 | k->dport);
 }
 
-/* One flow of a table the sweeper walks: k4 is its IPv4 key, or 0 for an
- * IPv6 flow (k, whose fold is fold), which has no template to release. */
-static __always_inline long sweep_entry(void *table, void *k, const struct conn_key *k4, __u32 fold, __u8 proto,
+/* One flow of a table the sweeper walks, under key k (fold: the key
+ * folded) of family fam. */
+static __always_inline long sweep_entry(void *table, void *k, __u8 fam, __u32 fold, __u8 proto,
 					struct conn *c, struct sweep_ctx *sc, int half)
 {
 	__u32 slot = c->real;
@@ -636,8 +638,7 @@ static __always_inline long sweep_entry(void *table, void *k, const struct conn_
 	int drop = !conn_expired(c, sc->now) && sweep_drops(fold, proto, c, sc);
 	if (drop || conn_expired(c, sc->now)) {
 		if (conn_claim(c)) {
-			if (k4)
-				tmpl_release(k4, c);
+			flow_tmpl_release(k, fam, c);
 			if (live) {
 				conns_add(slot, c->state, -1);
 				if (sw) {
@@ -668,22 +669,22 @@ static __always_inline long sweep_entry(void *table, void *k, const struct conn_
 
 static long sweep_conn(struct bpf_map *map, struct conn_key *k, struct conn *c, struct sweep_ctx *sc)
 {
-	return sweep_entry(&conns, k, k, key_fold(k), k->proto, c, sc, 0);
+	return sweep_entry(&conns, k, AF_INET, key_fold(k), k->proto, c, sc, 0);
 }
 
 static long sweep_half_open(struct bpf_map *map, struct conn_key *k, struct conn *c, struct sweep_ctx *sc)
 {
-	return sweep_entry(&half_open, k, k, key_fold(k), k->proto, c, sc, 1);
+	return sweep_entry(&half_open, k, AF_INET, key_fold(k), k->proto, c, sc, 1);
 }
 
 static long sweep_conn6(struct bpf_map *map, struct conn_key6 *k, struct conn *c, struct sweep_ctx *sc)
 {
-	return sweep_entry(&conns6, k, 0, key6_fold(k), k->proto, c, sc, 0);
+	return sweep_entry(&conns6, k, AF_INET6, key6_fold(k), k->proto, c, sc, 0);
 }
 
 static long sweep_half_open6(struct bpf_map *map, struct conn_key6 *k, struct conn *c, struct sweep_ctx *sc)
 {
-	return sweep_entry(&half_open6, k, 0, key6_fold(k), k->proto, c, sc, 1);
+	return sweep_entry(&half_open6, k, AF_INET6, key6_fold(k), k->proto, c, sc, 1);
 }
 
 /* A template goes when it has expired and controls no flow. */

@@ -40,10 +40,8 @@ type Caps struct {
 	// service is possible only by tunnel.
 	IPv6 bool
 	// IPv6Forwards, when set, are the only forwarding methods an IPv6
-	// service's reals may have (Forwards are then IPv4's);
-	// IPv6NoPersistence: an IPv6 service cannot be persistent.
-	IPv6Forwards      []lvs.Forward
-	IPv6NoPersistence bool
+	// service's reals may have (Forwards are then IPv4's).
+	IPv6Forwards []lvs.Forward
 	// Flags are the service flags it honours.
 	Flags lvs.SvcFlags
 	// Thresholds: it honours reals' connection thresholds (Real.UThreshold,
@@ -107,9 +105,6 @@ func (c Caps) CheckService(s Service) error {
 			what = "one-packet scheduling (ops)"
 		}
 		bad("%s: not supported by %s", what, c.Name)
-	}
-	if s.Addr.Is6() && c.IPv6 && c.IPv6NoPersistence && s.Persistence > 0 {
-		bad("persistence on an IPv6 service is not supported by %s yet", c.Name)
 	}
 	if s.Persistence < 0 || (s.Persistence > 0 && s.Persistence < time.Second) || s.Persistence > MaxPersistence ||
 		(s.Addr.Is6() && s.PersistenceMask > 128) {

@@ -33,8 +33,14 @@ func real6(i int) netip.Addr {
 // the first one's type).
 func frame6(t *testing.T, dst netip.Addr, sport uint16, syn, ack bool, nextHdr layers.IPProtocol, ext []byte) []byte {
 	t.Helper()
+	return frame6From(t, client6, dst, sport, syn, ack, nextHdr, ext)
+}
+
+// frame6From is frame6 from src.
+func frame6From(t *testing.T, src, dst netip.Addr, sport uint16, syn, ack bool, nextHdr layers.IPProtocol, ext []byte) []byte {
+	t.Helper()
 	ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolTCP,
-		SrcIP: net.IP(client6.AsSlice()), DstIP: net.IP(dst.AsSlice())}
+		SrcIP: net.IP(src.AsSlice()), DstIP: net.IP(dst.AsSlice())}
 	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 80, SYN: syn, ACK: ack, Seq: 1000, Window: 4096}
 	require.NoError(t, tcp.SetNetworkLayerForChecksum(ip))
 	seg := gopacket.NewSerializeBuffer()
@@ -152,10 +158,52 @@ func TestIPv6CapsSayWhatIsMissing(t *testing.T) {
 	nat := svc
 	nat.Reals = []dataplane.Real{{Addr: real6(1), Port: 8080, Weight: 1, Forward: lvs.NAT}}
 	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{nat}), "lvs_method NAT for an IPv6 service is not supported by the XDP data plane yet (DR is)")
-	persistent := svc
-	persistent.Persistence = 300e9
-	persistent.PersistenceMask = 128
-	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{persistent}), "persistence on an IPv6 service is not supported by the XDP data plane yet")
+	tun := svc
+	tun.Reals = []dataplane.Real{{Addr: real6(1), Port: 80, Weight: 1, Forward: lvs.TUN}}
+	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{tun}), "lvs_method TUN for an IPv6 service is not supported by the XDP data plane yet (DR is)")
+}
+
+// Persistence on an IPv6 service, as IPVS keeps it: the template is the
+// client's address cut to the service's prefix length (-M 64), so
+// clients of one /64 go to one real and a client of another /64 is
+// scheduled; a master sends the template as IPVS does (client port 0,
+// TEMPLATE).
+func TestIPv6Persistence(t *testing.T) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	res := staticResolver{}
+	svc := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
+		Persistence: 300 * time.Second, PersistenceMask: 64}
+	for i := 1; i <= 2; i++ {
+		res[real6(i)] = NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC}
+		svc.Reals = append(svc.Reals, dataplane.Real{Addr: real6(i), Port: 80, Weight: 1, Forward: lvs.DR})
+	}
+	require.NoError(t, Caps.Validate([]dataplane.Service{svc}))
+	x := openTest(t, ns, res)
+	apply(t, ns, x, svc)
+	syn := func(src string, port uint16) string {
+		t.Helper()
+		v, out := run(t, ns, x, frame6From(t, netip.MustParseAddr(src), vip6, port, true, false, 0, nil))
+		require.Contains(t, []uint32{xdpTX, xdpRedirect}, v)
+		return net.HardwareAddr(out[:6]).String()
+	}
+	a := syn("2001:db8:5::7", 1000)
+	assert.Equal(t, a, syn("2001:db8:5::8", 1001), "another client of the same /64: the template's real")
+	assert.Equal(t, a, syn("2001:db8:5:0:ffff::1", 1002), "anywhere in the /64")
+	b := syn("2001:db8:6::7", 1003)
+	assert.NotEqual(t, a, b, "another /64: scheduled (rr: the next real)")
+	assert.Equal(t, b, syn("2001:db8:6::9", 1004))
+
+	var tmpls []string
+	require.NoError(t, x.SyncRecords(func(r syncd.Record) {
+		if r.IsTemplate() {
+			tmpls = append(tmpls, r.Client.String()+" "+r.Virtual.String())
+		}
+	}))
+	assert.ElementsMatch(t, []string{"[2001:db8:5::]:0 [2001:db8:1::100]:80", "[2001:db8:6::]:0 [2001:db8:1::100]:80"}, tmpls)
+	st, err := x.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, lvs.Netmask(64), st.Services[0].PersistenceMask)
 }
 
 // IPv6 flows go through connection sync as IPv4's do: a master sends its

@@ -644,7 +644,13 @@ func svcEntry(st *svcState, standby bool) xlbSvc {
 	}
 	if st.persist > 0 {
 		e.PersistTimeoutS = uint32(st.persist / time.Second)
-		e.PersistMask = ip4(st.persistMask.Or(st.key.Addr).Addr4())
+		// IPv4: the netmask as the address it is; IPv6: the prefix
+		// length, as IPVS keeps it.
+		if st.key.Addr.Is4() {
+			e.PersistMask = ip4(st.persistMask.Or(st.key.Addr).Addr4())
+		} else {
+			e.PersistMask = uint32(st.persistMask.Or(st.key.Addr))
+		}
 	}
 	switch s.Table {
 	case sched.TableScan:

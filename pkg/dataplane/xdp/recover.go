@@ -111,6 +111,9 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 			st.persist = time.Duration(s.PersistTimeoutS) * time.Second
 			b := binary.NativeEndian.AppendUint32(nil, s.PersistMask) // network order in memory
 			st.persistMask = lvs.Netmask(binary.BigEndian.Uint32(b))
+			if !st.key.Addr.Is4() {
+				st.persistMask = lvs.Netmask(s.PersistMask) // a prefix length
+			}
 		}
 		t.svcUsed[st.idx] = true
 		st.tabOff, st.tabLen = s.TabOff, s.TabLen

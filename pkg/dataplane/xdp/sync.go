@@ -116,7 +116,7 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 	err = readBatches(x.objs.Templates, tkeys, tvals, func(i int) {
 		k, v := &tkeys[i], &tvals[i]
 		r := liveReal(reals, v.Real, v.Gen)
-		if r == nil || k.Family != family(netip.IPv4Unspecified()) || (expired(now, v.LastSeen, v.TimeoutS) && v.Controls <= 0) {
+		if r == nil || (expired(now, v.LastSeen, v.TimeoutS) && v.Controls <= 0) {
 			return
 		}
 		if m, ok := x.syncedTmpl[*k]; ok {
@@ -129,8 +129,8 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 		// state NONE, the persistence timeout.
 		each(syncd.Record{Conn: ipvssync.Conn{
 			Protocol: k.Proto,
-			Client:   netip.AddrPortFrom(addrOf(k.Client.V4), 0),
-			Virtual:  netip.AddrPortFrom(addrOf(k.Vip.V4), portOf(k.Vport)),
+			Client:   netip.AddrPortFrom(k.Client.addr(k.Family), 0),
+			Virtual:  netip.AddrPortFrom(k.Vip.addr(k.Family), portOf(k.Vport)),
 			Dest:     netip.AddrPortFrom(r.Addr.addr(r.Family), portOf(r.Port)),
 			Flags:    fwd(r) | ipvssync.Template | ipvssync.Inactive,
 			State:    ipvssync.TemplateNone,
