@@ -32,12 +32,12 @@ func capsWith(lim limits) dataplane.Caps {
 		// IPv6: DR only (NAT66 and TUN over IPv6 are not in the
 		// program yet).
 		IPv6Forwards: []lvs.Forward{lvs.DR},
-		Flags:             lvs.SchedFlags,
-		AllPorts:          true,
-		CheckViaVIP:       true,
-		FWMarkWhy:         "the mark is set by netfilter, after XDP has seen the packet (--dataplane auto runs such a file on IPVS)",
-		MaxServices:       lim.services,
-		MaxReals:          lim.reals,
+		Flags:        lvs.SchedFlags,
+		AllPorts:     true,
+		CheckViaVIP:  true,
+		FWMarkWhy:    "the mark is set by netfilter, after XDP has seen the packet (--dataplane auto runs such a file on IPVS)",
+		MaxServices:  lim.services,
+		MaxReals:     lim.reals,
 	}
 }
 
