@@ -145,11 +145,7 @@ func TestFloodKeepsEstablishedFlows(t *testing.T) {
 	assert.LessOrEqual(t, st.HalfOpen, uint64(1024))
 	stats, err := x.Stats()
 	require.NoError(t, err)
-	var active int64
-	for _, r := range stats.Services[0].Reals {
-		active += r.ActiveConns
-	}
-	assert.EqualValues(t, st.Flows+st.HalfOpen, active, "ActiveConn counts the flows there are once swept")
+	assert.EqualValues(t, st.Flows+st.HalfOpen, activeConns(stats.Services[0]), "ActiveConn counts the flows there are once swept")
 }
 
 // secure_tcp moves TCP flows by IPVS's tcp_states_dos (ip_vs_proto_tcp.c):

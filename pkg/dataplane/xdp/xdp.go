@@ -624,6 +624,32 @@ func (x *Dataplane) resolvePass(all bool) {
 // first, outside the plan (a new real's ARP reply is waited for up to
 // ResolveWait); then the change is planned and written.
 func (x *Dataplane) Apply(services []dataplane.Service) error {
+	return x.resolveThen(services, func() error { return x.applyLocked(services) })
+}
+
+// Update implements dataplane.Updater: only the services named are planned
+// and written (their reals' next hops found first, as Apply does).
+func (x *Dataplane) Update(set []dataplane.Service, del []dataplane.ServiceKey) error {
+	return x.resolveThen(set, func() error {
+		w, err := x.world(set)
+		if err != nil {
+			return err
+		}
+		p, err := planChange(x.state, set, del, false, w)
+		if err != nil {
+			return err
+		}
+		if err := x.write(x.state, p); err != nil {
+			return err
+		}
+		x.state.change(set, del)
+		return nil
+	})
+}
+
+// resolveThen validates services, finds their reals' next hops with
+// applyMu held, then runs write with mu held too.
+func (x *Dataplane) resolveThen(services []dataplane.Service, write func() error) error {
 	if err := x.Caps().Validate(services); err != nil {
 		return err
 	}
@@ -632,33 +658,7 @@ func (x *Dataplane) Apply(services []dataplane.Service) error {
 	x.ensureHops(realHops(services), x.cfg.ResolveWait)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return x.applyLocked(services)
-}
-
-// Update implements dataplane.Updater: only the services named are planned
-// and written (their reals' next hops found first, as Apply does).
-func (x *Dataplane) Update(set []dataplane.Service, del []dataplane.ServiceKey) error {
-	if err := x.Caps().Validate(set); err != nil {
-		return err
-	}
-	x.applyMu.Lock()
-	defer x.applyMu.Unlock()
-	x.ensureHops(realHops(set), x.cfg.ResolveWait)
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	w, err := x.world(set)
-	if err != nil {
-		return err
-	}
-	p, err := planChange(x.state, set, del, false, w)
-	if err != nil {
-		return err
-	}
-	if err := x.write(x.state, p); err != nil {
-		return err
-	}
-	x.state.change(set, del)
-	return nil
+	return write()
 }
 
 // applyLocked plans services over what the maps hold and writes the plan.
