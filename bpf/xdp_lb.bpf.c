@@ -2,8 +2,10 @@
 /* xlb's XDP ingress program.
  *
  * A chain of handlers (xlb_xdp, at the end): parse -> unparsed (no ports)
- * -> nat_reply -> maybe_vip -> established (flow lookup) -> new_flow
- * (service, persistence, scheduler) -> forward (DR, NAT) -> stats.
+ * -> nat_reply (IPv4) -> maybe_vip -> established (flow lookup) -> new_flow
+ * (service, persistence, scheduler) -> forward (DR, NAT, TUN) -> stats.
+ * IPv4 and IPv6 each have their own copy of the path from maybe_vip on
+ * (by_flow), and their own flow tables.
  *
  * A new flow is half-open (its own table) until its next client packet
  * proves it (a TCP flow out of SYN_RECV/SYNACK, a UDP flow's second
@@ -12,8 +14,14 @@
  * secure_tcp, drop_entry) act as the control plane sets them.
  *
  * What happens to each kind of packet (tested in pkg/dataplane):
- *   not IPv4, bad IPv4 header        XDP_PASS (not ours; the kernel decides)
- *   (total length below the header's)
+ *   not IP, bad IPv4/IPv6 header     XDP_PASS (not ours; the kernel decides)
+ *   (total length below the header's,
+ *   an IPv6 jumbogram)
+ *   IPv6 extension headers           hop-by-hop, routing, destination options
+ *                                    walked (four at most); a fragment header or
+ *                                    a longer chain: as a fragment / cut short
+ *   IPv6 to a NAT or TUN real        XDP_DROP, stat NO_DEST (Caps refuse them)
+ *   ICMPv6 to a VIP                  XDP_PASS (errors are not translated yet)
  *   not for a service (VIP, port)    XDP_PASS, untouched
  *   fragment to a VIP                XDP_DROP, stat FRAGMENT (no ports to find the flow)
  *   datagram cut short by the frame, XDP_DROP, stat TRUNCATED
