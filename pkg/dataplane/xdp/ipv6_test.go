@@ -2,6 +2,7 @@ package xdp
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/ipvssync"
 	"github.com/xlbproject/xlb/pkg/lvs"
+	"github.com/xlbproject/xlb/pkg/sched"
 	"github.com/xlbproject/xlb/pkg/syncd"
 )
 
@@ -279,4 +281,50 @@ func activeConns(s dataplane.ServiceStats) int64 {
 		n += r.ActiveConns
 	}
 	return n
+}
+
+// sh and mh over IPv6 clients and reals pick as pkg/sched's references of
+// IPVS's do (the client folded as ip_vs_sh_hashkey and ip_vs_mh's
+// hashkey fold an IPv6 address; mh's table built from the reals' IPv6
+// addresses), so an XDP director and an IPVS one send an IPv6 client to
+// the same real.
+func TestIPv6HashSchedulersMatchIPVS(t *testing.T) {
+	requireRoot(t)
+	for _, name := range []string{"sh", "mh"} {
+		t.Run(name, func(t *testing.T) {
+			ns, _ := testNS(t)
+			res := staticResolver{}
+			svc := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: 80, Protocol: lvs.TCP}, Scheduler: name}
+			weights := []int32{3, 1, 2, 1}
+			var ds []sched.Dest
+			for i, w := range weights {
+				res[real6(i+1)] = NextHop{Ifindex: 1, MAC: realMAC(i + 1), SrcMAC: srcMAC}
+				svc.Reals = append(svc.Reals, dataplane.Real{Addr: real6(i + 1), Port: 80, Weight: w, Forward: lvs.DR})
+				ds = append(ds, sched.Dest{Weight: w, Addr: real6(i + 1), Port: 80})
+			}
+			x := openTest(t, ns, res)
+			apply(t, ns, x, svc)
+			shTab, mhTab := sched.SHTable(ds), sched.MHTable(ds)
+			rng := rand.New(rand.NewPCG(6, 6))
+			seen := map[int]bool{}
+			for i := range 200 {
+				var b [16]byte
+				b[0], b[1] = 0x20, 0x01
+				for j := 2; j < 16; j++ {
+					b[j] = byte(rng.Uint32())
+				}
+				src := netip.AddrFrom16(b)
+				want := sched.SHPick(&shTab, ds, sched.SHKey(src, 0), false)
+				if name == "mh" {
+					want = sched.MHPick(mhTab, ds, sched.AddrFold(src), 0, false)
+				}
+				v, out := run(t, ns, x, frame6From(t, src, vip6, uint16(20000+i), true, false, 0, nil))
+				require.Contains(t, []uint32{xdpTX, xdpRedirect}, v)
+				got := int(out[5]) - 1
+				require.Equal(t, want, got, "client %s", src)
+				seen[got] = true
+			}
+			assert.Len(t, seen, len(weights), "every real chosen for some client")
+		})
+	}
 }
