@@ -325,13 +325,52 @@ static __attribute__((noinline)) int flow_delete6(const struct conn_key6 *k)
 	return bpf_map_delete_elem(&conns6, k);
 }
 
-/* A half-open IPv6 flow moves to the flow table. */
-static __attribute__((noinline)) int promote6(const struct conn_key6 *k, const struct conn *c)
+static __always_inline void reply_key6(struct conn_key6 *rk, const __be32 *real, __be16 rport, const struct conn_key6 *k);
+
+/* A half-open IPv6 flow moves to the flow table; a NAT flow's reverse
+ * entry (to its real r) with it. */
+static __attribute__((noinline)) int promote6(const struct conn_key6 *k, const struct conn *c, const struct real *r)
 {
 	if (bpf_map_update_elem(&conns6, k, c, BPF_ANY) != 0)
 		return -1;
+	if (c->flags & XLB_CONN_F_NAT) {
+		struct conn_key6 rk;
+		reply_key6(&rk, r->addr.v6, r->port ? r->port : k->dport, k);
+		struct nat_reply *nr = bpf_map_lookup_elem(&half_open_replies6, &rk);
+		if (nr) {
+			struct nat_reply v = *nr;
+			bpf_map_update_elem(&nat_replies6, &rk, &v, BPF_ANY);
+			bpf_map_delete_elem(&half_open_replies6, &rk);
+		}
+	}
 	bpf_map_delete_elem(&half_open6, k);
 	return 0;
+}
+
+/* A new NAT66 flow's reverse entry, half-open with it. */
+static __attribute__((noinline)) int reply6_insert(const struct conn_key6 *rk, const struct nat_reply *nr)
+{
+	return bpf_map_update_elem(&half_open_replies6, rk, nr, BPF_ANY);
+}
+
+/* An IPv6 NAT flow's reverse entry, proven or half-open. */
+static __attribute__((noinline)) struct nat_reply *reply_lookup6(const struct conn_key6 *rk)
+{
+	struct nat_reply *nr = bpf_map_lookup_elem(&nat_replies6, rk);
+	if (nr)
+		return nr;
+	return bpf_map_lookup_elem(&half_open_replies6, rk);
+}
+
+/* The reverse key of an IPv6 NAT flow: from the real to the client. */
+static __always_inline void reply_key6(struct conn_key6 *rk, const __be32 *real, __be16 rport, const struct conn_key6 *k)
+{
+	__builtin_memcpy(rk->src, real, 16);
+	__builtin_memcpy(rk->dst, k->src, 16);
+	rk->sport = rport;
+	rk->dport = k->sport;
+	rk->proto = k->proto;
+	rk->pad[0] = rk->pad[1] = rk->pad[2] = 0;
 }
 
 static __always_inline int conn_create(const union flow_key *k, __u8 family, __u32 real_slot, __u32 gen,

@@ -77,6 +77,43 @@ static __always_inline int nat_rewrite(struct packet *p, void *data_end, int dst
 	return 0;
 }
 
+/* nat_rewrite for IPv6 (NAT66): the destination (dst) or source address
+ * and port of the packet whose IPv6 header p->ip points at. IPv6 has no
+ * header checksum; the TCP or UDP one covers the addresses in its
+ * pseudo-header. Returns -1 if the headers are not there. */
+static __always_inline int nat_rewrite6(struct packet *p, void *data_end, int dst, const __be32 *addr, __be16 port)
+{
+	struct ipv6hdr *ip6 = (struct ipv6hdr *)p->ip;
+	if ((void *)(ip6 + 1) > data_end)
+		return -1;
+	__be32 *old = dst ? ip6->daddr.in6_u.u6_addr32 : ip6->saddr.in6_u.u6_addr32;
+	__u16 *l4sum = 0;
+	__be16 *pp;
+	if (p->proto == IPPROTO_TCP) {
+		struct tcphdr *th = p->l4;
+		if ((void *)(th + 1) > data_end)
+			return -1;
+		l4sum = (__u16 *)&th->check;
+		pp = dst ? &th->dest : &th->source;
+	} else {
+		struct udphdr *uh = p->l4;
+		if ((void *)(uh + 1) > data_end)
+			return -1;
+		l4sum = (__u16 *)&uh->check; /* never 0 in IPv6 (RFC 8200 8.1) */
+		pp = dst ? &uh->dest : &uh->source;
+	}
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		csum_replace4(l4sum, old[i], addr[i]);
+		old[i] = addr[i];
+	}
+	csum_replace2(l4sum, *pp, port);
+	if (p->proto == IPPROTO_UDP && *l4sum == 0)
+		*l4sum = 0xffff;
+	*pp = port;
+	return 0;
+}
+
 /* XDP metadata that asks xlb_tc_neigh (TC ingress) to send the packet
  * through the kernel's neighbour resolution. */
 struct xlb_neigh_meta {
@@ -115,6 +152,44 @@ static __always_inline int forward_routed(struct xdp_md *ctx, struct packet *p, 
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
 		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xlb_neigh_meta)) < 0)
 			return XDP_PASS; /* no metadata here: the kernel drops it */
+		void *data = (void *)(long)ctx->data;
+		struct xlb_neigh_meta *m = (void *)(long)ctx->data_meta;
+		if ((void *)(m + 1) > data)
+			return XDP_PASS;
+		m->magic = XLB_META_NEIGH;
+		m->ifindex = fib.ifindex;
+		return XDP_PASS;
+	}
+	*to_kernel = 0;
+	__builtin_memcpy(p->eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(p->eth->h_source, fib.smac, ETH_ALEN);
+	if (fib.ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+/* forward_routed for IPv6: the FIB's next hop, the hop limit
+ * decremented (no header checksum to fix). */
+static __always_inline int forward_routed6(struct xdp_md *ctx, struct packet *p, void *data_end, int *to_kernel)
+{
+	struct ipv6hdr *ip6 = (struct ipv6hdr *)p->ip;
+	*to_kernel = 1;
+	if ((void *)(ip6 + 1) > data_end || ip6->hop_limit <= 1)
+		return XDP_PASS;
+	struct bpf_fib_lookup fib = {};
+	fib.family = AF_INET6;
+	fib.l4_protocol = p->proto;
+	fib.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+	__builtin_memcpy(fib.ipv6_src, &ip6->saddr, 16);
+	__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, 16);
+	fib.ifindex = ctx->ingress_ifindex;
+	int rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return XDP_PASS;
+	ip6->hop_limit--;
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xlb_neigh_meta)) < 0)
+			return XDP_PASS;
 		void *data = (void *)(long)ctx->data;
 		struct xlb_neigh_meta *m = (void *)(long)ctx->data_meta;
 		if ((void *)(m + 1) > data)

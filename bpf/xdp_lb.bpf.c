@@ -82,11 +82,16 @@ static __always_inline void count(void *map, __u32 idx, __u64 bytes, __u64 new_c
 static __always_inline int forward(struct xdp_md *ctx, struct packet *p, void *data_end, const struct real *r, __u32 slot,
 				   __u8 fam)
 {
-	/* IPv6 goes by DR only (Caps refuses the rest): never rewritten or
-	 * wrapped as if it were IPv4. */
-	if (fam != AF_INET && (r->flags & (XLB_REAL_F_NAT | XLB_REAL_F_TUN))) {
-		stat_inc(XLB_STAT_NO_DEST);
-		return XDP_DROP;
+	if (fam == AF_INET6) {
+		/* IPv6 goes by DR or NAT66 (Caps refuse TUN): never wrapped
+		 * as if it were IPv4. */
+		if (r->flags & XLB_REAL_F_TUN) {
+			stat_inc(XLB_STAT_NO_DEST);
+			return XDP_DROP;
+		}
+		if ((r->flags & XLB_REAL_F_NAT) && nat_rewrite6(p, data_end, 1, r->addr.v6, r->port ? r->port : p->dport) < 0)
+			return XDP_DROP;
+		return forward_dr(ctx, p->eth, r);
 	}
 	/* A NAT real without a port (of a port-0 service) keeps the
 	 * client's: IPVS's dest->port ? dest->port : vport. */
@@ -97,9 +102,9 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *p, void *d
 
 /* A packet whose source hashes to an empty slot of nat_src_filter is no
  * NAT real's. */
-static __always_inline int maybe_nat_real(const struct packet *p)
+static __always_inline int maybe_nat_real(const struct packet *p, __u8 fam)
 {
-	__u32 k = hash_32(bpf_ntohl(p->src.v4), XLB_VIP_FILTER_BITS);
+	__u32 k = hash_32(addr_fold(&p->src, fam), XLB_VIP_FILTER_BITS);
 	__u32 *v = bpf_map_lookup_elem(&nat_src_filter, &k);
 	return v && *v;
 }
@@ -128,7 +133,7 @@ static __always_inline int unparsed(struct xdp_md *ctx, struct packet *p, void *
 			int act = icmp_to_vip(ctx, p, data_end);
 			return act < 0 ? XDP_PASS : act;
 		}
-		if (maybe_nat_real(p)) {
+		if (maybe_nat_real(p, AF_INET)) { /* ICMP: IPv4's */
 			int act = icmp_from_nat_real(ctx, p, data_end);
 			return act < 0 ? XDP_PASS : act;
 		}
@@ -144,7 +149,7 @@ static __always_inline void conn_promote(const union flow_key *fk, __u8 family, 
 {
 	struct conn c = *h;
 	if (family == AF_INET6) {
-		if (promote6(&fk->v6, &c) != 0)
+		if (promote6(&fk->v6, &c, r) != 0)
 			return;
 		goto promoted;
 	}
@@ -179,7 +184,7 @@ promoted:
  * XLB_CONTINUE when it is no such reply. */
 static __always_inline int nat_reply(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes)
 {
-	if (!maybe_nat_real(p))
+	if (!maybe_nat_real(p, AF_INET))
 		return XLB_CONTINUE;
 	struct conn_key rk;
 	conn_key_of(p, &rk);
@@ -221,6 +226,59 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct packet *p, void 
 	stat_inc(XLB_STAT_NAT_REPLY);
 	int to_kernel;
 	int act = forward_routed(ctx, p, data_end, &to_kernel);
+	if (to_kernel)
+		stat_inc(XLB_STAT_NAT_REPLY_KERNEL);
+	return act;
+}
+
+/* nat_reply for IPv6 (NAT66): a NAT real's reply gets the VIP and port
+ * back and is routed on, its flow moved through IPVS's OUTPUT table. */
+static __always_inline int nat_reply6(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes)
+{
+	if (!maybe_nat_real(p, AF_INET6))
+		return XLB_CONTINUE;
+	/* One key, the reply's and then the flow's: the stack of a path
+	 * with two calls below it must stay within 512 bytes. */
+	union flow_key fk;
+	flow_key_of(p, &fk, AF_INET6);
+	struct nat_reply *nr = reply_lookup6(&fk.v6);
+	if (!nr)
+		return XLB_CONTINUE;
+	__builtin_memcpy(fk.v6.src, p->dst.v6, 16);
+	__builtin_memcpy(fk.v6.dst, nr->vip.v6, 16);
+	fk.v6.sport = p->dport;
+	fk.v6.dport = nr->vport;
+	fk.v6.proto = p->proto;
+	fk.v6.pad[0] = fk.v6.pad[1] = fk.v6.pad[2] = 0;
+	int half;
+	struct conn *fc = flow_lookup(&fk, AF_INET6, &half);
+	if (fc && !fc->retired) {
+		__u32 frs = fc->real;
+		struct real *fr = bpf_map_lookup_elem(&reals, &frs);
+		if (fr && (fr->flags & XLB_REAL_F_STANDBY)) {
+			stat_inc(XLB_STAT_STANDBY);
+			return XDP_PASS;
+		}
+		if (p->proto == IPPROTO_TCP)
+			conn_tcp_transition(fc, p->tcp_flags, CT_DIR_OUTPUT);
+		conn_rearm(fc, xlb_now());
+		__u32 rs = fc->real;
+		if (half && fr && p->proto == IPPROTO_TCP && conn_proven(fc, p->proto))
+			conn_promote(&fk, AF_INET6, fc, fr);
+		struct counters *rc = bpf_map_lookup_elem(&real_stats, &rs);
+		if (rc) {
+			rc->out_packets++;
+			rc->out_bytes += bytes;
+		}
+	} else if (!to_vip(&nr->vip, nr->family)) {
+		stat_inc(XLB_STAT_STANDBY);
+		return XDP_PASS;
+	}
+	if (nat_rewrite6(p, data_end, 0, nr->vip.v6, nr->vport) < 0)
+		return XDP_DROP;
+	stat_inc(XLB_STAT_NAT_REPLY);
+	int to_kernel;
+	int act = forward_routed6(ctx, p, data_end, &to_kernel);
 	if (to_kernel)
 		stat_inc(XLB_STAT_NAT_REPLY_KERNEL);
 	return act;
@@ -489,14 +547,19 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 		else
 			cflags = 0;
 	}
-	if (fam != AF_INET && (r->flags & (XLB_REAL_F_NAT | XLB_REAL_F_TUN))) {
+	if (fam != AF_INET && (r->flags & XLB_REAL_F_TUN)) {
 		stat_inc(XLB_STAT_NO_DEST);
 		return XDP_DROP;
 	}
 	if (r->flags & XLB_REAL_F_NAT)
 		cflags |= XLB_CONN_F_NAT;
 	conn_create(ck, fam, real_slot, r->gen, svc_idx, p->proto, p->tcp_flags, now, cflags, s->persist_mask);
-	if (r->flags & XLB_REAL_F_NAT) {
+	if (fam == AF_INET6 && (r->flags & XLB_REAL_F_NAT)) {
+		struct conn_key6 rk;
+		reply_key6(&rk, r->addr.v6, r->port ? r->port : p->dport, &ck->v6);
+		struct nat_reply nr = { .vip = p->dst, .vport = p->dport, .family = fam };
+		reply6_insert(&rk, &nr);
+	} else if (r->flags & XLB_REAL_F_NAT) {
 		struct conn_key rk = {
 			.src = r->addr.v4, .dst = p->src.v4, .sport = r->port ? r->port : p->dport, .dport = p->sport, .proto = p->proto,
 		};
@@ -537,8 +600,12 @@ int xlb_xdp(struct xdp_md *ctx)
 	if (res != PARSE_OK)
 		return unparsed(ctx, &p, data_end, res);
 	/* IPv6 is laid out after IPv4's path, not inside it. */
-	if (__builtin_expect(p.family == AF_INET6, 0))
+	if (__builtin_expect(p.family == AF_INET6, 0)) {
+		int act6 = nat_reply6(ctx, &p, data_end, bytes);
+		if (act6 != XLB_CONTINUE)
+			return act6;
 		return by_flow(ctx, &p, data_end, bytes, AF_INET6);
+	}
 	int act = nat_reply(ctx, &p, data_end, bytes);
 	if (act != XLB_CONTINUE)
 		return act;

@@ -286,6 +286,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } half_open6 SEC(".maps");
 
+/* The NAT reverse entries of IPv6 flows (NAT66): proven, and half-open. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct conn_key6);
+	__type(value, struct nat_reply);
+	__uint(max_entries, XLB_MAX_CONNS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nat_replies6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct conn_key6);
+	__type(value, struct nat_reply);
+	__uint(max_entries, XLB_MAX_HALF_OPEN);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} half_open_replies6 SEC(".maps");
+
 /* The NAT reverse entries of half-open flows. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

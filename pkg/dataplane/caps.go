@@ -137,7 +137,7 @@ func (c Caps) CheckReal(s Service, r Real) error {
 	case !slices.Contains(c.Forwards, r.Forward):
 		bad("lvs_method %s is not supported by %s (%s are)", r.Forward.Kind(), c.Name, list(c.Forwards, lvs.Forward.Kind))
 	case s.Addr.Is6() && c.IPv6Forwards != nil && !slices.Contains(c.IPv6Forwards, r.Forward):
-		bad("lvs_method %s for an IPv6 service is not supported by %s yet (%s is)", r.Forward.Kind(), c.Name, list(c.IPv6Forwards, lvs.Forward.Kind))
+		bad("lvs_method %s for an IPv6 service is not supported by %s yet (for IPv6 it has %s)", r.Forward.Kind(), c.Name, list(c.IPv6Forwards, lvs.Forward.Kind))
 	case r.Forward != lvs.NAT && r.Port != s.Port && r.Port != 0 && s.Port != 0 && s.FWMark == 0:
 		bad("%s cannot map ports; the real's port must be %d", r.Forward.Kind(), s.Port)
 	}

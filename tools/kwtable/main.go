@@ -245,7 +245,8 @@ type feature struct{ what, src string }
 // plane decides on, and the settings it may refuse whatever their value.
 var features = []feature{
 	{"IPv6 virtual_server (lvs_method DR)", "virtual_server 2001:db8::1 80 {\n lvs_method DR\n real_server 2001:db8::2 80 {\n }\n}\n"},
-	{"IPv6 virtual_server, lvs_method NAT or TUN", "virtual_server 2001:db8::1 80 {\n lvs_method NAT\n real_server 2001:db8::2 8080 {\n }\n}\n"},
+	{"IPv6 virtual_server, lvs_method NAT (NAT66)", "virtual_server 2001:db8::1 80 {\n lvs_method NAT\n real_server 2001:db8::2 8080 {\n }\n}\n"},
+	{"IPv6 virtual_server, lvs_method TUN", "virtual_server 2001:db8::1 80 {\n lvs_method TUN\n real_server 2001:db8::2 80 {\n }\n}\n"},
 	{"IPv6 virtual_server with persistence_timeout", "virtual_server 2001:db8::1 80 {\n lvs_method DR\n persistence_timeout 300\n real_server 2001:db8::2 80 {\n }\n}\n"},
 	{"IPv4 real_server of an IPv6 virtual_server (lvs_method TUN)", "virtual_server 2001:db8::1 80 {\n lvs_method TUN\n real_server 10.0.0.2 80 {\n }\n}\n"},
 	{"lvs_method TUN type gue port N, type gre (nocsum)", "virtual_server 10.0.0.1 80 {\n lvs_method TUN type gre\n real_server 10.0.0.2 80 {\n }\n real_server 10.0.0.3 80 {\n  lvs_method TUN type gue port 6080\n }\n}\n"},

@@ -17,7 +17,7 @@ import (
 // schedulers the program computes (pkg/sched's registry entries with an
 // XDP table, each with a picker in bpf/sched.h), DR, NAT and TUN (IPIP,
 // GUE and GRE without their optional checksums; IPv4 in IPv4) for IPv4,
-// DR for IPv6; TCP and UDP. An opened data plane's
+// DR and NAT for IPv6; TCP and UDP. An opened data plane's
 // Caps have the sizes it was loaded with.
 var Caps = capsWith(builtin.lim)
 
@@ -29,9 +29,9 @@ func capsWith(lim limits) dataplane.Caps {
 		Tunnels:    []lvs.TunnelType{lvs.TunIPIP, lvs.TunGUE, lvs.TunGRE},
 		Protocols:  []lvs.Protocol{lvs.TCP, lvs.UDP},
 		IPv6:       true,
-		// IPv6: DR only (NAT66 and TUN over IPv6 are not in the
-		// program yet).
-		IPv6Forwards: []lvs.Forward{lvs.DR},
+		// IPv6: DR and NAT66 (TUN over IPv6 is not in the program
+		// yet).
+		IPv6Forwards: []lvs.Forward{lvs.DR, lvs.NAT},
 		Flags:        lvs.SchedFlags,
 		AllPorts:     true,
 		CheckViaVIP:  true,

@@ -73,6 +73,125 @@ func TestIPv6DRHTTP(t *testing.T) {
 	}
 }
 
+// NAT66 through real veths: the NAT topology given IPv6 (the client on
+// fd75::/64 behind the director, the reals on fd77::/64 with the director
+// as their default route, the director forwarding IPv6 as an LVS-NAT
+// director must), real TCP from the client to the VIP, the reals'
+// replies translated back by XDP and routed to the client by the FIB.
+func TestNAT66HTTP(t *testing.T) {
+	for _, mode := range []dataplane.XDPMode{dataplane.XDPGeneric, dataplane.XDPNative} {
+		t.Run(mode.String(), func(t *testing.T) {
+			requireRoot(t)
+			topo, err := testutil.NewDR(testutil.DROptions{Reals: 2, Native: mode == dataplane.XDPNative, NAT: true})
+			require.NoError(t, err)
+			t.Cleanup(func() { topo.Close() })
+			vip := netip.MustParseAddr("fd77:1::100")
+			r := &drRig{topo: topo, pin: "/sys/fs/bpf/xlb-e2e-" + testutil.Suffix(), mode: mode, log: quiet,
+				svc: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}}
+			r.x = r.open(t)
+			t.Cleanup(func() { assert.NoError(t, r.x.Close()) })
+			realAddrs := ipv6NATTopology(t, topo)
+			svc := dataplane.Service{ServiceKey: r.svc, Scheduler: "rr"}
+			for _, a := range realAddrs {
+				svc.Reals = append(svc.Reals, dataplane.Real{Addr: a, Port: 8080, Weight: 1, Forward: lvs.NAT})
+			}
+			r.apply(t, svc)
+			r.waitResolved(t)
+
+			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: topo.Client.DialContext, DisableKeepAlives: true}}
+			url := "http://[" + vip.String() + "]:80/"
+			var got []string
+			for i := range 4 {
+				name, err := testutil.Get(context.Background(), c, url)
+				require.NoError(t, err, "request %d", i)
+				got = append(got, name)
+			}
+			assert.Equal(t, []string{"r1", "r2", "r1", "r2"}, got)
+			resp, err := c.Get(url + "bytes/4194304")
+			require.NoError(t, err)
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			want := make([]byte, 4<<20)
+			_, _ = io.ReadFull(testutil.Pattern(), want)
+			assert.True(t, bytes.Equal(want, body), "the download, byte for byte (%d bytes)", len(body))
+
+			st, err := r.x.Stats()
+			require.NoError(t, err)
+			assert.NotZero(t, st.Reasons["nat_reply"], "replies were translated by XDP")
+			assert.Greater(t, st.Services[0].OutBytes, uint64(4<<20), "the download counts as the reals' output")
+		})
+	}
+}
+
+// ipv6NATTopology gives a NAT topology IPv6: the client fd75::1/64 routing
+// everything via the director's fd75::2, the reals fd77::11... with the
+// director's fd77::2 as their default route, the director forwarding;
+// each real serves HTTP over IPv6 on port 8080.
+func ipv6NATTopology(t *testing.T, topo *testutil.DR) []netip.Addr {
+	t.Helper()
+	enable := func(ns *testutil.NS, ifs ...string) {
+		for _, k := range append([]string{"all", "default"}, ifs...) {
+			require.NoError(t, ns.Sysctl("net.ipv6.conf."+k+".disable_ipv6", "0"))
+		}
+	}
+	addr := func(ns *testutil.NS, a string) {
+		require.NoError(t, ns.IP("addr", "add", a, "dev", "eth0", "nodad"))
+	}
+	enable(topo.Switch, "br0")
+	enable(topo.Client, "eth0")
+	addr(topo.Client, "fd75::1/64")
+	require.NoError(t, topo.Client.IP("-6", "route", "add", "default", "via", "fd75::2"))
+	enable(topo.Director, "eth0")
+	addr(topo.Director, "fd77::2/64")
+	addr(topo.Director, "fd75::2/64")
+	require.NoError(t, topo.Director.Sysctl("net.ipv6.conf.all.forwarding", "1"))
+	var reals []netip.Addr
+	for i, ns := range topo.Reals {
+		enable(ns, "eth0")
+		a := netip.MustParseAddr(fmt.Sprintf("fd77::%x", 0x11+i))
+		addr(ns, a.String()+"/64")
+		require.NoError(t, ns.IP("-6", "route", "add", "default", "via", "fd77::2"))
+		reals = append(reals, a)
+		serveHTTP6(t, ns, "[::]:8080", fmt.Sprintf("r%d", i+1))
+	}
+	warmNeighbours6(t, topo, reals, "8080")
+	return reals
+}
+
+// serveHTTP6 serves a real's name, and /bytes/N of testutil.Pattern, over
+// IPv6 on addr in ns until the test ends.
+func serveHTTP6(t *testing.T, ns *testutil.NS, addr, name string) {
+	t.Helper()
+	l, err := ns.Listen("tcp6", addr)
+	require.NoError(t, err)
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var n int
+		if _, err := fmt.Sscanf(r.URL.Path, "/bytes/%d", &n); err == nil {
+			w.Header().Set("Content-Length", fmt.Sprint(n))
+			_, _ = io.Copy(w, io.LimitReader(testutil.Pattern(), int64(n)))
+			return
+		}
+		io.WriteString(w, name)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+}
+
+// warmNeighbours6: the director learns each real's MAC as it would for
+// traffic of its own (the data plane also asks the kernel to resolve),
+// connecting to port of each.
+func warmNeighbours6(t *testing.T, topo *testutil.DR, reals []netip.Addr, port string) {
+	t.Helper()
+	for _, a := range reals {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		conn, err := topo.Director.DialContext(ctx, "tcp6", net.JoinHostPort(a.String(), port))
+		cancel()
+		require.NoError(t, err, "director to real %s over IPv6", a)
+		conn.Close()
+	}
+}
+
 // ipv6Topology gives topo's namespaces IPv6 (addresses without duplicate
 // address detection, so usable at once), puts vip on each real's lo and
 // routes it from the client via the director, and serves HTTP over IPv6
@@ -101,29 +220,8 @@ func ipv6Topology(t *testing.T, topo *testutil.DR, vip netip.Addr) []netip.Addr 
 		addr(ns, a.String()+"/64")
 		require.NoError(t, ns.IP("addr", "add", vip.String()+"/128", "dev", "lo", "nodad"))
 		reals = append(reals, a)
-		l, err := ns.Listen("tcp6", "[::]:80")
-		require.NoError(t, err)
-		name := fmt.Sprintf("r%d", i+1)
-		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var n int
-			if _, err := fmt.Sscanf(r.URL.Path, "/bytes/%d", &n); err == nil {
-				w.Header().Set("Content-Length", fmt.Sprint(n))
-				_, _ = io.Copy(w, io.LimitReader(testutil.Pattern(), int64(n)))
-				return
-			}
-			io.WriteString(w, name)
-		})}
-		go srv.Serve(l)
-		t.Cleanup(func() { srv.Close() })
+		serveHTTP6(t, ns, "[::]:80", fmt.Sprintf("r%d", i+1))
 	}
-	// The director learns each real's MAC as it would for traffic of its
-	// own (the data plane also asks the kernel to resolve them).
-	for _, a := range reals {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		conn, err := topo.Director.DialContext(ctx, "tcp6", net.JoinHostPort(a.String(), "80"))
-		cancel()
-		require.NoError(t, err, "director to real %s over IPv6", a)
-		conn.Close()
-	}
+	warmNeighbours6(t, topo, reals, "80")
 	return reals
 }

@@ -374,10 +374,22 @@ func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen 
 	k := xlbConnKey6{Src: words6(c.Client.Addr()), Dst: words6(c.Virtual.Addr()), Sport: port16(c.Client.Port()),
 		Dport: port16(c.Virtual.Port()), Proto: c.Protocol}
 	done, err := installFlow(x, x.objs.Conns6, k, v, c, r, gen, now, count)
-	if done && err == nil {
-		x.synced6[k] = syncedMark{lastSeen: now, state: v.State}
+	if !done || err != nil {
+		return done, err
 	}
-	return done, err
+	x.synced6[k] = syncedMark{lastSeen: now, state: v.State}
+	if r.Forward == lvs.NAT {
+		rport := r.Port
+		if rport == 0 {
+			rport = c.Virtual.Port()
+		}
+		rk := xlbConnKey6{Src: words6(r.Addr), Dst: k.Src, Sport: port16(rport), Dport: k.Sport, Proto: k.Proto}
+		nr := xlbNatReply{Vip: addrKey(c.Virtual.Addr()), Vport: k.Dport, Family: family(c.Virtual.Addr())}
+		if err := x.objs.NatReplies6.Update(&rk, &nr, ebpf.UpdateAny); err != nil {
+			return true, fmt.Errorf("install %s's reply: %w", c, err)
+		}
+	}
+	return true, nil
 }
 
 // installFlow writes a record's flow v under k in table, as IPVS's backup

@@ -256,12 +256,12 @@ func (x *Dataplane) loadObjects() error {
 	}
 	if x.cfg.MaxConns != 0 {
 		// A flow, its NAT reverse, its persistence template.
-		for _, m := range []string{xlbMapConns, xlbMapConns6, xlbMapNatReplies, xlbMapTemplates} {
+		for _, m := range []string{xlbMapConns, xlbMapConns6, xlbMapNatReplies, xlbMapNatReplies6, xlbMapTemplates} {
 			spec.Maps[m].MaxEntries = x.cfg.MaxConns
 		}
 	}
 	if half := HalfOpenSize(x.cfg.MaxConns, x.cfg.MaxHalfOpen); half != 0 {
-		for _, m := range []string{xlbMapHalfOpen, xlbMapHalfOpen6, xlbMapHalfOpenReplies} {
+		for _, m := range []string{xlbMapHalfOpen, xlbMapHalfOpen6, xlbMapHalfOpenReplies, xlbMapHalfOpenReplies6} {
 			spec.Maps[m].MaxEntries = half
 		}
 	}

@@ -302,44 +302,46 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	xlbMapCheckFlows      = "check_flows"
-	xlbMapCheckTargets    = "check_targets"
-	xlbMapConnAdjust      = "conn_adjust"
-	xlbMapConns           = "conns"
-	xlbMapConns6          = "conns6"
-	xlbMapDefenceState    = "defence_state"
-	xlbMapDropCounter     = "drop_counter"
-	xlbMapFloodWindow     = "flood_window"
-	xlbMapHalfOpen        = "half_open"
-	xlbMapHalfOpen6       = "half_open6"
-	xlbMapHalfOpenReplies = "half_open_replies"
-	xlbMapNatReplies      = "nat_replies"
-	xlbMapNatSrcFilter    = "nat_src_filter"
-	xlbMapRealConns       = "real_conns"
-	xlbMapRealStats       = "real_stats"
-	xlbMapReals           = "reals"
-	xlbMapSchedCursor     = "sched_cursor"
-	xlbMapSchedTab        = "sched_tab"
-	xlbMapStats           = "stats"
-	xlbMapSvcMap          = "svc_map"
-	xlbMapSvcRetired      = "svc_retired"
-	xlbMapSvcs            = "svcs"
-	xlbMapSweepCounts     = "sweep_counts"
-	xlbMapSweepTotals     = "sweep_totals"
-	xlbMapTemplates       = "templates"
-	xlbMapTimeouts        = "timeouts"
-	xlbMapTunnels         = "tunnels"
-	xlbMapTxPorts         = "tx_ports"
-	xlbMapVipFilter       = "vip_filter"
-	xlbMapVips            = "vips"
-	xlbProgXlbAdjust      = "xlb_adjust"
-	xlbProgXlbSweep       = "xlb_sweep"
-	xlbProgXlbTcCheck     = "xlb_tc_check"
-	xlbProgXlbTcNeigh     = "xlb_tc_neigh"
-	xlbProgXlbXdp         = "xlb_xdp"
-	xlbVarHaveBpfLoop     = "have_bpf_loop"
-	xlbVarHaveCoarseClock = "have_coarse_clock"
-	xlbVarXlbEnums        = "xlb_enums"
+	xlbMapCheckFlows       = "check_flows"
+	xlbMapCheckTargets     = "check_targets"
+	xlbMapConnAdjust       = "conn_adjust"
+	xlbMapConns            = "conns"
+	xlbMapConns6           = "conns6"
+	xlbMapDefenceState     = "defence_state"
+	xlbMapDropCounter      = "drop_counter"
+	xlbMapFloodWindow      = "flood_window"
+	xlbMapHalfOpen         = "half_open"
+	xlbMapHalfOpen6        = "half_open6"
+	xlbMapHalfOpenReplies  = "half_open_replies"
+	xlbMapHalfOpenReplies6 = "half_open_replies6"
+	xlbMapNatReplies       = "nat_replies"
+	xlbMapNatReplies6      = "nat_replies6"
+	xlbMapNatSrcFilter     = "nat_src_filter"
+	xlbMapRealConns        = "real_conns"
+	xlbMapRealStats        = "real_stats"
+	xlbMapReals            = "reals"
+	xlbMapSchedCursor      = "sched_cursor"
+	xlbMapSchedTab         = "sched_tab"
+	xlbMapStats            = "stats"
+	xlbMapSvcMap           = "svc_map"
+	xlbMapSvcRetired       = "svc_retired"
+	xlbMapSvcs             = "svcs"
+	xlbMapSweepCounts      = "sweep_counts"
+	xlbMapSweepTotals      = "sweep_totals"
+	xlbMapTemplates        = "templates"
+	xlbMapTimeouts         = "timeouts"
+	xlbMapTunnels          = "tunnels"
+	xlbMapTxPorts          = "tx_ports"
+	xlbMapVipFilter        = "vip_filter"
+	xlbMapVips             = "vips"
+	xlbProgXlbAdjust       = "xlb_adjust"
+	xlbProgXlbSweep        = "xlb_sweep"
+	xlbProgXlbTcCheck      = "xlb_tc_check"
+	xlbProgXlbTcNeigh      = "xlb_tc_neigh"
+	xlbProgXlbXdp          = "xlb_xdp"
+	xlbVarHaveBpfLoop      = "have_bpf_loop"
+	xlbVarHaveCoarseClock  = "have_coarse_clock"
+	xlbVarXlbEnums         = "xlb_enums"
 )
 
 // loadXlb returns the embedded CollectionSpec for xlb.
@@ -395,36 +397,38 @@ type xlbProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbMapSpecs struct {
-	CheckFlows      *ebpf.MapSpec `ebpf:"check_flows"`
-	CheckTargets    *ebpf.MapSpec `ebpf:"check_targets"`
-	ConnAdjust      *ebpf.MapSpec `ebpf:"conn_adjust"`
-	Conns           *ebpf.MapSpec `ebpf:"conns"`
-	Conns6          *ebpf.MapSpec `ebpf:"conns6"`
-	DefenceState    *ebpf.MapSpec `ebpf:"defence_state"`
-	DropCounter     *ebpf.MapSpec `ebpf:"drop_counter"`
-	FloodWindow     *ebpf.MapSpec `ebpf:"flood_window"`
-	HalfOpen        *ebpf.MapSpec `ebpf:"half_open"`
-	HalfOpen6       *ebpf.MapSpec `ebpf:"half_open6"`
-	HalfOpenReplies *ebpf.MapSpec `ebpf:"half_open_replies"`
-	NatReplies      *ebpf.MapSpec `ebpf:"nat_replies"`
-	NatSrcFilter    *ebpf.MapSpec `ebpf:"nat_src_filter"`
-	RealConns       *ebpf.MapSpec `ebpf:"real_conns"`
-	RealStats       *ebpf.MapSpec `ebpf:"real_stats"`
-	Reals           *ebpf.MapSpec `ebpf:"reals"`
-	SchedCursor     *ebpf.MapSpec `ebpf:"sched_cursor"`
-	SchedTab        *ebpf.MapSpec `ebpf:"sched_tab"`
-	Stats           *ebpf.MapSpec `ebpf:"stats"`
-	SvcMap          *ebpf.MapSpec `ebpf:"svc_map"`
-	SvcRetired      *ebpf.MapSpec `ebpf:"svc_retired"`
-	Svcs            *ebpf.MapSpec `ebpf:"svcs"`
-	SweepCounts     *ebpf.MapSpec `ebpf:"sweep_counts"`
-	SweepTotals     *ebpf.MapSpec `ebpf:"sweep_totals"`
-	Templates       *ebpf.MapSpec `ebpf:"templates"`
-	Timeouts        *ebpf.MapSpec `ebpf:"timeouts"`
-	Tunnels         *ebpf.MapSpec `ebpf:"tunnels"`
-	TxPorts         *ebpf.MapSpec `ebpf:"tx_ports"`
-	VipFilter       *ebpf.MapSpec `ebpf:"vip_filter"`
-	Vips            *ebpf.MapSpec `ebpf:"vips"`
+	CheckFlows       *ebpf.MapSpec `ebpf:"check_flows"`
+	CheckTargets     *ebpf.MapSpec `ebpf:"check_targets"`
+	ConnAdjust       *ebpf.MapSpec `ebpf:"conn_adjust"`
+	Conns            *ebpf.MapSpec `ebpf:"conns"`
+	Conns6           *ebpf.MapSpec `ebpf:"conns6"`
+	DefenceState     *ebpf.MapSpec `ebpf:"defence_state"`
+	DropCounter      *ebpf.MapSpec `ebpf:"drop_counter"`
+	FloodWindow      *ebpf.MapSpec `ebpf:"flood_window"`
+	HalfOpen         *ebpf.MapSpec `ebpf:"half_open"`
+	HalfOpen6        *ebpf.MapSpec `ebpf:"half_open6"`
+	HalfOpenReplies  *ebpf.MapSpec `ebpf:"half_open_replies"`
+	HalfOpenReplies6 *ebpf.MapSpec `ebpf:"half_open_replies6"`
+	NatReplies       *ebpf.MapSpec `ebpf:"nat_replies"`
+	NatReplies6      *ebpf.MapSpec `ebpf:"nat_replies6"`
+	NatSrcFilter     *ebpf.MapSpec `ebpf:"nat_src_filter"`
+	RealConns        *ebpf.MapSpec `ebpf:"real_conns"`
+	RealStats        *ebpf.MapSpec `ebpf:"real_stats"`
+	Reals            *ebpf.MapSpec `ebpf:"reals"`
+	SchedCursor      *ebpf.MapSpec `ebpf:"sched_cursor"`
+	SchedTab         *ebpf.MapSpec `ebpf:"sched_tab"`
+	Stats            *ebpf.MapSpec `ebpf:"stats"`
+	SvcMap           *ebpf.MapSpec `ebpf:"svc_map"`
+	SvcRetired       *ebpf.MapSpec `ebpf:"svc_retired"`
+	Svcs             *ebpf.MapSpec `ebpf:"svcs"`
+	SweepCounts      *ebpf.MapSpec `ebpf:"sweep_counts"`
+	SweepTotals      *ebpf.MapSpec `ebpf:"sweep_totals"`
+	Templates        *ebpf.MapSpec `ebpf:"templates"`
+	Timeouts         *ebpf.MapSpec `ebpf:"timeouts"`
+	Tunnels          *ebpf.MapSpec `ebpf:"tunnels"`
+	TxPorts          *ebpf.MapSpec `ebpf:"tx_ports"`
+	VipFilter        *ebpf.MapSpec `ebpf:"vip_filter"`
+	Vips             *ebpf.MapSpec `ebpf:"vips"`
 }
 
 // xlbVariableSpecs contains global variables before they are loaded into the kernel.
@@ -456,36 +460,38 @@ func (o *xlbObjects) Close() error {
 //
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbMaps struct {
-	CheckFlows      *ebpf.Map `ebpf:"check_flows"`
-	CheckTargets    *ebpf.Map `ebpf:"check_targets"`
-	ConnAdjust      *ebpf.Map `ebpf:"conn_adjust"`
-	Conns           *ebpf.Map `ebpf:"conns"`
-	Conns6          *ebpf.Map `ebpf:"conns6"`
-	DefenceState    *ebpf.Map `ebpf:"defence_state"`
-	DropCounter     *ebpf.Map `ebpf:"drop_counter"`
-	FloodWindow     *ebpf.Map `ebpf:"flood_window"`
-	HalfOpen        *ebpf.Map `ebpf:"half_open"`
-	HalfOpen6       *ebpf.Map `ebpf:"half_open6"`
-	HalfOpenReplies *ebpf.Map `ebpf:"half_open_replies"`
-	NatReplies      *ebpf.Map `ebpf:"nat_replies"`
-	NatSrcFilter    *ebpf.Map `ebpf:"nat_src_filter"`
-	RealConns       *ebpf.Map `ebpf:"real_conns"`
-	RealStats       *ebpf.Map `ebpf:"real_stats"`
-	Reals           *ebpf.Map `ebpf:"reals"`
-	SchedCursor     *ebpf.Map `ebpf:"sched_cursor"`
-	SchedTab        *ebpf.Map `ebpf:"sched_tab"`
-	Stats           *ebpf.Map `ebpf:"stats"`
-	SvcMap          *ebpf.Map `ebpf:"svc_map"`
-	SvcRetired      *ebpf.Map `ebpf:"svc_retired"`
-	Svcs            *ebpf.Map `ebpf:"svcs"`
-	SweepCounts     *ebpf.Map `ebpf:"sweep_counts"`
-	SweepTotals     *ebpf.Map `ebpf:"sweep_totals"`
-	Templates       *ebpf.Map `ebpf:"templates"`
-	Timeouts        *ebpf.Map `ebpf:"timeouts"`
-	Tunnels         *ebpf.Map `ebpf:"tunnels"`
-	TxPorts         *ebpf.Map `ebpf:"tx_ports"`
-	VipFilter       *ebpf.Map `ebpf:"vip_filter"`
-	Vips            *ebpf.Map `ebpf:"vips"`
+	CheckFlows       *ebpf.Map `ebpf:"check_flows"`
+	CheckTargets     *ebpf.Map `ebpf:"check_targets"`
+	ConnAdjust       *ebpf.Map `ebpf:"conn_adjust"`
+	Conns            *ebpf.Map `ebpf:"conns"`
+	Conns6           *ebpf.Map `ebpf:"conns6"`
+	DefenceState     *ebpf.Map `ebpf:"defence_state"`
+	DropCounter      *ebpf.Map `ebpf:"drop_counter"`
+	FloodWindow      *ebpf.Map `ebpf:"flood_window"`
+	HalfOpen         *ebpf.Map `ebpf:"half_open"`
+	HalfOpen6        *ebpf.Map `ebpf:"half_open6"`
+	HalfOpenReplies  *ebpf.Map `ebpf:"half_open_replies"`
+	HalfOpenReplies6 *ebpf.Map `ebpf:"half_open_replies6"`
+	NatReplies       *ebpf.Map `ebpf:"nat_replies"`
+	NatReplies6      *ebpf.Map `ebpf:"nat_replies6"`
+	NatSrcFilter     *ebpf.Map `ebpf:"nat_src_filter"`
+	RealConns        *ebpf.Map `ebpf:"real_conns"`
+	RealStats        *ebpf.Map `ebpf:"real_stats"`
+	Reals            *ebpf.Map `ebpf:"reals"`
+	SchedCursor      *ebpf.Map `ebpf:"sched_cursor"`
+	SchedTab         *ebpf.Map `ebpf:"sched_tab"`
+	Stats            *ebpf.Map `ebpf:"stats"`
+	SvcMap           *ebpf.Map `ebpf:"svc_map"`
+	SvcRetired       *ebpf.Map `ebpf:"svc_retired"`
+	Svcs             *ebpf.Map `ebpf:"svcs"`
+	SweepCounts      *ebpf.Map `ebpf:"sweep_counts"`
+	SweepTotals      *ebpf.Map `ebpf:"sweep_totals"`
+	Templates        *ebpf.Map `ebpf:"templates"`
+	Timeouts         *ebpf.Map `ebpf:"timeouts"`
+	Tunnels          *ebpf.Map `ebpf:"tunnels"`
+	TxPorts          *ebpf.Map `ebpf:"tx_ports"`
+	VipFilter        *ebpf.Map `ebpf:"vip_filter"`
+	Vips             *ebpf.Map `ebpf:"vips"`
 }
 
 func (m *xlbMaps) Close() error {
@@ -501,7 +507,9 @@ func (m *xlbMaps) Close() error {
 		m.HalfOpen,
 		m.HalfOpen6,
 		m.HalfOpenReplies,
+		m.HalfOpenReplies6,
 		m.NatReplies,
+		m.NatReplies6,
 		m.NatSrcFilter,
 		m.RealConns,
 		m.RealStats,
