@@ -122,6 +122,31 @@ struct xlb_neigh_meta {
 };
 #define XLB_META_NEIGH 0x786c626eu /* "xlbn" */
 
+/* The end of a routed packet's way, once the FIB has answered (rc): to
+ * the next hop's MAC out of its interface, or, when the next hop has no
+ * neighbour entry yet, up with metadata for xlb_tc_neigh. */
+static __always_inline int route_to(struct xdp_md *ctx, struct packet *p, int rc, const struct bpf_fib_lookup *fib,
+				    int *to_kernel)
+{
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xlb_neigh_meta)) < 0)
+			return XDP_PASS; /* no metadata here: the kernel drops it */
+		void *data = (void *)(long)ctx->data;
+		struct xlb_neigh_meta *m = (void *)(long)ctx->data_meta;
+		if ((void *)(m + 1) > data)
+			return XDP_PASS;
+		m->magic = XLB_META_NEIGH;
+		m->ifindex = fib->ifindex;
+		return XDP_PASS;
+	}
+	*to_kernel = 0;
+	__builtin_memcpy(p->eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(p->eth->h_source, fib->smac, ETH_ALEN);
+	if (fib->ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect(fib->ifindex, 0);
+}
+
 /* Sends a packet on to its destination as the kernel's forwarding would:
  * FIB and neighbour lookup, TTL decremented. When the next hop has no
  * neighbour entry yet, the packet (TTL already decremented) goes up with
@@ -149,23 +174,7 @@ static __always_inline int forward_routed(struct xdp_md *ctx, struct packet *p, 
 		return XDP_PASS;
 	csum_replace2((__u16 *)&ip->check, bpf_htons((__u16)ip->ttl << 8), bpf_htons((__u16)(ip->ttl - 1) << 8));
 	ip->ttl--;
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xlb_neigh_meta)) < 0)
-			return XDP_PASS; /* no metadata here: the kernel drops it */
-		void *data = (void *)(long)ctx->data;
-		struct xlb_neigh_meta *m = (void *)(long)ctx->data_meta;
-		if ((void *)(m + 1) > data)
-			return XDP_PASS;
-		m->magic = XLB_META_NEIGH;
-		m->ifindex = fib.ifindex;
-		return XDP_PASS;
-	}
-	*to_kernel = 0;
-	__builtin_memcpy(p->eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(p->eth->h_source, fib.smac, ETH_ALEN);
-	if (fib.ifindex == ctx->ingress_ifindex)
-		return XDP_TX;
-	return bpf_redirect(fib.ifindex, 0);
+	return route_to(ctx, p, rc, &fib, to_kernel);
 }
 
 /* forward_routed for IPv6: the FIB's next hop, the hop limit
@@ -187,23 +196,7 @@ static __always_inline int forward_routed6(struct xdp_md *ctx, struct packet *p,
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return XDP_PASS;
 	ip6->hop_limit--;
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xlb_neigh_meta)) < 0)
-			return XDP_PASS;
-		void *data = (void *)(long)ctx->data;
-		struct xlb_neigh_meta *m = (void *)(long)ctx->data_meta;
-		if ((void *)(m + 1) > data)
-			return XDP_PASS;
-		m->magic = XLB_META_NEIGH;
-		m->ifindex = fib.ifindex;
-		return XDP_PASS;
-	}
-	*to_kernel = 0;
-	__builtin_memcpy(p->eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(p->eth->h_source, fib.smac, ETH_ALEN);
-	if (fib.ifindex == ctx->ingress_ifindex)
-		return XDP_TX;
-	return bpf_redirect(fib.ifindex, 0);
+	return route_to(ctx, p, rc, &fib, to_kernel);
 }
 
 #endif /* XLB_FORWARD_H */

@@ -178,10 +178,56 @@ promoted:
 		__sync_fetch_and_add(&sc->moved, 1);
 }
 
+/* The part of a NAT reply that is the same in both families: its flow
+ * (fk, of family fam) moves through IPVS's OUTPUT table, re-arms its
+ * timer, is proven by the real's ACK under secure_tcp (a UDP reply
+ * proves nothing of the client) and counts the reply as the real's
+ * output; a reply of a flow on standby, or of no flow with its VIP on
+ * standby, goes to the kernel. Then the reply gets the VIP and port back
+ * (rewrite) and is routed on (route). */
+static __always_inline int nat_reply_tail(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes,
+					  union flow_key *fk, __u8 fam, const struct nat_reply *nr)
+{
+	int half;
+	struct conn *fc = flow_lookup(fk, fam, &half);
+	if (fc && !fc->retired) {
+		__u32 frs = fc->real;
+		struct real *fr = bpf_map_lookup_elem(&reals, &frs);
+		if (fr && (fr->flags & XLB_REAL_F_STANDBY)) {
+			stat_inc(XLB_STAT_STANDBY);
+			return XDP_PASS;
+		}
+		if (p->proto == IPPROTO_TCP)
+			conn_tcp_transition(fc, p->tcp_flags, CT_DIR_OUTPUT);
+		conn_rearm(fc, xlb_now());
+		__u32 rs = fc->real;
+		if (half && fr && p->proto == IPPROTO_TCP && conn_proven(fc, p->proto))
+			conn_promote(fk, fam, fc, fr);
+		struct counters *rc = bpf_map_lookup_elem(&real_stats, &rs);
+		if (rc) {
+			rc->out_packets++;
+			rc->out_bytes += bytes;
+		}
+	} else if (!to_vip(&nr->vip, nr->family)) {
+		/* No flow left, and the VIP is on standby here. */
+		stat_inc(XLB_STAT_STANDBY);
+		return XDP_PASS;
+	}
+	int rewritten = fam == AF_INET6 ? nat_rewrite6(p, data_end, 0, nr->vip.v6, nr->vport)
+					: nat_rewrite(p, data_end, 0, nr->vip.v4, nr->vport);
+	if (rewritten < 0)
+		return XDP_DROP;
+	stat_inc(XLB_STAT_NAT_REPLY);
+	int to_kernel;
+	int act = fam == AF_INET6 ? forward_routed6(ctx, p, data_end, &to_kernel) : forward_routed(ctx, p, data_end, &to_kernel);
+	if (to_kernel)
+		stat_inc(XLB_STAT_NAT_REPLY_KERNEL);
+	return act;
+}
+
 /* nat_reply: a NAT real's reply on its way back to the client gets the VIP
- * and port back and is routed on. The reply moves a TCP flow through
- * IPVS's OUTPUT table, re-arms its timer and counts as the real's output.
- * XLB_CONTINUE when it is no such reply. */
+ * and port back and is routed on (nat_reply_tail). XLB_CONTINUE when it
+ * is no such reply. */
 static __always_inline int nat_reply(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes)
 {
 	if (!maybe_nat_real(p, AF_INET))
@@ -194,45 +240,10 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct packet *p, void 
 	union flow_key fk = { .v4 = {
 		.src = p->dst.v4, .dst = nr->vip.v4, .sport = p->dport, .dport = nr->vport, .proto = p->proto,
 	} };
-	int half;
-	struct conn *fc = flow_lookup(&fk, AF_INET, &half);
-	if (fc && !fc->retired) {
-		__u32 frs = fc->real;
-		struct real *fr = bpf_map_lookup_elem(&reals, &frs);
-		if (fr && (fr->flags & XLB_REAL_F_STANDBY)) {
-			stat_inc(XLB_STAT_STANDBY);
-			return XDP_PASS;
-		}
-		if (p->proto == IPPROTO_TCP)
-			conn_tcp_transition(fc, p->tcp_flags, CT_DIR_OUTPUT);
-		conn_rearm(fc, xlb_now());
-		__u32 rs = fc->real;
-		/* Under secure_tcp a NAT flow is proven by its real's ACK. A
-		 * UDP reply proves nothing of the client. */
-		if (half && fr && p->proto == IPPROTO_TCP && conn_proven(fc, p->proto))
-			conn_promote(&fk, AF_INET, fc, fr);
-		struct counters *rc = bpf_map_lookup_elem(&real_stats, &rs);
-		if (rc) {
-			rc->out_packets++;
-			rc->out_bytes += bytes;
-		}
-	} else if (!to_vip(&nr->vip, nr->family)) {
-		/* No flow left, and the VIP is on standby here. */
-		stat_inc(XLB_STAT_STANDBY);
-		return XDP_PASS;
-	}
-	if (nat_rewrite(p, data_end, 0, nr->vip.v4, nr->vport) < 0)
-		return XDP_DROP;
-	stat_inc(XLB_STAT_NAT_REPLY);
-	int to_kernel;
-	int act = forward_routed(ctx, p, data_end, &to_kernel);
-	if (to_kernel)
-		stat_inc(XLB_STAT_NAT_REPLY_KERNEL);
-	return act;
+	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET, nr);
 }
 
-/* nat_reply for IPv6 (NAT66): a NAT real's reply gets the VIP and port
- * back and is routed on, its flow moved through IPVS's OUTPUT table. */
+/* nat_reply for IPv6 (NAT66). */
 static __always_inline int nat_reply6(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes)
 {
 	if (!maybe_nat_real(p, AF_INET6))
@@ -250,38 +261,7 @@ static __always_inline int nat_reply6(struct xdp_md *ctx, struct packet *p, void
 	fk.v6.dport = nr->vport;
 	fk.v6.proto = p->proto;
 	fk.v6.pad[0] = fk.v6.pad[1] = fk.v6.pad[2] = 0;
-	int half;
-	struct conn *fc = flow_lookup(&fk, AF_INET6, &half);
-	if (fc && !fc->retired) {
-		__u32 frs = fc->real;
-		struct real *fr = bpf_map_lookup_elem(&reals, &frs);
-		if (fr && (fr->flags & XLB_REAL_F_STANDBY)) {
-			stat_inc(XLB_STAT_STANDBY);
-			return XDP_PASS;
-		}
-		if (p->proto == IPPROTO_TCP)
-			conn_tcp_transition(fc, p->tcp_flags, CT_DIR_OUTPUT);
-		conn_rearm(fc, xlb_now());
-		__u32 rs = fc->real;
-		if (half && fr && p->proto == IPPROTO_TCP && conn_proven(fc, p->proto))
-			conn_promote(&fk, AF_INET6, fc, fr);
-		struct counters *rc = bpf_map_lookup_elem(&real_stats, &rs);
-		if (rc) {
-			rc->out_packets++;
-			rc->out_bytes += bytes;
-		}
-	} else if (!to_vip(&nr->vip, nr->family)) {
-		stat_inc(XLB_STAT_STANDBY);
-		return XDP_PASS;
-	}
-	if (nat_rewrite6(p, data_end, 0, nr->vip.v6, nr->vport) < 0)
-		return XDP_DROP;
-	stat_inc(XLB_STAT_NAT_REPLY);
-	int to_kernel;
-	int act = forward_routed6(ctx, p, data_end, &to_kernel);
-	if (to_kernel)
-		stat_inc(XLB_STAT_NAT_REPLY_KERNEL);
-	return act;
+	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET6, nr);
 }
 
 /* maybe_vip: most traffic that is not for a VIP leaves after this one

@@ -130,33 +130,41 @@ func TestNAT66HTTP(t *testing.T) {
 // each real serves HTTP over IPv6 on port 8080.
 func ipv6NATTopology(t *testing.T, topo *testutil.DR) []netip.Addr {
 	t.Helper()
-	enable := func(ns *testutil.NS, ifs ...string) {
-		for _, k := range append([]string{"all", "default"}, ifs...) {
-			require.NoError(t, ns.Sysctl("net.ipv6.conf."+k+".disable_ipv6", "0"))
-		}
-	}
-	addr := func(ns *testutil.NS, a string) {
-		require.NoError(t, ns.IP("addr", "add", a, "dev", "eth0", "nodad"))
-	}
-	enable(topo.Switch, "br0")
-	enable(topo.Client, "eth0")
-	addr(topo.Client, "fd75::1/64")
+	enableIPv6(t, topo.Switch, "br0")
+	enableIPv6(t, topo.Client, "eth0")
+	addrNoDAD(t, topo.Client, "fd75::1/64")
 	require.NoError(t, topo.Client.IP("-6", "route", "add", "default", "via", "fd75::2"))
-	enable(topo.Director, "eth0")
-	addr(topo.Director, "fd77::2/64")
-	addr(topo.Director, "fd75::2/64")
+	enableIPv6(t, topo.Director, "eth0")
+	addrNoDAD(t, topo.Director, "fd77::2/64")
+	addrNoDAD(t, topo.Director, "fd75::2/64")
 	require.NoError(t, topo.Director.Sysctl("net.ipv6.conf.all.forwarding", "1"))
 	var reals []netip.Addr
 	for i, ns := range topo.Reals {
-		enable(ns, "eth0")
+		enableIPv6(t, ns, "eth0")
 		a := netip.MustParseAddr(fmt.Sprintf("fd77::%x", 0x11+i))
-		addr(ns, a.String()+"/64")
+		addrNoDAD(t, ns, a.String()+"/64")
 		require.NoError(t, ns.IP("-6", "route", "add", "default", "via", "fd77::2"))
 		reals = append(reals, a)
 		serveHTTP6(t, ns, "[::]:8080", fmt.Sprintf("r%d", i+1))
 	}
 	warmNeighbours6(t, topo, reals, "8080")
 	return reals
+}
+
+// enableIPv6 turns IPv6 on in ns (testutil's topologies turn it off),
+// for all interfaces and the ones named.
+func enableIPv6(t *testing.T, ns *testutil.NS, ifs ...string) {
+	t.Helper()
+	for _, k := range append([]string{"all", "default"}, ifs...) {
+		require.NoError(t, ns.Sysctl("net.ipv6.conf."+k+".disable_ipv6", "0"))
+	}
+}
+
+// addrNoDAD adds address a to ns's eth0, usable at once (no duplicate
+// address detection).
+func addrNoDAD(t *testing.T, ns *testutil.NS, a string) {
+	t.Helper()
+	require.NoError(t, ns.IP("addr", "add", a, "dev", "eth0", "nodad"))
 }
 
 // serveHTTP6 serves a real's name, and /bytes/N of testutil.Pattern, over
@@ -199,25 +207,17 @@ func warmNeighbours6(t *testing.T, topo *testutil.DR, reals []netip.Addr, port s
 // the reals' addresses.
 func ipv6Topology(t *testing.T, topo *testutil.DR, vip netip.Addr) []netip.Addr {
 	t.Helper()
-	enable := func(ns *testutil.NS, ifs ...string) {
-		for _, k := range append([]string{"all", "default"}, ifs...) {
-			require.NoError(t, ns.Sysctl("net.ipv6.conf."+k+".disable_ipv6", "0"))
-		}
-	}
-	addr := func(ns *testutil.NS, a string) {
-		require.NoError(t, ns.IP("addr", "add", a, "dev", "eth0", "nodad"))
-	}
-	enable(topo.Switch, "br0")
-	enable(topo.Client, "eth0")
-	addr(topo.Client, "fd77::1/64")
+	enableIPv6(t, topo.Switch, "br0")
+	enableIPv6(t, topo.Client, "eth0")
+	addrNoDAD(t, topo.Client, "fd77::1/64")
 	require.NoError(t, topo.Client.IP("-6", "route", "add", vip.String()+"/128", "via", "fd77::2"))
-	enable(topo.Director, "eth0")
-	addr(topo.Director, "fd77::2/64")
+	enableIPv6(t, topo.Director, "eth0")
+	addrNoDAD(t, topo.Director, "fd77::2/64")
 	var reals []netip.Addr
 	for i, ns := range topo.Reals {
-		enable(ns, "eth0", "lo")
+		enableIPv6(t, ns, "eth0", "lo")
 		a := netip.MustParseAddr(fmt.Sprintf("fd77::%x", 0x11+i))
-		addr(ns, a.String()+"/64")
+		addrNoDAD(t, ns, a.String()+"/64")
 		require.NoError(t, ns.IP("addr", "add", vip.String()+"/128", "dev", "lo", "nodad"))
 		reals = append(reals, a)
 		serveHTTP6(t, ns, "[::]:80", fmt.Sprintf("r%d", i+1))
