@@ -372,12 +372,17 @@ TCP  10.77.1.100:80 rr
 	assert.NotZero(t, r.Code)
 	assert.Contains(t, r.Stderr, "Service already exists")
 
-	// What only IPVS has: thresholds, ops, an IPv6 service; the XDP data
+	// An IPv6 persistent service: both data planes have it.
+	r, err = c.Ipvsadm([]string{"-A", "-t", "[2001:db8::1]:80", "-s", "rr", "-p", "60", "-M", "64"}, "")
+	require.NoError(t, err)
+	assert.Equal(t, 0, r.Code, r.Stderr)
+
+	// What only IPVS has: thresholds, ops, TUN over IPv6; the XDP data
 	// plane refuses them, each by name.
 	ipvsOnly := [][]string{
 		{"-a", "-t", "10.77.1.100:80", "-r", "10.77.0.13:80", "-g", "-w", "1", "-x", "100", "-y", "10"},
 		{"-A", "-u", "10.77.1.100:53", "-s", "rr", "-o"},
-		{"-A", "-t", "[2001:db8::1]:80", "-s", "rr", "-p", "60", "-M", "64"},
+		{"-a", "-t", "[2001:db8::1]:80", "-r", "[2001:db8::2]:80", "-i"},
 	}
 	for _, args := range ipvsOnly {
 		r, err := c.Ipvsadm(args, "")
@@ -394,10 +399,13 @@ TCP  10.77.1.100:80 rr
 		assert.Contains(t, out, "  -> 10.77.0.13:80                100        10         0          0         \n")
 		out, _ = adm("", "-Ln")
 		assert.Contains(t, out, "UDP  10.77.1.100:53 rr ops\n")
-		assert.Contains(t, out, "TCP  [2001:db8::1]:80 rr persistent 60 mask 64\n")
+		assert.Contains(t, out, "  -> [2001:db8::2]:80")
 	} else {
 		assert.NotContains(t, out, "10.77.0.13:80", "nothing half-applied")
+		out, _ = adm("", "-Ln")
+		assert.NotContains(t, out, "[2001:db8::2]:80", "nothing half-applied")
 	}
+	assert.Contains(t, out, "TCP  [2001:db8::1]:80 rr persistent 60 mask 64\n")
 }
 
 // A vrrp_script's weight moves the instance's effective priority as its
