@@ -48,14 +48,7 @@ func TestIPv6DRHTTP(t *testing.T) {
 			}
 			assert.Equal(t, []string{"r1", "r2", "r1", "r2", "r1", "r2"}, got)
 
-			resp, err := c.Get(url + "bytes/4194304")
-			require.NoError(t, err)
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			require.NoError(t, err)
-			want := make([]byte, 4<<20)
-			_, _ = io.ReadFull(testutil.Pattern(), want)
-			assert.True(t, bytes.Equal(want, body), "the download, byte for byte (%d bytes)", len(body))
+			downloadChecked(t, c, url, 4<<20)
 
 			conns, err := r.x.Conns()
 			require.NoError(t, err)
@@ -107,14 +100,7 @@ func TestNAT66HTTP(t *testing.T) {
 				got = append(got, name)
 			}
 			assert.Equal(t, []string{"r1", "r2", "r1", "r2"}, got)
-			resp, err := c.Get(url + "bytes/4194304")
-			require.NoError(t, err)
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			require.NoError(t, err)
-			want := make([]byte, 4<<20)
-			_, _ = io.ReadFull(testutil.Pattern(), want)
-			assert.True(t, bytes.Equal(want, body), "the download, byte for byte (%d bytes)", len(body))
+			downloadChecked(t, c, url, 4<<20)
 
 			st, err := r.x.Stats()
 			require.NoError(t, err)
@@ -149,6 +135,20 @@ func ipv6NATTopology(t *testing.T, topo *testutil.DR) []netip.Addr {
 	}
 	warmNeighbours6(t, topo, reals, "8080")
 	return reals
+}
+
+// downloadChecked fetches n bytes of testutil.Pattern from url's server
+// and checks every one.
+func downloadChecked(t *testing.T, c *http.Client, url string, n int) {
+	t.Helper()
+	resp, err := c.Get(fmt.Sprintf("%sbytes/%d", url, n))
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	want := make([]byte, n)
+	_, _ = io.ReadFull(testutil.Pattern(), want)
+	assert.True(t, bytes.Equal(want, body), "the download, byte for byte (%d bytes)", len(body))
 }
 
 // enableIPv6 turns IPv6 on in ns (testutil's topologies turn it off),
