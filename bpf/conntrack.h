@@ -374,7 +374,8 @@ static __always_inline void reply_key6(struct conn_key6 *rk, const __be32 *real,
 }
 
 static __always_inline int conn_create(const union flow_key *k, __u8 family, __u32 real_slot, __u32 gen,
-				       __u32 svc_idx, __u8 proto, __u8 tcp_flags, __u64 now, __u8 flags, __be32 tmpl_mask)
+				       __u32 svc_idx, __u8 proto, __u8 tcp_flags, __u64 now, __u8 flags, __be32 tmpl_mask,
+				       __u8 laddr, __be16 lport)
 {
 	__u8 state = XLB_CT_UDP;
 	if (proto != IPPROTO_UDP) {
@@ -396,6 +397,8 @@ static __always_inline int conn_create(const union flow_key *k, __u8 family, __u
 		.flags = flags,
 		.tmpl_mask = tmpl_mask,
 		.in_pkts = 1,
+		.laddr = laddr,
+		.lport = lport,
 	};
 	int err = family == AF_INET6 ? half_open6_insert(&k->v6, &c) : bpf_map_update_elem(&half_open, &k->v4, &c, BPF_ANY);
 	if (!err)

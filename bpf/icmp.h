@@ -69,15 +69,20 @@ static __always_inline void icmp_inner_rewrite(struct icmp_err *e, int src, __be
 	csum_replace4((__u16 *)&e->icmp->checksum, old, addr);
 	csum_replace2((__u16 *)&e->icmp->checksum, old_sum, in->check);
 	csum_replace2((__u16 *)&e->icmp->checksum, *pp, port);
-	if (e->udp_sum && *e->udp_sum) {
+	/* One register tested and used: clang would otherwise test one
+	 * copy of the pointer and load through another, which the verifier
+	 * cannot follow. */
+	__u16 *us = e->udp_sum;
+	asm volatile("" : "+r"(us));
+	if (us && *us) {
 		/* Undo what the NAT did to the quoted datagram's checksum
 		 * too, so the quote is what its sender sent. */
-		__u16 old_udp = *e->udp_sum;
-		csum_replace4(e->udp_sum, old, addr);
-		csum_replace2(e->udp_sum, *pp, port);
-		if (*e->udp_sum == 0)
-			*e->udp_sum = 0xffff;
-		csum_replace2((__u16 *)&e->icmp->checksum, old_udp, *e->udp_sum);
+		__u16 old_udp = *us;
+		csum_replace4(us, old, addr);
+		csum_replace2(us, *pp, port);
+		if (*us == 0)
+			*us = 0xffff;
+		csum_replace2((__u16 *)&e->icmp->checksum, old_udp, *us);
 	}
 	*pp = port;
 	if (src)
@@ -111,6 +116,18 @@ static __always_inline int icmp_to_vip(struct xdp_md *ctx, struct packet *p, voi
 		icmp_inner_rewrite(&e, 1, r->addr.v4, r->port ? r->port : k.v4.dport);
 		csum_replace4((__u16 *)&ip->check, ip->daddr, r->addr.v4);
 		ip->daddr = r->addr.v4;
+		if (c->flags & XLB_CONN_F_FNAT) {
+			/* FULLNAT: the quote is of laddr:lport's packet, and
+			 * the error comes from the local address (the real
+			 * may have no route to whoever sent it). */
+			__u32 ls = c->laddr;
+			struct laddr *la = bpf_map_lookup_elem(&laddrs, &ls);
+			if (!la)
+				return -1;
+			icmp_inner_rewrite(&e, 0, la->addr.v4, c->lport);
+			csum_replace4((__u16 *)&ip->check, ip->saddr, la->addr.v4);
+			ip->saddr = la->addr.v4;
+		}
 	}
 	return to_real(ctx, p, data_end, r, slot);
 }
@@ -133,6 +150,33 @@ static __always_inline int icmp_from_nat_real(struct xdp_md *ctx, struct packet 
 	icmp_inner_rewrite(&e, 0, nr->vip.v4, nr->vport);
 	csum_replace4((__u16 *)&ip->check, ip->saddr, nr->vip.v4);
 	ip->saddr = nr->vip.v4;
+	int to_kernel;
+	return forward_routed(ctx, p, data_end, &to_kernel);
+}
+
+/* An ICMP error about a FULLNAT flow's packet to its real (inner:
+ * laddr:lport -> real:rport), from the real or from a router on the way
+ * (fragmentation needed): back to the client about VIP:vport. */
+static __always_inline int icmp_from_fnat(struct xdp_md *ctx, struct packet *p, void *data_end)
+{
+	struct icmp_err e;
+	if (icmp_inner(p, data_end, &e) < 0)
+		return -1;
+	struct conn_key k;
+	icmp_flow_key(&e, &k);
+	struct fnat_port *fp = bpf_map_lookup_elem(&fnat_ports, &k);
+	if (!fp || !to_vip(&fp->nr.vip, AF_INET))
+		return -1;
+	struct fnat_port f = *fp;
+	struct iphdr *ip = p->ip;
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	icmp_inner_rewrite(&e, 1, f.client, f.cport);
+	icmp_inner_rewrite(&e, 0, f.nr.vip.v4, f.nr.vport);
+	csum_replace4((__u16 *)&ip->check, ip->saddr, f.nr.vip.v4);
+	ip->saddr = f.nr.vip.v4;
+	csum_replace4((__u16 *)&ip->check, ip->daddr, f.client);
+	ip->daddr = f.client;
 	int to_kernel;
 	return forward_routed(ctx, p, data_end, &to_kernel);
 }

@@ -2,8 +2,9 @@
 /* xlb's XDP ingress program.
  *
  * A chain of handlers (xlb_xdp, at the end): parse -> unparsed (no ports)
- * -> nat_reply (IPv4) -> maybe_vip -> established (flow lookup) -> new_flow
- * (service, persistence, scheduler) -> forward (DR, NAT, TUN) -> stats.
+ * -> nat_reply (NAT and FULLNAT replies) -> maybe_vip -> established (flow
+ * lookup) -> new_flow (service, persistence, scheduler) -> forward (DR,
+ * NAT, FULLNAT, TUN) -> stats.
  * IPv4 and IPv6 each have their own copy of the path from maybe_vip on
  * (by_flow), and their own flow tables.
  *
@@ -44,6 +45,13 @@
  *   NAT reply, client's next hop     translated, TTL decremented, XDP_PASS with
  *   not resolved yet                 metadata, stat NAT_REPLY_KERNEL: xlb_tc_neigh
  *                                    sends it through the kernel's ARP
+ *   FULLNAT new flow                 a local address and port of its own
+ *                                    (bpf/fullnat.h); none free among those tried:
+ *                                    XDP_DROP, stat FNAT_NO_PORT
+ *   FULLNAT reply (to laddr:lport)   back to the client as from the VIP, routed as
+ *                                    a NAT reply
+ *   ICMP error about a FULLNAT flow  translated both ways: to the real from the
+ *                                    local address; to the client from the VIP
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -58,6 +66,7 @@
 #include "tunnel.h"
 #include "icmp.h"
 #include "check.h"
+#include "fullnat.h"
 
 _Static_assert((XLB_SCHED_SLOTS & (XLB_SCHED_SLOTS - 1)) == 0, "XLB_SCHED_SLOTS must be a power of two");
 
@@ -135,9 +144,13 @@ static __always_inline int unparsed(struct xdp_md *ctx, struct packet *p, void *
 		}
 		if (maybe_nat_real(p, AF_INET)) { /* ICMP: IPv4's */
 			int act = icmp_from_nat_real(ctx, p, data_end);
-			return act < 0 ? XDP_PASS : act;
+			if (act >= 0)
+				return act;
 		}
-		return XDP_PASS;
+		/* About a FULLNAT flow: to a local address, from its real or
+		 * from any router on the way to it. */
+		int act = icmp_from_fnat(ctx, p, data_end);
+		return act < 0 ? XDP_PASS : act;
 	}
 	return XDP_PASS;
 }
@@ -156,7 +169,7 @@ static __always_inline void conn_promote(const union flow_key *fk, __u8 family, 
 	const struct conn_key *k = &fk->v4;
 	if (bpf_map_update_elem(&conns, k, &c, BPF_ANY) != 0)
 		return; /* it stays half-open, and works */
-	if (c.flags & XLB_CONN_F_NAT) {
+	if ((c.flags & (XLB_CONN_F_NAT | XLB_CONN_F_FNAT)) == XLB_CONN_F_NAT) {
 		struct conn_key rk = {
 			.src = r->addr.v4, .dst = k->src, .sport = r->port ? r->port : k->dport, .dport = k->sport, .proto = k->proto,
 		};
@@ -186,7 +199,8 @@ promoted:
  * standby, goes to the kernel. Then the reply gets the VIP and port back
  * (rewrite) and is routed on (route). */
 static __always_inline int nat_reply_tail(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes,
-					  union flow_key *fk, __u8 fam, const struct nat_reply *nr)
+					  union flow_key *fk, __u8 fam, const struct nat_reply *nr, __be32 client,
+					  __be16 cport)
 {
 	int half;
 	struct conn *fc = flow_lookup(fk, fam, &half);
@@ -217,6 +231,9 @@ static __always_inline int nat_reply_tail(struct xdp_md *ctx, struct packet *p, 
 					: nat_rewrite(p, data_end, 0, nr->vip.v4, nr->vport);
 	if (rewritten < 0)
 		return XDP_DROP;
+	/* FULLNAT: the reply came to laddr:lport; it goes to the client. */
+	if (fam == AF_INET && (client != p->dst.v4 || cport != p->dport) && nat_rewrite(p, data_end, 1, client, cport) < 0)
+		return XDP_DROP;
 	stat_inc(XLB_STAT_NAT_REPLY);
 	int to_kernel;
 	int act = fam == AF_INET6 ? forward_routed6(ctx, p, data_end, &to_kernel) : forward_routed(ctx, p, data_end, &to_kernel);
@@ -234,13 +251,29 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct packet *p, void 
 		return XLB_CONTINUE;
 	struct conn_key rk;
 	conn_key_of(p, &rk);
-	struct nat_reply *nr = reply_lookup(&rk);
-	if (!nr)
-		return check_reply(p, data_end, &rk);
+	/* What the reply is given back, copied from whichever table has
+	 * it: one state for the verifier to follow from here, not one per
+	 * table. */
+	struct nat_reply nr;
+	__be32 client = p->dst.v4;
+	__be16 cport = p->dport;
+	struct nat_reply *n = reply_lookup(&rk);
+	if (n) {
+		nr = *n;
+	} else {
+		/* A FULLNAT reply, to a local address and port: its flow is
+		 * the client's, to the VIP. */
+		struct fnat_port *fp = bpf_map_lookup_elem(&fnat_ports, &rk);
+		if (!fp)
+			return check_reply(p, data_end, &rk);
+		nr = fp->nr;
+		client = fp->client;
+		cport = fp->cport;
+	}
 	union flow_key fk = { .v4 = {
-		.src = p->dst.v4, .dst = nr->vip.v4, .sport = p->dport, .dport = nr->vport, .proto = p->proto,
+		.src = client, .dst = nr.vip.v4, .sport = cport, .dport = nr.vport, .proto = p->proto,
 	} };
-	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET, nr);
+	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET, &nr, client, cport);
 }
 
 /* nat_reply for IPv6 (NAT66). */
@@ -261,7 +294,7 @@ static __always_inline int nat_reply6(struct xdp_md *ctx, struct packet *p, void
 	fk.v6.dport = nr->vport;
 	fk.v6.proto = p->proto;
 	fk.v6.pad[0] = fk.v6.pad[1] = fk.v6.pad[2] = 0;
-	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET6, nr);
+	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET6, nr, 0, 0);
 }
 
 /* maybe_vip: most traffic that is not for a VIP leaves after this one
@@ -345,6 +378,8 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 			if (half && conn_proven(c, p->proto))
 				conn_promote(ck, fam, c, r);
 			count(&real_stats, real_slot, bytes, 0);
+			if (fam == AF_INET && (c->flags & XLB_CONN_F_FNAT) && fnat_source(p, data_end, c->laddr, c->lport) < 0)
+				return XDP_DROP;
 			return forward(ctx, p, data_end, r, real_slot, fam);
 		}
 		if (!reuse) {
@@ -520,6 +555,17 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 		stat_inc(XLB_STAT_NO_DEST);
 		return XDP_DROP;
 	}
+	/* FULLNAT: a local address and port first; without one the flow
+	 * is not made (and controls no template). */
+	int fnat = 0;
+	if (fam == AF_INET && (r->flags & XLB_REAL_F_FNAT)) {
+		if (fnat_request(p, now) < 0 ||
+		    (fnat = fnat_take(svc_idx, r->addr.v4, (__u32)p->proto << 16 | (r->port ? r->port : p->dport))) < 0) {
+			stat_inc(XLB_STAT_FNAT_NO_PORT);
+			return XDP_DROP;
+		}
+		cflags |= XLB_CONN_F_FNAT;
+	}
 	if (persist) {
 		t = bpf_map_lookup_elem(&templates, &tk);
 		if (t)
@@ -533,13 +579,13 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 	}
 	if (r->flags & XLB_REAL_F_NAT)
 		cflags |= XLB_CONN_F_NAT;
-	conn_create(ck, fam, real_slot, r->gen, svc_idx, p->proto, p->tcp_flags, now, cflags, s->persist_mask);
+	conn_create(ck, fam, real_slot, r->gen, svc_idx, p->proto, p->tcp_flags, now, cflags, s->persist_mask, fnat >> 16, (__be16)fnat);
 	if (fam == AF_INET6 && (r->flags & XLB_REAL_F_NAT)) {
 		struct conn_key6 rk;
 		reply_key6(&rk, r->addr.v6, r->port ? r->port : p->dport, &ck->v6);
 		struct nat_reply nr = { .vip = p->dst, .vport = p->dport, .family = fam };
 		reply6_insert(&rk, &nr);
-	} else if (r->flags & XLB_REAL_F_NAT) {
+	} else if ((cflags & (XLB_CONN_F_NAT | XLB_CONN_F_FNAT)) == XLB_CONN_F_NAT) {
 		struct conn_key rk = {
 			.src = r->addr.v4, .dst = p->src.v4, .sport = r->port ? r->port : p->dport, .dport = p->sport, .proto = p->proto,
 		};
@@ -547,6 +593,8 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 		bpf_map_update_elem(&half_open_replies, &rk, &nr, BPF_ANY);
 	}
 	count(&real_stats, real_slot, bytes, 1);
+	if ((cflags & XLB_CONN_F_FNAT) && fnat_source(p, data_end, fnat >> 16, (__be16)fnat) < 0)
+		return XDP_DROP;
 	return forward(ctx, p, data_end, r, real_slot, fam);
 }
 
@@ -742,6 +790,23 @@ static long sweep_half_open6(struct bpf_map *map, struct conn_key6 *k, struct co
 	return sweep_entry(&half_open6, k, AF_INET6, key6_fold(k), k->proto, c, sc, 1);
 }
 
+/* A FULLNAT port goes back once its flow is gone: no flow of its client
+ * to its VIP holds it any more (expired and ended above, replaced by a
+ * new connection on the client's ports, or evicted). */
+static long sweep_fnat(struct bpf_map *map, struct conn_key *k, struct fnat_port *v, struct sweep_ctx *sc)
+{
+	if (sc->now < v->taken || sc->now - v->taken < XLB_FNAT_GRACE_NS)
+		return 0;
+	struct conn_key fk = { .src = v->client, .dst = v->nr.vip.v4, .sport = v->cport, .dport = v->nr.vport, .proto = k->proto };
+	struct conn *c = bpf_map_lookup_elem(&conns, &fk);
+	if (!c)
+		c = bpf_map_lookup_elem(&half_open, &fk);
+	if (c && !c->retired && (c->flags & XLB_CONN_F_FNAT) && c->lport == k->dport && c->laddr == v->laddr)
+		return 0;
+	bpf_map_delete_elem(&fnat_ports, k);
+	return 0;
+}
+
 /* A template goes when it has expired and controls no flow. */
 static long sweep_tmpl(struct bpf_map *map, struct tmpl_key *k, struct tmpl *t, struct sweep_ctx *sc)
 {
@@ -771,6 +836,7 @@ int xlb_sweep(struct xdp_md *ctx)
 	bpf_for_each_map_elem(&conns6, sweep_conn6, &sc, 0);
 	bpf_for_each_map_elem(&half_open6, sweep_half_open6, &sc, 0);
 	bpf_for_each_map_elem(&templates, sweep_tmpl, &sc, 0);
+	bpf_for_each_map_elem(&fnat_ports, sweep_fnat, &sc, 0);
 	struct sweep_total *t = bpf_map_lookup_elem(&sweep_totals, &k);
 	if (t) {
 		t->conns = sc.conns;

@@ -85,4 +85,9 @@
 #define XLB_MAX_CHECKS 4096
 #endif
 
+/* FULLNAT's local addresses, all services' together. */
+#ifndef XLB_MAX_LADDRS
+#define XLB_MAX_LADDRS 256
+#endif
+
 #endif /* XLB_CONSTS_H */

@@ -136,6 +136,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } conn_adjust SEC(".maps");
 
+/* FULLNAT: the local addresses (by slot), and each service's (by
+ * service index). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct laddr);
+	__uint(max_entries, XLB_MAX_LADDRS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} laddrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct laddr_set);
+	__uint(max_entries, XLB_MAX_SERVICES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} svc_laddrs SEC(".maps");
+
 /* drop_packet, secure_tcp, drop_entry as they stand (key 0). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -200,6 +218,27 @@ struct {
 	__uint(max_entries, XLB_MAX_CONNS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nat_replies SEC(".maps");
+
+/* FULLNAT's ports in use, by the key of their flows' replies (bpf/fullnat.h).
+ * Not an LRU: an entry leaves only when its flow has (the sweep), so a
+ * port is never given to two flows. Allocated as used (no prealloc): a
+ * director without FULLNAT services pays nothing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct conn_key);
+	__type(value, struct fnat_port);
+	__uint(max_entries, XLB_MAX_CONNS + XLB_MAX_HALF_OPEN);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} fnat_ports SEC(".maps");
+
+/* fnat_take's request: the reply entry of the new flow (per CPU). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct fnat_port);
+	__uint(max_entries, 1);
+} fnat_scratch SEC(".maps");
 
 /* Health checks through the data path: the targets the control plane
  * registered (key: the id in the checker's socket mark), and the checks'

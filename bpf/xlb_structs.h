@@ -71,6 +71,10 @@ enum xlb_real_flags {
 	/* forwarded by tunnel (IPVS's TUN): encapsulated as its entry in
 	 * tunnels says */
 	XLB_REAL_F_TUN = 1 << 4,
+	/* forwarded by FULLNAT: as NAT (XLB_REAL_F_NAT is set too), and the
+	 * source becomes one of the service's local addresses and a port
+	 * given to the flow (bpf/fullnat.h) */
+	XLB_REAL_F_FNAT = 1 << 5,
 };
 
 /* A health check through the data path: a checker's socket mark names
@@ -122,7 +126,8 @@ enum xlb_stat {
 	XLB_STAT_TUN_TOO_BIG = 12, /* too big for the tunnel, DF clear (or IP options): dropped (XDP cannot fragment) */
 	XLB_STAT_CHECK_REPLY = 13, /* a health check's reply through the data path, given back the real's address */
 	XLB_STAT_FLOOD_STATELESS = 14, /* forwarded by the scheduler's table alone, no flow entry (flood mode) */
-	XLB_STAT_MAX = 15,
+	XLB_STAT_FNAT_NO_PORT = 15, /* FULLNAT new flow: no free local port found toward its real: dropped */
+	XLB_STAT_MAX = 16,
 };
 
 /* An IPv4 or IPv6 address, in network order. An IPv4 address is the
@@ -231,20 +236,24 @@ struct conn {
 	/* The client's packets, saturating at 9: IPVS's in_pkts as
 	 * drop_entry reads it (todrop_entry spares a flow above 8). */
 	__u8 in_pkts;
-	__u8 pad;
+	/* FULLNAT (XLB_CONN_F_FNAT): the flow's local address, a slot of
+	 * laddrs, and its port (network order). */
+	__u8 laddr;
 	/* Set (atomically) by whoever ends the entry, the program replacing
 	 * it or the sweeper expiring it, so its counts go once. */
 	__u32 retired;
 	/* A persistent flow's template is (proto, src & tmpl_mask, dst,
 	 * dport or 0): the flow counts among the template's controls. */
 	__be32 tmpl_mask;
-	__u32 pad2;
+	__be16 lport;
+	__u16 pad2;
 };
 
 enum xlb_conn_flags {
 	XLB_CONN_F_PERSIST = 1 << 0,     /* controlled by a persistence template */
 	XLB_CONN_F_TMPL_NOPORT = 1 << 1, /* its template has port 0 (FTP, port 21) */
 	XLB_CONN_F_NAT = 1 << 2,         /* both directions seen: IPVS's INPUT/OUTPUT tables */
+	XLB_CONN_F_FNAT = 1 << 3,        /* FULLNAT: the source is rewritten to laddr:lport */
 };
 
 /* A persistence template (IPVS's template connection): the client's
@@ -294,6 +303,35 @@ struct nat_reply {
 	__be16 vport;
 	__u8 family;
 	__u8 pad;
+};
+
+/* FULLNAT. A local address (a slot of the laddrs map: slots keep their
+ * address while flows may use it, see plan.go). */
+struct laddr {
+	union xlb_addr addr;
+	__u8 family;
+	__u8 pad[3];
+};
+
+/* A service's local addresses (by service index): n slots of laddrs. */
+#define XLB_FNAT_LADDRS 16
+struct laddr_set {
+	__u8 slot[XLB_FNAT_LADDRS];
+	__u32 n;
+};
+
+/* A FULLNAT flow's port, by the key of its replies (real -> local
+ * address, real's port -> local port): the VIP and port the client spoke
+ * to (nr, as a NAT flow's reverse entry has them), the client, and when
+ * the port was taken. Inserting it (BPF_NOEXIST) is what takes the port;
+ * the sweep gives it back when its flow is gone. */
+struct fnat_port {
+	struct nat_reply nr;
+	__be32 client;
+	__be16 cport;
+	__u8 laddr;
+	__u8 pad;
+	__u64 taken;
 };
 
 /* IPVS's defences against a flood (ip_vs_ctl.c update_defense_level), as

@@ -298,6 +298,12 @@ func (t *DR) RestartHTTP(i int) error {
 	name := fmt.Sprintf("r%d", i+1)
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/peer" {
+				// Who the real's connection came from, as the real
+				// sees it.
+				fmt.Fprintf(w, "%s %s", name, r.RemoteAddr)
+				return
+			}
 			if r.URL.Path == "/sha256" {
 				// An upload's SHA-256, in hex, and who took it.
 				h := sha256.New()

@@ -39,6 +39,9 @@ type Caps struct {
 	// IPv6 services and reals; a real of the other family than its
 	// service is possible only by tunnel.
 	IPv6 bool
+	// MaxLocalAddrs is how many local addresses (FULLNAT) a service
+	// may have.
+	MaxLocalAddrs int
 	// IPv6Forwards, when set, are the only forwarding methods an IPv6
 	// service's reals may have (Forwards are then IPv4's).
 	IPv6Forwards []lvs.Forward
@@ -106,6 +109,23 @@ func (c Caps) CheckService(s Service) error {
 		}
 		bad("%s: not supported by %s", what, c.Name)
 	}
+	fnat := slices.ContainsFunc(s.Reals, func(r Real) bool { return r.Forward == lvs.FNAT })
+	switch {
+	case fnat && len(s.LocalAddrs) == 0 && slices.Contains(c.Forwards, lvs.FNAT):
+		bad("FULLNAT (lvs_method FNAT) needs local addresses: laddr_group_name naming a local_address_group, or xlbadm --add-laddr")
+	case len(s.LocalAddrs) > c.MaxLocalAddrs && fnat:
+		bad("%d local addresses; %s takes at most %d per service", len(s.LocalAddrs), c.Name, c.MaxLocalAddrs)
+	}
+	seenLocal := map[netip.Addr]bool{}
+	for _, a := range s.LocalAddrs {
+		switch {
+		case !plainAddr(a) || !a.Is4():
+			bad("local address %s: only IPv4 local addresses are supported so far", a)
+		case seenLocal[a]:
+			bad("local address %s listed twice", a)
+		}
+		seenLocal[a] = true
+	}
 	if s.Persistence < 0 || (s.Persistence > 0 && s.Persistence < time.Second) || s.Persistence > MaxPersistence ||
 		(s.Addr.Is6() && s.PersistenceMask > 128) {
 		bad("persistence %v mask %s out of range", s.Persistence, s.PersistenceMask.Format(s.Addr))
@@ -138,7 +158,9 @@ func (c Caps) CheckReal(s Service, r Real) error {
 		bad("lvs_method %s is not supported by %s (%s are)", r.Forward.Kind(), c.Name, list(c.Forwards, lvs.Forward.Kind))
 	case s.Addr.Is6() && c.IPv6Forwards != nil && !slices.Contains(c.IPv6Forwards, r.Forward):
 		bad("lvs_method %s for an IPv6 service is not supported by %s yet (for IPv6 it has %s)", r.Forward.Kind(), c.Name, list(c.IPv6Forwards, lvs.Forward.Kind))
-	case r.Forward != lvs.NAT && r.Port != s.Port && r.Port != 0 && s.Port != 0 && s.FWMark == 0:
+	case r.Forward == lvs.FNAT && s.FWMark != 0:
+		bad("FULLNAT for a firewall-mark service is not supported by %s", c.Name)
+	case !r.Forward.Translates() && r.Port != s.Port && r.Port != 0 && s.Port != 0 && s.FWMark == 0:
 		bad("%s cannot map ports; the real's port must be %d", r.Forward.Kind(), s.Port)
 	}
 	if r.Forward == lvs.TUN && slices.Contains(c.Forwards, lvs.TUN) {
@@ -154,6 +176,8 @@ func (c Caps) CheckReal(s Service, r Real) error {
 	// Only a tunnel can cross families: the packet is wrapped whole.
 	if plainAddr(r.Addr) && plainAddr(s.Addr) && r.Addr.Is4() != s.Addr.Is4() {
 		switch {
+		case r.Forward == lvs.FNAT:
+			bad("an IPv%d real of an IPv%d service by FULLNAT (NAT64/NAT46) is not supported by %s yet", ipVersion(r.Addr), ipVersion(s.Addr), c.Name)
 		case r.Forward != lvs.TUN:
 			bad("an IPv%d real of an IPv%d service needs tunnel forwarding", ipVersion(r.Addr), ipVersion(s.Addr))
 		case !c.TunnelCrossFamily:

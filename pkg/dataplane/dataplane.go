@@ -47,7 +47,12 @@ type Service struct {
 	// (with mh, sh or dh: the one the first director picked). Off by
 	// default, as in IPVS. The IPVS data plane has it per host only.
 	Sloppy bool
-	Reals  []Real
+	// LocalAddrs are the director's addresses its FULLNAT reals see
+	// their clients' connections come from (keepalived-DPVS's
+	// local_address_group; DPVS's ipvsadm --laddr): each connection
+	// gets one of them and a port of its own. Only FNAT reals use them.
+	LocalAddrs []netip.Addr `json:",omitempty"`
+	Reals      []Real
 }
 
 // Real is a real server of a service. Weight 0 quiesces it: no new flows,

@@ -61,10 +61,15 @@ const (
 	Local Forward = 1
 	TUN   Forward = 2 // IP-in-IP (or GUE/GRE): ipvsadm -i, lb_kind TUN
 	DR    Forward = 3 // direct routing: ipvsadm -g, lb_kind DR
+	// FNAT is FULLNAT, which the kernel's IPVS does not have: DPVS's
+	// number (IP_VS_CONN_F_FULLNAT), its ipvsadm's -b/--fullnat and the
+	// lb_kind FNAT of the keepalived that ships with it. Both ends are
+	// translated: the real sees one of the service's local addresses.
+	FNAT Forward = 5
 )
 
 // String is the method as ipvsadm's listing names it: Masq, Local, Tunnel,
-// Route.
+// Route; FullNat as DPVS's ipvsadm names FULLNAT.
 func (f Forward) String() string {
 	switch f {
 	case NAT:
@@ -75,12 +80,15 @@ func (f Forward) String() string {
 		return "Tunnel"
 	case DR:
 		return "Route"
+	case FNAT:
+		return "FullNat"
 	}
 	return "(null)"
 }
 
 // Kind is the method as keepalived.conf's lb_kind (lvs_method) names it:
-// NAT, DR, TUN; "local" for Local, which keepalived has no word for.
+// NAT, DR, TUN, FNAT (DPVS's keepalived); "local" for Local, which
+// keepalived has no word for.
 func (f Forward) Kind() string {
 	switch f {
 	case NAT:
@@ -89,11 +97,19 @@ func (f Forward) Kind() string {
 		return "DR"
 	case TUN:
 		return "TUN"
+	case FNAT:
+		return "FNAT"
 	case Local:
 		return "local"
 	}
 	return "invalid"
 }
+
+// Translates says whether the method rewrites the client's packets to
+// the real's address (NAT and FULLNAT): the real's port may then differ
+// from the service's, and the real's replies come back through the
+// director.
+func (f Forward) Translates() bool { return f == NAT || f == FNAT }
 
 // TunnelType is a TUN real's encapsulation, with the kernel's
 // IP_VS_CONN_F_TUNNEL_TYPE_* values (Linux 5.3+: GUE; 5.7+: GRE).

@@ -16,8 +16,8 @@ import (
 // Caps is what the XDP data plane forwards, with its built-in sizes: the
 // schedulers the program computes (pkg/sched's registry entries with an
 // XDP table, each with a picker in bpf/sched.h), DR, NAT and TUN (IPIP,
-// GUE and GRE without their optional checksums; IPv4 in IPv4) for IPv4,
-// DR and NAT for IPv6; TCP and UDP. An opened data plane's
+// GUE and GRE without their optional checksums; IPv4 in IPv4) and
+// FULLNAT for IPv4, DR and NAT for IPv6; TCP and UDP. An opened data plane's
 // Caps have the sizes it was loaded with.
 var Caps = capsWith(builtin.lim)
 
@@ -25,19 +25,20 @@ func capsWith(lim limits) dataplane.Caps {
 	return dataplane.Caps{
 		Name:       "the XDP data plane",
 		Schedulers: sched.Names(sched.InXDP),
-		Forwards:   []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN},
+		Forwards:   []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN, lvs.FNAT},
 		Tunnels:    []lvs.TunnelType{lvs.TunIPIP, lvs.TunGUE, lvs.TunGRE},
 		Protocols:  []lvs.Protocol{lvs.TCP, lvs.UDP},
 		IPv6:       true,
 		// IPv6: DR and NAT66 (TUN over IPv6 is not in the program
 		// yet).
-		IPv6Forwards: []lvs.Forward{lvs.DR, lvs.NAT},
-		Flags:        lvs.SchedFlags,
-		AllPorts:     true,
-		CheckViaVIP:  true,
-		FWMarkWhy:    "the mark is set by netfilter, after XDP has seen the packet (--dataplane auto runs such a file on IPVS)",
-		MaxServices:  lim.services,
-		MaxReals:     lim.reals,
+		IPv6Forwards:  []lvs.Forward{lvs.DR, lvs.NAT},
+		Flags:         lvs.SchedFlags,
+		AllPorts:      true,
+		CheckViaVIP:   true,
+		FWMarkWhy:     "the mark is set by netfilter, after XDP has seen the packet (--dataplane auto runs such a file on IPVS)",
+		MaxLocalAddrs: fnatLaddrs,
+		MaxServices:   lim.services,
+		MaxReals:      lim.reals,
 	}
 }
 
@@ -51,6 +52,8 @@ const (
 	realNAT       = uint32(xlbXlbRealFlagsXLB_REAL_F_NAT)
 	realStandby   = uint32(xlbXlbRealFlagsXLB_REAL_F_STANDBY)
 	realTUN       = uint32(xlbXlbRealFlagsXLB_REAL_F_TUN)
+	realFNAT      = uint32(xlbXlbRealFlagsXLB_REAL_F_FNAT)
+	connFNAT      = uint8(xlbXlbConnFlagsXLB_CONN_F_FNAT)
 	svcStandby    = uint16(xlbXlbSvcFlagsXLB_SVC_F_STANDBY)
 	svcSloppy     = uint16(xlbXlbSvcFlagsXLB_SVC_F_SLOPPY)
 )
@@ -62,6 +65,8 @@ const (
 	schedSlots = 4096
 	maxScan    = 256
 	noReal     = 0xffffffff
+	// fnatLaddrs: a service's local addresses (struct laddr_set).
+	fnatLaddrs = len(xlbLaddrSet{}.Slot)
 )
 
 // builtin is what the embedded BPF object says: each scheduler's value in
@@ -108,6 +113,7 @@ type limits struct {
 	conns, halfOpen         int    // the flow table and the half-open one
 	filter                  int    // slots of the address filters
 	filterBits              uint   // log2(filter)
+	laddrs                  int    // FULLNAT's local addresses, all services'
 	// bpfLoop: the kernel has bpf_loop (Linux 5.17), which mh-fallback's
 	// search runs in; the program is told so at load.
 	bpfLoop bool
@@ -124,6 +130,7 @@ func limitsOf(spec *ebpf.CollectionSpec) limits {
 		halfOpen:   int(spec.Maps[xlbMapHalfOpen].MaxEntries),
 		filter:     f,
 		filterBits: uint(bits.TrailingZeros(uint(f))),
+		laddrs:     int(spec.Maps[xlbMapLaddrs].MaxEntries),
 	}
 }
 
@@ -135,6 +142,7 @@ func sizeServices(spec *ebpf.CollectionSpec, n uint32) {
 	spec.Maps[xlbMapVips].MaxEntries = n
 	spec.Maps[xlbMapSvcs].MaxEntries = 2 * n
 	spec.Maps[xlbMapSchedCursor].MaxEntries = 2 * n
+	spec.Maps[xlbMapSvcLaddrs].MaxEntries = n
 }
 
 // sizeReals makes room for n reals in every map kept per real.

@@ -35,15 +35,18 @@ func (n NextHop) equal(o NextHop) bool {
 		n.Gateway == o.Gateway && n.Src == o.Src && n.MTU == o.MTU
 }
 
-// hopKey is a real's address and whether it is reached by tunnel: a
-// tunnelled real may sit behind a gateway, and needs a source and MTU.
+// hopKey is a real's address and whether it is reached by tunnel (or by
+// FULLNAT, routed as well): such a real may sit behind a gateway; a
+// tunnelled one needs a source and MTU too.
 type hopKey struct {
 	addr netip.Addr
 	tun  bool
 }
 
 // hopOf is the next hop real r needs.
-func hopOf(r dataplane.Real) hopKey { return hopKey{r.Addr, r.Forward == lvs.TUN} }
+func hopOf(r dataplane.Real) hopKey {
+	return hopKey{r.Addr, r.Forward == lvs.TUN || r.Forward == lvs.FNAT}
+}
 
 // ErrUnresolved means the real's MAC is not in the neighbour table yet.
 // Resolution has been asked for; the real gets no new flows meanwhile.

@@ -46,6 +46,10 @@ type tables struct {
 	vips map[netip.Addr]bool
 	// tabs is the free space of the scheduler-table pool.
 	tabs pool
+	// laddrAt: the slot of each FULLNAT local address in the laddrs map.
+	// A slot keeps its address for the process's life: flows hold slots,
+	// and a slot never names another address under them.
+	laddrAt map[netip.Addr]uint32
 }
 
 func newTables(lim limits) *tables {
@@ -57,6 +61,7 @@ func newTables(lim limits) *tables {
 		realDirty: make([]bool, lim.reals),
 		vips:      map[netip.Addr]bool{},
 		tabs:      newPool(lim.tabEntries),
+		laddrAt:   map[netip.Addr]uint32{},
 	}
 }
 
@@ -121,6 +126,10 @@ type svcState struct {
 	writtenReals []xlbReal
 	// writtenTunnels: the reals' tunnels entries as last written.
 	writtenTunnels []xlbTunnel
+	// laddrs: the service's FULLNAT local addresses (slots of laddrs),
+	// as written (writtenLaddrs).
+	laddrs        xlbLaddrSet
+	writtenLaddrs xlbLaddrSet
 
 	// dests are the reals' weights as the table was built (0 for an
 	// unresolved real), in list order.
@@ -182,7 +191,8 @@ type upsert struct {
 func (sp *svcPlan) same() bool {
 	o := sp.old
 	return o != nil && o.wrote && !sp.rewrite && len(sp.removed) == 0 &&
-		sp.svc == o.written && slices.Equal(sp.reals, o.writtenReals) && slices.Equal(sp.tunnels, o.writtenTunnels)
+		sp.svc == o.written && slices.Equal(sp.reals, o.writtenReals) && slices.Equal(sp.tunnels, o.writtenTunnels) &&
+		sp.st.laddrs == o.writtenLaddrs
 }
 
 // svcPlan is what one service's change writes.
@@ -216,6 +226,10 @@ type applyPlan struct {
 	vips map[netip.Addr]bool
 	// refs: what the services add up to after the change.
 	refs *refs
+	// laddrAt: the local addresses' slots before the change (the
+	// tables'); newLaddrs those it gives new addresses, written first.
+	laddrAt   map[netip.Addr]uint32
+	newLaddrs map[netip.Addr]uint32
 }
 
 // plan computes an Apply of services (valid per Caps) over t: the services
@@ -241,7 +255,7 @@ func plan(t *tables, services []dataplane.Service, w world) (*applyPlan, error) 
 // written.
 func planChange(t *tables, set []dataplane.Service, gone []dataplane.ServiceKey, everyVIP bool, w world) (*applyPlan, error) {
 	p := &applyPlan{svcs: slots{used: t.svcUsed, next: t.svcFree}, reals: slots{used: t.realUsed, next: t.realFree},
-		tabs: t.tabs.clone(), ports: map[int]uint16{}}
+		tabs: t.tabs.clone(), ports: map[int]uint16{}, laddrAt: t.laddrAt, newLaddrs: map[netip.Addr]uint32{}}
 	planned := make(map[dataplane.ServiceKey]bool, len(set))
 	for _, want := range set {
 		if planned[want.ServiceKey] {
@@ -398,6 +412,16 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 	st.reals = append(added, st.reals...)
 
 	st.nat = hasNAT(st.reals)
+	if slices.ContainsFunc(st.reals, func(r *realState) bool { return r.Forward == lvs.FNAT }) {
+		for _, a := range want.LocalAddrs {
+			slot, err := p.laddrSlot(a, w.lim)
+			if err != nil {
+				return nil, fmt.Errorf("service %s: %w", want.ServiceKey, err)
+			}
+			st.laddrs.Slot[st.laddrs.N] = uint8(slot)
+			st.laddrs.N++
+		}
+	}
 	for _, r := range st.reals {
 		h := w.hops[hopOf(r.Real)]
 		r.nh, r.resolved = h.nh, h.resolved
@@ -445,6 +469,23 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 		sp.tunnels = append(sp.tunnels, tunnelEntry(r))
 	}
 	return sp, nil
+}
+
+// laddrSlot is local address a's slot in the laddrs map: the one it has,
+// or the next free one.
+func (p *applyPlan) laddrSlot(a netip.Addr, lim limits) (uint32, error) {
+	if slot, ok := p.laddrAt[a]; ok {
+		return slot, nil
+	}
+	if slot, ok := p.newLaddrs[a]; ok {
+		return slot, nil
+	}
+	slot := uint32(len(p.laddrAt) + len(p.newLaddrs))
+	if int(slot) >= min(lim.laddrs, 256) {
+		return 0, fmt.Errorf("local address %s: no room: the data plane holds %d local addresses (all services', for its life)", a, min(lim.laddrs, 256))
+	}
+	p.newLaddrs[a] = slot
+	return slot, nil
 }
 
 // realFinder finds a real in reals by address and port (-1: not there):
@@ -693,6 +734,8 @@ func realEntry(st *svcState, i int, r *realState, port uint16, standby bool, gen
 		e.Flags |= realNAT
 	case lvs.TUN:
 		e.Flags |= realTUN
+	case lvs.FNAT:
+		e.Flags |= realNAT | realFNAT
 	}
 	if standby {
 		e.Flags |= realStandby
@@ -766,7 +809,7 @@ func (r *refs) add(s *svcState, n int32, lim limits) {
 	r.vipSlot[lim.filterSlot(s.key.Addr)] += n
 	if s.nat {
 		for _, rs := range s.reals {
-			if rs.Forward == lvs.NAT {
+			if rs.Forward.Translates() {
 				r.nat[lim.filterSlot(rs.Addr)] += n
 			}
 		}
@@ -819,9 +862,10 @@ func (t *tables) refsOf(lim limits) *refs {
 	return t.refs
 }
 
-// hasNAT says whether any of reals forwards by NAT.
+// hasNAT says whether any of reals forwards by NAT or FULLNAT (their
+// replies come back through the director).
 func hasNAT(reals []*realState) bool {
-	return slices.ContainsFunc(reals, func(r *realState) bool { return r.Forward == lvs.NAT })
+	return slices.ContainsFunc(reals, func(r *realState) bool { return r.Forward.Translates() })
 }
 
 func ip4(a netip.Addr) uint32 {

@@ -81,6 +81,16 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 	if err := vit.Err(); err != nil {
 		return nil, fmt.Errorf("read vips: %w", err)
 	}
+	// Local addresses keep their slots: flows hold them.
+	laddrs, err := readArray[xlbLaddr](objs.Laddrs, int(objs.Laddrs.MaxEntries()))
+	if err != nil {
+		return nil, fmt.Errorf("read local addresses: %w", err)
+	}
+	for i, l := range laddrs {
+		if l.Family != 0 {
+			t.laddrAt[l.Addr.addr(l.Family)] = uint32(i)
+		}
+	}
 	var key xlbSvcKey
 	var slot uint32
 	it := objs.SvcMap.Iterate()
@@ -134,6 +144,8 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 			}
 			r.resolved = e.DstMac != [6]byte{}
 			switch {
+			case e.Flags&realFNAT != 0:
+				r.Forward = lvs.FNAT
 			case e.Flags&realNAT != 0:
 				r.Forward = lvs.NAT
 			case e.Flags&realTUN != 0:

@@ -206,6 +206,8 @@ func statName(s xlbXlbStat) string {
 		return "check_reply"
 	case xlbXlbStatXLB_STAT_FLOOD_STATELESS:
 		return "flood_stateless"
+	case xlbXlbStatXLB_STAT_FNAT_NO_PORT:
+		return "fnat_no_port"
 	}
 	return fmt.Sprintf("stat_%d", s)
 }

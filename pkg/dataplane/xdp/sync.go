@@ -69,6 +69,12 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 		if r == nil || v.Retired != 0 || expired(now, v.LastSeen, v.TimeoutS) || !mine {
 			return
 		}
+		if v.Flags&connFNAT != 0 {
+			// IPVS's sync protocol has no room for a FULLNAT flow's
+			// local address and port: a backup could not make the
+			// same flow. Its template (below) still goes.
+			return
+		}
 		c := ipvssync.Conn{
 			Protocol: proto,
 			Client:   client,
@@ -219,6 +225,9 @@ func (x *Dataplane) SyncInstall(conns []ipvssync.Conn) (syncd.Installed, error) 
 		}
 		for _, r := range s.reals {
 			if r.Addr == c.Dest.Addr() && (r.Port == c.Dest.Port() || r.Port == 0) {
+				if r.Forward == lvs.FNAT && !c.IsTemplate() {
+					return target{}, "FULLNAT real (a connection's local port is not in the sync protocol)"
+				}
 				return target{s, r, x.state.realGen[r.slot]}, ""
 			}
 		}

@@ -29,6 +29,14 @@ func (x *Dataplane) write(t *tables, p *applyPlan) (err error) {
 		}
 		x.ports[ifindex] = slot
 	}
+	// New local addresses, before any service names their slots.
+	for a, slot := range p.newLaddrs {
+		e := xlbLaddr{Addr: addrKey(a), Family: family(a)}
+		if err := m.Laddrs.Update(&slot, &e, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("write local address %s: %w", a, err)
+		}
+		t.laddrAt[a] = slot
+	}
 	for _, sp := range p.services {
 		if !sp.same() {
 			if err := x.writeService(t, sp); err != nil {
@@ -36,6 +44,7 @@ func (x *Dataplane) write(t *tables, p *applyPlan) (err error) {
 			}
 		}
 		sp.st.wrote, sp.st.written, sp.st.writtenReals, sp.st.writtenTunnels = true, sp.svc, sp.reals, sp.tunnels
+		sp.st.writtenLaddrs = sp.st.laddrs
 		t.services[sp.st.key] = sp.st
 		for _, r := range sp.removed {
 			t.realGen[r.slot]++
@@ -95,6 +104,12 @@ func (x *Dataplane) writeService(t *tables, sp *svcPlan) error {
 	if len(tslots) > 0 {
 		if err := updateBatch(m.Tunnels, tslots, tuns); err != nil {
 			return fmt.Errorf("write tunnels: %w", err)
+		}
+	}
+	// So are a FULLNAT service's local addresses.
+	if sp.old == nil || st.laddrs != sp.old.writtenLaddrs || !sp.old.wrote {
+		if err := m.SvcLaddrs.Update(&st.idx, &st.laddrs, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("write local addresses: %w", err)
 		}
 	}
 	if err := updateBatch(m.Reals, slots, sp.reals); err != nil {
@@ -195,6 +210,10 @@ func (x *Dataplane) freeReal(t *tables, slot uint32) error {
 func (x *Dataplane) removeService(t *tables, s *svcState) error {
 	key := svcKeyOf(s.key)
 	if err := x.objs.SvcMap.Delete(&key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	var none xlbLaddrSet
+	if err := x.objs.SvcLaddrs.Update(&s.idx, &none, ebpf.UpdateAny); err != nil {
 		return err
 	}
 	for half := range uint32(2) {

@@ -265,6 +265,8 @@ func (x *Dataplane) loadObjects() error {
 			spec.Maps[m].MaxEntries = half
 		}
 	}
+	// A FULLNAT port for every IPv4 flow, proven or half-open.
+	spec.Maps[xlbMapFnatPorts].MaxEntries = spec.Maps[xlbMapConns].MaxEntries + spec.Maps[xlbMapHalfOpen].MaxEntries
 	if x.cfg.MaxServices != 0 {
 		sizeServices(spec, x.cfg.MaxServices)
 	}

@@ -32,10 +32,11 @@ type xlbConn struct {
 	State    uint8
 	Flags    uint8
 	InPkts   uint8
-	Pad      uint8
+	Laddr    uint8
 	Retired  uint32
 	TmplMask uint32
-	Pad2     uint32
+	Lport    uint16
+	Pad2     uint16
 }
 
 type xlbConnCounts struct {
@@ -85,6 +86,30 @@ type xlbFloodWindow struct {
 	_     structs.HostLayout
 	Start uint64
 	Count uint64
+}
+
+type xlbFnatPort struct {
+	_      structs.HostLayout
+	Nr     xlbNatReply
+	Client uint32
+	Cport  uint16
+	Laddr  uint8
+	Pad    uint8
+	_      [4]byte
+	Taken  uint64
+}
+
+type xlbLaddr struct {
+	_      structs.HostLayout
+	Addr   xlbXlbAddr
+	Family uint8
+	Pad    [3]uint8
+}
+
+type xlbLaddrSet struct {
+	_    structs.HostLayout
+	Slot [16]uint8
+	N    uint32
 }
 
 type xlbNatReply struct {
@@ -203,6 +228,7 @@ const (
 	xlbXlbConnFlagsXLB_CONN_F_PERSIST     xlbXlbConnFlags = 1
 	xlbXlbConnFlagsXLB_CONN_F_TMPL_NOPORT xlbXlbConnFlags = 2
 	xlbXlbConnFlagsXLB_CONN_F_NAT         xlbXlbConnFlags = 4
+	xlbXlbConnFlagsXLB_CONN_F_FNAT        xlbXlbConnFlags = 8
 )
 
 type xlbXlbCtState uint32
@@ -240,6 +266,7 @@ const (
 	xlbXlbRealFlagsXLB_REAL_F_NAT       xlbXlbRealFlags = 4
 	xlbXlbRealFlagsXLB_REAL_F_STANDBY   xlbXlbRealFlags = 8
 	xlbXlbRealFlagsXLB_REAL_F_TUN       xlbXlbRealFlags = 16
+	xlbXlbRealFlagsXLB_REAL_F_FNAT      xlbXlbRealFlags = 32
 )
 
 type xlbXlbSched uint32
@@ -278,7 +305,8 @@ const (
 	xlbXlbStatXLB_STAT_TUN_TOO_BIG      xlbXlbStat = 12
 	xlbXlbStatXLB_STAT_CHECK_REPLY      xlbXlbStat = 13
 	xlbXlbStatXLB_STAT_FLOOD_STATELESS  xlbXlbStat = 14
-	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 15
+	xlbXlbStatXLB_STAT_FNAT_NO_PORT     xlbXlbStat = 15
+	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 16
 )
 
 type xlbXlbSvcFlags uint32
@@ -310,10 +338,13 @@ const (
 	xlbMapDefenceState     = "defence_state"
 	xlbMapDropCounter      = "drop_counter"
 	xlbMapFloodWindow      = "flood_window"
+	xlbMapFnatPorts        = "fnat_ports"
+	xlbMapFnatScratch      = "fnat_scratch"
 	xlbMapHalfOpen         = "half_open"
 	xlbMapHalfOpen6        = "half_open6"
 	xlbMapHalfOpenReplies  = "half_open_replies"
 	xlbMapHalfOpenReplies6 = "half_open_replies6"
+	xlbMapLaddrs           = "laddrs"
 	xlbMapNatReplies       = "nat_replies"
 	xlbMapNatReplies6      = "nat_replies6"
 	xlbMapNatSrcFilter     = "nat_src_filter"
@@ -323,6 +354,7 @@ const (
 	xlbMapSchedCursor      = "sched_cursor"
 	xlbMapSchedTab         = "sched_tab"
 	xlbMapStats            = "stats"
+	xlbMapSvcLaddrs        = "svc_laddrs"
 	xlbMapSvcMap           = "svc_map"
 	xlbMapSvcRetired       = "svc_retired"
 	xlbMapSvcs             = "svcs"
@@ -405,10 +437,13 @@ type xlbMapSpecs struct {
 	DefenceState     *ebpf.MapSpec `ebpf:"defence_state"`
 	DropCounter      *ebpf.MapSpec `ebpf:"drop_counter"`
 	FloodWindow      *ebpf.MapSpec `ebpf:"flood_window"`
+	FnatPorts        *ebpf.MapSpec `ebpf:"fnat_ports"`
+	FnatScratch      *ebpf.MapSpec `ebpf:"fnat_scratch"`
 	HalfOpen         *ebpf.MapSpec `ebpf:"half_open"`
 	HalfOpen6        *ebpf.MapSpec `ebpf:"half_open6"`
 	HalfOpenReplies  *ebpf.MapSpec `ebpf:"half_open_replies"`
 	HalfOpenReplies6 *ebpf.MapSpec `ebpf:"half_open_replies6"`
+	Laddrs           *ebpf.MapSpec `ebpf:"laddrs"`
 	NatReplies       *ebpf.MapSpec `ebpf:"nat_replies"`
 	NatReplies6      *ebpf.MapSpec `ebpf:"nat_replies6"`
 	NatSrcFilter     *ebpf.MapSpec `ebpf:"nat_src_filter"`
@@ -418,6 +453,7 @@ type xlbMapSpecs struct {
 	SchedCursor      *ebpf.MapSpec `ebpf:"sched_cursor"`
 	SchedTab         *ebpf.MapSpec `ebpf:"sched_tab"`
 	Stats            *ebpf.MapSpec `ebpf:"stats"`
+	SvcLaddrs        *ebpf.MapSpec `ebpf:"svc_laddrs"`
 	SvcMap           *ebpf.MapSpec `ebpf:"svc_map"`
 	SvcRetired       *ebpf.MapSpec `ebpf:"svc_retired"`
 	Svcs             *ebpf.MapSpec `ebpf:"svcs"`
@@ -468,10 +504,13 @@ type xlbMaps struct {
 	DefenceState     *ebpf.Map `ebpf:"defence_state"`
 	DropCounter      *ebpf.Map `ebpf:"drop_counter"`
 	FloodWindow      *ebpf.Map `ebpf:"flood_window"`
+	FnatPorts        *ebpf.Map `ebpf:"fnat_ports"`
+	FnatScratch      *ebpf.Map `ebpf:"fnat_scratch"`
 	HalfOpen         *ebpf.Map `ebpf:"half_open"`
 	HalfOpen6        *ebpf.Map `ebpf:"half_open6"`
 	HalfOpenReplies  *ebpf.Map `ebpf:"half_open_replies"`
 	HalfOpenReplies6 *ebpf.Map `ebpf:"half_open_replies6"`
+	Laddrs           *ebpf.Map `ebpf:"laddrs"`
 	NatReplies       *ebpf.Map `ebpf:"nat_replies"`
 	NatReplies6      *ebpf.Map `ebpf:"nat_replies6"`
 	NatSrcFilter     *ebpf.Map `ebpf:"nat_src_filter"`
@@ -481,6 +520,7 @@ type xlbMaps struct {
 	SchedCursor      *ebpf.Map `ebpf:"sched_cursor"`
 	SchedTab         *ebpf.Map `ebpf:"sched_tab"`
 	Stats            *ebpf.Map `ebpf:"stats"`
+	SvcLaddrs        *ebpf.Map `ebpf:"svc_laddrs"`
 	SvcMap           *ebpf.Map `ebpf:"svc_map"`
 	SvcRetired       *ebpf.Map `ebpf:"svc_retired"`
 	Svcs             *ebpf.Map `ebpf:"svcs"`
@@ -504,10 +544,13 @@ func (m *xlbMaps) Close() error {
 		m.DefenceState,
 		m.DropCounter,
 		m.FloodWindow,
+		m.FnatPorts,
+		m.FnatScratch,
 		m.HalfOpen,
 		m.HalfOpen6,
 		m.HalfOpenReplies,
 		m.HalfOpenReplies6,
+		m.Laddrs,
 		m.NatReplies,
 		m.NatReplies6,
 		m.NatSrcFilter,
@@ -517,6 +560,7 @@ func (m *xlbMaps) Close() error {
 		m.SchedCursor,
 		m.SchedTab,
 		m.Stats,
+		m.SvcLaddrs,
 		m.SvcMap,
 		m.SvcRetired,
 		m.Svcs,

@@ -1,0 +1,43 @@
+package xdp
+
+import (
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The verifier walks every path of xlb_xdp, and refuses a program past a
+// million instructions processed. Each forwarding method adds paths: this
+// test says how much room is left on the kernel it runs on, and fails
+// while there is still 5% of it, so that the next feature is moved out of
+// the walked paths (a global function, as fnat_take; a subprogram) before
+// it fails to load on some kernel.
+func TestVerifierBudget(t *testing.T) {
+	requireRoot(t)
+	spec, err := loadXlb()
+	require.NoError(t, err)
+	for _, m := range spec.Maps {
+		m.Pinning = ebpf.PinNone
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogLevel: ebpf.LogLevelStats}})
+	require.NoError(t, err)
+	defer coll.Close()
+	processed := regexp.MustCompile(`processed (\d+) insns \(limit (\d+)\)`)
+	stack := regexp.MustCompile(`stack depth ([0-9+]+)`)
+	for name, p := range coll.Programs {
+		m := processed.FindStringSubmatch(p.VerifierLog)
+		require.NotNil(t, m, "%s: no statistics in the verifier's log", name)
+		n, _ := strconv.Atoi(m[1])
+		limit, _ := strconv.Atoi(m[2])
+		var depth string
+		if s := stack.FindStringSubmatch(p.VerifierLog); s != nil {
+			depth = s[1]
+		}
+		t.Logf("%s: %d instructions processed of %d (%.0f%%), stack %s", name, n, limit, 100*float64(n)/float64(limit), depth)
+		assert.Less(t, n, limit*95/100, "%s is within 5%% of the verifier's limit", name)
+	}
+}
