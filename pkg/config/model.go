@@ -403,6 +403,11 @@ type VirtualServer struct {
 	// do (dataplane.CheckRouter), so a DR real that lost the VIP on lo,
 	// or a TUN real its tunnel, fails its checks.
 	CheckViaVIP bool
+	// LocalAddrGroup is laddr_group_name (keepalived-DPVS's): the
+	// local_address_group whose addresses, LocalAddrs, its FULLNAT
+	// (lb_kind FNAT) reals see their clients' connections come from.
+	LocalAddrGroup string
+	LocalAddrs     []netip.Addr
 
 	// PersistenceTimeout is 0 for a service without persistence. A
 	// persistence_timeout without a value, or a persistence_granularity

@@ -142,9 +142,10 @@ func keyOf(vs *config.VirtualServer) dataplane.ServiceKey { return keysOf(vs)[0]
 
 // realPort is the port a real of the service k has in the data plane: a DR
 // or TUN real takes the service's own (IPVS forwards to it whatever the
-// real says), except on fwmark and port-0 services.
+// real says), except on fwmark and port-0 services; NAT and FULLNAT map
+// ports.
 func realPort(k dataplane.ServiceKey, fwd lvs.Forward, port uint16) uint16 {
-	if fwd != lvs.NAT && k.FWMark == 0 && k.Port != 0 {
+	if !fwd.Translates() && k.FWMark == 0 && k.Port != 0 {
 		return k.Port
 	}
 	return port
@@ -157,7 +158,8 @@ func servicesOf(vs *config.VirtualServer, reals []dataplane.Real) []dataplane.Se
 	var out []dataplane.Service
 	for _, k := range keysOf(vs) {
 		svc := dataplane.Service{ServiceKey: k, Scheduler: vs.Scheduler, Flags: vs.SchedFlags,
-			Persistence: vs.PersistenceTimeout, PersistenceMask: vs.PersistenceGranularity, Sloppy: vs.Sloppy}
+			Persistence: vs.PersistenceTimeout, PersistenceMask: vs.PersistenceGranularity, Sloppy: vs.Sloppy,
+			LocalAddrs: vs.LocalAddrs}
 		for _, r := range reals {
 			r.Port = realPort(k, r.Forward, r.Port)
 			svc.Reals = append(svc.Reals, r)
@@ -410,9 +412,9 @@ func (d *Director) startChecks(r *realState, vs *config.VirtualServer, rs *confi
 	vsCopy, rsCopy := *vs, *rs
 	key := keyOf(vs)
 	var mark uint32
-	if vs.CheckViaVIP && rs.Forward != lvs.NAT {
-		// A NAT real's clients' packets go to its own address, as its
-		// checks do: nothing to send through the VIP.
+	if vs.CheckViaVIP && !rs.Forward.Translates() {
+		// A NAT or FULLNAT real's clients' packets go to its own
+		// address, as its checks do: nothing to send through the VIP.
 		mark = d.checkMark(ctx, key, rs)
 	}
 	d.opts.Checks(ctx, &vsCopy, &rsCopy, mark, func(h Health) { d.report(ctx, key, r, h) })

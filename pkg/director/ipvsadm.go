@@ -308,6 +308,7 @@ func manualServices(st *ipvsadm.State) ([]dataplane.Service, error) {
 			ServiceKey: manualKey(&s),
 			Scheduler:  s.Scheduler,
 			Flags:      s.Flags,
+			LocalAddrs: s.LocalAddrs,
 		}
 		if s.Persistent {
 			svc.Persistence = time.Duration(s.Timeout) * time.Second
@@ -452,7 +453,7 @@ func IpvsadmTable(dp dataplane.Dataplane, wanted []dataplane.Service,
 		svc := ss.Service
 		is := ipvsadm.Service{
 			Protocol: svc.Protocol, Addr: svc.Addr, Port: svc.Port, FWMark: svc.FWMark,
-			Scheduler: svc.Scheduler, Flags: svc.Flags,
+			Scheduler: svc.Scheduler, Flags: svc.Flags, LocalAddrs: svc.LocalAddrs,
 			Stats: counters(ss.Counters), Rates: rates(svc.ServiceKey, nil),
 		}
 		if svc.FWMark != 0 {

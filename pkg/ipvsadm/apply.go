@@ -94,6 +94,26 @@ func (s *State) Apply(cmd Command) error {
 		return applyDest(svc, cmd)
 	case CmdStartDaemon, CmdStopDaemon:
 		return kernelErr(ErrNotSupported)
+	case CmdAddLaddr, CmdDelLaddr:
+		svc := s.Find(&cmd.Service)
+		if svc == nil || svc.Protocol != cmd.Service.Protocol {
+			return kernelErr(ErrNoService)
+		}
+		i := slices.Index(svc.LocalAddrs, cmd.Laddr)
+		switch {
+		case cmd.Kind == CmdAddLaddr && i >= 0:
+			return kernelErr(ErrLaddrExists)
+		case cmd.Kind == CmdAddLaddr:
+			if !unicast(cmd.Laddr) {
+				return kernelErr(ErrInvalid)
+			}
+			svc.LocalAddrs = append(slices.Clone(svc.LocalAddrs), cmd.Laddr)
+		case i < 0:
+			return kernelErr(ErrNoLaddr)
+		default:
+			svc.LocalAddrs = slices.Delete(slices.Clone(svc.LocalAddrs), i, i+1)
+		}
+		return nil
 	}
 	return nil
 }

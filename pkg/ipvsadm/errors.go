@@ -31,6 +31,10 @@ var (
 	// ErrNotSupported is xlb's answer to --start-daemon and
 	// --stop-daemon: it has no connection sync daemon.
 	ErrNotSupported = errors.New("Operation not supported")
+	// --add-laddr of an address the service has, --del-laddr of one it
+	// has not (DPVS answers EEXIST and ENOENT).
+	ErrLaddrExists = errors.New("Local address already exists")
+	ErrNoLaddr     = errors.New("No such local address")
 )
 
 // Exit statuses ipvsadm uses.

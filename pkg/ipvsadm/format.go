@@ -40,6 +40,8 @@ func (s *State) Exec(w io.Writer, cmd Command) error {
 		return WriteUsage(w, "ipvsadm")
 	case CmdVersion:
 		return WriteVersion(w)
+	case CmdGetLaddr:
+		return s.ListLaddrs(w, cmd)
 	case CmdRestore:
 		return &Error{Msg: ErrRestoreInput.Error(), Code: ExitFailure, Err: ErrRestoreInput}
 	}
@@ -87,6 +89,42 @@ func (s *State) Save(w io.Writer, opt ListOptions) error {
 	f := fmtFlags{ListOptions: opt, rule: true}
 	for _, svc := range sortedServices(s.Services, false) {
 		f.service(&b, &svc)
+		// xlbadm's: a FULLNAT service's local addresses, as the
+		// commands that give them (-R reads them back).
+		if svc.FWMark != 0 {
+			continue
+		}
+		for _, a := range svc.LocalAddrs {
+			fmt.Fprintf(&b, "--add-laddr %s %s --laddr %s\n", protoOption(svc.Protocol), f.addrPort(svc.Addr, svc.Port, svc.Protocol), a)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// ListLaddrs writes the local addresses of every service with some (or
+// of the one cmd names), as xlbadm --get-laddr lists them: the service,
+// how many, then one address a line.
+func (s *State) ListLaddrs(w io.Writer, cmd Command) error {
+	var b strings.Builder
+	f := fmtFlags{ListOptions: cmd.List}
+	fmt.Fprintf(&b, "%-8s %-33s %-6s %s\n", "Prot", "VIP:VPort", "TOTAL", "LocalAddress")
+	found := false
+	for _, svc := range sortedServices(s.Services, false) {
+		if cmd.HasService && !SameService(&svc, &cmd.Service) {
+			continue
+		}
+		found = found || cmd.HasService
+		if len(svc.LocalAddrs) == 0 && !cmd.HasService {
+			continue
+		}
+		fmt.Fprintf(&b, "%-8s %-33s %-6d\n", protoName(svc.Protocol), f.addrPort(svc.Addr, svc.Port, svc.Protocol), len(svc.LocalAddrs))
+		for _, a := range svc.LocalAddrs {
+			fmt.Fprintf(&b, "%-8s %-33s %-6s %s\n", "", "", "", a)
+		}
+	}
+	if cmd.HasService && !found {
+		return &Error{Msg: ErrNoService.Error(), Code: ExitList, Err: ErrNoService}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

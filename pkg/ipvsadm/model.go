@@ -41,6 +41,8 @@ func forwardOption(f lvs.Forward) string {
 		return "-i"
 	case lvs.DR, lvs.Local:
 		return "-g"
+	case lvs.FNAT:
+		return "--fullnat"
 	}
 	return "(null)"
 }
@@ -120,6 +122,10 @@ type Service struct {
 	// may be any value ipvsadm's -M accepted; for IPv6 it is a prefix length.
 	Netmask uint32
 	PE      string // persistence engine (--pe), usually ""
+	// LocalAddrs are the addresses its FULLNAT reals see connections come
+	// from (DPVS's ipvsadm --add-laddr -z); xlbadm's -S writes them as
+	// --add-laddr lines after the service's.
+	LocalAddrs []netip.Addr
 
 	Stats Stats
 	Rates Rates

@@ -29,12 +29,18 @@ const (
 	CmdZero                          // -Z
 	CmdHelp                          // -h
 	CmdVersion                       // -v
+	// DPVS's ipvsadm's, for FULLNAT's local addresses (xlbadm only).
+	CmdAddLaddr // -P, --add-laddr
+	CmdDelLaddr // -Q, --del-laddr
+	CmdGetLaddr // -G, --get-laddr
+	numKinds
 )
 
 // cmdNames are ipvsadm's names for commands in its messages.
 var cmdNames = [...]string{"", "add-service", "edit-service", "delete-service",
 	"flush", "list", "add-server", "delete-server", "edit-server", "set",
-	"start-daemon", "stop-daemon", "restore", "save", "zero", "help", "version"}
+	"start-daemon", "stop-daemon", "restore", "save", "zero", "help", "version",
+	"add-laddr", "del-laddr", "get-laddr"}
 
 func (k Kind) String() string {
 	if k > 0 && int(k) < len(cmdNames) {
@@ -112,6 +118,8 @@ type Command struct {
 	Timeouts Timeouts // --set; 0 leaves a timeout unchanged
 	List     ListOptions
 	Daemon   Daemon
+	// Laddr is the local address of --add-laddr and --del-laddr (-z).
+	Laddr netip.Addr
 }
 
 // Parser parses ipvsadm command lines. Its zero value accepts numeric
@@ -163,6 +171,7 @@ const (
 	optTunNoCsum
 	optTunCsum
 	optTunRemCsum
+	optLaddr
 	numOpts
 )
 
@@ -172,13 +181,13 @@ var optNames = [numOpts]string{"numeric", "connection", "service-address",
 	"daemon", "stats", "rate", "thresholds", "persistent-conn", "nosort",
 	"syncid", "exact", "ops", "pe", "sched-flags", "mcast-group",
 	"mcast-port", "mcast-ttl", "sync-maxlen", "tun-info", "tun-type",
-	"tun-port", "tun-nocsum", "tun-csum", "tun-remcsum"}
+	"tun-port", "tun-nocsum", "tun-csum", "tun-remcsum", "laddr"}
 
 // cmdOpts is commands_v_options: for each command, each option is
 // compulsory '+', illegal 'x', optional ' ', or one of a mutually exclusive
 // set '1'. Options not listed are illegal.
-var cmdOpts = func() [CmdZero + 1][numOpts]byte {
-	var t [CmdZero + 1][numOpts]byte
+var cmdOpts = func() [numKinds][numOpts]byte {
+	var t [numKinds][numOpts]byte
 	set := func(k Kind, m map[int]byte) {
 		for j := range t[k] {
 			t[k][j] = 'x'
@@ -210,6 +219,9 @@ var cmdOpts = func() [CmdZero + 1][numOpts]byte {
 	set(CmdRestore, nil)
 	set(CmdSave, map[int]byte{optNumeric: ' '})
 	set(CmdZero, map[int]byte{optService: ' '})
+	set(CmdAddLaddr, map[int]byte{optService: '+', optLaddr: '+'})
+	set(CmdDelLaddr, map[int]byte{optService: '+', optLaddr: '+'})
+	set(CmdGetLaddr, map[int]byte{optService: ' ', optNumeric: ' '})
 	return t
 }()
 
@@ -247,6 +259,7 @@ type parseState struct {
 	daemon  Daemon
 	flagArg string
 	hasFlag bool
+	laddr   netip.Addr
 }
 
 func (ps *parseState) setOption(col int) error {
@@ -324,6 +337,12 @@ func (p Parser) Parse(args []string) (Command, error) {
 		return Command{Kind: CmdHelp}, nil
 	case 'v':
 		return Command{Kind: CmdVersion}, nil
+	case 'P':
+		ps.cmd = CmdAddLaddr
+	case 'Q':
+		ps.cmd = CmdDelLaddr
+	case 'G':
+		ps.cmd = CmdGetLaddr
 	default:
 		return Command{}, tryHelpErr()
 	}
@@ -470,7 +489,7 @@ func (ps *parseState) option(r poptResult, pp *poptState) error {
 		if sa.hasPort {
 			ps.dest.Port = sa.port
 		}
-	case 'i', 'g', 'm':
+	case 'i', 'g', 'm', tagFullNAT:
 		if err := ps.setOption(optForward); err != nil {
 			return err
 		}
@@ -479,9 +498,20 @@ func (ps *parseState) option(r poptResult, pp *poptState) error {
 			ps.dest.Forward = lvs.TUN
 		case 'g':
 			ps.dest.Forward = lvs.DR
+		case tagFullNAT:
+			ps.dest.Forward = lvs.FNAT
 		default:
 			ps.dest.Forward = lvs.NAT
 		}
+	case 'z':
+		if err := ps.setOption(optLaddr); err != nil {
+			return err
+		}
+		a, err := netip.ParseAddr(arg)
+		if err != nil || a.Zone() != "" {
+			return usageErr("illegal local address specified")
+		}
+		ps.laddr = a
 	case 'w':
 		if err := ps.setOption(optWeight); err != nil {
 			return err
@@ -757,6 +787,7 @@ func (ps *parseState) finish() (Command, error) {
 		Timeouts:   ps.timeout,
 		List:       ps.list,
 		Daemon:     ps.daemon,
+		Laddr:      ps.laddr,
 	}, nil
 }
 

@@ -50,6 +50,7 @@ const (
 	tagTunCsum
 	tagTunRemCsum
 	tagSyncID
+	tagFullNAT
 )
 
 var poptTable = []poptOption{
@@ -111,6 +112,13 @@ var poptTable = []poptOption{
 	{"tun-nocsum", 0, argNone, tagTunNoCsum},
 	{"tun-csum", 0, argNone, tagTunCsum},
 	{"tun-remcsum", 0, argNone, tagTunRemCsum},
+	// DPVS's ipvsadm's FULLNAT options (its -b for --fullnat is
+	// upstream's --sched-flags: xlbadm keeps upstream's).
+	{"fullnat", 0, argNone, tagFullNAT},
+	{"add-laddr", 'P', argNone, 'P'},
+	{"del-laddr", 'Q', argNone, 'Q'},
+	{"get-laddr", 'G', argNone, 'G'},
+	{"laddr", 'z', argRequired, 'z'},
 }
 
 // popt error texts (poptStrerror).

@@ -130,6 +130,7 @@ type svcState struct {
 	// as written (writtenLaddrs).
 	laddrs        xlbLaddrSet
 	writtenLaddrs xlbLaddrSet
+	local         []netip.Addr // the addresses laddrs names
 
 	// dests are the reals' weights as the table was built (0 for an
 	// unresolved real), in list order.
@@ -420,6 +421,7 @@ func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (
 			}
 			st.laddrs.Slot[st.laddrs.N] = uint8(slot)
 			st.laddrs.N++
+			st.local = append(st.local, a)
 		}
 	}
 	for _, r := range st.reals {

@@ -126,6 +126,14 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 			}
 		}
 		t.svcUsed[st.idx] = true
+		if err := objs.SvcLaddrs.Lookup(&st.idx, &st.laddrs); err != nil {
+			return nil, fmt.Errorf("service %s: read its local addresses: %w", st.key, err)
+		}
+		for _, slot := range st.laddrs.Slot[:min(int(st.laddrs.N), len(st.laddrs.Slot))] {
+			if int(slot) < len(laddrs) && laddrs[slot].Family != 0 {
+				st.local = append(st.local, laddrs[slot].Addr.addr(laddrs[slot].Family))
+			}
+		}
 		st.tabOff, st.tabLen = s.TabOff, s.TabLen
 		if !t.tabs.take(st.tabOff, st.tabLen) {
 			return nil, fmt.Errorf("service %s: its scheduler table [%d, +%d) is outside the pool or shared", st.key, st.tabOff, st.tabLen)

@@ -53,7 +53,8 @@ func (x *Dataplane) Stats() (dataplane.Stats, error) {
 			return dataplane.Stats{}, err
 		}
 		ss := dataplane.ServiceStats{Counters: retired, Service: dataplane.Service{ServiceKey: s.key,
-			Scheduler: s.sched, Flags: s.flags, Persistence: s.persist, PersistenceMask: s.persistMask},
+			Scheduler: s.sched, Flags: s.flags, Persistence: s.persist, PersistenceMask: s.persistMask,
+			LocalAddrs: slices.Clone(s.local)},
 			Reals: make([]dataplane.RealStats, 0, len(s.reals))}
 		for _, r := range s.reals {
 			rc, cc, err := rd.real(r.slot)
