@@ -197,9 +197,22 @@ func xlbadmPage() string {
 	b.WriteString(".SH DESCRIPTION\n\\fBxlbadm\\fR takes \\fBipvsadm\\fR(8) 1.31's command line and prints its tables, byte for byte,\n" +
 		"for the services of the running \\fBxlb\\fR(8) daemon (its control socket, /run/xlb/xlb.sock, or \\fBXLB_SOCKET\\fR).\n" +
 		"Services from keepalived.conf are changed in the file; services made with xlbadm live beside them.\n" +
-		"On the XDP data plane, connection thresholds, one\\-packet scheduling, IPv6 services and the sync\\-daemon\n" +
-		"commands are refused by name (on the IPVS data plane \\fB\\-\\-start\\-daemon\\fR drives the kernel's own sync daemon);\n" +
-		"persistence engines are refused on both. Nothing is accepted and ignored.\n")
+		"On the XDP data plane, connection thresholds, one\\-packet scheduling and IPv6 services by TUN are refused by\n" +
+		"name (on the IPVS data plane they run; \\fB\\-\\-start\\-daemon\\fR drives the kernel's own sync daemon there and\n" +
+		"xlb's own on XDP); persistence engines are refused on both. Nothing is accepted and ignored.\n")
+	b.WriteString(".SH \"FULLNAT (DPVS'S COMMANDS)\"\n" +
+		"xlbadm takes the FULLNAT commands of DPVS's ipvsadm, which the kernel's IPVS does not have (the XDP data plane\n" +
+		"forwards them; on IPVS they are refused by name):\n" +
+		".TP\n\\fB\\-\\-fullnat\\fR\nwith \\fB\\-a\\fR or \\fB\\-e\\fR: the real is forwarded by FULLNAT, listed \\fBFullNat\\fR " +
+		"(DPVS's ipvsadm spells it \\fB\\-b\\fR, which upstream ipvsadm and xlbadm read as \\fB\\-\\-sched\\-flags\\fR)\n" +
+		".TP\n\\fB\\-\\-add\\-laddr\\fR, \\fB\\-P\\fR \\fB\\-t\\fR|\\fB\\-u\\fR \\fIservice\\-address\\fR \\fB\\-z\\fR \\fIlocal\\-address\\fR\n" +
+		"give the service a local address: its FULLNAT reals see connections come from it (the director must hold it)\n" +
+		".TP\n\\fB\\-\\-del\\-laddr\\fR, \\fB\\-Q\\fR \\fB\\-t\\fR|\\fB\\-u\\fR \\fIservice\\-address\\fR \\fB\\-z\\fR \\fIlocal\\-address\\fR\n" +
+		"take one away (connections using it keep it until they end)\n" +
+		".TP\n\\fB\\-\\-get\\-laddr\\fR, \\fB\\-G\\fR [\\fB\\-t\\fR|\\fB\\-u\\fR \\fIservice\\-address\\fR] [\\fB\\-n\\fR]\n" +
+		"list the local addresses of every service that has some, or of one\n" +
+		".TP\n\\fB\\-\\-laddr\\fR, \\fB\\-z\\fR \\fIaddress\\fR\nthe local address of \\fB\\-P\\fR and \\fB\\-Q\\fR\n" +
+		".PP\n\\fB\\-S\\fR writes a service's local addresses as \\fB\\-\\-add\\-laddr\\fR lines after it, which \\fB\\-R\\fR reads back.\n")
 	section := ""
 	for ; i < len(lines); i++ {
 		l := lines[i]
