@@ -347,10 +347,16 @@ static __attribute__((noinline)) int promote6(const struct conn_key6 *k, const s
 	return 0;
 }
 
-/* A new NAT66 flow's reverse entry, half-open with it. */
-static __attribute__((noinline)) int reply6_insert(const struct conn_key6 *rk, const struct nat_reply *nr)
+/* A new NAT66 flow's reverse entry (the flow k to real:rport), half-open
+ * with it. Its key and value are made here, on a frame of its own:
+ * xlb_xdp6's is near what a call chain may have. */
+static __attribute__((noinline)) int reply6_insert(const struct conn_key6 *k, const __be32 *real, __be16 rport)
 {
-	return bpf_map_update_elem(&half_open_replies6, rk, nr, BPF_ANY);
+	struct conn_key6 rk;
+	reply_key6(&rk, real, rport, k);
+	struct nat_reply nr = { .vport = k->dport, .family = AF_INET6 };
+	__builtin_memcpy(nr.vip.v6, k->dst, 16);
+	return bpf_map_update_elem(&half_open_replies6, &rk, &nr, BPF_ANY);
 }
 
 /* An IPv6 NAT flow's reverse entry, proven or half-open. */

@@ -6,6 +6,8 @@
 #define XLB_CSUM_H
 
 #include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
 
 static __always_inline void csum_replace2(__u16 *sum, __u16 from, __u16 to)
 {
@@ -21,6 +23,26 @@ static __always_inline void csum_replace4(__u16 *sum, __u32 from, __u32 to)
 {
 	csum_replace2(sum, (__u16)from, (__u16)to);
 	csum_replace2(sum, (__u16)(from >> 16), (__u16)(to >> 16));
+}
+
+/* The complement of a 32-bit ones'-complement sum folded to 16 bits. */
+static __always_inline __u16 csum_fold32(__u32 c)
+{
+	c = (c & 0xffff) + (c >> 16);
+	c = (c & 0xffff) + (c >> 16);
+	return (__u16)~c;
+}
+
+/* A checksum over 16 bytes that change from from to to (an IPv6 address
+ * in a pseudo-header): one bpf_csum_diff, where eight csum_replace2 would
+ * spill their temporaries onto a frame near its limit. */
+static __always_inline int csum_replace16(__u16 *sum, __be32 *from, __be32 *to)
+{
+	__s64 d = bpf_csum_diff(from, 16, to, 16, (__u16)~*sum);
+	if (d < 0)
+		return -1;
+	*sum = csum_fold32((__u32)d);
+	return 0;
 }
 
 #endif /* XLB_CSUM_H */

@@ -102,11 +102,9 @@ static __always_inline int nat_rewrite6(struct packet *p, void *data_end, int ds
 		l4sum = (__u16 *)&uh->check; /* never 0 in IPv6 (RFC 8200 8.1) */
 		pp = dst ? &uh->dest : &uh->source;
 	}
-#pragma unroll
-	for (int i = 0; i < 4; i++) {
-		csum_replace4(l4sum, old[i], addr[i]);
-		old[i] = addr[i];
-	}
+	if (csum_replace16(l4sum, old, (__be32 *)addr) < 0)
+		return -1;
+	__builtin_memcpy(old, addr, 16);
 	csum_replace2(l4sum, *pp, port);
 	if (p->proto == IPPROTO_UDP && *l4sum == 0)
 		*l4sum = 0xffff;

@@ -48,13 +48,6 @@ struct grehdr {
 #define XLB_GUE_SPORT_MIN 32768
 #define XLB_GUE_SPORT_SPAN 28232
 
-static __always_inline __u16 csum_fold32(__u32 c)
-{
-	c = (c & 0xffff) + (c >> 16);
-	c = (c & 0xffff) + (c >> 16);
-	return (__u16)~c;
-}
-
 /* The checksum of an IPv4 header without options whose check is 0. */
 static __always_inline __u16 iph_csum(const struct iphdr *ip)
 {

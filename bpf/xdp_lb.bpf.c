@@ -5,8 +5,9 @@
  * -> nat_reply (NAT and FULLNAT replies) -> maybe_vip -> established (flow
  * lookup) -> new_flow (service, persistence, scheduler) -> forward (DR,
  * NAT, FULLNAT, TUN) -> stats.
- * IPv4 and IPv6 each have their own copy of the path from maybe_vip on
- * (by_flow), and their own flow tables.
+ * IPv6 goes on in xlb_xdp6, tail-called: each family has its own copy of
+ * the path from maybe_vip on (by_flow), its own flow tables, and its own
+ * program for the verifier to walk.
  *
  * A new flow is half-open (its own table) until its next client packet
  * proves it (a TCP flow out of SYN_RECV/SYNACK, a UDP flow's second
@@ -581,10 +582,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 		cflags |= XLB_CONN_F_NAT;
 	conn_create(ck, fam, real_slot, r->gen, svc_idx, p->proto, p->tcp_flags, now, cflags, s->persist_mask, fnat >> 16, (__be16)fnat);
 	if (fam == AF_INET6 && (r->flags & XLB_REAL_F_NAT)) {
-		struct conn_key6 rk;
-		reply_key6(&rk, r->addr.v6, r->port ? r->port : p->dport, &ck->v6);
-		struct nat_reply nr = { .vip = p->dst, .vport = p->dport, .family = fam };
-		reply6_insert(&rk, &nr);
+		reply6_insert(&ck->v6, r->addr.v6, r->port ? r->port : p->dport);
 	} else if ((cflags & (XLB_CONN_F_NAT | XLB_CONN_F_FNAT)) == XLB_CONN_F_NAT) {
 		struct conn_key rk = {
 			.src = r->addr.v4, .dst = p->src.v4, .sport = r->port ? r->port : p->dport, .dport = p->sport, .proto = p->proto,
@@ -614,6 +612,18 @@ static __always_inline int by_flow(struct xdp_md *ctx, struct packet *p, void *d
 	return new_flow(ctx, p, data_end, &ck, bytes, now, fam);
 }
 
+/* IPv6 runs in a program of its own, xlb_xdp6, which xlb_xdp tail-calls
+ * (the loader puts it at XLB_PROG_IPV6): the verifier walks each family's
+ * paths against a budget of its own, and IPv4's program holds none of
+ * IPv6's. */
+#define XLB_PROG_IPV6 0
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} xlb_progs SEC(".maps");
+
 /* The chain: parse -> (no ports: unparsed) -> NAT reply -> the VIP filter
  * -> established flow -> new flow. */
 SEC("xdp")
@@ -625,19 +635,42 @@ int xlb_xdp(struct xdp_md *ctx)
 	struct packet p = {};
 
 	int res = parse_packet(data, data_end, &p);
+	if (__builtin_expect(p.family == AF_INET6, 0)) {
+		bpf_tail_call(ctx, &xlb_progs, XLB_PROG_IPV6);
+		return XDP_PASS; /* no IPv6 program loaded: the kernel's */
+	}
 	if (res != PARSE_OK)
 		return unparsed(ctx, &p, data_end, res);
-	/* IPv6 is laid out after IPv4's path, not inside it. */
-	if (__builtin_expect(p.family == AF_INET6, 0)) {
-		int act6 = nat_reply6(ctx, &p, data_end, bytes);
-		if (act6 != XLB_CONTINUE)
-			return act6;
-		return by_flow(ctx, &p, data_end, bytes, AF_INET6);
-	}
 	int act = nat_reply(ctx, &p, data_end, bytes);
 	if (act != XLB_CONTINUE)
 		return act;
 	return by_flow(ctx, &p, data_end, bytes, AF_INET);
+}
+
+/* xlb_xdp for IPv6 (tail-called): parse -> (no ports: a fragment or a
+ * cut header to a VIP is a counted drop, anything else the kernel's) ->
+ * NAT66 reply -> the VIP filter -> established flow -> new flow. */
+SEC("xdp")
+int xlb_xdp6(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 bytes = data_end - data;
+	struct packet p = {};
+
+	int res = parse_packet(data, data_end, &p);
+	if (p.family != AF_INET6)
+		return XDP_PASS;
+	if (res != PARSE_OK) {
+		if ((res != PARSE_FRAGMENT && res != PARSE_TRUNCATED) || !to_vip(&p.dst, AF_INET6))
+			return XDP_PASS;
+		stat_inc(res == PARSE_FRAGMENT ? XLB_STAT_FRAGMENT : XLB_STAT_TRUNCATED);
+		return XDP_DROP;
+	}
+	int act = nat_reply6(ctx, &p, data_end, bytes);
+	if (act != XLB_CONTINUE)
+		return act;
+	return by_flow(ctx, &p, data_end, bytes, AF_INET6);
 }
 
 /* ---- programs the control plane runs with BPF_PROG_TEST_RUN ---- */

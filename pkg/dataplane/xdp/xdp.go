@@ -305,8 +305,16 @@ func (x *Dataplane) loadObjects() error {
 		}
 		return fmt.Errorf("load xdp program: %w", err)
 	}
+	// xlb_xdp hands IPv6 to xlb_xdp6 by a tail call (bpf/xdp_lb.bpf.c).
+	if err := x.objs.XlbProgs.Put(uint32(progIPv6), x.objs.XlbXdp6); err != nil {
+		x.objs.Close()
+		return fmt.Errorf("load xdp program: the IPv6 program's slot: %w", err)
+	}
 	return nil
 }
+
+// progIPv6 is xlb_xdp6's slot in xlb_progs (XLB_PROG_IPV6).
+const progIPv6 = 0
 
 // ensureBPFFS makes sure dir's parent is on a mounted bpffs.
 func ensureBPFFS(dir string) error {

@@ -366,11 +366,13 @@ const (
 	xlbMapTxPorts          = "tx_ports"
 	xlbMapVipFilter        = "vip_filter"
 	xlbMapVips             = "vips"
+	xlbMapXlbProgs         = "xlb_progs"
 	xlbProgXlbAdjust       = "xlb_adjust"
 	xlbProgXlbSweep        = "xlb_sweep"
 	xlbProgXlbTcCheck      = "xlb_tc_check"
 	xlbProgXlbTcNeigh      = "xlb_tc_neigh"
 	xlbProgXlbXdp          = "xlb_xdp"
+	xlbProgXlbXdp6         = "xlb_xdp6"
 	xlbVarHaveBpfLoop      = "have_bpf_loop"
 	xlbVarHaveCoarseClock  = "have_coarse_clock"
 	xlbVarXlbEnums         = "xlb_enums"
@@ -423,6 +425,7 @@ type xlbProgramSpecs struct {
 	XlbTcCheck *ebpf.ProgramSpec `ebpf:"xlb_tc_check"`
 	XlbTcNeigh *ebpf.ProgramSpec `ebpf:"xlb_tc_neigh"`
 	XlbXdp     *ebpf.ProgramSpec `ebpf:"xlb_xdp"`
+	XlbXdp6    *ebpf.ProgramSpec `ebpf:"xlb_xdp6"`
 }
 
 // xlbMapSpecs contains maps before they are loaded into the kernel.
@@ -465,6 +468,7 @@ type xlbMapSpecs struct {
 	TxPorts          *ebpf.MapSpec `ebpf:"tx_ports"`
 	VipFilter        *ebpf.MapSpec `ebpf:"vip_filter"`
 	Vips             *ebpf.MapSpec `ebpf:"vips"`
+	XlbProgs         *ebpf.MapSpec `ebpf:"xlb_progs"`
 }
 
 // xlbVariableSpecs contains global variables before they are loaded into the kernel.
@@ -532,6 +536,7 @@ type xlbMaps struct {
 	TxPorts          *ebpf.Map `ebpf:"tx_ports"`
 	VipFilter        *ebpf.Map `ebpf:"vip_filter"`
 	Vips             *ebpf.Map `ebpf:"vips"`
+	XlbProgs         *ebpf.Map `ebpf:"xlb_progs"`
 }
 
 func (m *xlbMaps) Close() error {
@@ -572,6 +577,7 @@ func (m *xlbMaps) Close() error {
 		m.TxPorts,
 		m.VipFilter,
 		m.Vips,
+		m.XlbProgs,
 	)
 }
 
@@ -593,6 +599,7 @@ type xlbPrograms struct {
 	XlbTcCheck *ebpf.Program `ebpf:"xlb_tc_check"`
 	XlbTcNeigh *ebpf.Program `ebpf:"xlb_tc_neigh"`
 	XlbXdp     *ebpf.Program `ebpf:"xlb_xdp"`
+	XlbXdp6    *ebpf.Program `ebpf:"xlb_xdp6"`
 }
 
 func (p *xlbPrograms) Close() error {
@@ -602,6 +609,7 @@ func (p *xlbPrograms) Close() error {
 		p.XlbTcCheck,
 		p.XlbTcNeigh,
 		p.XlbXdp,
+		p.XlbXdp6,
 	)
 }
 
