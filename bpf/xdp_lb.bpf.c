@@ -23,7 +23,9 @@
  *                                    walked (four at most); a fragment header or
  *                                    a longer chain: as a fragment / cut short
  *   IPv6 to a NAT or TUN real        XDP_DROP, stat NO_DEST (Caps refuse them)
- *   ICMPv6 to a VIP                  XDP_PASS (errors are not translated yet)
+ *   ICMPv6 error about an IPv6 flow  to the flow's real (NAT66: translated inside
+ *                                    and out); from a NAT66 real: back to the client
+ *   other ICMPv6                     XDP_PASS
  *   not for a service (VIP, port)    XDP_PASS, untouched
  *   fragment to a VIP                XDP_DROP, stat FRAGMENT (no ports to find the flow)
  *   datagram cut short by the frame, XDP_DROP, stat TRUNCATED
@@ -68,6 +70,7 @@
 #include "icmp.h"
 #include "check.h"
 #include "fullnat.h"
+#include "icmp6.h"
 
 _Static_assert((XLB_SCHED_SLOTS & (XLB_SCHED_SLOTS - 1)) == 0, "XLB_SCHED_SLOTS must be a power of two");
 
@@ -661,6 +664,15 @@ int xlb_xdp6(struct xdp_md *ctx)
 	int res = parse_packet(data, data_end, &p);
 	if (p.family != AF_INET6)
 		return XDP_PASS;
+	if (res == PARSE_OTHER_L4 && p.proto == IPPROTO_ICMPV6) {
+		/* An error about a flow goes with the flow (bpf/icmp6.h). */
+		int act = -1;
+		if (to_vip(&p.dst, AF_INET6))
+			act = icmp6_to_vip(ctx, &p, data_end);
+		else if (maybe_nat_real(&p, AF_INET6))
+			act = icmp6_from_nat_real(ctx, &p, data_end);
+		return act < 0 ? XDP_PASS : act;
+	}
 	if (res != PARSE_OK) {
 		if ((res != PARSE_FRAGMENT && res != PARSE_TRUNCATED) || !to_vip(&p.dst, AF_INET6))
 			return XDP_PASS;
