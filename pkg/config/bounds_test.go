@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -123,4 +124,63 @@ func TestLimitsStopTheRead(t *testing.T) {
 	t.Logf("a %d MB file: %d MB allocated to parse it whole, %d MB to refuse it at 64", size>>20, whole>>20, limited>>20)
 	assert.Less(t, limited, 3*size, "the file is read (and copied once), not lexed")
 	assert.Greater(t, whole, 10*limited)
+}
+
+// The parser reads each top-level block while the lexer reads on, but
+// the problems come out as when the whole file was read first: the
+// lexer's, then the blocks with no keyword, then the parser's (the
+// top-level blocks', then what finishing them finds).
+func TestProblemsInReadingOrder(t *testing.T) {
+	src := vs1(" no_such_keyword 1") + "}\n{\n}\n" + vs1(" real_server\n another_unknown")
+	_, p := parseProblems(memSource{}, "keepalived.conf", []byte(src), Options{ConfigID: "testhost"})
+	var got []string
+	for _, e := range p.all {
+		got = append(got, e.Error())
+	}
+	assert.Equal(t, []string{
+		`keepalived.conf:7: closes no block: "}"`,
+		`keepalived.conf:8: block with no keyword: "{"`,
+		`keepalived.conf:5: unknown keyword in virtual_server: "no_such_keyword"`,
+		`keepalived.conf:14: missing "{" after "real_server"`,
+		`keepalived.conf:15: unknown keyword in virtual_server: "another_unknown"`,
+		`keepalived.conf:1: virtual server has no real_server; ignoring "10.0.0.1"`,
+		`keepalived.conf:10: virtual server has no real_server; ignoring "10.0.0.1"`,
+	}, got)
+}
+
+// What the parser finds while held, released after what the lexer
+// found, is what finding it all in that order gives, for any numbers of
+// errors and warnings on either side of the bounds.
+func TestHeldProblemsReleased(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	event := func(i int) heldProblem {
+		if r.Intn(4) == 0 {
+			return heldProblem{err: &ParseError{File: "f", Line: i, Msg: "error"}}
+		}
+		return heldProblem{warn: Warning{File: "f", Line: i, Msg: "warning"}}
+	}
+	feed := func(p *problems, e heldProblem) {
+		if e.err != nil {
+			p.add(e.err)
+		} else {
+			p.warn(e.warn)
+		}
+	}
+	for range 300 {
+		direct, released, held := &problems{}, &problems{}, holding()
+		for i := range r.Intn(3 * maxWarnings / 2) {
+			e := event(i)
+			feed(direct, e)
+			feed(released, e)
+		}
+		for i := range r.Intn(4 * maxWarnings) {
+			e := event(100000 + i)
+			feed(direct, e)
+			feed(held, e)
+		}
+		released.release(held)
+		require.Equal(t, direct.errs, released.errs)
+		require.Equal(t, direct.warns, released.warns)
+		require.Equal(t, direct.all, released.all)
+	}
 }

@@ -176,7 +176,9 @@ type lexer struct {
 	defs   map[string]string // $NAME=value parameter definitions
 	stack  []string          // files being read, outermost first
 	keys   []string          // src.Key of each file in stack
-	lines  []line
+	// tree nests the logical lines as they are read; nlines counts them.
+	tree   *treeBuilder
+	nlines int
 	// lim bounds the servers; vs and rs count them.
 	lim    Limits
 	vs, rs int
@@ -240,7 +242,15 @@ func (lx *lexer) count(pos Pos, kw string) {
 	}
 }
 
-// lexFile appends the logical lines of one file, with its includes expanded
+// emit hands a logical line to the tree, as it is read: the lines are
+// never held all at once, so a read stopped early (a limit passed) has
+// cost only what it read.
+func (lx *lexer) emit(l line) {
+	lx.nlines++
+	lx.tree.add(l)
+}
+
+// lexFile emits the logical lines of one file, with its includes expanded
 // in place. Braces must balance within each file.
 func (lx *lexer) lexFile(name string, data []byte) {
 	lx.total += len(data)
@@ -250,11 +260,6 @@ func (lx *lexer) lexFile(name string, data []byte) {
 	}
 	lx.stack = append(lx.stack, name)
 	lx.keys = append(lx.keys, lx.src.Key(name))
-	if lx.lines == nil {
-		// About one line per newline, up to what any real configuration
-		// has: a big file refused early has not cost its size in lines.
-		lx.lines = make([]line, 0, min(bytes.Count(data, []byte{'\n'})+1, 1<<16))
-	}
 	defer func() {
 		lx.stack = lx.stack[:len(lx.stack)-1]
 		lx.keys = lx.keys[:len(lx.keys)-1]
@@ -292,7 +297,7 @@ func (lx *lexer) lexFile(name string, data []byte) {
 		if lx.p.stop {
 			return
 		}
-		lx.lines = append(lx.lines, line{pos: pos, words: words, raw: text})
+		lx.emit(line{pos: pos, words: words, raw: text})
 		prevKW, prevPos = words[0], pos
 	}
 	emitBrace := func(pos Pos, b byte) {
@@ -316,7 +321,7 @@ func (lx *lexer) lexFile(name string, data []byte) {
 			}
 			open = open[:len(open)-1]
 		}
-		lx.lines = append(lx.lines, line{pos: pos, brace: b})
+		lx.emit(line{pos: pos, brace: b})
 		prevKW = ""
 	}
 
@@ -329,7 +334,7 @@ func (lx *lexer) lexFile(name string, data []byte) {
 		if lx.p.full() {
 			return // a hopeless file: stop reading it
 		}
-		if len(lx.lines) >= MaxLines {
+		if lx.nlines >= MaxLines {
 			lx.p.errorf(Pos{File: name, Line: i + 1}, name, "more than %d lines in the configuration: stopped at", MaxLines)
 			return
 		}
@@ -356,7 +361,7 @@ func (lx *lexer) lexFile(name string, data []byte) {
 				lx.p.errorf(pos, s, "~SEQ sequences and multi-line definitions nested more than %d deep in", maxNesting)
 				return
 			}
-			if len(lx.lines) >= MaxLines {
+			if lx.nlines >= MaxLines {
 				if !lx.p.stop {
 					lx.p.errorf(pos, name, "more than %d lines in the configuration (sequences and definitions expanded): stopped at", MaxLines)
 					lx.p.stop = true
@@ -417,7 +422,7 @@ func (lx *lexer) lexFile(name string, data []byte) {
 	// Close what was left open so that the tree can still be built and
 	// checked for further errors.
 	for range open {
-		lx.lines = append(lx.lines, line{pos: Pos{File: name, Line: bytes.Count(data, []byte{'\n'}) + 1}, brace: '}'})
+		lx.emit(line{pos: Pos{File: name, Line: bytes.Count(data, []byte{'\n'}) + 1}, brace: '}'})
 	}
 }
 

@@ -64,10 +64,17 @@ type vsDraft struct {
 	granularity opt[lvs.Netmask]
 	sorryFwd    opt[method]
 	sorryPos    Pos
-	flagWords   []*node // sh-port, mh-fallback, ...: checked against the scheduler
+	flagWords   []flagWord // sh-port, mh-fallback, ...: checked against the scheduler
 	smtpAlert   opt[bool]
 	checkViaVIP opt[bool]
 	reals       []*rsDraft
+}
+
+// flagWord is a scheduler flag keyword and where it was (not its node:
+// the nodes go once their top-level block is read).
+type flagWord struct {
+	kw  string
+	pos Pos
 }
 
 type rsDraft struct {
@@ -239,7 +246,7 @@ func (ps *parser) virtualServer(b *node) {
 			}
 		case "sh-port", "sh-fallback", "mh-port", "mh-fallback", "ops", "sloppy_tcp", "sloppy_sctp":
 			if ps.args(n, 0, 0) {
-				d.flagWords = append(d.flagWords, n)
+				d.flagWords = append(d.flagWords, flagWord{n.kw, n.pos})
 			}
 		case "smtp_alert":
 			if b, ok := ps.optFlag(n); ok {

@@ -85,9 +85,65 @@ type problems struct {
 	// --strict reports.
 	all  ErrorList
 	stop bool // the input is hopeless: read no more of it
+	// held, when set, keeps the problems instead (see holding).
+	held *heldProblems
+}
+
+// heldProblems are problems found before they can be reported: the
+// parser reads each top-level block as soon as the lexer has read it,
+// but what it finds is reported after all the lexer finds, as when the
+// whole file was read first.
+type heldProblems struct {
+	list          []heldProblem
+	nerrs, nwarns int // found, kept or not
+}
+
+type heldProblem struct {
+	err  *ParseError // or
+	warn Warning
+}
+
+// holding returns a problems that keeps what it is told, for release to
+// report.
+func holding() *problems {
+	return &problems{held: &heldProblems{}}
+}
+
+// keep keeps what release can report: the first maxErrors+maxWarnings
+// problems (all that all takes), the first maxErrors errors (errs) and
+// the first maxWarnings+1 warnings (warns, then its last line). Beyond
+// those, none would be reported.
+func (h *heldProblems) keep(hp heldProblem) {
+	isErr := hp.err != nil
+	keep := len(h.list) < maxErrors+maxWarnings ||
+		(isErr && h.nerrs < maxErrors) || (!isErr && h.nwarns <= maxWarnings)
+	if isErr {
+		h.nerrs++
+	} else {
+		h.nwarns++
+	}
+	if keep {
+		h.list = append(h.list, hp)
+	}
+}
+
+// release reports to p, in order, what held kept.
+func (p *problems) release(held *problems) {
+	for _, hp := range held.held.list {
+		if hp.err != nil {
+			p.add(hp.err)
+		} else {
+			p.warn(hp.warn)
+		}
+	}
+	held.held = nil
 }
 
 func (p *problems) add(e *ParseError) {
+	if p.held != nil {
+		p.held.keep(heldProblem{err: e})
+		return
+	}
 	if len(p.all) < maxErrors+maxWarnings {
 		p.all = append(p.all, e)
 	}
@@ -127,6 +183,10 @@ func (p *problems) ignoref(pos Pos, word, format string, args ...any) {
 }
 
 func (p *problems) warn(w Warning) {
+	if p.held != nil {
+		p.held.keep(heldProblem{warn: w})
+		return
+	}
 	if len(p.all) < maxErrors+maxWarnings {
 		p.all = append(p.all, w.strict())
 	}
@@ -148,37 +208,88 @@ type node struct {
 	anon     bool // a block with no keyword line: reported, then ignored
 }
 
-// buildTree nests the logical lines by their braces. The lexer has already
-// balanced the braces of each file.
-func buildTree(lines []line, p *problems) []*node {
-	root := &node{block: true}
-	stack := []*node{root}
-	var prev *node // the words line just before, if it was the last line
-	for _, l := range lines {
-		cur := stack[len(stack)-1]
-		switch l.brace {
-		case '{':
-			if prev == nil || prev.block {
-				p.errorf(l.pos, "{", "block with no keyword:")
-				// Keep the block so its braces pair up, but ignore it.
-				prev = &node{line: l, anon: true}
-				cur.children = append(cur.children, prev)
-			}
-			prev.block = true
-			stack = append(stack, prev)
-			prev = nil
-		case '}':
-			if len(stack) > 1 {
-				stack = stack[:len(stack)-1]
-			}
-			prev = nil
-		default:
-			n := &node{line: l, kw: l.words[0], args: l.words[1:]}
-			cur.children = append(cur.children, n)
-			prev = n
-		}
+// treeBuilder nests the logical lines by their braces as the lexer reads
+// them, and hands each top-level line, with its block, to top once it is
+// whole: the tree of a big file is never held all at once. The lexer has
+// already balanced the braces of each file.
+type treeBuilder struct {
+	top   func(*node)
+	stack []*node // the open blocks, the top level (nil) first
+	prev  *node   // the words line just before, if it was the last line
+	// last is the top-level line read last: its block may follow.
+	last *node
+	// anon are the blocks with no keyword, reported once the whole file
+	// is read (after the lexer's problems).
+	anon []Pos
+	// nodes is where the next nodes are taken from, a chunk at a time.
+	nodes []node
+}
+
+func newTreeBuilder(top func(*node)) *treeBuilder {
+	return &treeBuilder{top: top, stack: []*node{nil}}
+}
+
+// nodeChunk is how many nodes are allocated at once.
+const nodeChunk = 256
+
+func (t *treeBuilder) node(n node) *node {
+	if len(t.nodes) == cap(t.nodes) {
+		t.nodes = make([]node, 0, nodeChunk)
 	}
-	return root.children
+	t.nodes = append(t.nodes, n)
+	return &t.nodes[len(t.nodes)-1]
+}
+
+// child adds n to the block open last.
+func (t *treeBuilder) child(n *node) {
+	cur := t.stack[len(t.stack)-1]
+	if cur != nil {
+		cur.children = append(cur.children, n)
+		return
+	}
+	// A new top-level line: the one before is whole.
+	if t.last != nil {
+		t.top(t.last)
+	}
+	t.last = n
+}
+
+func (t *treeBuilder) add(l line) {
+	switch l.brace {
+	case '{':
+		if t.prev == nil || t.prev.block {
+			if len(t.anon) < maxErrors+maxWarnings { // what p.all can take
+				t.anon = append(t.anon, l.pos)
+			}
+			// Keep the block so its braces pair up, but ignore it.
+			t.prev = t.node(node{line: l, anon: true})
+			t.child(t.prev)
+		}
+		t.prev.block = true
+		t.stack = append(t.stack, t.prev)
+		t.prev = nil
+	case '}':
+		if len(t.stack) > 1 {
+			t.stack = t.stack[:len(t.stack)-1]
+		}
+		t.prev = nil
+	default:
+		n := t.node(node{line: l, kw: l.words[0], args: l.words[1:]})
+		t.child(n)
+		t.prev = n
+	}
+}
+
+// finish hands over the last top-level line, and reports the blocks with
+// no keyword to p.
+func (t *treeBuilder) finish(p *problems) {
+	if t.last != nil {
+		t.top(t.last)
+		t.last = nil
+	}
+	for _, pos := range t.anon {
+		p.errorf(pos, "{", "block with no keyword:")
+	}
 }
 
 func parse(src source, name string, data []byte, o Options) (*Config, error) {
@@ -199,15 +310,17 @@ func parseProblems(src source, name string, data []byte, o Options) (*Config, *p
 	if o.ConfigID == "" {
 		o.ConfigID = DefaultConfigID()
 	}
-	lx := &lexer{src: src, p: p, lim: o.Limits, configID: o.ConfigID}
+	// The parser reads each top-level block as the lexer hands it over;
+	// what it finds is held until the lexer has found all it finds.
+	ps := &parser{p: holding(), cfg: &Config{Global: defaultGlobal()}}
+	lx := &lexer{src: src, p: p, lim: o.Limits, configID: o.ConfigID, tree: newTreeBuilder(ps.top)}
 	lx.lexFile(name, data)
 	if p.full() {
 		return nil, p
 	}
-	tree := buildTree(lx.lines, p)
-
-	ps := &parser{p: p, cfg: &Config{Global: defaultGlobal()}}
-	ps.top(tree)
+	lx.tree.finish(p)
+	p.release(ps.p)
+	ps.p = p
 	ps.finish()
 	ps.cfg.Warnings = p.warns
 	return ps.cfg, p
@@ -294,34 +407,33 @@ func (ps *parser) unknown(n *node, ctx string) {
 	ps.p.warn(Warning{File: n.pos.File, Line: n.pos.Line, Word: n.kw, Msg: msg, Then: then})
 }
 
-func (ps *parser) top(nodes []*node) {
-	for _, n := range nodes {
-		switch n.kw {
-		case "global_defs":
-			if ps.needBlock(n) {
-				if !ps.seenGlobals {
-					ps.cfg.Global.Pos = n.pos
-					ps.seenGlobals = true
-				}
-				ps.global(n)
+// top reads a top-level line and its block.
+func (ps *parser) top(n *node) {
+	switch n.kw {
+	case "global_defs":
+		if ps.needBlock(n) {
+			if !ps.seenGlobals {
+				ps.cfg.Global.Pos = n.pos
+				ps.seenGlobals = true
 			}
-		case "vrrp_script":
-			ps.vrrpScript(n)
-		case "track_file", "vrrp_track_file":
-			ps.trackFile(n)
-		case "vrrp_instance":
-			ps.vrrpInstance(n)
-		case "vrrp_sync_group":
-			ps.syncGroup(n)
-		case "virtual_server":
-			ps.virtualServer(n)
-		case "virtual_server_group":
-			ps.virtualServerGroup(n)
-		case "real_server":
-			ps.p.errorf(n.pos, n.kw, "outside a virtual_server:")
-		default:
-			ps.unknown(n, ctxTop)
+			ps.global(n)
 		}
+	case "vrrp_script":
+		ps.vrrpScript(n)
+	case "track_file", "vrrp_track_file":
+		ps.trackFile(n)
+	case "vrrp_instance":
+		ps.vrrpInstance(n)
+	case "vrrp_sync_group":
+		ps.syncGroup(n)
+	case "virtual_server":
+		ps.virtualServer(n)
+	case "virtual_server_group":
+		ps.virtualServerGroup(n)
+	case "real_server":
+		ps.p.errorf(n.pos, n.kw, "outside a virtual_server:")
+	default:
+		ps.unknown(n, ctxTop)
 	}
 }
 
