@@ -83,7 +83,11 @@ type rsDraft struct {
 	weight    opt[int]
 	forward   opt[method]
 	smtpAlert opt[bool]
-	checkers  []*checkerDraft
+	// checkers are drafts until the virtual server is read; then they
+	// are rs.Checkers, but for the port of those that connect to the
+	// real's (portFromReal), which finishVirtualServers settles.
+	checkers     []*checkerDraft
+	portFromReal []bool
 }
 
 type checkerDraft struct {
@@ -264,6 +268,7 @@ func (ps *parser) virtualServer(b *node) {
 			ps.unknown(n, ctxVirtualServer)
 		}
 	}
+	resolveCheckers(d)
 	ps.vss = append(ps.vss, d)
 }
 
@@ -882,8 +887,10 @@ func (ps *parser) finishVirtualServers() {
 			// inherit only the globals.
 			rs.SMTPAlert = smtpAlert(rd.smtpAlert, g.SMTPAlertChecker, g.SMTPAlert, true)
 			rs.Port = ps.serverPort(vs, rs.Pos, rs.Addr, rs.Forward, rs.Port, "real_server")
-			for _, cd := range rd.checkers {
-				rs.Checkers = append(rs.Checkers, resolveChecker(cd, rd, d))
+			for i, fromReal := range rd.portFromReal {
+				if fromReal {
+					rs.Checkers[i].ConnectPort = rs.Port
+				}
 			}
 			weightSum += uint64(rs.Weight)
 			vs.Reals = append(vs.Reals, *rs)
@@ -939,13 +946,37 @@ func (ps *parser) serverPort(vs *VirtualServer, pos Pos, addr netip.Addr, fwd lv
 	return port
 }
 
+// resolveCheckers resolves the checkers of vd's reals once vd is read:
+// all they inherit is known then, and their drafts (700 bytes each) need
+// not wait for the end of the file. A checker that connects to its
+// real's port takes it in finishVirtualServers, which settles that port.
+func resolveCheckers(vd *vsDraft) {
+	// As finishVirtualServers sets them.
+	vsAlpha := vd.inh.alpha.or(false)
+	vsDelayLoop := vd.inh.delayLoop.or(defaultDelayLoop)
+	for _, rd := range vd.reals {
+		if len(rd.checkers) == 0 {
+			continue
+		}
+		rsAlpha := rd.inh.alpha.or(vsAlpha)
+		rd.rs.Checkers = make([]Checker, len(rd.checkers))
+		rd.portFromReal = make([]bool, len(rd.checkers))
+		for i, cd := range rd.checkers {
+			rd.rs.Checkers[i], rd.portFromReal[i] = resolveChecker(cd, rd, vd, rsAlpha, vsDelayLoop)
+		}
+		rd.checkers = nil
+	}
+}
+
 // resolveChecker fills a checker's unset settings from its real server,
-// then its virtual server, then keepalived's default for the checker kind.
-func resolveChecker(cd *checkerDraft, rd *rsDraft, vd *vsDraft) Checker {
-	c := cd.c
+// then its virtual server, then keepalived's default for the checker kind:
+// all but ConnectPort when it is the real's (fromReal). rsAlpha and
+// vsDelayLoop are the real's alpha and the virtual server's delay_loop.
+func resolveChecker(cd *checkerDraft, rd *rsDraft, vd *vsDraft, rsAlpha bool, vsDelayLoop time.Duration) (c Checker, fromReal bool) {
+	c = cd.c
 	rs := &rd.rs
 	if c.Kind == FileCheck {
-		return c // none of the timing applies: keepalived acts on the file's changes
+		return c, false // none of the timing applies: keepalived acts on the file's changes
 	}
 	pick := func(c, r, v opt[time.Duration]) opt[time.Duration] {
 		if c.set {
@@ -971,15 +1002,15 @@ func resolveChecker(cd *checkerDraft, rd *rsDraft, vd *vsDraft) Checker {
 	}
 	c.Retry = cd.inh.retry.or(rd.inh.retry.or(vd.inh.retry.or(defaultRetry)))
 	c.DelayBeforeRetry = pick(cd.inh.delayBeforeRetry, rd.inh.delayBeforeRetry, vd.inh.delayBeforeRetry).or(defaultDelay)
-	c.Alpha = cd.inh.alpha.or(rs.Alpha)
+	c.Alpha = cd.inh.alpha.or(rsAlpha)
 
 	if c.Kind == MiscCheck {
-		c.MiscTimeout = cd.miscTimeout.or(vd.vs.DelayLoop)
+		c.MiscTimeout = cd.miscTimeout.or(vsDelayLoop)
 		c.ConnectTimeout = 0
-		return c
+		return c, false
 	}
 	c.ConnectIP = cd.connectIP.or(rs.Addr)
-	c.ConnectPort = cd.connectPort.or(rs.Port)
+	c.ConnectPort, fromReal = cd.connectPort.v, !cd.connectPort.set
 	if c.Kind == HTTPGet || c.Kind == SSLGet {
 		if c.HTTPProtocol == "" {
 			c.HTTPProtocol = "1.0"
@@ -999,5 +1030,5 @@ func resolveChecker(cd *checkerDraft, rd *rsDraft, vd *vsDraft) Checker {
 			c.DNSName = "."
 		}
 	}
-	return c
+	return c, fromReal
 }
