@@ -94,7 +94,14 @@ flags:`)
 	case why != "":
 		fmt.Fprintf(e.stdout, "data plane: ipvs: xlb run --dataplane auto runs this file on IPVS, because XDP cannot: %s\n", strings.ReplaceAll(why, "\n", "; "))
 	default:
-		fmt.Fprintln(e.stdout, "data plane: xdp: xlb run --dataplane auto runs this file on XDP where the host allows it (xlb probe), else IPVS")
+		ipvsCaps, _ := daemon.CapsFor("ipvs", sizes)
+		if err := director.Validate(cfg, ipvsCaps); err != nil {
+			// FULLNAT, say: the kernel's IPVS cannot take over.
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			fmt.Fprintf(e.stdout, "data plane: xdp: xlb run --dataplane auto runs this file on XDP only; where the host cannot run XDP (xlb probe) it refuses the file, as IPVS cannot serve it: %s\n", first)
+		} else {
+			fmt.Fprintln(e.stdout, "data plane: xdp: xlb run --dataplane auto runs this file on XDP where the host allows it (xlb probe), else IPVS")
+		}
 	}
 	return peers.run(e, *file, sizes.ConfigID, cfg)
 }

@@ -27,6 +27,27 @@ var xdpNeedsIPVS = regexp.MustCompile(`^error: \S+:\d+: .*(tunnel checksum optio
 	`firewall-mark services are not supported by the XDP data plane|scheduler \w+ is not supported by the XDP data plane|` +
 	`an IPv\d real of an IPv\d service needs tunnel forwarding)`)
 
+// ipvsNeedsXDP is what IPVS refuses in a file written for the keepalived
+// that ships with DPVS: FULLNAT (keepalived 2.2.7 misreads lb_kind FNAT,
+// "unknown routing method", as NAT; xlb reads it as DPVS's keepalived
+// does), which the kernel's IPVS does not have and XDP does.
+var ipvsNeedsXDP = regexp.MustCompile(`^error: \S+:\d+: .*lvs_method FNAT is not supported by the IPVS data plane`)
+
+// fnatWithoutLaddrs is a FULLNAT virtual server whose local_address_group
+// is not in the file: no data plane can serve it (DPVS would not either).
+var fnatWithoutLaddrs = regexp.MustCompile(`^error: \S+:\d+: .*FULLNAT \(lvs_method FNAT\) needs local addresses`)
+
+// errorLines are the error lines of xlb check's standard error.
+func errorLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		if strings.HasPrefix(l, "error: ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // TestCorpus: the keepalived.conf files in pkg/config/testdata/corpus,
 // collected from public repositories, each with keepalived 2.2.7's own
 // verdict (keepalived -t, tools/corpus-verdicts.sh). Every file keepalived
@@ -61,17 +82,24 @@ func TestCorpus(t *testing.T) {
 				return
 			default:
 				runs++
-				assert.Equal(t, 0, ipvs, "keepalived runs it (exit %d); xlb on IPVS refuses:\n%s", code, ipvsErr.String())
+				fnat := ipvs != 0 && len(errorLines(ipvsErr.String())) > 0
+				for _, l := range errorLines(ipvsErr.String()) {
+					fnat = fnat && ipvsNeedsXDP.MatchString(l)
+				}
+				if !fnat {
+					assert.Equal(t, 0, ipvs, "keepalived runs it (exit %d); xlb on IPVS refuses:\n%s", code, ipvsErr.String())
+				}
 			}
 
 			var xdpErr strings.Builder
 			if run(env{stdout: io.Discard, stderr: &xdpErr}, []string{"check", "-f", f, "--dataplane", "xdp"}) == 0 {
 				return
 			}
-			for _, l := range strings.Split(strings.TrimSpace(xdpErr.String()), "\n") {
-				if strings.HasPrefix(l, "error: ") {
-					assert.Regexp(t, xdpNeedsIPVS, l, "an XDP refusal that IPVS would not fix, or without its line")
+			for _, l := range errorLines(xdpErr.String()) {
+				if fnatWithoutLaddrs.MatchString(l) {
+					continue
 				}
+				assert.Regexp(t, xdpNeedsIPVS, l, "an XDP refusal that IPVS would not fix, or without its line")
 			}
 		})
 	}

@@ -43,6 +43,8 @@ type formatter struct {
 	cfg   *Config
 	b     strings.Builder
 	depth int
+	// laddrGroups: the local_address_group blocks written so far.
+	laddrGroups map[string]bool
 }
 
 func (f *formatter) line(words ...string) {
@@ -374,6 +376,17 @@ func (f *formatter) syncGroup(g *SyncGroup) {
 }
 
 func (f *formatter) virtualServer(vs *VirtualServer) {
+	if vs.LocalAddrGroup != "" && !f.laddrGroups[vs.LocalAddrGroup] {
+		f.open("local_address_group", word(vs.LocalAddrGroup))
+		for _, a := range vs.LocalAddrs {
+			f.line(addr(a))
+		}
+		f.close()
+		if f.laddrGroups == nil {
+			f.laddrGroups = map[string]bool{}
+		}
+		f.laddrGroups[vs.LocalAddrGroup] = true
+	}
 	switch {
 	case vs.Group != "":
 		f.open("virtual_server_group", word(vs.Group))
@@ -434,6 +447,9 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	f.notify("quorum_down", vs.QuorumDown)
 	f.line("smtp_alert", onOff(vs.SMTPAlert))
 	f.line("check_via_vip", onOff(vs.CheckViaVIP))
+	if vs.LocalAddrGroup != "" {
+		f.line("laddr_group_name", word(vs.LocalAddrGroup))
+	}
 	if vs.InhibitOnFailure {
 		f.line("inhibit_on_failure")
 	}

@@ -67,7 +67,10 @@ type vsDraft struct {
 	flagWords   []flagWord // sh-port, mh-fallback, ...: checked against the scheduler
 	smtpAlert   opt[bool]
 	checkViaVIP opt[bool]
-	reals       []*rsDraft
+	// laddrGroup: laddr_group_name (keepalived-DPVS's), where it was.
+	laddrGroup    opt[string]
+	laddrGroupPos Pos
+	reals         []*rsDraft
 }
 
 // flagWord is a scheduler flag keyword and where it was (not its node:
@@ -260,6 +263,11 @@ func (ps *parser) virtualServer(b *node) {
 			if b, ok := ps.optFlag(n); ok {
 				d.checkViaVIP.put(b)
 			}
+		case "laddr_group_name":
+			if s, ok := ps.stringArg(n); ok {
+				d.laddrGroup.put(s)
+				d.laddrGroupPos = n.pos
+			}
 		case "real_server":
 			if rs := ps.realServer(n); rs != nil {
 				d.reals = append(d.reals, rs)
@@ -381,10 +389,14 @@ func (ps *parser) forwardArg(n *node) (method, bool) {
 		m.fwd = lvs.DR
 	case "TUN":
 		m.fwd = lvs.TUN
+	case "FNAT":
+		// The keepalived that ships with DPVS; keepalived 2.2.7 has no
+		// FULLNAT ("unknown [FNAT] routing method") and makes it NAT.
+		m.fwd = lvs.FNAT
 	default:
 		// keepalived: "unknown [X] routing method", the method left unset
 		// (NAT unless set elsewhere); it is case-sensitive ("dr" too).
-		ps.p.ignoref(n.pos, n.args[0], "%s must be NAT, DR or TUN, got", n.kw)
+		ps.p.ignoref(n.pos, n.args[0], "%s must be NAT, DR, TUN or FNAT, got", n.kw)
 		return method{}, false
 	}
 	if len(n.args) == 1 {
@@ -840,6 +852,7 @@ func (ps *parser) finishVirtualServers() {
 		g := &ps.cfg.Global
 		vs.SMTPAlert = smtpAlert(d.smtpAlert, g.SMTPAlertChecker, g.SMTPAlert, false)
 		vs.CheckViaVIP = d.checkViaVIP.or(g.CheckViaVIP)
+		ps.resolveLocalAddrs(d)
 		if vs.Quorum == 0 {
 			vs.Quorum = 1
 		}
@@ -907,13 +920,22 @@ func (ps *parser) finishVirtualServers() {
 		}
 		for i := len(vs.Reals) - 1; i >= 0; i-- {
 			rs := vs.Reals[i]
-			if rs.Addr.Is4() != vs.Addr.Is4() && rs.Forward != lvs.TUN {
+			if rs.Addr.Is4() != vs.Addr.Is4() && rs.Forward == lvs.FNAT {
+				// DPVS's NAT64 (an IPv6 VIP, IPv4 reals by FULLNAT).
+				ps.p.warnf(rs.Pos, rs.Addr.String(), "real_server address family differs from the virtual server's: NAT64 by FULLNAT, which xlb does not do yet; ignoring")
+				weightSum -= uint64(rs.Weight)
+				vs.Reals = slices.Delete(vs.Reals, i, i+1)
+			} else if rs.Addr.Is4() != vs.Addr.Is4() && rs.Forward != lvs.TUN {
 				ps.p.warnf(rs.Pos, rs.Addr.String(), "real_server address family differs from the virtual server's; ignoring")
 				weightSum -= uint64(rs.Weight)
 				vs.Reals = slices.Delete(vs.Reals, i, i+1)
 			}
 		}
 
+		if len(vs.LocalAddrs) > 0 && !slices.ContainsFunc(vs.Reals, func(r RealServer) bool { return r.Forward == lvs.FNAT }) {
+			ps.p.warnf(d.laddrGroupPos, "laddr_group_name", "local addresses are for FNAT reals, and this virtual server has none; not used:")
+			vs.LocalAddrGroup, vs.LocalAddrs = "", nil
+		}
 		if uint64(vs.Quorum) > weightSum {
 			w("quorum %d exceeds the total weight %d of the real servers; using %d for", vs.Quorum, weightSum, weightSum)
 			vs.Quorum = uint32(weightSum)
@@ -939,7 +961,7 @@ func (ps *parser) serverPort(vs *VirtualServer, pos Pos, addr netip.Addr, fwd lv
 		return port
 	case port == 0:
 		return vs.Port
-	case fwd != lvs.NAT && port != vs.Port:
+	case !fwd.Translates() && port != vs.Port:
 		ps.p.warnf(pos, addr.String(), "only NAT can change the port; using port %d for %s", vs.Port, what)
 		return vs.Port
 	}

@@ -446,7 +446,7 @@ func TestLVSErrors(t *testing.T) {
 		{"weight negative", vs1(" real_server 10.0.0.2 80 {\n  weight -1\n }"), `keepalived.conf:6: weight must be an integer in [0, 2147483647], got "-1"`},
 		{"weight too big", vs1(" real_server 10.0.0.2 80 {\n  weight 2147483648\n }"), `keepalived.conf:6: weight must be an integer in [0, 2147483647], got "2147483648"`},
 		{"scheduler", vs1(" lvs_sched wrrr\n" + rs), `keepalived.conf:5: unknown scheduler (want one of rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos): "wrrr"`},
-		{"method", vs1(" lb_kind dr\n" + rs), `keepalived.conf:5: lb_kind must be NAT, DR or TUN, got "dr"`},
+		{"method", vs1(" lb_kind dr\n" + rs), `keepalived.conf:5: lb_kind must be NAT, DR, TUN or FNAT, got "dr"`},
 		{"protocol", vs1(" protocol ICMP\n" + rs), `keepalived.conf:5: protocol must be TCP, UDP or SCTP, got "ICMP"`},
 		{"persistence 0", vs1(" persistence_timeout 0\n" + rs), `keepalived.conf:5: persistence_timeout must be an integer in [1, 2678400], got "0"`},
 		{"granularity", vs1(" persistence_granularity 0.0.0.0\n" + rs), `keepalived.conf:5: persistence_granularity 0.0.0.0 (every client in one template) is not supported by xlb: "0.0.0.0"`},

@@ -352,6 +352,9 @@ type parser struct {
 	// groupServices counts the services they expand to.
 	groups        map[string]*vsGroup
 	groupServices int
+	// laddrGroups are the local_address_group blocks (FULLNAT's local
+	// addresses, keepalived-DPVS's) by name.
+	laddrGroups map[string]*laddrGroup
 }
 
 // Contexts, for the table of keywords keepalived knows (keywords.go).
@@ -430,6 +433,8 @@ func (ps *parser) top(n *node) {
 		ps.virtualServer(n)
 	case "virtual_server_group":
 		ps.virtualServerGroup(n)
+	case "local_address_group":
+		ps.localAddressGroup(n)
 	case "real_server":
 		ps.p.errorf(n.pos, n.kw, "outside a virtual_server:")
 	default:

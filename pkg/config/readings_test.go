@@ -153,7 +153,7 @@ func TestKeepalivedReadings(t *testing.T) {
 			check: func(t *testing.T, cfg *Config) {
 				assert.Equal(t, lvs.NAT, cfg.VirtualServers[0].Forward, "keepalived is case-sensitive: NAT")
 			},
-			line: 4, warn: `lb_kind must be NAT, DR or TUN, got "dr": ignored, as keepalived ignores it`,
+			line: 4, warn: `lb_kind must be NAT, DR, TUN or FNAT, got "dr": ignored, as keepalived ignores it`,
 			ka: "PARSER : unknown [dr] routing method",
 		},
 		{

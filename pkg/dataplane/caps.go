@@ -113,7 +113,7 @@ func (c Caps) CheckService(s Service) error {
 	switch {
 	case fnat && len(s.LocalAddrs) == 0 && slices.Contains(c.Forwards, lvs.FNAT):
 		bad("FULLNAT (lvs_method FNAT) needs local addresses: laddr_group_name naming a local_address_group, or xlbadm --add-laddr")
-	case len(s.LocalAddrs) > c.MaxLocalAddrs && fnat:
+	case len(s.LocalAddrs) > c.MaxLocalAddrs && fnat && slices.Contains(c.Forwards, lvs.FNAT):
 		bad("%d local addresses; %s takes at most %d per service", len(s.LocalAddrs), c.Name, c.MaxLocalAddrs)
 	}
 	seenLocal := map[netip.Addr]bool{}

@@ -36,7 +36,7 @@ func (d *Director) Ipvsadm(args []string, stdin string) (stdout, stderr string, 
 	cmd.List.Names = systemNames
 	var out bytes.Buffer
 	switch cmd.Kind {
-	case ipvsadm.CmdList, ipvsadm.CmdSave, ipvsadm.CmdHelp, ipvsadm.CmdVersion:
+	case ipvsadm.CmdList, ipvsadm.CmdSave, ipvsadm.CmdHelp, ipvsadm.CmdVersion, ipvsadm.CmdGetLaddr:
 		// The data plane is read without the director's lock: a listing
 		// of a million connections must not hold up health transitions.
 		// Only -c reads the connection table.

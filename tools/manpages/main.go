@@ -284,6 +284,18 @@ func confPage() string {
 		"at its own address, where its checks go as before; IPv6 and fwmark services are refused;\n" +
 		"MISC_CHECK, FILE_CHECK and PING_CHECK run as before. keepalived warns about the keyword and\n" +
 		"checks the real's own address.\n")
+	b.WriteString(".SH \"THE KEYWORDS OF DPVS'S KEEPALIVED\"\n" +
+		"FULLNAT as the keepalived that ships with DPVS writes it (the XDP data plane forwards it; the\n" +
+		"kernel's IPVS has no FULLNAT, and keepalived 2.2.7 reads \\fBFNAT\\fR as an unknown method, NAT):\n" +
+		".TP\n\\fBlb_kind FNAT\\fR, \\fBlvs_method FNAT\\fR (virtual_server, real_server)\n" +
+		"FULLNAT: the client's connection reaches the real from one of the service's local addresses and a\n" +
+		"port of its own, so the real answers the director whatever its routes.\n" +
+		".TP\n\\fBlocal_address_group\\fR \\fINAME\\fR { \\fIADDR\\fR|\\fIADDR\\-LAST\\fR [\\fIDEVICE\\fR] ... } (top level)\n" +
+		"The local addresses (IPv4; a range ends at a last byte). Each must be an address the director\n" +
+		"holds (its kernel answers ARP for it); DPVS's \\fIDEVICE\\fR is not used, with a warning.\n" +
+		".TP\n\\fBladdr_group_name\\fR \\fINAME\\fR (virtual_server)\n" +
+		"The virtual server's local addresses (16 at most). A FULLNAT virtual server without them is\n" +
+		"refused; one without FNAT reals ignores them, with a warning.\n")
 	b.WriteString(".SH \"SEE ALSO\"\n\\fBxlb\\fR(8), \\fBkeepalived.conf\\fR(5)\n")
 	return b.String()
 }

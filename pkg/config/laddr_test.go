@@ -1,0 +1,105 @@
+package config
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/pkg/lvs"
+)
+
+// FULLNAT as the keepalived that ships with DPVS writes it: a top-level
+// local_address_group (addresses, last-byte ranges, each with a DPVS
+// device), lb_kind FNAT and laddr_group_name in the virtual server. The
+// device is said to be unused; FNAT reals keep their ports (FULLNAT maps
+// them, as NAT); Format writes it all back.
+func TestFULLNATConfig(t *testing.T) {
+	cfg := mustParse(t, `local_address_group laddr_g1 {
+    192.168.88.240 dpdk0
+    192.168.88.250-252 dpdk0
+}
+virtual_server 192.168.88.1 80 {
+    lb_algo rr
+    lb_kind FNAT
+    protocol TCP
+    laddr_group_name laddr_g1
+    real_server 192.168.88.30 8080 {
+        weight 1
+    }
+    real_server 192.168.88.31 8080 {
+        lvs_method NAT
+    }
+}
+`)
+	require.Len(t, cfg.VirtualServers, 1)
+	vs := cfg.VirtualServers[0]
+	assert.Equal(t, lvs.FNAT, vs.Forward)
+	assert.Equal(t, "laddr_g1", vs.LocalAddrGroup)
+	want := []netip.Addr{netip.MustParseAddr("192.168.88.240"), netip.MustParseAddr("192.168.88.250"),
+		netip.MustParseAddr("192.168.88.251"), netip.MustParseAddr("192.168.88.252")}
+	assert.Equal(t, want, vs.LocalAddrs)
+	assert.Equal(t, lvs.FNAT, vs.Reals[0].Forward)
+	assert.EqualValues(t, 8080, vs.Reals[0].Port, "FULLNAT maps ports")
+	assert.Equal(t, lvs.NAT, vs.Reals[1].Forward)
+	assert.Contains(t, warningStrings(cfg), `keepalived.conf:2: (laddr_g1) a DPVS device name: xlb does not configure local addresses; each must be one the director holds (ip addr add), not used: "dpdk0"`)
+
+	again := mustParse(t, string(Format(cfg)))
+	assert.Equal(t, want, again.VirtualServers[0].LocalAddrs, "Format writes the group back")
+	assert.Equal(t, lvs.FNAT, again.VirtualServers[0].Reals[0].Forward)
+	assert.Equal(t, string(Format(cfg)), string(Format(again)))
+}
+
+// What a FULLNAT configuration may get wrong is said at its line: a group
+// that is not defined, a bad entry, local addresses without an FNAT real,
+// an IPv4 real of an IPv6 virtual server (DPVS's NAT64), a misspelt
+// method.
+func TestFULLNATConfigMistakes(t *testing.T) {
+	cfg := mustParse(t, `local_address_group g {
+    192.168.88.240
+    not-an-address
+    192.168.88.9-3
+}
+virtual_server 192.168.88.1 80 {
+    lb_kind FNAT
+    protocol TCP
+    laddr_group_name nosuch
+    real_server 192.168.88.30 80 {
+    }
+}
+virtual_server 192.168.88.2 80 {
+    lb_kind DR
+    protocol TCP
+    laddr_group_name g
+    real_server 192.168.88.30 80 {
+    }
+}
+virtual_server 2001:db8::1 80 {
+    lb_kind FNAT
+    protocol TCP
+    laddr_group_name g
+    real_server 192.168.88.30 80 {
+    }
+    real_server 2001:db8::30 80 {
+    }
+}
+virtual_server 192.168.88.3 80 {
+    lb_kind fnat
+    protocol TCP
+    real_server 192.168.88.30 80 {
+    }
+}
+`)
+	ws := warningStrings(cfg)
+	assert.Contains(t, ws, `keepalived.conf:3: (g) not an IPv4 address or ADDR-LAST range; skipped: "not-an-address"`)
+	assert.Contains(t, ws, `keepalived.conf:4: (g) not an IPv4 address or ADDR-LAST range; skipped: "192.168.88.9-3"`)
+	assert.Contains(t, ws, `keepalived.conf:9: no local_address_group of this name; the virtual server has no local addresses: "nosuch"`)
+	assert.Contains(t, ws, `keepalived.conf:16: local addresses are for FNAT reals, and this virtual server has none; not used: "laddr_group_name"`)
+	assert.Contains(t, ws, `keepalived.conf:24: real_server address family differs from the virtual server's: NAT64 by FULLNAT, which xlb does not do yet; ignoring "192.168.88.30"`)
+	assert.Contains(t, ws, `keepalived.conf:30: lb_kind must be NAT, DR, TUN or FNAT, got "fnat": ignored, as keepalived ignores it`)
+	require.Len(t, cfg.VirtualServers, 4)
+	assert.Empty(t, cfg.VirtualServers[0].LocalAddrs)
+	assert.Empty(t, cfg.VirtualServers[1].LocalAddrs)
+	assert.Len(t, cfg.VirtualServers[2].Reals, 1)
+}
