@@ -906,6 +906,9 @@ func (ps *parser) finishVirtualServers() {
 				}
 			}
 			weightSum += uint64(rs.Weight)
+			if vs.Reals == nil {
+				vs.Reals = make([]RealServer, 0, len(d.reals))
+			}
 			vs.Reals = append(vs.Reals, *rs)
 		}
 
@@ -945,6 +948,9 @@ func (ps *parser) finishVirtualServers() {
 			vs.Hysteresis = vs.Quorum - 1
 		} else if vs.Quorum == 0 {
 			vs.Hysteresis = 0
+		}
+		if ps.cfg.VirtualServers == nil {
+			ps.cfg.VirtualServers = make([]VirtualServer, 0, len(ps.vss))
 		}
 		ps.cfg.VirtualServers = append(ps.cfg.VirtualServers, *vs)
 	}
