@@ -879,12 +879,23 @@ func (ps *parser) finishVirtualServers() {
 		}
 
 		var weightSum uint64
+		// A real is a duplicate of one kept before at its address and
+		// port: scanned for in vs.Reals, or, in a big virtual server,
+		// looked up in kept (a scan per real is quadratic).
+		var kept map[netip.AddrPort]bool
+		if len(d.reals) > 64 {
+			kept = make(map[netip.AddrPort]bool, len(d.reals))
+		}
 		for _, rd := range d.reals {
 			rs := &rd.rs
 			dup := false
-			for _, o := range vs.Reals {
-				if o.Addr == rs.Addr && o.Port == rs.Port {
-					dup = true
+			if kept != nil {
+				dup = kept[netip.AddrPortFrom(rs.Addr, rs.Port)]
+			} else {
+				for _, o := range vs.Reals {
+					if o.Addr == rs.Addr && o.Port == rs.Port {
+						dup = true
+					}
 				}
 			}
 			if dup {
@@ -910,6 +921,9 @@ func (ps *parser) finishVirtualServers() {
 				vs.Reals = make([]RealServer, 0, len(d.reals))
 			}
 			vs.Reals = append(vs.Reals, *rs)
+			if kept != nil {
+				kept[netip.AddrPortFrom(rs.Addr, rs.Port)] = true
+			}
 		}
 
 		if ss := vs.SorryServer; ss != nil {
