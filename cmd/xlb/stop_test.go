@@ -40,10 +40,13 @@ func TestStopFollowsTheJob(t *testing.T) {
 		var out, errOut strings.Builder
 		code := run(env{stdout: &out, stderr: &errOut}, []string{"stop", "--unit", "xlb.service", "--systemctl", fake, strconv.Itoa(daemon.Process.Pid)})
 		assert.Equal(t, 0, code, errOut.String())
+		// Exited when xlb stop returns: gone, or a zombie this test has
+		// not reaped yet (the Wait below may lag behind the exit).
+		assert.False(t, running(daemon.Process.Pid), "xlb stop returned with %d still running", daemon.Process.Pid)
 		select {
 		case <-done:
-		default:
-			t.Errorf("xlb stop returned with %d still running", daemon.Process.Pid)
+		case <-time.After(5 * time.Second):
+			t.Errorf("%d not reaped", daemon.Process.Pid)
 		}
 		b, _ := os.ReadFile(got)
 		assert.Equal(t, tc.want+"\n", string(b), "jobs %q", tc.jobs)
