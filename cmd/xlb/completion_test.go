@@ -86,7 +86,7 @@ L
 	slices.Sort(names)
 	assert.Equal(t, names, completions(t, dir, "xlb "))
 	assert.Equal(t, []string{"--bgp-config", "--bgp-drain", "--bgp-vips"}, completions(t, dir, "xlb run --bgp"))
-	assert.Equal(t, []string{"--max-conns", "--max-half-open", "--max-reals", "--max-sched-entries", "--max-services"}, completions(t, dir, "xlb check --max"))
+	assert.Equal(t, []string{"--max-conns", "--max-fullnat-flows", "--max-half-open", "--max-reals", "--max-sched-entries", "--max-services"}, completions(t, dir, "xlb check --max"))
 	assert.Equal(t, []string{"auto", "ipvs", "xdp"}, completions(t, dir, "xlb run --dataplane "))
 
 	assert.Equal(t, []string{"10.77.1.100:443", "10.77.1.100:80"}, completions(t, dir, "xlbadm -e -t "))

@@ -141,6 +141,7 @@ func sizeFlags(fs *pflag.FlagSet, o *daemon.Options) {
 	// Kernel memory measured on 6.18 (map memlock), allocated at start.
 	fs.Uint32Var(&o.MaxConns, "max-conns", 0, "connection table size (0: the built-in 262144); 360 bytes each (the flow, its NAT reverse and its persistence template)")
 	fs.Uint32Var(&o.MaxHalfOpen, "max-half-open", 0, "table of new flows not yet proven, which a SYN flood fills and recycles instead of the connection table (0: a quarter of --max-conns, at least 1024; the built-in 65536); 226 bytes each (the flow and its NAT reverse)")
+	fs.Uint32Var(&o.MaxFullNATFlows, "max-fullnat-flows", 0, "FULLNAT flows the XDP data plane holds at once: each holds a local port (0: the connection table's size plus the half-open table's, so every flow may be FULLNAT); 130 bytes each, allocated at start whether or not a service is FULLNAT: a director without FULLNAT saves the 42 MB of the default with 1")
 	fs.Uint32Var(&o.MaxServices, "max-services", 0, "virtual services the XDP data plane holds (0: the built-in 4096); 330 bytes each")
 	fs.Uint32Var(&o.MaxReals, "max-reals", 0, "real servers, counted per service, it holds (0: the built-in 65536); 128 bytes + 40 per CPU each")
 	fs.Uint32Var(&o.MaxSchedEntries, "max-sched-entries", 0, "entries of the scheduler tables' pool (0: the built-in 1048576); 8 bytes each. A wrr service takes sum(weights)/gcd, sh and dh 256, mh 4093, rr and the least-connection schedulers one per real; twice while it changes")

@@ -59,6 +59,9 @@ type Options struct {
 	// MaxHalfOpen sizes the XDP table of flows not yet proven (0: a
 	// quarter of MaxConns).
 	MaxHalfOpen uint32
+	// MaxFullNATFlows sizes the XDP table of FULLNAT ports (0: MaxConns
+	// plus MaxHalfOpen).
+	MaxFullNATFlows uint32
 	// Defence is the flood defence (IPVS's drop_entry, drop_packet,
 	// secure_tcp sysctls, or the XDP data plane's own).
 	Defence dataplane.Defence

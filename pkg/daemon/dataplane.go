@@ -135,7 +135,7 @@ func openDataplane(log *slog.Logger, o Options, cfg *config.Config) (*opened, er
 
 func openXDP(log *slog.Logger, o Options, m dataplane.XDPMode) (*opened, error) {
 	x, err := xdp.Open(xdp.Config{
-		Interfaces: o.Interfaces, PinDir: o.pinDir(), Mode: m, MaxConns: o.MaxConns, MaxHalfOpen: o.MaxHalfOpen, Logger: log,
+		Interfaces: o.Interfaces, PinDir: o.pinDir(), Mode: m, MaxConns: o.MaxConns, MaxHalfOpen: o.MaxHalfOpen, MaxFullNATFlows: o.MaxFullNATFlows, Logger: log,
 		MaxServices: o.MaxServices, MaxReals: o.MaxReals, MaxTableEntries: o.MaxSchedEntries,
 		SloppyTCP: o.SloppyTCP, MHTabIndex: o.MHTabIndex, FloodRate: o.FloodRate,
 	})

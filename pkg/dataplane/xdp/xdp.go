@@ -45,6 +45,10 @@ type Config struct {
 	// only); 0: a quarter of MaxConns (at least 1024), or the built-in
 	// 65536 with the built-in MaxConns.
 	MaxHalfOpen uint32
+	// MaxFullNATFlows sizes the FULLNAT port table (fnat_ports), which is
+	// preallocated; 0: the IPv4 flow table's size plus its half-open
+	// table's (every flow may be FULLNAT).
+	MaxFullNATFlows uint32
 	// MaxServices sizes the service maps (two slots each); MaxReals the
 	// maps kept per real; MaxTableEntries the pool of scheduler tables.
 	// 0 keeps the built-in 4096, 65536 and 1M (Limits). As MaxConns, they
@@ -265,8 +269,12 @@ func (x *Dataplane) loadObjects() error {
 			spec.Maps[m].MaxEntries = half
 		}
 	}
-	// A FULLNAT port for every IPv4 flow, proven or half-open.
+	// A FULLNAT port for every IPv4 flow, proven or half-open, unless
+	// told otherwise.
 	spec.Maps[xlbMapFnatPorts].MaxEntries = spec.Maps[xlbMapConns].MaxEntries + spec.Maps[xlbMapHalfOpen].MaxEntries
+	if x.cfg.MaxFullNATFlows != 0 {
+		spec.Maps[xlbMapFnatPorts].MaxEntries = x.cfg.MaxFullNATFlows
+	}
 	if x.cfg.MaxServices != 0 {
 		sizeServices(spec, x.cfg.MaxServices)
 	}
