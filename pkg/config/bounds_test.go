@@ -132,7 +132,7 @@ func TestLimitsStopTheRead(t *testing.T) {
 // top-level blocks', then what finishing them finds).
 func TestProblemsInReadingOrder(t *testing.T) {
 	src := vs1(" no_such_keyword 1") + "}\n{\n}\n" + vs1(" real_server\n another_unknown")
-	_, p := parseProblems(memSource{}, "keepalived.conf", []byte(src), Options{ConfigID: "testhost"})
+	_, p := parseProblems(memSource{}, "keepalived.conf", src, Options{ConfigID: "testhost"})
 	var got []string
 	for _, e := range p.all {
 		got = append(got, e.Error())

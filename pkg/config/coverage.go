@@ -103,7 +103,7 @@ func unlikeKeyword(block, kw string) bool {
 		if !ok {
 			return false
 		}
-		_, p := parseProblems(memSource{"keepalived.conf": src}, "keepalived.conf", []byte(src), Options{ConfigID: "example"})
+		_, p := parseProblems(memSource{"keepalived.conf": src}, "keepalived.conf", src, Options{ConfigID: "example"})
 		for _, w := range p.warns {
 			if w.Unlike && w.Word == kw && w.Line == at {
 				return true

@@ -14,7 +14,7 @@ func TestKeywordExampleComplete(t *testing.T) {
 	for block := range keepalivedKeywords {
 		src, at, ok := KeywordExample(block, "# here")
 		require.True(t, ok, block)
-		_, p := parseProblems(memSource{"keepalived.conf": src}, "keepalived.conf", []byte(src), Options{ConfigID: "example"})
+		_, p := parseProblems(memSource{"keepalived.conf": src}, "keepalived.conf", src, Options{ConfigID: "example"})
 		assert.Empty(t, p.errs, "%s:\n%s", block, src)
 		assert.Greater(t, at, 0, block)
 	}

@@ -34,7 +34,7 @@ func parseErrors(t *testing.T, src string) ErrorList {
 	var list ErrorList
 	require.True(t, errors.As(err, &list), "error is %T", err)
 
-	_, p := parseProblems(memSource(files), "keepalived.conf", []byte(src), Options{ConfigID: "testhost"})
+	_, p := parseProblems(memSource(files), "keepalived.conf", src, Options{ConfigID: "testhost"})
 	var lenient []string
 	for _, e := range p.errs {
 		lenient = append(lenient, e.Error())

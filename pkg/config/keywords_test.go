@@ -43,7 +43,7 @@ func TestSupportedKeywordsAreKeepalivedKeywords(t *testing.T) {
 				continue
 			}
 			src := wrap[0] + kw + " 1\n" + wrap[1]
-			_, p := parseProblems(memSource{"keepalived.conf": src}, "keepalived.conf", []byte(src), Options{})
+			_, p := parseProblems(memSource{"keepalived.conf": src}, "keepalived.conf", src, Options{})
 			found := false
 			for _, e := range p.all {
 				if e.Word == kw && (strings.Contains(e.Msg, "unknown") || strings.Contains(e.Msg, "outside a virtual_server") || strings.Contains(e.Msg, "include")) {

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -32,7 +31,9 @@ type line struct {
 // source is the file system includes are read from. Parse uses the real one;
 // tests and the fuzzer use a map so that they never touch the disk.
 type source interface {
-	ReadFile(name string) ([]byte, error)
+	// ReadFile returns the text of a file (the lines' words are
+	// substrings of it).
+	ReadFile(name string) (string, error)
 	// Glob returns the sorted names matching pattern (filepath.Match syntax).
 	Glob(pattern string) ([]string, error)
 	Stat(name string) (fs.FileInfo, error)
@@ -42,7 +43,7 @@ type source interface {
 
 type osSource struct{}
 
-func (osSource) ReadFile(name string) ([]byte, error)  { return readFile(name) }
+func (osSource) ReadFile(name string) (string, error)  { return readFile(name) }
 func (osSource) Glob(pattern string) ([]string, error) { return filepath.Glob(pattern) }
 func (osSource) Stat(name string) (fs.FileInfo, error) { return os.Stat(name) }
 
@@ -89,45 +90,46 @@ var topKeyword = func() map[string]bool {
 
 // readFile reads a configuration file: a regular file of at most
 // MaxFileSize. It is opened without blocking, so a FIFO in its place is
-// refused rather than waited on.
-func readFile(name string) ([]byte, error) {
+// refused rather than waited on. The text is read into one buffer, never
+// regrown nor copied.
+func readFile(name string) (string, error) {
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%s)", name, fi.Mode().Type())
+		return "", fmt.Errorf("%s is not a regular file (%s)", name, fi.Mode().Type())
 	}
 	if fi.Size() > MaxFileSize {
-		return nil, fmt.Errorf("%s is %d bytes; a configuration file may have %d", name, fi.Size(), MaxFileSize)
+		return "", fmt.Errorf("%s is %d bytes; a configuration file may have %d", name, fi.Size(), MaxFileSize)
 	}
-	// Its size, and a byte to see it grow: one buffer, never regrown.
-	data := make([]byte, fi.Size()+1)
-	n, err := io.ReadFull(f, data)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return nil, err
+	// Its size, and a byte to see it grow.
+	var b strings.Builder
+	b.Grow(int(fi.Size()) + 1)
+	n, err := io.Copy(&b, io.LimitReader(f, fi.Size()+1))
+	if err != nil {
+		return "", err
 	}
-	if n == len(data) {
-		return nil, fmt.Errorf("%s grew while read", name)
+	if n > fi.Size() {
+		return "", fmt.Errorf("%s grew while read", name)
 	}
-	data = data[:n]
-	return data, nil
+	return b.String(), nil
 }
 
 // memSource is an in-memory file system: name -> contents. Every file is a
 // regular, non-executable file.
 type memSource map[string]string
 
-func (m memSource) ReadFile(name string) ([]byte, error) {
+func (m memSource) ReadFile(name string) (string, error) {
 	if s, ok := m[name]; ok {
-		return []byte(s), nil
+		return s, nil
 	}
-	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	return "", &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 }
 
 func (m memSource) Glob(pattern string) ([]string, error) {
@@ -252,7 +254,7 @@ func (lx *lexer) emit(l line) {
 
 // lexFile emits the logical lines of one file, with its includes expanded
 // in place. Braces must balance within each file.
-func (lx *lexer) lexFile(name string, data []byte) {
+func (lx *lexer) lexFile(name string, data string) {
 	lx.total += len(data)
 	if lx.total > MaxTotalSize {
 		lx.p.errorf(Pos{File: name}, name, "the configuration's files pass %d bytes together at", MaxTotalSize)
@@ -325,8 +327,8 @@ func (lx *lexer) lexFile(name string, data []byte) {
 		prevKW = ""
 	}
 
-	// The lines' words are substrings of this one copy of the file.
-	rest := string(data)
+	// The lines' words are substrings of the file's text.
+	rest := data
 	for i := 0; rest != ""; i++ {
 		phys, after, _ := strings.Cut(rest, "\n")
 		rest = after
@@ -422,7 +424,7 @@ func (lx *lexer) lexFile(name string, data []byte) {
 	// Close what was left open so that the tree can still be built and
 	// checked for further errors.
 	for range open {
-		lx.emit(line{pos: Pos{File: name, Line: bytes.Count(data, []byte{'\n'}) + 1}, brace: '}'})
+		lx.emit(line{pos: Pos{File: name, Line: strings.Count(data, "\n") + 1}, brace: '}'})
 	}
 }
 

@@ -56,11 +56,11 @@ func DefaultConfigID() string {
 
 // ParseWith is Parse with options.
 func ParseWith(path string, o Options) (*Config, error) {
-	data, err := osSource{}.ReadFile(path)
+	text, err := osSource{}.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read keepalived config: %w", err)
 	}
-	return parse(osSource{}, filepath.Clean(path), data, o)
+	return parseText(osSource{}, filepath.Clean(path), text, o)
 }
 
 // ParseBytes parses data as the keepalived.conf called name. name is used in
@@ -293,7 +293,11 @@ func (t *treeBuilder) finish(p *problems) {
 }
 
 func parse(src source, name string, data []byte, o Options) (*Config, error) {
-	cfg, p := parseProblems(src, name, data, o)
+	return parseText(src, name, string(data), o)
+}
+
+func parseText(src source, name, text string, o Options) (*Config, error) {
+	cfg, p := parseProblems(src, name, text, o)
 	if o.Strict && len(p.warns) > 0 {
 		return nil, p.all
 	}
@@ -305,7 +309,7 @@ func parse(src source, name string, data []byte, o Options) (*Config, error) {
 
 // parseProblems parses, returning what was read (nil if the file was
 // hopeless) and every problem found.
-func parseProblems(src source, name string, data []byte, o Options) (*Config, *problems) {
+func parseProblems(src source, name, text string, o Options) (*Config, *problems) {
 	p := &problems{}
 	if o.ConfigID == "" {
 		o.ConfigID = DefaultConfigID()
@@ -314,7 +318,7 @@ func parseProblems(src source, name string, data []byte, o Options) (*Config, *p
 	// what it finds is held until the lexer has found all it finds.
 	ps := &parser{p: holding(), cfg: &Config{Global: defaultGlobal()}}
 	lx := &lexer{src: src, p: p, lim: o.Limits, configID: o.ConfigID, tree: newTreeBuilder(ps.top)}
-	lx.lexFile(name, data)
+	lx.lexFile(name, text)
 	if p.full() {
 		return nil, p
 	}
