@@ -181,6 +181,8 @@ type lexer struct {
 	// tree nests the logical lines as they are read; nlines counts them.
 	tree   *treeBuilder
 	nlines int
+	// words holds the words of the line being read.
+	words []string
 	// lim bounds the servers; vs and rs count them.
 	lim    Limits
 	vs, rs int
@@ -277,7 +279,10 @@ func (lx *lexer) lexFile(name string, data string) {
 	prevKW, prevPos := "", Pos{}
 
 	emitWords := func(pos Pos, text string) {
-		words, err := splitWords(text)
+		words, err := appendWords(lx.words[:0], text)
+		if words != nil {
+			lx.words = words // to reuse: the tree copies the words it keeps
+		}
 		if err != nil {
 			lx.p.errorf(pos, text, "%v in", err)
 			prevKW = ""
@@ -752,7 +757,11 @@ func isBlank(c byte) bool {
 // line: at blanks, with a word that starts with '"' running to the next '"'
 // (blanks kept, quotes dropped). An unquoted word also ends at a '"'.
 func splitWords(s string) ([]string, error) {
-	var words []string
+	return appendWords(nil, s)
+}
+
+// appendWords is splitWords appending to words.
+func appendWords(words []string, s string) ([]string, error) {
 	for i := 0; i < len(s); {
 		if isBlank(s[i]) {
 			i++

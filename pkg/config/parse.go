@@ -198,7 +198,10 @@ func (p *problems) warn(w Warning) {
 	}
 }
 
-// node is a keyword line with its block, if it has one.
+// node is a keyword line with its block, if it has one. A node, its
+// words and its children are the tree builder's, taken back once its
+// top-level block has been read: the parser keeps copies, never a node
+// or a slice of one.
 type node struct {
 	line
 	kw       string
@@ -210,54 +213,72 @@ type node struct {
 
 // treeBuilder nests the logical lines by their braces as the lexer reads
 // them, and hands each top-level line, with its block, to top once it is
-// whole: the tree of a big file is never held all at once. The lexer has
-// already balanced the braces of each file.
+// whole: the tree of a big file is never held all at once, and each
+// top-level block's nodes, words and children reuse the memory of the
+// block before. The lexer has already balanced the braces of each file.
 type treeBuilder struct {
 	top   func(*node)
-	stack []*node // the open blocks, the top level (nil) first
-	prev  *node   // the words line just before, if it was the last line
+	stack []openBlock // the open blocks, the top level (nil) first
+	prev  *node       // the words line just before, if it was the last line
 	// last is the top-level line read last: its block may follow.
 	last *node
+	// kids are the children of the open blocks, each block's from its
+	// openBlock.kids on, until it closes.
+	kids []*node
 	// anon are the blocks with no keyword, reported once the whole file
 	// is read (after the lexer's problems).
 	anon []Pos
-	// nodes is where the next nodes are taken from, a chunk at a time.
-	nodes []node
+
+	nodes    arena[node]
+	words    arena[string]
+	children arena[*node]
+}
+
+type openBlock struct {
+	n    *node
+	kids int // where its children start in treeBuilder.kids
 }
 
 func newTreeBuilder(top func(*node)) *treeBuilder {
-	return &treeBuilder{top: top, stack: []*node{nil}}
+	return &treeBuilder{top: top, stack: []openBlock{{}}}
 }
 
-// nodeChunk is how many nodes are allocated at once.
-const nodeChunk = 256
-
 func (t *treeBuilder) node(n node) *node {
-	if len(t.nodes) == cap(t.nodes) {
-		t.nodes = make([]node, 0, nodeChunk)
-	}
-	t.nodes = append(t.nodes, n)
-	return &t.nodes[len(t.nodes)-1]
+	p := &t.nodes.alloc(1)[0]
+	*p = n
+	return p
 }
 
 // child adds n to the block open last.
 func (t *treeBuilder) child(n *node) {
-	cur := t.stack[len(t.stack)-1]
-	if cur != nil {
-		cur.children = append(cur.children, n)
+	if len(t.stack) > 1 {
+		t.kids = append(t.kids, n)
+	} else {
+		t.last = n
+	}
+}
+
+// flush hands over the last top-level line, whose block is whole, and
+// takes back the memory of its tree.
+func (t *treeBuilder) flush() {
+	if t.last == nil {
 		return
 	}
-	// A new top-level line: the one before is whole.
-	if t.last != nil {
-		t.top(t.last)
-	}
-	t.last = n
+	t.top(t.last)
+	t.last, t.prev = nil, nil
+	t.nodes.reset()
+	t.words.reset()
+	t.children.reset()
 }
 
 func (t *treeBuilder) add(l line) {
+	topLevel := len(t.stack) == 1
 	switch l.brace {
 	case '{':
 		if t.prev == nil || t.prev.block {
+			if topLevel {
+				t.flush()
+			}
 			if len(t.anon) < maxErrors+maxWarnings { // what p.all can take
 				t.anon = append(t.anon, l.pos)
 			}
@@ -266,30 +287,89 @@ func (t *treeBuilder) add(l line) {
 			t.child(t.prev)
 		}
 		t.prev.block = true
-		t.stack = append(t.stack, t.prev)
+		t.stack = append(t.stack, openBlock{t.prev, len(t.kids)})
 		t.prev = nil
 	case '}':
 		if len(t.stack) > 1 {
-			t.stack = t.stack[:len(t.stack)-1]
+			t.close()
 		}
 		t.prev = nil
 	default:
+		if topLevel {
+			t.flush()
+		}
+		// The lexer's words are its own: copied.
+		l.words = append(t.words.alloc(len(l.words))[:0], l.words...)
 		n := t.node(node{line: l, kw: l.words[0], args: l.words[1:]})
 		t.child(n)
 		t.prev = n
 	}
 }
 
+// close closes the block open last, which takes its children.
+func (t *treeBuilder) close() {
+	b := t.stack[len(t.stack)-1]
+	t.stack = t.stack[:len(t.stack)-1]
+	if kids := t.kids[b.kids:]; len(kids) > 0 {
+		b.n.children = append(t.children.alloc(len(kids))[:0], kids...)
+	}
+	clear(t.kids[b.kids:])
+	t.kids = t.kids[:b.kids]
+}
+
 // finish hands over the last top-level line, and reports the blocks with
 // no keyword to p.
 func (t *treeBuilder) finish(p *problems) {
-	if t.last != nil {
-		t.top(t.last)
-		t.last = nil
+	for len(t.stack) > 1 {
+		t.close() // the lexer closes every block: never
 	}
+	t.flush()
 	for _, pos := range t.anon {
 		p.errorf(pos, "{", "block with no keyword:")
 	}
+}
+
+// arena hands out slices of T from chunks, all taken back at once by
+// reset.
+type arena[T any] struct {
+	cur   []T   // the chunk being handed out
+	used  [][]T // the chunks handed out before it
+	spare [][]T // the chunks taken back
+}
+
+// arenaChunk is how many values a chunk holds.
+const arenaChunk = 512
+
+// alloc returns n zero values, cap n.
+func (a *arena[T]) alloc(n int) []T {
+	if n > arenaChunk {
+		return make([]T, n) // rare (a block of hundreds of lines, a line of hundreds of words): not kept
+	}
+	if cap(a.cur)-len(a.cur) < n {
+		if a.cur != nil {
+			a.used = append(a.used, a.cur)
+		}
+		if k := len(a.spare); k > 0 {
+			a.cur, a.spare = a.spare[k-1], a.spare[:k-1]
+		} else {
+			a.cur = make([]T, 0, arenaChunk)
+		}
+	}
+	i := len(a.cur)
+	a.cur = a.cur[:i+n]
+	return a.cur[i : i+n : i+n]
+}
+
+// reset takes back every chunk, zeroed: nothing handed out is used after.
+func (a *arena[T]) reset() {
+	if a.cur == nil {
+		return
+	}
+	for _, c := range append(a.used, a.cur) {
+		clear(c)
+		a.spare = append(a.spare, c[:0])
+	}
+	a.cur, a.used = nil, a.used[:0]
 }
 
 func parse(src source, name string, data []byte, o Options) (*Config, error) {
