@@ -15,6 +15,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/internal/testutil"
@@ -47,6 +49,13 @@ func newBenchRigWith(b *testing.B, maxConns uint32, schedName string, reals int,
 		res[realAddr(i)] = NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC, Src: tunSrc, MTU: 1500}
 		svc.Reals = append(svc.Reals, dataplane.Real{Addr: realAddr(i), Port: 80, Weight: int32(1 + i%3), Forward: fwd})
 	}
+	if fwd == lvs.FNAT {
+		// Sixteen local addresses: room for a bench's new flows in
+		// each real's ports.
+		for i := range 16 {
+			svc.LocalAddrs = append(svc.LocalAddrs, netip.AddrFrom4([4]byte{10, 0, 1, byte(1 + i)}))
+		}
+	}
 	var x *Dataplane
 	require.NoError(b, ns.Do(func() (err error) {
 		x, err = Open(Config{PinDir: "/sys/fs/bpf/xlb-bench-" + testutil.Suffix(), Resolver: res, MaxConns: maxConns,
@@ -59,6 +68,44 @@ func newBenchRigWith(b *testing.B, maxConns uint32, schedName string, reals int,
 	require.NoError(b, loadBenchObjects(&r.bench, nil))
 	b.Cleanup(func() { r.bench.Close() })
 	return r
+}
+
+// newBenchRig6 is a director with one IPv6 DR service, 16 reals, wlc.
+func newBenchRig6(b *testing.B) *benchRig {
+	requireRoot(b)
+	ns, _ := testNS(b)
+	res := staticResolver{}
+	svc := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: 80, Protocol: lvs.TCP}, Scheduler: "wlc"}
+	for i := 1; i <= 16; i++ {
+		res[real6(i)] = NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC}
+		svc.Reals = append(svc.Reals, dataplane.Real{Addr: real6(i), Port: 80, Weight: 1, Forward: lvs.DR})
+	}
+	var x *Dataplane
+	require.NoError(b, ns.Do(func() (err error) {
+		x, err = Open(Config{PinDir: "/sys/fs/bpf/xlb-bench-" + testutil.Suffix(), Resolver: res, MaxConns: 4096, Logger: quiet, SweepInterval: time.Hour})
+		return err
+	}))
+	b.Cleanup(func() { x.Close() })
+	apply(b, ns, x, svc)
+	r := &benchRig{ns: ns, x: x}
+	require.NoError(b, loadBenchObjects(&r.bench, nil))
+	b.Cleanup(func() { r.bench.Close() })
+	return r
+}
+
+// frame6Bench is a client's 84-byte IPv6 TCP frame to vip6:80 (a SYN, or
+// an ACK): IPv4's 64-byte frame with IPv6's 20 more bytes of header.
+func frame6Bench(b *testing.B, syn bool) []byte {
+	b.Helper()
+	ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolTCP,
+		SrcIP: net.IP(client6.AsSlice()), DstIP: net.IP(vip6.AsSlice())}
+	tcp := &layers.TCP{SrcPort: 40000, DstPort: 80, SYN: syn, ACK: !syn, Seq: 1000, Window: 4096}
+	require.NoError(b, tcp.SetNetworkLayerForChecksum(ip))
+	eth := &layers.Ethernet{SrcMAC: clientMC, DstMAC: dirMAC, EthernetType: layers.EthernetTypeIPv6}
+	buf := gopacket.NewSerializeBuffer()
+	require.NoError(b, gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true},
+		eth, ip, tcp, gopacket.Payload(make([]byte, 10))))
+	return buf.Bytes()
 }
 
 // measure runs prog repeat times on frame and returns ns per packet. The
@@ -261,7 +308,7 @@ func BenchmarkDR(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		fwd  lvs.Forward
-	}{{"nat-established-one-flow", lvs.NAT}, {"tun-ipip-established-one-flow", lvs.TUN}} {
+	}{{"nat-established-one-flow", lvs.NAT}, {"fnat-established-one-flow", lvs.FNAT}, {"tun-ipip-established-one-flow", lvs.TUN}} {
 		b.Run(c.name, func(b *testing.B) {
 			r := newBenchRigWith(b, 4096, "wlc", 16, c.fwd)
 			r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 0, false, 1, xdpTX)
@@ -273,6 +320,35 @@ func BenchmarkDR(b *testing.B) {
 			report(b, ns, base, harness)
 		})
 	}
+	// FULLNAT's new flow: NAT's, and a local port taken (fnat_take: a
+	// hash insert). Each takes a port for good (the bench does not sweep):
+	// a run measures at most fnatFlows of them, a small share of the
+	// 16 x 31744 ports each real has, so that no SYN finds its four tries
+	// taken.
+	b.Run("fnat-new-flow-wlc-16-reals", func(b *testing.B) {
+		const fnatFlows = 200000
+		n := min(b.N, fnatFlows)
+		r := newBenchRigWith(b, 1<<18, "wlc", 16, lvs.FNAT)
+		base := r.measure(b, r.bench.BenchMacswap, synFrame.Bytes(), n, xdpTX)
+		harness := harnessCost(b, r, synFrame.Bytes(), 1<<30)
+		var ns float64
+		r.accounted(b, uint64(n), uint64(n), 0, func() { ns = r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 1<<30, true, n, xdpTX) })
+		report(b, ns, base, harness)
+	})
+	// IPv6 DR, one flow: the tail call to xlb_xdp6 and its parse, then
+	// the IPv6 flow table's 40-byte key.
+	b.Run("ipv6-dr-established-one-flow", func(b *testing.B) {
+		r := newBenchRig6(b)
+		for _, syn := range []bool{true, false} {
+			v, _ := run(b, r.ns, r.x, frame6Bench(b, syn))
+			require.EqualValues(b, xdpTX, v, "the SYN and ACK that make the flow")
+		}
+		ack6 := frame6Bench(b, false)
+		base := r.measure(b, r.bench.BenchMacswap, ack6, b.N, xdpTX)
+		var ns float64
+		r.accounted(b, uint64(b.N), 0, 0, func() { ns = r.measure(b, r.x.objs.XlbXdp, ack6, b.N, xdpTX) })
+		report(b, ns, base, 0)
+	})
 	b.Run("established-1M-flows-random", func(b *testing.B) {
 		const flows = 1 << 20
 		// Room for every flow in each CPU's share of the LRU (its
