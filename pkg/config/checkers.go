@@ -222,7 +222,7 @@ func (ps *parser) fileCheck(b *node) *checkerDraft {
 	if len(b.args) > 0 {
 		ps.p.warnf(b.pos, b.args[0], "extra words after %s ignored, from", b.kw)
 	}
-	d := &checkerDraft{c: Checker{Kind: FileCheck, Pos: b.pos}}
+	d := ps.newChecker(Checker{Kind: FileCheck, Pos: b.pos})
 	c := &d.c
 	var tf *TrackFile
 	for _, n := range b.children {

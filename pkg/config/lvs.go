@@ -276,7 +276,7 @@ func (ps *parser) virtualServer(b *node) {
 			ps.unknown(n, ctxVirtualServer)
 		}
 	}
-	resolveCheckers(d)
+	ps.resolveCheckers(d)
 	ps.vss = append(ps.vss, d)
 }
 
@@ -572,7 +572,7 @@ func (ps *parser) checker(b *node) *checkerDraft {
 	}
 	kind := checkerKinds[b.kw]
 	ctx := b.kw
-	d := &checkerDraft{c: Checker{Kind: kind, Pos: b.pos}}
+	d := ps.newChecker(Checker{Kind: kind, Pos: b.pos})
 	if kind == UDPCheck {
 		d.c.MaxReplyLength = 255
 	}
@@ -988,11 +988,27 @@ func (ps *parser) serverPort(vs *VirtualServer, pos Pos, addr netip.Addr, fwd lv
 	return port
 }
 
+// newChecker returns a draft of the checker c: a spare one if there is.
+// A draft lives only while its virtual server is read (resolveCheckers
+// takes it back), so that a file's checkers reuse a virtual server's
+// worth of drafts (700 bytes each).
+func (ps *parser) newChecker(c Checker) *checkerDraft {
+	k := len(ps.spareCheckers)
+	if k == 0 {
+		return &checkerDraft{c: c}
+	}
+	d := ps.spareCheckers[k-1]
+	ps.spareCheckers = ps.spareCheckers[:k-1]
+	*d = checkerDraft{c: c}
+	return d
+}
+
 // resolveCheckers resolves the checkers of vd's reals once vd is read:
-// all they inherit is known then, and their drafts (700 bytes each) need
-// not wait for the end of the file. A checker that connects to its
-// real's port takes it in finishVirtualServers, which settles that port.
-func resolveCheckers(vd *vsDraft) {
+// all they inherit is known then, and their drafts need not wait for
+// the end of the file: they are taken back for the next checkers. A
+// checker that connects to its real's port takes it in
+// finishVirtualServers, which settles that port.
+func (ps *parser) resolveCheckers(vd *vsDraft) {
 	// As finishVirtualServers sets them.
 	vsAlpha := vd.inh.alpha.or(false)
 	vsDelayLoop := vd.inh.delayLoop.or(defaultDelayLoop)
@@ -1006,6 +1022,7 @@ func resolveCheckers(vd *vsDraft) {
 		for i, cd := range rd.checkers {
 			rd.rs.Checkers[i], rd.portFromReal[i] = resolveChecker(cd, rd, vd, rsAlpha, vsDelayLoop)
 		}
+		ps.spareCheckers = append(ps.spareCheckers, rd.checkers...)
 		rd.checkers = nil
 	}
 }
