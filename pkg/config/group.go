@@ -210,9 +210,9 @@ func (ps *parser) resolveEntries(d *vsDraft) bool {
 	}
 	// The family the reals say, for a fwmark (keepalived: the reals').
 	realFamily := 0
-	for _, rd := range d.reals {
+	for _, rs := range d.rs {
 		if realFamily == 0 {
-			realFamily = familyOf(rd.rs.Addr)
+			realFamily = familyOf(rs.Addr)
 		}
 	}
 	switch {

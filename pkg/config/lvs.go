@@ -70,7 +70,21 @@ type vsDraft struct {
 	// laddrGroup: laddr_group_name (keepalived-DPVS's), where it was.
 	laddrGroup    opt[string]
 	laddrGroupPos Pos
-	reals         []*rsDraft
+	// reals are the drafts of the real_server blocks while the virtual
+	// server is read; then (resolveReals) rs, and rsLater what the end
+	// of the file settles of each.
+	reals   []*rsDraft
+	rs      []RealServer
+	rsLater []realLater
+}
+
+// realLater is what finishVirtualServers settles of a real: its
+// smtp_alert, which defaults to the globals', and the port of its
+// checkers that connect to the real's (portFromReal), which only NAT may
+// change.
+type realLater struct {
+	smtpAlert    opt[bool]
+	portFromReal []bool
 }
 
 // flagWord is a scheduler flag keyword and where it was (not its node:
@@ -86,11 +100,7 @@ type rsDraft struct {
 	weight    opt[int]
 	forward   opt[method]
 	smtpAlert opt[bool]
-	// checkers are drafts until the virtual server is read; then they
-	// are rs.Checkers, but for the port of those that connect to the
-	// real's (portFromReal), which finishVirtualServers settles.
-	checkers     []*checkerDraft
-	portFromReal []bool
+	checkers  []*checkerDraft
 }
 
 type checkerDraft struct {
@@ -276,7 +286,7 @@ func (ps *parser) virtualServer(b *node) {
 			ps.unknown(n, ctxVirtualServer)
 		}
 	}
-	ps.resolveCheckers(d)
+	ps.resolveReals(d)
 	ps.vss = append(ps.vss, d)
 }
 
@@ -482,7 +492,7 @@ func (ps *parser) realServer(b *node) *rsDraft {
 		ps.p.errorf(b.pos, b.kw, "missing address after")
 		return nil
 	}
-	d := &rsDraft{rs: RealServer{Pos: b.pos}}
+	d := ps.newReal(b.pos)
 	a, err := netip.ParseAddr(b.args[0])
 	if err != nil {
 		ps.p.errorf(b.pos, b.args[0], "real_server: not an IP address:")
@@ -774,7 +784,7 @@ func (ps *parser) finishVirtualServers() {
 	for _, d := range ps.vss {
 		vs := &d.vs
 		w := func(format string, args ...any) { ps.p.warnf(vs.Pos, vs.word(), format, args...) }
-		if len(d.reals) == 0 {
+		if len(d.rs) == 0 {
 			w("virtual server has no real_server; ignoring")
 			continue
 		}
@@ -883,11 +893,13 @@ func (ps *parser) finishVirtualServers() {
 		// port: scanned for in vs.Reals, or, in a big virtual server,
 		// looked up in kept (a scan per real is quadratic).
 		var kept map[netip.AddrPort]bool
-		if len(d.reals) > 64 {
-			kept = make(map[netip.AddrPort]bool, len(d.reals))
+		if len(d.rs) > 64 {
+			kept = make(map[netip.AddrPort]bool, len(d.rs))
 		}
-		for _, rd := range d.reals {
-			rs := &rd.rs
+		// The reals kept are moved down in d.rs, which becomes vs.Reals.
+		vs.Reals = d.rs[:0]
+		for i := range d.rs {
+			rs := &d.rs[i]
 			dup := false
 			if kept != nil {
 				dup = kept[netip.AddrPortFrom(rs.Addr, rs.Port)]
@@ -902,29 +914,24 @@ func (ps *parser) finishVirtualServers() {
 				ps.p.warnf(rs.Pos, rs.Addr.String(), "real_server duplicated in the same virtual_server; ignoring the second")
 				continue
 			}
-			rm := rd.forward.or(method{vs.Forward, vs.Tunnel})
-			rs.Forward, rs.Tunnel = rm.fwd, rm.tun
-			rs.Weight = rd.weight.or(d.weight.or(1))
-			rs.Alpha = rd.inh.alpha.or(vs.Alpha)
-			rs.InhibitOnFailure = rd.inh.inhibit.or(vs.InhibitOnFailure)
-			// Not from the virtual server's: keepalived's real servers
-			// inherit only the globals.
-			rs.SMTPAlert = smtpAlert(rd.smtpAlert, g.SMTPAlertChecker, g.SMTPAlert, true)
+			// Its method, weight, alpha and inhibit_on_failure are
+			// resolveReals'. Not from the virtual server's: keepalived's
+			// real servers inherit only the globals.
+			rs.SMTPAlert = smtpAlert(d.rsLater[i].smtpAlert, g.SMTPAlertChecker, g.SMTPAlert, true)
 			rs.Port = ps.serverPort(vs, rs.Pos, rs.Addr, rs.Forward, rs.Port, "real_server")
-			for i, fromReal := range rd.portFromReal {
+			for j, fromReal := range d.rsLater[i].portFromReal {
 				if fromReal {
-					rs.Checkers[i].ConnectPort = rs.Port
+					rs.Checkers[j].ConnectPort = rs.Port
 				}
 			}
 			weightSum += uint64(rs.Weight)
-			if vs.Reals == nil {
-				vs.Reals = make([]RealServer, 0, len(d.reals))
-			}
 			vs.Reals = append(vs.Reals, *rs)
 			if kept != nil {
 				kept[netip.AddrPortFrom(rs.Addr, rs.Port)] = true
 			}
 		}
+		clear(d.rs[len(vs.Reals):]) // the duplicates' leftovers
+		d.rs, d.rsLater = nil, nil
 
 		if ss := vs.SorryServer; ss != nil {
 			sm := d.sorryFwd.or(method{vs.Forward, vs.Tunnel})
@@ -1003,28 +1010,61 @@ func (ps *parser) newChecker(c Checker) *checkerDraft {
 	return d
 }
 
-// resolveCheckers resolves the checkers of vd's reals once vd is read:
-// all they inherit is known then, and their drafts need not wait for
-// the end of the file: they are taken back for the next checkers. A
-// checker that connects to its real's port takes it in
-// finishVirtualServers, which settles that port.
-func (ps *parser) resolveCheckers(vd *vsDraft) {
-	// As finishVirtualServers sets them.
-	vsAlpha := vd.inh.alpha.or(false)
-	vsDelayLoop := vd.inh.delayLoop.or(defaultDelayLoop)
-	for _, rd := range vd.reals {
-		if len(rd.checkers) == 0 {
-			continue
-		}
-		rsAlpha := rd.inh.alpha.or(vsAlpha)
-		rd.rs.Checkers = make([]Checker, len(rd.checkers))
-		rd.portFromReal = make([]bool, len(rd.checkers))
-		for i, cd := range rd.checkers {
-			rd.rs.Checkers[i], rd.portFromReal[i] = resolveChecker(cd, rd, vd, rsAlpha, vsDelayLoop)
-		}
-		ps.spareCheckers = append(ps.spareCheckers, rd.checkers...)
-		rd.checkers = nil
+// newReal returns a draft of the real_server at pos: a spare one if
+// there is (see newChecker).
+func (ps *parser) newReal(pos Pos) *rsDraft {
+	k := len(ps.spareReals)
+	if k == 0 {
+		return &rsDraft{rs: RealServer{Pos: pos}}
 	}
+	d := ps.spareReals[k-1]
+	ps.spareReals = ps.spareReals[:k-1]
+	*d = rsDraft{rs: RealServer{Pos: pos}}
+	return d
+}
+
+// resolveReals resolves vd's reals and their checkers once vd is read:
+// all they inherit from it is known then. They become vd.rs, one array
+// (their checkers another), and their drafts are taken back for the
+// next virtual server's. What the end of the file settles (the globals'
+// smtp_alert, a port only NAT may change) waits in vd.rsLater.
+func (ps *parser) resolveReals(vd *vsDraft) {
+	if len(vd.reals) == 0 {
+		return
+	}
+	// As finishVirtualServers sets the virtual server's.
+	vm := vd.forward.or(method{fwd: lvs.NAT})
+	vsAlpha := vd.inh.alpha.or(false)
+	vsInhibit := vd.inh.inhibit.or(false)
+	vsDelayLoop := vd.inh.delayLoop.or(defaultDelayLoop)
+	nc := 0
+	for _, rd := range vd.reals {
+		nc += len(rd.checkers)
+	}
+	checkers := make([]Checker, nc)
+	portFromReal := make([]bool, nc)
+	vd.rs = make([]RealServer, len(vd.reals))
+	vd.rsLater = make([]realLater, len(vd.reals))
+	for i, rd := range vd.reals {
+		rs := &rd.rs
+		rm := rd.forward.or(vm)
+		rs.Forward, rs.Tunnel = rm.fwd, rm.tun
+		rs.Weight = rd.weight.or(vd.weight.or(1))
+		rs.Alpha = rd.inh.alpha.or(vsAlpha)
+		rs.InhibitOnFailure = rd.inh.inhibit.or(vsInhibit)
+		later := realLater{smtpAlert: rd.smtpAlert}
+		if n := len(rd.checkers); n > 0 {
+			rs.Checkers, checkers = checkers[:n:n], checkers[n:]
+			later.portFromReal, portFromReal = portFromReal[:n:n], portFromReal[n:]
+			for j, cd := range rd.checkers {
+				rs.Checkers[j], later.portFromReal[j] = resolveChecker(cd, rd, vd, rs.Alpha, vsDelayLoop)
+			}
+			ps.spareCheckers = append(ps.spareCheckers, rd.checkers...)
+		}
+		vd.rs[i], vd.rsLater[i] = *rs, later
+	}
+	ps.spareReals = append(ps.spareReals, vd.reals...)
+	vd.reals = nil
 }
 
 // resolveChecker fills a checker's unset settings from its real server,

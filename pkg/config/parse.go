@@ -439,9 +439,10 @@ type parser struct {
 	// laddrGroups are the local_address_group blocks (FULLNAT's local
 	// addresses, keepalived-DPVS's) by name.
 	laddrGroups map[string]*laddrGroup
-	// spareCheckers are checker drafts taken back once resolved, for the
-	// next checkers (see newChecker).
+	// spareCheckers and spareReals are drafts taken back once resolved,
+	// for the next ones (see newChecker).
 	spareCheckers []*checkerDraft
+	spareReals    []*rsDraft
 }
 
 // Contexts, for the table of keywords keepalived knows (keywords.go).
