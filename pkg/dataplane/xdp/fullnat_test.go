@@ -253,6 +253,44 @@ func TestFULLNATPortsRunOut(t *testing.T) {
 	assert.EqualValues(t, xdpTX, v)
 }
 
+// With three ports in four of its only local address taken toward the
+// real, new flows still find free ones (32 tries each: a flow is dropped
+// with probability 0.75^32, 1e-4), never a taken one.
+func TestFULLNATPortsMostlyTaken(t *testing.T) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	res := staticResolver{realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
+	var x *Dataplane
+	require.NoError(t, ns.Do(func() (err error) {
+		x, err = Open(Config{PinDir: "/sys/fs/bpf/xlb-test-" + testutil.Suffix(), Resolver: res, MaxConns: 1 << 16,
+			Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), SweepInterval: time.Hour})
+		return err
+	}))
+	t.Cleanup(func() { require.NoError(t, x.Close()) })
+	apply(t, ns, x, dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
+		LocalAddrs: []netip.Addr{laddr1},
+		Reals:      []dataplane.Real{{Addr: realAddr(1), Port: 8080, Weight: 1, Forward: lvs.FNAT}}})
+	taken := map[uint16]bool{}
+	var keys []xlbConnKey
+	var vals []xlbFnatPort
+	for p := 1024; p <= 32767; p++ {
+		if p%4 != 0 {
+			taken[uint16(p)] = true
+			keys = append(keys, fnatKey(realAddr(1), 8080, laddr1, uint16(p), 6))
+			vals = append(vals, xlbFnatPort{Client: ip4(netip.MustParseAddr("198.51.100.1")), Cport: port16(uint16(p))})
+		}
+	}
+	require.NoError(t, updateBatch(x.objs.FnatPorts, keys, vals))
+	for sport := uint16(20000); sport < 20200; sport++ {
+		v, out := run(t, ns, x, syn(sport).Bytes())
+		require.EqualValues(t, xdpTX, v, "client port %d", sport)
+		lport := uint16(decode(t, out).tcp.SrcPort)
+		require.False(t, taken[lport], "client port %d was given taken port %d", sport, lport)
+		taken[lport] = true
+	}
+	assert.Zero(t, reasons(t, x)["fnat_no_port"])
+}
+
 // The sweep gives a port back once its flow is gone (evicted here), and
 // keeps those of live flows.
 func TestFULLNATSweepGivesPortsBack(t *testing.T) {
