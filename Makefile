@@ -99,7 +99,7 @@ vmtest:
 vmtest-ci:
 	$(GO) run ./vmtest run --quiet --pkgs './pkg/dataplane/ipvs/ ./pkg/probe/ ./pkg/ipvsadm/ ./pkg/scripts/ ./pkg/vrrp/ ./pkg/vrrpd/' 6.1
 	$(GO) run ./vmtest run --quiet --no-deps --pkgs './pkg/daemon/ ./pkg/dataplane/xdp/' \
-	  --testflags '-test.run=^(TestRunOnIPVS|TestBehaviour|TestDRHTTP|TestNATEndToEnd|TestNATReplyWaitsForARP|TestTUNEndToEnd|TestTunnelGoldenPackets|TestIPv6DRGoldenPackets|TestIPv6DRHTTP|TestNAT66GoldenPackets|TestNAT66HTTP|TestIPv6ICMPErrors|TestFULLNATGoldenPackets|TestFULLNATICMPErrors|TestFULLNATEndToEnd|TestFULLNATFromKeepalivedConf|TestVerifierBudget|TestCheckThroughVIP|TestStandbyFollowsTheRole|TestXlbadmDrivesDaemon|TestGoldenPackets|TestXDPFuzzFindings|TestScriptSecurityAgainstUnprivilegedUser|TestVRRPTrackScript|TestECMPMixedFleet|TestSyncWithKernelIPVS|TestAdoptIPVSDirector|TestFailoverKeepsConnectionsWithIPVS|TestUnitCapabilities)$$ -test.timeout=20m' 6.1
+	  --testflags '-test.run=^(TestRunOnIPVS|TestBehaviour|TestDRHTTP|TestNATEndToEnd|TestNATReplyWaitsForARP|TestTUNEndToEnd|TestTunnelGoldenPackets|TestIPv6DRGoldenPackets|TestIPv6DRHTTP|TestNAT66GoldenPackets|TestNAT66HTTP|TestIPv6ICMPErrors|TestFULLNATGoldenPackets|TestFULLNATICMPErrors|TestFULLNATTOA|TestFULLNATEndToEnd|TestFULLNATFromKeepalivedConf|TestVerifierBudget|TestCheckThroughVIP|TestStandbyFollowsTheRole|TestXlbadmDrivesDaemon|TestGoldenPackets|TestXDPFuzzFindings|TestScriptSecurityAgainstUnprivilegedUser|TestVRRPTrackScript|TestECMPMixedFleet|TestSyncWithKernelIPVS|TestAdoptIPVSDirector|TestFailoverKeepsConnectionsWithIPVS|TestUnitCapabilities)$$ -test.timeout=20m' 6.1
 
 ## vmtest-all: vmtest on every pinned kernel, the host's probe, and the kernel x feature matrix
 vmtest-all:

@@ -109,4 +109,84 @@ static __always_inline int fnat_source(struct packet *p, void *data_end, __u8 la
 	return nat_rewrite(p, data_end, 0, la->addr.v4, lport);
 }
 
+/* TOA ("TCP option address", DPVS's and Alibaba's LVS FULLNAT's): kind
+ * 254, length 8, the client's port and IPv4 address, which the toa kernel
+ * module on the real reads from the ACK that completes the handshake
+ * (its hook on tcp_v4_syn_recv_sock) and gives back as the peer's
+ * address; a real without the module ignores an unknown option. */
+#define TCPOPT_TOA 254
+#define TCPOLEN_TOA 8
+
+/* A FULLNAT flow's handshake ACK to real r, its source already the local
+ * address's: the destination rewritten (as forward does), then the TOA
+ * option put after the TCP header's own, and the frame sent to the
+ * real's MAC. Only an ACK without payload whose headers leave room gets
+ * it (IPv4 without options, TCP options up to 32 bytes): the frame grows
+ * by 8 bytes, which a segment of a full MSS would not have. Any other
+ * goes as it is. */
+static __always_inline int forward_toa(struct xdp_md *ctx, struct packet *p, void *data_end, const struct real *r,
+				       __be32 client, __be16 cport)
+{
+	if (nat_rewrite(p, data_end, 1, r->addr.v4, r->port ? r->port : p->dport) < 0)
+		return XDP_DROP;
+	struct iphdr *ip = p->ip;
+	struct tcphdr *th = p->l4;
+	if ((void *)(th + 1) > data_end)
+		return XDP_DROP;
+	__u32 l2 = (void *)ip - (void *)p->eth;
+	__u32 thl = th->doff * 4;
+	if (ip->ihl != 5 || (l2 != 14 && l2 != 18) || thl < 20 || thl > 52 || bpf_ntohs(ip->tot_len) != 20 + thl)
+		return forward_dr(ctx, p->eth, r);
+	__u16 tot = 20 + thl;
+	/* The checksums, for what moves: the TCP length in the
+	 * pseudo-header, the data offset's word, the option's words (below). */
+	__u16 *tsum = (__u16 *)&th->check;
+	csum_replace2(tsum, bpf_htons(thl), bpf_htons(thl + TCPOLEN_TOA));
+	__u16 *offw = (__u16 *)((void *)th + 12);
+	__u16 oldw = *offw;
+	th->doff += TCPOLEN_TOA / 4;
+	csum_replace2(tsum, oldw, *offw);
+	__u8 opt[TCPOLEN_TOA] = { TCPOPT_TOA, TCPOLEN_TOA };
+	__builtin_memcpy(opt + 2, &cport, 2);
+	__builtin_memcpy(opt + 4, &client, 4);
+#pragma unroll
+	for (int i = 0; i < TCPOLEN_TOA; i += 2)
+		csum_replace2(tsum, 0, *(__u16 *)(opt + i));
+	csum_replace2((__u16 *)&ip->check, ip->tot_len, bpf_htons(tot + TCPOLEN_TOA));
+	ip->tot_len = bpf_htons(tot + TCPOLEN_TOA);
+	/* Grow at the head and move the headers forward: the option lands
+	 * where the headers ended. */
+	__u32 hlen = l2 + tot;
+	if (bpf_xdp_adjust_head(ctx, -TCPOLEN_TOA))
+		return XDP_DROP;
+	void *data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+#pragma unroll
+	for (__u32 i = 0; i < (18 + 20 + 52) / 2; i++) {
+		if (i * 2 >= hlen)
+			break;
+		__u16 *src = data + TCPOLEN_TOA + i * 2;
+		__u16 *dst = data + i * 2;
+		if ((void *)(src + 1) > data_end)
+			return XDP_DROP;
+		*dst = *src;
+	}
+	if (hlen > 18 + 20 + 52)
+		return XDP_DROP;
+	__u8 *o = data + hlen;
+	if ((void *)(o + TCPOLEN_TOA) > data_end)
+		return XDP_DROP;
+	__builtin_memcpy(o, opt, TCPOLEN_TOA);
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return XDP_DROP;
+	__builtin_memcpy(eth->h_dest, r->dst_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, r->src_mac, ETH_ALEN);
+	if (r->ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	/* A verdict the verifier knows: once the head moved, no handler
+	 * after this one may touch the packet. */
+	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;
+}
+
 #endif /* XLB_FULLNAT_H */

@@ -51,6 +51,8 @@
  *   FULLNAT new flow                 a local address and port of its own
  *                                    (bpf/fullnat.h); none free among those tried:
  *                                    XDP_DROP, stat FNAT_NO_PORT
+ *   FULLNAT handshake ACK, toa on    TCP option 254 (the client's port and address)
+ *                                    put after the TCP header's options
  *   FULLNAT reply (to laddr:lport)   back to the client as from the VIP, routed as
  *                                    a NAT reply
  *   ICMP error about a FULLNAT flow  translated both ways: to the real from the
@@ -375,6 +377,7 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 		 * removed) starts a new connection. */
 		int reuse = pure_syn(p) && (!live || c->state == XLB_CT_TIME_WAIT || c->state == XLB_CT_CLOSE);
 		if (live && !reuse) {
+			__u8 before = c->state;
 			if (p->proto == IPPROTO_TCP)
 				conn_tcp_transition(c, p->tcp_flags, (c->flags & XLB_CONN_F_NAT) ? CT_DIR_INPUT : CT_DIR_INPUT_ONLY);
 			conn_rearm(c, now);
@@ -382,8 +385,14 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 			if (half && conn_proven(c, p->proto))
 				conn_promote(ck, fam, c, r);
 			count(&real_stats, real_slot, bytes, 0);
-			if (fam == AF_INET && (c->flags & XLB_CONN_F_FNAT) && fnat_source(p, data_end, c->laddr, c->lport) < 0)
-				return XDP_DROP;
+			if (fam == AF_INET && (c->flags & XLB_CONN_F_FNAT)) {
+				if (fnat_source(p, data_end, c->laddr, c->lport) < 0)
+					return XDP_DROP;
+				/* The handshake's ACK carries TOA when asked. */
+				if ((r->flags & XLB_REAL_F_TOA) && before == XLB_CT_SYN_RECV && p->proto == IPPROTO_TCP &&
+				    (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST | TCP_FLAG_ACK)) == TCP_FLAG_ACK)
+					return forward_toa(ctx, p, data_end, r, p->src.v4, p->sport);
+			}
 			return forward(ctx, p, data_end, r, real_slot, fam);
 		}
 		if (!reuse) {

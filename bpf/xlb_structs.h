@@ -75,6 +75,9 @@ enum xlb_real_flags {
 	 * source becomes one of the service's local addresses and a port
 	 * given to the flow (bpf/fullnat.h) */
 	XLB_REAL_F_FNAT = 1 << 5,
+	/* FULLNAT, and its service asks for TOA: the handshake's ACK carries
+	 * the client's address and port to the real (bpf/fullnat.h) */
+	XLB_REAL_F_TOA = 1 << 6,
 };
 
 /* A health check through the data path: a checker's socket mark names

@@ -450,6 +450,9 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	if vs.LocalAddrGroup != "" {
 		f.line("laddr_group_name", word(vs.LocalAddrGroup))
 	}
+	if vs.TOA {
+		f.line("toa")
+	}
 	if vs.InhibitOnFailure {
 		f.line("inhibit_on_failure")
 	}

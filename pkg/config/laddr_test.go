@@ -25,6 +25,7 @@ virtual_server 192.168.88.1 80 {
     lb_kind FNAT
     protocol TCP
     laddr_group_name laddr_g1
+    toa
     real_server 192.168.88.30 8080 {
         weight 1
     }
@@ -37,6 +38,7 @@ virtual_server 192.168.88.1 80 {
 	vs := cfg.VirtualServers[0]
 	assert.Equal(t, lvs.FNAT, vs.Forward)
 	assert.Equal(t, "laddr_g1", vs.LocalAddrGroup)
+	assert.True(t, vs.TOA)
 	want := []netip.Addr{netip.MustParseAddr("192.168.88.240"), netip.MustParseAddr("192.168.88.250"),
 		netip.MustParseAddr("192.168.88.251"), netip.MustParseAddr("192.168.88.252")}
 	assert.Equal(t, want, vs.LocalAddrs)
@@ -48,6 +50,7 @@ virtual_server 192.168.88.1 80 {
 	again := mustParse(t, string(Format(cfg)))
 	assert.Equal(t, want, again.VirtualServers[0].LocalAddrs, "Format writes the group back")
 	assert.Equal(t, lvs.FNAT, again.VirtualServers[0].Reals[0].Forward)
+	assert.True(t, again.VirtualServers[0].TOA)
 	assert.Equal(t, string(Format(cfg)), string(Format(again)))
 }
 
@@ -71,6 +74,7 @@ virtual_server 192.168.88.1 80 {
 virtual_server 192.168.88.2 80 {
     lb_kind DR
     protocol TCP
+    toa
     laddr_group_name g
     real_server 192.168.88.30 80 {
     }
@@ -95,9 +99,10 @@ virtual_server 192.168.88.3 80 {
 	assert.Contains(t, ws, `keepalived.conf:3: (g) not an IPv4 address or ADDR-LAST range; skipped: "not-an-address"`)
 	assert.Contains(t, ws, `keepalived.conf:4: (g) not an IPv4 address or ADDR-LAST range; skipped: "192.168.88.9-3"`)
 	assert.Contains(t, ws, `keepalived.conf:9: no local_address_group of this name; the virtual server has no local addresses: "nosuch"`)
-	assert.Contains(t, ws, `keepalived.conf:16: local addresses are for FNAT reals, and this virtual server has none; not used: "laddr_group_name"`)
-	assert.Contains(t, ws, `keepalived.conf:24: real_server address family differs from the virtual server's: NAT64 by FULLNAT, which xlb does not do yet; ignoring "192.168.88.30"`)
-	assert.Contains(t, ws, `keepalived.conf:30: lb_kind must be NAT, DR, TUN or FNAT, got "fnat": ignored, as keepalived ignores it`)
+	assert.Contains(t, ws, `keepalived.conf:16: a TCP option of FULLNAT connections, and this virtual server has no FNAT real or is not TCP; not used: "toa"`)
+	assert.Contains(t, ws, `keepalived.conf:17: local addresses are for FNAT reals, and this virtual server has none; not used: "laddr_group_name"`)
+	assert.Contains(t, ws, `keepalived.conf:25: real_server address family differs from the virtual server's: NAT64 by FULLNAT, which xlb does not do yet; ignoring "192.168.88.30"`)
+	assert.Contains(t, ws, `keepalived.conf:31: lb_kind must be NAT, DR, TUN or FNAT, got "fnat": ignored, as keepalived ignores it`)
 	require.Len(t, cfg.VirtualServers, 4)
 	assert.Empty(t, cfg.VirtualServers[0].LocalAddrs)
 	assert.Empty(t, cfg.VirtualServers[1].LocalAddrs)

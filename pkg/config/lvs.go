@@ -70,6 +70,8 @@ type vsDraft struct {
 	// laddrGroup: laddr_group_name (keepalived-DPVS's), where it was.
 	laddrGroup    opt[string]
 	laddrGroupPos Pos
+	toa           opt[bool]
+	toaPos        Pos
 	// reals are the drafts of the real_server blocks while the virtual
 	// server is read; then (resolveReals) rs, and rsLater what the end
 	// of the file settles of each.
@@ -272,6 +274,11 @@ func (ps *parser) virtualServer(b *node) {
 		case "check_via_vip":
 			if b, ok := ps.optFlag(n); ok {
 				d.checkViaVIP.put(b)
+			}
+		case "toa":
+			if b, ok := ps.optFlag(n); ok {
+				d.toa.put(b)
+				d.toaPos = n.pos
 			}
 		case "laddr_group_name":
 			if s, ok := ps.stringArg(n); ok {
@@ -956,6 +963,11 @@ func (ps *parser) finishVirtualServers() {
 			}
 		}
 
+		vs.TOA = d.toa.or(false)
+		if vs.TOA && (vs.Protocol != lvs.TCP || !slices.ContainsFunc(vs.Reals, func(r RealServer) bool { return r.Forward == lvs.FNAT })) {
+			ps.p.warnf(d.toaPos, "toa", "a TCP option of FULLNAT connections, and this virtual server has no FNAT real or is not TCP; not used:")
+			vs.TOA = false
+		}
 		if len(vs.LocalAddrs) > 0 && !slices.ContainsFunc(vs.Reals, func(r RealServer) bool { return r.Forward == lvs.FNAT }) {
 			ps.p.warnf(d.laddrGroupPos, "laddr_group_name", "local addresses are for FNAT reals, and this virtual server has none; not used:")
 			vs.LocalAddrGroup, vs.LocalAddrs = "", nil

@@ -408,6 +408,9 @@ type VirtualServer struct {
 	// (lb_kind FNAT) reals see their clients' connections come from.
 	LocalAddrGroup string
 	LocalAddrs     []netip.Addr
+	// TOA is xlb's toa keyword: the FULLNAT reals' handshake ACKs carry
+	// the client's address in TCP option 254 (dataplane.Service.TOA).
+	TOA bool
 
 	// PersistenceTimeout is 0 for a service without persistence. A
 	// persistence_timeout without a value, or a persistence_granularity

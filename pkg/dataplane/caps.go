@@ -40,8 +40,10 @@ type Caps struct {
 	// service is possible only by tunnel.
 	IPv6 bool
 	// MaxLocalAddrs is how many local addresses (FULLNAT) a service
-	// may have.
+	// may have; TOA whether it passes FULLNAT clients' addresses in TCP
+	// option 254.
 	MaxLocalAddrs int
+	TOA           bool
 	// IPv6Forwards, when set, are the only forwarding methods an IPv6
 	// service's reals may have (Forwards are then IPv4's).
 	IPv6Forwards []lvs.Forward
@@ -115,6 +117,11 @@ func (c Caps) CheckService(s Service) error {
 		bad("FULLNAT (lvs_method FNAT) needs local addresses: laddr_group_name naming a local_address_group, or xlbadm --add-laddr")
 	case len(s.LocalAddrs) > c.MaxLocalAddrs && fnat && slices.Contains(c.Forwards, lvs.FNAT):
 		bad("%d local addresses; %s takes at most %d per service", len(s.LocalAddrs), c.Name, c.MaxLocalAddrs)
+	}
+	if s.TOA && !c.TOA {
+		bad("toa (the client's address in a TCP option, for FULLNAT) is not supported by %s", c.Name)
+	} else if s.TOA && !s.Addr.Is4() {
+		bad("toa for an IPv6 service is not supported by %s yet", c.Name)
 	}
 	seenLocal := map[netip.Addr]bool{}
 	for _, a := range s.LocalAddrs {

@@ -60,3 +60,41 @@ func TestCapsRules(t *testing.T) {
 	assert.EqualError(t, caps.Validate([]Service{s}), "service TCP 10.0.0.1:80: real 10.0.1.1:80 listed twice")
 	assert.EqualError(t, caps.Validate([]Service{svc(), svc()}), "service TCP 10.0.0.1:80: listed twice")
 }
+
+// FULLNAT's rules: local addresses needed (IPv4, no more than the data
+// plane takes, none twice), TOA only where the data plane has it, and a
+// data plane without FULLNAT refuses its reals by name.
+func TestCapsFULLNAT(t *testing.T) {
+	caps := Caps{Name: "the test data plane", Schedulers: []string{"rr"}, Forwards: []lvs.Forward{lvs.DR, lvs.NAT, lvs.FNAT},
+		Protocols: []lvs.Protocol{lvs.TCP}, MaxLocalAddrs: 2, TOA: true}
+	laddr := netip.MustParseAddr("10.0.0.50")
+	svc := func() Service {
+		return Service{ServiceKey: ServiceKey{Addr: netip.MustParseAddr("10.0.0.1"), Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
+			LocalAddrs: []netip.Addr{laddr}, TOA: true,
+			Reals: []Real{{Addr: netip.MustParseAddr("10.0.1.1"), Port: 8080, Weight: 1, Forward: lvs.FNAT}}}
+	}
+	assert.NoError(t, caps.Validate([]Service{svc()}), "FULLNAT maps ports, as NAT")
+	for _, c := range []struct {
+		change func(*Service)
+		want   string
+	}{
+		{func(s *Service) { s.LocalAddrs = nil }, "FULLNAT (lvs_method FNAT) needs local addresses"},
+		{func(s *Service) { s.LocalAddrs = append(s.LocalAddrs, laddr) }, "local address 10.0.0.50 listed twice"},
+		{func(s *Service) {
+			s.LocalAddrs = []netip.Addr{laddr, netip.MustParseAddr("10.0.0.51"), netip.MustParseAddr("10.0.0.52")}
+		}, "3 local addresses; the test data plane takes at most 2 per service"},
+		{func(s *Service) { s.LocalAddrs = []netip.Addr{netip.MustParseAddr("fd00::50")} }, "only IPv4 local addresses are supported so far"},
+	} {
+		s := svc()
+		c.change(&s)
+		assert.ErrorContains(t, caps.Validate([]Service{s}), c.want)
+	}
+	noFNAT := caps
+	noFNAT.Forwards, noFNAT.MaxLocalAddrs, noFNAT.TOA = []lvs.Forward{lvs.DR, lvs.NAT}, 0, false
+	assert.ErrorContains(t, noFNAT.Validate([]Service{svc()}), "toa (the client's address in a TCP option, for FULLNAT) is not supported by the test data plane")
+	s := svc()
+	s.TOA = false
+	err := noFNAT.Validate([]Service{s})
+	assert.ErrorContains(t, err, "lvs_method FNAT is not supported by the test data plane (DR, NAT are)")
+	assert.NotContains(t, err.Error(), "local addresses", "no count of local addresses where FULLNAT is refused anyway")
+}

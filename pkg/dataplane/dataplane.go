@@ -52,7 +52,11 @@ type Service struct {
 	// local_address_group; DPVS's ipvsadm --laddr): each connection
 	// gets one of them and a port of its own. Only FNAT reals use them.
 	LocalAddrs []netip.Addr `json:",omitempty"`
-	Reals      []Real
+	// TOA: the handshake's ACK of a FULLNAT connection carries the
+	// client's address and port to the real in TCP option 254 (DPVS's
+	// TOA, which the real's toa module reads). Only FNAT reals use it.
+	TOA   bool `json:",omitempty"`
+	Reals []Real
 }
 
 // Real is a real server of a service. Weight 0 quiesces it: no new flows,

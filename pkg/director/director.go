@@ -159,7 +159,7 @@ func servicesOf(vs *config.VirtualServer, reals []dataplane.Real) []dataplane.Se
 	for _, k := range keysOf(vs) {
 		svc := dataplane.Service{ServiceKey: k, Scheduler: vs.Scheduler, Flags: vs.SchedFlags,
 			Persistence: vs.PersistenceTimeout, PersistenceMask: vs.PersistenceGranularity, Sloppy: vs.Sloppy,
-			LocalAddrs: vs.LocalAddrs}
+			LocalAddrs: vs.LocalAddrs, TOA: vs.TOA}
 		for _, r := range reals {
 			r.Port = realPort(k, r.Forward, r.Port)
 			svc.Reals = append(svc.Reals, r)

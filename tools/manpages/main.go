@@ -295,7 +295,11 @@ func confPage() string {
 		"holds (its kernel answers ARP for it); DPVS's \\fIDEVICE\\fR is not used, with a warning.\n" +
 		".TP\n\\fBladdr_group_name\\fR \\fINAME\\fR (virtual_server)\n" +
 		"The virtual server's local addresses (16 at most). A FULLNAT virtual server without them is\n" +
-		"refused; one without FNAT reals ignores them, with a warning.\n")
+		"refused; one without FNAT reals ignores them, with a warning.\n" +
+		".TP\n\\fBtoa\\fR [\\fBon\\fR|\\fBoff\\fR] (virtual_server; xlb's own)\n" +
+		"The ACK that completes each FULLNAT handshake carries the client's port and address to the real in\n" +
+		"TCP option 254 (DPVS's TOA), which the toa kernel module on the real gives back as the peer's address;\n" +
+		"a real without the module ignores it. TCP and IPv4 only; the IPVS data plane refuses it.\n")
 	b.WriteString(".SH \"SEE ALSO\"\n\\fBxlb\\fR(8), \\fBkeepalived.conf\\fR(5)\n")
 	return b.String()
 }

@@ -37,6 +37,7 @@ func capsWith(lim limits) dataplane.Caps {
 		CheckViaVIP:   true,
 		FWMarkWhy:     "the mark is set by netfilter, after XDP has seen the packet (--dataplane auto runs such a file on IPVS)",
 		MaxLocalAddrs: fnatLaddrs,
+		TOA:           true,
 		MaxServices:   lim.services,
 		MaxReals:      lim.reals,
 	}
@@ -53,6 +54,7 @@ const (
 	realStandby   = uint32(xlbXlbRealFlagsXLB_REAL_F_STANDBY)
 	realTUN       = uint32(xlbXlbRealFlagsXLB_REAL_F_TUN)
 	realFNAT      = uint32(xlbXlbRealFlagsXLB_REAL_F_FNAT)
+	realTOA       = uint32(xlbXlbRealFlagsXLB_REAL_F_TOA)
 	connFNAT      = uint8(xlbXlbConnFlagsXLB_CONN_F_FNAT)
 	svcStandby    = uint16(xlbXlbSvcFlagsXLB_SVC_F_STANDBY)
 	svcSloppy     = uint16(xlbXlbSvcFlagsXLB_SVC_F_SLOPPY)

@@ -45,7 +45,9 @@ func TestFULLNATEndToEnd(t *testing.T) {
 				url: fmt.Sprintf("http://%s:80/", topo.VIP), svc: dataplane.ServiceKey{Addr: topo.VIP, Port: 80, Protocol: lvs.TCP}, log: quiet}
 			r.x = r.open(t)
 			t.Cleanup(func() { assert.NoError(t, r.x.Close()) })
-			web := dataplane.Service{ServiceKey: r.svc, Scheduler: "rr", LocalAddrs: []netip.Addr{local}}
+			// TOA on: the reals' kernels (no toa module) take the
+			// handshake's ACK with option 254 as any unknown option.
+			web := dataplane.Service{ServiceKey: r.svc, Scheduler: "rr", LocalAddrs: []netip.Addr{local}, TOA: true}
 			dns := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: topo.VIP, Port: 53, Protocol: lvs.UDP}, Scheduler: "rr",
 				LocalAddrs: []netip.Addr{local}}
 			for _, a := range topo.RealAddrs {

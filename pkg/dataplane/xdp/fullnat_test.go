@@ -379,3 +379,83 @@ func TestFULLNATICMPErrors(t *testing.T) {
 	assert.Zero(t, testutil.Checksum(ip[20:], 0), "ICMP checksum")
 	assert.Equal(t, uint16(1300), binary.BigEndian.Uint16(ip[26:]), "next-hop MTU kept")
 }
+
+// TOA: with the service's toa on, the ACK that completes a FULLNAT
+// handshake reaches the real with TCP option 254 (length 8: the client's
+// port and address, DPVS's format) after its own options, lengths and
+// checksums right (gopacket decodes it; the checksums recomputed
+// independently); the SYN before it and the segments after do not carry
+// it, nor does any segment of a service without toa.
+func TestFULLNATTOA(t *testing.T) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	res := staticResolver{realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
+	x := openTest(t, ns, res)
+	svc := func(port uint16, toa bool) dataplane.Service {
+		return dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: port, Protocol: lvs.TCP}, Scheduler: "rr",
+			LocalAddrs: []netip.Addr{laddr1}, TOA: toa,
+			Reals: []dataplane.Real{{Addr: realAddr(1), Port: 8080, Weight: 1, Forward: lvs.FNAT}}}
+	}
+	apply(t, ns, x, svc(80, true), svc(81, false))
+	st, err := x.Stats()
+	require.NoError(t, err)
+	assert.True(t, st.Services[0].TOA)
+
+	toaOf := func(out []byte) []byte {
+		t.Helper()
+		d := decode(t, out)
+		require.NotNil(t, d.tcp)
+		for _, o := range d.tcp.Options {
+			if o.OptionType == 254 {
+				assert.EqualValues(t, 8, o.OptionLength)
+				return o.OptionData
+			}
+		}
+		return nil
+	}
+	handshake := func(dport, sport uint16) (ackOut []byte, local netip.Addr, lport uint16) {
+		t.Helper()
+		s := syn(sport)
+		s.DstPort = dport
+		v, out := run(t, ns, x, s.Bytes())
+		require.EqualValues(t, xdpTX, v)
+		assert.Nil(t, toaOf(out), "not on the SYN")
+		d := decode(t, out)
+		local, lport = ip4Of(d.ip.SrcIP), uint16(d.tcp.SrcPort)
+		synack := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: local,
+			Proto: 6, SrcPort: 8080, DstPort: lport, TCPFlags: testutil.TCPSyn | testutil.TCPAck}
+		run(t, ns, x, synack.Bytes())
+		ack := s
+		ack.TCPFlags = testutil.TCPAck
+		v, out = run(t, ns, x, ack.Bytes())
+		require.EqualValues(t, xdpTX, v)
+		return out, local, lport
+	}
+
+	in := syn(41000)
+	out, local, lport := handshake(80, 41000)
+	require.Len(t, out, len(in.Bytes())+8, "the frame grew by the option")
+	verifyChecksums(t, out)
+	want := append(binary.BigEndian.AppendUint16(nil, 41000), client.AsSlice()...)
+	assert.Equal(t, want, toaOf(out), "the client's port and address")
+	d := decode(t, out)
+	assert.Equal(t, local, ip4Of(d.ip.SrcIP))
+	assert.EqualValues(t, lport, d.tcp.SrcPort)
+	assert.Equal(t, realAddr(1), ip4Of(d.ip.DstIP))
+	assert.EqualValues(t, 8080, d.tcp.DstPort)
+	assert.EqualValues(t, 7, d.tcp.DataOffset, "20 bytes of header and 8 of option")
+	assert.Equal(t, realMAC(1).String(), d.eth.DstMAC.String())
+
+	// The next segment (data) goes without it.
+	data := syn(41000)
+	data.TCPFlags, data.Payload = testutil.TCPAck, []byte("GET / HTTP/1.0\r\n\r\n")
+	v, out := run(t, ns, x, data.Bytes())
+	require.EqualValues(t, xdpTX, v)
+	assert.Nil(t, toaOf(out))
+	assert.Len(t, out, len(data.Bytes()))
+
+	// A service without toa: none.
+	out, _, _ = handshake(81, 41001)
+	assert.Nil(t, toaOf(out))
+	assert.Len(t, out, len(in.Bytes()))
+}

@@ -113,6 +113,7 @@ type svcState struct {
 	persist     time.Duration
 	persistMask lvs.Netmask
 	sloppy      bool // sloppy_tcp
+	toa         bool // FULLNAT reals' handshake ACKs carry TOA
 	reals       []*realState
 	// nat: some of reals forward by NAT (hasNAT), so their addresses
 	// are in the NAT source filter.
@@ -357,7 +358,7 @@ func planChange(t *tables, set []dataplane.Service, gone []dataplane.ServiceKey,
 func planService(old *svcState, want dataplane.Service, p *applyPlan, w world) (*svcPlan, error) {
 	st := &svcState{key: want.ServiceKey, sched: want.Scheduler, flags: want.Flags,
 		persist: want.Persistence, persistMask: want.PersistenceMask,
-		sloppy: want.Sloppy || (w.sloppyTCP && want.Protocol == lvs.TCP)}
+		sloppy: want.Sloppy || (w.sloppyTCP && want.Protocol == lvs.TCP), toa: want.TOA}
 	sp := &svcPlan{st: st, old: old}
 	if want.Scheduler == "mh" && want.Flags&lvs.Sched1 != 0 && !w.lim.bpfLoop {
 		return nil, fmt.Errorf("service %s: mh-fallback searches the table with bpf_loop (Linux 5.17), which this kernel does not have", want.ServiceKey)
@@ -738,6 +739,9 @@ func realEntry(st *svcState, i int, r *realState, port uint16, standby bool, gen
 		e.Flags |= realTUN
 	case lvs.FNAT:
 		e.Flags |= realNAT | realFNAT
+		if st.toa {
+			e.Flags |= realTOA
+		}
 	}
 	if standby {
 		e.Flags |= realStandby

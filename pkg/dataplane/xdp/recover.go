@@ -154,6 +154,7 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 			switch {
 			case e.Flags&realFNAT != 0:
 				r.Forward = lvs.FNAT
+				st.toa = st.toa || e.Flags&realTOA != 0
 			case e.Flags&realNAT != 0:
 				r.Forward = lvs.NAT
 			case e.Flags&realTUN != 0:

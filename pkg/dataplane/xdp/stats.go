@@ -54,7 +54,7 @@ func (x *Dataplane) Stats() (dataplane.Stats, error) {
 		}
 		ss := dataplane.ServiceStats{Counters: retired, Service: dataplane.Service{ServiceKey: s.key,
 			Scheduler: s.sched, Flags: s.flags, Persistence: s.persist, PersistenceMask: s.persistMask,
-			LocalAddrs: slices.Clone(s.local)},
+			LocalAddrs: slices.Clone(s.local), TOA: s.toa},
 			Reals: make([]dataplane.RealStats, 0, len(s.reals))}
 		for _, r := range s.reals {
 			rc, cc, err := rd.real(r.slot)

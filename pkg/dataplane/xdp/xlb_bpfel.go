@@ -267,6 +267,7 @@ const (
 	xlbXlbRealFlagsXLB_REAL_F_STANDBY   xlbXlbRealFlags = 8
 	xlbXlbRealFlagsXLB_REAL_F_TUN       xlbXlbRealFlags = 16
 	xlbXlbRealFlagsXLB_REAL_F_FNAT      xlbXlbRealFlags = 32
+	xlbXlbRealFlagsXLB_REAL_F_TOA       xlbXlbRealFlags = 64
 )
 
 type xlbXlbSched uint32
