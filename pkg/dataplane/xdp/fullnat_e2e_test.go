@@ -1,11 +1,8 @@
 package xdp
 
 import (
-	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
-	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -77,18 +74,7 @@ func TestFULLNATEndToEnd(t *testing.T) {
 
 			// An 8 MiB download arrives whole.
 			const size = 8 << 20
-			req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, fmt.Sprintf("http://%s/bytes/%d", topo.VIP, size), nil)
-			require.NoError(t, err)
-			resp, err = c.Do(req)
-			require.NoError(t, err)
-			got := sha256.New()
-			n, err := io.Copy(got, resp.Body)
-			resp.Body.Close()
-			require.NoError(t, err)
-			require.EqualValues(t, size, n)
-			want := sha256.New()
-			_, _ = io.Copy(want, io.LimitReader(testutil.Pattern(), size))
-			assert.Equal(t, want.Sum(nil), got.Sum(nil), "body checksum")
+			downloadChecked(t, c, fmt.Sprintf("http://%s/", topo.VIP), size)
 
 			// UDP request/response, a new flow per socket, answers from
 			// the VIP.

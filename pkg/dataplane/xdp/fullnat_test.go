@@ -200,6 +200,23 @@ func countEntries(t *testing.T, m *ebpf.Map) int {
 	return n
 }
 
+// openFNATRoomy is a data plane with room in fnat_ports for every port
+// of two local addresses toward a real (131072 flows), real 1 on the
+// ingress link.
+func openFNATRoomy(t *testing.T) (*testutil.NS, *Dataplane) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	res := staticResolver{realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
+	var x *Dataplane
+	require.NoError(t, ns.Do(func() (err error) {
+		x, err = Open(Config{PinDir: "/sys/fs/bpf/xlb-test-" + testutil.Suffix(), Resolver: res, MaxConns: 1 << 16,
+			Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), SweepInterval: time.Hour})
+		return err
+	}))
+	t.Cleanup(func() { require.NoError(t, x.Close()) })
+	return ns, x
+}
+
 // fnatKey is the fnat_ports key of local:lport's replies from real:rport.
 func fnatKey(real netip.Addr, rport uint16, local netip.Addr, lport uint16, proto uint8) xlbConnKey {
 	return xlbConnKey{Src: ip4(real), Dst: ip4(local), Sport: port16(rport), Dport: port16(lport), Proto: proto}
@@ -210,17 +227,7 @@ func fnatKey(real netip.Addr, rport uint16, local netip.Addr, lport uint16, prot
 // a port another flow holds. Ports are per real port: the UDP service
 // (the same real, another port) still has all of its own.
 func TestFULLNATPortsRunOut(t *testing.T) {
-	requireRoot(t)
-	ns, _ := testNS(t)
-	res := staticResolver{realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
-	var x *Dataplane
-	require.NoError(t, ns.Do(func() (err error) {
-		// Room in fnat_ports for every port of both local addresses.
-		x, err = Open(Config{PinDir: "/sys/fs/bpf/xlb-test-" + testutil.Suffix(), Resolver: res, MaxConns: 1 << 16,
-			Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), SweepInterval: time.Hour})
-		return err
-	}))
-	t.Cleanup(func() { require.NoError(t, x.Close()) })
+	ns, x := openFNATRoomy(t)
 	apply(t, ns, x,
 		dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
 			LocalAddrs: []netip.Addr{laddr1, laddr2},
@@ -257,16 +264,7 @@ func TestFULLNATPortsRunOut(t *testing.T) {
 // real, new flows still find free ones (32 tries each: a flow is dropped
 // with probability 0.75^32, 1e-4), never a taken one.
 func TestFULLNATPortsMostlyTaken(t *testing.T) {
-	requireRoot(t)
-	ns, _ := testNS(t)
-	res := staticResolver{realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
-	var x *Dataplane
-	require.NoError(t, ns.Do(func() (err error) {
-		x, err = Open(Config{PinDir: "/sys/fs/bpf/xlb-test-" + testutil.Suffix(), Resolver: res, MaxConns: 1 << 16,
-			Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), SweepInterval: time.Hour})
-		return err
-	}))
-	t.Cleanup(func() { require.NoError(t, x.Close()) })
+	ns, x := openFNATRoomy(t)
 	apply(t, ns, x, dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
 		LocalAddrs: []netip.Addr{laddr1},
 		Reals:      []dataplane.Real{{Addr: realAddr(1), Port: 8080, Weight: 1, Forward: lvs.FNAT}}})
