@@ -160,6 +160,9 @@ func servicesOf(vs *config.VirtualServer, reals []dataplane.Real) []dataplane.Se
 		svc := dataplane.Service{ServiceKey: k, Scheduler: vs.Scheduler, Flags: vs.SchedFlags,
 			Persistence: vs.PersistenceTimeout, PersistenceMask: vs.PersistenceGranularity, Sloppy: vs.Sloppy,
 			LocalAddrs: vs.LocalAddrs, TOA: vs.TOA}
+		if len(reals) > 0 {
+			svc.Reals = make([]dataplane.Real, 0, len(reals))
+		}
 		for _, r := range reals {
 			r.Port = realPort(k, r.Forward, r.Port)
 			svc.Reals = append(svc.Reals, r)
