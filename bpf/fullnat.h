@@ -146,37 +146,43 @@ static __always_inline int forward_toa(struct xdp_md *ctx, struct packet *p, voi
 	__u16 oldw = *offw;
 	th->doff += TCPOLEN_TOA / 4;
 	csum_replace2(tsum, oldw, *offw);
+	/* The option's four 16-bit words, as they will lie in the packet. */
 	__u8 opt[TCPOLEN_TOA] = { TCPOPT_TOA, TCPOLEN_TOA };
 	__builtin_memcpy(opt + 2, &cport, 2);
 	__builtin_memcpy(opt + 4, &client, 4);
-#pragma unroll
-	for (int i = 0; i < TCPOLEN_TOA; i += 2)
-		csum_replace2(tsum, 0, *(__u16 *)(opt + i));
+	__u16 w0 = *(__u16 *)opt, w1 = *(__u16 *)(opt + 2), w2 = *(__u16 *)(opt + 4), w3 = *(__u16 *)(opt + 6);
+	csum_replace2(tsum, 0, w0);
+	csum_replace2(tsum, 0, w1);
+	csum_replace2(tsum, 0, w2);
+	csum_replace2(tsum, 0, w3);
 	csum_replace2((__u16 *)&ip->check, ip->tot_len, bpf_htons(tot + TCPOLEN_TOA));
 	ip->tot_len = bpf_htons(tot + TCPOLEN_TOA);
 	/* Grow at the head and move the headers forward: the option lands
-	 * where the headers ended. */
+	 * where the headers ended. Every write is at a constant offset (the
+	 * loop is unrolled): 6.1's verifier loses a variable offset's bounds
+	 * check between a packet pointer and its writes. */
 	__u32 hlen = l2 + tot;
 	if (bpf_xdp_adjust_head(ctx, -TCPOLEN_TOA))
 		return XDP_DROP;
 	void *data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 #pragma unroll
-	for (__u32 i = 0; i < (18 + 20 + 52) / 2; i++) {
-		if (i * 2 >= hlen)
-			break;
-		__u16 *src = data + TCPOLEN_TOA + i * 2;
+	for (__u32 i = 0; i < (18 + 20 + 52 + TCPOLEN_TOA) / 2; i++) {
 		__u16 *dst = data + i * 2;
-		if ((void *)(src + 1) > data_end)
+		if (i * 2 >= hlen + TCPOLEN_TOA)
+			break;
+		if (i * 2 < hlen) {
+			__u16 *src = (void *)dst + TCPOLEN_TOA;
+			if ((void *)(src + 1) > data_end)
+				return XDP_DROP;
+			*dst = *src;
+			continue;
+		}
+		if ((void *)(dst + 1) > data_end)
 			return XDP_DROP;
-		*dst = *src;
+		__u32 k = i * 2 - hlen;
+		*dst = k == 0 ? w0 : k == 2 ? w1 : k == 4 ? w2 : w3;
 	}
-	if (hlen > 18 + 20 + 52)
-		return XDP_DROP;
-	__u8 *o = data + hlen;
-	if ((void *)(o + TCPOLEN_TOA) > data_end)
-		return XDP_DROP;
-	__builtin_memcpy(o, opt, TCPOLEN_TOA);
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return XDP_DROP;

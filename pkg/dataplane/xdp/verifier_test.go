@@ -1,8 +1,10 @@
 package xdp
 
 import (
+	"errors"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -24,6 +26,12 @@ func TestVerifierBudget(t *testing.T) {
 		m.Pinning = ebpf.PinNone
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogLevel: ebpf.LogLevelStats}})
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		// The reason is at the end of the verifier's log.
+		tail := ve.Log[max(0, len(ve.Log)-40):]
+		t.Fatalf("%v:\n%s", err, strings.Join(tail, "\n"))
+	}
 	require.NoError(t, err)
 	defer coll.Close()
 	processed := regexp.MustCompile(`processed (\d+) insns \(limit (\d+)\)`)
