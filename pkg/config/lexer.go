@@ -604,6 +604,9 @@ func (lx *lexer) preprocess(pos Pos, s string) (string, bool) {
 
 // include expands an include line. It reports whether s was one.
 func (lx *lexer) include(pos Pos, s string) bool {
+	if !strings.HasPrefix(s, "include") { // as every includeKeywords
+		return false
+	}
 	first, _, _ := strings.Cut(s, " ")
 	first, _, _ = strings.Cut(first, "\t")
 	if !includeKeywords[first] {
@@ -696,7 +699,7 @@ func (lx *lexer) include(pos Pos, s string) bool {
 // surrounding blanks. A backslash outside quotes makes the next '#' or '!'
 // literal.
 func decomment(s string) (string, error) {
-	if !strings.ContainsAny(s, "\"\\#!") {
+	if !hasCommentOrQuote(s) {
 		return trimBlanks(s), nil // most lines: no copy
 	}
 	var b strings.Builder
@@ -726,6 +729,18 @@ func decomment(s string) (string, error) {
 	return trimBlanks(b.String()), nil
 }
 
+// hasCommentOrQuote is strings.ContainsAny(s, "\"\\#!"), without building
+// the set at each call.
+func hasCommentOrQuote(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"', '\\', '#', '!':
+			return true
+		}
+	}
+	return false
+}
+
 // indexBrace returns the index of the first '{' or '}' outside double quotes.
 func indexBrace(s string) int {
 	inQuote := false
@@ -746,7 +761,15 @@ func indexBrace(s string) int {
 // A no-break space (U+00A0, pasted from a web page) is not one: keepalived
 // reads it as part of the word it touches, and so does xlb.
 func trimBlanks(s string) string {
-	return strings.Trim(s, " \t\f\v\r\n")
+	// strings.Trim with a cutset builds the set at each call: for each
+	// line, several times.
+	for s != "" && isBlank(s[0]) {
+		s = s[1:]
+	}
+	for s != "" && isBlank(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 func isBlank(c byte) bool {

@@ -34,6 +34,32 @@ func TestDecomment(t *testing.T) {
 	assert.Error(t, err)
 }
 
+// The lexer's hand-written scans say what the strings functions they
+// replace say: trimBlanks is strings.Trim of keepalived's blanks,
+// hasCommentOrQuote strings.ContainsAny, and include's test that a line
+// starts with "include" holds for every include keyword.
+func TestLexerScans(t *testing.T) {
+	var bytes []byte
+	for c := range 256 {
+		bytes = append(bytes, byte(c))
+	}
+	for _, s := range []string{"", " ", "\t\f\v\r\n", " a ", "\ta b\n", "\xa0x\xa0", " \xc2\xa0 ", "x", string(bytes), "# c", `a "b" c`, `\!`} {
+		assert.Equal(t, strings.Trim(s, " \t\f\v\r\n"), trimBlanks(s), "%q", s)
+		assert.Equal(t, strings.ContainsAny(s, "\"\\#!"), hasCommentOrQuote(s), "%q", s)
+	}
+	for c := range 256 {
+		s := "a" + string(rune(c)) + "b"
+		if c >= 0x80 {
+			s = "a" + string([]byte{byte(c)}) + "b"
+		}
+		assert.Equal(t, strings.ContainsAny(s, "\"\\#!"), hasCommentOrQuote(s), "%q", s)
+		assert.Equal(t, strings.Trim(s[1:2], " \t\f\v\r\n"), trimBlanks(s[1:2]), "%q", s)
+	}
+	for kw := range includeKeywords {
+		assert.True(t, strings.HasPrefix(kw, "include"), kw)
+	}
+}
+
 func TestSplitWords(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
