@@ -33,6 +33,7 @@ func Validate(cfg *config.Config, caps dataplane.Caps) error {
 	}
 	seen := map[dataplane.ServiceKey]config.Pos{}
 	services, reals := 0, 0
+	var dreals []dataplane.Real // each virtual server's, in turn: servicesOf copies them
 	for i := range cfg.VirtualServers {
 		vs := &cfg.VirtualServers[i]
 		name := "virtual_server " + vs.Name()
@@ -54,7 +55,7 @@ func Validate(cfg *config.Config, caps dataplane.Caps) error {
 			bad(vs.Pos, name, fmt.Errorf("the configuration has %d real servers (counted per virtual server); %s holds %d (--max-reals)", total, caps.Name, caps.MaxReals))
 		}
 		reals += max(len(vs.Reals), 1) * len(vs.Services())
-		dreals := make([]dataplane.Real, 0, len(vs.Reals))
+		dreals = dreals[:0]
 		for i := range vs.Reals {
 			rs := &vs.Reals[i]
 			// Thresholds are the data plane's to take (CheckReal): IPVS
