@@ -153,7 +153,9 @@ func probes() []probe {
 	}
 	seen := map[string]bool{}
 	for f := range lvs.Forward(256) {
-		if k := f.Kind(); k != "invalid" && !seen[k] && taken("lvs_method", k) {
+		// FULLNAT needs its local addresses, which a line beside the
+		// keyword cannot give: it is a feature row (features) instead.
+		if k := f.Kind(); k != "invalid" && f != lvs.FNAT && !seen[k] && taken("lvs_method", k) {
 			seen[k] = true
 			out = append(out, probe{keyword: "lvs_method", value: k})
 		}
@@ -258,6 +260,7 @@ var features = []feature{
 	{"persistence_timeout, persistence_granularity", "virtual_server 10.0.0.1 80 {\n persistence_timeout 60\n persistence_granularity 255.255.255.0\n real_server 10.0.0.2 80 {\n }\n}\n"},
 	{"ops (one-packet scheduling, UDP)", "virtual_server 10.0.0.1 53 {\n protocol UDP\n ops\n real_server 10.0.0.2 53 {\n }\n}\n"},
 	{"uthreshold, lthreshold", "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n uthreshold 100\n lthreshold 10\n }\n}\n"},
+	{"lvs_method FNAT with laddr_group_name (FULLNAT, DPVS's keepalived), toa", "local_address_group L {\n 10.0.0.50\n}\nvirtual_server 10.0.0.1 80 {\n protocol TCP\n lvs_method FNAT\n laddr_group_name L\n toa\n real_server 10.0.0.2 8080 {\n }\n}\n"},
 }
 
 // generate is the part of README.md between the markers.
