@@ -28,20 +28,19 @@ type vsGroup struct {
 // "ADDR/LEN [PORT]", or "fwmark N [inet|inet6]". A bad entry is reported
 // and skipped, as keepalived skips it; a group left empty is removed.
 func (ps *parser) virtualServerGroup(b *node) {
-	if !ps.needBlock(b) {
+	name, ok := ps.groupName(b, func(n string) (Pos, bool) {
+		prev, dup := ps.groups[n]
+		if !dup {
+			return Pos{}, false
+		}
+		return prev.pos, true
+	})
+	if !ok {
 		return
 	}
-	if len(b.args) == 0 {
-		ps.p.errorf(b.pos, b.kw, "missing name after")
-		return
-	}
-	g := &vsGroup{name: b.args[0], pos: b.pos}
+	g := &vsGroup{name: name, pos: b.pos}
 	if ps.groups == nil {
 		ps.groups = map[string]*vsGroup{}
-	}
-	if prev, dup := ps.groups[g.name]; dup {
-		ps.p.warnf(b.pos, g.name, "virtual_server_group already defined at %s; ignoring this one:", prev.pos)
-		return
 	}
 	skip := func(n *node, word, format string, args ...any) {
 		ps.p.warn(Warning{File: n.pos.File, Line: n.pos.Line, Word: word, Msg: "(" + g.name + ") " + fmt.Sprintf(format, args...),
@@ -112,6 +111,25 @@ func (ps *parser) virtualServerGroup(b *node) {
 		return
 	}
 	ps.groups[g.name] = g
+}
+
+// groupName is the name of a named group block (virtual_server_group,
+// local_address_group), reported and false when the block has none or
+// defined says one of that name came before (where).
+func (ps *parser) groupName(b *node, defined func(name string) (Pos, bool)) (string, bool) {
+	if !ps.needBlock(b) {
+		return "", false
+	}
+	if len(b.args) == 0 {
+		ps.p.errorf(b.pos, b.kw, "missing name after")
+		return "", false
+	}
+	name := b.args[0]
+	if at, dup := defined(name); dup {
+		ps.p.warnf(b.pos, name, "%s already defined at %s; ignoring this one:", b.kw, at)
+		return "", false
+	}
+	return name, true
 }
 
 // parseRange reads one address, or a range of them, as keepalived does.

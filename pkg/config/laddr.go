@@ -25,20 +25,19 @@ type laddrGroup struct {
 // address as one the director holds, and says so once. A bad entry is
 // reported and skipped; a group left empty is reported and not defined.
 func (ps *parser) localAddressGroup(b *node) {
-	if !ps.needBlock(b) {
+	name, ok := ps.groupName(b, func(n string) (Pos, bool) {
+		prev, dup := ps.laddrGroups[n]
+		if !dup {
+			return Pos{}, false
+		}
+		return prev.pos, true
+	})
+	if !ok {
 		return
 	}
-	if len(b.args) == 0 {
-		ps.p.errorf(b.pos, b.kw, "missing name after")
-		return
-	}
-	g := &laddrGroup{name: b.args[0], pos: b.pos}
+	g := &laddrGroup{name: name, pos: b.pos}
 	if ps.laddrGroups == nil {
 		ps.laddrGroups = map[string]*laddrGroup{}
-	}
-	if prev, dup := ps.laddrGroups[g.name]; dup {
-		ps.p.warnf(b.pos, g.name, "local_address_group already defined at %s; ignoring this one:", prev.pos)
-		return
 	}
 	ifnameSaid := false
 	for _, n := range b.children {

@@ -64,6 +64,9 @@ func TestFULLNATConfigMistakes(t *testing.T) {
     not-an-address
     192.168.88.9-3
 }
+local_address_group g {
+    192.168.88.241
+}
 virtual_server 192.168.88.1 80 {
     lb_kind FNAT
     protocol TCP
@@ -96,13 +99,14 @@ virtual_server 192.168.88.3 80 {
 }
 `)
 	ws := warningStrings(cfg)
+	assert.Contains(t, ws, `keepalived.conf:6: local_address_group already defined at keepalived.conf:1; ignoring this one: "g"`)
 	assert.Contains(t, ws, `keepalived.conf:3: (g) not an IPv4 address or ADDR-LAST range; skipped: "not-an-address"`)
 	assert.Contains(t, ws, `keepalived.conf:4: (g) not an IPv4 address or ADDR-LAST range; skipped: "192.168.88.9-3"`)
-	assert.Contains(t, ws, `keepalived.conf:9: no local_address_group of this name; the virtual server has no local addresses: "nosuch"`)
-	assert.Contains(t, ws, `keepalived.conf:16: a TCP option of FULLNAT connections, and this virtual server has no FNAT real or is not TCP; not used: "toa"`)
-	assert.Contains(t, ws, `keepalived.conf:17: local addresses are for FNAT reals, and this virtual server has none; not used: "laddr_group_name"`)
-	assert.Contains(t, ws, `keepalived.conf:25: real_server address family differs from the virtual server's: NAT64 by FULLNAT, which xlb does not do yet; ignoring "192.168.88.30"`)
-	assert.Contains(t, ws, `keepalived.conf:31: lb_kind must be NAT, DR, TUN or FNAT, got "fnat": ignored, as keepalived ignores it`)
+	assert.Contains(t, ws, `keepalived.conf:12: no local_address_group of this name; the virtual server has no local addresses: "nosuch"`)
+	assert.Contains(t, ws, `keepalived.conf:19: a TCP option of FULLNAT connections, and this virtual server has no FNAT real or is not TCP; not used: "toa"`)
+	assert.Contains(t, ws, `keepalived.conf:20: local addresses are for FNAT reals, and this virtual server has none; not used: "laddr_group_name"`)
+	assert.Contains(t, ws, `keepalived.conf:28: real_server address family differs from the virtual server's: NAT64 by FULLNAT, which xlb does not do yet; ignoring "192.168.88.30"`)
+	assert.Contains(t, ws, `keepalived.conf:34: lb_kind must be NAT, DR, TUN or FNAT, got "fnat": ignored, as keepalived ignores it`)
 	require.Len(t, cfg.VirtualServers, 4)
 	assert.Empty(t, cfg.VirtualServers[0].LocalAddrs)
 	assert.Empty(t, cfg.VirtualServers[1].LocalAddrs)
