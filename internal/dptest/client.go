@@ -48,7 +48,7 @@ func (r *Rig) dialFrom(src netip.AddrPort, timeout time.Duration) (*Conn, error)
 			}
 			d.LocalAddr = &net.TCPAddr{IP: a.AsSlice(), Port: int(port)}
 		}
-		c, err = d.Dial("tcp4", netip.AddrPortFrom(r.Topo.VIP, 80).String())
+		c, err = d.Dial("tcp", netip.AddrPortFrom(r.Key.Addr, r.Key.Port).String())
 		return err
 	})
 	if err != nil {

@@ -48,6 +48,10 @@ type Rig struct {
 	DP   dataplane.Dataplane
 	Key  dataplane.ServiceKey
 
+	// reals6 are the reals' IPv6 addresses on a rig of an IPv6 service
+	// (newRig6): RealAddr and RealName go by them.
+	reals6 []netip.Addr
+
 	sources []netip.Addr // extra client addresses, made on demand
 	// tuples is every client address and port this rig has connected
 	// from; nextPort is the next port it binds an extra address to.
@@ -64,6 +68,28 @@ func newRig(t *testing.T, dp DataPlane, reals int) *Rig {
 	warmNeighbours(t, topo)
 	r := &Rig{Name: dp.Name, Topo: topo, Key: dataplane.ServiceKey{Addr: topo.VIP, Port: 80, Protocol: lvs.TCP}}
 	r.DP = dp.Open(t, topo)
+	return r
+}
+
+// VIP6 is the IPv6 rig's VIP (newRig6).
+var VIP6 = netip.MustParseAddr("fd77:1::100")
+
+// newRig6 is newRig for an IPv6 service: the topology given IPv6 beside
+// IPv4 (testutil.DR.AddIPv6), each real's server answering on [::]:80 as
+// well, the service VIP6:80. IPVS, as for IPv4, needs the VIP local on
+// the director.
+func newRig6(t *testing.T, dp DataPlane, reals int) *Rig {
+	t.Helper()
+	r := newRig(t, dp, reals)
+	var err error
+	r.reals6, err = r.Topo.AddIPv6(VIP6)
+	require.NoError(t, err)
+	require.NoError(t, r.Topo.ServeHTTP6(80))
+	require.NoError(t, r.Topo.WarmNeighbours6(r.reals6, 80))
+	if dp.Name == "ipvs" {
+		require.NoError(t, r.Topo.Director.IP("-6", "addr", "add", VIP6.String()+"/128", "dev", "lo", "nodad"))
+	}
+	r.Key = dataplane.ServiceKey{Addr: VIP6, Port: 80, Protocol: lvs.TCP}
 	return r
 }
 
@@ -94,12 +120,20 @@ func (r *Rig) Batched() bool { return false }
 func (r *Rig) NewModel() *Model { return NewModel(r.Batched()) }
 
 // RealAddr is real i's address (0-based); RealName its answer ("r1"...).
-func (r *Rig) RealAddr(i int) netip.Addr { return r.Topo.RealAddrs[i] }
+func (r *Rig) RealAddr(i int) netip.Addr { return r.realAddrs()[i] }
+
+// realAddrs are the reals' addresses in the service's family.
+func (r *Rig) realAddrs() []netip.Addr {
+	if r.reals6 != nil {
+		return r.reals6
+	}
+	return r.Topo.RealAddrs
+}
 
 // RealName names a real by address as its server answers; "none" for the
 // zero Addr (no destination).
 func (r *Rig) RealName(a netip.Addr) string {
-	if i := slices.Index(r.Topo.RealAddrs, a); i >= 0 {
+	if i := slices.Index(r.realAddrs(), a); i >= 0 {
 		return fmt.Sprintf("r%d", i+1)
 	}
 	if !a.IsValid() {

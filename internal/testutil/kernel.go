@@ -37,8 +37,12 @@ func RequireXDPKernel(t testing.TB) {
 // TunnelDevicesMissing says why this kernel cannot decapsulate as an IPVS
 // TUN real does (no ipip, fou or ip_gre: this development machine's own
 // kernel has none), or "" when it can.
-func TunnelDevicesMissing() string {
-	for _, m := range []string{"ipip", "fou", "ip_gre"} {
+func TunnelDevicesMissing() string { return modulesMissing("ipip", "fou", "ip_gre") }
+
+// modulesMissing names the first of the kernel modules mods that is
+// neither loaded nor loadable, with the kernel's release, or "".
+func modulesMissing(mods ...string) string {
+	for _, m := range mods {
 		if _, err := os.Stat("/sys/module/" + m); err == nil {
 			continue
 		}

@@ -295,39 +295,41 @@ func (t *DR) RestartHTTP(i int) error {
 	if err != nil {
 		return err
 	}
-	name := fmt.Sprintf("r%d", i+1)
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/peer" {
-				// Who the real's connection came from, as the real
-				// sees it.
-				fmt.Fprintf(w, "%s %s", name, r.RemoteAddr)
-				return
-			}
-			if r.URL.Path == "/sha256" {
-				// An upload's SHA-256, in hex, and who took it.
-				h := sha256.New()
-				if _, err := io.Copy(h, r.Body); err != nil {
-					http.Error(w, err.Error(), http.StatusBadRequest)
-					return
-				}
-				fmt.Fprintf(w, "%s %x", name, h.Sum(nil))
-				return
-			}
-			var n int
-			if _, err := fmt.Sscanf(r.URL.Path, "/bytes/%d", &n); err == nil {
-				// n bytes of a pattern the client can check.
-				w.Header().Set("Content-Length", fmt.Sprint(n))
-				_, _ = io.Copy(w, io.LimitReader(Pattern(), int64(n)))
-				return
-			}
-			io.WriteString(w, name)
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
+	srv := &http.Server{Handler: realHandler(fmt.Sprintf("r%d", i+1)), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(l)
 	t.servers[i] = srv
 	return nil
+}
+
+// realHandler is a real's HTTP server as ServeHTTP describes it: its
+// name, /peer, /sha256 and /bytes/N.
+func realHandler(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/peer" {
+			// Who the real's connection came from, as the real
+			// sees it.
+			fmt.Fprintf(w, "%s %s", name, r.RemoteAddr)
+			return
+		}
+		if r.URL.Path == "/sha256" {
+			// An upload's SHA-256, in hex, and who took it.
+			h := sha256.New()
+			if _, err := io.Copy(h, r.Body); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			fmt.Fprintf(w, "%s %x", name, h.Sum(nil))
+			return
+		}
+		var n int
+		if _, err := fmt.Sscanf(r.URL.Path, "/bytes/%d", &n); err == nil {
+			// n bytes of a pattern the client can check.
+			w.Header().Set("Content-Length", fmt.Sprint(n))
+			_, _ = io.Copy(w, io.LimitReader(Pattern(), int64(n)))
+			return
+		}
+		io.WriteString(w, name)
+	})
 }
 
 // HTTPClient makes one new TCP connection per request, from the client
@@ -386,7 +388,11 @@ func (t *DR) ServeUDP(port int) error {
 // TUN real's server binds the VIP, so that its answers come from it.
 func (t *DR) ServeUDPOn(addr netip.Addr, port int) error {
 	for i, ns := range t.Reals {
-		c, err := ns.ListenPacket("udp4", netip.AddrPortFrom(addr, uint16(port)).String())
+		network := "udp4"
+		if addr.Is6() {
+			network = "udp6"
+		}
+		c, err := ns.ListenPacket(network, netip.AddrPortFrom(addr, uint16(port)).String())
 		if err != nil {
 			return err
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"testing"
@@ -127,13 +126,13 @@ func ipv6NATTopology(t *testing.T, topo *testutil.DR) []netip.Addr {
 	var reals []netip.Addr
 	for i, ns := range topo.Reals {
 		enableIPv6(t, ns, "eth0")
-		a := netip.MustParseAddr(fmt.Sprintf("fd77::%x", 0x11+i))
+		a := testutil.RealAddr6(i)
 		addrNoDAD(t, ns, a.String()+"/64")
 		require.NoError(t, ns.IP("-6", "route", "add", "default", "via", "fd77::2"))
 		reals = append(reals, a)
-		serveHTTP6(t, ns, "[::]:8080", fmt.Sprintf("r%d", i+1))
 	}
-	warmNeighbours6(t, topo, reals, "8080")
+	require.NoError(t, topo.ServeHTTP6(8080))
+	require.NoError(t, topo.WarmNeighbours6(reals, 8080))
 	return reals
 }
 
@@ -155,9 +154,7 @@ func downloadChecked(t *testing.T, c *http.Client, url string, n int) {
 // for all interfaces and the ones named.
 func enableIPv6(t *testing.T, ns *testutil.NS, ifs ...string) {
 	t.Helper()
-	for _, k := range append([]string{"all", "default"}, ifs...) {
-		require.NoError(t, ns.Sysctl("net.ipv6.conf."+k+".disable_ipv6", "0"))
-	}
+	require.NoError(t, testutil.EnableIPv6(ns, ifs...))
 }
 
 // addrNoDAD adds address a to ns's eth0, usable at once (no duplicate
@@ -167,39 +164,6 @@ func addrNoDAD(t *testing.T, ns *testutil.NS, a string) {
 	require.NoError(t, ns.IP("addr", "add", a, "dev", "eth0", "nodad"))
 }
 
-// serveHTTP6 serves a real's name, and /bytes/N of testutil.Pattern, over
-// IPv6 on addr in ns until the test ends.
-func serveHTTP6(t *testing.T, ns *testutil.NS, addr, name string) {
-	t.Helper()
-	l, err := ns.Listen("tcp6", addr)
-	require.NoError(t, err)
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var n int
-		if _, err := fmt.Sscanf(r.URL.Path, "/bytes/%d", &n); err == nil {
-			w.Header().Set("Content-Length", fmt.Sprint(n))
-			_, _ = io.Copy(w, io.LimitReader(testutil.Pattern(), int64(n)))
-			return
-		}
-		io.WriteString(w, name)
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-}
-
-// warmNeighbours6: the director learns each real's MAC as it would for
-// traffic of its own (the data plane also asks the kernel to resolve),
-// connecting to port of each.
-func warmNeighbours6(t *testing.T, topo *testutil.DR, reals []netip.Addr, port string) {
-	t.Helper()
-	for _, a := range reals {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		conn, err := topo.Director.DialContext(ctx, "tcp6", net.JoinHostPort(a.String(), port))
-		cancel()
-		require.NoError(t, err, "director to real %s over IPv6", a)
-		conn.Close()
-	}
-}
-
 // ipv6Topology gives topo's namespaces IPv6 (addresses without duplicate
 // address detection, so usable at once), puts vip on each real's lo and
 // routes it from the client via the director, and serves HTTP over IPv6
@@ -207,21 +171,9 @@ func warmNeighbours6(t *testing.T, topo *testutil.DR, reals []netip.Addr, port s
 // the reals' addresses.
 func ipv6Topology(t *testing.T, topo *testutil.DR, vip netip.Addr) []netip.Addr {
 	t.Helper()
-	enableIPv6(t, topo.Switch, "br0")
-	enableIPv6(t, topo.Client, "eth0")
-	addrNoDAD(t, topo.Client, "fd77::1/64")
-	require.NoError(t, topo.Client.IP("-6", "route", "add", vip.String()+"/128", "via", "fd77::2"))
-	enableIPv6(t, topo.Director, "eth0")
-	addrNoDAD(t, topo.Director, "fd77::2/64")
-	var reals []netip.Addr
-	for i, ns := range topo.Reals {
-		enableIPv6(t, ns, "eth0", "lo")
-		a := netip.MustParseAddr(fmt.Sprintf("fd77::%x", 0x11+i))
-		addrNoDAD(t, ns, a.String()+"/64")
-		require.NoError(t, ns.IP("addr", "add", vip.String()+"/128", "dev", "lo", "nodad"))
-		reals = append(reals, a)
-		serveHTTP6(t, ns, "[::]:80", fmt.Sprintf("r%d", i+1))
-	}
-	warmNeighbours6(t, topo, reals, "80")
+	reals, err := topo.AddIPv6(vip)
+	require.NoError(t, err)
+	require.NoError(t, topo.ServeHTTP6(80))
+	require.NoError(t, topo.WarmNeighbours6(reals, 80))
 	return reals
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -165,9 +166,16 @@ func TestNATReplyWaitsForARP(t *testing.T) {
 // must come from VIP:53, as the client asked.
 func udpAnswers(t *testing.T, topo *testutil.DR, n int) []string {
 	t.Helper()
+	return udpAnswersFrom(t, topo, topo.VIP, n)
+}
+
+// udpAnswersFrom is udpAnswers for a VIP of either family.
+func udpAnswersFrom(t *testing.T, topo *testutil.DR, vip netip.Addr, n int) []string {
+	t.Helper()
 	var answers []string
+	to := netip.AddrPortFrom(vip, 53).String()
 	for i := range n {
-		conn, err := topo.Client.DialContext(context.Background(), "udp4", fmt.Sprintf("%s:53", topo.VIP))
+		conn, err := topo.Client.DialContext(context.Background(), "udp", to)
 		require.NoError(t, err)
 		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 		_, err = conn.Write([]byte(fmt.Sprintf("q%d", i)))
@@ -176,7 +184,7 @@ func udpAnswers(t *testing.T, topo *testutil.DR, n int) []string {
 		m, err := conn.Read(buf)
 		require.NoError(t, err, "UDP answer %d", i)
 		answers = append(answers, string(buf[:m]))
-		assert.Equal(t, fmt.Sprintf("%s:53", topo.VIP), conn.RemoteAddr().(*net.UDPAddr).String())
+		assert.Equal(t, to, conn.RemoteAddr().String())
 		conn.Close()
 	}
 	return answers
