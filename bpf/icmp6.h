@@ -16,6 +16,7 @@
 #include "parse.h"
 #include "csum.h"
 #include "forward.h"
+#include "tunnel.h"
 #include "conntrack.h"
 
 struct icmp6_err {
@@ -95,9 +96,10 @@ static __always_inline int icmp6_to_vip(struct xdp_md *ctx, struct packet *p, vo
 		return -1;
 	__u32 slot = c->real;
 	struct real *r = bpf_map_lookup_elem(&reals, &slot);
-	if (!r || r->gen != c->gen || !(r->flags & XLB_REAL_F_PRESENT) || (r->flags & XLB_REAL_F_STANDBY) ||
-	    (r->flags & XLB_REAL_F_TUN))
+	if (!r || r->gen != c->gen || !(r->flags & XLB_REAL_F_PRESENT) || (r->flags & XLB_REAL_F_STANDBY))
 		return -1;
+	if (r->flags & XLB_REAL_F_TUN)
+		return forward_tun6(ctx, p, data_end, r, slot);
 	if ((r->flags & XLB_REAL_F_NAT) &&
 	    icmp6_rewrite(p, data_end, &e, 1, (__be32 *)r->addr.v6, r->port ? r->port : k.v6.dport) < 0)
 		return -1;

@@ -82,12 +82,13 @@ static __always_inline int l2_save(const struct packet *p, void *data_end, struc
 	return 0;
 }
 
-/* Writes an L2 header of l2->len bytes at data, to dst from src; returns
- * the IPv4 header's place after it, or 0 if the frame is too short for
- * need more bytes there. */
-static __always_inline void *l2_write(void *data, void *data_end, const struct l2_saved *l2,
-				      const __u8 *dst, const __u8 *src, __u32 need)
+/* Writes an L2 header of l2->len bytes at data, to dst from src, for an
+ * IPv4 (or, v6, IPv6) packet; returns the IP header's place after it, or
+ * 0 if the frame is too short for need more bytes there. */
+static __always_inline void *l2_write_fam(void *data, void *data_end, const struct l2_saved *l2,
+					  const __u8 *dst, const __u8 *src, __u32 need, int v6)
 {
+	__be16 proto = v6 ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) + 4 > data_end)
 		return 0;
@@ -95,16 +96,22 @@ static __always_inline void *l2_write(void *data, void *data_end, const struct l
 	__builtin_memcpy(eth->h_source, src, ETH_ALEN);
 	void *l3;
 	if (l2->len == sizeof(struct ethhdr)) {
-		eth->h_proto = bpf_htons(ETH_P_IP);
+		eth->h_proto = proto;
 		l3 = eth + 1;
 	} else {
 		__builtin_memcpy((void *)eth + 2 * ETH_ALEN, l2->vlan, 4);
-		*(__be16 *)((void *)(eth + 1) + 2) = bpf_htons(ETH_P_IP);
+		*(__be16 *)((void *)(eth + 1) + 2) = proto;
 		l3 = (void *)(eth + 1) + 4;
 	}
 	if (l3 + need > data_end)
 		return 0;
 	return l3;
+}
+
+static __always_inline void *l2_write(void *data, void *data_end, const struct l2_saved *l2,
+				      const __u8 *dst, const __u8 *src, __u32 need)
+{
+	return l2_write_fam(data, data_end, l2, dst, src, need, 0);
 }
 
 /* ICMP fragmentation needed (next-hop MTU mtu) back to the client, from
@@ -239,7 +246,7 @@ static __always_inline int forward_tun(struct xdp_md *ctx, struct packet *p, voi
 		sport = XLB_GUE_SPORT_MIN +
 			hash_32(p->src.v4 ^ (((__u32)p->sport << 16) | p->dport) ^ p->proto, 16) % XLB_GUE_SPORT_SPAN;
 	struct tun_outer o;
-	tun_fill(&o, type, t->port, sport, t->src, r->addr.v4, in);
+	tun_fill(&o, type, t->port, sport, t->src.v4, r->addr.v4, in);
 	if (bpf_xdp_adjust_head(ctx, -(int)hlen))
 		return XDP_DROP;
 	void *data = (void *)(long)ctx->data;
@@ -259,6 +266,158 @@ static __always_inline int forward_tun(struct xdp_md *ctx, struct packet *p, voi
 		return XDP_TX;
 	/* A verdict the verifier knows: once the head moved, no handler
 	 * after this one may touch the packet (-1 is XLB_CONTINUE). */
+	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;
+}
+
+/* IPv6 TUN, as ip_vs_tunnel_xmit_v6 builds it: an outer IPv6 header from
+ * the director's address toward the real, its traffic class and hop limit
+ * the inner packet's, its flow label 0; next header 41 (IPv6 in IPv6), or
+ * UDP with a GUE header (proto_ctype 41; the UDP checksum 0, as
+ * udp6_set_csum leaves it without --tun-csum: RFC 6935's zero checksum for
+ * tunnels, which a fou socket takes), or GRE (protocol 0x86dd). */
+#define XLB_IPV6_MIN_MTU 1280
+
+/* The length of a tunnel's headers in front of an IPv6 packet. */
+static __always_inline __u32 tun6_hlen(__u8 type)
+{
+	return tun_hlen(type) - sizeof(struct iphdr) + sizeof(struct ipv6hdr);
+}
+
+/* What ICMPv6 Packet Too Big quotes: as much of the packet as fits in
+ * IPv6's minimum MTU (RFC 4443 2.4, as icmpv6_send cuts it). A packet
+ * too big for a path of at least 1280 bytes has that much. */
+#define XLB_PTB_QUOTE (XLB_IPV6_MIN_MTU - sizeof(struct ipv6hdr) - 8)
+
+/* ICMPv6 Packet Too Big (next-hop MTU mtu) back to the client, from the
+ * VIP, hop limit 64 (the kernel's default), quoting the packet's first
+ * 1232 bytes: the frame becomes the error in place and leaves by the
+ * port it came in on. The checksum (pseudo-header, header and quote) is
+ * summed by bpf_csum_diff, 512 bytes a call at most. */
+static __always_inline int icmp6_packet_too_big(struct xdp_md *ctx, struct packet *p, void *data_end, __u32 mtu)
+{
+	struct l2_saved l2;
+	if (l2_save(p, data_end, &l2) < 0)
+		return XDP_DROP;
+	const __u32 hdrs = sizeof(struct ipv6hdr) + 8;
+	if (bpf_xdp_adjust_head(ctx, -(int)hdrs))
+		return XDP_DROP;
+	void *data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	struct ipv6hdr *ip6 = l2_write_fam(data, data_end, &l2, l2.src, l2.dst, hdrs + XLB_PTB_QUOTE, 1);
+	if (!ip6)
+		return XDP_DROP;
+	__u8 *icmp = (void *)(ip6 + 1);
+	struct ipv6hdr *q = (void *)(icmp + 8);
+	*(__be32 *)ip6 = bpf_htonl(0x60000000); /* version 6, traffic class 0, no flow label */
+	ip6->payload_len = bpf_htons(8 + XLB_PTB_QUOTE);
+	ip6->nexthdr = IPPROTO_ICMPV6;
+	ip6->hop_limit = 64;
+	__builtin_memcpy(&ip6->saddr, &q->daddr, 16);
+	__builtin_memcpy(&ip6->daddr, &q->saddr, 16);
+	icmp[0] = 2; /* ICMPV6_PKT_TOOBIG */
+	icmp[1] = 0;
+	*(__u16 *)(icmp + 2) = 0;
+	*(__be32 *)(icmp + 4) = bpf_htonl(mtu);
+	/* The addresses and the ICMPv6 header are 40 contiguous bytes. */
+	__s64 s = bpf_csum_diff(0, 0, (__be32 *)&ip6->saddr, 40, 0);
+	if (s >= 0)
+		s = bpf_csum_diff(0, 0, (__be32 *)q, 512, (__u32)s);
+	if (s >= 0)
+		s = bpf_csum_diff(0, 0, (__be32 *)((void *)q + 512), 512, (__u32)s);
+	if (s >= 0)
+		s = bpf_csum_diff(0, 0, (__be32 *)((void *)q + 1024), XLB_PTB_QUOTE - 1024, (__u32)s);
+	if (s < 0)
+		return XDP_DROP;
+	__u64 c = (__u64)(__u32)s + bpf_htonl(8 + XLB_PTB_QUOTE) + bpf_htonl(IPPROTO_ICMPV6);
+	c = (c & 0xffffffff) + (c >> 32);
+	c = (c & 0xffffffff) + (c >> 32);
+	*(__u16 *)(icmp + 2) = csum_fold32((__u32)c);
+	int cut = (int)(l2.len + hdrs + XLB_PTB_QUOTE) - (int)(data_end - data);
+	if (cut < 0 && bpf_xdp_adjust_tail(ctx, cut))
+		return XDP_DROP;
+	return XDP_TX;
+}
+
+/* TUN for IPv6: wraps the packet for the real and sends it to the real's
+ * next hop. A packet that would not fit the path once wrapped gets Packet
+ * Too Big with the path's MTU less the tunnel's headers, as IPVS's
+ * ensure_mtu_is_adequate sends it (IPv6 has no DF: always); an ICMPv6
+ * packet gets none (icmpv6_send answers no error with one). Where the
+ * path less the headers is below IPv6's minimum MTU, IPVS drops every
+ * packet; here what fits still goes, and what does not is dropped and
+ * counted. The outer header is written in place after the head moves,
+ * from the inner fields read before: no copy of it on the stack. */
+static __always_inline int forward_tun6(struct xdp_md *ctx, struct packet *p, void *data_end, const struct real *r,
+					__u32 slot)
+{
+	struct tunnel *t = bpf_map_lookup_elem(&tunnels, &slot);
+	if (!t)
+		return XDP_DROP;
+	struct ipv6hdr *in = (struct ipv6hdr *)p->ip;
+	if ((void *)(in + 1) > data_end)
+		return XDP_DROP;
+	__u8 type = t->type;
+	__u32 hlen = tun6_hlen(type);
+	__u32 inner_len = bpf_ntohs(in->payload_len) + sizeof(struct ipv6hdr);
+	if (t->mtu > hlen && inner_len + hlen > t->mtu) {
+		__u32 mtu = t->mtu - hlen;
+		if (mtu >= XLB_IPV6_MIN_MTU && p->proto != IPPROTO_ICMPV6) {
+			stat_inc(XLB_STAT_TUN_FRAG_NEEDED);
+			return icmp6_packet_too_big(ctx, p, data_end, mtu);
+		}
+		stat_inc(XLB_STAT_TUN_TOO_BIG);
+		return XDP_DROP;
+	}
+	struct l2_saved l2;
+	if (l2_save(p, data_end, &l2) < 0)
+		return XDP_DROP;
+	/* Version, traffic class (the inner's) and a zero flow label. */
+	__be32 vtc = (*(__be32 *)in & bpf_htonl(0x0ff00000)) | bpf_htonl(0x60000000);
+	__u8 hops = in->hop_limit;
+	__be16 port = t->port;
+	__u16 sport = 0;
+	if (type == XLB_TUN_GUE)
+		sport = XLB_GUE_SPORT_MIN +
+			hash_32(addr_fold(&p->src, AF_INET6) ^ (((__u32)p->sport << 16) | p->dport) ^ p->proto, 16) %
+				XLB_GUE_SPORT_SPAN;
+	__be32 src[4];
+	__builtin_memcpy(src, t->src.v6, 16);
+	if (bpf_xdp_adjust_head(ctx, -(int)hlen))
+		return XDP_DROP;
+	void *data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	/* The inner packet follows with at least its IPv6 header: the GUE
+	 * headers' 52 bytes are there whichever the tunnel. */
+	struct ipv6hdr *o = l2_write_fam(data, data_end, &l2, r->dst_mac, r->src_mac,
+					 sizeof(struct ipv6hdr) + sizeof(struct udphdr) + sizeof(struct guehdr), 1);
+	if (!o)
+		return XDP_DROP;
+	*(__be32 *)o = vtc;
+	o->payload_len = bpf_htons(inner_len + hlen - sizeof(struct ipv6hdr));
+	o->hop_limit = hops;
+	__builtin_memcpy(&o->saddr, src, 16);
+	__builtin_memcpy(&o->daddr, r->addr.v6, 16);
+	if (type == XLB_TUN_GUE) {
+		struct udphdr *udp = (void *)(o + 1);
+		struct guehdr *gue = (void *)(udp + 1);
+		o->nexthdr = IPPROTO_UDP;
+		udp->source = bpf_htons(sport);
+		udp->dest = port;
+		udp->len = bpf_htons(inner_len + sizeof(struct udphdr) + sizeof(struct guehdr));
+		udp->check = 0;
+		gue->hlen_flags = 0;
+		gue->proto_ctype = IPPROTO_IPV6;
+		gue->flags = 0;
+	} else if (type == XLB_TUN_GRE) {
+		struct grehdr *gre = (void *)(o + 1);
+		o->nexthdr = IPPROTO_GRE;
+		gre->flags = 0;
+		gre->proto = bpf_htons(ETH_P_IPV6);
+	} else {
+		o->nexthdr = IPPROTO_IPV6;
+	}
+	if (r->ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
 	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;
 }
 

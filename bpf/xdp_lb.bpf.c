@@ -22,7 +22,6 @@
  *   IPv6 extension headers           hop-by-hop, routing, destination options
  *                                    walked (four at most); a fragment header or
  *                                    a longer chain: as a fragment / cut short
- *   IPv6 to a NAT or TUN real        XDP_DROP, stat NO_DEST (Caps refuse them)
  *   ICMPv6 error about an IPv6 flow  to the flow's real (NAT66: translated inside
  *                                    and out); from a NAT66 real: back to the client
  *   other ICMPv6                     XDP_PASS
@@ -98,12 +97,10 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *p, void *d
 				   __u8 fam)
 {
 	if (fam == AF_INET6) {
-		/* IPv6 goes by DR or NAT66 (Caps refuse TUN): never wrapped
-		 * as if it were IPv4. */
-		if (r->flags & XLB_REAL_F_TUN) {
-			stat_inc(XLB_STAT_NO_DEST);
-			return XDP_DROP;
-		}
+		/* IPv6 by DR, NAT66 or TUN (in IPv6: Caps refuse a tunnel
+		 * across families). */
+		if (r->flags & XLB_REAL_F_TUN)
+			return forward_tun6(ctx, p, data_end, r, slot);
 		if ((r->flags & XLB_REAL_F_NAT) && nat_rewrite6(p, data_end, 1, r->addr.v6, r->port ? r->port : p->dport) < 0)
 			return XDP_DROP;
 		return forward_dr(ctx, p->eth, r);
@@ -585,10 +582,6 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 			__sync_fetch_and_add(&t->controls, 1);
 		else
 			cflags = 0;
-	}
-	if (fam != AF_INET && (r->flags & XLB_REAL_F_TUN)) {
-		stat_inc(XLB_STAT_NO_DEST);
-		return XDP_DROP;
 	}
 	if (r->flags & XLB_REAL_F_NAT)
 		cflags |= XLB_CONN_F_NAT;

@@ -102,16 +102,6 @@ enum xlb_tun_type {
 	XLB_TUN_GRE = 2,
 };
 
-/* A TUN real's encapsulation, in the tunnels map at its real slot. */
-struct tunnel {
-	__be32 src;    /* outer source: the director's address toward the real */
-	__u16 mtu;     /* the path MTU toward the real (its route's, or the egress interface's) */
-	__u8 type;     /* enum xlb_tun_type */
-	__u8 pad;
-	__be16 port;   /* GUE: the UDP destination port */
-	__u16 pad2;
-};
-
 /* Why a packet to a VIP was dropped or passed; per-CPU counters. */
 enum xlb_stat {
 	XLB_STAT_FRAGMENT = 0,    /* IP fragment to a VIP: dropped */
@@ -125,8 +115,8 @@ enum xlb_stat {
 	XLB_STAT_STANDBY = 8,     /* to a VIP whose VRRP instance is not MASTER here: passed */
 	XLB_STAT_DEFENCE_DROP = 9, /* new flow dropped by drop_packet (ip_vs_todrop) */
 	XLB_STAT_PROMOTED = 10,   /* half-open flows that proved themselves: moved to the flow table */
-	XLB_STAT_TUN_FRAG_NEEDED = 11, /* too big for the tunnel, DF set: ICMP fragmentation needed sent back */
-	XLB_STAT_TUN_TOO_BIG = 12, /* too big for the tunnel, DF clear (or IP options): dropped (XDP cannot fragment) */
+	XLB_STAT_TUN_FRAG_NEEDED = 11, /* too big for the tunnel, DF set (IPv6: always): ICMP fragmentation needed / Packet Too Big sent back */
+	XLB_STAT_TUN_TOO_BIG = 12, /* too big for the tunnel, DF clear (or IP options; IPv6: an ICMPv6 packet, or a path below 1280 once wrapped): dropped (XDP cannot fragment) */
 	XLB_STAT_CHECK_REPLY = 13, /* a health check's reply through the data path, given back the real's address */
 	XLB_STAT_FLOOD_STATELESS = 14, /* forwarded by the scheduler's table alone, no flow entry (flood mode) */
 	XLB_STAT_FNAT_NO_PORT = 15, /* FULLNAT new flow: no free local port found toward its real: dropped */
@@ -139,6 +129,16 @@ enum xlb_stat {
 union xlb_addr {
 	__be32 v4;
 	__be32 v6[4];
+};
+
+/* A TUN real's encapsulation, in the tunnels map at its real slot. */
+struct tunnel {
+	union xlb_addr src; /* outer source: the director's address toward the real (the real's family) */
+	__u16 mtu;     /* the path MTU toward the real (its route's, or the egress interface's) */
+	__u8 type;     /* enum xlb_tun_type */
+	__u8 pad;
+	__be16 port;   /* GUE: the UDP destination port */
+	__u16 pad2;
 };
 
 struct svc_key {

@@ -39,13 +39,14 @@ const (
 	// Loaded in every guest: what the tests and the probe use (veth,
 	// bridge and dummy topologies, clsact, IPVS with every scheduler and
 	// the SIP persistence engine (pkg/ipvsadm's v6 listings), IPIP for
-	// IPVS TUN (with fou and ip_gre: GUE and GRE reals), flower and skbedit to set the firewall marks of IPVS's
+	// IPVS TUN (with fou and ip_gre: GUE and GRE reals; ip6_tunnel, fou6 and ip6_gre for IPv6's),
+	// flower and skbedit to set the firewall marks of IPVS's
 	// fwmark services, macvlan for keepalived's use_vmac), and the NETLINK_XFRM and NETLINK_NETFILTER families
 	// by their aliases (xfrm_user; nfnetlink, built into "netfilter" on 7.x)
 	// because netlink.NewHandleAt opens sockets of both and fails with
 	// "protocol not supported" without them: the guest has only the modules
 	// listed here, so the kernel's own autoloading finds nothing else.
-	defaultModules = "veth dummy bridge macvlan sch_ingress cls_bpf cls_flower act_skbedit ipip fou ip_gre nf_conntrack net-pf-16-proto-6 net-pf-16-proto-12 " +
+	defaultModules = "veth dummy bridge macvlan sch_ingress cls_bpf cls_flower act_skbedit ipip fou ip_gre ip6_tunnel fou6 ip6_gre nf_conntrack net-pf-16-proto-6 net-pf-16-proto-12 " +
 		"ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_dh ip_vs_lc ip_vs_wlc ip_vs_sed ip_vs_nq ip_vs_mh ip_vs_lblc ip_vs_lblcr ip_vs_fo ip_vs_ovf ip_vs_twos ip_vs_pe_sip"
 )
 

@@ -37,6 +37,8 @@ func Run(t *testing.T, dp DataPlane) {
 		{"Counters", counters},
 		{"Timeouts", timeouts},
 		{"Tunnel", tunnel},
+		{"IPv6", ipv6},
+		{"Tunnel6", tunnel6},
 	} {
 		t.Run(b.name, func(t *testing.T) { b.fn(t, dp) })
 	}
@@ -515,6 +517,24 @@ func timeouts(t *testing.T, dp DataPlane) {
 	}
 }
 
+// ipv6: an IPv6 service by DR takes connections in IPVS's order (wrr,
+// weights 3:1:2) and lists them with their IPv6 addresses.
+func ipv6(t *testing.T, dp DataPlane) {
+	r := newRig6(t, dp, 3)
+	m := r.NewModel()
+	r.Apply(t, m, r.Service("wrr", 3, 1, 2))
+	want, got, _ := r.Sequence(t, m, Repeat(12, testutil.ClientAddr6))
+	assert.Equal(t, want, got)
+	conns, err := r.DP.Conns()
+	require.NoError(t, err)
+	require.Len(t, conns, 12)
+	for _, c := range conns {
+		assert.Equal(t, testutil.ClientAddr6, c.Client.Addr())
+		assert.Equal(t, netip.AddrPortFrom(VIP6, 80), c.Virtual)
+		assert.Contains(t, r.realAddrs(), c.Real.Addr())
+	}
+}
+
 // tunnel: the same real servers configured as IPVS's TUN reals (ipip on
 // tunl0, gue behind a fou port, gre on gre0), one of each in one rr
 // service, take connections in IPVS's order, and each takes an upload
@@ -523,21 +543,42 @@ func timeouts(t *testing.T, dp DataPlane) {
 func tunnel(t *testing.T, dp DataPlane) {
 	testutil.RequireTunnelDevices(t)
 	r := newRig(t, dp, 3)
-	tunnels := []lvs.Tunnel{{}, {Type: lvs.TunGUE, Port: 6080}, {Type: lvs.TunGRE}}
+	tunnels(t, r, func(i int, tun lvs.Tunnel) error { return r.Topo.TunnelReal(i, tun.Type.String(), tun.Port) })
+}
+
+// tunnel6: tunnel for an IPv6 service, as ip_vs_tunnel_xmit_v6 sends it:
+// the reals configured as for IPVS (ip6ip6 on ip6tnl0, gue behind a fou
+// port opened for IPv6, gre on ip6gre0); the client learns the path MTU
+// from the director's ICMPv6 Packet Too Big.
+func tunnel6(t *testing.T, dp DataPlane) {
+	testutil.RequireTunnel6Devices(t)
+	r := newRig6(t, dp, 3)
+	tunnels(t, r, func(i int, tun lvs.Tunnel) error { return r.Topo.TunnelReal6(i, VIP6, tun.Type.String(), tun.Port) })
+}
+
+// tunnels runs the tunnel behaviour on r, whose real i setup makes a TUN
+// real of tunnel tun.
+func tunnels(t *testing.T, r *Rig, setup func(i int, tun lvs.Tunnel) error) {
+	tuns := []lvs.Tunnel{{}, {Type: lvs.TunGUE, Port: 6080}, {Type: lvs.TunGRE}}
 	svc := dataplane.Service{ServiceKey: r.Key, Scheduler: "rr"}
-	for i, tun := range tunnels {
-		require.NoError(t, r.Topo.TunnelReal(i, tun.Type.String(), tun.Port))
+	for i, tun := range tuns {
+		require.NoError(t, setup(i, tun))
 		svc.Reals = append(svc.Reals, dataplane.Real{Addr: r.RealAddr(i), Port: 80, Weight: 1, Forward: lvs.TUN, Tunnel: tun})
 	}
 	m := r.NewModel()
 	r.Apply(t, m, svc)
 	// What the data plane holds is what was asked: each real's tunnel.
 	for _, rs := range r.Stats(t).Reals {
-		i := slices.Index(r.Topo.RealAddrs, rs.Addr)
+		i := slices.Index(r.realAddrs(), rs.Addr)
+		require.GreaterOrEqual(t, i, 0, "%s is one of the reals", rs.Addr)
 		assert.Equal(t, lvs.TUN, rs.Forward, "%s", rs.Addr)
-		assert.Equal(t, tunnels[i], rs.Tunnel, "%s", rs.Addr)
+		assert.Equal(t, tuns[i], rs.Tunnel, "%s", rs.Addr)
 	}
-	want, got, _ := r.Sequence(t, m, Repeat(6, r.Topo.ClientAddr))
+	client := r.Topo.ClientAddr
+	if r.Key.Addr.Is6() {
+		client = testutil.ClientAddr6
+	}
+	want, got, _ := r.Sequence(t, m, Repeat(6, client))
 	assert.Equal(t, want, got)
 
 	const size = 1 << 20
@@ -546,8 +587,9 @@ func tunnel(t *testing.T, dp DataPlane) {
 	c := r.Topo.HTTPClient()
 	c.Timeout = 2 * waitIO
 	seen := map[string]bool{}
-	for i := range tunnels {
-		resp, err := c.Post(fmt.Sprintf("http://%s/sha256", r.Topo.VIP), "application/octet-stream", io.LimitReader(testutil.Pattern(), size))
+	for i := range tuns {
+		resp, err := c.Post(fmt.Sprintf("http://%s/sha256", netip.AddrPortFrom(r.Key.Addr, r.Key.Port)), "application/octet-stream",
+			io.LimitReader(testutil.Pattern(), size))
 		require.NoError(t, err, "upload %d", i)
 		ans, err := io.ReadAll(resp.Body)
 		resp.Body.Close()

@@ -157,8 +157,17 @@ func TestIPv6CapsSayWhatIsMissing(t *testing.T) {
 	nat.Reals = []dataplane.Real{{Addr: real6(1), Port: 8080, Weight: 1, Forward: lvs.NAT}}
 	require.NoError(t, Caps.Validate([]dataplane.Service{nat}))
 	tun := svc
-	tun.Reals = []dataplane.Real{{Addr: real6(1), Port: 80, Weight: 1, Forward: lvs.TUN}}
-	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{tun}), "lvs_method TUN for an IPv6 service is not supported by the XDP data plane yet (for IPv6 it has DR, NAT)")
+	tun.Reals = []dataplane.Real{{Addr: real6(1), Port: 80, Weight: 1, Forward: lvs.TUN, Tunnel: lvs.Tunnel{Type: lvs.TunGUE, Port: 6080}}}
+	require.NoError(t, Caps.Validate([]dataplane.Service{tun}))
+	fnat := svc
+	fnat.LocalAddrs = []netip.Addr{netip.MustParseAddr("2001:db8::1")}
+	fnat.Reals = []dataplane.Real{{Addr: real6(1), Port: 80, Weight: 1, Forward: lvs.FNAT}}
+	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{fnat}), "local address 2001:db8::1: only IPv4 local addresses are supported so far")
+	fnat.LocalAddrs = []netip.Addr{netip.MustParseAddr("10.0.0.1")}
+	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{fnat}), "lvs_method FNAT for an IPv6 service is not supported by the XDP data plane yet (for IPv6 it has DR, NAT, TUN)")
+	across := svc
+	across.Reals = []dataplane.Real{{Addr: realAddr(1), Port: 80, Weight: 1, Forward: lvs.TUN}}
+	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{across}), "an IPv4 real of an IPv6 service (a tunnel across families) is not supported by the XDP data plane")
 }
 
 // Persistence on an IPv6 service, as IPVS keeps it: the template is the

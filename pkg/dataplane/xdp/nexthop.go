@@ -96,8 +96,8 @@ func (n NeighResolver) Resolve(addr netip.Addr, tun bool) (NextHop, error) {
 			ip = rt.Gw
 		}
 		src, ok := netip.AddrFromSlice(rt.Src)
-		if !ok || !src.Unmap().Is4() {
-			return NextHop{}, fmt.Errorf("route to real %s: no IPv4 source address on %s for the tunnel", addr, lnk.Attrs().Name)
+		if !ok || src.Unmap().Is4() != addr.Is4() {
+			return NextHop{}, fmt.Errorf("route to real %s: no %s source address on %s for the tunnel", addr, familyName(addr), lnk.Attrs().Name)
 		}
 		nh.Src = src.Unmap()
 		nh.MTU = rt.MTU
@@ -398,4 +398,12 @@ func (x *Dataplane) neighbourEvent(u netlink.NeighUpdate) {
 	if err := x.applyLocked(x.state.desired); err != nil {
 		x.log.Warn("applying a neighbour change", "real", a.String(), "error", err)
 	}
+}
+
+// familyName is "IPv4" or "IPv6", as a's family.
+func familyName(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
 }

@@ -755,8 +755,8 @@ func tunnelEntry(r *realState) xlbTunnel {
 		return xlbTunnel{}
 	}
 	t := xlbTunnel{Type: uint8(r.Tunnel.Type), Port: port16(r.Tunnel.Port), Mtu: uint16(min(r.nh.MTU, math.MaxUint16))}
-	if r.nh.Src.Is4() {
-		t.Src = ip4(r.nh.Src)
+	if r.nh.Src.IsValid() {
+		t.Src = addrKey(r.nh.Src)
 	}
 	return t
 }

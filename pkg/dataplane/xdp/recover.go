@@ -164,7 +164,7 @@ func recoverTables(objs *xlbObjects, lim limits, log *slog.Logger) (*recovered, 
 				}
 				r.Forward = lvs.TUN
 				r.Tunnel = lvs.Tunnel{Type: lvs.TunnelType(tun.Type), Port: portOf(tun.Port)}
-				r.nh.Src, r.nh.MTU = addrOf(tun.Src), int(tun.Mtu)
+				r.nh.Src, r.nh.MTU = tun.Src.addr(family(r.Addr)), int(tun.Mtu)
 			}
 			st.reals = append(st.reals, r)
 		}

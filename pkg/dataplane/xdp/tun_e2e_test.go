@@ -182,3 +182,144 @@ func TestTUNFramesOnTheWire(t *testing.T) {
 		})
 	}
 }
+
+// IPv6 TUN end to end (issue 13): the same real servers an IPVS director
+// would tunnel an IPv6 service to (ip6ip6 on the kernel's ip6tnl0, gue
+// behind a fou port opened for IPv6, gre on ip6gre0), behind xlb's XDP
+// TUN, with real TCP and UDP over IPv6: requests in turn, an 8 MiB
+// download checked by its SHA-256, and an 8 MiB upload whose full-size
+// segments do not fit the tunnel (the client learns the smaller path MTU
+// from xlb's ICMPv6 Packet Too Big), and UDP answers from the VIP.
+func TestIPv6TUNEndToEnd(t *testing.T) {
+	requireRoot(t)
+	testutil.RequireXDPKernel(t)
+	testutil.RequireTunnel6Devices(t)
+	tunnels := []lvs.Tunnel{{}, {Type: lvs.TunGUE, Port: 6080}, {Type: lvs.TunGRE}}
+	vip := netip.MustParseAddr("fd77:1::100")
+	for _, mode := range []dataplane.XDPMode{dataplane.XDPNative, dataplane.XDPGeneric} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newDRRig(t, len(tunnels), mode)
+			topo := r.topo
+			reals := ipv6Topology(t, topo, vip)
+			web := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr"}
+			dns := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 53, Protocol: lvs.UDP}, Scheduler: "rr"}
+			for i, tun := range tunnels {
+				require.NoError(t, topo.TunnelReal6(i, vip, tun.Type.String(), tun.Port))
+				web.Reals = append(web.Reals, dataplane.Real{Addr: reals[i], Port: 80, Weight: 1, Forward: lvs.TUN, Tunnel: tun})
+				dns.Reals = append(dns.Reals, dataplane.Real{Addr: reals[i], Port: 53, Weight: 1, Forward: lvs.TUN, Tunnel: tun})
+			}
+			require.NoError(t, topo.ServeUDPOn(vip, 53))
+			r.apply(t, web, dns)
+			r.waitResolved(t)
+
+			c := topo.HTTPClient()
+			c.Timeout = 120 * time.Second
+			url := "http://" + netip.AddrPortFrom(vip, 80).String()
+			var names []string
+			for i := range 6 {
+				name, err := testutil.Get(context.Background(), c, url+"/")
+				require.NoError(t, err, "request %d", i)
+				names = append(names, name)
+			}
+			assert.Equal(t, []string{"r1", "r2", "r3", "r1", "r2", "r3"}, names, "ip6ip6, gue, gre in turn")
+
+			const size = 8 << 20
+			want := sha256.New()
+			_, _ = io.Copy(want, io.LimitReader(testutil.Pattern(), size))
+			for i := range tunnels {
+				resp, err := c.Get(fmt.Sprintf("%s/bytes/%d", url, size))
+				require.NoError(t, err, "download %d", i)
+				got := sha256.New()
+				n, err := io.Copy(got, resp.Body)
+				resp.Body.Close()
+				require.NoError(t, err)
+				require.EqualValues(t, size, n)
+				assert.Equal(t, want.Sum(nil), got.Sum(nil), "download %d checksum", i)
+			}
+			for i := range tunnels {
+				resp, err := c.Post(url+"/sha256", "application/octet-stream", io.LimitReader(testutil.Pattern(), size))
+				require.NoError(t, err, "upload %d", i)
+				ans, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				require.NoError(t, err)
+				assert.Equal(t, fmt.Sprintf("r%d %x", i+1, want.Sum(nil)), string(ans), "upload %d", i)
+			}
+			st, err := r.x.Stats()
+			require.NoError(t, err)
+			assert.NotZero(t, st.Reasons["tun_frag_needed"], "the uploads' first segments were too big for the tunnels")
+			out, err := topo.Client.Command("ip", "-6", "route", "get", vip.String()).Output()
+			require.NoError(t, err)
+			assert.Contains(t, string(out), "mtu 14", "the client's path MTU to the VIP: %s", out)
+
+			assert.Equal(t, []string{"r1:q0", "r2:q1", "r3:q2"}, udpAnswersFrom(t, topo, vip, 3))
+		})
+	}
+}
+
+// IPv6 TUN on the wire, on this machine's kernel (which has no tunnel
+// devices to decapsulate with): a client's connection attempts to an IPv6
+// VIP arrive at each real wrapped as its tunnel says, captured on the
+// real's interface and taken apart by gopacket: the outer IPv6 header from
+// the director's address to the real's, the client's SYN inside as sent.
+func TestIPv6TUNFramesOnTheWire(t *testing.T) {
+	tunnels := []lvs.Tunnel{{}, {Type: lvs.TunGUE, Port: 6080}, {Type: lvs.TunGRE}}
+	want := []layers.IPProtocol{layers.IPProtocolIPv6, layers.IPProtocolUDP, layers.IPProtocolGRE}
+	vip := netip.MustParseAddr("fd77:1::100")
+	for _, mode := range []dataplane.XDPMode{dataplane.XDPNative, dataplane.XDPGeneric} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newDRRig(t, len(tunnels), mode)
+			topo := r.topo
+			reals := ipv6Topology(t, topo, vip)
+			web := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr"}
+			var caps []*testutil.Capture
+			for i, tun := range tunnels {
+				web.Reals = append(web.Reals, dataplane.Real{Addr: reals[i], Port: 80, Weight: 1, Forward: lvs.TUN, Tunnel: tun})
+				c, err := testutil.StartCapture(topo.Reals[i].Do, "eth0")
+				require.NoError(t, err)
+				t.Cleanup(func() { c.Close() })
+				caps = append(caps, c)
+			}
+			r.apply(t, web)
+			r.waitResolved(t)
+			for range tunnels {
+				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				c, err := topo.Client.DialContext(ctx, "tcp6", netip.AddrPortFrom(vip, 80).String())
+				cancel()
+				if err == nil {
+					c.Close()
+				}
+			}
+			for i, c := range caps {
+				require.Eventually(t, func() bool {
+					for _, f := range c.Frames(0) {
+						if f.Outgoing {
+							continue
+						}
+						pkt := gopacket.NewPacket(f.Frame, layers.LayerTypeEthernet, gopacket.Default)
+						ip, ok := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+						if !ok || !ip.SrcIP.Equal(net.IP(testutil.DirectorAddr6.AsSlice())) || ip.NextHeader != want[i] {
+							continue
+						}
+						d := decodeTunnel6(t, f.Frame)
+						if d.udp != nil {
+							assert.EqualValues(t, 6080, d.udp.DstPort)
+						}
+						in := gopacket.NewPacket(d.inner, layers.LayerTypeIPv6, gopacket.Default)
+						iip, ok := in.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+						require.True(t, ok, "inner: %v", in)
+						tcp, ok := in.Layer(layers.LayerTypeTCP).(*layers.TCP)
+						require.True(t, ok, "inner: %v", in)
+						assert.Equal(t, testutil.ClientAddr6.AsSlice(), []byte(iip.SrcIP))
+						assert.Equal(t, vip.AsSlice(), []byte(iip.DstIP))
+						assert.True(t, tcp.SYN)
+						assert.EqualValues(t, 80, tcp.DstPort)
+						assert.Equal(t, iip.HopLimit, d.outer.HopLimit, "outer hop limit is the client's")
+						assert.Equal(t, reals[i].AsSlice(), []byte(d.outer.DstIP))
+						return true
+					}
+					return false
+				}, 5*time.Second, 50*time.Millisecond, "real %d never saw its %s frame", i+1, tunnels[i].Type)
+			}
+		})
+	}
+}

@@ -201,7 +201,7 @@ type xlbTmplKey struct {
 
 type xlbTunnel struct {
 	_    structs.HostLayout
-	Src  uint32
+	Src  xlbXlbAddr
 	Mtu  uint16
 	Type uint8
 	Pad  uint8
