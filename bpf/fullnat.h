@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* FULLNAT (DPVS's FNAT; IPv4): a client's packet leaves with both ends
+/* FULLNAT (DPVS's FNAT; IPv4, and IPv6 to IPv6 reals): a client's packet leaves with both ends
  * rewritten, client:cport -> VIP:vport becoming laddr:lport -> real:rport,
  * where laddr is one of the service's local addresses and lport a port
  * this flow alone holds toward that real. The real answers laddr:lport,
@@ -80,6 +80,58 @@ __attribute__((noinline)) int fnat_take(__u32 svc_idx, __be32 raddr, __u32 rport
 	return -1;
 }
 
+/* fnat_take for an IPv6 flow to the real in slot real_slot (its address
+ * read here: a global function takes no pointer to the caller's stack),
+ * with the request in fnat_scratch6, the ports in fnat_ports6 and the
+ * service's IPv6 local addresses. */
+__attribute__((noinline)) int fnat_take6(__u32 svc_idx, __u32 real_slot, __u32 rport_proto)
+{
+	__u32 zero = 0;
+	struct fnat_port6 *v = bpf_map_lookup_elem(&fnat_scratch6, &zero);
+	struct laddr_set *sl = bpf_map_lookup_elem(&svc_laddrs, &svc_idx);
+	struct real *r = bpf_map_lookup_elem(&reals, &real_slot);
+	if (!v || !sl || !r)
+		return -1;
+	__u32 n = sl->n;
+	if (n == 0 || n > XLB_FNAT_LADDRS)
+		return -1;
+	__u32 rnd = bpf_get_prandom_u32();
+	struct conn_key6 rk = { .sport = (__be16)rport_proto, .proto = rport_proto >> 16 };
+	__builtin_memcpy(rk.src, r->addr.v6, 16);
+	for (__u32 i = 0; i < XLB_FNAT_TRIES; i++) {
+		__u32 j = ((rnd >> 16) + i) % n;
+		asm volatile("" : "+r"(j));
+		j &= XLB_FNAT_LADDRS - 1;
+		__u32 slot = sl->slot[j];
+		struct laddr *la = bpf_map_lookup_elem(&laddrs, &slot);
+		if (!la || la->family != AF_INET6)
+			continue;
+		__builtin_memcpy(rk.dst, la->addr.v6, 16);
+		rk.dport = bpf_htons(XLB_FNAT_PORT_MIN + (rnd + i * 7919) % XLB_FNAT_PORT_SPAN);
+		v->laddr = slot;
+		if (bpf_map_update_elem(&fnat_ports6, &rk, v, BPF_NOEXIST) == 0)
+			return slot << 16 | rk.dport;
+	}
+	return -1;
+}
+
+/* Fills this CPU's fnat_scratch6 with the reply entry of a new IPv6 flow
+ * (the packet p), for fnat_take6. */
+static __always_inline int fnat_request6(const struct packet *p, __u64 now)
+{
+	__u32 zero = 0;
+	struct fnat_port6 *v = bpf_map_lookup_elem(&fnat_scratch6, &zero);
+	if (!v)
+		return -1;
+	__builtin_memcpy(v->nr.vip.v6, p->dst.v6, 16);
+	v->nr.vport = p->dport;
+	v->nr.family = AF_INET6;
+	__builtin_memcpy(v->client, p->src.v6, 16);
+	v->cport = p->sport;
+	v->taken = now;
+	return 0;
+}
+
 /* Fills this CPU's fnat_scratch with the reply entry of a new flow (the
  * packet p), for fnat_take. */
 static __always_inline int fnat_request(const struct packet *p, __u64 now)
@@ -100,12 +152,14 @@ static __always_inline int fnat_request(const struct packet *p, __u64 now)
 
 /* A FULLNAT flow's client packet: its source becomes the flow's local
  * address and port (the destination is NAT's, in forward). */
-static __always_inline int fnat_source(struct packet *p, void *data_end, __u8 laddr, __be16 lport)
+static __always_inline int fnat_source(struct packet *p, void *data_end, __u8 laddr, __be16 lport, __u8 fam)
 {
 	__u32 slot = laddr;
 	struct laddr *la = bpf_map_lookup_elem(&laddrs, &slot);
 	if (!la)
 		return -1;
+	if (fam == AF_INET6)
+		return nat_rewrite6(p, data_end, 0, la->addr.v6, lport);
 	return nat_rewrite(p, data_end, 0, la->addr.v4, lport);
 }
 

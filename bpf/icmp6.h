@@ -103,6 +103,15 @@ static __always_inline int icmp6_to_vip(struct xdp_md *ctx, struct packet *p, vo
 	if ((r->flags & XLB_REAL_F_NAT) &&
 	    icmp6_rewrite(p, data_end, &e, 1, (__be32 *)r->addr.v6, r->port ? r->port : k.v6.dport) < 0)
 		return -1;
+	if (c->flags & XLB_CONN_F_FNAT) {
+		/* FULLNAT: the quote is of laddr:lport's packet, and the
+		 * error comes from the local address (the real may have no
+		 * route to whoever sent it). */
+		__u32 ls = c->laddr;
+		struct laddr *la = bpf_map_lookup_elem(&laddrs, &ls);
+		if (!la || icmp6_rewrite(p, data_end, &e, 0, la->addr.v6, c->lport) < 0)
+			return -1;
+	}
 	return forward_dr(ctx, p->eth, r);
 }
 
@@ -120,6 +129,26 @@ static __always_inline int icmp6_from_nat_real(struct xdp_md *ctx, struct packet
 		return -1;
 	struct nat_reply n = *nr;
 	if (icmp6_rewrite(p, data_end, &e, 0, n.vip.v6, n.vport) < 0)
+		return -1;
+	int to_kernel;
+	return forward_routed6(ctx, p, data_end, &to_kernel);
+}
+
+/* An ICMPv6 error about a FULLNAT flow's packet to its real (the quote:
+ * laddr:lport -> real:rport), from the real or from a router on the way
+ * (Packet Too Big): back to the client about VIP:vport, from the VIP. */
+static __always_inline int icmp6_from_fnat(struct xdp_md *ctx, struct packet *p, void *data_end)
+{
+	struct icmp6_err e;
+	if (icmp6_inner(p, data_end, &e) < 0)
+		return -1;
+	struct conn_key6 k;
+	icmp6_flow_key(&e, &k);
+	struct fnat_port6 *fp = bpf_map_lookup_elem(&fnat_ports6, &k);
+	if (!fp || !to_vip(&fp->nr.vip, AF_INET6))
+		return -1;
+	if (icmp6_rewrite(p, data_end, &e, 1, fp->client, fp->cport) < 0 ||
+	    icmp6_rewrite(p, data_end, &e, 0, fp->nr.vip.v6, fp->nr.vport) < 0)
 		return -1;
 	int to_kernel;
 	return forward_routed6(ctx, p, data_end, &to_kernel);

@@ -203,7 +203,7 @@ promoted:
  * (rewrite) and is routed on (route). */
 static __always_inline int nat_reply_tail(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes,
 					  union flow_key *fk, __u8 fam, const struct nat_reply *nr, __be32 client,
-					  __be16 cport)
+					  __be16 cport, const __be32 *client6)
 {
 	int half;
 	struct conn *fc = flow_lookup(fk, fam, &half);
@@ -236,6 +236,8 @@ static __always_inline int nat_reply_tail(struct xdp_md *ctx, struct packet *p, 
 		return XDP_DROP;
 	/* FULLNAT: the reply came to laddr:lport; it goes to the client. */
 	if (fam == AF_INET && (client != p->dst.v4 || cport != p->dport) && nat_rewrite(p, data_end, 1, client, cport) < 0)
+		return XDP_DROP;
+	if (fam == AF_INET6 && client6 && nat_rewrite6(p, data_end, 1, client6, cport) < 0)
 		return XDP_DROP;
 	stat_inc(XLB_STAT_NAT_REPLY);
 	int to_kernel;
@@ -276,7 +278,7 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct packet *p, void 
 	union flow_key fk = { .v4 = {
 		.src = client, .dst = nr.vip.v4, .sport = cport, .dport = nr.vport, .proto = p->proto,
 	} };
-	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET, &nr, client, cport);
+	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET, &nr, client, cport, 0);
 }
 
 /* nat_reply for IPv6 (NAT66). */
@@ -288,16 +290,34 @@ static __always_inline int nat_reply6(struct xdp_md *ctx, struct packet *p, void
 	 * with two calls below it must stay within 512 bytes. */
 	union flow_key fk;
 	flow_key_of(p, &fk, AF_INET6);
-	struct nat_reply *nr = reply_lookup6(&fk.v6);
-	if (!nr)
-		return XLB_CONTINUE;
-	__builtin_memcpy(fk.v6.src, p->dst.v6, 16);
-	__builtin_memcpy(fk.v6.dst, nr->vip.v6, 16);
-	fk.v6.sport = p->dport;
-	fk.v6.dport = nr->vport;
+	/* What the reply is given back, copied from whichever table has
+	 * it: one state for the verifier to follow from here. */
+	struct nat_reply nr;
+	__be32 client6[4];
+	__be16 cport = p->dport;
+	int fnat = 0;
+	struct nat_reply *n = reply_lookup6(&fk.v6);
+	if (n) {
+		nr = *n;
+		__builtin_memcpy(client6, p->dst.v6, 16);
+	} else {
+		/* A FULLNAT reply, to a local address and port: its flow is
+		 * the client's, to the VIP. */
+		struct fnat_port6 *fp = bpf_map_lookup_elem(&fnat_ports6, &fk.v6);
+		if (!fp)
+			return XLB_CONTINUE;
+		nr = fp->nr;
+		__builtin_memcpy(client6, fp->client, 16);
+		cport = fp->cport;
+		fnat = 1;
+	}
+	__builtin_memcpy(fk.v6.src, client6, 16);
+	__builtin_memcpy(fk.v6.dst, nr.vip.v6, 16);
+	fk.v6.sport = cport;
+	fk.v6.dport = nr.vport;
 	fk.v6.proto = p->proto;
 	fk.v6.pad[0] = fk.v6.pad[1] = fk.v6.pad[2] = 0;
-	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET6, nr, 0, 0);
+	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET6, &nr, 0, cport, fnat ? client6 : 0);
 }
 
 /* maybe_vip: most traffic that is not for a VIP leaves after this one
@@ -382,11 +402,11 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 			if (half && conn_proven(c, p->proto))
 				conn_promote(ck, fam, c, r);
 			count(&real_stats, real_slot, bytes, 0);
-			if (fam == AF_INET && (c->flags & XLB_CONN_F_FNAT)) {
-				if (fnat_source(p, data_end, c->laddr, c->lport) < 0)
+			if (c->flags & XLB_CONN_F_FNAT) {
+				if (fnat_source(p, data_end, c->laddr, c->lport, fam) < 0)
 					return XDP_DROP;
-				/* The handshake's ACK carries TOA when asked. */
-				if ((r->flags & XLB_REAL_F_TOA) && before == XLB_CT_SYN_RECV && p->proto == IPPROTO_TCP &&
+				/* The handshake's ACK carries TOA when asked (IPv4's). */
+				if (fam == AF_INET && (r->flags & XLB_REAL_F_TOA) && before == XLB_CT_SYN_RECV && p->proto == IPPROTO_TCP &&
 				    (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST | TCP_FLAG_ACK)) == TCP_FLAG_ACK)
 					return forward_toa(ctx, p, data_end, r, p->src.v4, p->sport);
 			}
@@ -568,9 +588,13 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 	/* FULLNAT: a local address and port first; without one the flow
 	 * is not made (and controls no template). */
 	int fnat = 0;
-	if (fam == AF_INET && (r->flags & XLB_REAL_F_FNAT)) {
-		if (fnat_request(p, now) < 0 ||
-		    (fnat = fnat_take(svc_idx, r->addr.v4, (__u32)p->proto << 16 | (r->port ? r->port : p->dport))) < 0) {
+	if (r->flags & XLB_REAL_F_FNAT) {
+		__u32 rport_proto = (__u32)p->proto << 16 | (r->port ? r->port : p->dport);
+		if (fam == AF_INET6)
+			fnat = fnat_request6(p, now) < 0 ? -1 : fnat_take6(svc_idx, real_slot, rport_proto);
+		else
+			fnat = fnat_request(p, now) < 0 ? -1 : fnat_take(svc_idx, r->addr.v4, rport_proto);
+		if (fnat < 0) {
 			stat_inc(XLB_STAT_FNAT_NO_PORT);
 			return XDP_DROP;
 		}
@@ -580,13 +604,13 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 		t = bpf_map_lookup_elem(&templates, &tk);
 		if (t)
 			__sync_fetch_and_add(&t->controls, 1);
-		else
-			cflags = 0;
+		else /* the template went meanwhile: the flow controls none */
+			cflags &= ~(XLB_CONN_F_PERSIST | XLB_CONN_F_TMPL_NOPORT);
 	}
 	if (r->flags & XLB_REAL_F_NAT)
 		cflags |= XLB_CONN_F_NAT;
 	conn_create(ck, fam, real_slot, r->gen, svc_idx, p->proto, p->tcp_flags, now, cflags, s->persist_mask, fnat >> 16, (__be16)fnat);
-	if (fam == AF_INET6 && (r->flags & XLB_REAL_F_NAT)) {
+	if (fam == AF_INET6 && (cflags & (XLB_CONN_F_NAT | XLB_CONN_F_FNAT)) == XLB_CONN_F_NAT) {
 		reply6_insert(&ck->v6, r->addr.v6, r->port ? r->port : p->dport);
 	} else if ((cflags & (XLB_CONN_F_NAT | XLB_CONN_F_FNAT)) == XLB_CONN_F_NAT) {
 		struct conn_key rk = {
@@ -596,7 +620,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 		bpf_map_update_elem(&half_open_replies, &rk, &nr, BPF_ANY);
 	}
 	count(&real_stats, real_slot, bytes, 1);
-	if ((cflags & XLB_CONN_F_FNAT) && fnat_source(p, data_end, fnat >> 16, (__be16)fnat) < 0)
+	if ((cflags & XLB_CONN_F_FNAT) && fnat_source(p, data_end, fnat >> 16, (__be16)fnat, fam) < 0)
 		return XDP_DROP;
 	return forward(ctx, p, data_end, r, real_slot, fam);
 }
@@ -669,10 +693,16 @@ int xlb_xdp6(struct xdp_md *ctx)
 	if (res == PARSE_OTHER_L4 && p.proto == IPPROTO_ICMPV6) {
 		/* An error about a flow goes with the flow (bpf/icmp6.h). */
 		int act = -1;
-		if (to_vip(&p.dst, AF_INET6))
+		if (to_vip(&p.dst, AF_INET6)) {
 			act = icmp6_to_vip(ctx, &p, data_end);
-		else if (maybe_nat_real(&p, AF_INET6))
-			act = icmp6_from_nat_real(ctx, &p, data_end);
+		} else {
+			if (maybe_nat_real(&p, AF_INET6))
+				act = icmp6_from_nat_real(ctx, &p, data_end);
+			/* About a FULLNAT flow: to a local address, from its
+			 * real or from any router on the way to it. */
+			if (act < 0)
+				act = icmp6_from_fnat(ctx, &p, data_end);
+		}
 		return act < 0 ? XDP_PASS : act;
 	}
 	if (res != PARSE_OK) {
@@ -854,6 +884,23 @@ static long sweep_fnat(struct bpf_map *map, struct conn_key *k, struct fnat_port
 	return 0;
 }
 
+/* sweep_fnat for IPv6's ports. */
+static long sweep_fnat6(struct bpf_map *map, struct conn_key6 *k, struct fnat_port6 *v, struct sweep_ctx *sc)
+{
+	if (sc->now < v->taken || sc->now - v->taken < XLB_FNAT_GRACE_NS)
+		return 0;
+	struct conn_key6 fk = { .sport = v->cport, .dport = v->nr.vport, .proto = k->proto };
+	__builtin_memcpy(fk.src, v->client, 16);
+	__builtin_memcpy(fk.dst, v->nr.vip.v6, 16);
+	struct conn *c = bpf_map_lookup_elem(&conns6, &fk);
+	if (!c)
+		c = bpf_map_lookup_elem(&half_open6, &fk);
+	if (c && !c->retired && (c->flags & XLB_CONN_F_FNAT) && c->lport == k->dport && c->laddr == v->laddr)
+		return 0;
+	bpf_map_delete_elem(&fnat_ports6, k);
+	return 0;
+}
+
 /* A template goes when it has expired and controls no flow. */
 static long sweep_tmpl(struct bpf_map *map, struct tmpl_key *k, struct tmpl *t, struct sweep_ctx *sc)
 {
@@ -884,6 +931,7 @@ int xlb_sweep(struct xdp_md *ctx)
 	bpf_for_each_map_elem(&half_open6, sweep_half_open6, &sc, 0);
 	bpf_for_each_map_elem(&templates, sweep_tmpl, &sc, 0);
 	bpf_for_each_map_elem(&fnat_ports, sweep_fnat, &sc, 0);
+	bpf_for_each_map_elem(&fnat_ports6, sweep_fnat6, &sc, 0);
 	struct sweep_total *t = bpf_map_lookup_elem(&sweep_totals, &k);
 	if (t) {
 		t->conns = sc.conns;

@@ -337,6 +337,17 @@ struct fnat_port {
 	__u64 taken;
 };
 
+/* fnat_port for IPv6 (by the reply's conn_key6): the client's address is
+ * IPv6's 16 bytes. */
+struct fnat_port6 {
+	struct nat_reply nr;
+	__be32 client[4];
+	__be16 cport;
+	__u8 laddr;
+	__u8 pad;
+	__u64 taken;
+};
+
 /* IPVS's defences against a flood (ip_vs_ctl.c update_defense_level), as
  * the control plane sets them every second from the flow tables' room:
  * drop_packet's rate, secure_tcp's state table, drop_entry's sweep. */

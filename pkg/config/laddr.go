@@ -20,7 +20,7 @@ type laddrGroup struct {
 // localAddressGroup reads "local_address_group NAME { entries }", the
 // FULLNAT local addresses of the keepalived that ships with DPVS
 // (check_data.c alloc_laddr_entry): each line is "ADDR [IFNAME]" or
-// "ADDR-LAST [IFNAME]" (LAST the last byte of an IPv4 address). IFNAME
+// "ADDR-LAST [IFNAME]" (laddrRange). IFNAME
 // is the DPVS device the address is configured on: xlb takes the
 // address as one the director holds, and says so once. A bad entry is
 // reported and skipped; a group left empty is reported and not defined.
@@ -47,7 +47,7 @@ func (ps *parser) localAddressGroup(b *node) {
 		words := n.words
 		first, last, ok := laddrRange(words[0])
 		if !ok {
-			ps.p.warnf(n.pos, words[0], "(%s) not an IPv4 address or ADDR-LAST range; skipped:", g.name)
+			ps.p.warnf(n.pos, words[0], "(%s) not an address or ADDR-LAST range; skipped:", g.name)
 			continue
 		}
 		if len(words) > 2 {
@@ -75,24 +75,34 @@ func (ps *parser) localAddressGroup(b *node) {
 	ps.laddrGroups[g.name] = g
 }
 
-// laddrRange reads ADDR or ADDR-LAST (IPv4, LAST its last byte, above
-// ADDR's), as DPVS's keepalived (inet_stor).
+// laddrRange reads ADDR or ADDR-LAST as DPVS's keepalived (inet_stor):
+// for IPv4, LAST is the last byte, in decimal; for IPv6 the last 16-bit
+// group, in hex (as keepalived reads an IPv6 range); above ADDR's.
 func laddrRange(s string) (first, last netip.Addr, ok bool) {
 	addr, end, isRange := strings.Cut(s, "-")
 	a, err := netip.ParseAddr(addr)
-	if err != nil || !a.Is4() {
+	if err != nil || a.Zone() != "" || a.Is4In6() {
 		return first, last, false
 	}
 	if !isRange {
 		return a, a, true
 	}
-	v, err := strconv.ParseUint(end, 10, 8)
-	b := a.As4()
-	if err != nil || !isDigits(end) || byte(v) <= b[3] || v > 254 {
+	if a.Is4() {
+		v, err := strconv.ParseUint(end, 10, 8)
+		b := a.As4()
+		if err != nil || !isDigits(end) || byte(v) <= b[3] || v > 254 {
+			return first, last, false
+		}
+		b[3] = byte(v)
+		return a, netip.AddrFrom4(b), true
+	}
+	v, err := strconv.ParseUint(end, 16, 16)
+	b := a.As16()
+	if err != nil || strings.ContainsAny(end, "+-xX") || uint16(v) <= uint16(b[14])<<8|uint16(b[15]) {
 		return first, last, false
 	}
-	b[3] = byte(v)
-	return a, netip.AddrFrom4(b), true
+	b[14], b[15] = byte(v>>8), byte(v)
+	return a, netip.AddrFrom16(b), true
 }
 
 // resolveLocalAddrs gives vs the addresses of its laddr_group_name's

@@ -100,8 +100,8 @@ virtual_server 192.168.88.3 80 {
 `)
 	ws := warningStrings(cfg)
 	assert.Contains(t, ws, `keepalived.conf:6: local_address_group already defined at keepalived.conf:1; ignoring this one: "g"`)
-	assert.Contains(t, ws, `keepalived.conf:3: (g) not an IPv4 address or ADDR-LAST range; skipped: "not-an-address"`)
-	assert.Contains(t, ws, `keepalived.conf:4: (g) not an IPv4 address or ADDR-LAST range; skipped: "192.168.88.9-3"`)
+	assert.Contains(t, ws, `keepalived.conf:3: (g) not an address or ADDR-LAST range; skipped: "not-an-address"`)
+	assert.Contains(t, ws, `keepalived.conf:4: (g) not an address or ADDR-LAST range; skipped: "192.168.88.9-3"`)
 	assert.Contains(t, ws, `keepalived.conf:12: no local_address_group of this name; the virtual server has no local addresses: "nosuch"`)
 	assert.Contains(t, ws, `keepalived.conf:19: a TCP option of FULLNAT connections, and this virtual server has no FNAT real or is not TCP; not used: "toa"`)
 	assert.Contains(t, ws, `keepalived.conf:20: local addresses are for FNAT reals, and this virtual server has none; not used: "laddr_group_name"`)
@@ -111,4 +111,39 @@ virtual_server 192.168.88.3 80 {
 	assert.Empty(t, cfg.VirtualServers[0].LocalAddrs)
 	assert.Empty(t, cfg.VirtualServers[1].LocalAddrs)
 	assert.Len(t, cfg.VirtualServers[2].Reals, 1)
+}
+
+// IPv6 local addresses, as DPVS's keepalived reads them (inet_stor): an
+// address, or a range whose end is the last 16-bit group in hex; a range
+// that runs backwards is said at its line.
+func TestFULLNATConfigIPv6(t *testing.T) {
+	cfg := mustParse(t, `local_address_group g6 {
+    2001:db8::50 dpdk0
+    2001:db8::a-c
+    2001:db8::c-a
+}
+virtual_server 2001:db8::1 80 {
+    lb_algo rr
+    lb_kind FNAT
+    protocol TCP
+    laddr_group_name g6
+    real_server 2001:db8:1::30 8080 {
+        weight 1
+    }
+}
+`)
+	require.Len(t, cfg.VirtualServers, 1)
+	vs := cfg.VirtualServers[0]
+	want := []netip.Addr{netip.MustParseAddr("2001:db8::50"), netip.MustParseAddr("2001:db8::a"),
+		netip.MustParseAddr("2001:db8::b"), netip.MustParseAddr("2001:db8::c")}
+	assert.Equal(t, want, vs.LocalAddrs)
+	require.Len(t, vs.Reals, 1)
+	assert.Equal(t, lvs.FNAT, vs.Reals[0].Forward)
+	ws := warningStrings(cfg)
+	assert.Contains(t, ws, `keepalived.conf:4: (g6) not an address or ADDR-LAST range; skipped: "2001:db8::c-a"`)
+	for _, w := range ws {
+		assert.NotContains(t, w, "NAT64", "an IPv6 real of an IPv6 virtual server")
+	}
+	again := mustParse(t, string(Format(cfg)))
+	assert.Equal(t, want, again.VirtualServers[0].LocalAddrs, "Format writes the group back")
 }

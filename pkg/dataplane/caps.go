@@ -121,13 +121,22 @@ func (c Caps) CheckService(s Service) error {
 	if s.TOA && !c.TOA {
 		bad("toa (the client's address in a TCP option, for FULLNAT) is not supported by %s", c.Name)
 	} else if s.TOA && !s.Addr.Is4() {
-		bad("toa for an IPv6 service is not supported by %s yet", c.Name)
+		bad("toa for an IPv6 service is not supported by %s yet (DPVS's IPv6 TOA is another option)", c.Name)
+	}
+	// A local address talks to reals of its own family.
+	fnatFamily := map[bool]bool{}
+	for _, r := range s.Reals {
+		if r.Forward == lvs.FNAT && plainAddr(r.Addr) {
+			fnatFamily[r.Addr.Is4()] = true
+		}
 	}
 	seenLocal := map[netip.Addr]bool{}
 	for _, a := range s.LocalAddrs {
 		switch {
-		case !plainAddr(a) || !a.Is4():
-			bad("local address %s: only IPv4 local addresses are supported so far", a)
+		case !plainAddr(a):
+			bad("local address %q is not a plain IPv4 or IPv6 address", a)
+		case len(fnatFamily) > 0 && !fnatFamily[a.Is4()]:
+			bad("local address %s is IPv%d, and no FULLNAT real is: a local address is of its reals' family", a, ipVersion(a))
 		case seenLocal[a]:
 			bad("local address %s listed twice", a)
 		}

@@ -83,7 +83,8 @@ func TestCapsFULLNAT(t *testing.T) {
 		{func(s *Service) {
 			s.LocalAddrs = []netip.Addr{laddr, netip.MustParseAddr("10.0.0.51"), netip.MustParseAddr("10.0.0.52")}
 		}, "3 local addresses; the test data plane takes at most 2 per service"},
-		{func(s *Service) { s.LocalAddrs = []netip.Addr{netip.MustParseAddr("fd00::50")} }, "only IPv4 local addresses are supported so far"},
+		{func(s *Service) { s.LocalAddrs = []netip.Addr{netip.MustParseAddr("fd00::50")} },
+			"local address fd00::50 is IPv6, and no FULLNAT real is: a local address is of its reals' family"},
 	} {
 		s := svc()
 		c.change(&s)

@@ -66,4 +66,17 @@ func TestFULLNATCommands(t *testing.T) {
 
 	run(t, st, "-Q -t 10.0.0.100:80 -z 10.0.0.50")
 	assert.Equal(t, []netip.Addr{netip.MustParseAddr("10.0.0.51")}, st.Find(svc).LocalAddrs)
+
+	// IPv6: the service and its reals in brackets, local addresses
+	// plain, as -S writes them back.
+	run(t, st, `-A -t [2001:db8::100]:80 -s rr
+-a -t [2001:db8::100]:80 -r [2001:db8:1::11]:8080 --fullnat
+-P -t [2001:db8::100]:80 -z 2001:db8::50
+`)
+	svc6 := st.Find(&Service{Protocol: lvs.TCP, Addr: netip.MustParseAddr("2001:db8::100"), Port: 80})
+	require.NotNil(t, svc6)
+	assert.Equal(t, []netip.Addr{netip.MustParseAddr("2001:db8::50")}, svc6.LocalAddrs)
+	saved, err = exec(t, st, "-S -n")
+	require.NoError(t, err)
+	assert.Contains(t, saved, "-a -t [2001:db8::100]:80 -r [2001:db8:1::11]:8080 --fullnat -w 1\n--add-laddr -t [2001:db8::100]:80 --laddr 2001:db8::50\n")
 }

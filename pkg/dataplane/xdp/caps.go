@@ -17,8 +17,8 @@ import (
 // schedulers the program computes (pkg/sched's registry entries with an
 // XDP table, each with a picker in bpf/sched.h), DR, NAT and TUN (IPIP,
 // GUE and GRE without their optional checksums; IPv4 in IPv4 and IPv6 in
-// IPv6) and FULLNAT for IPv4, DR, NAT and TUN for IPv6; TCP and UDP. An
-// opened data plane's Caps have the sizes it was loaded with.
+// IPv6) and FULLNAT (within a family); TCP and UDP. An opened data
+// plane's Caps have the sizes it was loaded with.
 var Caps = capsWith(builtin.lim)
 
 func capsWith(lim limits) dataplane.Caps {
@@ -29,9 +29,9 @@ func capsWith(lim limits) dataplane.Caps {
 		Tunnels:    []lvs.TunnelType{lvs.TunIPIP, lvs.TunGUE, lvs.TunGRE},
 		Protocols:  []lvs.Protocol{lvs.TCP, lvs.UDP},
 		IPv6:       true,
-		// IPv6: DR, NAT66 and TUN (IPv6 in IPv6; FULLNAT for IPv6
-		// is not in the program yet).
-		IPv6Forwards:  []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN},
+		// IPv6: DR, NAT66, TUN (IPv6 in IPv6) and FULLNAT to IPv6
+		// reals (NAT64 is not in the program yet).
+		IPv6Forwards:  []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN, lvs.FNAT},
 		Flags:         lvs.SchedFlags,
 		AllPorts:      true,
 		CheckViaVIP:   true,

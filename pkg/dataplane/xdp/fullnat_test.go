@@ -189,8 +189,7 @@ func TestFULLNATPortsNeverTwice(t *testing.T) {
 
 func countEntries(t *testing.T, m *ebpf.Map) int {
 	t.Helper()
-	var k xlbConnKey
-	var v xlbFnatPort
+	k, v := make([]byte, m.KeySize()), make([]byte, m.ValueSize())
 	n := 0
 	it := m.Iterate()
 	for it.Next(&k, &v) {

@@ -162,9 +162,12 @@ func TestIPv6CapsSayWhatIsMissing(t *testing.T) {
 	fnat := svc
 	fnat.LocalAddrs = []netip.Addr{netip.MustParseAddr("2001:db8::1")}
 	fnat.Reals = []dataplane.Real{{Addr: real6(1), Port: 80, Weight: 1, Forward: lvs.FNAT}}
-	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{fnat}), "local address 2001:db8::1: only IPv4 local addresses are supported so far")
+	require.NoError(t, Caps.Validate([]dataplane.Service{fnat}))
 	fnat.LocalAddrs = []netip.Addr{netip.MustParseAddr("10.0.0.1")}
-	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{fnat}), "lvs_method FNAT for an IPv6 service is not supported by the XDP data plane yet (for IPv6 it has DR, NAT, TUN)")
+	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{fnat}), "local address 10.0.0.1 is IPv4, and no FULLNAT real is: a local address is of its reals' family")
+	nat64 := fnat
+	nat64.Reals = []dataplane.Real{{Addr: realAddr(1), Port: 80, Weight: 1, Forward: lvs.FNAT}}
+	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{nat64}), "an IPv4 real of an IPv6 service by FULLNAT (NAT64/NAT46) is not supported by the XDP data plane yet")
 	across := svc
 	across.Reals = []dataplane.Real{{Addr: realAddr(1), Port: 80, Weight: 1, Forward: lvs.TUN}}
 	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{across}), "an IPv4 real of an IPv6 service (a tunnel across families) is not supported by the XDP data plane")

@@ -45,9 +45,10 @@ type Config struct {
 	// only); 0: a quarter of MaxConns (at least 1024), or the built-in
 	// 65536 with the built-in MaxConns.
 	MaxHalfOpen uint32
-	// MaxFullNATFlows sizes the FULLNAT port table (fnat_ports), which is
-	// preallocated; 0: the IPv4 flow table's size plus its half-open
-	// table's (every flow may be FULLNAT).
+	// MaxFullNATFlows sizes the FULLNAT port tables (fnat_ports, and
+	// fnat_ports6 for IPv6), which are preallocated; 0: each family's
+	// flow table's size plus its half-open table's (every flow may be
+	// FULLNAT).
 	MaxFullNATFlows uint32
 	// MaxServices sizes the service maps (two slots each); MaxReals the
 	// maps kept per real; MaxTableEntries the pool of scheduler tables.
@@ -269,11 +270,13 @@ func (x *Dataplane) loadObjects() error {
 			spec.Maps[m].MaxEntries = half
 		}
 	}
-	// A FULLNAT port for every IPv4 flow, proven or half-open, unless
-	// told otherwise.
+	// A FULLNAT port for every flow, proven or half-open, of each
+	// family, unless told otherwise.
 	spec.Maps[xlbMapFnatPorts].MaxEntries = spec.Maps[xlbMapConns].MaxEntries + spec.Maps[xlbMapHalfOpen].MaxEntries
+	spec.Maps[xlbMapFnatPorts6].MaxEntries = spec.Maps[xlbMapConns6].MaxEntries + spec.Maps[xlbMapHalfOpen6].MaxEntries
 	if x.cfg.MaxFullNATFlows != 0 {
 		spec.Maps[xlbMapFnatPorts].MaxEntries = x.cfg.MaxFullNATFlows
+		spec.Maps[xlbMapFnatPorts6].MaxEntries = x.cfg.MaxFullNATFlows
 	}
 	if x.cfg.MaxServices != 0 {
 		sizeServices(spec, x.cfg.MaxServices)

@@ -99,6 +99,16 @@ type xlbFnatPort struct {
 	Taken  uint64
 }
 
+type xlbFnatPort6 struct {
+	_      structs.HostLayout
+	Nr     xlbNatReply
+	Client [4]uint32
+	Cport  uint16
+	Laddr  uint8
+	Pad    uint8
+	Taken  uint64
+}
+
 type xlbLaddr struct {
 	_      structs.HostLayout
 	Addr   xlbXlbAddr
@@ -340,7 +350,9 @@ const (
 	xlbMapDropCounter      = "drop_counter"
 	xlbMapFloodWindow      = "flood_window"
 	xlbMapFnatPorts        = "fnat_ports"
+	xlbMapFnatPorts6       = "fnat_ports6"
 	xlbMapFnatScratch      = "fnat_scratch"
+	xlbMapFnatScratch6     = "fnat_scratch6"
 	xlbMapHalfOpen         = "half_open"
 	xlbMapHalfOpen6        = "half_open6"
 	xlbMapHalfOpenReplies  = "half_open_replies"
@@ -442,7 +454,9 @@ type xlbMapSpecs struct {
 	DropCounter      *ebpf.MapSpec `ebpf:"drop_counter"`
 	FloodWindow      *ebpf.MapSpec `ebpf:"flood_window"`
 	FnatPorts        *ebpf.MapSpec `ebpf:"fnat_ports"`
+	FnatPorts6       *ebpf.MapSpec `ebpf:"fnat_ports6"`
 	FnatScratch      *ebpf.MapSpec `ebpf:"fnat_scratch"`
+	FnatScratch6     *ebpf.MapSpec `ebpf:"fnat_scratch6"`
 	HalfOpen         *ebpf.MapSpec `ebpf:"half_open"`
 	HalfOpen6        *ebpf.MapSpec `ebpf:"half_open6"`
 	HalfOpenReplies  *ebpf.MapSpec `ebpf:"half_open_replies"`
@@ -510,7 +524,9 @@ type xlbMaps struct {
 	DropCounter      *ebpf.Map `ebpf:"drop_counter"`
 	FloodWindow      *ebpf.Map `ebpf:"flood_window"`
 	FnatPorts        *ebpf.Map `ebpf:"fnat_ports"`
+	FnatPorts6       *ebpf.Map `ebpf:"fnat_ports6"`
 	FnatScratch      *ebpf.Map `ebpf:"fnat_scratch"`
+	FnatScratch6     *ebpf.Map `ebpf:"fnat_scratch6"`
 	HalfOpen         *ebpf.Map `ebpf:"half_open"`
 	HalfOpen6        *ebpf.Map `ebpf:"half_open6"`
 	HalfOpenReplies  *ebpf.Map `ebpf:"half_open_replies"`
@@ -551,7 +567,9 @@ func (m *xlbMaps) Close() error {
 		m.DropCounter,
 		m.FloodWindow,
 		m.FnatPorts,
+		m.FnatPorts6,
 		m.FnatScratch,
+		m.FnatScratch6,
 		m.HalfOpen,
 		m.HalfOpen6,
 		m.HalfOpenReplies,
