@@ -80,14 +80,13 @@ __attribute__((noinline)) int fnat_take(__u32 svc_idx, __be32 raddr, __u32 rport
 	return -1;
 }
 
-/* fnat_take for an IPv6 flow to the real in slot real_slot (its address
- * read here: a global function takes no pointer to the caller's stack),
- * with the request in fnat_scratch6, the ports in fnat_ports6 and the
- * service's IPv6 local addresses. */
+/* fnat_take for an IPv6 real, in slot real_slot (its address read here:
+ * a global function takes no pointer to the caller's stack), the ports
+ * in fnat_ports6 and the service's IPv6 local addresses. */
 __attribute__((noinline)) int fnat_take6(__u32 svc_idx, __u32 real_slot, __u32 rport_proto)
 {
 	__u32 zero = 0;
-	struct fnat_port6 *v = bpf_map_lookup_elem(&fnat_scratch6, &zero);
+	struct fnat_port *v = bpf_map_lookup_elem(&fnat_scratch, &zero);
 	struct laddr_set *sl = bpf_map_lookup_elem(&svc_laddrs, &svc_idx);
 	struct real *r = bpf_map_lookup_elem(&reals, &real_slot);
 	if (!v || !sl || !r)
@@ -115,18 +114,18 @@ __attribute__((noinline)) int fnat_take6(__u32 svc_idx, __u32 real_slot, __u32 r
 	return -1;
 }
 
-/* Fills this CPU's fnat_scratch6 with the reply entry of a new IPv6 flow
- * (the packet p), for fnat_take6. */
+/* Fills this CPU's fnat_scratch with the reply entry of a new IPv6 flow
+ * (the packet p), for fnat_take6, or fnat_take for an IPv4 real (NAT64). */
 static __always_inline int fnat_request6(const struct packet *p, __u64 now)
 {
 	__u32 zero = 0;
-	struct fnat_port6 *v = bpf_map_lookup_elem(&fnat_scratch6, &zero);
+	struct fnat_port *v = bpf_map_lookup_elem(&fnat_scratch, &zero);
 	if (!v)
 		return -1;
 	__builtin_memcpy(v->nr.vip.v6, p->dst.v6, 16);
 	v->nr.vport = p->dport;
 	v->nr.family = AF_INET6;
-	__builtin_memcpy(v->client, p->src.v6, 16);
+	__builtin_memcpy(v->client.v6, p->src.v6, 16);
 	v->cport = p->sport;
 	v->taken = now;
 	return 0;
@@ -144,7 +143,8 @@ static __always_inline int fnat_request(const struct packet *p, __u64 now)
 	v->nr.vip.v6[1] = v->nr.vip.v6[2] = v->nr.vip.v6[3] = 0;
 	v->nr.vport = p->dport;
 	v->nr.family = AF_INET;
-	v->client = p->src.v4;
+	v->client.v4 = p->src.v4;
+	v->client.v6[1] = v->client.v6[2] = v->client.v6[3] = 0;
 	v->cport = p->sport;
 	v->taken = now;
 	return 0;

@@ -165,18 +165,19 @@ static __always_inline int icmp_from_fnat(struct xdp_md *ctx, struct packet *p, 
 	struct conn_key k;
 	icmp_flow_key(&e, &k);
 	struct fnat_port *fp = bpf_map_lookup_elem(&fnat_ports, &k);
-	if (!fp || !to_vip(&fp->nr.vip, AF_INET))
+	/* (NAT64's, of an IPv6 VIP, are not translated across families.) */
+	if (!fp || fp->nr.family != AF_INET || !to_vip(&fp->nr.vip, AF_INET))
 		return -1;
 	struct fnat_port f = *fp;
 	struct iphdr *ip = p->ip;
 	if ((void *)(ip + 1) > data_end)
 		return -1;
-	icmp_inner_rewrite(&e, 1, f.client, f.cport);
+	icmp_inner_rewrite(&e, 1, f.client.v4, f.cport);
 	icmp_inner_rewrite(&e, 0, f.nr.vip.v4, f.nr.vport);
 	csum_replace4((__u16 *)&ip->check, ip->saddr, f.nr.vip.v4);
 	ip->saddr = f.nr.vip.v4;
-	csum_replace4((__u16 *)&ip->check, ip->daddr, f.client);
-	ip->daddr = f.client;
+	csum_replace4((__u16 *)&ip->check, ip->daddr, f.client.v4);
+	ip->daddr = f.client.v4;
 	int to_kernel;
 	return forward_routed(ctx, p, data_end, &to_kernel);
 }

@@ -96,7 +96,8 @@ static __always_inline int icmp6_to_vip(struct xdp_md *ctx, struct packet *p, vo
 		return -1;
 	__u32 slot = c->real;
 	struct real *r = bpf_map_lookup_elem(&reals, &slot);
-	if (!r || r->gen != c->gen || !(r->flags & XLB_REAL_F_PRESENT) || (r->flags & XLB_REAL_F_STANDBY))
+	if (!r || r->gen != c->gen || !(r->flags & XLB_REAL_F_PRESENT) || (r->flags & XLB_REAL_F_STANDBY) ||
+	    r->family != AF_INET6) /* (NAT64's would need ICMPv6 made ICMP) */
 		return -1;
 	if (r->flags & XLB_REAL_F_TUN)
 		return forward_tun6(ctx, p, data_end, r, slot);
@@ -144,10 +145,10 @@ static __always_inline int icmp6_from_fnat(struct xdp_md *ctx, struct packet *p,
 		return -1;
 	struct conn_key6 k;
 	icmp6_flow_key(&e, &k);
-	struct fnat_port6 *fp = bpf_map_lookup_elem(&fnat_ports6, &k);
+	struct fnat_port *fp = bpf_map_lookup_elem(&fnat_ports6, &k);
 	if (!fp || !to_vip(&fp->nr.vip, AF_INET6))
 		return -1;
-	if (icmp6_rewrite(p, data_end, &e, 1, fp->client, fp->cport) < 0 ||
+	if (icmp6_rewrite(p, data_end, &e, 1, fp->client.v6, fp->cport) < 0 ||
 	    icmp6_rewrite(p, data_end, &e, 0, fp->nr.vip.v6, fp->nr.vport) < 0)
 		return -1;
 	int to_kernel;

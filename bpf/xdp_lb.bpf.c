@@ -22,6 +22,8 @@
  *   IPv6 extension headers           hop-by-hop, routing, destination options
  *                                    walked (four at most); a fragment header or
  *                                    a longer chain: as a fragment / cut short
+ *   IPv6 to an IPv4 FULLNAT real     NAT64: translated to IPv4 (bpf/nat64.h); its
+ *                                    replies back to IPv6 from the VIP
  *   ICMPv6 error about an IPv6 flow  to the flow's real (NAT66: translated inside
  *                                    and out); from a NAT66 real: back to the client
  *   other ICMPv6                     XDP_PASS
@@ -71,6 +73,7 @@
 #include "icmp.h"
 #include "check.h"
 #include "fullnat.h"
+#include "nat64.h"
 #include "icmp6.h"
 
 _Static_assert((XLB_SCHED_SLOTS & (XLB_SCHED_SLOTS - 1)) == 0, "XLB_SCHED_SLOTS must be a power of two");
@@ -101,6 +104,8 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *p, void *d
 		 * across families). */
 		if (r->flags & XLB_REAL_F_TUN)
 			return forward_tun6(ctx, p, data_end, r, slot);
+		if (r->family != AF_INET6) /* NAT64's go by nat64_xmit */
+			return XDP_DROP;
 		if ((r->flags & XLB_REAL_F_NAT) && nat_rewrite6(p, data_end, 1, r->addr.v6, r->port ? r->port : p->dport) < 0)
 			return XDP_DROP;
 		return forward_dr(ctx, p->eth, r);
@@ -203,7 +208,7 @@ promoted:
  * (rewrite) and is routed on (route). */
 static __always_inline int nat_reply_tail(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes,
 					  union flow_key *fk, __u8 fam, const struct nat_reply *nr, __be32 client,
-					  __be16 cport, const __be32 *client6)
+					  __be16 cport, const __be32 *client6, int nat46)
 {
 	int half;
 	struct conn *fc = flow_lookup(fk, fam, &half);
@@ -230,6 +235,16 @@ static __always_inline int nat_reply_tail(struct xdp_md *ctx, struct packet *p, 
 		stat_inc(XLB_STAT_STANDBY);
 		return XDP_PASS;
 	}
+	if (nat46) {
+		/* NAT64's reply (its entry in fnat_scratch): IPv4 to IPv6. */
+		int act = nat46_xmit(ctx);
+		if (act < 0) {
+			stat_inc(XLB_STAT_NAT64_UDP_NO_CSUM);
+			return XDP_DROP;
+		}
+		stat_inc(XLB_STAT_NAT_REPLY);
+		return xdp_verdict(act);
+	}
 	int rewritten = fam == AF_INET6 ? nat_rewrite6(p, data_end, 0, nr->vip.v6, nr->vport)
 					: nat_rewrite(p, data_end, 0, nr->vip.v4, nr->vport);
 	if (rewritten < 0)
@@ -245,6 +260,26 @@ static __always_inline int nat_reply_tail(struct xdp_md *ctx, struct packet *p, 
 	if (to_kernel)
 		stat_inc(XLB_STAT_NAT_REPLY_KERNEL);
 	return act;
+}
+
+/* A NAT64 flow's reply (its fnat_ports entry f, IPv4 to an IPv6 VIP): the
+ * flow is IPv6's, client -> VIP; nat46_xmit translates the packet. */
+static __always_inline int nat46_reply(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes,
+				       const struct fnat_port *f)
+{
+	__u32 zero = 0;
+	struct fnat_port *s = bpf_map_lookup_elem(&fnat_scratch, &zero);
+	if (!s)
+		return XDP_DROP;
+	*s = *f;
+	union flow_key fk;
+	__builtin_memcpy(fk.v6.src, s->client.v6, 16);
+	__builtin_memcpy(fk.v6.dst, s->nr.vip.v6, 16);
+	fk.v6.sport = s->cport;
+	fk.v6.dport = s->nr.vport;
+	fk.v6.proto = p->proto;
+	fk.v6.pad[0] = fk.v6.pad[1] = fk.v6.pad[2] = 0;
+	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET6, &s->nr, 0, 0, 0, 1);
 }
 
 /* nat_reply: a NAT real's reply on its way back to the client gets the VIP
@@ -271,14 +306,16 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct packet *p, void 
 		struct fnat_port *fp = bpf_map_lookup_elem(&fnat_ports, &rk);
 		if (!fp)
 			return check_reply(p, data_end, &rk);
+		if (fp->nr.family == AF_INET6)
+			return nat46_reply(ctx, p, data_end, bytes, fp);
 		nr = fp->nr;
-		client = fp->client;
+		client = fp->client.v4;
 		cport = fp->cport;
 	}
 	union flow_key fk = { .v4 = {
 		.src = client, .dst = nr.vip.v4, .sport = cport, .dport = nr.vport, .proto = p->proto,
 	} };
-	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET, &nr, client, cport, 0);
+	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET, &nr, client, cport, 0, 0);
 }
 
 /* nat_reply for IPv6 (NAT66). */
@@ -303,11 +340,11 @@ static __always_inline int nat_reply6(struct xdp_md *ctx, struct packet *p, void
 	} else {
 		/* A FULLNAT reply, to a local address and port: its flow is
 		 * the client's, to the VIP. */
-		struct fnat_port6 *fp = bpf_map_lookup_elem(&fnat_ports6, &fk.v6);
+		struct fnat_port *fp = bpf_map_lookup_elem(&fnat_ports6, &fk.v6);
 		if (!fp)
 			return XLB_CONTINUE;
 		nr = fp->nr;
-		__builtin_memcpy(client6, fp->client, 16);
+		__builtin_memcpy(client6, fp->client.v6, 16);
 		cport = fp->cport;
 		fnat = 1;
 	}
@@ -317,7 +354,7 @@ static __always_inline int nat_reply6(struct xdp_md *ctx, struct packet *p, void
 	fk.v6.dport = nr.vport;
 	fk.v6.proto = p->proto;
 	fk.v6.pad[0] = fk.v6.pad[1] = fk.v6.pad[2] = 0;
-	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET6, &nr, 0, cport, fnat ? client6 : 0);
+	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET6, &nr, 0, cport, fnat ? client6 : 0, 0);
 }
 
 /* maybe_vip: most traffic that is not for a VIP leaves after this one
@@ -403,6 +440,8 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 				conn_promote(ck, fam, c, r);
 			count(&real_stats, real_slot, bytes, 0);
 			if (c->flags & XLB_CONN_F_FNAT) {
+				if (fam == AF_INET6 && r->family == AF_INET)
+					return xdp_verdict(nat64_xmit(ctx, real_slot, (__u32)c->laddr << 16 | c->lport));
 				if (fnat_source(p, data_end, c->laddr, c->lport, fam) < 0)
 					return XDP_DROP;
 				/* The handshake's ACK carries TOA when asked (IPv4's). */
@@ -590,7 +629,9 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 	int fnat = 0;
 	if (r->flags & XLB_REAL_F_FNAT) {
 		__u32 rport_proto = (__u32)p->proto << 16 | (r->port ? r->port : p->dport);
-		if (fam == AF_INET6)
+		if (fam == AF_INET6 && r->family == AF_INET) /* NAT64: an IPv4 local address and port */
+			fnat = fnat_request6(p, now) < 0 ? -1 : fnat_take(svc_idx, r->addr.v4, rport_proto);
+		else if (fam == AF_INET6)
 			fnat = fnat_request6(p, now) < 0 ? -1 : fnat_take6(svc_idx, real_slot, rport_proto);
 		else
 			fnat = fnat_request(p, now) < 0 ? -1 : fnat_take(svc_idx, r->addr.v4, rport_proto);
@@ -620,6 +661,8 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 		bpf_map_update_elem(&half_open_replies, &rk, &nr, BPF_ANY);
 	}
 	count(&real_stats, real_slot, bytes, 1);
+	if (fam == AF_INET6 && (cflags & XLB_CONN_F_FNAT) && r->family == AF_INET)
+		return xdp_verdict(nat64_xmit(ctx, real_slot, fnat));
 	if ((cflags & XLB_CONN_F_FNAT) && fnat_source(p, data_end, fnat >> 16, (__be16)fnat, fam) < 0)
 		return XDP_DROP;
 	return forward(ctx, p, data_end, r, real_slot, fam);
@@ -874,10 +917,21 @@ static long sweep_fnat(struct bpf_map *map, struct conn_key *k, struct fnat_port
 {
 	if (sc->now < v->taken || sc->now - v->taken < XLB_FNAT_GRACE_NS)
 		return 0;
-	struct conn_key fk = { .src = v->client, .dst = v->nr.vip.v4, .sport = v->cport, .dport = v->nr.vport, .proto = k->proto };
-	struct conn *c = bpf_map_lookup_elem(&conns, &fk);
-	if (!c)
-		c = bpf_map_lookup_elem(&half_open, &fk);
+	struct conn *c;
+	if (v->nr.family == AF_INET6) {
+		/* NAT64's: the flow is IPv6's. */
+		struct conn_key6 fk = { .sport = v->cport, .dport = v->nr.vport, .proto = k->proto };
+		__builtin_memcpy(fk.src, v->client.v6, 16);
+		__builtin_memcpy(fk.dst, v->nr.vip.v6, 16);
+		c = bpf_map_lookup_elem(&conns6, &fk);
+		if (!c)
+			c = bpf_map_lookup_elem(&half_open6, &fk);
+	} else {
+		struct conn_key fk = { .src = v->client.v4, .dst = v->nr.vip.v4, .sport = v->cport, .dport = v->nr.vport, .proto = k->proto };
+		c = bpf_map_lookup_elem(&conns, &fk);
+		if (!c)
+			c = bpf_map_lookup_elem(&half_open, &fk);
+	}
 	if (c && !c->retired && (c->flags & XLB_CONN_F_FNAT) && c->lport == k->dport && c->laddr == v->laddr)
 		return 0;
 	bpf_map_delete_elem(&fnat_ports, k);
@@ -885,12 +939,12 @@ static long sweep_fnat(struct bpf_map *map, struct conn_key *k, struct fnat_port
 }
 
 /* sweep_fnat for IPv6's ports. */
-static long sweep_fnat6(struct bpf_map *map, struct conn_key6 *k, struct fnat_port6 *v, struct sweep_ctx *sc)
+static long sweep_fnat6(struct bpf_map *map, struct conn_key6 *k, struct fnat_port *v, struct sweep_ctx *sc)
 {
 	if (sc->now < v->taken || sc->now - v->taken < XLB_FNAT_GRACE_NS)
 		return 0;
 	struct conn_key6 fk = { .sport = v->cport, .dport = v->nr.vport, .proto = k->proto };
-	__builtin_memcpy(fk.src, v->client, 16);
+	__builtin_memcpy(fk.src, v->client.v6, 16);
 	__builtin_memcpy(fk.dst, v->nr.vip.v6, 16);
 	struct conn *c = bpf_map_lookup_elem(&conns6, &fk);
 	if (!c)

@@ -241,22 +241,15 @@ struct {
 	__uint(max_entries, 1);
 } fnat_scratch SEC(".maps");
 
-/* fnat_ports and fnat_scratch for IPv6 (FULLNAT of an IPv6 service to
- * IPv6 reals), sized with IPv4's. */
+/* fnat_ports for IPv6 reals (FULLNAT of an IPv6 service to IPv6 reals),
+ * sized with IPv4's. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct conn_key6);
-	__type(value, struct fnat_port6);
+	__type(value, struct fnat_port);
 	__uint(max_entries, XLB_MAX_CONNS + XLB_MAX_HALF_OPEN);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } fnat_ports6 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, struct fnat_port6);
-	__uint(max_entries, 1);
-} fnat_scratch6 SEC(".maps");
 
 /* Health checks through the data path: the targets the control plane
  * registered (key: the id in the checker's socket mark), and the checks'

@@ -120,7 +120,8 @@ enum xlb_stat {
 	XLB_STAT_CHECK_REPLY = 13, /* a health check's reply through the data path, given back the real's address */
 	XLB_STAT_FLOOD_STATELESS = 14, /* forwarded by the scheduler's table alone, no flow entry (flood mode) */
 	XLB_STAT_FNAT_NO_PORT = 15, /* FULLNAT new flow: no free local port found toward its real: dropped */
-	XLB_STAT_MAX = 16,
+	XLB_STAT_NAT64_UDP_NO_CSUM = 16, /* an IPv4 real's UDP reply to a NAT64 flow without a checksum (IPv6 needs one): dropped */
+	XLB_STAT_MAX = 17,
 };
 
 /* An IPv4 or IPv6 address, in network order. An IPv4 address is the
@@ -325,23 +326,13 @@ struct laddr_set {
 
 /* A FULLNAT flow's port, by the key of its replies (real -> local
  * address, real's port -> local port): the VIP and port the client spoke
- * to (nr, as a NAT flow's reverse entry has them), the client, and when
- * the port was taken. Inserting it (BPF_NOEXIST) is what takes the port;
- * the sweep gives it back when its flow is gone. */
+ * to (nr, as a NAT flow's reverse entry has them), the client (of the
+ * VIP's family, nr.family: an IPv4 reply key with an IPv6 VIP is NAT64's),
+ * and when the port was taken. Inserting it (BPF_NOEXIST) is what takes
+ * the port; the sweep gives it back when its flow is gone. */
 struct fnat_port {
 	struct nat_reply nr;
-	__be32 client;
-	__be16 cport;
-	__u8 laddr;
-	__u8 pad;
-	__u64 taken;
-};
-
-/* fnat_port for IPv6 (by the reply's conn_key6): the client's address is
- * IPv6's 16 bytes. */
-struct fnat_port6 {
-	struct nat_reply nr;
-	__be32 client[4];
+	union xlb_addr client;
 	__be16 cport;
 	__u8 laddr;
 	__u8 pad;

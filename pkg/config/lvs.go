@@ -951,12 +951,9 @@ func (ps *parser) finishVirtualServers() {
 		}
 		for i := len(vs.Reals) - 1; i >= 0; i-- {
 			rs := vs.Reals[i]
-			if rs.Addr.Is4() != vs.Addr.Is4() && rs.Forward == lvs.FNAT {
-				// DPVS's NAT64 (an IPv6 VIP, IPv4 reals by FULLNAT).
-				ps.p.warnf(rs.Pos, rs.Addr.String(), "real_server address family differs from the virtual server's: NAT64 by FULLNAT, which xlb does not do yet; ignoring")
-				weightSum -= uint64(rs.Weight)
-				vs.Reals = slices.Delete(vs.Reals, i, i+1)
-			} else if rs.Addr.Is4() != vs.Addr.Is4() && rs.Forward != lvs.TUN {
+			// A tunnel crosses families, and FULLNAT (DPVS's NAT64: an
+			// IPv6 VIP, IPv4 reals; the data planes say what they do).
+			if rs.Addr.Is4() != vs.Addr.Is4() && rs.Forward != lvs.TUN && rs.Forward != lvs.FNAT {
 				ps.p.warnf(rs.Pos, rs.Addr.String(), "real_server address family differs from the virtual server's; ignoring")
 				weightSum -= uint64(rs.Weight)
 				vs.Reals = slices.Delete(vs.Reals, i, i+1)

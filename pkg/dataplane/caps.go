@@ -43,7 +43,9 @@ type Caps struct {
 	// may have; TOA whether it passes FULLNAT clients' addresses in TCP
 	// option 254.
 	MaxLocalAddrs int
-	TOA           bool
+	// NAT64: FULLNAT takes an IPv6 service to IPv4 reals (DPVS's NAT64).
+	NAT64 bool
+	TOA   bool
 	// IPv6Forwards, when set, are the only forwarding methods an IPv6
 	// service's reals may have (Forwards are then IPv4's).
 	IPv6Forwards []lvs.Forward
@@ -130,6 +132,12 @@ func (c Caps) CheckService(s Service) error {
 			fnatFamily[r.Addr.Is4()] = true
 		}
 	}
+	for is4 := range fnatFamily {
+		if len(s.LocalAddrs) > 0 && !slices.ContainsFunc(s.LocalAddrs, func(a netip.Addr) bool { return a.Is4() == is4 }) {
+			v := map[bool]int{true: 4, false: 6}[is4]
+			bad("FULLNAT to IPv%d reals needs an IPv%d local address, and none is listed", v, v)
+		}
+	}
 	seenLocal := map[netip.Addr]bool{}
 	for _, a := range s.LocalAddrs {
 		switch {
@@ -189,11 +197,17 @@ func (c Caps) CheckReal(s Service, r Real) error {
 			bad("tunnel checksum option %s is not supported by %s (nocsum is)", r.Tunnel.Flags, c.Name)
 		}
 	}
-	// Only a tunnel can cross families: the packet is wrapped whole.
+	// Only a tunnel (the packet wrapped whole) and FULLNAT (both ends
+	// translated: NAT64) can cross families.
 	if plainAddr(r.Addr) && plainAddr(s.Addr) && r.Addr.Is4() != s.Addr.Is4() {
 		switch {
+		case r.Forward == lvs.FNAT && !slices.Contains(c.Forwards, lvs.FNAT):
+			// refused above: no FULLNAT at all
+		case r.Forward == lvs.FNAT && r.Addr.Is6():
+			bad("an IPv6 real of an IPv4 service by FULLNAT (NAT46) is not supported by %s", c.Name)
+		case r.Forward == lvs.FNAT && !c.NAT64:
+			bad("an IPv4 real of an IPv6 service by FULLNAT (NAT64) is not supported by %s", c.Name)
 		case r.Forward == lvs.FNAT:
-			bad("an IPv%d real of an IPv%d service by FULLNAT (NAT64/NAT46) is not supported by %s yet", ipVersion(r.Addr), ipVersion(s.Addr), c.Name)
 		case r.Forward != lvs.TUN:
 			bad("an IPv%d real of an IPv%d service needs tunnel forwarding", ipVersion(r.Addr), ipVersion(s.Addr))
 		case !c.TunnelCrossFamily:

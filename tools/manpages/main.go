@@ -289,9 +289,12 @@ func confPage() string {
 		"kernel's IPVS has no FULLNAT, and keepalived 2.2.7 reads \\fBFNAT\\fR as an unknown method, NAT):\n" +
 		".TP\n\\fBlb_kind FNAT\\fR, \\fBlvs_method FNAT\\fR (virtual_server, real_server)\n" +
 		"FULLNAT: the client's connection reaches the real from one of the service's local addresses and a\n" +
-		"port of its own, so the real answers the director whatever its routes.\n" +
+		"port of its own, so the real answers the director whatever its routes. IPv4 and IPv6; an IPv6\n" +
+		"virtual server with IPv4 reals and IPv4 local addresses is DPVS's NAT64 (the XDP data plane\n" +
+		"translates each packet's headers between the families).\n" +
 		".TP\n\\fBlocal_address_group\\fR \\fINAME\\fR { \\fIADDR\\fR|\\fIADDR\\-LAST\\fR [\\fIDEVICE\\fR] ... } (top level)\n" +
-		"The local addresses (IPv4; a range ends at a last byte). Each must be an address the director\n" +
+		"The local addresses, of the reals' family (an IPv4 range ends at a last byte, decimal; an IPv6 one at\n" +
+		"a last 16\\-bit group, hex, as DPVS's keepalived reads them). Each must be an address the director\n" +
 		"holds (its kernel answers ARP for it); DPVS's \\fIDEVICE\\fR is not used, with a warning.\n" +
 		".TP\n\\fBladdr_group_name\\fR \\fINAME\\fR (virtual_server)\n" +
 		"The virtual server's local addresses (16 at most). A FULLNAT virtual server without them is\n" +

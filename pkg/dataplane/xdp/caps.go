@@ -37,6 +37,7 @@ func capsWith(lim limits) dataplane.Caps {
 		CheckViaVIP:   true,
 		FWMarkWhy:     "the mark is set by netfilter, after XDP has seen the packet (--dataplane auto runs such a file on IPVS)",
 		MaxLocalAddrs: fnatLaddrs,
+		NAT64:         true,
 		TOA:           true,
 		MaxServices:   lim.services,
 		MaxReals:      lim.reals,

@@ -248,7 +248,7 @@ func TestFULLNAT6SweepGivesPortsBack(t *testing.T) {
 			Dport: port16(uint16(d.tcp.SrcPort)), Proto: 6}
 	}
 	for _, k := range ports { // past the grace a new port has
-		var e xlbFnatPort6
+		var e xlbFnatPort
 		require.NoError(t, x.objs.FnatPorts6.Lookup(&k, &e))
 		e.Taken = 1
 		require.NoError(t, x.objs.FnatPorts6.Update(&k, &e, ebpf.UpdateExist))
@@ -256,7 +256,7 @@ func TestFULLNAT6SweepGivesPortsBack(t *testing.T) {
 	ck := xlbConnKey6{Src: words6(client6), Dst: words6(vip6), Sport: port16(41001), Dport: port16(80), Proto: 6}
 	require.NoError(t, x.objs.HalfOpen6.Delete(&ck))
 	require.NoError(t, ns.Do(x.Sweep))
-	var e xlbFnatPort6
+	var e xlbFnatPort
 	k := ports[41001]
 	assert.ErrorIs(t, x.objs.FnatPorts6.Lookup(&k, &e), ebpf.ErrKeyNotExist, "the evicted flow's port is back")
 	for _, sport := range []uint16{41000, 41002} {

@@ -242,7 +242,7 @@ func TestFULLNATPortsRunOut(t *testing.T) {
 	for _, a := range []netip.Addr{laddr1, laddr2} {
 		for p := 1024; p <= 32767; p++ {
 			keys = append(keys, fnatKey(realAddr(1), 8080, a, uint16(p), 6))
-			vals = append(vals, xlbFnatPort{Client: ip4(netip.MustParseAddr("198.51.100.1")), Cport: port16(uint16(p))})
+			vals = append(vals, xlbFnatPort{Client: addrKey(netip.MustParseAddr("198.51.100.1")), Cport: port16(uint16(p))})
 		}
 	}
 	require.NoError(t, updateBatch(x.objs.FnatPorts, keys, vals))
@@ -274,7 +274,7 @@ func TestFULLNATPortsMostlyTaken(t *testing.T) {
 		if p%4 != 0 {
 			taken[uint16(p)] = true
 			keys = append(keys, fnatKey(realAddr(1), 8080, laddr1, uint16(p), 6))
-			vals = append(vals, xlbFnatPort{Client: ip4(netip.MustParseAddr("198.51.100.1")), Cport: port16(uint16(p))})
+			vals = append(vals, xlbFnatPort{Client: addrKey(netip.MustParseAddr("198.51.100.1")), Cport: port16(uint16(p))})
 		}
 	}
 	require.NoError(t, updateBatch(x.objs.FnatPorts, keys, vals))

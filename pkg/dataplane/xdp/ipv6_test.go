@@ -164,10 +164,17 @@ func TestIPv6CapsSayWhatIsMissing(t *testing.T) {
 	fnat.Reals = []dataplane.Real{{Addr: real6(1), Port: 80, Weight: 1, Forward: lvs.FNAT}}
 	require.NoError(t, Caps.Validate([]dataplane.Service{fnat}))
 	fnat.LocalAddrs = []netip.Addr{netip.MustParseAddr("10.0.0.1")}
-	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{fnat}), "local address 10.0.0.1 is IPv4, and no FULLNAT real is: a local address is of its reals' family")
+	err := Caps.Validate([]dataplane.Service{fnat})
+	assert.ErrorContains(t, err, "local address 10.0.0.1 is IPv4, and no FULLNAT real is: a local address is of its reals' family")
+	assert.ErrorContains(t, err, "FULLNAT to IPv6 reals needs an IPv6 local address, and none is listed")
+	// NAT64 (DPVS's): IPv4 reals of an IPv6 service, from IPv4 local
+	// addresses. The reverse (NAT46) is refused by name.
 	nat64 := fnat
 	nat64.Reals = []dataplane.Real{{Addr: realAddr(1), Port: 80, Weight: 1, Forward: lvs.FNAT}}
-	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{nat64}), "an IPv4 real of an IPv6 service by FULLNAT (NAT64/NAT46) is not supported by the XDP data plane yet")
+	require.NoError(t, Caps.Validate([]dataplane.Service{nat64}))
+	nat46 := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
+		LocalAddrs: []netip.Addr{netip.MustParseAddr("2001:db8::1")}, Reals: []dataplane.Real{{Addr: real6(1), Port: 80, Weight: 1, Forward: lvs.FNAT}}}
+	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{nat46}), "an IPv6 real of an IPv4 service by FULLNAT (NAT46) is not supported by the XDP data plane")
 	across := svc
 	across.Reals = []dataplane.Real{{Addr: realAddr(1), Port: 80, Weight: 1, Forward: lvs.TUN}}
 	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{across}), "an IPv4 real of an IPv6 service (a tunnel across families) is not supported by the XDP data plane")

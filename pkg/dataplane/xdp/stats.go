@@ -209,6 +209,8 @@ func statName(s xlbXlbStat) string {
 		return "flood_stateless"
 	case xlbXlbStatXLB_STAT_FNAT_NO_PORT:
 		return "fnat_no_port"
+	case xlbXlbStatXLB_STAT_NAT64UDP_NO_CSUM:
+		return "nat64_udp_no_csum"
 	}
 	return fmt.Sprintf("stat_%d", s)
 }

@@ -91,18 +91,7 @@ type xlbFloodWindow struct {
 type xlbFnatPort struct {
 	_      structs.HostLayout
 	Nr     xlbNatReply
-	Client uint32
-	Cport  uint16
-	Laddr  uint8
-	Pad    uint8
-	_      [4]byte
-	Taken  uint64
-}
-
-type xlbFnatPort6 struct {
-	_      structs.HostLayout
-	Nr     xlbNatReply
-	Client [4]uint32
+	Client xlbXlbAddr
 	Cport  uint16
 	Laddr  uint8
 	Pad    uint8
@@ -317,7 +306,8 @@ const (
 	xlbXlbStatXLB_STAT_CHECK_REPLY      xlbXlbStat = 13
 	xlbXlbStatXLB_STAT_FLOOD_STATELESS  xlbXlbStat = 14
 	xlbXlbStatXLB_STAT_FNAT_NO_PORT     xlbXlbStat = 15
-	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 16
+	xlbXlbStatXLB_STAT_NAT64UDP_NO_CSUM xlbXlbStat = 16
+	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 17
 )
 
 type xlbXlbSvcFlags uint32
@@ -348,11 +338,11 @@ const (
 	xlbMapConns6           = "conns6"
 	xlbMapDefenceState     = "defence_state"
 	xlbMapDropCounter      = "drop_counter"
+	xlbMapFibScratch       = "fib_scratch"
 	xlbMapFloodWindow      = "flood_window"
 	xlbMapFnatPorts        = "fnat_ports"
 	xlbMapFnatPorts6       = "fnat_ports6"
 	xlbMapFnatScratch      = "fnat_scratch"
-	xlbMapFnatScratch6     = "fnat_scratch6"
 	xlbMapHalfOpen         = "half_open"
 	xlbMapHalfOpen6        = "half_open6"
 	xlbMapHalfOpenReplies  = "half_open_replies"
@@ -452,11 +442,11 @@ type xlbMapSpecs struct {
 	Conns6           *ebpf.MapSpec `ebpf:"conns6"`
 	DefenceState     *ebpf.MapSpec `ebpf:"defence_state"`
 	DropCounter      *ebpf.MapSpec `ebpf:"drop_counter"`
+	FibScratch       *ebpf.MapSpec `ebpf:"fib_scratch"`
 	FloodWindow      *ebpf.MapSpec `ebpf:"flood_window"`
 	FnatPorts        *ebpf.MapSpec `ebpf:"fnat_ports"`
 	FnatPorts6       *ebpf.MapSpec `ebpf:"fnat_ports6"`
 	FnatScratch      *ebpf.MapSpec `ebpf:"fnat_scratch"`
-	FnatScratch6     *ebpf.MapSpec `ebpf:"fnat_scratch6"`
 	HalfOpen         *ebpf.MapSpec `ebpf:"half_open"`
 	HalfOpen6        *ebpf.MapSpec `ebpf:"half_open6"`
 	HalfOpenReplies  *ebpf.MapSpec `ebpf:"half_open_replies"`
@@ -522,11 +512,11 @@ type xlbMaps struct {
 	Conns6           *ebpf.Map `ebpf:"conns6"`
 	DefenceState     *ebpf.Map `ebpf:"defence_state"`
 	DropCounter      *ebpf.Map `ebpf:"drop_counter"`
+	FibScratch       *ebpf.Map `ebpf:"fib_scratch"`
 	FloodWindow      *ebpf.Map `ebpf:"flood_window"`
 	FnatPorts        *ebpf.Map `ebpf:"fnat_ports"`
 	FnatPorts6       *ebpf.Map `ebpf:"fnat_ports6"`
 	FnatScratch      *ebpf.Map `ebpf:"fnat_scratch"`
-	FnatScratch6     *ebpf.Map `ebpf:"fnat_scratch6"`
 	HalfOpen         *ebpf.Map `ebpf:"half_open"`
 	HalfOpen6        *ebpf.Map `ebpf:"half_open6"`
 	HalfOpenReplies  *ebpf.Map `ebpf:"half_open_replies"`
@@ -565,11 +555,11 @@ func (m *xlbMaps) Close() error {
 		m.Conns6,
 		m.DefenceState,
 		m.DropCounter,
+		m.FibScratch,
 		m.FloodWindow,
 		m.FnatPorts,
 		m.FnatPorts6,
 		m.FnatScratch,
-		m.FnatScratch6,
 		m.HalfOpen,
 		m.HalfOpen6,
 		m.HalfOpenReplies,
