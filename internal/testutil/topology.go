@@ -301,6 +301,20 @@ func (t *DR) RestartHTTP(i int) error {
 	return nil
 }
 
+// ServeHTTPIn starts a real's HTTP server (as ServeHTTP's: it answers
+// name, /peer, /sha256, /bytes/N) on port in ns, for a real outside the
+// topology; it stops when the test ends.
+func ServeHTTPIn(t testing.TB, ns *NS, name string, port int) {
+	t.Helper()
+	l, err := ns.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: realHandler(name), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+}
+
 // realHandler is a real's HTTP server as ServeHTTP describes it: its
 // name, /peer, /sha256 and /bytes/N.
 func realHandler(name string) http.Handler {
