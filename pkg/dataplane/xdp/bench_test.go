@@ -76,6 +76,9 @@ func newBenchRig6(b *testing.B, fwd lvs.Forward) *benchRig {
 	ns, _ := testNS(b)
 	res := staticResolver{}
 	svc := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: 80, Protocol: lvs.TCP}, Scheduler: "wlc"}
+	if fwd == lvs.FNAT {
+		svc.LocalAddrs = []netip.Addr{laddr6a, laddr6b}
+	}
 	for i := 1; i <= 16; i++ {
 		res[real6(i)] = NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC, Src: tunSrc6, MTU: 1500}
 		svc.Reals = append(svc.Reals, dataplane.Real{Addr: real6(i), Port: 80, Weight: 1, Forward: fwd})
@@ -348,6 +351,21 @@ func BenchmarkDR(b *testing.B) {
 		var ns float64
 		r.accounted(b, uint64(b.N), 0, 0, func() { ns = r.measure(b, r.x.objs.XlbXdp, ack6, b.N, xdpTX) })
 		report(b, ns, base, 0)
+	})
+	// IPv6 FULLNAT, one flow: NAT66's rewrite of both ends, the local
+	// address from laddrs.
+	b.Run("ipv6-fnat-established-one-flow", func(b *testing.B) {
+		r := newBenchRig6(b, lvs.FNAT)
+		for _, syn := range []bool{true, false} {
+			v, _ := run(b, r.ns, r.x, frame6Bench(b, syn))
+			require.EqualValues(b, xdpTX, v, "the SYN and ACK that make the flow")
+		}
+		ack6 := frame6Bench(b, false)
+		base := r.measure(b, r.bench.BenchMacswap, ack6, b.N, xdpTX)
+		harness := harnessCost(b, r, ack6, 0)
+		var ns float64
+		r.accounted(b, uint64(b.N), 0, 0, func() { ns = r.viaHarness(b, r.x.objs.XlbXdp, ack6, 0, false, b.N, xdpTX) })
+		report(b, ns, base, harness)
 	})
 	// IPv6 TUN (ip6ip6), one flow: IPv6 DR's path, then the tunnels
 	// entry and a 40-byte outer header; through the harness, which
