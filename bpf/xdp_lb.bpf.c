@@ -341,8 +341,10 @@ static __always_inline int nat_reply6(struct xdp_md *ctx, struct packet *p, void
 		/* A FULLNAT reply, to a local address and port: its flow is
 		 * the client's, to the VIP. */
 		struct fnat_port *fp = bpf_map_lookup_elem(&fnat_ports6, &fk.v6);
-		if (!fp)
-			return XLB_CONTINUE;
+		if (!fp) {
+			int act = check_reply6(p, data_end, &fk.v6);
+			return act < 0 ? XLB_CONTINUE : act;
+		}
 		nr = fp->nr;
 		__builtin_memcpy(client6, fp->client.v6, 16);
 		cport = fp->cport;
@@ -1046,6 +1048,11 @@ int xlb_tc_check(struct __sk_buff *skb)
 	struct check_target *t = bpf_map_lookup_elem(&check_targets, &id);
 	if (!t)
 		return XLB_TC_NEXT;
+	if (t->family == AF_INET6) {
+		if (skb->protocol != bpf_htons(ETH_P_IPV6))
+			return XLB_TC_NEXT;
+		return check6(skb, t);
+	}
 	if (bpf_skb_pull_data(skb, CHK_L4_OFF + 8))
 		return XLB_TC_NEXT;
 	void *data = (void *)(long)skb->data;
@@ -1054,13 +1061,13 @@ int xlb_tc_check(struct __sk_buff *skb)
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) + 8 > data_end)
 		return XLB_TC_NEXT;
-	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5 || ip->daddr != t->real ||
+	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5 || ip->daddr != t->real.v4 ||
 	    (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP))
 		return XLB_TC_NEXT;
 	struct iphdr in = *ip;
 	__be16 *ports = (void *)(ip + 1);
-	struct conn_key rk = { .src = t->vip, .dst = ip->saddr, .sport = ports[1], .dport = ports[0], .proto = ip->protocol };
-	__be32 real = t->real, vip = t->vip;
+	struct conn_key rk = { .src = t->vip.v4, .dst = ip->saddr, .sport = ports[1], .dport = ports[0], .proto = ip->protocol };
+	__be32 real = t->real.v4, vip = t->vip.v4;
 	bpf_map_update_elem(&check_flows, &rk, &real, BPF_ANY);
 	__u32 l4sum = CHK_L4_OFF + (in.protocol == IPPROTO_TCP ? 16 : 6);
 	__u64 pseudo = BPF_F_PSEUDO_HDR | sizeof(__be32);

@@ -272,6 +272,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } check_flows SEC(".maps");
 
+/* check_flows for IPv6 checks: the reply's key to the real's address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct conn_key6);
+	__type(value, union xlb_addr);
+	__uint(max_entries, XLB_MAX_CHECKS * 4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} check_flows6 SEC(".maps");
+
 /* Scratch of xlb_sweep, zeroed by the control plane before each sweep. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

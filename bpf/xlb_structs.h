@@ -83,13 +83,6 @@ enum xlb_real_flags {
 /* A health check through the data path: a checker's socket mark names
  * one of these (XLB_CHECK_MARK | id); its packets to the real's address
  * leave for the VIP as a client's packets reach that real. */
-struct check_target {
-	__be32 real;    /* what the checker connects to */
-	__be32 vip;     /* what the real must answer on */
-	__u8 kind;      /* XLB_CHECK_DR or XLB_CHECK_TUN */
-	__u8 tun_type;  /* enum xlb_tun_type, for TUN */
-	__be16 tun_port; /* GUE's UDP destination port */
-};
 #define XLB_CHECK_MARK 0x786c0000u /* "xl" in the top half; the id below */
 #define XLB_CHECK_MARK_MASK 0xffff0000u
 #define XLB_CHECK_DR 0
@@ -130,6 +123,16 @@ enum xlb_stat {
 union xlb_addr {
 	__be32 v4;
 	__be32 v6[4];
+};
+
+struct check_target {
+	union xlb_addr real; /* what the checker connects to */
+	union xlb_addr vip;  /* what the real must answer on (of the real's family) */
+	__u8 kind;      /* XLB_CHECK_DR or XLB_CHECK_TUN */
+	__u8 tun_type;  /* enum xlb_tun_type, for TUN */
+	__be16 tun_port; /* GUE's UDP destination port */
+	__u8 family;    /* AF_INET or AF_INET6 */
+	__u8 pad[3];
 };
 
 /* A TUN real's encapsulation, in the tunnels map at its real slot. */

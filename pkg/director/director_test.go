@@ -820,12 +820,21 @@ func TestCheckViaVIPMarks(t *testing.T) {
 	c.mu.Lock()
 	assert.Equal(t, map[string]uint32{"10.0.0.11:80": 0, "10.0.0.12:80": 0}, c.marks)
 	c.mu.Unlock()
-	// An IPv6 service cannot be checked through: refused at its line.
+	// An IPv6 service's reals are checked through its VIP as IPv4's.
 	v6 := strings.ReplaceAll(strings.ReplaceAll(conf("    check_via_vip\n"), "10.0.0.100", "2001:db8::100"), "10.0.0.1", "2001:db8::")
 	caps.IPv6 = true
-	err := d.Load(parse(t, v6))
+	require.NoError(t, d.Load(parse(t, v6)))
+	c.mu.Lock()
+	assert.Equal(t, dp.targets["2001:db8::100>2001:db8::1/DR"], c.marks["[2001:db8::1]:80"])
+	assert.NotZero(t, c.marks["[2001:db8::1]:80"])
+	c.mu.Unlock()
+	// A real of the other family (a tunnel across families) cannot be:
+	// refused at its line.
+	across := strings.ReplaceAll(strings.ReplaceAll(conf("    check_via_vip\n"), "10.0.0.100", "2001:db8::100"), "lb_kind DR", "lb_kind TUN")
+	caps.Forwards, caps.TunnelCrossFamily = append(caps.Forwards, lvs.TUN), true
+	err := d.Load(parse(t, across))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "keepalived.conf:6: real_server 2001:db8::1 80: check_via_vip: checks through the data path are IPv4 only so far")
+	assert.Contains(t, err.Error(), "keepalived.conf:6: real_server 10.0.0.11 80: check_via_vip: checks through the data path go to a real of the VIP's family")
 	caps.IPv6 = false
 	// A data plane that cannot carry checks refuses the keyword.
 	caps.CheckViaVIP = false

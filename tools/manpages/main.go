@@ -281,7 +281,8 @@ func confPage() string {
 		"SMTP_CHECK, DNS_CHECK and UDP_CHECK of a DR or TUN real that connect to the real's own address\n" +
 		"reach it through the VIP, as its clients do, so a real that lost the VIP (on lo, or its tunnel\n" +
 		"device) fails them instead of black-holing its share of the clients. A NAT real's clients reach it\n" +
-		"at its own address, where its checks go as before; IPv6 and fwmark services are refused;\n" +
+		"at its own address, where its checks go as before; fwmark services, and reals of the other\n" +
+		"family than the VIP's, are refused;\n" +
 		"MISC_CHECK, FILE_CHECK and PING_CHECK run as before. keepalived warns about the keyword and\n" +
 		"checks the real's own address.\n")
 	b.WriteString(".SH \"THE KEYWORDS OF DPVS'S KEEPALIVED\"\n" +

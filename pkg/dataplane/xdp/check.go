@@ -93,7 +93,7 @@ func (x *Dataplane) CheckTarget(svc dataplane.ServiceKey, r dataplane.Real) (uin
 		if !ok {
 			return 0, nil, fmt.Errorf("no room: %d reals are checked through the data path already", len(c.used))
 		}
-		t := xlbCheckTarget{Real: ip4(r.Addr), Vip: ip4(svc.Addr), Kind: checkKindDR}
+		t := xlbCheckTarget{Real: addrKey(r.Addr), Vip: addrKey(svc.Addr), Kind: checkKindDR, Family: family(r.Addr)}
 		if r.Forward == lvs.TUN {
 			t.Kind, t.TunType, t.TunPort = checkKindTUN, uint8(r.Tunnel.Type), port16(r.Tunnel.Port)
 		}

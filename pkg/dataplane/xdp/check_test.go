@@ -117,3 +117,42 @@ func TestCheckThroughVIP(t *testing.T) {
 		})
 	}
 }
+
+// Checks through the data path for an IPv6 service: a marked check of an
+// IPv6 DR real goes to the VIP (xlb_tc_check, a 16-byte address change in
+// the checksum), the real's answer comes back with its own address
+// (check_reply6); a real that lost the VIP from lo fails it while a check
+// of its own address still passes.
+func TestCheckThroughVIP6(t *testing.T) {
+	for _, mode := range []dataplane.XDPMode{dataplane.XDPNative, dataplane.XDPGeneric} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newDRRig(t, 2, mode)
+			topo := r.topo
+			vip := netip.MustParseAddr("fd77:1::100")
+			reals := ipv6Topology(t, topo, vip)
+			svc := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr"}
+			for _, a := range reals {
+				svc.Reals = append(svc.Reals, dataplane.Real{Addr: a, Port: 80, Weight: 1, Forward: lvs.DR})
+			}
+			r.apply(t, svc)
+			r.waitResolved(t)
+			mark, release, err := r.x.CheckTarget(svc.ServiceKey, svc.Reals[0])
+			require.NoError(t, err)
+			defer release()
+
+			name, err := checkGet(t, topo.Director, reals[0], mark)
+			require.NoError(t, err, "a marked check of a healthy real")
+			assert.Equal(t, "r1", name)
+			st, err := r.x.Stats()
+			require.NoError(t, err)
+			assert.NotZero(t, st.Reasons["check_reply"], "the real's answers came from the VIP")
+
+			require.NoError(t, topo.Reals[0].IP("addr", "del", vip.String()+"/128", "dev", "lo"))
+			_, err = checkGet(t, topo.Director, reals[0], mark)
+			assert.Error(t, err, "the marked check fails as the real's clients do")
+			name, err = checkGet(t, topo.Director, reals[0], 0)
+			require.NoError(t, err, "keepalived's check, to the real's own address, still passes")
+			assert.Equal(t, "r1", name)
+		})
+	}
+}

@@ -252,6 +252,26 @@ func TestIPv6TUNEndToEnd(t *testing.T) {
 			assert.Contains(t, string(out), "mtu 14", "the client's path MTU to the VIP: %s", out)
 
 			assert.Equal(t, []string{"r1:q0", "r2:q1", "r3:q2"}, udpAnswersFrom(t, topo, vip, 3))
+
+			// Checks through the data path reach each real through its
+			// IPv6 tunnel: with the VIP off its tunnel device, the real
+			// fails them, while a check of its own address still passes.
+			for i, tun := range tunnels {
+				real := web.Reals[i]
+				mark, release, err := r.x.CheckTarget(web.ServiceKey, real)
+				require.NoError(t, err)
+				name, err := checkGet(t, topo.Director, real.Addr, mark)
+				require.NoError(t, err, "a check through the %s tunnel", tun.Type)
+				assert.Equal(t, fmt.Sprintf("r%d", i+1), name)
+				dev := map[lvs.TunnelType]string{lvs.TunIPIP: "ip6tnl0", lvs.TunGUE: "ip6tnl0", lvs.TunGRE: "ip6gre0"}[tun.Type]
+				require.NoError(t, topo.Reals[i].IP("addr", "del", vip.String()+"/128", "dev", dev))
+				_, err = checkGet(t, topo.Director, real.Addr, mark)
+				assert.Error(t, err, "the %s real without the VIP on %s fails its check", tun.Type, dev)
+				_, err = checkGet(t, topo.Director, real.Addr, 0)
+				assert.NoError(t, err, "keepalived's check of its own address passes")
+				require.NoError(t, topo.Reals[i].IP("addr", "add", vip.String()+"/128", "dev", dev, "nodad"))
+				release()
+			}
 		})
 	}
 }

@@ -15,11 +15,13 @@ import (
 
 type xlbCheckTarget struct {
 	_       structs.HostLayout
-	Real    uint32
-	Vip     uint32
+	Real    xlbXlbAddr
+	Vip     xlbXlbAddr
 	Kind    uint8
 	TunType uint8
 	TunPort uint16
+	Family  uint8
+	Pad     [3]uint8
 }
 
 type xlbConn struct {
@@ -332,6 +334,7 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	xlbMapCheckFlows       = "check_flows"
+	xlbMapCheckFlows6      = "check_flows6"
 	xlbMapCheckTargets     = "check_targets"
 	xlbMapConnAdjust       = "conn_adjust"
 	xlbMapConns            = "conns"
@@ -436,6 +439,7 @@ type xlbProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbMapSpecs struct {
 	CheckFlows       *ebpf.MapSpec `ebpf:"check_flows"`
+	CheckFlows6      *ebpf.MapSpec `ebpf:"check_flows6"`
 	CheckTargets     *ebpf.MapSpec `ebpf:"check_targets"`
 	ConnAdjust       *ebpf.MapSpec `ebpf:"conn_adjust"`
 	Conns            *ebpf.MapSpec `ebpf:"conns"`
@@ -506,6 +510,7 @@ func (o *xlbObjects) Close() error {
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbMaps struct {
 	CheckFlows       *ebpf.Map `ebpf:"check_flows"`
+	CheckFlows6      *ebpf.Map `ebpf:"check_flows6"`
 	CheckTargets     *ebpf.Map `ebpf:"check_targets"`
 	ConnAdjust       *ebpf.Map `ebpf:"conn_adjust"`
 	Conns            *ebpf.Map `ebpf:"conns"`
@@ -549,6 +554,7 @@ type xlbMaps struct {
 func (m *xlbMaps) Close() error {
 	return _XlbClose(
 		m.CheckFlows,
+		m.CheckFlows6,
 		m.CheckTargets,
 		m.ConnAdjust,
 		m.Conns,
