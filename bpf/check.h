@@ -70,27 +70,14 @@ static __always_inline int check_encap6(struct __sk_buff *skb, const struct chec
 	} o;
 	__builtin_memset(&o, 0, sizeof(o));
 	__u32 hlen = tun6_hlen(t->tun_type);
-	__u32 inner_len = bpf_ntohs(in->payload_len) + sizeof(struct ipv6hdr);
-	*(__be32 *)&o.ip6 = (*(__be32 *)in & bpf_htonl(0x0ff00000)) | bpf_htonl(0x60000000);
-	o.ip6.payload_len = bpf_htons(inner_len + hlen - sizeof(struct ipv6hdr));
-	o.ip6.hop_limit = in->hop_limit;
-	o.ip6.saddr = in->saddr;
-	__builtin_memcpy(&o.ip6.daddr, t->real.v6, 16);
+	__be32 vtc = (*(__be32 *)in & bpf_htonl(0x0ff00000)) | bpf_htonl(0x60000000);
+	tun6_write(&o.ip6, t->tun_type, t->tun_port, XLB_GUE_SPORT_MIN, in->saddr.in6_u.u6_addr32, t->real.v6, vtc,
+		   in->hop_limit, bpf_ntohs(in->payload_len) + sizeof(struct ipv6hdr));
 	__u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV6;
-	if (t->tun_type == XLB_TUN_GUE) {
-		o.ip6.nexthdr = IPPROTO_UDP;
-		o.gue.udp.source = bpf_htons(XLB_GUE_SPORT_MIN);
-		o.gue.udp.dest = t->tun_port;
-		o.gue.udp.len = bpf_htons(inner_len + sizeof(struct udphdr) + sizeof(struct guehdr));
-		o.gue.gue.proto_ctype = IPPROTO_IPV6;
+	if (t->tun_type == XLB_TUN_GUE)
 		flags |= BPF_F_ADJ_ROOM_ENCAP_L4_UDP;
-	} else if (t->tun_type == XLB_TUN_GRE) {
-		o.ip6.nexthdr = IPPROTO_GRE;
-		o.gre.proto = bpf_htons(ETH_P_IPV6);
+	else if (t->tun_type == XLB_TUN_GRE)
 		flags |= BPF_F_ADJ_ROOM_ENCAP_L4_GRE;
-	} else {
-		o.ip6.nexthdr = IPPROTO_IPV6;
-	}
 	if (bpf_skb_adjust_room(skb, hlen, BPF_ADJ_ROOM_MAC, flags))
 		return XLB_TC_SHOT;
 	int err;

@@ -288,6 +288,39 @@ static __always_inline __u32 tun6_hlen(__u8 type)
  * too big for a path of at least 1280 bytes has that much. */
 #define XLB_PTB_QUOTE (XLB_IPV6_MIN_MTU - sizeof(struct ipv6hdr) - 8)
 
+/* Writes the outer IPv6 header, and GUE's UDP and GUE headers or GRE's
+ * after it, at o (52 bytes there): from src to dst, vtc its first word
+ * (version, traffic class, flow label), hops its hop limit, for an inner
+ * packet of inner_len bytes. */
+static __always_inline void tun6_write(struct ipv6hdr *o, __u8 type, __be16 port, __u16 sport, const __be32 *src,
+				       const __be32 *dst, __be32 vtc, __u8 hops, __u32 inner_len)
+{
+	*(__be32 *)o = vtc;
+	o->payload_len = bpf_htons(inner_len + tun6_hlen(type) - sizeof(struct ipv6hdr));
+	o->hop_limit = hops;
+	__builtin_memcpy(&o->saddr, src, 16);
+	__builtin_memcpy(&o->daddr, dst, 16);
+	if (type == XLB_TUN_GUE) {
+		struct udphdr *udp = (void *)(o + 1);
+		struct guehdr *gue = (void *)(udp + 1);
+		o->nexthdr = IPPROTO_UDP;
+		udp->source = bpf_htons(sport);
+		udp->dest = port;
+		udp->len = bpf_htons(inner_len + sizeof(struct udphdr) + sizeof(struct guehdr));
+		udp->check = 0;
+		gue->hlen_flags = 0;
+		gue->proto_ctype = IPPROTO_IPV6;
+		gue->flags = 0;
+	} else if (type == XLB_TUN_GRE) {
+		struct grehdr *gre = (void *)(o + 1);
+		o->nexthdr = IPPROTO_GRE;
+		gre->flags = 0;
+		gre->proto = bpf_htons(ETH_P_IPV6);
+	} else {
+		o->nexthdr = IPPROTO_IPV6;
+	}
+}
+
 /* ICMPv6 Packet Too Big (next-hop MTU mtu) back to the client, from the
  * VIP, hop limit 64 (the kernel's default), quoting the packet's first
  * 1232 bytes: the frame becomes the error in place and leaves by the
@@ -392,30 +425,7 @@ static __always_inline int forward_tun6(struct xdp_md *ctx, struct packet *p, vo
 					 sizeof(struct ipv6hdr) + sizeof(struct udphdr) + sizeof(struct guehdr), 1);
 	if (!o)
 		return XDP_DROP;
-	*(__be32 *)o = vtc;
-	o->payload_len = bpf_htons(inner_len + hlen - sizeof(struct ipv6hdr));
-	o->hop_limit = hops;
-	__builtin_memcpy(&o->saddr, src, 16);
-	__builtin_memcpy(&o->daddr, r->addr.v6, 16);
-	if (type == XLB_TUN_GUE) {
-		struct udphdr *udp = (void *)(o + 1);
-		struct guehdr *gue = (void *)(udp + 1);
-		o->nexthdr = IPPROTO_UDP;
-		udp->source = bpf_htons(sport);
-		udp->dest = port;
-		udp->len = bpf_htons(inner_len + sizeof(struct udphdr) + sizeof(struct guehdr));
-		udp->check = 0;
-		gue->hlen_flags = 0;
-		gue->proto_ctype = IPPROTO_IPV6;
-		gue->flags = 0;
-	} else if (type == XLB_TUN_GRE) {
-		struct grehdr *gre = (void *)(o + 1);
-		o->nexthdr = IPPROTO_GRE;
-		gre->flags = 0;
-		gre->proto = bpf_htons(ETH_P_IPV6);
-	} else {
-		o->nexthdr = IPPROTO_IPV6;
-	}
+	tun6_write(o, type, port, sport, src, r->addr.v6, vtc, hops, inner_len);
 	if (r->ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
 	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;

@@ -352,37 +352,28 @@ func BenchmarkDR(b *testing.B) {
 		r.accounted(b, uint64(b.N), 0, 0, func() { ns = r.measure(b, r.x.objs.XlbXdp, ack6, b.N, xdpTX) })
 		report(b, ns, base, 0)
 	})
-	// IPv6 FULLNAT, one flow: NAT66's rewrite of both ends, the local
-	// address from laddrs.
-	b.Run("ipv6-fnat-established-one-flow", func(b *testing.B) {
-		r := newBenchRig6(b, lvs.FNAT)
-		for _, syn := range []bool{true, false} {
-			v, _ := run(b, r.ns, r.x, frame6Bench(b, syn))
-			require.EqualValues(b, xdpTX, v, "the SYN and ACK that make the flow")
-		}
-		ack6 := frame6Bench(b, false)
-		base := r.measure(b, r.bench.BenchMacswap, ack6, b.N, xdpTX)
-		harness := harnessCost(b, r, ack6, 0)
-		var ns float64
-		r.accounted(b, uint64(b.N), 0, 0, func() { ns = r.viaHarness(b, r.x.objs.XlbXdp, ack6, 0, false, b.N, xdpTX) })
-		report(b, ns, base, harness)
-	})
-	// IPv6 TUN (ip6ip6), one flow: IPv6 DR's path, then the tunnels
-	// entry and a 40-byte outer header; through the harness, which
-	// shrinks the frame back each repeat (its cost subtracted).
-	b.Run("ipv6-tun-ipip-established-one-flow", func(b *testing.B) {
-		r := newBenchRig6(b, lvs.TUN)
-		for _, syn := range []bool{true, false} {
-			v, _ := run(b, r.ns, r.x, frame6Bench(b, syn))
-			require.EqualValues(b, xdpTX, v, "the SYN and ACK that make the flow")
-		}
-		ack6 := frame6Bench(b, false)
-		base := r.measure(b, r.bench.BenchMacswap, ack6, b.N, xdpTX)
-		harness := harnessCost(b, r, ack6, 0)
-		var ns float64
-		r.accounted(b, uint64(b.N), 0, 0, func() { ns = r.viaHarness(b, r.x.objs.XlbXdp, ack6, 0, false, b.N, xdpTX) })
-		report(b, ns, base, harness)
-	})
+	// IPv6 FULLNAT (NAT66's rewrite of both ends, the local address from
+	// laddrs) and TUN (ip6ip6: the tunnels entry and a 40-byte outer
+	// header), one flow each; through the harness, which shrinks a
+	// tunnelled frame back each repeat (its cost subtracted).
+	for _, c := range []struct {
+		name string
+		fwd  lvs.Forward
+	}{{"ipv6-fnat-established-one-flow", lvs.FNAT}, {"ipv6-tun-ipip-established-one-flow", lvs.TUN}} {
+		b.Run(c.name, func(b *testing.B) {
+			r := newBenchRig6(b, c.fwd)
+			for _, syn := range []bool{true, false} {
+				v, _ := run(b, r.ns, r.x, frame6Bench(b, syn))
+				require.EqualValues(b, xdpTX, v, "the SYN and ACK that make the flow")
+			}
+			ack6 := frame6Bench(b, false)
+			base := r.measure(b, r.bench.BenchMacswap, ack6, b.N, xdpTX)
+			harness := harnessCost(b, r, ack6, 0)
+			var ns float64
+			r.accounted(b, uint64(b.N), 0, 0, func() { ns = r.viaHarness(b, r.x.objs.XlbXdp, ack6, 0, false, b.N, xdpTX) })
+			report(b, ns, base, harness)
+		})
+	}
 	b.Run("established-1M-flows-random", func(b *testing.B) {
 		const flows = 1 << 20
 		// Room for every flow in each CPU's share of the LRU (its

@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,14 +124,50 @@ func (r *drRig) waitResolved(t *testing.T) {
 // returns the answering real's name for each.
 func (r *drRig) get(t *testing.T, n int) []string {
 	t.Helper()
-	c := r.topo.HTTPClient()
+	return getN(t, r.topo.HTTPClient(), r.url, n)
+}
+
+// getN makes n requests to url with c, each its own connection, and
+// returns who answered.
+func getN(t *testing.T, c *http.Client, url string, n int) []string {
+	t.Helper()
 	var names []string
 	for i := range n {
-		name, err := testutil.Get(context.Background(), c, r.url)
+		name, err := testutil.Get(context.Background(), c, url)
 		require.NoError(t, err, "request %d", i)
 		names = append(names, name)
 	}
 	return names
+}
+
+// peerOf asks url's real (its /peer) where the connection came from, as
+// the real saw it.
+func peerOf(t *testing.T, c *http.Client, url string) netip.AddrPort {
+	t.Helper()
+	resp, err := c.Get(url + "peer")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	f := strings.Fields(string(body))
+	require.Len(t, f, 2, "%q", body)
+	peer, err := netip.ParseAddrPort(f[1])
+	require.NoError(t, err)
+	return peer
+}
+
+// fnatServices are a web service (vip:80 to the reals' 8080) and a DNS
+// one (vip:53/UDP to their 5300) by FULLNAT from local.
+func fnatServices(vip, local netip.Addr, reals []netip.Addr) (web, dns dataplane.Service) {
+	web = dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
+		LocalAddrs: []netip.Addr{local}}
+	dns = dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 53, Protocol: lvs.UDP}, Scheduler: "rr",
+		LocalAddrs: []netip.Addr{local}}
+	for _, a := range reals {
+		web.Reals = append(web.Reals, dataplane.Real{Addr: a, Port: 8080, Weight: 1, Forward: lvs.FNAT})
+		dns.Reals = append(dns.Reals, dataplane.Real{Addr: a, Port: 5300, Weight: 1, Forward: lvs.FNAT})
+	}
+	return web, dns
 }
 
 func (r *drRig) realConns(t *testing.T) []uint64 {

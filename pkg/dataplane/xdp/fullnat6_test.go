@@ -1,12 +1,9 @@
 package xdp
 
 import (
-	"context"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
@@ -294,37 +291,17 @@ func TestFULLNAT6EndToEnd(t *testing.T) {
 			local := netip.MustParseAddr("fd77::50")
 			addrNoDAD(t, topo.Director, local.String()+"/64")
 			require.NoError(t, topo.ServeUDPOn(netip.IPv6Unspecified(), 5300))
-			web := dataplane.Service{ServiceKey: r.svc, Scheduler: "rr", LocalAddrs: []netip.Addr{local}}
-			dns := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 53, Protocol: lvs.UDP}, Scheduler: "rr",
-				LocalAddrs: []netip.Addr{local}}
-			for _, a := range realAddrs {
-				web.Reals = append(web.Reals, dataplane.Real{Addr: a, Port: 8080, Weight: 1, Forward: lvs.FNAT})
-				dns.Reals = append(dns.Reals, dataplane.Real{Addr: a, Port: 5300, Weight: 1, Forward: lvs.FNAT})
-			}
+			web, dns := fnatServices(vip, local, realAddrs)
 			r.apply(t, web, dns)
 			r.waitResolved(t)
 
 			c := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: topo.Client.DialContext, DisableKeepAlives: true}}
 			url := "http://" + netip.AddrPortFrom(vip, 80).String() + "/"
-			var got []string
-			for i := range 4 {
-				name, err := testutil.Get(context.Background(), c, url)
-				require.NoError(t, err, "request %d", i)
-				got = append(got, name)
-			}
-			assert.Equal(t, []string{"r1", "r2", "r1", "r2"}, got)
+			assert.Equal(t, []string{"r1", "r2", "r1", "r2"}, getN(t, c, url, 4))
 
 			// The real sees the local address, from a port below the
 			// ephemeral range.
-			resp, err := c.Get(url + "peer")
-			require.NoError(t, err)
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			require.NoError(t, err)
-			f := strings.Fields(string(body))
-			require.Len(t, f, 2, "%q", body)
-			peer, err := netip.ParseAddrPort(f[1])
-			require.NoError(t, err)
+			peer := peerOf(t, c, url)
 			assert.Equal(t, local, peer.Addr(), "the real's peer is the local address, not the client")
 			assert.Less(t, peer.Port(), uint16(32768))
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
@@ -38,20 +37,15 @@ func TestFULLNATEndToEnd(t *testing.T) {
 			// as DPVS's laddrs are configured on its device).
 			require.NoError(t, topo.Director.IP("addr", "add", local.String()+"/24", "dev", "eth0"))
 			require.NoError(t, topo.ServeHTTP(8080))
-			require.NoError(t, topo.ServeUDP(5353))
+			require.NoError(t, topo.ServeUDP(5300))
 			r := &drRig{topo: topo, pin: "/sys/fs/bpf/xlb-e2e-" + testutil.Suffix(), mode: mode,
 				url: fmt.Sprintf("http://%s:80/", topo.VIP), svc: dataplane.ServiceKey{Addr: topo.VIP, Port: 80, Protocol: lvs.TCP}, log: quiet}
 			r.x = r.open(t)
 			t.Cleanup(func() { assert.NoError(t, r.x.Close()) })
 			// TOA on: the reals' kernels (no toa module) take the
 			// handshake's ACK with option 254 as any unknown option.
-			web := dataplane.Service{ServiceKey: r.svc, Scheduler: "rr", LocalAddrs: []netip.Addr{local}, TOA: true}
-			dns := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: topo.VIP, Port: 53, Protocol: lvs.UDP}, Scheduler: "rr",
-				LocalAddrs: []netip.Addr{local}}
-			for _, a := range topo.RealAddrs {
-				web.Reals = append(web.Reals, dataplane.Real{Addr: a, Port: 8080, Weight: 1, Forward: lvs.FNAT})
-				dns.Reals = append(dns.Reals, dataplane.Real{Addr: a, Port: 5353, Weight: 1, Forward: lvs.FNAT})
-			}
+			web, dns := fnatServices(topo.VIP, local, topo.RealAddrs)
+			web.TOA = true
 			r.apply(t, web, dns)
 			r.waitResolved(t)
 
@@ -61,15 +55,7 @@ func TestFULLNATEndToEnd(t *testing.T) {
 			// ephemeral range.
 			c := topo.HTTPClient()
 			c.Timeout = 60 * time.Second
-			resp, err := c.Get(fmt.Sprintf("http://%s/peer", topo.VIP))
-			require.NoError(t, err)
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			require.NoError(t, err)
-			f := strings.Fields(string(body))
-			require.Len(t, f, 2, "%q", body)
-			peer, err := netip.ParseAddrPort(f[1])
-			require.NoError(t, err)
+			peer := peerOf(t, c, fmt.Sprintf("http://%s/", topo.VIP))
 			assert.Equal(t, local, peer.Addr(), "the real's peer is the local address, not the client")
 			assert.Less(t, peer.Port(), uint16(32768))
 

@@ -2,7 +2,6 @@ package xdp
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,13 +38,7 @@ func TestIPv6DRHTTP(t *testing.T) {
 
 			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: r.topo.Client.DialContext, DisableKeepAlives: true}}
 			url := "http://[" + vip.String() + "]:80/"
-			var got []string
-			for i := range 6 {
-				name, err := testutil.Get(context.Background(), c, url)
-				require.NoError(t, err, "request %d", i)
-				got = append(got, name)
-			}
-			assert.Equal(t, []string{"r1", "r2", "r1", "r2", "r1", "r2"}, got)
+			assert.Equal(t, []string{"r1", "r2", "r1", "r2", "r1", "r2"}, getN(t, c, url, 6))
 
 			downloadChecked(t, c, url, 4<<20)
 
@@ -92,13 +85,7 @@ func TestNAT66HTTP(t *testing.T) {
 
 			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: topo.Client.DialContext, DisableKeepAlives: true}}
 			url := "http://[" + vip.String() + "]:80/"
-			var got []string
-			for i := range 4 {
-				name, err := testutil.Get(context.Background(), c, url)
-				require.NoError(t, err, "request %d", i)
-				got = append(got, name)
-			}
-			assert.Equal(t, []string{"r1", "r2", "r1", "r2"}, got)
+			assert.Equal(t, []string{"r1", "r2", "r1", "r2"}, getN(t, c, url, 4))
 			downloadChecked(t, c, url, 4<<20)
 
 			st, err := r.x.Stats()

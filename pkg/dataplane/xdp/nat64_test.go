@@ -1,12 +1,9 @@
 package xdp
 
 import (
-	"context"
 	"encoding/binary"
-	"io"
 	"net/http"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
@@ -201,35 +198,15 @@ func TestNAT64EndToEnd(t *testing.T) {
 			require.NoError(t, topo.Director.IP("addr", "add", local.String()+"/24", "dev", "eth0"))
 			require.NoError(t, topo.ServeHTTP(8080))
 			require.NoError(t, topo.ServeUDP(5300))
-			web := dataplane.Service{ServiceKey: r.svc, Scheduler: "rr", LocalAddrs: []netip.Addr{local}}
-			dns := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 53, Protocol: lvs.UDP}, Scheduler: "rr",
-				LocalAddrs: []netip.Addr{local}}
-			for _, a := range topo.RealAddrs {
-				web.Reals = append(web.Reals, dataplane.Real{Addr: a, Port: 8080, Weight: 1, Forward: lvs.FNAT})
-				dns.Reals = append(dns.Reals, dataplane.Real{Addr: a, Port: 5300, Weight: 1, Forward: lvs.FNAT})
-			}
+			web, dns := fnatServices(vip, local, topo.RealAddrs)
 			r.apply(t, web, dns)
 			r.waitResolved(t)
 
 			c := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: topo.Client.DialContext, DisableKeepAlives: true}}
 			url := "http://" + netip.AddrPortFrom(vip, 80).String() + "/"
-			var got []string
-			for i := range 4 {
-				name, err := testutil.Get(context.Background(), c, url)
-				require.NoError(t, err, "request %d", i)
-				got = append(got, name)
-			}
-			assert.Equal(t, []string{"r1", "r2", "r1", "r2"}, got)
+			assert.Equal(t, []string{"r1", "r2", "r1", "r2"}, getN(t, c, url, 4))
 
-			resp, err := c.Get(url + "peer")
-			require.NoError(t, err)
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			require.NoError(t, err)
-			f := strings.Fields(string(body))
-			require.Len(t, f, 2, "%q", body)
-			peer, err := netip.ParseAddrPort(f[1])
-			require.NoError(t, err)
+			peer := peerOf(t, c, url)
 			assert.Equal(t, local, peer.Addr(), "the IPv4 real's peer is the director's IPv4 local address")
 
 			downloadChecked(t, c, url, 8<<20)

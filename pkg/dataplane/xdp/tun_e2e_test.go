@@ -53,33 +53,7 @@ func TestTUNEndToEnd(t *testing.T) {
 
 			c := topo.HTTPClient()
 			c.Timeout = 120 * time.Second
-			const size = 8 << 20
-			want := sha256.New()
-			_, _ = io.Copy(want, io.LimitReader(testutil.Pattern(), size))
-			for i := range tunnels {
-				// A download: the request through the tunnel, the data
-				// from the real straight to the client.
-				req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, fmt.Sprintf("http://%s/bytes/%d", topo.VIP, size), nil)
-				require.NoError(t, err)
-				resp, err := c.Do(req)
-				require.NoError(t, err, "download %d", i)
-				got := sha256.New()
-				n, err := io.Copy(got, resp.Body)
-				resp.Body.Close()
-				require.NoError(t, err)
-				require.EqualValues(t, size, n)
-				assert.Equal(t, want.Sum(nil), got.Sum(nil), "download %d checksum", i)
-			}
-			for i := range tunnels {
-				// An upload: full-size segments through the tunnel.
-				body := io.LimitReader(testutil.Pattern(), size)
-				resp, err := c.Post(fmt.Sprintf("http://%s/sha256", topo.VIP), "application/octet-stream", body)
-				require.NoError(t, err, "upload %d", i)
-				ans, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				require.NoError(t, err)
-				assert.Equal(t, fmt.Sprintf("r%d %x", i+1, want.Sum(nil)), string(ans), "upload %d", i)
-			}
+			transfersChecked(t, c, "http://"+topo.VIP.String(), len(tunnels))
 			st, err := r.x.Stats()
 			require.NoError(t, err)
 			assert.NotZero(t, st.Reasons["tun_frag_needed"], "the uploads' first segments were too big for the tunnels")
@@ -91,25 +65,7 @@ func TestTUNEndToEnd(t *testing.T) {
 			answers := udpAnswers(t, topo, 3)
 			assert.Equal(t, []string{"r1:q0", "r2:q1", "r3:q2"}, answers)
 
-			// Checks through the data path reach each real through its
-			// tunnel: with the VIP off its tunnel device, the real fails
-			// them, while a check of its own address still passes.
-			for i, tun := range tunnels {
-				real := web.Reals[i]
-				mark, release, err := r.x.CheckTarget(r.svc, real)
-				require.NoError(t, err)
-				name, err := checkGet(t, topo.Director, real.Addr, mark)
-				require.NoError(t, err, "a check through the %s tunnel", tun.Type)
-				assert.Equal(t, fmt.Sprintf("r%d", i+1), name)
-				dev := map[lvs.TunnelType]string{lvs.TunIPIP: "tunl0", lvs.TunGUE: "tunl0", lvs.TunGRE: "gre0"}[tun.Type]
-				require.NoError(t, topo.Reals[i].IP("addr", "del", topo.VIP.String()+"/32", "dev", dev))
-				_, err = checkGet(t, topo.Director, real.Addr, mark)
-				assert.Error(t, err, "the %s real without the VIP on %s fails its check", tun.Type, dev)
-				_, err = checkGet(t, topo.Director, real.Addr, 0)
-				assert.NoError(t, err, "keepalived's check of its own address passes")
-				require.NoError(t, topo.Reals[i].IP("addr", "add", topo.VIP.String()+"/32", "dev", dev))
-				release()
-			}
+			checkEachTunnel(t, r, web, map[lvs.TunnelType]string{lvs.TunIPIP: "tunl0", lvs.TunGUE: "tunl0", lvs.TunGRE: "gre0"})
 		})
 	}
 }
@@ -223,27 +179,7 @@ func TestIPv6TUNEndToEnd(t *testing.T) {
 			}
 			assert.Equal(t, []string{"r1", "r2", "r3", "r1", "r2", "r3"}, names, "ip6ip6, gue, gre in turn")
 
-			const size = 8 << 20
-			want := sha256.New()
-			_, _ = io.Copy(want, io.LimitReader(testutil.Pattern(), size))
-			for i := range tunnels {
-				resp, err := c.Get(fmt.Sprintf("%s/bytes/%d", url, size))
-				require.NoError(t, err, "download %d", i)
-				got := sha256.New()
-				n, err := io.Copy(got, resp.Body)
-				resp.Body.Close()
-				require.NoError(t, err)
-				require.EqualValues(t, size, n)
-				assert.Equal(t, want.Sum(nil), got.Sum(nil), "download %d checksum", i)
-			}
-			for i := range tunnels {
-				resp, err := c.Post(url+"/sha256", "application/octet-stream", io.LimitReader(testutil.Pattern(), size))
-				require.NoError(t, err, "upload %d", i)
-				ans, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				require.NoError(t, err)
-				assert.Equal(t, fmt.Sprintf("r%d %x", i+1, want.Sum(nil)), string(ans), "upload %d", i)
-			}
+			transfersChecked(t, c, url, len(tunnels))
 			st, err := r.x.Stats()
 			require.NoError(t, err)
 			assert.NotZero(t, st.Reasons["tun_frag_needed"], "the uploads' first segments were too big for the tunnels")
@@ -253,25 +189,7 @@ func TestIPv6TUNEndToEnd(t *testing.T) {
 
 			assert.Equal(t, []string{"r1:q0", "r2:q1", "r3:q2"}, udpAnswersFrom(t, topo, vip, 3))
 
-			// Checks through the data path reach each real through its
-			// IPv6 tunnel: with the VIP off its tunnel device, the real
-			// fails them, while a check of its own address still passes.
-			for i, tun := range tunnels {
-				real := web.Reals[i]
-				mark, release, err := r.x.CheckTarget(web.ServiceKey, real)
-				require.NoError(t, err)
-				name, err := checkGet(t, topo.Director, real.Addr, mark)
-				require.NoError(t, err, "a check through the %s tunnel", tun.Type)
-				assert.Equal(t, fmt.Sprintf("r%d", i+1), name)
-				dev := map[lvs.TunnelType]string{lvs.TunIPIP: "ip6tnl0", lvs.TunGUE: "ip6tnl0", lvs.TunGRE: "ip6gre0"}[tun.Type]
-				require.NoError(t, topo.Reals[i].IP("addr", "del", vip.String()+"/128", "dev", dev))
-				_, err = checkGet(t, topo.Director, real.Addr, mark)
-				assert.Error(t, err, "the %s real without the VIP on %s fails its check", tun.Type, dev)
-				_, err = checkGet(t, topo.Director, real.Addr, 0)
-				assert.NoError(t, err, "keepalived's check of its own address passes")
-				require.NoError(t, topo.Reals[i].IP("addr", "add", vip.String()+"/128", "dev", dev, "nodad"))
-				release()
-			}
+			checkEachTunnel(t, r, web, map[lvs.TunnelType]string{lvs.TunIPIP: "ip6tnl0", lvs.TunGUE: "ip6tnl0", lvs.TunGRE: "ip6gre0"})
 		})
 	}
 }
@@ -341,5 +259,62 @@ func TestIPv6TUNFramesOnTheWire(t *testing.T) {
 				}, 5*time.Second, 50*time.Millisecond, "real %d never saw its %s frame", i+1, tunnels[i].Type)
 			}
 		})
+	}
+}
+
+// transfersChecked makes, through base ("http://VIP:port") with c, n
+// downloads of 8 MiB checked by their SHA-256, then n uploads of 8 MiB
+// whose SHA-256 real i+1 answers for the i-th (rr over n reals).
+func transfersChecked(t *testing.T, c *http.Client, base string, n int) {
+	t.Helper()
+	const size = 8 << 20
+	want := sha256.New()
+	_, _ = io.Copy(want, io.LimitReader(testutil.Pattern(), size))
+	for i := range n {
+		resp, err := c.Get(fmt.Sprintf("%s/bytes/%d", base, size))
+		require.NoError(t, err, "download %d", i)
+		got := sha256.New()
+		m, err := io.Copy(got, resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.EqualValues(t, size, m)
+		assert.Equal(t, want.Sum(nil), got.Sum(nil), "download %d checksum", i)
+	}
+	for i := range n {
+		// Full-size segments through the tunnel.
+		resp, err := c.Post(base+"/sha256", "application/octet-stream", io.LimitReader(testutil.Pattern(), size))
+		require.NoError(t, err, "upload %d", i)
+		ans, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		assert.Equal(t, fmt.Sprintf("r%d %x", i+1, want.Sum(nil)), string(ans), "upload %d", i)
+	}
+}
+
+// checkEachTunnel: checks through the data path reach each of web's TUN
+// reals through its tunnel; with the VIP off its tunnel device (devs),
+// the real fails them, while a check of its own address still passes.
+func checkEachTunnel(t *testing.T, r *drRig, web dataplane.Service, devs map[lvs.TunnelType]string) {
+	t.Helper()
+	vip := netip.PrefixFrom(web.Addr, web.Addr.BitLen()).String()
+	for i, real := range web.Reals {
+		tun := real.Tunnel
+		mark, release, err := r.x.CheckTarget(web.ServiceKey, real)
+		require.NoError(t, err)
+		name, err := checkGet(t, r.topo.Director, real.Addr, mark)
+		require.NoError(t, err, "a check through the %s tunnel", tun.Type)
+		assert.Equal(t, fmt.Sprintf("r%d", i+1), name)
+		dev := devs[tun.Type]
+		require.NoError(t, r.topo.Reals[i].IP("addr", "del", vip, "dev", dev))
+		_, err = checkGet(t, r.topo.Director, real.Addr, mark)
+		assert.Error(t, err, "the %s real without the VIP on %s fails its check", tun.Type, dev)
+		_, err = checkGet(t, r.topo.Director, real.Addr, 0)
+		assert.NoError(t, err, "keepalived's check of its own address passes")
+		add := []string{"addr", "add", vip, "dev", dev}
+		if web.Addr.Is6() {
+			add = append(add, "nodad")
+		}
+		require.NoError(t, r.topo.Reals[i].IP(add...))
+		release()
 	}
 }
