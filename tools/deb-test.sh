@@ -25,7 +25,12 @@ for f in /usr/sbin/xlb /usr/sbin/xlbadm /lib/systemd/system/xlb.service /etc/def
 	/usr/share/doc/xlb/examples/keepalived.conf /usr/share/doc/xlb/copyright; do
 	[[ -e $root$f ]] || fail "$f not installed"
 done
-chroot "$root" /usr/sbin/xlb version | tee /dev/stderr | grep -q "^xlb $(dpkg-deb -f "$deb" Version)\$" || fail "xlb version does not print the package's version"
+# (Not "| tee /dev/stderr | grep -q": grep -q leaves at the first line, tee
+# then dies of SIGPIPE writing xlb version's next ones, which pipefail makes
+# a failure now and then; and reopening /dev/stderr truncates a log file.)
+got=$(chroot "$root" /usr/sbin/xlb version) || fail "xlb version failed"
+echo "$got" >&2
+grep -qx "xlb $(dpkg-deb -f "$deb" Version)" <<<"$got" || fail "xlb version does not print the package's version"
 chroot "$root" /usr/sbin/xlb check -f /usr/share/doc/xlb/examples/keepalived.conf >/dev/null || fail "the example configuration does not pass xlb check"
 chroot "$root" dpkg -i /tmp/xlb.deb >/dev/null || fail "upgrade over itself failed"
 chroot "$root" dpkg -r xlb || fail "dpkg -r failed"
