@@ -76,7 +76,12 @@ func readHandoff(o Options, cfg *config.Config, log *slog.Logger) map[string]boo
 		switch {
 		case !ok:
 			log.Info("handoff: the instance is no longer configured", "instance", name)
-		case age >= 2*a:
+		case age >= 3*a:
+			// The old MASTER sent a last advert as it handed off (vrrp's
+			// Machine.Handoff): a backup's master-down timer, 3 intervals
+			// and its skew (above 0: its priority is below ours, under
+			// 255), runs from then; past 3 intervals one may have taken
+			// over.
 			log.Warn("handoff too old: the instance starts as BACKUP (its peers may have taken over)", "instance", name,
 				"age", age.Round(time.Millisecond).String(), "advert_int", a.String())
 		default:

@@ -73,7 +73,14 @@ func (s *scraper) until(t *testing.T, within time.Duration, what string, cond fu
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		m := s.scrape(t)
+		// The daemon may answer its control socket (which startDaemon
+		// waits for) a moment before its metrics listener is up.
+		m, err := testutil.Scrape(s.c, s.url)
+		if err != nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		require.NoError(t, err)
 		if cond(m) {
 			return m
 		}

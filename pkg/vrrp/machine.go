@@ -318,12 +318,19 @@ func (m *Machine) leaveInit(now time.Time, master bool) []Action {
 
 // Handoff ends the machine for the next process to Resume: no
 // priority-0 advert, the VIPs stay, no notification (the director goes
-// on as it was). It reports whether the machine was MASTER.
-func (m *Machine) Handoff(now time.Time) (wasMaster bool) {
+// on as it was). A MASTER sends one last ordinary advert as it leaves, so
+// that its backups' master-down timers (3 advert intervals and their
+// skew) run from the handoff, not from up to an interval before it: the
+// next process has that long to resume. It reports whether the machine
+// was MASTER, and the actions.
+func (m *Machine) Handoff(now time.Time) (wasMaster bool, acts []Action) {
 	wasMaster = m.state == StateMaster
+	if wasMaster {
+		acts = []Action{SendAdvert{m.eff}}
+	}
 	m.state = StateInit
 	m.sands, m.garpAt, m.preemptTime = time.Time{}, time.Time{}, time.Time{}
-	return wasMaster
+	return wasMaster, acts
 }
 
 func (m *Machine) enterBackup(now time.Time) []Action {

@@ -453,3 +453,22 @@ func TestTrackFilePriority(t *testing.T) {
 		}
 	}
 }
+
+// A MASTER handing off to the next process sends one last ordinary advert
+// (its backups' master-down timers then run from the handoff) and nothing
+// else: no priority-0 advert, no notification. A BACKUP sends nothing.
+func TestHandoffSendsALastAdvert(t *testing.T) {
+	m := newMachine(t, Config{Priority: 150, AdverInt: time.Second})
+	masterAt(t, m, t0)
+	was, acts := m.Handoff(t0.Add(500 * time.Millisecond))
+	assert.True(t, was)
+	assert.Equal(t, []Action{SendAdvert{150}}, acts)
+	assert.Equal(t, StateInit, m.State())
+
+	b := newMachine(t, Config{Priority: 100, AdverInt: time.Second})
+	b.Start(t0)
+	require.Equal(t, StateBackup, b.State())
+	was, acts = b.Handoff(t0.Add(time.Second))
+	assert.False(t, was)
+	assert.Empty(t, acts)
+}

@@ -424,7 +424,9 @@ func (r *Runner) loop() {
 				t.Stop()
 			}
 			if r.handoff.Load() {
-				r.handedOff.Store(r.m.Handoff(clk.Now()))
+				was, acts := r.m.Handoff(clk.Now())
+				r.exec(acts)
+				r.handedOff.Store(was)
 				return
 			}
 			r.exec(r.m.Shutdown(clk.Now()))
