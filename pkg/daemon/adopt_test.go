@@ -100,8 +100,11 @@ func TestAdoptIPVSDirector(t *testing.T) {
 		return 0
 	}
 
-	const downloads, size = 20, 4 << 20
-	dl := startDownloads(t, topo, downloads, size, 120*time.Second)
+	// 8 MiB at 160 kB/s: 52 s each, longer than the daemon takes to
+	// start (its programs' verification, in a TCG VM, took most of the 26 s
+	// of 4 MiB in one run) and the 6 s of the check.
+	const downloads, size = 20, 8 << 20
+	dl := startDownloads(t, topo, downloads, size, 150*time.Second)
 	require.Eventually(t, func() bool {
 		return strings.Count(ipvsadm("-Lnc"), "ESTABLISHED") >= downloads
 	}, 20*time.Second, 100*time.Millisecond, "the downloads are not on IPVS")
