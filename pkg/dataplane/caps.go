@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"slices"
@@ -125,16 +126,19 @@ func (c Caps) CheckService(s Service) error {
 	} else if s.TOA && !s.Addr.Is4() {
 		bad("toa for an IPv6 service is not supported by %s yet (DPVS's IPv6 TOA is another option)", c.Name)
 	}
-	// A local address talks to reals of its own family.
-	fnatFamily := map[bool]bool{}
+	// A local address talks to reals of its own family: each family of
+	// FULLNAT reals needs one (by IP version: 4 or 6).
+	fnatFamily, localFamily := map[int]bool{}, map[int]bool{}
 	for _, r := range s.Reals {
 		if r.Forward == lvs.FNAT && plainAddr(r.Addr) {
-			fnatFamily[r.Addr.Is4()] = true
+			fnatFamily[ipVersion(r.Addr)] = true
 		}
 	}
-	for is4 := range fnatFamily {
-		if len(s.LocalAddrs) > 0 && !slices.ContainsFunc(s.LocalAddrs, func(a netip.Addr) bool { return a.Is4() == is4 }) {
-			v := map[bool]int{true: 4, false: 6}[is4]
+	for _, a := range s.LocalAddrs {
+		localFamily[ipVersion(a)] = true
+	}
+	for _, v := range slices.Sorted(maps.Keys(fnatFamily)) {
+		if len(s.LocalAddrs) > 0 && !localFamily[v] {
 			bad("FULLNAT to IPv%d reals needs an IPv%d local address, and none is listed", v, v)
 		}
 	}
@@ -143,7 +147,7 @@ func (c Caps) CheckService(s Service) error {
 		switch {
 		case !plainAddr(a):
 			bad("local address %q is not a plain IPv4 or IPv6 address", a)
-		case len(fnatFamily) > 0 && !fnatFamily[a.Is4()]:
+		case len(fnatFamily) > 0 && !fnatFamily[ipVersion(a)]:
 			bad("local address %s is IPv%d, and no FULLNAT real is: a local address is of its reals' family", a, ipVersion(a))
 		case seenLocal[a]:
 			bad("local address %s listed twice", a)

@@ -29,8 +29,8 @@ func capsWith(lim limits) dataplane.Caps {
 		Tunnels:    []lvs.TunnelType{lvs.TunIPIP, lvs.TunGUE, lvs.TunGRE},
 		Protocols:  []lvs.Protocol{lvs.TCP, lvs.UDP},
 		IPv6:       true,
-		// IPv6: DR, NAT66, TUN (IPv6 in IPv6) and FULLNAT to IPv6
-		// reals (NAT64 is not in the program yet).
+		// IPv6: DR, NAT66, TUN (IPv6 in IPv6) and FULLNAT, to IPv6
+		// reals or, NAT64, to IPv4 ones.
 		IPv6Forwards:  []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN, lvs.FNAT},
 		Flags:         lvs.SchedFlags,
 		AllPorts:      true,
