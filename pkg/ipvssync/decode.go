@@ -135,6 +135,7 @@ func decodeConnV1(b []byte, off, end int) (Conn, DropKind, error) {
 	var (
 		seq            *SeqOptions
 		peData, peName []byte
+		local          netip.AddrPort
 	)
 	for p := off + base; p < end; {
 		if p+2 > end {
@@ -170,6 +171,19 @@ func decodeConnV1(b []byte, off, end int) (Conn, DropKind, error) {
 				return Conn{}, DropRest, fmt.Errorf("%w: pe name twice", ErrOption)
 			}
 			peName = b[p : p+l]
+		case optLocal:
+			// xlb's FULLNAT local address. The kernel skips it (it
+			// is sent with the optional bit); so is one of a length
+			// other than IPv4's or IPv6's, or a second one, here: the
+			// record stands without it. Without the bit it is
+			// mandatory and unknown to the kernel, which skips the
+			// record.
+			if typ&optFParam == 0 {
+				return Conn{}, SkipRecord, fmt.Errorf("%w: type %d", ErrMandatoryOption, typ)
+			}
+			if (l == localLenV4 || l == localLenV6) && !local.IsValid() {
+				local = netip.AddrPortFrom(addrFrom(b[p+2:p+l]), binary.BigEndian.Uint16(b[p:]))
+			}
 		default:
 			if typ&optFParam == 0 {
 				return Conn{}, SkipRecord, fmt.Errorf("%w: type %d", ErrMandatoryOption, typ)
@@ -185,6 +199,7 @@ func decodeConnV1(b []byte, off, end int) (Conn, DropKind, error) {
 		FWMark:   binary.BigEndian.Uint32(b[off+16:]),
 		Timeout:  time.Duration(binary.BigEndian.Uint32(b[off+20:])) * time.Second,
 		Seq:      seq,
+		Local:    local,
 	}
 	if err := checkState(c.Protocol, c.Flags, c.State); err != nil {
 		return Conn{}, SkipRecord, err

@@ -3,6 +3,7 @@ package ipvssync
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -178,6 +179,18 @@ func TestDecodeV1Rules(t *testing.T) {
 			[]Conn{g[0], withPE(g[1], "sixteen-bytes-pe", "x"), g[2]}, nil},
 		{"pe name without data is ignored", msgV1(3, r[0], withOpts(r[1], opt(optPEName, []byte("sip"))), r[2]),
 			g, nil},
+
+		// xlb's FULLNAT local address: optional, as a kernel takes it.
+		{"local address", msgV1(3, r[0], withOpts(r[1], opt(0x58, []byte{0x04, 0x01, 10, 0, 9, 7})), r[2]),
+			[]Conn{g[0], with(g[1], func(c *Conn) { c.Local = netip.MustParseAddrPort("10.0.9.7:1025") }), g[2]}, nil},
+		{"IPv6 local address", msgV1(3, r[0], withOpts(r[1], opt(0x58, append([]byte{0x80, 0}, netip.MustParseAddr("2001:db8:9::7").AsSlice()...))), r[2]),
+			[]Conn{g[0], with(g[1], func(c *Conn) { c.Local = netip.MustParseAddrPort("[2001:db8:9::7]:32768") }), g[2]}, nil},
+		{"a local address of another length is ignored", msgV1(3, r[0], withOpts(r[1], opt(0x58, []byte{4, 1, 10, 0, 9})), r[2]),
+			g, nil},
+		{"a second local address is ignored", msgV1(3, r[0], withOpts(r[1], opt(0x58, []byte{4, 1, 10, 0, 9, 7}), opt(0x58, []byte{4, 2, 10, 0, 9, 8})), r[2]),
+			[]Conn{g[0], with(g[1], func(c *Conn) { c.Local = netip.MustParseAddrPort("10.0.9.7:1025") }), g[2]}, nil},
+		{"the local address without the optional bit is an unknown mandatory option", msgV1(3, r[0], withOpts(r[1], opt(0x18, []byte{4, 1, 10, 0, 9, 7})), r[2]),
+			[]Conn{g[0], g[2]}, []wantDrop{{1, 1, SkipRecord, ErrMandatoryOption}}},
 		{"pe data without name skips the record", msgV1(3, r[0], withOpts(r[1], opt(optPEData, []byte("call-id"))), r[2]),
 			[]Conn{g[0], g[2]}, []wantDrop{{1, 1, SkipRecord, ErrPE}}},
 

@@ -27,10 +27,20 @@ const (
 	optPEName  = 3    // IPVS_OPT_PE_NAME
 	optFParam  = 0x40 // IPVS_OPT_F_PARAM: a receiver may ignore the option
 
+	// optLocal is xlb's own option: a FULLNAT connection's local address
+	// and port (Conn.Local), sent with optFParam so that a kernel backup
+	// (ip_vs_proc_sync_conn: an unknown type with the bit is skipped)
+	// installs the rest of the record. 0x18 is none of the kernel's
+	// types (1-3; IPVS_OPT_PARAM 7 marks their end); with the bit the
+	// type byte reads 'X'.
+	optLocal   = 0x18
+	localLenV4 = 2 + 4  // port, IPv4 address
+	localLenV6 = 2 + 16 // port, IPv6 address
+
 	// maxRecordLen is the longest record the option limits allow: IPv6,
 	// seq data, 255 bytes of PE data and a 16-byte name. It is well within
 	// the 12 bits of ver_size, so no valid Conn can overflow them.
-	maxRecordLen = recordLen6 + 2 + seqDataLen + 2 + MaxPEDataLen + 2 + MaxPENameLen
+	maxRecordLen = recordLen6 + 2 + seqDataLen + 2 + MaxPEDataLen + 2 + MaxPENameLen + 2 + localLenV6
 
 	maxMessageLen = math.MaxUint16 // the header's size field
 )
@@ -143,6 +153,8 @@ func (c Conn) check(version int) error {
 			return fmt.Errorf("%w: version 0 carries no persistence engine data", ErrVersion)
 		case c.Flags > math.MaxUint16:
 			return fmt.Errorf("%w: flags 0x%x do not fit version 0's 16 bits", ErrVersion, c.Flags)
+		case c.Local.IsValid():
+			return fmt.Errorf("%w: version 0 carries no options, so no FULLNAT local address", ErrVersion)
 		}
 		return nil
 	}
@@ -159,6 +171,10 @@ func (c Conn) check(version int) error {
 		return fmt.Errorf("%w: pe data without pe name, which the receiver skips", ErrPE)
 	case len(c.PEData) == 0 && c.PEName != "":
 		return fmt.Errorf("%w: pe name %q without pe data: the kernel sends the name only with data", ErrPE, c.PEName)
+	case c.Local.IsValid() && (c.Local.Addr().Zone() != "" || c.Local.Addr().Is4In6()):
+		return fmt.Errorf("%w: local address %s: the option carries a plain IPv4 or IPv6 address", ErrAddr, c.Local.Addr())
+	case c.Local.IsValid() && c.IsTemplate():
+		return fmt.Errorf("%w: a template has no local address", ErrAddr)
 	}
 	return nil
 }
@@ -196,6 +212,9 @@ func (c Conn) lenV1() int {
 	}
 	if len(c.PEData) != 0 {
 		n += 2 + len(c.PEData) + 2 + len(c.PEName)
+	}
+	if c.Local.IsValid() {
+		n += 2 + localLen(c.Local.Addr())
 	}
 	return n
 }
@@ -235,7 +254,20 @@ func (c Conn) appendV1(b []byte) []byte {
 		b = append(b, optPEName, uint8(len(c.PEName)))
 		b = append(b, c.PEName...)
 	}
+	if c.Local.IsValid() {
+		b = append(b, optLocal|optFParam, uint8(localLen(c.Local.Addr())))
+		b = binary.BigEndian.AppendUint16(b, c.Local.Port())
+		b = append(b, c.Local.Addr().AsSlice()...)
+	}
 	return b
+}
+
+// localLen is the length of the local address option's data.
+func localLen(a netip.Addr) int {
+	if a.Is4() {
+		return localLenV4
+	}
+	return localLenV6
 }
 
 // appendV0 appends struct ip_vs_sync_conn_v0 and, with InSeq or OutSeq, the

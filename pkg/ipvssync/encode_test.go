@@ -98,6 +98,12 @@ func TestMarshalRejects(t *testing.T) {
 		{"version 0 fwmark", Version0, with0(func(c *Conn) { c.FWMark = 1 }), ErrVersion, "no fwmark"},
 		{"version 0 pe", Version0, with0(func(c *Conn) { c.PEName, c.PEData = "sip", []byte("x") }), ErrVersion, "persistence"},
 		{"version 0 flags over 16 bits", Version0, with0(func(c *Conn) { c.Flags = NFCT }), ErrVersion, "16 bits"},
+		{"version 0 local address", Version0, with0(func(c *Conn) { c.Local = netip.MustParseAddrPort("10.0.9.7:1025") }), ErrVersion, "local address"},
+		{"IPv4-mapped local address", Version1, with(func(c *Conn) { c.Local = netip.MustParseAddrPort("[::ffff:10.0.9.7]:1025") }), ErrAddr, "plain"},
+		{"local address with a zone", Version1, with(func(c *Conn) { c.Local = netip.MustParseAddrPort("[fe80::1%eth0]:1025") }), ErrAddr, "plain"},
+		{"template with a local address", Version1, with(func(c *Conn) {
+			c.Flags, c.State, c.Local = Template|Inactive, TemplateNone, netip.MustParseAddrPort("10.0.9.7:1025")
+		}), ErrAddr, "template"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := Message{SyncID: 7, Version: tc.version, Conns: tc.conns}
@@ -180,6 +186,7 @@ func TestMaxRecordLenFitsTwelveBits(t *testing.T) {
 	c := conn6()
 	c.PEData = bytes.Repeat([]byte{'x'}, MaxPEDataLen)
 	c.PEName = strings.Repeat("n", MaxPENameLen)
+	c.Local = netip.MustParseAddrPort("[2001:db8:9::7]:1025")
 	assert.Equal(t, maxRecordLen, c.lenV1())
 	assert.Less(t, maxRecordLen, 1<<sverShift, "no valid Conn can overflow ver_size")
 }
@@ -209,6 +216,15 @@ func TestRoundTrip(t *testing.T) {
 		Client: ap("10.9.0.1", 1), Virtual: ap("10.9.0.2", 2), Dest: ap("10.9.0.3", 3),
 		Timeout: math.MaxUint32 * time.Second,
 	}
+	fnat := conn4(4)
+	fnat.Local = netip.MustParseAddrPort("10.0.9.7:1025")
+	fnat6 := conn6()
+	fnat6.Local = netip.MustParseAddrPort("[2001:db8:9::7]:65535")
+	// NAT64: IPv6 client and VIP, an IPv4 real (IPv4-mapped) and local address.
+	nat64 := conn6()
+	nat64.Flags, nat64.Seq, nat64.PEName, nat64.PEData = Masq, nil, "", nil
+	nat64.Dest = netip.MustParseAddrPort("[::ffff:10.0.0.11]:8080")
+	nat64.Local = netip.MustParseAddrPort("10.0.9.7:1024")
 	v0 := conn4(3)
 	v0.Timeout = 0
 	v0nat := nat
@@ -223,6 +239,7 @@ func TestRoundTrip(t *testing.T) {
 		{"mixed families and odd lengths", Message{SyncID: 3, Version: Version1, Conns: []Conn{v6odd, conn4(1), v6, template, v6odd}}},
 		{"IPv4-mapped addresses make an IPv6 record", Message{Version: Version1, Conns: []Conn{mapped}}},
 		{"seq data and all 32 flag bits", Message{Version: Version1, Conns: []Conn{nat, sctp}}},
+		{"FULLNAT local addresses (IPv4, IPv6 after every option, NAT64)", Message{Version: Version1, Conns: []Conn{fnat, fnat6, nat64, conn4(5)}}},
 		{"255 conns", Message{Version: Version1, Conns: func() []Conn {
 			cs := make([]Conn, MaxConns)
 			for i := range cs {

@@ -195,6 +195,16 @@ type Conn struct {
 	// skip a record whose engine it does not have, as the kernel does.
 	PEName string
 	PEData []byte
+
+	// Local is a FULLNAT connection's local address and port: the
+	// director's source toward the real, which the real answers. IPVS
+	// has no FULLNAT and no field for it; xlb sends it in an option of
+	// its own (type 0x58, the optional bit 0x40 set), which a kernel
+	// backup skips, installing the rest of the record as it would any
+	// other. Version 1 only. Its family is its own: a NAT64 flow has an
+	// IPv6 client and VIP, an IPv4 local address, and an IPv4 real,
+	// carried IPv4-mapped in the IPv6 record.
+	Local netip.AddrPort
 }
 
 // SeqOptions is struct ip_vs_sync_conn_options: the sequence adjustments in
