@@ -26,8 +26,17 @@ import (
 	"github.com/xlbproject/xlb/pkg/control"
 )
 
-func syncFailoverConfig(prio int) string {
-	return fmt.Sprintf(`
+// syncFailoverConfig is the two directors' keepalived.conf: a NAT
+// service, or with fnat a FULLNAT one whose local address floats with the
+// VIP (a virtual_ipaddress of the same instance), so that the reals'
+// replies reach whichever director is MASTER.
+func syncFailoverConfig(prio int, fnat bool) string {
+	kind, laddr, group := "NAT", "", ""
+	if fnat {
+		kind, laddr = "FNAT", "\n        10.77.0.253/24"
+		group = "\n    laddr_group_name lg\n"
+	}
+	cfg := fmt.Sprintf(`
 global_defs {
     lvs_sync_daemon eth0 VI_1
 }
@@ -38,13 +47,13 @@ vrrp_instance VI_1 {
     advert_int 1
     virtual_ipaddress {
         10.77.1.100/32
-        10.77.0.254/24
+        10.77.0.254/24%s
     }
 }
 virtual_server 10.77.1.100 80 {
     lb_algo rr
-    lb_kind NAT
-    protocol TCP
+    lb_kind %s
+    protocol TCP%s
     real_server 10.77.0.11 80 {
         weight 1
         TCP_CHECK { connect_timeout 1 }
@@ -54,7 +63,11 @@ virtual_server 10.77.1.100 80 {
         TCP_CHECK { connect_timeout 1 }
     }
 }
-`, prio)
+`, prio, laddr, kind, group)
+	if fnat {
+		cfg = "local_address_group lg {\n    10.77.0.253\n}\n" + cfg
+	}
+	return cfg
 }
 
 // slowDownload fetches n bytes of the pattern from the VIP, reading
@@ -172,7 +185,19 @@ func TestFailoverKeepsConnections(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	failoverKeepsConnections(t, "xdp")
+	failoverKeepsConnections(t, "xdp", false)
+}
+
+// The same with a FULLNAT service (issue 13): each flow's local address
+// and port go in xlb's option of the sync record, the backup takes the
+// same ports toward the reals, and the reals — which have no route to
+// the clients at all — answer the local address, which moves with the
+// VIP: every download goes on across failover and failback.
+func TestFailoverKeepsFULLNATConnections(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	failoverKeepsConnections(t, "xdp", true)
 }
 
 // The same with the kernel's IPVS as the first director (xlb on the IPVS
@@ -190,18 +215,23 @@ func TestFailoverKeepsConnectionsWithIPVS(t *testing.T) {
 		}
 		t.Fatalf("modprobe ip_vs: %v: %s", err, out)
 	}
-	failoverKeepsConnections(t, "ipvs")
+	failoverKeepsConnections(t, "ipvs", false)
 }
 
-func failoverKeepsConnections(t *testing.T, dataplaneA string) {
+func failoverKeepsConnections(t *testing.T, dataplaneA string, fnat bool) {
 	topo, err := testutil.NewDR(testutil.DROptions{Reals: 2, Native: true, Backup: true, NAT: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { topo.Close() })
+	if fnat {
+		for _, ns := range topo.Reals {
+			require.NoError(t, ns.IP("route", "del", "default"))
+		}
+	}
 	require.NoError(t, topo.ServeHTTP(80))
 	dir := t.TempDir()
 	cfgA, cfgB := filepath.Join(dir, "a.conf"), filepath.Join(dir, "b.conf")
-	require.NoError(t, os.WriteFile(cfgA, []byte(syncFailoverConfig(150)), 0o644))
-	require.NoError(t, os.WriteFile(cfgB, []byte(syncFailoverConfig(100)), 0o644))
+	require.NoError(t, os.WriteFile(cfgA, []byte(syncFailoverConfig(150, fnat)), 0o644))
+	require.NoError(t, os.WriteFile(cfgB, []byte(syncFailoverConfig(100, fnat)), 0o644))
 	pinA := "/sys/fs/bpf/xlb-syncfail-" + testutil.Suffix()
 	t.Cleanup(func() { os.RemoveAll(pinA) }) // a killed director's pins
 

@@ -56,6 +56,7 @@ const (
 	realTUN       = uint32(xlbXlbRealFlagsXLB_REAL_F_TUN)
 	realFNAT      = uint32(xlbXlbRealFlagsXLB_REAL_F_FNAT)
 	realTOA       = uint32(xlbXlbRealFlagsXLB_REAL_F_TOA)
+	connNAT       = uint8(xlbXlbConnFlagsXLB_CONN_F_NAT)
 	connFNAT      = uint8(xlbXlbConnFlagsXLB_CONN_F_FNAT)
 	svcStandby    = uint16(xlbXlbSvcFlagsXLB_SVC_F_STANDBY)
 	svcSloppy     = uint16(xlbXlbSvcFlagsXLB_SVC_F_SLOPPY)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -49,6 +50,10 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 	if err := readBatches(x.objs.Reals, make([]uint32, x.lim.reals), reals, func(int) {}); err != nil {
 		return fmt.Errorf("read reals: %w", err)
 	}
+	laddrs, err := readArray[xlbLaddr](x.objs.Laddrs, int(x.objs.Laddrs.MaxEntries()))
+	if err != nil {
+		return fmt.Errorf("read local addresses: %w", err)
+	}
 	now := monotonicNow()
 	x.syncMu.Lock()
 	defer x.syncMu.Unlock()
@@ -69,12 +74,6 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 		if r == nil || v.Retired != 0 || expired(now, v.LastSeen, v.TimeoutS) || !mine {
 			return
 		}
-		if v.Flags&connFNAT != 0 {
-			// IPVS's sync protocol has no room for a FULLNAT flow's
-			// local address and port: a backup could not make the
-			// same flow. Its template (below) still goes.
-			return
-		}
 		c := ipvssync.Conn{
 			Protocol: proto,
 			Client:   client,
@@ -82,6 +81,20 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 			Dest:     netip.AddrPortFrom(r.Addr.addr(r.Family), destPort(r, virtual.Port())),
 			Flags:    fwd(r),
 			Timeout:  time.Duration(v.TimeoutS) * time.Second,
+		}
+		if v.Flags&connFNAT != 0 {
+			// IPVS's record has no room for a FULLNAT flow's local
+			// address and port: they go in xlb's option (a kernel
+			// backup skips it). A NAT64 flow's IPv4 real goes
+			// IPv4-mapped in its IPv6 record.
+			if int(v.Laddr) >= len(laddrs) || laddrs[v.Laddr].Family == 0 {
+				return
+			}
+			la := &laddrs[v.Laddr]
+			c.Local = netip.AddrPortFrom(la.Addr.addr(la.Family), portOf(v.Lport))
+			if client.Addr().Is6() && c.Dest.Addr().Is4() {
+				c.Dest = netip.AddrPortFrom(netip.AddrFrom16(c.Dest.Addr().As16()), c.Dest.Port())
+			}
 		}
 		switch proto {
 		case ipvssync.ProtocolUDP:
@@ -101,7 +114,7 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 		each(syncd.Record{Conn: c, Seen: time.Duration(v.LastSeen)})
 	}
 	keys, vals := make([]xlbConnKey, 4096), make([]xlbConn, 4096)
-	err := readBatches(x.objs.Conns, keys, vals, func(i int) {
+	err = readBatches(x.objs.Conns, keys, vals, func(i int) {
 		k := keys[i]
 		record(k.Proto, netip.AddrPortFrom(addrOf(k.Src), portOf(k.Sport)), netip.AddrPortFrom(addrOf(k.Dst), portOf(k.Dport)),
 			&vals[i], ours(x.synced, k, &vals[i]))
@@ -205,9 +218,10 @@ func (x *Dataplane) SyncInstall(conns []ipvssync.Conn) (syncd.Installed, error) 
 	x.applyMu.Lock()
 	defer x.applyMu.Unlock()
 	type target struct {
-		svc  *svcState
-		real *realState
-		gen  uint32
+		svc   *svcState
+		real  *realState
+		gen   uint32
+		laddr uint32 // FULLNAT: the local address's slot
 	}
 	x.mu.Lock()
 	find := func(c ipvssync.Conn) (target, string) {
@@ -223,12 +237,26 @@ func (x *Dataplane) SyncInstall(conns []ipvssync.Conn) (syncd.Installed, error) 
 		if s == nil {
 			return target{}, "no such service"
 		}
+		// A NAT64 flow's IPv4 real comes IPv4-mapped.
+		dest := c.Dest.Addr().Unmap()
 		for _, r := range s.reals {
-			if r.Addr == c.Dest.Addr() && (r.Port == c.Dest.Port() || r.Port == 0) {
-				if r.Forward == lvs.FNAT && !c.IsTemplate() {
-					return target{}, "FULLNAT real (a connection's local port is not in the sync protocol)"
+			if r.Addr == dest && (r.Port == c.Dest.Port() || r.Port == 0) {
+				t := target{svc: s, real: r, gen: x.state.realGen[r.slot]}
+				if r.Forward != lvs.FNAT || c.IsTemplate() {
+					return t, ""
 				}
-				return target{s, r, x.state.realGen[r.slot]}, ""
+				// A FULLNAT flow goes on only from the local address
+				// and port its real knows: one of this service's.
+				la := c.Local.Addr()
+				switch slot, ok := x.state.laddrAt[la]; {
+				case !c.Local.IsValid():
+					return target{}, "FULLNAT real, and the record has no local address (a kernel master's)"
+				case !ok || !slices.Contains(s.local, la):
+					return target{}, fmt.Sprintf("local address %s is not one of the service's", la)
+				default:
+					t.laddr = slot
+				}
+				return t, ""
 			}
 		}
 		return target{}, "no such real"
@@ -268,7 +296,7 @@ func (x *Dataplane) SyncInstall(conns []ipvssync.Conn) (syncd.Installed, error) 
 		if c.IsTemplate() {
 			installed, err = x.installTemplate(c, t.real, t.gen, now)
 		} else {
-			installed, err = x.installConn(c, t.svc, t.real, t.gen, now, count)
+			installed, err = x.installConn(c, t.svc, t.real, t.gen, t.laddr, now, count)
 		}
 		switch {
 		case err != nil:
@@ -345,9 +373,10 @@ func (x *Dataplane) wireTimeout(c ipvssync.Conn, state uint8) uint32 {
 	return v
 }
 
-// connValue is the flow-table entry of a record, and false for a
-// protocol the program does not track.
-func (x *Dataplane) connValue(c ipvssync.Conn, s *svcState, r *realState, gen uint32, now uint64) (xlbConn, bool) {
+// connValue is the flow-table entry of a record (a FULLNAT real's from
+// local address slot laddr), and false for a protocol the program does
+// not track.
+func (x *Dataplane) connValue(c ipvssync.Conn, s *svcState, r *realState, gen, laddr uint32, now uint64) (xlbConn, bool) {
 	var state uint8
 	switch c.Protocol {
 	case ipvssync.ProtocolTCP:
@@ -359,22 +388,39 @@ func (x *Dataplane) connValue(c ipvssync.Conn, s *svcState, r *realState, gen ui
 	}
 	v := xlbConn{Real: r.slot, Gen: gen, LastSeen: now, Svc: s.idx, TimeoutS: x.wireTimeout(c, state),
 		State: state, InPkts: 3}
-	if r.Forward == lvs.NAT {
-		v.Flags = uint8(xlbXlbConnFlagsXLB_CONN_F_NAT)
+	switch r.Forward {
+	case lvs.NAT:
+		v.Flags = connNAT
+	case lvs.FNAT:
+		v.Flags = connNAT | connFNAT
+		v.Laddr, v.Lport = uint8(laddr), port16(c.Local.Port())
 	}
 	return v, true
 }
 
-// installConn installs a flow record in its family's flow table.
-func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen uint32, now uint64, count func(uint32, uint8, int64)) (bool, error) {
-	v, ok := x.connValue(c, s, r, gen, now)
+// installConn installs a flow record in its family's flow table; a
+// FULLNAT flow's local port first (fnatPort).
+func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen, laddr uint32, now uint64, count func(uint32, uint8, int64)) (done bool, err error) {
+	v, ok := x.connValue(c, s, r, gen, laddr, now)
 	if !ok {
 		return false, nil
+	}
+	if r.Forward == lvs.FNAT {
+		taken, ok, perr := x.fnatPort(c, r, laddr, now)
+		if perr != nil || !ok {
+			return false, perr
+		}
+		// A port this record took goes back if its flow is not made.
+		defer func() {
+			if !done && taken != nil {
+				err = errors.Join(err, taken())
+			}
+		}()
 	}
 	if c.Virtual.Addr().Is4() {
 		k := xlbConnKey{Src: ip4(c.Client.Addr()), Dst: ip4(c.Virtual.Addr()), Sport: port16(c.Client.Port()),
 			Dport: port16(c.Virtual.Port()), Proto: c.Protocol}
-		done, err := installFlow(x, x.objs.Conns, k, v, c, r, gen, now, count)
+		done, err = installFlow(x, x.objs.Conns, k, v, c, r, gen, now, count)
 		if done && err == nil {
 			err = x.installed(c, k, r, v.State, now)
 		}
@@ -382,7 +428,7 @@ func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen 
 	}
 	k := xlbConnKey6{Src: words6(c.Client.Addr()), Dst: words6(c.Virtual.Addr()), Sport: port16(c.Client.Port()),
 		Dport: port16(c.Virtual.Port()), Proto: c.Protocol}
-	done, err := installFlow(x, x.objs.Conns6, k, v, c, r, gen, now, count)
+	done, err = installFlow(x, x.objs.Conns6, k, v, c, r, gen, now, count)
 	if !done || err != nil {
 		return done, err
 	}
@@ -399,6 +445,43 @@ func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen 
 		}
 	}
 	return true, nil
+}
+
+// fnatPort takes a synced FULLNAT flow's local port toward its real, as
+// the program takes one (an entry of fnat_ports, or fnat_ports6 for an
+// IPv6 real, inserted only where none is): held already for the same
+// client, it is the flow's; held for another, the record is stale (false)
+// rather than two flows answered on one port. give, when not nil, gives
+// back the port this call took.
+func (x *Dataplane) fnatPort(c ipvssync.Conn, r *realState, laddr uint32, now uint64) (give func() error, ok bool, err error) {
+	rport := r.Port
+	if rport == 0 {
+		rport = c.Virtual.Port()
+	}
+	v := xlbFnatPort{Nr: xlbNatReply{Vip: addrKey(c.Virtual.Addr()), Vport: port16(c.Virtual.Port()), Family: family(c.Virtual.Addr())},
+		Client: addrKey(c.Client.Addr()), Cport: port16(c.Client.Port()), Laddr: uint8(laddr), Taken: now}
+	mine := func(o xlbFnatPort) bool { return o.Nr == v.Nr && o.Client == v.Client && o.Cport == v.Cport && o.Laddr == v.Laddr }
+	if r.Addr.Is4() {
+		k := xlbConnKey{Src: ip4(r.Addr), Dst: ip4(c.Local.Addr()), Sport: port16(rport), Dport: port16(c.Local.Port()), Proto: c.Protocol}
+		return takePort(x.objs.FnatPorts, k, v, mine)
+	}
+	k := xlbConnKey6{Src: words6(r.Addr), Dst: words6(c.Local.Addr()), Sport: port16(rport), Dport: port16(c.Local.Port()), Proto: c.Protocol}
+	return takePort(x.objs.FnatPorts6, k, v, mine)
+}
+
+func takePort[K any](m *ebpf.Map, k K, v xlbFnatPort, mine func(xlbFnatPort) bool) (func() error, bool, error) {
+	err := m.Update(&k, &v, ebpf.UpdateNoExist)
+	if err == nil {
+		return func() error { return m.Delete(&k) }, true, nil
+	}
+	if !errors.Is(err, ebpf.ErrKeyExist) {
+		return nil, false, fmt.Errorf("take a FULLNAT port: %w", err)
+	}
+	var old xlbFnatPort
+	if err := m.Lookup(&k, &old); err != nil {
+		return nil, false, nil // went meanwhile: the next record takes it
+	}
+	return nil, mine(old), nil
 }
 
 // installFlow writes a record's flow v under k in table, as IPVS's backup

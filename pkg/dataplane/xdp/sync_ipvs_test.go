@@ -43,7 +43,8 @@ func ipvsConns(t *testing.T, ns *testutil.NS) map[string]kernelConn {
 // K). Kernel master, xlb backup: the connections real traffic makes
 // through K's IPVS (TCP and UDP) appear in X's table with their real and
 // state, a FIN's change follows, another syncid is ignored. xlb master,
-// kernel backup: flows X forwards appear in K's ipvsadm -Lnc, and a FIN's
+// kernel backup: flows X forwards appear in K's ipvsadm -Lnc (a FULLNAT
+// one too, its local address in an option the kernel skips), and a FIN's
 // change follows.
 func TestSyncWithKernelIPVS(t *testing.T) {
 	requireRoot(t)
@@ -122,7 +123,12 @@ func TestSyncWithKernelIPVS(t *testing.T) {
 		dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
 			Reals: []dataplane.Real{{Addr: netip.MustParseAddr("10.0.0.11"), Port: 8080, Weight: 1, Forward: lvs.NAT}}},
 		dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 53, Protocol: lvs.UDP}, Scheduler: "rr",
-			Reals: []dataplane.Real{{Addr: netip.MustParseAddr("10.0.0.11"), Port: 5353, Weight: 1, Forward: lvs.NAT}}})
+			Reals: []dataplane.Real{{Addr: netip.MustParseAddr("10.0.0.11"), Port: 5353, Weight: 1, Forward: lvs.NAT}}},
+		// FULLNAT, which the kernel lacks: its records carry xlb's
+		// local address option.
+		dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 8081, Protocol: lvs.TCP}, Scheduler: "rr",
+			LocalAddrs: []netip.Addr{netip.MustParseAddr("10.0.0.50")},
+			Reals:      []dataplane.Real{{Addr: netip.MustParseAddr("10.0.0.11"), Port: 8080, Weight: 1, Forward: lvs.FNAT}}})
 
 	// Kernel master, xlb backup of another syncid first: ignored.
 	ipvsadm("--start-daemon", "master", "--mcast-interface", "sync0", "--syncid", "5")
@@ -190,6 +196,14 @@ func TestSyncWithKernelIPVS(t *testing.T) {
 			require.EqualValues(t, xdpTX, v)
 		}
 	}
+	// A FULLNAT flow: the kernel skips xlb's optional option and
+	// installs the rest of the record, as ip_vs_proc_sync_conn reads it.
+	for _, fl := range []uint8{testutil.TCPSyn, testutil.TCPAck} {
+		f := syn(41000)
+		f.Src, f.DstPort, f.TCPFlags = other, 8081, fl
+		v, _ := run(t, nsX, x, f.Bytes())
+		require.EqualValues(t, xdpTX, v)
+	}
 	require.Eventually(t, func() bool {
 		onK := ipvsConns(t, nsK)
 		for p := range 5 {
@@ -198,7 +212,8 @@ func TestSyncWithKernelIPVS(t *testing.T) {
 				return false
 			}
 		}
-		return true
+		c, ok := onK[netip.AddrPortFrom(other, 41000).String()]
+		return ok && c.state == "ESTABLISHED" && c.dest == "10.0.0.11:8080" && c.virtual == "10.0.0.100:8081"
 	}, 10*time.Second, 50*time.Millisecond, "xlb's flows did not reach the kernel backup")
 	v, _ := run(t, nsX, x, tcpFrame(other, 40000, testutil.TCPFin|testutil.TCPAck))
 	require.EqualValues(t, xdpTX, v)

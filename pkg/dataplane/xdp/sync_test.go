@@ -2,11 +2,13 @@ package xdp
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/google/gopacket/layers"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -295,4 +297,162 @@ func TestSyncRecordsSayTunnel(t *testing.T) {
 	fwd := map[uint16]uint32{}
 	require.NoError(t, x.SyncRecords(func(r syncd.Record) { fwd[r.Virtual.Port()] = r.Flags & ipvssync.FwdMask }))
 	assert.Equal(t, map[uint16]uint32{80: ipvssync.Tunnel, 81: ipvssync.DRoute}, fwd)
+}
+
+// FULLNAT flows on IPVS's sync protocol (issue 13: a failover must not
+// lose them): the master sends each flow's local address and port in
+// xlb's own option; the backup, whose local addresses sit in other slots,
+// takes the same port toward the real and, once it forwards, sends the
+// client's packets from the same address and port and the real's replies
+// back to the client — IPv4, IPv6 and NAT64. A record without the local
+// address (a kernel master's), or with one the service lacks, is skipped
+// with its reason; one whose port another flow holds here is stale, and
+// that flow keeps its replies.
+func TestSyncFULLNATFlows(t *testing.T) {
+	requireRoot(t)
+	syncd.PollInterval = 50 * time.Millisecond
+	nsA, _ := testNS(t)
+	nsB, _ := testNS(t)
+	require.NoError(t, nsA.IP("link", "add", "sync0", "type", "veth", "peer", "name", "sync0", "netns", nsB.Name))
+	for i, ns := range []*testutil.NS{nsA, nsB} {
+		require.NoError(t, ns.IP("addr", "add", netip.AddrFrom4([4]byte{10, 99, 0, byte(1 + i)}).String()+"/24", "dev", "sync0"))
+		require.NoError(t, ns.IP("link", "set", "sync0", "up"))
+	}
+	res := staticResolver{realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}, real6(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
+	svcs := func(l4 []netip.Addr) []dataplane.Service {
+		return []dataplane.Service{
+			{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr", LocalAddrs: l4,
+				Reals: []dataplane.Real{{Addr: realAddr(1), Port: 8080, Weight: 1, Forward: lvs.FNAT}}},
+			{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr", LocalAddrs: []netip.Addr{laddr6a, laddr6b},
+				Reals: []dataplane.Real{{Addr: real6(1), Port: 8080, Weight: 1, Forward: lvs.FNAT}}},
+			{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: 81, Protocol: lvs.TCP}, Scheduler: "rr", LocalAddrs: l4,
+				Reals: []dataplane.Real{{Addr: realAddr(1), Port: 8081, Weight: 1, Forward: lvs.FNAT}}},
+		}
+	}
+	a, b := openTest(t, nsA, res), openTest(t, nsB, res)
+	apply(t, nsA, a, svcs([]netip.Addr{laddr1, laddr2})...)
+	// The backup's local addresses in other slots: a local address
+	// travels by its address, not its slot.
+	apply(t, nsB, b, svcs([]netip.Addr{netip.MustParseAddr("10.0.0.52"), laddr2, laddr1})...)
+
+	// A flow's way out on a director: the client's ACK, and where it
+	// leaves from (source address and port, destination).
+	type way struct {
+		local netip.AddrPort
+		real  netip.Addr
+	}
+	out4 := func(ns *testutil.NS, x *Dataplane, sport uint16, flags uint8) way {
+		f := syn(sport)
+		f.TCPFlags = flags
+		v, out := run(t, ns, x, f.Bytes())
+		require.EqualValues(t, xdpTX, v)
+		verifyChecksums(t, out)
+		d := decode(t, out)
+		return way{netip.AddrPortFrom(ip4Of(d.ip.SrcIP), uint16(d.tcp.SrcPort)), ip4Of(d.ip.DstIP)}
+	}
+	out6 := func(ns *testutil.NS, x *Dataplane, sport, vport uint16, flags func(*layers.TCP)) way {
+		v, out := run(t, ns, x, segment6(t, client6, vip6, sport, vport, false, flags, ""))
+		require.EqualValues(t, xdpTX, v)
+		if vport == 81 { // NAT64: IPv4 out
+			verifyChecksums(t, out)
+			d := decode(t, out)
+			return way{netip.AddrPortFrom(ip4Of(d.ip.SrcIP), uint16(d.tcp.SrcPort)), ip4Of(d.ip.DstIP)}
+		}
+		d := decode6(t, out)
+		require.True(t, d.sumOK)
+		return way{netip.AddrPortFrom(ip6Of(d.ip.SrcIP), uint16(d.tcp.SrcPort)), ip6Of(d.ip.DstIP)}
+	}
+	onA := map[string]way{}
+	for i := range 6 {
+		p := uint16(42000 + i)
+		out4(nsA, a, p, testutil.TCPSyn)
+		onA[fmt.Sprint("v4 ", p)] = out4(nsA, a, p, testutil.TCPAck)
+		out6(nsA, a, p, 80, synFlags)
+		onA[fmt.Sprint("v6 ", p)] = out6(nsA, a, p, 80, ackFlags)
+		out6(nsA, a, p, 81, synFlags)
+		onA[fmt.Sprint("nat64 ", p)] = out6(nsA, a, p, 81, ackFlags)
+	}
+	var recs []syncd.Record
+	require.NoError(t, a.SyncRecords(func(r syncd.Record) { recs = append(recs, r) }))
+	require.Len(t, recs, 18)
+	for _, r := range recs {
+		assert.True(t, r.Local.IsValid(), "%s: the local address goes with the record", r.Conn)
+		assert.Equal(t, ipvssync.Masq, r.Flags&ipvssync.FwdMask, "%s: as IPVS's closest method", r.Conn)
+	}
+
+	startSync(t, nsA, a, dataplane.SyncDaemon{SyncID: 3})
+	startSync(t, nsB, b, dataplane.SyncDaemon{Backup: true, SyncID: 3})
+	require.Eventually(t, func() bool { cs, err := b.Conns(); return err == nil && len(cs) == 18 }, 5*time.Second, 20*time.Millisecond,
+		"the backup did not get the 18 FULLNAT flows")
+	st := b.SyncStats()
+	assert.Zero(t, st.Skipped, "%+v", st)
+	assert.Zero(t, st.InstallErrors, "%+v", st)
+
+	// The backup forwards them as the master did (a second on: the
+	// program refreshes a flow's time in steps of a second, and a flow
+	// it has not touched stays the master's).
+	time.Sleep(1100 * time.Millisecond)
+	for i := range 6 {
+		p := uint16(42000 + i)
+		assert.Equal(t, onA[fmt.Sprint("v4 ", p)], out4(nsB, b, p, testutil.TCPAck), "IPv4 flow %d", p)
+		assert.Equal(t, onA[fmt.Sprint("v6 ", p)], out6(nsB, b, p, 80, ackFlags), "IPv6 flow %d", p)
+		assert.Equal(t, onA[fmt.Sprint("nat64 ", p)], out6(nsB, b, p, 81, ackFlags), "NAT64 flow %d", p)
+	}
+	// ... and the reals' replies to the local ports go to their clients.
+	w := onA["v4 42000"]
+	reply := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: w.local.Addr(),
+		Proto: 6, SrcPort: 8080, DstPort: w.local.Port(), TCPFlags: testutil.TCPAck, Payload: []byte("x")}
+	_, out := run(t, nsB, b, reply.Bytes())
+	want := reply
+	want.Src, want.SrcPort, want.Dst, want.DstPort = vip, 80, client, 42000
+	assert.Equal(t, want.Bytes(), out, "the IPv4 reply, from the VIP to the client")
+	w = onA["v6 42001"]
+	v6reply := segment6(t, real6(1), w.local.Addr(), 8080, w.local.Port(), false, ackFlags, "y")
+	_, out = run(t, nsB, b, v6reply)
+	d := decode6(t, out)
+	assert.Equal(t, []netip.Addr{vip6, client6}, []netip.Addr{ip6Of(d.ip.SrcIP), ip6Of(d.ip.DstIP)})
+	assert.EqualValues(t, []layers.TCPPort{80, 42001}, []layers.TCPPort{d.tcp.SrcPort, d.tcp.DstPort})
+	assert.True(t, d.sumOK)
+	w = onA["nat64 42002"]
+	reply = testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: w.local.Addr(),
+		Proto: 6, SrcPort: 8081, DstPort: w.local.Port(), TCPFlags: testutil.TCPAck, Payload: []byte("z")}
+	rb := reply.Bytes()
+	_, out = run(t, nsB, b, rb)
+	d = decode6(t, out[:len(rb)+20])
+	assert.Equal(t, []netip.Addr{vip6, client6}, []netip.Addr{ip6Of(d.ip.SrcIP), ip6Of(d.ip.DstIP)}, "the NAT64 reply, IPv6 again")
+	assert.EqualValues(t, []layers.TCPPort{81, 42002}, []layers.TCPPort{d.tcp.SrcPort, d.tcp.DstPort})
+	assert.True(t, d.sumOK)
+
+	// What the backup refuses, and why.
+	rec := recs[0].Conn
+	for _, r := range recs {
+		if r.Virtual == netip.AddrPortFrom(vip, 80) && r.Client.Port() == 42000 {
+			rec = r.Conn
+		}
+	}
+	kernels := rec
+	kernels.Client, kernels.Local = netip.AddrPortFrom(client, 43000), netip.AddrPort{}
+	got, err := b.SyncInstall([]ipvssync.Conn{kernels})
+	require.NoError(t, err)
+	assert.Equal(t, 1, got.Skipped)
+	assert.Contains(t, got.Reason, "no local address")
+	strange := rec
+	strange.Client, strange.Local = netip.AddrPortFrom(client, 43001), netip.MustParseAddrPort("10.0.0.99:2000")
+	got, err = b.SyncInstall([]ipvssync.Conn{strange})
+	require.NoError(t, err)
+	assert.Equal(t, 1, got.Skipped)
+	assert.Contains(t, got.Reason, "local address 10.0.0.99 is not one of the service's")
+	// Another client on a port a flow holds: stale, and the port's
+	// replies still go to its own client.
+	clash := rec
+	clash.Client = netip.AddrPortFrom(client, 43002)
+	got, err = b.SyncInstall([]ipvssync.Conn{clash})
+	require.NoError(t, err)
+	assert.Equal(t, syncd.Installed{Stale: 1}, got)
+	assert.NotContains(t, connsByClient(t, b), clash.Client)
+	w = onA["v4 42000"]
+	reply = testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: w.local.Addr(),
+		Proto: 6, SrcPort: 8080, DstPort: w.local.Port(), TCPFlags: testutil.TCPAck, Payload: []byte("x")}
+	_, out = run(t, nsB, b, reply.Bytes())
+	assert.Equal(t, want.Bytes(), out, "the port's replies still go to the flow that holds it")
 }
