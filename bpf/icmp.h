@@ -12,6 +12,7 @@
 #include "forward.h"
 #include "conntrack.h"
 #include "tunnel.h"
+#include "nat64.h"
 
 struct icmp_err {
 	struct icmphdr *icmp;
@@ -165,7 +166,16 @@ static __always_inline int icmp_from_fnat(struct xdp_md *ctx, struct packet *p, 
 	struct conn_key k;
 	icmp_flow_key(&e, &k);
 	struct fnat_port *fp = bpf_map_lookup_elem(&fnat_ports, &k);
-	/* (NAT64's, of an IPv6 VIP, are not translated across families.) */
+	if (fp && fp->nr.family == AF_INET6) {
+		/* NAT64's, of an IPv6 VIP: ICMPv6 to the client
+		 * (bpf/nat64.h), the flow's entry in fnat_scratch. */
+		__u32 zero = 0;
+		struct fnat_port *s = bpf_map_lookup_elem(&fnat_scratch, &zero);
+		if (!s || !to_vip(&fp->nr.vip, AF_INET6))
+			return -1;
+		*s = *fp;
+		return xdp_verdict(nat46_icmp(ctx));
+	}
 	if (!fp || fp->nr.family != AF_INET || !to_vip(&fp->nr.vip, AF_INET))
 		return -1;
 	struct fnat_port f = *fp;

@@ -18,6 +18,7 @@
 #include "forward.h"
 #include "tunnel.h"
 #include "conntrack.h"
+#include "nat64.h"
 
 struct icmp6_err {
 	__u16 *sum;            /* the ICMPv6 checksum */
@@ -96,9 +97,14 @@ static __always_inline int icmp6_to_vip(struct xdp_md *ctx, struct packet *p, vo
 		return -1;
 	__u32 slot = c->real;
 	struct real *r = bpf_map_lookup_elem(&reals, &slot);
-	if (!r || r->gen != c->gen || !(r->flags & XLB_REAL_F_PRESENT) || (r->flags & XLB_REAL_F_STANDBY) ||
-	    r->family != AF_INET6) /* (NAT64's would need ICMPv6 made ICMP) */
+	if (!r || r->gen != c->gen || !(r->flags & XLB_REAL_F_PRESENT) || (r->flags & XLB_REAL_F_STANDBY))
 		return -1;
+	if (r->family != AF_INET6) {
+		/* NAT64's: ICMP to the IPv4 real (bpf/nat64.h). */
+		if (!(c->flags & XLB_CONN_F_FNAT))
+			return -1;
+		return xdp_verdict(nat64_icmp(ctx, slot, (__u32)c->laddr << 16 | c->lport));
+	}
 	if (r->flags & XLB_REAL_F_TUN)
 		return forward_tun6(ctx, p, data_end, r, slot);
 	if ((r->flags & XLB_REAL_F_NAT) &&

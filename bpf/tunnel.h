@@ -24,7 +24,17 @@ struct icmphdr {
 };
 #define ICMP_DEST_UNREACH 3
 #define ICMP_TIME_EXCEEDED 11
+/* destination unreachable's codes (RFC 792, RFC 1812) */
+#define ICMP_HOST_UNREACH 1
+#define ICMP_PROT_UNREACH 2
+#define ICMP_PORT_UNREACH 3
 #define ICMP_FRAG_NEEDED 4
+#define ICMP_NET_ANO 9
+#define ICMP_HOST_ANO 10
+#define ICMP_HOST_UNR_TOS 12
+#define ICMP_PKT_FILTERED 13
+#define ICMP_PREC_VIOLATION 14
+#define ICMP_PREC_CUTOFF 15
 
 /* draft-ietf-intarea-gue, version 0, no options: what IPVS sends. */
 struct guehdr {

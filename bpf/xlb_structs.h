@@ -114,7 +114,8 @@ enum xlb_stat {
 	XLB_STAT_FLOOD_STATELESS = 14, /* forwarded by the scheduler's table alone, no flow entry (flood mode) */
 	XLB_STAT_FNAT_NO_PORT = 15, /* FULLNAT new flow: no free local port found toward its real: dropped */
 	XLB_STAT_NAT64_UDP_NO_CSUM = 16, /* an IPv4 real's UDP reply to a NAT64 flow without a checksum (IPv6 needs one): dropped */
-	XLB_STAT_MAX = 17,
+	XLB_STAT_NAT64_ICMP_DROP = 17, /* an ICMP/ICMPv6 error about a NAT64 flow that RFC 7915 does not translate (or over 1280 bytes as ICMPv6): dropped */
+	XLB_STAT_MAX = 18,
 };
 
 /* An IPv4 or IPv6 address, in network order. An IPv4 address is the

@@ -1,7 +1,10 @@
 package xdp
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"testing"
@@ -217,6 +220,248 @@ func TestNAT64EndToEnd(t *testing.T) {
 			assert.NotZero(t, st.Reasons["nat_reply"], "replies were translated by XDP")
 			assert.Zero(t, st.Reasons["fnat_no_port"])
 			assert.Zero(t, st.Reasons["nat64_udp_no_csum"])
+		})
+	}
+}
+
+// ICMP errors about a NAT64 flow cross the families (RFC 7915 4.2 and
+// 5.2), so that path MTU discovery works on either side of the director:
+// an IPv4 router's error about the director's packet to the real reaches
+// the client as ICMPv6 from the VIP, quoting the client's packet as it
+// sent it (Packet Too Big's MTU 20 more, at least 1280); the client
+// side's ICMPv6 error about the VIP's packet reaches the real as ICMP
+// from the local address, quoting the real's packet as it sent it
+// (fragmentation needed's MTU 20 less). Every type and code the RFC maps;
+// one it does not is a counted drop. Each output is decoded by gopacket,
+// its checksums recomputed by testutil's RFC 1071 routine, its quote
+// compared byte for byte past the headers.
+func TestNAT64ICMPErrors(t *testing.T) {
+	ns, x := newNAT64Test(t)
+	v, out := run(t, ns, x, segment6(t, client6, vip6, 41000, 80, false, synFlags, ""))
+	require.EqualValues(t, xdpTX, v)
+	lport := uint16(decode(t, out).tcp.SrcPort)
+	payload := make([]byte, 1400)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+
+	// 4 -> 6. What the director sent the real, quoted as an IPv4 router
+	// quotes it (576 bytes at most).
+	sent := testutil.Frame{SrcMAC: srcMAC, DstMAC: realMAC(1), Src: laddr1, Dst: realAddr(1), Proto: 6, SrcPort: lport,
+		DstPort: 8080, TCPFlags: testutil.TCPAck, Payload: payload, TTL: 63}
+	quote4 := ipOf(sent.Bytes())[:20+20+200]
+	icmp4 := func(typ, code uint8, rest uint32) []byte {
+		msg := make([]byte, 8, 8+len(quote4))
+		msg[0], msg[1] = typ, code
+		binary.BigEndian.PutUint32(msg[4:], rest)
+		msg = append(msg, quote4...)
+		binary.BigEndian.PutUint16(msg[2:], testutil.Checksum(msg, 0))
+		f := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: netip.MustParseAddr("10.0.0.254"), Dst: laddr1,
+			Proto: 1, Payload: msg, TTL: 60, TOS: 0xc0}
+		return f.Bytes()
+	}
+	for _, tc := range []struct {
+		name        string
+		typ, code   uint8
+		rest        uint32
+		typ6, code6 uint8
+		field6      uint32
+		dropped     bool
+	}{
+		{"fragmentation needed, MTU 1300", 3, 4, 1300, 2, 0, 1320, false},
+		{"fragmentation needed, MTU 1000: IPv6's least", 3, 4, 1000, 2, 0, 1280, false},
+		{"fragmentation needed, no MTU (RFC 1191's zero)", 3, 4, 0, 2, 0, 1280, false},
+		{"port unreachable", 3, 3, 0, 1, 4, 0, false},
+		{"host unreachable", 3, 1, 0, 1, 0, 0, false},
+		{"communication administratively prohibited", 3, 13, 0, 1, 1, 0, false},
+		{"protocol unreachable: parameter problem at the next header", 3, 2, 0, 4, 1, 6, false},
+		{"time exceeded in transit", 11, 0, 0, 3, 0, 0, false},
+		{"precedence violation: not translated", 3, 14, 0, 0, 0, 0, true},
+	} {
+		t.Run("to the client: "+tc.name, func(t *testing.T) {
+			in := icmp4(tc.typ, tc.code, tc.rest)
+			before := reasons(t, x)
+			v, out := run(t, ns, x, in)
+			if tc.dropped {
+				assert.EqualValues(t, xdpDrop, v)
+				assert.EqualValues(t, 1, reasons(t, x)["nat64_icmp_drop"]-before["nat64_icmp_drop"])
+				return
+			}
+			// (no route to the client in this namespace: the kernel
+			// gets it, translated)
+			assert.EqualValues(t, xdpPass, v)
+			out = out[:len(in)+40]
+			pkt := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
+			ip6, ok := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+			require.True(t, ok, "%v", pkt)
+			icmp, ok := pkt.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+			require.True(t, ok, "%v", pkt)
+			assert.Equal(t, vip6, ip6Of(ip6.SrcIP), "from the VIP")
+			assert.Equal(t, client6, ip6Of(ip6.DstIP), "to the client")
+			assert.EqualValues(t, 59, ip6.HopLimit, "the TTL less the director's hop")
+			assert.EqualValues(t, 0xc0, ip6.TrafficClass)
+			assert.EqualValues(t, len(in)-14-20+20, ip6.Length)
+			assert.True(t, icmp6SumOK(out), "the ICMPv6 checksum, recomputed")
+			assert.Equal(t, layers.CreateICMPv6TypeCode(tc.typ6, tc.code6), icmp.TypeCode)
+			assert.Equal(t, tc.field6, binary.BigEndian.Uint32(out[14+40+4:]))
+			// The quote: the client's packet as it sent it.
+			q := gopacket.NewPacket(out[14+40+8:], layers.LayerTypeIPv6, gopacket.Default)
+			qip, ok := q.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+			require.True(t, ok, "%v", q)
+			assert.Equal(t, client6, ip6Of(qip.SrcIP))
+			assert.Equal(t, vip6, ip6Of(qip.DstIP))
+			assert.EqualValues(t, 20+1400, qip.Length, "the whole datagram's length, as IPv4's total less its header")
+			assert.EqualValues(t, 63, qip.HopLimit)
+			assert.Equal(t, layers.IPProtocolTCP, qip.NextHeader)
+			assert.Equal(t, []byte{0xa0, 0x28, 0, 80}, out[14+40+8+40:14+40+8+44], "ports: the client's and the VIP's")
+			assert.Equal(t, quote4[24:], out[14+40+8+44:], "the rest of the quote, as it was")
+		})
+	}
+
+	// 6 -> 4. What the client side saw: the VIP's packet to the client.
+	quote6b := quote6(t, vip6, client6, 80, 41000, 300)
+	for _, tc := range []struct {
+		name        string
+		typ, code   uint8
+		field       uint32
+		typ4, code4 uint8
+		mtu4        uint16
+		dropped     bool
+	}{
+		{"packet too big, MTU 1300", 2, 0, 1300, 3, 4, 1280, false},
+		{"port unreachable", 1, 4, 0, 3, 3, 0, false},
+		{"no route", 1, 0, 0, 3, 1, 0, false},
+		{"administratively prohibited", 1, 1, 0, 3, 10, 0, false},
+		{"address unreachable", 1, 3, 0, 3, 1, 0, false},
+		{"hop limit exceeded", 3, 0, 0, 11, 0, 0, false},
+		{"unrecognised next header", 4, 1, 40, 3, 2, 0, false},
+		{"erroneous header field: not translated", 4, 0, 4, 0, 0, 0, true},
+	} {
+		t.Run("to the real: "+tc.name, func(t *testing.T) {
+			in := icmp6Frame(t, netip.MustParseAddr("2001:db8:ff::1"), vip6, tc.typ, tc.code, tc.field, quote6b)
+			before := reasons(t, x)
+			v, out := run(t, ns, x, in)
+			if tc.dropped {
+				assert.EqualValues(t, xdpDrop, v)
+				assert.EqualValues(t, 1, reasons(t, x)["nat64_icmp_drop"]-before["nat64_icmp_drop"])
+				return
+			}
+			require.EqualValues(t, xdpTX, v)
+			require.Len(t, out, len(in)-40, "IPv6's two headers became IPv4's")
+			d := decode(t, out)
+			require.NotNil(t, d.icmp)
+			ip := ipOf(out)
+			assert.Zero(t, testutil.Checksum(ip[:20], 0), "IPv4 header checksum")
+			assert.Zero(t, testutil.Checksum(ip[20:], 0), "ICMP checksum")
+			assert.Equal(t, realMAC(1).String(), d.eth.DstMAC.String())
+			assert.Equal(t, laddr1, ip4Of(d.ip.SrcIP), "from the local address")
+			assert.Equal(t, realAddr(1), ip4Of(d.ip.DstIP), "to the real")
+			assert.EqualValues(t, 64, d.ip.TTL)
+			assert.Equal(t, layers.CreateICMPv4TypeCode(tc.typ4, tc.code4), d.icmp.TypeCode)
+			assert.Equal(t, tc.mtu4, binary.BigEndian.Uint16(ip[20+6:]), "the next-hop MTU")
+			// The quote: the real's packet as it sent it.
+			q := ip[28:]
+			assert.Zero(t, testutil.Checksum(q[:20], 0), "the quote's IPv4 header checksum")
+			qp := gopacket.NewPacket(q, layers.LayerTypeIPv4, gopacket.Default)
+			qip, ok := qp.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+			require.True(t, ok, "%v", qp)
+			assert.Equal(t, realAddr(1), ip4Of(qip.SrcIP))
+			assert.Equal(t, laddr1, ip4Of(qip.DstIP))
+			assert.EqualValues(t, 20+20+300, qip.Length)
+			assert.Equal(t, layers.IPProtocolTCP, qip.Protocol)
+			assert.Equal(t, binary.BigEndian.AppendUint16([]byte{0x1f, 0x90}, lport), []byte(q[20:24]), "ports: the real's and the local one")
+			assert.Equal(t, quote6b[44:], []byte(q[24:]), "the rest of the quote, as it was")
+		})
+	}
+}
+
+// Path MTU discovery through NAT64 (issue 13): an IPv6-only client, an
+// IPv4-only real two routers away behind a 1400-byte hop (director -1500-
+// r1 -1400- r2 -1500- real). The client's full-size segments become
+// 1480-byte IPv4 packets that r1 cannot pass; its "fragmentation needed"
+// to the local address reaches the client as ICMPv6 Packet Too Big from
+// the VIP with MTU 1420 (IPv6's header is 20 bytes longer), the client's
+// route cache shows it, and an 8 MiB upload completes; an 8 MiB download
+// too. Native and generic.
+func TestNAT64PathMTU(t *testing.T) {
+	for _, mode := range []dataplane.XDPMode{dataplane.XDPNative, dataplane.XDPGeneric} {
+		t.Run(mode.String(), func(t *testing.T) {
+			requireRoot(t)
+			topo, err := testutil.NewDR(testutil.DROptions{Reals: 1, Native: mode == dataplane.XDPNative, NAT: true})
+			require.NoError(t, err)
+			t.Cleanup(func() { topo.Close() })
+			id := testutil.Suffix()
+			mk := func(role string) *testutil.NS {
+				ns, err := testutil.NewNS("xlb-" + id + "-" + role)
+				require.NoError(t, err)
+				t.Cleanup(func() { ns.Close() })
+				return ns
+			}
+			r1, r2, far := mk("r1"), mk("r2"), mk("far")
+			require.NoError(t, r1.IP("link", "add", "eth0", "type", "veth", "peer", "name", "p-router", "netns", topo.Switch.Name))
+			require.NoError(t, topo.Switch.IP("link", "set", "p-router", "master", "br0", "up"))
+			require.NoError(t, r1.IP("addr", "add", "10.77.0.253/24", "dev", "eth0"))
+			require.NoError(t, r1.IP("link", "set", "eth0", "up"))
+			link := func(a *testutil.NS, aIf, aAddr string, b *testutil.NS, bIf, bAddr, mtu string) {
+				require.NoError(t, a.IP("link", "add", aIf, "mtu", mtu, "type", "veth", "peer", "name", bIf, "mtu", mtu, "netns", b.Name))
+				require.NoError(t, a.IP("addr", "add", aAddr, "dev", aIf))
+				require.NoError(t, b.IP("addr", "add", bAddr, "dev", bIf))
+				require.NoError(t, a.IP("link", "set", aIf, "up"))
+				require.NoError(t, b.IP("link", "set", bIf, "up"))
+			}
+			link(r1, "to2", "10.79.0.1/30", r2, "to1", "10.79.0.2/30", "1400")
+			link(r2, "toreal", "10.78.0.1/24", far, "eth0", "10.78.0.10/24", "1500")
+			for _, ns := range []*testutil.NS{r1, r2} {
+				require.NoError(t, ns.Sysctl("net.ipv4.ip_forward", "1"))
+			}
+			require.NoError(t, r1.IP("route", "add", "10.78.0.0/24", "via", "10.79.0.2"))
+			require.NoError(t, r2.IP("route", "add", "default", "via", "10.79.0.1"))
+			require.NoError(t, far.IP("route", "add", "default", "via", "10.78.0.1"))
+			require.NoError(t, topo.Director.IP("route", "add", "10.78.0.0/24", "via", "10.77.0.253"))
+			// The real's frames cross XDP on the director: no checksum
+			// offload (a veth would leave them partial; a NIC does not).
+			require.NoError(t, far.Exec("ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off"))
+			testutil.ServeHTTPIn(t, far, "far", 8080)
+
+			// IPv6 on the client's side alone.
+			vip := netip.MustParseAddr("fd77:1::100")
+			enableIPv6(t, topo.Switch, "br0")
+			enableIPv6(t, topo.Client, "eth0")
+			addrNoDAD(t, topo.Client, "fd75::1/64")
+			require.NoError(t, topo.Client.IP("-6", "route", "add", "default", "via", "fd75::2"))
+			enableIPv6(t, topo.Director, "eth0")
+			addrNoDAD(t, topo.Director, "fd75::2/64")
+			require.NoError(t, topo.Director.Sysctl("net.ipv6.conf.all.forwarding", "1"))
+			local := netip.MustParseAddr("10.77.0.50")
+			require.NoError(t, topo.Director.IP("addr", "add", local.String()+"/24", "dev", "eth0"))
+
+			r := &drRig{topo: topo, pin: "/sys/fs/bpf/xlb-e2e-" + testutil.Suffix(), mode: mode, log: quiet,
+				svc: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}}
+			r.x = r.open(t)
+			t.Cleanup(func() { assert.NoError(t, r.x.Close()) })
+			r.apply(t, dataplane.Service{ServiceKey: r.svc, Scheduler: "rr", LocalAddrs: []netip.Addr{local},
+				Reals: []dataplane.Real{{Addr: netip.MustParseAddr("10.78.0.10"), Port: 8080, Weight: 1, Forward: lvs.FNAT}}})
+			r.waitResolved(t)
+
+			c := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: topo.Client.DialContext, DisableKeepAlives: true}}
+			base := "http://" + netip.AddrPortFrom(vip, 80).String()
+			const size = 8 << 20
+			want := sha256.New()
+			_, _ = io.Copy(want, io.LimitReader(testutil.Pattern(), size))
+			resp, err := c.Post(base+"/sha256", "application/octet-stream", io.LimitReader(testutil.Pattern(), size))
+			require.NoError(t, err, "the upload")
+			ans, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			assert.Equal(t, fmt.Sprintf("far %x", want.Sum(nil)), string(ans), "the upload arrived whole")
+			out, err := topo.Client.Command("ip", "-6", "route", "get", vip.String()).Output()
+			require.NoError(t, err)
+			assert.Contains(t, string(out), "mtu 1420", "the client learnt the path's MTU from the translated error: %s", out)
+
+			downloadChecked(t, c, base+"/", size)
+			st, err := r.x.Stats()
+			require.NoError(t, err)
+			assert.Zero(t, st.Reasons["nat64_icmp_drop"])
 		})
 	}
 }

@@ -211,6 +211,8 @@ func statName(s xlbXlbStat) string {
 		return "fnat_no_port"
 	case xlbXlbStatXLB_STAT_NAT64UDP_NO_CSUM:
 		return "nat64_udp_no_csum"
+	case xlbXlbStatXLB_STAT_NAT64ICMP_DROP:
+		return "nat64_icmp_drop"
 	}
 	return fmt.Sprintf("stat_%d", s)
 }

@@ -309,7 +309,8 @@ const (
 	xlbXlbStatXLB_STAT_FLOOD_STATELESS  xlbXlbStat = 14
 	xlbXlbStatXLB_STAT_FNAT_NO_PORT     xlbXlbStat = 15
 	xlbXlbStatXLB_STAT_NAT64UDP_NO_CSUM xlbXlbStat = 16
-	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 17
+	xlbXlbStatXLB_STAT_NAT64ICMP_DROP   xlbXlbStat = 17
+	xlbXlbStatXLB_STAT_MAX              xlbXlbStat = 18
 )
 
 type xlbXlbSvcFlags uint32
@@ -350,6 +351,7 @@ const (
 	xlbMapHalfOpen6        = "half_open6"
 	xlbMapHalfOpenReplies  = "half_open_replies"
 	xlbMapHalfOpenReplies6 = "half_open_replies6"
+	xlbMapIcmpxScratch     = "icmpx_scratch"
 	xlbMapLaddrs           = "laddrs"
 	xlbMapNatReplies       = "nat_replies"
 	xlbMapNatReplies6      = "nat_replies6"
@@ -455,6 +457,7 @@ type xlbMapSpecs struct {
 	HalfOpen6        *ebpf.MapSpec `ebpf:"half_open6"`
 	HalfOpenReplies  *ebpf.MapSpec `ebpf:"half_open_replies"`
 	HalfOpenReplies6 *ebpf.MapSpec `ebpf:"half_open_replies6"`
+	IcmpxScratch     *ebpf.MapSpec `ebpf:"icmpx_scratch"`
 	Laddrs           *ebpf.MapSpec `ebpf:"laddrs"`
 	NatReplies       *ebpf.MapSpec `ebpf:"nat_replies"`
 	NatReplies6      *ebpf.MapSpec `ebpf:"nat_replies6"`
@@ -526,6 +529,7 @@ type xlbMaps struct {
 	HalfOpen6        *ebpf.Map `ebpf:"half_open6"`
 	HalfOpenReplies  *ebpf.Map `ebpf:"half_open_replies"`
 	HalfOpenReplies6 *ebpf.Map `ebpf:"half_open_replies6"`
+	IcmpxScratch     *ebpf.Map `ebpf:"icmpx_scratch"`
 	Laddrs           *ebpf.Map `ebpf:"laddrs"`
 	NatReplies       *ebpf.Map `ebpf:"nat_replies"`
 	NatReplies6      *ebpf.Map `ebpf:"nat_replies6"`
@@ -570,6 +574,7 @@ func (m *xlbMaps) Close() error {
 		m.HalfOpen6,
 		m.HalfOpenReplies,
 		m.HalfOpenReplies6,
+		m.IcmpxScratch,
 		m.Laddrs,
 		m.NatReplies,
 		m.NatReplies6,
