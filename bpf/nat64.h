@@ -82,6 +82,85 @@ static __always_inline __u16 *l4_csum(void *l4, void *data_end, __u8 proto)
 	return (__u16 *)&uh->check;
 }
 
+/* ICMP <-> ICMPv6 for an error about a NAT64 flow: the headers that change
+ * as they were (from: the ICMP header, the quote's IP header, its first 8
+ * L4 bytes; 36 bytes for IPv4, 56 for IPv6) and as they become (to), and
+ * IPv6's pseudo-header. The new checksum is the old message's sum (0xffff:
+ * the message sums to that with its checksum) less from, plus to, plus or
+ * less the pseudo-header: one bpf_csum_diff each, over what changed only.
+ * A per-CPU map: the callers' frames leave no room for 136 bytes more. */
+struct icmpx_scratch {
+	__be32 from[14];
+	__be32 to[14];
+	__be32 pseudo[10];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__uint(value_size, sizeof(struct icmpx_scratch)); /* (no type: bpf2go needs none) */
+	__uint(max_entries, 1);
+} icmpx_scratch SEC(".maps");
+
+/* TOA for an IPv6 client (DPVS's tcpopt_ip6_addr: kind 254, length 20,
+ * the client's port and IPv6 address, which the toa module on the real
+ * reads from the ACK that completes the handshake; DPVS sends the same
+ * option to an IPv4 real of a NAT64 flow). The caller has checked that the
+ * packet is a handshake ACK without payload whose TCP header leaves room
+ * (toa6_fits), so the option goes at the frame's end, which grows by 20
+ * bytes at its tail: no header moves. The client is in this CPU's
+ * fnat_scratch (client, cport). */
+#define TCPOLEN_TOA6 20
+
+/* Whether the packet (IPv6, TCP at th, no extension header) can carry
+ * the option: no payload, and a TCP header of at most 40 bytes. Its
+ * client (the source, not yet rewritten) goes in fnat_scratch f. */
+static __always_inline int toa6_fits(struct ipv6hdr *ip6, struct tcphdr *th, struct fnat_port *f)
+{
+	__u32 thl = th->doff * 4;
+	if (ip6->nexthdr != IPPROTO_TCP || bpf_ntohs(ip6->payload_len) != thl || thl < 20 || thl + TCPOLEN_TOA6 > 60)
+		return 0;
+	__builtin_memcpy(f->client.v6, &ip6->saddr, 16);
+	f->cport = th->source;
+	return 1;
+}
+
+/* The option's bytes, in x->to[0..4], and the TCP checksum's change: its
+ * words, the pseudo-header's length (20 more than thl) and the data
+ * offset's word (written here, 5 words more). */
+static __always_inline int toa6_sum(__u16 *sum, struct tcphdr *th, __u32 thl, struct icmpx_scratch *x,
+				    const struct fnat_port *f)
+{
+	x->to[0] = bpf_htonl(254 << 24 | TCPOLEN_TOA6 << 16 | bpf_ntohs(f->cport));
+	__builtin_memcpy(&x->to[1], f->client.v6, 16);
+	__s64 d = bpf_csum_diff(0, 0, x->to, TCPOLEN_TOA6, (__u16)~*sum);
+	if (d < 0)
+		return -1;
+	*sum = csum_fold32((__u32)d);
+	csum_replace2(sum, bpf_htons(thl), bpf_htons(thl + TCPOLEN_TOA6));
+	__u16 *offw = (__u16 *)((void *)th + 12);
+	__u16 oldw = *offw;
+	th->doff += TCPOLEN_TOA6 / 4;
+	csum_replace2(sum, oldw, *offw);
+	return 0;
+}
+
+/* Puts the option (x->to) at offset end, the frame's new end. */
+static __always_inline int toa6_append(struct xdp_md *ctx, __u32 end, const struct icmpx_scratch *x)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	/* The frame's length, subtracted as the 64-bit pointers it comes
+	 * from (clang would narrow it, which the verifier refuses). */
+	long len = (long)data_end - (long)data;
+	asm volatile("" : "+r"(len));
+	if (bpf_xdp_adjust_tail(ctx, (int)(end + TCPOLEN_TOA6 - len)))
+		return -1;
+	/* A helper's store: 6.1's verifier loses a variable offset's
+	 * bounds between a packet pointer's check and its writes. */
+	return bpf_xdp_store_bytes(ctx, end, (void *)x->to, TCPOLEN_TOA6) ? -1 : 0;
+}
+
 /* 6 -> 4: the client's packet to the real in real_slot, from local
  * address slot laddr_lport >> 16 and port (__be16)laddr_lport. Returns the
  * verdict. */
@@ -122,9 +201,9 @@ __attribute__((noinline)) int nat64_xmit(struct xdp_md *ctx, __u32 real_slot, __
 		*sum = 0xffff;
 	ports[0] = lport;
 	ports[1] = rport;
+	__u16 plen = bpf_ntohs(ip6->payload_len);
 	__u8 tos = bpf_ntohl(*(__be32 *)ip6) >> 20;
 	__u8 ttl = ip6->hop_limit;
-	__u16 plen = bpf_ntohs(ip6->payload_len);
 	__u8 vlan[4]; /* the tag, if any: its TPID and TCI */
 	__builtin_memcpy(vlan, data + 2 * ETH_ALEN, 4);
 	/* IPv6's 40 bytes of header become IPv4's 20. */
@@ -163,6 +242,108 @@ __attribute__((noinline)) int nat64_xmit(struct xdp_md *ctx, __u32 real_slot, __
 	if (r->ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
 	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;
+}
+
+/* FULLNAT for IPv6 with TOA: the handshake's ACK from local address slot
+ * laddr_lport >> 16 and port (__be16)laddr_lport to the IPv6 real in
+ * real_slot, carrying the client's address and port (toa6_stash put them
+ * in fnat_scratch) in DPVS's option for IPv6 if opt, as it is if not. The
+ * caller sends no packet with an extension header here. Returns the
+ * verdict. */
+__attribute__((noinline)) int fnat6_toa(struct xdp_md *ctx, __u32 real_slot, __u32 laddr_lport, __u32 opt)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct fnat_port *f = bpf_map_lookup_elem(&fnat_scratch, &zero);
+	struct icmpx_scratch *x = bpf_map_lookup_elem(&icmpx_scratch, &zero);
+	struct real *r = bpf_map_lookup_elem(&reals, &real_slot);
+	__u32 ls = laddr_lport >> 16;
+	struct laddr *la = bpf_map_lookup_elem(&laddrs, &ls);
+	__u32 l2 = l2_len_of(data, data_end, bpf_htons(ETH_P_IPV6));
+	if (!f || !x || !r || !la || r->family != AF_INET6 || la->family != AF_INET6 || (l2 != 14 && l2 != 18))
+		return XDP_DROP;
+	struct ipv6hdr *ip6 = data + l2;
+	struct tcphdr *th = (void *)(ip6 + 1);
+	if ((void *)(th + 1) > data_end || ip6->nexthdr != IPPROTO_TCP)
+		return XDP_DROP;
+	__u16 *sum = (__u16 *)&th->check;
+	__u32 thl = th->doff * 4;
+	if (opt && toa6_sum(sum, th, thl, x, f) < 0)
+		return XDP_DROP;
+	/* The addresses, new ones after the option in x->to: one sum. */
+	__builtin_memcpy(&x->to[5], la->addr.v6, 16);
+	__builtin_memcpy(&x->to[9], r->addr.v6, 16);
+	__s64 d = bpf_csum_diff((__be32 *)&ip6->saddr, 32, &x->to[5], 32, (__u16)~*sum);
+	if (d < 0)
+		return XDP_DROP;
+	*sum = csum_fold32((__u32)d);
+	__be16 lport = (__be16)laddr_lport;
+	__be16 rport = r->port ? r->port : th->dest;
+	csum_replace2(sum, th->source, lport);
+	csum_replace2(sum, th->dest, rport);
+	th->source = lport;
+	th->dest = rport;
+	__builtin_memcpy(&ip6->saddr, &x->to[5], 32);
+	struct ethhdr *eth = data;
+	__builtin_memcpy(eth->h_dest, r->dst_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, r->src_mac, ETH_ALEN);
+	if (opt) {
+		ip6->payload_len = bpf_htons(thl + TCPOLEN_TOA6);
+		if (toa6_append(ctx, l2 + sizeof(struct ipv6hdr) + thl, x) < 0)
+			return XDP_DROP;
+	}
+	if (r->ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;
+}
+
+/* Whether an IPv6 client's handshake ACK can carry TOA (toa6_fits), its
+ * client then in fnat_scratch. Reads the packet, changes nothing. */
+__attribute__((noinline)) int toa6_stash(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct fnat_port *f = bpf_map_lookup_elem(&fnat_scratch, &zero);
+	__u32 l2 = l2_len_of(data, data_end, bpf_htons(ETH_P_IPV6));
+	if (!f || (l2 != 14 && l2 != 18))
+		return 0;
+	struct ipv6hdr *ip6 = data + l2;
+	struct tcphdr *th = (void *)(ip6 + 1);
+	if ((void *)(th + 1) > data_end)
+		return 0;
+	return toa6_fits(ip6, th, f);
+}
+
+/* NAT64's handshake ACK, translated by nat64_xmit with verdict v: the
+ * client's IPv6 address and port (in fnat_scratch, from toa6_stash) go
+ * to the IPv4 real in DPVS's option for IPv6, as DPVS sends them. */
+__attribute__((noinline)) int nat64_toa(struct xdp_md *ctx, int v)
+{
+	if (v != XDP_TX && v != XDP_REDIRECT)
+		return v;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct fnat_port *f = bpf_map_lookup_elem(&fnat_scratch, &zero);
+	struct icmpx_scratch *x = bpf_map_lookup_elem(&icmpx_scratch, &zero);
+	__u32 l2 = l2_len_of(data, data_end, bpf_htons(ETH_P_IP));
+	if (!f || !x || (l2 != 14 && l2 != 18))
+		return XDP_DROP;
+	struct iphdr *ip = data + l2;
+	struct tcphdr *th = (void *)(ip + 1);
+	if ((void *)(th + 1) > data_end)
+		return XDP_DROP;
+	__u32 thl = th->doff * 4;
+	if (ip->ihl != 5 || ip->protocol != IPPROTO_TCP || bpf_ntohs(ip->tot_len) != 20 + thl || thl + TCPOLEN_TOA6 > 60 ||
+	    toa6_sum((__u16 *)&th->check, th, thl, x, f) < 0)
+		return XDP_DROP;
+	csum_replace2((__u16 *)&ip->check, ip->tot_len, bpf_htons(20 + thl + TCPOLEN_TOA6));
+	ip->tot_len = bpf_htons(20 + thl + TCPOLEN_TOA6);
+	if (toa6_append(ctx, l2 + 20 + thl, x) < 0)
+		return XDP_DROP;
+	return v;
 }
 
 /* The route of a packet nat46_xmit or nat46_icmp made IPv6 (ip6, its
@@ -277,26 +458,6 @@ __attribute__((noinline)) int nat46_xmit(struct xdp_md *ctx)
 	__builtin_memcpy(&ip6->daddr, f->client.v6, 16);
 	return nat46_route(ctx, eth, ip6, fib, proto, plen);
 }
-
-/* ICMP <-> ICMPv6 for an error about a NAT64 flow: the headers that change
- * as they were (from: the ICMP header, the quote's IP header, its first 8
- * L4 bytes; 36 bytes for IPv4, 56 for IPv6) and as they become (to), and
- * IPv6's pseudo-header. The new checksum is the old message's sum (0xffff:
- * the message sums to that with its checksum) less from, plus to, plus or
- * less the pseudo-header: one bpf_csum_diff each, over what changed only.
- * A per-CPU map: the callers' frames leave no room for 136 bytes more. */
-struct icmpx_scratch {
-	__be32 from[14];
-	__be32 to[14];
-	__be32 pseudo[10];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__uint(value_size, sizeof(struct icmpx_scratch)); /* (no type: bpf2go needs none) */
-	__uint(max_entries, 1);
-} icmpx_scratch SEC(".maps");
 
 /* RFC 7915 4.2: an ICMP error's type and code as ICMPv6's (type << 8 |
  * code) and the word after the checksum (*word: Packet Too Big's MTU, 20

@@ -442,13 +442,23 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 				conn_promote(ck, fam, c, r);
 			count(&real_stats, real_slot, bytes, 0);
 			if (c->flags & XLB_CONN_F_FNAT) {
-				if (fam == AF_INET6 && r->family == AF_INET)
-					return xdp_verdict(nat64_xmit(ctx, real_slot, (__u32)c->laddr << 16 | c->lport));
+				/* The handshake's ACK carries TOA when asked. */
+				int toa = (r->flags & XLB_REAL_F_TOA) && before == XLB_CT_SYN_RECV && p->proto == IPPROTO_TCP &&
+					  (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST | TCP_FLAG_ACK)) == TCP_FLAG_ACK &&
+					  (fam == AF_INET || p->l4 == (void *)p->ip + sizeof(struct ipv6hdr));
+				if (fam == AF_INET6 && (r->family == AF_INET || toa)) {
+					/* NAT64, or TOA for an IPv6 client (DPVS's 20-byte
+					 * option): bpf/nat64.h. */
+					toa = toa && toa6_stash(ctx);
+					if (r->family == AF_INET) {
+						int v = nat64_xmit(ctx, real_slot, (__u32)c->laddr << 16 | c->lport);
+						return xdp_verdict(toa ? nat64_toa(ctx, v) : v);
+					}
+					return xdp_verdict(fnat6_toa(ctx, real_slot, (__u32)c->laddr << 16 | c->lport, toa));
+				}
 				if (fnat_source(p, data_end, c->laddr, c->lport, fam) < 0)
 					return XDP_DROP;
-				/* The handshake's ACK carries TOA when asked (IPv4's). */
-				if (fam == AF_INET && (r->flags & XLB_REAL_F_TOA) && before == XLB_CT_SYN_RECV && p->proto == IPPROTO_TCP &&
-				    (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST | TCP_FLAG_ACK)) == TCP_FLAG_ACK)
+				if (fam == AF_INET && toa)
 					return forward_toa(ctx, p, data_end, r, p->src.v4, p->sport);
 			}
 			return forward(ctx, p, data_end, r, real_slot, fam);

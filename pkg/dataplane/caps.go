@@ -123,8 +123,6 @@ func (c Caps) CheckService(s Service) error {
 	}
 	if s.TOA && !c.TOA {
 		bad("toa (the client's address in a TCP option, for FULLNAT) is not supported by %s", c.Name)
-	} else if s.TOA && !s.Addr.Is4() {
-		bad("toa for an IPv6 service is not supported by %s yet (DPVS's IPv6 TOA is another option)", c.Name)
 	}
 	// A local address talks to reals of its own family: each family of
 	// FULLNAT reals needs one (by IP version: 4 or 6).

@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"encoding/binary"
 	"net"
 	"net/http"
 	"net/netip"
@@ -314,4 +315,132 @@ func TestFULLNAT6EndToEnd(t *testing.T) {
 			assert.Zero(t, st.Reasons["fnat_no_port"])
 		})
 	}
+}
+
+// TOA for IPv6 clients (issue 13), DPVS's option for them (kind 254,
+// length 20: the client's port and IPv6 address): with the service's toa
+// on, the ACK that completes the handshake carries it to an IPv6 real
+// (FULLNAT) and, translated, to an IPv4 real (NAT64, as DPVS sends it);
+// lengths and checksums right by gopacket's recomputation and testutil's;
+// the SYN and the segments after go without it, and so does the ACK of
+// a service without toa. A handshake ACK whose TCP header leaves no room
+// goes without it, untouched but for the rewrite.
+func TestFULLNAT6TOA(t *testing.T) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	res := staticResolver{real6(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}, realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
+	x := openTest(t, ns, res)
+	svc := func(port uint16, toa bool, nat64 bool) dataplane.Service {
+		s := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: port, Protocol: lvs.TCP}, Scheduler: "rr",
+			LocalAddrs: []netip.Addr{laddr6a}, TOA: toa,
+			Reals: []dataplane.Real{{Addr: real6(1), Port: 8080, Weight: 1, Forward: lvs.FNAT}}}
+		if nat64 {
+			s.LocalAddrs, s.Reals[0].Addr = []netip.Addr{laddr1}, realAddr(1)
+		}
+		return s
+	}
+	apply(t, ns, x, svc(80, true, false), svc(81, false, false), svc(82, true, true))
+
+	// toaOf is the option's data in a TCP segment gopacket decoded.
+	toaOf := func(tcp *layers.TCP) []byte {
+		t.Helper()
+		for _, o := range tcp.Options {
+			if o.OptionType == 254 {
+				assert.EqualValues(t, 20, o.OptionLength)
+				return o.OptionData
+			}
+		}
+		return nil
+	}
+	// handshake: the client's SYN (with options: MSS, SACK permitted,
+	// timestamps, window scale: 20 bytes, as Linux sends), the real's
+	// SYN-ACK, and the client's ACK (12 bytes of timestamps), whose
+	// output it returns.
+	synOpts := func(tcp *layers.TCP) {
+		tcp.SYN = true
+		tcp.Options = []layers.TCPOption{{OptionType: 2, OptionLength: 4, OptionData: []byte{5, 0xa0}}, {OptionType: 4, OptionLength: 2},
+			{OptionType: 8, OptionLength: 10, OptionData: make([]byte, 8)}, {OptionType: 1}, {OptionType: 3, OptionLength: 3, OptionData: []byte{7}}}
+	}
+	ackOpts := func(tcp *layers.TCP) {
+		tcp.ACK = true
+		tcp.Options = []layers.TCPOption{{OptionType: 1}, {OptionType: 1}, {OptionType: 8, OptionLength: 10, OptionData: make([]byte, 8)}}
+	}
+	handshake := func(vport, sport uint16, ack func(*layers.TCP)) (in, out []byte) {
+		t.Helper()
+		v, o := run(t, ns, x, segment6(t, client6, vip6, sport, vport, false, synOpts, ""))
+		require.EqualValues(t, xdpTX, v)
+		var local netip.Addr
+		var lport uint16
+		if vport == 82 {
+			d := decode(t, o)
+			assert.Nil(t, toaOf(d.tcp), "not on the SYN")
+			local, lport = ip4Of(d.ip.SrcIP), uint16(d.tcp.SrcPort)
+			synack := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: local,
+				Proto: 6, SrcPort: 8080, DstPort: lport, TCPFlags: testutil.TCPSyn | testutil.TCPAck}
+			run(t, ns, x, synack.Bytes())
+		} else {
+			d := decode6(t, o)
+			assert.Nil(t, toaOf(d.tcp), "not on the SYN")
+			local, lport = ip6Of(d.ip.SrcIP), uint16(d.tcp.SrcPort)
+			run(t, ns, x, segment6(t, real6(1), local, 8080, lport, false, func(tcp *layers.TCP) { tcp.SYN, tcp.ACK = true, true }, ""))
+		}
+		in = segment6(t, client6, vip6, sport, vport, false, ack, "")
+		v, out = run(t, ns, x, in)
+		require.EqualValues(t, xdpTX, v)
+		return in, out
+	}
+	want := append(binary.BigEndian.AppendUint16(nil, 41000), client6.AsSlice()...)
+
+	// FULLNAT to an IPv6 real.
+	in, out := handshake(80, 41000, ackOpts)
+	require.Len(t, out, len(in)+20, "the frame grew by the option")
+	d := decode6(t, out)
+	assert.True(t, d.sumOK, "the TCP checksum, recomputed")
+	assert.Equal(t, want, toaOf(d.tcp), "the client's port and IPv6 address")
+	assert.Equal(t, laddr6a, ip6Of(d.ip.SrcIP))
+	assert.Equal(t, real6(1), ip6Of(d.ip.DstIP))
+	assert.EqualValues(t, 8080, d.tcp.DstPort)
+	assert.EqualValues(t, 20+12+20, d.ip.Length, "the payload length: the header, its options and TOA")
+	assert.EqualValues(t, (20+12+20)/4, d.tcp.DataOffset)
+	assert.Equal(t, realMAC(1).String(), net.HardwareAddr(out[:6]).String())
+	// The timestamps stay where they were, before the option.
+	assert.EqualValues(t, 8, d.tcp.Options[2].OptionType)
+
+	// The next segment (data) goes without it.
+	v, out := run(t, ns, x, segment6(t, client6, vip6, 41000, 80, false, ackFlags, "GET / HTTP/1.0\r\n\r\n"))
+	require.EqualValues(t, xdpTX, v)
+	d = decode6(t, out)
+	assert.Nil(t, toaOf(d.tcp))
+	assert.True(t, d.sumOK)
+
+	// A service without toa: none.
+	in, out = handshake(81, 41001, ackOpts)
+	assert.Len(t, out, len(in))
+	assert.Nil(t, toaOf(decode6(t, out).tcp))
+
+	// A TCP header of 44 bytes leaves no room (60 at most): as it is.
+	full := func(tcp *layers.TCP) {
+		tcp.ACK = true
+		tcp.Options = []layers.TCPOption{{OptionType: 1}, {OptionType: 1}, {OptionType: 8, OptionLength: 10, OptionData: make([]byte, 8)},
+			{OptionType: 5, OptionLength: 10, OptionData: make([]byte, 8)}, {OptionType: 1}, {OptionType: 1}, {OptionType: 5, OptionLength: 2}}
+	}
+	in, out = handshake(80, 41002, full)
+	assert.Len(t, out, len(in))
+	d = decode6(t, out)
+	assert.Nil(t, toaOf(d.tcp))
+	assert.True(t, d.sumOK)
+	assert.Equal(t, real6(1), ip6Of(d.ip.DstIP), "rewritten all the same")
+
+	// NAT64: the option for the IPv6 client in the IPv4 segment.
+	in, out = handshake(82, 41000, ackOpts)
+	require.Len(t, out, len(in)-20+20, "IPv6's header became IPv4's, 20 bytes shorter, and the option 20 longer")
+	verifyChecksums(t, out)
+	d4 := decode(t, out)
+	assert.Equal(t, want, toaOf(d4.tcp), "the IPv6 client's port and address, to the IPv4 real")
+	assert.Equal(t, laddr1, ip4Of(d4.ip.SrcIP))
+	assert.Equal(t, realAddr(1), ip4Of(d4.ip.DstIP))
+	assert.EqualValues(t, 20+20+12+20, d4.ip.Length)
+	v, out = run(t, ns, x, segment6(t, client6, vip6, 41000, 82, false, ackFlags, "GET / HTTP/1.0\r\n\r\n"))
+	require.EqualValues(t, xdpTX, v)
+	assert.Nil(t, toaOf(decode(t, out).tcp), "not on the data after it")
 }
