@@ -460,7 +460,9 @@ func (x *Dataplane) fnatPort(c ipvssync.Conn, r *realState, laddr uint32, now ui
 	}
 	v := xlbFnatPort{Nr: xlbNatReply{Vip: addrKey(c.Virtual.Addr()), Vport: port16(c.Virtual.Port()), Family: family(c.Virtual.Addr())},
 		Client: addrKey(c.Client.Addr()), Cport: port16(c.Client.Port()), Laddr: uint8(laddr), Taken: now}
-	mine := func(o xlbFnatPort) bool { return o.Nr == v.Nr && o.Client == v.Client && o.Cport == v.Cport && o.Laddr == v.Laddr }
+	mine := func(o xlbFnatPort) bool {
+		return o.Nr == v.Nr && o.Client == v.Client && o.Cport == v.Cport && o.Laddr == v.Laddr
+	}
 	if r.Addr.Is4() {
 		k := xlbConnKey{Src: ip4(r.Addr), Dst: ip4(c.Local.Addr()), Sport: port16(rport), Dport: port16(c.Local.Port()), Proto: c.Protocol}
 		return takePort(x.objs.FnatPorts, k, v, mine)
