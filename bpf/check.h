@@ -72,7 +72,7 @@ static __always_inline int check_encap6(struct __sk_buff *skb, const struct chec
 	__u32 hlen = tun6_hlen(t->tun_type);
 	__be32 vtc = (*(__be32 *)in & bpf_htonl(0x0ff00000)) | bpf_htonl(0x60000000);
 	tun6_write(&o.ip6, t->tun_type, t->tun_port, XLB_GUE_SPORT_MIN, in->saddr.in6_u.u6_addr32, t->real.v6, vtc,
-		   in->hop_limit, bpf_ntohs(in->payload_len) + sizeof(struct ipv6hdr));
+		   in->hop_limit, bpf_ntohs(in->payload_len) + sizeof(struct ipv6hdr), IPPROTO_IPV6);
 	__u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV6;
 	if (t->tun_type == XLB_TUN_GUE)
 		flags |= BPF_F_ADJ_ROOM_ENCAP_L4_UDP;

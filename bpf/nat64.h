@@ -40,32 +40,6 @@ struct {
 	__uint(max_entries, 1);
 } fib_scratch SEC(".maps");
 
-/* A global function's verdict, as one the verifier knows to be an XDP
- * action (0-4): it cannot see the callee's, and a caller's path that
- * went on after the call (-1 is XLB_CONTINUE) would touch a packet whose
- * head the callee moved. */
-static __always_inline int xdp_verdict(int act)
-{
-	if ((__u32)act > XDP_REDIRECT)
-		return XDP_ABORTED;
-	return act;
-}
-
-/* The L2 header's length at the head of the frame (Ethernet, one VLAN tag
- * or none) if it carries proto; 0 if not. */
-static __always_inline __u32 l2_len_of(void *data, void *data_end, __be16 proto)
-{
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) + 4 > data_end)
-		return 0;
-	if (eth->h_proto == proto)
-		return sizeof(struct ethhdr);
-	if ((eth->h_proto == bpf_htons(ETH_P_8021Q) || eth->h_proto == bpf_htons(ETH_P_8021AD)) &&
-	    *(__be16 *)((void *)(eth + 1) + 2) == proto)
-		return sizeof(struct ethhdr) + 4;
-	return 0;
-}
-
 /* The TCP or UDP checksum's place at l4 (proto), or 0: the frame too
  * short, or a UDP datagram without a checksum. */
 static __always_inline __u16 *l4_csum(void *l4, void *data_end, __u8 proto)

@@ -172,6 +172,32 @@ static __always_inline int icmp_frag_needed(struct xdp_md *ctx, struct packet *p
 	return XDP_TX;
 }
 
+/* A global function's verdict, as one the verifier knows to be an XDP
+ * action (0-4): it cannot see the callee's, and a caller's path that
+ * went on after the call (-1 is XLB_CONTINUE) would touch a packet whose
+ * head the callee moved. */
+static __always_inline int xdp_verdict(int act)
+{
+	if ((__u32)act > XDP_REDIRECT)
+		return XDP_ABORTED;
+	return act;
+}
+
+/* The L2 header's length at the head of the frame (Ethernet, one VLAN tag
+ * or none) if it carries proto; 0 if not. */
+static __always_inline __u32 l2_len_of(void *data, void *data_end, __be16 proto)
+{
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) + 4 > data_end)
+		return 0;
+	if (eth->h_proto == proto)
+		return sizeof(struct ethhdr);
+	if ((eth->h_proto == bpf_htons(ETH_P_8021Q) || eth->h_proto == bpf_htons(ETH_P_8021AD)) &&
+	    *(__be16 *)((void *)(eth + 1) + 2) == proto)
+		return sizeof(struct ethhdr) + 4;
+	return 0;
+}
+
 /* The headers IPVS puts in front of a tunnelled IPv4 packet. */
 struct tun_outer {
 	struct iphdr ip;
@@ -225,6 +251,207 @@ static __always_inline void tun_fill(struct tun_outer *o, __u8 type, __be16 port
 	}
 }
 
+/* IPv6 TUN, as ip_vs_tunnel_xmit_v6 builds it: an outer IPv6 header from
+ * the director's address toward the real, its traffic class and hop limit
+ * the inner packet's, its flow label 0; next header 41 (IPv6 in IPv6), or
+ * UDP with a GUE header (proto_ctype 41; the UDP checksum 0, as
+ * udp6_set_csum leaves it without --tun-csum: RFC 6935's zero checksum for
+ * tunnels, which a fou socket takes), or GRE (protocol 0x86dd). */
+#define XLB_IPV6_MIN_MTU 1280
+
+/* The length of a tunnel's headers in front of an IPv6 packet. */
+static __always_inline __u32 tun6_hlen(__u8 type)
+{
+	return tun_hlen(type) - sizeof(struct iphdr) + sizeof(struct ipv6hdr);
+}
+
+/* What ICMPv6 Packet Too Big quotes: as much of the packet as fits in
+ * IPv6's minimum MTU (RFC 4443 2.4, as icmpv6_send cuts it). A packet
+ * too big for a path of at least 1280 bytes has that much. */
+#define XLB_PTB_QUOTE (XLB_IPV6_MIN_MTU - sizeof(struct ipv6hdr) - 8)
+
+/* Writes the outer IPv6 header, and GUE's UDP and GUE headers or GRE's
+ * after it, at o (52 bytes there): from src to dst, vtc its first word
+ * (version, traffic class, flow label), hops its hop limit, for an inner
+ * packet of inner_len bytes, IPv6 (inner IPPROTO_IPV6) or IPv4
+ * (IPPROTO_IPIP: a tunnel across families). */
+static __always_inline void tun6_write(struct ipv6hdr *o, __u8 type, __be16 port, __u16 sport, const __be32 *src,
+				       const __be32 *dst, __be32 vtc, __u8 hops, __u32 inner_len, __u8 inner)
+{
+	*(__be32 *)o = vtc;
+	o->payload_len = bpf_htons(inner_len + tun6_hlen(type) - sizeof(struct ipv6hdr));
+	o->hop_limit = hops;
+	__builtin_memcpy(&o->saddr, src, 16);
+	__builtin_memcpy(&o->daddr, dst, 16);
+	if (type == XLB_TUN_GUE) {
+		struct udphdr *udp = (void *)(o + 1);
+		struct guehdr *gue = (void *)(udp + 1);
+		o->nexthdr = IPPROTO_UDP;
+		udp->source = bpf_htons(sport);
+		udp->dest = port;
+		udp->len = bpf_htons(inner_len + sizeof(struct udphdr) + sizeof(struct guehdr));
+		udp->check = 0;
+		gue->hlen_flags = 0;
+		gue->proto_ctype = inner;
+		gue->flags = 0;
+	} else if (type == XLB_TUN_GRE) {
+		struct grehdr *gre = (void *)(o + 1);
+		o->nexthdr = IPPROTO_GRE;
+		gre->flags = 0;
+		gre->proto = inner == IPPROTO_IPIP ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
+	} else {
+		o->nexthdr = inner;
+	}
+}
+
+/* Tunnels across families, as IPVS wraps a packet of the service's family
+ * for a real of the other (ip_vs_tunnel_xmit_v6 with an IPv4 packet,
+ * ip_vs_tunnel_xmit with an IPv6 one, both through
+ * ip_vs_prepare_tunneled_skb): the same tunnels, their headers naming the
+ * inner family (next header or GUE proto_ctype 4 or 41, GRE 0x0800 or
+ * 0x86dd). The caller has checked the path MTU. Global functions: the
+ * verifier checks each once, and xlb_xdp6 is near its budget. */
+
+/* The L2 header a tunnel's packet leaves with: the real's MACs, the tag
+ * (saved in vlan) if the frame had one, l2 bytes; proto the outer
+ * family's. The outer header's place after it, or 0 if the frame has not
+ * need bytes there. */
+static __always_inline void *tun_l2(void *data, void *data_end, __u32 l2, const __u8 *vlan, const struct real *r,
+				    __be16 proto, __u32 need)
+{
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) + 4 > data_end)
+		return 0;
+	__builtin_memcpy(eth->h_dest, r->dst_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, r->src_mac, ETH_ALEN);
+	void *l3;
+	if (l2 == sizeof(struct ethhdr)) {
+		eth->h_proto = proto;
+		l3 = eth + 1;
+	} else {
+		__builtin_memcpy((void *)eth + 2 * ETH_ALEN, vlan, 4);
+		*(__be16 *)((void *)(eth + 1) + 2) = proto;
+		l3 = (void *)(eth + 1) + 4;
+	}
+	if (l3 + need > data_end)
+		return 0;
+	return l3;
+}
+
+/* The real's next hop: back out of the port the packet came in on, or
+ * the real's. */
+static __always_inline int tun_send(struct xdp_md *ctx, const struct real *r)
+{
+	if (r->ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;
+}
+
+/* 4 in 6: an IPv4 packet in IPv6 (its traffic class the TOS, its hop
+ * limit the TTL, flow label 0) for the IPv6 real in slot. */
+__attribute__((noinline)) int tun46_xmit(struct xdp_md *ctx, __u32 slot)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct real *r = bpf_map_lookup_elem(&reals, &slot);
+	struct tunnel *t = bpf_map_lookup_elem(&tunnels, &slot);
+	__u32 l2 = l2_len_of(data, data_end, bpf_htons(ETH_P_IP));
+	if (!r || !t || r->family != AF_INET6 || (l2 != 14 && l2 != 18))
+		return XDP_DROP;
+	struct iphdr *in = data + l2;
+	if ((void *)(in + 1) + 4 > data_end)
+		return XDP_DROP;
+	__u8 type = t->type;
+	__u32 inner_len = bpf_ntohs(in->tot_len);
+	__be32 vtc = bpf_htonl(0x60000000 | (__u32)in->tos << 20);
+	__u8 hops = in->ttl;
+	__u16 sport = 0;
+	if (type == XLB_TUN_GUE) /* (the ports: those of an IPv4 header without options) */
+		sport = XLB_GUE_SPORT_MIN + hash_32(in->saddr ^ *(__be32 *)(in + 1) ^ in->protocol, 16) % XLB_GUE_SPORT_SPAN;
+	__u8 vlan[4];
+	__builtin_memcpy(vlan, data + 2 * ETH_ALEN, 4);
+	if (bpf_xdp_adjust_head(ctx, -(int)tun6_hlen(type)))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	struct ipv6hdr *o = tun_l2(data, data_end, l2, vlan, r, bpf_htons(ETH_P_IPV6),
+				   sizeof(struct ipv6hdr) + sizeof(struct udphdr) + sizeof(struct guehdr));
+	if (!o)
+		return XDP_DROP;
+	tun6_write(o, type, t->port, sport, t->src.v6, r->addr.v6, vtc, hops, inner_len, IPPROTO_IPIP);
+	return tun_send(ctx, r);
+}
+
+/* 6 in 4: an IPv6 packet in IPv4 for the IPv4 real in slot: TOS the
+ * traffic class, TTL the hop limit, DF clear (ip_vs_prepare_tunneled_skb
+ * leaves it so for an IPv6 packet: the path may fragment it), a random
+ * ID. */
+__attribute__((noinline)) int tun64_xmit(struct xdp_md *ctx, __u32 slot)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct real *r = bpf_map_lookup_elem(&reals, &slot);
+	struct tunnel *t = bpf_map_lookup_elem(&tunnels, &slot);
+	__u32 l2 = l2_len_of(data, data_end, bpf_htons(ETH_P_IPV6));
+	if (!r || !t || r->family != AF_INET || (l2 != 14 && l2 != 18))
+		return XDP_DROP;
+	struct ipv6hdr *in = data + l2;
+	if ((void *)(in + 1) + 4 > data_end)
+		return XDP_DROP;
+	__u8 type = t->type;
+	__u32 hlen = tun_hlen(type);
+	__u32 inner_len = bpf_ntohs(in->payload_len) + sizeof(struct ipv6hdr);
+	__u8 tos = bpf_ntohl(*(__be32 *)in) >> 20;
+	__u8 ttl = in->hop_limit;
+	__u16 sport = 0;
+	if (type == XLB_TUN_GUE) /* (the ports: those right after the header) */
+		sport = XLB_GUE_SPORT_MIN +
+			hash_32(in->saddr.in6_u.u6_addr32[0] ^ in->saddr.in6_u.u6_addr32[1] ^ in->saddr.in6_u.u6_addr32[2] ^
+					in->saddr.in6_u.u6_addr32[3] ^ *(__be32 *)(in + 1) ^ in->nexthdr,
+				16) % XLB_GUE_SPORT_SPAN;
+	__u8 vlan[4];
+	__builtin_memcpy(vlan, data + 2 * ETH_ALEN, 4);
+	if (bpf_xdp_adjust_head(ctx, -(int)hlen))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	struct iphdr *o = tun_l2(data, data_end, l2, vlan, r, bpf_htons(ETH_P_IP),
+				 sizeof(struct iphdr) + sizeof(struct udphdr) + sizeof(struct guehdr));
+	if (!o)
+		return XDP_DROP;
+	o->version = 4;
+	o->ihl = 5;
+	o->tos = tos;
+	o->tot_len = bpf_htons(inner_len + hlen);
+	o->id = bpf_get_prandom_u32();
+	o->frag_off = 0;
+	o->ttl = ttl;
+	o->saddr = t->src.v4;
+	o->daddr = r->addr.v4;
+	if (type == XLB_TUN_GUE) {
+		struct udphdr *udp = (void *)(o + 1);
+		struct guehdr *gue = (void *)(udp + 1);
+		o->protocol = IPPROTO_UDP;
+		udp->source = bpf_htons(sport);
+		udp->dest = t->port;
+		udp->len = bpf_htons(inner_len + sizeof(struct udphdr) + sizeof(struct guehdr));
+		udp->check = 0;
+		gue->hlen_flags = 0;
+		gue->proto_ctype = IPPROTO_IPV6;
+		gue->flags = 0;
+	} else if (type == XLB_TUN_GRE) {
+		struct grehdr *gre = (void *)(o + 1);
+		o->protocol = IPPROTO_GRE;
+		gre->flags = 0;
+		gre->proto = bpf_htons(ETH_P_IPV6);
+	} else {
+		o->protocol = IPPROTO_IPV6;
+	}
+	o->check = 0;
+	o->check = iph_csum(o);
+	return tun_send(ctx, r);
+}
+
 /* TUN: wraps the packet for the real and sends it to the real's next hop. */
 static __always_inline int forward_tun(struct xdp_md *ctx, struct packet *p, void *data_end, const struct real *r, __u32 slot)
 {
@@ -235,7 +462,8 @@ static __always_inline int forward_tun(struct xdp_md *ctx, struct packet *p, voi
 	if ((void *)(in + 1) > data_end)
 		return XDP_DROP;
 	__u8 type = t->type;
-	__u32 hlen = tun_hlen(type);
+	/* (an IPv6 real: IPv6's headers, tun46_xmit) */
+	__u32 hlen = r->family == AF_INET6 ? tun6_hlen(type) : tun_hlen(type);
 	__u16 inner_len = bpf_ntohs(in->tot_len);
 	/* An MTU no tunnel fits in (never written so) checks nothing. */
 	if (t->mtu > hlen && (__u32)inner_len + hlen > t->mtu) {
@@ -248,6 +476,8 @@ static __always_inline int forward_tun(struct xdp_md *ctx, struct packet *p, voi
 		stat_inc(XLB_STAT_TUN_TOO_BIG);
 		return XDP_DROP;
 	}
+	if (r->family == AF_INET6)
+		return xdp_verdict(tun46_xmit(ctx, slot));
 	struct l2_saved l2;
 	if (l2_save(p, data_end, &l2) < 0)
 		return XDP_DROP;
@@ -277,58 +507,6 @@ static __always_inline int forward_tun(struct xdp_md *ctx, struct packet *p, voi
 	/* A verdict the verifier knows: once the head moved, no handler
 	 * after this one may touch the packet (-1 is XLB_CONTINUE). */
 	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;
-}
-
-/* IPv6 TUN, as ip_vs_tunnel_xmit_v6 builds it: an outer IPv6 header from
- * the director's address toward the real, its traffic class and hop limit
- * the inner packet's, its flow label 0; next header 41 (IPv6 in IPv6), or
- * UDP with a GUE header (proto_ctype 41; the UDP checksum 0, as
- * udp6_set_csum leaves it without --tun-csum: RFC 6935's zero checksum for
- * tunnels, which a fou socket takes), or GRE (protocol 0x86dd). */
-#define XLB_IPV6_MIN_MTU 1280
-
-/* The length of a tunnel's headers in front of an IPv6 packet. */
-static __always_inline __u32 tun6_hlen(__u8 type)
-{
-	return tun_hlen(type) - sizeof(struct iphdr) + sizeof(struct ipv6hdr);
-}
-
-/* What ICMPv6 Packet Too Big quotes: as much of the packet as fits in
- * IPv6's minimum MTU (RFC 4443 2.4, as icmpv6_send cuts it). A packet
- * too big for a path of at least 1280 bytes has that much. */
-#define XLB_PTB_QUOTE (XLB_IPV6_MIN_MTU - sizeof(struct ipv6hdr) - 8)
-
-/* Writes the outer IPv6 header, and GUE's UDP and GUE headers or GRE's
- * after it, at o (52 bytes there): from src to dst, vtc its first word
- * (version, traffic class, flow label), hops its hop limit, for an inner
- * packet of inner_len bytes. */
-static __always_inline void tun6_write(struct ipv6hdr *o, __u8 type, __be16 port, __u16 sport, const __be32 *src,
-				       const __be32 *dst, __be32 vtc, __u8 hops, __u32 inner_len)
-{
-	*(__be32 *)o = vtc;
-	o->payload_len = bpf_htons(inner_len + tun6_hlen(type) - sizeof(struct ipv6hdr));
-	o->hop_limit = hops;
-	__builtin_memcpy(&o->saddr, src, 16);
-	__builtin_memcpy(&o->daddr, dst, 16);
-	if (type == XLB_TUN_GUE) {
-		struct udphdr *udp = (void *)(o + 1);
-		struct guehdr *gue = (void *)(udp + 1);
-		o->nexthdr = IPPROTO_UDP;
-		udp->source = bpf_htons(sport);
-		udp->dest = port;
-		udp->len = bpf_htons(inner_len + sizeof(struct udphdr) + sizeof(struct guehdr));
-		udp->check = 0;
-		gue->hlen_flags = 0;
-		gue->proto_ctype = IPPROTO_IPV6;
-		gue->flags = 0;
-	} else if (type == XLB_TUN_GRE) {
-		struct grehdr *gre = (void *)(o + 1);
-		o->nexthdr = IPPROTO_GRE;
-		gre->flags = 0;
-		gre->proto = bpf_htons(ETH_P_IPV6);
-	} else {
-		o->nexthdr = IPPROTO_IPV6;
-	}
 }
 
 /* ICMPv6 Packet Too Big (next-hop MTU mtu) back to the client, from the
@@ -400,7 +578,8 @@ static __always_inline int forward_tun6(struct xdp_md *ctx, struct packet *p, vo
 	if ((void *)(in + 1) > data_end)
 		return XDP_DROP;
 	__u8 type = t->type;
-	__u32 hlen = tun6_hlen(type);
+	/* (an IPv4 real: IPv4's headers, tun64_xmit) */
+	__u32 hlen = r->family == AF_INET ? tun_hlen(type) : tun6_hlen(type);
 	__u32 inner_len = bpf_ntohs(in->payload_len) + sizeof(struct ipv6hdr);
 	if (t->mtu > hlen && inner_len + hlen > t->mtu) {
 		__u32 mtu = t->mtu - hlen;
@@ -411,6 +590,8 @@ static __always_inline int forward_tun6(struct xdp_md *ctx, struct packet *p, vo
 		stat_inc(XLB_STAT_TUN_TOO_BIG);
 		return XDP_DROP;
 	}
+	if (r->family == AF_INET)
+		return xdp_verdict(tun64_xmit(ctx, slot));
 	struct l2_saved l2;
 	if (l2_save(p, data_end, &l2) < 0)
 		return XDP_DROP;
@@ -435,7 +616,7 @@ static __always_inline int forward_tun6(struct xdp_md *ctx, struct packet *p, vo
 					 sizeof(struct ipv6hdr) + sizeof(struct udphdr) + sizeof(struct guehdr), 1);
 	if (!o)
 		return XDP_DROP;
-	tun6_write(o, type, port, sport, src, r->addr.v6, vtc, hops, inner_len);
+	tun6_write(o, type, port, sport, src, r->addr.v6, vtc, hops, inner_len, IPPROTO_IPV6);
 	if (r->ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
 	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;

@@ -100,8 +100,8 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *p, void *d
 				   __u8 fam)
 {
 	if (fam == AF_INET6) {
-		/* IPv6 by DR, NAT66 or TUN (in IPv6: Caps refuse a tunnel
-		 * across families). */
+		/* IPv6 by DR, NAT66 or TUN (in IPv6, or in IPv4 for an IPv4
+		 * real). */
 		if (r->flags & XLB_REAL_F_TUN)
 			return forward_tun6(ctx, p, data_end, r, slot);
 		if (r->family != AF_INET6) /* NAT64's go by nat64_xmit */

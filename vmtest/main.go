@@ -46,7 +46,7 @@ const (
 	// because netlink.NewHandleAt opens sockets of both and fails with
 	// "protocol not supported" without them: the guest has only the modules
 	// listed here, so the kernel's own autoloading finds nothing else.
-	defaultModules = "veth dummy bridge macvlan sch_ingress cls_bpf cls_flower act_skbedit ipip fou ip_gre ip6_tunnel fou6 ip6_gre nf_conntrack net-pf-16-proto-6 net-pf-16-proto-12 " +
+	defaultModules = "veth dummy bridge macvlan sch_ingress cls_bpf cls_flower act_skbedit ipip sit fou ip_gre ip6_tunnel fou6 ip6_gre nf_conntrack net-pf-16-proto-6 net-pf-16-proto-12 " +
 		"ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_dh ip_vs_lc ip_vs_wlc ip_vs_sed ip_vs_nq ip_vs_mh ip_vs_lblc ip_vs_lblcr ip_vs_fo ip_vs_ovf ip_vs_twos ip_vs_pe_sip"
 )
 

@@ -21,7 +21,6 @@ var corpusGaps = map[string]string{}
 // xdpNeedsIPVS are the refusals of the XDP data plane that --dataplane
 // auto answers with IPVS: what XDP cannot forward, named at its line.
 var xdpNeedsIPVS = regexp.MustCompile(`^error: \S+:\d+: .*(tunnel checksum option \w+ is not supported by the XDP data plane|` +
-	`an IPv\d real of an IPv\d service \(a tunnel across families\) is not supported by the XDP data plane|` +
 	`lvs_method \w+ for an IPv6 service is not supported by the XDP data plane yet|` +
 	`port 0 \(all-ports services\) is not supported by the XDP data plane|` +
 	`firewall-mark services are not supported by the XDP data plane|scheduler \w+ is not supported by the XDP data plane|` +

@@ -39,6 +39,8 @@ func Run(t *testing.T, dp DataPlane) {
 		{"Tunnel", tunnel},
 		{"IPv6", ipv6},
 		{"Tunnel6", tunnel6},
+		{"Tunnel46", tunnel46},
+		{"Tunnel64", tunnel64},
 	} {
 		t.Run(b.name, func(t *testing.T) { b.fn(t, dp) })
 	}
@@ -554,6 +556,27 @@ func tunnel6(t *testing.T, dp DataPlane) {
 	testutil.RequireTunnel6Devices(t)
 	r := newRig6(t, dp, 3)
 	tunnels(t, r, func(i int, tun lvs.Tunnel) error { return r.Topo.TunnelReal6(i, VIP6, tun.Type.String(), tun.Port) })
+}
+
+// tunnel46: tunnel across families, an IPv4 service with IPv6 reals (IPv4
+// in IPv6, as ip_vs_tunnel_xmit_v6 sends it): the reals configured as for
+// IPVS (the VIP on ip6tnl0 in mode any, behind a fou port opened for
+// IPv6, on ip6gre0).
+func tunnel46(t *testing.T, dp DataPlane) {
+	testutil.RequireTunnel64Devices(t)
+	r := newRig6(t, dp, 3)
+	r.Key.Addr = r.Topo.VIP // the reals stay IPv6's
+	tunnels(t, r, func(i int, tun lvs.Tunnel) error { return r.Topo.TunnelReal46(i, tun.Type.String(), tun.Port) })
+}
+
+// tunnel64: an IPv6 service with IPv4 reals (IPv6 in IPv4, as
+// ip_vs_tunnel_xmit sends it): the VIP on sit0, behind an IPv4 fou port,
+// on gre0.
+func tunnel64(t *testing.T, dp DataPlane) {
+	testutil.RequireTunnel64Devices(t)
+	r := newRig6(t, dp, 3)
+	r.reals6 = nil // the service stays IPv6's, the reals IPv4's
+	tunnels(t, r, func(i int, tun lvs.Tunnel) error { return r.Topo.TunnelReal64(i, VIP6, tun.Type.String(), tun.Port) })
 }
 
 // tunnels runs the tunnel behaviour on r, whose real i setup makes a TUN

@@ -144,3 +144,83 @@ func RequireTunnel6Devices(t testing.TB) {
 		t.Skip(why + "; make vmtest KERNEL=6.1 runs this (and make test's VM stage)")
 	}
 }
+
+// TunnelReal46 makes real i (0-based) an IPVS TUN real of the IPv4 VIP
+// reached over IPv6 (IPv4 in IPv6, ip_vs_tunnel_xmit_v6 with an IPv4
+// packet): the VIP moves from lo to the kernel's fallback ip6tnl0, whose
+// mode becomes "any" (ip6 tunnel change: it takes IPv4 in IPv6 then;
+// by default it takes IPv6 alone), behind a fou port opened for IPv6 for
+// "gue"; on ip6gre0 for "gre"; reverse-path filtering off. The kernel
+// needs ip6_tunnel, fou6 and ip6_gre (RequireTunnel6Devices).
+func (t *DR) TunnelReal46(i int, typ string, port uint16) error {
+	ns := t.Reals[i]
+	if err := ns.IP("addr", "del", t.VIP.String()+"/32", "dev", "lo"); err != nil {
+		return err
+	}
+	dev := "ip6tnl0"
+	switch typ {
+	case "gue":
+		if err := ns.IP("fou", "add", "port", fmt.Sprint(port), "gue", "-6"); err != nil {
+			return err
+		}
+	case "gre":
+		dev = "ip6gre0"
+	}
+	if dev == "ip6tnl0" {
+		if err := ns.IP("-6", "tunnel", "change", "ip6tnl0", "mode", "any"); err != nil {
+			return err
+		}
+	}
+	if err := ns.IP("link", "set", dev, "up"); err != nil {
+		return err
+	}
+	if err := ns.IP("addr", "add", t.VIP.String()+"/32", "dev", dev); err != nil {
+		return err
+	}
+	for _, k := range []string{"all", "default", "eth0", dev} {
+		if err := ns.Sysctl("net.ipv4.conf."+k+".rp_filter", "0"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TunnelReal64 makes real i (0-based) an IPVS TUN real of the IPv6 vip
+// reached over IPv4 (IPv6 in IPv4, ip_vs_tunnel_xmit with an IPv6
+// packet): the VIP moves from lo to the kernel's fallback sit0, which
+// takes IPv6 in IPv4 from any director, behind a fou port for "gue"; on
+// gre0 for "gre". The kernel needs sit, fou and ip_gre
+// (RequireTunnel64Devices).
+func (t *DR) TunnelReal64(i int, vip netip.Addr, typ string, port uint16) error {
+	ns := t.Reals[i]
+	if err := ns.IP("addr", "del", vip.String()+"/128", "dev", "lo"); err != nil {
+		return err
+	}
+	dev := "sit0"
+	switch typ {
+	case "gue":
+		if err := ns.IP("fou", "add", "port", fmt.Sprint(port), "gue"); err != nil {
+			return err
+		}
+	case "gre":
+		dev = "gre0"
+	}
+	// Up first: the fallback gre0 gets its IPv6 side only then.
+	if err := ns.IP("link", "set", dev, "up"); err != nil {
+		return err
+	}
+	if err := ns.Sysctl("net.ipv6.conf."+dev+".disable_ipv6", "0"); err != nil {
+		return err
+	}
+	return ns.IP("addr", "add", vip.String()+"/128", "dev", dev, "nodad")
+}
+
+// RequireTunnel64Devices skips a test whose reals decapsulate across
+// families with the kernel's own devices (sit, ip6tnl, fou, gre, ip6gre)
+// on a kernel without them, naming it.
+func RequireTunnel64Devices(t testing.TB) {
+	t.Helper()
+	if why := modulesMissing("sit", "ipip", "fou", "ip_gre", "ip6_tunnel", "fou6", "ip6_gre"); why != "" {
+		t.Skip(why + "; make vmtest KERNEL=6.1 runs this (and make test's VM stage)")
+	}
+}

@@ -197,7 +197,7 @@ func xlbadmPage() string {
 	b.WriteString(".SH DESCRIPTION\n\\fBxlbadm\\fR takes \\fBipvsadm\\fR(8) 1.31's command line and prints its tables, byte for byte,\n" +
 		"for the services of the running \\fBxlb\\fR(8) daemon (its control socket, /run/xlb/xlb.sock, or \\fBXLB_SOCKET\\fR).\n" +
 		"Services from keepalived.conf are changed in the file; services made with xlbadm live beside them.\n" +
-		"On the XDP data plane, connection thresholds, one\\-packet scheduling and tunnels across families are refused by\n" +
+		"On the XDP data plane, connection thresholds and one\\-packet scheduling are refused by\n" +
 		"name (on the IPVS data plane they run; \\fB\\-\\-start\\-daemon\\fR drives the kernel's own sync daemon there and\n" +
 		"xlb's own on XDP); persistence engines are refused on both. Nothing is accepted and ignored.\n")
 	b.WriteString(".SH \"FULLNAT (DPVS'S COMMANDS)\"\n" +

@@ -27,8 +27,10 @@ func capsWith(lim limits) dataplane.Caps {
 		Schedulers: sched.Names(sched.InXDP),
 		Forwards:   []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN, lvs.FNAT},
 		Tunnels:    []lvs.TunnelType{lvs.TunIPIP, lvs.TunGUE, lvs.TunGRE},
-		Protocols:  []lvs.Protocol{lvs.TCP, lvs.UDP},
-		IPv6:       true,
+		// IPv4 in IPv6 and IPv6 in IPv4, as IPVS wraps them.
+		TunnelCrossFamily: true,
+		Protocols:         []lvs.Protocol{lvs.TCP, lvs.UDP},
+		IPv6:              true,
 		// IPv6: DR, NAT66, TUN (IPv6 in IPv6) and FULLNAT, to IPv6
 		// reals or, NAT64, to IPv4 ones.
 		IPv6Forwards:  []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN, lvs.FNAT},

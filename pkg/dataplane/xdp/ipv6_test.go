@@ -175,9 +175,13 @@ func TestIPv6CapsSayWhatIsMissing(t *testing.T) {
 	nat46 := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
 		LocalAddrs: []netip.Addr{netip.MustParseAddr("2001:db8::1")}, Reals: []dataplane.Real{{Addr: real6(1), Port: 80, Weight: 1, Forward: lvs.FNAT}}}
 	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{nat46}), "an IPv6 real of an IPv4 service by FULLNAT (NAT46) is not supported by the XDP data plane")
+	// A tunnel across families is taken (IPv6 in IPv4); DR or NAT across
+	// families is refused.
 	across := svc
 	across.Reals = []dataplane.Real{{Addr: realAddr(1), Port: 80, Weight: 1, Forward: lvs.TUN}}
-	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{across}), "an IPv4 real of an IPv6 service (a tunnel across families) is not supported by the XDP data plane")
+	require.NoError(t, Caps.Validate([]dataplane.Service{across}))
+	across.Reals[0].Forward = lvs.DR
+	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{across}), "an IPv4 real of an IPv6 service needs tunnel forwarding")
 }
 
 // Persistence on an IPv6 service, as IPVS keeps it: the template is the

@@ -69,7 +69,7 @@ func decodeTunnel6(t *testing.T, frame []byte) decodedTunnel6 {
 	assert.Len(t, d.outer.Contents, 40, "the outer header has no extension headers")
 	assert.Equal(t, len(d.outer.Payload), int(d.outer.Length), "outer payload length")
 	switch d.outer.NextHeader {
-	case layers.IPProtocolIPv6:
+	case layers.IPProtocolIPv6, layers.IPProtocolIPv4: // (IPv4 in IPv6: a tunnel across families)
 		d.inner = d.outer.Payload
 	case layers.IPProtocolUDP:
 		d.udp = pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)

@@ -57,7 +57,7 @@ func decodeTunnel(t *testing.T, frame []byte) decodedTunnel {
 	assert.EqualValues(t, 0, testutil.Checksum(hdr, 0), "outer IPv4 header checksum")
 	assert.Equal(t, len(d.outer.Contents)+len(d.outer.Payload), int(d.outer.Length), "outer total length")
 	switch d.outer.Protocol {
-	case layers.IPProtocolIPv4:
+	case layers.IPProtocolIPv4, layers.IPProtocolIPv6: // (IPv6 in IPv4: a tunnel across families)
 		d.inner = d.outer.Payload
 	case layers.IPProtocolUDP:
 		d.udp = pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
