@@ -185,21 +185,8 @@ __attribute__((noinline)) int nat64_xmit(struct xdp_md *ctx, __u32 real_slot, __
 		return XDP_DROP;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) + 4 + sizeof(struct iphdr) > data_end)
-		return XDP_DROP;
-	__builtin_memcpy(eth->h_dest, r->dst_mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, r->src_mac, ETH_ALEN);
-	struct iphdr *ip;
-	if (l2 == sizeof(struct ethhdr)) {
-		eth->h_proto = bpf_htons(ETH_P_IP);
-		ip = (void *)(eth + 1);
-	} else {
-		__builtin_memcpy((void *)eth + 2 * ETH_ALEN, vlan, 4);
-		*(__be16 *)((void *)(eth + 1) + 2) = bpf_htons(ETH_P_IP);
-		ip = (void *)(eth + 1) + 4;
-	}
-	if ((void *)(ip + 1) > data_end)
+	struct iphdr *ip = l2_put(data, data_end, l2, vlan, r->dst_mac, r->src_mac, bpf_htons(ETH_P_IP), sizeof(struct iphdr));
+	if (!ip)
 		return XDP_DROP;
 	ip->version = 4;
 	ip->ihl = 5;
@@ -410,19 +397,8 @@ __attribute__((noinline)) int nat46_xmit(struct xdp_md *ctx)
 		return XDP_DROP;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) + 4 + sizeof(struct ipv6hdr) > data_end)
-		return XDP_DROP;
-	struct ipv6hdr *ip6;
-	if (l2 == sizeof(struct ethhdr)) {
-		eth->h_proto = bpf_htons(ETH_P_IPV6);
-		ip6 = (void *)(eth + 1);
-	} else {
-		__builtin_memcpy((void *)eth + 2 * ETH_ALEN, vlan, 4);
-		*(__be16 *)((void *)(eth + 1) + 2) = bpf_htons(ETH_P_IPV6);
-		ip6 = (void *)(eth + 1) + 4;
-	}
-	if ((void *)(ip6 + 1) > data_end)
+	struct ipv6hdr *ip6 = l2_put(data, data_end, l2, vlan, 0, 0, bpf_htons(ETH_P_IPV6), sizeof(struct ipv6hdr));
+	if (!ip6)
 		return XDP_DROP;
 	*(__be32 *)ip6 = vtc;
 	ip6->payload_len = bpf_htons(plen);
@@ -430,7 +406,7 @@ __attribute__((noinline)) int nat46_xmit(struct xdp_md *ctx)
 	ip6->hop_limit = hops;
 	__builtin_memcpy(&ip6->saddr, f->nr.vip.v6, 16);
 	__builtin_memcpy(&ip6->daddr, f->client.v6, 16);
-	return nat46_route(ctx, eth, ip6, fib, proto, plen);
+	return nat46_route(ctx, data, ip6, fib, proto, plen);
 }
 
 /* RFC 7915 4.2: an ICMP error's type and code as ICMPv6's (type << 8 |
@@ -564,19 +540,8 @@ __attribute__((noinline)) int nat46_icmp(struct xdp_md *ctx)
 		return XDP_DROP;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) + 4 + sizeof(struct ipv6hdr) + 56 > data_end)
-		return XDP_DROP;
-	struct ipv6hdr *ip6;
-	if (l2 == sizeof(struct ethhdr)) {
-		eth->h_proto = bpf_htons(ETH_P_IPV6);
-		ip6 = (void *)(eth + 1);
-	} else {
-		__builtin_memcpy((void *)eth + 2 * ETH_ALEN, vlan, 4);
-		*(__be16 *)((void *)(eth + 1) + 2) = bpf_htons(ETH_P_IPV6);
-		ip6 = (void *)(eth + 1) + 4;
-	}
-	if ((void *)(ip6 + 1) + 56 > data_end)
+	struct ipv6hdr *ip6 = l2_put(data, data_end, l2, vlan, 0, 0, bpf_htons(ETH_P_IPV6), sizeof(struct ipv6hdr) + 56);
+	if (!ip6)
 		return XDP_DROP;
 	*(__be32 *)ip6 = vtc;
 	ip6->payload_len = bpf_htons(len);
@@ -585,7 +550,7 @@ __attribute__((noinline)) int nat46_icmp(struct xdp_md *ctx)
 	__builtin_memcpy(&ip6->saddr, f->nr.vip.v6, 16);
 	__builtin_memcpy(&ip6->daddr, f->client.v6, 16);
 	__builtin_memcpy((void *)(ip6 + 1), x->to, 56);
-	return nat46_route(ctx, eth, ip6, fib, IPPROTO_ICMPV6, len);
+	return nat46_route(ctx, data, ip6, fib, IPPROTO_ICMPV6, len);
 }
 
 /* 6 -> 4: an ICMPv6 error to the VIP about its packet to a NAT64 flow's
@@ -664,21 +629,8 @@ __attribute__((noinline)) int nat64_icmp(struct xdp_md *ctx, __u32 real_slot, __
 		return XDP_DROP;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) + 4 + sizeof(struct iphdr) + 36 > data_end)
-		return XDP_DROP;
-	__builtin_memcpy(eth->h_dest, r->dst_mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, r->src_mac, ETH_ALEN);
-	struct iphdr *ip;
-	if (l2 == sizeof(struct ethhdr)) {
-		eth->h_proto = bpf_htons(ETH_P_IP);
-		ip = (void *)(eth + 1);
-	} else {
-		__builtin_memcpy((void *)eth + 2 * ETH_ALEN, vlan, 4);
-		*(__be16 *)((void *)(eth + 1) + 2) = bpf_htons(ETH_P_IP);
-		ip = (void *)(eth + 1) + 4;
-	}
-	if ((void *)(ip + 1) + 36 > data_end)
+	struct iphdr *ip = l2_put(data, data_end, l2, vlan, r->dst_mac, r->src_mac, bpf_htons(ETH_P_IP), sizeof(struct iphdr) + 36);
+	if (!ip)
 		return XDP_DROP;
 	ip->version = 4;
 	ip->ihl = 5;

@@ -92,30 +92,41 @@ static __always_inline int l2_save(const struct packet *p, void *data_end, struc
 	return 0;
 }
 
-/* Writes an L2 header of l2->len bytes at data, to dst from src, for an
- * IPv4 (or, v6, IPv6) packet; returns the IP header's place after it, or
- * 0 if the frame is too short for need more bytes there. */
-static __always_inline void *l2_write_fam(void *data, void *data_end, const struct l2_saved *l2,
-					  const __u8 *dst, const __u8 *src, __u32 need, int v6)
+/* Writes an L2 header of len bytes (14, or 18 with the tag saved in
+ * vlan) at data, of EtherType proto, to dst from src (the MACs left as
+ * they are without dst); returns the network header's place after it, or
+ * 0 if the frame is too short for need more bytes there. For a frame
+ * whose network header moved or changed family. */
+static __always_inline void *l2_put(void *data, void *data_end, __u32 len, const __u8 *vlan, const __u8 *dst,
+				    const __u8 *src, __be16 proto, __u32 need)
 {
-	__be16 proto = v6 ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) + 4 > data_end)
 		return 0;
-	__builtin_memcpy(eth->h_dest, dst, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, src, ETH_ALEN);
+	if (dst) {
+		__builtin_memcpy(eth->h_dest, dst, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, src, ETH_ALEN);
+	}
 	void *l3;
-	if (l2->len == sizeof(struct ethhdr)) {
+	if (len == sizeof(struct ethhdr)) {
 		eth->h_proto = proto;
 		l3 = eth + 1;
 	} else {
-		__builtin_memcpy((void *)eth + 2 * ETH_ALEN, l2->vlan, 4);
+		__builtin_memcpy((void *)eth + 2 * ETH_ALEN, vlan, 4);
 		*(__be16 *)((void *)(eth + 1) + 2) = proto;
 		l3 = (void *)(eth + 1) + 4;
 	}
 	if (l3 + need > data_end)
 		return 0;
 	return l3;
+}
+
+/* l2_put for an IPv4 (or, v6, IPv6) packet and an L2 header l2_save
+ * saved. */
+static __always_inline void *l2_write_fam(void *data, void *data_end, const struct l2_saved *l2,
+					  const __u8 *dst, const __u8 *src, __u32 need, int v6)
+{
+	return l2_put(data, data_end, l2->len, l2->vlan, dst, src, v6 ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP), need);
 }
 
 static __always_inline void *l2_write(void *data, void *data_end, const struct l2_saved *l2,
@@ -312,32 +323,6 @@ static __always_inline void tun6_write(struct ipv6hdr *o, __u8 type, __be16 port
  * 0x86dd). The caller has checked the path MTU. Global functions: the
  * verifier checks each once, and xlb_xdp6 is near its budget. */
 
-/* The L2 header a tunnel's packet leaves with: the real's MACs, the tag
- * (saved in vlan) if the frame had one, l2 bytes; proto the outer
- * family's. The outer header's place after it, or 0 if the frame has not
- * need bytes there. */
-static __always_inline void *tun_l2(void *data, void *data_end, __u32 l2, const __u8 *vlan, const struct real *r,
-				    __be16 proto, __u32 need)
-{
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) + 4 > data_end)
-		return 0;
-	__builtin_memcpy(eth->h_dest, r->dst_mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, r->src_mac, ETH_ALEN);
-	void *l3;
-	if (l2 == sizeof(struct ethhdr)) {
-		eth->h_proto = proto;
-		l3 = eth + 1;
-	} else {
-		__builtin_memcpy((void *)eth + 2 * ETH_ALEN, vlan, 4);
-		*(__be16 *)((void *)(eth + 1) + 2) = proto;
-		l3 = (void *)(eth + 1) + 4;
-	}
-	if (l3 + need > data_end)
-		return 0;
-	return l3;
-}
-
 /* The real's next hop: back out of the port the packet came in on, or
  * the real's. */
 static __always_inline int tun_send(struct xdp_md *ctx, const struct real *r)
@@ -374,7 +359,7 @@ __attribute__((noinline)) int tun46_xmit(struct xdp_md *ctx, __u32 slot)
 		return XDP_DROP;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	struct ipv6hdr *o = tun_l2(data, data_end, l2, vlan, r, bpf_htons(ETH_P_IPV6),
+	struct ipv6hdr *o = l2_put(data, data_end, l2, vlan, r->dst_mac, r->src_mac, bpf_htons(ETH_P_IPV6),
 				   sizeof(struct ipv6hdr) + sizeof(struct udphdr) + sizeof(struct guehdr));
 	if (!o)
 		return XDP_DROP;
@@ -415,7 +400,7 @@ __attribute__((noinline)) int tun64_xmit(struct xdp_md *ctx, __u32 slot)
 		return XDP_DROP;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	struct iphdr *o = tun_l2(data, data_end, l2, vlan, r, bpf_htons(ETH_P_IP),
+	struct iphdr *o = l2_put(data, data_end, l2, vlan, r->dst_mac, r->src_mac, bpf_htons(ETH_P_IP),
 				 sizeof(struct iphdr) + sizeof(struct udphdr) + sizeof(struct guehdr));
 	if (!o)
 		return XDP_DROP;
