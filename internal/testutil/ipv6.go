@@ -108,26 +108,7 @@ func (t *DR) WarmNeighbours6(reals []netip.Addr, port uint16) error {
 // reverse-path filter to turn off. The kernel needs ip6_tunnel, fou6 and
 // ip6_gre (RequireTunnel6Devices).
 func (t *DR) TunnelReal6(i int, vip netip.Addr, typ string, port uint16) error {
-	ns := t.Reals[i]
-	if err := ns.IP("addr", "del", vip.String()+"/128", "dev", "lo"); err != nil {
-		return err
-	}
-	dev := "ip6tnl0"
-	switch typ {
-	case "gue":
-		if err := ns.IP("fou", "add", "port", fmt.Sprint(port), "gue", "-6"); err != nil {
-			return err
-		}
-	case "gre":
-		dev = "ip6gre0"
-	}
-	if err := ns.Sysctl("net.ipv6.conf."+dev+".disable_ipv6", "0"); err != nil {
-		return err
-	}
-	if err := ns.IP("link", "set", dev, "up"); err != nil {
-		return err
-	}
-	return ns.IP("addr", "add", vip.String()+"/128", "dev", dev, "nodad")
+	return t.tunnelReal(i, vip, true, typ, port)
 }
 
 // Tunnel6DevicesMissing says why this kernel cannot decapsulate as an
@@ -147,34 +128,68 @@ func RequireTunnel6Devices(t testing.TB) {
 
 // TunnelReal46 makes real i (0-based) an IPVS TUN real of the IPv4 VIP
 // reached over IPv6 (IPv4 in IPv6, ip_vs_tunnel_xmit_v6 with an IPv4
-// packet): the VIP moves from lo to the kernel's fallback ip6tnl0, whose
-// mode becomes "any" (ip6 tunnel change: it takes IPv4 in IPv6 then;
-// by default it takes IPv6 alone), behind a fou port opened for IPv6 for
-// "gue"; on ip6gre0 for "gre"; reverse-path filtering off. The kernel
-// needs ip6_tunnel, fou6 and ip6_gre (RequireTunnel6Devices).
+// packet): the VIP on the kernel's fallback ip6tnl0, whose mode becomes
+// "any" (by default it takes IPv6 in IPv6 alone), behind a fou port
+// opened for IPv6 for "gue"; on ip6gre0 for "gre". The kernel needs
+// ip6_tunnel, fou6 and ip6_gre (RequireTunnel64Devices).
 func (t *DR) TunnelReal46(i int, typ string, port uint16) error {
+	return t.tunnelReal(i, t.VIP, true, typ, port)
+}
+
+// TunnelReal64 makes real i (0-based) an IPVS TUN real of the IPv6 vip
+// reached over IPv4 (IPv6 in IPv4, ip_vs_tunnel_xmit with an IPv6
+// packet): the VIP on the kernel's fallback sit0, which takes IPv6 in
+// IPv4 from any director, behind a fou port for "gue"; on gre0 for "gre".
+// The kernel needs sit, fou and ip_gre (RequireTunnel64Devices).
+func (t *DR) TunnelReal64(i int, vip netip.Addr, typ string, port uint16) error {
+	return t.tunnelReal(i, vip, false, typ, port)
+}
+
+// tunnelReal moves vip from real i's lo to the kernel's fallback device
+// that takes vip's family in a tunnel of typ over IPv6 (outer6) or IPv4:
+// tunl0, ip6tnl0 (in mode any for IPv4 in IPv6) or sit0 for "ipip" and,
+// behind a fou port (port) of the outer family, for "gue"; gre0 or
+// ip6gre0 for "gre". An IPv4 VIP's device gets the reverse-path filter
+// off (the decapsulated packet's source, the client, is not routed
+// through it); an IPv6 VIP's, IPv6.
+func (t *DR) tunnelReal(i int, vip netip.Addr, outer6 bool, typ string, port uint16) error {
 	ns := t.Reals[i]
-	if err := ns.IP("addr", "del", t.VIP.String()+"/32", "dev", "lo"); err != nil {
+	plen := "/32"
+	if vip.Is6() {
+		plen = "/128"
+	}
+	if err := ns.IP("addr", "del", vip.String()+plen, "dev", "lo"); err != nil {
 		return err
 	}
-	dev := "ip6tnl0"
+	dev := map[[2]bool]string{{false, false}: "tunl0", {true, true}: "ip6tnl0", {false, true}: "ip6tnl0", {true, false}: "sit0"}[[2]bool{vip.Is6(), outer6}]
 	switch typ {
 	case "gue":
-		if err := ns.IP("fou", "add", "port", fmt.Sprint(port), "gue", "-6"); err != nil {
+		fou := []string{"fou", "add", "port", fmt.Sprint(port), "gue"}
+		if outer6 {
+			fou = append(fou, "-6")
+		}
+		if err := ns.IP(fou...); err != nil {
 			return err
 		}
 	case "gre":
-		dev = "ip6gre0"
+		dev = map[bool]string{false: "gre0", true: "ip6gre0"}[outer6]
 	}
-	if dev == "ip6tnl0" {
+	if dev == "ip6tnl0" && !vip.Is6() {
 		if err := ns.IP("-6", "tunnel", "change", "ip6tnl0", "mode", "any"); err != nil {
 			return err
 		}
 	}
+	// Up first: the fallback gre0 gets its IPv6 side only then.
 	if err := ns.IP("link", "set", dev, "up"); err != nil {
 		return err
 	}
-	if err := ns.IP("addr", "add", t.VIP.String()+"/32", "dev", dev); err != nil {
+	if vip.Is6() {
+		if err := ns.Sysctl("net.ipv6.conf."+dev+".disable_ipv6", "0"); err != nil {
+			return err
+		}
+		return ns.IP("addr", "add", vip.String()+plen, "dev", dev, "nodad")
+	}
+	if err := ns.IP("addr", "add", vip.String()+plen, "dev", dev); err != nil {
 		return err
 	}
 	for _, k := range []string{"all", "default", "eth0", dev} {
@@ -183,36 +198,6 @@ func (t *DR) TunnelReal46(i int, typ string, port uint16) error {
 		}
 	}
 	return nil
-}
-
-// TunnelReal64 makes real i (0-based) an IPVS TUN real of the IPv6 vip
-// reached over IPv4 (IPv6 in IPv4, ip_vs_tunnel_xmit with an IPv6
-// packet): the VIP moves from lo to the kernel's fallback sit0, which
-// takes IPv6 in IPv4 from any director, behind a fou port for "gue"; on
-// gre0 for "gre". The kernel needs sit, fou and ip_gre
-// (RequireTunnel64Devices).
-func (t *DR) TunnelReal64(i int, vip netip.Addr, typ string, port uint16) error {
-	ns := t.Reals[i]
-	if err := ns.IP("addr", "del", vip.String()+"/128", "dev", "lo"); err != nil {
-		return err
-	}
-	dev := "sit0"
-	switch typ {
-	case "gue":
-		if err := ns.IP("fou", "add", "port", fmt.Sprint(port), "gue"); err != nil {
-			return err
-		}
-	case "gre":
-		dev = "gre0"
-	}
-	// Up first: the fallback gre0 gets its IPv6 side only then.
-	if err := ns.IP("link", "set", dev, "up"); err != nil {
-		return err
-	}
-	if err := ns.Sysctl("net.ipv6.conf."+dev+".disable_ipv6", "0"); err != nil {
-		return err
-	}
-	return ns.IP("addr", "add", vip.String()+"/128", "dev", dev, "nodad")
 }
 
 // RequireTunnel64Devices skips a test whose reals decapsulate across

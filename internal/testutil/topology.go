@@ -455,29 +455,5 @@ func NewDRServing(t testing.TB) *DR {
 // routed through the tunnel). The kernel needs ipip, fou and ip_gre
 // (RequireTunnelDevices).
 func (t *DR) TunnelReal(i int, typ string, port uint16) error {
-	ns := t.Reals[i]
-	if err := ns.IP("addr", "del", t.VIP.String()+"/32", "dev", "lo"); err != nil {
-		return err
-	}
-	dev := "tunl0"
-	switch typ {
-	case "gue":
-		if err := ns.IP("fou", "add", "port", fmt.Sprint(port), "gue"); err != nil {
-			return err
-		}
-	case "gre":
-		dev = "gre0"
-	}
-	if err := ns.IP("link", "set", dev, "up"); err != nil {
-		return err
-	}
-	if err := ns.IP("addr", "add", t.VIP.String()+"/32", "dev", dev); err != nil {
-		return err
-	}
-	for _, k := range []string{"all", "default", "eth0", dev} {
-		if err := ns.Sysctl("net.ipv4.conf."+k+".rp_filter", "0"); err != nil {
-			return err
-		}
-	}
-	return nil
+	return t.tunnelReal(i, t.VIP, false, typ, port)
 }

@@ -94,40 +94,7 @@ func TestFULLNATPathMTU(t *testing.T) {
 			topo, err := testutil.NewDR(testutil.DROptions{Reals: 1, Native: mode == dataplane.XDPNative, NAT: true})
 			require.NoError(t, err)
 			t.Cleanup(func() { topo.Close() })
-			id := testutil.Suffix()
-			mk := func(role string) *testutil.NS {
-				ns, err := testutil.NewNS("xlb-" + id + "-" + role)
-				require.NoError(t, err)
-				t.Cleanup(func() { ns.Close() })
-				return ns
-			}
-			r1, r2, far := mk("r1"), mk("r2"), mk("far")
-			// r1 on the director's LAN; r1 -1400- r2; r2 -1500- the real.
-			require.NoError(t, r1.IP("link", "add", "eth0", "type", "veth", "peer", "name", "p-router", "netns", topo.Switch.Name))
-			require.NoError(t, topo.Switch.IP("link", "set", "p-router", "master", "br0", "up"))
-			require.NoError(t, r1.IP("addr", "add", "10.77.0.253/24", "dev", "eth0"))
-			require.NoError(t, r1.IP("link", "set", "eth0", "up"))
-			link := func(a *testutil.NS, aIf, aAddr string, b *testutil.NS, bIf, bAddr, mtu string) {
-				require.NoError(t, a.IP("link", "add", aIf, "mtu", mtu, "type", "veth", "peer", "name", bIf, "mtu", mtu, "netns", b.Name))
-				require.NoError(t, a.IP("addr", "add", aAddr, "dev", aIf))
-				require.NoError(t, b.IP("addr", "add", bAddr, "dev", bIf))
-				require.NoError(t, a.IP("link", "set", aIf, "up"))
-				require.NoError(t, b.IP("link", "set", bIf, "up"))
-			}
-			link(r1, "to2", "10.79.0.1/30", r2, "to1", "10.79.0.2/30", "1400")
-			link(r2, "toreal", "10.78.0.1/24", far, "eth0", "10.78.0.10/24", "1500")
-			for _, ns := range []*testutil.NS{r1, r2} {
-				require.NoError(t, ns.Sysctl("net.ipv4.ip_forward", "1"))
-			}
-			require.NoError(t, r1.IP("route", "add", "10.78.0.0/24", "via", "10.79.0.2"))
-			require.NoError(t, r2.IP("route", "add", "default", "via", "10.79.0.1"))
-			require.NoError(t, far.IP("route", "add", "default", "via", "10.78.0.1"))
-			require.NoError(t, topo.Director.IP("route", "add", "10.78.0.0/24", "via", "10.77.0.253"))
-			// The real's frames cross XDP on the director: no checksum
-			// offload (a veth would leave them partial; a NIC does not).
-			require.NoError(t, far.Exec("ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off"))
-			realAddr := netip.MustParseAddr("10.78.0.10")
-			testutil.ServeHTTPIn(t, far, "far", 8080)
+			lowHopReal(t, topo)
 
 			local := netip.MustParseAddr("10.77.0.50")
 			require.NoError(t, topo.Director.IP("addr", "add", local.String()+"/24", "dev", "eth0"))
@@ -136,7 +103,7 @@ func TestFULLNATPathMTU(t *testing.T) {
 			r.x = r.open(t)
 			t.Cleanup(func() { assert.NoError(t, r.x.Close()) })
 			r.apply(t, dataplane.Service{ServiceKey: r.svc, Scheduler: "rr", LocalAddrs: []netip.Addr{local},
-				Reals: []dataplane.Real{{Addr: realAddr, Port: 8080, Weight: 1, Forward: lvs.FNAT}}})
+				Reals: []dataplane.Real{{Addr: farReal, Port: 8080, Weight: 1, Forward: lvs.FNAT}}})
 			r.waitResolved(t)
 
 			c := topo.HTTPClient()
@@ -157,4 +124,48 @@ func TestFULLNATPathMTU(t *testing.T) {
 			downloadChecked(t, c, fmt.Sprintf("http://%s/", topo.VIP), size)
 		})
 	}
+}
+
+// farReal is lowHopReal's real.
+var farReal = netip.MustParseAddr("10.78.0.10")
+
+// lowHopReal puts a real two routers away from the director, behind a
+// 1400-byte hop in the middle (director -1500- r1 -1400- r2 -1500- real,
+// farReal, serving HTTP on 8080 as "far"), so that neither end's own link
+// says the path is smaller: only the routers' ICMP does.
+func lowHopReal(t *testing.T, topo *testutil.DR) {
+	t.Helper()
+	id := testutil.Suffix()
+	mk := func(role string) *testutil.NS {
+		ns, err := testutil.NewNS("xlb-" + id + "-" + role)
+		require.NoError(t, err)
+		t.Cleanup(func() { ns.Close() })
+		return ns
+	}
+	r1, r2, far := mk("r1"), mk("r2"), mk("far")
+	// r1 on the director's LAN; r1 -1400- r2; r2 -1500- the real.
+	require.NoError(t, r1.IP("link", "add", "eth0", "type", "veth", "peer", "name", "p-router", "netns", topo.Switch.Name))
+	require.NoError(t, topo.Switch.IP("link", "set", "p-router", "master", "br0", "up"))
+	require.NoError(t, r1.IP("addr", "add", "10.77.0.253/24", "dev", "eth0"))
+	require.NoError(t, r1.IP("link", "set", "eth0", "up"))
+	link := func(a *testutil.NS, aIf, aAddr string, b *testutil.NS, bIf, bAddr, mtu string) {
+		require.NoError(t, a.IP("link", "add", aIf, "mtu", mtu, "type", "veth", "peer", "name", bIf, "mtu", mtu, "netns", b.Name))
+		require.NoError(t, a.IP("addr", "add", aAddr, "dev", aIf))
+		require.NoError(t, b.IP("addr", "add", bAddr, "dev", bIf))
+		require.NoError(t, a.IP("link", "set", aIf, "up"))
+		require.NoError(t, b.IP("link", "set", bIf, "up"))
+	}
+	link(r1, "to2", "10.79.0.1/30", r2, "to1", "10.79.0.2/30", "1400")
+	link(r2, "toreal", "10.78.0.1/24", far, "eth0", farReal.String()+"/24", "1500")
+	for _, ns := range []*testutil.NS{r1, r2} {
+		require.NoError(t, ns.Sysctl("net.ipv4.ip_forward", "1"))
+	}
+	require.NoError(t, r1.IP("route", "add", "10.78.0.0/24", "via", "10.79.0.2"))
+	require.NoError(t, r2.IP("route", "add", "default", "via", "10.79.0.1"))
+	require.NoError(t, far.IP("route", "add", "default", "via", "10.78.0.1"))
+	require.NoError(t, topo.Director.IP("route", "add", "10.78.0.0/24", "via", "10.77.0.253"))
+	// The real's frames cross XDP on the director: no checksum
+	// offload (a veth would leave them partial; a NIC does not).
+	require.NoError(t, far.Exec("ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off"))
+	testutil.ServeHTTPIn(t, far, "far", 8080)
 }

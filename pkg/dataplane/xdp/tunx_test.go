@@ -29,8 +29,12 @@ import (
 func TestTunnelAcrossFamilies(t *testing.T) {
 	requireRoot(t)
 	ns, _ := testNS(t)
-	hop4 := func(i, mtu int) NextHop { return NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC, Src: tunSrc, MTU: mtu} }
-	hop6 := func(i, mtu int) NextHop { return NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC, Src: tunSrc6, MTU: mtu} }
+	hop4 := func(i, mtu int) NextHop {
+		return NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC, Src: tunSrc, MTU: mtu}
+	}
+	hop6 := func(i, mtu int) NextHop {
+		return NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC, Src: tunSrc6, MTU: mtu}
+	}
 	res := staticResolver{real6(3): hop6(3, 1500), real6(4): hop6(4, 1500), real6(5): hop6(5, 1500), real6(6): hop6(6, 1300),
 		realAddr(3): hop4(3, 1500), realAddr(4): hop4(4, 1500), realAddr(5): hop4(5, 1500), realAddr(6): hop4(6, 1300)}
 	x := openTest(t, ns, res)
