@@ -95,11 +95,9 @@ fuzz:
 vmtest:
 	$(GO) run ./vmtest run $(VMTEST_FLAGS) $(or $(KERNEL),6.1)
 
-## vmtest-ci: what make test runs in a Debian 6.1 VM (a stock Debian 12 kernel, IPVS loaded): IPVS (data plane, fallback, behaviour suite), the ipvsadm goldens against the real ipvsadm and the kernel, keepalived interop, scripts, and XDP there (make vmtest KERNEL=6.1: the whole suite)
+## vmtest-ci: what make test runs in a Debian 6.1 VM (a stock Debian 12 kernel, IPVS loaded), as two VMs at once (tools/vmtest-ci.sh): IPVS (data plane, fallback, behaviour suite), the ipvsadm goldens against the real ipvsadm and the kernel, keepalived interop, scripts, and XDP there (make vmtest KERNEL=6.1: the whole suite)
 vmtest-ci:
-	$(GO) run ./vmtest run --quiet --pkgs './pkg/dataplane/ipvs/ ./pkg/probe/ ./pkg/ipvsadm/ ./pkg/scripts/ ./pkg/vrrp/ ./pkg/vrrpd/' 6.1
-	$(GO) run ./vmtest run --quiet --no-deps --pkgs './pkg/daemon/ ./pkg/dataplane/xdp/' \
-	  --testflags '-test.run=^(TestRunOnIPVS|TestBehaviour|TestDRHTTP|TestNATEndToEnd|TestNATReplyWaitsForARP|TestTUNEndToEnd|TestTunnelGoldenPackets|TestIPv6TunnelGoldenPackets|TestIPv6TUNEndToEnd|TestTunnelAcrossFamilies|TestTUNAcrossFamiliesEndToEnd|TestIPv6DRGoldenPackets|TestIPv6DRHTTP|TestNAT66GoldenPackets|TestNAT66HTTP|TestIPv6ICMPErrors|TestFULLNATGoldenPackets|TestFULLNATICMPErrors|TestFULLNATTOA|TestFULLNAT6TOA|TestFULLNATEndToEnd|TestFULLNAT6GoldenPackets|TestFULLNAT6EndToEnd|TestNAT64GoldenPackets|TestNAT64EndToEnd|TestNAT64ICMPErrors|TestNAT64PathMTU|TestFULLNATFromKeepalivedConf|TestVerifierBudget|TestCheckThroughVIP|TestCheckThroughVIP6|TestStandbyFollowsTheRole|TestXlbadmDrivesDaemon|TestGoldenPackets|TestXDPFuzzFindings|TestScriptSecurityAgainstUnprivilegedUser|TestVRRPTrackScript|TestECMPMixedFleet|TestSyncWithKernelIPVS|TestAdoptIPVSDirector|TestFailoverKeepsConnectionsWithIPVS|TestUnitCapabilities)$$ -test.timeout=20m' 6.1
+	GO=$(GO) tools/vmtest-ci.sh
 
 ## vmtest-all: vmtest on every pinned kernel, the host's probe, and the kernel x feature matrix
 vmtest-all:

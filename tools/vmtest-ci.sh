@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# make vmtest-ci: what make test runs in a Debian 6.1 VM (a stock Debian 12
+# kernel, IPVS loaded), on two VMs at once, one per host CPU (TCG runs a
+# guest on one host thread): one VM for the IPVS side (data plane,
+# fallback, ipvsadm goldens against the real ipvsadm and the kernel,
+# keepalived interop, scripts, VRRP) and then the daemon's tests that need
+# the kernel's IPVS or its tunnel devices; the other for the XDP data
+# plane's (end to end with the kernel's tunnel devices, the behaviour suite,
+# the verifier on 6.1). What the host's kernel runs as well (golden frames
+# through BPF_PROG_TEST_RUN) is left to the host's run. Logs under
+# vmtest-out/ci-{ipvs,daemon,xdp}; a line says when each side is done, and
+# every log is printed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+tools/deps.sh vmtest
+$GO build -o bin/vmtest ./vmtest
+# The kernel once, before two runs would unpack it at once.
+bin/vmtest fetch 6.1 >/dev/null
+mkdir -p vmtest-out
+ipvs_pkgs='./pkg/dataplane/ipvs/ ./pkg/probe/ ./pkg/ipvsadm/ ./pkg/scripts/ ./pkg/vrrp/ ./pkg/vrrpd/'
+# The daemon's and the XDP data plane's tests that need this kernel.
+xdp_tests=(
+	TestRunOnIPVS TestBehaviour TestDRHTTP TestNATEndToEnd TestNATReplyWaitsForARP TestTUNEndToEnd
+	TestTunnelGoldenPackets TestIPv6TunnelGoldenPackets TestIPv6TUNEndToEnd
+	TestTUNAcrossFamiliesEndToEnd TestIPv6DRGoldenPackets TestIPv6DRHTTP TestNAT66GoldenPackets
+	TestNAT66HTTP TestIPv6ICMPErrors TestFULLNATGoldenPackets TestFULLNATICMPErrors TestFULLNATTOA
+	TestFULLNATEndToEnd TestFULLNAT6GoldenPackets TestFULLNAT6EndToEnd
+	TestNAT64GoldenPackets TestNAT64EndToEnd
+	TestFULLNATFromKeepalivedConf TestVerifierBudget TestCheckThroughVIP TestCheckThroughVIP6
+	TestStandbyFollowsTheRole TestXlbadmDrivesDaemon TestGoldenPackets TestXDPFuzzFindings
+	TestScriptSecurityAgainstUnprivilegedUser TestVRRPTrackScript TestECMPMixedFleet
+	TestSyncWithKernelIPVS TestAdoptIPVSDirector TestFailoverKeepsConnectionsWithIPVS
+	TestUnitCapabilities
+)
+t0=$SECONDS
+flags="-test.run=^($(IFS='|'; echo "${xdp_tests[*]}"))\$ -test.timeout=40m"
+vm() { # name, packages, [test flags]
+	local out=vmtest-out/ci-$1
+	bin/vmtest run --quiet --no-deps --out "$out" --pkgs "$2" ${3:+--testflags "$3"} 6.1 >"$out.log" 2>&1
+}
+{
+	rc=0
+	vm ipvs "$ipvs_pkgs" || rc=1
+	vm daemon ./pkg/daemon/ "$flags" || rc=1
+	exit $rc
+} &
+declare -A side=([$!]="ipvs, then daemon")
+vm xdp ./pkg/dataplane/xdp/ "$flags" &
+side[$!]=xdp
+echo "vmtest-ci: two 6.1 VMs started (ipvs then daemon; xdp); logs in vmtest-out/ci-{ipvs,daemon,xdp}.log"
+failed=0
+for _ in 1 2; do
+	rc=0
+	wait -n -p pid || rc=$?
+	echo "vmtest-ci: ${side[$pid]} done after $((SECONDS - t0)) s, exit $rc"
+	[[ $rc == 0 ]] || failed=1
+done
+for s in ipvs daemon xdp; do
+	[[ -f vmtest-out/ci-$s.log ]] || continue
+	echo "=== vmtest-ci: $s"
+	cat "vmtest-out/ci-$s.log"
+done
+exit $failed
