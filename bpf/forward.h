@@ -28,13 +28,23 @@ static __always_inline int to_vip(const union xlb_addr *addr, __u8 family)
 }
 
 /* DR: the frame to the real's MAC, out of its interface. */
+/* Sends the frame toward real r's next hop, its MACs already written:
+ * back out of the port it came in on, or the real's port. The verdict is
+ * one the verifier knows (XDP_TX, XDP_REDIRECT or XDP_ABORTED, which
+ * bpf_redirect_map returns for a missing port): once a handler moved the
+ * head, no path after it may touch the packet. */
+static __always_inline int send_to_real(struct xdp_md *ctx, const struct real *r)
+{
+	if (r->ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;
+}
+
 static __always_inline int forward_dr(struct xdp_md *ctx, struct ethhdr *eth, const struct real *r)
 {
 	__builtin_memcpy(eth->h_dest, r->dst_mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, r->src_mac, ETH_ALEN);
-	if (r->ifindex == ctx->ingress_ifindex)
-		return XDP_TX;
-	return bpf_redirect_map(&tx_ports, r->tx_port, 0);
+	return send_to_real(ctx, r);
 }
 
 /* Rewrites the packet's destination (dst) or source address and port,

@@ -242,11 +242,7 @@ static __always_inline int forward_toa(struct xdp_md *ctx, struct packet *p, voi
 		return XDP_DROP;
 	__builtin_memcpy(eth->h_dest, r->dst_mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, r->src_mac, ETH_ALEN);
-	if (r->ifindex == ctx->ingress_ifindex)
-		return XDP_TX;
-	/* A verdict the verifier knows: once the head moved, no handler
-	 * after this one may touch the packet. */
-	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;
+	return send_to_real(ctx, r);
 }
 
 #endif /* XLB_FULLNAT_H */

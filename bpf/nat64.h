@@ -200,9 +200,7 @@ __attribute__((noinline)) int nat64_xmit(struct xdp_md *ctx, __u32 real_slot, __
 	ip->daddr = r->addr.v4;
 	ip->check = 0;
 	ip->check = iph_csum(ip);
-	if (r->ifindex == ctx->ingress_ifindex)
-		return XDP_TX;
-	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;
+	return send_to_real(ctx, r);
 }
 
 /* FULLNAT for IPv6 with TOA: the handshake's ACK from local address slot
@@ -254,9 +252,7 @@ __attribute__((noinline)) int fnat6_toa(struct xdp_md *ctx, __u32 real_slot, __u
 		if (toa6_append(ctx, l2 + sizeof(struct ipv6hdr) + thl, x) < 0)
 			return XDP_DROP;
 	}
-	if (r->ifindex == ctx->ingress_ifindex)
-		return XDP_TX;
-	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;
+	return send_to_real(ctx, r);
 }
 
 /* Whether an IPv6 client's handshake ACK can carry TOA (toa6_fits), its
@@ -645,9 +641,7 @@ __attribute__((noinline)) int nat64_icmp(struct xdp_md *ctx, __u32 real_slot, __
 	ip->check = 0;
 	ip->check = iph_csum(ip);
 	__builtin_memcpy((void *)(ip + 1), x->to, 36);
-	if (r->ifindex == ctx->ingress_ifindex)
-		return XDP_TX;
-	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;
+	return send_to_real(ctx, r);
 }
 
 #endif /* XLB_NAT64_H */

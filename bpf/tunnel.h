@@ -323,15 +323,6 @@ static __always_inline void tun6_write(struct ipv6hdr *o, __u8 type, __be16 port
  * 0x86dd). The caller has checked the path MTU. Global functions: the
  * verifier checks each once, and xlb_xdp6 is near its budget. */
 
-/* The real's next hop: back out of the port the packet came in on, or
- * the real's. */
-static __always_inline int tun_send(struct xdp_md *ctx, const struct real *r)
-{
-	if (r->ifindex == ctx->ingress_ifindex)
-		return XDP_TX;
-	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;
-}
-
 /* 4 in 6: an IPv4 packet in IPv6 (its traffic class the TOS, its hop
  * limit the TTL, flow label 0) for the IPv6 real in slot. */
 __attribute__((noinline)) int tun46_xmit(struct xdp_md *ctx, __u32 slot)
@@ -364,7 +355,7 @@ __attribute__((noinline)) int tun46_xmit(struct xdp_md *ctx, __u32 slot)
 	if (!o)
 		return XDP_DROP;
 	tun6_write(o, type, t->port, sport, t->src.v6, r->addr.v6, vtc, hops, inner_len, IPPROTO_IPIP);
-	return tun_send(ctx, r);
+	return send_to_real(ctx, r);
 }
 
 /* 6 in 4: an IPv6 packet in IPv4 for the IPv4 real in slot: TOS the
@@ -434,7 +425,7 @@ __attribute__((noinline)) int tun64_xmit(struct xdp_md *ctx, __u32 slot)
 	}
 	o->check = 0;
 	o->check = iph_csum(o);
-	return tun_send(ctx, r);
+	return send_to_real(ctx, r);
 }
 
 /* TUN: wraps the packet for the real and sends it to the real's next hop. */
@@ -487,11 +478,7 @@ static __always_inline int forward_tun(struct xdp_md *ctx, struct packet *p, voi
 		__builtin_memcpy(out, &o, sizeof(struct iphdr) + sizeof(struct grehdr));
 	else
 		__builtin_memcpy(out, &o, sizeof(struct iphdr));
-	if (r->ifindex == ctx->ingress_ifindex)
-		return XDP_TX;
-	/* A verdict the verifier knows: once the head moved, no handler
-	 * after this one may touch the packet (-1 is XLB_CONTINUE). */
-	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;
+	return send_to_real(ctx, r);
 }
 
 /* ICMPv6 Packet Too Big (next-hop MTU mtu) back to the client, from the
@@ -602,9 +589,7 @@ static __always_inline int forward_tun6(struct xdp_md *ctx, struct packet *p, vo
 	if (!o)
 		return XDP_DROP;
 	tun6_write(o, type, port, sport, src, r->addr.v6, vtc, hops, inner_len, IPPROTO_IPV6);
-	if (r->ifindex == ctx->ingress_ifindex)
-		return XDP_TX;
-	return bpf_redirect_map(&tx_ports, r->tx_port, 0) == XDP_REDIRECT ? XDP_REDIRECT : XDP_ABORTED;
+	return send_to_real(ctx, r);
 }
 
 /* To the real a flow's packet (or an ICMP error about it) goes to: by
