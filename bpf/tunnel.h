@@ -361,7 +361,9 @@ __attribute__((noinline)) int tun46_xmit(struct xdp_md *ctx, __u32 slot)
 /* 6 in 4: an IPv6 packet in IPv4 for the IPv4 real in slot: TOS the
  * traffic class, TTL the hop limit, DF clear (ip_vs_prepare_tunneled_skb
  * leaves it so for an IPv6 packet: the path may fragment it), a random
- * ID. */
+ * ID. The headers are written in place, not built by tun_fill on the
+ * stack and copied as forward_tun does: this frame and xlb_xdp6's must
+ * stay within 512 bytes together (tun_fill's copy took them to 576). */
 __attribute__((noinline)) int tun64_xmit(struct xdp_md *ctx, __u32 slot)
 {
 	void *data = (void *)(long)ctx->data;
