@@ -185,6 +185,14 @@ func destPort(r *xlbReal, vport uint16) uint16 {
 	return vport
 }
 
+// realPort is destPort for a real as configured.
+func realPort(r *realState, vport uint16) uint16 {
+	if r.Port != 0 {
+		return r.Port
+	}
+	return vport
+}
+
 // liveReal is the real a flow or template of real slot and generation
 // gen still goes to, nil when the slot was freed or reused since.
 func liveReal(reals []xlbReal, slot, gen uint32) *xlbReal {
@@ -434,10 +442,7 @@ func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen,
 	}
 	x.synced6[k] = syncedMark{lastSeen: now, state: v.State}
 	if r.Forward == lvs.NAT {
-		rport := r.Port
-		if rport == 0 {
-			rport = c.Virtual.Port()
-		}
+		rport := realPort(r, c.Virtual.Port())
 		rk := xlbConnKey6{Src: words6(r.Addr), Dst: k.Src, Sport: port16(rport), Dport: k.Sport, Proto: k.Proto}
 		nr := xlbNatReply{Vip: addrKey(c.Virtual.Addr()), Vport: k.Dport, Family: family(c.Virtual.Addr())}
 		if err := x.objs.NatReplies6.Update(&rk, &nr, ebpf.UpdateAny); err != nil {
@@ -454,10 +459,7 @@ func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen,
 // rather than two flows answered on one port. give, when not nil, gives
 // back the port this call took.
 func (x *Dataplane) fnatPort(c ipvssync.Conn, r *realState, laddr uint32, now uint64) (give func() error, ok bool, err error) {
-	rport := r.Port
-	if rport == 0 {
-		rport = c.Virtual.Port()
-	}
+	rport := realPort(r, c.Virtual.Port())
 	v := xlbFnatPort{Nr: xlbNatReply{Vip: addrKey(c.Virtual.Addr()), Vport: port16(c.Virtual.Port()), Family: family(c.Virtual.Addr())},
 		Client: addrKey(c.Client.Addr()), Cport: port16(c.Client.Port()), Laddr: uint8(laddr), Taken: now}
 	mine := func(o xlbFnatPort) bool {
@@ -535,10 +537,7 @@ func installFlow[K any](x *Dataplane, table *ebpf.Map, k K, v xlbConn, c ipvssyn
 func (x *Dataplane) installed(c ipvssync.Conn, k xlbConnKey, r *realState, state uint8, now uint64) error {
 	x.synced[k] = syncedMark{lastSeen: now, state: state}
 	if r.Forward == lvs.NAT {
-		rport := r.Port
-		if rport == 0 {
-			rport = c.Virtual.Port()
-		}
+		rport := realPort(r, c.Virtual.Port())
 		rk := xlbConnKey{Src: ip4(r.Addr), Dst: k.Src, Sport: port16(rport), Dport: k.Sport, Proto: k.Proto}
 		nr := xlbNatReply{Vip: addrKey(c.Virtual.Addr()), Vport: k.Dport, Family: family(c.Virtual.Addr())}
 		if err := x.objs.NatReplies.Update(&rk, &nr, ebpf.UpdateAny); err != nil {
