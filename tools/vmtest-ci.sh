@@ -56,9 +56,19 @@ for _ in 1 2; do
 	echo "vmtest-ci: ${side[$pid]} done after $((SECONDS - t0)) s, exit $rc"
 	[[ $rc == 0 ]] || failed=1
 done
+# What a failed test printed (its last 150 lines): CI keeps only this output.
+failed_output() { # test.log
+	awk '/^=== RUN   [^\/ ]+$/ { n = 0 } { buf[n++ % 150] = $0 }
+		/^--- FAIL: / { for (i = (n > 150 ? n - 150 : 0); i < n; i++) print buf[i % 150]; n = 0 }
+		/^--- (PASS|SKIP): / { n = 0 }' "$1"
+}
 for s in ipvs daemon xdp; do
 	[[ -f vmtest-out/ci-$s.log ]] || continue
 	echo "=== vmtest-ci: $s"
 	cat "vmtest-out/ci-$s.log"
+	if grep -q -- '--- FAIL' "vmtest-out/ci-$s/6.1/test.log" 2>/dev/null; then
+		echo "=== vmtest-ci: $s: what the failed tests printed"
+		failed_output "vmtest-out/ci-$s/6.1/test.log"
+	fi
 done
 exit $failed

@@ -100,11 +100,12 @@ func TestAdoptIPVSDirector(t *testing.T) {
 		return 0
 	}
 
-	// 8 MiB at 160 kB/s: 52 s each, longer than the daemon takes to
-	// start (its programs' verification, in a TCG VM, took most of the 26 s
-	// of 4 MiB in one run) and the 6 s of the check.
-	const downloads, size = 20, 8 << 20
-	dl := startDownloads(t, topo, downloads, size, 150*time.Second)
+	// 16 MiB at 160 kB/s: 105 s each, far longer than the daemon takes to
+	// start and the 6 s of the check (in CI's TCG VM, beside a second VM,
+	// the check came 46 s after the downloads began, and 8 MiB was once
+	// not enough); once checked, they read the rest at full speed.
+	const downloads, size = 20, 16 << 20
+	dl := startDownloads(t, topo, downloads, size, 300*time.Second)
 	require.Eventually(t, func() bool {
 		return strings.Count(ipvsadm("-Lnc"), "ESTABLISHED") >= downloads
 	}, 20*time.Second, 100*time.Millisecond, "the downloads are not on IPVS")
@@ -147,7 +148,7 @@ func TestAdoptIPVSDirector(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, d.status(t).Services[0].Counters.Conns-conns0, uint64(5))
 
-	for i, err := range dl.wait() {
+	for i, err := range dl.finish() {
 		assert.NoError(t, err, "download %d", i)
 	}
 }
