@@ -203,6 +203,74 @@ __attribute__((noinline)) int nat64_xmit(struct xdp_md *ctx, __u32 real_slot, __
 	return send_to_real(ctx, r);
 }
 
+/* 4 -> 6, NAT46 (the reverse of NAT64: an IPv4 VIP served by IPv6
+ * reals): the client's packet to the IPv6 real in real_slot, from IPv6
+ * local address slot laddr_lport >> 16 and port (__be16)laddr_lport, as
+ * nat46_xmit translates a NAT64 reply (the hop limit the TTL as it came:
+ * the director forwards to a real as NAT does, without routing). Returns
+ * the verdict, or -1 for a UDP datagram without a checksum, which IPv6
+ * requires. The packet grows by 20 bytes: a TCP real's MSS (its link's
+ * MTU less IPv6's 60 bytes) keeps the client's segments within it. */
+__attribute__((noinline)) int fnat46_xmit(struct xdp_md *ctx, __u32 real_slot, __u32 laddr_lport)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 l2 = l2_len_of(data, data_end, bpf_htons(ETH_P_IP));
+	struct real *r = bpf_map_lookup_elem(&reals, &real_slot);
+	__u32 ls = laddr_lport >> 16;
+	struct laddr *la = bpf_map_lookup_elem(&laddrs, &ls);
+	if (!r || !la || r->family != AF_INET6 || la->family != AF_INET6 || (l2 != 14 && l2 != 18))
+		return XDP_DROP;
+	struct iphdr *ip = data + l2;
+	if ((void *)(ip + 1) > data_end)
+		return XDP_DROP;
+	__u8 proto = ip->protocol;
+	if (ip->ihl != 5 || (proto != IPPROTO_TCP && proto != IPPROTO_UDP)) {
+		stat_inc(XLB_STAT_TRUNCATED);
+		return XDP_DROP;
+	}
+	__be16 *ports = (void *)(ip + 1);
+	__u16 *sum = l4_csum(ports, data_end, proto);
+	if (!sum)
+		return -1;
+	__be16 lport = (__be16)laddr_lport;
+	__be16 rport = r->port ? r->port : ports[1];
+	/* The pseudo-header: IPv4's addresses out, IPv6's in (two sums:
+	 * they are in two entries). Then the ports. */
+	__s64 d = bpf_csum_diff((__be32 *)&ip->saddr, 8, la->addr.v6, 16, (__u16)~*sum);
+	if (d >= 0)
+		d = bpf_csum_diff(0, 0, r->addr.v6, 16, (__u32)d);
+	if (d < 0)
+		return XDP_DROP;
+	*sum = csum_fold32((__u32)d);
+	csum_replace2(sum, ports[0], lport);
+	csum_replace2(sum, ports[1], rport);
+	if (proto == IPPROTO_UDP && *sum == 0)
+		*sum = 0xffff;
+	ports[0] = lport;
+	ports[1] = rport;
+	__be32 vtc = bpf_htonl(0x60000000 | ((__u32)ip->tos << 20));
+	__u8 hops = ip->ttl;
+	__u16 plen = bpf_ntohs(ip->tot_len) - sizeof(struct iphdr);
+	__u8 vlan[4];
+	__builtin_memcpy(vlan, data + 2 * ETH_ALEN, 4);
+	/* IPv4's 20 bytes of header become IPv6's 40. */
+	if (bpf_xdp_adjust_head(ctx, -(int)(sizeof(struct ipv6hdr) - sizeof(struct iphdr))))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	struct ipv6hdr *ip6 = l2_put(data, data_end, l2, vlan, r->dst_mac, r->src_mac, bpf_htons(ETH_P_IPV6), sizeof(struct ipv6hdr));
+	if (!ip6)
+		return XDP_DROP;
+	*(__be32 *)ip6 = vtc;
+	ip6->payload_len = bpf_htons(plen);
+	ip6->nexthdr = proto;
+	ip6->hop_limit = hops;
+	__builtin_memcpy(&ip6->saddr, la->addr.v6, 16);
+	__builtin_memcpy(&ip6->daddr, r->addr.v6, 16);
+	return send_to_real(ctx, r);
+}
+
 /* FULLNAT for IPv6 with TOA: the handshake's ACK from local address slot
  * laddr_lport >> 16 and port (__be16)laddr_lport to the IPv6 real in
  * real_slot, carrying the client's address and port (toa6_stash put them
@@ -303,19 +371,12 @@ __attribute__((noinline)) int nat64_toa(struct xdp_md *ctx, int v)
 	return v;
 }
 
-/* The route of a packet nat46_xmit or nat46_icmp made IPv6 (ip6, its
- * payload plen bytes of proto): by the FIB to the client, or up to the
- * kernel with a note for xlb_tc_neigh when the neighbour is not known. */
-static __always_inline int nat46_route(struct xdp_md *ctx, struct ethhdr *eth, struct ipv6hdr *ip6,
-				       struct bpf_fib_lookup *fib, __u8 proto, __u16 plen)
+/* The end of a translated packet's way to the client, the FIB asked
+ * (fib): to the next hop, or up to the kernel with a note for
+ * xlb_tc_neigh when the neighbour is not known. */
+static __always_inline int xlat_route(struct xdp_md *ctx, struct ethhdr *eth, struct bpf_fib_lookup *fib)
 {
 	void *data;
-	__builtin_memset(fib, 0, sizeof(*fib));
-	fib->family = AF_INET6;
-	fib->l4_protocol = proto;
-	fib->tot_len = plen + sizeof(struct ipv6hdr);
-	__builtin_memcpy(fib->ipv6_src, &ip6->saddr, 16);
-	__builtin_memcpy(fib->ipv6_dst, &ip6->daddr, 16);
 	fib->ifindex = ctx->ingress_ifindex;
 	int rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
@@ -339,6 +400,34 @@ static __always_inline int nat46_route(struct xdp_md *ctx, struct ethhdr *eth, s
 	if (fib->ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
 	return bpf_redirect(fib->ifindex, 0);
+}
+
+/* xlat_route for a packet nat46_xmit or nat46_icmp made IPv6 (ip6, its
+ * payload plen bytes of proto). */
+static __always_inline int nat46_route(struct xdp_md *ctx, struct ethhdr *eth, struct ipv6hdr *ip6,
+				       struct bpf_fib_lookup *fib, __u8 proto, __u16 plen)
+{
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->family = AF_INET6;
+	fib->l4_protocol = proto;
+	fib->tot_len = plen + sizeof(struct ipv6hdr);
+	__builtin_memcpy(fib->ipv6_src, &ip6->saddr, 16);
+	__builtin_memcpy(fib->ipv6_dst, &ip6->daddr, 16);
+	return xlat_route(ctx, eth, fib);
+}
+
+/* xlat_route for a packet fnat46_reply made IPv4 (ip). */
+static __always_inline int nat64_route(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
+				       struct bpf_fib_lookup *fib)
+{
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->family = AF_INET;
+	fib->tos = ip->tos;
+	fib->l4_protocol = ip->protocol;
+	fib->tot_len = bpf_ntohs(ip->tot_len);
+	fib->ipv4_src = ip->saddr;
+	fib->ipv4_dst = ip->daddr;
+	return xlat_route(ctx, eth, fib);
 }
 
 /* 4 -> 6: an IPv4 real's reply to a NAT64 flow's local address and port,
@@ -403,6 +492,74 @@ __attribute__((noinline)) int nat46_xmit(struct xdp_md *ctx)
 	__builtin_memcpy(&ip6->saddr, f->nr.vip.v6, 16);
 	__builtin_memcpy(&ip6->daddr, f->client.v6, 16);
 	return nat46_route(ctx, data, ip6, fib, proto, plen);
+}
+
+/* 6 -> 4, NAT46's reply: an IPv6 real's reply to a NAT46 flow's local
+ * address and port, whose fnat_ports6 entry is in this CPU's
+ * fnat_scratch: to the client as IPv4 from the VIP, routed by the FIB
+ * (the TTL the hop limit less one, as NAT's replies are), as nat64_xmit
+ * translates a NAT64 client's packet (DF set, ID 0). The caller has
+ * found no extension header. Returns the verdict. */
+__attribute__((noinline)) int fnat46_reply_xmit(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct fnat_port *f = bpf_map_lookup_elem(&fnat_scratch, &zero);
+	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&fib_scratch, &zero);
+	__u32 l2 = l2_len_of(data, data_end, bpf_htons(ETH_P_IPV6));
+	if (!f || !fib || (l2 != 14 && l2 != 18))
+		return XDP_DROP;
+	struct ipv6hdr *ip6 = data + l2;
+	if ((void *)(ip6 + 1) > data_end)
+		return XDP_DROP;
+	__u8 proto = ip6->nexthdr;
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP) {
+		stat_inc(XLB_STAT_TRUNCATED);
+		return XDP_DROP;
+	}
+	if (ip6->hop_limit <= 1)
+		return XDP_PASS; /* the kernel answers it */
+	__be16 *ports = (void *)(ip6 + 1);
+	__u16 *sum = l4_csum(ports, data_end, proto);
+	if (!sum)
+		return XDP_DROP;
+	__be32 addrs[2] = { f->nr.vip.v4, f->client.v4 };
+	__s64 d = bpf_csum_diff((__be32 *)&ip6->saddr, 32, addrs, 8, (__u16)~*sum);
+	if (d < 0)
+		return XDP_DROP;
+	*sum = csum_fold32((__u32)d);
+	csum_replace2(sum, ports[0], f->nr.vport);
+	csum_replace2(sum, ports[1], f->cport);
+	if (proto == IPPROTO_UDP && *sum == 0)
+		*sum = 0xffff;
+	ports[0] = f->nr.vport;
+	ports[1] = f->cport;
+	__u16 plen = bpf_ntohs(ip6->payload_len);
+	__u8 tos = bpf_ntohl(*(__be32 *)ip6) >> 20;
+	__u8 ttl = ip6->hop_limit - 1;
+	__u8 vlan[4];
+	__builtin_memcpy(vlan, data + 2 * ETH_ALEN, 4);
+	if (bpf_xdp_adjust_head(ctx, (int)(sizeof(struct ipv6hdr) - sizeof(struct iphdr))))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	struct iphdr *ip = l2_put(data, data_end, l2, vlan, 0, 0, bpf_htons(ETH_P_IP), sizeof(struct iphdr));
+	if (!ip)
+		return XDP_DROP;
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tos = tos;
+	ip->tot_len = bpf_htons(plen + sizeof(struct iphdr));
+	ip->id = 0;
+	ip->frag_off = bpf_htons(IP_DF);
+	ip->ttl = ttl;
+	ip->protocol = proto;
+	ip->saddr = f->nr.vip.v4;
+	ip->daddr = f->client.v4;
+	ip->check = 0;
+	ip->check = iph_csum(ip);
+	return nat64_route(ctx, data, ip, fib);
 }
 
 /* RFC 7915 4.2: an ICMP error's type and code as ICMPv6's (type << 8 |

@@ -81,6 +81,20 @@ _Static_assert((XLB_SCHED_SLOTS & (XLB_SCHED_SLOTS - 1)) == 0, "XLB_SCHED_SLOTS 
 const volatile struct xlb_enums xlb_enums __attribute__((used)) = {};
 _Static_assert(XLB_SCHED_SLOTS >= XLB_HASH_TAB_SIZE, "a scheduler table must hold the sh/dh buckets");
 
+/* IPv6 runs in a program of its own, xlb_xdp6, which xlb_xdp tail-calls
+ * (the loader puts it at XLB_PROG_IPV6): the verifier walks each family's
+ * paths against a budget of its own, and IPv4's program holds none of
+ * IPv6's. NAT46's replies, IPv6 packets of IPv4 flows, go on from
+ * xlb_xdp6 in xlb_nat46 (XLB_PROG_NAT46). */
+#define XLB_PROG_IPV6 0
+#define XLB_PROG_NAT46 1
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 2);
+} xlb_progs SEC(".maps");
+
 /* A handler that has not decided the packet's fate returns this: the next
  * handler in xlb_xdp's chain takes it. */
 #define XLB_CONTINUE -1
@@ -203,12 +217,11 @@ promoted:
  * (fk, of family fam) moves through IPVS's OUTPUT table, re-arms its
  * timer, is proven by the real's ACK under secure_tcp (a UDP reply
  * proves nothing of the client) and counts the reply as the real's
- * output; a reply of a flow on standby, or of no flow with its VIP on
- * standby, goes to the kernel. Then the reply gets the VIP and port back
- * (rewrite) and is routed on (route). */
-static __always_inline int nat_reply_tail(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes,
-					  union flow_key *fk, __u8 fam, const struct nat_reply *nr, __be32 client,
-					  __be16 cport, const __be32 *client6, int nat46)
+ * output (reply_flow); a reply of a flow on standby, or of no flow with
+ * its VIP on standby, goes to the kernel. Then the reply gets the VIP and
+ * port back (rewrite) and is routed on (route): nat_reply_tail. */
+static __always_inline int reply_flow(union flow_key *fk, __u8 fam, __u8 proto, __u8 tcp_flags, __u64 bytes,
+				      const struct nat_reply *nr)
 {
 	int half;
 	struct conn *fc = flow_lookup(fk, fam, &half);
@@ -219,11 +232,11 @@ static __always_inline int nat_reply_tail(struct xdp_md *ctx, struct packet *p, 
 			stat_inc(XLB_STAT_STANDBY);
 			return XDP_PASS;
 		}
-		if (p->proto == IPPROTO_TCP)
-			conn_tcp_transition(fc, p->tcp_flags, CT_DIR_OUTPUT);
+		if (proto == IPPROTO_TCP)
+			conn_tcp_transition(fc, tcp_flags, CT_DIR_OUTPUT);
 		conn_rearm(fc, xlb_now());
 		__u32 rs = fc->real;
-		if (half && fr && p->proto == IPPROTO_TCP && conn_proven(fc, p->proto))
+		if (half && fr && proto == IPPROTO_TCP && conn_proven(fc, proto))
 			conn_promote(fk, fam, fc, fr);
 		struct counters *rc = bpf_map_lookup_elem(&real_stats, &rs);
 		if (rc) {
@@ -235,6 +248,16 @@ static __always_inline int nat_reply_tail(struct xdp_md *ctx, struct packet *p, 
 		stat_inc(XLB_STAT_STANDBY);
 		return XDP_PASS;
 	}
+	return XLB_CONTINUE;
+}
+
+static __always_inline int nat_reply_tail(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes,
+					  union flow_key *fk, __u8 fam, const struct nat_reply *nr, __be32 client,
+					  __be16 cport, const __be32 *client6, int nat46)
+{
+	int flow = reply_flow(fk, fam, p->proto, p->tcp_flags, bytes, nr);
+	if (flow != XLB_CONTINUE)
+		return flow;
 	if (nat46) {
 		/* NAT64's reply (its entry in fnat_scratch): IPv4 to IPv6. */
 		int act = nat46_xmit(ctx);
@@ -280,6 +303,27 @@ static __always_inline int nat46_reply(struct xdp_md *ctx, struct packet *p, voi
 	fk.v6.proto = p->proto;
 	fk.v6.pad[0] = fk.v6.pad[1] = fk.v6.pad[2] = 0;
 	return nat_reply_tail(ctx, p, data_end, bytes, &fk, AF_INET6, &s->nr, 0, 0, 0, 1);
+}
+
+/* NAT46's reply (its fnat_ports6 entry f: IPv6 from the real to an IPv4
+ * VIP's flow) goes on in xlb_nat46, tail-called with f in this CPU's
+ * fnat_scratch: the flow's state is IPv4's, and xlb_xdp6 holds no copy
+ * of IPv4's flow tables' paths for the verifier to walk (nor room on its
+ * stack for them). A reply with an extension header is not translated
+ * (the translation is a fixed 20 bytes): dropped, counted as truncated. */
+static __always_inline int fnat46_reply(struct xdp_md *ctx, struct packet *p, const struct fnat_port *f)
+{
+	__u32 zero = 0;
+	struct fnat_port *s = bpf_map_lookup_elem(&fnat_scratch, &zero);
+	if (!s)
+		return XDP_DROP;
+	if (p->l4 != (void *)p->ip + sizeof(struct ipv6hdr)) {
+		stat_inc(XLB_STAT_TRUNCATED);
+		return XDP_DROP;
+	}
+	*s = *f;
+	bpf_tail_call(ctx, &xlb_progs, XLB_PROG_NAT46);
+	return XDP_DROP; /* (the loader always puts it there) */
 }
 
 /* nat_reply: a NAT real's reply on its way back to the client gets the VIP
@@ -345,6 +389,8 @@ static __always_inline int nat_reply6(struct xdp_md *ctx, struct packet *p, void
 			int act = check_reply6(p, data_end, &fk.v6);
 			return act < 0 ? XLB_CONTINUE : act;
 		}
+		if (fp->nr.family == AF_INET)
+			return fnat46_reply(ctx, p, fp);
 		nr = fp->nr;
 		__builtin_memcpy(client6, fp->client.v6, 16);
 		cport = fp->cport;
@@ -408,6 +454,18 @@ static __always_inline __u16 svc_flags_of(const struct packet *p)
 	return s ? s->flags : 0;
 }
 
+/* NAT46's client packet to its real (fnat46_xmit), a UDP datagram
+ * without a checksum counted. */
+static __always_inline int fnat46_send(struct xdp_md *ctx, __u32 real_slot, __u32 laddr_lport)
+{
+	int act = fnat46_xmit(ctx, real_slot, laddr_lport);
+	if (act < 0) {
+		stat_inc(XLB_STAT_NAT64_UDP_NO_CSUM);
+		return XDP_DROP;
+	}
+	return xdp_verdict(act);
+}
+
 /* established: a packet of a flow the tables hold goes to the flow's
  * real, after one LRU lookup (two for a half-open flow, which the packet
  * may prove). A flow that cannot go on (expired, its real removed, its
@@ -446,6 +504,8 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 				int toa = (r->flags & XLB_REAL_F_TOA) && before == XLB_CT_SYN_RECV && p->proto == IPPROTO_TCP &&
 					  (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST | TCP_FLAG_ACK)) == TCP_FLAG_ACK &&
 					  (fam == AF_INET || p->l4 == (void *)p->ip + sizeof(struct ipv6hdr));
+				if (fam == AF_INET && r->family == AF_INET6) /* NAT46 (no TOA: refused) */
+					return fnat46_send(ctx, real_slot, (__u32)c->laddr << 16 | c->lport);
 				if (fam == AF_INET6 && (r->family == AF_INET || toa)) {
 					/* NAT64, or TOA for an IPv6 client (DPVS's 20-byte
 					 * option): bpf/nat64.h. */
@@ -643,6 +703,8 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 		__u32 rport_proto = (__u32)p->proto << 16 | (r->port ? r->port : p->dport);
 		if (fam == AF_INET6 && r->family == AF_INET) /* NAT64: an IPv4 local address and port */
 			fnat = fnat_request6(p, now) < 0 ? -1 : fnat_take(svc_idx, r->addr.v4, rport_proto);
+		else if (fam == AF_INET && r->family == AF_INET6) /* NAT46: an IPv6 one */
+			fnat = fnat_request(p, now) < 0 ? -1 : fnat_take6(svc_idx, real_slot, rport_proto);
 		else if (fam == AF_INET6)
 			fnat = fnat_request6(p, now) < 0 ? -1 : fnat_take6(svc_idx, real_slot, rport_proto);
 		else
@@ -675,6 +737,8 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 	count(&real_stats, real_slot, bytes, 1);
 	if (fam == AF_INET6 && (cflags & XLB_CONN_F_FNAT) && r->family == AF_INET)
 		return xdp_verdict(nat64_xmit(ctx, real_slot, fnat));
+	if (fam == AF_INET && (cflags & XLB_CONN_F_FNAT) && r->family == AF_INET6)
+		return fnat46_send(ctx, real_slot, fnat);
 	if ((cflags & XLB_CONN_F_FNAT) && fnat_source(p, data_end, fnat >> 16, (__be16)fnat, fam) < 0)
 		return XDP_DROP;
 	return forward(ctx, p, data_end, r, real_slot, fam);
@@ -696,17 +760,6 @@ static __always_inline int by_flow(struct xdp_md *ctx, struct packet *p, void *d
 	return new_flow(ctx, p, data_end, &ck, bytes, now, fam);
 }
 
-/* IPv6 runs in a program of its own, xlb_xdp6, which xlb_xdp tail-calls
- * (the loader puts it at XLB_PROG_IPV6): the verifier walks each family's
- * paths against a budget of its own, and IPv4's program holds none of
- * IPv6's. */
-#define XLB_PROG_IPV6 0
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__type(key, __u32);
-	__type(value, __u32);
-	__uint(max_entries, 1);
-} xlb_progs SEC(".maps");
 
 /* The chain: parse -> (no ports: unparsed) -> NAT reply -> the VIP filter
  * -> established flow -> new flow. */
@@ -770,6 +823,42 @@ int xlb_xdp6(struct xdp_md *ctx)
 	if (act != XLB_CONTINUE)
 		return act;
 	return by_flow(ctx, &p, data_end, bytes, AF_INET6);
+}
+
+/* NAT46's reply, tail-called from xlb_xdp6 (fnat46_reply) with its
+ * fnat_ports6 entry in this CPU's fnat_scratch: the IPv4 flow's state
+ * (reply_flow), then the packet made IPv4 to the client
+ * (fnat46_reply_xmit). */
+SEC("xdp")
+int xlb_nat46(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 bytes = data_end - data;
+	__u32 zero = 0;
+	struct fnat_port *f = bpf_map_lookup_elem(&fnat_scratch, &zero);
+	__u32 l2 = l2_len_of(data, data_end, bpf_htons(ETH_P_IPV6));
+	if (!f || (l2 != 14 && l2 != 18))
+		return XDP_DROP;
+	struct ipv6hdr *ip6 = data + l2;
+	__u8 *l4 = (void *)(ip6 + 1);
+	if ((void *)l4 + 8 > data_end)
+		return XDP_DROP;
+	__u8 proto = ip6->nexthdr;
+	__u8 tcp_flags = 0;
+	if (proto == IPPROTO_TCP) {
+		if ((void *)l4 + 14 > data_end)
+			return XDP_DROP;
+		tcp_flags = l4[13];
+	}
+	union flow_key fk = { .v4 = {
+		.src = f->client.v4, .dst = f->nr.vip.v4, .sport = f->cport, .dport = f->nr.vport, .proto = proto,
+	} };
+	int act = reply_flow(&fk, AF_INET, proto, tcp_flags, bytes, &f->nr);
+	if (act != XLB_CONTINUE)
+		return act;
+	stat_inc(XLB_STAT_NAT_REPLY);
+	return xdp_verdict(fnat46_reply_xmit(ctx));
 }
 
 /* ---- programs the control plane runs with BPF_PROG_TEST_RUN ---- */
@@ -924,46 +1013,41 @@ static long sweep_half_open6(struct bpf_map *map, struct conn_key6 *k, struct co
 
 /* A FULLNAT port goes back once its flow is gone: no flow of its client
  * to its VIP holds it any more (expired and ended above, replaced by a
- * new connection on the client's ports, or evicted). */
-static long sweep_fnat(struct bpf_map *map, struct conn_key *k, struct fnat_port *v, struct sweep_ctx *sc)
+ * new connection on the client's ports, or evicted). The flow is of the
+ * VIP's family, whichever table holds the port (NAT64's and NAT46's
+ * cross). Whether the port (dport, of protocol proto) is still held. */
+static __always_inline int fnat_port_held(const struct fnat_port *v, __u8 proto, __be16 dport, __u64 now)
 {
-	if (sc->now < v->taken || sc->now - v->taken < XLB_FNAT_GRACE_NS)
-		return 0;
+	if (now < v->taken || now - v->taken < XLB_FNAT_GRACE_NS)
+		return 1;
 	struct conn *c;
 	if (v->nr.family == AF_INET6) {
-		/* NAT64's: the flow is IPv6's. */
-		struct conn_key6 fk = { .sport = v->cport, .dport = v->nr.vport, .proto = k->proto };
+		struct conn_key6 fk = { .sport = v->cport, .dport = v->nr.vport, .proto = proto };
 		__builtin_memcpy(fk.src, v->client.v6, 16);
 		__builtin_memcpy(fk.dst, v->nr.vip.v6, 16);
 		c = bpf_map_lookup_elem(&conns6, &fk);
 		if (!c)
 			c = bpf_map_lookup_elem(&half_open6, &fk);
 	} else {
-		struct conn_key fk = { .src = v->client.v4, .dst = v->nr.vip.v4, .sport = v->cport, .dport = v->nr.vport, .proto = k->proto };
+		struct conn_key fk = { .src = v->client.v4, .dst = v->nr.vip.v4, .sport = v->cport, .dport = v->nr.vport, .proto = proto };
 		c = bpf_map_lookup_elem(&conns, &fk);
 		if (!c)
 			c = bpf_map_lookup_elem(&half_open, &fk);
 	}
-	if (c && !c->retired && (c->flags & XLB_CONN_F_FNAT) && c->lport == k->dport && c->laddr == v->laddr)
-		return 0;
-	bpf_map_delete_elem(&fnat_ports, k);
+	return c && !c->retired && (c->flags & XLB_CONN_F_FNAT) && c->lport == dport && c->laddr == v->laddr;
+}
+
+static long sweep_fnat(struct bpf_map *map, struct conn_key *k, struct fnat_port *v, struct sweep_ctx *sc)
+{
+	if (!fnat_port_held(v, k->proto, k->dport, sc->now))
+		bpf_map_delete_elem(&fnat_ports, k);
 	return 0;
 }
 
-/* sweep_fnat for IPv6's ports. */
 static long sweep_fnat6(struct bpf_map *map, struct conn_key6 *k, struct fnat_port *v, struct sweep_ctx *sc)
 {
-	if (sc->now < v->taken || sc->now - v->taken < XLB_FNAT_GRACE_NS)
-		return 0;
-	struct conn_key6 fk = { .sport = v->cport, .dport = v->nr.vport, .proto = k->proto };
-	__builtin_memcpy(fk.src, v->client.v6, 16);
-	__builtin_memcpy(fk.dst, v->nr.vip.v6, 16);
-	struct conn *c = bpf_map_lookup_elem(&conns6, &fk);
-	if (!c)
-		c = bpf_map_lookup_elem(&half_open6, &fk);
-	if (c && !c->retired && (c->flags & XLB_CONN_F_FNAT) && c->lport == k->dport && c->laddr == v->laddr)
-		return 0;
-	bpf_map_delete_elem(&fnat_ports6, k);
+	if (!fnat_port_held(v, k->proto, k->dport, sc->now))
+		bpf_map_delete_elem(&fnat_ports6, k);
 	return 0;
 }
 

@@ -44,9 +44,10 @@ type Caps struct {
 	// may have; TOA whether it passes FULLNAT clients' addresses in TCP
 	// option 254.
 	MaxLocalAddrs int
-	// NAT64: FULLNAT takes an IPv6 service to IPv4 reals (DPVS's NAT64).
-	NAT64 bool
-	TOA   bool
+	// NAT64: FULLNAT takes an IPv6 service to IPv4 reals (DPVS's NAT64);
+	// NAT46 an IPv4 service to IPv6 reals (without TOA).
+	NAT64, NAT46 bool
+	TOA          bool
 	// IPv6Forwards, when set, are the only forwarding methods an IPv6
 	// service's reals may have (Forwards are then IPv4's).
 	IPv6Forwards []lvs.Forward
@@ -205,8 +206,11 @@ func (c Caps) CheckReal(s Service, r Real) error {
 		switch {
 		case r.Forward == lvs.FNAT && !slices.Contains(c.Forwards, lvs.FNAT):
 			// refused above: no FULLNAT at all
-		case r.Forward == lvs.FNAT && r.Addr.Is6():
+		case r.Forward == lvs.FNAT && r.Addr.Is6() && !c.NAT46:
 			bad("an IPv6 real of an IPv4 service by FULLNAT (NAT46) is not supported by %s", c.Name)
+		case r.Forward == lvs.FNAT && r.Addr.Is6() && s.TOA:
+			// DPVS, whose option this is, has no NAT46 to follow.
+			bad("toa to an IPv6 real of an IPv4 service (NAT46) is not supported by %s: the real would get the IPv4 client's address in an option no toa module reads over IPv6", c.Name)
 		case r.Forward == lvs.FNAT && !c.NAT64:
 			bad("an IPv4 real of an IPv6 service by FULLNAT (NAT64) is not supported by %s", c.Name)
 		case r.Forward == lvs.FNAT:

@@ -32,7 +32,8 @@ func capsWith(lim limits) dataplane.Caps {
 		Protocols:         []lvs.Protocol{lvs.TCP, lvs.UDP},
 		IPv6:              true,
 		// IPv6: DR, NAT66, TUN (IPv6 in IPv6) and FULLNAT, to IPv6
-		// reals or, NAT64, to IPv4 ones.
+		// reals or, NAT64, to IPv4 ones; and NAT46, FULLNAT from an
+		// IPv4 service to IPv6 reals.
 		IPv6Forwards:  []lvs.Forward{lvs.DR, lvs.NAT, lvs.TUN, lvs.FNAT},
 		Flags:         lvs.SchedFlags,
 		AllPorts:      true,
@@ -40,6 +41,7 @@ func capsWith(lim limits) dataplane.Caps {
 		FWMarkWhy:     "the mark is set by netfilter, after XDP has seen the packet (--dataplane auto runs such a file on IPVS)",
 		MaxLocalAddrs: fnatLaddrs,
 		NAT64:         true,
+		NAT46:         true,
 		TOA:           true,
 		MaxServices:   lim.services,
 		MaxReals:      lim.reals,

@@ -168,13 +168,15 @@ func TestIPv6CapsSayWhatIsMissing(t *testing.T) {
 	assert.ErrorContains(t, err, "local address 10.0.0.1 is IPv4, and no FULLNAT real is: a local address is of its reals' family")
 	assert.ErrorContains(t, err, "FULLNAT to IPv6 reals needs an IPv6 local address, and none is listed")
 	// NAT64 (DPVS's): IPv4 reals of an IPv6 service, from IPv4 local
-	// addresses. The reverse (NAT46) is refused by name.
+	// addresses; and the reverse (NAT46), but without TOA.
 	nat64 := fnat
 	nat64.Reals = []dataplane.Real{{Addr: realAddr(1), Port: 80, Weight: 1, Forward: lvs.FNAT}}
 	require.NoError(t, Caps.Validate([]dataplane.Service{nat64}))
 	nat46 := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
 		LocalAddrs: []netip.Addr{netip.MustParseAddr("2001:db8::1")}, Reals: []dataplane.Real{{Addr: real6(1), Port: 80, Weight: 1, Forward: lvs.FNAT}}}
-	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{nat46}), "an IPv6 real of an IPv4 service by FULLNAT (NAT46) is not supported by the XDP data plane")
+	require.NoError(t, Caps.Validate([]dataplane.Service{nat46}))
+	nat46.TOA = true
+	assert.ErrorContains(t, Caps.Validate([]dataplane.Service{nat46}), "toa to an IPv6 real of an IPv4 service (NAT46) is not supported by the XDP data plane")
 	// A tunnel across families is taken (IPv6 in IPv4); DR or NAT across
 	// families is refused.
 	across := svc

@@ -316,16 +316,25 @@ func (x *Dataplane) loadObjects() error {
 		}
 		return fmt.Errorf("load xdp program: %w", err)
 	}
-	// xlb_xdp hands IPv6 to xlb_xdp6 by a tail call (bpf/xdp_lb.bpf.c).
+	// xlb_xdp hands IPv6 to xlb_xdp6 by a tail call, and xlb_xdp6 NAT46's
+	// replies to xlb_nat46 (bpf/xdp_lb.bpf.c).
 	if err := x.objs.XlbProgs.Put(uint32(progIPv6), x.objs.XlbXdp6); err != nil {
 		x.objs.Close()
 		return fmt.Errorf("load xdp program: the IPv6 program's slot: %w", err)
 	}
+	if err := x.objs.XlbProgs.Put(uint32(progNAT46), x.objs.XlbNat46); err != nil {
+		x.objs.Close()
+		return fmt.Errorf("load xdp program: the NAT46 program's slot: %w", err)
+	}
 	return nil
 }
 
-// progIPv6 is xlb_xdp6's slot in xlb_progs (XLB_PROG_IPV6).
-const progIPv6 = 0
+// The slots of xlb_progs: xlb_xdp6's (XLB_PROG_IPV6), xlb_nat46's
+// (XLB_PROG_NAT46).
+const (
+	progIPv6  = 0
+	progNAT46 = 1
+)
 
 // ensureBPFFS makes sure dir's parent is on a mounted bpffs.
 func ensureBPFFS(dir string) error {

@@ -376,6 +376,7 @@ const (
 	xlbMapVips             = "vips"
 	xlbMapXlbProgs         = "xlb_progs"
 	xlbProgXlbAdjust       = "xlb_adjust"
+	xlbProgXlbNat46        = "xlb_nat46"
 	xlbProgXlbSweep        = "xlb_sweep"
 	xlbProgXlbTcCheck      = "xlb_tc_check"
 	xlbProgXlbTcNeigh      = "xlb_tc_neigh"
@@ -429,6 +430,7 @@ type xlbSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbProgramSpecs struct {
 	XlbAdjust  *ebpf.ProgramSpec `ebpf:"xlb_adjust"`
+	XlbNat46   *ebpf.ProgramSpec `ebpf:"xlb_nat46"`
 	XlbSweep   *ebpf.ProgramSpec `ebpf:"xlb_sweep"`
 	XlbTcCheck *ebpf.ProgramSpec `ebpf:"xlb_tc_check"`
 	XlbTcNeigh *ebpf.ProgramSpec `ebpf:"xlb_tc_neigh"`
@@ -615,6 +617,7 @@ type xlbVariables struct {
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbPrograms struct {
 	XlbAdjust  *ebpf.Program `ebpf:"xlb_adjust"`
+	XlbNat46   *ebpf.Program `ebpf:"xlb_nat46"`
 	XlbSweep   *ebpf.Program `ebpf:"xlb_sweep"`
 	XlbTcCheck *ebpf.Program `ebpf:"xlb_tc_check"`
 	XlbTcNeigh *ebpf.Program `ebpf:"xlb_tc_neigh"`
@@ -625,6 +628,7 @@ type xlbPrograms struct {
 func (p *xlbPrograms) Close() error {
 	return _XlbClose(
 		p.XlbAdjust,
+		p.XlbNat46,
 		p.XlbSweep,
 		p.XlbTcCheck,
 		p.XlbTcNeigh,
