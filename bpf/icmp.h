@@ -110,6 +110,8 @@ static __always_inline int icmp_to_vip(struct xdp_md *ctx, struct packet *p, voi
 	struct real *r = bpf_map_lookup_elem(&reals, &slot);
 	if (!r || r->gen != c->gen || !(r->flags & XLB_REAL_F_PRESENT) || (r->flags & XLB_REAL_F_STANDBY))
 		return -1;
+	if ((c->flags & XLB_CONN_F_FNAT) && r->family == AF_INET6) /* NAT46's: ICMPv6 to the real (bpf/nat64.h) */
+		return xdp_verdict(fnat46_icmp_real(ctx, slot, (__u32)c->laddr << 16 | c->lport));
 	if (r->flags & XLB_REAL_F_NAT) {
 		struct iphdr *ip = p->ip;
 		if ((void *)(ip + 1) > data_end)

@@ -152,6 +152,16 @@ static __always_inline int icmp6_from_fnat(struct xdp_md *ctx, struct packet *p,
 	struct conn_key6 k;
 	icmp6_flow_key(&e, &k);
 	struct fnat_port *fp = bpf_map_lookup_elem(&fnat_ports6, &k);
+	if (fp && fp->nr.family == AF_INET) {
+		/* NAT46's, of an IPv4 VIP: ICMP to the client (bpf/nat64.h),
+		 * the flow's entry in fnat_scratch. */
+		__u32 zero = 0;
+		struct fnat_port *s = bpf_map_lookup_elem(&fnat_scratch, &zero);
+		if (!s || !to_vip(&fp->nr.vip, AF_INET))
+			return -1;
+		*s = *fp;
+		return xdp_verdict(fnat46_icmp_client(ctx));
+	}
 	if (!fp || !to_vip(&fp->nr.vip, AF_INET6))
 		return -1;
 	if (icmp6_rewrite(p, data_end, &e, 1, fp->client.v6, fp->cport) < 0 ||

@@ -67,6 +67,7 @@ struct icmpx_scratch {
 	__be32 from[14];
 	__be32 to[14];
 	__be32 pseudo[10];
+	__be32 addr4[4]; /* icmp64's addresses: see there */
 };
 
 struct {
@@ -622,25 +623,24 @@ static __always_inline int icmp_6to4(__u8 type, __u8 code, __u32 mtu6, __u32 *wo
 	return -1;
 }
 
-/* 4 -> 6: an ICMP error to a NAT64 flow's local address about the
- * director's packet to the real (the quote: laddr:lport -> real:rport),
- * from the real or a router on the way; the flow's fnat_ports entry is in
- * this CPU's fnat_scratch. To the client as ICMPv6 from the VIP, about
- * the client's packet as it sent it (client:cport -> VIP:vport), routed
- * by the FIB. The quote's L4 checksum is left as it was (no receiver
- * checks a quote's; bpf/icmp6.h does the same). An error the RFC does not
- * translate, or whose ICMPv6 form would pass IPv6's minimum MTU (1280;
- * an IPv4 router quotes at most 576 bytes), is dropped and counted. */
-__attribute__((noinline)) int nat46_icmp(struct xdp_md *ctx)
+/* 4 -> 6: an ICMP error about a packet that crossed the families, made
+ * ICMPv6 from src6 to dst6 about the packet its receiver sent (the
+ * quote: qsrc6:qsport -> qdst6:qdport; qsport 0 keeps the quote's own:
+ * a real without a port of its own answers from the VIP's). To real r
+ * (its MACs; the TTL kept, as packets to reals are), or, r 0, routed by
+ * the FIB (the TTL less the director's hop). The quote's L4 checksum is
+ * left as it was (no receiver checks a quote's; bpf/icmp6.h does the
+ * same). An error the RFC does not translate, or whose ICMPv6 form would
+ * pass IPv6's minimum MTU (1280; an IPv4 router quotes at most 576
+ * bytes), is dropped and counted. */
+static __always_inline int icmp46(struct xdp_md *ctx, struct icmpx_scratch *x, struct bpf_fib_lookup *fib,
+				  const __be32 *src6, const __be32 *dst6, const __be32 *qsrc6, const __be32 *qdst6,
+				  __be16 qsport, __be16 qdport, const struct real *r)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u32 zero = 0;
-	struct fnat_port *f = bpf_map_lookup_elem(&fnat_scratch, &zero);
-	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&fib_scratch, &zero);
-	struct icmpx_scratch *x = bpf_map_lookup_elem(&icmpx_scratch, &zero);
 	__u32 l2 = l2_len_of(data, data_end, bpf_htons(ETH_P_IP));
-	if (!f || !fib || !x || (l2 != 14 && l2 != 18))
+	if (l2 != 14 && l2 != 18)
 		return XDP_DROP;
 	struct iphdr *ip = data + l2;
 	if ((void *)ip + 20 + 36 > data_end)
@@ -656,7 +656,7 @@ __attribute__((noinline)) int nat46_icmp(struct xdp_md *ctx)
 		stat_inc(XLB_STAT_NAT64_ICMP_DROP);
 		return XDP_DROP;
 	}
-	if (ip->ttl <= 1)
+	if (!r && ip->ttl <= 1)
 		return XDP_PASS;
 #pragma unroll
 	for (int i = 0; i < 9; i++)
@@ -668,14 +668,14 @@ __attribute__((noinline)) int nat46_icmp(struct xdp_md *ctx)
 	q->payload_len = bpf_htons(qlen - 20);
 	q->nexthdr = in->protocol;
 	q->hop_limit = in->ttl;
-	__builtin_memcpy(&q->saddr, f->client.v6, 16);
-	__builtin_memcpy(&q->daddr, f->nr.vip.v6, 16);
+	__builtin_memcpy(&q->saddr, qsrc6, 16);
+	__builtin_memcpy(&q->daddr, qdst6, 16);
 	__be16 *ports = (void *)&x->to[12];
-	ports[0] = f->cport;
-	ports[1] = f->nr.vport;
+	ports[0] = qsport ? qsport : *(__be16 *)(in + 1);
+	ports[1] = qdport;
 	x->to[13] = x->from[8];
-	__builtin_memcpy(x->pseudo, f->nr.vip.v6, 16);
-	__builtin_memcpy(&x->pseudo[4], f->client.v6, 16);
+	__builtin_memcpy(x->pseudo, src6, 16);
+	__builtin_memcpy(&x->pseudo[4], dst6, 16);
 	x->pseudo[8] = bpf_htonl(len);
 	x->pseudo[9] = bpf_htonl(IPPROTO_ICMPV6);
 	__s64 d = bpf_csum_diff(x->from, 36, x->to, 56, 0xffff);
@@ -684,47 +684,46 @@ __attribute__((noinline)) int nat46_icmp(struct xdp_md *ctx)
 	if (d < 0)
 		return XDP_DROP;
 	((__u16 *)x->to)[1] = csum_fold32((__u32)d);
-	__be32 vtc = bpf_htonl(0x60000000 | ((__u32)ip->tos << 20));
-	__u8 hops = ip->ttl - 1;
-	__u8 vlan[4];
-	__builtin_memcpy(vlan, data + 2 * ETH_ALEN, 4);
+	/* The outer header and the tag, in the scratch (pseudo and from,
+	 * summed above, are free), as icmp64 does. */
+	struct ipv6hdr *o = (void *)x->pseudo;
+	*(__be32 *)o = bpf_htonl(0x60000000 | ((__u32)ip->tos << 20));
+	o->payload_len = bpf_htons(len);
+	o->nexthdr = IPPROTO_ICMPV6;
+	o->hop_limit = r ? ip->ttl : ip->ttl - 1;
+	__builtin_memcpy(&o->saddr, src6, 16);
+	__builtin_memcpy(&o->daddr, dst6, 16);
+	__builtin_memcpy(x->from, data + 2 * ETH_ALEN, 4);
 	/* 40 more bytes: IPv6's two headers for IPv4's. */
 	if (bpf_xdp_adjust_head(ctx, -2 * (int)(sizeof(struct ipv6hdr) - sizeof(struct iphdr))))
 		return XDP_DROP;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	struct ipv6hdr *ip6 = l2_put(data, data_end, l2, vlan, 0, 0, bpf_htons(ETH_P_IPV6), sizeof(struct ipv6hdr) + 56);
+	struct ipv6hdr *ip6 = l2_put(data, data_end, l2, (void *)x->from, r ? r->dst_mac : 0, r ? r->src_mac : 0,
+				     bpf_htons(ETH_P_IPV6), sizeof(struct ipv6hdr) + 56);
 	if (!ip6)
 		return XDP_DROP;
-	*(__be32 *)ip6 = vtc;
-	ip6->payload_len = bpf_htons(len);
-	ip6->nexthdr = IPPROTO_ICMPV6;
-	ip6->hop_limit = hops;
-	__builtin_memcpy(&ip6->saddr, f->nr.vip.v6, 16);
-	__builtin_memcpy(&ip6->daddr, f->client.v6, 16);
+	__builtin_memcpy(ip6, o, sizeof(struct ipv6hdr));
 	__builtin_memcpy((void *)(ip6 + 1), x->to, 56);
+	if (r)
+		return send_to_real(ctx, r);
 	return nat46_route(ctx, data, ip6, fib, IPPROTO_ICMPV6, len);
 }
 
-/* 6 -> 4: an ICMPv6 error to the VIP about its packet to a NAT64 flow's
- * client (the quote: VIP:vport -> client:cport), from the client or a
- * router on its side: to the flow's real in real_slot as ICMP from local
- * address slot laddr_lport >> 16, about the real's packet as the real
- * sent it (real:rport -> laddr:lport, port (__be16)laddr_lport). The
- * quote's IPv4 header is made whole (ID 0, DF, its checksum); its L4
- * checksum left as it was. Dropped and counted: an error RFC 7915 does
- * not translate. */
-__attribute__((noinline)) int nat64_icmp(struct xdp_md *ctx, __u32 real_slot, __u32 laddr_lport)
+/* 6 -> 4: icmp46's reverse: an ICMPv6 error made ICMP from src to dst
+ * about qsrc:qsport -> qdst:qdport (qsport 0 keeps the quote's own), the
+ * quote's IPv4 header made whole (ID 0, DF, its checksum); to real r, or,
+ * r 0, routed by the FIB. The addresses are in x->addr4 (src, dst, qsrc,
+ * qdst), not in registers: what is live across the helpers fits in the
+ * 96 bytes a callee of xlb_xdp6 may have. Dropped and counted: an error
+ * RFC 7915 does not translate. */
+static __always_inline int icmp64(struct xdp_md *ctx, struct icmpx_scratch *x, struct bpf_fib_lookup *fib,
+				  __be16 qsport, __be16 qdport, const struct real *r)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u32 zero = 0;
-	struct icmpx_scratch *x = bpf_map_lookup_elem(&icmpx_scratch, &zero);
-	struct real *r = bpf_map_lookup_elem(&reals, &real_slot);
-	__u32 ls = laddr_lport >> 16;
-	struct laddr *la = bpf_map_lookup_elem(&laddrs, &ls);
 	__u32 l2 = l2_len_of(data, data_end, bpf_htons(ETH_P_IPV6));
-	if (!x || !r || !la || r->family != AF_INET || la->family != AF_INET || (l2 != 14 && l2 != 18))
+	if (l2 != 14 && l2 != 18)
 		return XDP_DROP;
 	struct ipv6hdr *ip6 = data + l2;
 	if ((void *)(ip6 + 1) + 56 > data_end)
@@ -738,8 +737,9 @@ __attribute__((noinline)) int nat64_icmp(struct xdp_md *ctx, __u32 real_slot, __
 		stat_inc(XLB_STAT_NAT64_ICMP_DROP);
 		return XDP_DROP;
 	}
+	if (!r && ip6->hop_limit <= 1)
+		return XDP_PASS;
 	__be16 *qports = (void *)(in + 1);
-	__be16 rport = r->port ? r->port : qports[0]; /* (the quote's source: the VIP's port) */
 #pragma unroll
 	for (int i = 0; i < 14; i++)
 		x->from[i] = ((__be32 *)icmp)[i];
@@ -756,13 +756,13 @@ __attribute__((noinline)) int nat64_icmp(struct xdp_md *ctx, __u32 real_slot, __
 	q->frag_off = bpf_htons(IP_DF);
 	q->ttl = in->hop_limit;
 	q->protocol = in->nexthdr;
-	q->saddr = r->addr.v4;
-	q->daddr = la->addr.v4;
+	q->saddr = x->addr4[2];
+	q->daddr = x->addr4[3];
 	q->check = 0;
 	q->check = iph_csum(q);
 	__be16 *ports = (void *)&x->to[7];
-	ports[0] = rport;
-	ports[1] = (__be16)laddr_lport;
+	ports[0] = qsport ? qsport : qports[0];
+	ports[1] = qdport;
 	x->to[8] = x->from[13];
 	/* ICMP has no pseudo-header: IPv6's comes out with the words. */
 	__s64 d = bpf_csum_diff(x->from, 56, x->to, 36, 0xffff);
@@ -773,32 +773,107 @@ __attribute__((noinline)) int nat64_icmp(struct xdp_md *ctx, __u32 real_slot, __
 	if (d < 0)
 		return XDP_DROP;
 	((__u16 *)x->to)[1] = csum_fold32((__u32)d);
-	__u8 tos = bpf_ntohl(*(__be32 *)ip6) >> 20;
-	__u8 ttl = ip6->hop_limit;
-	__u8 vlan[4];
-	__builtin_memcpy(vlan, data + 2 * ETH_ALEN, 4);
+	/* The outer header and the tag, in the scratch (pseudo, summed
+	 * above, is free): what is live across the helpers below fits in
+	 * the 96 bytes a callee of xlb_xdp6 may have. */
+	struct iphdr *o = (void *)&x->pseudo[0];
+	o->version = 4;
+	o->ihl = 5;
+	o->tos = bpf_ntohl(*(__be32 *)ip6) >> 20;
+	o->tot_len = bpf_htons(len + sizeof(struct iphdr) - 20);
+	o->id = 0;
+	o->frag_off = 0;
+	o->ttl = r ? ip6->hop_limit : ip6->hop_limit - 1;
+	o->protocol = IPPROTO_ICMP;
+	o->saddr = x->addr4[0];
+	o->daddr = x->addr4[1];
+	o->check = 0;
+	o->check = iph_csum(o);
+	__builtin_memcpy(&x->pseudo[5], data + 2 * ETH_ALEN, 4);
 	/* 40 bytes fewer: IPv4's two headers for IPv6's. */
 	if (bpf_xdp_adjust_head(ctx, 2 * (int)(sizeof(struct ipv6hdr) - sizeof(struct iphdr))))
 		return XDP_DROP;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	struct iphdr *ip = l2_put(data, data_end, l2, vlan, r->dst_mac, r->src_mac, bpf_htons(ETH_P_IP), sizeof(struct iphdr) + 36);
+	struct iphdr *ip = l2_put(data, data_end, l2, (void *)&x->pseudo[5], r ? r->dst_mac : 0, r ? r->src_mac : 0,
+				  bpf_htons(ETH_P_IP), sizeof(struct iphdr) + 36);
 	if (!ip)
 		return XDP_DROP;
-	ip->version = 4;
-	ip->ihl = 5;
-	ip->tos = tos;
-	ip->tot_len = bpf_htons(len + sizeof(struct iphdr) - 20);
-	ip->id = 0;
-	ip->frag_off = 0;
-	ip->ttl = ttl;
-	ip->protocol = IPPROTO_ICMP;
-	ip->saddr = la->addr.v4;
-	ip->daddr = r->addr.v4;
-	ip->check = 0;
-	ip->check = iph_csum(ip);
+	__builtin_memcpy(ip, o, sizeof(struct iphdr));
 	__builtin_memcpy((void *)(ip + 1), x->to, 36);
-	return send_to_real(ctx, r);
+	if (r)
+		return send_to_real(ctx, r);
+	return nat64_route(ctx, data, ip, fib);
+}
+
+/* NAT64: an ICMP error to a flow's IPv4 local address about the
+ * director's packet to the real (laddr:lport -> real:rport), from the
+ * real or a router on the way, the flow's fnat_ports entry in this CPU's
+ * fnat_scratch: to the client as ICMPv6 from the VIP, about the client's
+ * packet as it sent it (client:cport -> VIP:vport). */
+__attribute__((noinline)) int nat46_icmp(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct fnat_port *f = bpf_map_lookup_elem(&fnat_scratch, &zero);
+	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&fib_scratch, &zero);
+	struct icmpx_scratch *x = bpf_map_lookup_elem(&icmpx_scratch, &zero);
+	if (!f || !fib || !x)
+		return XDP_DROP;
+	return icmp46(ctx, x, fib, f->nr.vip.v6, f->client.v6, f->client.v6, f->nr.vip.v6, f->cport, f->nr.vport, 0);
+}
+
+/* NAT46: an ICMP error to the (IPv4) VIP about its packet to a flow's
+ * client (VIP:vport -> client:cport), from the client or a router on its
+ * side: to the flow's IPv6 real in real_slot as ICMPv6 from IPv6 local
+ * address slot laddr_lport >> 16, about the real's packet as the real
+ * sent it (real:rport -> laddr:lport, port (__be16)laddr_lport). */
+__attribute__((noinline)) int fnat46_icmp_real(struct xdp_md *ctx, __u32 real_slot, __u32 laddr_lport)
+{
+	__u32 zero = 0;
+	struct icmpx_scratch *x = bpf_map_lookup_elem(&icmpx_scratch, &zero);
+	struct real *r = bpf_map_lookup_elem(&reals, &real_slot);
+	__u32 ls = laddr_lport >> 16;
+	struct laddr *la = bpf_map_lookup_elem(&laddrs, &ls);
+	if (!x || !r || !la || r->family != AF_INET6 || la->family != AF_INET6)
+		return XDP_DROP;
+	return icmp46(ctx, x, 0, la->addr.v6, r->addr.v6, r->addr.v6, la->addr.v6, r->port, (__be16)laddr_lport, r);
+}
+
+/* NAT64: an ICMPv6 error to the VIP about its packet to a flow's client
+ * (VIP:vport -> client:cport), from the client or a router on its side:
+ * to the flow's IPv4 real in real_slot as ICMP from local address slot
+ * laddr_lport >> 16, about the real's packet as the real sent it
+ * (real:rport -> laddr:lport, port (__be16)laddr_lport). */
+__attribute__((noinline)) int nat64_icmp(struct xdp_md *ctx, __u32 real_slot, __u32 laddr_lport)
+{
+	__u32 zero = 0;
+	struct icmpx_scratch *x = bpf_map_lookup_elem(&icmpx_scratch, &zero);
+	struct real *r = bpf_map_lookup_elem(&reals, &real_slot);
+	__u32 ls = laddr_lport >> 16;
+	struct laddr *la = bpf_map_lookup_elem(&laddrs, &ls);
+	if (!x || !r || !la || r->family != AF_INET || la->family != AF_INET)
+		return XDP_DROP;
+	x->addr4[0] = x->addr4[3] = la->addr.v4;
+	x->addr4[1] = x->addr4[2] = r->addr.v4;
+	return icmp64(ctx, x, 0, r->port, (__be16)laddr_lport, r);
+}
+
+/* NAT46: an ICMPv6 error to a flow's IPv6 local address about the
+ * director's packet to the real (laddr:lport -> real:rport), from the
+ * real or a router on the way, the flow's fnat_ports6 entry in this
+ * CPU's fnat_scratch: to the client as ICMP from the VIP, about the
+ * client's packet as it sent it (client:cport -> VIP:vport). */
+__attribute__((noinline)) int fnat46_icmp_client(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct fnat_port *f = bpf_map_lookup_elem(&fnat_scratch, &zero);
+	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&fib_scratch, &zero);
+	struct icmpx_scratch *x = bpf_map_lookup_elem(&icmpx_scratch, &zero);
+	if (!f || !fib || !x)
+		return XDP_DROP;
+	x->addr4[0] = x->addr4[3] = f->nr.vip.v4;
+	x->addr4[1] = x->addr4[2] = f->client.v4;
+	return icmp64(ctx, x, fib, f->cport, f->nr.vport, 0);
 }
 
 #endif /* XLB_NAT64_H */

@@ -246,3 +246,133 @@ func TestNAT46EndToEnd(t *testing.T) {
 		})
 	}
 }
+
+// ICMP errors about a NAT46 flow cross the families as NAT64's do (RFC
+// 7915 4.2 and 5.2): an IPv6 router's error about the director's packet
+// to the real reaches the client as ICMP from the VIP, quoting the
+// client's packet as it sent it (Packet Too Big's MTU 20 less); the
+// client side's ICMP error about the VIP's packet reaches the real as
+// ICMPv6 from the local address, quoting the real's packet as it sent it
+// (fragmentation needed's MTU 20 more). An error the RFC does not
+// translate is a counted drop. Each output decoded by gopacket, its
+// checksums recomputed by testutil's RFC 1071 routine.
+func TestNAT46ICMPErrors(t *testing.T) {
+	ns, x := newNAT46Test(t)
+	v, out := run(t, ns, x, syn(41000).Bytes())
+	require.EqualValues(t, xdpTX, v)
+	lport := uint16(decode6(t, out).tcp.SrcPort)
+
+	// 6 -> 4. What the director sent the real, quoted by an IPv6 router.
+	quote := quote6(t, laddr6a, real6(1), lport, 8080, 300)
+	for _, tc := range []struct {
+		name        string
+		typ, code   uint8
+		field       uint32
+		typ4, code4 uint8
+		mtu4        uint16
+		dropped     bool
+	}{
+		{"packet too big, MTU 1300", 2, 0, 1300, 3, 4, 1280, false},
+		{"port unreachable", 1, 4, 0, 3, 3, 0, false},
+		{"hop limit exceeded", 3, 0, 0, 11, 0, 0, false},
+		{"erroneous header field: not translated", 4, 0, 4, 0, 0, 0, true},
+	} {
+		t.Run("to the client: "+tc.name, func(t *testing.T) {
+			in := icmp6Frame(t, netip.MustParseAddr("2001:db8:ff::1"), laddr6a, tc.typ, tc.code, tc.field, quote)
+			before := reasons(t, x)
+			v, out := run(t, ns, x, in)
+			if tc.dropped {
+				assert.EqualValues(t, xdpDrop, v)
+				assert.EqualValues(t, 1, reasons(t, x)["nat64_icmp_drop"]-before["nat64_icmp_drop"])
+				return
+			}
+			// (no route to the client in this namespace: the kernel
+			// gets it, translated)
+			assert.EqualValues(t, xdpPass, v)
+			require.Len(t, out, len(in)-40, "IPv6's two headers became IPv4's")
+			d := decode(t, out)
+			require.NotNil(t, d.icmp)
+			ip := ipOf(out)
+			assert.Zero(t, testutil.Checksum(ip[:20], 0), "IPv4 header checksum")
+			assert.Zero(t, testutil.Checksum(ip[20:], 0), "ICMP checksum")
+			assert.Equal(t, vip, ip4Of(d.ip.SrcIP), "from the VIP")
+			assert.Equal(t, client, ip4Of(d.ip.DstIP), "to the client")
+			assert.EqualValues(t, 63, d.ip.TTL, "the hop limit less the director's hop")
+			assert.Equal(t, layers.CreateICMPv4TypeCode(tc.typ4, tc.code4), d.icmp.TypeCode)
+			assert.Equal(t, tc.mtu4, binary.BigEndian.Uint16(ip[20+6:]), "the next-hop MTU")
+			// The quote: the client's packet as it sent it.
+			q := ip[28:]
+			assert.Zero(t, testutil.Checksum(q[:20], 0), "the quote's IPv4 header checksum")
+			qp := gopacket.NewPacket(q, layers.LayerTypeIPv4, gopacket.Default)
+			qip, ok := qp.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+			require.True(t, ok, "%v", qp)
+			assert.Equal(t, client, ip4Of(qip.SrcIP))
+			assert.Equal(t, vip, ip4Of(qip.DstIP))
+			assert.EqualValues(t, 20+20+300, qip.Length)
+			assert.Equal(t, []byte{0xa0, 0x28, 0, 80}, []byte(q[20:24]), "ports: the client's and the VIP's")
+			assert.Equal(t, quote[44:], []byte(q[24:]), "the rest of the quote, as it was")
+		})
+	}
+
+	// 4 -> 6. What the client saw: the VIP's packet to the client, quoted
+	// by an IPv4 router on the client's side.
+	seen := testutil.Frame{SrcMAC: dirMAC, DstMAC: clientMC, Src: vip, Dst: client, Proto: 6, SrcPort: 80, DstPort: 41000,
+		TCPFlags: testutil.TCPAck, Payload: make([]byte, 1400), TTL: 61}
+	quote4 := ipOf(seen.Bytes())[:20+20+200]
+	for _, tc := range []struct {
+		name        string
+		typ, code   uint8
+		rest        uint32
+		typ6, code6 uint8
+		field6      uint32
+		dropped     bool
+	}{
+		{"fragmentation needed, MTU 1300", 3, 4, 1300, 2, 0, 1320, false},
+		{"port unreachable", 3, 3, 0, 1, 4, 0, false},
+		{"time exceeded in transit", 11, 0, 0, 3, 0, 0, false},
+		{"precedence violation: not translated", 3, 14, 0, 0, 0, 0, true},
+	} {
+		t.Run("to the real: "+tc.name, func(t *testing.T) {
+			msg := make([]byte, 8, 8+len(quote4))
+			msg[0], msg[1] = tc.typ, tc.code
+			binary.BigEndian.PutUint32(msg[4:], tc.rest)
+			msg = append(msg, quote4...)
+			binary.BigEndian.PutUint16(msg[2:], testutil.Checksum(msg, 0))
+			in := testutil.Frame{SrcMAC: clientMC, DstMAC: dirMAC, Src: netip.MustParseAddr("192.0.2.254"), Dst: vip,
+				Proto: 1, Payload: msg, TTL: 60, TOS: 0xc0}.Bytes()
+			before := reasons(t, x)
+			v, out := run(t, ns, x, in)
+			if tc.dropped {
+				assert.EqualValues(t, xdpDrop, v)
+				assert.EqualValues(t, 1, reasons(t, x)["nat64_icmp_drop"]-before["nat64_icmp_drop"])
+				return
+			}
+			require.EqualValues(t, xdpTX, v)
+			require.Len(t, out, len(in)+40, "IPv4's two headers became IPv6's")
+			pkt := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
+			eth := pkt.LinkLayer().(*layers.Ethernet)
+			assert.Equal(t, realMAC(1).String(), eth.DstMAC.String())
+			ip6, ok := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+			require.True(t, ok, "%v", pkt)
+			icmp, ok := pkt.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+			require.True(t, ok, "%v", pkt)
+			assert.Equal(t, laddr6a, ip6Of(ip6.SrcIP), "from the local address")
+			assert.Equal(t, real6(1), ip6Of(ip6.DstIP), "to the real")
+			assert.EqualValues(t, 60, ip6.HopLimit, "the TTL, as packets to reals keep it")
+			assert.EqualValues(t, 0xc0, ip6.TrafficClass)
+			assert.True(t, icmp6SumOK(out), "the ICMPv6 checksum, recomputed")
+			assert.Equal(t, layers.CreateICMPv6TypeCode(tc.typ6, tc.code6), icmp.TypeCode)
+			assert.Equal(t, tc.field6, binary.BigEndian.Uint32(out[14+40+4:]))
+			// The quote: the real's packet as it sent it.
+			q := gopacket.NewPacket(out[14+40+8:], layers.LayerTypeIPv6, gopacket.Default)
+			qip, ok := q.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+			require.True(t, ok, "%v", q)
+			assert.Equal(t, real6(1), ip6Of(qip.SrcIP))
+			assert.Equal(t, laddr6a, ip6Of(qip.DstIP))
+			assert.EqualValues(t, 20+1400, qip.Length)
+			assert.EqualValues(t, 61, qip.HopLimit)
+			assert.Equal(t, binary.BigEndian.AppendUint16([]byte{0x1f, 0x90}, lport), out[14+40+8+40:14+40+8+44], "ports: the real's and the local one")
+			assert.Equal(t, quote4[24:], out[14+40+8+44:], "the rest of the quote, as it was")
+		})
+	}
+}
