@@ -203,7 +203,8 @@ type Conn struct {
 	// backup skips, installing the rest of the record as it would any
 	// other. Version 1 only. Its family is its own: a NAT64 flow has an
 	// IPv6 client and VIP, an IPv4 local address, and an IPv4 real,
-	// carried IPv4-mapped in the IPv6 record.
+	// carried IPv4-mapped in the IPv6 record (a NAT46 flow the reverse:
+	// its IPv4 client and VIP IPv4-mapped).
 	Local netip.AddrPort
 }
 

@@ -85,16 +85,13 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 		if v.Flags&connFNAT != 0 {
 			// IPVS's record has no room for a FULLNAT flow's local
 			// address and port: they go in xlb's option (a kernel
-			// backup skips it). A NAT64 flow's IPv4 real goes
-			// IPv4-mapped in its IPv6 record.
+			// backup skips it).
 			if int(v.Laddr) >= len(laddrs) || laddrs[v.Laddr].Family == 0 {
 				return
 			}
 			la := &laddrs[v.Laddr]
 			c.Local = netip.AddrPortFrom(la.Addr.addr(la.Family), portOf(v.Lport))
-			if client.Addr().Is6() && c.Dest.Addr().Is4() {
-				c.Dest = netip.AddrPortFrom(netip.AddrFrom16(c.Dest.Addr().As16()), c.Dest.Port())
-			}
+			c = crossFamily(c)
 		}
 		switch proto {
 		case ipvssync.ProtocolUDP:
@@ -212,6 +209,39 @@ func expired(now, lastSeen uint64, timeoutS uint32) bool {
 	return now > lastSeen && now-lastSeen > uint64(timeoutS)*uint64(time.Second)
 }
 
+// crossFamily makes a FULLNAT flow whose real is of the other family
+// than its client and VIP one record, all of whose addresses IPVS's
+// record has of one family: IPv6, an IPv4 address IPv4-mapped. NAT64's
+// IPv4 real goes so in its IPv6 record; NAT46's IPv4 client and VIP in
+// the record of its IPv6 real. (A kernel backup installs such a record
+// as a flow no packet of its own matches.)
+func crossFamily(c ipvssync.Conn) ipvssync.Conn {
+	mapped := func(ap netip.AddrPort) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom16(ap.Addr().As16()), ap.Port())
+	}
+	switch {
+	case c.Client.Addr().Is6() && c.Dest.Addr().Is4():
+		c.Dest = mapped(c.Dest)
+	case c.Client.Addr().Is4() && c.Dest.Addr().Is6():
+		c.Client, c.Virtual = mapped(c.Client), mapped(c.Virtual)
+	}
+	return c
+}
+
+// sameFamily undoes crossFamily: a record whose client and VIP are
+// IPv4-mapped and whose real is not is NAT46's; one whose real alone is,
+// NAT64's.
+func sameFamily(c ipvssync.Conn) ipvssync.Conn {
+	switch cl, v, d := c.Client.Addr(), c.Virtual.Addr(), c.Dest.Addr(); {
+	case cl.Is4In6() && v.Is4In6() && !d.Is4In6():
+		c.Client = netip.AddrPortFrom(cl.Unmap(), c.Client.Port())
+		c.Virtual = netip.AddrPortFrom(v.Unmap(), c.Virtual.Port())
+	case d.Is4In6():
+		c.Dest = netip.AddrPortFrom(d.Unmap(), c.Dest.Port())
+	}
+	return c
+}
+
 // SyncInstall implements syncd.Table: the records of one message from a
 // master, installed as IPVS's backup installs them. A record is found by
 // (protocol, client, virtual service); one whose service or real this
@@ -223,6 +253,10 @@ func expired(now, lastSeen uint64, timeoutS uint32) bool {
 // for a template), and the real's ActiveConn/InActConn follow.
 func (x *Dataplane) SyncInstall(conns []ipvssync.Conn) (syncd.Installed, error) {
 	var res syncd.Installed
+	conns = slices.Clone(conns)
+	for i := range conns {
+		conns[i] = sameFamily(conns[i])
+	}
 	x.applyMu.Lock()
 	defer x.applyMu.Unlock()
 	type target struct {
@@ -245,8 +279,7 @@ func (x *Dataplane) SyncInstall(conns []ipvssync.Conn) (syncd.Installed, error) 
 		if s == nil {
 			return target{}, "no such service"
 		}
-		// A NAT64 flow's IPv4 real comes IPv4-mapped.
-		dest := c.Dest.Addr().Unmap()
+		dest := c.Dest.Addr()
 		for _, r := range s.reals {
 			if r.Addr == dest && (r.Port == c.Dest.Port() || r.Port == 0) {
 				t := target{svc: s, real: r, gen: x.state.realGen[r.slot]}

@@ -304,7 +304,9 @@ func TestSyncRecordsSayTunnel(t *testing.T) {
 // xlb's own option; the backup, whose local addresses sit in other slots,
 // takes the same port toward the real and, once it forwards, sends the
 // client's packets from the same address and port and the real's replies
-// back to the client — IPv4, IPv6 and NAT64. A record without the local
+// back to the client — IPv4, IPv6, NAT64 and NAT46 (whose IPv4 client and
+// VIP go IPv4-mapped in its IPv6 real's record, as NAT64's IPv4 real does
+// in its client's). A record without the local
 // address (a kernel master's), or with one the service lacks, is skipped
 // with its reason; one whose port another flow holds here is stale, and
 // that flow keeps its replies.
@@ -327,6 +329,8 @@ func TestSyncFULLNATFlows(t *testing.T) {
 				Reals: []dataplane.Real{{Addr: real6(1), Port: 8080, Weight: 1, Forward: lvs.FNAT}}},
 			{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: 81, Protocol: lvs.TCP}, Scheduler: "rr", LocalAddrs: l4,
 				Reals: []dataplane.Real{{Addr: realAddr(1), Port: 8081, Weight: 1, Forward: lvs.FNAT}}},
+			{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 82, Protocol: lvs.TCP}, Scheduler: "rr", LocalAddrs: []netip.Addr{laddr6b},
+				Reals: []dataplane.Real{{Addr: real6(1), Port: 8082, Weight: 1, Forward: lvs.FNAT}}},
 		}
 	}
 	a, b := openTest(t, nsA, res), openTest(t, nsB, res)
@@ -362,6 +366,15 @@ func TestSyncFULLNATFlows(t *testing.T) {
 		require.True(t, d.sumOK)
 		return way{netip.AddrPortFrom(ip6Of(d.ip.SrcIP), uint16(d.tcp.SrcPort)), ip6Of(d.ip.DstIP)}
 	}
+	out46 := func(ns *testutil.NS, x *Dataplane, sport uint16, flags uint8) way { // NAT46: IPv6 out
+		f := syn(sport)
+		f.DstPort, f.TCPFlags = 82, flags
+		v, out := run(t, ns, x, f.Bytes())
+		require.EqualValues(t, xdpTX, v)
+		d := decode6(t, out)
+		require.True(t, d.sumOK)
+		return way{netip.AddrPortFrom(ip6Of(d.ip.SrcIP), uint16(d.tcp.SrcPort)), ip6Of(d.ip.DstIP)}
+	}
 	onA := map[string]way{}
 	for i := range 6 {
 		p := uint16(42000 + i)
@@ -371,10 +384,12 @@ func TestSyncFULLNATFlows(t *testing.T) {
 		onA[fmt.Sprint("v6 ", p)] = out6(nsA, a, p, 80, ackFlags)
 		out6(nsA, a, p, 81, synFlags)
 		onA[fmt.Sprint("nat64 ", p)] = out6(nsA, a, p, 81, ackFlags)
+		out46(nsA, a, p, testutil.TCPSyn)
+		onA[fmt.Sprint("nat46 ", p)] = out46(nsA, a, p, testutil.TCPAck)
 	}
 	var recs []syncd.Record
 	require.NoError(t, a.SyncRecords(func(r syncd.Record) { recs = append(recs, r) }))
-	require.Len(t, recs, 18)
+	require.Len(t, recs, 24)
 	for _, r := range recs {
 		assert.True(t, r.Local.IsValid(), "%s: the local address goes with the record", r.Conn)
 		assert.Equal(t, ipvssync.Masq, r.Flags&ipvssync.FwdMask, "%s: as IPVS's closest method", r.Conn)
@@ -382,8 +397,8 @@ func TestSyncFULLNATFlows(t *testing.T) {
 
 	startSync(t, nsA, a, dataplane.SyncDaemon{SyncID: 3})
 	startSync(t, nsB, b, dataplane.SyncDaemon{Backup: true, SyncID: 3})
-	require.Eventually(t, func() bool { cs, err := b.Conns(); return err == nil && len(cs) == 18 }, 5*time.Second, 20*time.Millisecond,
-		"the backup did not get the 18 FULLNAT flows")
+	require.Eventually(t, func() bool { cs, err := b.Conns(); return err == nil && len(cs) == 24 }, 5*time.Second, 20*time.Millisecond,
+		"the backup did not get the 24 FULLNAT flows")
 	st := b.SyncStats()
 	assert.Zero(t, st.Skipped, "%+v", st)
 	assert.Zero(t, st.InstallErrors, "%+v", st)
@@ -397,6 +412,7 @@ func TestSyncFULLNATFlows(t *testing.T) {
 		assert.Equal(t, onA[fmt.Sprint("v4 ", p)], out4(nsB, b, p, testutil.TCPAck), "IPv4 flow %d", p)
 		assert.Equal(t, onA[fmt.Sprint("v6 ", p)], out6(nsB, b, p, 80, ackFlags), "IPv6 flow %d", p)
 		assert.Equal(t, onA[fmt.Sprint("nat64 ", p)], out6(nsB, b, p, 81, ackFlags), "NAT64 flow %d", p)
+		assert.Equal(t, onA[fmt.Sprint("nat46 ", p)], out46(nsB, b, p, testutil.TCPAck), "NAT46 flow %d", p)
 	}
 	// ... and the reals' replies to the local ports go to their clients.
 	w := onA["v4 42000"]
@@ -422,6 +438,12 @@ func TestSyncFULLNATFlows(t *testing.T) {
 	assert.Equal(t, []netip.Addr{vip6, client6}, []netip.Addr{ip6Of(d.ip.SrcIP), ip6Of(d.ip.DstIP)}, "the NAT64 reply, IPv6 again")
 	assert.EqualValues(t, []layers.TCPPort{81, 42002}, []layers.TCPPort{d.tcp.SrcPort, d.tcp.DstPort})
 	assert.True(t, d.sumOK)
+	w = onA["nat46 42003"]
+	_, out = run(t, nsB, b, segment6(t, real6(1), w.local.Addr(), 8082, w.local.Port(), false, ackFlags, "n"))
+	verifyChecksums(t, out)
+	d4 := decode(t, out)
+	assert.Equal(t, []netip.Addr{vip, client}, []netip.Addr{ip4Of(d4.ip.SrcIP), ip4Of(d4.ip.DstIP)}, "the NAT46 reply, IPv4 again")
+	assert.EqualValues(t, []layers.TCPPort{82, 42003}, []layers.TCPPort{d4.tcp.SrcPort, d4.tcp.DstPort})
 
 	// What the backup refuses, and why.
 	rec := recs[0].Conn
