@@ -150,8 +150,8 @@ func printSync(w io.Writer, sy *control.Sync) {
 			d.Role, d.Interface, d.SyncID, d.MaxLen, d.Group, d.Port, d.TTL)
 	}
 	if x := sy.Stats; x != nil {
-		fmt.Fprintf(w, "  sent %d records in %d messages (%d send errors, %d bulk dumps); last pass over the flows took %v\n",
-			x.SentRecords, x.SentMessages, x.SendErrors, x.Dumps, x.LastPass.Round(time.Microsecond))
+		fmt.Fprintf(w, "  sent %d records in %d messages (%d send errors, %d bulk dumps, %d records no message can carry); last pass over the flows took %v\n",
+			x.SentRecords, x.SentMessages, x.SendErrors, x.Dumps, x.Unsendable, x.LastPass.Round(time.Microsecond))
 		fmt.Fprintf(w, "  received %d records in %d messages: %d installed, %d stale, %d skipped, %d dropped; ignored %d of another syncid, %d malformed\n",
 			x.ReceivedRecords, x.ReceivedMessages, x.Installed, x.Stale, x.Skipped, x.Dropped, x.OtherSyncID, x.Malformed)
 		last := "never"

@@ -204,7 +204,7 @@ func TestStatusSync(t *testing.T) {
 Connection sync:
   master sync daemon (mcast=eth0, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)
   backup sync daemon (mcast=eth0, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)
-  sent 40 records in 2 messages (0 send errors, 1 bulk dumps); last pass over the flows took 1.5ms
+  sent 40 records in 2 messages (0 send errors, 1 bulk dumps, 0 records no message can carry); last pass over the flows took 1.5ms
   received 30 records in 3 messages: 27 installed, 1 stale, 2 skipped, 0 dropped; ignored 0 of another syncid, 0 malformed
   last received 00:10:00; bulk dump received 20ms after asking
   VRRP sync gate: preemption allowed: the flow table is current (bulk dump received)

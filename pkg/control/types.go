@@ -177,6 +177,7 @@ type SyncStats struct {
 	SentMessages     uint64        `json:"sent_messages"`
 	SentRecords      uint64        `json:"sent_records"`
 	SendErrors       uint64        `json:"send_errors"`
+	Unsendable       uint64        `json:"unsendable"`
 	Dumps            uint64        `json:"dumps_sent"`
 	LastPass         time.Duration `json:"last_pass_ns"`
 	ReceivedMessages uint64        `json:"received_messages"`

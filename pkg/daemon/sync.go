@@ -215,7 +215,7 @@ func (s *syncState) status(st *control.Status) {
 	if s.stats != nil {
 		x := s.stats()
 		out.Stats = &control.SyncStats{
-			SentMessages: x.SentMessages, SentRecords: x.SentRecords, SendErrors: x.SendErrors, Dumps: x.Dumps,
+			SentMessages: x.SentMessages, SentRecords: x.SentRecords, SendErrors: x.SendErrors, Unsendable: x.Unsendable, Dumps: x.Dumps,
 			ReceivedMessages: x.ReceivedMessages, ReceivedRecords: x.ReceivedRecords, Installed: x.Installed,
 			Stale: x.Stale, Skipped: x.Skipped, Dropped: x.Dropped, OtherSyncID: x.OtherSyncID, Malformed: x.Malformed,
 			InstallErrors: x.InstallErrors, LastReceived: x.LastReceived, DumpRequested: x.DumpRequested,

@@ -119,6 +119,10 @@ func (m *Message) check() error {
 	return nil
 }
 
+// Check says why c cannot go in a version 1 message (Batch refuses a
+// slice holding it), or nil.
+func (c Conn) Check() error { return c.check(Version1) }
+
 // check refuses a Conn the kernel could not send in this version, or that a
 // kernel backup would skip or stop at.
 func (c Conn) check(version int) error {

@@ -54,7 +54,7 @@ var (
 	bgpPeerUp  = prometheus.NewDesc("xlb_bgp_peer_up", "1 while the BGP session with the peer is established.", []string{"peer"}, nil)
 	bgpVIP     = prometheus.NewDesc("xlb_bgp_vip_announced", "1 while the VIP is announced over BGP (withdrawn: quorum lost, or draining).", []string{"vip"}, nil)
 	syncUp     = prometheus.NewDesc("xlb_sync_daemon_up", "1 for each connection-sync daemon running (role master or backup).", []string{"role", "interface", "syncid"}, nil)
-	syncRecs   = prometheus.NewDesc("xlb_sync_records_total", "Connection-sync records: sent by the master; received, installed, stale (ignored as IPVS ignores them), skipped (no such service or real here) and dropped (malformed) by the backup.", []string{"what"}, nil)
+	syncRecs   = prometheus.NewDesc("xlb_sync_records_total", "Connection-sync records: sent by the master, or unsendable (no message can carry them: left out); received, installed, stale (ignored as IPVS ignores them), skipped (no such service or real here) and dropped (malformed) by the backup.", []string{"what"}, nil)
 	syncMsgs   = prometheus.NewDesc("xlb_sync_messages_total", "Connection-sync datagrams: sent, received, and ignored (other_syncid, malformed).", []string{"what"}, nil)
 	syncLast   = prometheus.NewDesc("xlb_sync_last_received_seconds", "Unix time of the last sync message the backup received.", nil, nil)
 	syncDump   = prometheus.NewDesc("xlb_sync_dump_received", "1 once this backup has had its master's bulk dump since it started.", nil, nil)
@@ -160,7 +160,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if x := sy.Stats; x != nil {
 			for what, n := range map[string]uint64{"sent": x.SentRecords, "received": x.ReceivedRecords, "installed": x.Installed,
-				"stale": x.Stale, "skipped": x.Skipped, "dropped": x.Dropped} {
+				"unsendable": x.Unsendable, "stale": x.Stale, "skipped": x.Skipped, "dropped": x.Dropped} {
 				ch <- prometheus.MustNewConstMetric(syncRecs, prometheus.CounterValue, float64(n), what)
 			}
 			for what, n := range map[string]uint64{"sent": x.SentMessages, "received": x.ReceivedMessages, "send_errors": x.SendErrors,

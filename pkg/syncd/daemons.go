@@ -437,7 +437,16 @@ func (m *master) passOnce(dump bool) error {
 	now := time.Now()
 	out := m.buf[:0]
 	defer func() { m.buf = out[:0] }()
+	var unsendable uint64
 	err := m.table.SyncRecords(func(r Record) {
+		if err := r.Conn.Check(); err != nil {
+			// One record the wire cannot carry must not cost
+			// every other its sync.
+			if unsendable++; unsendable == 1 {
+				m.log.Warn("sync master: a record no message can carry is left out", "record", r.Conn.String(), "error", err)
+			}
+			return
+		}
 		k := keyOf(&r.Conn)
 		s := m.sent[k]
 		dest := destOf(&r.Conn)
@@ -493,6 +502,7 @@ func (m *master) passOnce(dump bool) error {
 	m.stats.SentMessages += sent
 	m.stats.SentRecords += records
 	m.stats.SendErrors += failed
+	m.stats.Unsendable += unsendable
 	if dump {
 		m.stats.Dumps++
 	}

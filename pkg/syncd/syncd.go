@@ -144,8 +144,11 @@ type Stats struct {
 	// Master.
 	SentMessages, SentRecords uint64
 	SendErrors                uint64
-	Dumps                     uint64 // bulk dumps sent on request
-	LastPass                  time.Duration
+	// Unsendable: records the table gave that no message can carry
+	// (ipvssync.Conn.Check), left out rather than failing the pass.
+	Unsendable uint64
+	Dumps      uint64 // bulk dumps sent on request
+	LastPass   time.Duration
 	// Backup.
 	ReceivedMessages, ReceivedRecords uint64
 	Installed, Stale, Skipped         uint64

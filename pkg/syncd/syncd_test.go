@@ -2,12 +2,14 @@ package syncd
 
 import (
 	"bytes"
+	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/ipvssync"
@@ -54,4 +56,44 @@ func TestDaemonDefaultsAreTheKernels(t *testing.T) {
 func TestRefreshAfter(t *testing.T) {
 	assert.Equal(t, 112500*time.Millisecond, refreshAfter(&ipvssync.Conn{Timeout: 900 * time.Second}))
 	assert.Equal(t, RefreshFloor, refreshAfter(&ipvssync.Conn{Timeout: 10 * time.Second}))
+}
+
+// records is a Table of fixed records.
+type records []ipvssync.Conn
+
+func (r records) SyncRecords(each func(Record)) error {
+	for _, c := range r {
+		each(Record{Conn: c})
+	}
+	return nil
+}
+
+func (r records) SyncInstall([]ipvssync.Conn) (Installed, error) { return Installed{}, nil }
+
+// A record no message can carry (here: of mixed families) is left out of
+// the master's pass and counted; every other record of the pass is sent.
+// Before, ipvssync.Batch refused the whole slice: one such flow stopped
+// the sync of all.
+func TestMasterLeavesOutWhatNoMessageCarries(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { unix.Close(fds[0]); unix.Close(fds[1]) })
+	good := ipvssync.Conn{Protocol: 6, State: ipvssync.TCPEstablished, Flags: ipvssync.DRoute, Timeout: 900 * time.Second,
+		Client: netip.MustParseAddrPort("192.0.2.7:40000"), Virtual: netip.MustParseAddrPort("10.0.0.100:80"),
+		Dest: netip.MustParseAddrPort("10.0.0.11:80")}
+	mixed := good
+	mixed.Client, mixed.Dest = netip.MustParseAddrPort("192.0.2.8:40000"), netip.MustParseAddrPort("[2001:db8::11]:80")
+	require.Error(t, mixed.Check())
+	d := &daemon{cfg: dataplane.SyncDaemon{SyncID: 5, MaxLen: 1472}, table: records{mixed, good}, log: slog.New(slog.DiscardHandler), send: fds[0]}
+	m := &master{daemon: d, sent: map[recKey]*sentAs{}}
+	require.NoError(t, m.passOnce(false))
+	buf := make([]byte, 65536)
+	n, err := unix.Read(fds[1], buf)
+	require.NoError(t, err)
+	var msg ipvssync.Message
+	require.NoError(t, msg.UnmarshalBinary(buf[:n]))
+	assert.Equal(t, []ipvssync.Conn{good}, msg.Conns)
+	st := d.snapshot()
+	assert.EqualValues(t, 1, st.Unsendable)
+	assert.EqualValues(t, 1, st.SentRecords)
 }
