@@ -3,7 +3,6 @@ package testutil
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"testing"
 	"time"
@@ -71,19 +70,9 @@ func (t *DR) AddIPv6(vip netip.Addr) ([]netip.Addr, error) {
 }
 
 // ServeHTTP6 serves what ServeHTTP serves over IPv6, on each real's
-// [::]:port.
-func (t *DR) ServeHTTP6(port int) error {
-	for i, ns := range t.Reals {
-		l, err := ns.Listen("tcp6", fmt.Sprintf("[::]:%d", port))
-		if err != nil {
-			return err
-		}
-		srv := &http.Server{Handler: realHandler(fmt.Sprintf("r%d", i+1)), ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(l)
-		t.closers = append(t.closers, srv.Close)
-	}
-	return nil
-}
+// [::]:port (StopHTTP and RestartHTTP stop and start it with the IPv4
+// one).
+func (t *DR) ServeHTTP6(port int) error { return t.serveHTTP(port, 1) }
 
 // WarmNeighbours6 has the director connect to port of each IPv6 real once,
 // so that its neighbour table knows their MACs.

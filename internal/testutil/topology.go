@@ -44,8 +44,14 @@ type DR struct {
 	NATGateway netip.Addr
 
 	closers []func() error
-	servers []*http.Server
-	ports   []int
+	web     []realWeb // each real's HTTP servers
+}
+
+// realWeb is a real's HTTP servers and their ports, IPv4's and IPv6's (0:
+// none).
+type realWeb struct {
+	srv  [2]*http.Server
+	port [2]int
 }
 
 // DROptions shape a DR topology.
@@ -262,42 +268,70 @@ func (t *DR) Close() error {
 // its own name ("r1", "r2", ...) so a client can tell who served it;
 // /bytes/N serves N bytes of Pattern, and a POST to /sha256 answers
 // "rN HEX", the SHA-256 of what was uploaded.
-func (t *DR) ServeHTTP(port int) error {
+func (t *DR) ServeHTTP(port int) error { return t.serveHTTP(port, 0) }
+
+// serveHTTP starts each real's HTTP server of family f (0: IPv4, 1:
+// IPv6) on port.
+func (t *DR) serveHTTP(port, f int) error {
+	if t.web == nil {
+		t.web = make([]realWeb, len(t.Reals))
+		t.closers = append(t.closers, func() error {
+			for _, w := range t.web {
+				for _, s := range w.srv {
+					if s != nil {
+						s.Close()
+					}
+				}
+			}
+			return nil
+		})
+	}
 	for i := range t.Reals {
-		t.servers = append(t.servers, nil)
-		t.ports = append(t.ports, port)
-		if err := t.RestartHTTP(i); err != nil {
+		t.web[i].port[f] = port
+		if err := t.startHTTP(i, f); err != nil {
 			return err
 		}
 	}
-	t.closers = append(t.closers, func() error {
-		for _, s := range t.servers {
-			if s != nil {
-				s.Close()
-			}
-		}
-		return nil
-	})
 	return nil
 }
 
-// StopHTTP stops real i's HTTP server (0-based): its port then refuses
-// connections.
+// StopHTTP stops real i's HTTP servers (0-based), IPv4's and IPv6's: its
+// port then refuses connections.
 func (t *DR) StopHTTP(i int) error {
-	err := t.servers[i].Close()
-	t.servers[i] = nil
-	return err
+	var errs []error
+	for f, s := range t.web[i].srv {
+		if s != nil {
+			errs = append(errs, s.Close())
+			t.web[i].srv[f] = nil
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// RestartHTTP starts real i's HTTP server again (0-based).
+// RestartHTTP starts real i's HTTP servers again (0-based).
 func (t *DR) RestartHTTP(i int) error {
-	l, err := t.Reals[i].Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", t.ports[i]))
+	for f, port := range t.web[i].port {
+		if port != 0 && t.web[i].srv[f] == nil {
+			if err := t.startHTTP(i, f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (t *DR) startHTTP(i, f int) error {
+	network, addr := "tcp4", fmt.Sprintf("0.0.0.0:%d", t.web[i].port[f])
+	if f == 1 {
+		network, addr = "tcp6", fmt.Sprintf("[::]:%d", t.web[i].port[f])
+	}
+	l, err := t.Reals[i].Listen(network, addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: realHandler(fmt.Sprintf("r%d", i+1)), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(l)
-	t.servers[i] = srv
+	t.web[i].srv[f] = srv
 	return nil
 }
 
