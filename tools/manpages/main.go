@@ -292,7 +292,8 @@ func confPage() string {
 		"FULLNAT: the client's connection reaches the real from one of the service's local addresses and a\n" +
 		"port of its own, so the real answers the director whatever its routes. IPv4 and IPv6; an IPv6\n" +
 		"virtual server with IPv4 reals and IPv4 local addresses is DPVS's NAT64 (the XDP data plane\n" +
-		"translates each packet's headers between the families).\n" +
+		"translates each packet's headers between the families), and an IPv4 one with IPv6 reals and IPv6\n" +
+		"local addresses NAT46, its reverse (xlb's: DPVS has none).\n" +
 		".TP\n\\fBlocal_address_group\\fR \\fINAME\\fR { \\fIADDR\\fR|\\fIADDR\\-LAST\\fR [\\fIDEVICE\\fR] ... } (top level)\n" +
 		"The local addresses, of the reals' family (an IPv4 range ends at a last byte, decimal; an IPv6 one at\n" +
 		"a last 16\\-bit group, hex, as DPVS's keepalived reads them). Each must be an address the director\n" +
@@ -303,7 +304,9 @@ func confPage() string {
 		".TP\n\\fBtoa\\fR [\\fBon\\fR|\\fBoff\\fR] (virtual_server; xlb's own)\n" +
 		"The ACK that completes each FULLNAT handshake carries the client's port and address to the real in\n" +
 		"TCP option 254 (DPVS's TOA), which the toa kernel module on the real gives back as the peer's address;\n" +
-		"a real without the module ignores it. TCP and IPv4 only; the IPVS data plane refuses it.\n")
+		"a real without the module ignores it. TCP only; an IPv6 client's goes in DPVS's option for IPv6\n" +
+		"(length 20). Refused for NAT46 (no toa module reads an IPv4 client's option over IPv6) and by the\n" +
+		"IPVS data plane.\n")
 	b.WriteString(".SH \"SEE ALSO\"\n\\fBxlb\\fR(8), \\fBkeepalived.conf\\fR(5)\n")
 	return b.String()
 }
