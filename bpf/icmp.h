@@ -176,7 +176,8 @@ static __always_inline int icmp_from_fnat(struct xdp_md *ctx, struct packet *p, 
 		if (!s || !to_vip(&fp->nr.vip, AF_INET6))
 			return -1;
 		*s = *fp;
-		return xdp_verdict(nat46_icmp(ctx));
+		int v = nat46_icmp(ctx);
+		return xdp_verdict(v == XLB_XLAT_ROUTE ? xlat6_route(ctx) : v);
 	}
 	if (!fp || fp->nr.family != AF_INET || !to_vip(&fp->nr.vip, AF_INET))
 		return -1;

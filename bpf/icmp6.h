@@ -160,7 +160,8 @@ static __always_inline int icmp6_from_fnat(struct xdp_md *ctx, struct packet *p,
 		if (!s || !to_vip(&fp->nr.vip, AF_INET))
 			return -1;
 		*s = *fp;
-		return xdp_verdict(fnat46_icmp_client(ctx));
+		int v = fnat46_icmp_client(ctx);
+		return xdp_verdict(v == XLB_XLAT_ROUTE ? xlat4_route(ctx) : v);
 	}
 	if (!fp || !to_vip(&fp->nr.vip, AF_INET6))
 		return -1;

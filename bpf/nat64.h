@@ -67,7 +67,12 @@ struct icmpx_scratch {
 	__be32 from[14];
 	__be32 to[14];
 	__be32 pseudo[10];
-	__be32 addr4[4]; /* icmp64's addresses: see there */
+	/* icmp46's and icmp64's addresses (see there), not in registers:
+	 * what is live across their helpers fits in the 96 bytes a callee of
+	 * xlb_xdp or xlb_xdp6 may have (6.1's verifier rounds each frame up
+	 * to 32 bytes: 392 and 408 count as 416). */
+	__be32 addr6[16];
+	__be32 addr4[4];
 };
 
 struct {
@@ -417,6 +422,28 @@ static __always_inline int nat46_route(struct xdp_md *ctx, struct ethhdr *eth, s
 	return xlat_route(ctx, eth, fib);
 }
 
+/* What icmp46 and icmp64 return when the packet they made is to be
+ * routed: the caller then calls xlat6_route or xlat4_route, each a
+ * global function of its own, so that no call chain holds a translator's
+ * frame and the FIB's at once. */
+#define XLB_XLAT_ROUTE 64
+
+/* xlat_route for the IPv6 packet at the head of the frame. */
+__attribute__((noinline)) int xlat6_route(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&fib_scratch, &zero);
+	__u32 l2 = l2_len_of(data, data_end, bpf_htons(ETH_P_IPV6));
+	if (!fib || (l2 != 14 && l2 != 18))
+		return XDP_DROP;
+	struct ipv6hdr *ip6 = data + l2;
+	if ((void *)(ip6 + 1) > data_end)
+		return XDP_DROP;
+	return nat46_route(ctx, data, ip6, fib, ip6->nexthdr, bpf_ntohs(ip6->payload_len));
+}
+
 /* xlat_route for a packet fnat46_reply made IPv4 (ip). */
 static __always_inline int nat64_route(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
 				       struct bpf_fib_lookup *fib)
@@ -429,6 +456,22 @@ static __always_inline int nat64_route(struct xdp_md *ctx, struct ethhdr *eth, s
 	fib->ipv4_src = ip->saddr;
 	fib->ipv4_dst = ip->daddr;
 	return xlat_route(ctx, eth, fib);
+}
+
+/* xlat_route for the IPv4 packet at the head of the frame. */
+__attribute__((noinline)) int xlat4_route(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&fib_scratch, &zero);
+	__u32 l2 = l2_len_of(data, data_end, bpf_htons(ETH_P_IP));
+	if (!fib || (l2 != 14 && l2 != 18))
+		return XDP_DROP;
+	struct iphdr *ip = data + l2;
+	if ((void *)(ip + 1) > data_end)
+		return XDP_DROP;
+	return nat64_route(ctx, data, ip, fib);
 }
 
 /* 4 -> 6: an IPv4 real's reply to a NAT64 flow's local address and port,
@@ -624,18 +667,18 @@ static __always_inline int icmp_6to4(__u8 type, __u8 code, __u32 mtu6, __u32 *wo
 }
 
 /* 4 -> 6: an ICMP error about a packet that crossed the families, made
- * ICMPv6 from src6 to dst6 about the packet its receiver sent (the
- * quote: qsrc6:qsport -> qdst6:qdport; qsport 0 keeps the quote's own:
- * a real without a port of its own answers from the VIP's). To real r
- * (its MACs; the TTL kept, as packets to reals are), or, r 0, routed by
- * the FIB (the TTL less the director's hop). The quote's L4 checksum is
+ * ICMPv6 from src to dst about the packet its receiver sent (the quote:
+ * qsrc:qsport -> qdst:qdport; qsport 0 keeps the quote's own: a real
+ * without a port of its own answers from the VIP's); the addresses in
+ * x->addr6 (src, dst, qsrc, qdst: four words each). To real r
+ * (its MACs; the TTL kept, as packets to reals are), or, r 0, to be
+ * routed (the TTL less the director's hop; XLB_XLAT_ROUTE). The quote's L4 checksum is
  * left as it was (no receiver checks a quote's; bpf/icmp6.h does the
  * same). An error the RFC does not translate, or whose ICMPv6 form would
  * pass IPv6's minimum MTU (1280; an IPv4 router quotes at most 576
  * bytes), is dropped and counted. */
-static __always_inline int icmp46(struct xdp_md *ctx, struct icmpx_scratch *x, struct bpf_fib_lookup *fib,
-				  const __be32 *src6, const __be32 *dst6, const __be32 *qsrc6, const __be32 *qdst6,
-				  __be16 qsport, __be16 qdport, const struct real *r)
+static __always_inline int icmp46(struct xdp_md *ctx, struct icmpx_scratch *x, __be16 qsport, __be16 qdport,
+				  const struct real *r)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -668,14 +711,12 @@ static __always_inline int icmp46(struct xdp_md *ctx, struct icmpx_scratch *x, s
 	q->payload_len = bpf_htons(qlen - 20);
 	q->nexthdr = in->protocol;
 	q->hop_limit = in->ttl;
-	__builtin_memcpy(&q->saddr, qsrc6, 16);
-	__builtin_memcpy(&q->daddr, qdst6, 16);
+	__builtin_memcpy(&q->saddr, &x->addr6[8], 32);
 	__be16 *ports = (void *)&x->to[12];
 	ports[0] = qsport ? qsport : *(__be16 *)(in + 1);
 	ports[1] = qdport;
 	x->to[13] = x->from[8];
-	__builtin_memcpy(x->pseudo, src6, 16);
-	__builtin_memcpy(&x->pseudo[4], dst6, 16);
+	__builtin_memcpy(x->pseudo, x->addr6, 32);
 	x->pseudo[8] = bpf_htonl(len);
 	x->pseudo[9] = bpf_htonl(IPPROTO_ICMPV6);
 	__s64 d = bpf_csum_diff(x->from, 36, x->to, 56, 0xffff);
@@ -691,8 +732,7 @@ static __always_inline int icmp46(struct xdp_md *ctx, struct icmpx_scratch *x, s
 	o->payload_len = bpf_htons(len);
 	o->nexthdr = IPPROTO_ICMPV6;
 	o->hop_limit = r ? ip->ttl : ip->ttl - 1;
-	__builtin_memcpy(&o->saddr, src6, 16);
-	__builtin_memcpy(&o->daddr, dst6, 16);
+	__builtin_memcpy(&o->saddr, x->addr6, 32);
 	__builtin_memcpy(x->from, data + 2 * ETH_ALEN, 4);
 	/* 40 more bytes: IPv6's two headers for IPv4's. */
 	if (bpf_xdp_adjust_head(ctx, -2 * (int)(sizeof(struct ipv6hdr) - sizeof(struct iphdr))))
@@ -707,18 +747,16 @@ static __always_inline int icmp46(struct xdp_md *ctx, struct icmpx_scratch *x, s
 	__builtin_memcpy((void *)(ip6 + 1), x->to, 56);
 	if (r)
 		return send_to_real(ctx, r);
-	return nat46_route(ctx, data, ip6, fib, IPPROTO_ICMPV6, len);
+	return XLB_XLAT_ROUTE;
 }
 
 /* 6 -> 4: icmp46's reverse: an ICMPv6 error made ICMP from src to dst
  * about qsrc:qsport -> qdst:qdport (qsport 0 keeps the quote's own), the
  * quote's IPv4 header made whole (ID 0, DF, its checksum); to real r, or,
- * r 0, routed by the FIB. The addresses are in x->addr4 (src, dst, qsrc,
- * qdst), not in registers: what is live across the helpers fits in the
- * 96 bytes a callee of xlb_xdp6 may have. Dropped and counted: an error
- * RFC 7915 does not translate. */
-static __always_inline int icmp64(struct xdp_md *ctx, struct icmpx_scratch *x, struct bpf_fib_lookup *fib,
-				  __be16 qsport, __be16 qdport, const struct real *r)
+ * r 0, to be routed (XLB_XLAT_ROUTE); the addresses in x->addr4 (src,
+ * dst, qsrc, qdst). Dropped and counted: an error RFC 7915 does not translate. */
+static __always_inline int icmp64(struct xdp_md *ctx, struct icmpx_scratch *x, __be16 qsport, __be16 qdport,
+				  const struct real *r)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -803,23 +841,27 @@ static __always_inline int icmp64(struct xdp_md *ctx, struct icmpx_scratch *x, s
 	__builtin_memcpy((void *)(ip + 1), x->to, 36);
 	if (r)
 		return send_to_real(ctx, r);
-	return nat64_route(ctx, data, ip, fib);
+	return XLB_XLAT_ROUTE;
 }
 
 /* NAT64: an ICMP error to a flow's IPv4 local address about the
  * director's packet to the real (laddr:lport -> real:rport), from the
  * real or a router on the way, the flow's fnat_ports entry in this CPU's
  * fnat_scratch: to the client as ICMPv6 from the VIP, about the client's
- * packet as it sent it (client:cport -> VIP:vport). */
+ * packet as it sent it (client:cport -> VIP:vport); XLB_XLAT_ROUTE when
+ * made, for the caller to route (xlat6_route). */
 __attribute__((noinline)) int nat46_icmp(struct xdp_md *ctx)
 {
 	__u32 zero = 0;
 	struct fnat_port *f = bpf_map_lookup_elem(&fnat_scratch, &zero);
-	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&fib_scratch, &zero);
 	struct icmpx_scratch *x = bpf_map_lookup_elem(&icmpx_scratch, &zero);
-	if (!f || !fib || !x)
+	if (!f || !x)
 		return XDP_DROP;
-	return icmp46(ctx, x, fib, f->nr.vip.v6, f->client.v6, f->client.v6, f->nr.vip.v6, f->cport, f->nr.vport, 0);
+	__builtin_memcpy(&x->addr6[0], f->nr.vip.v6, 16);
+	__builtin_memcpy(&x->addr6[4], f->client.v6, 16);
+	__builtin_memcpy(&x->addr6[8], f->client.v6, 16);
+	__builtin_memcpy(&x->addr6[12], f->nr.vip.v6, 16);
+	return icmp46(ctx, x, f->cport, f->nr.vport, 0);
 }
 
 /* NAT46: an ICMP error to the (IPv4) VIP about its packet to a flow's
@@ -836,7 +878,11 @@ __attribute__((noinline)) int fnat46_icmp_real(struct xdp_md *ctx, __u32 real_sl
 	struct laddr *la = bpf_map_lookup_elem(&laddrs, &ls);
 	if (!x || !r || !la || r->family != AF_INET6 || la->family != AF_INET6)
 		return XDP_DROP;
-	return icmp46(ctx, x, 0, la->addr.v6, r->addr.v6, r->addr.v6, la->addr.v6, r->port, (__be16)laddr_lport, r);
+	__builtin_memcpy(&x->addr6[0], la->addr.v6, 16);
+	__builtin_memcpy(&x->addr6[4], r->addr.v6, 16);
+	__builtin_memcpy(&x->addr6[8], r->addr.v6, 16);
+	__builtin_memcpy(&x->addr6[12], la->addr.v6, 16);
+	return icmp46(ctx, x, r->port, (__be16)laddr_lport, r);
 }
 
 /* NAT64: an ICMPv6 error to the VIP about its packet to a flow's client
@@ -855,25 +901,25 @@ __attribute__((noinline)) int nat64_icmp(struct xdp_md *ctx, __u32 real_slot, __
 		return XDP_DROP;
 	x->addr4[0] = x->addr4[3] = la->addr.v4;
 	x->addr4[1] = x->addr4[2] = r->addr.v4;
-	return icmp64(ctx, x, 0, r->port, (__be16)laddr_lport, r);
+	return icmp64(ctx, x, r->port, (__be16)laddr_lport, r);
 }
 
 /* NAT46: an ICMPv6 error to a flow's IPv6 local address about the
  * director's packet to the real (laddr:lport -> real:rport), from the
  * real or a router on the way, the flow's fnat_ports6 entry in this
  * CPU's fnat_scratch: to the client as ICMP from the VIP, about the
- * client's packet as it sent it (client:cport -> VIP:vport). */
+ * client's packet as it sent it (client:cport -> VIP:vport);
+ * XLB_XLAT_ROUTE when made, for the caller to route (xlat4_route). */
 __attribute__((noinline)) int fnat46_icmp_client(struct xdp_md *ctx)
 {
 	__u32 zero = 0;
 	struct fnat_port *f = bpf_map_lookup_elem(&fnat_scratch, &zero);
-	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&fib_scratch, &zero);
 	struct icmpx_scratch *x = bpf_map_lookup_elem(&icmpx_scratch, &zero);
-	if (!f || !fib || !x)
+	if (!f || !x)
 		return XDP_DROP;
 	x->addr4[0] = x->addr4[3] = f->nr.vip.v4;
 	x->addr4[1] = x->addr4[2] = f->client.v4;
-	return icmp64(ctx, x, fib, f->cport, f->nr.vport, 0);
+	return icmp64(ctx, x, f->cport, f->nr.vport, 0);
 }
 
 #endif /* XLB_NAT64_H */
