@@ -34,10 +34,12 @@ const (
 	benchMapBenchTmpls     = "bench_tmpls"
 	benchProgBenchDrop     = "bench_drop"
 	benchProgBenchFwd      = "bench_fwd"
+	benchProgBenchGrow     = "bench_grow"
 	benchProgBenchHarness  = "bench_harness"
 	benchProgBenchMacswap  = "bench_macswap"
 	benchProgBenchPass     = "bench_pass"
 	benchProgBenchRedirect = "bench_redirect"
+	benchProgBenchTx       = "bench_tx"
 )
 
 // loadBench returns the embedded CollectionSpec for bench.
@@ -84,10 +86,12 @@ type benchSpecs struct {
 type benchProgramSpecs struct {
 	BenchDrop     *ebpf.ProgramSpec `ebpf:"bench_drop"`
 	BenchFwd      *ebpf.ProgramSpec `ebpf:"bench_fwd"`
+	BenchGrow     *ebpf.ProgramSpec `ebpf:"bench_grow"`
 	BenchHarness  *ebpf.ProgramSpec `ebpf:"bench_harness"`
 	BenchMacswap  *ebpf.ProgramSpec `ebpf:"bench_macswap"`
 	BenchPass     *ebpf.ProgramSpec `ebpf:"bench_pass"`
 	BenchRedirect *ebpf.ProgramSpec `ebpf:"bench_redirect"`
+	BenchTx       *ebpf.ProgramSpec `ebpf:"bench_tx"`
 }
 
 // benchMapSpecs contains maps before they are loaded into the kernel.
@@ -159,20 +163,24 @@ type benchVariables struct {
 type benchPrograms struct {
 	BenchDrop     *ebpf.Program `ebpf:"bench_drop"`
 	BenchFwd      *ebpf.Program `ebpf:"bench_fwd"`
+	BenchGrow     *ebpf.Program `ebpf:"bench_grow"`
 	BenchHarness  *ebpf.Program `ebpf:"bench_harness"`
 	BenchMacswap  *ebpf.Program `ebpf:"bench_macswap"`
 	BenchPass     *ebpf.Program `ebpf:"bench_pass"`
 	BenchRedirect *ebpf.Program `ebpf:"bench_redirect"`
+	BenchTx       *ebpf.Program `ebpf:"bench_tx"`
 }
 
 func (p *benchPrograms) Close() error {
 	return _BenchClose(
 		p.BenchDrop,
 		p.BenchFwd,
+		p.BenchGrow,
 		p.BenchHarness,
 		p.BenchMacswap,
 		p.BenchPass,
 		p.BenchRedirect,
+		p.BenchTx,
 	)
 }
 
