@@ -194,18 +194,7 @@ __attribute__((noinline)) int nat64_xmit(struct xdp_md *ctx, __u32 real_slot, __
 	struct iphdr *ip = l2_put(data, data_end, l2, vlan, r->dst_mac, r->src_mac, bpf_htons(ETH_P_IP), sizeof(struct iphdr));
 	if (!ip)
 		return XDP_DROP;
-	ip->version = 4;
-	ip->ihl = 5;
-	ip->tos = tos;
-	ip->tot_len = bpf_htons(plen + sizeof(struct iphdr));
-	ip->id = 0;
-	ip->frag_off = bpf_htons(IP_DF);
-	ip->ttl = ttl;
-	ip->protocol = proto;
-	ip->saddr = la->addr.v4;
-	ip->daddr = r->addr.v4;
-	ip->check = 0;
-	ip->check = iph_csum(ip);
+	ip4_write(ip, tos, plen + sizeof(struct iphdr), 0, bpf_htons(IP_DF), ttl, proto, la->addr.v4, r->addr.v4);
 	return send_to_real(ctx, r);
 }
 
@@ -591,18 +580,7 @@ __attribute__((noinline)) int fnat46_reply_xmit(struct xdp_md *ctx)
 	struct iphdr *ip = l2_put(data, data_end, l2, vlan, 0, 0, bpf_htons(ETH_P_IP), sizeof(struct iphdr));
 	if (!ip)
 		return XDP_DROP;
-	ip->version = 4;
-	ip->ihl = 5;
-	ip->tos = tos;
-	ip->tot_len = bpf_htons(plen + sizeof(struct iphdr));
-	ip->id = 0;
-	ip->frag_off = bpf_htons(IP_DF);
-	ip->ttl = ttl;
-	ip->protocol = proto;
-	ip->saddr = f->nr.vip.v4;
-	ip->daddr = f->client.v4;
-	ip->check = 0;
-	ip->check = iph_csum(ip);
+	ip4_write(ip, tos, plen + sizeof(struct iphdr), 0, bpf_htons(IP_DF), ttl, proto, f->nr.vip.v4, f->client.v4);
 	return nat64_route(ctx, data, ip, fib);
 }
 
@@ -786,18 +764,8 @@ static __always_inline int icmp64(struct xdp_md *ctx, struct icmpx_scratch *x, _
 	x->to[0] = bpf_htonl((__u32)tc << 16);
 	x->to[1] = bpf_htonl(word);
 	struct iphdr *q = (void *)&x->to[2];
-	q->version = 4;
-	q->ihl = 5;
-	q->tos = bpf_ntohl(*(__be32 *)in) >> 20;
-	q->tot_len = bpf_htons(qlen + 20);
-	q->id = 0;
-	q->frag_off = bpf_htons(IP_DF);
-	q->ttl = in->hop_limit;
-	q->protocol = in->nexthdr;
-	q->saddr = x->addr4[2];
-	q->daddr = x->addr4[3];
-	q->check = 0;
-	q->check = iph_csum(q);
+	ip4_write(q, bpf_ntohl(*(__be32 *)in) >> 20, qlen + 20, 0, bpf_htons(IP_DF), in->hop_limit, in->nexthdr, x->addr4[2],
+		  x->addr4[3]);
 	__be16 *ports = (void *)&x->to[7];
 	ports[0] = qsport ? qsport : qports[0];
 	ports[1] = qdport;
@@ -815,18 +783,8 @@ static __always_inline int icmp64(struct xdp_md *ctx, struct icmpx_scratch *x, _
 	 * above, is free): what is live across the helpers below fits in
 	 * the 96 bytes a callee of xlb_xdp6 may have. */
 	struct iphdr *o = (void *)&x->pseudo[0];
-	o->version = 4;
-	o->ihl = 5;
-	o->tos = bpf_ntohl(*(__be32 *)ip6) >> 20;
-	o->tot_len = bpf_htons(len + sizeof(struct iphdr) - 20);
-	o->id = 0;
-	o->frag_off = 0;
-	o->ttl = r ? ip6->hop_limit : ip6->hop_limit - 1;
-	o->protocol = IPPROTO_ICMP;
-	o->saddr = x->addr4[0];
-	o->daddr = x->addr4[1];
-	o->check = 0;
-	o->check = iph_csum(o);
+	ip4_write(o, bpf_ntohl(*(__be32 *)ip6) >> 20, len + sizeof(struct iphdr) - 20, 0, 0, r ? ip6->hop_limit : ip6->hop_limit - 1,
+		  IPPROTO_ICMP, x->addr4[0], x->addr4[1]);
 	__builtin_memcpy(&x->pseudo[5], data + 2 * ETH_ALEN, 4);
 	/* 40 bytes fewer: IPv4's two headers for IPv6's. */
 	if (bpf_xdp_adjust_head(ctx, 2 * (int)(sizeof(struct ipv6hdr) - sizeof(struct iphdr))))
