@@ -336,11 +336,15 @@ func (t *DR) startHTTP(i, f int) error {
 }
 
 // ServeHTTPIn starts a real's HTTP server (as ServeHTTP's: it answers
-// name, /peer, /sha256, /bytes/N) on port in ns, for a real outside the
-// topology; it stops when the test ends.
-func ServeHTTPIn(t testing.TB, ns *NS, name string, port int) {
+// name, /peer, /sha256, /bytes/N) on port in ns, over network (tcp4 or
+// tcp6), for a real outside the topology; it stops when the test ends.
+func ServeHTTPIn(t testing.TB, ns *NS, network, name string, port int) {
 	t.Helper()
-	l, err := ns.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", port))
+	addr := fmt.Sprintf("0.0.0.0:%d", port)
+	if network == "tcp6" {
+		addr = fmt.Sprintf("[::]:%d", port)
+	}
+	l, err := ns.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func TestFULLNATPathMTU(t *testing.T) {
 			topo, err := testutil.NewDR(testutil.DROptions{Reals: 1, Native: mode == dataplane.XDPNative, NAT: true})
 			require.NoError(t, err)
 			t.Cleanup(func() { topo.Close() })
-			lowHopReal(t, topo)
+			lowHopReal(t, topo, false)
 
 			local := netip.MustParseAddr("10.77.0.50")
 			require.NoError(t, topo.Director.IP("addr", "add", local.String()+"/24", "dev", "eth0"))
@@ -126,14 +126,16 @@ func TestFULLNATPathMTU(t *testing.T) {
 	}
 }
 
-// farReal is lowHopReal's real.
-var farReal = netip.MustParseAddr("10.78.0.10")
+// farReal and farReal6 are lowHopReal's real, in each family.
+var farReal, farReal6 = netip.MustParseAddr("10.78.0.10"), netip.MustParseAddr("fd78::10")
 
 // lowHopReal puts a real two routers away from the director, behind a
 // 1400-byte hop in the middle (director -1500- r1 -1400- r2 -1500- real,
 // farReal, serving HTTP on 8080 as "far"), so that neither end's own link
-// says the path is smaller: only the routers' ICMP does.
-func lowHopReal(t *testing.T, topo *testutil.DR) {
+// says the path is smaller: only the routers' ICMP does. With v6 the
+// routers and the real are IPv6 only (farReal6; the director's LAN
+// fd77::/64, the director fd77::2).
+func lowHopReal(t *testing.T, topo *testutil.DR, v6 bool) {
 	t.Helper()
 	id := testutil.Suffix()
 	mk := func(role string) *testutil.NS {
@@ -143,29 +145,53 @@ func lowHopReal(t *testing.T, topo *testutil.DR) {
 		return ns
 	}
 	r1, r2, far := mk("r1"), mk("r2"), mk("far")
-	// r1 on the director's LAN; r1 -1400- r2; r2 -1500- the real.
+	// The addresses: r1 on the director's LAN; r1 -1400- r2; r2 -1500- the real.
+	// r1's address on the LAN and on the hop, r2's on the hop, r2's
+	// toward the real, the real's network.
+	r1LAN, r1Hop, r2Hop, r2Real, realNet, lanLen, hopLen, realLen := "10.77.0.253", "10.79.0.1", "10.79.0.2", "10.78.0.1", "10.78.0.0/24", "/24", "/30", "/24"
+	realAddr, serve := farReal, "tcp4"
+	ip := func(ns *testutil.NS, args ...string) error { return ns.IP(args...) }
+	if v6 {
+		r1LAN, r1Hop, r2Hop, r2Real, realNet, lanLen, hopLen, realLen = "fd77::253", "fd79::1", "fd79::2", "fd78::1", "fd78::/64", "/64", "/64", "/64"
+		realAddr, serve = farReal6, "tcp6"
+		require.NoError(t, testutil.EnableIPv6(topo.Switch, "br0"))
+		require.NoError(t, testutil.EnableIPv6(topo.Director, "eth0"))
+		require.NoError(t, topo.Director.IP("addr", "add", "fd77::2/64", "dev", "eth0", "nodad"))
+		for _, ns := range []*testutil.NS{r1, r2, far} {
+			require.NoError(t, testutil.EnableIPv6(ns))
+		}
+		ip = func(ns *testutil.NS, args ...string) error {
+			if args[0] == "addr" {
+				args = append(args, "nodad")
+			}
+			return ns.IP(append([]string{"-6"}, args...)...)
+		}
+	}
 	require.NoError(t, r1.IP("link", "add", "eth0", "type", "veth", "peer", "name", "p-router", "netns", topo.Switch.Name))
 	require.NoError(t, topo.Switch.IP("link", "set", "p-router", "master", "br0", "up"))
-	require.NoError(t, r1.IP("addr", "add", "10.77.0.253/24", "dev", "eth0"))
+	require.NoError(t, ip(r1, "addr", "add", r1LAN+lanLen, "dev", "eth0"))
 	require.NoError(t, r1.IP("link", "set", "eth0", "up"))
 	link := func(a *testutil.NS, aIf, aAddr string, b *testutil.NS, bIf, bAddr, mtu string) {
 		require.NoError(t, a.IP("link", "add", aIf, "mtu", mtu, "type", "veth", "peer", "name", bIf, "mtu", mtu, "netns", b.Name))
-		require.NoError(t, a.IP("addr", "add", aAddr, "dev", aIf))
-		require.NoError(t, b.IP("addr", "add", bAddr, "dev", bIf))
+		require.NoError(t, ip(a, "addr", "add", aAddr, "dev", aIf))
+		require.NoError(t, ip(b, "addr", "add", bAddr, "dev", bIf))
 		require.NoError(t, a.IP("link", "set", aIf, "up"))
 		require.NoError(t, b.IP("link", "set", bIf, "up"))
 	}
-	link(r1, "to2", "10.79.0.1/30", r2, "to1", "10.79.0.2/30", "1400")
-	link(r2, "toreal", "10.78.0.1/24", far, "eth0", farReal.String()+"/24", "1500")
+	link(r1, "to2", r1Hop+hopLen, r2, "to1", r2Hop+hopLen, "1400")
+	link(r2, "toreal", r2Real+realLen, far, "eth0", realAddr.String()+realLen, "1500")
 	for _, ns := range []*testutil.NS{r1, r2} {
 		require.NoError(t, ns.Sysctl("net.ipv4.ip_forward", "1"))
+		if v6 {
+			require.NoError(t, ns.Sysctl("net.ipv6.conf.all.forwarding", "1"))
+		}
 	}
-	require.NoError(t, r1.IP("route", "add", "10.78.0.0/24", "via", "10.79.0.2"))
-	require.NoError(t, r2.IP("route", "add", "default", "via", "10.79.0.1"))
-	require.NoError(t, far.IP("route", "add", "default", "via", "10.78.0.1"))
-	require.NoError(t, topo.Director.IP("route", "add", "10.78.0.0/24", "via", "10.77.0.253"))
+	require.NoError(t, ip(r1, "route", "add", realNet, "via", r2Hop))
+	require.NoError(t, ip(r2, "route", "add", "default", "via", r1Hop))
+	require.NoError(t, ip(far, "route", "add", "default", "via", r2Real))
+	require.NoError(t, ip(topo.Director, "route", "add", realNet, "via", r1LAN))
 	// The real's frames cross XDP on the director: no checksum
 	// offload (a veth would leave them partial; a NIC does not).
 	require.NoError(t, far.Exec("ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off"))
-	testutil.ServeHTTPIn(t, far, "far", 8080)
+	testutil.ServeHTTPIn(t, far, serve, "far", 8080)
 }

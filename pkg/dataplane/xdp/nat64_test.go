@@ -390,7 +390,7 @@ func TestNAT64PathMTU(t *testing.T) {
 			topo, err := testutil.NewDR(testutil.DROptions{Reals: 1, Native: mode == dataplane.XDPNative, NAT: true})
 			require.NoError(t, err)
 			t.Cleanup(func() { topo.Close() })
-			lowHopReal(t, topo)
+			lowHopReal(t, topo, false)
 
 			// IPv6 on the client's side alone.
 			vip := netip.MustParseAddr("fd77:1::100")
