@@ -207,7 +207,7 @@ func CheckThrough(svc ServiceKey, r Real) error {
 	case svc.FWMark != 0:
 		return errors.New("a fwmark service has no VIP to check through")
 	case svc.Addr.Is4() != r.Addr.Is4():
-		return errors.New("checks through the data path go to a real of the VIP's family (a tunnel or NAT64 across families is checked at the real's address)")
+		return errors.New("checks through the data path go to a real of the VIP's family (a tunnel, NAT64 or NAT46 across families is checked at the real's address)")
 	}
 	return nil
 }
