@@ -144,8 +144,9 @@ func checkService(u *Service) error {
 
 func applyDest(svc *Service, cmd Command) error {
 	u := cmd.Dest
-	// The kernel only takes a real of another family for tunnelling.
-	if u.Addr.Is6() != svc.Is6() && cmd.Kind != CmdDeleteServer && u.Forward != lvs.TUN {
+	// The kernel only takes a real of another family for tunnelling;
+	// xlb's FULLNAT (which the kernel has not) for NAT64 and NAT46.
+	if u.Addr.Is6() != svc.Is6() && cmd.Kind != CmdDeleteServer && u.Forward != lvs.TUN && u.Forward != lvs.FNAT {
 		return kernelErr(ErrInvalid)
 	}
 	i := slices.IndexFunc(svc.Dests, func(d Dest) bool { return d.Addr == u.Addr && d.Port == u.Port })

@@ -79,4 +79,22 @@ func TestFULLNATCommands(t *testing.T) {
 	saved, err = exec(t, st, "-S -n")
 	require.NoError(t, err)
 	assert.Contains(t, saved, "-a -t [2001:db8::100]:80 -r [2001:db8:1::11]:8080 --fullnat -w 1\n--add-laddr -t [2001:db8::100]:80 --laddr 2001:db8::50\n")
+
+	// FULLNAT across families, as DPVS's ipvsadm takes NAT64 (and xlb
+	// NAT46), listed and saved as any real; other methods still need a
+	// tunnel to cross, with ipvsadm's words.
+	run(t, st, `-a -t [2001:db8::100]:80 -r 10.1.0.21:8080 --fullnat
+-P -t [2001:db8::100]:80 -z 10.0.0.60
+-a -t 10.0.0.100:80 -r [2001:db8:1::21]:8080 --fullnat
+-P -t 10.0.0.100:80 -z 2001:db8::60
+`)
+	ln = listN(t, st)
+	assert.Contains(t, ln, "  -> 10.1.0.21:8080               FullNat 1")
+	assert.Contains(t, ln, "  -> [2001:db8:1::21]:8080        FullNat 1")
+	saved, err = exec(t, st, "-S -n")
+	require.NoError(t, err)
+	assert.Contains(t, saved, "-a -t [2001:db8::100]:80 -r 10.1.0.21:8080 --fullnat -w 1\n")
+	assert.Contains(t, saved, "-a -t 10.0.0.100:80 -r [2001:db8:1::21]:8080 --fullnat -w 1\n")
+	_, err = Parse(strings.Fields("-a -t 10.0.0.100:80 -r [2001:db8:1::22]:8080 -m"))
+	assert.ErrorContains(t, err, "Different address family is allowed only for tunneling servers")
 }

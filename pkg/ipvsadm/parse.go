@@ -749,7 +749,9 @@ func (ps *parseState) finish() (Command, error) {
 		if svc.FWMark == 0 && (fwd == lvs.TUN || fwd == lvs.DR) {
 			ps.dest.Port = svc.Port
 		}
-		if ps.destAF != ps.svcAF && fwd != lvs.TUN {
+		// FULLNAT crosses families too (DPVS's ipvsadm takes an IPv6
+		// service's IPv4 reals: NAT64; xlb the reverse, NAT46).
+		if ps.destAF != ps.svcAF && fwd != lvs.TUN && fwd != lvs.FNAT {
 			return Command{}, usageErr("Different address family is allowed only for tunneling servers")
 		}
 		tunAny := ps.has(optTunType) || ps.has(optTunPort) || ps.has(optTunNoCsum) ||

@@ -204,7 +204,8 @@ func xlbadmPage() string {
 		"xlbadm takes the FULLNAT commands of DPVS's ipvsadm, which the kernel's IPVS does not have (the XDP data plane\n" +
 		"forwards them; on IPVS they are refused by name):\n" +
 		".TP\n\\fB\\-\\-fullnat\\fR\nwith \\fB\\-a\\fR or \\fB\\-e\\fR: the real is forwarded by FULLNAT, listed \\fBFullNat\\fR " +
-		"(DPVS's ipvsadm spells it \\fB\\-b\\fR, which upstream ipvsadm and xlbadm read as \\fB\\-\\-sched\\-flags\\fR)\n" +
+		"(DPVS's ipvsadm spells it \\fB\\-b\\fR, which upstream ipvsadm and xlbadm read as \\fB\\-\\-sched\\-flags\\fR); " +
+		"the real may be of the other family than the service (NAT64, NAT46), its local addresses of the real's family\n" +
 		".TP\n\\fB\\-\\-add\\-laddr\\fR, \\fB\\-P\\fR \\fB\\-t\\fR|\\fB\\-u\\fR \\fIservice\\-address\\fR \\fB\\-z\\fR \\fIlocal\\-address\\fR\n" +
 		"give the service a local address: its FULLNAT reals see connections come from it (the director must hold it)\n" +
 		".TP\n\\fB\\-\\-del\\-laddr\\fR, \\fB\\-Q\\fR \\fB\\-t\\fR|\\fB\\-u\\fR \\fIservice\\-address\\fR \\fB\\-z\\fR \\fIlocal\\-address\\fR\n" +
