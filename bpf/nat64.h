@@ -141,6 +141,19 @@ static __always_inline int toa6_append(struct xdp_md *ctx, __u32 end, const stru
 	return bpf_xdp_store_bytes(ctx, end, (void *)x->to, TCPOLEN_TOA6) ? -1 : 0;
 }
 
+/* The real in real_slot and (*la) the local address in slot
+ * laddr_lport >> 16, both of family fam (a FULLNAT flow's ends toward its
+ * real), or 0. */
+static __always_inline struct real *fnat_ends(__u32 real_slot, __u32 laddr_lport, __u8 fam, struct laddr **la)
+{
+	struct real *r = bpf_map_lookup_elem(&reals, &real_slot);
+	__u32 ls = laddr_lport >> 16;
+	*la = bpf_map_lookup_elem(&laddrs, &ls);
+	if (!r || !*la || r->family != fam || (*la)->family != fam)
+		return 0;
+	return r;
+}
+
 /* 6 -> 4: the client's packet to the real in real_slot, from local
  * address slot laddr_lport >> 16 and port (__be16)laddr_lport. Returns the
  * verdict. */
@@ -149,10 +162,9 @@ __attribute__((noinline)) int nat64_xmit(struct xdp_md *ctx, __u32 real_slot, __
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 l2 = l2_len_of(data, data_end, bpf_htons(ETH_P_IPV6));
-	struct real *r = bpf_map_lookup_elem(&reals, &real_slot);
-	__u32 ls = laddr_lport >> 16;
-	struct laddr *la = bpf_map_lookup_elem(&laddrs, &ls);
-	if (!r || !la || r->family != AF_INET || la->family != AF_INET || (l2 != 14 && l2 != 18))
+	struct laddr *la;
+	struct real *r = fnat_ends(real_slot, laddr_lport, AF_INET, &la);
+	if (!r || (l2 != 14 && l2 != 18))
 		return XDP_DROP;
 	struct ipv6hdr *ip6 = data + l2;
 	if ((void *)(ip6 + 1) > data_end)
@@ -211,10 +223,9 @@ __attribute__((noinline)) int fnat46_xmit(struct xdp_md *ctx, __u32 real_slot, _
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 l2 = l2_len_of(data, data_end, bpf_htons(ETH_P_IP));
-	struct real *r = bpf_map_lookup_elem(&reals, &real_slot);
-	__u32 ls = laddr_lport >> 16;
-	struct laddr *la = bpf_map_lookup_elem(&laddrs, &ls);
-	if (!r || !la || r->family != AF_INET6 || la->family != AF_INET6 || (l2 != 14 && l2 != 18))
+	struct laddr *la;
+	struct real *r = fnat_ends(real_slot, laddr_lport, AF_INET6, &la);
+	if (!r || (l2 != 14 && l2 != 18))
 		return XDP_DROP;
 	struct iphdr *ip = data + l2;
 	if ((void *)(ip + 1) > data_end)
@@ -279,11 +290,10 @@ __attribute__((noinline)) int fnat6_toa(struct xdp_md *ctx, __u32 real_slot, __u
 	__u32 zero = 0;
 	struct fnat_port *f = bpf_map_lookup_elem(&fnat_scratch, &zero);
 	struct icmpx_scratch *x = bpf_map_lookup_elem(&icmpx_scratch, &zero);
-	struct real *r = bpf_map_lookup_elem(&reals, &real_slot);
-	__u32 ls = laddr_lport >> 16;
-	struct laddr *la = bpf_map_lookup_elem(&laddrs, &ls);
+	struct laddr *la;
+	struct real *r = fnat_ends(real_slot, laddr_lport, AF_INET6, &la);
 	__u32 l2 = l2_len_of(data, data_end, bpf_htons(ETH_P_IPV6));
-	if (!f || !x || !r || !la || r->family != AF_INET6 || la->family != AF_INET6 || (l2 != 14 && l2 != 18))
+	if (!f || !x || !r || (l2 != 14 && l2 != 18))
 		return XDP_DROP;
 	struct ipv6hdr *ip6 = data + l2;
 	struct tcphdr *th = (void *)(ip6 + 1);
@@ -831,10 +841,9 @@ __attribute__((noinline)) int fnat46_icmp_real(struct xdp_md *ctx, __u32 real_sl
 {
 	__u32 zero = 0;
 	struct icmpx_scratch *x = bpf_map_lookup_elem(&icmpx_scratch, &zero);
-	struct real *r = bpf_map_lookup_elem(&reals, &real_slot);
-	__u32 ls = laddr_lport >> 16;
-	struct laddr *la = bpf_map_lookup_elem(&laddrs, &ls);
-	if (!x || !r || !la || r->family != AF_INET6 || la->family != AF_INET6)
+	struct laddr *la;
+	struct real *r = fnat_ends(real_slot, laddr_lport, AF_INET6, &la);
+	if (!x || !r)
 		return XDP_DROP;
 	__builtin_memcpy(&x->addr6[0], la->addr.v6, 16);
 	__builtin_memcpy(&x->addr6[4], r->addr.v6, 16);
@@ -852,10 +861,9 @@ __attribute__((noinline)) int nat64_icmp(struct xdp_md *ctx, __u32 real_slot, __
 {
 	__u32 zero = 0;
 	struct icmpx_scratch *x = bpf_map_lookup_elem(&icmpx_scratch, &zero);
-	struct real *r = bpf_map_lookup_elem(&reals, &real_slot);
-	__u32 ls = laddr_lport >> 16;
-	struct laddr *la = bpf_map_lookup_elem(&laddrs, &ls);
-	if (!x || !r || !la || r->family != AF_INET || la->family != AF_INET)
+	struct laddr *la;
+	struct real *r = fnat_ends(real_slot, laddr_lport, AF_INET, &la);
+	if (!x || !r)
 		return XDP_DROP;
 	x->addr4[0] = x->addr4[3] = la->addr.v4;
 	x->addr4[1] = x->addr4[2] = r->addr.v4;
