@@ -336,13 +336,8 @@ func TestNAT46ICMPErrors(t *testing.T) {
 		{"precedence violation: not translated", 3, 14, 0, 0, 0, 0, true},
 	} {
 		t.Run("to the real: "+tc.name, func(t *testing.T) {
-			msg := make([]byte, 8, 8+len(quote4))
-			msg[0], msg[1] = tc.typ, tc.code
-			binary.BigEndian.PutUint32(msg[4:], tc.rest)
-			msg = append(msg, quote4...)
-			binary.BigEndian.PutUint16(msg[2:], testutil.Checksum(msg, 0))
 			in := testutil.Frame{SrcMAC: clientMC, DstMAC: dirMAC, Src: netip.MustParseAddr("192.0.2.254"), Dst: vip,
-				Proto: 1, Payload: msg, TTL: 60, TOS: 0xc0}.Bytes()
+				Proto: 1, Payload: icmpErrorQuoting(tc.typ, tc.code, tc.rest, quote4), TTL: 60, TOS: 0xc0}.Bytes()
 			before := reasons(t, x)
 			v, out := run(t, ns, x, in)
 			if tc.dropped {

@@ -251,13 +251,8 @@ func TestNAT64ICMPErrors(t *testing.T) {
 		DstPort: 8080, TCPFlags: testutil.TCPAck, Payload: payload, TTL: 63}
 	quote4 := ipOf(sent.Bytes())[:20+20+200]
 	icmp4 := func(typ, code uint8, rest uint32) []byte {
-		msg := make([]byte, 8, 8+len(quote4))
-		msg[0], msg[1] = typ, code
-		binary.BigEndian.PutUint32(msg[4:], rest)
-		msg = append(msg, quote4...)
-		binary.BigEndian.PutUint16(msg[2:], testutil.Checksum(msg, 0))
 		f := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: netip.MustParseAddr("10.0.0.254"), Dst: laddr1,
-			Proto: 1, Payload: msg, TTL: 60, TOS: 0xc0}
+			Proto: 1, Payload: icmpErrorQuoting(typ, code, rest, quote4), TTL: 60, TOS: 0xc0}
 		return f.Bytes()
 	}
 	for _, tc := range []struct {

@@ -190,10 +190,16 @@ func TestDRAndNATCoexist(t *testing.T) {
 // icmpError is an ICMP error message quoting inner (an IPv4 packet,
 // truncated to its header and 8 bytes of L4, as routers quote).
 func icmpError(typ, code uint8, rest uint32, inner []byte) []byte {
-	msg := make([]byte, 8, 8+28)
+	return icmpErrorQuoting(typ, code, rest, inner[:28])
+}
+
+// icmpErrorQuoting is an ICMP error quoting all of quote (a router may
+// quote up to 576 bytes).
+func icmpErrorQuoting(typ, code uint8, rest uint32, quote []byte) []byte {
+	msg := make([]byte, 8, 8+len(quote))
 	msg[0], msg[1] = typ, code
 	binary.BigEndian.PutUint32(msg[4:], rest)
-	msg = append(msg, inner[:28]...)
+	msg = append(msg, quote...)
 	binary.BigEndian.PutUint16(msg[2:], testutil.Checksum(msg, 0))
 	return msg
 }
