@@ -24,6 +24,8 @@
  *                                    a longer chain: as a fragment / cut short
  *   IPv6 to an IPv4 FULLNAT real     NAT64: translated to IPv4 (bpf/nat64.h); its
  *                                    replies back to IPv6 from the VIP
+ *   IPv4 to an IPv6 FULLNAT real     NAT46: translated to IPv6; its replies
+ *                                    (xlb_xdp6, then xlb_nat46) back to IPv4
  *   ICMPv6 error about an IPv6 flow  to the flow's real (NAT66: translated inside
  *                                    and out); from a NAT66 real: back to the client
  *   other ICMPv6                     XDP_PASS
@@ -759,7 +761,6 @@ static __always_inline int by_flow(struct xdp_md *ctx, struct packet *p, void *d
 		return act;
 	return new_flow(ctx, p, data_end, &ck, bytes, now, fam);
 }
-
 
 /* The chain: parse -> (no ports: unparsed) -> NAT reply -> the VIP filter
  * -> established flow -> new flow. */
