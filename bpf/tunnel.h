@@ -550,9 +550,13 @@ static __always_inline int forward_tun6(struct xdp_md *ctx, struct packet *p, vo
 	}
 	if (r->family == AF_INET)
 		return xdp_verdict(tun64_xmit(ctx, slot));
-	struct l2_saved l2;
-	if (l2_save(p, data_end, &l2) < 0)
+	/* As forward_tun: the tag saved (the MACs are the real's), the
+	 * headers written in place. */
+	__u32 l2 = (void *)in - (void *)p->eth;
+	if ((l2 != sizeof(struct ethhdr) && l2 != sizeof(struct ethhdr) + 4) || (void *)p->eth + 18 > data_end)
 		return XDP_DROP;
+	__u8 vlan[4];
+	__builtin_memcpy(vlan, (void *)p->eth + 2 * ETH_ALEN, 4);
 	/* Version, traffic class (the inner's) and a zero flow label. */
 	__be32 vtc = (*(__be32 *)in & bpf_htonl(0x0ff00000)) | bpf_htonl(0x60000000);
 	__u8 hops = in->hop_limit;
@@ -562,19 +566,17 @@ static __always_inline int forward_tun6(struct xdp_md *ctx, struct packet *p, vo
 		sport = XLB_GUE_SPORT_MIN +
 			hash_32(addr_fold(&p->src, AF_INET6) ^ (((__u32)p->sport << 16) | p->dport) ^ p->proto, 16) %
 				XLB_GUE_SPORT_SPAN;
-	__be32 src[4];
-	__builtin_memcpy(src, t->src.v6, 16);
 	if (bpf_xdp_adjust_head(ctx, -(int)hlen))
 		return XDP_DROP;
 	void *data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	/* The inner packet follows with at least its IPv6 header: the GUE
 	 * headers' 52 bytes are there whichever the tunnel. */
-	struct ipv6hdr *o = l2_write_fam(data, data_end, &l2, r->dst_mac, r->src_mac,
-					 sizeof(struct ipv6hdr) + sizeof(struct udphdr) + sizeof(struct guehdr), 1);
+	struct ipv6hdr *o = l2_put(data, data_end, l2, vlan, r->dst_mac, r->src_mac, bpf_htons(ETH_P_IPV6),
+				   sizeof(struct ipv6hdr) + sizeof(struct udphdr) + sizeof(struct guehdr));
 	if (!o)
 		return XDP_DROP;
-	tun6_write(o, type, port, sport, src, r->addr.v6, vtc, hops, inner_len, IPPROTO_IPV6);
+	tun6_write(o, type, port, sport, t->src.v6, r->addr.v6, vtc, hops, inner_len, IPPROTO_IPV6);
 	return send_to_real(ctx, r);
 }
 
