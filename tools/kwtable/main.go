@@ -261,6 +261,9 @@ var features = []feature{
 	{"ops (one-packet scheduling, UDP)", "virtual_server 10.0.0.1 53 {\n protocol UDP\n ops\n real_server 10.0.0.2 53 {\n }\n}\n"},
 	{"uthreshold, lthreshold", "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n uthreshold 100\n lthreshold 10\n }\n}\n"},
 	{"lvs_method FNAT with laddr_group_name (FULLNAT, DPVS's keepalived), toa", "local_address_group L {\n 10.0.0.50\n}\nvirtual_server 10.0.0.1 80 {\n protocol TCP\n lvs_method FNAT\n laddr_group_name L\n toa\n real_server 10.0.0.2 8080 {\n }\n}\n"},
+	{"IPv4 real_server of an IPv6 virtual_server, lvs_method FNAT (NAT64, DPVS's), toa", "local_address_group L {\n 10.0.0.50\n}\nvirtual_server 2001:db8::1 80 {\n protocol TCP\n lvs_method FNAT\n laddr_group_name L\n toa\n real_server 10.0.0.2 8080 {\n }\n}\n"},
+	{"IPv6 real_server of an IPv4 virtual_server, lvs_method FNAT (NAT46)", "local_address_group L {\n 2001:db8::50\n}\nvirtual_server 10.0.0.1 80 {\n protocol TCP\n lvs_method FNAT\n laddr_group_name L\n real_server 2001:db8::2 8080 {\n }\n}\n"},
+	{"IPv6 real_server of an IPv4 virtual_server, lvs_method FNAT, toa", "local_address_group L {\n 2001:db8::50\n}\nvirtual_server 10.0.0.1 80 {\n protocol TCP\n lvs_method FNAT\n laddr_group_name L\n toa\n real_server 2001:db8::2 8080 {\n }\n}\n"},
 }
 
 // generate is the part of README.md between the markers.
