@@ -361,6 +361,9 @@ type master struct {
 	pass uint64
 	buf  []ipvssync.Conn // the last pass's records, reused
 	dump chan struct{}
+	// unsendableAt is when a record no message can carry was last
+	// logged: at most once a minute, not on every pass.
+	unsendableAt time.Time
 }
 
 func startMaster(c dataplane.SyncDaemon, ifi *net.Interface, t Table, log *slog.Logger) (*master, error) {
@@ -442,8 +445,10 @@ func (m *master) passOnce(dump bool) error {
 		if err := r.Conn.Check(); err != nil {
 			// One record the wire cannot carry must not cost
 			// every other its sync.
-			if unsendable++; unsendable == 1 {
-				m.log.Warn("sync master: a record no message can carry is left out", "record", r.Conn.String(), "error", err)
+			if unsendable++; unsendable == 1 && now.Sub(m.unsendableAt) >= time.Minute {
+				m.unsendableAt = now
+				m.log.Warn("sync master: a record no message can carry is left out (logged at most once a minute; xlb status counts them)",
+					"record", r.Conn.String(), "error", err)
 			}
 			return
 		}

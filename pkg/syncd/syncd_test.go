@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,7 +85,8 @@ func TestMasterLeavesOutWhatNoMessageCarries(t *testing.T) {
 	mixed := good
 	mixed.Client, mixed.Dest = netip.MustParseAddrPort("192.0.2.8:40000"), netip.MustParseAddrPort("[2001:db8::11]:80")
 	require.Error(t, mixed.Check())
-	d := &daemon{cfg: dataplane.SyncDaemon{SyncID: 5, MaxLen: 1472}, table: records{mixed, good}, log: slog.New(slog.DiscardHandler), send: fds[0]}
+	var logged bytes.Buffer
+	d := &daemon{cfg: dataplane.SyncDaemon{SyncID: 5, MaxLen: 1472}, table: records{mixed, good}, log: slog.New(slog.NewTextHandler(&logged, nil)), send: fds[0]}
 	m := &master{daemon: d, sent: map[recKey]*sentAs{}}
 	require.NoError(t, m.passOnce(false))
 	buf := make([]byte, 65536)
@@ -96,4 +98,9 @@ func TestMasterLeavesOutWhatNoMessageCarries(t *testing.T) {
 	st := d.snapshot()
 	assert.EqualValues(t, 1, st.Unsendable)
 	assert.EqualValues(t, 1, st.SentRecords)
+	// The next pass counts it again (nothing changed for the good one:
+	// nothing sent) but does not log it again within the minute.
+	require.NoError(t, m.passOnce(false))
+	assert.EqualValues(t, 2, d.snapshot().Unsendable)
+	assert.Equal(t, 1, strings.Count(logged.String(), "no message can carry"), "%s", logged.String())
 }
