@@ -100,12 +100,13 @@ func TestAdoptIPVSDirector(t *testing.T) {
 		return 0
 	}
 
-	// 16 MiB at 160 kB/s: 105 s each, far longer than the daemon takes to
-	// start and the 6 s of the check (in CI's TCG VM, beside a second VM,
-	// the check came 46 s after the downloads began, and 8 MiB was once
-	// not enough); once checked, they read the rest at full speed.
+	// 16 MiB at 64 kB/s: 260 s each, far longer than the daemon takes to
+	// start and the 6 s of the check. The daemon alone took 25 s to load
+	// its programs in the TCG VM on an idle host, and more than 45 s in
+	// CI beside a second VM; once checked, they read the rest at full
+	// speed.
 	const downloads, size = 20, 16 << 20
-	dl := startDownloads(t, topo, downloads, size, 300*time.Second)
+	dl := startDownloads(t, topo, downloads, size, 250*time.Millisecond, 420*time.Second)
 	require.Eventually(t, func() bool {
 		return strings.Count(ipvsadm("-Lnc"), "ESTABLISHED") >= downloads
 	}, 20*time.Second, 100*time.Millisecond, "the downloads are not on IPVS")

@@ -81,7 +81,7 @@ func TestHitlessRestart(t *testing.T) {
 	p := startProbe(topo)
 	defer p.end()
 	const downloads, size = 20, 3 << 20
-	dl := startDownloads(t, topo, downloads, size, 90*time.Second)
+	dl := startDownloads(t, topo, downloads, size, 100*time.Millisecond, 90*time.Second)
 	time.Sleep(2 * time.Second)
 
 	// Never a moment without the VIP on A, never B MASTER.

@@ -139,7 +139,8 @@ func slowDownload(ctx context.Context, topo *testutil.DR, n, chunk int, tick tim
 }
 
 // downloads are slowDownloads of size bytes running at once, 16 KB read
-// every 100 ms (about 160 KB/s each), given within to finish.
+// every given interval (100 ms: about 160 KB/s each), given within to
+// finish.
 type downloads struct {
 	each  []download
 	errs  []error
@@ -147,7 +148,7 @@ type downloads struct {
 	hurry atomic.Bool
 }
 
-func startDownloads(t *testing.T, topo *testutil.DR, n, size int, within time.Duration) *downloads {
+func startDownloads(t *testing.T, topo *testutil.DR, n, size int, every, within time.Duration) *downloads {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	t.Cleanup(cancel)
 	d := &downloads{each: make([]download, n), errs: make([]error, n)}
@@ -156,7 +157,7 @@ func startDownloads(t *testing.T, topo *testutil.DR, n, size int, within time.Du
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			d.errs[i] = slowDownload(ctx, topo, size, 16<<10, 100*time.Millisecond, &d.each[i])
+			d.errs[i] = slowDownload(ctx, topo, size, 16<<10, every, &d.each[i])
 		}()
 	}
 	return d
@@ -266,7 +267,7 @@ func failoverKeepsConnections(t *testing.T, dataplaneA string, fnat bool) {
 
 	// Long downloads: 6 MB each, read at about 160 KB/s: 39 s or more.
 	const downloads, size = 24, 6 << 20
-	dl := startDownloads(t, topo, downloads, size, 150*time.Second)
+	dl := startDownloads(t, topo, downloads, size, 100*time.Millisecond, 150*time.Second)
 	snapshot := dl.progress
 	// Every download is on the backup before the master dies: its table
 	// (ipvsadm -Lnc through xlbadm) lists each one's client ESTABLISHED.
