@@ -73,6 +73,32 @@ func newFlow() testutil.Frame {
 	return syn(sport)
 }
 
+// The scans of lc, wlc, sed, nq, fo, ovf, twos and sh-fallback run in
+// bpf_loop where the kernel has it, as bounded loops before 5.17: the
+// same picks either way.
+func TestSchedulersWithoutBPFLoop(t *testing.T) {
+	testNoBPFLoop = true
+	t.Cleanup(func() { testNoBPFLoop = false })
+	t.Run("match IPVS", TestSchedulersMatchIPVS)
+	t.Run("least-connection", TestLeastConnSchedulersAndCounts)
+}
+
+// Without bpf_loop, mh-fallback (whose search runs in it) is refused by
+// name, and nothing of the service is applied.
+func TestMHFallbackNeedsBPFLoop(t *testing.T) {
+	testNoBPFLoop = true
+	t.Cleanup(func() { testNoBPFLoop = false })
+	r := newSchedRig(t, "mh", 0, 1, 1)
+	svc := r.svc
+	svc.Flags = lvs.Sched1
+	err := r.ns.Do(func() error { return r.x.Apply(inListOrder([]dataplane.Service{svc})) })
+	require.ErrorContains(t, err, "mh-fallback searches the table with bpf_loop (Linux 5.17), which this kernel does not have")
+	st, err := r.x.Stats()
+	require.NoError(t, err)
+	require.Len(t, st.Services, 1)
+	assert.Equal(t, lvs.SvcFlags(0), st.Services[0].Flags, "the service as it was")
+}
+
 func TestSchedulersMatchIPVS(t *testing.T) {
 	t.Run("rr", func(t *testing.T) {
 		r := newSchedRig(t, "rr", 0, 1, 5, 0, 2)
@@ -187,6 +213,9 @@ func TestSchedulersMatchIPVS(t *testing.T) {
 	// route is gone (unavailable, entries kept).
 	for _, flags := range []lvs.SvcFlags{0, lvs.Sched2, lvs.Sched1, lvs.Sched2 | lvs.Sched1} {
 		t.Run(fmt.Sprintf("mh random sources %s", strings.Join(sched.FlagNames("mh", flags), "+")), func(t *testing.T) {
+			if flags&lvs.Sched1 != 0 && testNoBPFLoop {
+				t.Skip("mh-fallback runs in bpf_loop: refused without it (TestMHFallbackNeedsBPFLoop)")
+			}
 			rng := rand.New(rand.NewPCG(7, uint64(flags)))
 			r := newSchedRig(t, "mh", flags, 3, 1, 2, 1, 4)
 			ds := r.dests()

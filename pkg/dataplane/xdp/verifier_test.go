@@ -20,11 +20,30 @@ import (
 // it fails to load on some kernel.
 func TestVerifierBudget(t *testing.T) {
 	requireRoot(t)
-	spec, err := loadXlb()
-	require.NoError(t, err)
-	for _, m := range spec.Maps {
-		m.Pinning = ebpf.PinNone
+	// The loader tells the program whether the kernel has bpf_loop (Linux
+	// 5.17), which the scheduler's scans run in; before it they are
+	// bounded loops the verifier walks iteration by iteration. Both must
+	// load; the first is what every kernel since 5.17 verifies.
+	for _, c := range []struct {
+		name    string
+		bpfLoop uint8
+	}{{"with bpf_loop", 1}, {"without bpf_loop (Linux 5.13-5.16)", 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.bpfLoop == 1 && !haveBPFLoop() {
+				t.Skip("this kernel has no bpf_loop")
+			}
+			spec, err := loadXlb()
+			require.NoError(t, err)
+			for _, m := range spec.Maps {
+				m.Pinning = ebpf.PinNone
+			}
+			require.NoError(t, spec.Variables["have_bpf_loop"].Set(c.bpfLoop))
+			verifierBudget(t, spec)
+		})
 	}
+}
+
+func verifierBudget(t *testing.T, spec *ebpf.CollectionSpec) {
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogLevel: ebpf.LogLevelStats}})
 	var ve *ebpf.VerifierError
 	if errors.As(err, &ve) {

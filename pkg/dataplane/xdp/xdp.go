@@ -299,7 +299,7 @@ func (x *Dataplane) loadObjects() error {
 			return fmt.Errorf("configure bpf clock: %w", err)
 		}
 	}
-	if features.HaveProgramHelper(ebpf.XDP, asm.FnLoop) == nil {
+	if haveBPFLoop() && !testNoBPFLoop {
 		if err := spec.Variables["have_bpf_loop"].Set(uint8(1)); err != nil {
 			return fmt.Errorf("configure bpf_loop: %w", err)
 		}
@@ -333,6 +333,15 @@ func (x *Dataplane) loadObjects() error {
 		return fmt.Errorf("load xdp program: the NAT46 program's slot: %w", err)
 	}
 	return nil
+}
+
+// testNoBPFLoop loads the program as on a kernel without bpf_loop: the
+// scheduler's scans as bounded loops (tests of both forms).
+var testNoBPFLoop bool
+
+// haveBPFLoop says whether the kernel has bpf_loop (Linux 5.17).
+func haveBPFLoop() bool {
+	return features.HaveProgramHelper(ebpf.XDP, asm.FnLoop) == nil
 }
 
 // The slots of xlb_progs: xlb_xdp6's (XLB_PROG_IPV6), xlb_nat46's
