@@ -71,8 +71,10 @@ static __always_inline __u32 state_timeout(__u32 state)
  * other state in InActConn (ip_vs_proto_tcp.c set_tcp_state). */
 static __always_inline int state_active(__u8 state)
 {
-	return state == XLB_CT_ESTABLISHED || state == XLB_CT_SYN_SENT ||
-	       state == XLB_CT_SYN_RECV || state == XLB_CT_SYNACK;
+	/* One bit per state, no branch: four compares were four forks the
+	 * verifier walked at every caller. States are below XLB_CT_MAX. */
+	return (((1u << XLB_CT_ESTABLISHED) | (1u << XLB_CT_SYN_SENT) | (1u << XLB_CT_SYN_RECV) |
+		 (1u << XLB_CT_SYNACK)) >> (state & 31)) & 1;
 }
 
 static __always_inline void conns_add(__u32 real_slot, __u8 state, __s64 n)
@@ -244,10 +246,21 @@ static __always_inline void tmpl_key_of6(struct tmpl_key *tk, __u8 proto, const 
 					 const __be32 *vip, __be16 vport)
 {
 	__builtin_memset(tk, 0, sizeof(*tk));
+	/* Word i keeps prefix - 32i of its bits, clamped to 0..32, with no
+	 * branch: the clamps by comparison were three ways for each word,
+	 * 81 paths the verifier walked at each caller. The barriers keep the
+	 * compiler from turning the arithmetic back into branches. */
 #pragma unroll
 	for (int i = 0; i < 4; i++) {
-		__s32 bits = (__s32)prefix - 32 * i;
-		__u32 m = bits >= 32 ? 0xffffffffu : bits <= 0 ? 0 : ~0u << (32 - bits);
+		__s64 bits = (__s64)prefix - 32 * i;
+		__s64 neg = bits >> 63;
+		asm volatile("" : "+r"(neg));
+		bits &= ~neg; /* at least 0 */
+		__s64 over = bits - 32;
+		__s64 sign = over >> 63;
+		asm volatile("" : "+r"(sign));
+		bits -= over & ~sign; /* at most 32 */
+		__u32 m = (__u32)(0xffffffff00000000ull >> (bits & 63));
 		tk->client.v6[i] = client[i] & bpf_htonl(m);
 		tk->vip.v6[i] = vip[i];
 	}

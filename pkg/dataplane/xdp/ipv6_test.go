@@ -229,6 +229,37 @@ func TestIPv6Persistence(t *testing.T) {
 	assert.Equal(t, lvs.Netmask(64), st.Services[0].PersistenceMask)
 }
 
+// The template's client is the client's address cut to the prefix length,
+// whatever the length: within a word, at a word's edge, whole words, all of
+// it (Go's netip.Prefix.Masked cuts the same address independently).
+func TestIPv6PersistencePrefixes(t *testing.T) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	res := staticResolver{real6(1): NextHop{Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
+	x := openTest(t, ns, res)
+	client := netip.MustParseAddr("2001:db8:f0f0:a5a5:ffff:eeee:dddd:cccc")
+	for i, bits := range []int{1, 8, 31, 32, 33, 56, 64, 96, 100, 127, 128} {
+		b := vip6.As16()
+		b[15] += byte(1 + i)
+		v := netip.AddrFrom16(b)
+		svc := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: v, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
+			Persistence: 300 * time.Second, PersistenceMask: lvs.Netmask(bits),
+			Reals: []dataplane.Real{{Addr: real6(1), Port: 80, Weight: 1, Forward: lvs.DR}}}
+		require.NoError(t, Caps.Validate([]dataplane.Service{svc}))
+		apply(t, ns, x, svc)
+		verdict, _ := run(t, ns, x, frame6From(t, client, v, 1000, true, false, 0, nil))
+		require.Contains(t, []uint32{xdpTX, xdpRedirect}, verdict)
+		var got []string
+		require.NoError(t, x.SyncRecords(func(r syncd.Record) {
+			if r.IsTemplate() && r.Virtual.Addr() == v {
+				got = append(got, r.Client.Addr().String())
+			}
+		}))
+		want := netip.PrefixFrom(client, bits).Masked().Addr().String()
+		assert.Equal(t, []string{want}, got, "prefix length %d", bits)
+	}
+}
+
 // IPv6 flows go through connection sync as IPv4's do: a master sends its
 // established IPv6 flow, a backup installs it in its IPv6 table (listed,
 // counted) and forwards the flow's next packet to the real the master
