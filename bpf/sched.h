@@ -130,17 +130,23 @@ struct sh_probe {
 	__u32 found; /* the real slot, or XLB_NO_REAL */
 };
 
-/* One probe of sh-fallback: stop at a usable real or an empty bucket. */
-static __always_inline long sh_probe_step(__u32 offset, struct sh_probe *f)
+/* A fallback's probe (sh's and mh's) stops at an available real, kept in
+ * found, or at an empty entry. */
+static __always_inline long probe_stops(__u32 slot, __u32 *found)
 {
-	__u32 slot = tab_at(f->tab_off, f->tab_len, (2 * f->ih + offset) & (XLB_HASH_TAB_SIZE - 1));
 	if (slot == XLB_NO_REAL)
 		return 1;
 	if (real_if_available(slot)) {
-		f->found = slot;
+		*found = slot;
 		return 1;
 	}
 	return 0;
+}
+
+/* One probe of sh-fallback. */
+static __always_inline long sh_probe_step(__u32 offset, struct sh_probe *f)
+{
+	return probe_stops(tab_at(f->tab_off, f->tab_len, (2 * f->ih + offset) & (XLB_HASH_TAB_SIZE - 1)), &f->found);
 }
 
 static long sh_probe_cb(__u32 offset, void *ctx)
@@ -227,16 +233,7 @@ static long mh_fallback_step(__u32 offset, void *ctx)
 	if (!len)
 		return 1;
 	__u32 roffset = (offset + f->ih) % len;
-	__u32 key = f->tab_off + hsiphash_u32(f->key + roffset, XLB_MH_KEY1) % len;
-	__u32 *v = bpf_map_lookup_elem(&sched_tab, &key);
-	__u32 slot = v ? *v : XLB_NO_REAL;
-	if (slot == XLB_NO_REAL)
-		return 1;
-	if (real_if_available(slot)) {
-		f->found = slot;
-		return 1;
-	}
-	return 0;
+	return probe_stops(tab_raw(f->tab_off, hsiphash_u32(f->key + roffset, XLB_MH_KEY1) % len), &f->found);
 }
 
 /* mh (ip_vs_mh.c): the entry at hsiphash(fold [+ sport with mh-port]) mod
