@@ -1,7 +1,11 @@
 package xdp
 
 import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -87,4 +91,93 @@ func stack61(depth string) int {
 		}
 	}
 	return main + callee
+}
+
+// Before Linux 6.5 the verifier's first pass (check_cfg) takes a loop
+// only if it is closed by a jump: an instruction that falls through into
+// a loop's head it is inside of (an increment the compiler put there, a
+// call, a 64-bit load) is refused with "back-edge from insn", in code
+// that a constant makes dead too (before the kernel's commit "bpf: fix
+// control-flow graph checking in privileged mode"). The host's verifier
+// no longer checks this; this test walks every function of the object as
+// those kernels do, depth first, fall-through before branch, so that a
+// layout 6.1 would refuse fails here, not only in the VM.
+func TestLoopsCloseByJump(t *testing.T) {
+	f, err := elf.NewFile(bytes.NewReader(_XlbBytes))
+	require.NoError(t, err)
+	syms, err := f.Symbols()
+	require.NoError(t, err)
+	checked := 0
+	for _, s := range syms {
+		if elf.ST_TYPE(s.Info) != elf.STT_FUNC || int(s.Section) >= len(f.Sections) {
+			continue
+		}
+		sec := f.Sections[s.Section]
+		data, err := sec.Data()
+		require.NoError(t, err)
+		code := data[s.Value : s.Value+s.Size]
+		if bad := fallThroughBackEdge(code); bad != "" {
+			t.Errorf("%s (%s): %s", s.Name, sec.Name, bad)
+		}
+		checked++
+	}
+	require.Positive(t, checked)
+}
+
+// fallThroughBackEdge walks one function's instructions as check_cfg did
+// before 6.5 and names the first edge it refuses, or "".
+func fallThroughBackEdge(code []byte) string {
+	n := len(code) / 8
+	type edge struct {
+		to     int
+		loopOK bool
+	}
+	succ := func(i int) []edge {
+		op := code[8*i]
+		off := int(int16(binary.LittleEndian.Uint16(code[8*i+2:])))
+		switch class := op & 7; {
+		case op == 0x18: // 64-bit load, two slots (a callback's address too)
+			return []edge{{i + 2, false}}
+		case class != 5 && class != 6: // not a jump
+			return []edge{{i + 1, false}}
+		case op == 0x95: // exit
+			return nil
+		case op == 0x85: // call: the callee is another function
+			return []edge{{i + 1, false}}
+		case op == 0x05: // goto
+			return []edge{{i + off + 1, true}}
+		default: // conditional
+			return []edge{{i + 1, true}, {i + off + 1, true}}
+		}
+	}
+	state := make([]byte, n) // 0 new, 1 on the walk's path, 2 done
+	type frame struct {
+		at   int
+		next []edge
+	}
+	state[0] = 1
+	stack := []frame{{0, succ(0)}}
+	for len(stack) > 0 {
+		top := &stack[len(stack)-1]
+		if len(top.next) == 0 {
+			state[top.at] = 2
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		e := top.next[0]
+		top.next = top.next[1:]
+		if e.to < 0 || e.to >= n {
+			continue
+		}
+		switch state[e.to] {
+		case 0:
+			state[e.to] = 1
+			stack = append(stack, frame{e.to, succ(e.to)})
+		case 1:
+			if !e.loopOK {
+				return fmt.Sprintf("back-edge from insn %d to %d (offsets in the function)", top.at, e.to)
+			}
+		}
+	}
+	return ""
 }
