@@ -181,3 +181,139 @@ func fallThroughBackEdge(code []byte) string {
 	}
 	return ""
 }
+
+// 6.1's verifier refuses a call chain whose frames, each rounded up to 32
+// bytes, pass 512 ("combined stack size of N calls"), and counts a
+// bpf_loop or for_each callback as called wherever it is referenced, dead
+// code too; newer verifiers round to 16 when the program is JITed, so
+// the host passes what 6.1 refuses. This test reads the call graph from
+// the object (calls and the callbacks' addresses, by their relocations)
+// and each function's frame (its deepest access below r10), and checks
+// every program's deepest chain as 6.1 counts it. (A reading of the object,
+// not the verifier: TestVerifierBudget in the 6.1 VM is the judge; this
+// fails on the host first. Before the scans' frame was cut to 64 bytes it
+// read xlb_xdp 392 -> xlb_schedule 72 -> heavy_cb 12: 544, as the VM did.)
+func TestStackChains61(t *testing.T) {
+	f, err := elf.NewFile(bytes.NewReader(_XlbBytes))
+	require.NoError(t, err)
+	syms, err := f.Symbols()
+	require.NoError(t, err)
+	type fn struct {
+		name  string
+		sec   int
+		start uint64 // byte offset in its section
+		code  []byte
+		frame int
+		calls []*fn
+		prog  bool
+	}
+	var fns []*fn
+	bySec := map[int][]*fn{}
+	for _, s := range syms {
+		if elf.ST_TYPE(s.Info) != elf.STT_FUNC || int(s.Section) >= len(f.Sections) {
+			continue
+		}
+		data, err := f.Sections[s.Section].Data()
+		require.NoError(t, err)
+		x := &fn{name: s.Name, sec: int(s.Section), start: s.Value, code: data[s.Value : s.Value+s.Size],
+			prog: f.Sections[s.Section].Name != ".text"}
+		fns = append(fns, x)
+		bySec[x.sec] = append(bySec[x.sec], x)
+	}
+	at := func(sec int, off uint64) *fn {
+		for _, x := range bySec[sec] {
+			if off >= x.start && off < x.start+uint64(len(x.code)) {
+				return x
+			}
+		}
+		return nil
+	}
+	// Frames: the deepest byte below r10 that an access or an address
+	// taken reaches.
+	for _, x := range fns {
+		for i := 0; i+8 <= len(x.code); i += 8 {
+			op, regs := x.code[i], x.code[i+1]
+			dst, src := regs&0xf, regs>>4
+			off := int(int16(binary.LittleEndian.Uint16(x.code[i+2:])))
+			switch class := op & 7; {
+			case (class == 2 || class == 3) && dst == 10 && off < 0: // store below r10
+				x.frame = max(x.frame, -off)
+			case class == 1 && src == 10 && off < 0: // load below r10
+				x.frame = max(x.frame, -off)
+			case op == 0xbf && src == 10 && i+16 <= len(x.code): // rN = r10; rN += -k
+				if next := x.code[i+8]; next == 0x07 && x.code[i+9]&0xf == dst {
+					if k := int(int32(binary.LittleEndian.Uint32(x.code[i+12:]))); k < 0 {
+						x.frame = max(x.frame, -k)
+					}
+				}
+			}
+		}
+	}
+	// Calls and callbacks, by the relocations of each section.
+	for _, rs := range f.Sections {
+		if rs.Type != elf.SHT_REL || int(rs.Info) >= len(f.Sections) || f.Sections[rs.Info].Flags&elf.SHF_EXECINSTR == 0 {
+			continue
+		}
+		sec := int(rs.Info)
+		data, err := rs.Data()
+		require.NoError(t, err)
+		code, err := f.Sections[sec].Data()
+		require.NoError(t, err)
+		for r := 0; r+16 <= len(data); r += 16 {
+			off := binary.LittleEndian.Uint64(data[r:])
+			info := binary.LittleEndian.Uint64(data[r+8:])
+			symIdx := int(info >> 32)
+			if symIdx == 0 || symIdx > len(syms) || off+8 > uint64(len(code)) {
+				continue
+			}
+			s := syms[symIdx-1]
+			op, src := code[off], code[off+1]>>4
+			imm := int64(int32(binary.LittleEndian.Uint32(code[off+4:])))
+			var target uint64
+			switch {
+			case op == 0x85 && src == 1: // a BPF-to-BPF call
+				target = s.Value
+				if elf.ST_TYPE(s.Info) == elf.STT_SECTION {
+					target += uint64((imm + 1) * 8)
+				}
+			case op == 0x18 && elf.ST_TYPE(s.Info) == elf.STT_SECTION && f.Sections[s.Section].Flags&elf.SHF_EXECINSTR != 0:
+				target = s.Value + uint64(imm) // a callback's address
+			case op == 0x18 && elf.ST_TYPE(s.Info) == elf.STT_FUNC:
+				target = s.Value
+			default:
+				continue
+			}
+			from, to := at(sec, off), at(int(s.Section), target)
+			require.NotNil(t, from, "relocation at %s+%#x", f.Sections[sec].Name, off)
+			require.NotNil(t, to, "the target of %s+%#x", f.Sections[sec].Name, off)
+			from.calls = append(from.calls, to)
+		}
+	}
+	round := func(n int) int { return (max(n, 1) + 31) / 32 * 32 }
+	var deepest func(x *fn, seen map[*fn]bool) (int, []string)
+	deepest = func(x *fn, seen map[*fn]bool) (int, []string) {
+		best, path := 0, []string(nil)
+		seen[x] = true
+		for _, c := range x.calls {
+			if seen[c] {
+				continue
+			}
+			if n, p := deepest(c, seen); n > best {
+				best, path = n, p
+			}
+		}
+		delete(seen, x)
+		return round(x.frame) + best, append([]string{fmt.Sprintf("%s %d", x.name, x.frame)}, path...)
+	}
+	progs := 0
+	for _, x := range fns {
+		if !x.prog {
+			continue
+		}
+		progs++
+		n, path := deepest(x, map[*fn]bool{})
+		t.Logf("%s: %d as 6.1 counts it (%s)", x.name, n, strings.Join(path, " -> "))
+		assert.LessOrEqual(t, n, 512, "%s: its deepest call chain, each frame rounded up to 32 as 6.1's verifier counts them: %s", x.name, strings.Join(path, " -> "))
+	}
+	require.Positive(t, progs)
+}
