@@ -233,8 +233,9 @@ func (x *Dataplane) load() error {
 	if err := ensureBPFFS(x.cfg.PinDir); err != nil {
 		return err
 	}
-	// The verifier walks about 1.3M instructions: a second on a fast
-	// machine, most of a minute on an emulated one; say how long it took.
+	// The verifier walks about half a million instructions: under a
+	// second on a fast machine, 7-20 s on an emulated one (the test VM);
+	// say how long it took.
 	start := time.Now()
 	err := x.loadObjects()
 	if err == nil {
