@@ -103,25 +103,41 @@ func stack61(depth string) int {
 // those kernels do, depth first, fall-through before branch, so that a
 // layout 6.1 would refuse fails here, not only in the VM.
 func TestLoopsCloseByJump(t *testing.T) {
+	f, _, fns := objectFunctions(t)
+	for _, x := range fns {
+		if bad := fallThroughBackEdge(x.code); bad != "" {
+			t.Errorf("%s (%s): %s", x.name, f.Sections[x.sec].Name, bad)
+		}
+	}
+}
+
+// objFunc is a function of the embedded BPF object: its instructions
+// from byte start of section sec.
+type objFunc struct {
+	name  string
+	sec   int
+	start uint64
+	code  []byte
+}
+
+// objectFunctions reads the embedded BPF object: the file, its symbols
+// (for relocations) and its functions.
+func objectFunctions(t *testing.T) (*elf.File, []elf.Symbol, []objFunc) {
 	f, err := elf.NewFile(bytes.NewReader(_XlbBytes))
 	require.NoError(t, err)
 	syms, err := f.Symbols()
 	require.NoError(t, err)
-	checked := 0
+	var fns []objFunc
 	for _, s := range syms {
 		if elf.ST_TYPE(s.Info) != elf.STT_FUNC || int(s.Section) >= len(f.Sections) {
 			continue
 		}
-		sec := f.Sections[s.Section]
-		data, err := sec.Data()
+		data, err := f.Sections[s.Section].Data()
 		require.NoError(t, err)
-		code := data[s.Value : s.Value+s.Size]
-		if bad := fallThroughBackEdge(code); bad != "" {
-			t.Errorf("%s (%s): %s", s.Name, sec.Name, bad)
-		}
-		checked++
+		fns = append(fns, objFunc{name: s.Name, sec: int(s.Section), start: s.Value, code: data[s.Value : s.Value+s.Size]})
 	}
-	require.Positive(t, checked)
+	require.NotEmpty(t, fns)
+	return f, syms, fns
 }
 
 // fallThroughBackEdge walks one function's instructions as check_cfg did
@@ -194,29 +210,17 @@ func fallThroughBackEdge(code []byte) string {
 // fails on the host first. Before the scans' frame was cut to 64 bytes it
 // read xlb_xdp 392 -> xlb_schedule 72 -> heavy_cb 12: 544, as the VM did.)
 func TestStackChains61(t *testing.T) {
-	f, err := elf.NewFile(bytes.NewReader(_XlbBytes))
-	require.NoError(t, err)
-	syms, err := f.Symbols()
-	require.NoError(t, err)
+	f, syms, objFns := objectFunctions(t)
 	type fn struct {
-		name  string
-		sec   int
-		start uint64 // byte offset in its section
-		code  []byte
+		objFunc
 		frame int
 		calls []*fn
 		prog  bool
 	}
 	var fns []*fn
 	bySec := map[int][]*fn{}
-	for _, s := range syms {
-		if elf.ST_TYPE(s.Info) != elf.STT_FUNC || int(s.Section) >= len(f.Sections) {
-			continue
-		}
-		data, err := f.Sections[s.Section].Data()
-		require.NoError(t, err)
-		x := &fn{name: s.Name, sec: int(s.Section), start: s.Value, code: data[s.Value : s.Value+s.Size],
-			prog: f.Sections[s.Section].Name != ".text"}
+	for _, o := range objFns {
+		x := &fn{objFunc: o, prog: f.Sections[o.sec].Name != ".text"}
 		fns = append(fns, x)
 		bySec[x.sec] = append(bySec[x.sec], x)
 	}
