@@ -300,6 +300,11 @@ func (x *Dataplane) loadObjects() error {
 			return fmt.Errorf("configure bpf clock: %w", err)
 		}
 	}
+	if c, err := measureJiffyClock(); err != nil {
+		x.log.Debug("the data plane keeps the coarse clock", "error", err)
+	} else if err := setJiffyClock(spec, c); err != nil {
+		return err
+	}
 	if haveBPFLoop() && !testNoBPFLoop {
 		if err := spec.Variables["have_bpf_loop"].Set(uint8(1)); err != nil {
 			return fmt.Errorf("configure bpf_loop: %w", err)

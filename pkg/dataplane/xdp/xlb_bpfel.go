@@ -384,6 +384,8 @@ const (
 	xlbProgXlbXdp6         = "xlb_xdp6"
 	xlbVarHaveBpfLoop      = "have_bpf_loop"
 	xlbVarHaveCoarseClock  = "have_coarse_clock"
+	xlbVarJiffyBase        = "jiffy_base"
+	xlbVarJiffyNs          = "jiffy_ns"
 	xlbVarXlbEnums         = "xlb_enums"
 )
 
@@ -491,6 +493,8 @@ type xlbMapSpecs struct {
 type xlbVariableSpecs struct {
 	HaveBpfLoop     *ebpf.VariableSpec `ebpf:"have_bpf_loop"`
 	HaveCoarseClock *ebpf.VariableSpec `ebpf:"have_coarse_clock"`
+	JiffyBase       *ebpf.VariableSpec `ebpf:"jiffy_base"`
+	JiffyNs         *ebpf.VariableSpec `ebpf:"jiffy_ns"`
 	XlbEnums        *ebpf.VariableSpec `ebpf:"xlb_enums"`
 }
 
@@ -609,6 +613,8 @@ func (m *xlbMaps) Close() error {
 type xlbVariables struct {
 	HaveBpfLoop     *ebpf.Variable `ebpf:"have_bpf_loop"`
 	HaveCoarseClock *ebpf.Variable `ebpf:"have_coarse_clock"`
+	JiffyBase       *ebpf.Variable `ebpf:"jiffy_base"`
+	JiffyNs         *ebpf.Variable `ebpf:"jiffy_ns"`
 	XlbEnums        *ebpf.Variable `ebpf:"xlb_enums"`
 }
 
