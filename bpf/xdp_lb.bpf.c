@@ -72,6 +72,7 @@
 #include "conntrack.h"
 #include "forward.h"
 #include "tunnel.h"
+#include "flowcache.h"
 #include "icmp.h"
 #include "check.h"
 #include "fullnat.h"
@@ -501,6 +502,8 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 			if (half && conn_proven(c, p->proto))
 				conn_promote(ck, fam, c, r);
 			count(&real_stats, real_slot, bytes, 0);
+			if (fam == AF_INET && !half)
+				flow_hint_write(&ck->v4, c, r, p->proto);
 			if (c->flags & XLB_CONN_F_FNAT) {
 				/* The handshake's ACK carries TOA when asked. */
 				int toa = (r->flags & XLB_REAL_F_TOA) && before == XLB_CT_SYN_RECV && p->proto == IPPROTO_TCP &&
@@ -545,6 +548,8 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 		stat_inc(XLB_STAT_RETIRING);
 		return XDP_DROP;
 	}
+	if (fam == AF_INET)
+		flow_hint_forget(&ck->v4);
 	if (live)
 		conns_add(real_slot, c->state, -1);
 	flow_tmpl_release(ck, fam, c);
@@ -552,6 +557,30 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 	if (!half)
 		flow_delete(ck, fam);
 	return XLB_CONTINUE;
+}
+
+/* hinted: a packet of a flow this CPU's cache holds goes to its real
+ * without a lookup in the flow table (bpf/flowcache.h). XLB_CONTINUE
+ * when the table's path must take it. */
+static __always_inline int hinted(struct xdp_md *ctx, struct packet *p, void *data_end, const struct conn_key *k,
+				  __u64 bytes, __u64 now)
+{
+	struct flow_hint *h = flow_hint_find(k);
+	if (!h)
+		return XLB_CONTINUE;
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST))) {
+		h->k0 = 0; /* the flow's state may move */
+		return XLB_CONTINUE;
+	}
+	if (now < h->seen || now - h->seen > XLB_LAST_SEEN_STEP_NS)
+		return XLB_CONTINUE; /* the table's entry is to be touched */
+	__u32 slot = h->real;
+	struct real *r = bpf_map_lookup_elem(&reals, &slot);
+	if (!r || r->gen != h->gen ||
+	    (r->flags & (XLB_REAL_F_PRESENT | XLB_REAL_F_STANDBY | XLB_REAL_F_NAT)) != XLB_REAL_F_PRESENT)
+		return XLB_CONTINUE;
+	count(&real_stats, slot, bytes, 0);
+	return to_real(ctx, p, data_end, r, slot);
 }
 
 /* drop_packet (ip_vs_todrop): 1 in drop_rate new flows dropped. */
@@ -756,7 +785,13 @@ static __always_inline int by_flow(struct xdp_md *ctx, struct packet *p, void *d
 	union flow_key ck;
 	flow_key_of(p, &ck, fam);
 	__u64 now = xlb_now();
-	int act = established(ctx, p, data_end, &ck, bytes, now, fam);
+	int act;
+	if (fam == AF_INET) {
+		act = hinted(ctx, p, data_end, &ck.v4, bytes, now);
+		if (act != XLB_CONTINUE)
+			return act;
+	}
+	act = established(ctx, p, data_end, &ck, bytes, now, fam);
 	if (act != XLB_CONTINUE)
 		return act;
 	return new_flow(ctx, p, data_end, &ck, bytes, now, fam);

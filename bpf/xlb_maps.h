@@ -313,6 +313,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } conns SEC(".maps");
 
+/* The established-flow cache (bpf/flowcache.h), per CPU, sized by the
+ * loader; not pinned: a restarted director starts with none. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct flow_hint);
+	__uint(max_entries, 1);
+} flow_cache SEC(".maps");
+
+/* The epoch every hint carries: the control plane moves it when it
+ * writes flows or timeouts, and every hint written before is void. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} flow_epoch SEC(".maps");
+
 /* Half-open flows: a new flow lives here until its next client packet
  * (or, under secure_tcp, the real's) proves it. A SYN flood fills and
  * recycles this table only. */

@@ -257,6 +257,16 @@ struct conn {
 	__u16 pad2;
 };
 
+/* A hint of the established-flow cache (bpf/flowcache.h): the flow's key
+ * as two words, the epoch above the key's bits in k1. */
+struct flow_hint {
+	__u64 k0;
+	__u64 k1;
+	__u64 seen; /* the flow's last_seen when the hint was written */
+	__u32 real;
+	__u32 gen;
+};
+
 enum xlb_conn_flags {
 	XLB_CONN_F_PERSIST = 1 << 0,     /* controlled by a persistence template */
 	XLB_CONN_F_TMPL_NOPORT = 1 << 1, /* its template has port 0 (FTP, port 21) */

@@ -68,7 +68,9 @@ func (x *Dataplane) SetTimeouts(t dataplane.Timeouts) error {
 			return fmt.Errorf("write timeouts: %w", err)
 		}
 	}
-	return nil
+	// The next packet of every flow re-arms it with the new timeout, as
+	// IPVS's does: none may go by a hint that skips the re-arm.
+	return x.forgetFlowHints()
 }
 
 // Timeouts implements Dataplane.

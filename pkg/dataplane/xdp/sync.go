@@ -348,6 +348,13 @@ func (x *Dataplane) SyncInstall(conns []ipvssync.Conn) (syncd.Installed, error) 
 			res.Stale++
 		}
 	}
+	// A flow replaced may have a hint of the established-flow cache.
+	if x.hintsStale {
+		x.hintsStale = false
+		if err := x.forgetFlowHints(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	// The counts go to the program's counters with the next flush: the
 	// adjust program walks every real's slot, too dear for each message.
 	for slot, d := range adjust {
@@ -561,6 +568,7 @@ func installFlow[K any](x *Dataplane, table *ebpf.Map, k K, v xlbConn, c ipvssyn
 	if err := table.Update(&k, &v, ebpf.UpdateAny); err != nil {
 		return false, fmt.Errorf("install %s: %w", c, err)
 	}
+	x.hintsStale = true
 	count(r.slot, state, 1)
 	return true, nil
 }

@@ -110,6 +110,8 @@ type Dataplane struct {
 	neighDone chan struct{}
 	// nextHopChanges counts next hops changed by neighbour events.
 	nextHopChanges atomic.Uint64
+	// hintMu serialises moves of the flow cache's epoch.
+	hintMu sync.Mutex
 	// def is the flood defence as set and as it stands (defMu).
 	defMu sync.Mutex
 	def   defence
@@ -118,6 +120,7 @@ type Dataplane struct {
 	// templates installed from a master as last written (syncMu).
 	sync       *syncd.Daemons
 	syncMu     sync.Mutex
+	hintsStale bool // a flow was replaced: forgetFlowHints before syncMu goes
 	synced     map[xlbConnKey]syncedMark
 	synced6    map[xlbConnKey6]syncedMark // IPv6 flows'
 	syncedTmpl map[xlbTmplKey]syncedMark
@@ -311,6 +314,9 @@ func (x *Dataplane) loadObjects() error {
 		}
 		x.lim.bpfLoop = true
 	}
+	if err := sizeFlowCache(spec); err != nil {
+		return err
+	}
 	x.replaceCounterPins(spec)
 	err = spec.LoadAndAssign(&x.objs, &ebpf.CollectionOptions{
 		Maps: ebpf.MapOptions{PinPath: x.cfg.PinDir},
@@ -348,6 +354,58 @@ var testNoBPFLoop bool
 // haveBPFLoop says whether the kernel has bpf_loop (Linux 5.17).
 func haveBPFLoop() bool {
 	return features.HaveProgramHelper(ebpf.XDP, asm.FnLoop) == nil
+}
+
+// testNoFlowCache loads the data plane without its established-flow
+// cache (tests compare the two).
+var testNoFlowCache bool
+
+// sizeFlowCache gives each CPU as many hint slots as its share of the
+// flow table (a per-CPU LRU), rounded up to a power of two: 32 bytes a
+// flow. A kernel without bpf_map_lookup_percpu_elem (before 5.19) gets
+// no cache: a flow that ends could not drop the other CPUs' hints.
+func sizeFlowCache(spec *ebpf.CollectionSpec) error {
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return fmt.Errorf("count CPUs: %w", err)
+	}
+	if testNoFlowCache || !haveBPFLoop() || features.HaveProgramHelper(ebpf.XDP, asm.FnMapLookupPercpuElem) != nil {
+		return nil
+	}
+	slots := flowCacheSlots(spec.Maps[xlbMapConns].MaxEntries, cpus)
+	spec.Maps[xlbMapFlowCache].MaxEntries = slots
+	if err := spec.Variables[xlbVarFlowCacheMask].Set(slots - 1); err != nil {
+		return fmt.Errorf("configure the flow cache: %w", err)
+	}
+	if err := spec.Variables[xlbVarFlowCacheCpus].Set(uint32(cpus)); err != nil {
+		return fmt.Errorf("configure the flow cache: %w", err)
+	}
+	return nil
+}
+
+func flowCacheSlots(conns uint32, cpus int) uint32 {
+	share := max(conns/uint32(max(cpus, 1)), 1024)
+	slots := uint32(1)
+	for slots < share && slots < 1<<24 {
+		slots <<= 1
+	}
+	return slots
+}
+
+// forgetFlowHints voids every hint of the established-flow cache: the
+// control plane has written flows or timeouts the hints may have copied.
+func (x *Dataplane) forgetFlowHints() error {
+	x.hintMu.Lock()
+	defer x.hintMu.Unlock()
+	var k, e uint32
+	if err := x.objs.FlowEpoch.Lookup(&k, &e); err != nil {
+		return fmt.Errorf("read the flow cache's epoch: %w", err)
+	}
+	e++
+	if err := x.objs.FlowEpoch.Update(&k, &e, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("move the flow cache's epoch: %w", err)
+	}
+	return nil
 }
 
 // The slots of xlb_progs: xlb_xdp6's (XLB_PROG_IPV6), xlb_nat46's

@@ -90,6 +90,15 @@ type xlbFloodWindow struct {
 	Count uint64
 }
 
+type xlbFlowHint struct {
+	_    structs.HostLayout
+	K0   uint64
+	K1   uint64
+	Seen uint64
+	Real uint32
+	Gen  uint32
+}
+
 type xlbFnatPort struct {
 	_      structs.HostLayout
 	Nr     xlbNatReply
@@ -344,6 +353,8 @@ const (
 	xlbMapDropCounter      = "drop_counter"
 	xlbMapFibScratch       = "fib_scratch"
 	xlbMapFloodWindow      = "flood_window"
+	xlbMapFlowCache        = "flow_cache"
+	xlbMapFlowEpoch        = "flow_epoch"
 	xlbMapFnatPorts        = "fnat_ports"
 	xlbMapFnatPorts6       = "fnat_ports6"
 	xlbMapFnatScratch      = "fnat_scratch"
@@ -382,6 +393,8 @@ const (
 	xlbProgXlbTcNeigh      = "xlb_tc_neigh"
 	xlbProgXlbXdp          = "xlb_xdp"
 	xlbProgXlbXdp6         = "xlb_xdp6"
+	xlbVarFlowCacheCpus    = "flow_cache_cpus"
+	xlbVarFlowCacheMask    = "flow_cache_mask"
 	xlbVarHaveBpfLoop      = "have_bpf_loop"
 	xlbVarHaveCoarseClock  = "have_coarse_clock"
 	xlbVarJiffyBase        = "jiffy_base"
@@ -454,6 +467,8 @@ type xlbMapSpecs struct {
 	DropCounter      *ebpf.MapSpec `ebpf:"drop_counter"`
 	FibScratch       *ebpf.MapSpec `ebpf:"fib_scratch"`
 	FloodWindow      *ebpf.MapSpec `ebpf:"flood_window"`
+	FlowCache        *ebpf.MapSpec `ebpf:"flow_cache"`
+	FlowEpoch        *ebpf.MapSpec `ebpf:"flow_epoch"`
 	FnatPorts        *ebpf.MapSpec `ebpf:"fnat_ports"`
 	FnatPorts6       *ebpf.MapSpec `ebpf:"fnat_ports6"`
 	FnatScratch      *ebpf.MapSpec `ebpf:"fnat_scratch"`
@@ -491,6 +506,8 @@ type xlbMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbVariableSpecs struct {
+	FlowCacheCpus   *ebpf.VariableSpec `ebpf:"flow_cache_cpus"`
+	FlowCacheMask   *ebpf.VariableSpec `ebpf:"flow_cache_mask"`
 	HaveBpfLoop     *ebpf.VariableSpec `ebpf:"have_bpf_loop"`
 	HaveCoarseClock *ebpf.VariableSpec `ebpf:"have_coarse_clock"`
 	JiffyBase       *ebpf.VariableSpec `ebpf:"jiffy_base"`
@@ -528,6 +545,8 @@ type xlbMaps struct {
 	DropCounter      *ebpf.Map `ebpf:"drop_counter"`
 	FibScratch       *ebpf.Map `ebpf:"fib_scratch"`
 	FloodWindow      *ebpf.Map `ebpf:"flood_window"`
+	FlowCache        *ebpf.Map `ebpf:"flow_cache"`
+	FlowEpoch        *ebpf.Map `ebpf:"flow_epoch"`
 	FnatPorts        *ebpf.Map `ebpf:"fnat_ports"`
 	FnatPorts6       *ebpf.Map `ebpf:"fnat_ports6"`
 	FnatScratch      *ebpf.Map `ebpf:"fnat_scratch"`
@@ -573,6 +592,8 @@ func (m *xlbMaps) Close() error {
 		m.DropCounter,
 		m.FibScratch,
 		m.FloodWindow,
+		m.FlowCache,
+		m.FlowEpoch,
 		m.FnatPorts,
 		m.FnatPorts6,
 		m.FnatScratch,
@@ -611,6 +632,8 @@ func (m *xlbMaps) Close() error {
 //
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbVariables struct {
+	FlowCacheCpus   *ebpf.Variable `ebpf:"flow_cache_cpus"`
+	FlowCacheMask   *ebpf.Variable `ebpf:"flow_cache_mask"`
 	HaveBpfLoop     *ebpf.Variable `ebpf:"have_bpf_loop"`
 	HaveCoarseClock *ebpf.Variable `ebpf:"have_coarse_clock"`
 	JiffyBase       *ebpf.Variable `ebpf:"jiffy_base"`

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The established-flow cache: a per-CPU, direct-mapped array in front of
+ * the flow table for the packets the table's path would only forward and
+ * count. A lookup in the kernel's hash map (its hash of the key, a bucket,
+ * a compare) is 7 ns of an established packet's 30 here; an array slot
+ * at a hash of our own is under 1.
+ *
+ * What a hint holds is enough to forward: the flow's key, its real and
+ * the real's generation, and the flow's last_seen when the hint was
+ * written. It is written by the table's path (established) for an IPv4
+ * DR or TUN flow that is proven, ESTABLISHED (TCP) or UDP, has counted
+ * its client's packets to 9 and has a timeout of 2 s or more: a flow for
+ * which a packet with no SYN, FIN or RST changes nothing in the table but
+ * last_seen (ESTABLISHED + ACK stays ESTABLISHED for DR's input-only
+ * table, UDP stays UDP; in_pkts saturates at 9; the timeout re-armed is
+ * the one it has). A hint serves a packet only while the table's entry
+ * would not be touched (conn_touch writes last_seen once it is more than
+ * XLB_LAST_SEEN_STEP_NS old): what the table holds is then exactly what
+ * the table's path would have left in it. Past that the table's path
+ * runs, touches the entry and writes the hint again.
+ *
+ * What else changes a flow goes around the hint, and each is handled:
+ * a packet with SYN, FIN or RST drops the hint of its CPU and takes the
+ * table's path; the real's removal or standby changes what the hint
+ * checks in the real's entry on every packet; a flow ended by the table's
+ * path (a SYN reusing its ports) drops the hints of every CPU
+ * (flow_hint_forget); the control plane's writes to flows and timeouts
+ * move flow_epoch, which every hint carries. A flow the sweeper ends has
+ * been idle for its timeout, long past a hint's second. One difference
+ * is left: a flow the LRU evicts while a CPU holds its hint (the table
+ * full of flows busier than it) still goes to its real from that CPU
+ * for what is left of the hint's second, where the table's path would
+ * have found no flow. */
+#ifndef XLB_FLOWCACHE_H
+#define XLB_FLOWCACHE_H
+
+#include "xlb_maps.h"
+
+/* Set by the loader: the cache's slots per CPU less one (a power of two
+ * less one), 0 for no cache (a kernel without
+ * bpf_map_lookup_percpu_elem, 5.19, could not drop other CPUs' hints);
+ * and the possible CPUs. */
+volatile const __u32 flow_cache_mask = 0;
+volatile const __u32 flow_cache_cpus = 0;
+
+/* The bits of a hint's k1 that hold the key (ports and protocol); the
+ * epoch is above them. */
+#define FLOW_HINT_KEY_BITS 40
+
+/* A flow key's two words: (src, dst) and (sport, dport, proto, 0). */
+static __always_inline void flow_hint_words(const struct conn_key *k, __u64 *k0, __u64 *k1)
+{
+	*k0 = *(const __u64 *)k;
+	*k1 = *(const __u64 *)((const void *)k + 8);
+}
+
+static __always_inline __u32 flow_hint_slot(__u64 k0, __u64 k1)
+{
+	__u64 h = (k0 ^ (k1 * 0xC2B2AE3D27D4EB4FULL)) * 0x9E3779B97F4A7C15ULL;
+	return (__u32)(h >> 32) & flow_cache_mask;
+}
+
+static __always_inline __u64 flow_hint_epoch(void)
+{
+	__u32 z = 0;
+	__u32 *e = bpf_map_lookup_elem(&flow_epoch, &z);
+	return e ? (__u64)*e << FLOW_HINT_KEY_BITS : 0;
+}
+
+/* The hint of this CPU for the flow k, or 0. */
+static __always_inline struct flow_hint *flow_hint_find(const struct conn_key *k)
+{
+	if (!flow_cache_mask)
+		return 0;
+	__u64 k0, k1;
+	flow_hint_words(k, &k0, &k1);
+	__u32 slot = flow_hint_slot(k0, k1);
+	struct flow_hint *h = bpf_map_lookup_elem(&flow_cache, &slot);
+	if (!h || h->k0 != k0 || h->k1 != (k1 | flow_hint_epoch()))
+		return 0;
+	return h;
+}
+
+/* Writes this CPU's hint for the flow k after the table's path has
+ * handled a packet of it (c as the packet left it), if the flow is one a
+ * hint may serve. */
+static __always_inline void flow_hint_write(const struct conn_key *k, const struct conn *c, const struct real *r,
+					    __u8 proto)
+{
+	if (!flow_cache_mask || c->in_pkts < 9 || c->timeout_s < 2 || (c->flags & (XLB_CONN_F_NAT | XLB_CONN_F_FNAT)) ||
+	    (r->flags & XLB_REAL_F_NAT))
+		return;
+	if (!((proto == IPPROTO_TCP && c->state == XLB_CT_ESTABLISHED) || (proto == IPPROTO_UDP && c->state == XLB_CT_UDP)))
+		return;
+	__u64 k0, k1;
+	flow_hint_words(k, &k0, &k1);
+	__u32 slot = flow_hint_slot(k0, k1);
+	struct flow_hint *h = bpf_map_lookup_elem(&flow_cache, &slot);
+	if (!h)
+		return;
+	h->k0 = k0;
+	h->k1 = k1 | flow_hint_epoch();
+	h->seen = c->last_seen;
+	h->real = c->real;
+	h->gen = c->gen;
+}
+
+struct flow_hint_forget_ctx {
+	__u64 k0;
+	__u64 k1;
+	__u32 slot;
+};
+
+static long flow_hint_forget_cpu(__u32 cpu, struct flow_hint_forget_ctx *f)
+{
+	struct flow_hint *h = bpf_map_lookup_percpu_elem(&flow_cache, &f->slot, cpu);
+	if (h && h->k0 == f->k0 && (h->k1 & ((1ULL << FLOW_HINT_KEY_BITS) - 1)) == f->k1)
+		h->k0 = 0;
+	return 0;
+}
+
+/* Drops every CPU's hint for the flow k: the flow ends, and a packet of
+ * the one that takes its ports may come in on another CPU. */
+static __always_inline void flow_hint_forget(const struct conn_key *k)
+{
+	if (!flow_cache_mask)
+		return;
+	struct flow_hint_forget_ctx f;
+	flow_hint_words(k, &f.k0, &f.k1);
+	f.slot = flow_hint_slot(f.k0, f.k1);
+	bpf_loop(flow_cache_cpus, flow_hint_forget_cpu, &f, 0);
+}
+
+#endif /* XLB_FLOWCACHE_H */
