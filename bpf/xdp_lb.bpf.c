@@ -562,10 +562,9 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 /* hinted: a packet of a flow this CPU's cache holds goes to its real
  * without a lookup in the flow table (bpf/flowcache.h). XLB_CONTINUE
  * when the table's path must take it. */
-static __always_inline int hinted(struct xdp_md *ctx, struct packet *p, void *data_end, const struct conn_key *k,
-				  __u64 bytes, __u64 now)
+static __always_inline int hinted(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes, __u64 now)
 {
-	struct flow_hint *h = flow_hint_find(k);
+	struct flow_hint *h = flow_hint_find(p);
 	if (!h)
 		return XLB_CONTINUE;
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST))) {
@@ -782,15 +781,15 @@ static __always_inline int by_flow(struct xdp_md *ctx, struct packet *p, void *d
 {
 	if (!maybe_vip(p, fam))
 		return XDP_PASS;
-	union flow_key ck;
-	flow_key_of(p, &ck, fam);
 	__u64 now = xlb_now();
 	int act;
 	if (fam == AF_INET) {
-		act = hinted(ctx, p, data_end, &ck.v4, bytes, now);
+		act = hinted(ctx, p, data_end, bytes, now);
 		if (act != XLB_CONTINUE)
 			return act;
 	}
+	union flow_key ck;
+	flow_key_of(p, &ck, fam);
 	act = established(ctx, p, data_end, &ck, bytes, now, fam);
 	if (act != XLB_CONTINUE)
 		return act;

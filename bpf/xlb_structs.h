@@ -213,7 +213,7 @@ struct conn_key {
 	__be16 dport;
 	__u8 proto;
 	__u8 pad[3];
-};
+} __attribute__((aligned(8))); /* written as two words: conn_key_of */
 
 /* The key of an IPv6 flow, in tables of their own (conns6, half_open6):
  * the IPv4 tables keep their 16-byte key. */
