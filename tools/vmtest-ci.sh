@@ -35,6 +35,7 @@ xdp_tests=(
 	TestScriptSecurityAgainstUnprivilegedUser TestVRRPTrackScript TestECMPMixedFleet
 	TestSyncWithKernelIPVS TestAdoptIPVSDirector TestFailoverKeepsConnectionsWithIPVS
 	TestUnitCapabilities TestTUNEndToEnd TestIPv6TUNEndToEnd TestTUNAcrossFamiliesEndToEnd
+	TestFlowHintsChangeNothing TestFlowHintsServe TestJiffyClockOnThisKernel
 )
 t0=$SECONDS
 flags="-test.run=^($(IFS='|'; echo "${xdp_tests[*]}"))\$ -test.timeout=40m"

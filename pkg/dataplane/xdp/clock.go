@@ -1,38 +1,44 @@
 package xdp
 
 import (
+	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
 )
 
 // The data plane's clock is the kernel's jiffies, scaled to nanoseconds
 // on CLOCK_MONOTONIC's time base: bpf_jiffies64 is one load (the JIT
 // inlines it) where bpf_ktime_get_coarse_ns is a helper call, 3 ns of a
-// 30 ns packet here. Both move once a tick, so a flow's times keep the
+// 20 ns packet here. Both move once a tick, so a flow's times keep the
 // resolution they had; the control plane still reads CLOCK_MONOTONIC.
 //
-// The kernel does not say its HZ; the loader measures it. A program run
-// by BPF_PROG_TEST_RUN reads jiffies, the coarse clock and jiffies again;
-// the coarse clock moves at the tick that moves jiffies (the same
-// handler updates both), so between two increments of jiffies it moves
-// by one tick. The tick is snapped to the kernel's TICK_NSEC for the
-// nearest whole HZ, and the base is the coarse clock less jiffies'
-// nanoseconds, so that jiffies*tick+base reads what the coarse clock
-// would, within a tick.
+// The kernel ticks jiffies from CLOCK_MONOTONIC in steps of TICK_NSEC
+// (tick_do_update_jiffies64 moves last_jiffies_update by whole ticks), so
+// jiffies*TICK_NSEC is CLOCK_MONOTONIC less a constant, floored to a tick.
+// TICK_NSEC comes from the kernel's HZ, which the kernel's own config
+// says (/proc/config.gz, or /boot/config-<release>): measuring it instead
+// could not tell 250 from 256 in less than a second. The constant comes
+// from a small program run by BPF_PROG_TEST_RUN that reads jiffies and
+// the coarse clock together. No config, or samples that do not fit the
+// tick: the coarse clock stays.
 type jiffyClock struct {
 	tick uint64 // ns per jiffy (the kernel's TICK_NSEC)
-	base uint64 // coarse ns - jiffies*tick, modulo 2^64
+	base uint64 // coarse ns - jiffies*tick at its least, modulo 2^64
 }
 
-// errNoJiffyClock: the tick could not be measured; the data plane keeps
-// the coarse clock.
-var errNoJiffyClock = errors.New("no steady tick measured")
+// errNoJiffyClock: the data plane keeps the coarse clock.
+var errNoJiffyClock = errors.New("no jiffies clock")
 
 // clockSample is one run of the clock program: jiffies before and after
 // the coarse clock's reading.
@@ -74,69 +80,97 @@ func (s *clockSample) read(p *ebpf.Program, buf []byte) error {
 	return nil
 }
 
-// kernelHZ: the HZ a kernel can be configured with (kernel/Kconfig.hz,
-// and the architectures' own choices), at least 2.3% apart: a tick measured within 1% names one.
-var kernelHZ = []uint64{24, 32, 48, 64, 100, 128, 200, 250, 256, 300, 500, 512, 1000, 1024, 1200}
-
-// measureJiffyClock times six ticks (24 ms at HZ=250, 60 ms at HZ=100;
-// it gives up after 200 ms).
-func measureJiffyClock() (jiffyClock, error) {
+// measureJiffyClock is the clock of this kernel, measured once a process.
+var measureJiffyClock = sync.OnceValues(func() (jiffyClock, error) {
+	hz, err := kernelHZ()
+	if err != nil {
+		return jiffyClock{}, fmt.Errorf("%w: %w", errNoJiffyClock, err)
+	}
 	p, err := clockProgram()
 	if err != nil {
 		return jiffyClock{}, err
 	}
 	defer p.Close()
-	return sampleJiffyClock(func(s *clockSample) error { return s.read(p, make([]byte, 64)) }, time.Now, 200*time.Millisecond)
-}
+	buf := make([]byte, 64)
+	return sampleJiffyClock(hz, func(s *clockSample) error { return s.read(p, buf) }, func() { time.Sleep(time.Millisecond) })
+})
 
-// sampleJiffyClock reads samples until it has seen jiffies move by one
-// seven times in a row, and derives the clock from the coarse clock's
-// readings at those moves.
-func sampleJiffyClock(read func(*clockSample) error, now func() time.Time, limit time.Duration) (jiffyClock, error) {
-	var edges []clockSample // the first sample of each new jiffy
-	var prev clockSample
-	start := now()
-	for len(edges) < 7 {
-		if now().Sub(start) > limit {
-			return jiffyClock{}, fmt.Errorf("%w in %v", errNoJiffyClock, limit)
-		}
+// sampleJiffyClock takes 20 samples (a millisecond apart in the loader)
+// and derives the base from them, checking that every one fits the tick
+// of hz: the coarse clock less jiffies' nanoseconds stays within two
+// ticks (the coarse clock moves in steps of its own, about a tick long).
+func sampleJiffyClock(hz uint64, read func(*clockSample) error, pause func()) (jiffyClock, error) {
+	if hz == 0 {
+		return jiffyClock{}, fmt.Errorf("%w: HZ 0", errNoJiffyClock)
+	}
+	c := jiffyClock{tick: (1_000_000_000 + hz/2) / hz} // the kernel's TICK_NSEC
+	var lo, hi int64
+	n := 0
+	for range 20 {
 		var s clockSample
 		if err := read(&s); err != nil {
 			return jiffyClock{}, err
 		}
+		pause()
 		if s.j0 != s.j1 {
 			continue // a tick between the readings
 		}
-		if prev.j0 != 0 && s.j0 != prev.j0 {
-			if s.j0 != prev.j0+1 {
-				edges = edges[:0] // ticks skipped (idle, preempted): start over
+		d := int64(s.ns - s.j0*c.tick)
+		if n == 0 || d < lo {
+			lo = d
+		}
+		if n == 0 || d > hi {
+			hi = d
+		}
+		n++
+	}
+	if n < 10 {
+		return jiffyClock{}, fmt.Errorf("%w: jiffies moved during %d of 20 samples", errNoJiffyClock, 20-n)
+	}
+	if hi-lo > 2*int64(c.tick) {
+		return jiffyClock{}, fmt.Errorf("%w: the coarse clock strays %d ns from a tick of %d ns", errNoJiffyClock, hi-lo, c.tick)
+	}
+	c.base = uint64(lo)
+	return c, nil
+}
+
+// kernelHZ reads CONFIG_HZ from the running kernel's config.
+func kernelHZ() (uint64, error) {
+	var conf []byte
+	if f, err := os.Open("/proc/config.gz"); err == nil {
+		defer f.Close()
+		z, err := gzip.NewReader(f)
+		if err != nil {
+			return 0, fmt.Errorf("read /proc/config.gz: %w", err)
+		}
+		if conf, err = io.ReadAll(io.LimitReader(z, 16<<20)); err != nil {
+			return 0, fmt.Errorf("read /proc/config.gz: %w", err)
+		}
+	} else {
+		var u unix.Utsname
+		if err := unix.Uname(&u); err != nil {
+			return 0, err
+		}
+		path := "/boot/config-" + unix.ByteSliceToString(u.Release[:])
+		if conf, err = os.ReadFile(path); err != nil {
+			return 0, fmt.Errorf("the kernel's config: no /proc/config.gz, and %w", err)
+		}
+	}
+	return configHZ(conf)
+}
+
+// configHZ is CONFIG_HZ in a kernel config.
+func configHZ(conf []byte) (uint64, error) {
+	for line := range strings.Lines(string(conf)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "CONFIG_HZ="); ok {
+			hz, err := strconv.ParseUint(v, 10, 32)
+			if err != nil || hz == 0 {
+				return 0, fmt.Errorf("CONFIG_HZ=%s in the kernel's config", v)
 			}
-			edges = append(edges, s)
-		}
-		prev = s
-	}
-	// The coarse clock's moves between consecutive jiffies: one tick
-	// each, give or take the tick's lateness.
-	var sum uint64
-	for i := 1; i < len(edges); i++ {
-		if edges[i].j0 != edges[i-1].j0+1 {
-			return jiffyClock{}, fmt.Errorf("%w: jiffies jumped", errNoJiffyClock)
-		}
-		sum += edges[i].ns - edges[i-1].ns
-	}
-	mean := float64(sum) / float64(len(edges)-1)
-	hz := uint64(0)
-	for _, h := range kernelHZ {
-		if math.Abs(1e9/mean-float64(h)) <= 0.01*float64(h) {
-			hz = h
+			return hz, nil
 		}
 	}
-	if hz == 0 {
-		return jiffyClock{}, fmt.Errorf("%w: a tick of %.0f ns is no HZ a kernel is built with", errNoJiffyClock, mean)
-	}
-	tick := (uint64(1e9) + hz/2) / hz // the kernel's TICK_NSEC
-	last := edges[len(edges)-1]
-	return jiffyClock{tick: tick, base: last.ns - last.j0*tick}, nil
+	return 0, errors.New("no CONFIG_HZ in the kernel's config")
 }
 
 // now is the data plane's clock at jiffies j.

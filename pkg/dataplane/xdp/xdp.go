@@ -110,6 +110,8 @@ type Dataplane struct {
 	neighDone chan struct{}
 	// nextHopChanges counts next hops changed by neighbour events.
 	nextHopChanges atomic.Uint64
+	// clock is the programs' clock: "jiffies" (clock.go) or "coarse".
+	clock string
 	// hintMu serialises moves of the flow cache's epoch.
 	hintMu sync.Mutex
 	// def is the flood defence as set and as it stands (defMu).
@@ -242,7 +244,8 @@ func (x *Dataplane) load() error {
 	start := time.Now()
 	err := x.loadObjects()
 	if err == nil {
-		x.log.Info("loaded the data plane's programs", "took", time.Since(start).Round(time.Millisecond))
+		x.log.Info("loaded the data plane's programs", "took", time.Since(start).Round(time.Millisecond), "clock", x.clock,
+			"flow_cache", x.objs.FlowCache.MaxEntries() > 1)
 	}
 	if err != nil && fresh {
 		// Maps are pinned before the program is verified: a load that
@@ -303,10 +306,13 @@ func (x *Dataplane) loadObjects() error {
 			return fmt.Errorf("configure bpf clock: %w", err)
 		}
 	}
+	x.clock = "coarse"
 	if c, err := measureJiffyClock(); err != nil {
 		x.log.Debug("the data plane keeps the coarse clock", "error", err)
 	} else if err := setJiffyClock(spec, c); err != nil {
 		return err
+	} else {
+		x.clock = "jiffies"
 	}
 	if haveBPFLoop() && !testNoBPFLoop {
 		if err := spec.Variables["have_bpf_loop"].Set(uint8(1)); err != nil {
