@@ -162,3 +162,21 @@ func decompress(out, tool string, args ...string) error {
 	}
 	return os.WriteFile(out, b, 0o644)
 }
+
+// stageConfig copies the kernel's config to root/boot/config-<release>, as
+// an installed Debian kernel has it (the XDP data plane reads CONFIG_HZ
+// there for its clock); a package without one stages nothing.
+func stageConfig(kt *kernelTree, root string) error {
+	dir := filepath.Dir(kt.Vmlinuz)
+	for _, p := range []string{filepath.Join(dir, "config-"+kt.Release), filepath.Join(dir, "config")} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Join(root, "boot"), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(root, "boot", "config-"+kt.Release), b, 0o644)
+	}
+	return nil
+}

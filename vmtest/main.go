@@ -352,6 +352,9 @@ func runKernel(ctx context.Context, cfg *config, lf *lockFile, a *apt, kernel, w
 		if len(res.MissingModules) > 0 {
 			logf("%s: not in this kernel (neither built in nor a module): %s", kernel, strings.Join(res.MissingModules, " "))
 		}
+		if err := stageConfig(kt, kroot); err != nil {
+			return err
+		}
 		kcpio, initrd := filepath.Join(work, "kernel-"+kernel+".cpio"), filepath.Join(work, "initrd-"+kernel+".cpio")
 		if err := writeCpio(kroot, kcpio); err != nil {
 			return err
