@@ -8,12 +8,12 @@
  * What a hint holds is enough to forward: the flow's key, its real and
  * the real's generation, and the flow's last_seen when the hint was
  * written. It is written by the table's path (established) for an IPv4
- * DR or TUN flow that is proven, ESTABLISHED (TCP) or UDP, has counted
- * its client's packets to 9 and has a timeout of 2 s or more: a flow for
- * which a packet with no SYN, FIN or RST changes nothing in the table but
- * last_seen (ESTABLISHED + ACK stays ESTABLISHED for DR's input-only
- * table, UDP stays UDP; in_pkts saturates at 9; the timeout re-armed is
- * the one it has). A hint serves a packet only while the table's entry
+ * DR, TUN or NAT flow that is proven, ESTABLISHED (TCP) or UDP, has
+ * counted its client's packets to 9 and has a timeout of 2 s or more: a
+ * flow for which a client's packet with no SYN, FIN or RST changes
+ * nothing in the table but last_seen (ESTABLISHED + ACK stays ESTABLISHED
+ * in DR's input-only table and in NAT's input table, UDP stays UDP;
+ * in_pkts saturates at 9; the timeout re-armed is the one it has). A hint serves a packet only while the table's entry
  * would not be touched (conn_touch writes last_seen once it is more than
  * XLB_LAST_SEEN_STEP_NS old): what the table holds is then exactly what
  * the table's path would have left in it. Past that the table's path
@@ -23,8 +23,8 @@
  * a packet with SYN, FIN or RST drops the hint of its CPU and takes the
  * table's path; the real's removal or standby changes what the hint
  * checks in the real's entry on every packet; a flow ended by the table's
- * path (a SYN reusing its ports) drops the hints of every CPU
- * (flow_hint_forget); the control plane's writes to flows and timeouts
+ * path (a SYN reusing its ports), and a NAT flow whose state its real's
+ * reply moves, drop the hints of every CPU (flow_hint_forget); the control plane's writes to flows and timeouts
  * move flow_epoch, which every hint carries. A flow the sweeper ends has
  * been idle for its timeout, long past a hint's second. One difference
  * is left: a flow the LRU evicts while a CPU holds its hint (the table
@@ -98,8 +98,8 @@ static __always_inline struct flow_hint *flow_hint_find(const struct packet *p)
 static __always_inline void flow_hint_write(const struct conn_key *k, const struct conn *c, const struct real *r,
 					    __u8 proto)
 {
-	if (!flow_cache_mask || c->in_pkts < 9 || c->timeout_s < 2 || (c->flags & (XLB_CONN_F_NAT | XLB_CONN_F_FNAT)) ||
-	    (r->flags & XLB_REAL_F_NAT))
+	if (!flow_cache_mask || c->in_pkts < 9 || c->timeout_s < 2 || (c->flags & XLB_CONN_F_FNAT) ||
+	    (r->flags & XLB_REAL_F_FNAT))
 		return;
 	if (!((proto == IPPROTO_TCP && c->state == XLB_CT_ESTABLISHED) || (proto == IPPROTO_UDP && c->state == XLB_CT_UDP)))
 		return;

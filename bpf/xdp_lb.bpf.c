@@ -235,8 +235,13 @@ static __always_inline int reply_flow(union flow_key *fk, __u8 fam, __u8 proto, 
 			stat_inc(XLB_STAT_STANDBY);
 			return XDP_PASS;
 		}
+		__u8 before = fc->state;
 		if (proto == IPPROTO_TCP)
 			conn_tcp_transition(fc, tcp_flags, CT_DIR_OUTPUT);
+		/* The client's packets may go by a hint on another CPU: none
+		 * may outlive the state it was written in. */
+		if (fam == AF_INET && fc->state != before)
+			flow_hint_forget(&fk->v4);
 		conn_rearm(fc, xlb_now());
 		__u32 rs = fc->real;
 		if (half && fr && proto == IPPROTO_TCP && conn_proven(fc, proto))
@@ -576,10 +581,10 @@ static __always_inline int hinted(struct xdp_md *ctx, struct packet *p, void *da
 	__u32 slot = h->real;
 	struct real *r = bpf_map_lookup_elem(&reals, &slot);
 	if (!r || r->gen != h->gen ||
-	    (r->flags & (XLB_REAL_F_PRESENT | XLB_REAL_F_STANDBY | XLB_REAL_F_NAT)) != XLB_REAL_F_PRESENT)
+	    (r->flags & (XLB_REAL_F_PRESENT | XLB_REAL_F_STANDBY | XLB_REAL_F_FNAT)) != XLB_REAL_F_PRESENT)
 		return XLB_CONTINUE;
 	count(&real_stats, slot, bytes, 0);
-	return to_real(ctx, p, data_end, r, slot);
+	return forward(ctx, p, data_end, r, slot, AF_INET);
 }
 
 /* drop_packet (ip_vs_todrop): 1 in drop_rate new flows dropped. */

@@ -18,12 +18,16 @@ import (
 // runOnCPU is run with the program on one CPU (BPF_PROG_TEST_RUN runs it
 // on the caller's): the established-flow cache is per CPU.
 func runOnCPU(t *testing.T, r *schedRig, cpu int, f testutil.Frame) (uint32, []byte) {
+	return runXOnCPU(t, r.ns, r.x, cpu, f)
+}
+
+func runXOnCPU(t *testing.T, ns *testutil.NS, x *Dataplane, cpu int, f testutil.Frame) (uint32, []byte) {
 	t.Helper()
 	var ret uint32
 	frame := f.Bytes()
 	out := make([]byte, len(frame)+64)
 	opts := &ebpf.RunOptions{Data: frame, DataOut: out}
-	require.NoError(t, r.ns.Do(func() error {
+	require.NoError(t, ns.Do(func() error {
 		var all, one unix.CPUSet
 		if err := unix.SchedGetaffinity(0, &all); err != nil {
 			return err
@@ -34,7 +38,7 @@ func runOnCPU(t *testing.T, r *schedRig, cpu int, f testutil.Frame) (uint32, []b
 		}
 		defer unix.SchedSetaffinity(0, &all)
 		var err error
-		ret, err = r.x.objs.XlbXdp.Run(opts)
+		ret, err = x.objs.XlbXdp.Run(opts)
 		return err
 	}))
 	return ret, opts.DataOut
@@ -59,7 +63,7 @@ func hintScript(t *testing.T, r *schedRig, hinted bool) []string {
 		v, out := runOnCPU(t, r, cpu, f)
 		got := fmt.Sprintf("verdict %d", v)
 		if v == xdpTX {
-			got += fmt.Sprintf(" real %d", int(out[5])-1)
+			got += fmt.Sprintf(" real %d frame %x", int(out[5])-1, out)
 		}
 		if c, ok := flowOf(t, r, port); ok {
 			got += fmt.Sprintf(" state %d timeout %d in %d real-slot %d", c.State, c.TimeoutS, c.InPkts, c.Real)
@@ -172,4 +176,75 @@ func TestFlowHintsServe(t *testing.T) {
 	require.NoError(t, r.x.forgetFlowHints())
 	v, _ = runOnCPU(t, r, 0, ack)
 	assert.EqualValues(t, xdpPass, v, "the epoch moved: no hint")
+}
+
+// natHintScript is hintScript's NAT flow: the client's packets on CPU 0,
+// the real's replies (which move the flow's state) on CPU 1.
+func natHintScript(t *testing.T, ns *testutil.NS, x *Dataplane) []string {
+	var log []string
+	send := func(cpu int, in bool, flags uint8) {
+		f := syn(45000)
+		if !in {
+			f = testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: client, Proto: 6,
+				SrcPort: 8080, DstPort: 45000}
+		}
+		f.TCPFlags = flags
+		v, out := runXOnCPU(t, ns, x, cpu, f)
+		got := fmt.Sprintf("in %v verdict %d frame %x", in, v, out)
+		conns, err := x.Conns()
+		require.NoError(t, err)
+		for _, c := range conns {
+			got += fmt.Sprintf(" %s %s %s", c.Client, c.Real, c.State)
+		}
+		log = append(log, got)
+	}
+	send(0, true, testutil.TCPSyn)
+	send(1, false, testutil.TCPSyn|testutil.TCPAck)
+	for range 12 {
+		send(0, true, testutil.TCPAck)
+	}
+	send(1, false, testutil.TCPFin|testutil.TCPAck) // the real closes: FIN_WAIT
+	for range 3 {
+		send(0, true, testutil.TCPAck)
+	}
+	send(0, true, testutil.TCPFin|testutil.TCPAck)
+	send(1, false, testutil.TCPAck)
+	send(0, true, testutil.TCPAck)
+	return log
+}
+
+// A NAT flow, with and without the cache: the same verdicts, rewritten
+// frames and states, the real's FIN moving the state on another CPU.
+func TestFlowHintsChangeNothingNAT(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two CPUs: the real's replies come in on another")
+	}
+	ns, x := newNATTest(t)
+	got := natHintScript(t, ns, x)
+	testNoFlowCache = true
+	t.Cleanup(func() { testNoFlowCache = false })
+	ns2, x2 := newNATTest(t)
+	require.Equal(t, uint32(1), x2.objs.FlowCache.MaxEntries())
+	require.Equal(t, natHintScript(t, ns2, x2), got)
+}
+
+// A NAT flow is hinted too: its entry deleted behind the cache's back,
+// the client's ACK still goes to the real, rewritten.
+func TestFlowHintsServeNAT(t *testing.T) {
+	ns, x := newNATTest(t)
+	f := syn(46000)
+	v, _ := runXOnCPU(t, ns, x, 0, f)
+	require.EqualValues(t, xdpTX, v)
+	f.TCPFlags = testutil.TCPAck
+	var want []byte
+	for range 12 {
+		v, want = runXOnCPU(t, ns, x, 0, f)
+		require.EqualValues(t, xdpTX, v)
+	}
+	k := xlbConnKey{Src: ip4(client), Dst: ip4(vip), Sport: port16(46000), Dport: port16(80), Proto: 6}
+	require.NoError(t, x.objs.Conns.Delete(&k))
+	v, got := runXOnCPU(t, ns, x, 0, f)
+	require.EqualValues(t, xdpTX, v, "the hint serves")
+	assert.Equal(t, want, got, "rewritten as the table's path rewrote it")
+	verifyChecksums(t, got)
 }
