@@ -25,6 +25,38 @@ static __always_inline void csum_replace4(__u16 *sum, __u32 from, __u32 to)
 	csum_replace2(sum, (__u16)(from >> 16), (__u16)(to >> 16));
 }
 
+/* RFC 1624 eqn. 3 for a 4-byte field from -> to, and (csum_swap42) a
+ * 2-byte one pfrom -> pto with it, in one sum: the checksum is loaded and
+ * stored once, where replacing word by word through memory made each
+ * step wait on the last one's store. Ones'-complement addition is
+ * associative, so the result is the one csum_replace2 word by word
+ * gives. */
+static __always_inline __u16 csum_swap4(__u16 sum, __u32 from, __u32 to)
+{
+	__u64 c = (__u16)~sum;
+	c += (__u16)~from;
+	c += (__u16)~(from >> 16);
+	c += (__u16)to;
+	c += (__u16)(to >> 16);
+	c = (c & 0xffff) + (c >> 16);
+	c = (c & 0xffff) + (c >> 16);
+	return (__u16)~c;
+}
+
+static __always_inline __u16 csum_swap42(__u16 sum, __u32 from, __u32 to, __u16 pfrom, __u16 pto)
+{
+	__u64 c = (__u16)~sum;
+	c += (__u16)~from;
+	c += (__u16)~(from >> 16);
+	c += (__u16)to;
+	c += (__u16)(to >> 16);
+	c += (__u16)~pfrom;
+	c += pto;
+	c = (c & 0xffff) + (c >> 16);
+	c = (c & 0xffff) + (c >> 16);
+	return (__u16)~c;
+}
+
 /* The complement of a 32-bit ones'-complement sum folded to 16 bits. */
 static __always_inline __u16 csum_fold32(__u32 c)
 {

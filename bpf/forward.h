@@ -72,14 +72,14 @@ static __always_inline int nat_rewrite(struct packet *p, void *data_end, int dst
 		pp = dst ? &uh->dest : &uh->source;
 	}
 	if (l4sum) {
-		/* The pseudo-header's address, then the port. */
-		csum_replace4(l4sum, old, addr);
-		csum_replace2(l4sum, *pp, port);
-		if (p->proto == IPPROTO_UDP && *l4sum == 0)
-			*l4sum = 0xffff;
+		/* The pseudo-header's address and the port. */
+		__u16 sum = csum_swap42(*l4sum, old, addr, *pp, port);
+		if (p->proto == IPPROTO_UDP && sum == 0)
+			sum = 0xffff;
+		*l4sum = sum;
 	}
 	*pp = port;
-	csum_replace4((__u16 *)&ip->check, old, addr);
+	ip->check = csum_swap4(ip->check, old, addr);
 	if (dst)
 		ip->daddr = addr;
 	else
