@@ -7,8 +7,9 @@
  *
  * What a hint holds is enough to forward: the flow's key, its real and
  * the real's generation, and the flow's last_seen when the hint was
- * written. It is written by the table's path (established) for an IPv4
- * DR, TUN or NAT flow that is proven, ESTABLISHED (TCP) or UDP, has
+ * written (and a FULLNAT flow's local address and port). It is written
+ * by the table's path (established) for an IPv4 DR, TUN, NAT or FULLNAT
+ * flow to an IPv4 real that is proven, ESTABLISHED (TCP) or UDP, has
  * counted its client's packets to 9 and has a timeout of 2 s or more: a
  * flow for which a client's packet with no SYN, FIN or RST changes
  * nothing in the table but last_seen (ESTABLISHED + ACK stays ESTABLISHED
@@ -23,8 +24,8 @@
  * a packet with SYN, FIN or RST drops the hint of its CPU and takes the
  * table's path; the real's removal or standby changes what the hint
  * checks in the real's entry on every packet; a flow ended by the table's
- * path (a SYN reusing its ports), and a NAT flow whose state its real's
- * reply moves, drop the hints of every CPU (flow_hint_forget); the control plane's writes to flows and timeouts
+ * path (a SYN reusing its ports), and a NAT or FULLNAT flow whose state
+ * its real's reply moves, drop the hints of every CPU (flow_hint_forget); the control plane's writes to flows and timeouts
  * move flow_epoch, which every hint carries. A flow the sweeper ends has
  * been idle for its timeout, long past a hint's second. One difference
  * is left: a flow the LRU evicts while a CPU holds its hint (the table
@@ -98,8 +99,8 @@ static __always_inline struct flow_hint *flow_hint_find(const struct packet *p)
 static __always_inline void flow_hint_write(const struct conn_key *k, const struct conn *c, const struct real *r,
 					    __u8 proto)
 {
-	if (!flow_cache_mask || c->in_pkts < 9 || c->timeout_s < 2 || (c->flags & XLB_CONN_F_FNAT) ||
-	    (r->flags & XLB_REAL_F_FNAT))
+	/* (FULLNAT across families, NAT46, goes by the table) */
+	if (!flow_cache_mask || c->in_pkts < 9 || c->timeout_s < 2 || r->family != AF_INET)
 		return;
 	if (!((proto == IPPROTO_TCP && c->state == XLB_CT_ESTABLISHED) || (proto == IPPROTO_UDP && c->state == XLB_CT_UDP)))
 		return;
@@ -114,6 +115,9 @@ static __always_inline void flow_hint_write(const struct conn_key *k, const stru
 	h->seen = c->last_seen;
 	h->real = c->real;
 	h->gen = c->gen;
+	h->fnat = (c->flags & XLB_CONN_F_FNAT) != 0;
+	h->laddr = c->laddr;
+	h->lport = c->lport;
 }
 
 struct flow_hint_forget_ctx {

@@ -580,10 +580,13 @@ static __always_inline int hinted(struct xdp_md *ctx, struct packet *p, void *da
 		return XLB_CONTINUE; /* the table's entry is to be touched */
 	__u32 slot = h->real;
 	struct real *r = bpf_map_lookup_elem(&reals, &slot);
-	if (!r || r->gen != h->gen ||
-	    (r->flags & (XLB_REAL_F_PRESENT | XLB_REAL_F_STANDBY | XLB_REAL_F_FNAT)) != XLB_REAL_F_PRESENT)
+	if (!r || r->gen != h->gen || (r->flags & (XLB_REAL_F_PRESENT | XLB_REAL_F_STANDBY)) != XLB_REAL_F_PRESENT)
 		return XLB_CONTINUE;
 	count(&real_stats, slot, bytes, 0);
+	/* FULLNAT: the source as the table's path rewrites it (no TOA: that
+	 * is the handshake's ACK, never hinted). */
+	if (h->fnat && fnat_source(p, data_end, h->laddr, h->lport, AF_INET) < 0)
+		return XDP_DROP;
 	return forward(ctx, p, data_end, r, slot, AF_INET);
 }
 

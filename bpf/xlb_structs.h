@@ -265,6 +265,10 @@ struct flow_hint {
 	__u64 seen; /* the flow's last_seen when the hint was written */
 	__u32 real;
 	__u32 gen;
+	__be16 lport; /* FULLNAT (fnat set): the flow's local address and port */
+	__u8 laddr;
+	__u8 fnat;
+	__u32 pad;
 };
 
 enum xlb_conn_flags {

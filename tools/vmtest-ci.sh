@@ -35,7 +35,8 @@ xdp_tests=(
 	TestScriptSecurityAgainstUnprivilegedUser TestVRRPTrackScript TestECMPMixedFleet
 	TestSyncWithKernelIPVS TestAdoptIPVSDirector TestFailoverKeepsConnectionsWithIPVS
 	TestUnitCapabilities TestTUNEndToEnd TestIPv6TUNEndToEnd TestTUNAcrossFamiliesEndToEnd
-	TestFlowHintsChangeNothing TestFlowHintsServe TestJiffyClockOnThisKernel
+	TestFlowHintsChangeNothing TestFlowHintsServe TestJiffyClockOnThisKernel TestFlowHintsChangeNothingNAT
+	TestFlowHintsServeNAT TestFlowHintsChangeNothingFULLNAT TestFlowHintsServeFULLNAT
 )
 t0=$SECONDS
 flags="-test.run=^($(IFS='|'; echo "${xdp_tests[*]}"))\$ -test.timeout=40m"

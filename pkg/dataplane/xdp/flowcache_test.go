@@ -2,6 +2,7 @@ package xdp
 
 import (
 	"fmt"
+	"net/netip"
 	"runtime"
 	"testing"
 	"time"
@@ -246,5 +247,97 @@ func TestFlowHintsServeNAT(t *testing.T) {
 	v, got := runXOnCPU(t, ns, x, 0, f)
 	require.EqualValues(t, xdpTX, v, "the hint serves")
 	assert.Equal(t, want, got, "rewritten as the table's path rewrote it")
+	verifyChecksums(t, got)
+}
+
+// fnatHintScript is hintScript's FULLNAT flow: the client's packets on
+// CPU 0, the real's replies to the local address and port on CPU 1. What
+// it logs leaves out the local address and port, which a run picks (and
+// the checksums that cover them); every frame's checksums are verified
+// and every packet of the flow must leave from the same local port.
+func fnatHintScript(t *testing.T, ns *testutil.NS, x *Dataplane) []string {
+	var log []string
+	var local netip.Addr
+	var lport uint16
+	send := func(cpu int, in bool, flags uint8) {
+		f := syn(47000)
+		if !in {
+			f = testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: local, Proto: 6,
+				SrcPort: 8080, DstPort: lport}
+		}
+		f.TCPFlags = flags
+		v, out := runXOnCPU(t, ns, x, cpu, f)
+		if v == xdpTX || v == xdpPass {
+			verifyChecksums(t, out)
+		}
+		if in && v == xdpTX {
+			d := decode(t, out)
+			if !local.IsValid() {
+				local, lport = ip4Of(d.ip.SrcIP), uint16(d.tcp.SrcPort)
+			}
+			require.Equal(t, local, ip4Of(d.ip.SrcIP))
+			require.Equal(t, lport, uint16(d.tcp.SrcPort))
+			out = append([]byte(nil), out...)
+			clear(out[24:30]) // the IP checksum and the source address
+			clear(out[34:36]) // the source port
+			clear(out[50:52]) // the TCP checksum
+		}
+		got := fmt.Sprintf("in %v verdict %d frame %x", in, v, out)
+		conns, err := x.Conns()
+		require.NoError(t, err)
+		for _, c := range conns {
+			got += fmt.Sprintf(" %s %s %s", c.Client, c.Real, c.State)
+		}
+		log = append(log, got)
+	}
+	send(0, true, testutil.TCPSyn)
+	send(1, false, testutil.TCPSyn|testutil.TCPAck)
+	for range 12 {
+		send(0, true, testutil.TCPAck)
+	}
+	send(1, false, testutil.TCPFin|testutil.TCPAck)
+	for range 3 {
+		send(0, true, testutil.TCPAck)
+	}
+	send(0, true, testutil.TCPFin|testutil.TCPAck)
+	send(1, false, testutil.TCPAck)
+	send(0, true, testutil.TCPAck)
+	return log
+}
+
+// A FULLNAT flow, with and without the cache: the same verdicts, frames
+// (less the local address and port) and states.
+func TestFlowHintsChangeNothingFULLNAT(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two CPUs: the real's replies come in on another")
+	}
+	ns, x := newFNATTest(t)
+	got := fnatHintScript(t, ns, x)
+	testNoFlowCache = true
+	t.Cleanup(func() { testNoFlowCache = false })
+	ns2, x2 := newFNATTest(t)
+	require.Equal(t, uint32(1), x2.objs.FlowCache.MaxEntries())
+	require.Equal(t, fnatHintScript(t, ns2, x2), got)
+}
+
+// A FULLNAT flow is hinted: its entry deleted behind the cache's back,
+// the client's ACK still goes to the real from the same local address
+// and port, byte for byte as the table's path sent it.
+func TestFlowHintsServeFULLNAT(t *testing.T) {
+	ns, x := newFNATTest(t)
+	f := syn(48000)
+	v, _ := runXOnCPU(t, ns, x, 0, f)
+	require.EqualValues(t, xdpTX, v)
+	f.TCPFlags = testutil.TCPAck
+	var want []byte
+	for range 12 {
+		v, want = runXOnCPU(t, ns, x, 0, f)
+		require.EqualValues(t, xdpTX, v)
+	}
+	k := xlbConnKey{Src: ip4(client), Dst: ip4(vip), Sport: port16(48000), Dport: port16(80), Proto: 6}
+	require.NoError(t, x.objs.Conns.Delete(&k))
+	v, got := runXOnCPU(t, ns, x, 0, f)
+	require.EqualValues(t, xdpTX, v, "the hint serves")
+	assert.Equal(t, want, got)
 	verifyChecksums(t, got)
 }

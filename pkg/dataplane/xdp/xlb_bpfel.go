@@ -91,12 +91,16 @@ type xlbFloodWindow struct {
 }
 
 type xlbFlowHint struct {
-	_    structs.HostLayout
-	K0   uint64
-	K1   uint64
-	Seen uint64
-	Real uint32
-	Gen  uint32
+	_     structs.HostLayout
+	K0    uint64
+	K1    uint64
+	Seen  uint64
+	Real  uint32
+	Gen   uint32
+	Lport uint16
+	Laddr uint8
+	Fnat  uint8
+	Pad   uint32
 }
 
 type xlbFnatPort struct {
