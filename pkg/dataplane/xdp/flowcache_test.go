@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,62 +193,23 @@ func natHintScript(t *testing.T, ns *testutil.NS, x *Dataplane) []string {
 		f.TCPFlags = flags
 		v, out := runXOnCPU(t, ns, x, cpu, f)
 		got := fmt.Sprintf("in %v verdict %d frame %x", in, v, out)
-		conns, err := x.Conns()
-		require.NoError(t, err)
-		for _, c := range conns {
-			got += fmt.Sprintf(" %s %s %s", c.Client, c.Real, c.State)
-		}
-		log = append(log, got)
+		log = append(log, got+connsLine(t, x))
 	}
-	send(0, true, testutil.TCPSyn)
-	send(1, false, testutil.TCPSyn|testutil.TCPAck)
-	for range 12 {
-		send(0, true, testutil.TCPAck)
-	}
-	send(1, false, testutil.TCPFin|testutil.TCPAck) // the real closes: FIN_WAIT
-	for range 3 {
-		send(0, true, testutil.TCPAck)
-	}
-	send(0, true, testutil.TCPFin|testutil.TCPAck)
-	send(1, false, testutil.TCPAck)
-	send(0, true, testutil.TCPAck)
+	twoWayScript(send)
 	return log
 }
 
 // A NAT flow, with and without the cache: the same verdicts, rewritten
 // frames and states, the real's FIN moving the state on another CPU.
 func TestFlowHintsChangeNothingNAT(t *testing.T) {
-	if runtime.NumCPU() < 2 {
-		t.Skip("needs two CPUs: the real's replies come in on another")
-	}
-	ns, x := newNATTest(t)
-	got := natHintScript(t, ns, x)
-	testNoFlowCache = true
-	t.Cleanup(func() { testNoFlowCache = false })
-	ns2, x2 := newNATTest(t)
-	require.Equal(t, uint32(1), x2.objs.FlowCache.MaxEntries())
-	require.Equal(t, natHintScript(t, ns2, x2), got)
+	sameWithoutCache(t, newNATTest, natHintScript)
 }
 
 // A NAT flow is hinted too: its entry deleted behind the cache's back,
 // the client's ACK still goes to the real, rewritten.
 func TestFlowHintsServeNAT(t *testing.T) {
 	ns, x := newNATTest(t)
-	f := syn(46000)
-	v, _ := runXOnCPU(t, ns, x, 0, f)
-	require.EqualValues(t, xdpTX, v)
-	f.TCPFlags = testutil.TCPAck
-	var want []byte
-	for range 12 {
-		v, want = runXOnCPU(t, ns, x, 0, f)
-		require.EqualValues(t, xdpTX, v)
-	}
-	k := xlbConnKey{Src: ip4(client), Dst: ip4(vip), Sport: port16(46000), Dport: port16(80), Proto: 6}
-	require.NoError(t, x.objs.Conns.Delete(&k))
-	v, got := runXOnCPU(t, ns, x, 0, f)
-	require.EqualValues(t, xdpTX, v, "the hint serves")
-	assert.Equal(t, want, got, "rewritten as the table's path rewrote it")
-	verifyChecksums(t, got)
+	servesAfterDelete(t, ns, x, 46000)
 }
 
 // fnatHintScript is hintScript's FULLNAT flow: the client's packets on
@@ -283,13 +245,30 @@ func fnatHintScript(t *testing.T, ns *testutil.NS, x *Dataplane) []string {
 			clear(out[50:52]) // the TCP checksum
 		}
 		got := fmt.Sprintf("in %v verdict %d frame %x", in, v, out)
-		conns, err := x.Conns()
-		require.NoError(t, err)
-		for _, c := range conns {
-			got += fmt.Sprintf(" %s %s %s", c.Client, c.Real, c.State)
-		}
-		log = append(log, got)
+		log = append(log, got+connsLine(t, x))
 	}
+	twoWayScript(send)
+	return log
+}
+
+// A FULLNAT flow, with and without the cache: the same verdicts, frames
+// (less the local address and port) and states.
+func TestFlowHintsChangeNothingFULLNAT(t *testing.T) {
+	sameWithoutCache(t, newFNATTest, fnatHintScript)
+}
+
+// A FULLNAT flow is hinted: its entry deleted behind the cache's back,
+// the client's ACK still goes to the real from the same local address
+// and port.
+func TestFlowHintsServeFULLNAT(t *testing.T) {
+	ns, x := newFNATTest(t)
+	servesAfterDelete(t, ns, x, 48000)
+}
+
+// twoWayScript is the life of a NAT or FULLNAT flow: the client's
+// packets (in) on CPU 0, the real's (out) on CPU 1, the real closing
+// first (FIN_WAIT) while CPU 0 holds the flow's hint.
+func twoWayScript(send func(cpu int, in bool, flags uint8)) {
 	send(0, true, testutil.TCPSyn)
 	send(1, false, testutil.TCPSyn|testutil.TCPAck)
 	for range 12 {
@@ -302,30 +281,14 @@ func fnatHintScript(t *testing.T, ns *testutil.NS, x *Dataplane) []string {
 	send(0, true, testutil.TCPFin|testutil.TCPAck)
 	send(1, false, testutil.TCPAck)
 	send(0, true, testutil.TCPAck)
-	return log
 }
 
-// A FULLNAT flow, with and without the cache: the same verdicts, frames
-// (less the local address and port) and states.
-func TestFlowHintsChangeNothingFULLNAT(t *testing.T) {
-	if runtime.NumCPU() < 2 {
-		t.Skip("needs two CPUs: the real's replies come in on another")
-	}
-	ns, x := newFNATTest(t)
-	got := fnatHintScript(t, ns, x)
-	testNoFlowCache = true
-	t.Cleanup(func() { testNoFlowCache = false })
-	ns2, x2 := newFNATTest(t)
-	require.Equal(t, uint32(1), x2.objs.FlowCache.MaxEntries())
-	require.Equal(t, fnatHintScript(t, ns2, x2), got)
-}
-
-// A FULLNAT flow is hinted: its entry deleted behind the cache's back,
-// the client's ACK still goes to the real from the same local address
-// and port, byte for byte as the table's path sent it.
-func TestFlowHintsServeFULLNAT(t *testing.T) {
-	ns, x := newFNATTest(t)
-	f := syn(48000)
+// servesAfterDelete makes a flow from the client's port and hints it on
+// CPU 0, deletes its entry from the flow table, and checks that its next
+// ACK still leaves from CPU 0 exactly as the table's path sent the last,
+// checksums right.
+func servesAfterDelete(t *testing.T, ns *testutil.NS, x *Dataplane, port uint16) {
+	f := syn(port)
 	v, _ := runXOnCPU(t, ns, x, 0, f)
 	require.EqualValues(t, xdpTX, v)
 	f.TCPFlags = testutil.TCPAck
@@ -334,10 +297,38 @@ func TestFlowHintsServeFULLNAT(t *testing.T) {
 		v, want = runXOnCPU(t, ns, x, 0, f)
 		require.EqualValues(t, xdpTX, v)
 	}
-	k := xlbConnKey{Src: ip4(client), Dst: ip4(vip), Sport: port16(48000), Dport: port16(80), Proto: 6}
+	k := xlbConnKey{Src: ip4(client), Dst: ip4(vip), Sport: port16(port), Dport: port16(80), Proto: 6}
 	require.NoError(t, x.objs.Conns.Delete(&k))
 	v, got := runXOnCPU(t, ns, x, 0, f)
 	require.EqualValues(t, xdpTX, v, "the hint serves")
-	assert.Equal(t, want, got)
+	assert.Equal(t, want, got, "rewritten as the table's path rewrote it")
 	verifyChecksums(t, got)
+}
+
+// connsLine is the flow table as a user lists it, for a script's log.
+func connsLine(t *testing.T, x *Dataplane) string {
+	conns, err := x.Conns()
+	require.NoError(t, err)
+	var b strings.Builder
+	for _, c := range conns {
+		fmt.Fprintf(&b, " %s %s %s", c.Client, c.Real, c.State)
+	}
+	return b.String()
+}
+
+// sameWithoutCache runs script on a data plane open makes, then on one
+// without the flow cache, and requires the same log.
+func sameWithoutCache(t *testing.T, open func(*testing.T) (*testutil.NS, *Dataplane),
+	script func(*testing.T, *testutil.NS, *Dataplane) []string) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two CPUs: the real's replies come in on another")
+	}
+	ns, x := open(t)
+	require.Greater(t, x.objs.FlowCache.MaxEntries(), uint32(1), "this kernel has the cache")
+	got := script(t, ns, x)
+	testNoFlowCache = true
+	t.Cleanup(func() { testNoFlowCache = false })
+	ns2, x2 := open(t)
+	require.Equal(t, uint32(1), x2.objs.FlowCache.MaxEntries())
+	require.Equal(t, script(t, ns2, x2), got)
 }
