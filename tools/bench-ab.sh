@@ -21,6 +21,14 @@ for round in $(seq "$rounds"); do
 		dir=$a
 		[[ $side == b ]] && dir=$b
 		echo "== round $round: $side ($([[ $side == a ]] && echo "$rev" || echo "working tree"))"
-		(cd "$dir" && "$tmp/$side.test" -test.run '^$' -test.bench "$bench" -test.benchtime 2000000x | grep '^Benchmark')
+		# A failing case's own words are kept: a grep for the result
+		# lines alone dropped them.
+		out=$tmp/$side-$round.out
+		if ! (cd "$dir" && "$tmp/$side.test" -test.run '^$' -test.bench "$bench" -test.benchtime 2000000x >"$out" 2>&1); then
+			cat "$out" >&2
+			echo "bench-ab: $side failed in round $round" >&2
+			exit 1
+		fi
+		grep '^Benchmark' "$out"
 	done
 done
