@@ -595,8 +595,8 @@ EOF`))
 	}))
 	b.Cleanup(func() { x.Close() })
 	v := netip.MustParseAddr("10.78.1.100")
-	// Port 80 by DR, port 81 by TUN (IPIP) to the same real: the sink
-	// counts what arrives either way.
+	// Port 80 by DR, port 81 by TUN (IPIP), port 82 by NAT to the same
+	// real: the sink counts what arrives either way.
 	real := netip.MustParseAddr("10.78.0.3")
 	require.NoError(b, dir.Do(func() error {
 		return x.Apply([]dataplane.Service{
@@ -604,6 +604,8 @@ EOF`))
 				Reals: []dataplane.Real{{Addr: real, Port: 80, Weight: 1, Forward: lvs.DR}}},
 			{ServiceKey: dataplane.ServiceKey{Addr: v, Port: 81, Protocol: lvs.TCP}, Scheduler: "rr",
 				Reals: []dataplane.Real{{Addr: real, Port: 81, Weight: 1, Forward: lvs.TUN}}},
+			{ServiceKey: dataplane.ServiceKey{Addr: v, Port: 82, Protocol: lvs.TCP}, Scheduler: "rr",
+				Reals: []dataplane.Real{{Addr: real, Port: 8082, Weight: 1, Forward: lvs.NAT}}},
 		})
 	}))
 	// through measures the rate of one established flow to port, and
@@ -644,6 +646,9 @@ EOF`))
 	}
 	xlbPPS := through(80)
 	tunPPS := through(81)
+	// NAT against nftables DNAT is like against like: both rewrite the
+	// destination (and its checksums) of every frame.
+	natPPS := through(82)
 
 	b.ReportMetric(xlbPPS/1e6, "xlb-Mpps")
 	b.ReportMetric(tunPPS/1e6, "xlb-tun-Mpps")
@@ -652,6 +657,9 @@ EOF`))
 	b.ReportMetric(tunPPS/kernelPPS, "tun-x-kernel")
 	b.ReportMetric(nftPPS/1e6, "nft-dnat-Mpps")
 	b.ReportMetric(xlbPPS/nftPPS, "x-nft-dnat")
+	b.ReportMetric(natPPS/1e6, "xlb-nat-Mpps")
+	b.ReportMetric(natPPS/kernelPPS, "nat-x-kernel")
+	b.ReportMetric(natPPS/nftPPS, "nat-x-nft-dnat")
 	b.ReportMetric(ceilingPPS/1e6, "bare-redirect-Mpps")
 	b.ReportMetric(0, "ns/op")
 }
