@@ -35,11 +35,16 @@ static __always_inline __u64 xlb_now(void)
  * and the padding's bytes) waits for them to reach the cache: a failed
  * store-to-load forward, a quarter of an established packet's time
  * measured before keys were written so. */
+static __always_inline void conn_key_words(const struct packet *p, __u64 *k0, __u64 *k1)
+{
+	*k0 = (__u64)p->src.v4 | (__u64)p->dst.v4 << 32;
+	*k1 = (__u64)p->sport | (__u64)p->dport << 16 | (__u64)p->proto << 32;
+}
+
 static __always_inline void conn_key_of(const struct packet *p, struct conn_key *k)
 {
 	__u64 *w = (__u64 *)k;
-	w[0] = (__u64)p->src.v4 | (__u64)p->dst.v4 << 32;
-	w[1] = (__u64)p->sport | (__u64)p->dport << 16 | (__u64)p->proto << 32;
+	conn_key_words(p, &w[0], &w[1]);
 }
 
 /* The key of a packet's flow in its family's tables. */
@@ -65,11 +70,18 @@ static __always_inline int conn_expired(const struct conn *c, __u64 now)
 	return now > seen && now - seen > (__u64)c->timeout_s * 1000000000ULL;
 }
 
-/* Refresh last_seen only when it moved by a coarse step: most packets of a
- * busy flow then write nothing to the shared entry. */
+/* Whether a flow last seen at seen is to be touched at now: last_seen is
+ * refreshed only when it moved by a coarse step, so most packets of a busy
+ * flow write nothing to the shared entry (and may go by a hint of the
+ * flow cache, bpf/flowcache.h). */
+static __always_inline int touch_due(__u64 seen, __u64 now)
+{
+	return now > seen && now - seen > XLB_LAST_SEEN_STEP_NS;
+}
+
 static __always_inline void conn_touch(struct conn *c, __u64 now)
 {
-	if (now > c->last_seen && now - c->last_seen > XLB_LAST_SEEN_STEP_NS)
+	if (touch_due(c->last_seen, now))
 		c->last_seen = now;
 }
 

@@ -36,6 +36,7 @@
 #define XLB_FLOWCACHE_H
 
 #include "xlb_maps.h"
+#include "conntrack.h"
 
 /* Set by the loader: the cache's slots per CPU less one (a power of two
  * less one), 0 for no cache (a kernel without
@@ -56,15 +57,6 @@ static __always_inline void flow_hint_words(const struct conn_key *k, __u64 *k0,
 	*k1 = *(const __u64 *)((const void *)k + 8);
 }
 
-/* The same words of an IPv4 packet's flow, from its fields: a word read
- * back from the key the fields were just stored into by bytes and
- * halves waits for the stores (a failed store-to-load forward: a fifth
- * of the hinted path's time, measured). */
-static __always_inline void flow_hint_words_of(const struct packet *p, __u64 *k0, __u64 *k1)
-{
-	*k0 = (__u64)p->src.v4 | (__u64)p->dst.v4 << 32;
-	*k1 = (__u64)p->sport | (__u64)p->dport << 16 | (__u64)p->proto << 32;
-}
 
 static __always_inline __u32 flow_hint_slot(__u64 k0, __u64 k1)
 {
@@ -84,8 +76,10 @@ static __always_inline struct flow_hint *flow_hint_find(const struct packet *p)
 {
 	if (!flow_cache_mask)
 		return 0;
+	/* (the words from the packet's fields, conn_key_of's: reading them
+	 * back from a key just stored would wait for the stores) */
 	__u64 k0, k1;
-	flow_hint_words_of(p, &k0, &k1);
+	conn_key_words(p, &k0, &k1);
 	__u32 slot = flow_hint_slot(k0, k1);
 	struct flow_hint *h = bpf_map_lookup_elem(&flow_cache, &slot);
 	if (!h || h->k0 != k0 || h->k1 != (k1 | flow_hint_epoch()))

@@ -576,7 +576,7 @@ static __always_inline int hinted(struct xdp_md *ctx, struct packet *p, void *da
 		h->k0 = 0; /* the flow's state may move */
 		return XLB_CONTINUE;
 	}
-	if (now < h->seen || now - h->seen > XLB_LAST_SEEN_STEP_NS)
+	if (touch_due(h->seen, now))
 		return XLB_CONTINUE; /* the table's entry is to be touched */
 	__u32 slot = h->real;
 	struct real *r = bpf_map_lookup_elem(&reals, &slot);

@@ -178,10 +178,10 @@ func (c jiffyClock) now(j uint64) uint64 { return c.base + j*c.tick }
 
 // setJiffyClock gives the programs in spec the clock c.
 func setJiffyClock(spec *ebpf.CollectionSpec, c jiffyClock) error {
-	if err := spec.Variables["jiffy_ns"].Set(c.tick); err != nil {
+	if err := spec.Variables[xlbVarJiffyNs].Set(c.tick); err != nil {
 		return fmt.Errorf("configure bpf clock: %w", err)
 	}
-	if err := spec.Variables["jiffy_base"].Set(c.base); err != nil {
+	if err := spec.Variables[xlbVarJiffyBase].Set(c.base); err != nil {
 		return fmt.Errorf("configure bpf clock: %w", err)
 	}
 	return nil

@@ -320,7 +320,7 @@ func (x *Dataplane) loadObjects() error {
 		}
 		x.lim.bpfLoop = true
 	}
-	if err := sizeFlowCache(spec); err != nil {
+	if err := sizeFlowCache(spec, x.lim.bpfLoop); err != nil {
 		return err
 	}
 	x.replaceCounterPins(spec)
@@ -372,14 +372,15 @@ var testNoFlowCache bool
 // go to memory (a cache as large as the flow table added a miss, 100 ns,
 // to every new flow and every packet of a million flows hit at random).
 // A kernel without bpf_map_lookup_percpu_elem (before 5.19) gets no
-// cache: a flow that ends could not drop the other CPUs' hints.
-func sizeFlowCache(spec *ebpf.CollectionSpec) error {
+// cache: a flow that ends could not drop the other CPUs' hints (bpfLoop:
+// the programs were given bpf_loop, which drops them).
+func sizeFlowCache(spec *ebpf.CollectionSpec, bpfLoop bool) error {
+	if testNoFlowCache || !bpfLoop || features.HaveProgramHelper(ebpf.XDP, asm.FnMapLookupPercpuElem) != nil {
+		return nil
+	}
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
 		return fmt.Errorf("count CPUs: %w", err)
-	}
-	if testNoFlowCache || !haveBPFLoop() || features.HaveProgramHelper(ebpf.XDP, asm.FnMapLookupPercpuElem) != nil {
-		return nil
 	}
 	spec.Maps[xlbMapFlowCache].MaxEntries = flowCacheSlots
 	if err := spec.Variables[xlbVarFlowCacheMask].Set(uint32(flowCacheSlots - 1)); err != nil {
