@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -53,57 +54,34 @@ func boot(ctx context.Context, cfg *config, kt *kernelTree, initrd, outDir strin
 	}
 	defer os.RemoveAll(tmp)
 	console, guestOut := filepath.Join(outDir, "console.log"), filepath.Join(tmp, "guest.out")
-	accel := []string{"-accel", "tcg,thread=single", "-cpu", "max"}
-	res.Accel = "tcg (single-threaded)"
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
-		f.Close()
-		accel, res.Accel = []string{"-accel", "kvm", "-cpu", "host"}, "kvm"
-	}
-	args := append([]string{
-		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-machine", "q35"}, accel...)
-	args = append(args,
-		"-smp", strconv.Itoa(cfg.smp), "-m", cfg.mem,
-		"-kernel", kt.Vmlinuz, "-initrd", initrd,
-		"-append", "console=ttyS0 panic=-1 oops=panic rdinit=/init loglevel=4",
-		"-serial", "file:"+console, "-serial", "file:"+guestOut,
-		"-monitor", "none", "-nic", "none")
-
-	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	var qemuErr bytes.Buffer
-	cmd.Stderr = &qemuErr
-	logf("booting %s (%s) with %s, %s RAM", kt.Name, kt.Release, res.Accel, cfg.mem)
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start qemu: %w", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-
-	var stream io.Writer = &probeFilter{w: os.Stdout}
-	if cfg.quiet {
-		stream = io.Discard
-	}
-	con, out := &tail{path: console}, &tail{path: guestOut}
-	var waitErr error
-	for running := true; running; {
-		select {
-		case waitErr = <-done:
-			running = false
-		case <-time.After(200 * time.Millisecond):
+	var q qemuRun
+	for {
+		accel, name := accelArgs()
+		res.Accel = name
+		args := append([]string{
+			"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+			"-machine", "q35"}, accel...)
+		args = append(args,
+			"-smp", strconv.Itoa(cfg.smp), "-m", cfg.mem,
+			"-kernel", kt.Vmlinuz, "-initrd", initrd,
+			"-append", "console=ttyS0 panic=-1 oops=panic rdinit=/init loglevel=4",
+			"-serial", "file:"+console, "-serial", "file:"+guestOut,
+			"-monitor", "none", "-nic", "none")
+		logf("booting %s (%s) with %s, %s RAM", kt.Name, kt.Release, res.Accel, cfg.mem)
+		q = runQemu(ctx, cfg, args, console, guestOut, res, name == "kvm")
+		if name == "kvm" && res.BootSeconds == 0 && (q.stalled || q.waitErr != nil && !q.timedOut) {
+			// A nested KVM that aborts on an MSR or runs a guest that
+			// never prints: this host's KVM cannot run the tests.
+			kvmFailed.Store(true)
+			why := "its guest printed nothing in " + kvmStall.String()
+			if !q.stalled {
+				why = fmt.Sprintf("qemu: %v: %s", q.waitErr, firstLine(q.stderr))
+			}
+			logf("kvm could not boot %s (%s); tcg from now on", kt.Name, why)
+			continue
 		}
-		if res.BootSeconds == 0 && bytes.Contains(con.poll(), []byte("VMTEST: booted")) {
-			res.BootSeconds = time.Since(start).Seconds()
-		}
-		stream.Write(out.poll())
+		break
 	}
-	res.WallSeconds = time.Since(start).Seconds()
-	con.close()
-	out.close()
 
 	raw, err := os.ReadFile(guestOut)
 	if err != nil {
@@ -124,10 +102,10 @@ func boot(ctx context.Context, cfg *config, kt *kernelTree, initrd, outDir strin
 		res.Release = g.release
 	}
 	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case q.timedOut:
 		res.Status, res.Reason = "error", fmt.Sprintf("VM timed out after %s (raise --timeout)", cfg.timeout)
-	case !g.haveResult && waitErr != nil:
-		res.Status, res.Reason = "error", fmt.Sprintf("qemu: %v: %s", waitErr, strings.TrimSpace(qemuErr.String()))
+	case !g.haveResult && q.waitErr != nil:
+		res.Status, res.Reason = "error", fmt.Sprintf("qemu: %v: %s", q.waitErr, q.stderr)
 	case !g.haveResult:
 		res.Status, res.Reason = "error", "the guest stopped before its result line: "+lastKernelWords(console)
 	case g.rc == 0:
@@ -170,6 +148,89 @@ func (f *probeFilter) Write(b []byte) (int, error) {
 }
 
 // tail reads what QEMU appended to a file since the last poll.
+// kvmFailed is set once this host's KVM could not boot a guest: every
+// later boot of this process goes by TCG.
+var kvmFailed atomic.Bool
+
+// kvmStall is how long a KVM guest may print nothing on its console
+// before it is taken for a KVM that cannot run it (a TCG boot prints
+// within seconds).
+const kvmStall = 45 * time.Second
+
+// accelArgs: KVM where /dev/kvm opens and has not failed, else TCG.
+func accelArgs() ([]string, string) {
+	if !kvmFailed.Load() {
+		if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
+			f.Close()
+			return []string{"-accel", "kvm", "-cpu", "host"}, "kvm"
+		}
+	}
+	return []string{"-accel", "tcg,thread=single", "-cpu", "max"}, "tcg (single-threaded)"
+}
+
+type qemuRun struct {
+	waitErr  error
+	stderr   string
+	timedOut bool // cfg.timeout passed
+	stalled  bool // watched: nothing on the console within kvmStall
+}
+
+// runQemu runs one VM to its end, streaming the guest's output and
+// noting when it booted in res.
+func runQemu(ctx context.Context, cfg *config, args []string, console, guestOut string, res *runResult, watch bool) qemuRun {
+	var q qemuRun
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	var qemuErr bytes.Buffer
+	cmd.Stderr = &qemuErr
+	start := time.Now()
+	res.BootSeconds = 0
+	if err := cmd.Start(); err != nil {
+		q.waitErr = fmt.Errorf("start qemu: %w", err)
+		return q
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	var stream io.Writer = &probeFilter{w: os.Stdout}
+	if cfg.quiet {
+		stream = io.Discard
+	}
+	con, out := &tail{path: console}, &tail{path: guestOut}
+	printed := false
+	for running := true; running; {
+		select {
+		case q.waitErr = <-done:
+			running = false
+		case <-time.After(200 * time.Millisecond):
+		}
+		c := con.poll()
+		printed = printed || len(c) > 0
+		if res.BootSeconds == 0 && bytes.Contains(c, []byte("VMTEST: booted")) {
+			res.BootSeconds = time.Since(start).Seconds()
+		}
+		stream.Write(out.poll())
+		if watch && running && !printed && !q.stalled && time.Since(start) > kvmStall {
+			q.stalled = true
+			cancel()
+		}
+	}
+	res.WallSeconds = time.Since(start).Seconds()
+	con.close()
+	out.close()
+	q.timedOut = !q.stalled && errors.Is(ctx.Err(), context.DeadlineExceeded)
+	q.stderr = strings.TrimSpace(qemuErr.String())
+	return q
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
 type tail struct {
 	path string
 	f    *os.File

@@ -293,11 +293,9 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}()
 
-	srv, err := control.Listen(o.Socket, d, log)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
+	// The metrics port before the control socket: a director that cannot
+	// have what it was asked for stops without having answered as
+	// running.
 	if o.Metrics != "" {
 		l, err := net.Listen("tcp", o.Metrics)
 		if err != nil {
@@ -313,6 +311,11 @@ func Run(ctx context.Context, o Options) error {
 		defer ms.Close()
 		log.Info("serving metrics", "address", l.Addr().String())
 	}
+	srv, err := control.Listen(o.Socket, d, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
 	log.Info("xlb running", "config", o.ConfigFile, "interfaces", o.Interfaces, "virtual_servers", len(cfg.VirtualServers), "socket", o.Socket)
 	// systemd (Type=notify): ready only now, with the data plane attached,
 	// the configuration applied and the control socket answering.
