@@ -35,10 +35,15 @@ static __always_inline __u64 xlb_now(void)
  * and the padding's bytes) waits for them to reach the cache: a failed
  * store-to-load forward, a quarter of an established packet's time
  * measured before keys were written so. */
+static __always_inline __u64 ports_word(__be16 sport, __be16 dport, __u8 proto)
+{
+	return (__u64)sport | (__u64)dport << 16 | (__u64)proto << 32;
+}
+
 static __always_inline void conn_key_words(const struct packet *p, __u64 *k0, __u64 *k1)
 {
 	*k0 = (__u64)p->src.v4 | (__u64)p->dst.v4 << 32;
-	*k1 = (__u64)p->sport | (__u64)p->dport << 16 | (__u64)p->proto << 32;
+	*k1 = ports_word(p->sport, p->dport, p->proto);
 }
 
 static __always_inline void conn_key_of(const struct packet *p, struct conn_key *k)

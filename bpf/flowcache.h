@@ -8,8 +8,9 @@
  * What a hint holds is enough to forward: the flow's key, its real and
  * the real's generation, and the flow's last_seen when the hint was
  * written (and a FULLNAT flow's local address and port). It is written
- * by the table's path (established) for an IPv4 DR, TUN, NAT or FULLNAT
- * flow to an IPv4 real that is proven, ESTABLISHED (TCP) or UDP, has
+ * by the table's path (established) for a DR, TUN, NAT or FULLNAT flow
+ * to a real of the flow's family (IPv4 in flow_cache, IPv6 in
+ * flow_cache6) that is proven, ESTABLISHED (TCP) or UDP, has
  * counted its client's packets to 9 and has a timeout of 2 s or more: a
  * flow for which a client's packet with no SYN, FIN or RST changes
  * nothing in the table but last_seen (ESTABLISHED + ACK stays ESTABLISHED
@@ -22,8 +23,10 @@
  *
  * What else changes a flow goes around the hint, and each is handled:
  * a packet with SYN, FIN or RST drops the hint of its CPU and takes the
- * table's path; the real's removal or standby changes what the hint
- * checks in the real's entry on every packet; a flow ended by the table's
+ * table's path (an IPv6 one does not look at the cache: the table's path
+ * drops every CPU's hint of a flow whose state it moves); the real's
+ * removal or standby changes what the hint checks in the real's entry on
+ * every packet; a flow ended by the table's
  * path (a SYN reusing its ports), and a NAT or FULLNAT flow whose state
  * its real's reply moves, drop the hints of every CPU (flow_hint_forget); the control plane's writes to flows and timeouts
  * move flow_epoch, which every hint carries. A flow the sweeper ends has
@@ -31,7 +34,11 @@
  * is left: a flow the LRU evicts while a CPU holds its hint (the table
  * full of flows busier than it) still goes to its real from that CPU
  * for what is left of the hint's second, where the table's path would
- * have found no flow. */
+ * have found no flow.
+ *
+ * IPv6's hints are DR's and NAT66's (TUN and FULLNAT go by the table),
+ * served by a global function (hinted6) to keep xlb_xdp6's frame and
+ * the verifier's walk of it as they were. */
 #ifndef XLB_FLOWCACHE_H
 #define XLB_FLOWCACHE_H
 
@@ -87,16 +94,37 @@ static __always_inline struct flow_hint *flow_hint_find(const struct packet *p)
 	return h;
 }
 
+/* Whether a flow, as the table's path leaves it, is one a hint may
+ * serve: proven (the caller's), to a real of its family, its client's
+ * packets counted to 9, a timeout of 2 s or more, ESTABLISHED or UDP. */
+static __always_inline int flow_hint_worthy(const struct conn *c, const struct real *r, __u8 proto, __u8 fam)
+{
+	/* (FULLNAT across families, NAT46 and NAT64, goes by the table) */
+	if (!flow_cache_mask || c->in_pkts < 9 || c->timeout_s < 2 || r->family != fam)
+		return 0;
+	/* IPv6's: DR and NAT66 (TUN and FULLNAT go by the table) */
+	if (fam == AF_INET6 && ((r->flags & XLB_REAL_F_TUN) || (c->flags & XLB_CONN_F_FNAT)))
+		return 0;
+	return (proto == IPPROTO_TCP && c->state == XLB_CT_ESTABLISHED) || (proto == IPPROTO_UDP && c->state == XLB_CT_UDP);
+}
+
+static __always_inline void flow_hint_val_of(struct flow_hint_val *v, const struct conn *c)
+{
+	v->seen = c->last_seen;
+	v->real = c->real;
+	v->gen = c->gen;
+	v->fnat = (c->flags & XLB_CONN_F_FNAT) != 0;
+	v->laddr = c->laddr;
+	v->lport = c->lport;
+}
+
 /* Writes this CPU's hint for the flow k after the table's path has
  * handled a packet of it (c as the packet left it), if the flow is one a
  * hint may serve. */
 static __always_inline void flow_hint_write(const struct conn_key *k, const struct conn *c, const struct real *r,
 					    __u8 proto)
 {
-	/* (FULLNAT across families, NAT46, goes by the table) */
-	if (!flow_cache_mask || c->in_pkts < 9 || c->timeout_s < 2 || r->family != AF_INET)
-		return;
-	if (!((proto == IPPROTO_TCP && c->state == XLB_CT_ESTABLISHED) || (proto == IPPROTO_UDP && c->state == XLB_CT_UDP)))
+	if (!flow_hint_worthy(c, r, proto, AF_INET))
 		return;
 	__u64 k0, k1;
 	flow_hint_words(k, &k0, &k1);
@@ -106,12 +134,7 @@ static __always_inline void flow_hint_write(const struct conn_key *k, const stru
 		return;
 	h->k0 = k0;
 	h->k1 = k1 | flow_hint_epoch();
-	h->seen = c->last_seen;
-	h->real = c->real;
-	h->gen = c->gen;
-	h->fnat = (c->flags & XLB_CONN_F_FNAT) != 0;
-	h->laddr = c->laddr;
-	h->lport = c->lport;
+	flow_hint_val_of(&h->v, c);
 }
 
 struct flow_hint_forget_ctx {
@@ -138,6 +161,65 @@ static __always_inline void flow_hint_forget(const struct conn_key *k)
 	flow_hint_words(k, &f.k0, &f.k1);
 	f.slot = flow_hint_slot(f.k0, f.k1);
 	bpf_loop(flow_cache_cpus, flow_hint_forget_cpu, &f, 0);
+}
+
+/* IPv6. A flow's five words mixed, whose upper half picks its slot. */
+static __always_inline __u64 flow_hint6_mix(__u64 s0, __u64 s1, __u64 d0, __u64 d1, __u64 kp)
+{
+	return ((s0 ^ (s1 * 0xC2B2AE3D27D4EB4FULL)) + (d0 ^ (d1 * 0x165667B19E3779F9ULL)) + kp) * 0x9E3779B97F4A7C15ULL;
+}
+
+static __always_inline __u32 flow_hint6_slot(__u64 mix)
+{
+	return (__u32)(mix >> 32) & flow_cache_mask;
+}
+
+/* The hint of this CPU for the IPv6 packet's flow, or 0 (the words from
+ * the packet's fields, as for IPv4). */
+static __always_inline struct flow_hint6 *flow_hint_find6(const struct packet *p)
+{
+	if (!flow_cache_mask)
+		return 0;
+	const __u64 *s = (const __u64 *)&p->src, *d = (const __u64 *)&p->dst;
+	__u64 kp = ports_word(p->sport, p->dport, p->proto);
+	__u32 slot = flow_hint6_slot(flow_hint6_mix(s[0], s[1], d[0], d[1], kp));
+	struct flow_hint6 *h = bpf_map_lookup_elem(&flow_cache6, &slot);
+	if (!h || h->kp != (kp | flow_hint_epoch()) || h->s0 != s[0] || h->s1 != s[1] || h->d0 != d[0] || h->d1 != d[1])
+		return 0;
+	return h;
+}
+
+/* Forgetting an IPv6 flow's hints carries its mix rather than its five
+ * words (the frames that call it are near 6.1's limit): a hint of
+ * another flow with the same mix in the same slot is dropped too, which
+ * costs that flow one trip through the table and changes nothing else. */
+struct flow_hint_forget6_ctx {
+	__u64 mix;
+	__u32 slot;
+};
+
+static long flow_hint_forget6_cpu(__u32 cpu, struct flow_hint_forget6_ctx *f)
+{
+	struct flow_hint6 *h = bpf_map_lookup_percpu_elem(&flow_cache6, &f->slot, cpu);
+	if (h && flow_hint6_mix(h->s0, h->s1, h->d0, h->d1, h->kp & ((1ULL << FLOW_HINT_KEY_BITS) - 1)) == f->mix)
+		h->kp = 0;
+	return 0;
+}
+
+static __attribute__((noinline)) int flow_hint_forget6(const struct conn_key6 *k)
+{
+	if (!flow_cache_mask)
+		return 0;
+	__u64 s0, s1, d0, d1;
+	__builtin_memcpy(&s0, &k->src[0], 8);
+	__builtin_memcpy(&s1, &k->src[2], 8);
+	__builtin_memcpy(&d0, &k->dst[0], 8);
+	__builtin_memcpy(&d1, &k->dst[2], 8);
+	struct flow_hint_forget6_ctx f;
+	f.mix = flow_hint6_mix(s0, s1, d0, d1, ports_word(k->sport, k->dport, k->proto));
+	f.slot = flow_hint6_slot(f.mix);
+	bpf_loop(flow_cache_cpus, flow_hint_forget6_cpu, &f, 0);
+	return 0;
 }
 
 #endif /* XLB_FLOWCACHE_H */

@@ -112,6 +112,14 @@ static __always_inline void count(void *map, __u32 idx, __u64 bytes, __u64 new_c
 	}
 }
 
+/* IPv6 by DR or NAT66 to an IPv6 real. */
+static __always_inline int forward6_direct(struct xdp_md *ctx, struct packet *p, void *data_end, const struct real *r)
+{
+	if ((r->flags & XLB_REAL_F_NAT) && nat_rewrite6(p, data_end, 1, r->addr.v6, r->port ? r->port : p->dport) < 0)
+		return XDP_DROP;
+	return forward_dr(ctx, p->eth, r);
+}
+
 /* forward: DR, NAT or TUN to the chosen real. */
 static __always_inline int forward(struct xdp_md *ctx, struct packet *p, void *data_end, const struct real *r, __u32 slot,
 				   __u8 fam)
@@ -123,9 +131,7 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *p, void *d
 			return forward_tun6(ctx, p, data_end, r, slot);
 		if (r->family != AF_INET6) /* NAT64's go by nat64_xmit */
 			return XDP_DROP;
-		if ((r->flags & XLB_REAL_F_NAT) && nat_rewrite6(p, data_end, 1, r->addr.v6, r->port ? r->port : p->dport) < 0)
-			return XDP_DROP;
-		return forward_dr(ctx, p->eth, r);
+		return forward6_direct(ctx, p, data_end, r);
 	}
 	/* A NAT real without a port (of a port-0 service) keeps the
 	 * client's: IPVS's dest->port ? dest->port : vport. */
@@ -242,6 +248,8 @@ static __always_inline int reply_flow(union flow_key *fk, __u8 fam, __u8 proto, 
 		 * may outlive the state it was written in. */
 		if (fam == AF_INET && fc->state != before)
 			flow_hint_forget(&fk->v4);
+		else if (fc->state != before && flow_cache_mask)
+			flow_hint_forget6(&fk->v6);
 		conn_rearm(fc, xlb_now());
 		__u32 rs = fc->real;
 		if (half && fr && proto == IPPROTO_TCP && conn_proven(fc, proto))
@@ -474,6 +482,65 @@ static __always_inline int fnat46_send(struct xdp_md *ctx, __u32 real_slot, __u3
 	return xdp_verdict(act);
 }
 
+/* A parsed packet's headers as a scalar, for the global functions below
+ * (which may be given nothing else): the IPv6 header's offset, and the
+ * transport header's above it. */
+static __always_inline __u32 packet6_hdrs(struct xdp_md *ctx, const struct packet *p)
+{
+	void *data = (void *)(long)ctx->data;
+	return (__u32)((void *)p->ip - data) | (__u32)(p->l4 - data) << 16;
+}
+
+/* The IPv6 packet whose headers are at hdrs (packet6_hdrs: the caller's
+ * parse proved them), of protocol proto, as a struct packet q (no TCP
+ * flags: the callers are given no packet that could move its flow's
+ * state). 0 if its headers are not there. */
+static __always_inline int packet6_at(struct xdp_md *ctx, __u32 hdrs, __u32 proto, struct packet *q)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 l3 = hdrs & 0xffff, l4 = hdrs >> 16;
+	if (l3 > 64 || l4 > 1024 || data + sizeof(struct ethhdr) > data_end)
+		return 0;
+	struct ipv6hdr *ip6 = data + l3;
+	__be16 *ports = data + l4;
+	if ((void *)(ip6 + 1) > data_end || (void *)(ports + 2) > data_end)
+		return 0;
+	q->sport = ports[0];
+	q->dport = ports[1];
+	q->proto = (__u8)proto;
+	q->family = AF_INET6;
+	q->eth = data;
+	q->ip = (struct iphdr *)ip6;
+	q->l4 = ports;
+	__builtin_memcpy(q->src.v6, &ip6->saddr, 16);
+	__builtin_memcpy(q->dst.v6, &ip6->daddr, 16);
+	return 1;
+}
+
+/* flow_hint_write for an IPv6 flow (the caller has asked
+ * flow_hint_worthy), from the packet's fields: seen, real and gen are the
+ * flow's. A global function, for the reason hinted6 is one. */
+__attribute__((noinline)) int flow_hint_write6(struct xdp_md *ctx, __u32 hdrs, __u32 proto, __u64 seen, __u64 real_gen)
+{
+	struct packet q = {};
+	if (!flow_cache_mask || !packet6_at(ctx, hdrs, proto, &q))
+		return 0;
+	const __u64 *s = (const __u64 *)&q.src, *d = (const __u64 *)&q.dst;
+	__u64 kp = ports_word(q.sport, q.dport, q.proto);
+	__u32 slot = flow_hint6_slot(flow_hint6_mix(s[0], s[1], d[0], d[1], kp));
+	struct flow_hint6 *h = bpf_map_lookup_elem(&flow_cache6, &slot);
+	if (!h)
+		return 0;
+	h->s0 = s[0];
+	h->s1 = s[1];
+	h->d0 = d[0];
+	h->d1 = d[1];
+	h->kp = kp | flow_hint_epoch();
+	h->v = (struct flow_hint_val){ .seen = seen, .real = (__u32)real_gen, .gen = (__u32)(real_gen >> 32) };
+	return 0;
+}
+
 /* established: a packet of a flow the tables hold goes to the flow's
  * real, after one LRU lookup (two for a half-open flow, which the packet
  * may prove). A flow that cannot go on (expired, its real removed, its
@@ -502,6 +569,10 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 			__u8 before = c->state;
 			if (p->proto == IPPROTO_TCP)
 				conn_tcp_transition(c, p->tcp_flags, (c->flags & XLB_CONN_F_NAT) ? CT_DIR_INPUT : CT_DIR_INPUT_ONLY);
+			/* IPv6's hints are not looked at by a packet that may
+			 * move the state (hinted): one that did forgets them. */
+			if (fam == AF_INET6 && c->state != before && flow_cache_mask)
+				flow_hint_forget6(&ck->v6);
 			conn_rearm(c, now);
 			conn_count_in(c);
 			if (half && conn_proven(c, p->proto))
@@ -509,6 +580,8 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 			count(&real_stats, real_slot, bytes, 0);
 			if (fam == AF_INET && !half)
 				flow_hint_write(&ck->v4, c, r, p->proto);
+			else if (!half && flow_hint_worthy(c, r, p->proto, AF_INET6))
+				flow_hint_write6(ctx, packet6_hdrs(ctx, p), p->proto, c->last_seen, (__u64)c->gen << 32 | c->real);
 			if (c->flags & XLB_CONN_F_FNAT) {
 				/* The handshake's ACK carries TOA when asked. */
 				int toa = (r->flags & XLB_REAL_F_TOA) && before == XLB_CT_SYN_RECV && p->proto == IPPROTO_TCP &&
@@ -555,6 +628,8 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 	}
 	if (fam == AF_INET)
 		flow_hint_forget(&ck->v4);
+	else if (flow_cache_mask)
+		flow_hint_forget6(&ck->v6);
 	if (live)
 		conns_add(real_slot, c->state, -1);
 	flow_tmpl_release(ck, fam, c);
@@ -564,30 +639,81 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 	return XLB_CONTINUE;
 }
 
+/* The real a hint (v) sends its flow's packet to, or 0 when the table's
+ * path must take it: the table's entry is due a touch, or the real is no
+ * longer the flow's. */
+static __always_inline struct real *hint_real(const struct flow_hint_val *v, __u64 now)
+{
+	if (touch_due(v->seen, now))
+		return 0; /* the table's entry is to be touched */
+	__u32 slot = v->real;
+	struct real *r = bpf_map_lookup_elem(&reals, &slot);
+	if (!r || r->gen != v->gen || (r->flags & (XLB_REAL_F_PRESENT | XLB_REAL_F_STANDBY)) != XLB_REAL_F_PRESENT)
+		return 0;
+	return r;
+}
+
+/* Whether a packet may move its flow's state (SYN, FIN, RST): the
+ * table's path takes it, and the hints of its flow go. */
+static __always_inline int state_moves(const struct packet *p)
+{
+	return p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST));
+}
+
+/* hinted for IPv6, DR and NAT66 (flow_hint_worthy), for a packet that
+ * cannot move its flow's state: a global function, verified once on its
+ * own. Inlined in xlb_xdp6 it took that frame 32 bytes past 6.1's limit;
+ * as a static subprogram, walked again at each of the many states the
+ * IPv6 parser leaves, it added 230k instructions to the verifier's walk.
+ * It is given the parsed packet as scalars (its headers' offsets and its
+ * protocol) and reads the rest from the frame, whose headers the
+ * caller's parse proved. */
+__attribute__((noinline)) int hinted6(struct xdp_md *ctx, __u32 hdrs, __u32 proto)
+{
+	struct packet q = {};
+	if (!packet6_at(ctx, hdrs, proto, &q))
+		return XLB_CONTINUE;
+	struct flow_hint6 *h = flow_hint_find6(&q);
+	if (!h)
+		return XLB_CONTINUE;
+	struct real *r = hint_real(&h->v, xlb_now());
+	if (!r || (r->flags & XLB_REAL_F_TUN) || r->family != AF_INET6)
+		return XLB_CONTINUE;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	count(&real_stats, h->v.real, data_end - data, 0);
+	return forward6_direct(ctx, &q, data_end, r);
+}
+
 /* hinted: a packet of a flow this CPU's cache holds goes to its real
  * without a lookup in the flow table (bpf/flowcache.h). XLB_CONTINUE
  * when the table's path must take it. */
-static __always_inline int hinted(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes, __u64 now)
+static __always_inline int hinted(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes, __u64 now, __u8 fam)
 {
+	if (fam == AF_INET6) {
+		/* A packet that may move its flow's state (a new flow's first
+		 * among them) makes no call: one that does move it forgets
+		 * the flow's hints on the table's path (established). */
+		if (!flow_cache_mask || state_moves(p))
+			return XLB_CONTINUE;
+		return hinted6(ctx, packet6_hdrs(ctx, p), p->proto);
+	}
 	struct flow_hint *h = flow_hint_find(p);
 	if (!h)
 		return XLB_CONTINUE;
-	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST))) {
-		h->k0 = 0; /* the flow's state may move */
+	if (state_moves(p)) {
+		h->k0 = 0;
 		return XLB_CONTINUE;
 	}
-	if (touch_due(h->seen, now))
-		return XLB_CONTINUE; /* the table's entry is to be touched */
-	__u32 slot = h->real;
-	struct real *r = bpf_map_lookup_elem(&reals, &slot);
-	if (!r || r->gen != h->gen || (r->flags & (XLB_REAL_F_PRESENT | XLB_REAL_F_STANDBY)) != XLB_REAL_F_PRESENT)
+	struct real *r = hint_real(&h->v, now);
+	if (!r)
 		return XLB_CONTINUE;
-	count(&real_stats, slot, bytes, 0);
+	count(&real_stats, h->v.real, bytes, 0);
 	/* FULLNAT: the source as the table's path rewrites it (no TOA: that
 	 * is the handshake's ACK, never hinted). */
-	if (h->fnat && fnat_source(p, data_end, h->laddr, h->lport, AF_INET) < 0)
+	if (h->v.fnat && fnat_source(p, data_end, h->v.laddr, h->v.lport, AF_INET) < 0)
 		return XDP_DROP;
-	return forward(ctx, p, data_end, r, slot, AF_INET);
+	return forward(ctx, p, data_end, r, h->v.real, AF_INET);
 }
 
 /* drop_packet (ip_vs_todrop): 1 in drop_rate new flows dropped. */
@@ -791,11 +917,9 @@ static __always_inline int by_flow(struct xdp_md *ctx, struct packet *p, void *d
 		return XDP_PASS;
 	__u64 now = xlb_now();
 	int act;
-	if (fam == AF_INET) {
-		act = hinted(ctx, p, data_end, bytes, now);
-		if (act != XLB_CONTINUE)
-			return act;
-	}
+	act = hinted(ctx, p, data_end, bytes, now, fam);
+	if (act != XLB_CONTINUE)
+		return act;
 	union flow_key ck;
 	flow_key_of(p, &ck, fam);
 	act = established(ctx, p, data_end, &ck, bytes, now, fam);

@@ -322,6 +322,14 @@ struct {
 	__uint(max_entries, 1);
 } flow_cache SEC(".maps");
 
+/* IPv6's: its hints hold 36 bytes of key, as many slots as flow_cache. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct flow_hint6);
+	__uint(max_entries, 1);
+} flow_cache6 SEC(".maps");
+
 /* The epoch every hint carries: the control plane moves it when it
  * writes flows or timeouts, and every hint written before is void. */
 struct {

@@ -257,11 +257,9 @@ struct conn {
 	__u16 pad2;
 };
 
-/* A hint of the established-flow cache (bpf/flowcache.h): the flow's key
- * as two words, the epoch above the key's bits in k1. */
-struct flow_hint {
-	__u64 k0;
-	__u64 k1;
+/* What a hint of the established-flow cache (bpf/flowcache.h) says of
+ * its flow, after the flow's key. */
+struct flow_hint_val {
 	__u64 seen; /* the flow's last_seen when the hint was written */
 	__u32 real;
 	__u32 gen;
@@ -269,6 +267,22 @@ struct flow_hint {
 	__u8 laddr;
 	__u8 fnat;
 	__u32 pad;
+};
+
+/* An IPv4 flow's hint: its key as two words, the epoch above the key's
+ * bits in k1. */
+struct flow_hint {
+	__u64 k0;
+	__u64 k1;
+	struct flow_hint_val v;
+};
+
+/* An IPv6 flow's hint: the addresses as four words, the ports and
+ * protocol as one with the epoch above them (as in k1); 64 bytes. */
+struct flow_hint6 {
+	__u64 s0, s1, d0, d1;
+	__u64 kp;
+	struct flow_hint_val v;
 };
 
 enum xlb_conn_flags {

@@ -37,6 +37,7 @@ xdp_tests=(
 	TestUnitCapabilities TestTUNEndToEnd TestIPv6TUNEndToEnd TestTUNAcrossFamiliesEndToEnd
 	TestFlowHintsChangeNothing TestFlowHintsServe TestJiffyClockOnThisKernel TestFlowHintsChangeNothingNAT
 	TestFlowHintsServeNAT TestFlowHintsChangeNothingFULLNAT TestFlowHintsServeFULLNAT
+	TestFlowHintsChangeNothing6 TestFlowHintsServe6
 )
 t0=$SECONDS
 flags="-test.run=^($(IFS='|'; echo "${xdp_tests[*]}"))\$ -test.timeout=40m"

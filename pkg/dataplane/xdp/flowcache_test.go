@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/google/gopacket/layers"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
 	"github.com/xlbproject/xlb/internal/testutil"
 	"github.com/xlbproject/xlb/pkg/dataplane"
+	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // runOnCPU is run with the program on one CPU (BPF_PROG_TEST_RUN runs it
@@ -25,8 +27,12 @@ func runOnCPU(t *testing.T, r *schedRig, cpu int, f testutil.Frame) (uint32, []b
 
 func runXOnCPU(t *testing.T, ns *testutil.NS, x *Dataplane, cpu int, f testutil.Frame) (uint32, []byte) {
 	t.Helper()
+	return runFrameOnCPU(t, ns, x, cpu, f.Bytes())
+}
+
+func runFrameOnCPU(t *testing.T, ns *testutil.NS, x *Dataplane, cpu int, frame []byte) (uint32, []byte) {
+	t.Helper()
 	var ret uint32
-	frame := f.Bytes()
 	out := make([]byte, len(frame)+64)
 	opts := &ebpf.RunOptions{Data: frame, DataOut: out}
 	require.NoError(t, ns.Do(func() error {
@@ -331,4 +337,155 @@ func sameWithoutCache(t *testing.T, open func(*testing.T) (*testutil.NS, *Datapl
 	ns2, x2 := open(t)
 	require.Equal(t, uint32(1), x2.objs.FlowCache.MaxEntries())
 	require.Equal(t, script(t, ns2, x2), got)
+}
+
+// newDR6Test is a director forwarding [vip6]:80/TCP by DR to real6(1)
+// and real6(2), rr.
+func newDR6Test(t *testing.T) (*testutil.NS, *Dataplane) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	res := staticResolver{}
+	svc := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr"}
+	for i := 1; i <= 2; i++ {
+		res[real6(i)] = NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC}
+		svc.Reals = append(svc.Reals, dataplane.Real{Addr: real6(i), Port: 80, Weight: 1, Forward: lvs.DR})
+	}
+	x := openTest(t, ns, res)
+	apply(t, ns, x, svc)
+	return ns, x
+}
+
+// newNAT66Test is a director forwarding [vip6]:80/TCP by NAT66 to
+// [real6(1)]:8080.
+func newNAT66Test(t *testing.T) (*testutil.NS, *Dataplane) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	require.NoError(t, ns.Sysctl("net.ipv6.conf.all.forwarding", "1"))
+	res := staticResolver{real6(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
+	x := openTest(t, ns, res)
+	apply(t, ns, x, dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
+		Reals: []dataplane.Real{{Addr: real6(1), Port: 8080, Weight: 1, Forward: lvs.NAT}}})
+	return ns, x
+}
+
+// tcpFlags sets a gopacket TCP header's flags from their bits.
+func tcpFlags(bits uint8) func(*layers.TCP) {
+	return func(tcp *layers.TCP) {
+		tcp.FIN, tcp.SYN, tcp.RST, tcp.ACK = bits&testutil.TCPFin != 0, bits&testutil.TCPSyn != 0,
+			bits&testutil.TCPRst != 0, bits&testutil.TCPAck != 0
+	}
+}
+
+// dr6HintScript is hintScript's flows for IPv6 DR: one hinted on CPU 0
+// and then ended on CPU 1 (RST, then a SYN on its ports: a new
+// connection, to the other real by rr), whose next ACKs on CPU 0 must go
+// to the new real; one closed by its client's FIN.
+func dr6HintScript(t *testing.T, ns *testutil.NS, x *Dataplane) []string {
+	var log []string
+	send := func(cpu int, port uint16, flags uint8) {
+		v, out := runFrameOnCPU(t, ns, x, cpu, segment6(t, client6, vip6, port, 80, false, tcpFlags(flags), "x"))
+		log = append(log, fmt.Sprintf("cpu %d port %d flags %#x verdict %d frame %x", cpu, port, flags, v, out)+connsLine(t, x))
+	}
+	hinted := func(port uint16) {
+		send(0, port, testutil.TCPSyn)
+		for range 12 {
+			send(0, port, testutil.TCPAck)
+		}
+	}
+	hinted(44000)
+	send(1, 44000, testutil.TCPRst|testutil.TCPAck)
+	send(1, 44000, testutil.TCPSyn)
+	for range 3 {
+		send(0, 44000, testutil.TCPAck)
+	}
+	hinted(44001)
+	send(0, 44001, testutil.TCPFin|testutil.TCPAck)
+	send(0, 44001, testutil.TCPAck)
+	return log
+}
+
+// nat66HintScript is twoWayScript for an IPv6 NAT66 flow: the client's
+// packets on CPU 0, the real's replies (which move the flow's state) on
+// CPU 1.
+func nat66HintScript(t *testing.T, ns *testutil.NS, x *Dataplane) []string {
+	var log []string
+	twoWayScript(func(cpu int, in bool, flags uint8) {
+		f := segment6(t, client6, vip6, 45000, 80, false, tcpFlags(flags), "in")
+		if !in {
+			f = segment6(t, real6(1), client6, 8080, 45000, false, tcpFlags(flags), "out")
+		}
+		v, out := runFrameOnCPU(t, ns, x, cpu, f)
+		log = append(log, fmt.Sprintf("in %v verdict %d frame %x", in, v, out)+connsLine(t, x))
+	})
+	return log
+}
+
+// IPv6 DR and NAT66 flows, with and without the cache: the same
+// verdicts, frames and states, a flow's ports reused on another CPU and
+// a NAT66 flow's state moved by its real's replies there.
+func TestFlowHintsChangeNothing6(t *testing.T) {
+	t.Run("dr", func(t *testing.T) { sameWithoutCache(t, newDR6Test, dr6HintScript) })
+	t.Run("nat66", func(t *testing.T) { sameWithoutCache(t, newNAT66Test, nat66HintScript) })
+}
+
+// IPv6 DR and NAT66 flows are hinted: the entry deleted behind the
+// cache's back, the client's ACK still leaves CPU 0 exactly as the
+// table's path sent it, with extension headers before its TCP header
+// too; not from CPU 1, which holds no hint; and no longer once the
+// control plane's epoch moves. An IPv6 FULLNAT flow is not hinted (it
+// goes by the table, as IPv6 TUN does).
+func TestFlowHintsServe6(t *testing.T) {
+	t.Run("fullnat6 not hinted", func(t *testing.T) {
+		ns, x := newFNAT6Test(t)
+		v, _ := runFrameOnCPU(t, ns, x, 0, frame6(t, vip6, 46000, true, false, 0, nil))
+		require.EqualValues(t, xdpTX, v)
+		ack := frame6(t, vip6, 46000, false, true, 0, nil)
+		for range 12 {
+			v, _ = runFrameOnCPU(t, ns, x, 0, ack)
+			require.EqualValues(t, xdpTX, v)
+		}
+		k := xlbConnKey6{Src: words6(client6), Dst: words6(vip6), Sport: port16(46000), Dport: port16(80), Proto: 6}
+		require.NoError(t, x.objs.Conns6.Delete(&k))
+		v, _ = runFrameOnCPU(t, ns, x, 0, ack)
+		assert.EqualValues(t, xdpPass, v, "no hint: no flow, and an ACK starts none")
+	})
+	for _, c := range []struct {
+		name string
+		open func(*testing.T) (*testutil.NS, *Dataplane)
+	}{{"dr", newDR6Test}, {"nat66", newNAT66Test}} {
+		t.Run(c.name, func(t *testing.T) {
+			ns, x := c.open(t)
+			require.Greater(t, x.objs.FlowCache6.MaxEntries(), uint32(1), "this kernel has the cache")
+			v, _ := runFrameOnCPU(t, ns, x, 0, frame6(t, vip6, 46000, true, false, 0, nil))
+			require.EqualValues(t, xdpTX, v)
+			ack := frame6(t, vip6, 46000, false, true, 0, nil)
+			hop := []byte{byte(layers.IPProtocolTCP), 0, 1, 4, 0, 0, 0, 0}
+			ackExt := frame6(t, vip6, 46000, false, true, layers.IPProtocolIPv6HopByHop, hop)
+			var want, wantExt []byte
+			for range 12 {
+				v, want = runFrameOnCPU(t, ns, x, 0, ack)
+				require.EqualValues(t, xdpTX, v)
+			}
+			v, wantExt = runFrameOnCPU(t, ns, x, 0, ackExt)
+			require.EqualValues(t, xdpTX, v)
+			k := xlbConnKey6{Src: words6(client6), Dst: words6(vip6), Sport: port16(46000), Dport: port16(80), Proto: 6}
+			require.NoError(t, x.objs.Conns6.Delete(&k))
+			v, got := runFrameOnCPU(t, ns, x, 0, ack)
+			require.EqualValues(t, xdpTX, v, "the hint serves")
+			assert.Equal(t, want, got, "sent as the table's path sent it")
+			v, got = runFrameOnCPU(t, ns, x, 0, ackExt)
+			require.EqualValues(t, xdpTX, v, "the hint serves after a hop-by-hop header")
+			assert.Equal(t, wantExt, got)
+			if _, _, ok := tcp6Checksum(t, got); c.name == "nat66" {
+				assert.True(t, ok, "the rewritten TCP checksum")
+			}
+			if runtime.NumCPU() > 1 {
+				v, _ = runFrameOnCPU(t, ns, x, 1, ack)
+				assert.EqualValues(t, xdpPass, v, "no hint on CPU 1: no flow, and an ACK starts none")
+			}
+			require.NoError(t, x.forgetFlowHints())
+			v, _ = runFrameOnCPU(t, ns, x, 0, ack)
+			assert.EqualValues(t, xdpPass, v, "the epoch moved: no hint")
+		})
+	}
 }

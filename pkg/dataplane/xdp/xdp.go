@@ -366,7 +366,8 @@ func haveBPFLoop() bool {
 // cache (tests compare the two).
 var testNoFlowCache bool
 
-// sizeFlowCache gives each CPU flowCacheSlots hints (128 KiB), few
+// sizeFlowCache gives each CPU flowCacheSlots hints of each family
+// (128 KiB of IPv4's, 256 KiB of IPv6's), few
 // enough to stay in its caches: a hint is there for the flows that carry
 // the traffic, and a packet of any other flow pays a probe that does not
 // go to memory (a cache as large as the flow table added a miss, 100 ns,
@@ -383,6 +384,7 @@ func sizeFlowCache(spec *ebpf.CollectionSpec, bpfLoop bool) error {
 		return fmt.Errorf("count CPUs: %w", err)
 	}
 	spec.Maps[xlbMapFlowCache].MaxEntries = flowCacheSlots
+	spec.Maps[xlbMapFlowCache6].MaxEntries = flowCacheSlots
 	if err := spec.Variables[xlbVarFlowCacheMask].Set(uint32(flowCacheSlots - 1)); err != nil {
 		return fmt.Errorf("configure the flow cache: %w", err)
 	}

@@ -91,16 +91,38 @@ type xlbFloodWindow struct {
 }
 
 type xlbFlowHint struct {
-	_     structs.HostLayout
-	K0    uint64
-	K1    uint64
-	Seen  uint64
-	Real  uint32
-	Gen   uint32
-	Lport uint16
-	Laddr uint8
-	Fnat  uint8
-	Pad   uint32
+	_  structs.HostLayout
+	K0 uint64
+	K1 uint64
+	V  struct {
+		_     structs.HostLayout
+		Seen  uint64
+		Real  uint32
+		Gen   uint32
+		Lport uint16
+		Laddr uint8
+		Fnat  uint8
+		Pad   uint32
+	}
+}
+
+type xlbFlowHint6 struct {
+	_  structs.HostLayout
+	S0 uint64
+	S1 uint64
+	D0 uint64
+	D1 uint64
+	Kp uint64
+	V  struct {
+		_     structs.HostLayout
+		Seen  uint64
+		Real  uint32
+		Gen   uint32
+		Lport uint16
+		Laddr uint8
+		Fnat  uint8
+		Pad   uint32
+	}
 }
 
 type xlbFnatPort struct {
@@ -358,6 +380,7 @@ const (
 	xlbMapFibScratch       = "fib_scratch"
 	xlbMapFloodWindow      = "flood_window"
 	xlbMapFlowCache        = "flow_cache"
+	xlbMapFlowCache6       = "flow_cache6"
 	xlbMapFlowEpoch        = "flow_epoch"
 	xlbMapFnatPorts        = "fnat_ports"
 	xlbMapFnatPorts6       = "fnat_ports6"
@@ -472,6 +495,7 @@ type xlbMapSpecs struct {
 	FibScratch       *ebpf.MapSpec `ebpf:"fib_scratch"`
 	FloodWindow      *ebpf.MapSpec `ebpf:"flood_window"`
 	FlowCache        *ebpf.MapSpec `ebpf:"flow_cache"`
+	FlowCache6       *ebpf.MapSpec `ebpf:"flow_cache6"`
 	FlowEpoch        *ebpf.MapSpec `ebpf:"flow_epoch"`
 	FnatPorts        *ebpf.MapSpec `ebpf:"fnat_ports"`
 	FnatPorts6       *ebpf.MapSpec `ebpf:"fnat_ports6"`
@@ -550,6 +574,7 @@ type xlbMaps struct {
 	FibScratch       *ebpf.Map `ebpf:"fib_scratch"`
 	FloodWindow      *ebpf.Map `ebpf:"flood_window"`
 	FlowCache        *ebpf.Map `ebpf:"flow_cache"`
+	FlowCache6       *ebpf.Map `ebpf:"flow_cache6"`
 	FlowEpoch        *ebpf.Map `ebpf:"flow_epoch"`
 	FnatPorts        *ebpf.Map `ebpf:"fnat_ports"`
 	FnatPorts6       *ebpf.Map `ebpf:"fnat_ports6"`
@@ -597,6 +622,7 @@ func (m *xlbMaps) Close() error {
 		m.FibScratch,
 		m.FloodWindow,
 		m.FlowCache,
+		m.FlowCache6,
 		m.FlowEpoch,
 		m.FnatPorts,
 		m.FnatPorts6,
