@@ -16,7 +16,6 @@ import (
 
 	"github.com/xlbproject/xlb/internal/testutil"
 	"github.com/xlbproject/xlb/pkg/dataplane"
-	"github.com/xlbproject/xlb/pkg/lvs"
 )
 
 // runOnCPU is run with the program on one CPU (BPF_PROG_TEST_RUN runs it
@@ -337,35 +336,6 @@ func sameWithoutCache(t *testing.T, open func(*testing.T) (*testutil.NS, *Datapl
 	ns2, x2 := open(t)
 	require.Equal(t, uint32(1), x2.objs.FlowCache.MaxEntries())
 	require.Equal(t, script(t, ns2, x2), got)
-}
-
-// newDR6Test is a director forwarding [vip6]:80/TCP by DR to real6(1)
-// and real6(2), rr.
-func newDR6Test(t *testing.T) (*testutil.NS, *Dataplane) {
-	requireRoot(t)
-	ns, _ := testNS(t)
-	res := staticResolver{}
-	svc := dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr"}
-	for i := 1; i <= 2; i++ {
-		res[real6(i)] = NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC}
-		svc.Reals = append(svc.Reals, dataplane.Real{Addr: real6(i), Port: 80, Weight: 1, Forward: lvs.DR})
-	}
-	x := openTest(t, ns, res)
-	apply(t, ns, x, svc)
-	return ns, x
-}
-
-// newNAT66Test is a director forwarding [vip6]:80/TCP by NAT66 to
-// [real6(1)]:8080.
-func newNAT66Test(t *testing.T) (*testutil.NS, *Dataplane) {
-	requireRoot(t)
-	ns, _ := testNS(t)
-	require.NoError(t, ns.Sysctl("net.ipv6.conf.all.forwarding", "1"))
-	res := staticResolver{real6(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
-	x := openTest(t, ns, res)
-	apply(t, ns, x, dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
-		Reals: []dataplane.Real{{Addr: real6(1), Port: 8080, Weight: 1, Forward: lvs.NAT}}})
-	return ns, x
 }
 
 // tcpFlags sets a gopacket TCP header's flags from their bits.

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/xlbproject/xlb/internal/testutil"
 	"github.com/xlbproject/xlb/pkg/dataplane"
 	"github.com/xlbproject/xlb/pkg/ipvssync"
 	"github.com/xlbproject/xlb/pkg/lvs"
@@ -56,12 +57,9 @@ func frame6From(t *testing.T, src, dst netip.Addr, sport uint16, syn, ack bool, 
 	return out.Bytes()
 }
 
-// IPv6 DR in XDP: a flow's packets go to one real, the frame re-addressed
-// and nothing else touched (gopacket decodes it, its checksum still the
-// sender's); extension headers are walked; a fragment or a cut header to
-// a VIP is a counted drop; ICMPv6 and traffic for no VIP go to the
-// kernel; the flow is listed with its IPv6 addresses and counted.
-func TestIPv6DRGoldenPackets(t *testing.T) {
+// newDR6Test is a director forwarding [vip6]:80/TCP by DR to real6(1)
+// and real6(2), rr.
+func newDR6Test(t *testing.T) (*testutil.NS, *Dataplane) {
 	requireRoot(t)
 	ns, _ := testNS(t)
 	res := staticResolver{}
@@ -72,6 +70,29 @@ func TestIPv6DRGoldenPackets(t *testing.T) {
 	}
 	x := openTest(t, ns, res)
 	apply(t, ns, x, svc)
+	return ns, x
+}
+
+// newNAT66Test is a director forwarding [vip6]:80/TCP by NAT66 to
+// [real6(1)]:8080.
+func newNAT66Test(t *testing.T) (*testutil.NS, *Dataplane) {
+	requireRoot(t)
+	ns, _ := testNS(t)
+	require.NoError(t, ns.Sysctl("net.ipv6.conf.all.forwarding", "1"))
+	res := staticResolver{real6(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
+	x := openTest(t, ns, res)
+	apply(t, ns, x, dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
+		Reals: []dataplane.Real{{Addr: real6(1), Port: 8080, Weight: 1, Forward: lvs.NAT}}})
+	return ns, x
+}
+
+// IPv6 DR in XDP: a flow's packets go to one real, the frame re-addressed
+// and nothing else touched (gopacket decodes it, its checksum still the
+// sender's); extension headers are walked; a fragment or a cut header to
+// a VIP is a counted drop; ICMPv6 and traffic for no VIP go to the
+// kernel; the flow is listed with its IPv6 addresses and counted.
+func TestIPv6DRGoldenPackets(t *testing.T) {
+	ns, x := newDR6Test(t)
 
 	forwarded := func(in []byte, what string) net.HardwareAddr {
 		t.Helper()
@@ -405,13 +426,7 @@ func tcp6Checksum(t *testing.T, frame []byte) (*layers.IPv6, *layers.TCP, bool) 
 // checksum gopacket finds right; the reply entry follows the flow from
 // half-open to proven.
 func TestNAT66GoldenPackets(t *testing.T) {
-	requireRoot(t)
-	ns, _ := testNS(t)
-	require.NoError(t, ns.Sysctl("net.ipv6.conf.all.forwarding", "1"))
-	res := staticResolver{real6(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
-	x := openTest(t, ns, res)
-	apply(t, ns, x, dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
-		Reals: []dataplane.Real{{Addr: real6(1), Port: 8080, Weight: 1, Forward: lvs.NAT}}})
+	ns, x := newNAT66Test(t)
 
 	in := func(syn, ack bool) {
 		t.Helper()
