@@ -76,13 +76,19 @@ func newDR6Test(t *testing.T) (*testutil.NS, *Dataplane) {
 // newNAT66Test is a director forwarding [vip6]:80/TCP by NAT66 to
 // [real6(1)]:8080.
 func newNAT66Test(t *testing.T) (*testutil.NS, *Dataplane) {
+	return newOneNATReal(t, vip6, real6(1), "net.ipv6.conf.all.forwarding")
+}
+
+// newOneNATReal is a director forwarding VIP:80/TCP by NAT to real:8080,
+// forwarding (the sysctl that turns its family's on) on.
+func newOneNATReal(t *testing.T, vip, real netip.Addr, forwarding string) (*testutil.NS, *Dataplane) {
 	requireRoot(t)
 	ns, _ := testNS(t)
-	require.NoError(t, ns.Sysctl("net.ipv6.conf.all.forwarding", "1"))
-	res := staticResolver{real6(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
+	require.NoError(t, ns.Sysctl(forwarding, "1"))
+	res := staticResolver{real: {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
 	x := openTest(t, ns, res)
-	apply(t, ns, x, dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip6, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
-		Reals: []dataplane.Real{{Addr: real6(1), Port: 8080, Weight: 1, Forward: lvs.NAT}}})
+	apply(t, ns, x, dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
+		Reals: []dataplane.Real{{Addr: real, Port: 8080, Weight: 1, Forward: lvs.NAT}}})
 	return ns, x
 }
 

@@ -266,13 +266,7 @@ func TestNATICMPErrors(t *testing.T) {
 // A NAT flow follows IPVS's two-way tables: the client's packets through
 // INPUT, the real's replies through OUTPUT (ip_vs_proto_tcp.c).
 func TestNATTwoWayStates(t *testing.T) {
-	requireRoot(t)
-	ns, _ := testNS(t)
-	require.NoError(t, ns.Sysctl("net.ipv4.ip_forward", "1"))
-	res := staticResolver{realAddr(1): {Ifindex: 1, MAC: realMAC(1), SrcMAC: srcMAC}}
-	x := openTest(t, ns, res)
-	apply(t, ns, x, dataplane.Service{ServiceKey: dataplane.ServiceKey{Addr: vip, Port: 80, Protocol: lvs.TCP}, Scheduler: "rr",
-		Reals: []dataplane.Real{{Addr: realAddr(1), Port: 8080, Weight: 1, Forward: lvs.NAT}}})
+	ns, x := newOneNATReal(t, vip, realAddr(1), "net.ipv4.ip_forward")
 	in := func(flags uint8) {
 		f := syn(44000)
 		f.TCPFlags = flags
