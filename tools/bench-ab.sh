@@ -32,3 +32,28 @@ for round in $(seq "$rounds"); do
 		grep '^Benchmark' "$out"
 	done
 done
+# Each case's metrics over the rounds, side by side: median (min-max) per
+# side, so that a host whose rounds move by more than the change can
+# still be read.
+echo "== medians over $rounds rounds: a ($rev) | b (working tree)"
+for side in a b; do
+	for round in $(seq "$rounds"); do
+		grep '^Benchmark' "$tmp/$side-$round.out" | sed "s/^/$side /"
+	done
+done | awk '
+{
+	side = $1; name = $2
+	for (i = 4; i + 1 <= NF; i += 2) {
+		k = name " " $(i + 1)
+		if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+		vals[side, k] = vals[side, k] " " $i
+	}
+}
+function stat(list,   a, m, i, j, t, lo, hi, med) {
+	m = split(list, a, " ")
+	if (m == 0) return "-"
+	for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	med = (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+	return sprintf("%.4g (%.4g-%.4g)", med, a[1], a[m])
+}
+END { for (i = 1; i <= n; i++) printf "%-60s %24s | %s\n", order[i], stat(vals["a", order[i]]), stat(vals["b", order[i]]) }'
