@@ -36,7 +36,7 @@
  * for what is left of the hint's second, where the table's path would
  * have found no flow.
  *
- * IPv6's hints are DR's and NAT66's (TUN and FULLNAT go by the table),
+ * IPv6's hints are DR's, NAT66's and FULLNAT66's (TUN goes by the table),
  * served by a global function (hinted6) to keep xlb_xdp6's frame and
  * the verifier's walk of it as they were. */
 #ifndef XLB_FLOWCACHE_H
@@ -102,8 +102,8 @@ static __always_inline int flow_hint_worthy(const struct conn *c, const struct r
 	/* (FULLNAT across families, NAT46 and NAT64, goes by the table) */
 	if (!flow_cache_mask || c->in_pkts < 9 || c->timeout_s < 2 || r->family != fam)
 		return 0;
-	/* IPv6's: DR and NAT66 (TUN and FULLNAT go by the table) */
-	if (fam == AF_INET6 && ((r->flags & XLB_REAL_F_TUN) || (c->flags & XLB_CONN_F_FNAT)))
+	/* IPv6's: DR, NAT66 and FULLNAT66 (TUN goes by the table) */
+	if (fam == AF_INET6 && (r->flags & XLB_REAL_F_TUN))
 		return 0;
 	return (proto == IPPROTO_TCP && c->state == XLB_CT_ESTABLISHED) || (proto == IPPROTO_UDP && c->state == XLB_CT_UDP);
 }
@@ -174,17 +174,17 @@ static __always_inline __u32 flow_hint6_slot(__u64 mix)
 	return (__u32)(mix >> 32) & flow_cache_mask;
 }
 
-/* The hint of this CPU for the IPv6 packet's flow, or 0 (the words from
- * the packet's fields, as for IPv4). */
-static __always_inline struct flow_hint6 *flow_hint_find6(const struct packet *p)
+/* The hint of this CPU for the IPv6 flow of the packet whose addresses
+ * are at addrs (the IPv6 header's source and destination, 32 bytes) and
+ * whose ports and protocol are kp, or 0. The addresses are read again
+ * after the lookup rather than kept across it: hinted6's frame is what
+ * xlb_xdp6's leaves of 6.1's 512 bytes. */
+static __always_inline struct flow_hint6 *flow_hint_find6(const void *addrs, __u64 kp)
 {
-	if (!flow_cache_mask)
-		return 0;
-	const __u64 *s = (const __u64 *)&p->src, *d = (const __u64 *)&p->dst;
-	__u64 kp = ports_word(p->sport, p->dport, p->proto);
-	__u32 slot = flow_hint6_slot(flow_hint6_mix(s[0], s[1], d[0], d[1], kp));
+	const __u64 *a = addrs;
+	__u32 slot = flow_hint6_slot(flow_hint6_mix(a[0], a[1], a[2], a[3], kp));
 	struct flow_hint6 *h = bpf_map_lookup_elem(&flow_cache6, &slot);
-	if (!h || h->kp != (kp | flow_hint_epoch()) || h->s0 != s[0] || h->s1 != s[1] || h->d0 != d[0] || h->d1 != d[1])
+	if (!h || h->kp != (kp | flow_hint_epoch()) || h->s0 != a[0] || h->s1 != a[1] || h->d0 != a[2] || h->d1 != a[3])
 		return 0;
 	return h;
 }

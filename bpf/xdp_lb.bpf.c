@@ -102,14 +102,19 @@ struct {
  * handler in xlb_xdp's chain takes it. */
 #define XLB_CONTINUE -1
 
-static __always_inline void count(void *map, __u32 idx, __u64 bytes, __u64 new_conn)
+static __always_inline void count_at(void *map, const __u32 *key, __u64 bytes, __u64 new_conn)
 {
-	struct counters *c = bpf_map_lookup_elem(map, &idx);
+	struct counters *c = bpf_map_lookup_elem(map, key);
 	if (c) {
 		c->packets++;
 		c->bytes += bytes;
 		c->conns += new_conn;
 	}
+}
+
+static __always_inline void count(void *map, __u32 idx, __u64 bytes, __u64 new_conn)
+{
+	count_at(map, &idx, bytes, new_conn);
 }
 
 /* IPv6 by DR or NAT66 to an IPv6 real. */
@@ -520,11 +525,12 @@ static __always_inline int packet6_at(struct xdp_md *ctx, __u32 hdrs, __u32 prot
 
 /* flow_hint_write for an IPv6 flow (the caller has asked
  * flow_hint_worthy), from the packet's fields: seen, real and gen are the
- * flow's. A global function, for the reason hinted6 is one. */
-__attribute__((noinline)) int flow_hint_write6(struct xdp_md *ctx, __u32 hdrs, __u32 proto, __u64 seen, __u64 real_gen)
+ * flow's, and meta its protocol, FULLNAT flag, local address and port
+ * (hint6_meta). A global function, for the reason hinted6 is one. */
+__attribute__((noinline)) int flow_hint_write6(struct xdp_md *ctx, __u32 hdrs, __u64 meta, __u64 seen, __u64 real_gen)
 {
 	struct packet q = {};
-	if (!flow_cache_mask || !packet6_at(ctx, hdrs, proto, &q))
+	if (!flow_cache_mask || !packet6_at(ctx, hdrs, (__u8)meta, &q))
 		return 0;
 	const __u64 *s = (const __u64 *)&q.src, *d = (const __u64 *)&q.dst;
 	__u64 kp = ports_word(q.sport, q.dport, q.proto);
@@ -537,8 +543,15 @@ __attribute__((noinline)) int flow_hint_write6(struct xdp_md *ctx, __u32 hdrs, _
 	h->d0 = d[0];
 	h->d1 = d[1];
 	h->kp = kp | flow_hint_epoch();
-	h->v = (struct flow_hint_val){ .seen = seen, .real = (__u32)real_gen, .gen = (__u32)(real_gen >> 32) };
+	h->v = (struct flow_hint_val){ .seen = seen, .real = (__u32)real_gen, .gen = (__u32)(real_gen >> 32),
+				       .fnat = (meta >> 8) & 1, .laddr = (__u8)(meta >> 16), .lport = (__be16)(meta >> 32) };
 	return 0;
+}
+
+/* flow_hint_write6's meta for flow c of protocol proto. */
+static __always_inline __u64 hint6_meta(const struct conn *c, __u8 proto)
+{
+	return proto | (__u64)((c->flags & XLB_CONN_F_FNAT) != 0) << 8 | (__u64)c->laddr << 16 | (__u64)c->lport << 32;
 }
 
 /* established: a packet of a flow the tables hold goes to the flow's
@@ -581,7 +594,8 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 			if (fam == AF_INET && !half)
 				flow_hint_write(&ck->v4, c, r, p->proto);
 			else if (!half && flow_hint_worthy(c, r, p->proto, AF_INET6))
-				flow_hint_write6(ctx, packet6_hdrs(ctx, p), p->proto, c->last_seen, (__u64)c->gen << 32 | c->real);
+				flow_hint_write6(ctx, packet6_hdrs(ctx, p), hint6_meta(c, p->proto), c->last_seen,
+						 (__u64)c->gen << 32 | c->real);
 			if (c->flags & XLB_CONN_F_FNAT) {
 				/* The handshake's ACK carries TOA when asked. */
 				int toa = (r->flags & XLB_REAL_F_TOA) && before == XLB_CT_SYN_RECV && p->proto == IPPROTO_TCP &&
@@ -646,8 +660,8 @@ static __always_inline struct real *hint_real(const struct flow_hint_val *v, __u
 {
 	if (touch_due(v->seen, now))
 		return 0; /* the table's entry is to be touched */
-	__u32 slot = v->real;
-	struct real *r = bpf_map_lookup_elem(&reals, &slot);
+	/* (keyed by the hint's own field: no key on the frame) */
+	struct real *r = bpf_map_lookup_elem(&reals, &v->real);
 	if (!r || r->gen != v->gen || (r->flags & (XLB_REAL_F_PRESENT | XLB_REAL_F_STANDBY)) != XLB_REAL_F_PRESENT)
 		return 0;
 	return r;
@@ -660,7 +674,7 @@ static __always_inline int state_moves(const struct packet *p)
 	return p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST));
 }
 
-/* hinted for IPv6, DR and NAT66 (flow_hint_worthy), for a packet that
+/* hinted for IPv6, DR, NAT66 and FULLNAT66 (flow_hint_worthy), for a packet that
  * cannot move its flow's state: a global function, verified once on its
  * own. Inlined in xlb_xdp6 it took that frame 32 bytes past 6.1's limit;
  * as a static subprogram, walked again at each of the many states the
@@ -670,10 +684,12 @@ static __always_inline int state_moves(const struct packet *p)
  * caller's parse proved. */
 __attribute__((noinline)) int hinted6(struct xdp_md *ctx, __u32 hdrs, __u32 proto)
 {
+	if (!flow_cache_mask)
+		return XLB_CONTINUE;
 	struct packet q = {};
 	if (!packet6_at(ctx, hdrs, proto, &q))
 		return XLB_CONTINUE;
-	struct flow_hint6 *h = flow_hint_find6(&q);
+	struct flow_hint6 *h = flow_hint_find6(&((struct ipv6hdr *)q.ip)->saddr, ports_word(q.sport, q.dport, q.proto));
 	if (!h)
 		return XLB_CONTINUE;
 	struct real *r = hint_real(&h->v, xlb_now());
@@ -681,7 +697,11 @@ __attribute__((noinline)) int hinted6(struct xdp_md *ctx, __u32 hdrs, __u32 prot
 		return XLB_CONTINUE;
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	count(&real_stats, h->v.real, data_end - data, 0);
+	count_at(&real_stats, &h->v.real, data_end - data, 0);
+	/* FULLNAT66: the source as the table's path rewrites it (no TOA:
+	 * that is the handshake's ACK, never hinted). */
+	if (h->v.fnat && fnat_source(&q, data_end, h->v.laddr, h->v.lport, AF_INET6) < 0)
+		return XDP_DROP;
 	return forward6_direct(ctx, &q, data_end, r);
 }
 

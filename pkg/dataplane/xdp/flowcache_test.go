@@ -390,39 +390,61 @@ func nat66HintScript(t *testing.T, ns *testutil.NS, x *Dataplane) []string {
 	return log
 }
 
-// IPv6 DR and NAT66 flows, with and without the cache: the same
-// verdicts, frames and states, a flow's ports reused on another CPU and
-// a NAT66 flow's state moved by its real's replies there.
+// fnat66HintScript is fnatHintScript for IPv6 FULLNAT: the client's
+// packets on CPU 0, the real's replies to the local address and port on
+// CPU 1; what it logs leaves out the local address and port a run picks
+// (and the TCP checksum that covers them), every TCP checksum verified
+// and one local port for the whole flow.
+func fnat66HintScript(t *testing.T, ns *testutil.NS, x *Dataplane) []string {
+	var log []string
+	var local netip.Addr
+	var lport uint16
+	twoWayScript(func(cpu int, in bool, flags uint8) {
+		f := segment6(t, client6, vip6, 47000, 80, false, tcpFlags(flags), "in")
+		if !in {
+			f = segment6(t, real6(1), local, 8080, lport, false, tcpFlags(flags), "out")
+		}
+		v, out := runFrameOnCPU(t, ns, x, cpu, f)
+		if v == xdpTX || v == xdpPass {
+			_, _, ok := tcp6Checksum(t, out)
+			require.True(t, ok, "the TCP checksum")
+		}
+		if in && v == xdpTX {
+			ip, tcp, _ := tcp6Checksum(t, out)
+			if !local.IsValid() {
+				local, lport = ip6Of(ip.SrcIP), uint16(tcp.SrcPort)
+			}
+			require.Equal(t, local, ip6Of(ip.SrcIP))
+			require.Equal(t, lport, uint16(tcp.SrcPort))
+			out = append([]byte(nil), out...)
+			clear(out[22:38]) // the source address
+			clear(out[54:56]) // the source port
+			clear(out[70:72]) // the TCP checksum
+		}
+		log = append(log, fmt.Sprintf("in %v verdict %d frame %x", in, v, out)+connsLine(t, x))
+	})
+	return log
+}
+
+// IPv6 DR, NAT66 and FULLNAT66 flows, with and without the cache: the
+// same verdicts, frames and states, a flow's ports reused on another CPU
+// and a translated flow's state moved by its real's replies there.
 func TestFlowHintsChangeNothing6(t *testing.T) {
 	t.Run("dr", func(t *testing.T) { sameWithoutCache(t, newDR6Test, dr6HintScript) })
 	t.Run("nat66", func(t *testing.T) { sameWithoutCache(t, newNAT66Test, nat66HintScript) })
+	t.Run("fullnat66", func(t *testing.T) { sameWithoutCache(t, newFNAT6Test, fnat66HintScript) })
 }
 
-// IPv6 DR and NAT66 flows are hinted: the entry deleted behind the
-// cache's back, the client's ACK still leaves CPU 0 exactly as the
-// table's path sent it, with extension headers before its TCP header
+// IPv6 DR, NAT66 and FULLNAT66 flows are hinted: the entry deleted
+// behind the cache's back, the client's ACK still leaves CPU 0 exactly as
+// the table's path sent it, with extension headers before its TCP header
 // too; not from CPU 1, which holds no hint; and no longer once the
-// control plane's epoch moves. An IPv6 FULLNAT flow is not hinted (it
-// goes by the table, as IPv6 TUN does).
+// control plane's epoch moves.
 func TestFlowHintsServe6(t *testing.T) {
-	t.Run("fullnat6 not hinted", func(t *testing.T) {
-		ns, x := newFNAT6Test(t)
-		v, _ := runFrameOnCPU(t, ns, x, 0, frame6(t, vip6, 46000, true, false, 0, nil))
-		require.EqualValues(t, xdpTX, v)
-		ack := frame6(t, vip6, 46000, false, true, 0, nil)
-		for range 12 {
-			v, _ = runFrameOnCPU(t, ns, x, 0, ack)
-			require.EqualValues(t, xdpTX, v)
-		}
-		k := xlbConnKey6{Src: words6(client6), Dst: words6(vip6), Sport: port16(46000), Dport: port16(80), Proto: 6}
-		require.NoError(t, x.objs.Conns6.Delete(&k))
-		v, _ = runFrameOnCPU(t, ns, x, 0, ack)
-		assert.EqualValues(t, xdpPass, v, "no hint: no flow, and an ACK starts none")
-	})
 	for _, c := range []struct {
 		name string
 		open func(*testing.T) (*testutil.NS, *Dataplane)
-	}{{"dr", newDR6Test}, {"nat66", newNAT66Test}} {
+	}{{"dr", newDR6Test}, {"nat66", newNAT66Test}, {"fullnat66", newFNAT6Test}} {
 		t.Run(c.name, func(t *testing.T) {
 			ns, x := c.open(t)
 			require.Greater(t, x.objs.FlowCache6.MaxEntries(), uint32(1), "this kernel has the cache")
@@ -446,7 +468,7 @@ func TestFlowHintsServe6(t *testing.T) {
 			v, got = runFrameOnCPU(t, ns, x, 0, ackExt)
 			require.EqualValues(t, xdpTX, v, "the hint serves after a hop-by-hop header")
 			assert.Equal(t, wantExt, got)
-			if _, _, ok := tcp6Checksum(t, got); c.name == "nat66" {
+			if _, _, ok := tcp6Checksum(t, got); c.name != "dr" {
 				assert.True(t, ok, "the rewritten TCP checksum")
 			}
 			if runtime.NumCPU() > 1 {
