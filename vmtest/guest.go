@@ -147,7 +147,6 @@ func (f *probeFilter) Write(b []byte) (int, error) {
 	}
 }
 
-// tail reads what QEMU appended to a file since the last poll.
 // kvmFailed is set once this host's KVM could not boot a guest: every
 // later boot of this process goes by TCG.
 var kvmFailed atomic.Bool
@@ -231,6 +230,7 @@ func firstLine(s string) string {
 	return l
 }
 
+// tail reads what QEMU appended to a file since the last poll.
 type tail struct {
 	path string
 	f    *os.File
