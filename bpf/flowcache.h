@@ -26,10 +26,10 @@
  * table's path (an IPv6 one does not look at the cache: the table's path
  * drops every CPU's hint of a flow whose state it moves); the real's
  * removal or standby changes what the hint checks in the real's entry on
- * every packet; a flow ended by the table's
- * path (a SYN reusing its ports), and a NAT or FULLNAT flow whose state
- * its real's reply moves, drop the hints of every CPU (flow_hint_forget); the control plane's writes to flows and timeouts
- * move flow_epoch, which every hint carries. A flow the sweeper ends has
+ * every packet; a flow ended by the table's path (a SYN reusing its
+ * ports), and a NAT or FULLNAT flow whose state its real's reply moves,
+ * drop the hints of every CPU (flow_hint_forget); the control plane's
+ * writes to flows and timeouts move flow_epoch, which every hint carries. A flow the sweeper ends has
  * been idle for its timeout, long past a hint's second. One difference
  * is left: a flow the LRU evicts while a CPU holds its hint (the table
  * full of flows busier than it) still goes to its real from that CPU
@@ -174,16 +174,23 @@ static __always_inline __u32 flow_hint6_slot(__u64 mix)
 	return (__u32)(mix >> 32) & flow_cache_mask;
 }
 
-/* The hint of this CPU for the IPv6 flow of the packet whose addresses
- * are at addrs (the IPv6 header's source and destination, 32 bytes) and
- * whose ports and protocol are kp, or 0. The addresses are read again
+/* This CPU's hint slot for the IPv6 flow whose addresses are at addrs
+ * (an IPv6 header's source and destination, 32 bytes) and whose ports
+ * and protocol are kp, whatever flow it holds. */
+static __always_inline struct flow_hint6 *flow_hint6_at(const void *addrs, __u64 kp)
+{
+	const __u64 *a = addrs;
+	__u32 slot = flow_hint6_slot(flow_hint6_mix(a[0], a[1], a[2], a[3], kp));
+	return bpf_map_lookup_elem(&flow_cache6, &slot);
+}
+
+/* The hint of this CPU for that flow, or 0. The addresses are read again
  * after the lookup rather than kept across it: hinted6's frame is what
  * xlb_xdp6's leaves of 6.1's 512 bytes. */
 static __always_inline struct flow_hint6 *flow_hint_find6(const void *addrs, __u64 kp)
 {
 	const __u64 *a = addrs;
-	__u32 slot = flow_hint6_slot(flow_hint6_mix(a[0], a[1], a[2], a[3], kp));
-	struct flow_hint6 *h = bpf_map_lookup_elem(&flow_cache6, &slot);
+	struct flow_hint6 *h = flow_hint6_at(addrs, kp);
 	if (!h || h->kp != (kp | flow_hint_epoch()) || h->s0 != a[0] || h->s1 != a[1] || h->d0 != a[2] || h->d1 != a[3])
 		return 0;
 	return h;

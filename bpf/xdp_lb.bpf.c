@@ -497,9 +497,10 @@ static __always_inline __u32 packet6_hdrs(struct xdp_md *ctx, const struct packe
 }
 
 /* The IPv6 packet whose headers are at hdrs (packet6_hdrs: the caller's
- * parse proved them), of protocol proto, as a struct packet q (no TCP
- * flags: the callers are given no packet that could move its flow's
- * state). 0 if its headers are not there. */
+ * parse proved them), of protocol proto, as a struct packet q for the
+ * forwarding code: its headers and ports, no addresses (read them at
+ * q->ip) and no TCP flags (the callers are given no packet that could
+ * move its flow's state). 0 if its headers are not there. */
 static __always_inline int packet6_at(struct xdp_md *ctx, __u32 hdrs, __u32 proto, struct packet *q)
 {
 	void *data = (void *)(long)ctx->data;
@@ -518,8 +519,6 @@ static __always_inline int packet6_at(struct xdp_md *ctx, __u32 hdrs, __u32 prot
 	q->eth = data;
 	q->ip = (struct iphdr *)ip6;
 	q->l4 = ports;
-	__builtin_memcpy(q->src.v6, &ip6->saddr, 16);
-	__builtin_memcpy(q->dst.v6, &ip6->daddr, 16);
 	return 1;
 }
 
@@ -530,18 +529,17 @@ static __always_inline int packet6_at(struct xdp_md *ctx, __u32 hdrs, __u32 prot
 __attribute__((noinline)) int flow_hint_write6(struct xdp_md *ctx, __u32 hdrs, __u64 meta, __u64 seen, __u64 real_gen)
 {
 	struct packet q = {};
-	if (!flow_cache_mask || !packet6_at(ctx, hdrs, (__u8)meta, &q))
+	if (!packet6_at(ctx, hdrs, (__u8)meta, &q))
 		return 0;
-	const __u64 *s = (const __u64 *)&q.src, *d = (const __u64 *)&q.dst;
+	const __u64 *a = (const __u64 *)&((struct ipv6hdr *)q.ip)->saddr;
 	__u64 kp = ports_word(q.sport, q.dport, q.proto);
-	__u32 slot = flow_hint6_slot(flow_hint6_mix(s[0], s[1], d[0], d[1], kp));
-	struct flow_hint6 *h = bpf_map_lookup_elem(&flow_cache6, &slot);
+	struct flow_hint6 *h = flow_hint6_at(a, kp);
 	if (!h)
 		return 0;
-	h->s0 = s[0];
-	h->s1 = s[1];
-	h->d0 = d[0];
-	h->d1 = d[1];
+	h->s0 = a[0];
+	h->s1 = a[1];
+	h->d0 = a[2];
+	h->d1 = a[3];
 	h->kp = kp | flow_hint_epoch();
 	h->v = (struct flow_hint_val){ .seen = seen, .real = (__u32)real_gen, .gen = (__u32)(real_gen >> 32),
 				       .fnat = (meta >> 8) & 1, .laddr = (__u8)(meta >> 16), .lport = (__be16)(meta >> 32) };
@@ -684,8 +682,6 @@ static __always_inline int state_moves(const struct packet *p)
  * caller's parse proved. */
 __attribute__((noinline)) int hinted6(struct xdp_md *ctx, __u32 hdrs, __u32 proto)
 {
-	if (!flow_cache_mask)
-		return XLB_CONTINUE;
 	struct packet q = {};
 	if (!packet6_at(ctx, hdrs, proto, &q))
 		return XLB_CONTINUE;
