@@ -29,7 +29,7 @@ for round in $(seq "$rounds"); do
 			echo "bench-ab: $side failed in round $round" >&2
 			exit 1
 		fi
-		grep '^Benchmark' "$out"
+		grep '^Benchmark' "$out" | tee -a "$tmp/all-$side"
 	done
 done
 # Each case's metrics over the rounds, side by side: median (min-max) per
@@ -37,9 +37,7 @@ done
 # still be read.
 echo "== medians over $rounds rounds: a ($rev) | b (working tree)"
 for side in a b; do
-	for round in $(seq "$rounds"); do
-		grep '^Benchmark' "$tmp/$side-$round.out" | sed "s/^/$side /"
-	done
+	sed "s/^/$side /" "$tmp/all-$side"
 done | awk '
 {
 	side = $1; name = $2
@@ -49,7 +47,7 @@ done | awk '
 		vals[side, k] = vals[side, k] " " $i
 	}
 }
-function stat(list,   a, m, i, j, t, lo, hi, med) {
+function stat(list,   a, m, i, j, t, med) {
 	m = split(list, a, " ")
 	if (m == 0) return "-"
 	for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
