@@ -235,4 +235,155 @@ int bench_drop(struct xdp_md *ctx)
 	return XDP_DROP;
 }
 
+/* Two shapes of a flow table, filled with the same flows and probed by the
+ * same packets (BenchmarkFlowTableShape): the kernel's LRU hash, as the
+ * flow table (conns) is, and an array of 64-byte slots of our own, a flow's
+ * key and a value of conn's size in one cache line, found by a hash of the
+ * key and a short linear probe. The sizes are set at load. */
+struct bench_flow_key {
+	__u64 k0, k1;
+};
+
+struct bench_flow_val {
+	__u64 w[5]; /* as struct conn: 40 bytes */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct bench_flow_key);
+	__type(value, struct bench_flow_val);
+	__uint(max_entries, 1);
+} bench_lru SEC(".maps");
+
+struct bench_slot {
+	__u64 k0, k1;
+	struct bench_flow_val v;
+	__u64 pad;
+} __attribute__((aligned(64)));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct bench_slot);
+	__uint(max_entries, 1);
+} bench_slots SEC(".maps");
+
+/* Packets whose flow a probe did not find (every one must be). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 1);
+} bench_missed SEC(".maps");
+
+#define BENCH_PROBES 64
+
+/* The IPv4 flow key of the harness's frame (Ethernet, a 20-byte IPv4
+ * header, TCP), as conn_key_of lays it: addresses, then ports and
+ * protocol. */
+static __always_inline int bench_key(struct xdp_md *ctx, struct bench_flow_key *k)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (data + 38 > data_end)
+		return -1;
+	k->k0 = *(__u64 *)(data + 26);
+	k->k1 = (__u64) * (__u32 *)(data + 34) | (__u64)6 << 32;
+	return 0;
+}
+
+/* The slots' count, a power of two, and 64 less its log2, set at load. */
+volatile const __u32 bench_max_slots = 1;
+volatile const __u32 bench_slot_shift = 63;
+
+static __always_inline __u32 bench_slot_of(const struct bench_flow_key *k)
+{
+	/* Multiplicative hashing: the product's top bits. */
+	__u64 h = (k->k0 ^ (k->k1 * 0x9E3779B97F4A7C15ULL)) * 0xBF58476D1CE4E5B9ULL;
+	return (__u32)(h >> (bench_slot_shift & 63)) & (bench_max_slots - 1);
+}
+
+static __always_inline int bench_found(struct xdp_md *ctx, const struct bench_flow_val *v)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (data + 12 > data_end)
+		return XDP_ABORTED;
+	if (!v) {
+		__u32 zero = 0;
+		__u64 *n = bpf_map_lookup_elem(&bench_missed, &zero);
+		if (n)
+			*n += 1;
+		return XDP_DROP;
+	}
+	/* What a forward takes from the flow: its real, written as the
+	 * frame's destination MAC's first bytes. */
+	*(__u32 *)data = (__u32)v->w[0];
+	return XDP_TX;
+}
+
+SEC("xdp")
+int bench_lru_fill(struct xdp_md *ctx)
+{
+	struct bench_flow_key k;
+	if (bench_key(ctx, &k))
+		return XDP_ABORTED;
+	struct bench_flow_val v = {.w = {k.k0}};
+	if (bpf_map_update_elem(&bench_lru, &k, &v, BPF_NOEXIST))
+		return bench_found(ctx, 0);
+	return XDP_TX;
+}
+
+SEC("xdp")
+int bench_lru_probe(struct xdp_md *ctx)
+{
+	struct bench_flow_key k;
+	if (bench_key(ctx, &k))
+		return XDP_ABORTED;
+	return bench_found(ctx, bpf_map_lookup_elem(&bench_lru, &k));
+}
+
+SEC("xdp")
+int bench_slots_fill(struct xdp_md *ctx)
+{
+	struct bench_flow_key k;
+	if (bench_key(ctx, &k))
+		return XDP_ABORTED;
+	__u32 i = bench_slot_of(&k);
+	for (int p = 0; p < BENCH_PROBES; p++) {
+		__u32 at = (i + p) & (bench_max_slots - 1);
+		struct bench_slot *s = bpf_map_lookup_elem(&bench_slots, &at);
+		if (!s)
+			return XDP_ABORTED;
+		if (s->k0 == 0 && s->k1 == 0) {
+			s->v.w[0] = k.k0;
+			s->k0 = k.k0;
+			s->k1 = k.k1;
+			return XDP_TX;
+		}
+	}
+	return bench_found(ctx, 0);
+}
+
+SEC("xdp")
+int bench_slots_probe(struct xdp_md *ctx)
+{
+	struct bench_flow_key k;
+	if (bench_key(ctx, &k))
+		return XDP_ABORTED;
+	__u32 i = bench_slot_of(&k);
+	for (int p = 0; p < BENCH_PROBES; p++) {
+		__u32 at = (i + p) & (bench_max_slots - 1);
+		struct bench_slot *s = bpf_map_lookup_elem(&bench_slots, &at);
+		if (!s)
+			return XDP_ABORTED;
+		if (s->k0 == k.k0 && s->k1 == k.k1)
+			return bench_found(ctx, &s->v);
+		if (s->k0 == 0 && s->k1 == 0)
+			break;
+	}
+	return bench_found(ctx, 0);
+}
+
 char _license[] SEC("license") = "Dual BSD/GPL";

@@ -13,6 +13,25 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type benchBenchFlowKey struct {
+	_  structs.HostLayout
+	K0 uint64
+	K1 uint64
+}
+
+type benchBenchFlowVal struct {
+	_ structs.HostLayout
+	W [5]uint64
+}
+
+type benchBenchSlot struct {
+	_   structs.HostLayout
+	K0  uint64
+	K1  uint64
+	V   benchBenchFlowVal
+	Pad uint64
+}
+
 type benchBenchTmpl struct {
 	_          structs.HostLayout
 	Data       [64]uint8
@@ -26,20 +45,29 @@ type benchBenchTmpl struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	benchMapBenchCounter   = "bench_counter"
-	benchMapBenchFwdPort   = "bench_fwd_port"
-	benchMapBenchOut       = "bench_out"
-	benchMapBenchSunk      = "bench_sunk"
-	benchMapBenchTarget    = "bench_target"
-	benchMapBenchTmpls     = "bench_tmpls"
-	benchProgBenchDrop     = "bench_drop"
-	benchProgBenchFwd      = "bench_fwd"
-	benchProgBenchGrow     = "bench_grow"
-	benchProgBenchHarness  = "bench_harness"
-	benchProgBenchMacswap  = "bench_macswap"
-	benchProgBenchPass     = "bench_pass"
-	benchProgBenchRedirect = "bench_redirect"
-	benchProgBenchTx       = "bench_tx"
+	benchMapBenchCounter     = "bench_counter"
+	benchMapBenchFwdPort     = "bench_fwd_port"
+	benchMapBenchLru         = "bench_lru"
+	benchMapBenchMissed      = "bench_missed"
+	benchMapBenchOut         = "bench_out"
+	benchMapBenchSlots       = "bench_slots"
+	benchMapBenchSunk        = "bench_sunk"
+	benchMapBenchTarget      = "bench_target"
+	benchMapBenchTmpls       = "bench_tmpls"
+	benchProgBenchDrop       = "bench_drop"
+	benchProgBenchFwd        = "bench_fwd"
+	benchProgBenchGrow       = "bench_grow"
+	benchProgBenchHarness    = "bench_harness"
+	benchProgBenchLruFill    = "bench_lru_fill"
+	benchProgBenchLruProbe   = "bench_lru_probe"
+	benchProgBenchMacswap    = "bench_macswap"
+	benchProgBenchPass       = "bench_pass"
+	benchProgBenchRedirect   = "bench_redirect"
+	benchProgBenchSlotsFill  = "bench_slots_fill"
+	benchProgBenchSlotsProbe = "bench_slots_probe"
+	benchProgBenchTx         = "bench_tx"
+	benchVarBenchMaxSlots    = "bench_max_slots"
+	benchVarBenchSlotShift   = "bench_slot_shift"
 )
 
 // loadBench returns the embedded CollectionSpec for bench.
@@ -84,14 +112,18 @@ type benchSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type benchProgramSpecs struct {
-	BenchDrop     *ebpf.ProgramSpec `ebpf:"bench_drop"`
-	BenchFwd      *ebpf.ProgramSpec `ebpf:"bench_fwd"`
-	BenchGrow     *ebpf.ProgramSpec `ebpf:"bench_grow"`
-	BenchHarness  *ebpf.ProgramSpec `ebpf:"bench_harness"`
-	BenchMacswap  *ebpf.ProgramSpec `ebpf:"bench_macswap"`
-	BenchPass     *ebpf.ProgramSpec `ebpf:"bench_pass"`
-	BenchRedirect *ebpf.ProgramSpec `ebpf:"bench_redirect"`
-	BenchTx       *ebpf.ProgramSpec `ebpf:"bench_tx"`
+	BenchDrop       *ebpf.ProgramSpec `ebpf:"bench_drop"`
+	BenchFwd        *ebpf.ProgramSpec `ebpf:"bench_fwd"`
+	BenchGrow       *ebpf.ProgramSpec `ebpf:"bench_grow"`
+	BenchHarness    *ebpf.ProgramSpec `ebpf:"bench_harness"`
+	BenchLruFill    *ebpf.ProgramSpec `ebpf:"bench_lru_fill"`
+	BenchLruProbe   *ebpf.ProgramSpec `ebpf:"bench_lru_probe"`
+	BenchMacswap    *ebpf.ProgramSpec `ebpf:"bench_macswap"`
+	BenchPass       *ebpf.ProgramSpec `ebpf:"bench_pass"`
+	BenchRedirect   *ebpf.ProgramSpec `ebpf:"bench_redirect"`
+	BenchSlotsFill  *ebpf.ProgramSpec `ebpf:"bench_slots_fill"`
+	BenchSlotsProbe *ebpf.ProgramSpec `ebpf:"bench_slots_probe"`
+	BenchTx         *ebpf.ProgramSpec `ebpf:"bench_tx"`
 }
 
 // benchMapSpecs contains maps before they are loaded into the kernel.
@@ -100,7 +132,10 @@ type benchProgramSpecs struct {
 type benchMapSpecs struct {
 	BenchCounter *ebpf.MapSpec `ebpf:"bench_counter"`
 	BenchFwdPort *ebpf.MapSpec `ebpf:"bench_fwd_port"`
+	BenchLru     *ebpf.MapSpec `ebpf:"bench_lru"`
+	BenchMissed  *ebpf.MapSpec `ebpf:"bench_missed"`
 	BenchOut     *ebpf.MapSpec `ebpf:"bench_out"`
+	BenchSlots   *ebpf.MapSpec `ebpf:"bench_slots"`
 	BenchSunk    *ebpf.MapSpec `ebpf:"bench_sunk"`
 	BenchTarget  *ebpf.MapSpec `ebpf:"bench_target"`
 	BenchTmpls   *ebpf.MapSpec `ebpf:"bench_tmpls"`
@@ -110,6 +145,8 @@ type benchMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type benchVariableSpecs struct {
+	BenchMaxSlots  *ebpf.VariableSpec `ebpf:"bench_max_slots"`
+	BenchSlotShift *ebpf.VariableSpec `ebpf:"bench_slot_shift"`
 }
 
 // benchObjects contains all objects after they have been loaded into the kernel.
@@ -134,7 +171,10 @@ func (o *benchObjects) Close() error {
 type benchMaps struct {
 	BenchCounter *ebpf.Map `ebpf:"bench_counter"`
 	BenchFwdPort *ebpf.Map `ebpf:"bench_fwd_port"`
+	BenchLru     *ebpf.Map `ebpf:"bench_lru"`
+	BenchMissed  *ebpf.Map `ebpf:"bench_missed"`
 	BenchOut     *ebpf.Map `ebpf:"bench_out"`
+	BenchSlots   *ebpf.Map `ebpf:"bench_slots"`
 	BenchSunk    *ebpf.Map `ebpf:"bench_sunk"`
 	BenchTarget  *ebpf.Map `ebpf:"bench_target"`
 	BenchTmpls   *ebpf.Map `ebpf:"bench_tmpls"`
@@ -144,7 +184,10 @@ func (m *benchMaps) Close() error {
 	return _BenchClose(
 		m.BenchCounter,
 		m.BenchFwdPort,
+		m.BenchLru,
+		m.BenchMissed,
 		m.BenchOut,
+		m.BenchSlots,
 		m.BenchSunk,
 		m.BenchTarget,
 		m.BenchTmpls,
@@ -155,20 +198,26 @@ func (m *benchMaps) Close() error {
 //
 // It can be passed to loadBenchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type benchVariables struct {
+	BenchMaxSlots  *ebpf.Variable `ebpf:"bench_max_slots"`
+	BenchSlotShift *ebpf.Variable `ebpf:"bench_slot_shift"`
 }
 
 // benchPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadBenchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type benchPrograms struct {
-	BenchDrop     *ebpf.Program `ebpf:"bench_drop"`
-	BenchFwd      *ebpf.Program `ebpf:"bench_fwd"`
-	BenchGrow     *ebpf.Program `ebpf:"bench_grow"`
-	BenchHarness  *ebpf.Program `ebpf:"bench_harness"`
-	BenchMacswap  *ebpf.Program `ebpf:"bench_macswap"`
-	BenchPass     *ebpf.Program `ebpf:"bench_pass"`
-	BenchRedirect *ebpf.Program `ebpf:"bench_redirect"`
-	BenchTx       *ebpf.Program `ebpf:"bench_tx"`
+	BenchDrop       *ebpf.Program `ebpf:"bench_drop"`
+	BenchFwd        *ebpf.Program `ebpf:"bench_fwd"`
+	BenchGrow       *ebpf.Program `ebpf:"bench_grow"`
+	BenchHarness    *ebpf.Program `ebpf:"bench_harness"`
+	BenchLruFill    *ebpf.Program `ebpf:"bench_lru_fill"`
+	BenchLruProbe   *ebpf.Program `ebpf:"bench_lru_probe"`
+	BenchMacswap    *ebpf.Program `ebpf:"bench_macswap"`
+	BenchPass       *ebpf.Program `ebpf:"bench_pass"`
+	BenchRedirect   *ebpf.Program `ebpf:"bench_redirect"`
+	BenchSlotsFill  *ebpf.Program `ebpf:"bench_slots_fill"`
+	BenchSlotsProbe *ebpf.Program `ebpf:"bench_slots_probe"`
+	BenchTx         *ebpf.Program `ebpf:"bench_tx"`
 }
 
 func (p *benchPrograms) Close() error {
@@ -177,9 +226,13 @@ func (p *benchPrograms) Close() error {
 		p.BenchFwd,
 		p.BenchGrow,
 		p.BenchHarness,
+		p.BenchLruFill,
+		p.BenchLruProbe,
 		p.BenchMacswap,
 		p.BenchPass,
 		p.BenchRedirect,
+		p.BenchSlotsFill,
+		p.BenchSlotsProbe,
 		p.BenchTx,
 	)
 }

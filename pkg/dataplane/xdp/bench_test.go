@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/bits"
 	"net"
 	"net/netip"
 	"reflect"
@@ -929,5 +930,72 @@ func BenchmarkApply(b *testing.B) {
 		b.ReportMetric(float64(back.Microseconds())/1000, "update-real-back-ms")
 		b.ReportMetric(float64(stats.Microseconds())/1000, "stats-ms")
 	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkFlowTableShape measures the lookup that the 1M-random-flows
+// case waits on, alone, in two shapes of table holding the same 1M flows
+// (bpf/bench.bpf.c): the kernel's LRU hash as the flow table is made (a
+// 16-byte key, a 40-byte value, per-CPU LRU lists, sized as that case
+// sizes it), and an array of 64-byte slots (the key and the value in one
+// cache line, placed by a hash of the key with linear probing, at half
+// load). Both are probed by the same packets through the harness, in
+// hashed order, alternately three times each; every packet must find its
+// flow. It says what a flow table found in one memory access would save,
+// before one is built.
+func BenchmarkFlowTableShape(b *testing.B) {
+	const flows = 1 << 20
+	requireRoot(b)
+	ns, _ := testNS(b)
+	spec, err := loadBench()
+	require.NoError(b, err)
+	spec.Maps["bench_lru"].MaxEntries = uint32(2 * flows * ebpf.MustPossibleCPU())
+	spec.Maps["bench_slots"].MaxEntries = 2 * flows
+	require.NoError(b, spec.Variables["bench_max_slots"].Set(uint32(2*flows)))
+	require.NoError(b, spec.Variables["bench_slot_shift"].Set(uint32(64-bits.Len32(2*flows-1))))
+	r := &benchRig{ns: ns}
+	require.NoError(b, spec.LoadAndAssign(&r.bench, nil))
+	b.Cleanup(func() { r.bench.Close() })
+
+	synFrame := syn(40000)
+	synFrame.Payload = make([]byte, 10)
+	synFrame.TCPFlags = testutil.TCPAck
+	frame := synFrame.Bytes()
+	missed := func() uint64 {
+		var per []uint64
+		require.NoError(b, r.bench.BenchMissed.Lookup(uint32(0), &per))
+		var n uint64
+		for _, v := range per {
+			n += v
+		}
+		return n
+	}
+	r.viaHarness(b, r.bench.BenchLruFill, frame, flows, true, flows, xdpTX)
+	require.Zero(b, missed(), "flows the LRU did not take")
+	r.viaHarness(b, r.bench.BenchSlotsFill, frame, flows, true, flows, xdpTX)
+	require.Zero(b, missed(), "flows the slots could not place")
+	base := r.measure(b, r.bench.BenchMacswap, frame, b.N, xdpTX)
+	harness := r.viaHarness(b, r.bench.BenchPass, frame, flows, false, b.N, xdpPass) - r.measure(b, r.bench.BenchPass, frame, b.N, xdpPass)
+	var lru, slots []float64
+	for range 3 {
+		lru = append(lru, r.viaHarness(b, r.bench.BenchLruProbe, frame, flows, false, b.N, xdpTX)-harness)
+		slots = append(slots, r.viaHarness(b, r.bench.BenchSlotsProbe, frame, flows, false, b.N, xdpTX)-harness)
+	}
+	require.Zero(b, missed(), "packets whose flow a probe did not find")
+	slices.Sort(lru)
+	slices.Sort(slots)
+	bytesPerFlow := func(m *ebpf.Map) float64 {
+		info, err := m.Info()
+		require.NoError(b, err)
+		mem, ok := info.Memlock()
+		require.True(b, ok)
+		return float64(mem) / flows
+	}
+	b.ReportMetric(base, "baseline-ns/pkt")
+	b.ReportMetric(lru[1], "lru-ns/pkt")
+	b.ReportMetric(slots[1], "slots-ns/pkt")
+	b.ReportMetric(slots[1]/lru[1], "slots-x-lru")
+	b.ReportMetric(bytesPerFlow(r.bench.BenchLru), "lru-bytes/flow")
+	b.ReportMetric(bytesPerFlow(r.bench.BenchSlots), "slots-bytes/flow")
 	b.ReportMetric(0, "ns/op")
 }
