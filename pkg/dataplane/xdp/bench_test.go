@@ -976,14 +976,25 @@ func BenchmarkFlowTableShape(b *testing.B) {
 	require.Zero(b, missed(), "flows the slots could not place")
 	base := r.measure(b, r.bench.BenchMacswap, frame, b.N, xdpTX)
 	harness := r.viaHarness(b, r.bench.BenchPass, frame, flows, false, b.N, xdpPass) - r.measure(b, r.bench.BenchPass, frame, b.N, xdpPass)
-	var lru, slots []float64
+	// A flow not in the table (what a new flow's first packet looks
+	// up): another client address, the same ports.
+	other := synFrame
+	other.Src = netip.MustParseAddr("10.77.0.1")
+	miss := other.Bytes()
+	var lru, slots, lruMiss, slotsMiss []float64
 	for range 3 {
 		lru = append(lru, r.viaHarness(b, r.bench.BenchLruProbe, frame, flows, false, b.N, xdpTX)-harness)
 		slots = append(slots, r.viaHarness(b, r.bench.BenchSlotsProbe, frame, flows, false, b.N, xdpTX)-harness)
 	}
 	require.Zero(b, missed(), "packets whose flow a probe did not find")
-	slices.Sort(lru)
-	slices.Sort(slots)
+	for range 3 {
+		lruMiss = append(lruMiss, r.viaHarness(b, r.bench.BenchLruProbe, miss, flows, false, b.N, xdpDrop)-harness)
+		slotsMiss = append(slotsMiss, r.viaHarness(b, r.bench.BenchSlotsProbe, miss, flows, false, b.N, xdpDrop)-harness)
+	}
+	require.EqualValues(b, 6*b.N, missed(), "packets of flows not in the tables")
+	for _, v := range [][]float64{lru, slots, lruMiss, slotsMiss} {
+		slices.Sort(v)
+	}
 	bytesPerFlow := func(m *ebpf.Map) float64 {
 		info, err := m.Info()
 		require.NoError(b, err)
@@ -995,6 +1006,8 @@ func BenchmarkFlowTableShape(b *testing.B) {
 	b.ReportMetric(lru[1], "lru-ns/pkt")
 	b.ReportMetric(slots[1], "slots-ns/pkt")
 	b.ReportMetric(slots[1]/lru[1], "slots-x-lru")
+	b.ReportMetric(lruMiss[1], "lru-miss-ns/pkt")
+	b.ReportMetric(slotsMiss[1], "slots-miss-ns/pkt")
 	b.ReportMetric(bytesPerFlow(r.bench.BenchLru), "lru-bytes/flow")
 	b.ReportMetric(bytesPerFlow(r.bench.BenchSlots), "slots-bytes/flow")
 	b.ReportMetric(0, "ns/op")
