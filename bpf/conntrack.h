@@ -5,6 +5,7 @@
 
 #include "xlb_maps.h"
 #include "parse.h"
+#include "flowtab.h"
 
 /* Set by the loader: the kernel has bpf_ktime_get_coarse_ns (5.11+). The
  * verifier prunes the branch not taken, so older kernels never see the
@@ -460,7 +461,7 @@ static __always_inline struct conn *flow_lookup(const union flow_key *k, __u8 fa
 {
 	if (family == AF_INET6)
 		return flow_lookup6(&k->v6, half);
-	struct conn *c = bpf_map_lookup_elem(&conns, &k->v4);
+	struct conn *c = ft_lookup(&k->v4);
 	*half = 0;
 	if (c)
 		return c;
@@ -474,7 +475,7 @@ static __always_inline void flow_delete(const union flow_key *k, __u8 family)
 	if (family == AF_INET6)
 		flow_delete6(&k->v6);
 	else
-		bpf_map_delete_elem(&conns, &k->v4);
+		ft_delete(&k->v4);
 }
 
 /* A NAT flow's reverse entry, proven or half-open. */

@@ -203,7 +203,7 @@ static __always_inline void conn_promote(const union flow_key *fk, __u8 family, 
 		goto promoted;
 	}
 	const struct conn_key *k = &fk->v4;
-	if (bpf_map_update_elem(&conns, k, &c, BPF_ANY) != 0)
+	if (ft_insert(k, &c) != 0)
 		return; /* it stays half-open, and works */
 	if ((c.flags & (XLB_CONN_F_NAT | XLB_CONN_F_FNAT)) == XLB_CONN_F_NAT) {
 		struct conn_key rk = {
@@ -1070,9 +1070,15 @@ static __always_inline struct sweep_count *sweep_slot(__u32 slot)
  * looking at: a packet may have replaced it (same key, new flow) since. */
 static __always_inline void sweep_delete(void *table, void *k, struct conn *c)
 {
+	if (!table) { /* a slot of flowtab: c is its value */
+		ft_free((struct ft_slot *)((void *)c - 16));
+		return;
+	}
 	struct conn *cur = bpf_map_lookup_elem(table, k);
-	if (cur == c)
-		bpf_map_delete_elem(table, k);
+	if (cur == c && bpf_map_delete_elem(table, k) == 0 && table == (void *)&conns) {
+		const __u64 *w = k;
+		ft_overflow(w[0], w[1], 0);
+	}
 }
 
 /* todrop_entry (ip_vs_conn.c): a flow idle for a minute whose client sent
@@ -1176,7 +1182,35 @@ static __always_inline long sweep_entry(void *table, void *k, __u8 fam, __u32 fo
 
 static long sweep_conn(struct bpf_map *map, struct conn_key *k, struct conn *c, struct sweep_ctx *sc)
 {
+	/* A flow the array holds too is found there: this copy goes
+	 * uncounted. */
+	if (ft_find(k)) {
+		c->retired = 1;
+		sweep_delete(&conns, k, c);
+		return 0;
+	}
 	return sweep_entry(&conns, k, AF_INET, key_fold(k), k->proto, c, sc, 0);
+}
+
+/* A slot of the IPv4 flow table's array: a LIVE one's flow as any
+ * other's, unless a copy of the same flow before it in its window
+ * shadows it (two CPUs promoted the flow at once): no lookup finds it,
+ * and it goes uncounted. Other slots: ft_reclaim. */
+static long sweep_ft(struct bpf_map *map, __u32 *i, struct ft_slot *s, struct sweep_ctx *sc)
+{
+	if ((s->tag & FT_STATE) != FT_LIVE) {
+		ft_reclaim(*i, s);
+		return 0;
+	}
+	struct conn_key k;
+	__u64 *w = (__u64 *)&k;
+	w[0] = s->k0;
+	w[1] = s->k1;
+	if (ft_find_slot(w[0], w[1]) != s) {
+		ft_free(s);
+		return 0;
+	}
+	return sweep_entry(0, &k, AF_INET, key_fold(&k), k.proto, &s->c, sc, 0);
 }
 
 static long sweep_half_open(struct bpf_map *map, struct conn_key *k, struct conn *c, struct sweep_ctx *sc)
@@ -1213,7 +1247,7 @@ static __always_inline int fnat_port_held(const struct fnat_port *v, __u8 proto,
 			c = bpf_map_lookup_elem(&half_open6, &fk);
 	} else {
 		struct conn_key fk = { .src = v->client.v4, .dst = v->nr.vip.v4, .sport = v->cport, .dport = v->nr.vport, .proto = proto };
-		c = bpf_map_lookup_elem(&conns, &fk);
+		c = ft_lookup(&fk);
 		if (!c)
 			c = bpf_map_lookup_elem(&half_open, &fk);
 	}
@@ -1258,6 +1292,7 @@ int xlb_sweep(struct xdp_md *ctx)
 		.salt = rnd,
 		.slice = bpf_get_prandom_u32() & 31,
 	};
+	bpf_for_each_map_elem(&flowtab, sweep_ft, &sc, 0);
 	bpf_for_each_map_elem(&conns, sweep_conn, &sc, 0);
 	bpf_for_each_map_elem(&half_open, sweep_half_open, &sc, 0);
 	bpf_for_each_map_elem(&conns6, sweep_conn6, &sc, 0);

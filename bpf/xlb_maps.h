@@ -342,6 +342,26 @@ struct {
 /* Half-open flows: a new flow lives here until its next client packet
  * (or, under secure_tcp, the real's) proves it. A SYN flood fills and
  * recycles this table only. */
+/* The IPv4 flow table's array (bpf/flowtab.h), sized by the loader;
+ * the control plane maps it (pkg/dataplane/xdp/flowtab.go). Its hash's
+ * key is kept beside it, so that a restarted director finds its flows. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct ft_slot);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flowtab SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct ft_meta);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flowtab_meta SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(map_flags, BPF_F_NO_COMMON_LRU);

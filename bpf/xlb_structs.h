@@ -257,6 +257,22 @@ struct conn {
 	__u16 pad2;
 };
 
+/* A slot of the IPv4 flow table's array (bpf/flowtab.h): the flow's
+ * key as conn_key_of stores it, its entry, and the slot's tag. */
+struct ft_slot {
+	__u64 k0, k1;
+	struct conn c;
+	__u64 tag;
+} __attribute__((aligned(64)));
+
+/* What the array's hash was keyed with, and its slots (a pinned array
+ * is found again only with both). */
+struct ft_meta {
+	__u64 salt0, salt1;
+	__u32 slots;
+	__u32 pad;
+};
+
 /* What a hint of the established-flow cache (bpf/flowcache.h) says of
  * its flow, after the flow's key. */
 struct flow_hint_val {

@@ -37,7 +37,7 @@ xdp_tests=(
 	TestUnitCapabilities TestTUNEndToEnd TestIPv6TUNEndToEnd TestTUNAcrossFamiliesEndToEnd
 	TestFlowHintsChangeNothing TestFlowHintsServe TestJiffyClockOnThisKernel TestFlowHintsChangeNothingNAT
 	TestFlowHintsServeNAT TestFlowHintsChangeNothingFULLNAT TestFlowHintsServeFULLNAT
-	TestFlowHintsChangeNothing6 TestFlowHintsServe6
+	TestFlowHintsChangeNothing6 TestFlowHintsServe6 TestFlowTableHoldsEveryFlow TestFlowTableKeptAcrossRestart TestFlowTableAdoptsLRUFlows
 )
 t0=$SECONDS
 flags="-test.run=^($(IFS='|'; echo "${xdp_tests[*]}"))\$ -test.timeout=40m"

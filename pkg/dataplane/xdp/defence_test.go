@@ -157,7 +157,7 @@ func TestSecureTCP(t *testing.T) {
 	state := func(sport uint16) (string, bool) {
 		k := xlbConnKey{Src: ip4(client), Dst: ip4(vip), Sport: port16(sport), Dport: port16(80), Proto: 6}
 		var c xlbConn
-		if x.objs.Conns.Lookup(&k, &c) == nil {
+		if x.flows4().Lookup(&k, &c) == nil {
 			return stateName(c.State), false
 		}
 		require.NoError(t, x.objs.HalfOpen.Lookup(&k, &c), "flow %d in neither table", sport)
@@ -305,9 +305,9 @@ func TestDropEntry(t *testing.T) {
 		for _, base := range []uint16{20000, 30000} {
 			k := xlbConnKey{Src: ip4(client), Dst: ip4(vip), Sport: port16(base + uint16(i)), Dport: port16(80), Proto: 6}
 			var c xlbConn
-			require.NoError(t, x.objs.Conns.Lookup(&k, &c))
+			require.NoError(t, x.flows4().Lookup(&k, &c))
 			c.LastSeen = idle
-			require.NoError(t, x.objs.Conns.Update(&k, &c, ebpf.UpdateExist))
+			require.NoError(t, x.flows4().Update(&k, &c, ebpf.UpdateAny))
 		}
 	}
 	count := func() map[uint16]int {

@@ -65,7 +65,7 @@ func TestFloodModeStateless(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, x.Close()) })
 	apply(t, ns, x, mh, wlc)
 
-	flows := func() int { return connEntries(t, x.objs.Conns, x.objs.HalfOpen) }
+	flows := func() int { return x.ft.live() + connEntries(t, x.objs.Conns, x.objs.HalfOpen) }
 	frame := func(port, sport uint16, flags uint8) []byte {
 		f := syn(sport)
 		f.DstPort, f.TCPFlags = port, flags

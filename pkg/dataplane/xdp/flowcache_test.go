@@ -55,7 +55,7 @@ func runFrameOnCPU(t *testing.T, ns *testutil.NS, x *Dataplane, cpu int, frame [
 func flowOf(t *testing.T, r *schedRig, port uint16) (xlbConn, bool) {
 	k := xlbConnKey{Src: ip4(client), Dst: ip4(vip), Sport: port16(port), Dport: port16(80), Proto: 6}
 	var v xlbConn
-	err := r.x.objs.Conns.Lookup(&k, &v)
+	err := r.x.flows4().Lookup(&k, &v)
 	return v, err == nil
 }
 
@@ -170,7 +170,7 @@ func TestFlowHintsServe(t *testing.T) {
 		require.EqualValues(t, xdpTX, v)
 	}
 	k := xlbConnKey{Src: ip4(client), Dst: ip4(vip), Sport: port16(a.SrcPort), Dport: port16(80), Proto: 6}
-	require.NoError(t, r.x.objs.Conns.Delete(&k))
+	require.NoError(t, r.x.flows4().Delete(&k))
 	ack := syn(a.SrcPort)
 	ack.TCPFlags = testutil.TCPAck
 	v, out := runOnCPU(t, r, 0, ack)
@@ -303,7 +303,7 @@ func servesAfterDelete(t *testing.T, ns *testutil.NS, x *Dataplane, port uint16)
 		require.EqualValues(t, xdpTX, v)
 	}
 	k := xlbConnKey{Src: ip4(client), Dst: ip4(vip), Sport: port16(port), Dport: port16(80), Proto: 6}
-	require.NoError(t, x.objs.Conns.Delete(&k))
+	require.NoError(t, x.flows4().Delete(&k))
 	v, got := runXOnCPU(t, ns, x, 0, f)
 	require.EqualValues(t, xdpTX, v, "the hint serves")
 	assert.Equal(t, want, got, "rewritten as the table's path rewrote it")

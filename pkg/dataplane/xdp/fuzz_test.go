@@ -1000,7 +1000,7 @@ func (r *fuzzRig) readStats() ([xlbXlbStatXLB_STAT_MAX]uint64, error) {
 	return s, nil
 }
 
-func (r *fuzzRig) lookup(m *ebpf.Map, k, v any) bool {
+func (r *fuzzRig) lookup(m flowStore, k, v any) bool {
 	err := m.Lookup(k, v)
 	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) && r.err == nil {
 		r.err = fmt.Errorf("look up in %v: %w", m, err)
@@ -1017,7 +1017,7 @@ func (r *fuzzRig) flow(k fuzzKey) (fuzzFlow, bool) {
 	ck := fzConnKey(k)
 	var c xlbConn
 	var f fuzzFlow
-	if !r.lookup(r.x.objs.Conns, &ck, &c) {
+	if !r.lookup(r.x.flows4(), &ck, &c) {
 		if !r.lookup(r.x.objs.HalfOpen, &ck, &c) {
 			return f, false
 		}

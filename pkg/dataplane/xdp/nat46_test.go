@@ -192,7 +192,7 @@ func TestNAT46GoldenPackets(t *testing.T) {
 	e.Taken = 1
 	require.NoError(t, x.objs.FnatPorts6.Update(&k, &e, ebpf.UpdateExist))
 	ck := xlbConnKey{Src: ip4(client), Dst: ip4(vip), Sport: port16(41000), Dport: port16(80), Proto: 6}
-	require.NoError(t, x.objs.Conns.Delete(&ck), "(the ACK proved the flow)")
+	require.NoError(t, x.flows4().Delete(&ck), "(the ACK proved the flow)")
 	require.NoError(t, ns.Do(x.Sweep))
 	assert.ErrorIs(t, x.objs.FnatPorts6.Lookup(&k, &e), ebpf.ErrKeyNotExist, "the evicted flow's port is back")
 }

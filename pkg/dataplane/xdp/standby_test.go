@@ -142,6 +142,7 @@ func TestStandbyNAT(t *testing.T) {
 	// standby.
 	var k xlbConnKey
 	var c xlbConn
+	x.ft.each(func(k xlbConnKey, _ *xlbConn) { require.NoError(t, x.flows4().Delete(&k)) })
 	for _, m := range []*ebpf.Map{x.objs.Conns, x.objs.HalfOpen} {
 		it := m.Iterate()
 		var keys []xlbConnKey

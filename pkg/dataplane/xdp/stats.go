@@ -279,10 +279,14 @@ func (x *Dataplane) Conns() ([]dataplane.Conn, error) {
 	// Proven flows, then half-open ones (IPVS lists both in one table).
 	// A flow promoted while the listing reads may show twice or not at
 	// all, as any flow may that moves while a table is read.
-	for _, m := range []*ebpf.Map{x.objs.Conns, x.objs.HalfOpen} {
-		if err := readBatches(m, keys, vals, each); err != nil {
-			return nil, fmt.Errorf("read connections: %w", err)
-		}
+	err := x.each4(keys, vals, func(k *xlbConnKey, v *xlbConn) {
+		add(k.Proto, netip.AddrPortFrom(addrOf(k.Src), portOf(k.Sport)), netip.AddrPortFrom(addrOf(k.Dst), portOf(k.Dport)), v)
+	})
+	if err == nil {
+		err = readBatches(x.objs.HalfOpen, keys, vals, each)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read connections: %w", err)
 	}
 	// IPv6 flows, from their own tables.
 	keys6 := make([]xlbConnKey6, len(keys))

@@ -111,10 +111,9 @@ func (x *Dataplane) SyncRecords(each func(syncd.Record)) error {
 		each(syncd.Record{Conn: c, Seen: time.Duration(v.LastSeen)})
 	}
 	keys, vals := make([]xlbConnKey, 4096), make([]xlbConn, 4096)
-	err = readBatches(x.objs.Conns, keys, vals, func(i int) {
-		k := keys[i]
+	err = x.each4(keys, vals, func(k *xlbConnKey, v *xlbConn) {
 		record(k.Proto, netip.AddrPortFrom(addrOf(k.Src), portOf(k.Sport)), netip.AddrPortFrom(addrOf(k.Dst), portOf(k.Dport)),
-			&vals[i], ours(x.synced, k, &vals[i]))
+			v, ours(x.synced, *k, v))
 	})
 	if err != nil {
 		return fmt.Errorf("read connections: %w", err)
@@ -468,7 +467,7 @@ func (x *Dataplane) installConn(c ipvssync.Conn, s *svcState, r *realState, gen,
 	if c.Virtual.Addr().Is4() {
 		k := xlbConnKey{Src: ip4(c.Client.Addr()), Dst: ip4(c.Virtual.Addr()), Sport: port16(c.Client.Port()),
 			Dport: port16(c.Virtual.Port()), Proto: c.Protocol}
-		done, err = installFlow(x, x.objs.Conns, k, v, c, r, gen, now, count)
+		done, err = installFlow(x, x.flows4(), k, v, c, r, gen, now, count)
 		if done && err == nil {
 			err = x.installed(c, k, r, v.State, now)
 		}
@@ -528,11 +527,18 @@ func takePort[K any](m *ebpf.Map, k K, v xlbFnatPort, mine func(xlbFnatPort) boo
 	return nil, mine(old), nil
 }
 
+// flowStore is a flow table as installFlow writes it: a map, or the
+// IPv4 table's array with its LRU (flows4).
+type flowStore interface {
+	Update(key, value any, flags ebpf.MapUpdateFlags) error
+	Lookup(key, out any) error
+}
+
 // installFlow writes a record's flow v under k in table, as IPVS's backup
 // takes a record: new, or replacing the flow of the same client unless
 // the record is INACTIVE and that flow goes to another real; the reals'
 // counts follow (count).
-func installFlow[K any](x *Dataplane, table *ebpf.Map, k K, v xlbConn, c ipvssync.Conn, r *realState, gen uint32, now uint64, count func(uint32, uint8, int64)) (bool, error) {
+func installFlow[K any](x *Dataplane, table flowStore, k K, v xlbConn, c ipvssync.Conn, r *realState, gen uint32, now uint64, count func(uint32, uint8, int64)) (bool, error) {
 	// Most records of a dump are new here: one syscall for them. (A
 	// batch cannot say "only if new": the kernel takes no such flag
 	// in a batch update.)
@@ -617,7 +623,7 @@ func (x *Dataplane) forgetSynced() {
 	defer x.syncMu.Unlock()
 	for k := range x.synced {
 		var v xlbConn
-		if x.objs.Conns.Lookup(&k, &v) != nil {
+		if x.flows4().Lookup(&k, &v) != nil {
 			delete(x.synced, k)
 		}
 	}

@@ -112,6 +112,10 @@ type Dataplane struct {
 	nextHopChanges atomic.Uint64
 	// clock is the programs' clock: "jiffies" (clock.go) or "coarse".
 	clock string
+	// ft is the IPv4 flow table's array, mapped (flowtab.go); ftAdopt:
+	// it was made by this process, beside an LRU that may hold flows.
+	ft      *flowTable
+	ftAdopt bool
 	// hintMu serialises moves of the flow cache's epoch.
 	hintMu sync.Mutex
 	// def is the flood defence as set and as it stands (defMu).
@@ -181,7 +185,7 @@ func Open(cfg Config) (*Dataplane, error) {
 	}
 	rec, err := recoverTables(&x.objs, x.lim, x.log)
 	if err != nil {
-		x.objs.Close()
+		x.closeObjs()
 		return nil, fmt.Errorf("take over pinned state in %s: %w", cfg.PinDir, err)
 	}
 	x.state, x.standby, x.ports = rec.t, rec.standby, rec.ports
@@ -195,11 +199,11 @@ func Open(cfg Config) (*Dataplane, error) {
 	}
 	st := rec.t
 	if err := x.initTimeouts(); err != nil {
-		x.objs.Close()
+		x.closeObjs()
 		return nil, err
 	}
 	if err := x.SetDefence(dataplane.Defence{}); err != nil {
-		x.objs.Close()
+		x.closeObjs()
 		return nil, err
 	}
 	for _, name := range cfg.Interfaces {
@@ -214,8 +218,15 @@ func Open(cfg Config) (*Dataplane, error) {
 				}
 				_ = os.Remove(cfg.PinDir)
 			}
-			x.objs.Close()
+			x.closeObjs()
 			return nil, err
+		}
+	}
+	// Flows the replaced program (one before the array) put in the LRU
+	// since the load are counted at their homes too.
+	if x.tookOver && x.ftAdopt {
+		if err := x.adoptLRUFlows(); err != nil {
+			x.log.Warn("flows the replaced program made may be taken for new ones", "error", err)
 		}
 	}
 	if x.tookOver {
@@ -291,6 +302,13 @@ func (x *Dataplane) loadObjects() error {
 		spec.Maps[xlbMapFnatPorts].MaxEntries = x.cfg.MaxFullNATFlows
 		spec.Maps[xlbMapFnatPorts6].MaxEntries = x.cfg.MaxFullNATFlows
 	}
+	// The IPv4 flows: an array of twice their slots, and an LRU behind it
+	// for what overflows (flowtab.go).
+	flows := spec.Maps[xlbMapConns].MaxEntries
+	ftMeta, ftFresh, err := configureFlowTable(spec, x.cfg.PinDir, flows)
+	if err != nil {
+		return err
+	}
 	if x.cfg.MaxServices != 0 {
 		sizeServices(spec, x.cfg.MaxServices)
 	}
@@ -301,6 +319,7 @@ func (x *Dataplane) loadObjects() error {
 		spec.Maps[xlbMapSchedTab].MaxEntries = x.cfg.MaxTableEntries
 	}
 	x.lim = limitsOf(spec)
+	x.lim.conns = int(flows)
 	if features.HaveProgramHelper(ebpf.XDP, asm.FnKtimeGetCoarseNs) == nil {
 		if err := spec.Variables["have_coarse_clock"].Set(uint8(1)); err != nil {
 			return fmt.Errorf("configure bpf clock: %w", err)
@@ -340,14 +359,25 @@ func (x *Dataplane) loadObjects() error {
 		}
 		return fmt.Errorf("load xdp program: %w", err)
 	}
+	if x.ft, err = openFlowTable(x.objs.Flowtab, x.objs.FlowtabMeta, ftMeta); err != nil {
+		x.objs.Close()
+		return err
+	}
+	if ftFresh {
+		if err := x.adoptLRUFlows(); err != nil {
+			x.closeObjs()
+			return err
+		}
+		x.ftAdopt = true
+	}
 	// xlb_xdp hands IPv6 to xlb_xdp6 by a tail call, and xlb_xdp6 NAT46's
 	// replies to xlb_nat46 (bpf/xdp_lb.bpf.c).
 	if err := x.objs.XlbProgs.Put(uint32(progIPv6), x.objs.XlbXdp6); err != nil {
-		x.objs.Close()
+		x.closeObjs()
 		return fmt.Errorf("load xdp program: the IPv6 program's slot: %w", err)
 	}
 	if err := x.objs.XlbProgs.Put(uint32(progNAT46), x.objs.XlbNat46); err != nil {
-		x.objs.Close()
+		x.closeObjs()
 		return fmt.Errorf("load xdp program: the NAT46 program's slot: %w", err)
 	}
 	return nil
@@ -611,11 +641,17 @@ func (x *Dataplane) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, x.objs.Close())
+	errs = append(errs, x.ft.close(), x.objs.Close())
 	if err := os.Remove(x.cfg.PinDir); err != nil && !os.IsNotExist(err) {
 		errs = append(errs, fmt.Errorf("remove %s: %w", x.cfg.PinDir, err))
 	}
 	return errors.Join(errs...)
+}
+
+// closeObjs closes the programs and maps, and unmaps the flow table.
+func (x *Dataplane) closeObjs() {
+	x.ft.close()
+	x.objs.Close()
 }
 
 // Release lets go of the data plane and leaves it running: the links and
@@ -623,7 +659,7 @@ func (x *Dataplane) Close() error {
 func (x *Dataplane) Release() error {
 	x.shutdown()
 	x.closeLinks(false)
-	return x.objs.Close()
+	return errors.Join(x.ft.close(), x.objs.Close())
 }
 
 func (x *Dataplane) shutdown() {

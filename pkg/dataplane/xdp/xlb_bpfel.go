@@ -135,6 +135,22 @@ type xlbFnatPort struct {
 	Taken  uint64
 }
 
+type xlbFtMeta struct {
+	_     structs.HostLayout
+	Salt0 uint64
+	Salt1 uint64
+	Slots uint32
+	Pad   uint32
+}
+
+type xlbFtSlot struct {
+	_   structs.HostLayout
+	K0  uint64
+	K1  uint64
+	C   xlbConn
+	Tag uint64
+}
+
 type xlbLaddr struct {
 	_      structs.HostLayout
 	Addr   xlbXlbAddr
@@ -382,6 +398,8 @@ const (
 	xlbMapFlowCache        = "flow_cache"
 	xlbMapFlowCache6       = "flow_cache6"
 	xlbMapFlowEpoch        = "flow_epoch"
+	xlbMapFlowtab          = "flowtab"
+	xlbMapFlowtabMeta      = "flowtab_meta"
 	xlbMapFnatPorts        = "fnat_ports"
 	xlbMapFnatPorts6       = "fnat_ports6"
 	xlbMapFnatScratch      = "fnat_scratch"
@@ -422,6 +440,10 @@ const (
 	xlbProgXlbXdp6         = "xlb_xdp6"
 	xlbVarFlowCacheCpus    = "flow_cache_cpus"
 	xlbVarFlowCacheMask    = "flow_cache_mask"
+	xlbVarFtMask           = "ft_mask"
+	xlbVarFtSalt0          = "ft_salt0"
+	xlbVarFtSalt1          = "ft_salt1"
+	xlbVarFtShift          = "ft_shift"
 	xlbVarHaveBpfLoop      = "have_bpf_loop"
 	xlbVarHaveCoarseClock  = "have_coarse_clock"
 	xlbVarJiffyBase        = "jiffy_base"
@@ -497,6 +519,8 @@ type xlbMapSpecs struct {
 	FlowCache        *ebpf.MapSpec `ebpf:"flow_cache"`
 	FlowCache6       *ebpf.MapSpec `ebpf:"flow_cache6"`
 	FlowEpoch        *ebpf.MapSpec `ebpf:"flow_epoch"`
+	Flowtab          *ebpf.MapSpec `ebpf:"flowtab"`
+	FlowtabMeta      *ebpf.MapSpec `ebpf:"flowtab_meta"`
 	FnatPorts        *ebpf.MapSpec `ebpf:"fnat_ports"`
 	FnatPorts6       *ebpf.MapSpec `ebpf:"fnat_ports6"`
 	FnatScratch      *ebpf.MapSpec `ebpf:"fnat_scratch"`
@@ -536,6 +560,10 @@ type xlbMapSpecs struct {
 type xlbVariableSpecs struct {
 	FlowCacheCpus   *ebpf.VariableSpec `ebpf:"flow_cache_cpus"`
 	FlowCacheMask   *ebpf.VariableSpec `ebpf:"flow_cache_mask"`
+	FtMask          *ebpf.VariableSpec `ebpf:"ft_mask"`
+	FtSalt0         *ebpf.VariableSpec `ebpf:"ft_salt0"`
+	FtSalt1         *ebpf.VariableSpec `ebpf:"ft_salt1"`
+	FtShift         *ebpf.VariableSpec `ebpf:"ft_shift"`
 	HaveBpfLoop     *ebpf.VariableSpec `ebpf:"have_bpf_loop"`
 	HaveCoarseClock *ebpf.VariableSpec `ebpf:"have_coarse_clock"`
 	JiffyBase       *ebpf.VariableSpec `ebpf:"jiffy_base"`
@@ -576,6 +604,8 @@ type xlbMaps struct {
 	FlowCache        *ebpf.Map `ebpf:"flow_cache"`
 	FlowCache6       *ebpf.Map `ebpf:"flow_cache6"`
 	FlowEpoch        *ebpf.Map `ebpf:"flow_epoch"`
+	Flowtab          *ebpf.Map `ebpf:"flowtab"`
+	FlowtabMeta      *ebpf.Map `ebpf:"flowtab_meta"`
 	FnatPorts        *ebpf.Map `ebpf:"fnat_ports"`
 	FnatPorts6       *ebpf.Map `ebpf:"fnat_ports6"`
 	FnatScratch      *ebpf.Map `ebpf:"fnat_scratch"`
@@ -624,6 +654,8 @@ func (m *xlbMaps) Close() error {
 		m.FlowCache,
 		m.FlowCache6,
 		m.FlowEpoch,
+		m.Flowtab,
+		m.FlowtabMeta,
 		m.FnatPorts,
 		m.FnatPorts6,
 		m.FnatScratch,
@@ -664,6 +696,10 @@ func (m *xlbMaps) Close() error {
 type xlbVariables struct {
 	FlowCacheCpus   *ebpf.Variable `ebpf:"flow_cache_cpus"`
 	FlowCacheMask   *ebpf.Variable `ebpf:"flow_cache_mask"`
+	FtMask          *ebpf.Variable `ebpf:"ft_mask"`
+	FtSalt0         *ebpf.Variable `ebpf:"ft_salt0"`
+	FtSalt1         *ebpf.Variable `ebpf:"ft_salt1"`
+	FtShift         *ebpf.Variable `ebpf:"ft_shift"`
 	HaveBpfLoop     *ebpf.Variable `ebpf:"have_bpf_loop"`
 	HaveCoarseClock *ebpf.Variable `ebpf:"have_coarse_clock"`
 	JiffyBase       *ebpf.Variable `ebpf:"jiffy_base"`
