@@ -139,7 +139,7 @@ func parseMode(s string) (dataplane.XDPMode, error) {
 // sizeFlags are the XDP data plane's sizes, for xlb run and xlb check.
 func sizeFlags(fs *pflag.FlagSet, o *daemon.Options) {
 	// Kernel memory measured on 6.18 (map memlock), allocated at start.
-	fs.Uint32Var(&o.MaxConns, "max-conns", 0, "connection table size (0: the built-in 262144); 360 bytes each (the flow, its NAT reverse and its persistence template)")
+	fs.Uint32Var(&o.MaxConns, "max-conns", 0, "connection table size (0: the built-in 262144), IPv4 flows in an array of twice as many slots; 383 bytes each (the flow: 128 in the array and 15 in the LRU behind it for what overflows; its NAT reverse; its persistence template)")
 	fs.Uint32Var(&o.MaxHalfOpen, "max-half-open", 0, "table of new flows not yet proven, which a SYN flood fills and recycles instead of the connection table (0: a quarter of --max-conns, at least 1024; the built-in 65536); 226 bytes each (the flow and its NAT reverse)")
 	fs.Uint32Var(&o.MaxFullNATFlows, "max-fullnat-flows", 0, "FULLNAT flows of each family the XDP data plane holds at once: each holds a local port (0: the connection table's size plus the half-open table's, so every flow may be FULLNAT); 138 bytes each for IPv4 (NAT64 flows among them) and 162 for IPv6, allocated at start whether or not a service is FULLNAT: a director without FULLNAT saves the 98 MB of the default with 1")
 	fs.Uint32Var(&o.MaxServices, "max-services", 0, "virtual services the XDP data plane holds (0: the built-in 4096); 330 bytes each")

@@ -42,6 +42,12 @@ func newBenchRig(b *testing.B, maxConns uint32) *benchRig {
 }
 
 func newBenchRigWith(b *testing.B, maxConns uint32, schedName string, reals int, fwd lvs.Forward) *benchRig {
+	return newBenchRigSized(b, maxConns, maxConns, schedName, reals, fwd)
+}
+
+// newBenchRigSized is newBenchRigWith with a half-open table of its own
+// size.
+func newBenchRigSized(b *testing.B, maxConns, maxHalfOpen uint32, schedName string, reals int, fwd lvs.Forward) *benchRig {
 	requireRoot(b)
 	ns, _ := testNS(b)
 	res := staticResolver{}
@@ -60,7 +66,7 @@ func newBenchRigWith(b *testing.B, maxConns uint32, schedName string, reals int,
 	var x *Dataplane
 	require.NoError(b, ns.Do(func() (err error) {
 		x, err = Open(Config{PinDir: "/sys/fs/bpf/xlb-bench-" + testutil.Suffix(), Resolver: res, MaxConns: maxConns,
-			MaxHalfOpen: maxConns, Logger: quiet, SweepInterval: time.Hour})
+			MaxHalfOpen: maxHalfOpen, Logger: quiet, SweepInterval: time.Hour})
 		return err
 	}))
 	b.Cleanup(func() { x.Close() })
@@ -387,10 +393,10 @@ func BenchmarkDR(b *testing.B) {
 	}
 	b.Run("established-1M-flows-random", func(b *testing.B) {
 		const flows = 1 << 20
-		// Room for every flow in each CPU's share of the LRU (its
-		// entries are spread over the CPUs' lists, and these updates
-		// come from one CPU).
-		r := newBenchRig(b, uint32(2*flows*ebpf.MustPossibleCPU()))
+		// A table of 1M flows. The half-open table has room for every
+		// flow in each CPU's share of its LRU (its entries are spread
+		// over the CPUs' lists, and the SYNs come from one CPU).
+		r := newBenchRigSized(b, flows, uint32(2*flows*ebpf.MustPossibleCPU()), "wrr", 16, lvs.DR)
 		// Make every flow, in counter order: a SYN each, then an ACK
 		// each (which moves it from the half-open table to the flow
 		// table). Then hit them in hashed order, unrelated to the order
@@ -405,13 +411,18 @@ func BenchmarkDR(b *testing.B) {
 		r.accounted(b, uint64(b.N), 0, 0, func() { ns = r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), flows, false, b.N, xdpTX) })
 		report(b, ns, base, harness)
 		// What a flow costs in memory: the flow table's bytes (the
-		// kernel's own account: key, value and the map's per-entry
-		// overhead) per entry it holds.
-		info, err := r.x.objs.Conns.Info()
-		require.NoError(b, err)
-		mem, ok := info.Memlock()
-		require.True(b, ok, "the kernel reports the flow table's memory")
-		b.ReportMetric(float64(mem)/float64(r.x.objs.Conns.MaxEntries()), "table-bytes/flow")
+		// kernel's own account of the array and of the LRU behind it:
+		// keys, values and the maps' per-entry overhead) per flow it is
+		// made for.
+		var mem uint64
+		for _, m := range []*ebpf.Map{r.x.objs.Flowtab, r.x.objs.Conns} {
+			info, err := m.Info()
+			require.NoError(b, err)
+			n, ok := info.Memlock()
+			require.True(b, ok, "the kernel reports the flow table's memory")
+			mem += n
+		}
+		b.ReportMetric(float64(mem)/flows, "table-bytes/flow")
 	})
 }
 
@@ -752,9 +763,7 @@ func BenchmarkIpvsadmList(b *testing.B) {
 				svc.Reals = append(svc.Reals, dataplane.Real{Addr: realAddr(i), Port: 80, Weight: 1, Forward: lvs.DR})
 			}
 			var x *Dataplane
-			// The LRU's entries are spread over the CPUs' lists, and
-			// these updates come from one CPU.
-			maxConns := uint32(2 * flows * ebpf.MustPossibleCPU())
+			maxConns := uint32(flows)
 			require.NoError(b, ns.Do(func() (err error) {
 				x, err = Open(Config{PinDir: "/sys/fs/bpf/xlb-list-" + testutil.Suffix(), Resolver: res, MaxConns: maxConns,
 					Logger: quiet, SweepInterval: time.Hour})
@@ -776,8 +785,7 @@ func BenchmarkIpvsadmList(b *testing.B) {
 			}
 			for i := 0; i < flows; i += 65536 {
 				j := min(i+65536, flows)
-				_, err := x.objs.Conns.BatchUpdate(keys[i:j], vals[i:j], nil)
-				require.NoError(b, err)
+				require.NoError(b, x.flows4().fill(keys[i:j], vals[i:j]))
 			}
 			// ActiveConn as the program would have counted these flows.
 			for i, slot := range slots {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/internal/testutil"
@@ -35,7 +34,7 @@ func syncBenchPair(b *testing.B, flows int) (nsA, nsB *testutil.NS, a, bb *Datap
 		res[realAddr(i)] = NextHop{Ifindex: 1, MAC: realMAC(i), SrcMAC: srcMAC}
 		svc.Reals = append(svc.Reals, dataplane.Real{Addr: realAddr(i), Port: 80, Weight: 1, Forward: lvs.DR})
 	}
-	maxConns := uint32(max(2*flows*ebpf.MustPossibleCPU(), 4096))
+	maxConns := uint32(max(flows, 4096))
 	open := func(ns *testutil.NS) *Dataplane {
 		var x *Dataplane
 		require.NoError(b, ns.Do(func() (err error) {
@@ -67,8 +66,7 @@ func fillFlows(b *testing.B, x *Dataplane, svc dataplane.Service, n int) {
 	}
 	for i := 0; i < n; i += 65536 {
 		j := min(i+65536, n)
-		_, err := x.objs.Conns.BatchUpdate(keys[i:j], vals[i:j], nil)
-		require.NoError(b, err)
+		require.NoError(b, x.flows4().fill(keys[i:j], vals[i:j]))
 	}
 }
 
@@ -163,7 +161,7 @@ func BenchmarkSync(b *testing.B) {
 				key := xlbConnKey{Src: ip4(client), Dst: ip4(vip), Sport: port16(sport), Dport: port16(80), Proto: 6}
 				var c xlbConn
 				deadline := start.Add(10 * time.Second)
-				for x.objs.Conns.Lookup(&key, &c) != nil {
+				for x.flows4().Lookup(&key, &c) != nil {
 					require.True(b, time.Now().Before(deadline), "flow %d never reached the backup", i)
 					time.Sleep(time.Millisecond)
 				}
@@ -199,8 +197,8 @@ func BenchmarkSync(b *testing.B) {
 				b.StopTimer()
 				st := x.SyncStats()
 				require.GreaterOrEqual(b, st.Installed, uint64(flows), "%+v", st)
-				n := 0
-				require.NoError(b, readBatches(x.objs.Conns, make([]xlbConnKey, 4096), make([]xlbConn, 4096), func(int) { n++ }))
+				n, err := x.flows4().count()
+				require.NoError(b, err)
 				require.Equal(b, flows, n, "the backup's table holds every flow")
 				require.NoError(b, nsA.Do(func() error { return a.StopDaemon(false) }))
 				require.NoError(b, nsB.Do(func() error { return x.StopDaemon(true) }))
