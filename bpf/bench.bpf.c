@@ -344,26 +344,38 @@ int bench_lru_probe(struct xdp_md *ctx)
 	return bench_found(ctx, bpf_map_lookup_elem(&bench_lru, &k));
 }
 
+/* The slot of flow k in its probe: its own (fill: the first empty one),
+ * or none. A probe stops at an empty slot. */
+static __always_inline struct bench_slot *bench_walk(const struct bench_flow_key *k, int fill)
+{
+	__u32 i = bench_slot_of(k);
+	for (int p = 0; p < BENCH_PROBES; p++) {
+		__u32 at = (i + p) & (bench_max_slots - 1);
+		struct bench_slot *s = bpf_map_lookup_elem(&bench_slots, &at);
+		if (!s)
+			return 0;
+		int empty = s->k0 == 0 && s->k1 == 0;
+		if (fill ? empty : (s->k0 == k->k0 && s->k1 == k->k1))
+			return s;
+		if (empty)
+			return 0;
+	}
+	return 0;
+}
+
 SEC("xdp")
 int bench_slots_fill(struct xdp_md *ctx)
 {
 	struct bench_flow_key k;
 	if (bench_key(ctx, &k))
 		return XDP_ABORTED;
-	__u32 i = bench_slot_of(&k);
-	for (int p = 0; p < BENCH_PROBES; p++) {
-		__u32 at = (i + p) & (bench_max_slots - 1);
-		struct bench_slot *s = bpf_map_lookup_elem(&bench_slots, &at);
-		if (!s)
-			return XDP_ABORTED;
-		if (s->k0 == 0 && s->k1 == 0) {
-			s->v.w[0] = k.k0;
-			s->k0 = k.k0;
-			s->k1 = k.k1;
-			return XDP_TX;
-		}
-	}
-	return bench_found(ctx, 0);
+	struct bench_slot *s = bench_walk(&k, 1);
+	if (!s)
+		return bench_found(ctx, 0);
+	s->v.w[0] = k.k0;
+	s->k0 = k.k0;
+	s->k1 = k.k1;
+	return XDP_TX;
 }
 
 SEC("xdp")
@@ -372,18 +384,8 @@ int bench_slots_probe(struct xdp_md *ctx)
 	struct bench_flow_key k;
 	if (bench_key(ctx, &k))
 		return XDP_ABORTED;
-	__u32 i = bench_slot_of(&k);
-	for (int p = 0; p < BENCH_PROBES; p++) {
-		__u32 at = (i + p) & (bench_max_slots - 1);
-		struct bench_slot *s = bpf_map_lookup_elem(&bench_slots, &at);
-		if (!s)
-			return XDP_ABORTED;
-		if (s->k0 == k.k0 && s->k1 == k.k1)
-			return bench_found(ctx, &s->v);
-		if (s->k0 == 0 && s->k1 == 0)
-			break;
-	}
-	return bench_found(ctx, 0);
+	struct bench_slot *s = bench_walk(&k, 0);
+	return bench_found(ctx, s ? &s->v : 0);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

@@ -45,6 +45,24 @@ func openFlowTableRig(t *testing.T, ns *testutil.NS, pinDir string) *Dataplane {
 	return x
 }
 
+// newReleasableRig is newFlowTableRig on a pin directory of its own, with
+// a release that lets go of the director, its pins left for the next
+// one, which the test's cleanup then does not close.
+func newReleasableRig(t *testing.T) (string, *testutil.NS, *Dataplane, func()) {
+	pin := "/sys/fs/bpf/xlb-test-" + testutil.Suffix()
+	ns, x, _ := newFlowTableRig(t, pin)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			require.NoError(t, x.Close())
+		}
+	})
+	return pin, ns, x, func() {
+		require.NoError(t, x.Release())
+		released = true
+	}
+}
+
 // flowKey4 is the flow table's key of the test client's flow from port.
 func flowKey4(port uint16) xlbConnKey {
 	return xlbConnKey{Src: ip4(client), Dst: ip4(vip), Sport: port16(port), Dport: port16(80), Proto: 6}
@@ -175,22 +193,14 @@ func TestFlowTableHoldsEveryFlow(t *testing.T) {
 // A director restarted on its pinned maps finds its flows in the array
 // again: the hash's key is kept beside it.
 func TestFlowTableKeptAcrossRestart(t *testing.T) {
-	pin := "/sys/fs/bpf/xlb-test-" + testutil.Suffix()
-	ns, x, _ := newFlowTableRig(t, pin)
-	closed := false
-	t.Cleanup(func() {
-		if !closed {
-			require.NoError(t, x.Close())
-		}
-	})
+	pin, ns, x, release := newReleasableRig(t)
 	real := map[uint16]int{}
 	for i := range 8 {
 		port := uint16(34000 + i)
 		real[port] = makeFlow(t, ns, x, port)
 	}
 	salt0 := x.ft.salt0
-	require.NoError(t, x.Release())
-	closed = true
+	release()
 
 	y := openFlowTableRig(t, ns, pin)
 	t.Cleanup(func() { require.NoError(t, y.Close()) })
@@ -210,14 +220,7 @@ func TestFlowTableKeptAcrossRestart(t *testing.T) {
 // the LRU, nothing counted at a home) finds those flows: the new array
 // counts each at its home.
 func TestFlowTableAdoptsLRUFlows(t *testing.T) {
-	pin := "/sys/fs/bpf/xlb-test-" + testutil.Suffix()
-	ns, x, _ := newFlowTableRig(t, pin)
-	closed := false
-	t.Cleanup(func() {
-		if !closed {
-			require.NoError(t, x.Close())
-		}
-	})
+	pin, ns, x, release := newReleasableRig(t)
 	want := makeFlow(t, ns, x, 35000)
 	// The older director's flow: in the LRU alone.
 	var c xlbConn
@@ -225,8 +228,7 @@ func TestFlowTableAdoptsLRUFlows(t *testing.T) {
 	require.NoError(t, x.flows4().Lookup(&made, &c))
 	old := flowKey4(35001)
 	require.NoError(t, x.objs.Conns.Update(&old, &c, ebpf.UpdateNoExist))
-	require.NoError(t, x.Release())
-	closed = true
+	release()
 	// (an older director's pins had no array)
 	for _, name := range []string{xlbMapFlowtab, xlbMapFlowtabMeta} {
 		require.NoError(t, os.Remove(filepath.Join(pin, name)))
