@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/assert"
@@ -42,12 +43,23 @@ func TestVerifierBudget(t *testing.T) {
 				m.Pinning = ebpf.PinNone
 			}
 			require.NoError(t, spec.Variables["have_bpf_loop"].Set(c.bpfLoop))
-			verifierBudget(t, spec)
+			verifierBudget(t, spec, true)
+			// As the loader sets it up: the flow table's array and the
+			// established-flow cache, whose paths the verifier prunes
+			// while their sizes are 0 (as above). Their frames are
+			// TestStackChains61's to check: the estimate above counts
+			// bpf_loop's callbacks into main's chain, which 6.1 does not.
+			_, _, err = configureFlowTable(spec, "/nonexistent", 4096)
+			require.NoError(t, err)
+			require.NoError(t, sizeFlowCache(spec, c.bpfLoop == 1))
+			start := time.Now()
+			verifierBudget(t, spec, false)
+			t.Logf("as loaded: verified in %v", time.Since(start).Round(time.Millisecond))
 		})
 	}
 }
 
-func verifierBudget(t *testing.T, spec *ebpf.CollectionSpec) {
+func verifierBudget(t *testing.T, spec *ebpf.CollectionSpec, frames bool) {
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogLevel: ebpf.LogLevelStats}})
 	var ve *ebpf.VerifierError
 	if errors.As(err, &ve) {
@@ -70,6 +82,9 @@ func verifierBudget(t *testing.T, spec *ebpf.CollectionSpec) {
 		}
 		t.Logf("%s: %d instructions processed of %d (%.0f%%), stack %s", name, n, limit, 100*float64(n)/float64(limit), depth)
 		assert.Less(t, n, limit*95/100, "%s is within 5%% of the verifier's limit", name)
+		if !frames {
+			continue
+		}
 		assert.LessOrEqual(t, stack61(depth), 512, "%s: its frame and its largest callee's, each rounded up to 32 bytes as 6.1's verifier counts them (stack %s), pass the 512 bytes of a call chain", name, depth)
 	}
 }
