@@ -206,19 +206,25 @@ static __always_inline int ft_delete(const struct conn_key *k)
 	return ft_delete_at(w[0], w[1]);
 }
 
-/* Writes flow k as c: over its entry if it has one (in the array, or in
- * the LRU where its home counts flows), else into its window's first
- * GONE or FREE slot, else into the LRU, counted at its home. (Global,
- * as ft_find_at; inlined, its locals also took xlb_xdp's frame 16 bytes
- * past 6.1's limit.) */
-__attribute__((noinline)) int ft_insert(const struct conn_key *k, const struct conn *c)
+/* Writes flow k as c into the array: over its slot if it has one, else
+ * into its window's first GONE or FREE slot: FT_PUT_ARRAY. Else the LRU
+ * takes it (ft_put): FT_PUT_LRU where the LRU may hold it already (its
+ * home counts flows there, unless the caller looked: lru_looked),
+ * FT_PUT_OVERFLOW where it is to be counted.
+ * (Global, as ft_find_at; inlined, its locals also took xlb_xdp's frame
+ * 16 bytes past 6.1's limit. A global's pointer is not a map key or
+ * value to 6.1's helpers: the LRU's writes are the caller's.) */
+#define FT_PUT_ARRAY 0
+#define FT_PUT_LRU 1
+#define FT_PUT_OVERFLOW 2
+__attribute__((noinline)) int ft_insert(const struct conn_key *k, const struct conn *c, int lru_looked)
 {
 	if (!k || !c) /* (a global function's pointers may be null) */
 		return -1;
 	const __u64 *w = (const __u64 *)k;
 	__u64 k0 = w[0], k1 = w[1];
 	if (!ft_mask)
-		return bpf_map_update_elem(&conns, k, c, BPF_ANY);
+		return FT_PUT_LRU;
 	__u32 i = ft_home(k0, k1);
 	__s32 room = -1;
 	int over = 0;
@@ -233,7 +239,7 @@ __attribute__((noinline)) int ft_insert(const struct conn_key *k, const struct c
 			over = (tag >> FT_OVER_SHIFT) != 0;
 		if (st == FT_LIVE && s->k0 == k0 && s->k1 == k1) {
 			s->c = *c;
-			return 0;
+			return FT_PUT_ARRAY;
 		}
 		if (st == FT_GONE && room < 0)
 			room = p;
@@ -243,8 +249,8 @@ __attribute__((noinline)) int ft_insert(const struct conn_key *k, const struct c
 			break;
 		}
 	}
-	if (over && bpf_map_lookup_elem(&conns, k))
-		return bpf_map_update_elem(&conns, k, c, BPF_ANY);
+	if (over && !lru_looked)
+		return FT_PUT_LRU;
 	if (room >= 0) {
 		struct ft_slot *s = ft_slot_at(i + (__u32)room);
 		if (!s)
@@ -257,13 +263,36 @@ __attribute__((noinline)) int ft_insert(const struct conn_key *k, const struct c
 			s->k0 = k0;
 			s->k1 = k1;
 			__sync_fetch_and_xor(&s->tag, FT_BUSY ^ FT_LIVE);
-			return 0;
+			return FT_PUT_ARRAY;
 		}
 	}
 	/* No room in the window, or another CPU took it first. */
+	return FT_PUT_OVERFLOW;
+}
+
+/* Writes flow k as c into the flow table: the array, else the LRU behind
+ * it (a flow its home counts there is looked for there first); 0 if
+ * written. */
+static __always_inline int ft_put(const struct conn_key *k, const struct conn *c)
+{
+	int r = ft_insert(k, c, 0);
+	if (r == FT_PUT_LRU && ft_mask) {
+		/* Its home counts flows in the LRU: it may be one of them;
+		 * if not, the array may have room for it after all. */
+		if (bpf_map_lookup_elem(&conns, k))
+			return bpf_map_update_elem(&conns, k, c, BPF_ANY);
+		r = ft_insert(k, c, 1);
+	}
+	if (r == FT_PUT_ARRAY)
+		return 0;
+	if (r < 0)
+		return -1;
 	if (bpf_map_update_elem(&conns, k, c, BPF_ANY))
 		return -1;
-	ft_overflow(k0, k1, 1);
+	if (r == FT_PUT_OVERFLOW) {
+		const __u64 *w = (const __u64 *)k;
+		ft_overflow(w[0], w[1], 1);
+	}
 	return 0;
 }
 

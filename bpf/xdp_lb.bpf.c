@@ -203,7 +203,7 @@ static __always_inline void conn_promote(const union flow_key *fk, __u8 family, 
 		goto promoted;
 	}
 	const struct conn_key *k = &fk->v4;
-	if (ft_insert(k, &c) != 0)
+	if (ft_put(k, &c) != 0)
 		return; /* it stays half-open, and works */
 	if ((c.flags & (XLB_CONN_F_NAT | XLB_CONN_F_FNAT)) == XLB_CONN_F_NAT) {
 		struct conn_key rk = {
