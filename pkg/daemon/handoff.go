@@ -66,24 +66,27 @@ func readHandoff(o Options, cfg *config.Config, log *slog.Logger) map[string]boo
 		return nil
 	}
 	age := time.Since(h.Written)
-	adv := map[string]time.Duration{}
+	// The earliest a backup may take over: its master-down timer, 3
+	// intervals and its skew (RFC 5798 6.1; keepalived's
+	// VRRP_TIMER_SKEW), run from the old MASTER's last advert as it
+	// handed off (vrrp's Machine.Handoff). A backup's priority is at most
+	// ours, so its skew at least (256 - ours)/256 of an interval (of a
+	// second for VRRPv2: the smaller of the two).
+	down := map[string]time.Duration{}
 	for _, in := range cfg.Instances {
-		adv[in.Name] = max(in.AdvertInterval, 10*time.Millisecond)
+		a := max(in.AdvertInterval, 10*time.Millisecond)
+		down[in.Name] = 3*a + time.Duration(256-int(in.Priority))*min(a, time.Second)/256
 	}
 	out := map[string]bool{}
 	for _, name := range h.Masters {
-		a, ok := adv[name]
+		d, ok := down[name]
 		switch {
 		case !ok:
 			log.Info("handoff: the instance is no longer configured", "instance", name)
-		case age >= 3*a:
-			// The old MASTER sent a last advert as it handed off (vrrp's
-			// Machine.Handoff): a backup's master-down timer, 3 intervals
-			// and its skew (above 0: its priority is below ours, under
-			// 255), runs from then; past 3 intervals one may have taken
-			// over.
+		case age >= d:
+			// Past it a backup may have taken over.
 			log.Warn("handoff too old: the instance starts as BACKUP (its peers may have taken over)", "instance", name,
-				"age", age.Round(time.Millisecond).String(), "advert_int", a.String())
+				"age", age.Round(time.Millisecond).String(), "master_down", d.Round(time.Millisecond).String())
 		default:
 			out[name] = true
 		}
