@@ -179,6 +179,12 @@ func Run(ctx context.Context, o Options) error {
 	if o.ConfigFile != "" {
 		forCfg = cfg
 	}
+	// A hitless restart's MASTER instances advertise from here on, while
+	// the data plane loads: its programs' verification can outlast the
+	// backups' master-down interval (vrrpd.Bridge).
+	resume := readHandoff(o, cfg, log)
+	bridge := vrrpd.NewBridge(cfg, resume, log)
+	defer bridge.Close()
 	dp, err := openDataplane(log, o, forCfg)
 	if err != nil {
 		return err
@@ -260,7 +266,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	d.owners = []VIPOwner{vrrpd.New(vrrpd.Options{Logger: log, Scripts: pool.Runner(), OnActive: d.seats.activeFunc(0), Alert: mail.Alert,
-		PreemptHold: d.sync.hold, Resume: readHandoff(o, cfg, log)})}
+		PreemptHold: d.sync.hold, Resume: resume, Bridge: bridge})}
 	if o.BGPConfig != "" {
 		sp, err := bgpd.New(bgpd.Options{ConfigFile: o.BGPConfig, VIPs: o.BGPVIPs, Drain: o.BGPDrain,
 			Quorum: dir.QuorumByVIP, OnActive: d.seats.activeFunc(1), HostVIPs: dp.kind == "ipvs", Logger: log})

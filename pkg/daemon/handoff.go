@@ -47,10 +47,11 @@ func writeHandoff(o Options, masters []string, log *slog.Logger) {
 }
 
 // readHandoff takes the handoff file (removing it) and returns the
-// instances to resume as MASTER: those that were, if the file is young
-// enough that the peers have not yet given up on this director (less
-// than two of the instance's advert intervals: its last advert was at
-// most one before, and a peer waits three and a skew).
+// instances to resume as MASTER: those that were, if the file is younger
+// than the shortest master-down interval a backup of theirs can have
+// (past it a peer may have taken over). It is read as the configuration
+// is, before the data plane loads: a vrrpd.Bridge advertises for them
+// from then on.
 func readHandoff(o Options, cfg *config.Config, log *slog.Logger) map[string]bool {
 	b, err := os.ReadFile(o.handoffFile())
 	if errors.Is(err, os.ErrNotExist) {

@@ -49,8 +49,25 @@ var (
 )
 
 func TestSyncGroupAgainstKeepalived(t *testing.T) {
-	if kaNS := os.Getenv(syncChildEnv); kaNS != "" {
-		syncGroupNodeX(t, kaNS)
+	againstKeepalived(t, syncChildEnv, "xlbsg", 2, syncGroupNodeX)
+}
+
+// againstKeepalived runs the calling test's node X half (nodeX, given
+// node K's namespace) in a child process in node X's namespace (env
+// names node K's there), with links links between the two (twoNodes).
+// nodeX is given netlink handles in node K's namespace and its own.
+func againstKeepalived(t *testing.T, env, prefix string, links int, nodeX func(t *testing.T, kaNS string, kaH, xH *netlink.Handle)) {
+	if kaNS := os.Getenv(env); kaNS != "" {
+		kh, err := netns.GetFromName(kaNS)
+		require.NoError(t, err)
+		defer kh.Close()
+		kaH, err := netlink.NewHandleAt(kh)
+		require.NoError(t, err)
+		defer kaH.Close()
+		xH, err := netlink.NewHandle()
+		require.NoError(t, err)
+		defer xH.Close()
+		nodeX(t, kaNS, kaH, xH)
 		return
 	}
 	if testing.Short() {
@@ -59,6 +76,14 @@ func TestSyncGroupAgainstKeepalived(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces, raw sockets)")
 	}
+	nsK, nsX := twoNodes(t, prefix, links)
+	runNodeX(t, t.Name(), env, nsK, nsX)
+}
+
+// twoNodes makes node K's and node X's namespaces (named from prefix)
+// joined by links veth pairs, vkaN (10.98.N.1/24) in K to vxN
+// (10.98.N.2/24) in X, and removes them at the test's end.
+func twoNodes(t *testing.T, prefix string, links int) (nsK, nsX string) {
 	for _, c := range []struct{ bin, pkg string }{{"ip", "iproute2"}, {"keepalived", "keepalived"}} {
 		if _, err := exec.LookPath(c.bin); err != nil {
 			t.Fatalf("needs %s, which tools/deps.sh test installs (apt-get install %s): %v", c.bin, c.pkg, err)
@@ -67,7 +92,7 @@ func TestSyncGroupAgainstKeepalived(t *testing.T) {
 	var rnd [3]byte
 	_, _ = rand.Read(rnd[:])
 	suffix := hex.EncodeToString(rnd[:])
-	nsK, nsX := "xlbsgk-"+suffix, "xlbsgx-"+suffix
+	nsK, nsX = prefix+"k-"+suffix, prefix+"x-"+suffix
 	for _, ns := range []string{nsK, nsX} {
 		syncRun(t, "ip", "netns", "add", ns)
 		t.Cleanup(func() {
@@ -76,8 +101,8 @@ func TestSyncGroupAgainstKeepalived(t *testing.T) {
 			}
 		})
 	}
-	for i, net := range []string{"10.98.1", "10.98.2"} {
-		k, x := fmt.Sprintf("vka%d", i+1), fmt.Sprintf("vx%d", i+1)
+	for i := 1; i <= links; i++ {
+		k, x, net := fmt.Sprintf("vka%d", i), fmt.Sprintf("vx%d", i), fmt.Sprintf("10.98.%d", i)
 		syncRun(t, "ip", "-n", nsK, "link", "add", k, "type", "veth", "peer", "name", x, "netns", nsX)
 		syncRun(t, "ip", "-n", nsK, "addr", "add", net+".1/24", "dev", k)
 		syncRun(t, "ip", "-n", nsX, "addr", "add", net+".2/24", "dev", x)
@@ -86,16 +111,22 @@ func TestSyncGroupAgainstKeepalived(t *testing.T) {
 	}
 	syncRun(t, "ip", "-n", nsK, "link", "set", "lo", "up")
 	syncRun(t, "ip", "-n", nsX, "link", "set", "lo", "up")
+	return nsK, nsX
+}
 
+// runNodeX runs the test name again as node X, a child process in nsX
+// (env set to nsK), as a daemon runs on its own host: VRRP reads
+// interfaces and netlink in its own namespace from many goroutines.
+func runNodeX(t *testing.T, name, env, nsK, nsX string) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsX, os.Args[0],
-		"-test.run=^TestSyncGroupAgainstKeepalived$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), syncChildEnv+"="+nsK)
+		"-test.run=^"+name+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+nsK)
 	out, err := cmd.CombinedOutput()
 	t.Logf("node X (child test in %s):\n%s", nsX, out)
 	require.NoError(t, err, "node X failed")
-	require.Contains(t, string(out), "--- PASS: TestSyncGroupAgainstKeepalived", "the child ran the test")
+	require.Contains(t, string(out), "--- PASS: "+name, "the child ran the test")
 }
 
 func syncRun(t *testing.T, name string, args ...string) {
@@ -164,11 +195,11 @@ type syncKeepalived struct {
 	once   sync.Once
 }
 
-func startSyncKeepalived(t *testing.T, ns string) *syncKeepalived {
+func startSyncKeepalived(t *testing.T, ns, config string) *syncKeepalived {
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "keepalived.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(syncKeepalivedConf), 0o644))
+	require.NoError(t, os.WriteFile(conf, []byte(config), 0o644))
 	vrrpPid := filepath.Join(dir, "vrrp.pid")
 	k := &syncKeepalived{exited: make(chan struct{}), out: &testutil.LockedBuffer{}}
 	k.cmd = exec.Command("ip", "netns", "exec", ns, "keepalived", "-n", "-l", "-D", "-P", "-R",
@@ -242,20 +273,11 @@ func states(v *Supervisor) map[string]string {
 }
 
 // syncGroupNodeX is node X, in the child process.
-func syncGroupNodeX(t *testing.T, kaNS string) {
-	kh, err := netns.GetFromName(kaNS)
-	require.NoError(t, err)
-	defer kh.Close()
-	kaH, err := netlink.NewHandleAt(kh)
-	require.NoError(t, err)
-	defer kaH.Close()
-	xH, err := netlink.NewHandle()
-	require.NoError(t, err)
-	defer xH.Close()
+func syncGroupNodeX(t *testing.T, kaNS string, kaH, xH *netlink.Handle) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	mdi := vrrp.MasterDownInterval(vrrp.Version2, 100, time.Second, vrrp.DefaultDownTimerAdverts)
 
-	ka := startSyncKeepalived(t, kaNS)
+	ka := startSyncKeepalived(t, kaNS, syncKeepalivedConf)
 	syncWaitFor(t, 10*time.Second, "keepalived MASTER for VI_A", func() bool { return hasVIP(t, kaH, "vka1", syncVIPA) })
 
 	// Without a group, VI_B, alone on its link, goes MASTER while VI_A
@@ -331,7 +353,7 @@ func syncGroupNodeX(t *testing.T, kaNS string) {
 	// keepalived is back, with a better priority than VI_A: it preempts,
 	// VI_A goes BACKUP, and takes VI_B with it.
 	back := time.Now()
-	startSyncKeepalived(t, kaNS)
+	startSyncKeepalived(t, kaNS, syncKeepalivedConf)
 	syncWaitFor(t, mdi+5*time.Second, "VI_A BACKUP under keepalived", func() bool { return states(v)["VI_A"] == "BACKUP" })
 	atA = time.Now()
 	syncWaitFor(t, time.Second, "VI_B forced to BACKUP", func() bool { return states(v)["VI_B"] == "BACKUP" })

@@ -2,7 +2,6 @@ package vrrpd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -34,6 +33,7 @@ type Supervisor struct {
 	handle      *netlink.Handle
 	preemptHold func(time.Time) bool
 	resume      map[string]bool // until the first instances start
+	bridge      *Bridge         // what advertised them meanwhile (nil: none)
 
 	mu      sync.Mutex
 	view    vrrpView // what the runners were started from
@@ -96,6 +96,10 @@ type Options struct {
 	// kept: they were MASTER in the process this one took over from (a
 	// hitless restart, see Handoff). Only the first Load resumes.
 	Resume map[string]bool
+	// Bridge advertised for the Resume instances while the process
+	// started (NewBridge); each resumes as its bridge leaves it. Nil:
+	// none.
+	Bridge *Bridge
 }
 
 // New prepares to run instances; Load starts them.
@@ -107,7 +111,7 @@ func New(opts Options) *Supervisor {
 		opts.Logger = slog.Default()
 	}
 	return &Supervisor{log: opts.Logger, scripts: opts.Scripts, handle: opts.Netlink, onActive: opts.OnActive, alert: opts.Alert,
-		preemptHold: opts.PreemptHold, resume: opts.Resume}
+		preemptHold: opts.PreemptHold, resume: opts.Resume, bridge: opts.Bridge}
 }
 
 // Alive says whether every instance's loop answers before ctx ends (the
@@ -157,13 +161,17 @@ type roleVIPs struct {
 
 func (r roleVIPs) AddVIPs(vips []netip.Prefix) error {
 	all := slices.Concat(vips, r.excluded)
-	r.v.setHolding(r.name, all)
+	if r.v != nil {
+		r.v.setHolding(r.name, all)
+	}
 	return r.inner.AddVIPs(all)
 }
 
 func (r roleVIPs) RemoveVIPs(vips []netip.Prefix) error {
 	err := r.inner.RemoveVIPs(slices.Concat(vips, r.excluded))
-	r.v.setHolding(r.name, nil)
+	if r.v != nil {
+		r.v.setHolding(r.name, nil)
+	}
 	return err
 }
 
@@ -274,6 +282,10 @@ func (v *Supervisor) Load(cfg *config.Config) {
 		v.runners = append(v.runners, v.start(in))
 	}
 	v.resume = nil
+	// An instance the bridge advertised for that did not start (its
+	// socket failed) gives up MASTER as a stopping one does.
+	v.bridge.Close()
+	v.bridge = nil
 	v.startTracks(cfg, running, carried)
 }
 
@@ -473,40 +485,7 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 		v.log.Error("vrrp_instance not started", "instance", in.Name, "error", err)
 		return vr
 	}
-	// ifname is where the instance speaks and holds its VIPs: its
-	// interface, or with use_vmac the VMAC on it, whose adverts carry the
-	// parent's primary address as keepalived's do.
-	ifname, srcIP := in.Interface, in.UnicastSrcIP
-	if in.UseVMAC {
-		name, err := v.ensureVMAC(&in)
-		if err != nil {
-			return fail(err)
-		}
-		ifname = name
-		if !srcIP.IsValid() {
-			if srcIP, err = vrrp.PrimaryIPv4(in.Interface); err != nil {
-				return fail(err)
-			}
-		}
-	}
-	var peers []netip.Addr
-	var upeers []vrrp.UnicastPeer
-	for _, p := range in.UnicastPeers {
-		peers = append(peers, p.Addr)
-		upeers = append(upeers, vrrp.UnicastPeer{Addr: p.Addr, MinTTL: uint8(p.MinTTL), MaxTTL: uint8(p.MaxTTL)})
-	}
-	// An IPv6 instance speaks from the link-local address, which is
-	// tentative for about a second after the link comes up (DAD): wait
-	// for it a little, as keepalived waits in FAULT.
-	var conn *vrrp.Conn
-	var err error
-	for try := 0; ; try++ {
-		conn, err = vrrp.New(ifname, vrrp.ConnConfig{IPv6: in.IsIPv6(), SourceIP: srcIP, Peers: peers})
-		if err == nil || !errors.Is(err, vrrp.ErrNoSource) || try == 30 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	ifname, conn, err := openInstance(&in, v.ensureVMAC)
 	if err != nil {
 		return fail(err)
 	}
@@ -527,14 +506,6 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 		}
 		arp, vr.closeAnnounce = garp, garp.Close
 	}
-	var vips []netip.Prefix
-	for _, ip := range in.VirtualIPs {
-		vips = append(vips, ip.Prefix)
-	}
-	auth := vrrp.AuthNone
-	if in.AuthType == config.AuthPass {
-		auth = vrrp.AuthPass
-	}
 	name := in.Name
 	group := v.sync[name]
 	var canGoMaster func() bool
@@ -542,35 +513,29 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 		canGoMaster = group.canGoMaster(name)
 	}
 	resume := v.resume[name]
-	r, err := vrrp.NewRunner(vrrp.RunnerConfig{
-		Resume: resume,
-		Instance: vrrp.Config{
-			VRID: in.VirtualRouterID, Version: uint8(in.Version), Priority: in.Priority,
-			AdverInt: in.AdvertInterval, NoPreempt: in.Nopreempt, PreemptDelay: in.PreemptDelay,
-			GARPMasterDelay: in.GarpMasterDelay, GARPMasterRepeat: in.GarpMasterRepeat,
-			GARPMasterRefresh: in.GarpMasterRefresh, GARPMasterRefreshRepeat: in.GarpMasterRefreshRepeat,
-			SyncGroup: group != nil, PreemptHold: v.preemptHold,
-		},
-		VIPs:     vips,
-		AuthType: auth, AuthPass: in.AuthPass,
-		CheckUnicastSrc: in.CheckUnicastSrc, SkipCheckAdvAddr: in.SkipCheckAdvAddr,
-		Peers: upeers,
-		Conn:  conn,
-		ARP:   arp,
-		NA:    na,
-		Addrs: roleVIPs{v: v, name: name, inner: vrrp.NetlinkVIPs{Handle: v.handle, Link: ifname}, excluded: excludedOf(in)},
-		OnNotify: func(n vrrp.Notify) {
-			v.log.Info("vrrp transition", "instance", name, "state", n.State.String(), "priority", n.Priority)
-			v.mail(false, name, mailState(n.State), &vr.mailed)
-			if group != nil {
-				group.notified(name, n)
-			}
-			go v.notify(in, n)
-		},
-		CanGoMaster: canGoMaster,
-		Logf:        func(format string, args ...any) { v.log.Debug(fmt.Sprintf(format, args...), "instance", name) },
-		DropLogf:    func(format string, args ...any) { v.log.Warn(fmt.Sprintf(format, args...), "instance", name) },
-	})
+	if resume && v.bridge != nil {
+		// The bridge kept the instance's adverts going while this
+		// process loaded: it resumes as the bridge leaves it.
+		resume = v.bridge.end(name)
+	}
+	rc := runnerConfig(&in, conn)
+	rc.Resume = resume
+	rc.Instance.SyncGroup, rc.Instance.PreemptHold = group != nil, v.preemptHold
+	vips := rc.VIPs
+	rc.ARP, rc.NA = arp, na
+	rc.Addrs = roleVIPs{v: v, name: name, inner: vrrp.NetlinkVIPs{Handle: v.handle, Link: ifname}, excluded: excludedOf(in)}
+	rc.OnNotify = func(n vrrp.Notify) {
+		v.log.Info("vrrp transition", "instance", name, "state", n.State.String(), "priority", n.Priority)
+		v.mail(false, name, mailState(n.State), &vr.mailed)
+		if group != nil {
+			group.notified(name, n)
+		}
+		go v.notify(in, n)
+	}
+	rc.CanGoMaster = canGoMaster
+	rc.Logf = func(format string, args ...any) { v.log.Debug(fmt.Sprintf(format, args...), "instance", name) }
+	rc.DropLogf = func(format string, args ...any) { v.log.Warn(fmt.Sprintf(format, args...), "instance", name) }
+	r, err := vrrp.NewRunner(rc)
 	if err != nil {
 		conn.Close()
 		vr.closeAnnounce()
