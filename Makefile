@@ -66,13 +66,17 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-## bench: the data plane's and the control plane's benchmarks (forwarding, role flips, listings, applying 10k services, xlb check of them), 3 rounds, ratios to a baseline of the same round; rewrites the table in docs/benchmarks.md (root). tools/bench-ab.sh REV compares with a revision
+## bench: the data plane's and the control plane's benchmarks (forwarding, role flips, listings, applying 10k services, xlb check of them; with XLB_KATRAN_OBJ=balancer.bpf.o the 1M-flows case against Katran), 3 rounds, ratios to a baseline of the same round; rewrites the table in docs/benchmarks.md (root). tools/bench-ab.sh REV compares with a revision
 bench:
 	@tools/deps.sh test
 	set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkDR|BenchmarkForwardRate' -benchtime 2000000x -count 3 ./pkg/dataplane/xdp/ | tee bench.out
 	set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkRoleFlip|BenchmarkIpvsadmList' -benchtime 20x -count 3 ./pkg/dataplane/xdp/ | tee -a bench.out
 	set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkApply' -benchtime 1x -count 3 ./pkg/dataplane/xdp/ | tee -a bench.out
 	set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkCheck10k' -benchtime 1x -count 3 ./cmd/xlb/ | tee -a bench.out
+	@# Against Katran in the same run when its balancer object is given
+	@# (pkg/dataplane/xdp/katran_bench_test.go says how to build one).
+	set -o pipefail; if [ -n "$$XLB_KATRAN_OBJ" ]; then $(GO) test -run '^$$' -bench 'BenchmarkKatran1MFlows' -benchtime 2000000x -count 3 ./pkg/dataplane/xdp/ | tee -a bench.out; \
+	else echo "make bench: XLB_KATRAN_OBJ not set, the 1M-flows case against Katran not run"; fi
 	$(GO) run ./tools/benchtab -doc docs/benchmarks.md -cmd 'make bench' < bench.out
 
 ## chaos: faults against a running director (the xlb binary, under load), a table of what each did: docs/chaos.md (root)
