@@ -18,7 +18,7 @@ import (
 // backups' master-down timers (three adverts and a skew: 3.4 s at
 // advert_int 1 and priority 150); the new process used to advertise only
 // once its data plane was loaded, and verifying the programs takes 2 s
-// on a loaded host and 15-25 s on 6.1 in a VM: past that, the backup
+// on a loaded host and 15-52 s on 6.1 in a TCG VM: past that, the backup
 // took over from a director that was forwarding all along (the pinned
 // programs do). The Bridge advertises for each resumed instance from the
 // moment the configuration is read, by a vrrp.Runner of the instance's
