@@ -57,6 +57,15 @@ static __always_inline __u16 csum_swap42(__u16 sum, __u32 from, __u32 to, __u16 
 	return (__u16)~c;
 }
 
+/* A checksum with a folded ones'-complement sum of changes (~m + m' for
+ * each changed word, RFC 1624 eqn. 3) added. */
+static __always_inline __u16 csum_add_delta(__u16 sum, __u16 delta)
+{
+	__u32 c = (__u16)~sum + (__u32)delta;
+	c = (c & 0xffff) + (c >> 16);
+	return (__u16)~c;
+}
+
 /* The complement of a 32-bit ones'-complement sum folded to 16 bits. */
 static __always_inline __u16 csum_fold32(__u32 c)
 {

@@ -118,6 +118,44 @@ static __always_inline void flow_hint_val_of(struct flow_hint_val *v, const stru
 	v->lport = c->lport;
 }
 
+/* The ones'-complement sums of what a hinted IPv4 NAT or FULLNAT flow's
+ * packet has rewritten (RFC 1624 eqn. 3's ~m + m' for each changed
+ * 16-bit word, folded): the destination, VIP:vport to the real's address
+ * and port, and FULLNAT's source, client to laddr:lport. The IPv4
+ * header's checksum covers the addresses, TCP's or UDP's the addresses
+ * (its pseudo-header) and the ports. Ones'-complement addition is
+ * associative and a sum of words that are not all 0 folds to the same
+ * nonzero value however it is grouped, so one delta added to each
+ * checksum gives, bit for bit, what the table's path writes word by
+ * word (nat_rewrite, fnat_source). -1: FULLNAT's local address is gone
+ * (no hint). */
+static __always_inline int flow_hint_deltas(struct flow_hint_val *v, const struct conn_key *k, const struct conn *c,
+					    const struct real *r)
+{
+	v->ip_delta = v->l4_delta = 0;
+	if (!(r->flags & XLB_REAL_F_NAT))
+		return 0;
+	__be16 rport = r->port ? r->port : k->dport;
+	__u64 ip = (__u16)~k->dst + (__u16)~(k->dst >> 16) + (__u16)r->addr.v4 + (__u16)(r->addr.v4 >> 16);
+	__u64 l4 = (__u16)~k->dport + rport;
+	if (c->flags & XLB_CONN_F_FNAT) {
+		__u32 slot = c->laddr;
+		struct laddr *la = bpf_map_lookup_elem(&laddrs, &slot);
+		if (!la)
+			return -1;
+		ip += (__u16)~k->src + (__u16)~(k->src >> 16) + (__u16)la->addr.v4 + (__u16)(la->addr.v4 >> 16);
+		l4 += (__u16)~k->sport + c->lport;
+	}
+	l4 += ip;
+	ip = (ip & 0xffff) + (ip >> 16);
+	ip = (ip & 0xffff) + (ip >> 16);
+	l4 = (l4 & 0xffff) + (l4 >> 16);
+	l4 = (l4 & 0xffff) + (l4 >> 16);
+	v->ip_delta = ip;
+	v->l4_delta = l4;
+	return 0;
+}
+
 /* Writes this CPU's hint for the flow k after the table's path has
  * handled a packet of it (c as the packet left it), if the flow is one a
  * hint may serve. */
@@ -125,6 +163,10 @@ static __always_inline void flow_hint_write(const struct conn_key *k, const stru
 					    __u8 proto)
 {
 	if (!flow_hint_worthy(c, r, proto, AF_INET))
+		return;
+	struct flow_hint_val v;
+	flow_hint_val_of(&v, c);
+	if (flow_hint_deltas(&v, k, c, r) < 0)
 		return;
 	__u64 k0, k1;
 	flow_hint_words(k, &k0, &k1);
@@ -134,7 +176,7 @@ static __always_inline void flow_hint_write(const struct conn_key *k, const stru
 		return;
 	h->k0 = k0;
 	h->k1 = k1 | flow_hint_epoch();
-	flow_hint_val_of(&h->v, c);
+	h->v = v;
 }
 
 struct flow_hint_forget_ctx {

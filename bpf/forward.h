@@ -47,6 +47,36 @@ static __always_inline int forward_dr(struct xdp_md *ctx, struct ethhdr *eth, co
 	return send_to_real(ctx, r);
 }
 
+/* The TCP or UDP header's checksum (0 for a UDP packet sent without
+ * one) and its ports (source, then destination). -1 if the header is not
+ * there. */
+static __always_inline int l4_sum_ports(const struct packet *p, void *data_end, __u16 **l4sum, __be16 **ports)
+{
+	if (p->proto == IPPROTO_TCP) {
+		struct tcphdr *th = p->l4;
+		if ((void *)(th + 1) > data_end)
+			return -1;
+		*l4sum = (__u16 *)&th->check;
+		*ports = &th->source;
+		return 0;
+	}
+	struct udphdr *uh = p->l4;
+	if ((void *)(uh + 1) > data_end)
+		return -1;
+	*l4sum = uh->check ? (__u16 *)&uh->check : 0; /* 0: the sender computed no UDP checksum */
+	*ports = &uh->source;
+	return 0;
+}
+
+/* A TCP or UDP checksum written back: UDP's 0 means none, so a sum that
+ * comes to 0 is sent as 0xffff (RFC 768). */
+static __always_inline void l4_sum_put(const struct packet *p, __u16 *l4sum, __u16 sum)
+{
+	if (p->proto == IPPROTO_UDP && sum == 0)
+		sum = 0xffff;
+	*l4sum = sum;
+}
+
 /* Rewrites the packet's destination (dst) or source address and port,
  * with both checksums. Returns -1 if the headers are not there. */
 static __always_inline int nat_rewrite(struct packet *p, void *data_end, int dst, __be32 addr, __be16 port)
@@ -55,29 +85,14 @@ static __always_inline int nat_rewrite(struct packet *p, void *data_end, int dst
 	if ((void *)(ip + 1) > data_end)
 		return -1;
 	__be32 old = dst ? ip->daddr : ip->saddr;
-	__u16 *l4sum = 0;
-	__be16 *pp;
-	if (p->proto == IPPROTO_TCP) {
-		struct tcphdr *th = p->l4;
-		if ((void *)(th + 1) > data_end)
-			return -1;
-		l4sum = (__u16 *)&th->check;
-		pp = dst ? &th->dest : &th->source;
-	} else {
-		struct udphdr *uh = p->l4;
-		if ((void *)(uh + 1) > data_end)
-			return -1;
-		if (uh->check) /* 0: the sender computed no UDP checksum */
-			l4sum = (__u16 *)&uh->check;
-		pp = dst ? &uh->dest : &uh->source;
-	}
-	if (l4sum) {
-		/* The pseudo-header's address and the port. */
-		__u16 sum = csum_swap42(*l4sum, old, addr, *pp, port);
-		if (p->proto == IPPROTO_UDP && sum == 0)
-			sum = 0xffff;
-		*l4sum = sum;
-	}
+	__u16 *l4sum;
+	__be16 *ports;
+	if (l4_sum_ports(p, data_end, &l4sum, &ports) < 0)
+		return -1;
+	__be16 *pp = dst ? ports + 1 : ports;
+	/* The pseudo-header's address and the port. */
+	if (l4sum)
+		l4_sum_put(p, l4sum, csum_swap42(*l4sum, old, addr, *pp, port));
 	*pp = port;
 	ip->check = csum_swap4(ip->check, old, addr);
 	if (dst)

@@ -665,6 +665,36 @@ static __always_inline struct real *hint_real(const struct flow_hint_val *v, __u
 	return r;
 }
 
+/* A hinted IPv4 NAT or FULLNAT flow's packet rewritten as the table's
+ * path rewrites it (nat_rewrite of the destination; FULLNAT's
+ * fnat_source first): the fields written, both checksums moved by the
+ * sums its hint carries (flow_hint_deltas), computed from the same
+ * fields. -1 if the headers are not there or the local address went. */
+static __always_inline int nat_hinted(struct packet *p, void *data_end, const struct real *r, const struct flow_hint_val *v)
+{
+	struct iphdr *ip = p->ip;
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	__u16 *l4sum;
+	__be16 *ports;
+	if (l4_sum_ports(p, data_end, &l4sum, &ports) < 0)
+		return -1;
+	if (v->fnat) {
+		__u32 slot = v->laddr;
+		struct laddr *la = bpf_map_lookup_elem(&laddrs, &slot);
+		if (!la)
+			return -1;
+		ip->saddr = la->addr.v4;
+		ports[0] = v->lport;
+	}
+	if (l4sum)
+		l4_sum_put(p, l4sum, csum_add_delta(*l4sum, v->l4_delta));
+	ports[1] = r->port ? r->port : p->dport;
+	ip->check = csum_add_delta(ip->check, v->ip_delta);
+	ip->daddr = r->addr.v4;
+	return 0;
+}
+
 /* Whether a packet may move its flow's state (SYN, FIN, RST): the
  * table's path takes it, and the hints of its flow go. */
 static __always_inline int state_moves(const struct packet *p)
@@ -725,10 +755,14 @@ static __always_inline int hinted(struct xdp_md *ctx, struct packet *p, void *da
 	if (!r)
 		return XLB_CONTINUE;
 	count(&real_stats, h->v.real, bytes, 0);
-	/* FULLNAT: the source as the table's path rewrites it (no TOA: that
-	 * is the handshake's ACK, never hinted). */
-	if (h->v.fnat && fnat_source(p, data_end, h->v.laddr, h->v.lport, AF_INET) < 0)
-		return XDP_DROP;
+	/* NAT and FULLNAT: the rewrite the table's path makes (no TOA: that
+	 * is the handshake's ACK, never hinted), its checksums' sums from
+	 * the hint. */
+	if (r->flags & XLB_REAL_F_NAT) {
+		if (nat_hinted(p, data_end, r, &h->v) < 0)
+			return XDP_DROP;
+		return forward_dr(ctx, p->eth, r); /* (a NAT real is never a tunnel's) */
+	}
 	return forward(ctx, p, data_end, r, h->v.real, AF_INET);
 }
 

@@ -282,7 +282,11 @@ struct flow_hint_val {
 	__be16 lport; /* FULLNAT (fnat set): the flow's local address and port */
 	__u8 laddr;
 	__u8 fnat;
-	__u32 pad;
+	/* An IPv4 NAT or FULLNAT flow's rewrite as the ones'-complement sums
+	 * it adds to the IPv4 header's checksum and to the TCP or UDP one
+	 * (flow_hint_deltas); 0 for any other flow. */
+	__u16 ip_delta;
+	__u16 l4_delta;
 };
 
 /* An IPv4 flow's hint: its key as two words, the epoch above the key's

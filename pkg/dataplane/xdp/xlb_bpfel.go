@@ -95,14 +95,15 @@ type xlbFlowHint struct {
 	K0 uint64
 	K1 uint64
 	V  struct {
-		_     structs.HostLayout
-		Seen  uint64
-		Real  uint32
-		Gen   uint32
-		Lport uint16
-		Laddr uint8
-		Fnat  uint8
-		Pad   uint32
+		_       structs.HostLayout
+		Seen    uint64
+		Real    uint32
+		Gen     uint32
+		Lport   uint16
+		Laddr   uint8
+		Fnat    uint8
+		IpDelta uint16
+		L4Delta uint16
 	}
 }
 
@@ -114,14 +115,15 @@ type xlbFlowHint6 struct {
 	D1 uint64
 	Kp uint64
 	V  struct {
-		_     structs.HostLayout
-		Seen  uint64
-		Real  uint32
-		Gen   uint32
-		Lport uint16
-		Laddr uint8
-		Fnat  uint8
-		Pad   uint32
+		_       structs.HostLayout
+		Seen    uint64
+		Real    uint32
+		Gen     uint32
+		Lport   uint16
+		Laddr   uint8
+		Fnat    uint8
+		IpDelta uint16
+		L4Delta uint16
 	}
 }
 
