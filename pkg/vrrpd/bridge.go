@@ -50,7 +50,7 @@ func NewBridge(cfg *config.Config, resume map[string]bool, log *slog.Logger) *Br
 			log.Warn("handoff: no adverts until the instance starts", "instance", in.Name, "error", err)
 			continue
 		}
-		rc := runnerConfig(in, conn)
+		rc := runnerConfig(in, conn, log)
 		rc.Resume = true
 		// Its VIPs are on the interface: kept while it is MASTER, removed
 		// if a better peer takes over (the data plane's roles are left
@@ -63,8 +63,6 @@ func NewBridge(cfg *config.Config, resume map[string]bool, log *slog.Logger) *Br
 					"state", n.State.String())
 			}
 		}
-		rc.Logf = func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...), "instance", name) }
-		rc.DropLogf = func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...), "instance", name) }
 		r, err := vrrp.NewRunner(rc)
 		if err != nil {
 			conn.Close()
@@ -156,8 +154,9 @@ func openInstance(in *config.VRRPInstance, vmac func(*config.VRRPInstance) (stri
 }
 
 // runnerConfig is what a Runner of in speaks and checks: its machine,
-// VIPs, authentication and peers, on conn.
-func runnerConfig(in *config.VRRPInstance, conn *vrrp.Conn) vrrp.RunnerConfig {
+// VIPs, authentication and peers, on conn; its I/O errors and dropped
+// adverts logged to log.
+func runnerConfig(in *config.VRRPInstance, conn *vrrp.Conn, log *slog.Logger) vrrp.RunnerConfig {
 	var vips []netip.Prefix
 	for _, ip := range in.VirtualIPs {
 		vips = append(vips, ip.Prefix)
@@ -180,7 +179,9 @@ func runnerConfig(in *config.VRRPInstance, conn *vrrp.Conn) vrrp.RunnerConfig {
 		VIPs:     vips,
 		AuthType: auth, AuthPass: in.AuthPass,
 		CheckUnicastSrc: in.CheckUnicastSrc, SkipCheckAdvAddr: in.SkipCheckAdvAddr,
-		Peers: peers,
-		Conn:  conn,
+		Peers:    peers,
+		Conn:     conn,
+		Logf:     func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...), "instance", in.Name) },
+		DropLogf: func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...), "instance", in.Name) },
 	}
 }

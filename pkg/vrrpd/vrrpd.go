@@ -2,7 +2,6 @@ package vrrpd
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"reflect"
@@ -518,7 +517,7 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 		// process loaded: it resumes as the bridge leaves it.
 		resume = v.bridge.end(name)
 	}
-	rc := runnerConfig(&in, conn)
+	rc := runnerConfig(&in, conn, v.log)
 	rc.Resume = resume
 	rc.Instance.SyncGroup, rc.Instance.PreemptHold = group != nil, v.preemptHold
 	vips := rc.VIPs
@@ -533,8 +532,6 @@ func (v *Supervisor) start(in config.VRRPInstance) *vrrpRunner {
 		go v.notify(in, n)
 	}
 	rc.CanGoMaster = canGoMaster
-	rc.Logf = func(format string, args ...any) { v.log.Debug(fmt.Sprintf(format, args...), "instance", name) }
-	rc.DropLogf = func(format string, args ...any) { v.log.Warn(fmt.Sprintf(format, args...), "instance", name) }
 	r, err := vrrp.NewRunner(rc)
 	if err != nil {
 		conn.Close()
