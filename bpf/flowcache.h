@@ -71,11 +71,14 @@ static __always_inline __u32 flow_hint_slot(__u64 k0, __u64 k1)
 	return (__u32)(h >> 32) & flow_cache_mask;
 }
 
+/* The epoch every hint carries: the control plane moves it (through the
+ * .bss's memory map) when it writes flows or timeouts, and every hint
+ * written before is void. A global, not a map: a load, not a lookup. */
+volatile __u32 flow_epoch = 0;
+
 static __always_inline __u64 flow_hint_epoch(void)
 {
-	__u32 z = 0;
-	__u32 *e = bpf_map_lookup_elem(&flow_epoch, &z);
-	return e ? (__u64)*e << FLOW_HINT_KEY_BITS : 0;
+	return (__u64)flow_epoch << FLOW_HINT_KEY_BITS;
 }
 
 /* The hint of this CPU for the packet's flow, or 0. */

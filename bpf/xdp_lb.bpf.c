@@ -958,18 +958,44 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
 	return forward(ctx, p, data_end, r, real_slot, fam);
 }
 
-/* A packet for a VIP of family fam (a constant at each call: each family
- * gets its own copy of the path, with no test of the family in it): its
- * flow, else a new one. */
+/* A parsed packet of family fam (a constant at each call: each family
+ * gets its own copy of the path, with no test of the family in it): to a
+ * VIP, its flow's hint; (IPv4) a NAT real's reply; to a VIP, its flow,
+ * else a new one. */
 static __always_inline int by_flow(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes, __u8 fam)
 {
-	if (!maybe_vip(p, fam))
-		return XDP_PASS;
-	__u64 now = xlb_now();
+	__u64 now;
 	int act;
-	act = hinted(ctx, p, data_end, bytes, now, fam);
-	if (act != XLB_CONTINUE)
-		return act;
+	if (fam == AF_INET6) {
+		/* (xlb_xdp6 has taken NAT66's replies: with them here its
+		 * frame and the verifier's walk of it outgrow their limits) */
+		if (!maybe_vip(p, fam))
+			return XDP_PASS;
+		now = xlb_now();
+		act = hinted(ctx, p, data_end, bytes, now, fam);
+		if (act != XLB_CONTINUE)
+			return act;
+	} else {
+		/* A client's packet of a hinted flow goes before the
+		 * NAT-source filter is read: a packet a hint serves is one
+		 * a flow to a VIP holds, whose source the table's path let by
+		 * as no NAT real's reply (the addresses and ports of a reply
+		 * as well would be a client that is a VIP talking to a real
+		 * that is a client). */
+		int vip = maybe_vip(p, fam);
+		now = 0;
+		if (vip) {
+			now = xlb_now();
+			act = hinted(ctx, p, data_end, bytes, now, fam);
+			if (act != XLB_CONTINUE)
+				return act;
+		}
+		act = nat_reply(ctx, p, data_end, bytes);
+		if (act != XLB_CONTINUE)
+			return act;
+		if (!vip)
+			return XDP_PASS;
+	}
 	union flow_key ck;
 	flow_key_of(p, &ck, fam);
 	act = established(ctx, p, data_end, &ck, bytes, now, fam);
@@ -978,8 +1004,9 @@ static __always_inline int by_flow(struct xdp_md *ctx, struct packet *p, void *d
 	return new_flow(ctx, p, data_end, &ck, bytes, now, fam);
 }
 
-/* The chain: parse -> (no ports: unparsed) -> NAT reply -> the VIP filter
- * -> established flow -> new flow. */
+/* The chain: parse -> (no ports: unparsed) -> the VIP filter -> (to a
+ * VIP) the flow's hint -> NAT reply -> (to a VIP) established flow -> new
+ * flow. */
 SEC("xdp")
 int xlb_xdp(struct xdp_md *ctx)
 {
@@ -995,15 +1022,13 @@ int xlb_xdp(struct xdp_md *ctx)
 	}
 	if (res != PARSE_OK)
 		return unparsed(ctx, &p, data_end, res);
-	int act = nat_reply(ctx, &p, data_end, bytes);
-	if (act != XLB_CONTINUE)
-		return act;
 	return by_flow(ctx, &p, data_end, bytes, AF_INET);
 }
 
 /* xlb_xdp for IPv6 (tail-called): parse -> (no ports: a fragment or a
  * cut header to a VIP is a counted drop, anything else the kernel's) ->
- * NAT66 reply -> the VIP filter -> established flow -> new flow. */
+ * NAT66 reply -> the VIP filter -> the flow's hint -> established flow
+ * -> new flow. */
 SEC("xdp")
 int xlb_xdp6(struct xdp_md *ctx)
 {

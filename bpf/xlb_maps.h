@@ -330,15 +330,6 @@ struct {
 	__uint(max_entries, 1);
 } flow_cache6 SEC(".maps");
 
-/* The epoch every hint carries: the control plane moves it when it
- * writes flows or timeouts, and every hint written before is void. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, __u32);
-	__uint(max_entries, 1);
-} flow_epoch SEC(".maps");
-
 /* Half-open flows: a new flow lives here until its next client packet
  * (or, under secure_tcp, the real's) proves it. A SYN flood fills and
  * recycles this table only. */

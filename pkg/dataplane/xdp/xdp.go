@@ -433,12 +433,16 @@ const flowCacheSlots = 4096
 func (x *Dataplane) forgetFlowHints() error {
 	x.hintMu.Lock()
 	defer x.hintMu.Unlock()
-	var k, e uint32
-	if err := x.objs.FlowEpoch.Lookup(&k, &e); err != nil {
+	if x.objs.FlowCache.MaxEntries() <= 1 {
+		return nil // no cache (sizeFlowCache), no hints
+	}
+	// A global of the programs' .bss, written through its memory map
+	// (a kernel with the cache, 5.19, has that).
+	var e uint32
+	if err := x.objs.FlowEpoch.Get(&e); err != nil {
 		return fmt.Errorf("read the flow cache's epoch: %w", err)
 	}
-	e++
-	if err := x.objs.FlowEpoch.Update(&k, &e, ebpf.UpdateAny); err != nil {
+	if err := x.objs.FlowEpoch.Set(e + 1); err != nil {
 		return fmt.Errorf("move the flow cache's epoch: %w", err)
 	}
 	return nil

@@ -399,7 +399,6 @@ const (
 	xlbMapFloodWindow      = "flood_window"
 	xlbMapFlowCache        = "flow_cache"
 	xlbMapFlowCache6       = "flow_cache6"
-	xlbMapFlowEpoch        = "flow_epoch"
 	xlbMapFlowtab          = "flowtab"
 	xlbMapFlowtabMeta      = "flowtab_meta"
 	xlbMapFnatPorts        = "fnat_ports"
@@ -442,6 +441,7 @@ const (
 	xlbProgXlbXdp6         = "xlb_xdp6"
 	xlbVarFlowCacheCpus    = "flow_cache_cpus"
 	xlbVarFlowCacheMask    = "flow_cache_mask"
+	xlbVarFlowEpoch        = "flow_epoch"
 	xlbVarFtMask           = "ft_mask"
 	xlbVarFtSalt0          = "ft_salt0"
 	xlbVarFtSalt1          = "ft_salt1"
@@ -520,7 +520,6 @@ type xlbMapSpecs struct {
 	FloodWindow      *ebpf.MapSpec `ebpf:"flood_window"`
 	FlowCache        *ebpf.MapSpec `ebpf:"flow_cache"`
 	FlowCache6       *ebpf.MapSpec `ebpf:"flow_cache6"`
-	FlowEpoch        *ebpf.MapSpec `ebpf:"flow_epoch"`
 	Flowtab          *ebpf.MapSpec `ebpf:"flowtab"`
 	FlowtabMeta      *ebpf.MapSpec `ebpf:"flowtab_meta"`
 	FnatPorts        *ebpf.MapSpec `ebpf:"fnat_ports"`
@@ -562,6 +561,7 @@ type xlbMapSpecs struct {
 type xlbVariableSpecs struct {
 	FlowCacheCpus   *ebpf.VariableSpec `ebpf:"flow_cache_cpus"`
 	FlowCacheMask   *ebpf.VariableSpec `ebpf:"flow_cache_mask"`
+	FlowEpoch       *ebpf.VariableSpec `ebpf:"flow_epoch"`
 	FtMask          *ebpf.VariableSpec `ebpf:"ft_mask"`
 	FtSalt0         *ebpf.VariableSpec `ebpf:"ft_salt0"`
 	FtSalt1         *ebpf.VariableSpec `ebpf:"ft_salt1"`
@@ -605,7 +605,6 @@ type xlbMaps struct {
 	FloodWindow      *ebpf.Map `ebpf:"flood_window"`
 	FlowCache        *ebpf.Map `ebpf:"flow_cache"`
 	FlowCache6       *ebpf.Map `ebpf:"flow_cache6"`
-	FlowEpoch        *ebpf.Map `ebpf:"flow_epoch"`
 	Flowtab          *ebpf.Map `ebpf:"flowtab"`
 	FlowtabMeta      *ebpf.Map `ebpf:"flowtab_meta"`
 	FnatPorts        *ebpf.Map `ebpf:"fnat_ports"`
@@ -655,7 +654,6 @@ func (m *xlbMaps) Close() error {
 		m.FloodWindow,
 		m.FlowCache,
 		m.FlowCache6,
-		m.FlowEpoch,
 		m.Flowtab,
 		m.FlowtabMeta,
 		m.FnatPorts,
@@ -698,6 +696,7 @@ func (m *xlbMaps) Close() error {
 type xlbVariables struct {
 	FlowCacheCpus   *ebpf.Variable `ebpf:"flow_cache_cpus"`
 	FlowCacheMask   *ebpf.Variable `ebpf:"flow_cache_mask"`
+	FlowEpoch       *ebpf.Variable `ebpf:"flow_epoch"`
 	FtMask          *ebpf.Variable `ebpf:"ft_mask"`
 	FtSalt0         *ebpf.Variable `ebpf:"ft_salt0"`
 	FtSalt1         *ebpf.Variable `ebpf:"ft_salt1"`
