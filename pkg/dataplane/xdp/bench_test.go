@@ -8,9 +8,12 @@ import (
 	"math/bits"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,6 +77,7 @@ func newBenchRigSized(b *testing.B, maxConns, maxHalfOpen uint32, schedName stri
 	}))
 	b.Cleanup(func() { x.Close() })
 	apply(b, ns, x, svc)
+	jitMap(b, x)
 	r := &benchRig{ns: ns, x: x}
 	require.NoError(b, loadBenchObjects(&r.bench, nil))
 	b.Cleanup(func() { r.bench.Close() })
@@ -100,6 +104,7 @@ func newBenchRig6(b *testing.B, fwd lvs.Forward) *benchRig {
 	}))
 	b.Cleanup(func() { x.Close() })
 	apply(b, ns, x, svc)
+	jitMap(b, x)
 	r := &benchRig{ns: ns, x: x}
 	require.NoError(b, loadBenchObjects(&r.bench, nil))
 	b.Cleanup(func() { r.bench.Close() })
@@ -1027,4 +1032,36 @@ func BenchmarkFlowTableShape(b *testing.B) {
 	b.ReportMetric(bytesPerFlow(r.bench.BenchLru), "lru-bytes/flow")
 	b.ReportMetric(bytesPerFlow(r.bench.BenchSlots), "slots-bytes/flow")
 	b.ReportMetric(0, "ns/op")
+}
+
+// jitMap writes, when XLB_JITMAP names a directory, where the kernel put
+// x's XDP programs: jit.ksyms (each function's address and length, hex
+// and decimal) and jit.lines (the address each source line's code
+// starts at, the line), so that perf's samples of a benchmark can be put
+// on source lines (tools/jitprof).
+func jitMap(b *testing.B, x *Dataplane) {
+	dir := os.Getenv("XLB_JITMAP")
+	if dir == "" {
+		return
+	}
+	var ks, ls bytes.Buffer
+	for _, prog := range []*ebpf.Program{x.objs.XlbXdp, x.objs.XlbXdp6} {
+		info, err := prog.Info()
+		require.NoError(b, err)
+		addrs, ok := info.JitedKsymAddrs()
+		lens, ok2 := info.JitedFuncLens()
+		jl, ok3 := info.JitedLineInfos()
+		lo, err := info.LineInfos()
+		if !ok || !ok2 || !ok3 || err != nil || len(jl) != len(lo) {
+			b.Fatalf("XLB_JITMAP: %s has no JIT line info (%v)", prog, err)
+		}
+		for i := range addrs {
+			fmt.Fprintf(&ks, "%x %d\n", addrs[i], lens[i])
+		}
+		for i, l := range lo {
+			fmt.Fprintf(&ls, "%x %s:%d %s\n", jl[i], filepath.Base(l.Line.FileName()), l.Line.LineNumber(), strings.TrimSpace(l.Line.Line()))
+		}
+	}
+	require.NoError(b, os.WriteFile(filepath.Join(dir, "jit.ksyms"), ks.Bytes(), 0o644))
+	require.NoError(b, os.WriteFile(filepath.Join(dir, "jit.lines"), ls.Bytes(), 0o644))
 }
