@@ -353,6 +353,28 @@ func BenchmarkDR(b *testing.B) {
 			report(b, ns, base, harness)
 		})
 	}
+	// A NAT real's reply of an established flow, to its client: the
+	// reply's table, the flow's entry and state, the source back to the
+	// VIP, and the FIB's next hop to the client (a neighbour it knows:
+	// XDP_REDIRECT). No hint serves a reply: this is the table's path.
+	b.Run("nat-reply-established-one-flow", func(b *testing.B) {
+		r := newBenchRigWith(b, 4096, "wlc", 1, lvs.NAT)
+		require.NoError(b, r.ns.Sysctl("net.ipv4.ip_forward", "1"))
+		require.NoError(b, r.ns.IP("link", "set", "dummy1", "up"))
+		require.NoError(b, r.ns.IP("addr", "add", "192.0.2.1/24", "dev", "dummy0"))
+		require.NoError(b, r.ns.IP("neigh", "add", client.String(), "lladdr", "02:c1:00:00:00:07", "dev", "dummy0"))
+		r.viaHarness(b, r.x.objs.XlbXdp, synFrame.Bytes(), 0, false, 1, xdpTX)
+		r.viaHarness(b, r.x.objs.XlbXdp, ack.Bytes(), 0, false, 1, xdpTX)
+		reply := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: synFrame.Src,
+			Proto: 6, SrcPort: 80, DstPort: synFrame.SrcPort, TCPFlags: testutil.TCPAck, TTL: 64, Payload: make([]byte, 10)}
+		base := r.measure(b, r.bench.BenchMacswap, reply.Bytes(), b.N, xdpTX)
+		harness := harnessCost(b, r, reply.Bytes(), 0)
+		var ns float64
+		r.accountedAs(b, 0, 0, map[string]uint64{"nat_reply": uint64(b.N)}, func() {
+			ns = r.viaHarness(b, r.x.objs.XlbXdp, reply.Bytes(), 0, false, b.N, xdpRedirect)
+		})
+		report(b, ns, base, harness)
+	})
 	// FULLNAT's new flow: NAT's, and a local port taken (fnat_take: a
 	// hash insert). Each takes a port for good (the bench does not sweep):
 	// a run measures at most fnatFlows of them, a small share of the
