@@ -964,32 +964,25 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *p, void *
  * else a new one. */
 static __always_inline int by_flow(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes, __u8 fam)
 {
-	__u64 now;
+	int vip = maybe_vip(p, fam);
+	/* (IPv6: xlb_xdp6 has taken NAT66's replies; with them here its
+	 * frame and the verifier's walk of it outgrow their limits) */
+	if (fam == AF_INET6 && !vip)
+		return XDP_PASS;
+	__u64 now = 0;
 	int act;
-	if (fam == AF_INET6) {
-		/* (xlb_xdp6 has taken NAT66's replies: with them here its
-		 * frame and the verifier's walk of it outgrow their limits) */
-		if (!maybe_vip(p, fam))
-			return XDP_PASS;
+	/* An IPv4 client's packet of a hinted flow goes before the
+	 * NAT-source filter is read: a packet a hint serves is one a flow to
+	 * a VIP holds, whose source the table's path let by as no NAT real's
+	 * reply (the addresses and ports of a reply as well would be a
+	 * client that is a VIP talking to a real that is a client). */
+	if (vip) {
 		now = xlb_now();
 		act = hinted(ctx, p, data_end, bytes, now, fam);
 		if (act != XLB_CONTINUE)
 			return act;
-	} else {
-		/* A client's packet of a hinted flow goes before the
-		 * NAT-source filter is read: a packet a hint serves is one
-		 * a flow to a VIP holds, whose source the table's path let by
-		 * as no NAT real's reply (the addresses and ports of a reply
-		 * as well would be a client that is a VIP talking to a real
-		 * that is a client). */
-		int vip = maybe_vip(p, fam);
-		now = 0;
-		if (vip) {
-			now = xlb_now();
-			act = hinted(ctx, p, data_end, bytes, now, fam);
-			if (act != XLB_CONTINUE)
-				return act;
-		}
+	}
+	if (fam == AF_INET) {
 		act = nat_reply(ctx, p, data_end, bytes);
 		if (act != XLB_CONTINUE)
 			return act;
