@@ -1060,7 +1060,8 @@ func BenchmarkFlowTableShape(b *testing.B) {
 // x's XDP programs: jit.ksyms (each function's address and length, hex
 // and decimal) and jit.lines (the address each source line's code
 // starts at, the line), so that perf's samples of a benchmark can be put
-// on source lines (tools/jitprof).
+// on source lines (tools/jitprof). Each rig writes over the last: profile
+// one case a run.
 func jitMap(b *testing.B, x *Dataplane) {
 	dir := os.Getenv("XLB_JITMAP")
 	if dir == "" {
