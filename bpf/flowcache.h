@@ -44,6 +44,7 @@
 
 #include "xlb_maps.h"
 #include "conntrack.h"
+#include "forward.h"
 
 /* Set by the loader: the cache's slots per CPU less one (a power of two
  * less one), 0 for no cache (a kernel without
@@ -79,6 +80,22 @@ volatile __u32 flow_epoch = 0;
 static __always_inline __u64 flow_hint_epoch(void)
 {
 	return (__u64)flow_epoch << FLOW_HINT_KEY_BITS;
+}
+
+/* Whether a packet may move its flow's state (SYN, FIN, RST): the
+ * table's path takes it, and the hints of its flow go. */
+static __always_inline int state_moves(const struct packet *p)
+{
+	return p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST));
+}
+
+/* A parsed packet's headers as a scalar, for the global functions (which
+ * may be given nothing else): the IP header's offset, and the transport
+ * header's above it. */
+static __always_inline __u32 packet_hdrs(struct xdp_md *ctx, const struct packet *p)
+{
+	void *data = (void *)(long)ctx->data;
+	return (__u32)((void *)p->ip - data) | (__u32)(p->l4 - data) << 16;
 }
 
 /* The hint of this CPU for the packet's flow, or 0. */
@@ -206,6 +223,196 @@ static __always_inline void flow_hint_forget(const struct conn_key *k)
 	flow_hint_words(k, &f.k0, &f.k1);
 	f.slot = flow_hint_slot(f.k0, f.k1);
 	bpf_loop(flow_cache_cpus, flow_hint_forget_cpu, &f, 0);
+}
+
+/* Replies. A NAT or FULLNAT real's reply to its client takes, on the
+ * table's path, the NAT-source filter, a hash lookup of its reply entry
+ * (nat_replies or fnat_ports), its flow's, the real's entry and
+ * counters, one or two rewrites and a FIB lookup: 4 to 5 times what a
+ * client's hinted packet costs, and a download through a NAT director is
+ * mostly replies. A reply's hint (reply_cache, per CPU, at
+ * flow_hint_slot of the reply's own key) keeps what the table's path and
+ * the FIB made of an earlier reply of its flow: the flow's key, the
+ * rewrite as the sums it adds to the
+ * checksums (TTL's decrement among them), the next hop's MACs and
+ * interface, and what the FIB was asked with (the interface the reply
+ * came in by, its TOS, the longest reply it let through, for its MTU).
+ *
+ * It serves a reply only where the table's path would do just that: a
+ * reply with no SYN, FIN or RST (OUTPUT's ACK leaves ESTABLISHED as it is
+ * in both of IPVS's tables), whose flow the array holds (ft_find_at),
+ * not retired, ESTABLISHED (TCP) or UDP, with a timeout of 2 s or more
+ * and not due a touch (the table's conn_rearm then writes nothing: a
+ * timeout moves only with the control plane's writes, which move
+ * flow_epoch), whose real is an IPv4 NAT real, the reply's source
+ * (address and port; FULLNAT: the flow's local address and port its
+ * destination) and not on standby. The flow's entry is read at every
+ * reply, not copied into the hint: a client's packet that moves the
+ * state on another CPU is seen at the next reply, and the client's path
+ * has nothing to forget. A flow in the LRU behind the array (its window
+ * full) is not found there, and its replies take the table's path.
+ *
+ * What the FIB answered is the kernel's to change. route_epoch is in
+ * every reply's hint, read before the lookup whose answer it keeps; the
+ * control plane moves it at every route, rule, address, link, neighbour
+ * and netconf event of its namespace (pkg/dataplane/xdp/routes.go), and
+ * leaves it 0, which writes no hint, where it cannot follow them. A
+ * change's event reaches the control plane after the change: the replies
+ * a hint sends in between go the old way (the kernel's own forwarding
+ * checks its cached route at every packet). */
+volatile __u32 route_epoch = 0;
+
+static __always_inline struct reply_hint *reply_hint_at(__u64 k0, __u64 k1)
+{
+	__u32 slot = flow_hint_slot(k0, k1);
+	return bpf_map_lookup_elem(&reply_cache, &slot);
+}
+
+/* The flow slot at's entry (0 if none), the asm as in ft_find. */
+static __always_inline struct ft_slot *ft_slot_of(__u32 at)
+{
+	struct ft_slot *s = bpf_map_lookup_elem(&flowtab, &at);
+	asm volatile("" : "+r"(s));
+	return s;
+}
+
+/* The state a flow a hint may serve is in: ESTABLISHED, or UDP's. */
+static __always_inline __u8 hint_state(__u8 proto)
+{
+	return proto == IPPROTO_TCP ? XLB_CT_ESTABLISHED : XLB_CT_UDP;
+}
+
+/* reply_hinted: an IPv4 NAT or FULLNAT real's reply that this CPU's
+ * reply_cache holds goes to its client as the table's path and the FIB
+ * would send it: counted as the real's output and as a NAT reply, its
+ * source the VIP's address and port (FULLNAT: its destination the
+ * client's), its TTL one less, to the next hop. XLB_CONTINUE when the
+ * table's path must take it. */
+static __always_inline int reply_hinted(struct xdp_md *ctx, struct packet *p, void *data_end, __u64 bytes)
+{
+	if (!flow_cache_mask)
+		return XLB_CONTINUE;
+	__u64 k0, k1;
+	conn_key_words(p, &k0, &k1);
+	struct reply_hint *h = reply_hint_at(k0, k1);
+	if (!h || h->k0 != k0 || h->k1 != (k1 | flow_hint_epoch()) || h->route_epoch != route_epoch)
+		return XLB_CONTINUE;
+	if (state_moves(p)) {
+		h->k0 = 0;
+		return XLB_CONTINUE;
+	}
+	struct iphdr *ip = p->ip;
+	if ((void *)(ip + 1) > data_end || ip->ttl <= 1 || ip->tos != h->tos || bpf_ntohs(ip->tot_len) > h->max_len ||
+	    ctx->ingress_ifindex != h->iif)
+		return XLB_CONTINUE;
+	int at = ft_find_at(h->fk0, (__u64)h->fports | (__u64)p->proto << 32);
+	if (at < 0)
+		return XLB_CONTINUE;
+	struct ft_slot *s = ft_slot_of((__u32)at);
+	if (!s)
+		return XLB_CONTINUE;
+	struct conn *c = &s->c;
+	if (c->retired || c->state != hint_state(p->proto) || c->timeout_s < 2 || touch_due(c->last_seen, xlb_now()))
+		return XLB_CONTINUE;
+	/* The reply's way back: to the flow's local address and port, or to
+	 * its client. */
+	if (c->flags & XLB_CONN_F_FNAT) {
+		__u32 ls = c->laddr;
+		struct laddr *la = bpf_map_lookup_elem(&laddrs, &ls);
+		if (!la || la->addr.v4 != p->dst.v4 || c->lport != p->dport)
+			return XLB_CONTINUE;
+	} else if (p->dst.v4 != (__be32)h->fk0 || p->dport != (__be16)h->fports) {
+		return XLB_CONTINUE;
+	}
+	__u32 rs = c->real;
+	struct real *r = bpf_map_lookup_elem(&reals, &rs);
+	if (!r || (r->flags & (XLB_REAL_F_NAT | XLB_REAL_F_STANDBY)) != XLB_REAL_F_NAT || r->family != AF_INET ||
+	    r->addr.v4 != p->src.v4 || (r->port ? r->port : (__be16)(h->fports >> 16)) != p->sport)
+		return XLB_CONTINUE;
+	struct counters *rc = bpf_map_lookup_elem(&real_stats, &rs);
+	if (rc) {
+		rc->out_packets++;
+		rc->out_bytes += bytes;
+	}
+	__u16 *l4sum;
+	__be16 *ports;
+	if (l4_sum_ports(p, data_end, &l4sum, &ports) < 0)
+		return XDP_DROP;
+	if (l4sum)
+		l4_sum_put(p, l4sum, csum_add_delta(*l4sum, h->l4_delta));
+	ports[0] = (__be16)(h->fports >> 16);
+	ports[1] = (__be16)h->fports;
+	ip->check = csum_add_delta(ip->check, h->ip_delta);
+	ip->saddr = (__be32)(h->fk0 >> 32);
+	ip->daddr = (__be32)h->fk0;
+	ip->ttl--;
+	stat_inc(XLB_STAT_NAT_REPLY);
+	__builtin_memcpy(p->eth->h_dest, h->dmac, ETH_ALEN);
+	__builtin_memcpy(p->eth->h_source, h->smac, ETH_ALEN);
+	if (h->oif == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect(h->oif, 0);
+}
+
+/* A ones'-complement sum folded to 16 bits. */
+static __always_inline __u16 csum_fold16(__u64 c)
+{
+	c = (c & 0xffff) + (c >> 16);
+	c = (c & 0xffff) + (c >> 16);
+	return (__u16)c;
+}
+
+/* reply_hint_note: after the table's path and the FIB sent an IPv4 NAT
+ * or FULLNAT reply whose key was (k0, k1) on (its headers, at hdrs,
+ * rewritten; its next hop's MACs written; oif_epoch the interface it
+ * leaves by and, above, the route_epoch read before the FIB was asked),
+ * this CPU's hint for it. Whether its flow is one a hint may serve is
+ * reply_hinted's to ask, at every reply. The sums are the rewrite's: each
+ * address and port word from the key's to the frame's (RFC 1624 eqn. 3,
+ * as flow_hint_deltas; a word that did not change adds ~x + x, 0 in
+ * ones' complement), and the IPv4 header's TTL one less (its word's raw
+ * value one less: ~1). A reply of the same key, epochs and way in keeps
+ * the longest length the FIB has let through. A global function: its
+ * walk is the verifier's once, and xlb_xdp's frame keeps its size. */
+__attribute__((noinline)) int reply_hint_note(struct xdp_md *ctx, __u64 k0, __u64 k1, __u32 hdrs, __u64 oif_epoch)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 l3 = hdrs & 0xffff, l4 = hdrs >> 16;
+	if (l3 > 64 || l4 > 1024)
+		return 0;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + l3;
+	__be16 *ports = data + l4;
+	if ((void *)(eth + 1) > data_end || (void *)(ip + 1) > data_end || (void *)(ports + 2) > data_end)
+		return 0;
+	struct reply_hint *h = reply_hint_at(k0, k1);
+	if (!h)
+		return 0;
+	__u32 epoch = (__u32)(oif_epoch >> 32);
+	__u16 len = bpf_ntohs(ip->tot_len);
+	if (h->k0 == k0 && h->k1 == (k1 | flow_hint_epoch()) && h->route_epoch == epoch &&
+	    h->iif == ctx->ingress_ifindex && h->tos == ip->tos && h->max_len > len)
+		len = h->max_len;
+	__be32 saddr = ip->saddr, daddr = ip->daddr;
+	__u32 src0 = (__u32)k0, dst0 = (__u32)(k0 >> 32);
+	__u64 a = (__u16)~src0 + (__u16)~(src0 >> 16) + (__u16)saddr + (__u16)(saddr >> 16) + (__u16)~dst0 +
+		  (__u16)~(dst0 >> 16) + (__u16)daddr + (__u16)(daddr >> 16);
+	__u64 l4s = a + (__u16)~(__u16)k1 + ports[0] + (__u16)~(__u16)(k1 >> 16) + ports[1];
+	h->k0 = k0;
+	h->k1 = k1 | flow_hint_epoch();
+	h->fk0 = (__u64)daddr | (__u64)saddr << 32;
+	h->fports = (__u32)ports[1] | (__u32)ports[0] << 16;
+	h->route_epoch = epoch;
+	h->iif = ctx->ingress_ifindex;
+	h->oif = (__u32)oif_epoch;
+	h->ip_delta = csum_fold16(a + (__u16)~1);
+	h->l4_delta = csum_fold16(l4s);
+	__builtin_memcpy(h->dmac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(h->smac, eth->h_source, ETH_ALEN);
+	h->max_len = len;
+	h->tos = ip->tos;
+	return 0;
 }
 
 /* IPv6. A flow's five words mixed, whose upper half picks its slot. */

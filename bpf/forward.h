@@ -149,7 +149,7 @@ struct xlb_neigh_meta {
  * the next hop's MAC out of its interface, or, when the next hop has no
  * neighbour entry yet, up with metadata for xlb_tc_neigh. */
 static __always_inline int route_to(struct xdp_md *ctx, struct packet *p, int rc, const struct bpf_fib_lookup *fib,
-				    int *to_kernel)
+				    __u32 *oif)
 {
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
 		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xlb_neigh_meta)) < 0)
@@ -162,7 +162,7 @@ static __always_inline int route_to(struct xdp_md *ctx, struct packet *p, int rc
 		m->ifindex = fib->ifindex;
 		return XDP_PASS;
 	}
-	*to_kernel = 0;
+	*oif = fib->ifindex;
 	__builtin_memcpy(p->eth->h_dest, fib->dmac, ETH_ALEN);
 	__builtin_memcpy(p->eth->h_source, fib->smac, ETH_ALEN);
 	if (fib->ifindex == ctx->ingress_ifindex)
@@ -177,11 +177,12 @@ static __always_inline int route_to(struct xdp_md *ctx, struct packet *p, int rc
  * resolution (bpf_redirect_neigh: ARP, the packet queued until answered).
  * The kernel's forwarding cannot take it: its source is a local address
  * here (the VIP), a martian. Anything else the fast path cannot do goes
- * to the kernel as it is. */
-static __always_inline int forward_routed(struct xdp_md *ctx, struct packet *p, void *data_end, int *to_kernel)
+ * to the kernel as it is. *oif: the interface the packet leaves by, 0
+ * when it goes to the kernel. */
+static __always_inline int forward_routed(struct xdp_md *ctx, struct packet *p, void *data_end, __u32 *oif)
 {
 	struct iphdr *ip = p->ip;
-	*to_kernel = 1;
+	*oif = 0;
 	if ((void *)(ip + 1) > data_end || ip->ttl <= 1)
 		return XDP_PASS;
 	struct bpf_fib_lookup fib = {};
@@ -197,15 +198,15 @@ static __always_inline int forward_routed(struct xdp_md *ctx, struct packet *p, 
 		return XDP_PASS;
 	csum_replace2((__u16 *)&ip->check, bpf_htons((__u16)ip->ttl << 8), bpf_htons((__u16)(ip->ttl - 1) << 8));
 	ip->ttl--;
-	return route_to(ctx, p, rc, &fib, to_kernel);
+	return route_to(ctx, p, rc, &fib, oif);
 }
 
 /* forward_routed for IPv6: the FIB's next hop, the hop limit
  * decremented (no header checksum to fix). */
-static __always_inline int forward_routed6(struct xdp_md *ctx, struct packet *p, void *data_end, int *to_kernel)
+static __always_inline int forward_routed6(struct xdp_md *ctx, struct packet *p, void *data_end, __u32 *oif)
 {
 	struct ipv6hdr *ip6 = (struct ipv6hdr *)p->ip;
-	*to_kernel = 1;
+	*oif = 0;
 	if ((void *)(ip6 + 1) > data_end || ip6->hop_limit <= 1)
 		return XDP_PASS;
 	struct bpf_fib_lookup fib = {};
@@ -219,7 +220,7 @@ static __always_inline int forward_routed6(struct xdp_md *ctx, struct packet *p,
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return XDP_PASS;
 	ip6->hop_limit--;
-	return route_to(ctx, p, rc, &fib, to_kernel);
+	return route_to(ctx, p, rc, &fib, oif);
 }
 
 #endif /* XLB_FORWARD_H */

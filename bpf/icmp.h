@@ -153,8 +153,8 @@ static __always_inline int icmp_from_nat_real(struct xdp_md *ctx, struct packet 
 	icmp_inner_rewrite(&e, 0, nr->vip.v4, nr->vport);
 	csum_replace4((__u16 *)&ip->check, ip->saddr, nr->vip.v4);
 	ip->saddr = nr->vip.v4;
-	int to_kernel;
-	return forward_routed(ctx, p, data_end, &to_kernel);
+	__u32 oif;
+	return forward_routed(ctx, p, data_end, &oif);
 }
 
 /* An ICMP error about a FULLNAT flow's packet to its real (inner:
@@ -191,8 +191,8 @@ static __always_inline int icmp_from_fnat(struct xdp_md *ctx, struct packet *p, 
 	ip->saddr = f.nr.vip.v4;
 	csum_replace4((__u16 *)&ip->check, ip->daddr, f.client.v4);
 	ip->daddr = f.client.v4;
-	int to_kernel;
-	return forward_routed(ctx, p, data_end, &to_kernel);
+	__u32 oif;
+	return forward_routed(ctx, p, data_end, &oif);
 }
 
 #endif /* XLB_ICMP_H */

@@ -137,8 +137,8 @@ static __always_inline int icmp6_from_nat_real(struct xdp_md *ctx, struct packet
 	struct nat_reply n = *nr;
 	if (icmp6_rewrite(p, data_end, &e, 0, n.vip.v6, n.vport) < 0)
 		return -1;
-	int to_kernel;
-	return forward_routed6(ctx, p, data_end, &to_kernel);
+	__u32 oif;
+	return forward_routed6(ctx, p, data_end, &oif);
 }
 
 /* An ICMPv6 error about a FULLNAT flow's packet to its real (the quote:
@@ -168,8 +168,8 @@ static __always_inline int icmp6_from_fnat(struct xdp_md *ctx, struct packet *p,
 	if (icmp6_rewrite(p, data_end, &e, 1, fp->client.v6, fp->cport) < 0 ||
 	    icmp6_rewrite(p, data_end, &e, 0, fp->nr.vip.v6, fp->nr.vport) < 0)
 		return -1;
-	int to_kernel;
-	return forward_routed6(ctx, p, data_end, &to_kernel);
+	__u32 oif;
+	return forward_routed6(ctx, p, data_end, &oif);
 }
 
 #endif /* XLB_ICMP6_H */

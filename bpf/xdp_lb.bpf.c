@@ -2,9 +2,10 @@
 /* xlb's XDP ingress program.
  *
  * A chain of handlers (xlb_xdp, at the end): parse -> unparsed (no ports)
- * -> nat_reply (NAT and FULLNAT replies) -> maybe_vip -> established (flow
- * lookup) -> new_flow (service, persistence, scheduler) -> forward (DR,
- * NAT, FULLNAT, TUN) -> stats.
+ * -> maybe_vip -> (to a VIP) the flow's hint -> nat_reply (NAT and FULLNAT
+ * replies: their hint, then their tables) -> established (flow lookup) ->
+ * new_flow (service, persistence, scheduler) -> forward (DR, NAT,
+ * FULLNAT, TUN) -> stats.
  * IPv6 goes on in xlb_xdp6, tail-called: each family has its own copy of
  * the path from maybe_vip on (by_flow), its own flow tables, and its own
  * program for the verifier to walk.
@@ -97,10 +98,6 @@ struct {
 	__type(value, __u32);
 	__uint(max_entries, 2);
 } xlb_progs SEC(".maps");
-
-/* A handler that has not decided the packet's fate returns this: the next
- * handler in xlb_xdp's chain takes it. */
-#define XLB_CONTINUE -1
 
 static __always_inline void count_at(void *map, const __u32 *key, __u64 bytes, __u64 new_conn)
 {
@@ -299,10 +296,18 @@ static __always_inline int nat_reply_tail(struct xdp_md *ctx, struct packet *p, 
 	if (fam == AF_INET6 && client6 && nat_rewrite6(p, data_end, 1, client6, cport) < 0)
 		return XDP_DROP;
 	stat_inc(XLB_STAT_NAT_REPLY);
-	int to_kernel;
-	int act = fam == AF_INET6 ? forward_routed6(ctx, p, data_end, &to_kernel) : forward_routed(ctx, p, data_end, &to_kernel);
-	if (to_kernel)
+	/* (read before the FIB is asked: an answer the hint keeps is as new
+	 * as its epoch) */
+	__u32 epoch = route_epoch;
+	__u32 oif;
+	int act = fam == AF_INET6 ? forward_routed6(ctx, p, data_end, &oif) : forward_routed(ctx, p, data_end, &oif);
+	if (!oif) {
 		stat_inc(XLB_STAT_NAT_REPLY_KERNEL);
+	} else if (fam == AF_INET && epoch && flow_cache_mask && !state_moves(p)) {
+		__u64 k0, k1;
+		conn_key_words(p, &k0, &k1);
+		reply_hint_note(ctx, k0, k1, packet_hdrs(ctx, p), (__u64)epoch << 32 | oif);
+	}
 	return act;
 }
 
@@ -354,6 +359,9 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct packet *p, void 
 {
 	if (!maybe_nat_real(p, AF_INET))
 		return XLB_CONTINUE;
+	int act = reply_hinted(ctx, p, data_end, bytes);
+	if (act != XLB_CONTINUE)
+		return act;
 	struct conn_key rk;
 	conn_key_of(p, &rk);
 	/* What the reply is given back, copied from whichever table has
@@ -487,16 +495,7 @@ static __always_inline int fnat46_send(struct xdp_md *ctx, __u32 real_slot, __u3
 	return xdp_verdict(act);
 }
 
-/* A parsed packet's headers as a scalar, for the global functions below
- * (which may be given nothing else): the IPv6 header's offset, and the
- * transport header's above it. */
-static __always_inline __u32 packet6_hdrs(struct xdp_md *ctx, const struct packet *p)
-{
-	void *data = (void *)(long)ctx->data;
-	return (__u32)((void *)p->ip - data) | (__u32)(p->l4 - data) << 16;
-}
-
-/* The IPv6 packet whose headers are at hdrs (packet6_hdrs: the caller's
+/* The IPv6 packet whose headers are at hdrs (packet_hdrs: the caller's
  * parse proved them), of protocol proto, as a struct packet q for the
  * forwarding code: its headers and ports, no addresses (read them at
  * q->ip) and no TCP flags (the callers are given no packet that could
@@ -592,7 +591,7 @@ static __always_inline int established(struct xdp_md *ctx, struct packet *p, voi
 			if (fam == AF_INET && !half)
 				flow_hint_write(&ck->v4, c, r, p->proto);
 			else if (!half && flow_hint_worthy(c, r, p->proto, AF_INET6))
-				flow_hint_write6(ctx, packet6_hdrs(ctx, p), hint6_meta(c, p->proto), c->last_seen,
+				flow_hint_write6(ctx, packet_hdrs(ctx, p), hint6_meta(c, p->proto), c->last_seen,
 						 (__u64)c->gen << 32 | c->real);
 			if (c->flags & XLB_CONN_F_FNAT) {
 				/* The handshake's ACK carries TOA when asked. */
@@ -695,13 +694,6 @@ static __always_inline int nat_hinted(struct packet *p, void *data_end, const st
 	return 0;
 }
 
-/* Whether a packet may move its flow's state (SYN, FIN, RST): the
- * table's path takes it, and the hints of its flow go. */
-static __always_inline int state_moves(const struct packet *p)
-{
-	return p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST));
-}
-
 /* hinted for IPv6, DR, NAT66 and FULLNAT66 (flow_hint_worthy), for a packet that
  * cannot move its flow's state: a global function, verified once on its
  * own. Inlined in xlb_xdp6 it took that frame 32 bytes past 6.1's limit;
@@ -742,7 +734,7 @@ static __always_inline int hinted(struct xdp_md *ctx, struct packet *p, void *da
 		 * the flow's hints on the table's path (established). */
 		if (!flow_cache_mask || state_moves(p))
 			return XLB_CONTINUE;
-		return hinted6(ctx, packet6_hdrs(ctx, p), p->proto);
+		return hinted6(ctx, packet_hdrs(ctx, p), p->proto);
 	}
 	struct flow_hint *h = flow_hint_find(p);
 	if (!h)
@@ -998,8 +990,8 @@ static __always_inline int by_flow(struct xdp_md *ctx, struct packet *p, void *d
 }
 
 /* The chain: parse -> (no ports: unparsed) -> the VIP filter -> (to a
- * VIP) the flow's hint -> NAT reply -> (to a VIP) established flow -> new
- * flow. */
+ * VIP) the flow's hint -> NAT reply (its hint, then its tables) -> (to a
+ * VIP) established flow -> new flow. */
 SEC("xdp")
 int xlb_xdp(struct xdp_md *ctx)
 {

@@ -90,4 +90,8 @@
 #define XLB_MAX_LADDRS 256
 #endif
 
+/* A handler that has not decided the packet's fate returns this: the next
+ * handler in xlb_xdp's chain takes it. */
+#define XLB_CONTINUE -1
+
 #endif /* XLB_CONSTS_H */

@@ -330,6 +330,14 @@ struct {
 	__uint(max_entries, 1);
 } flow_cache6 SEC(".maps");
 
+/* NAT and FULLNAT replies' hints (IPv4), as many slots as flow_cache. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct reply_hint);
+	__uint(max_entries, 1);
+} reply_cache SEC(".maps");
+
 /* Half-open flows: a new flow lives here until its next client packet
  * (or, under secure_tcp, the real's) proves it. A SYN flood fills and
  * recycles this table only. */

@@ -305,6 +305,28 @@ struct flow_hint6 {
 	struct flow_hint_val v;
 };
 
+/* A NAT or FULLNAT real's reply's hint (bpf/flowcache.h, "Replies"): the
+ * reply's key as two words (the epoch above the key's bits in k1), the
+ * key of the flow it belongs to, and what the table's path and the FIB
+ * made of the reply; 64 bytes. */
+struct reply_hint {
+	__u64 k0;
+	__u64 k1;
+	__u64 fk0;     /* the flow's key's first word: client | VIP << 32 */
+	__u32 fports;  /* its ports: the client's | the VIP's << 16 */
+	__u32 pad;
+	__u32 route_epoch;
+	__u32 iif;     /* where the reply came in */
+	__u32 oif;     /* where it goes out */
+	__u16 ip_delta; /* the IPv4 header's sum of changes (TTL's among them) */
+	__u16 l4_delta; /* the TCP or UDP header's */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u16 max_len; /* the longest reply the FIB has let through */
+	__u8 tos;
+	__u8 pad2;
+};
+
 enum xlb_conn_flags {
 	XLB_CONN_F_PERSIST = 1 << 0,     /* controlled by a persistence template */
 	XLB_CONN_F_TMPL_NOPORT = 1 << 1, /* its template has port 0 (FTP, port 21) */

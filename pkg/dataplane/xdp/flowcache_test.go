@@ -234,7 +234,7 @@ func fnatHintScript(t *testing.T, ns *testutil.NS, x *Dataplane) []string {
 		}
 		f.TCPFlags = flags
 		v, out := runXOnCPU(t, ns, x, cpu, f)
-		if v == xdpTX || v == xdpPass {
+		if v == xdpTX || v == xdpPass || v == xdpRedirect {
 			verifyChecksums(t, out)
 		}
 		if in && v == xdpTX {
@@ -271,13 +271,18 @@ func TestFlowHintsServeFULLNAT(t *testing.T) {
 }
 
 // twoWayScript is the life of a NAT or FULLNAT flow: the client's
-// packets (in) on CPU 0, the real's (out) on CPU 1, the real closing
-// first (FIN_WAIT) while CPU 0 holds the flow's hint.
+// packets (in) on CPU 0, the real's (out) on CPU 1, the real's ACKs
+// while it is established (which a route to the client lets go by their
+// hint), the real closing first (FIN_WAIT) while CPU 0 holds the flow's
+// hint.
 func twoWayScript(send func(cpu int, in bool, flags uint8)) {
 	send(0, true, testutil.TCPSyn)
 	send(1, false, testutil.TCPSyn|testutil.TCPAck)
 	for range 12 {
 		send(0, true, testutil.TCPAck)
+	}
+	for range 4 {
+		send(1, false, testutil.TCPAck)
 	}
 	send(1, false, testutil.TCPFin|testutil.TCPAck)
 	for range 3 {

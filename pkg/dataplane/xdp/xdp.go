@@ -108,6 +108,8 @@ type Dataplane struct {
 	done      chan struct{}
 	swept     chan struct{}
 	neighDone chan struct{}
+	// routesDone: followRoutes has stopped (routes.go).
+	routesDone chan struct{}
 	// nextHopChanges counts next hops changed by neighbour events.
 	nextHopChanges atomic.Uint64
 	// clock is the programs' clock: "jiffies" (clock.go) or "coarse".
@@ -177,7 +179,7 @@ func Open(cfg Config) (*Dataplane, error) {
 		cfg.Logger = slog.Default()
 	}
 	x := &Dataplane{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), swept: make(chan struct{}),
-		neighDone: make(chan struct{}), synced: map[xlbConnKey]syncedMark{}, synced6: map[xlbConnKey6]syncedMark{}, syncedTmpl: map[xlbTmplKey]syncedMark{},
+		neighDone: make(chan struct{}), routesDone: make(chan struct{}), synced: map[xlbConnKey]syncedMark{}, synced6: map[xlbConnKey6]syncedMark{}, syncedTmpl: map[xlbTmplKey]syncedMark{},
 		pendingAdjust: map[uint32]xlbConnCounts{}}
 	x.sync = syncd.New(x, x.log)
 	if err := x.load(); err != nil {
@@ -240,6 +242,7 @@ func Open(cfg Config) (*Dataplane, error) {
 	go x.resolveLoop()
 	go x.sweepLoop()
 	x.followNeighbours()
+	x.followRoutes()
 	return x, nil
 }
 
@@ -397,7 +400,8 @@ func haveBPFLoop() bool {
 var testNoFlowCache bool
 
 // sizeFlowCache gives each CPU flowCacheSlots hints of each family
-// (128 KiB of IPv4's, 256 KiB of IPv6's), few
+// and as many of IPv4 NAT replies' (128 KiB of IPv4's, 256 KiB of
+// IPv6's, 256 KiB of replies'), few
 // enough to stay in its caches: a hint is there for the flows that carry
 // the traffic, and a packet of any other flow pays a probe that does not
 // go to memory (a cache as large as the flow table added a miss, 100 ns,
@@ -415,6 +419,7 @@ func sizeFlowCache(spec *ebpf.CollectionSpec, bpfLoop bool) error {
 	}
 	spec.Maps[xlbMapFlowCache].MaxEntries = flowCacheSlots
 	spec.Maps[xlbMapFlowCache6].MaxEntries = flowCacheSlots
+	spec.Maps[xlbMapReplyCache].MaxEntries = flowCacheSlots
 	if err := spec.Variables[xlbVarFlowCacheMask].Set(uint32(flowCacheSlots - 1)); err != nil {
 		return fmt.Errorf("configure the flow cache: %w", err)
 	}
@@ -677,6 +682,7 @@ func (x *Dataplane) shutdown() {
 	<-x.done
 	<-x.swept
 	<-x.neighDone
+	<-x.routesDone
 }
 
 // sweepLoop expires flows and corrects connection counts.

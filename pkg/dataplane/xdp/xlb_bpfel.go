@@ -192,6 +192,25 @@ type xlbReal struct {
 	LastWeight int32
 }
 
+type xlbReplyHint struct {
+	_          structs.HostLayout
+	K0         uint64
+	K1         uint64
+	Fk0        uint64
+	Fports     uint32
+	Pad        uint32
+	RouteEpoch uint32
+	Iif        uint32
+	Oif        uint32
+	IpDelta    uint16
+	L4Delta    uint16
+	Dmac       [6]uint8
+	Smac       [6]uint8
+	MaxLen     uint16
+	Tos        uint8
+	Pad2       uint8
+}
+
 type xlbSvc struct {
 	_               structs.HostLayout
 	Id              uint32
@@ -416,6 +435,7 @@ const (
 	xlbMapRealConns        = "real_conns"
 	xlbMapRealStats        = "real_stats"
 	xlbMapReals            = "reals"
+	xlbMapReplyCache       = "reply_cache"
 	xlbMapSchedCursor      = "sched_cursor"
 	xlbMapSchedTab         = "sched_tab"
 	xlbMapStats            = "stats"
@@ -450,6 +470,7 @@ const (
 	xlbVarHaveCoarseClock  = "have_coarse_clock"
 	xlbVarJiffyBase        = "jiffy_base"
 	xlbVarJiffyNs          = "jiffy_ns"
+	xlbVarRouteEpoch       = "route_epoch"
 	xlbVarXlbEnums         = "xlb_enums"
 )
 
@@ -537,6 +558,7 @@ type xlbMapSpecs struct {
 	RealConns        *ebpf.MapSpec `ebpf:"real_conns"`
 	RealStats        *ebpf.MapSpec `ebpf:"real_stats"`
 	Reals            *ebpf.MapSpec `ebpf:"reals"`
+	ReplyCache       *ebpf.MapSpec `ebpf:"reply_cache"`
 	SchedCursor      *ebpf.MapSpec `ebpf:"sched_cursor"`
 	SchedTab         *ebpf.MapSpec `ebpf:"sched_tab"`
 	Stats            *ebpf.MapSpec `ebpf:"stats"`
@@ -570,6 +592,7 @@ type xlbVariableSpecs struct {
 	HaveCoarseClock *ebpf.VariableSpec `ebpf:"have_coarse_clock"`
 	JiffyBase       *ebpf.VariableSpec `ebpf:"jiffy_base"`
 	JiffyNs         *ebpf.VariableSpec `ebpf:"jiffy_ns"`
+	RouteEpoch      *ebpf.VariableSpec `ebpf:"route_epoch"`
 	XlbEnums        *ebpf.VariableSpec `ebpf:"xlb_enums"`
 }
 
@@ -622,6 +645,7 @@ type xlbMaps struct {
 	RealConns        *ebpf.Map `ebpf:"real_conns"`
 	RealStats        *ebpf.Map `ebpf:"real_stats"`
 	Reals            *ebpf.Map `ebpf:"reals"`
+	ReplyCache       *ebpf.Map `ebpf:"reply_cache"`
 	SchedCursor      *ebpf.Map `ebpf:"sched_cursor"`
 	SchedTab         *ebpf.Map `ebpf:"sched_tab"`
 	Stats            *ebpf.Map `ebpf:"stats"`
@@ -671,6 +695,7 @@ func (m *xlbMaps) Close() error {
 		m.RealConns,
 		m.RealStats,
 		m.Reals,
+		m.ReplyCache,
 		m.SchedCursor,
 		m.SchedTab,
 		m.Stats,
@@ -705,6 +730,7 @@ type xlbVariables struct {
 	HaveCoarseClock *ebpf.Variable `ebpf:"have_coarse_clock"`
 	JiffyBase       *ebpf.Variable `ebpf:"jiffy_base"`
 	JiffyNs         *ebpf.Variable `ebpf:"jiffy_ns"`
+	RouteEpoch      *ebpf.Variable `ebpf:"route_epoch"`
 	XlbEnums        *ebpf.Variable `ebpf:"xlb_enums"`
 }
 
