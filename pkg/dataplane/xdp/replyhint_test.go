@@ -115,27 +115,26 @@ func TestNATReplyHints(t *testing.T) {
 	assert.EqualValues(t, 3, reasons(t, x)["nat_reply"]-before["nat_reply"])
 	assert.EqualValues(t, 3, outPackets(t, x)-beforeOut, "each reply counted as the real's output")
 
-	// The client's neighbour moves to another MAC: followed.
-	e := routeEpoch(t, x)
-	require.NoError(t, ns.IP("neigh", "replace", client.String(), "lladdr", "02:c1:00:00:00:08", "dev", "dummy0"))
-	waitEpochPast(t, x, e)
-	want.DstMAC = net.HardwareAddr{0x02, 0xc1, 0, 0, 0, 0x08}
-	for range 2 {
-		v, out := send(1, reply)
-		require.EqualValues(t, xdpRedirect, v)
-		require.Equal(t, want.Bytes(), out, "to the neighbour's new MAC")
+	// A change of the kernel's answer is followed: route_epoch moves,
+	// and the next replies go the new way.
+	followed := func(why, mac string, change ...[]string) {
+		e := routeEpoch(t, x)
+		for _, c := range change {
+			require.NoError(t, ns.IP(c...))
+		}
+		waitEpochPast(t, x, e)
+		want.DstMAC, _ = net.ParseMAC(mac)
+		for range 2 {
+			v, out := send(1, reply)
+			require.EqualValues(t, xdpRedirect, v)
+			require.Equal(t, want.Bytes(), out, why)
+		}
 	}
-	// A route to the client through a gateway: followed.
-	e = routeEpoch(t, x)
-	require.NoError(t, ns.IP("neigh", "replace", "192.0.2.9", "lladdr", "02:c1:00:00:00:09", "dev", "dummy0"))
-	require.NoError(t, ns.IP("route", "add", client.String()+"/32", "via", "192.0.2.9", "dev", "dummy0"))
-	waitEpochPast(t, x, e)
-	want.DstMAC = net.HardwareAddr{0x02, 0xc1, 0, 0, 0, 0x09}
-	for range 2 {
-		v, out := send(1, reply)
-		require.EqualValues(t, xdpRedirect, v)
-		require.Equal(t, want.Bytes(), out, "to the new route's gateway")
-	}
+	followed("to the neighbour's new MAC", "02:c1:00:00:00:08",
+		[]string{"neigh", "replace", client.String(), "lladdr", "02:c1:00:00:00:08", "dev", "dummy0"})
+	followed("to the new route's gateway", "02:c1:00:00:00:09",
+		[]string{"neigh", "replace", "192.0.2.9", "lladdr", "02:c1:00:00:00:09", "dev", "dummy0"},
+		[]string{"route", "add", client.String() + "/32", "via", "192.0.2.9", "dev", "dummy0"})
 
 	// The hint serves: the flow's reply entry deleted behind its back,
 	// CPU 1 still sends the reply as the table's path did; CPU 0, which
