@@ -239,3 +239,49 @@ func TestRouteWatchMoves(t *testing.T) {
 	assert.True(t, w.moves(syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.RTM_NEWNEIGH}, Data: []byte{1}}),
 		"a message it cannot read moves it")
 }
+
+// A FULLNAT real's replies, to the flow's local address and port, go by
+// their hint too: with the reply's entry (fnat_ports) deleted behind the
+// cache's back, CPU 1 still sends it to the client from the VIP as the
+// table's path did.
+func TestFULLNATReplyHintServes(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two CPUs: the client's packets on one, the real's on the other")
+	}
+	ns, x := newFNATTest(t)
+	routeToClient(t, ns, "02:c1:00:00:00:07")
+	in := syn(48500)
+	v, out := runXOnCPU(t, ns, x, 0, in)
+	require.EqualValues(t, xdpTX, v)
+	d := decode(t, out)
+	local, lport := ip4Of(d.ip.SrcIP), uint16(d.tcp.SrcPort)
+	reply := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: local, Proto: 6,
+		SrcPort: 8080, DstPort: lport, TCPFlags: testutil.TCPSyn | testutil.TCPAck, TTL: 64}
+	v, _ = runXOnCPU(t, ns, x, 1, reply)
+	require.EqualValues(t, xdpRedirect, v)
+	in.TCPFlags = testutil.TCPAck
+	for range 12 {
+		v, _ = runXOnCPU(t, ns, x, 0, in)
+		require.EqualValues(t, xdpTX, v)
+	}
+	reply.TCPFlags = testutil.TCPAck
+	var want []byte
+	for range 2 {
+		v, want = runXOnCPU(t, ns, x, 1, reply)
+		require.EqualValues(t, xdpRedirect, v)
+	}
+	w := decode(t, want)
+	require.Equal(t, vip, ip4Of(w.ip.SrcIP))
+	require.Equal(t, client, ip4Of(w.ip.DstIP))
+	require.EqualValues(t, 80, w.tcp.SrcPort)
+	require.EqualValues(t, 48500, w.tcp.DstPort)
+	verifyChecksums(t, want)
+
+	rk := xlbConnKey{Src: ip4(realAddr(1)), Dst: ip4(local), Sport: port16(8080), Dport: port16(lport), Proto: 6}
+	require.NoError(t, x.objs.FnatPorts.Delete(&rk))
+	v, got := runXOnCPU(t, ns, x, 1, reply)
+	require.EqualValues(t, xdpRedirect, v, "the hint serves")
+	require.Equal(t, want, got)
+	v, _ = runXOnCPU(t, ns, x, 0, reply)
+	assert.NotEqualValues(t, xdpRedirect, v, "no hint on CPU 0")
+}
