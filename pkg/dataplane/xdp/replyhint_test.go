@@ -66,6 +66,30 @@ func outPackets(t *testing.T, x *Dataplane) uint64 {
 	return n
 }
 
+// establishTwoWay makes a NAT or FULLNAT flow from the client's port:
+// its SYN on CPU 0, the real's SYN-ACK on CPU 1 (to the address and port
+// to gives for the director's frame to the real), the client's ACKs
+// on CPU 0 until its hint is written. It returns the client's ACK and
+// the real's.
+func establishTwoWay(t *testing.T, ns *testutil.NS, x *Dataplane, port uint16,
+	to func(out []byte) (netip.Addr, uint16)) (testutil.Frame, testutil.Frame) {
+	in := syn(port)
+	v, out := runXOnCPU(t, ns, x, 0, in)
+	require.EqualValues(t, xdpTX, v)
+	dst, dport := to(out)
+	reply := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: dst, Proto: 6,
+		SrcPort: 8080, DstPort: dport, TCPFlags: testutil.TCPSyn | testutil.TCPAck, TTL: 64}
+	v, _ = runXOnCPU(t, ns, x, 1, reply)
+	require.EqualValues(t, xdpRedirect, v)
+	in.TCPFlags = testutil.TCPAck
+	for range 12 {
+		v, _ = runXOnCPU(t, ns, x, 0, in)
+		require.EqualValues(t, xdpTX, v)
+	}
+	reply.TCPFlags = testutil.TCPAck
+	return in, reply
+}
+
 // A NAT real's replies go by their hint once one reply took the table's
 // path and the FIB: the next hop the FIB gave, the rewrite the table's
 // path made, counted as the table's path counts them. A neighbour's new
@@ -82,19 +106,7 @@ func TestNATReplyHints(t *testing.T) {
 	own := routeToClient(t, ns, "02:c1:00:00:00:07")
 	require.NotZero(t, routeEpoch(t, x), "routing events are followed")
 
-	in := syn(41500)
-	v, _ := runXOnCPU(t, ns, x, 0, in)
-	require.EqualValues(t, xdpTX, v)
-	reply := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: client,
-		Proto: 6, SrcPort: 8080, DstPort: 41500, TCPFlags: testutil.TCPSyn | testutil.TCPAck, TTL: 64}
-	v, _ = runXOnCPU(t, ns, x, 1, reply)
-	require.EqualValues(t, xdpRedirect, v)
-	in.TCPFlags = testutil.TCPAck
-	for range 12 {
-		v, _ = runXOnCPU(t, ns, x, 0, in)
-		require.EqualValues(t, xdpTX, v)
-	}
-	reply.TCPFlags = testutil.TCPAck
+	in, reply := establishTwoWay(t, ns, x, 41500, func([]byte) (netip.Addr, uint16) { return client, 41500 })
 	reply.Payload = make([]byte, 100)
 	want := reply
 	want.Src, want.SrcPort, want.TTL = vip, 80, 63
@@ -250,22 +262,13 @@ func TestFULLNATReplyHintServes(t *testing.T) {
 	}
 	ns, x := newFNATTest(t)
 	routeToClient(t, ns, "02:c1:00:00:00:07")
-	in := syn(48500)
-	v, out := runXOnCPU(t, ns, x, 0, in)
-	require.EqualValues(t, xdpTX, v)
-	d := decode(t, out)
-	local, lport := ip4Of(d.ip.SrcIP), uint16(d.tcp.SrcPort)
-	reply := testutil.Frame{SrcMAC: realMAC(1), DstMAC: srcMAC, Src: realAddr(1), Dst: local, Proto: 6,
-		SrcPort: 8080, DstPort: lport, TCPFlags: testutil.TCPSyn | testutil.TCPAck, TTL: 64}
-	v, _ = runXOnCPU(t, ns, x, 1, reply)
-	require.EqualValues(t, xdpRedirect, v)
-	in.TCPFlags = testutil.TCPAck
-	for range 12 {
-		v, _ = runXOnCPU(t, ns, x, 0, in)
-		require.EqualValues(t, xdpTX, v)
-	}
-	reply.TCPFlags = testutil.TCPAck
+	_, reply := establishTwoWay(t, ns, x, 48500, func(out []byte) (netip.Addr, uint16) {
+		d := decode(t, out)
+		return ip4Of(d.ip.SrcIP), uint16(d.tcp.SrcPort)
+	})
+	local, lport := reply.Dst, reply.DstPort
 	var want []byte
+	var v uint32
 	for range 2 {
 		v, want = runXOnCPU(t, ns, x, 1, reply)
 		require.EqualValues(t, xdpRedirect, v)
