@@ -66,6 +66,15 @@ static __always_inline __u16 csum_add_delta(__u16 sum, __u16 delta)
 	return (__u16)~c;
 }
 
+/* A ones'-complement sum below 2^32 (a few dozen 16-bit words) folded to 16 bits
+ * (not complemented: a sum of changes, csum_add_delta's delta). */
+static __always_inline __u16 csum_fold16(__u64 c)
+{
+	c = (c & 0xffff) + (c >> 16);
+	c = (c & 0xffff) + (c >> 16);
+	return (__u16)c;
+}
+
 /* The complement of a 32-bit ones'-complement sum folded to 16 bits. */
 static __always_inline __u16 csum_fold32(__u32 c)
 {

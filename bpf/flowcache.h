@@ -167,12 +167,8 @@ static __always_inline int flow_hint_deltas(struct flow_hint_val *v, const struc
 		l4 += (__u16)~k->sport + c->lport;
 	}
 	l4 += ip;
-	ip = (ip & 0xffff) + (ip >> 16);
-	ip = (ip & 0xffff) + (ip >> 16);
-	l4 = (l4 & 0xffff) + (l4 >> 16);
-	l4 = (l4 & 0xffff) + (l4 >> 16);
-	v->ip_delta = ip;
-	v->l4_delta = l4;
+	v->ip_delta = csum_fold16(ip);
+	v->l4_delta = csum_fold16(l4);
 	return 0;
 }
 
@@ -352,14 +348,6 @@ static __always_inline int reply_hinted(struct xdp_md *ctx, struct packet *p, vo
 	if (h->oif == ctx->ingress_ifindex)
 		return XDP_TX;
 	return bpf_redirect(h->oif, 0);
-}
-
-/* A ones'-complement sum folded to 16 bits. */
-static __always_inline __u16 csum_fold16(__u64 c)
-{
-	c = (c & 0xffff) + (c >> 16);
-	c = (c & 0xffff) + (c >> 16);
-	return (__u16)c;
 }
 
 /* reply_hint_note: after the table's path and the FIB sent an IPv4 NAT
