@@ -163,15 +163,7 @@ func (x *Dataplane) followRoutes() {
 func (x *Dataplane) moveRouteEpoch() error {
 	x.hintMu.Lock()
 	defer x.hintMu.Unlock()
-	var e uint32
-	if err := x.objs.RouteEpoch.Get(&e); err != nil {
-		return err
-	}
-	e++
-	if e == 0 {
-		e = 1
-	}
-	return x.objs.RouteEpoch.Set(e)
+	return moveEpoch(x.objs.RouteEpoch)
 }
 
 // stopRouteHints leaves route_epoch at 0: no reply's hint is written or

@@ -443,14 +443,25 @@ func (x *Dataplane) forgetFlowHints() error {
 	}
 	// A global of the programs' .bss, written through its memory map
 	// (a kernel with the cache, 5.19, has that).
-	var e uint32
-	if err := x.objs.FlowEpoch.Get(&e); err != nil {
-		return fmt.Errorf("read the flow cache's epoch: %w", err)
-	}
-	if err := x.objs.FlowEpoch.Set(e + 1); err != nil {
+	if err := moveEpoch(x.objs.FlowEpoch); err != nil {
 		return fmt.Errorf("move the flow cache's epoch: %w", err)
 	}
 	return nil
+}
+
+// moveEpoch moves an epoch of the programs' .bss (flow_epoch,
+// route_epoch) one on, never to 0 (which route_epoch keeps for "no
+// hints"). The caller holds hintMu.
+func moveEpoch(v *ebpf.Variable) error {
+	var e uint32
+	if err := v.Get(&e); err != nil {
+		return err
+	}
+	e++
+	if e == 0 {
+		e = 1
+	}
+	return v.Set(e)
 }
 
 // The slots of xlb_progs: xlb_xdp6's (XLB_PROG_IPV6), xlb_nat46's
